@@ -1,0 +1,43 @@
+# shunt: the two commands a new machine needs are `make run` and `make check`.
+# Meson + Ninja do the building; this file only wraps them.
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+EXPORT     ?= var/default.img
+LISTEN     ?= 127.0.0.1:10809
+
+.PHONY: all deps build asan run check check-fast check-all clean
+
+all: build
+
+deps:
+	@scripts/deps.sh all
+
+$(BUILD)/build.ninja:
+	meson setup $(BUILD)
+
+$(ASAN_BUILD)/build.ninja:
+	meson setup $(ASAN_BUILD) -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
+
+build: $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+
+asan: $(ASAN_BUILD)/build.ninja
+	ninja -C $(ASAN_BUILD)
+
+# Serve the embedded default export (a 1 GiB sparse file) in the foreground.
+run: deps build
+	@mkdir -p $(dir $(EXPORT))
+	@[ -e $(EXPORT) ] || truncate -s 1G $(EXPORT)
+	@echo "shunt: serving nbd://$(LISTEN)/default"
+	exec $(BUILD)/shunt serve --listen $(LISTEN) default=$(EXPORT)
+
+# Every test, against the normal build and the ASan+UBSan build, one summary line.
+check: deps build asan
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	  tests/run.sh --tier all $(BUILD) $(ASAN_BUILD)
+
+check-fast: deps build
+	tests/run.sh $(BUILD)
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD) build-tests-logs

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Install the Debian packages shunt needs to build, test and benchmark.
+# Idempotent: only packages that are missing are installed.
+# Usage: scripts/deps.sh [build|test|bench|vm|all]   (default: all)
+set -euo pipefail
+
+build_pkgs=(build-essential pkg-config meson ninja-build liburing-dev libgnutls28-dev
+            clang libclang-rt-14-dev)
+test_pkgs=(qemu-utils nbdkit libnbd-bin python3-libnbd nbd-server fio gnutls-bin
+           xxd procps iproute2 util-linux e2fsprogs)
+bench_pkgs=(iperf3 fio)
+vm_pkgs=(qemu-system-x86 busybox-static linux-image-amd64 cpio kmod nbd-client)
+
+want=()
+case "${1:-all}" in
+  build) want=("${build_pkgs[@]}") ;;
+  test)  want=("${build_pkgs[@]}" "${test_pkgs[@]}") ;;
+  bench) want=("${build_pkgs[@]}" "${test_pkgs[@]}" "${bench_pkgs[@]}") ;;
+  vm)    want=("${vm_pkgs[@]}") ;;
+  all)   want=("${build_pkgs[@]}" "${test_pkgs[@]}") ;;
+  *) echo "usage: $0 [build|test|bench|vm|all]" >&2; exit 2 ;;
+esac
+
+missing=()
+for p in "${want[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "deps: installing ${missing[*]}" >&2
+if [ "$(id -u)" -ne 0 ]; then
+  echo "deps: not root; install these packages and retry: ${missing[*]}" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+# Refresh the package lists once per day at most (a fresh machine has none).
+stamp=/var/lib/apt/periodic/shunt-update-stamp
+if [ ! -e "$stamp" ] || [ -n "$(find "$stamp" -mmin +1440 2>/dev/null)" ]; then
+  apt-get update -qq
+  mkdir -p "$(dirname "$stamp")" && touch "$stamp"
+fi
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

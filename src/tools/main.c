@@ -1,0 +1,40 @@
+/* main.c: the `shunt` command's entry point; dispatches to one subcommand.
+ * Subcommands live in their own files (serve.c, info.c, ...). */
+#include <stdio.h>
+#include <string.h>
+
+#include "tools/commands.h"
+
+static const struct shunt_command commands[] = {
+  { NULL, NULL, NULL },
+};
+
+static void usage(FILE *f)
+{
+  fprintf(f, "usage: shunt COMMAND [ARGS]...\n\ncommands:\n");
+  for (const struct shunt_command *c = commands; c->name; c++)
+    fprintf(f, "  %-10s %s\n", c->name, c->summary);
+  fprintf(f, "\n'shunt COMMAND --help' describes each command.\n");
+}
+
+int main(int argc, char **argv)
+{
+  if (argc < 2) {
+    usage(stderr);
+    return 2;
+  }
+  if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+    usage(stdout);
+    return 0;
+  }
+  if (!strcmp(argv[1], "--version")) {
+    printf("shunt %s\n", SHUNT_VERSION);
+    return 0;
+  }
+  for (const struct shunt_command *c = commands; c->name; c++)
+    if (!strcmp(argv[1], c->name))
+      return c->run(argc - 1, argv + 1);
+  fprintf(stderr, "shunt: unknown command '%s'\n", argv[1]);
+  usage(stderr);
+  return 2;
+}

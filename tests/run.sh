@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# tests/run.sh: run every test against one or more builds and print one summary.
+#
+# Usage: tests/run.sh [--tier fast|all] [--only PATTERN] BUILD_DIR...
+#
+# A test is a unit executable (BUILD/tests/unit/test_*) or an executable script
+# tests/interop/*.sh (tests/vm/*.sh in tier "all"). Each prints TAP lines:
+#   ok N - what        not ok N - what        ok N - what # SKIP reason
+# A test that exits non-zero without any "not ok" line counts as one failure;
+# one that prints nothing and exits 0 counts as a failure too (it checked nothing).
+# Scripts find the binary under test in $SHUNT (BUILD/shunt) and the build in
+# $SHUNT_BUILD. Each test is bounded by $SHUNT_TEST_TIMEOUT seconds (default 600).
+set -u
+top=$(cd "$(dirname "$0")/.." && pwd)
+tier=fast
+only=
+builds=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --tier) tier=$2; shift 2 ;;
+    --only) only=$2; shift 2 ;;
+    -*) echo "run.sh: unknown option $1" >&2; exit 2 ;;
+    *) builds+=("$1"); shift ;;
+  esac
+done
+[ ${#builds[@]} -gt 0 ] || builds=(build)
+
+logdir=${SHUNT_TEST_LOGS:-$top/build-tests-logs}
+mkdir -p "$logdir"
+passed=0 failed=0 skipped=0
+failures=()
+
+run_one() { # build label cmd...
+  local b=$1 label=$2; shift 2
+  local log="$logdir/$(basename "$b")-$(echo "$label" | tr '/ ' '__').log"
+  local t0=$SECONDS
+  SHUNT="$b/shunt" SHUNT_BUILD="$b" SHUNT_TOP="$top" \
+    timeout --kill-after=10 "${SHUNT_TEST_TIMEOUT:-600}" "$@" </dev/null >"$log" 2>&1
+  local rc=$?
+  local p f s
+  p=$(grep -cE '^ok [0-9]+' "$log" | tr -d ' ')
+  s=$(grep -cE '^ok [0-9]+.*# *SKIP' "$log" | tr -d ' ')
+  f=$(grep -cE '^not ok [0-9]+' "$log" | tr -d ' ')
+  p=$((p - s))
+  if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+    f=1; echo "not ok - $label exited with status $rc" >>"$log"
+  fi
+  if [ "$rc" -eq 0 ] && [ $((p + f + s)) -eq 0 ]; then
+    f=1; echo "not ok - $label printed no result" >>"$log"
+  fi
+  passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
+  local status=PASS
+  [ "$f" -gt 0 ] && status=FAIL && failures+=("$log")
+  printf '%-4s %-46s %3d ok %2d failed %2d skipped  (%ds) [%s]\n' \
+    "$status" "$label" "$p" "$f" "$s" $((SECONDS - t0)) "$(basename "$b")"
+  grep -E '# *SKIP' "$log" | sed 's/^/       /'
+}
+
+for b in "${builds[@]}"; do
+  b=$(cd "$b" && pwd) || { echo "run.sh: no build dir $b" >&2; exit 2; }
+  for t in "$b"/tests/unit/test_*; do
+    [ -x "$t" ] && [ -f "$t" ] || continue
+    [ -n "$only" ] && [[ "$t" != *$only* ]] && continue
+    run_one "$b" "unit/$(basename "$t")" "$t"
+  done
+  dirs=("$top/tests/interop")
+  [ "$tier" = all ] && dirs+=("$top/tests/vm")
+  for d in "${dirs[@]}"; do
+    for t in "$d"/*.sh; do
+      [ -x "$t" ] || continue
+      [ -n "$only" ] && [[ "$t" != *$only* ]] && continue
+      run_one "$b" "$(basename "$d")/$(basename "$t")" "$t"
+    done
+  done
+done
+
+if [ ${#failures[@]} -gt 0 ]; then
+  echo
+  echo "Failures (last 40 lines of each log):"
+  for l in "${failures[@]}"; do echo "== $l"; tail -n 40 "$l"; done
+fi
+echo
+echo "$passed passed, $failed failed, $skipped skipped"
+[ "$failed" -eq 0 ]
