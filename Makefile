@@ -31,10 +31,11 @@ run: deps build
 	@echo "shunt: serving nbd://$(LISTEN)/default"
 	exec $(BUILD)/shunt serve --listen $(LISTEN) default=$(EXPORT)
 
-# Every test, against the normal build and the ASan+UBSan build, one summary line.
+# Every test against the normal build (the VM tier included), then the unit and
+# interop tests again against the ASan+UBSan build; one summary line at the end.
 check: deps build asan
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-	  tests/run.sh --tier all $(BUILD) $(ASAN_BUILD)
+	  tests/run.sh $(BUILD):all $(ASAN_BUILD):fast
 
 check-fast: deps build
 	tests/run.sh $(BUILD)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # tests/run.sh: run every test against one or more builds and print one summary.
 #
-# Usage: tests/run.sh [--tier fast|all] [--only PATTERN] BUILD_DIR...
+# Usage: tests/run.sh [--tier fast|all] [--only PATTERN] BUILD_DIR[:TIER]...
+# A BUILD_DIR may carry its own tier (build:all build-asan:fast), overriding --tier.
 #
 # A test is a unit executable (BUILD/tests/unit/test_*) or an executable script
 # tests/interop/*.sh (tests/vm/*.sh in tier "all"). Each prints TAP lines:
@@ -56,7 +57,9 @@ run_one() { # build label cmd...
   grep -E '# *SKIP' "$log" | sed 's/^/       /'
 }
 
-for b in "${builds[@]}"; do
+for spec in "${builds[@]}"; do
+  b=${spec%%:*}; btier=$tier
+  [ "$spec" != "$b" ] && btier=${spec#*:}
   b=$(cd "$b" && pwd) || { echo "run.sh: no build dir $b" >&2; exit 2; }
   for t in "$b"/tests/unit/test_*; do
     [ -x "$t" ] && [ -f "$t" ] || continue
@@ -64,7 +67,7 @@ for b in "${builds[@]}"; do
     run_one "$b" "unit/$(basename "$t")" "$t"
   done
   dirs=("$top/tests/interop")
-  [ "$tier" = all ] && dirs+=("$top/tests/vm")
+  [ "$btier" = all ] && dirs+=("$top/tests/vm")
   for d in "${dirs[@]}"; do
     for t in "$d"/*.sh; do
       [ -x "$t" ] || continue
