@@ -19,9 +19,11 @@ void log_msg(int level, const char *client, const char *export, const char *fmt,
 
   if (!log_enabled(level))
     return;
-  if (level < LOG_ERROR) level = LOG_ERROR;
   if (level > LOG_DEBUG) level = LOG_DEBUG;
-  n = snprintf(line, sizeof line, "shunt: %s: ", level_names[level]);
+  if (level < LOG_ERROR)
+    n = snprintf(line, sizeof line, "shunt: ");
+  else
+    n = snprintf(line, sizeof line, "shunt: %s: ", level_names[level]);
   if (client && n < (int)sizeof line)
     n += snprintf(line + n, sizeof line - n, "client %s: ", client);
   if (export && n < (int)sizeof line)

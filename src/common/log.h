@@ -3,7 +3,7 @@
 #ifndef SHUNT_COMMON_LOG_H
 #define SHUNT_COMMON_LOG_H
 
-enum log_level { LOG_ERROR = 0, LOG_WARN = 1, LOG_INFO = 2, LOG_DEBUG = 3 };
+enum log_level { LOG_NOTICE = -1 /* always shown, no level tag */, LOG_ERROR = 0, LOG_WARN = 1, LOG_INFO = 2, LOG_DEBUG = 3 };
 
 /* The current threshold: messages above it are dropped. Default LOG_INFO. */
 extern int log_threshold;
