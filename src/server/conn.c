@@ -49,9 +49,10 @@ struct conn {
   struct engine_op pump_op;
   bool recv_busy, recv_direct, pump_scheduled, cancel_sent;
   enum rx_state rx_state;
-  struct request *rx_req;       /* WRITE whose payload is arriving */
+  struct request *rx_req;       /* request whose payload is arriving (or being discarded) */
   uint64_t rx_got;
   uint64_t discard_left;
+  uint32_t discard_error;       /* reply for rx_req once its payload is skipped */
   size_t inflight_bytes;
   unsigned inflight_reqs;
   bool eof, closing, dead, paused, stopping;
@@ -229,6 +230,15 @@ static void process_handshake(struct conn *c)
 
 /* ---- transmission ---- */
 
+static const char *refusal_message(uint32_t err)
+{
+  switch (err) {
+  case NBD_EPERM: return "export is read-only";
+  case NBD_ENOMEM: return "out of memory";
+  default: return "invalid request (range, alignment, size or flags)";
+  }
+}
+
 static size_t request_cost(const struct proto_request *h, uint32_t err)
 {
   size_t cost = sizeof(struct request);
@@ -258,6 +268,11 @@ static void process_transmission(struct conn *c)
       if (c->discard_left)
         return;
       c->rx_state = RX_HEADER;
+      /* Reply only now: clients (libnbd) match replies to requests whose
+       * payload they have finished sending. */
+      r = c->rx_req;
+      c->rx_req = NULL;
+      request_reply_status(r, c->discard_error, refusal_message(c->discard_error));
       continue;
     }
     if (c->rx_state == RX_PAYLOAD) {
@@ -315,8 +330,14 @@ static void process_transmission(struct conn *c)
       if (act != PROTO_PAYLOAD_NONE) {
         c->rx_state = RX_DISCARD;
         c->discard_left = hdr.payload;
+        c->discard_error = err;
+        c->rx_req = r;
+        log_msg(LOG_DEBUG, c->peer, export_name(c), "%s at %llu+%llu: error %u; discarding %llu payload bytes",
+                proto_command_name(hdr.type), (unsigned long long)hdr.offset, (unsigned long long)hdr.length,
+                err, (unsigned long long)hdr.payload);
+        continue;
       }
-      request_reply_status(r, err, err == NBD_EPERM ? "export is read-only" : "invalid request");
+      request_reply_status(r, err, refusal_message(err));
       continue;
     }
     if (act == PROTO_PAYLOAD_RECEIVE) {
@@ -428,7 +449,7 @@ static void conn_pump(struct conn *c)
     if (c->rx_req) {   /* hung up in the middle of a WRITE payload */
       struct request *r = c->rx_req;
       c->rx_req = NULL;
-      log_msg(LOG_INFO, c->peer, export_name(c), "client went away in the middle of a write payload");
+      log_msg(LOG_INFO, c->peer, export_name(c), "client went away in the middle of a request payload");
       r->finished = true;
       request_free(r);
     }
