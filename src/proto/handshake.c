@@ -136,11 +136,16 @@ static int opt_list(struct proto_hs *hs, uint32_t opt, uint32_t len, struct prot
   if (len != 0)
     return reply_err(out, opt, NBD_REP_ERR_INVALID, "NBD_OPT_LIST takes no data");
   for (size_t i = 0; i < hs->nexports; i++) {
-    uint8_t buf[4 + 4096];
-    size_t n = strlen(hs->exports[i].name);
+    uint8_t buf[4 + 2 * 4096];
+    const char *desc = hs->exports[i].description;
+    size_t n = strlen(hs->exports[i].name), d = desc ? strnlen(desc, 4096) : 0;
     put_be32(buf, (uint32_t)n);
     memcpy(buf + 4, hs->exports[i].name, n);
-    if ((r = reply(out, opt, NBD_REP_SERVER, buf, (uint32_t)(4 + n))) < 0)
+    /* "the rest of the data contains some implementation-specific details":
+     * the description, as nbdkit sends it and libnbd reads it. */
+    if (d)
+      memcpy(buf + 4 + n, desc, d);
+    if ((r = reply(out, opt, NBD_REP_SERVER, buf, (uint32_t)(4 + n + d))) < 0)
       return r;
   }
   return reply(out, opt, NBD_REP_ACK, NULL, 0);

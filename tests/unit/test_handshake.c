@@ -107,6 +107,7 @@ int main(void)
   ok(n == 3 && types[0] == NBD_REP_SERVER && types[1] == NBD_REP_SERVER && types[2] == NBD_REP_ACK,
      "LIST: two SERVER replies then ACK (n=%d)", n);
   ok(out.len > 24 && get_be32(out.data + 20) == 4 && !memcmp(out.data + 24, "disk", 4), "LIST names 'disk'");
+  ok(get_be32(out.data + 16) == 4 + 4 + 8 && !memcmp(out.data + 28, "the disk", 8), "LIST carries the description after the name");
 
   /* LIST with data is invalid. */
   inlen = 0; add_flags(3); add_opt(NBD_OPT_LIST, "x", 1);
