@@ -449,6 +449,8 @@ static void conn_pump(struct conn *c)
     if (c->rx_req) {   /* hung up in the middle of a WRITE payload */
       struct request *r = c->rx_req;
       c->rx_req = NULL;
+      c->rx_state = RX_HEADER;
+      c->dead = true;   /* nothing more can be parsed from this stream */
       log_msg(LOG_INFO, c->peer, export_name(c), "client went away in the middle of a request payload");
       r->finished = true;
       request_free(r);

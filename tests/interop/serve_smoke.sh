@@ -39,6 +39,20 @@ tap_check "qemu-io write/read-back on the memory export (unix socket)" \
 cmp -s <(dd if="$T/disk.img" bs=1M skip=1 count=1 status=none) <(head -c 1M /dev/zero | tr '\0' 'Z') \
   && tap_ok "file holds the written bytes" || tap_fail "file holds the written bytes"
 
+# A client that hangs up in the middle of a WRITE payload loses only its own connection.
+/usr/bin/python3 - "$PORT" <<'PY' >"$T/hangup" 2>&1
+import socket, struct, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.recv(18)
+s.sendall(struct.pack(">IQII", 3, 0x49484156454F5054, 1, 3) + b"mem")
+s.recv(10)
+s.sendall(struct.pack(">IHHQQI", 0x25609513, 0, 1, 1, 0, 1 << 20) + b"x" * 1000)
+s.close()
+PY
+sleep 0.2
+tap_check "still serving after a hang-up mid-payload" \
+  qio -c 'read -P 0xa5 0 1M' "nbd://127.0.0.1:$PORT/mem"
+
 stop_shunt; st=$?
 [ "$st" -eq 0 ] && tap_ok "SIGTERM: exit status 0" || tap_fail "SIGTERM: exit status $st"
 grep -q "flushing exports" "$T/shunt.log" && tap_ok "shutdown flushed exports" || tap_fail "shutdown flushed exports"

@@ -26,7 +26,8 @@ static void add_opt(uint32_t opt, const void *data, uint32_t len)
   put_be64(in + inlen, NBD_NEW_VERSION);
   put_be32(in + inlen + 8, opt);
   put_be32(in + inlen + 12, len);
-  memcpy(in + inlen + 16, data, len);
+  if (len)
+    memcpy(in + inlen + 16, data, len);
   inlen += 16 + len;
 }
 /* INFO/GO data for a name with the given info requests. */
