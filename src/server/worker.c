@@ -1,6 +1,7 @@
 /* worker.c: a worker thread's loop: multishot accept on every listening
  * socket, an eventfd to be told to stop, and (worker 0) the signalfd. */
 #include <errno.h>
+#include <stdatomic.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -71,7 +72,8 @@ static void peer_name(int fd, char *buf, size_t len)
     inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
     snprintf(buf, len, "[%s]:%u", host, ntohs(a->sin6_port));
   } else {
-    snprintf(buf, len, "unix:%d", fd);
+    static atomic_uint unix_clients;
+    snprintf(buf, len, "unix#%u", atomic_fetch_add(&unix_clients, 1) + 1);
   }
 }
 
