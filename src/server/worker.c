@@ -101,14 +101,39 @@ static void accept_cb(struct engine_op *op, int res, uint32_t flags)
       peer_name(res, peer, sizeof peer);
       conn_start(w, res, res, peer);
     }
+  } else if (res == -EMFILE || res == -ENFILE || res == -ENOMEM || res == -ENOBUFS) {
+    /* A multishot accept keeps failing while the condition lasts: stop it,
+     * and try again after a pause so that connections can close. */
+    if (!a->backoff) {
+      log_msg(LOG_WARN, NULL, NULL, "accept failed: %s; pausing accepts for 100 ms", strerror(-res));
+      a->backoff = true;
+      if (a->armed) {
+        struct io_uring_sqe *sqe = engine_sqe(&w->eng, &worker_ignore_op);
+        io_uring_prep_cancel(sqe, &a->op, 0);
+      }
+    }
   } else if (res != -ECANCELED && res != -EAGAIN && res != -EINTR && res != -ECONNABORTED) {
     log_msg(LOG_WARN, NULL, NULL, "accept failed: %s", strerror(-res));
-    if (res == -EMFILE || res == -ENFILE || res == -ENOMEM) {
-      /* Out of descriptors: the multishot ended; it is re-armed below after
-       * this turn, which gives in-flight connections a chance to close. */
-    }
   }
-  if (!a->armed && !w->stopping)
+  if (a->armed || w->stopping)
+    return;
+  if (!a->backoff) {
+    arm_accept(a);
+  } else if (!a->retry_armed) {
+    struct io_uring_sqe *sqe = engine_sqe(&w->eng, &a->retry_op);
+    a->retry_ts = (struct __kernel_timespec){ .tv_sec = 0, .tv_nsec = 100 * 1000 * 1000 };
+    io_uring_prep_timeout(sqe, &a->retry_ts, 0, 0);
+    a->retry_armed = true;
+  }
+}
+
+static void accept_retry_cb(struct engine_op *op, int res, uint32_t flags)
+{
+  struct accept_op *a = container_of(op, struct accept_op, retry_op);
+  (void)res; (void)flags;
+  a->retry_armed = false;
+  a->backoff = false;
+  if (!a->armed && !a->w->stopping)
     arm_accept(a);
 }
 
@@ -170,6 +195,8 @@ void worker_stop(struct worker *w)
   for (size_t i = 0; i < w->naccepts; i++)
     if (w->accepts[i].armed)
       cancel(w, &w->accepts[i].op);
+    else if (w->accepts[i].retry_armed)
+      cancel(w, &w->accepts[i].retry_op);
   if (w->wake_armed)
     cancel(w, &w->wake_op);
   for (struct conn *c = w->conns, *next; c; c = next) {
@@ -211,6 +238,7 @@ int worker_init(struct worker *w, struct server *srv, int id)
   }
   for (size_t i = 0; i < w->naccepts; i++) {
     w->accepts[i].op.cb = accept_cb;
+    w->accepts[i].retry_op.cb = accept_retry_cb;
     w->accepts[i].w = w;
     w->accepts[i].fd = srv->listen_fds[i];
   }

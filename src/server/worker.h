@@ -16,9 +16,11 @@ struct conn;
 
 struct accept_op {
   struct engine_op op;
+  struct engine_op retry_op;     /* timeout before re-arming after EMFILE and the like */
+  struct __kernel_timespec retry_ts;
   struct worker *w;
   int fd;
-  bool armed;
+  bool armed, retry_armed, backoff;
 };
 
 struct worker {
