@@ -30,7 +30,9 @@ static void serve_usage(FILE *f)
 "  -t, --threads N          io_uring worker threads (default: one per CPU)\n"
 "      --max-inflight SIZE  per-connection cap on buffered request data\n"
 "                           (default 64M; reading pauses above it)\n"
-"  -v, --verbose            more logging (repeat for debug)\n"
+"  -v, --verbose            one level more logging per -v: the default (info:\n"
+"                           connections, exports) becomes debug (every refused\n"
+"                           request)\n"
 "  -q, --quiet              errors only\n"
 "  -h, --help               this text\n"
 "\n"
@@ -132,8 +134,10 @@ int cmd_serve(int argc, char **argv)
   }
   if (quiet)
     cfg.log_level = LOG_ERROR;
-  else if (verbose)
-    cfg.log_level = verbose > 1 || cfg.log_level >= LOG_INFO ? LOG_DEBUG : LOG_INFO;
+  else if (cfg.log_level + verbose > LOG_DEBUG)
+    cfg.log_level = LOG_DEBUG;
+  else
+    cfg.log_level += verbose;
   for (int i = optind; i < argc; i++)
     if (config_add_export_spec(&cfg, argv[i], err, sizeof err) < 0) {
       fprintf(stderr, "shunt serve: %s\n", err);
