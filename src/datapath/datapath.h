@@ -14,6 +14,11 @@ struct datapath {
   /* Execute r (already validated; WRITE payload already in r->buf).  Must
    * end with request_finish() or request_reply_status(), possibly later. */
   void (*execute)(struct request *r);
+  /* Optional: the buffer for a READ's data or a WRITE's payload (len bytes),
+   * e.g. from a registered arena; NULL means out of memory.  When absent,
+   * conn.c uses malloc/free.  free_buffer gets back what alloc_buffer gave. */
+  void *(*alloc_buffer)(struct request *r, size_t len);
+  void (*free_buffer)(struct request *r, void *buf);
 };
 
 /* The data path called name, or NULL. */

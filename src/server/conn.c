@@ -105,7 +105,10 @@ static void request_free(struct request *r)
 {
   struct conn *c = r->conn;
 
-  free(r->buf);
+  if (r->buf_from_datapath)
+    r->export->datapath->free_buffer(r, r->buf);
+  else
+    free(r->buf);
   free(r->items);
   free(r->dp_priv);
   c->inflight_reqs--;
@@ -249,6 +252,18 @@ static size_t request_cost(const struct proto_request *h, uint32_t err)
   return cost;
 }
 
+/* A READ/WRITE buffer: from the data path when it provides them. */
+static void *request_buffer(struct request *r, size_t len)
+{
+  const struct datapath *dp = r->export->datapath;
+  if (dp->alloc_buffer && dp->free_buffer) {
+    void *b = dp->alloc_buffer(r, len);
+    r->buf_from_datapath = b != NULL;
+    return b;
+  }
+  return malloc(len);
+}
+
 static void process_transmission(struct conn *c)
 {
   const struct proto_session *s = &c->session;
@@ -321,7 +336,7 @@ static void process_transmission(struct conn *c)
       return;
     }
     if (!err && (hdr.type == NBD_CMD_READ || hdr.type == NBD_CMD_WRITE) && hdr.length
-        && !(r->buf = malloc(hdr.length))) {
+        && !(r->buf = request_buffer(r, hdr.length))) {
       err = NBD_ENOMEM;
       if (act == PROTO_PAYLOAD_RECEIVE)
         act = PROTO_PAYLOAD_DISCARD;

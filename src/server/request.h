@@ -34,6 +34,7 @@ struct request {
   struct proto_request hdr;
   void *buf;                           /* payload buffer: WRITE data, READ data, BLOCK_STATUS reply */
   size_t buflen;
+  bool buf_from_datapath;              /* buf came from datapath->alloc_buffer */
   size_t cost;                         /* bytes counted against the connection's in-flight cap */
   struct bio bio;                      /* the main backend operation */
   struct reply_item status_item;       /* always available, for status and error replies */
