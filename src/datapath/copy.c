@@ -19,7 +19,8 @@
 struct read_state {
   size_t n;
   unsigned pending;
-  int error;
+  int error;                            /* first error, if any */
+  int res[READ_MAX_EXTENTS];            /* each extent's read result */
   struct proto_extent ext[READ_MAX_EXTENTS];
   struct bio bios[READ_MAX_EXTENTS + 1];   /* the last one only releases the submit hold */
 };
@@ -64,10 +65,6 @@ static void read_reply(struct request *r, struct read_state *st)
     request_finish(r);
     return;
   }
-  if (st->error) {
-    request_reply_status(r, proto_errno_to_nbd(st->error), errmsg(st->error));
-    return;
-  }
   struct reply_item *items = request_items(r, st->n);
   if (!items) {
     request_reply_status(r, NBD_ENOMEM, "out of memory");
@@ -76,7 +73,13 @@ static void read_reply(struct request *r, struct read_state *st)
   for (size_t i = 0; i < st->n; i++) {
     uint16_t flags = i + 1 == st->n ? NBD_REPLY_FLAG_DONE : 0;
     uint32_t len = (uint32_t)st->ext[i].length;
-    if (st->ext[i].flags & NBD_STATE_ZERO)
+    if (st->res[i] < 0)
+      /* The extents that did read still go out; the failed one is reported
+       * with its offset ("NBD_REPLY_TYPE_ERROR_OFFSET"). */
+      request_send(r, &items[i], proto_reply_error_chunk(items[i].hdr, s, &r->hdr, flags,
+                                                         proto_errno_to_nbd(st->res[i]), errmsg(st->res[i]),
+                                                         1, r->hdr.offset + rel), NULL, 0);
+    else if (st->ext[i].flags & NBD_STATE_ZERO)
       request_send(r, &items[i], proto_reply_offset_hole(items[i].hdr, s, &r->hdr, flags,
                                                          r->hdr.offset + rel, len), NULL, 0);
     else
@@ -102,6 +105,8 @@ static void read_extent_done(struct bio *io, int res)
   struct request *r = io->owner;
   struct read_state *st = r->dp_priv;
 
+  if (io != &st->bios[READ_MAX_EXTENTS])
+    st->res[io - st->bios] = res;
   if (res < 0 && !st->error)
     st->error = res;
   if (--st->pending == 0)
