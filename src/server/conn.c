@@ -493,6 +493,23 @@ void conn_stop(struct conn *c)
   conn_schedule(c);
 }
 
+void conn_abort(struct conn *c)
+{
+  if (c->dead)
+    return;
+  log_msg(LOG_WARN, c->peer, export_name(c), "still busy at the end of the shutdown grace period: disconnecting");
+  c->dead = true;
+  /* Makes a pending send or receive on a socket fail at once. */
+  shutdown(c->rfd, SHUT_RDWR);
+  if (c->wfd != c->rfd)
+    shutdown(c->wfd, SHUT_RDWR);
+  if (c->sq.busy) {
+    struct io_uring_sqe *sqe = engine_sqe(c->eng, &worker_ignore_op);
+    io_uring_prep_cancel(sqe, &c->sq.op, 0);
+  }
+  conn_schedule(c);
+}
+
 int conn_start(struct worker *w, int rfd, int wfd, const char *peer)
 {
   struct conn *c = calloc(1, sizeof *c);

@@ -18,6 +18,8 @@
 #include "server/server.h"
 #include "server/worker.h"
 
+#define SHUTDOWN_GRACE_SECONDS 10
+
 #define container_of(p, type, member) ((type *)((char *)(p) - offsetof(type, member)))
 
 struct conn **conn_next_ptr(struct conn *c);
@@ -52,6 +54,10 @@ void worker_conn_removed(struct worker *w, struct conn *c)
   w->nconns--;
   if (w->srv->cfg->stdio)
     server_request_stop(w->srv);   /* --stdio serves exactly one client */
+  if (w->stopping && w->nconns == 0 && w->grace_armed) {
+    struct io_uring_sqe *sqe = engine_sqe(&w->eng, &worker_ignore_op);
+    io_uring_prep_cancel(sqe, &w->grace_op, 0);
+  }
 }
 
 /* "1.2.3.4:5678", "[::1]:5678" or "unix" for logs. */
@@ -181,6 +187,19 @@ static void signal_cb(struct engine_op *op, int res, uint32_t flags)
   arm_signal(w);   /* a second signal forces exit */
 }
 
+static void grace_cb(struct engine_op *op, int res, uint32_t flags)
+{
+  struct worker *w = container_of(op, struct worker, grace_op);
+  (void)flags;
+  w->grace_armed = false;
+  if (res != -ETIME)
+    return;   /* cancelled: every connection closed in time */
+  for (struct conn *c = w->conns, *next; c; c = next) {
+    next = *conn_next_ptr(c);
+    conn_abort(c);
+  }
+}
+
 static void cancel(struct worker *w, struct engine_op *op)
 {
   struct io_uring_sqe *sqe = engine_sqe(&w->eng, &worker_ignore_op);
@@ -202,6 +221,14 @@ void worker_stop(struct worker *w)
   for (struct conn *c = w->conns, *next; c; c = next) {
     next = *conn_next_ptr(c);
     conn_stop(c);
+  }
+  if (w->conns) {
+    /* Clients that neither finish nor read their replies must not keep the
+     * server from exiting: after the grace period they are cut off. */
+    struct io_uring_sqe *sqe = engine_sqe(&w->eng, &w->grace_op);
+    w->grace_ts = (struct __kernel_timespec){ .tv_sec = SHUTDOWN_GRACE_SECONDS };
+    io_uring_prep_timeout(sqe, &w->grace_ts, 0, 0);
+    w->grace_armed = true;
   }
 }
 
@@ -227,6 +254,7 @@ int worker_init(struct worker *w, struct server *srv, int id)
   w->id = id;
   w->wake_op.cb = wake_cb;
   w->sig_op.cb = signal_cb;
+  w->grace_op.cb = grace_cb;
   w->wake_fd = eventfd(0, EFD_CLOEXEC);
   if (w->wake_fd < 0)
     return -errno;

@@ -38,6 +38,9 @@ struct worker {
   struct engine_op sig_op;       /* worker 0: reads the signalfd */
   struct signalfd_siginfo siginfo;
   bool sig_armed;
+  struct engine_op grace_op;     /* shutdown grace period: then connections are cut */
+  struct __kernel_timespec grace_ts;
+  bool grace_armed;
   struct conn *conns;            /* doubly linked through conn->next/prev */
   unsigned nconns;
   bool stopping;
