@@ -438,6 +438,12 @@ static void conn_destroy(struct conn *c)
     close(c->wfd);
   free(c->hs);
   free(c->rx);
+  if (c->prev)
+    c->prev->next = c->next;
+  else
+    c->w->conns = c->next;
+  if (c->next)
+    c->next->prev = c->prev;
   worker_conn_removed(c->w, c);
   free(c);
 }
@@ -540,6 +546,10 @@ int conn_start(struct worker *w, int rfd, int wfd, const char *peer)
   c->pump_op.cb = pump_cb;
   proto_hs_init(c->hs, w->srv->exports.proto, w->srv->exports.n);
   sendq_init(&c->sq, c->eng, wfd, wsock, sendq_idle_cb);
+  c->next = w->conns;
+  if (w->conns)
+    w->conns->prev = c;
+  w->conns = c;
   worker_conn_added(w, c);
   log_msg(LOG_INFO, c->peer, NULL, "connected");
   send_copy(c, greet.data, greet.len);
@@ -550,8 +560,7 @@ int conn_start(struct worker *w, int rfd, int wfd, const char *peer)
   return 0;
 }
 
-/* Accessors for worker.c's list. */
-struct conn **conn_next_ptr(struct conn *c);
-struct conn **conn_prev_ptr(struct conn *c);
-struct conn **conn_next_ptr(struct conn *c) { return &c->next; }
-struct conn **conn_prev_ptr(struct conn *c) { return &c->prev; }
+struct conn *conn_next(const struct conn *c)
+{
+  return c->next;
+}

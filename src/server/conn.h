@@ -19,6 +19,9 @@ int conn_start(struct worker *w, int rfd, int wfd, const char *peer);
  * then close.  A connection still in the handshake is closed at once. */
 void conn_stop(struct conn *c);
 
+/* The next connection in its worker's list (w->conns), or NULL. */
+struct conn *conn_next(const struct conn *c);
+
 /* Cut the connection now (shutdown grace period over): in-flight requests
  * still complete internally, but nothing more is sent or received. */
 void conn_abort(struct conn *c);

@@ -22,9 +22,6 @@
 
 #define container_of(p, type, member) ((type *)((char *)(p) - offsetof(type, member)))
 
-struct conn **conn_next_ptr(struct conn *c);
-struct conn **conn_prev_ptr(struct conn *c);
-
 static void ignore_cb(struct engine_op *op, int res, uint32_t flags)
 {
   (void)op; (void)res; (void)flags;
@@ -34,23 +31,13 @@ struct engine_op worker_ignore_op = { .cb = ignore_cb };
 
 void worker_conn_added(struct worker *w, struct conn *c)
 {
-  *conn_next_ptr(c) = w->conns;
-  *conn_prev_ptr(c) = NULL;
-  if (w->conns)
-    *conn_prev_ptr(w->conns) = c;
-  w->conns = c;
+  (void)c;
   w->nconns++;
 }
 
 void worker_conn_removed(struct worker *w, struct conn *c)
 {
-  struct conn *next = *conn_next_ptr(c), *prev = *conn_prev_ptr(c);
-  if (prev)
-    *conn_next_ptr(prev) = next;
-  else
-    w->conns = next;
-  if (next)
-    *conn_prev_ptr(next) = prev;
+  (void)c;
   w->nconns--;
   if (w->srv->cfg->stdio)
     server_request_stop(w->srv);   /* --stdio serves exactly one client */
@@ -195,7 +182,7 @@ static void grace_cb(struct engine_op *op, int res, uint32_t flags)
   if (res != -ETIME)
     return;   /* cancelled: every connection closed in time */
   for (struct conn *c = w->conns, *next; c; c = next) {
-    next = *conn_next_ptr(c);
+    next = conn_next(c);
     conn_abort(c);
   }
 }
@@ -219,7 +206,7 @@ void worker_stop(struct worker *w)
   if (w->wake_armed)
     cancel(w, &w->wake_op);
   for (struct conn *c = w->conns, *next; c; c = next) {
-    next = *conn_next_ptr(c);
+    next = conn_next(c);
     conn_stop(c);
   }
   if (w->conns) {

@@ -41,7 +41,7 @@ struct worker {
   struct engine_op grace_op;     /* shutdown grace period: then connections are cut */
   struct __kernel_timespec grace_ts;
   bool grace_armed;
-  struct conn *conns;            /* doubly linked through conn->next/prev */
+  struct conn *conns;            /* linked by conn.c; walk with conn_next() */
   unsigned nconns;
   bool stopping;
 };
@@ -59,7 +59,8 @@ void worker_wake(struct worker *w);
 /* Begin stopping (on the worker's own thread). */
 void worker_stop(struct worker *w);
 
-/* conn.c calls these to keep the worker's list. */
+/* conn.c calls these when a connection starts and ends (after linking it
+ * into, or unlinking it from, w->conns). */
 void worker_conn_added(struct worker *w, struct conn *c);
 void worker_conn_removed(struct worker *w, struct conn *c);
 
