@@ -103,11 +103,16 @@ static void file_cb(struct engine_op *op, int res, uint32_t flags)
   case BIO_ZERO:
     if (io->stage == ST_MAIN || io->stage == ST_ZERO_RANGE) {
       if (res == -EOPNOTSUPP || res == -ENOTSUP || res == -EINVAL) {
+        /* EINVAL (e.g. an unaligned range on a block device) only rules out
+         * this request; EOPNOTSUPP rules the mode out for good. */
+        bool never = res != -EINVAL;
         if (io->stage == ST_MAIN && !(io->flags & BIO_NO_HOLE)) {
-          atomic_store(&p->no_punch, true);
+          if (never)
+            atomic_store(&p->no_punch, true);
           io->stage = ST_ZERO_RANGE;
         } else {
-          atomic_store(&p->no_zero_range, true);
+          if (never)
+            atomic_store(&p->no_zero_range, true);
           if (io->flags & BIO_FAST_ZERO) { res = -ENOTSUP; break; }
           io->stage = ST_ZERO_WRITE;
         }
