@@ -57,4 +57,51 @@ stop_shunt; st=$?
 [ "$st" -eq 0 ] && tap_ok "SIGTERM: exit status 0" || tap_fail "SIGTERM: exit status $st"
 grep -q "flushing exports" "$T/shunt.log" && tap_ok "shutdown flushed exports" || tap_fail "shutdown flushed exports"
 [ -e "$T/sock" ] && tap_fail "unix socket removed at exit" || tap_ok "unix socket removed at exit"
+# The same server from a config file (docs/config.md), on IPv6 loopback when there is one.
+P2=$(free_port)
+cat >"$T/shunt.conf" <<EOF2
+[server]
+listen = 127.0.0.1:$P2
+log = warning
+[export cfgdisk]
+path = $T/disk.img
+description = from the config, with, commas
+ro
+EOF2
+if [ -e /proc/net/if_inet6 ] && grep -q '^0\{31\}1 ' /proc/net/if_inet6; then
+  sed -i "/^listen = 127/a listen = [::1]:$P2" "$T/shunt.conf"
+  have_v6=1
+else
+  have_v6=0
+fi
+"$SHUNT" serve --config "$T/shunt.conf" >"$T/cfg.log" 2>&1 &
+CPID=$!
+_cleanup_pids+=("$CPID")
+if wait_port "$P2" 10; then
+  nbdinfo --list "nbd://127.0.0.1:$P2" >"$T/cfglist" 2>&1
+  tap_check "config file: export and description" grep -q 'description: from the config, with, commas' "$T/cfglist"
+  tap_check "config file: ro honoured" grep -q 'is_read_only: true' "$T/cfglist"
+  if [ "$have_v6" = 1 ]; then
+    tap_check "config file: IPv6 listener [::1]" nbdinfo "nbd://[::1]:$P2/cfgdisk"
+  else
+    tap_skip "config file: IPv6 listener" "no ::1 on this machine"
+  fi
+else
+  tap_fail "server from --config starts"; cat "$T/cfg.log"
+fi
+kill -TERM "$CPID"; wait "$CPID"; st=$?
+[ "$st" -eq 0 ] && tap_ok "config server: SIGTERM exit 0" || tap_fail "config server: SIGTERM exit $st"
+
+# systemd socket activation.
+if command -v systemd-socket-activate >/dev/null; then
+  P3=$(free_port)
+  systemd-socket-activate -l "127.0.0.1:$P3" "$SHUNT" serve act=1M,backend=memory >"$T/act.log" 2>&1 &
+  APID=$!
+  _cleanup_pids+=("$APID")
+  wait_port "$P3" 10
+  tap_check "socket activation: serves on the passed socket" nbdinfo "nbd://127.0.0.1:$P3/act"
+  kill -TERM "$APID"; wait "$APID"
+else
+  tap_skip "socket activation" "systemd-socket-activate not installed"
+fi
 tap_done
