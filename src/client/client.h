@@ -30,7 +30,8 @@ struct sh_req {
   shunt_extent_fn extent;
   void *user;
   int error;                 /* first error seen, negative errno */
-  char *errmsg;              /* server's message for it, or NULL */
+  char *errmsg;              /* message for it, or NULL */
+  bool errmsg_server;        /* errmsg came from the server */
   uint64_t covered;          /* read: bytes delivered by data/hole chunks */
   uint64_t bs_pos;           /* block status: offset of the next extent */
   int conn;                  /* connection it was sent on */

@@ -15,8 +15,18 @@ static void set_error(struct sh_req *r, int err, const char *msg, size_t msglen)
   if (r->error)
     return; /* keep the first */
   r->error = err;
-  if (msg && msglen)
+  if (msg && msglen) {
     r->errmsg = strndup(msg, msglen);
+    r->errmsg_server = true;
+  }
+}
+
+static void set_local_error(struct sh_req *r, int err, const char *msg)
+{
+  if (r->error)
+    return;
+  r->error = err;
+  r->errmsg = strdup(msg);
 }
 
 static void start_header(struct shunt_handle *h, struct sh_conn *c)
@@ -43,7 +53,7 @@ static void chunk_done(struct shunt_handle *h, struct sh_conn *c)
   if (!last)
     return;
   if (!r->error && r->cmd == NBD_CMD_READ && c->rep.chunk && r->covered != r->length)
-    set_error(r, -EIO, "server's structured reply did not cover the whole read", 55);
+    set_local_error(r, -EIO, "the server's chunks did not cover the whole read");
   if (r->queued) {
     /* A reply before we finished sending: impossible for a sane server. */
     set_error(r, -EPROTO, NULL, 0);

@@ -132,7 +132,8 @@ void sh_complete(struct shunt_handle *h, struct sh_req *r)
     h->stats.errors++;
     sh_describe(h, r, what, sizeof what);
     snprintf(h->msg, sizeof h->msg, "%s: %s%s%s%s", what, strerror(-r->error),
-             r->errmsg ? " (server: " : "", r->errmsg ? r->errmsg : "", r->errmsg ? ")" : "");
+             !r->errmsg ? "" : r->errmsg_server ? " (server: " : " (",
+             r->errmsg ? r->errmsg : "", r->errmsg ? ")" : "");
     memcpy(h->last_error, h->msg, sizeof h->last_error);
     res.message = h->msg;
   } else if (res.cmd == SHUNT_READ) {
