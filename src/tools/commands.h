@@ -13,4 +13,9 @@ struct shunt_command {
   const char *summary;
 };
 
+/* Client tools (libshunt): info.c, copy.c, bench.c. */
+int cmd_info(int argc, char **argv);
+int cmd_copy(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+
 #endif

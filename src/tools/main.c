@@ -6,6 +6,9 @@
 #include "tools/commands.h"
 
 static const struct shunt_command commands[] = {
+  { "info", cmd_info, "show an NBD export's size, flags, block sizes (--list, --map)" },
+  { "copy", cmd_copy, "copy between files, block devices and NBD URIs, sparse-aware" },
+  { "bench", cmd_bench, "load-test an NBD export: IOPS, throughput, latency percentiles" },
   { NULL, NULL, NULL },
 };
 
