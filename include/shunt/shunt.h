@@ -171,8 +171,11 @@ int64_t shunt_aio_block_status(struct shunt_handle *h, uint64_t offset, uint64_t
 unsigned shunt_in_flight(const struct shunt_handle *h);
 
 /* Send what is queued, receive what has arrived, run completion callbacks.
- * Waits up to timeout_ms (-1: until something completes or shunt_wake()).
- * Returns the number of requests completed, or a negative errno. */
+ * Waits up to timeout_ms (-1: no limit) for the sockets to become ready, then
+ * makes what progress it can.  Returns the number of requests completed (0 is
+ * normal: e.g. only sending progressed, the timeout passed or shunt_wake() was
+ * called; it also returns 0 at once when nothing is in flight), or a negative
+ * errno. */
 int shunt_poll(struct shunt_handle *h, int timeout_ms);
 
 /* Wake a shunt_poll() blocked in another thread.  Thread- and signal-safe. */
