@@ -7,6 +7,7 @@
  * while reads land in hundreds of small, scattered iovecs. */
 #include <endian.h>
 #include <errno.h>
+#include <stddef.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -27,6 +28,7 @@
 struct fake {
   int lfd;
   bool extended_ok;          /* ACK NBD_OPT_EXTENDED_HEADERS */
+  bool old_server;           /* knows only EXPORT_NAME (GO, INFO, ... unsupported) */
   int drops;                 /* hang up on this many DROP_OFFSET reads */
   unsigned char disk[DISK];
   char path[108];
@@ -165,14 +167,14 @@ static void reply_status(struct fake *f, int fd, bool ext, const struct req *q)
         buf, hs + n * ds, NULL, 0);
 }
 
-static void serve_requests(struct fake *f, int fd, bool ext, unsigned char *wbuf);
+static void serve_requests(struct fake *f, int fd, bool ext, bool sr, unsigned char *wbuf);
 
 static void serve_one(struct fake *f, int fd)
 {
   struct nbd_new_handshake hs = { htobe64(NBD_MAGIC), htobe64(NBD_NEW_VERSION),
                                   htobe16(NBD_FLAG_FIXED_NEWSTYLE | NBD_FLAG_NO_ZEROES) };
   uint32_t cflags;
-  bool ext = false;
+  bool ext = false, sr = false;
   wr(fd, &hs, sizeof hs);
   if (rd(fd, &cflags, 4))
     return;
@@ -184,10 +186,19 @@ static void serve_one(struct fake *f, int fd)
     uint32_t opt = be32toh(o.option), len = be32toh(o.optlen);
     if (len > sizeof data || rd(fd, data, len))
       return;
-    if (opt == NBD_OPT_EXTENDED_HEADERS) {
-      ext = f->extended_ok;
+    if (f->old_server && opt == NBD_OPT_EXPORT_NAME) {
+      struct nbd_export_name_reply er = { htobe64(DISK),
+                                          htobe16(NBD_FLAG_HAS_FLAGS | NBD_FLAG_SEND_FLUSH), { 0 } };
+      wr(fd, &er, offsetof(struct nbd_export_name_reply, zeroes)); /* NO_ZEROES */
+      break;
+    }
+    if (f->old_server) {
+      opt_reply(fd, opt, NBD_REP_ERR_UNSUP, NULL, 0);
+    } else if (opt == NBD_OPT_EXTENDED_HEADERS) {
+      ext = sr = f->extended_ok;
       opt_reply(fd, opt, ext ? NBD_REP_ACK : NBD_REP_ERR_UNSUP, NULL, 0);
     } else if (opt == NBD_OPT_STRUCTURED_REPLY) {
+      sr = true;
       opt_reply(fd, opt, NBD_REP_ACK, NULL, 0);
     } else if (opt == NBD_OPT_SET_META_CONTEXT) {
       unsigned char m[4 + 15];
@@ -209,11 +220,11 @@ static void serve_one(struct fake *f, int fd)
     }
   }
   unsigned char *wbuf = malloc(DISK);
-  serve_requests(f, fd, ext, wbuf);
+  serve_requests(f, fd, ext, sr, wbuf);
   free(wbuf);
 }
 
-static void serve_requests(struct fake *f, int fd, bool ext, unsigned char *wbuf)
+static void serve_requests(struct fake *f, int fd, bool ext, bool sr, unsigned char *wbuf)
 {
   for (;;) {
     /* Read a batch of requests (whatever has arrived), reply in reverse order. */
@@ -252,7 +263,12 @@ static void serve_requests(struct fake *f, int fd, bool ext, unsigned char *wbuf
         break;
     } while (1);
     for (int i = n - 1; i >= 0; i--) {
-      if (q[i].type == NBD_CMD_READ)
+      if (!sr) {
+        struct nbd_simple_reply sp = { htobe32(NBD_SIMPLE_REPLY_MAGIC), 0, htobe64(q[i].cookie) };
+        wr(fd, &sp, sizeof sp);
+        if (q[i].type == NBD_CMD_READ)
+          wr(fd, f->disk + q[i].off, q[i].len);
+      } else if (q[i].type == NBD_CMD_READ)
         reply_read(f, fd, ext, &q[i]);
       else if (q[i].type == NBD_CMD_BLOCK_STATUS)
         reply_status(f, fd, ext, &q[i]);
@@ -478,6 +494,19 @@ int main(void)
      "drop: in-flight read fails with %d: %s", r, shunt_last_error(h));
   r = shunt_pread(h, x, sizeof x, 0, 0);
   ok(r == -ENOTCONN, "drop: later requests fail with ENOTCONN (%d)", r);
+  shunt_close(h);
+  stop(f);
+
+  /* A server without NBD_OPT_GO: fall back to EXPORT_NAME, simple replies. */
+  f = start(false, 0);
+  f->old_server = true;
+  ok(connect_to(f, &h, NULL) == 0, "old server: connect");
+  const struct shunt_info *in = shunt_get_info(h);
+  ok(in->used_export_name && !in->structured && !in->block_status && in->size == DISK &&
+     in->can_flush && !in->can_trim, "old server: EXPORT_NAME fallback, simple replies, flags");
+  ok(scattered_read(h, f, 1000, 100000, 99) && shunt_payload_bytes_copied(h) == 0,
+     "old server: scattered read with simple replies");
+  ok(shunt_trim(h, 0, 4096, 0) == -ENOTSUP, "old server: TRIM not offered -> ENOTSUP");
   shunt_close(h);
   stop(f);
 
