@@ -207,15 +207,20 @@ static void start_op(struct bench *b, struct op *o)
 
 static void report(struct bench *b, const char *uri, double secs, unsigned conns)
 {
-  qsort(b->lat_r.us, b->lat_r.n, sizeof(uint32_t), cmp_u32);
-  qsort(b->lat_w.us, b->lat_w.n, sizeof(uint32_t), cmp_u32);
+  if (b->lat_r.n)
+    qsort(b->lat_r.us, b->lat_r.n, sizeof(uint32_t), cmp_u32);
+  if (b->lat_w.n)
+    qsort(b->lat_w.us, b->lat_w.n, sizeof(uint32_t), cmp_u32);
   struct lat all = { 0 };
   all.n = b->lat_r.n + b->lat_w.n;
   all.us = malloc((all.n ? all.n : 1) * sizeof(uint32_t));
   if (all.us) {
-    memcpy(all.us, b->lat_r.us, b->lat_r.n * sizeof(uint32_t));
-    memcpy(all.us + b->lat_r.n, b->lat_w.us, b->lat_w.n * sizeof(uint32_t));
-    qsort(all.us, all.n, sizeof(uint32_t), cmp_u32);
+    if (b->lat_r.n)
+      memcpy(all.us, b->lat_r.us, b->lat_r.n * sizeof(uint32_t));
+    if (b->lat_w.n)
+      memcpy(all.us + b->lat_r.n, b->lat_w.us, b->lat_w.n * sizeof(uint32_t));
+    if (all.n)
+      qsort(all.us, all.n, sizeof(uint32_t), cmp_u32);
   } else {
     all.n = 0;
   }
