@@ -7,7 +7,17 @@ command -v nbdkit >/dev/null || { tap_skip "nbdkit" "nbdkit not installed"; tap_
 
 start_nbdkit memory 64M
 run_check "nbdkit memory" --connections 4 --expect-conns 4 "nbd://127.0.0.1:$PORT/"
+tap_check "docs example program runs: zero payload bytes copied" \
+  bash -c "'$SHUNT_BUILD/docs/examples/shunt-example' 'nbd://127.0.0.1:$PORT/' | grep -q '^read: ok, 0 payload bytes copied'"
+tap_check "shunt info --json --map is valid JSON with size and extents" python3 -c '
+import json, subprocess, sys
+j = json.loads(subprocess.check_output([sys.argv[1], "info", "--json", "--map", sys.argv[2]]))
+assert j["size"] == 64 << 20 and j["can_multi_conn"] and j["structured_replies"], j
+assert j["map"][0]["offset"] == 0 and sum(e["length"] for e in j["map"]) == 64 << 20, j["map"]
+' "$SHUNT" "nbd://127.0.0.1:$PORT/"
 stop_pid "$NBDKIT_PID"
+tap_check "libshunt.so exports only shunt_* symbols" \
+  bash -c "! nm -D --defined-only '$SHUNT_BUILD/src/client/lib/libshunt.so' | awk '{print \$3}' | grep -v '^shunt_' | grep -q ."
 
 truncate -s 32M "$T/file.img"
 start_nbdkit file "$T/file.img"
