@@ -67,6 +67,29 @@ else
   tap_skip "qemu-nbd copy" "qemu-nbd not installed"
 fi
 
+# Block devices (a loop device over a file pre-filled with 0xff): the zero
+# ranges of the source must be zeroed on the device, not skipped.
+if [ "$(id -u)" = 0 ] && command -v losetup >/dev/null; then
+  SMALL=$T/small.img
+  truncate -s 64M "$SMALL"
+  dd if=/dev/urandom of="$SMALL" bs=1M count=3 seek=10 conv=notrunc status=none
+  python3 -c 'import sys; sys.stdout.buffer.write(b"\xff" * (64 << 20))' >"$T/loop.img"
+  if LOOP=$(losetup -f --show "$T/loop.img" 2>/dev/null); then
+    start_nbdkit memory 64M
+    "$SHUNT" copy "$SMALL" "nbd://127.0.0.1:$PORT/" 2>/dev/null
+    tap_check "NBD -> block device $LOOP" "$SHUNT" copy --flush "nbd://127.0.0.1:$PORT/" "$LOOP"
+    tap_check "block device -> file" "$SHUNT" copy "$LOOP" "$T/fromloop.img"
+    tap_check "block device copy has the source's checksum (zero ranges zeroed)" \
+      test "$(md5sum <"$SMALL")" = "$(md5sum <"$T/fromloop.img")"
+    losetup -d "$LOOP"
+    stop_pid "$NBDKIT_PID"
+  else
+    tap_skip "block device copy" "no free loop device"
+  fi
+else
+  tap_skip "block device copy" "needs root and losetup for a loop device"
+fi
+
 # Errors: a failing source gives a non-zero exit and a message naming it.
 start_nbdkit --filter=error memory 64M error-pread=EIO error-pread-rate=100% error-extents-rate=0
 "$SHUNT" copy --no-sparse "nbd://127.0.0.1:$PORT/" "$T/err.img" 2>"$T/err.txt"

@@ -24,6 +24,7 @@
 #define DISK (1u << 20)
 #define DROP_OFFSET (512u * 1024)   /* a read here makes the server hang up */
 #define ERROR_OFFSET (DISK - 4096)  /* a read here gets an error chunk */
+#define BAD_OFFSET (DISK - 8192)    /* a read here gets a chunk outside the request */
 
 struct fake {
   int lfd;
@@ -120,6 +121,12 @@ static void reply_read(struct fake *f, int fd, bool ext, const struct req *q)
     uint16_t ml = htobe16(8);
     memcpy(e, &err, 4); memcpy(e + 4, &ml, 2); memcpy(e + 6, "injected", 8);
     chunk(fd, ext, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_ERROR, q->cookie, q->off, e, 14, NULL, 0);
+    return;
+  }
+  if (q->off == BAD_OFFSET) {
+    uint64_t be = htobe64(q->off + q->len - 10);
+    chunk(fd, ext, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_OFFSET_DATA, q->cookie, q->off, &be, 8,
+          f->disk, 20);
     return;
   }
   uint64_t cuts[64];
@@ -494,6 +501,15 @@ int main(void)
      "drop: in-flight read fails with %d: %s", r, shunt_last_error(h));
   r = shunt_pread(h, x, sizeof x, 0, 0);
   ok(r == -ENOTCONN, "drop: later requests fail with ENOTCONN (%d)", r);
+  shunt_close(h);
+  stop(f);
+
+  /* A protocol violation drops the connection with EPROTO and says why. */
+  f = start(false, 0);
+  ok(connect_to(f, &h, NULL) == 0, "bad chunk: connect");
+  r = shunt_pread(h, x, sizeof x, BAD_OFFSET, 0);
+  ok(r == -EPROTO && strstr(shunt_last_error(h), "outside the request"),
+     "bad chunk: chunk outside the request -> %d: %s", r, shunt_last_error(h));
   shunt_close(h);
   stop(f);
 
