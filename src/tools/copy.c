@@ -21,6 +21,7 @@
 #include "common/uri.h"
 #include "shunt/shunt.h"
 #include "tools/commands.h"
+#include "tools/copy_io.h"
 
 #define EXTENT_BATCH (UINT64_C(1) << 30)   /* plan this much of the source at a time */
 #define MAX_ZERO_REQ (UINT64_C(1) << 30)   /* one WRITE_ZEROES at most */
@@ -41,10 +42,14 @@ struct extent {
 };
 
 struct copy;
+enum file_op { FILE_NONE, FILE_READ, FILE_WRITE };
+
 struct slot {
   struct copy *cp;
   unsigned char *buf;
   uint64_t off, len;
+  uint64_t xfer;           /* file op: bytes done so far */
+  enum file_op op;
   bool busy;
 };
 
@@ -61,6 +66,7 @@ struct copy {
   int error;
   char errmsg[1024];
   unsigned char *zerobuf;
+  struct copy_io io;       /* file reads/writes, when either side is a file */
 };
 
 static void usage(FILE *f)
@@ -390,16 +396,14 @@ static void data_ready(struct slot *s)
     }
     return;
   }
-  for (uint64_t p = 0; p < s->len;) {
-    ssize_t w = pwrite(d->fd, s->buf + p, s->len - p, (off_t)(s->off + p));
-    if (w <= 0) {
-      set_error(cp, w < 0 ? -errno : -EIO, "%s: write: %s", d->name, strerror(w < 0 ? errno : EIO));
-      break;
-    }
-    p += (uint64_t)w;
+  s->op = FILE_WRITE;
+  s->xfer = 0;
+  int r = copy_io_queue(&cp->io, true, d->fd, s->buf, (uint32_t)s->len, s->off, s);
+  if (r < 0) {
+    set_error(cp, r, "%s: write: %s", d->name, strerror(-r));
+    s->op = FILE_NONE;
+    slot_free(s);
   }
-  cp->done_bytes += s->len;
-  slot_free(s);
 }
 
 static void on_read_done(const struct shunt_result *r)
@@ -428,17 +432,50 @@ static void start_slot(struct copy *cp, struct slot *s, uint64_t off, uint64_t l
     }
     return;
   }
-  for (uint64_t p = 0; p < len;) {
-    ssize_t r = pread(cp->src.fd, s->buf + p, len - p, (off_t)(off + p));
-    if (r <= 0) {
-      set_error(cp, r < 0 ? -errno : -EIO, "%s: read: %s", cp->src.name,
-                r < 0 ? strerror(errno) : "unexpected end of file");
-      slot_free(s);
-      return;
-    }
-    p += (uint64_t)r;
+  s->op = FILE_READ;
+  s->xfer = 0;
+  int r = copy_io_queue(&cp->io, false, cp->src.fd, s->buf, (uint32_t)len, off, s);
+  if (r < 0) {
+    set_error(cp, r, "%s: read: %s", cp->src.name, strerror(-r));
+    s->op = FILE_NONE;
+    slot_free(s);
   }
-  data_ready(s);
+}
+
+/* A file read or write finished (res: bytes or -errno); short ones continue. */
+static void on_file_done(void *tag, int res, void *ctx)
+{
+  struct slot *s = tag;
+  struct copy *cp = ctx;
+  bool write = s->op == FILE_WRITE;
+  const char *name = write ? cp->dst.name : cp->src.name;
+  if (res <= 0) {
+    set_error(cp, res < 0 ? res : -EIO, write ? "%s: write: %s" : "%s: read: %s", name,
+              res < 0 ? strerror(-res) : "unexpected end of file");
+    s->op = FILE_NONE;
+    slot_free(s);
+    return;
+  }
+  s->xfer += (uint64_t)res;
+  if (s->xfer < s->len) {
+    int r = copy_io_queue(&cp->io, write, write ? cp->dst.fd : cp->src.fd, s->buf + s->xfer,
+                          (uint32_t)(s->len - s->xfer), s->off + s->xfer, s);
+    if (r < 0) {
+      set_error(cp, r, write ? "%s: write: %s" : "%s: read: %s", name, strerror(-r));
+      s->op = FILE_NONE;
+      slot_free(s);
+    }
+    return;
+  }
+  s->op = FILE_NONE;
+  if (write) {
+    cp->done_bytes += s->len;
+    cp->requests++;
+    slot_free(s);
+  } else {
+    cp->requests++;
+    data_ready(s);
+  }
 }
 
 static void fill(struct copy *cp)
@@ -488,13 +525,22 @@ static int run(struct copy *cp)
       break;
     if (cp->busy == 0)
       continue;
-    struct pollfd pfd[2 * 65];
-    unsigned ns = 0, nd = 0;
+    struct pollfd pfd[2 * 65 + 1];
+    unsigned ns = 0, nd = 0, nf = 0;
+    int r = copy_io_submit(&cp->io);
+    if (r < 0)
+      set_error(cp, r, "io_uring submit: %s%s", strerror(-r), "");
     if (cp->src.h)
       ns = shunt_pollfds(cp->src.h, pfd, 65);
     if (cp->dst.h)
       nd = shunt_pollfds(cp->dst.h, pfd + ns, 65);
-    if (poll(pfd, ns + nd, cp->progress ? 250 : -1) < 0 && errno != EINTR) {
+    if (cp->io.pending) {
+      pfd[ns + nd] = (struct pollfd){ .fd = copy_io_fd(&cp->io), .events = POLLIN };
+      nf = 1;
+    }
+    if (copy_io_reap(&cp->io, on_file_done, cp) > 0)
+      continue; /* completions were already waiting */
+    if (poll(pfd, ns + nd + nf, cp->progress ? 250 : -1) < 0 && errno != EINTR) {
       set_error(cp, -errno, "poll: %s%s", strerror(errno), "");
       break;
     }
@@ -502,6 +548,7 @@ static int run(struct copy *cp)
       set_error(cp, -EIO, "%s%s", shunt_last_error(cp->src.h), "");
     if (cp->dst.h && shunt_pollfds_process(cp->dst.h, pfd + ns, nd) < 0)
       set_error(cp, -EIO, "%s%s", shunt_last_error(cp->dst.h), "");
+    copy_io_reap(&cp->io, on_file_done, cp);
     if (cp->progress && now_s() - last > 0.25) {
       progress(cp, t0, false);
       last = now_s();
@@ -584,6 +631,13 @@ int cmd_copy(int argc, char **argv)
   if (!cp.slots || !cp.zerobuf)
     goto oom;
   memset(cp.zerobuf, 0, cp.req_size);
+  if (cp.src.fd >= 0 || cp.dst.fd >= 0) {
+    int r = copy_io_init(&cp.io, cp.nslots * 2);
+    if (r < 0) {
+      fprintf(stderr, "shunt copy: io_uring: %s\n", strerror(-r));
+      goto out;
+    }
+  }
   for (unsigned i = 0; i < cp.nslots; i++) {
     cp.slots[i].cp = &cp;
     if (!(cp.slots[i].buf = aligned_alloc(4096, (cp.req_size + 4095) / 4096 * 4096)))
@@ -644,5 +698,6 @@ out:
   free(cp.slots);
   free(cp.zerobuf);
   free(cp.ext);
+  copy_io_exit(&cp.io);
   return rc;
 }
