@@ -129,8 +129,9 @@ const struct shunt_info *shunt_get_info(const struct shunt_handle *h);
 int shunt_connection_fd(const struct shunt_handle *h, unsigned i);
 
 /* Give up ownership of every connection's socket: fds[0..n) receive them (n must
- * be >= info->connections), and the handle will neither use nor close them.
- * Fails with -EBUSY if requests are in flight.  Returns the number of fds. */
+ * be >= info->connections), switched back to blocking mode, and the handle will
+ * neither use nor close them (shunt_close() then only frees it).  Fails with
+ * -EBUSY if requests are in flight.  Returns the number of fds. */
 int shunt_release_fds(struct shunt_handle *h, int *fds, unsigned n);
 
 /* An export of NBD_OPT_LIST. */

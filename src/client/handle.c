@@ -2,6 +2,7 @@
  * connections, the poll loop that drives sends and receives, losing and
  * re-establishing connections, and the getters. */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -179,6 +180,10 @@ int shunt_release_fds(struct shunt_handle *h, int *fds, unsigned n)
   for (unsigned i = 0; i < h->nconns; i++) {
     if (!h->conns[i].live)
       continue;
+    /* Hand over a blocking socket, as the kernel nbd driver and nbd-client expect. */
+    int fl = fcntl(h->conns[i].t.fd, F_GETFL);
+    if (fl >= 0)
+      fcntl(h->conns[i].t.fd, F_SETFL, fl & ~O_NONBLOCK);
     fds[k++] = h->conns[i].t.fd;
     h->conns[i].t.fd = -1;
     h->conns[i].live = false;

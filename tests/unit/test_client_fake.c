@@ -7,6 +7,7 @@
  * while reads land in hundreds of small, scattered iovecs. */
 #include <endian.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stddef.h>
 #include <poll.h>
 #include <pthread.h>
@@ -511,6 +512,35 @@ int main(void)
   ok(r == -EPROTO && strstr(shunt_last_error(h), "outside the request"),
      "bad chunk: chunk outside the request -> %d: %s", r, shunt_last_error(h));
   shunt_close(h);
+  stop(f);
+
+  /* shunt attach's path: negotiate 2 connections without structured replies,
+   * take the sockets, and speak NBD on them directly. */
+  f = start(false, 0);
+  {
+    struct shunt_options ao = { .connections = 2, .no_structured = true };
+    ok(connect_to(f, &h, &ao) == 0, "release: connect");
+    const struct shunt_info *ai = shunt_get_info(h);
+    ok(!ai->structured && !ai->block_status && ai->connections == 2 &&
+       shunt_connection_fd(h, 1) >= 0 && shunt_connection_fd(h, 2) == -EINVAL,
+       "release: simple replies, 2 connections, fds visible");
+    int fds[4] = { -1, -1, -1, -1 };
+    int n = shunt_release_fds(h, fds, 4);
+    int fl = fcntl(fds[1], F_GETFL);
+    ok(n == 2 && fds[0] >= 0 && fds[1] >= 0 && fl >= 0 && !(fl & O_NONBLOCK),
+       "release: got %d blocking sockets", n);
+    shunt_close(h);
+    struct nbd_request rq = { htobe32(NBD_REQUEST_MAGIC), 0, htobe16(NBD_CMD_READ), htobe64(99),
+                              htobe64(4096), htobe32(512) };
+    struct nbd_simple_reply sp;
+    unsigned char data[512];
+    bool good = n == 2 && wr(fds[1], &rq, sizeof rq) == 0 && rd(fds[1], &sp, sizeof sp) == 0 &&
+                be32toh(sp.magic) == NBD_SIMPLE_REPLY_MAGIC && be64toh(sp.cookie) == 99 &&
+                rd(fds[1], data, 512) == 0 && !memcmp(data, f->disk + 4096, 512);
+    ok(good, "release: the socket still works after shunt_close (simple reply read by hand)");
+    for (int i = 0; i < n; i++)
+      close(fds[i]);
+  }
   stop(f);
 
   /* A server without NBD_OPT_GO: fall back to EXPORT_NAME, simple replies. */
