@@ -31,6 +31,8 @@ struct fake {
   int lfd;
   bool extended_ok;          /* ACK NBD_OPT_EXTENDED_HEADERS */
   bool old_server;           /* knows only EXPORT_NAME (GO, INFO, ... unsupported) */
+  unsigned chaos;            /* nonzero: answer reads with random chunks (a seed) */
+  bool chaos_handshake;      /* ... or answer GO with random option replies */
   int drops;                 /* hang up on this many DROP_OFFSET reads */
   unsigned char disk[DISK];
   char path[108];
@@ -194,6 +196,23 @@ static void serve_one(struct fake *f, int fd)
     uint32_t opt = be32toh(o.option), len = be32toh(o.optlen);
     if (len > sizeof data || rd(fd, data, len))
       return;
+    if (f->chaos_handshake && opt == NBD_OPT_GO) {
+      unsigned seed = f->chaos;
+      for (int k = 0; k < 3; k++) {
+        unsigned char junk[64];
+        for (size_t i = 0; i < sizeof junk; i++)
+          junk[i] = (unsigned char)rand_r(&seed);
+        uint32_t types[] = { NBD_REP_INFO, NBD_REP_ACK, NBD_REP_ERR_UNSUP, NBD_REP_SERVER, 77 };
+        uint32_t rlen = (uint32_t)rand_r(&seed) % 40;
+        if (rand_r(&seed) % 4 == 0)
+          rlen = UINT32_MAX - (uint32_t)rand_r(&seed) % 3;   /* a lying length */
+        struct nbd_fixed_new_option_reply rp = { htobe64(NBD_REP_MAGIC), htobe32(opt),
+                                                 htobe32(types[rand_r(&seed) % 5]), htobe32(rlen) };
+        wr(fd, &rp, sizeof rp);
+        wr(fd, junk, rlen < sizeof junk ? rlen : sizeof junk);
+      }
+      return;
+    }
     if (f->old_server && opt == NBD_OPT_EXPORT_NAME) {
       struct nbd_export_name_reply er = { htobe64(DISK),
                                           htobe16(NBD_FLAG_HAS_FLAGS | NBD_FLAG_SEND_FLUSH), { 0 } };
@@ -261,6 +280,29 @@ static void serve_requests(struct fake *f, int fd, bool ext, bool sr, unsigned c
       }
       if (q[n].type == NBD_CMD_WRITE_ZEROES || q[n].type == NBD_CMD_TRIM)
         memset(f->disk + q[n].off, 0, q[n].len);
+      if (f->chaos && q[n].type == NBD_CMD_READ) {
+        /* A few chunk headers with the right magic and cookie, random fields,
+         * random payload; then hang up. */
+        unsigned seed = f->chaos;
+        for (int k = 0; k < 4; k++) {
+          unsigned char junk[256];
+          for (size_t i = 0; i < sizeof junk; i++)
+            junk[i] = (unsigned char)rand_r(&seed);
+          uint16_t types[] = { NBD_REPLY_TYPE_NONE, NBD_REPLY_TYPE_OFFSET_DATA,
+                               NBD_REPLY_TYPE_OFFSET_HOLE, NBD_REPLY_TYPE_BLOCK_STATUS,
+                               NBD_REPLY_TYPE_ERROR, NBD_REPLY_TYPE_ERROR_OFFSET, 9 };
+          uint64_t len = (uint64_t)rand_r(&seed) % 300;
+          if (rand_r(&seed) % 5 == 0)
+            len = UINT32_MAX - (uint32_t)rand_r(&seed) % 5;
+          if (rand_r(&seed) % 3 == 0) { /* a plausible data/hole prefix */
+            uint64_t o = htobe64(q[n].off + (uint64_t)rand_r(&seed) % (q[n].len + 16));
+            memcpy(junk, &o, 8);
+          }
+          chunk(fd, ext, (uint16_t)(rand_r(&seed) % 3), types[rand_r(&seed) % 7], q[n].cookie,
+                q[n].off, junk, len < sizeof junk ? len : sizeof junk, NULL, 0);
+        }
+        return;
+      }
       if (q[n].type == NBD_CMD_READ && q[n].off == DROP_OFFSET && f->drops > 0) {
         f->drops--;
         return; /* hang up with requests in flight */
@@ -555,6 +597,51 @@ int main(void)
   ok(shunt_trim(h, 0, 4096, 0) == -ENOTSUP, "old server: TRIM not offered -> ENOTSUP");
   shunt_close(h);
   stop(f);
+
+  /* Chaos: random chunk fields and payloads, then a hang-up.  Every read must
+   * complete (success only if the bytes are right), nothing may crash or leak
+   * (run under ASan), and the handle must close cleanly. */
+  {
+    int completed = 0, wrong = 0, connected = 0;
+    for (unsigned seed = 1; seed <= 150; seed++) {
+      f = start(seed % 2 == 0, 0);
+      f->chaos = seed;
+      if (connect_to(f, &h, NULL) == 0) {
+        connected++;
+        unsigned char buf[300];
+        memset(buf, 0xee, sizeof buf);
+        int rr = shunt_pread(h, buf, sizeof buf, 4096, 0);
+        completed++;
+        if (rr == 0 && memcmp(buf, f->disk + 4096, sizeof buf))
+          wrong++; /* success must mean correct data... unless the junk was right */
+        shunt_close(h);
+      }
+      stop(f);
+    }
+    ok(connected == 150 && completed == 150, "chaos: 150 reads with random chunks completed");
+    printf("# chaos: %d reads claimed success with different bytes (random data chunks may do that)\n",
+           wrong);
+    int refused = 0, accepted = 0;
+    for (unsigned seed = 1; seed <= 100; seed++) {
+      f = start(false, 0);
+      f->chaos = seed;
+      f->chaos_handshake = true;
+      char uri[256], err[512];
+      snprintf(uri, sizeof uri, "nbd+unix:///?socket=%s", f->path);
+      struct shunt_options co = { .timeout_ms = 2000 };
+      int cr = shunt_connect(&h, uri, &co, err, sizeof err);
+      if (cr < 0 && err[0])
+        refused++;
+      else if (cr == 0) {
+        accepted++; /* random bytes can form a valid INFO + ACK */
+        shunt_close(h);
+      }
+      stop(f);
+    }
+    ok(refused + accepted == 100 && refused > 50,
+       "chaos: 100 handshakes with random GO replies ended cleanly: %d refused with a message, "
+       "%d happened to be valid", refused, accepted);
+  }
 
   /* With reconnect, the request is retried on a new connection. */
   f = start(false, 2);
