@@ -7,15 +7,23 @@
  * copy, even when structured chunks arrive out of order.
  *
  * THREADING RULES
- *   - A handle is not thread-safe: every call on one handle (submit, poll, the
- *     synchronous wrappers, the getters, close) must come from one thread at a
- *     time.  Use one handle per thread, or serialize with your own lock.
- *   - shunt_wake() is the exception: any thread (or a signal handler) may call
- *     it to make a blocked shunt_poll() return early.
- *   - Completion callbacks run inside shunt_poll(), shunt_pollfds_process() or a
- *     synchronous wrapper, on the calling thread.  A callback may submit new
- *     requests; it must not call shunt_close() or a synchronous wrapper.
- *   - Distinct handles are independent: different threads may use them at once.
+ *   - A handle may be shared by threads.  Submit calls, the synchronous
+ *     wrappers, shunt_poll(), the counters and getters are thread-safe; one
+ *     internal lock guards the handle.  When several threads wait (synchronous
+ *     calls, shunt_poll()), one of them at a time drives the sockets ("leader",
+ *     in poll() without the lock) and completes everybody's requests; the others
+ *     sleep until its round ends ("followers").  So a FUSE server may call
+ *     shunt_pread() from many threads and get many requests in flight.
+ *   - Completion callbacks run on whichever thread leads, with the handle's lock
+ *     held: keep them short.  A callback may submit new requests; it must not
+ *     call shunt_poll(), a synchronous wrapper (they fail with -EDEADLK) or
+ *     shunt_close().
+ *   - shunt_pollfds()/shunt_pollfds_process() are for a single-threaded program
+ *     that runs its own event loop; do not mix them with other threads polling.
+ *   - shunt_close() must not race with any other call on the handle.
+ *   - shunt_last_error() returns the last failure seen by the calling thread on
+ *     that handle (each thread keeps its own).
+ *   - shunt_wake() may be called from any thread or a signal handler.
  *
  * ERRORS
  *   Functions return 0 (or a non-negative value) on success and a negative errno
@@ -205,7 +213,8 @@ int shunt_zero(struct shunt_handle *h, uint64_t offset, uint64_t length, unsigne
 int shunt_block_status(struct shunt_handle *h, uint64_t offset, uint64_t length,
                        unsigned flags, shunt_extent_fn extent, void *user);
 
-/* The message of the most recent failure on this handle ("" if none). */
+/* The message of the most recent failure the calling thread saw on this handle
+ * (falls back to the handle's most recent failure; "" if none). */
 const char *shunt_last_error(const struct shunt_handle *h);
 
 /* ---- Counters ---- */

@@ -4,6 +4,7 @@
 #ifndef SHUNT_CLIENT_CLIENT_H
 #define SHUNT_CLIENT_CLIENT_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/uio.h>
@@ -87,7 +88,23 @@ struct shunt_handle {
   struct shunt_stats stats;
   char last_error[1024];
   char msg[1024];            /* message of the completion being reported */
+  /* Threads: one lock (recursive: callbacks submit) guards everything above.
+   * One thread at a time "leads" (sits in poll() without the lock, then
+   * processes under it); others wait on `progress` (leader/follower). */
+  pthread_mutex_t lock;
+  pthread_cond_t progress;
+  bool polling;
+  pthread_t poller;
+  uint64_t rounds;           /* poll rounds finished, for followers */
 };
+
+void sh_lock(struct shunt_handle *h);
+void sh_unlock(struct shunt_handle *h);
+/* Record a failure message: the handle's last error and the calling thread's. */
+void sh_set_error(struct shunt_handle *h, const char *msg);
+/* One round of the event loop with the lock held (see shunt_poll); a follower
+ * waits for the leader's round instead.  Returns completions or -errno. */
+int sh_poll_round(struct shunt_handle *h, int timeout_ms);
 
 /* submit.c */
 int sh_conn_flush_sends(struct shunt_handle *h, struct sh_conn *c);

@@ -2,6 +2,7 @@
  * connections, the poll loop that drives sends and receives, losing and
  * re-establishing connections, and the getters. */
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
@@ -15,6 +16,38 @@
 #include "proto/nbd-protocol.h"
 
 #define MAX_CONNECTIONS 64
+
+void sh_lock(struct shunt_handle *h)
+{
+  pthread_mutex_lock(&h->lock);
+}
+
+void sh_unlock(struct shunt_handle *h)
+{
+  pthread_mutex_unlock(&h->lock);
+}
+
+/* The last failure this thread saw, and on which handle: with several threads
+ * on one handle, each keeps its own message. */
+static __thread const struct shunt_handle *tls_err_handle;
+static __thread char tls_err[1024];
+
+void sh_set_error(struct shunt_handle *h, const char *msg)
+{
+  snprintf(h->last_error, sizeof h->last_error, "%s", msg);
+  tls_err_handle = h;
+  snprintf(tls_err, sizeof tls_err, "%s", msg);
+}
+
+static void init_locks(struct shunt_handle *h)
+{
+  pthread_mutexattr_t a;
+  pthread_mutexattr_init(&a);
+  pthread_mutexattr_settype(&a, PTHREAD_MUTEX_RECURSIVE);
+  pthread_mutex_init(&h->lock, &a);
+  pthread_mutexattr_destroy(&a);
+  pthread_cond_init(&h->progress, NULL);
+}
 
 static int open_conn(struct shunt_handle *h, struct sh_transport *t, struct sh_negotiated *n,
                      char *err, size_t errlen)
@@ -115,6 +148,7 @@ int shunt_connect(struct shunt_handle **hp, const char *uri, const struct shunt_
   if (!h)
     return -ENOMEM;
   h->wakefd = -1;
+  init_locks(h);
   int r = parse_uri(h, uri, opt, err, errlen);
   if (r < 0)
     goto fail;
@@ -233,6 +267,10 @@ void shunt_close(struct shunt_handle *h)
   free(h->conns);
   free(h->slots);
   free(h->free_slots);
+  if (tls_err_handle == h)
+    tls_err_handle = NULL;
+  pthread_cond_destroy(&h->progress);
+  pthread_mutex_destroy(&h->lock);
   free(h);
 }
 
@@ -261,8 +299,9 @@ static int reconnect(struct shunt_handle *h, unsigned ci)
     sh_negotiated_free(&n);
     if (!same) {
       sh_transport_close(&t);
-      snprintf(h->last_error, sizeof h->last_error,
-               "%s: reconnected, but the export changed; giving up", h->uri_text);
+      char m[1024];
+      snprintf(m, sizeof m, "%s: reconnected, but the export changed; giving up", h->uri_text);
+      sh_set_error(h, m);
       return -ESTALE;
     }
     h->neg.meta_id = meta; /* context ids are per connection (spec) */
@@ -290,7 +329,9 @@ void sh_conn_lost(struct shunt_handle *h, unsigned ci, int err, const char *why)
   struct sh_conn *c = &h->conns[ci];
   char msg[512];
   snprintf(msg, sizeof msg, "connection %u lost: %s (%s)", ci, why, strerror(-err));
-  snprintf(h->last_error, sizeof h->last_error, "%s: %s", h->uri_text, msg);
+  char full[1024];
+  snprintf(full, sizeof full, "%s: %s", h->uri_text, msg);
+  sh_set_error(h, full);
   sh_transport_close(&c->t);
   c->live = false;
   c->sq_head = c->sq_tail = NULL;
@@ -309,7 +350,11 @@ void sh_conn_lost(struct shunt_handle *h, unsigned ci, int err, const char *why)
 
 unsigned shunt_in_flight(const struct shunt_handle *h)
 {
-  return h->in_flight;
+  struct shunt_handle *m = (struct shunt_handle *)h;
+  sh_lock(m);
+  unsigned n = h->in_flight;
+  sh_unlock(m);
+  return n;
 }
 
 void shunt_wake(struct shunt_handle *h)
@@ -331,7 +376,7 @@ static void flush_all(struct shunt_handle *h)
   }
 }
 
-unsigned shunt_pollfds(struct shunt_handle *h, struct pollfd *pfd, unsigned max)
+static unsigned pollfds_locked(struct shunt_handle *h, struct pollfd *pfd, unsigned max)
 {
   unsigned n = 0;
   flush_all(h);
@@ -347,7 +392,7 @@ unsigned shunt_pollfds(struct shunt_handle *h, struct pollfd *pfd, unsigned max)
   return n;
 }
 
-int shunt_pollfds_process(struct shunt_handle *h, const struct pollfd *pfd, unsigned n)
+static int process_locked(struct shunt_handle *h, const struct pollfd *pfd, unsigned n)
 {
   h->completed = 0;
   for (unsigned k = 0; k < n; k++) {
@@ -380,34 +425,97 @@ int shunt_pollfds_process(struct shunt_handle *h, const struct pollfd *pfd, unsi
   return h->completed;
 }
 
-int shunt_poll(struct shunt_handle *h, int timeout_ms)
+unsigned shunt_pollfds(struct shunt_handle *h, struct pollfd *pfd, unsigned max)
 {
-  struct pollfd pfd[MAX_CONNECTIONS + 1];
+  sh_lock(h);
+  unsigned n = pollfds_locked(h, pfd, max);
+  sh_unlock(h);
+  return n;
+}
+
+int shunt_pollfds_process(struct shunt_handle *h, const struct pollfd *pfd, unsigned n)
+{
+  sh_lock(h);
+  int r = process_locked(h, pfd, n);
+  sh_unlock(h);
+  return r;
+}
+
+static void deadline_after(struct timespec *ts, int ms)
+{
+  clock_gettime(CLOCK_MONOTONIC, ts);
+  ts->tv_sec += ms / 1000;
+  ts->tv_nsec += (long)(ms % 1000) * 1000000;
+  if (ts->tv_nsec >= 1000000000) {
+    ts->tv_sec++;
+    ts->tv_nsec -= 1000000000;
+  }
+}
+
+int sh_poll_round(struct shunt_handle *h, int timeout_ms)
+{
   if (h->in_flight == 0)
     return 0;
-  unsigned n = shunt_pollfds(h, pfd, MAX_CONNECTIONS + 1);
+  if (h->polling) {
+    if (pthread_equal(h->poller, pthread_self()))
+      return -EDEADLK; /* called from a completion callback */
+    /* Follower: the leader's round will complete our requests too. */
+    uint64_t seen = h->rounds;
+    struct timespec ts;
+    if (timeout_ms >= 0)
+      deadline_after(&ts, timeout_ms);
+    while (h->polling && h->rounds == seen) {
+      if (timeout_ms < 0)
+        pthread_cond_wait(&h->progress, &h->lock);
+      else if (pthread_cond_timedwait(&h->progress, &h->lock, &ts) == ETIMEDOUT)
+        break;
+    }
+    return 0;
+  }
+  struct pollfd pfd[MAX_CONNECTIONS + 1];
+  h->polling = true;
+  h->poller = pthread_self();
+  unsigned n = pollfds_locked(h, pfd, MAX_CONNECTIONS + 1);
+  sh_unlock(h);
   int r;
   do
     r = poll(pfd, n, timeout_ms);
   while (r < 0 && errno == EINTR);
-  if (r < 0)
-    return -errno;
-  return shunt_pollfds_process(h, pfd, n);
+  int e = errno;
+  sh_lock(h);
+  int ret = r < 0 ? -e : process_locked(h, pfd, n);
+  h->polling = false;
+  h->rounds++;
+  pthread_cond_broadcast(&h->progress);
+  return ret;
+}
+
+int shunt_poll(struct shunt_handle *h, int timeout_ms)
+{
+  sh_lock(h);
+  int r = sh_poll_round(h, timeout_ms);
+  sh_unlock(h);
+  return r;
 }
 
 const char *shunt_last_error(const struct shunt_handle *h)
 {
-  return h->last_error;
+  return tls_err_handle == h ? tls_err : h->last_error;
 }
 
 void shunt_get_stats(const struct shunt_handle *h, struct shunt_stats *out)
 {
+  struct shunt_handle *m = (struct shunt_handle *)h;
+  sh_lock(m);
   *out = h->stats;
+  sh_unlock(m);
 }
 
 uint64_t shunt_payload_bytes_copied(const struct shunt_handle *h)
 {
-  return h->stats.payload_bytes_copied;
+  struct shunt_stats st;
+  shunt_get_stats(h, &st);
+  return st.payload_bytes_copied;
 }
 
 int shunt_list_exports(const char *uri, const struct shunt_options *opt,

@@ -41,8 +41,10 @@ void sh_describe(const struct shunt_handle *h, const struct sh_req *r, char *buf
 static int fail(struct shunt_handle *h, int err, const char *what, uint64_t off, uint64_t len,
                 const char *why)
 {
-  snprintf(h->last_error, sizeof h->last_error, "%s: %s %llu bytes at offset %llu: %s",
-           h->uri_text, what, (unsigned long long)len, (unsigned long long)off, why);
+  char m[1024];
+  snprintf(m, sizeof m, "%s: %s %llu bytes at offset %llu: %s", h->uri_text, what,
+           (unsigned long long)len, (unsigned long long)off, why);
+  sh_set_error(h, m);
   return err;
 }
 
@@ -134,7 +136,7 @@ void sh_complete(struct shunt_handle *h, struct sh_req *r)
     snprintf(h->msg, sizeof h->msg, "%s: %s%s%s%s", what, strerror(-r->error),
              !r->errmsg ? "" : r->errmsg_server ? " (server: " : " (",
              r->errmsg ? r->errmsg : "", r->errmsg ? ")" : "");
-    memcpy(h->last_error, h->msg, sizeof h->last_error);
+    sh_set_error(h, h->msg);
     res.message = h->msg;
   } else if (res.cmd == SHUNT_READ) {
     h->stats.bytes_read += res.length;
@@ -202,7 +204,7 @@ int sh_conn_flush_sends(struct shunt_handle *h, struct sh_conn *c)
 }
 
 /* Common checks and queueing for every submit call. */
-static int64_t submit(struct shunt_handle *h, uint16_t cmd, const struct iovec *iov, int iovcnt,
+static int64_t submit_locked(struct shunt_handle *h, uint16_t cmd, const struct iovec *iov, int iovcnt,
                       uint64_t offset, uint64_t length, unsigned flags, shunt_extent_fn extent,
                       shunt_done_fn done, void *user)
 {
@@ -280,7 +282,24 @@ static int64_t submit(struct shunt_handle *h, uint16_t cmd, const struct iovec *
   sh_req_encode(h, r);
   sh_queue_req(h, (unsigned)ci, r);
   h->in_flight++;
+  if (h->polling && !pthread_equal(h->poller, pthread_self())) {
+    /* Another thread sits in poll() with an fd set computed before this
+     * request existed: send now, and wake it if the socket is full. */
+    struct sh_conn *c = &h->conns[ci];
+    if (sh_conn_flush_sends(h, c) < 0 || c->sq_head)
+      shunt_wake(h);
+  }
   return (int64_t)r->cookie;
+}
+
+static int64_t submit(struct shunt_handle *h, uint16_t cmd, const struct iovec *iov, int iovcnt,
+                      uint64_t offset, uint64_t length, unsigned flags, shunt_extent_fn extent,
+                      shunt_done_fn done, void *user)
+{
+  sh_lock(h);
+  int64_t r = submit_locked(h, cmd, iov, iovcnt, offset, length, flags, extent, done, user);
+  sh_unlock(h);
+  return r;
 }
 
 static int iov_check(struct shunt_handle *h, const char *name, const struct iovec *iov,

@@ -2,6 +2,7 @@
  * then run the poll loop until every piece has completed.  Large reads and
  * writes are split at max_block and run in parallel. */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "client/client.h"
@@ -9,66 +10,109 @@
 struct waiter {
   unsigned pending;
   int error;
+  char msg[1024];            /* the first failure's message */
 };
 
 static void on_done(const struct shunt_result *r)
 {
   struct waiter *w = r->user;
   w->pending--;
-  if (r->error && !w->error)
+  if (r->error && !w->error) {
     w->error = r->error;
+    snprintf(w->msg, sizeof w->msg, "%s", r->message ? r->message : strerror(-r->error));
+  }
 }
 
+/* Run the event loop (as leader or follower) until at most `upto` of w's
+ * requests are outstanding.  Called with the handle locked. */
 static int wait_all(struct shunt_handle *h, struct waiter *w, unsigned upto)
 {
   while (w->pending > upto) {
-    int r = shunt_poll(h, -1);
+    int r = sh_poll_round(h, -1);
     if (r < 0)
       return r;
   }
   return 0;
 }
 
+/* Finish a synchronous call: report w's error to this thread, unlock. */
+static int finish(struct shunt_handle *h, struct waiter *w, int r)
+{
+  if (r == 0)
+    r = wait_all(h, w, 0);
+  if (r == 0 && w->error) {
+    r = w->error;
+    sh_set_error(h, w->msg);
+  }
+  sh_unlock(h);
+  return r;
+}
+
 /* Keep at most this many pieces of one call in flight. */
 #define SYNC_DEPTH 16
+
+/* Lock the handle for a synchronous call; refuse one made from a completion
+ * callback (it would wait for a round that can never run). */
+static int enter(struct shunt_handle *h)
+{
+  sh_lock(h);
+  if (h->polling && pthread_equal(h->poller, pthread_self())) {
+    sh_set_error(h, "synchronous call from a completion callback");
+    sh_unlock(h);
+    return -EDEADLK;
+  }
+  return 0;
+}
+
+/* A submit failed: remember it (the message is already this thread's). */
+static void submit_failed(struct shunt_handle *h, struct waiter *w, int64_t c)
+{
+  if (!w->error) {
+    w->error = (int)c;
+    snprintf(w->msg, sizeof w->msg, "%s", shunt_last_error(h));
+  }
+}
 
 static int rw(struct shunt_handle *h, bool write, const struct iovec *iov, int iovcnt,
               uint64_t offset, unsigned flags)
 {
   struct waiter w = { 0 };
   uint64_t total = 0;
+  int r = 0;
   for (int i = 0; i < iovcnt; i++)
     total += iov[i].iov_len;
+  if ((r = enter(h)) < 0)
+    return r;
   uint64_t piece = h->info.max_block;
   if (total <= piece) {
     int64_t c = write ? shunt_aio_pwrite(h, iov, iovcnt, offset, flags, on_done, &w)
                       : shunt_aio_pread(h, iov, iovcnt, offset, flags, on_done, &w);
     if (c < 0)
-      return (int)c;
-    w.pending++;
-  } else {
-    struct iovec v[1024];
-    for (uint64_t done = 0; done < total && !w.error;) {
-      uint64_t len = total - done < piece ? total - done : piece;
-      int n = sh_iov_slice(iov, iovcnt, done, len, v, 1024);
-      uint64_t got = 0;
-      for (int i = 0; i < n; i++)
-        got += v[i].iov_len;
-      int64_t c = write ? shunt_aio_pwrite(h, v, n, offset + done, flags, on_done, &w)
-                        : shunt_aio_pread(h, v, n, offset + done, flags, on_done, &w);
-      if (c < 0) {
-        w.error = (int)c;
-        break;
-      }
+      submit_failed(h, &w, c);
+    else
       w.pending++;
-      done += got;
-      int r = wait_all(h, &w, SYNC_DEPTH - 1);
-      if (r < 0)
-        return r;
-    }
+    return finish(h, &w, 0);
   }
-  int r = wait_all(h, &w, 0);
-  return r < 0 ? r : w.error;
+  struct iovec v[1024];
+  for (uint64_t done = 0; done < total && !w.error && r == 0;) {
+    uint64_t len = total - done < piece ? total - done : piece;
+    int n = sh_iov_slice(iov, iovcnt, done, len, v, 1024);
+    uint64_t got = 0;
+    for (int i = 0; i < n; i++)
+      got += v[i].iov_len;
+    int64_t c = write ? shunt_aio_pwrite(h, v, n, offset + done, flags, on_done, &w)
+                      : shunt_aio_pread(h, v, n, offset + done, flags, on_done, &w);
+    if (c < 0) {
+      submit_failed(h, &w, c);
+      break;
+    }
+    w.pending++;
+    done += got;
+    r = wait_all(h, &w, SYNC_DEPTH - 1);
+  }
+  if (r < 0)
+    (void)wait_all(h, &w, 0); /* the stack waiter must outlive its requests */
+  return finish(h, &w, r);
 }
 
 int shunt_preadv(struct shunt_handle *h, const struct iovec *iov, int iovcnt, uint64_t offset,
@@ -96,19 +140,18 @@ int shunt_pwrite(struct shunt_handle *h, const void *buf, size_t len, uint64_t o
   return rw(h, true, &v, 1, offset, flags);
 }
 
-static int one(struct shunt_handle *h, int64_t cookie, struct waiter *w)
-{
-  if (cookie < 0)
-    return (int)cookie;
-  w->pending++;
-  int r = wait_all(h, w, 0);
-  return r < 0 ? r : w->error;
-}
-
 int shunt_flush(struct shunt_handle *h)
 {
   struct waiter w = { 0 };
-  return one(h, shunt_aio_flush(h, on_done, &w), &w);
+  int r = enter(h);
+  if (r < 0)
+    return r;
+  int64_t c = shunt_aio_flush(h, on_done, &w);
+  if (c < 0)
+    submit_failed(h, &w, c);
+  else
+    w.pending++;
+  return finish(h, &w, 0);
 }
 
 /* Trim and zero ranges beyond what one request can say are split. */
@@ -120,38 +163,37 @@ static uint64_t effect_max(const struct shunt_handle *h)
   return m / h->info.min_block * h->info.min_block;
 }
 
-int shunt_trim(struct shunt_handle *h, uint64_t offset, uint64_t length, unsigned flags)
+static int ranged(struct shunt_handle *h, bool zero, uint64_t offset, uint64_t length,
+                  unsigned flags)
 {
   struct waiter w = { 0 };
+  int r = enter(h);
+  if (r < 0)
+    return r;
   uint64_t m = effect_max(h);
   while (length && !w.error) {
     uint64_t len = length < m ? length : m;
-    int64_t c = shunt_aio_trim(h, offset, len, flags, on_done, &w);
-    if (c < 0)
-      return (int)c;
+    int64_t c = zero ? shunt_aio_zero(h, offset, len, flags, on_done, &w)
+                     : shunt_aio_trim(h, offset, len, flags, on_done, &w);
+    if (c < 0) {
+      submit_failed(h, &w, c);
+      break;
+    }
     w.pending++;
     offset += len;
     length -= len;
   }
-  int r = wait_all(h, &w, 0);
-  return r < 0 ? r : w.error;
+  return finish(h, &w, 0);
+}
+
+int shunt_trim(struct shunt_handle *h, uint64_t offset, uint64_t length, unsigned flags)
+{
+  return ranged(h, false, offset, length, flags);
 }
 
 int shunt_zero(struct shunt_handle *h, uint64_t offset, uint64_t length, unsigned flags)
 {
-  struct waiter w = { 0 };
-  uint64_t m = effect_max(h);
-  while (length && !w.error) {
-    uint64_t len = length < m ? length : m;
-    int64_t c = shunt_aio_zero(h, offset, len, flags, on_done, &w);
-    if (c < 0)
-      return (int)c;
-    w.pending++;
-    offset += len;
-    length -= len;
-  }
-  int r = wait_all(h, &w, 0);
-  return r < 0 ? r : w.error;
+  return ranged(h, true, offset, length, flags);
 }
 
 struct bs_ctx {
@@ -171,8 +213,16 @@ int shunt_block_status(struct shunt_handle *h, uint64_t offset, uint64_t length,
                        shunt_extent_fn extent, void *user)
 {
   struct bs_ctx c = { .fn = extent, .user = user };
+  int r = enter(h);
+  if (r < 0)
+    return r;
   uint64_t m = effect_max(h);
   if (length > m)
     length = m;
-  return one(h, shunt_aio_block_status(h, offset, length, flags, bs_extent, on_done, &c), &c.w);
+  int64_t k = shunt_aio_block_status(h, offset, length, flags, bs_extent, on_done, &c);
+  if (k < 0)
+    submit_failed(h, &c.w, k);
+  else
+    c.w.pending++;
+  return finish(h, &c.w, 0);
 }
