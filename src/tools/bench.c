@@ -35,6 +35,7 @@ struct bench {
   uint64_t bs, nblocks, seq_next, rng;
   unsigned read_pct;
   bool random, verify, json;
+  bool disconnected;        /* every connection is gone: stop */
   uint32_t *gen;            /* per block: generation last written (0 = never) */
   bool *busy;               /* per block: an op is in flight */
   struct op *ops;
@@ -60,6 +61,8 @@ static void usage(FILE *f)
     "  -s, --size N             use only the first N bytes of the export\n"
     "      --verify             writes carry a per-block pattern; every read of a\n"
     "                           block written in this run is checked\n"
+    "      --reconnect N        after a dropped connection, reconnect up to N times\n"
+    "                           (with backoff) and retry the requests in flight\n"
     "      --seed N             random seed (default: time)\n"
     "      --json               JSON report on stdout\n"
     "  -h, --help               this text\n"
@@ -199,6 +202,8 @@ static void start_op(struct bench *b, struct op *o)
                        : shunt_aio_pread(b->h, &v, 1, blk * b->bs, 0, on_done, o);
   if (c < 0) {
     note_error(b, shunt_last_error(b->h));
+    if (c == -ENOTCONN)
+      b->disconnected = true;
     return;
   }
   o->busy = true;
@@ -207,6 +212,8 @@ static void start_op(struct bench *b, struct op *o)
 
 static void report(struct bench *b, const char *uri, double secs, unsigned conns)
 {
+  struct shunt_stats st;
+  shunt_get_stats(b->h, &st);
   if (b->lat_r.n)
     qsort(b->lat_r.us, b->lat_r.n, sizeof(uint32_t), cmp_u32);
   if (b->lat_w.n)
@@ -234,12 +241,14 @@ static void report(struct bench *b, const char *uri, double secs, unsigned conns
            "  \"connections\": %u,\n  \"read_percent\": %u,\n  \"verify\": %s,\n"
            "  \"seconds\": %.3f,\n  \"ops\": %llu,\n  \"reads\": %llu,\n  \"writes\": %llu,\n"
            "  \"errors\": %llu,\n  \"verify_errors\": %llu,\n  \"unverified_reads\": %llu,\n"
+           "  \"reconnects\": %llu,\n  \"retried\": %llu,\n"
            "  \"iops\": %.1f,\n  \"mib_per_second\": %.2f,\n",
            b->random ? "rand" : "seq", (unsigned long long)b->bs, b->qd, conns, b->read_pct,
            b->verify ? "true" : "false", secs, (unsigned long long)ops,
            (unsigned long long)b->reads, (unsigned long long)b->writes,
            (unsigned long long)b->errors, (unsigned long long)b->verify_errors,
-           (unsigned long long)b->unverified, iops, mibs);
+           (unsigned long long)b->unverified, (unsigned long long)st.reconnects,
+           (unsigned long long)st.retried, iops, mibs);
     const struct { const char *name; struct lat *l; } L[] = {
       { "latency_us", &all }, { "read_latency_us", &b->lat_r }, { "write_latency_us", &b->lat_w },
     };
@@ -262,6 +271,9 @@ static void report(struct bench *b, const char *uri, double secs, unsigned conns
     if (b->verify)
       printf(", %llu verify errors (%llu reads of unwritten blocks not checked)",
              (unsigned long long)b->verify_errors, (unsigned long long)b->unverified);
+    if (st.reconnects)
+      printf(", %llu reconnects (%llu requests retried)", (unsigned long long)st.reconnects,
+             (unsigned long long)st.retried);
     printf("\n  %.0f IOPS, %.2f MiB/s\n", iops, mibs);
     printf("  latency us: p50 %u, p99 %u, p99.9 %u, max %u\n", pct(&all, 50), pct(&all, 99),
            pct(&all, 99.9), pct(&all, 100));
@@ -273,17 +285,18 @@ static void report(struct bench *b, const char *uri, double secs, unsigned conns
 
 int cmd_bench(int argc, char **argv)
 {
-  enum { O_VERIFY = 256, O_SEED, O_JSON };
+  enum { O_VERIFY = 256, O_SEED, O_JSON, O_RECONNECT };
   static const struct option lo[] = {
     { "pattern", required_argument, NULL, 'p' }, { "block-size", required_argument, NULL, 'b' },
     { "queue-depth", required_argument, NULL, 'q' }, { "connections", required_argument, NULL, 'C' },
     { "duration", required_argument, NULL, 't' }, { "read-percent", required_argument, NULL, 'r' },
     { "size", required_argument, NULL, 's' }, { "verify", no_argument, NULL, O_VERIFY },
     { "seed", required_argument, NULL, O_SEED }, { "json", no_argument, NULL, O_JSON },
+    { "reconnect", required_argument, NULL, O_RECONNECT },
     { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
   };
   struct bench b = { .bs = 4096, .qd = 32, .read_pct = 100, .random = true };
-  uint64_t conns = 1, dur_ms = 10000, qd = 32, rp = 100, limit = 0, seed = 0;
+  uint64_t conns = 1, dur_ms = 10000, qd = 32, rp = 100, limit = 0, seed = 0, reconnect = 0;
   int c;
   while ((c = getopt_long(argc, argv, "p:b:q:C:t:r:s:h", lo, NULL)) != -1) {
     bool bad = false;
@@ -301,6 +314,7 @@ int cmd_bench(int argc, char **argv)
     case 's': bad = units_parse_size(optarg, &limit) < 0 || limit == 0; break;
     case O_VERIFY: b.verify = true; break;
     case O_SEED: bad = units_parse_size(optarg, &seed) < 0; break;
+    case O_RECONNECT: bad = units_parse_size(optarg, &reconnect) < 0 || reconnect > 1000; break;
     case O_JSON: b.json = true; break;
     case 'h': usage(stdout); return 0;
     default: usage(stderr); return 2;
@@ -320,7 +334,7 @@ int cmd_bench(int argc, char **argv)
   b.rng = seed ? seed : (uint64_t)time(NULL) ^ (uint64_t)now_ns();
   if (!b.rng)
     b.rng = 1;
-  struct shunt_options o = { .connections = (unsigned)conns };
+  struct shunt_options o = { .connections = (unsigned)conns, .reconnect = (unsigned)reconnect };
   char err[512];
   if (shunt_connect(&b.h, uri, &o, err, sizeof err) < 0) {
     fprintf(stderr, "shunt bench: %s\n", err);
@@ -355,15 +369,12 @@ int cmd_bench(int argc, char **argv)
     memset(b.ops[i].buf, 0xa5, b.bs);
   }
   uint64_t t0 = now_ns(), end = t0 + dur_ms * 1000000;
-  while (now_ns() < end) {
-    for (unsigned i = 0; i < b.qd; i++)
+  while (now_ns() < end && !b.disconnected) {
+    for (unsigned i = 0; i < b.qd && !b.disconnected; i++)
       if (!b.ops[i].busy)
         start_op(&b, &b.ops[i]);
-    if (shunt_in_flight(b.h) == 0) {
-      if (b.errors > 1000000)
-        break;
+    if (shunt_in_flight(b.h) == 0)
       continue;
-    }
     int r = shunt_poll(b.h, 100);
     if (r < 0) {
       note_error(&b, strerror(-r));
