@@ -63,6 +63,9 @@ struct shunt_options {
                                 (0 = fail in-flight requests at once) */
   unsigned reconnect_delay_ms; /* first backoff delay (default 100), doubled per try */
   unsigned timeout_ms;       /* connect + handshake timeout (default 30000) */
+  bool copy_reads;           /* for comparison only: receive read payload into a
+                                library buffer and copy it out (the classic staged
+                                path; counted in payload_bytes_copied) */
 };
 
 /* What negotiation produced.  Valid until shunt_close(). */
@@ -224,7 +227,8 @@ struct shunt_stats {
   uint64_t bytes_read;        /* read payload received into caller buffers */
   uint64_t bytes_written;     /* write payload sent from caller buffers */
   uint64_t payload_bytes_copied; /* payload bytes the library copied through a
-                                 buffer of its own: 0 on the plain-socket path */
+                                 buffer of its own: 0 on the direct path (only
+                                 opt.copy_reads, or later TLS, copies) */
   uint64_t hole_bytes;        /* read bytes that arrived as OFFSET_HOLE (zero-filled) */
   uint64_t chunks;            /* structured reply chunks received */
   uint64_t reconnects;        /* successful reconnects */

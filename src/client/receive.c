@@ -200,6 +200,28 @@ static int bs_batch(struct shunt_handle *h, struct sh_conn *c, size_t bytes, con
   return 0;
 }
 
+/* The staged path (opt.copy_reads), kept only to compare against and to prove
+ * the counter: payload goes into a library buffer, then is copied out. */
+static ssize_t receive_by_copy(struct shunt_handle *h, struct sh_conn *c)
+{
+  unsigned char stage[16384];
+  struct iovec sv = { stage, c->left < sizeof stage ? (size_t)c->left : sizeof stage };
+  ssize_t n = sh_transport_readv(&c->t, &sv, 1);
+  if (n <= 0)
+    return n;
+  struct iovec v[64];
+  uint64_t done = 0;
+  while (done < (uint64_t)n) {
+    int k = sh_iov_slice(c->cur->iov, c->cur->iovcnt, c->data_rel + done, (uint64_t)n - done, v, 64);
+    for (int i = 0; i < k; i++) {
+      memcpy(v[i].iov_base, stage + done, v[i].iov_len);
+      done += v[i].iov_len;
+    }
+  }
+  h->stats.payload_bytes_copied += (uint64_t)n;
+  return n;
+}
+
 int sh_conn_receive(struct shunt_handle *h, struct sh_conn *c, const char **why)
 {
   for (;;) {
@@ -217,9 +239,13 @@ int sh_conn_receive(struct shunt_handle *h, struct sh_conn *c, const char **why)
       struct iovec v = { c->mbuf + c->mgot, want - c->mgot };
       n = sh_transport_readv(&c->t, &v, 1);
     } else {
-      struct iovec v[64];
-      int k = sh_iov_slice(c->cur->iov, c->cur->iovcnt, c->data_rel, c->left, v, 64);
-      n = sh_transport_readv(&c->t, v, k);
+      if (h->opt.copy_reads)
+        n = receive_by_copy(h, c);
+      else {
+        struct iovec v[64];
+        int k = sh_iov_slice(c->cur->iov, c->cur->iovcnt, c->data_rel, c->left, v, 64);
+        n = sh_transport_readv(&c->t, v, k);
+      }
     }
     if (n == -EAGAIN || n == -EWOULDBLOCK)
       return 0;

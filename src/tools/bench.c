@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "common/units.h"
@@ -63,6 +64,8 @@ static void usage(FILE *f)
     "                           block written in this run is checked\n"
     "      --reconnect N        after a dropped connection, reconnect up to N times\n"
     "                           (with backoff) and retry the requests in flight\n"
+    "      --staged             receive reads through a library buffer and copy\n"
+    "                           them (to compare with the direct path)\n"
     "      --seed N             random seed (default: time)\n"
     "      --json               JSON report on stdout\n"
     "  -h, --help               this text\n"
@@ -214,6 +217,11 @@ static void report(struct bench *b, const char *uri, double secs, unsigned conns
 {
   struct shunt_stats st;
   shunt_get_stats(b->h, &st);
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  double cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+               (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+  double gib = (double)b->bytes / (1 << 30);
   if (b->lat_r.n)
     qsort(b->lat_r.us, b->lat_r.n, sizeof(uint32_t), cmp_u32);
   if (b->lat_w.n)
@@ -242,13 +250,16 @@ static void report(struct bench *b, const char *uri, double secs, unsigned conns
            "  \"seconds\": %.3f,\n  \"ops\": %llu,\n  \"reads\": %llu,\n  \"writes\": %llu,\n"
            "  \"errors\": %llu,\n  \"verify_errors\": %llu,\n  \"unverified_reads\": %llu,\n"
            "  \"reconnects\": %llu,\n  \"retried\": %llu,\n"
+           "  \"payload_bytes_copied\": %llu,\n  \"cpu_seconds\": %.3f,\n"
+           "  \"cpu_seconds_per_gib\": %.3f,\n"
            "  \"iops\": %.1f,\n  \"mib_per_second\": %.2f,\n",
            b->random ? "rand" : "seq", (unsigned long long)b->bs, b->qd, conns, b->read_pct,
            b->verify ? "true" : "false", secs, (unsigned long long)ops,
            (unsigned long long)b->reads, (unsigned long long)b->writes,
            (unsigned long long)b->errors, (unsigned long long)b->verify_errors,
            (unsigned long long)b->unverified, (unsigned long long)st.reconnects,
-           (unsigned long long)st.retried, iops, mibs);
+           (unsigned long long)st.retried, (unsigned long long)st.payload_bytes_copied, cpu,
+           gib > 0 ? cpu / gib : 0, iops, mibs);
     const struct { const char *name; struct lat *l; } L[] = {
       { "latency_us", &all }, { "read_latency_us", &b->lat_r }, { "write_latency_us", &b->lat_w },
     };
@@ -274,7 +285,8 @@ static void report(struct bench *b, const char *uri, double secs, unsigned conns
     if (st.reconnects)
       printf(", %llu reconnects (%llu requests retried)", (unsigned long long)st.reconnects,
              (unsigned long long)st.retried);
-    printf("\n  %.0f IOPS, %.2f MiB/s\n", iops, mibs);
+    printf("\n  %.0f IOPS, %.2f MiB/s, client CPU %.2f s (%.3f s/GiB), %llu payload bytes copied\n",
+           iops, mibs, cpu, gib > 0 ? cpu / gib : 0, (unsigned long long)st.payload_bytes_copied);
     printf("  latency us: p50 %u, p99 %u, p99.9 %u, max %u\n", pct(&all, 50), pct(&all, 99),
            pct(&all, 99.9), pct(&all, 100));
     if (b->first_error[0])
@@ -285,7 +297,7 @@ static void report(struct bench *b, const char *uri, double secs, unsigned conns
 
 int cmd_bench(int argc, char **argv)
 {
-  enum { O_VERIFY = 256, O_SEED, O_JSON, O_RECONNECT };
+  enum { O_VERIFY = 256, O_SEED, O_JSON, O_RECONNECT, O_STAGED };
   static const struct option lo[] = {
     { "pattern", required_argument, NULL, 'p' }, { "block-size", required_argument, NULL, 'b' },
     { "queue-depth", required_argument, NULL, 'q' }, { "connections", required_argument, NULL, 'C' },
@@ -293,9 +305,11 @@ int cmd_bench(int argc, char **argv)
     { "size", required_argument, NULL, 's' }, { "verify", no_argument, NULL, O_VERIFY },
     { "seed", required_argument, NULL, O_SEED }, { "json", no_argument, NULL, O_JSON },
     { "reconnect", required_argument, NULL, O_RECONNECT },
+    { "staged", no_argument, NULL, O_STAGED },
     { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
   };
   struct bench b = { .bs = 4096, .qd = 32, .read_pct = 100, .random = true };
+  bool staged = false;
   uint64_t conns = 1, dur_ms = 10000, qd = 32, rp = 100, limit = 0, seed = 0, reconnect = 0;
   int c;
   while ((c = getopt_long(argc, argv, "p:b:q:C:t:r:s:h", lo, NULL)) != -1) {
@@ -316,6 +330,7 @@ int cmd_bench(int argc, char **argv)
     case O_SEED: bad = units_parse_size(optarg, &seed) < 0; break;
     case O_RECONNECT: bad = units_parse_size(optarg, &reconnect) < 0 || reconnect > 1000; break;
     case O_JSON: b.json = true; break;
+    case O_STAGED: staged = true; break;
     case 'h': usage(stdout); return 0;
     default: usage(stderr); return 2;
     }
@@ -334,7 +349,8 @@ int cmd_bench(int argc, char **argv)
   b.rng = seed ? seed : (uint64_t)time(NULL) ^ (uint64_t)now_ns();
   if (!b.rng)
     b.rng = 1;
-  struct shunt_options o = { .connections = (unsigned)conns, .reconnect = (unsigned)reconnect };
+  struct shunt_options o = { .connections = (unsigned)conns, .reconnect = (unsigned)reconnect,
+                             .copy_reads = staged };
   char err[512];
   if (shunt_connect(&b.h, uri, &o, err, sizeof err) < 0) {
     fprintf(stderr, "shunt bench: %s\n", err);

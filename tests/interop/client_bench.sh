@@ -18,6 +18,14 @@ import json,sys; l=json.load(open(sys.argv[1]))["latency_us"]; sys.exit(not (0 <
 tap_check "sequential 64K read run, text report" \
   bash -c "'$SHUNT' bench -p seq -b 64K -q 4 -t 1 '$URI' | grep -q 'IOPS'"
 
+tap_check "direct reads copy no payload bytes, the --staged path counts them all" bash -c "
+  '$SHUNT' bench -p seq -b 256K -q 4 -t 1 --json '$URI' >'$T/d.json' &&
+  '$SHUNT' bench -p seq -b 256K -q 4 -t 1 --staged --json '$URI' >'$T/s.json' &&
+  python3 -c '
+import json,sys
+d=json.load(open(sys.argv[1])); s=json.load(open(sys.argv[2]))
+sys.exit(not (d[\"payload_bytes_copied\"]==0 and s[\"payload_bytes_copied\"]==s[\"reads\"]*262144>0))' '$T/d.json' '$T/s.json'"
+
 # Verification works: another writer scribbles over the same 256 KiB meanwhile.
 "$SHUNT" bench -r 0 -t 3 -q 4 -s 256K "$URI" >/dev/null 2>&1 &
 W=$!

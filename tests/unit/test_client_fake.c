@@ -533,6 +533,22 @@ int main(void)
   run_suite(false);
   run_suite(true);
 
+  /* The counter counts: the staged path (copy_reads) reports every byte. */
+  {
+    struct fake *g = start(false, 0);
+    struct shunt_handle *hc;
+    struct shunt_options co = { .copy_reads = true };
+    ok(connect_to(g, &hc, &co) == 0, "staged: connect");
+    ok(scattered_read(hc, g, 100 * 1024, 64 * 1024, 257), "staged: scattered read still correct");
+    struct shunt_stats cs;
+    shunt_get_stats(hc, &cs);
+    ok(cs.payload_bytes_copied == 64 * 1024 - cs.hole_bytes && cs.payload_bytes_copied > 0,
+       "staged: payload bytes copied %llu = data bytes (64 KiB - %llu hole bytes)",
+       (unsigned long long)cs.payload_bytes_copied, (unsigned long long)cs.hole_bytes);
+    shunt_close(hc);
+    stop(g);
+  }
+
   /* A dropped connection fails the request in flight, clearly. */
   struct fake *f = start(false, 1);
   struct shunt_handle *h;
