@@ -85,6 +85,8 @@ static void usage(FILE *f)
     "      --no-sparse       copy every byte as data\n"
     "      --target-is-zero  DST already reads as zeroes: skip zero ranges\n"
     "      --flush           flush DST (NBD FLUSH or fsync) at the end\n"
+    "      --reconnect N     after a dropped NBD connection, reconnect up to N times\n"
+    "                        (with backoff) and retry the requests in flight\n"
     "      --json            print a JSON summary on stdout\n"
     "      --progress        force the progress bar (default: when stderr is a tty)\n"
     "      --no-progress     never show it\n"
@@ -108,6 +110,8 @@ static void set_error(struct copy *cp, int err, const char *fmt, const char *a, 
   snprintf(cp->errmsg, sizeof cp->errmsg, fmt, a, b);
 }
 
+static unsigned reconnect_tries;
+
 static int open_endpoint(struct endpoint *e, const char *name, bool dst, uint64_t want_size,
                          unsigned conns, struct copy *cp)
 {
@@ -115,7 +119,7 @@ static int open_endpoint(struct endpoint *e, const char *name, bool dst, uint64_
   e->name = name;
   e->fd = -1;
   if (nbd_uri_is_nbd(name)) {
-    struct shunt_options o = { .connections = conns };
+    struct shunt_options o = { .connections = conns, .reconnect = reconnect_tries };
     char err[512];
     if (shunt_connect(&e->h, name, &o, err, sizeof err) < 0) {
       fprintf(stderr, "shunt copy: %s\n", err);
@@ -561,13 +565,14 @@ static int run(struct copy *cp)
 
 int cmd_copy(int argc, char **argv)
 {
-  enum { O_NOSPARSE = 256, O_TZ, O_FLUSH, O_JSON, O_PROGRESS, O_NOPROGRESS };
+  enum { O_NOSPARSE = 256, O_TZ, O_FLUSH, O_JSON, O_PROGRESS, O_NOPROGRESS, O_RECONNECT };
   static const struct option lo[] = {
     { "connections", required_argument, NULL, 'C' }, { "requests", required_argument, NULL, 'R' },
     { "request-size", required_argument, NULL, 'S' }, { "no-sparse", no_argument, NULL, O_NOSPARSE },
     { "target-is-zero", no_argument, NULL, O_TZ }, { "flush", no_argument, NULL, O_FLUSH },
     { "json", no_argument, NULL, O_JSON }, { "progress", no_argument, NULL, O_PROGRESS },
     { "no-progress", no_argument, NULL, O_NOPROGRESS }, { "help", no_argument, NULL, 'h' },
+    { "reconnect", required_argument, NULL, O_RECONNECT },
     { NULL, 0, NULL, 0 },
   };
   struct copy cp = { .sparse = true, .req_size = 256 * 1024 };
@@ -594,6 +599,15 @@ int cmd_copy(int argc, char **argv)
         return 2;
       }
       break;
+    case O_RECONNECT: {
+      uint64_t v;
+      if (units_parse_size(optarg, &v) < 0 || v > 1000) {
+        fprintf(stderr, "shunt copy: bad --reconnect '%s' (0..1000)\n", optarg);
+        return 2;
+      }
+      reconnect_tries = (unsigned)v;
+      break;
+    }
     case O_NOSPARSE: cp.sparse = false; break;
     case O_TZ: cp.target_is_zero = true; break;
     case O_FLUSH: cp.flush = true; break;
