@@ -3,7 +3,13 @@
 # the delay filter (requests in flight overlap) and the error filter (errors
 # surface with errno and a message naming server and request).
 . "$(dirname "$0")/client_lib.sh"
-command -v nbdkit >/dev/null || { tap_skip "nbdkit" "nbdkit not installed"; tap_done; exit; }
+command -v nbdkit >/dev/null || { tap_skip "nbdkit" "nbdkit not installed"; tap_check "nbds:// is refused with a clear message until TLS lands" \
+  bash -c "! '$SHUNT' info 'nbds://127.0.0.1:1/x' 2>'$T/tls.err' && grep -q 'TLS' '$T/tls.err'"
+tap_check "a malformed URI is refused naming the problem" \
+  bash -c "! '$SHUNT' info 'nbd+unix:///x' 2>'$T/uri.err' && grep -q 'socket=' '$T/uri.err'"
+tap_check "a refused connection names host and port" \
+  bash -c "! '$SHUNT' info 'nbd://127.0.0.1:$(free_port)/' 2>'$T/c.err' && grep -q 'connect to 127.0.0.1:.*refused' '$T/c.err'"
+tap_done; exit; }
 
 start_nbdkit memory 64M
 run_check "nbdkit memory" --connections 4 --expect-conns 4 "nbd://127.0.0.1:$PORT/"
@@ -45,4 +51,10 @@ wait_unix "$SOCK" 10
 run_check "nbdkit unix" "nbd+unix:///?socket=$SOCK"
 tap_check "shunt info over a unix socket" \
   bash -c "'$SHUNT' info 'nbd+unix:///?socket=$SOCK' | grep -q 'size: *16777216'"
+tap_check "nbds:// is refused with a clear message until TLS lands" \
+  bash -c "! '$SHUNT' info 'nbds://127.0.0.1:1/x' 2>'$T/tls.err' && grep -q 'TLS' '$T/tls.err'"
+tap_check "a malformed URI is refused naming the problem" \
+  bash -c "! '$SHUNT' info 'nbd+unix:///x' 2>'$T/uri.err' && grep -q 'socket=' '$T/uri.err'"
+tap_check "a refused connection names host and port" \
+  bash -c "! '$SHUNT' info 'nbd://127.0.0.1:$(free_port)/' 2>'$T/c.err' && grep -q 'connect to 127.0.0.1:.*refused' '$T/c.err'"
 tap_done
