@@ -39,12 +39,16 @@ struct fake {
   pthread_t th;
   pthread_t conns[16];
   int nconns;
+  _Atomic int served[16];    /* requests received per connection */
 };
 
 struct conn_arg {
   struct fake *f;
   int fd;
+  int index;
 };
+
+static __thread int conn_index;  /* which accepted connection this thread serves */
 
 static int rd(int fd, void *b, size_t n)
 {
@@ -273,6 +277,7 @@ static void serve_requests(struct fake *f, int fd, bool ext, bool sr, unsigned c
       }
       if (q[n].type == NBD_CMD_DISC)
         return;
+      f->served[conn_index]++;
       if (q[n].type == NBD_CMD_WRITE) {
         if (q[n].len > DISK || rd(fd, wbuf, q[n].len))
           return;
@@ -332,6 +337,7 @@ static void serve_requests(struct fake *f, int fd, bool ext, bool sr, unsigned c
 static void *conn_thread(void *arg)
 {
   struct conn_arg *a = arg;
+  conn_index = a->index;
   serve_one(a->f, a->fd);
   close(a->fd);
   free(a);
@@ -346,7 +352,7 @@ static void *server(void *arg)
     if (fd < 0)
       return NULL;
     struct conn_arg *a = malloc(sizeof *a);
-    *a = (struct conn_arg){ f, fd };
+    *a = (struct conn_arg){ f, fd, f->nconns };
     if (f->nconns == 16 || pthread_create(&f->conns[f->nconns], NULL, conn_thread, a))
       abort();
     f->nconns++;
@@ -501,6 +507,9 @@ static void run_suite(bool extended)
     same = !memcmp(bufs[i], f->disk + (uint64_t)i * 12288, 4096);
   ok(a.done == 64 && same, "%s: 64 concurrent reads matched by cookie (%d done, %d errors)", m,
      a.done, a.errors);
+  ok(f->served[0] >= 16 && f->served[1] >= 16,
+     "%s: requests spread over both connections (%d and %d so far)", m, f->served[0],
+     f->served[1]);
 
   /* Write, then read back. */
   unsigned char w[8192];
