@@ -54,10 +54,6 @@ static void chunk_done(struct shunt_handle *h, struct sh_conn *c)
     return;
   if (!r->error && r->cmd == NBD_CMD_READ && c->rep.chunk && r->covered != r->length)
     set_local_error(r, -EIO, "the server's chunks did not cover the whole read");
-  if (r->queued) {
-    /* A reply before we finished sending: impossible for a sane server. */
-    set_error(r, -EPROTO, NULL, 0);
-  }
   sh_complete(h, r);
 }
 
@@ -66,6 +62,12 @@ static int header_done(struct shunt_handle *h, struct sh_conn *c, const char **w
   struct sh_req *r = sh_lookup(h, c->rep.cookie);
   if (!r || r->conn != (int)(c - h->conns)) {
     *why = "reply for a request that is not in flight";
+    return -EPROTO;
+  }
+  if (r->queued) {
+    /* Its header went out but not all of it: a reply now is a protocol error
+     * (and completing it would free a request still on the send queue). */
+    *why = "reply to a request that was not fully sent";
     return -EPROTO;
   }
   c->cur = r;

@@ -33,6 +33,7 @@ struct fake {
   bool old_server;           /* knows only EXPORT_NAME (GO, INFO, ... unsupported) */
   unsigned chaos;            /* nonzero: answer reads with random chunks (a seed) */
   bool chaos_handshake;      /* ... or answer GO with random option replies */
+  bool early_reply;          /* answer big writes before reading their payload */
   int drops;                 /* hang up on this many DROP_OFFSET reads */
   unsigned char disk[DISK];
   char path[108];
@@ -278,6 +279,12 @@ static void serve_requests(struct fake *f, int fd, bool ext, bool sr, unsigned c
       if (q[n].type == NBD_CMD_DISC)
         return;
       f->served[conn_index]++;
+      if (q[n].type == NBD_CMD_WRITE && f->early_reply && q[n].len >= (1u << 20)) {
+        chunk(fd, ext, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_NONE, q[n].cookie, q[n].off, NULL, 0,
+              NULL, 0);
+        usleep(200000);
+        return;
+      }
       if (q[n].type == NBD_CMD_WRITE) {
         if (q[n].len > DISK || rd(fd, wbuf, q[n].len))
           return;
@@ -608,6 +615,20 @@ int main(void)
     for (int i = 0; i < n; i++)
       close(fds[i]);
   }
+  stop(f);
+
+  /* A reply to a write whose payload is still being sent: EPROTO, not a crash. */
+  f = start(false, 0);
+  f->early_reply = true;
+  ok(connect_to(f, &h, NULL) == 0, "early reply: connect");
+  {
+    unsigned char *big = calloc(1, DISK);
+    r = shunt_pwrite(h, big, DISK, 0, 0);
+    ok(r == -EPROTO || r == -ECONNRESET || r == -EPIPE,
+       "early reply: write fails cleanly (%d): %s", r, shunt_last_error(h));
+    free(big);
+  }
+  shunt_close(h);
   stop(f);
 
   /* A server without NBD_OPT_GO: fall back to EXPORT_NAME, simple replies. */
