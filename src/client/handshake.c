@@ -15,6 +15,8 @@
 
 /* No option reply we care about needs more: strings are at most 4096 bytes. */
 #define OPT_REPLY_MAX (2 * NBD_MAX_STRING + 64)
+/* A LIST longer than this is a misbehaving server, not a catalogue. */
+#define MAX_EXPORTS 65536u
 
 struct opt_reply {
   uint32_t reply;
@@ -380,6 +382,10 @@ int sh_list(struct sh_transport *t, char ***names, char ***descs, size_t *count,
     nl = be32toh(nl);
     if (nl > o->len - 4) {
       r = failf(err, errlen, -EPROTO, "LIST reply name longer than the reply");
+      goto fail;
+    }
+    if (*count == MAX_EXPORTS) {
+      r = failf(err, errlen, -E2BIG, "server lists more than %u exports", MAX_EXPORTS);
       goto fail;
     }
     if (*count == cap) {
