@@ -206,10 +206,12 @@ int shunt_connection_fd(const struct shunt_handle *h, unsigned i)
 
 int shunt_release_fds(struct shunt_handle *h, int *fds, unsigned n)
 {
-  if (h->in_flight)
-    return -EBUSY;
-  if (n < h->nconns)
-    return -EINVAL;
+  sh_lock(h);
+  if (h->in_flight || n < h->nconns) {
+    int e = h->in_flight ? -EBUSY : -EINVAL;
+    sh_unlock(h);
+    return e;
+  }
   unsigned k = 0;
   for (unsigned i = 0; i < h->nconns; i++) {
     if (!h->conns[i].live)
@@ -222,6 +224,7 @@ int shunt_release_fds(struct shunt_handle *h, int *fds, unsigned n)
     h->conns[i].t.fd = -1;
     h->conns[i].live = false;
   }
+  sh_unlock(h);
   return (int)k;
 }
 
