@@ -88,6 +88,7 @@ struct shunt_handle {
   struct shunt_stats stats;
   char last_error[1024];
   char msg[1024];            /* message of the completion being reported */
+  char lost[512];            /* why the last connection was lost, for later submits */
   /* Threads: one lock (recursive: callbacks submit) guards everything above.
    * One thread at a time "leads" (sits in poll() without the lock, then
    * processes under it); others wait on `progress` (leader/follower). */

@@ -332,6 +332,7 @@ void sh_conn_lost(struct shunt_handle *h, unsigned ci, int err, const char *why)
   struct sh_conn *c = &h->conns[ci];
   char msg[512];
   snprintf(msg, sizeof msg, "connection %u lost: %s (%s)", ci, why, strerror(-err));
+  snprintf(h->lost, sizeof h->lost, "%s", msg);
   char full[1024];
   snprintf(full, sizeof full, "%s: %s", h->uri_text, msg);
   sh_set_error(h, full);

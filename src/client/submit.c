@@ -249,8 +249,12 @@ static int64_t submit_locked(struct shunt_handle *h, uint16_t cmd, const struct 
       (cmd == NBD_CMD_BLOCK_STATUS && !in->block_status))
     return fail(h, -ENOTSUP, name, offset, length, "server does not support this command");
   int ci = pick_conn(h);
-  if (ci < 0)
-    return fail(h, -ENOTCONN, name, offset, length, "not connected (every connection was lost)");
+  if (ci < 0) {
+    char why[600];
+    snprintf(why, sizeof why, "not connected (every connection was lost; last: %s)",
+             h->lost[0] ? h->lost : "unknown");
+    return fail(h, -ENOTCONN, name, offset, length, why);
+  }
 
   struct sh_req *r = calloc(1, sizeof *r);
   if (!r)

@@ -5,30 +5,56 @@
 : "${SHUNT_BUILD:=$SHUNT_TOP/build}"
 CLIENT_CHECK=$SHUNT_BUILD/tests/unit/client_check
 
+# Another job may take the port free_port chose before the server binds it, so
+# each start retries on a new port when the server exits at once.
+# _await_server PID PIDFILE: wait until PIDFILE exists (the server bound its
+# socket) or the server exits; returns 0 if it is up.
+_await_server() {
+  local i
+  for ((i = 0; i < 200; i++)); do
+    [ -s "$2" ] && return 0
+    kill -0 "$1" 2>/dev/null || { wait "$1" 2>/dev/null; return 1; }
+    sleep 0.05
+  done
+  return 1
+}
+
 # start_nbdkit ARGS...: nbdkit in the foreground on a free port; sets PORT, NBDKIT_PID.
 start_nbdkit() {
-  PORT=$(free_port)
-  nbdkit -f -i 127.0.0.1 -p "$PORT" "$@" >>"$T/nbdkit.log" 2>&1 &
-  NBDKIT_PID=$!
-  _cleanup_pids+=("$NBDKIT_PID")
-  wait_port "$PORT" 10 || { echo "# nbdkit did not start:"; sed 's/^/# /' "$T/nbdkit.log"; return 1; }
+  local try
+  for try in 1 2 3 4 5; do
+    PORT=$(free_port)
+    rm -f "$T/nbdkit.pid"
+    nbdkit -f -i 127.0.0.1 -p "$PORT" -P "$T/nbdkit.pid" "$@" >>"$T/nbdkit.log" 2>&1 &
+    NBDKIT_PID=$!
+    _cleanup_pids+=("$NBDKIT_PID")
+    _await_server "$NBDKIT_PID" "$T/nbdkit.pid" && return 0
+  done
+  echo "# nbdkit did not start:"; sed 's/^/# /' "$T/nbdkit.log"; return 1
 }
 
 # start_qemu_nbd FILE [ARGS...]: qemu-nbd exporting FILE as "disk"; sets PORT, QEMU_PID.
 start_qemu_nbd() {
-  local f=$1; shift
-  PORT=$(free_port)
-  qemu-nbd -f raw -b 127.0.0.1 -p "$PORT" -x disk -t "$@" "$f" >>"$T/qemu-nbd.log" 2>&1 &
-  QEMU_PID=$!
-  _cleanup_pids+=("$QEMU_PID")
-  wait_port "$PORT" 10 || { echo "# qemu-nbd did not start:"; sed 's/^/# /' "$T/qemu-nbd.log"; return 1; }
+  local f=$1 try; shift
+  for try in 1 2 3 4 5; do
+    PORT=$(free_port)
+    rm -f "$T/qemu-nbd.pid"
+    qemu-nbd -f raw -b 127.0.0.1 -p "$PORT" -x disk -t --pid-file="$T/qemu-nbd.pid" "$@" "$f" \
+      >>"$T/qemu-nbd.log" 2>&1 &
+    QEMU_PID=$!
+    _cleanup_pids+=("$QEMU_PID")
+    _await_server "$QEMU_PID" "$T/qemu-nbd.pid" && wait_port_quiet "$PORT" 10 && return 0
+  done
+  echo "# qemu-nbd did not start:"; sed 's/^/# /' "$T/qemu-nbd.log"; return 1
 }
 
 # start_nbd_server FILE: nbd-server (foreground, -d: one connection) exporting FILE
 # as "disk" from a config file; sets PORT, NBDSRV_PID.
 start_nbd_server() {
-  PORT=$(free_port)
-  cat >"$T/nbd-server.conf" <<CONF
+  local try i
+  for try in 1 2 3 4 5; do
+    PORT=$(free_port)
+    cat >"$T/nbd-server.conf" <<CONF
 [generic]
     port = $PORT
     listenaddr = 127.0.0.1
@@ -39,10 +65,18 @@ start_nbd_server() {
     fua = true
     trim = true
 CONF
-  nbd-server -C "$T/nbd-server.conf" -d >>"$T/nbd-server.log" 2>&1 &
-  NBDSRV_PID=$!
-  _cleanup_pids+=("$NBDSRV_PID")
-  wait_port_quiet "$PORT" 10 || { echo "# nbd-server did not start:"; sed 's/^/# /' "$T/nbd-server.log"; return 1; }
+    nbd-server -C "$T/nbd-server.conf" -d >>"$T/nbd-server.log" 2>&1 &
+    NBDSRV_PID=$!
+    _cleanup_pids+=("$NBDSRV_PID")
+    for ((i = 0; i < 200; i++)); do
+      kill -0 "$NBDSRV_PID" 2>/dev/null || break
+      # Listening, and by our process (not another job that took the port).
+      ss -Htlnp "sport = :$PORT" 2>/dev/null | grep -q "pid=$NBDSRV_PID," && return 0
+      sleep 0.05
+    done
+    kill "$NBDSRV_PID" 2>/dev/null; wait "$NBDSRV_PID" 2>/dev/null
+  done
+  echo "# nbd-server did not start:"; sed 's/^/# /' "$T/nbd-server.log"; return 1
 }
 
 # Like wait_port, without opening a connection (nbd-server -d serves only one).
