@@ -59,8 +59,12 @@ struct shunt_options {
                                 the sockets to the kernel nbd driver) */
   bool no_extended;          /* do not request extended headers */
   bool no_block_status;      /* do not request the base:allocation context */
-  unsigned reconnect;        /* after a dropped connection, retry this many times
-                                (0 = fail in-flight requests at once) */
+  unsigned reconnect;        /* after a dropped connection, try this many times to
+                                reconnect (same export, same parameters) and resend
+                                the requests in flight; the leading thread blocks
+                                (with the lock held) while it does.  0 = fail
+                                in-flight requests at once; later submits then fail
+                                with -ENOTCONN once no connection is left */
   unsigned reconnect_delay_ms; /* first backoff delay (default 100), doubled per try */
   unsigned timeout_ms;       /* connect + handshake timeout (default 30000) */
   bool copy_reads;           /* for comparison only: receive read payload into a
