@@ -15,5 +15,9 @@ struct shunt_command {
 
 /* The subcommands (one file each). */
 int cmd_serve(int argc, char **argv);   /* serve.c */
+/* Client tools (libshunt): info.c, copy.c, bench.c. */
+int cmd_info(int argc, char **argv);
+int cmd_copy(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
 
 #endif

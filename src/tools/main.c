@@ -7,6 +7,9 @@
 
 static const struct shunt_command commands[] = {
   { "serve", cmd_serve, "serve files, block devices and RAM disks over NBD" },
+  { "info", cmd_info, "show an NBD export's size, flags, block sizes (--list, --map)" },
+  { "copy", cmd_copy, "copy between files, block devices and NBD URIs, sparse-aware" },
+  { "bench", cmd_bench, "load-test an NBD export: IOPS, throughput, latency percentiles" },
   { NULL, NULL, NULL },
 };
 
