@@ -118,7 +118,9 @@ void nbd_nl_close(struct nbd_nl *nl);
 int nbd_nl_connect(struct nbd_nl *nl, const struct nbd_nl_config *cfg, uint32_t *index);
 
 /* Replace dead sockets of device cfg->index with cfg->fds, and update timeouts and
- * client flags that are set. */
+ * client flags that are set. Sockets beyond the number of dead ones are ignored. If the
+ * CONNECT carried a backend identifier, cfg->backend must repeat it: the kernel refuses
+ * (-EINVAL) a reconfigure without it or with another one. */
 int nbd_nl_reconfigure(struct nbd_nl *nl, const struct nbd_nl_config *cfg);
 
 /* Disconnect /dev/nbdINDEX (in-flight requests fail, the sockets are shut down). */

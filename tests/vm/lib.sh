@@ -175,14 +175,14 @@ vm_wait_mark() {
 
 # vm_report NAME: one TAP line per guest result; a failure if the guest did not finish.
 vm_report() {
-  local name=$1 line total rc
+  local name=$1 line total rc failed=0
   rc=$(cat "$T/$name.rc" 2>/dev/null || echo '?')
   total=$(awk -v a="$(cat "$T/$name.t0")" -v b="$(cat "$T/$name.t1")" 'BEGIN { printf "%.1f", b - a }')
   while IFS= read -r line; do
     line=${line%$'\r'}
     case $line in
       "VMTAP ok - "*) tap_ok "$name: ${line#VMTAP ok - }" ;;
-      "VMTAP not ok - "*) tap_fail "$name: ${line#VMTAP not ok - }" ;;
+      "VMTAP not ok - "*) tap_fail "$name: ${line#VMTAP not ok - }"; failed=1 ;;
       "VMNOTE "*) echo "# $name: ${line#VMNOTE }" ;;
     esac
   done <"$T/$name.results"
@@ -190,8 +190,11 @@ vm_report() {
     tap_ok "$name: guest ran its script to the end and powered off (${total}s)"
   else
     tap_fail "$name: guest ran its script to the end and powered off (qemu rc $rc after ${total}s; timeout ${VM_TIMEOUT}s)"
-    echo "# --- last 40 console lines of $name ---"
-    tr -d '\r' <"$T/$name.console" | tail -n 40 | sed 's/^/#   /'
+    failed=1
+  fi
+  if [ "$failed" = 1 ]; then
+    echo "# --- last 80 console lines of $name ---"
+    tr -d '\r' <"$T/$name.console" | tail -n 80 | sed 's/^/#   /'
     sed 's/^/#   qemu: /' "$T/$name.qemu.log" | tail -n 5
   fi
 }

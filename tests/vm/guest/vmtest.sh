@@ -7,8 +7,9 @@ g_fail() { echo "VMTAP not ok - $*" >&9; echo "guest: not ok - $*"; }
 # g_check "what" cmd...: ok when the command succeeds; its output goes to the console.
 g_check() {
   _w=$1; shift
-  if "$@" >/tmp/.g_out 2>&1; then g_ok "$_w"; return 0; fi
+  "$@" >/tmp/.g_out 2>&1
   _rc=$?
+  if [ $_rc = 0 ]; then g_ok "$_w"; return 0; fi
   g_fail "$_w (exit $_rc)"
   tail -n 30 /tmp/.g_out | sed 's/^/guest:   /'
   return 1
