@@ -5,12 +5,14 @@
 #   vm_boot NAME SCRIPT [VAR=V...]   boot a guest running SCRIPT; wait until it powers off
 #   vm_start / vm_wait NAME          the same in two halves (guests in parallel)
 #   vm_wait_mark NAME MARK [SECS]    wait until the guest ran `g_mark MARK`
+#   vm_send NAME WORD                the guest's `g_wait_host WORD` returns
 #   vm_report NAME                   turn the guest's results into TAP lines here
 #
 # The initramfs is busybox-static, the kernel modules of VM_MODULES (with their
 # dependencies), e2fsprogs, GNU dd, nbd-client and their libraries; it is cached under
 # tests/vm/cache/. Per boot, a second small cpio with the script, its variables and the
-# binaries of VM_EXTRA_BINS (e.g. "$SHUNT") is appended. Guests report on ttyS1
+# binaries of VM_EXTRA_BINS (e.g. "$SHUNT") and the files of VM_EXTRA_FILES (as
+# /data/BASENAME) is appended. Guests report on ttyS1
 # (results) and ttyS0 (console log, kept in $T/NAME.console).
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
@@ -28,6 +30,7 @@ VM_MODULES=${VM_MODULES:-"virtio_ring virtio virtio_pci_modern_dev virtio_pci_le
 VM_BASE_BINS=${VM_BASE_BINS:-"/usr/sbin/mke2fs /usr/sbin/mkfs.ext4 /usr/sbin/e2fsck /usr/bin/dd
   /usr/sbin/nbd-client /usr/bin/cmp"}
 VM_EXTRA_BINS=${VM_EXTRA_BINS:-}
+VM_EXTRA_FILES=${VM_EXTRA_FILES:-}
 _vm_pids=()
 
 # vm_require: print a SKIP and exit 0 when qemu cannot boot a guest here at all.
@@ -135,9 +138,13 @@ vm_start() {
   : >"$extra/test.env"
   for kv in "$@"; do printf 'export %s=%q\n' "${kv%%=*}" "${kv#*=}" >>"$extra/test.env"; done
   for kv in $VM_EXTRA_BINS; do _vm_copy_bin "$extra" "$kv"; done
+  mkdir -p "$extra/data"
+  for kv in $VM_EXTRA_FILES; do cp "$kv" "$extra/data/"; done
   _vm_cpio "$extra" "$T/$name.extra.cpio"
   cat "$base" "$T/$name.extra.cpio" >"$T/$name.initrd"
   : >"$T/$name.results"; : >"$T/$name.console"
+  rm -f "$T/$name.ctl.in" "$T/$name.ctl.out"
+  mkfifo "$T/$name.ctl.in" "$T/$name.ctl.out"
   date +%s.%N >"$T/$name.t0"
   timeout --kill-after=5 "$VM_TIMEOUT" qemu-system-x86_64 \
     -machine pc,accel=tcg -m "$VM_MEM" -smp 1 \
@@ -145,6 +152,7 @@ vm_start() {
     -kernel "$VM_KERNEL" -initrd "$T/$name.initrd" \
     -append "console=ttyS0 panic=-1 loglevel=5 mitigations=off i8042.noaux i8042.nokbd tsc=reliable" \
     -serial "file:$T/$name.console" -serial "file:$T/$name.results" \
+    -chardev "pipe,id=ctl,path=$T/$name.ctl" -serial chardev:ctl \
     -netdev user,id=n0 -device virtio-net-pci,netdev=n0 \
     >"$T/$name.qemu.log" 2>&1 &
   eval "_vm_pid_$name=$!"
@@ -163,11 +171,17 @@ vm_wait() {
 
 vm_boot() { vm_start "$@" && vm_wait "$1"; }
 
-# vm_wait_mark NAME MARK [SECS]: wait until the guest printed "g_mark MARK".
+# vm_send NAME WORD: send WORD to the guest's control port (ttyS2; see g_wait_host).
+vm_send() { echo "$2" >"$T/$1.ctl.in"; }
+
+# vm_wait_mark NAME MARK [SECS]: wait until the guest printed "g_mark MARK"; fails
+# early when the guest is gone.
 vm_wait_mark() {
-  local i
+  local i pid
+  eval "pid=\${_vm_pid_$1}"
   for ((i = 0; i < ${3:-$VM_TIMEOUT} * 10; i++)); do
     tr -d '\r' <"$T/$1.results" | grep -qx "VMMARK $2" && return 0
+    kill -0 "$pid" 2>/dev/null || return 1
     sleep 0.1
   done
   return 1

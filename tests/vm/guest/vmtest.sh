@@ -20,3 +20,8 @@ g_must() { g_check "$@" || exit 1; }
 g_mark() { echo "VMMARK $*" >&9; echo "guest: mark $*"; }
 # g_note text: a diagnostic line that also reaches the host's TAP output as a comment.
 g_note() { echo "VMNOTE $*" >&9; echo "guest: $*"; }
+# g_wait_host WORD [SECS]: wait until the host ran `vm_send NAME WORD` (default 120 s).
+g_wait_host() {
+  timeout "${2:-120}" sh -c 'while read -r w; do [ "$w" = "$1" ] && exit 0; done </dev/ttyS2; exit 1' \
+    _ "$1" || { g_fail "host sent '$1' within ${2:-120}s"; return 1; }
+}
