@@ -280,6 +280,7 @@ static void attach_usage(FILE *f)
     "  -p, --persist         stay in the foreground as a monitor: when connections die,\n"
     "                        reconnect with backoff and give the kernel the new sockets\n"
     "                        (NBD_CMD_RECONFIGURE); ends when the device is detached\n"
+    "                        (SIGTERM ends the monitor and leaves the device attached)\n"
     "  -q, --quiet           print only the device\n"
     "The nbd kernel module must be loaded; configuring it needs root.\n");
 }
