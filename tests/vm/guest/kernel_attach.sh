@@ -79,4 +79,24 @@ i=0
 while kill -0 $MON 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
 wait $MON
 g_check "the --persist monitor ended after detach, status 0" test $? = 0
+g_mark fs-done
+g_wait_host fs-checked 120
+
+# Without --persist, a server that stops answering (its connections stay open) must end in
+# an error, not in processes stuck in D state (NetworkBlockDevice/nbd #92, #93): --timeout
+# bounds the wait. (A server that is killed closes its sockets; the kernel sees that.)
+DEV3=$($S attach -q --timeout 3 "$URI" /dev/nbd2 2>/tmp/attach.err)
+g_must "attach /dev/nbd2 with --timeout 3" test "$DEV3" = /dev/nbd2
+head -c $((1 << 20)) /dev/urandom >/tmp/mb
+( while /usr/bin/dd if=/tmp/mb of=/dev/nbd2 bs=64k oflag=direct status=none; do :; done ) &
+W=$!
+sleep 1
+g_mark stop-server
+g_wait_host server-stopped 120 || { kill $W; exit 1; }
+t0=$(cut -d' ' -f1 /proc/uptime)
+i=0
+while kill -0 $W 2>/dev/null && [ $i -lt 400 ]; do sleep 0.1; i=$((i + 1)); done
+t=$(awk -v a=$t0 -v b=$(cut -d' ' -f1 /proc/uptime) 'BEGIN { print int(b - a) }')
+g_check "writes to the silent server failed within 40 s instead of hanging (${t}s)" sh -c "! kill -0 $W 2>/dev/null"
+g_check "shunt detach /dev/nbd2 after the server went silent" $S detach /dev/nbd2
 dmesg | grep -i nbd | tail -n 20

@@ -22,6 +22,6 @@ g_mark() { echo "VMMARK $*" >&9; echo "guest: mark $*"; }
 g_note() { echo "VMNOTE $*" >&9; echo "guest: $*"; }
 # g_wait_host WORD [SECS]: wait until the host ran `vm_send NAME WORD` (default 120 s).
 g_wait_host() {
-  timeout "${2:-120}" sh -c 'while read -r w; do [ "$w" = "$1" ] && exit 0; done </dev/ttyS2; exit 1' \
+  timeout "${2:-120}" sh -c 'while read -r w <&8; do [ "$w" = "$1" ] && exit 0; done; exit 1' \
     _ "$1" || { g_fail "host sent '$1' within ${2:-120}s"; return 1; }
 }
