@@ -3,6 +3,7 @@
  * ones included. The real exchange with the kernel is tested in the VM tier. */
 #include <errno.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <linux/genetlink.h>
@@ -279,11 +280,66 @@ static void test_parse(void)
   ok(nbd_nl_parse(w.b, 10, 1, 0x21, &r) == 0, "a fragment shorter than a header is ignored");
 }
 
+/* Every truncation and many random corruptions of a valid STATUS + family + event
+ * datagram parse without reading outside the buffer (ASan checks) and without storing
+ * more devices than there is room for. */
+static void test_parse_mutations(void)
+{
+  struct w w = { 0 };
+  size_t m = w_msg(&w, 0x21, 5, NBD_CMD_STATUS);
+  size_t list = w_attr(&w, NBD_ATTR_DEVICE_LIST | NLA_F_NESTED, NULL, 0);
+  for (uint32_t i = 0; i < 4; i++) {
+    size_t item = w_attr(&w, NBD_DEVICE_ITEM | NLA_F_NESTED, NULL, 0);
+    uint8_t conn = 1;
+    w_attr(&w, NBD_DEVICE_INDEX, &i, 4);
+    w_attr(&w, NBD_DEVICE_CONNECTED, &conn, 1);
+    w_close(&w, item);
+  }
+  w_close(&w, list);
+  w_msg_end(&w, m);
+  m = w_msg(&w, GENL_ID_CTRL, 5, CTRL_CMD_NEWFAMILY);
+  size_t groups = w_attr(&w, CTRL_ATTR_MCAST_GROUPS | NLA_F_NESTED, NULL, 0);
+  size_t g = w_attr(&w, 1 | NLA_F_NESTED, NULL, 0);
+  w_attr(&w, CTRL_ATTR_MCAST_GRP_NAME, "nbd_mc_group", 13);
+  w_close(&w, g);
+  w_close(&w, groups);
+  w_msg_end(&w, m);
+  w_ack(&w, 5, 0);
+
+  int overflow = 0, accepted = 0;
+  for (size_t len = 0; len <= w.n; len++) {
+    uint8_t *copy = malloc(len ? len : 1); /* exact size: ASan sees any overread */
+    memcpy(copy, w.b, len);
+    struct nbd_nl_device devs[2];
+    struct nbd_nl_reply r = { .devs = devs, .max_devs = 2 };
+    if (nbd_nl_parse(copy, len, 5, 0x21, &r) == 0)
+      accepted++;
+    free(copy);
+  }
+  uint32_t seed = 12345;
+  for (int round = 0; round < 20000; round++) {
+    uint8_t *copy = malloc(w.n);
+    memcpy(copy, w.b, w.n);
+    for (int k = 0; k < 1 + round % 4; k++) {
+      seed = seed * 1103515245u + 12345u;
+      copy[(seed >> 8) % w.n] = (uint8_t)(seed >> 20);
+    }
+    struct { struct nbd_nl_device d[2], sentinel; } devs = { .sentinel = { 0xdeadbeef, true } };
+    struct nbd_nl_reply r = { .devs = devs.d, .max_devs = 2 };
+    (void)nbd_nl_parse(copy, w.n, 5, 0x21, &r);
+    overflow |= devs.sentinel.index != 0xdeadbeef;
+    free(copy);
+  }
+  ok(accepted > 0, "truncations at every length parse or fail cleanly (%d accepted)", accepted);
+  ok(!overflow, "20000 corrupted datagrams parse within their bounds");
+}
+
 int main(void)
 {
   test_encode_connect();
   test_encode_invalid();
   test_encode_small();
   test_parse();
+  test_parse_mutations();
   return tap_done();
 }
