@@ -6,6 +6,7 @@
 #include "tools/commands.h"
 
 static const struct shunt_command commands[] = {
+  { "serve", cmd_serve, "serve files, block devices and RAM disks over NBD" },
   { "attach", cmd_attach, "attach an NBD export as /dev/nbdN (kernel nbd driver)" },
   { "detach", cmd_detach, "detach /dev/nbdN" },
   { "list", cmd_list, "list attached nbd devices" },
