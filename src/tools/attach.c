@@ -28,7 +28,6 @@ struct attach_session {
 
 /* ---- Negotiation: the one step that speaks NBD, done by libshunt ---- */
 
-#if __has_include("shunt/shunt.h")
 #include "shunt/shunt.h"
 
 /* Connect to uri with up to conns connections and take their sockets. The kernel driver
@@ -62,17 +61,6 @@ static int attach_negotiate(const char *uri, unsigned conns, struct attach_sessi
   s->nfds = (unsigned)e;
   return 0;
 }
-#else
-/* Built without libshunt (include/shunt/shunt.h): attach cannot negotiate. */
-static int attach_negotiate(const char *uri, unsigned conns, struct attach_session *s,
-                            char *err, size_t errlen)
-{
-  (void)conns;
-  (void)s;
-  snprintf(err, errlen, "%s: this shunt was built without libshunt; attach cannot negotiate", uri);
-  return -ENOSYS;
-}
-#endif
 
 /* ---- Helpers ---- */
 
