@@ -17,7 +17,7 @@ case "${1:-all}" in
   test)  want=("${build_pkgs[@]}" "${test_pkgs[@]}") ;;
   bench) want=("${build_pkgs[@]}" "${test_pkgs[@]}" "${bench_pkgs[@]}") ;;
   vm)    want=("${vm_pkgs[@]}") ;;
-  all)   want=("${build_pkgs[@]}" "${test_pkgs[@]}") ;;
+  all)   want=("${build_pkgs[@]}" "${test_pkgs[@]}" "${vm_pkgs[@]}") ;;
   *) echo "usage: $0 [build|test|bench|vm|all]" >&2; exit 2 ;;
 esac
 
