@@ -10,8 +10,11 @@
 #   A gen                   that write was acknowledged (durable if it was FUA)
 #   S fid                   a FLUSH about to be sent
 #   F fid                   that FLUSH was acknowledged: every write whose A line
-#                           precedes the matching S line is durable (CAN_MULTI_CONN
-#                           lets the flush travel on any connection)
+#                           precedes the matching S line (and follows the last R line)
+#                           is durable (CAN_MULTI_CONN lets the flush travel on any connection)
+#   R                       a new writer starts against a restarted server: writes
+#                           acknowledged before it and never flushed may be lost, and
+#                           no later FLUSH covers them
 import argparse
 import random
 import struct
@@ -72,6 +75,8 @@ def read_journal(path, all_acked=False):
             acked.append(g)
             if writes[g][2]:
                 durable.add(g)
+        elif p[0] == "R":
+            acked = []
         elif p[0] == "S" and len(p) == 2:
             flush_at[int(p[1])] = len(acked)
             maxfid = max(maxfid, int(p[1]))
@@ -91,6 +96,7 @@ def connect(uri):
 def cmd_write(a):
     writes, _, gen, fid = read_journal(a.journal) if a.resume else ({}, set(), 0, 0)
     j = Journal(a.journal)
+    j.log("R")
     state = {"gen": gen, "fid": fid, "errors": 0, "ops": 0}
     lock = threading.Lock()
     handles = [connect(a.uri) for _ in range(a.conns)]
