@@ -45,7 +45,7 @@ if $PY "$TOOLS/disconnect_client.py" "$PORT" --rounds "$rounds" --threads 4 --li
 else
   tap_fail "disconnecting clients"; sed 's/^/#   /' "$T/disc.out"
 fi
-sed 's/^/# /' "$T/disc.out" | head -n 11
+sed "s/^/# /" "$T/disc.out" | head -n 12
 total=$(awk '$1 == "total" { print $2 }' "$T/disc.out")
 if [ "${total:-0}" -ge $((rounds * 4 * 10 / 2)) ]; then tap_ok "$total connections dropped"
 else tap_fail "only ${total:-0} connections ran"; fi

@@ -4,8 +4,9 @@
 # - handshake timeout: a silent or trickling client is closed; an idle client past
 #   its handshake is not (--handshake-timeout SECONDS);
 # - maximum connections: the N+1th is turned away, the first N keep working (--max-connections N);
-# - in-flight bytes per connection: 4 GiB of READs pipelined without reading replies
-#   leave the server's RSS bounded (backpressure, not buffering);
+# - in-flight bytes per connection: 4 GiB of READs (256 x 16 MiB, then 65536 x 64 KiB)
+#   pipelined without reading replies leave the server's RSS bounded (backpressure,
+#   not buffering);
 # - option payload cap: 1 MiB options get NBD_REP_ERR_TOO_BIG or a close, never a crash.
 . "$(dirname "$0")/../lib.sh"
 . "$SHUNT_TOP/tests/tools/trust-lib.sh"
@@ -44,7 +45,8 @@ else
   tap_fail "shunt serve --help lists no --max-connections option"
 fi
 
-probe='tap_relay $PY "$TOOLS/limits_client.py" pipeline $PORT $SHUNT_PID
+probe='tap_relay $PY "$TOOLS/limits_client.py" pipeline $PORT $SHUNT_PID $((16 << 20)) 256
+       tap_relay $PY "$TOOLS/limits_client.py" pipeline $PORT $SHUNT_PID $((64 << 10)) 65536
        tap_relay $PY "$TOOLS/limits_client.py" bigoption $PORT
        tap_check "nbdinfo still answers" nbdinfo "$(nbd_uri)"'
 with_server "in-flight and option caps (defaults)"

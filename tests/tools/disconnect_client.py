@@ -81,6 +81,26 @@ def reads_unread(p, rng, a):
     close(s, rng)
 
 
+def structured_reads_unread(p, rng, a):
+    # The same with structured replies (data and hole chunks), or extended headers.
+    ext = rng.random() < 0.5
+    try:
+        s, size, _ = R.handshake(p, a.name, structured=True, extended=ext)
+    except ValueError:
+        if not ext:
+            raise
+        s, size, _ = R.handshake(p, a.name, structured=True)
+        ext = False
+    req = R.request_ext if ext else R.request
+    n = rng.randint(1, 16)
+    length = min(rng.choice([4096, 65536, 1 << 20]), size)
+    s.sendall(b"".join(req(R.NBD_CMD_READ, i, rng.randrange(0, size - length + 1) & ~4095, length)
+                       for i in range(n)))
+    if rng.random() < 0.5:
+        s.recv(rng.randint(1, 100000))
+    close(s, rng)
+
+
 def half_write_payload(p, rng, a):
     s, size, _ = R.handshake(p, a.name)
     length = rng.choice([4096, 65536, 1 << 20])
@@ -111,7 +131,8 @@ def clean_disc(p, rng, a):
 
 
 SCENARIOS = [greeting_only, half_client_flags, half_option_header, half_option_payload,
-             option_unread, half_request_header, reads_unread, half_write_payload,
+             option_unread, half_request_header, reads_unread, structured_reads_unread,
+             half_write_payload,
              write_then_flush_unread, clean_disc]
 
 
@@ -146,6 +167,7 @@ def main():
                             refused.append("%s: %s" % (f.__name__, e))
                         return
                 except Exception as e:  # noqa: BLE001 - report and stop this worker
+                    # (a ValueError here is a refused handshake or a malformed reply)
                     with lock:
                         refused.append("%s: %r" % (f.__name__, e))
                     return

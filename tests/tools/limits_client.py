@@ -5,7 +5,7 @@
 #                               an idle client past the handshake is not
 #   maxconn PORT N              N connections work, the N+1th gets no export, a freed
 #                               slot is usable again
-#   pipeline PORT PID           thousands of MiB of READs pipelined without reading
+#   pipeline PORT PID LEN N     N READs of LEN bytes pipelined without reading
 #                               replies: the server's RSS stays bounded
 #   bigoption PORT              1 MiB options get NBD_REP_ERR_TOO_BIG (or a close)
 import socket
@@ -117,12 +117,16 @@ def cmd_maxconn(port, n):
         s.close()
 
 
-def cmd_pipeline(port, pid):
-    pid = int(pid)
+def cmd_pipeline(port, pid, length, nreq):
+    pid, length, nreq = int(pid), int(length), int(nreq)
+    try:  # reset VmHWM, so an earlier probe's peak does not count here
+        with open("/proc/%d/clear_refs" % pid, "w") as f:
+            f.write("5")
+    except OSError:
+        pass
     rss0 = R.proc_status(pid, "VmRSS")
     s, size, _ = R.handshake(port, b"disk")
-    length = min(16 << 20, size)
-    nreq = 256
+    length = min(length, size)
     reqs = b"".join(R.request(R.NBD_CMD_READ, i, (i * length) % (size - length + 1) & ~4095, length)
                     for i in range(nreq))
     # Push requests for up to 3 s without ever reading a reply.
@@ -143,11 +147,11 @@ def cmd_pipeline(port, pid):
     peak = max(peak, hwm)
     grow = (peak - rss0) // 1024
     limit = 512
-    print("# %d READs of %d MiB sent (%d MiB claimed); RSS %d MiB -> peak %d MiB" %
-          (sent // 28, length >> 20, claimed >> 20, rss0 // 1024, peak // 1024))
+    print("# %d READs of %d KiB sent (%d MiB claimed) in %.1f s; RSS %d MiB -> peak %d MiB" %
+          (sent // 28, length >> 10, claimed >> 20, time.monotonic() - t0, rss0 // 1024, peak // 1024))
     check(rss0 > 0 and claimed >= 2 * (limit << 20) and grow < limit,
-          "pipelined reads nobody reads: server RSS grew %d MiB (limit %d MiB, %d MiB claimed)" %
-          (grow, limit, claimed >> 20))
+          "%d KiB READs pipelined, replies never read: server RSS grew %d MiB (limit %d MiB, %d MiB claimed)" %
+          (length >> 10, grow, limit, claimed >> 20))
     R.hard_close(s)
 
 

@@ -120,11 +120,23 @@ def go_payload(name=b""):
     return struct.pack(">I", len(name)) + name + struct.pack(">H", 0)
 
 
-def handshake(port, name=b"", host="127.0.0.1", timeout=10.0):
-    """Connect and finish NBD_OPT_GO; return (socket, size, transmission flags)."""
+def negotiate(s, opt):
+    """Send a data-less option (STRUCTURED_REPLY, EXTENDED_HEADERS); True on ACK."""
+    send_option(s, opt)
+    _, rtype, _ = read_option_reply(s)
+    return rtype == NBD_REP_ACK
+
+
+def handshake(port, name=b"", host="127.0.0.1", timeout=10.0, structured=False, extended=False):
+    """Connect and finish NBD_OPT_GO; return (socket, size, transmission flags).
+    With structured or extended, negotiate those first; raise ValueError if refused."""
     s = connect(port, host, timeout)
     read_greeting(s)
     send_client_flags(s)
+    if extended and not negotiate(s, NBD_OPT_EXTENDED_HEADERS):
+        raise ValueError("NBD_OPT_EXTENDED_HEADERS refused")
+    if structured and not negotiate(s, NBD_OPT_STRUCTURED_REPLY):
+        raise ValueError("NBD_OPT_STRUCTURED_REPLY refused")
     send_option(s, NBD_OPT_GO, go_payload(name))
     size = flags = None
     while True:
@@ -142,6 +154,11 @@ def handshake(port, name=b"", host="127.0.0.1", timeout=10.0):
 
 def request(cmd, handle, offset, length, flags=0):
     return struct.pack(">IHHQQI", NBD_REQUEST_MAGIC, flags, cmd, handle, offset, length)
+
+
+def request_ext(cmd, handle, offset, length, flags=0):
+    """An extended-header request (after NBD_OPT_EXTENDED_HEADERS)."""
+    return struct.pack(">IHHQQQ", NBD_EXTENDED_REQUEST_MAGIC, flags, cmd, handle, offset, length)
 
 
 def read_simple_reply(s):
