@@ -93,3 +93,8 @@ type tap_relay >/dev/null 2>&1 || tap_relay() {
     tap_fail "$(basename "$1") reported nothing"
   fi
 }
+
+# A test ended by run.sh's timeout (SIGTERM) or ^C still runs its EXIT trap, so
+# servers, FUSE daemons, mounts and loop devices are cleaned up.
+trap 'exit 143' TERM
+trap 'exit 130' INT
