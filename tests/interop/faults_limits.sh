@@ -6,7 +6,8 @@
 # - maximum connections: the N+1th is turned away, the first N keep working (--max-connections N);
 # - in-flight bytes per connection: 4 GiB of READs (256 x 16 MiB, then 65536 x 64 KiB)
 #   pipelined without reading replies leave the server's RSS bounded (backpressure,
-#   not buffering);
+#   not buffering); with --max-inflight 40M the RSS growth stays under 128 MiB, and
+#   pipelined requests whose replies are read all complete;
 # - option payload cap: 1 MiB options get NBD_REP_ERR_TOO_BIG or a close, never a crash.
 . "$(dirname "$0")/../lib.sh"
 . "$SHUNT_TOP/tests/tools/trust-lib.sh"
@@ -43,6 +44,17 @@ if grep -q -- '--max-connections' <<<"$help"; then
   with_server "max connections" --max-connections $MAXCONN
 else
   tap_fail "shunt serve --help lists no --max-connections option"
+fi
+
+if grep -q -- '--max-inflight' <<<"$help"; then
+  # A cap just above the 32 MiB maximum payload: memory follows it, and pipelined
+  # requests whose replies are read all complete.
+  probe='tap_relay $PY "$TOOLS/limits_client.py" pipeline $PORT $SHUNT_PID $((16 << 20)) 256 128
+         tap_relay $PY "$TOOLS/limits_client.py" pipeline_read $PORT $((16 << 20)) 32
+         tap_relay $PY "$TOOLS/limits_client.py" pipeline_read $PORT $((64 << 10)) 4096'
+  with_server "in-flight cap of 40 MiB" --max-inflight 40M
+else
+  tap_fail "shunt serve --help lists no --max-inflight option"
 fi
 
 probe='tap_relay $PY "$TOOLS/limits_client.py" pipeline $PORT $SHUNT_PID $((16 << 20)) 256

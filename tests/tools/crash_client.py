@@ -123,7 +123,9 @@ def cmd_write(a):
                 n = r.randint(1, 8)
                 b = s * stripe + r.randrange(stripe - n + 1)
                 g = next_id("gen")
-                fua = r.random() < 0.3
+                # Even connections mostly use FUA, odd ones mostly write then FLUSH, so
+                # both kinds of promise are in flight when the crash comes.
+                fua = r.random() < (0.8 if i % 2 == 0 else 0.1)
                 j.log("W %d %d %d %d" % (g, b * BS, n, int(fua)))
                 buf = b"".join(pattern((b + k) * BS, g) for k in range(n))
                 h.pwrite(buf, b * BS, nbd.CMD_FLAG_FUA if fua else 0)

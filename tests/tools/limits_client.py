@@ -5,8 +5,9 @@
 #                               an idle client past the handshake is not
 #   maxconn PORT N              N connections work, the N+1th gets no export, a freed
 #                               slot is usable again
-#   pipeline PORT PID LEN N     N READs of LEN bytes pipelined without reading
-#                               replies: the server's RSS stays bounded
+#   pipeline PORT PID LEN N [MiB]  N READs of LEN bytes pipelined without reading
+#                               replies: the server's RSS grows less than MiB (512)
+#   pipeline_read PORT LEN N    N pipelined READs whose replies are read: all answered
 #   bigoption PORT              1 MiB options get NBD_REP_ERR_TOO_BIG (or a close)
 import socket
 import struct
@@ -116,8 +117,8 @@ def cmd_maxconn(port, n):
         s.close()
 
 
-def cmd_pipeline(port, pid, length, nreq):
-    pid, length, nreq = int(pid), int(length), int(nreq)
+def cmd_pipeline(port, pid, length, nreq, limit=512):
+    pid, length, nreq, limit = int(pid), int(length), int(nreq), int(limit)
     try:  # reset VmHWM, so an earlier probe's peak does not count here
         with open("/proc/%d/clear_refs" % pid, "w") as f:
             f.write("5")
@@ -145,13 +146,50 @@ def cmd_pipeline(port, pid, length, nreq):
     hwm = R.proc_status(pid, "VmHWM")
     peak = max(peak, hwm)
     grow = (peak - rss0) // 1024
-    limit = 512
     print("# %d READs of %d KiB sent (%d MiB claimed) in %.1f s; RSS %d MiB -> peak %d MiB" %
           (sent // 28, length >> 10, claimed >> 20, time.monotonic() - t0, rss0 // 1024, peak // 1024))
     check(rss0 > 0 and claimed >= 2 * (limit << 20) and grow < limit,
           "%d KiB READs pipelined, replies never read: server RSS grew %d MiB (limit %d MiB, %d MiB claimed)" %
           (length >> 10, grow, limit, claimed >> 20))
     R.hard_close(s)
+
+
+def cmd_pipeline_read(port, length, nreq):
+    """Pipeline N READs from one thread while another reads every reply: a server that
+    caps in-flight bytes must still make progress, even for requests above its cap."""
+    import threading
+    length, nreq = int(length), int(nreq)
+    s, size, _ = R.handshake(port, b"disk")
+    length = min(length, size)
+    s.settimeout(30)
+    errors = []
+
+    def sender():
+        try:
+            for i in range(nreq):
+                s.sendall(R.request(R.NBD_CMD_READ, i, (i * length) % (size - length + 1) & ~4095, length))
+        except OSError as e:
+            errors.append("send: %s" % e)
+
+    t = threading.Thread(target=sender)
+    t0 = time.monotonic()
+    t.start()
+    got = bad = 0
+    try:
+        while got < nreq:
+            err, h = R.read_simple_reply(s)
+            if err == 0:
+                R.recv_exact(s, length)
+            else:
+                bad += 1
+            got += 1
+    except (R.Closed, OSError, ValueError) as e:
+        errors.append("receive after %d replies: %s" % (got, e))
+    t.join()
+    check(got == nreq and bad == 0 and not errors,
+          "%d pipelined %d KiB READs, replies read as they come: %d answered, %d errors, %.1f s %s" %
+          (nreq, length >> 10, got, bad, time.monotonic() - t0, "; ".join(errors)))
+    s.close()
 
 
 def big_option(port, opt, payload):
@@ -197,7 +235,7 @@ def cmd_bigoption(port):
 
 def main():
     cmds = {"handshake": cmd_handshake, "maxconn": cmd_maxconn, "pipeline": cmd_pipeline,
-            "bigoption": cmd_bigoption}
+            "pipeline_read": cmd_pipeline_read, "bigoption": cmd_bigoption}
     cmds[sys.argv[1]](int(sys.argv[2]), *sys.argv[3:])
     return 0 if results and all(results) else 1
 
