@@ -59,7 +59,7 @@ else
 fi
 
 if [ -n "$eio_path" ] && [ -e "$eio_path" ]; then
-  if start_shunt "$(export_arg disk "$eio_path")"; then
+  if start_shunt_retry "$(export_arg disk "$eio_path")"; then
     tap_relay $PY "$TOOLS/backend_client.py" eio "$(nbd_uri)" $BAD_OFF $BAD_LEN
     qemu-io -f raw -c "read $((BAD_OFF + 65536)) 64k" "$(nbd_uri)" >"$T/qio.out" 2>&1
     if grep -q 'read failed: Input/output error' "$T/qio.out"; then
@@ -80,7 +80,7 @@ fs_mnt=$T/fs
 mkdir -p "$fs_mnt"
 if mount -o loop "$T/fs.img" "$fs_mnt"; then
   truncate -s 64M "$fs_mnt/disk.img"
-  if start_shunt "$(export_arg disk "$fs_mnt/disk.img")"; then
+  if start_shunt_retry "$(export_arg disk "$fs_mnt/disk.img")"; then
     tap_relay $PY "$TOOLS/backend_client.py" enospc "$(nbd_uri)"
     server_checks "ENOSPC"
   else

@@ -12,7 +12,7 @@ SIZE=$((64 << 20))
 LIMIT=$((32 << 20))          # the disconnecting clients write below 32 MiB, qemu-io above
 img=$T/disk.img
 truncate -s $SIZE "$img"
-start_shunt "$(export_arg disk "$img")" || { tap_fail "server starts"; tap_done; exit 1; }
+start_shunt_retry "$(export_arg disk "$img")" || { tap_fail "server starts"; tap_done; exit 1; }
 uri=$(nbd_uri)
 
 # Baseline after one complete client, so lazily opened descriptors are counted.

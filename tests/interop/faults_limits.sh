@@ -23,7 +23,7 @@ help=$("$SHUNT" serve --help 2>&1)
 # the server survived, stops with status 0 and logged no sanitizer report.
 with_server() {
   local what=$1; shift
-  if ! start_shunt "$@" "$(export_arg disk "$img")"; then tap_fail "$what: server starts with $*"; return; fi
+  if ! start_shunt_retry "$@" "$(export_arg disk "$img")"; then tap_fail "$what: server starts with $*"; return; fi
   eval "$probe"
   if server_alive; then tap_ok "$what: server still running"; else tap_fail "$what: server died"; fi
   stop_shunt_bounded 20

@@ -14,7 +14,7 @@ SECS=10
 RSS_LIMIT_KB=$((512 * 1024))
 img=$T/disk.img
 truncate -s $((PROCS * CONNS * REGION)) "$img"
-start_shunt "$(export_arg disk "$img")" || { tap_fail "server starts"; tap_done; exit 1; }
+start_shunt_retry "$(export_arg disk "$img")" || { tap_fail "server starts"; tap_done; exit 1; }
 uri=$(nbd_uri)
 tap_check "nbdinfo before the soak" nbdinfo "$uri"
 sleep 0.3

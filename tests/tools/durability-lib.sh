@@ -54,7 +54,7 @@ run_durability() {
   $PY "$TOOLS/crash_client.py" init "$IMG" --blocks $BLOCKS
   : >"$journal"
   storage_up || { tap_fail "storage comes up"; return; }
-  start_shunt "$(export_arg disk "$EXPORT_PATH")" || { tap_fail "server starts"; return; }
+  start_shunt_retry "$(export_arg disk "$EXPORT_PATH")" || { tap_fail "server starts"; return; }
   verify "fresh image reads back as its initial content"
 
   t0=$SECONDS
@@ -68,7 +68,7 @@ run_durability() {
     grep -q '^writer: [1-9][0-9]* writes acknowledged' "$T/writer.out" ||
       { tap_fail "iteration $i: the writer got no write acknowledged"; sed 's/^/#   /' "$T/writer.out"; }
     storage_up || { tap_fail "storage comes back $i"; break; }
-    start_shunt "$(export_arg disk "$EXPORT_PATH")" || { tap_fail "restart $i"; break; }
+    start_shunt_retry "$(export_arg disk "$EXPORT_PATH")" || { tap_fail "restart $i"; break; }
     verify "after $what $i ($(tail -n 1 "$T/writer.out" | tr -d '\n'))"
     done_iter=$i
   done
@@ -86,7 +86,7 @@ run_durability() {
   end_writer
   clean_cut
   storage_up || { tap_fail "storage comes back after SIGTERM"; return; }
-  start_shunt "$(export_arg disk "$EXPORT_PATH")" || { tap_fail "restart after SIGTERM"; return; }
+  start_shunt_retry "$(export_arg disk "$EXPORT_PATH")" || { tap_fail "restart after SIGTERM"; return; }
   verify "after SIGTERM${2:+ and $2} every acknowledged write is there" --all-acked
   stop_shunt_bounded 20
   tap_check "server log has no sanitizer report" sanitizer_clean "$T/shunt.log"

@@ -98,3 +98,15 @@ type tap_relay >/dev/null 2>&1 || tap_relay() {
 # servers, FUSE daemons, mounts and loop devices are cleaned up.
 trap 'exit 143' TERM
 trap 'exit 130' INT
+
+# start_shunt_retry ARGS...: start_shunt, retried twice when the server did not come up
+# (another process may take the free port between free_port and bind).
+start_shunt_retry() {
+  local k
+  for k in 1 2 3; do
+    start_shunt "$@" >"$T/.start.out" 2>&1 && server_alive && return 0
+    sed 's/^/# /' "$T/.start.out" | tail -n 3
+    kill -KILL "$SHUNT_PID" 2>/dev/null; wait "$SHUNT_PID" 2>/dev/null
+  done
+  return 1
+}
