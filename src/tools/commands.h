@@ -13,4 +13,7 @@ struct shunt_command {
   const char *summary;
 };
 
+/* The subcommands (one file each). */
+int cmd_serve(int argc, char **argv);   /* serve.c */
+
 #endif

@@ -6,6 +6,7 @@
 #include "tools/commands.h"
 
 static const struct shunt_command commands[] = {
+  { "serve", cmd_serve, "serve files, block devices and RAM disks over NBD" },
   { NULL, NULL, NULL },
 };
 

@@ -1,0 +1,82 @@
+/* backend.h: the storage behind an export.  One small interface: submit an
+ * asynchronous bio (read, write, flush, trim, zero, cache) on the calling
+ * worker's engine, and ask synchronously for allocation extents.  One backend
+ * instance serves every connection to its export (multi-conn consistency). */
+#ifndef SHUNT_BACKEND_BACKEND_H
+#define SHUNT_BACKEND_BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/engine.h"
+#include "proto/reply.h"
+
+enum bio_type { BIO_READ, BIO_WRITE, BIO_FLUSH, BIO_TRIM, BIO_ZERO, BIO_CACHE };
+
+#define BIO_FUA       (1u << 0)  /* durable before completion */
+#define BIO_NO_HOLE   (1u << 1)  /* BIO_ZERO: keep the range allocated */
+#define BIO_FAST_ZERO (1u << 2)  /* BIO_ZERO: fail with -ENOTSUP unless it is cheap */
+
+struct backend;
+
+/* One backend operation.  The submitter fills type..complete; the rest is the
+ * backend's.  complete() runs exactly once, never inside submit(). */
+struct bio {
+  enum bio_type type;
+  unsigned flags;
+  void *buf;                 /* READ: destination; WRITE: source */
+  uint64_t offset, length;
+  void (*complete)(struct bio *io, int res);   /* res: 0 or -errno */
+  void *owner;               /* for the submitter */
+  /* backend-private */
+  struct engine_op op;
+  struct engine *eng;
+  struct backend *be;
+  uint64_t progress;
+  int stage;
+};
+
+struct backend_ops {
+  const char *name;
+  /* Start io on engine e. */
+  void (*submit)(struct backend *b, struct engine *e, struct bio *io);
+  /* Describe allocation from offset on: fills up to max extents (at least
+   * one on success), covering at most length bytes.  May block briefly
+   * (lseek); see docs/design.md.  NULL when the backend cannot tell. */
+  int (*extents)(struct backend *b, uint64_t offset, uint64_t length,
+                 struct proto_extent *ext, size_t max, size_t *n);
+  /* Make everything durable, synchronously (used at shutdown). */
+  int (*flush_sync)(struct backend *b);
+  void (*close)(struct backend *b);
+};
+
+struct backend {
+  const struct backend_ops *ops;
+  uint64_t size;
+  bool read_only;
+  bool can_trim, can_zero, can_fast_zero, can_cache, can_flush, rotational;
+  int fd;           /* the open file for file backends, -1 otherwise (for data paths) */
+  bool is_blockdev;
+  void *priv;
+};
+
+/* Open a backend of the given kind ("file" or "memory") on path (for memory:
+ * a size such as 64M).  On failure returns -errno and writes a message to err. */
+int backend_open(const char *kind, const char *path, bool read_only,
+                 struct backend **out, char *err, size_t errlen);
+
+/* Close and free. */
+void backend_close(struct backend *b);
+
+/* Submit a bio (sets io->be and io->eng, then calls the backend). */
+void backend_submit(struct backend *b, struct engine *e, struct bio *io);
+
+/* Finish io with res on the next loop turn (for synchronous backends). */
+void backend_complete_later(struct bio *io, int res);
+
+/* The per-kind constructors, called by backend_open. */
+int backend_file_open(const char *path, bool read_only, struct backend **out, char *err, size_t errlen);
+int backend_memory_open(const char *size, bool read_only, struct backend **out, char *err, size_t errlen);
+
+#endif

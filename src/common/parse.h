@@ -1,0 +1,19 @@
+/* parse.h: parsing of command-line and config values (sizes, numbers, booleans).
+ * Pure functions; they return 0 or -EINVAL/-ERANGE and never print. */
+#ifndef SHUNT_COMMON_PARSE_H
+#define SHUNT_COMMON_PARSE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Parse a size such as "4096", "64M", "1G", "1.5G" is NOT accepted; suffixes
+ * K, M, G, T, P (powers of 1024, optional trailing "iB" or "B"). */
+int parse_size(const char *s, uint64_t *out);
+
+/* Parse an unsigned decimal integer in [min, max]. */
+int parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out);
+
+/* Parse yes/no, true/false, on/off, 1/0. */
+int parse_bool(const char *s, bool *out);
+
+#endif

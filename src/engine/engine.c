@@ -1,0 +1,103 @@
+/* engine.c: the io_uring event loop (see engine.h).  Completions are copied
+ * out of the CQ in batches, the CQ is advanced, then callbacks run, so a
+ * callback may freely submit new work. */
+#include <errno.h>
+#include <string.h>
+
+#include "engine/engine.h"
+
+int engine_init(struct engine *e, unsigned entries, int id)
+{
+  struct io_uring_params p;
+  int r;
+
+  memset(e, 0, sizeof *e);
+  e->defer_tail = &e->defer_head;
+  e->id = id;
+  memset(&p, 0, sizeof p);
+  p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_COOP_TASKRUN;
+  p.cq_entries = entries * 8;
+  r = io_uring_queue_init_params(entries, &e->ring, &p);
+  if (r == -EINVAL) {   /* older kernels: plain ring */
+    memset(&p, 0, sizeof p);
+    p.flags = IORING_SETUP_CQSIZE;
+    p.cq_entries = entries * 8;
+    r = io_uring_queue_init_params(entries, &e->ring, &p);
+  }
+  return r;
+}
+
+void engine_fini(struct engine *e)
+{
+  io_uring_queue_exit(&e->ring);
+}
+
+struct io_uring_sqe *engine_sqe(struct engine *e, struct engine_op *op)
+{
+  struct io_uring_sqe *sqe;
+
+  while (!(sqe = io_uring_get_sqe(&e->ring)))
+    io_uring_submit(&e->ring);
+  io_uring_sqe_set_data(sqe, op);
+  e->pending++;
+  return sqe;
+}
+
+void engine_defer(struct engine *e, struct engine_op *op, int res)
+{
+  op->defer_next = NULL;
+  op->defer_res = res;
+  *e->defer_tail = op;
+  e->defer_tail = &op->defer_next;
+}
+
+static void run_deferred(struct engine *e)
+{
+  /* Only what was deferred before this turn: new deferrals wait one turn. */
+  struct engine_op *op = e->defer_head;
+
+  e->defer_head = NULL;
+  e->defer_tail = &e->defer_head;
+  while (op) {
+    struct engine_op *next = op->defer_next;
+    op->cb(op, op->defer_res, 0);
+    op = next;
+  }
+}
+
+int engine_run(struct engine *e, bool (*done)(void *arg), void *arg)
+{
+  enum { BATCH = 128 };
+  struct { struct engine_op *op; int res; uint32_t flags; } batch[BATCH];
+
+  for (;;) {
+    run_deferred(e);
+    if (done(arg))
+      return 0;
+    int r = io_uring_submit_and_wait(&e->ring, e->defer_head ? 0 : 1);
+    if (r < 0 && r != -EINTR && r != -EAGAIN && r != -EBUSY && r != -ETIME)
+      return r;
+    for (;;) {
+      struct io_uring_cqe *cqe;
+      unsigned head, n = 0;
+      io_uring_for_each_cqe(&e->ring, head, cqe) {
+        batch[n].op = io_uring_cqe_get_data(cqe);
+        batch[n].res = cqe->res;
+        batch[n].flags = cqe->flags;
+        if (++n == BATCH)
+          break;
+      }
+      if (n == 0)
+        break;
+      io_uring_cq_advance(&e->ring, n);
+      for (unsigned i = 0; i < n; i++) {
+        if (!(batch[i].flags & IORING_CQE_F_MORE))
+          e->pending--;
+        if (batch[i].op)
+          batch[i].op->cb(batch[i].op, batch[i].res, batch[i].flags);
+      }
+      if (n < BATCH)
+        break;
+    }
+  }
+}

@@ -1,0 +1,46 @@
+/* engine.h: one io_uring event loop per worker thread.  Every operation is an
+ * engine_op whose callback runs when its completion arrives; operations that
+ * finish without the kernel (memory backend, batching hooks) are deferred to
+ * the next loop turn so no callback ever runs inside the call that started it. */
+#ifndef SHUNT_ENGINE_ENGINE_H
+#define SHUNT_ENGINE_ENGINE_H
+
+#include <liburing.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct engine_op;
+
+/* Completion callback: res is the CQE result (bytes, fd, or -errno). */
+typedef void (*engine_cb)(struct engine_op *op, int res, uint32_t cqe_flags);
+
+struct engine_op {
+  engine_cb cb;
+  struct engine_op *defer_next;  /* engine-internal */
+  int defer_res;                 /* engine-internal */
+};
+
+struct engine {
+  struct io_uring ring;
+  struct engine_op *defer_head, **defer_tail;
+  unsigned pending;      /* completions still to come (multishot ops count once) */
+  int id;                /* worker number, for logs */
+};
+
+/* Create the ring (entries SQEs).  Returns 0 or -errno. */
+int engine_init(struct engine *e, unsigned entries, int id);
+/* Destroy the ring; all operations must have completed. */
+void engine_fini(struct engine *e);
+
+/* An SQE whose completion goes to op->cb.  Never fails: when the submission
+ * queue is full it is submitted first.  The caller fills in the rest. */
+struct io_uring_sqe *engine_sqe(struct engine *e, struct engine_op *op);
+
+/* Run op->cb(op, res, 0) on the next loop turn, before waiting. */
+void engine_defer(struct engine *e, struct engine_op *op, int res);
+
+/* Run the loop until done(arg) is true (checked after each turn).
+ * Returns 0, or -errno when the ring fails. */
+int engine_run(struct engine *e, bool (*done)(void *arg), void *arg);
+
+#endif

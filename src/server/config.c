@@ -1,0 +1,215 @@
+/* config.c: the server configuration and its file format (docs/config.md):
+ * INI-style, a [server] part (also the default before any section) and one
+ * [export NAME] section per export; keys mirror the command line. */
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/parse.h"
+#include "server/config.h"
+
+void config_init(struct server_config *cfg)
+{
+  memset(cfg, 0, sizeof *cfg);
+  cfg->log_level = LOG_INFO;
+  cfg->max_inflight = SHUNT_DEFAULT_MAX_INFLIGHT;
+}
+
+static void free_strv(char **v, size_t n)
+{
+  for (size_t i = 0; i < n; i++)
+    free(v[i]);
+  free(v);
+}
+
+void config_free(struct server_config *cfg)
+{
+  free_strv(cfg->listen, cfg->nlisten);
+  free_strv(cfg->unix_paths, cfg->nunix);
+  for (size_t i = 0; i < cfg->nexports; i++)
+    export_config_free(&cfg->exports[i]);
+  free(cfg->exports);
+  memset(cfg, 0, sizeof *cfg);
+}
+
+static int strv_add(char ***v, size_t *n, const char *s)
+{
+  char **nv = realloc(*v, (*n + 1) * sizeof *nv);
+  if (!nv)
+    return -ENOMEM;
+  *v = nv;
+  if (!(nv[*n] = strdup(s)))
+    return -ENOMEM;
+  (*n)++;
+  return 0;
+}
+
+int config_add_listen(struct server_config *cfg, const char *hostport)
+{
+  return strv_add(&cfg->listen, &cfg->nlisten, hostport);
+}
+
+int config_add_unix(struct server_config *cfg, const char *path)
+{
+  return strv_add(&cfg->unix_paths, &cfg->nunix, path);
+}
+
+static struct export_config *add_export(struct server_config *cfg)
+{
+  struct export_config *e = realloc(cfg->exports, (cfg->nexports + 1) * sizeof *e);
+  if (!e)
+    return NULL;
+  cfg->exports = e;
+  memset(&e[cfg->nexports], 0, sizeof *e);
+  return &e[cfg->nexports++];
+}
+
+int config_add_export_spec(struct server_config *cfg, const char *spec, char *err, size_t errlen)
+{
+  struct export_config ec;
+  int r = export_parse_spec(spec, &ec, err, errlen);
+  if (r < 0)
+    return r;
+  struct export_config *e = add_export(cfg);
+  if (!e) {
+    export_config_free(&ec);
+    snprintf(err, errlen, "out of memory");
+    return -ENOMEM;
+  }
+  *e = ec;
+  return 0;
+}
+
+static char *trim(char *s)
+{
+  char *end;
+  while (isspace((unsigned char)*s))
+    s++;
+  end = s + strlen(s);
+  while (end > s && isspace((unsigned char)end[-1]))
+    *--end = '\0';
+  return s;
+}
+
+static int set_server_key(struct server_config *cfg, const char *key, const char *val,
+                          char *err, size_t errlen)
+{
+  uint64_t v;
+
+  if (!strcmp(key, "listen"))
+    return config_add_listen(cfg, val);
+  if (!strcmp(key, "unix"))
+    return config_add_unix(cfg, val);
+  if (!strcmp(key, "export"))
+    return config_add_export_spec(cfg, val, err, errlen);
+  if (!strcmp(key, "threads")) {
+    if (parse_uint(val, 1, 1024, &v) < 0) goto bad;
+    cfg->threads = (unsigned)v;
+    return 0;
+  }
+  if (!strcmp(key, "max-inflight")) {
+    if (parse_size(val, &v) < 0 || v < (33u << 20)) goto bad;
+    cfg->max_inflight = v;
+    return 0;
+  }
+  if (!strcmp(key, "log")) {
+    static const char *const names[] = { "error", "warning", "info", "debug" };
+    for (int i = 0; i < 4; i++)
+      if (!strcmp(val, names[i])) {
+        cfg->log_level = i;
+        return 0;
+      }
+    goto bad;
+  }
+  snprintf(err, errlen, "unknown server key '%s'", key);
+  return -EINVAL;
+bad:
+  snprintf(err, errlen, "bad value '%s' for '%s'", val, key);
+  return -EINVAL;
+}
+
+int config_load_file(struct server_config *cfg, const char *path, char *err, size_t errlen)
+{
+  FILE *f = fopen(path, "r");
+  char line[8192], msg[512];
+  struct export_config *cur = NULL;
+  unsigned lineno = 0;
+  int r = 0;
+
+  if (!f) {
+    r = -errno;
+    snprintf(err, errlen, "%s: %s", path, strerror(errno));
+    return r;
+  }
+  while (r == 0 && fgets(line, sizeof line, f)) {
+    char *s, *eq, *key, *val;
+    lineno++;
+    if (!strchr(line, '\n') && !feof(f)) {
+      snprintf(msg, sizeof msg, "line too long");
+      r = -EINVAL;
+      break;
+    }
+    s = trim(line);
+    if (!*s || *s == '#' || *s == ';')
+      continue;
+    if (*s == '[') {
+      char *end = strchr(s, ']');
+      if (!end || end[1]) {
+        snprintf(msg, sizeof msg, "malformed section header");
+        r = -EINVAL;
+        break;
+      }
+      *end = '\0';
+      s = trim(s + 1);
+      if (!strcmp(s, "server")) {
+        cur = NULL;
+      } else if (!strncmp(s, "export", 6) && isspace((unsigned char)s[6])) {
+        const char *name = trim(s + 7);
+        for (size_t i = 0; i < cfg->nexports; i++)
+          if (!strcmp(cfg->exports[i].name, name)) {
+            snprintf(msg, sizeof msg, "export '%s' defined twice", name);
+            r = -EINVAL;
+          }
+        if (r == 0 && (!(cur = add_export(cfg)) || !(cur->name = strdup(name)))) {
+          snprintf(msg, sizeof msg, "out of memory");
+          r = -ENOMEM;
+        }
+      } else {
+        snprintf(msg, sizeof msg, "unknown section [%s] (expected [server] or [export NAME])", s);
+        r = -EINVAL;
+      }
+      continue;
+    }
+    eq = strchr(s, '=');
+    if (!eq) {
+      key = s;
+      val = NULL;
+    } else {
+      *eq = '\0';
+      key = trim(s);
+      val = trim(eq + 1);
+    }
+    if (cur) {
+      r = export_set_option(cur, key, val, msg, sizeof msg);
+    } else if (!val) {
+      snprintf(msg, sizeof msg, "expected KEY = VALUE");
+      r = -EINVAL;
+    } else {
+      r = set_server_key(cfg, key, val, msg, sizeof msg);
+    }
+  }
+  fclose(f);
+  if (r < 0) {
+    snprintf(err, errlen, "%s:%u: %s", path, lineno, msg);
+    return r;
+  }
+  for (size_t i = 0; i < cfg->nexports; i++)
+    if (!cfg->exports[i].path) {
+      snprintf(err, errlen, "%s: export '%s' has no path", path, cfg->exports[i].name);
+      return -EINVAL;
+    }
+  return 0;
+}

@@ -1,0 +1,41 @@
+/* config.h: everything `shunt serve` can be told, from the command line
+ * (src/tools/serve.c) or a config file (format: docs/config.md). */
+#ifndef SHUNT_SERVER_CONFIG_H
+#define SHUNT_SERVER_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "server/export.h"
+
+#define SHUNT_DEFAULT_PORT "10809"
+#define SHUNT_DEFAULT_MAX_INFLIGHT (64u << 20)
+
+struct server_config {
+  char **listen;           /* HOST:PORT strings */
+  size_t nlisten;
+  char **unix_paths;
+  size_t nunix;
+  unsigned threads;        /* 0: one per online CPU */
+  bool stdio;              /* serve one client on stdin/stdout, then exit */
+  int log_level;           /* LOG_ERROR..LOG_DEBUG */
+  uint64_t max_inflight;   /* per-connection cap on buffered request bytes */
+  struct export_config *exports;
+  size_t nexports;
+};
+
+/* Defaults: no listeners yet (server.c adds the default), info logging. */
+void config_init(struct server_config *cfg);
+void config_free(struct server_config *cfg);
+
+int config_add_listen(struct server_config *cfg, const char *hostport);
+int config_add_unix(struct server_config *cfg, const char *path);
+/* Add an export from a NAME=PATH[,OPTION]... spec; message in err. */
+int config_add_export_spec(struct server_config *cfg, const char *spec, char *err, size_t errlen);
+
+/* Read a config file (docs/config.md) into cfg.  Returns 0 or -errno with
+ * "FILE:LINE: message" in err. */
+int config_load_file(struct server_config *cfg, const char *path, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,201 @@
+/* export.c: parsing export specs and opening the export table (see export.h). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/backend.h"
+#include "common/log.h"
+#include "common/parse.h"
+#include "datapath/datapath.h"
+#include "proto/nbd-protocol.h"
+#include "server/export.h"
+
+static int set_str(char **dst, const char *v, char *err, size_t errlen)
+{
+  char *s = strdup(v);
+  if (!s) {
+    snprintf(err, errlen, "out of memory");
+    return -ENOMEM;
+  }
+  free(*dst);
+  *dst = s;
+  return 0;
+}
+
+int export_set_option(struct export_config *cfg, const char *key, const char *value,
+                      char *err, size_t errlen)
+{
+  bool b;
+
+  if (!strcmp(key, "ro") || !strcmp(key, "readonly") || !strcmp(key, "read-only")) {
+    if (!value) { cfg->read_only = true; return 0; }
+    if (parse_bool(value, &b) < 0) goto bad;
+    cfg->read_only = b;
+    return 0;
+  }
+  if (!strcmp(key, "rw") && !value) {
+    cfg->read_only = false;
+    return 0;
+  }
+  if (!value)
+    goto unknown;
+  if (!strcmp(key, "desc") || !strcmp(key, "description")) {
+    if (strlen(value) > NBD_MAX_STRING) {
+      snprintf(err, errlen, "export '%s': description longer than 4096 bytes", cfg->name);
+      return -EINVAL;
+    }
+    return set_str(&cfg->description, value, err, errlen);
+  }
+  if (!strcmp(key, "backend")) {
+    if (strcmp(value, "file") && strcmp(value, "memory")) goto bad;
+    return set_str(&cfg->backend, value, err, errlen);
+  }
+  if (!strcmp(key, "datapath")) {
+    if (!datapath_find(value)) goto bad;
+    return set_str(&cfg->datapath, value, err, errlen);
+  }
+  if (!strcmp(key, "path"))
+    return set_str(&cfg->path, value, err, errlen);
+unknown:
+  snprintf(err, errlen, "export '%s': unknown option '%s'", cfg->name ? cfg->name : "", key);
+  return -EINVAL;
+bad:
+  snprintf(err, errlen, "export '%s': bad value '%s' for option '%s'", cfg->name ? cfg->name : "", value, key);
+  return -EINVAL;
+}
+
+int export_parse_spec(const char *spec, struct export_config *cfg, char *err, size_t errlen)
+{
+  const char *eq = strchr(spec, '=');
+  char *rest, *opt, *save = NULL;
+  int r = 0;
+
+  memset(cfg, 0, sizeof *cfg);
+  if (!eq || eq == spec) {
+    snprintf(err, errlen, "'%s': expected NAME=PATH[,OPTION]...", spec);
+    return -EINVAL;
+  }
+  if ((size_t)(eq - spec) > NBD_MAX_STRING) {
+    snprintf(err, errlen, "export name longer than 4096 bytes");
+    return -EINVAL;
+  }
+  cfg->name = strndup(spec, eq - spec);
+  rest = strdup(eq + 1);
+  if (!cfg->name || !rest) {
+    free(rest);
+    snprintf(err, errlen, "out of memory");
+    r = -ENOMEM;
+    goto out;
+  }
+  opt = strtok_r(rest, ",", &save);
+  if (!opt || !*opt || eq[1] == ',') {
+    snprintf(err, errlen, "export '%s': missing PATH", cfg->name);
+    free(rest);
+    r = -EINVAL;
+    goto out;
+  }
+  cfg->path = strdup(opt);
+  while (r == 0 && (opt = strtok_r(NULL, ",", &save))) {
+    char *v = strchr(opt, '=');
+    if (v)
+      *v++ = '\0';
+    r = export_set_option(cfg, opt, v, err, errlen);
+  }
+  free(rest);
+out:
+  if (r < 0)
+    export_config_free(cfg);
+  return r;
+}
+
+void export_config_free(struct export_config *cfg)
+{
+  free(cfg->name);
+  free(cfg->path);
+  free(cfg->description);
+  free(cfg->backend);
+  free(cfg->datapath);
+  memset(cfg, 0, sizeof *cfg);
+}
+
+int export_table_open(struct export_table *t, struct export_config *cfgs, size_t n,
+                      char *err, size_t errlen)
+{
+  memset(t, 0, sizeof *t);
+  t->exports = calloc(n ? n : 1, sizeof *t->exports);
+  t->proto = calloc(n ? n : 1, sizeof *t->proto);
+  if (!t->exports || !t->proto) {
+    free(t->exports); free(t->proto);
+    snprintf(err, errlen, "out of memory");
+    return -ENOMEM;
+  }
+  for (size_t i = 0; i < n; i++) {
+    struct export *ex = &t->exports[i];
+    struct proto_export *pe = &t->proto[i];
+    struct backend *b;
+    char berr[256];
+    int r;
+
+    for (size_t j = 0; j < i; j++)
+      if (!strcmp(t->exports[j].cfg.name, cfgs[i].name)) {
+        snprintf(err, errlen, "export '%s' defined twice", cfgs[i].name);
+        export_table_close(t);
+        return -EINVAL;
+      }
+    if (!cfgs[i].path) {
+      snprintf(err, errlen, "export '%s': no path", cfgs[i].name);
+      export_table_close(t);
+      return -EINVAL;
+    }
+    r = backend_open(cfgs[i].backend, cfgs[i].path, cfgs[i].read_only, &b, berr, sizeof berr);
+    if (r < 0) {
+      snprintf(err, errlen, "export '%s': %s", cfgs[i].name, berr);
+      export_table_close(t);
+      return r;
+    }
+    ex->cfg = cfgs[i];
+    memset(&cfgs[i], 0, sizeof cfgs[i]);
+    ex->backend = b;
+    ex->datapath = datapath_find(ex->cfg.datapath ? ex->cfg.datapath : "copy");
+    t->n = i + 1;
+
+    pe->name = ex->cfg.name;
+    pe->description = ex->cfg.description;
+    pe->size = b->size;
+    pe->read_only = ex->cfg.read_only;
+    pe->can_trim = b->can_trim;
+    pe->can_zero = b->can_zero;
+    pe->can_fast_zero = b->can_fast_zero;
+    pe->can_cache = b->can_cache;
+    pe->can_flush = b->can_flush;
+    pe->can_fua = b->can_flush && !ex->cfg.read_only;
+    /* One backend instance behind all connections: a FLUSH on any of them
+     * (fdatasync of the shared file) covers the writes of all. */
+    pe->can_multi_conn = true;
+    pe->rotational = b->rotational;
+    pe->base_allocation = b->ops->extents != NULL;
+    /* Advertise 512-byte blocks only when the size allows reaching every byte. */
+    pe->min_block = (b->size % 512 == 0) ? 512 : 1;
+    pe->pref_block = 4096;
+    pe->max_payload = NBD_DEFAULT_MAX_PAYLOAD;
+  }
+  return 0;
+}
+
+void export_table_close(struct export_table *t)
+{
+  for (size_t i = 0; i < t->n; i++) {
+    struct export *ex = &t->exports[i];
+    if (ex->backend) {
+      int r = ex->backend->ops->flush_sync(ex->backend);
+      if (r < 0)
+        log_msg(LOG_ERROR, NULL, ex->cfg.name, "flush at exit failed: %s", strerror(-r));
+      backend_close(ex->backend);
+    }
+    export_config_free(&ex->cfg);
+  }
+  free(t->exports);
+  free(t->proto);
+  memset(t, 0, sizeof *t);
+}

@@ -1,0 +1,58 @@
+/* export.h: exports as the user describes them (NAME=PATH[,OPTION]...) and as
+ * the running server holds them (open backend, chosen data path, and the
+ * proto_export the protocol code reads). */
+#ifndef SHUNT_SERVER_EXPORT_H
+#define SHUNT_SERVER_EXPORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "proto/session.h"
+
+struct backend;
+struct datapath;
+
+/* What the command line or config file says about one export. */
+struct export_config {
+  char *name;
+  char *path;          /* file path, or a size for backend=memory */
+  char *description;   /* NULL when none */
+  char *backend;       /* "file" (default) or "memory" */
+  char *datapath;      /* "copy" (default); issue 3 adds splice|direct|auto */
+  bool read_only;
+};
+
+/* A running export. */
+struct export {
+  struct export_config cfg;
+  struct backend *backend;
+  const struct datapath *datapath;
+};
+
+struct export_table {
+  struct export *exports;
+  struct proto_export *proto;   /* parallel array, handed to the handshake */
+  size_t n;
+};
+
+/* Parse "NAME=PATH[,OPTION]..." (options: ro, rw, desc=TEXT, backend=KIND,
+ * datapath=PATH).  Returns 0 or -EINVAL with a message in err. */
+int export_parse_spec(const char *spec, struct export_config *cfg, char *err, size_t errlen);
+
+/* Set one "key=value" (or bare "ro") option on cfg; shared by the command
+ * line and the config file.  Returns 0 or -EINVAL with a message. */
+int export_set_option(struct export_config *cfg, const char *key, const char *value,
+                      char *err, size_t errlen);
+
+/* Free the strings of a config. */
+void export_config_free(struct export_config *cfg);
+
+/* Open every export's backend and fill the table; takes ownership of the
+ * configs' strings (cfgs are left zeroed).  Returns 0 or -errno + message. */
+int export_table_open(struct export_table *t, struct export_config *cfgs, size_t n,
+                      char *err, size_t errlen);
+
+/* Flush (synchronously) and close every export. */
+void export_table_close(struct export_table *t);
+
+#endif

@@ -1,0 +1,182 @@
+/* listener.c: listening sockets (see listener.h). Runs before the workers
+ * start, so plain blocking calls are fine here. */
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/parse.h"
+#include "server/config.h"
+#include "server/listener.h"
+
+static int set_add(struct listen_set *set, int fd)
+{
+  int *f = realloc(set->fds, (set->n + 1) * sizeof *f);
+  if (!f)
+    return -ENOMEM;
+  set->fds = f;
+  set->fds[set->n++] = fd;
+  return 0;
+}
+
+int listener_split(const char *hp, char *host, size_t hostlen, char *port, size_t portlen)
+{
+  const char *p, *h = hp;
+  size_t hl;
+
+  if (hp[0] == '[') {
+    const char *close = strchr(hp, ']');
+    if (!close || (close[1] && close[1] != ':'))
+      return -EINVAL;
+    h = hp + 1;
+    hl = close - h;
+    p = close[1] == ':' ? close + 2 : NULL;
+  } else {
+    const char *colon = strrchr(hp, ':');
+    if (colon && strchr(hp, ':') != colon)
+      return -EINVAL;   /* a bare IPv6 address needs brackets */
+    hl = colon ? (size_t)(colon - hp) : strlen(hp);
+    p = colon ? colon + 1 : NULL;
+  }
+  if (hl >= hostlen)
+    return -EINVAL;
+  memcpy(host, h, hl);
+  host[hl] = '\0';
+  if (p && !*p)
+    return -EINVAL;
+  if (p) {
+    uint64_t v;
+    if (parse_uint(p, 0, 65535, &v) < 0)
+      return -EINVAL;
+  }
+  snprintf(port, portlen, "%s", p ? p : SHUNT_DEFAULT_PORT);
+  return 0;
+}
+
+static void print_listening(const struct sockaddr *sa, socklen_t sl)
+{
+  char host[NI_MAXHOST], serv[NI_MAXSERV];
+  if (getnameinfo(sa, sl, host, sizeof host, serv, sizeof serv, NI_NUMERICHOST | NI_NUMERICSERV) == 0)
+    log_msg(LOG_NOTICE, NULL, NULL,
+            sa->sa_family == AF_INET6 ? "listening on [%s]:%s" : "listening on %s:%s", host, serv);
+}
+
+int listener_open_tcp(struct listen_set *set, const char *hostport, char *err, size_t errlen)
+{
+  char host[256], port[16];
+  struct addrinfo hints, *res, *ai;
+  int r, opened = 0, last = 0;
+
+  if (listener_split(hostport, host, sizeof host, port, sizeof port) < 0) {
+    snprintf(err, errlen, "--listen '%s': expected HOST:PORT, [IPV6]:PORT or :PORT", hostport);
+    return -EINVAL;
+  }
+  memset(&hints, 0, sizeof hints);
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_ADDRCONFIG;
+  r = getaddrinfo(host[0] ? host : NULL, port, &hints, &res);
+  if (r != 0) {
+    snprintf(err, errlen, "--listen '%s': %s", hostport, gai_strerror(r));
+    return -EINVAL;
+  }
+  for (ai = res; ai; ai = ai->ai_next) {
+    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+    int one = 1;
+    if (fd < 0) { last = -errno; continue; }
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (ai->ai_family == AF_INET6)
+      setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, SOMAXCONN) < 0) {
+      last = -errno;
+      snprintf(err, errlen, "--listen '%s': %s", hostport, strerror(errno));
+      close(fd);
+      continue;
+    }
+    if (set_add(set, fd) < 0) {
+      close(fd);
+      freeaddrinfo(res);
+      snprintf(err, errlen, "out of memory");
+      return -ENOMEM;
+    }
+    print_listening(ai->ai_addr, ai->ai_addrlen);
+    opened++;
+  }
+  freeaddrinfo(res);
+  if (!opened) {
+    if (!last) snprintf(err, errlen, "--listen '%s': no address", hostport);
+    return last ? last : -EADDRNOTAVAIL;
+  }
+  return 0;
+}
+
+int listener_open_unix(struct listen_set *set, const char *path, char *err, size_t errlen)
+{
+  struct sockaddr_un sun;
+  struct stat st;
+  int fd;
+
+  if (strlen(path) >= sizeof sun.sun_path) {
+    snprintf(err, errlen, "--unix '%s': path too long", path);
+    return -ENAMETOOLONG;
+  }
+  memset(&sun, 0, sizeof sun);
+  sun.sun_family = AF_UNIX;
+  strcpy(sun.sun_path, path);
+  if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
+    unlink(path);
+  fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0 || bind(fd, (struct sockaddr *)&sun, sizeof sun) < 0 || listen(fd, SOMAXCONN) < 0) {
+    int r = -errno;
+    snprintf(err, errlen, "--unix '%s': %s", path, strerror(errno));
+    if (fd >= 0) close(fd);
+    return r;
+  }
+  if (set_add(set, fd) < 0) {
+    close(fd);
+    snprintf(err, errlen, "out of memory");
+    return -ENOMEM;
+  }
+  log_msg(LOG_NOTICE, NULL, NULL, "listening on unix:%s", path);
+  return 0;
+}
+
+int listener_socket_activation(struct listen_set *set)
+{
+  const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
+  uint64_t p, n;
+
+  if (!pid || !fds || parse_uint(pid, 1, UINT32_MAX, &p) < 0 || parse_uint(fds, 1, 1024, &n) < 0)
+    return 0;
+  if ((pid_t)p != getpid())
+    return 0;
+  for (uint64_t i = 0; i < n; i++) {
+    int fd = 3 + (int)i;
+    fcntl(fd, F_SETFD, FD_CLOEXEC);
+    if (set_add(set, fd) < 0)
+      return -ENOMEM;
+  }
+  unsetenv("LISTEN_PID");
+  unsetenv("LISTEN_FDS");
+  unsetenv("LISTEN_FDNAMES");
+  log_msg(LOG_NOTICE, NULL, NULL,
+          "listening on %llu socket(s) from socket activation", (unsigned long long)n);
+  return (int)n;
+}
+
+void listener_close_all(struct listen_set *set)
+{
+  for (size_t i = 0; i < set->n; i++)
+    close(set->fds[i]);
+  free(set->fds);
+  set->fds = NULL;
+  set->n = 0;
+}

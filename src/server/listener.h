@@ -1,0 +1,31 @@
+/* listener.h: opening listening sockets: TCP (IPv4 and IPv6) from HOST:PORT
+ * strings, unix sockets, and sockets passed by systemd (LISTEN_FDS). */
+#ifndef SHUNT_SERVER_LISTENER_H
+#define SHUNT_SERVER_LISTENER_H
+
+#include <stddef.h>
+
+/* A growing list of listening fds. */
+struct listen_set {
+  int *fds;
+  size_t n;
+};
+
+/* Split "HOST:PORT", "[V6]:PORT", ":PORT", "HOST" into host (NULL = all
+ * addresses) and port (default 10809).  Returns 0 or -EINVAL. */
+int listener_split(const char *hostport, char *host, size_t hostlen, char *port, size_t portlen);
+
+/* Bind and listen on every address HOST:PORT resolves to; prints a
+ * "listening on" line for each.  Returns 0 or -errno with a message. */
+int listener_open_tcp(struct listen_set *set, const char *hostport, char *err, size_t errlen);
+
+/* Bind and listen on a unix socket (an old socket file at path is replaced). */
+int listener_open_unix(struct listen_set *set, const char *path, char *err, size_t errlen);
+
+/* Adopt sockets from systemd socket activation; returns how many (0 if none). */
+int listener_socket_activation(struct listen_set *set);
+
+/* Close all. */
+void listener_close_all(struct listen_set *set);
+
+#endif

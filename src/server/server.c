@@ -1,0 +1,155 @@
+/* server.c: bring the server up (exports, listeners, signals, workers), wait
+ * for them, and shut down cleanly: after SIGINT/SIGTERM every worker stops
+ * accepting, finishes its in-flight requests and closes; then every export is
+ * flushed and the process exits 0. */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "backend/backend.h"
+#include "common/log.h"
+#include "datapath/datapath.h"
+#include "server/conn.h"
+#include "server/listener.h"
+#include "server/server.h"
+#include "server/worker.h"
+
+void server_request_stop(struct server *srv)
+{
+  atomic_store(&srv->stopping, true);
+  for (unsigned i = 0; i < srv->nworkers; i++)
+    worker_wake(&srv->workers[i]);
+}
+
+static void *worker_thread(void *arg)
+{
+  struct worker *w = arg;
+  int r = worker_run(w);
+  if (r < 0)
+    log_msg(LOG_ERROR, NULL, NULL, "worker %d: event loop failed: %s", w->id, strerror(-r));
+  return NULL;
+}
+
+static int open_listeners(struct server *srv, struct listen_set *set)
+{
+  struct server_config *cfg = srv->cfg;
+  char err[512];
+  int r;
+
+  if (cfg->stdio)
+    return 0;
+  r = listener_socket_activation(set);
+  if (r < 0)
+    return r;
+  for (size_t i = 0; i < cfg->nlisten; i++)
+    if ((r = listener_open_tcp(set, cfg->listen[i], err, sizeof err)) < 0) {
+      log_msg(LOG_ERROR, NULL, NULL, "%s", err);
+      return r;
+    }
+  for (size_t i = 0; i < cfg->nunix; i++)
+    if ((r = listener_open_unix(set, cfg->unix_paths[i], err, sizeof err)) < 0) {
+      log_msg(LOG_ERROR, NULL, NULL, "%s", err);
+      return r;
+    }
+  if (set->n == 0 && (r = listener_open_tcp(set, ":" SHUNT_DEFAULT_PORT, err, sizeof err)) < 0) {
+    log_msg(LOG_ERROR, NULL, NULL, "%s", err);
+    return r;
+  }
+  return 0;
+}
+
+int server_run(struct server_config *cfg)
+{
+  struct server srv;
+  struct listen_set set = { 0 };
+  sigset_t mask;
+  char err[512];
+  int status = 1, r;
+  unsigned started = 0;
+
+  memset(&srv, 0, sizeof srv);
+  srv.cfg = cfg;
+  srv.sig_fd = -1;
+  log_threshold = cfg->log_level;
+
+  if (cfg->nexports == 0) {
+    log_msg(LOG_ERROR, NULL, NULL, "no exports: give NAME=PATH on the command line or in --config");
+    return 2;
+  }
+  if (export_table_open(&srv.exports, cfg->exports, cfg->nexports, err, sizeof err) < 0) {
+    log_msg(LOG_ERROR, NULL, NULL, "%s", err);
+    return 1;
+  }
+  for (size_t i = 0; i < srv.exports.n; i++)
+    log_msg(LOG_INFO, NULL, srv.exports.exports[i].cfg.name, "%s backend on %s, %llu bytes%s, data path %s",
+            srv.exports.exports[i].backend->ops->name, srv.exports.exports[i].cfg.path,
+            (unsigned long long)srv.exports.proto[i].size,
+            srv.exports.proto[i].read_only ? ", read-only" : "", srv.exports.exports[i].datapath->name);
+
+  /* Signals arrive through a signalfd read by worker 0's ring; block them in
+   * every thread (threads inherit the mask). */
+  signal(SIGPIPE, SIG_IGN);
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGINT);
+  sigaddset(&mask, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &mask, NULL);
+  srv.sig_fd = signalfd(-1, &mask, SFD_CLOEXEC);
+  if (srv.sig_fd < 0) {
+    log_msg(LOG_ERROR, NULL, NULL, "signalfd: %s", strerror(errno));
+    goto out;
+  }
+
+  if (open_listeners(&srv, &set) < 0)
+    goto out;
+  srv.listen_fds = set.fds;
+  srv.nlisten = set.n;
+
+  srv.nworkers = cfg->stdio ? 1 : cfg->threads;
+  if (srv.nworkers == 0) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    srv.nworkers = n > 0 ? (unsigned)n : 1;
+  }
+  srv.workers = calloc(srv.nworkers, sizeof *srv.workers);
+  if (!srv.workers)
+    goto out;
+  for (unsigned i = 0; i < srv.nworkers; i++) {
+    if ((r = worker_init(&srv.workers[i], &srv, (int)i)) < 0) {
+      log_msg(LOG_ERROR, NULL, NULL, "cannot create io_uring worker: %s", strerror(-r));
+      srv.nworkers = i;
+      goto out;
+    }
+  }
+  /* Worker 0 runs on this thread; the others get their own. */
+  for (started = 1; started < srv.nworkers; started++)
+    if ((r = pthread_create(&srv.workers[started].thread, NULL, worker_thread, &srv.workers[started])) != 0) {
+      log_msg(LOG_ERROR, NULL, NULL, "cannot start worker thread: %s", strerror(r));
+      server_request_stop(&srv);
+      break;
+    }
+  r = worker_run(&srv.workers[0]);
+  if (r < 0) {
+    log_msg(LOG_ERROR, NULL, NULL, "worker 0: event loop failed: %s", strerror(-r));
+    server_request_stop(&srv);
+  }
+  for (unsigned i = 1; i < started; i++)
+    pthread_join(srv.workers[i].thread, NULL);
+  status = r < 0 ? 1 : 0;
+  log_msg(LOG_INFO, NULL, NULL, "all connections closed; flushing exports");
+
+out:
+  for (unsigned i = 0; i < srv.nworkers; i++)
+    worker_fini(&srv.workers[i]);
+  free(srv.workers);
+  listener_close_all(&set);
+  for (size_t i = 0; i < cfg->nunix; i++)
+    unlink(cfg->unix_paths[i]);
+  export_table_close(&srv.exports);
+  if (srv.sig_fd >= 0)
+    close(srv.sig_fd);
+  return status;
+}

@@ -1,0 +1,35 @@
+/* server.h: the running server: configuration, export table, listening
+ * sockets, worker threads, and the shutdown sequence (SIGINT/SIGTERM: stop
+ * accepting, finish in-flight requests, flush, exit 0). */
+#ifndef SHUNT_SERVER_SERVER_H
+#define SHUNT_SERVER_SERVER_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "server/config.h"
+#include "server/export.h"
+
+struct worker;
+
+struct server {
+  struct server_config *cfg;
+  struct export_table exports;
+  int *listen_fds;
+  size_t nlisten;
+  struct worker *workers;
+  unsigned nworkers;
+  int sig_fd;
+  atomic_bool stopping;
+};
+
+/* Run the server described by cfg until it is told to stop.
+ * Returns the process exit status (0 after a clean shutdown). */
+int server_run(struct server_config *cfg);
+
+/* Begin shutdown from any worker thread: every worker stops. */
+void server_request_stop(struct server *srv);
+
+#endif

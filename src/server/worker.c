@@ -1,0 +1,288 @@
+/* worker.c: a worker thread's loop: multishot accept on every listening
+ * socket, an eventfd to be told to stop, and (worker 0) the signalfd. */
+#include <errno.h>
+#include <stdatomic.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+
+#include "common/log.h"
+#include "server/conn.h"
+#include "server/server.h"
+#include "server/worker.h"
+
+#define SHUTDOWN_GRACE_SECONDS 10
+
+#define container_of(p, type, member) ((type *)((char *)(p) - offsetof(type, member)))
+
+static void ignore_cb(struct engine_op *op, int res, uint32_t flags)
+{
+  (void)op; (void)res; (void)flags;
+}
+
+struct engine_op worker_ignore_op = { .cb = ignore_cb };
+
+void worker_conn_added(struct worker *w, struct conn *c)
+{
+  (void)c;
+  w->nconns++;
+}
+
+void worker_conn_removed(struct worker *w, struct conn *c)
+{
+  (void)c;
+  w->nconns--;
+  if (w->srv->cfg->stdio)
+    server_request_stop(w->srv);   /* --stdio serves exactly one client */
+  if (w->stopping && w->nconns == 0 && w->grace_armed) {
+    struct io_uring_sqe *sqe = engine_sqe(&w->eng, &worker_ignore_op);
+    io_uring_prep_cancel(sqe, &w->grace_op, 0);
+  }
+}
+
+/* "1.2.3.4:5678", "[::1]:5678" or "unix" for logs. */
+static void peer_name(int fd, char *buf, size_t len)
+{
+  struct sockaddr_storage ss;
+  socklen_t sl = sizeof ss;
+  char host[INET6_ADDRSTRLEN];
+
+  if (getpeername(fd, (struct sockaddr *)&ss, &sl) < 0) {
+    snprintf(buf, len, "fd %d", fd);
+  } else if (ss.ss_family == AF_INET) {
+    struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+    inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
+    snprintf(buf, len, "%s:%u", host, ntohs(a->sin_port));
+  } else if (ss.ss_family == AF_INET6) {
+    struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+    inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
+    snprintf(buf, len, "[%s]:%u", host, ntohs(a->sin6_port));
+  } else {
+    static atomic_uint unix_clients;
+    snprintf(buf, len, "unix#%u", atomic_fetch_add(&unix_clients, 1) + 1);
+  }
+}
+
+static void arm_accept(struct accept_op *a)
+{
+  struct io_uring_sqe *sqe = engine_sqe(&a->w->eng, &a->op);
+  io_uring_prep_multishot_accept(sqe, a->fd, NULL, NULL, SOCK_CLOEXEC);
+  a->armed = true;
+}
+
+static void accept_cb(struct engine_op *op, int res, uint32_t flags)
+{
+  struct accept_op *a = container_of(op, struct accept_op, op);
+  struct worker *w = a->w;
+
+  if (!(flags & IORING_CQE_F_MORE))
+    a->armed = false;
+  if (res >= 0) {
+    char peer[96];
+    int one = 1;
+    if (w->stopping) {
+      close(res);
+    } else {
+      setsockopt(res, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);   /* fails harmlessly on unix sockets */
+      peer_name(res, peer, sizeof peer);
+      conn_start(w, res, res, peer);
+    }
+  } else if (res == -EMFILE || res == -ENFILE || res == -ENOMEM || res == -ENOBUFS) {
+    /* A multishot accept keeps failing while the condition lasts: stop it,
+     * and try again after a pause so that connections can close. */
+    if (!a->backoff) {
+      log_msg(LOG_WARN, NULL, NULL, "accept failed: %s; pausing accepts for 100 ms", strerror(-res));
+      a->backoff = true;
+      if (a->armed) {
+        struct io_uring_sqe *sqe = engine_sqe(&w->eng, &worker_ignore_op);
+        io_uring_prep_cancel(sqe, &a->op, 0);
+      }
+    }
+  } else if (res != -ECANCELED && res != -EAGAIN && res != -EINTR && res != -ECONNABORTED) {
+    log_msg(LOG_WARN, NULL, NULL, "accept failed: %s", strerror(-res));
+  }
+  if (a->armed || w->stopping)
+    return;
+  if (!a->backoff) {
+    arm_accept(a);
+  } else if (!a->retry_armed) {
+    struct io_uring_sqe *sqe = engine_sqe(&w->eng, &a->retry_op);
+    a->retry_ts = (struct __kernel_timespec){ .tv_sec = 0, .tv_nsec = 100 * 1000 * 1000 };
+    io_uring_prep_timeout(sqe, &a->retry_ts, 0, 0);
+    a->retry_armed = true;
+  }
+}
+
+static void accept_retry_cb(struct engine_op *op, int res, uint32_t flags)
+{
+  struct accept_op *a = container_of(op, struct accept_op, retry_op);
+  (void)res; (void)flags;
+  a->retry_armed = false;
+  a->backoff = false;
+  if (!a->armed && !a->w->stopping)
+    arm_accept(a);
+}
+
+static void arm_wake(struct worker *w)
+{
+  struct io_uring_sqe *sqe = engine_sqe(&w->eng, &w->wake_op);
+  io_uring_prep_read(sqe, w->wake_fd, &w->wake_val, sizeof w->wake_val, 0);
+  w->wake_armed = true;
+}
+
+static void wake_cb(struct engine_op *op, int res, uint32_t flags)
+{
+  struct worker *w = container_of(op, struct worker, wake_op);
+  (void)res; (void)flags;
+  w->wake_armed = false;
+  if (atomic_load(&w->srv->stopping))
+    worker_stop(w);
+  else if (!w->stopping)
+    arm_wake(w);
+}
+
+static void arm_signal(struct worker *w)
+{
+  struct io_uring_sqe *sqe = engine_sqe(&w->eng, &w->sig_op);
+  io_uring_prep_read(sqe, w->srv->sig_fd, &w->siginfo, sizeof w->siginfo, 0);
+  w->sig_armed = true;
+}
+
+static void signal_cb(struct engine_op *op, int res, uint32_t flags)
+{
+  struct worker *w = container_of(op, struct worker, sig_op);
+  (void)flags;
+  w->sig_armed = false;
+  if (res == -ECANCELED)
+    return;
+  if (res == (int)sizeof w->siginfo) {
+    if (atomic_load(&w->srv->stopping)) {
+      log_msg(LOG_WARN, NULL, NULL, "second signal %u: exiting at once", w->siginfo.ssi_signo);
+      _exit(1);
+    }
+    log_msg(LOG_INFO, NULL, NULL, "signal %u: finishing in-flight requests, then exiting",
+            w->siginfo.ssi_signo);
+    server_request_stop(w->srv);
+  }
+  arm_signal(w);   /* a second signal forces exit */
+}
+
+static void grace_cb(struct engine_op *op, int res, uint32_t flags)
+{
+  struct worker *w = container_of(op, struct worker, grace_op);
+  (void)flags;
+  w->grace_armed = false;
+  if (res != -ETIME)
+    return;   /* cancelled: every connection closed in time */
+  for (struct conn *c = w->conns, *next; c; c = next) {
+    next = conn_next(c);
+    conn_abort(c);
+  }
+}
+
+static void cancel(struct worker *w, struct engine_op *op)
+{
+  struct io_uring_sqe *sqe = engine_sqe(&w->eng, &worker_ignore_op);
+  io_uring_prep_cancel(sqe, op, 0);
+}
+
+void worker_stop(struct worker *w)
+{
+  if (w->stopping)
+    return;
+  w->stopping = true;
+  for (size_t i = 0; i < w->naccepts; i++)
+    if (w->accepts[i].armed)
+      cancel(w, &w->accepts[i].op);
+    else if (w->accepts[i].retry_armed)
+      cancel(w, &w->accepts[i].retry_op);
+  if (w->wake_armed)
+    cancel(w, &w->wake_op);
+  for (struct conn *c = w->conns, *next; c; c = next) {
+    next = conn_next(c);
+    conn_stop(c);
+  }
+  if (w->conns) {
+    /* Clients that neither finish nor read their replies must not keep the
+     * server from exiting: after the grace period they are cut off. */
+    struct io_uring_sqe *sqe = engine_sqe(&w->eng, &w->grace_op);
+    w->grace_ts = (struct __kernel_timespec){ .tv_sec = SHUTDOWN_GRACE_SECONDS };
+    io_uring_prep_timeout(sqe, &w->grace_ts, 0, 0);
+    w->grace_armed = true;
+  }
+}
+
+void worker_wake(struct worker *w)
+{
+  uint64_t one = 1;
+  if (write(w->wake_fd, &one, sizeof one) < 0) {
+    /* the counter cannot overflow with our few writes */
+  }
+}
+
+static bool worker_done(void *arg)
+{
+  struct worker *w = arg;
+  /* The signal read (worker 0) stays armed to catch a second signal. */
+  return w->stopping && w->nconns == 0 && w->eng.pending == (w->sig_armed ? 1u : 0u);
+}
+
+int worker_init(struct worker *w, struct server *srv, int id)
+{
+  memset(w, 0, sizeof *w);
+  w->srv = srv;
+  w->id = id;
+  w->wake_op.cb = wake_cb;
+  w->sig_op.cb = signal_cb;
+  w->grace_op.cb = grace_cb;
+  w->wake_fd = eventfd(0, EFD_CLOEXEC);
+  if (w->wake_fd < 0)
+    return -errno;
+  w->naccepts = srv->nlisten;
+  w->accepts = calloc(w->naccepts ? w->naccepts : 1, sizeof *w->accepts);
+  if (!w->accepts) {
+    close(w->wake_fd);
+    return -ENOMEM;
+  }
+  for (size_t i = 0; i < w->naccepts; i++) {
+    w->accepts[i].op.cb = accept_cb;
+    w->accepts[i].retry_op.cb = accept_retry_cb;
+    w->accepts[i].w = w;
+    w->accepts[i].fd = srv->listen_fds[i];
+  }
+  return 0;
+}
+
+int worker_run(struct worker *w)
+{
+  /* The ring is made on the thread that uses it (IORING_SETUP_SINGLE_ISSUER). */
+  int r = engine_init(&w->eng, 256, w->id);
+  if (r < 0)
+    return r;
+  w->eng_ready = true;
+  if (w->srv->cfg->stdio && w->id == 0 && (r = conn_start(w, 0, 1, "stdio")) < 0)
+    return r;
+  for (size_t i = 0; i < w->naccepts; i++)
+    arm_accept(&w->accepts[i]);
+  arm_wake(w);
+  if (w->id == 0 && w->srv->sig_fd >= 0)
+    arm_signal(w);
+  if (atomic_load(&w->srv->stopping))
+    worker_stop(w);
+  return engine_run(&w->eng, worker_done, w);
+}
+
+void worker_fini(struct worker *w)
+{
+  free(w->accepts);
+  close(w->wake_fd);
+  if (w->eng_ready)
+    engine_fini(&w->eng);
+}

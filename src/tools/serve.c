@@ -1,0 +1,161 @@
+/* serve.c: `shunt serve`, the NBD server's command line.  Parses options and
+ * export specs into a server_config (src/server/config.h) and runs it. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/parse.h"
+#include "server/config.h"
+#include "server/server.h"
+#include "tools/commands.h"
+
+static void serve_usage(FILE *f)
+{
+  fprintf(f,
+"usage: shunt serve [OPTION]... NAME=PATH[,OPTION]...\n"
+"\n"
+"Serve files, block devices or RAM disks over the NBD protocol (fixed newstyle\n"
+"handshake; structured replies, extended headers, base:allocation, multi-conn).\n"
+"\n"
+"Options:\n"
+"  -l, --listen HOST:PORT   listen on TCP (repeatable; IPv4 or [IPv6]; HOST may be\n"
+"                           empty for all addresses).  Default: port 10809 on all\n"
+"                           addresses, unless --unix, --stdio or socket activation\n"
+"  -U, --unix PATH          listen on a unix socket (repeatable)\n"
+"  -s, --stdio              serve one client on stdin/stdout, then exit (inetd,\n"
+"                           libnbd's nbd_connect_command)\n"
+"  -c, --config FILE        read settings and exports from FILE (docs/config.md)\n"
+"  -t, --threads N          io_uring worker threads (default: one per CPU)\n"
+"      --max-inflight SIZE  per-connection cap on buffered request data\n"
+"                           (default 64M; reading pauses above it)\n"
+"  -v, --verbose            one level more logging per -v: the default (info:\n"
+"                           connections, exports) becomes debug (every refused\n"
+"                           request)\n"
+"  -q, --quiet              errors only\n"
+"  -h, --help               this text\n"
+"\n"
+"Exports: NAME=PATH[,OPTION]...\n"
+"  PATH is a regular file or block device; with backend=memory it is a size\n"
+"  (e.g. 64M) of a sparse RAM disk.  An empty export name selects the first\n"
+"  export.  Options after the path, separated by commas:\n"
+"    ro                 read-only: writes, trims and zeroes get EPERM\n"
+"    desc=TEXT          description sent with NBD_INFO_DESCRIPTION (no commas)\n"
+"    backend=file|memory  storage behind the export (default file)\n"
+"    datapath=copy      how bytes move between storage and socket (default copy)\n"
+"\n"
+"Systemd socket activation (LISTEN_PID/LISTEN_FDS) is used when present.\n"
+"SIGINT/SIGTERM: stop accepting, finish in-flight requests, flush, exit 0.\n"
+"\n"
+"Example:\n"
+"  shunt serve --listen 127.0.0.1:10809 disk=/srv/disk.img logs=/srv/logs.img,ro\n"
+"  nbdinfo nbd://127.0.0.1:10809/disk\n");
+}
+
+int cmd_serve(int argc, char **argv)
+{
+  static const struct option opts[] = {
+    { "listen", required_argument, NULL, 'l' },
+    { "unix", required_argument, NULL, 'U' },
+    { "stdio", no_argument, NULL, 's' },
+    { "config", required_argument, NULL, 'c' },
+    { "threads", required_argument, NULL, 't' },
+    { "max-inflight", required_argument, NULL, 'M' },
+    { "verbose", no_argument, NULL, 'v' },
+    { "quiet", no_argument, NULL, 'q' },
+    { "help", no_argument, NULL, 'h' },
+    { NULL, 0, NULL, 0 },
+  };
+  struct server_config cfg;
+  char err[512];
+  int c, verbose = 0, quiet = 0, status;
+  uint64_t v;
+  const char *config_file = NULL;
+
+  config_init(&cfg);
+  /* The config file is read first so that the command line adds to it. */
+  for (int i = 1; i < argc; i++) {
+    if ((!strcmp(argv[i], "--config") || !strcmp(argv[i], "-c")) && i + 1 < argc)
+      config_file = argv[i + 1];
+    else if (!strncmp(argv[i], "--config=", 9))
+      config_file = argv[i] + 9;
+  }
+  if (config_file && config_load_file(&cfg, config_file, err, sizeof err) < 0) {
+    fprintf(stderr, "shunt serve: %s\n", err);
+    config_free(&cfg);
+    return 2;
+  }
+  optind = 1;
+  while ((c = getopt_long(argc, argv, "l:U:sc:t:vqh", opts, NULL)) != -1) {
+    switch (c) {
+    case 'l':
+      config_add_listen(&cfg, optarg);
+      break;
+    case 'U':
+      config_add_unix(&cfg, optarg);
+      break;
+    case 's':
+      cfg.stdio = true;
+      break;
+    case 'c':
+      break;   /* read above */
+    case 't':
+      if (parse_uint(optarg, 1, 1024, &v) < 0) {
+        fprintf(stderr, "shunt serve: --threads: '%s' is not a number from 1 to 1024\n", optarg);
+        config_free(&cfg);
+        return 2;
+      }
+      cfg.threads = (unsigned)v;
+      break;
+    case 'M':
+      if (parse_size(optarg, &v) < 0 || v < (33u << 20)) {
+        fprintf(stderr, "shunt serve: --max-inflight: '%s' must be a size of at least 33M\n", optarg);
+        config_free(&cfg);
+        return 2;
+      }
+      cfg.max_inflight = v;
+      break;
+    case 'v':
+      verbose++;
+      break;
+    case 'q':
+      quiet = 1;
+      break;
+    case 'h':
+      serve_usage(stdout);
+      config_free(&cfg);
+      return 0;
+    default:
+      serve_usage(stderr);
+      config_free(&cfg);
+      return 2;
+    }
+  }
+  if (quiet)
+    cfg.log_level = LOG_ERROR;
+  else if (cfg.log_level + verbose > LOG_DEBUG)
+    cfg.log_level = LOG_DEBUG;
+  else
+    cfg.log_level += verbose;
+  for (int i = optind; i < argc; i++)
+    if (config_add_export_spec(&cfg, argv[i], err, sizeof err) < 0) {
+      fprintf(stderr, "shunt serve: %s\n", err);
+      config_free(&cfg);
+      return 2;
+    }
+  if (cfg.nexports == 0) {
+    fprintf(stderr, "shunt serve: no exports given\n");
+    serve_usage(stderr);
+    config_free(&cfg);
+    return 2;
+  }
+  if (cfg.stdio && (cfg.nlisten || cfg.nunix)) {
+    fprintf(stderr, "shunt serve: --stdio cannot be combined with --listen or --unix\n");
+    config_free(&cfg);
+    return 2;
+  }
+  status = server_run(&cfg);
+  config_free(&cfg);
+  return status;
+}

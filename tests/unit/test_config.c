@@ -1,0 +1,90 @@
+/* test_config.c: export specs (NAME=PATH[,OPTION]...), the config file
+ * format of docs/config.md, value parsers, and HOST:PORT splitting. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/parse.h"
+#include "server/config.h"
+#include "server/export.h"
+#include "server/listener.h"
+#include "tap.h"
+
+static int load(const char *text, struct server_config *cfg, char *err, size_t errlen)
+{
+  char path[] = "/tmp/shunt-config-XXXXXX";
+  int fd = mkstemp(path), r;
+  if (fd < 0 || write(fd, text, strlen(text)) != (ssize_t)strlen(text))
+    return -EIO;
+  close(fd);
+  config_init(cfg);
+  r = config_load_file(cfg, path, err, errlen);
+  unlink(path);
+  return r;
+}
+
+int main(void)
+{
+  struct export_config e;
+  struct server_config cfg;
+  char err[512], host[64], port[16];
+  uint64_t v;
+  bool b;
+
+  ok(export_parse_spec("disk=/srv/d.img", &e, err, sizeof err) == 0 && !strcmp(e.name, "disk")
+     && !strcmp(e.path, "/srv/d.img") && !e.read_only && !e.backend, "plain spec");
+  export_config_free(&e);
+  ok(export_parse_spec("logs=/srv/l.img,ro,desc=the logs,datapath=copy", &e, err, sizeof err) == 0
+     && e.read_only && !strcmp(e.description, "the logs") && !strcmp(e.datapath, "copy"), "spec with options");
+  export_config_free(&e);
+  ok(export_parse_spec("m=64M,backend=memory", &e, err, sizeof err) == 0 && !strcmp(e.backend, "memory"),
+     "memory backend spec");
+  export_config_free(&e);
+  ok(export_parse_spec("x=/a,bogus", &e, err, sizeof err) == -EINVAL && strstr(err, "bogus"), "unknown option refused: %s", err);
+  ok(export_parse_spec("x=/a,datapath=warp", &e, err, sizeof err) == -EINVAL, "unknown data path refused");
+  ok(export_parse_spec("x=/a,backend=tape", &e, err, sizeof err) == -EINVAL, "unknown backend refused");
+  ok(export_parse_spec("=/a", &e, err, sizeof err) == -EINVAL, "empty name refused");
+  ok(export_parse_spec("noequals", &e, err, sizeof err) == -EINVAL, "missing '=' refused");
+  ok(export_parse_spec("x=,ro", &e, err, sizeof err) == -EINVAL, "missing path refused");
+
+  ok(load("# comment\nlisten = 127.0.0.1:1234\nlisten=[::1]:1234\nunix = /tmp/s\nthreads = 3\nlog = debug\n"
+          "max-inflight = 128M\nexport = a=/a,ro\n\n[export b]\npath = /b\ndescription = with, commas\nro = no\n"
+          "[export c]\nbackend = memory\npath = 1G\nreadonly\n", &cfg, err, sizeof err) == 0, "config file loads: %s", err);
+  ok(cfg.nlisten == 2 && !strcmp(cfg.listen[1], "[::1]:1234") && cfg.nunix == 1 && cfg.threads == 3
+     && cfg.log_level == LOG_DEBUG && cfg.max_inflight == 128u << 20, "server keys");
+  ok(cfg.nexports == 3 && cfg.exports[0].read_only && !strcmp(cfg.exports[1].name, "b")
+     && !strcmp(cfg.exports[1].description, "with, commas") && !cfg.exports[1].read_only
+     && !strcmp(cfg.exports[2].backend, "memory") && cfg.exports[2].read_only, "exports from both forms");
+  config_free(&cfg);
+  ok(load("[export a]\nro\n", &cfg, err, sizeof err) < 0 && strstr(err, "no path"), "export without path: %s", err);
+  config_free(&cfg);
+  ok(load("threads = lots\n", &cfg, err, sizeof err) < 0 && strstr(err, ":1:"), "bad value names the line: %s", err);
+  config_free(&cfg);
+  ok(load("[bogus]\n", &cfg, err, sizeof err) < 0, "unknown section refused");
+  config_free(&cfg);
+  ok(load("[export a]\npath=/a\n[export a]\npath=/b\n", &cfg, err, sizeof err) < 0 && strstr(err, "twice"),
+     "duplicate export refused");
+  config_free(&cfg);
+
+  ok(parse_size("64M", &v) == 0 && v == 64u << 20, "64M");
+  ok(parse_size("1GiB", &v) == 0 && v == 1u << 30, "1GiB");
+  ok(parse_size("4096", &v) == 0 && v == 4096, "4096");
+  ok(parse_size("16E", &v) == -ERANGE, "16E overflows");
+  ok(parse_size("1.5G", &v) < 0 && parse_size("", &v) < 0 && parse_size("-1", &v) < 0, "junk refused");
+  ok(parse_bool("yes", &b) == 0 && b && parse_bool("off", &b) == 0 && !b && parse_bool("maybe", &b) < 0, "booleans");
+
+  ok(listener_split("127.0.0.1:10809", host, sizeof host, port, sizeof port) == 0 && !strcmp(host, "127.0.0.1")
+     && !strcmp(port, "10809"), "v4 host:port");
+  ok(listener_split("[::1]:99", host, sizeof host, port, sizeof port) == 0 && !strcmp(host, "::1")
+     && !strcmp(port, "99"), "[v6]:port");
+  ok(listener_split(":77", host, sizeof host, port, sizeof port) == 0 && !host[0] && !strcmp(port, "77"),
+     ":port means all addresses");
+  ok(listener_split("localhost", host, sizeof host, port, sizeof port) == 0 && !strcmp(port, "10809"),
+     "default port");
+  ok(listener_split("::1:80", host, sizeof host, port, sizeof port) < 0, "bare v6 refused");
+  ok(listener_split("h:99999", host, sizeof host, port, sizeof port) < 0, "port out of range refused");
+  return tap_done();
+}
