@@ -112,6 +112,7 @@ tap_relay() {
     case "$line" in
       "ok - "*)     tap_ok "${line#ok - }" ;;
       "not ok - "*) tap_fail "${line#not ok - }" ;;
+      "#"*)         echo "$line" ;;
       *)            echo "# $line" ;;
     esac
   done < <("$@" 2>&1; echo $? >"$T/.relay_rc")
