@@ -347,8 +347,10 @@ class Tap:
         import traceback
         try:
             res = fn()
-        except Exception:
-            return self.check(False, what, traceback.format_exc())
+        except Exception as e:
+            tb = traceback.format_exc().splitlines()
+            return self.check(False, what, "\n".join(tb[-6:]) if not isinstance(e, Closed)
+                              else "the server closed the connection: %s" % e)
         if isinstance(res, tuple):
             return self.check(bool(res[0]), what, res[1])
         return self.check(bool(res), what)
