@@ -123,3 +123,27 @@ tap_relay() {
     tap_fail "$(basename "$1") reported nothing"
   fi
 }
+
+# stop_shunt_within [SECONDS]: SIGTERM the server and wait at most SECONDS (default
+# 20) for it to exit; then SIGKILL it and fail. Returns the server's exit status.
+stop_shunt_within() {
+  local i
+  kill -TERM "$SHUNT_PID" 2>/dev/null
+  for ((i = 0; i < ${1:-20} * 10; i++)); do
+    kill -0 "$SHUNT_PID" 2>/dev/null || { wait "$SHUNT_PID"; return; }
+    sleep 0.1
+  done
+  echo "shunt serve (pid $SHUNT_PID) did not exit within ${1:-20} s of SIGTERM; killed"
+  kill -KILL "$SHUNT_PID" 2>/dev/null; wait "$SHUNT_PID" 2>/dev/null
+  return 124
+}
+
+# tap_finish: like tap_done, but after a failure print the tail of the server log
+# ($T/shunt.log) as TAP comments, so the failing run's log reaches the test log.
+tap_finish() {
+  if [ "$_tap_failed" -gt 0 ] && [ -s "$T/shunt.log" ]; then
+    echo "# last lines of the server log:"
+    tail -n 40 "$T/shunt.log" | sed 's/^/#   /'
+  fi
+  tap_done
+}

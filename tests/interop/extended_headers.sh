@@ -13,10 +13,10 @@ head -c 64k /dev/urandom | dd of="$big" conv=notrunc status=none
 head -c 64k /dev/urandom | dd of="$big" bs=64k seek=$(((6 << 30) >> 16)) conv=notrunc status=none
 
 if ! start_shunt "$(export_arg big "$big")"; then
-  tap_fail "shunt serve started"; tap_done; exit 1
+  tap_fail "shunt serve started"; tap_finish; exit 1
 fi
 tap_relay timeout 180 /usr/bin/python3 "$top/tests/raw/ext_headers.py" "$PORT" big "$big"
 tap_check "a well-behaved client (nbdinfo) still works" timeout 30 nbdinfo "nbd://127.0.0.1:$PORT/big"
 tap_check "server still alive" shunt_alive
-tap_check "server stops cleanly" stop_shunt
-tap_done
+tap_check "server stops cleanly" stop_shunt_within
+tap_finish

@@ -49,6 +49,6 @@ for kind in file memory; do
         --randseed=4242 --verify=crc32c --verify_fatal=1 --verify_only=1 >'$T/neg.out' 2>&1 &&
       grep -q 'verify: bad' '$T/neg.out'"
   tap_check "$kind: server still alive" shunt_alive
-  tap_check "$kind: server stops cleanly" stop_shunt
+  tap_check "$kind: server stops cleanly" stop_shunt_within
 done
-tap_done
+tap_finish

@@ -19,12 +19,12 @@ ro_sum=$(sha256sum <"$ro")
 
 if ! start_shunt "$(export_arg disk "$img")" "$(export_arg rodisk "$ro" ro)" \
                  "$(export_arg mem 32M backend=memory)"; then
-  tap_fail "shunt serve started"; tap_done; exit 1
+  tap_fail "shunt serve started"; tap_finish; exit 1
 fi
 base="nbd://127.0.0.1:$PORT"
 tap_relay timeout 240 /usr/bin/python3 "$here/libnbd_semantics.py" \
   "$base/disk" "$img" "$layout" "$base/rodisk" "$base/mem"
 tap_check "read-only export's file is unchanged" test "$(sha256sum <"$ro")" = "$ro_sum"
 tap_check "server still alive" shunt_alive
-tap_check "server stops cleanly" stop_shunt
-tap_done
+tap_check "server stops cleanly" stop_shunt_within
+tap_finish

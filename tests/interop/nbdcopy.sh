@@ -21,7 +21,7 @@ sum() { sha256sum "$1" | cut -d' ' -f1; }
 want=$(sum "$src")
 
 if ! start_shunt "$(export_arg disk "$dst")" "$(export_arg mem "$size" backend=memory)"; then
-  tap_fail "shunt serve started"; tap_done; exit 1
+  tap_fail "shunt serve started"; tap_finish; exit 1
 fi
 base="nbd://127.0.0.1:$PORT"
 copy() { timeout 180 nbdcopy --connections=4 --flush "$@"; }
@@ -35,5 +35,5 @@ tap_check "copied-out file sha256 equals the source's" test "$(sum "$out")" = "$
 tap_check "nbdcopy --connections=4 of the file export to stdout equals the source (cmp)" \
   bash -c "timeout 120 nbdcopy --connections=4 '$base/disk' - | cmp - '$src'"
 tap_check "server still alive" shunt_alive
-tap_check "server stops cleanly" stop_shunt
-tap_done
+tap_check "server stops cleanly" stop_shunt_within
+tap_finish

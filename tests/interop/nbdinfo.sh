@@ -19,7 +19,7 @@ done
 if ! start_shunt "$(export_arg alpha "$a" "desc=First disk")" \
                  "$(export_arg beta "$b" "desc=Second disk")" \
                  "$(export_arg gamma "$c" ro)"; then
-  tap_fail "shunt serve started"; tap_done; exit 1
+  tap_fail "shunt serve started"; tap_finish; exit 1
 fi
 base="nbd://127.0.0.1:$PORT"
 
@@ -41,7 +41,7 @@ tap_check "nbdinfo --can trim/zero/flush/fua/multi-conn on alpha" bash -c "
     timeout 30 nbdinfo --can \$c '$base/alpha' || { echo \"cannot \$c\"; exit 1; }; done"
 tap_check "an unknown export name is refused" bash -c "! timeout 30 nbdinfo '$base/nosuch'"
 tap_check "server still alive" shunt_alive
-tap_check "server stops cleanly" stop_shunt
+tap_check "server stops cleanly" stop_shunt_within
 
 # inetd mode: libnbd runs `shunt serve --stdio` itself (nbd_connect_command).
 tap_check "--stdio: libnbd connect_command reads the export size and data" \
@@ -53,4 +53,4 @@ assert h.get_size() == 64 << 20, h.get_size()
 with open("'"$a"'", "rb") as f: f.seek(8 << 20); want = f.read(1 << 20)
 assert h.pread(1 << 20, 8 << 20) == want
 h.shutdown()' "$SHUNT" serve --stdio "$(export_arg alpha "$a")"
-tap_done
+tap_finish

@@ -29,7 +29,7 @@ if start_shunt "$(export_arg disk "$dst")"; then
   tap_check "qemu-img convert into shunt (TCP, -m 4 -W)" \
     timeout 180 qemu-img convert -n -f raw -O raw -m 4 -W "$src" "$uri"
   tap_check "qemu-img compare source vs export" timeout 120 qemu-img compare -f raw -F raw "$src" "$uri"
-  tap_check "server stops cleanly" stop_shunt
+  tap_check "server stops cleanly" stop_shunt_within
   got=$(sum "$dst")
   tap_check "backing file sha256 equals the source's" test "$got" = "$want"
 else
@@ -44,8 +44,8 @@ if start_shunt_unix "$(export_arg disk "$dst" ro)"; then
   tap_check "copied-out image sha256 equals the source's" test "$got" = "$want"
   tap_check "qemu-img info over the unix socket reports 256 MiB" \
     bash -c "timeout 30 qemu-img info --output=json '$uri' | grep -q '\"virtual-size\": $size'"
-  stop_shunt
+  stop_shunt_within >/dev/null
 else
   tap_fail "shunt serve started (unix)"
 fi
-tap_done
+tap_finish

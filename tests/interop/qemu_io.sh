@@ -44,7 +44,7 @@ if start_shunt "$(export_arg disk "$img")"; then
   tap_check "tcp: aio writes/reads in flight together (aio_write, aio_read -P)" \
     qio "$uri" "aio_write -P 0x21 32M 256k" "aio_write -P 0x22 33M 256k" "aio_write -P 0x23 34M 4k" "aio_flush" \
                "aio_read -P 0x21 32M 256k" "aio_read -P 0x22 33M 256k" "aio_read -P 0x23 34M 4k" "aio_flush"
-  tap_check "tcp: server stops cleanly on SIGTERM" stop_shunt
+  tap_check "tcp: server stops cleanly on SIGTERM" stop_shunt_within
   tap_check "backing file holds 0xab at 0 (12k)" file_has_pattern 0 12288 0xab
   tap_check "backing file holds 0xcd at 12k (4k)" file_has_pattern 12288 4096 0xcd
   tap_check "backing file holds 0x11 at 8M (2M)" file_has_pattern $((8 << 20)) $((2 << 20)) 0x11
@@ -63,9 +63,9 @@ if start_shunt_unix "$(export_arg disk "$img")"; then
   tap_check "unix: qemu-io pattern writes" qio "$uri" "write -P 0x77 4M 128k" "write -P 0x78 $(((5 << 20) - 4096)) 8k"
   tap_check "unix: pattern reads back (-P)" qio "$uri" "read -P 0x77 4M 128k" "read -P 0x78 $(((5 << 20) - 4096)) 8k" "read -P 0xab 0 12k"
   tap_check "unix: reading with a wrong pattern fails" qio_must_mismatch "$uri" "read -P 0x78 4M 4k"
-  tap_check "unix: server stops cleanly on SIGTERM" stop_shunt
+  tap_check "unix: server stops cleanly on SIGTERM" stop_shunt_within
   tap_check "backing file holds 0x77 at 4M (128k)" file_has_pattern $((4 << 20)) $((128 << 10)) 0x77
 else
   tap_fail "unix: shunt serve --unix started"
 fi
-tap_done
+tap_finish
