@@ -8,10 +8,10 @@ need_deps
 # run_fio NAME URI EXTRA...: one bounded fio job; JSON result in $T/NAME.json.
 run_fio() {
   local name=$1 uri=$2; shift 2
-  timeout 120 fio --name="$name" --ioengine=nbd --uri="$uri" --rw=randwrite --bs=4k \
+  (cd "$T" && exec timeout 120 fio --name="$name" --ioengine=nbd --uri="$uri" --rw=randwrite --bs=4k \
     --bssplit=4k/60:64k/30:1m/10 --iodepth=16 --size=48M --offset=8M --randrepeat=1 \
     --randseed=4242 --verify=crc32c --verify_fatal=1 --verify_backlog=256 --do_verify=1 \
-    --runtime=60 --output-format=json --output="$T/$name.json" "$@" >"$T/$name.out" 2>&1
+    --runtime=60 --output-format=json --output="$T/$name.json" "$@") >"$T/$name.out" 2>&1
   local rc=$?
   [ "$rc" -eq 0 ] || { echo "fio exit status $rc"; tail -n 20 "$T/$name.out"; return 1; }
 }
@@ -44,9 +44,9 @@ for kind in file memory; do
   # Sensitivity: corrupt one 4k block through NBD; the same verify pass must now fail.
   tap_check "$kind: after corrupting 4k at 20M (qemu-io), the verify-only pass fails" \
     bash -c "timeout 30 qemu-io -f raw -c 'write -P 0x33 20M 4k' '$uri' >/dev/null &&
-      ! timeout 120 fio --name=v --ioengine=nbd --uri='$uri' --rw=randwrite --bs=4k \
+      ! (cd '$T' && timeout 120 fio --name=v --ioengine=nbd --uri='$uri' --rw=randwrite --bs=4k \
         --bssplit=4k/60:64k/30:1m/10 --iodepth=16 --size=48M --offset=8M --randrepeat=1 \
-        --randseed=4242 --verify=crc32c --verify_fatal=1 --verify_only=1 >'$T/neg.out' 2>&1 &&
+        --randseed=4242 --verify=crc32c --verify_fatal=1 --verify_only=1) >'$T/neg.out' 2>&1 &&
       grep -q 'verify: bad' '$T/neg.out'"
   tap_check "$kind: server still alive" shunt_alive
   tap_check "$kind: server stops cleanly" stop_shunt_within
