@@ -73,6 +73,7 @@ stop_shunt() {
 }
 
 # ---- Interop helpers (tests/interop/*.sh) ----
+export PYTHONDONTWRITEBYTECODE=1   # no __pycache__ next to the python test helpers
 
 # export_arg NAME PATH [OPTS]: print one `shunt serve` export argument,
 # NAME=PATH[,OPTS], with ",$SHUNT_EXPORT_OPTS" appended when that is set (the suite
