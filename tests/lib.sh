@@ -29,12 +29,13 @@ tap_done() { echo "1..$_tap_n"; [ "$_tap_failed" -eq 0 ]; }
 # Make sure the Debian packages a test needs are installed (through the project's script).
 need_deps() { "$SHUNT_TOP/scripts/deps.sh" test >/dev/null || { echo "deps.sh failed" >&2; exit 1; }; }
 
-# free_port: print a TCP port on 127.0.0.1 that nothing listens on.
+# free_port: print a TCP port on 127.0.0.1 that no socket uses. The range stays below
+# the kernel's ephemeral ports (32768+), which busy clients would otherwise collide with.
 free_port() {
   local p
   while :; do
-    p=$((20000 + RANDOM % 30000))
-    ss -Htln "sport = :$p" | grep -q . || { echo "$p"; return; }
+    p=$((20000 + RANDOM % 12000))
+    ss -Htan "sport = :$p" | grep -q . || { echo "$p"; return; }
   done
 }
 
