@@ -7,6 +7,8 @@
 #   raw_nbd.py starttls PORT CAFILE   STARTTLS with data, STARTTLS, then STARTTLS
 #                                     again and LIST over TLS (X.509)
 #   raw_nbd.py list PORT              plaintext LIST: reply types and names
+#   raw_nbd.py junk PORT              STARTTLS, then garbage instead of a ClientHello
+#   raw_nbd.py hangup PORT            STARTTLS, then hang up before the TLS handshake
 # Prints one "key=value" line per observation; the shell test asserts on them.
 import socket
 import ssl
@@ -133,7 +135,30 @@ def cmd_list(port):
     read_replies(s, OPT["ABORT"])
 
 
+def cmd_junk(port):
+    s = connect(port)
+    send_opt(s, OPT["STARTTLS"])
+    print("starttls=" + ",".join(read_replies(s, OPT["STARTTLS"])[0]))
+    s.sendall(b"G" * 200)   # record header with a bad type and length: fails at once
+    try:
+        while s.recv(4096):
+            pass
+        print("junk=closed")
+    except socket.timeout:
+        print("junk=still-open")
+    except ConnectionResetError:
+        print("junk=closed")
+
+
+def cmd_hangup(port):
+    s = connect(port)
+    send_opt(s, OPT["STARTTLS"])
+    print("starttls=" + ",".join(read_replies(s, OPT["STARTTLS"])[0]))
+    s.close()
+    print("hangup=done")
+
+
 if __name__ == "__main__":
     cmd = sys.argv[1]
     {"require": cmd_require, "exportname": cmd_exportname, "starttls": cmd_starttls,
-     "list": cmd_list}[cmd](*sys.argv[2:])
+     "list": cmd_list, "junk": cmd_junk, "hangup": cmd_hangup}[cmd](*sys.argv[2:])

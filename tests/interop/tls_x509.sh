@@ -67,8 +67,14 @@ tap_check "STARTTLS with data gets NBD_REP_ERR_INVALID" grep -qx 'starttls_with_
 tap_check "STARTTLS gets ACK and TLS starts" grep -qx 'starttls=ACK' "$T/raw3"
 tap_check "STARTTLS again under TLS gets NBD_REP_ERR_INVALID" grep -qx 'starttls_again=ERR_INVALID' "$T/raw3"
 tap_check "LIST over TLS names both exports" grep -qx 'names=disk,hidden' "$T/raw3"
+python3 "$RAW_NBD" junk "$PORT" >"$T/raw4" 2>&1
+tap_check "garbage instead of a ClientHello: the server closes that connection" grep -qx 'junk=closed' "$T/raw4"
+python3 "$RAW_NBD" hangup "$PORT" >"$T/raw5" 2>&1
+tap_check "a hang-up right after STARTTLS is survived" grep -qx 'hangup=done' "$T/raw5"
+sleep 0.2
+tap_check "still serving TLS clients after both" nbdinfo "$U/disk?tls-certificates=$C"
 stop_shunt; st=$?
-[ "$st" -eq 0 ] && tap_ok "require server exits 0" || tap_fail "require server exits $st"
+[ "$st" -eq 0 ] && tap_ok "require server exits 0 (no sanitizer report)" || tap_fail "require server exits $st"
 
 # --tls=on: TLS offered, plaintext allowed too.
 start_shunt --tls=on --tls-certificates "$S" disk="$T/disk.img" || { tap_fail "server starts with --tls=on"; tap_done; exit 1; }
