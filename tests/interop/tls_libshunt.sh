@@ -63,4 +63,34 @@ if "$SHUNT" info "nbds://alice@127.0.0.1:$PORT/mem?tls-psk-file=$T/keys.psk" >"$
 else tap_ok "nbds:// against a server without TLS fails"; fi
 tap_check "... saying STARTTLS was refused" grep -q 'refused STARTTLS' "$T/w6"
 stop_shunt
+
+# libshunt against other servers' TLS: nbdkit (PSK) and qemu-nbd (X.509).
+if command -v nbdkit >/dev/null; then
+  NP=$(free_port)
+  nbdkit -f -p "$NP" -i 127.0.0.1 --tls=require --tls-psk="$T/keys.psk" memory 4M >"$T/nbdkit.log" 2>&1 &
+  _cleanup_pids+=($!); NK=$!
+  wait_port "$NP" 10
+  tap_check "libshunt -> nbdkit --tls=require --tls-psk: shunt copy writes" \
+    "$SHUNT" copy "$T/src.bin" "nbds://alice@127.0.0.1:$NP/?tls-psk-file=$T/keys.psk"
+  "$SHUNT" copy "nbds://alice@127.0.0.1:$NP/?tls-psk-file=$T/keys.psk" "$T/nk.bin" >/dev/null 2>&1
+  tap_check "libshunt -> nbdkit TLS-PSK: read back equal" cmp -n $((3 << 20)) "$T/src.bin" "$T/nk.bin"
+  kill "$NK"; wait "$NK" 2>/dev/null
+else
+  tap_skip "libshunt -> nbdkit over TLS" "nbdkit not installed"
+fi
+if command -v qemu-nbd >/dev/null; then
+  QP=$(free_port)
+  qemu-nbd --fork --pid-file "$T/qnbd.pid" -b 127.0.0.1 -p "$QP" -x q -f raw --persistent \
+    --object "tls-creds-x509,id=tls0,endpoint=server,dir=$T/certs/server,verify-peer=no" \
+    --tls-creds tls0 "$T/src.bin" >"$T/qnbd.log" 2>&1
+  [ -f "$T/qnbd.pid" ] && _cleanup_pids+=("$(cat "$T/qnbd.pid")")
+  wait_port "$QP" 10
+  "$SHUNT" info "nbds://127.0.0.1:$QP/q?tls-certificates=$T/certs/alice" >"$T/qi" 2>&1
+  tap_check "libshunt -> qemu-nbd --tls-creds (X.509): shunt info" grep -q "size: *$((3 << 20))" "$T/qi"
+  "$SHUNT" copy "nbds://127.0.0.1:$QP/q?tls-certificates=$T/certs/alice" "$T/q.bin" >/dev/null 2>&1
+  tap_check "libshunt -> qemu-nbd over TLS: shunt copy reads the image" cmp "$T/src.bin" "$T/q.bin"
+  [ -f "$T/qnbd.pid" ] && kill "$(cat "$T/qnbd.pid")" 2>/dev/null
+else
+  tap_skip "libshunt -> qemu-nbd over TLS" "qemu-nbd not installed"
+fi
 tap_done

@@ -39,4 +39,23 @@ if nbdinfo "$U?tls-certificates=$T/certs/mallory" >"$T/m" 2>&1; then
   tap_fail "allow-dn: CN=alice from another CA is refused"
 else tap_ok "allow-dn: CN=alice from another CA is refused"; fi
 stop_shunt
+
+# The same from a config file, where a DN pattern may contain commas.
+cat >"$T/v.conf" <<CONF
+tls = require
+tls-certificates = $S
+tls-verify-peer = yes
+tls-allow-dn = CN=bob,O=Shunt Test
+[export mem]
+path = 8M
+backend = memory
+CONF
+start_shunt --config "$T/v.conf" || { tap_fail "server starts from a config file"; tap_done; exit 1; }
+U="nbds://127.0.0.1:$PORT/mem"
+tap_check "config file: tls-allow-dn with commas admits CN=bob,O=Shunt Test" \
+  nbdinfo "$U?tls-certificates=$T/certs/bob"
+if nbdinfo "$U?tls-certificates=$T/certs/alice" >/dev/null 2>&1; then
+  tap_fail "config file: CN=alice refused"
+else tap_ok "config file: CN=alice refused"; fi
+stop_shunt
 tap_done
