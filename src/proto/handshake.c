@@ -265,6 +265,11 @@ static int opt_info_go(struct proto_hs *hs, uint32_t opt, const uint8_t *d, uint
     }
   }
   idx = find_export(hs, (const char *)d + 4, namelen);
+  if (idx < 0 && hs->tls_mode == PROTO_TLS_ON && !hs->tls_active)
+    /* SELECTIVETLS: an export that only TLS clients may see "MUST" get
+     * TLS_REQD; a non-existent one "MAY", so both get it and answers do not
+     * tell them apart. */
+    return reply_err(out, opt, NBD_REP_ERR_TLS_REQD, "no such export, or it needs TLS");
   if (idx < 0)
     return reply_err(out, opt, NBD_REP_ERR_UNKNOWN, "no such export");
   ex = &hs->exports[idx];

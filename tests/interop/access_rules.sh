@@ -109,6 +109,10 @@ L=$(listed "nbd://127.0.0.1:$PORT")
 if grep -q 'export="sec"\|export="anytls"' <<<"$L"; then tap_fail "plaintext: identity-ruled exports are hidden"
 else tap_ok "plaintext: identity-ruled exports are hidden"; fi
 tap_check "plaintext: the open export is listed" grep -q 'export="pub"' <<<"$L"
+"$SHUNT" info "nbd://127.0.0.1:$PORT/sec" >"$T/sel" 2>&1
+tap_check "plaintext GO on a TLS-only export: NBD_REP_ERR_TLS_REQD (SELECTIVETLS)" grep -q 'ERR_TLS_REQD' "$T/sel"
+"$SHUNT" info "nbd://127.0.0.1:$PORT/nosuch" >"$T/sel2" 2>&1
+tap_check "... the same answer as for a missing export" grep -q 'ERR_TLS_REQD' "$T/sel2"
 L=$(listed "$A?$AQ")
 tap_check "PSK alice: sees 'sec' after STARTTLS" grep -q 'export="sec"' <<<"$L"
 tap_check "PSK alice: sees 'anytls' (allow=tls)" grep -q 'export="anytls"' <<<"$L"

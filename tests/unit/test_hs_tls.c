@@ -8,6 +8,7 @@
 #include "proto/nbd-protocol.h"
 #include "tap.h"
 
+static const uint8_t access[3] = { PROTO_ACCESS_DENIED, PROTO_ACCESS_RO, PROTO_ACCESS_RW };
 static struct proto_export exports[3] = {
   { .name = "secret", .size = 1 << 20, .can_flush = 1, .can_trim = 1, .base_allocation = 1,
     .min_block = 512, .pref_block = 4096, .max_payload = 32 << 20 },
@@ -144,8 +145,35 @@ int main(void)
   ok(reply_types(&out, t, 16) == 4 && t[3] == NBD_REP_ACK, "on: plaintext LIST answered");
   proto_buf_free(&out);
 
+  /* SELECTIVETLS with a TLS-only export (denied before TLS): INFO gets
+   * TLS_REQD, as does a name that does not exist; LIST hides it. */
+  static const uint8_t before_tls[3] = { PROTO_ACCESS_DENIED, PROTO_ACCESS_RW, PROTO_ACCESS_RW };
+  proto_hs_init(&hs, exports, 3);
+  hs.tls_mode = PROTO_TLS_ON;
+  hs.access = before_tls;
+  put_be32(in, NBD_FLAG_C_FIXED_NEWSTYLE);
+  inlen = 4;
+  opt(NBD_OPT_INFO, d, name_data(d, "secret"));
+  opt(NBD_OPT_INFO, d, name_data(d, "nosuch"));
+  opt(NBD_OPT_INFO, d, name_data(d, "shared"));
+  feed(&hs, &out);
+  n = reply_types(&out, t, 16);
+  ok(n >= 2 && t[0] == NBD_REP_ERR_TLS_REQD && t[1] == NBD_REP_ERR_TLS_REQD,
+     "on: INFO on a TLS-only export and on a missing one both get NBD_REP_ERR_TLS_REQD");
+  ok(n >= 3 && t[2] == NBD_REP_INFO, "on: a plaintext-visible export answers INFO");
+  proto_buf_free(&out);
+  inlen = 0;
+  opt(NBD_OPT_STARTTLS, NULL, 0);
+  st = feed(&hs, &out);
+  proto_buf_free(&out);
+  proto_hs_tls_started(&hs);
+  hs.access = access;   /* (re-evaluated with the identity; here: still denied) */
+  opt(NBD_OPT_INFO, d, name_data(d, "nosuch"));
+  feed(&hs, &out);
+  ok(reply_types(&out, t, 16) == 1 && t[0] == NBD_REP_ERR_UNKNOWN, "on, after TLS: a missing export gets NBD_REP_ERR_UNKNOWN (never TLS_REQD)");
+  proto_buf_free(&out);
+
   /* Access: secret denied, shared read-only, other read-write. */
-  static const uint8_t access[3] = { PROTO_ACCESS_DENIED, PROTO_ACCESS_RO, PROTO_ACCESS_RW };
   proto_hs_init(&hs, exports, 3);
   hs.access = access;
   put_be32(in, NBD_FLAG_C_FIXED_NEWSTYLE);
