@@ -129,7 +129,7 @@ static void disk_widen(const struct fuse_disk *d, uint64_t off, uint64_t len, ui
 
 static bool disk_aligned(const struct fuse_disk *d, uint64_t off, uint64_t len)
 {
-  return (off % d->align == 0 && len % d->align == 0) || off + len == d->size;
+  return off % d->align == 0 && (len % d->align == 0 || off + len == d->size);
 }
 
 int fuse_disk_pread(struct fuse_disk *d, void *buf, size_t len, uint64_t off)

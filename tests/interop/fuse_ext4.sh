@@ -143,6 +143,10 @@ if wait_file "$T/mnt/blk" $((16 << 20)); then
   tap_check "unaligned read through FUSE" test "$(cat "$T/tail")" = "unaligned!"
   dd if=/dev/zero of="$f" bs=1 count=1 seek=$((16 << 20)) conv=notrunc status=none 2>"$T/enospc"
   tap_check "writing past the export's end: ENOSPC" grep -q 'No space left' "$T/enospc"
+  cp "$f" "$T/scratch.ref"
+  tap_check "4 threads of random unaligned writes match a reference copy" \
+    python3 "$SHUNT_TOP/tests/interop/fuse_randwrite.py" "$f" "$T/scratch.ref"
+  tap_check "... and the server's file holds the same bytes" cmp "$T/scratch.img" "$T/scratch.ref"
   truncate -s 1M "$f" 2>/dev/null && tap_fail "truncate refused" || tap_ok "truncate refused"
   stop_fuse term && tap_ok "SIGTERM: shunt fuse unmounts and exits 0" \
     || tap_fail "SIGTERM: shunt fuse unmounts and exits 0"
