@@ -161,12 +161,15 @@ static void fuse_summary(const struct fuse_cli *c, const struct fuse_disk *d)
     return;
   const struct fuse_disk_stats *s = &d->st;
   fprintf(stderr,
-          "shunt fuse: %s unmounted: %" PRIu64 " reads (%" PRIu64 " bytes), %" PRIu64
-          " writes (%" PRIu64 " bytes, %" PRIu64 " read-modify-write), %" PRIu64 " flushes, %"
-          PRIu64 " zeroes, %" PRIu64 " trims, %" PRIu64 " errors\n",
-          c->mountpoint, (uint64_t)s->reads, (uint64_t)s->bytes_read, (uint64_t)s->writes,
-          (uint64_t)s->bytes_written, (uint64_t)s->rmw, (uint64_t)s->flushes,
-          (uint64_t)s->zeroes, (uint64_t)s->trims, (uint64_t)s->errors);
+          "shunt fuse: %s unmounted (kernel requests up to %u bytes, %s direct I/O): %" PRIu64 " reads (%" PRIu64 " bytes, largest %" PRIu64
+          "), %" PRIu64 " writes (%" PRIu64 " bytes, largest %" PRIu64 ", %" PRIu64
+          " read-modify-write), %" PRIu64 " flushes, %" PRIu64 " zeroes, %" PRIu64
+          " trims, %" PRIu64 " errors\n",
+          c->mountpoint, d->max_write, d->async_dio ? "asynchronous" : "synchronous",
+          (uint64_t)s->reads, (uint64_t)s->bytes_read, (uint64_t)s->max_read,
+          (uint64_t)s->writes, (uint64_t)s->bytes_written, (uint64_t)s->max_write,
+          (uint64_t)s->rmw, (uint64_t)s->flushes, (uint64_t)s->zeroes, (uint64_t)s->trims,
+          (uint64_t)s->errors);
 }
 
 /* Mount, serve until unmounted or signalled, unmount.  0 or -errno. */

@@ -66,6 +66,13 @@ static bool disk_valid_ino(const struct fuse_disk *d, fuse_ino_t ino)
   return ino == FUSE_ROOT_ID || ino == disk_ino(d);
 }
 
+static void stat_max(atomic_uint_fast64_t *m, uint64_t v)
+{
+  uint_fast64_t cur = atomic_load(m);
+  while (v > cur && !atomic_compare_exchange_weak(m, &cur, v))
+    ;
+}
+
 /* ---- Buffers ---- */
 
 struct thread_buf {
@@ -313,6 +320,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
   }
   atomic_fetch_add(&d->st.reads, 1);
   atomic_fetch_add(&d->st.bytes_read, n);
+  stat_max(&d->st.max_read, n);
   fuse_reply_buf(req, b + ((uint64_t)off - a), n);
 }
 
@@ -339,6 +347,7 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
   }
   atomic_fetch_add(&d->st.writes, 1);
   atomic_fetch_add(&d->st.bytes_written, n);
+  stat_max(&d->st.max_write, n);
   fuse_reply_write(req, n);
 }
 

@@ -18,6 +18,7 @@
 struct fuse_disk_stats {
   atomic_uint_fast64_t reads, writes, flushes, trims, zeroes, errors;
   atomic_uint_fast64_t bytes_read, bytes_written, rmw;
+  atomic_uint_fast64_t max_read, max_write;  /* largest single request seen */
 };
 
 /* What discard (fallocate PUNCH_HOLE) becomes on the wire. */

@@ -143,6 +143,9 @@ if wait_file "$T/mnt/blk" $((16 << 20)); then
   tap_check "unaligned read through FUSE" test "$(cat "$T/tail")" = "unaligned!"
   dd if=/dev/zero of="$f" bs=1 count=1 seek=$((16 << 20)) conv=notrunc status=none 2>"$T/enospc"
   tap_check "writing past the export's end: ENOSPC" grep -q 'No space left' "$T/enospc"
+  # Large requests: 4 MiB direct reads and writes arrive as 1 MiB FUSE requests.
+  dd if=/dev/urandom of="$f" bs=4M count=1 seek=1 oflag=direct conv=notrunc status=none
+  dd if="$f" of=/dev/null bs=4M count=1 iflag=direct status=none
   cp "$f" "$T/scratch.ref"
   tap_check "4 threads of random unaligned writes match a reference copy" \
     python3 "$SHUNT_TOP/tests/interop/fuse_randwrite.py" "$f" "$T/scratch.ref"
@@ -150,6 +153,8 @@ if wait_file "$T/mnt/blk" $((16 << 20)); then
   truncate -s 1M "$f" 2>/dev/null && tap_fail "truncate refused" || tap_ok "truncate refused"
   stop_fuse term && tap_ok "SIGTERM: shunt fuse unmounts and exits 0" \
     || tap_fail "SIGTERM: shunt fuse unmounts and exits 0"
+  tap_check "1 MiB FUSE writes (max_write)" grep -q 'writes ([0-9]* bytes, largest 1048576' "$T/fuse.log"
+  tap_check "1 MiB FUSE reads" grep -q 'reads ([0-9]* bytes, largest 1048576' "$T/fuse.log"
   tap_check "SIGTERM left no mount behind" sh -c "! grep -q ' $T/mnt ' /proc/mounts"
 else
   tap_fail "scratch export mounted"; sed 's/^/#   /' "$T/fuse.log"
