@@ -150,6 +150,21 @@ if wait_file "$T/mnt/blk" $((16 << 20)); then
   tap_check "4 threads of random unaligned writes match a reference copy" \
     python3 "$SHUNT_TOP/tests/interop/fuse_randwrite.py" "$f" "$T/scratch.ref"
   tap_check "... and the server's file holds the same bytes" cmp "$T/scratch.img" "$T/scratch.ref"
+  # Coherence: with one descriptor held open, a write by another NBD client
+  # (qemu-io) is visible to the next read through FUSE (no stale page cache).
+  if command -v qemu-io >/dev/null; then
+    python3 - "$f" "nbd://127.0.0.1:$PORT/scratch" <<'PY' >"$T/coherent" 2>&1
+import os, subprocess, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+os.pread(fd, 4096, 409600)
+subprocess.run(["qemu-io", "-f", "raw", "-c", "write -P 0x77 400k 4k", sys.argv[2]],
+               check=True, stdout=subprocess.DEVNULL)
+sys.exit(0 if os.pread(fd, 4096, 409600) == b"\x77" * 4096 else 1)
+PY
+    tap_check "a second NBD client's write is seen through the open FUSE file" test $? = 0
+  else
+    tap_skip "coherence with a second NBD client" "qemu-io not installed"
+  fi
   truncate -s 1M "$f" 2>/dev/null && tap_fail "truncate refused" || tap_ok "truncate refused"
   stop_fuse term && tap_ok "SIGTERM: shunt fuse unmounts and exits 0" \
     || tap_fail "SIGTERM: shunt fuse unmounts and exits 0"
