@@ -439,6 +439,66 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
   fuse_reply_err(req, 0);
 }
 
+/* SEEK_DATA/SEEK_HOLE from base:allocation, so sparse-aware readers of the file
+ * (cp --sparse, qemu-img convert) skip the export's holes.  HOLE extents are holes;
+ * without block status the whole file is data, as for any file system. */
+struct seek_ctx {
+  bool want_hole, found;
+  uint64_t at, end;
+};
+
+static void seek_extent(void *user, uint64_t off, uint64_t len, uint32_t flags)
+{
+  struct seek_ctx *c = user;
+  if (!c->found && !!(flags & SHUNT_EXTENT_HOLE) == c->want_hole) {
+    c->found = true;
+    c->at = off;
+  }
+  if (off + len > c->end)
+    c->end = off + len;
+}
+
+static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
+                     struct fuse_file_info *fi)
+{
+  (void)ino; (void)fi;
+  struct fuse_disk *d = disk_of(req);
+  if (whence != SEEK_DATA && whence != SEEK_HOLE) {
+    fuse_reply_err(req, EINVAL);
+    return;
+  }
+  if (off < 0 || (uint64_t)off >= d->size) {
+    fuse_reply_err(req, ENXIO);
+    return;
+  }
+  uint64_t o = (uint64_t)off;
+  if (!d->info->block_status) {
+    fuse_reply_lseek(req, whence == SEEK_DATA ? off : (off_t)d->size);
+    return;
+  }
+  const uint64_t chunk = 1u << 30; /* a query per GiB at most: fits compact requests */
+  for (uint64_t pos = o / d->align * d->align; pos < d->size;) {
+    struct seek_ctx c = { .want_hole = whence == SEEK_HOLE, .end = pos };
+    uint64_t len = d->size - pos < chunk ? d->size - pos : chunk;
+    int r = shunt_block_status(d->h, pos, len, 0, seek_extent, &c);
+    if (r) {
+      fuse_reply_err(req, disk_errno(d, r));
+      return;
+    }
+    if (c.found && c.at < d->size) {
+      fuse_reply_lseek(req, (off_t)(c.at > o ? c.at : o));
+      return;
+    }
+    if (c.end <= pos) /* no progress: the server said nothing useful */
+      break;
+    pos = c.end;
+  }
+  if (whence == SEEK_DATA)
+    fuse_reply_err(req, ENXIO);
+  else
+    fuse_reply_lseek(req, (off_t)d->size);
+}
+
 static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 {
   (void)ino;
@@ -459,5 +519,6 @@ const struct fuse_lowlevel_ops fuse_disk_ops = {
   .write = op_write,
   .fsync = op_fsync,
   .fallocate = op_fallocate,
+  .lseek = op_lseek,
   .statfs = op_statfs,
 };
