@@ -139,25 +139,9 @@ static bool disk_aligned(const struct fuse_disk *d, uint64_t off, uint64_t len)
   return off % d->align == 0 && (len % d->align == 0 || off + len == d->size);
 }
 
-int fuse_disk_pread(struct fuse_disk *d, void *buf, size_t len, uint64_t off)
-{
-  if (!range_within(off, len, d->size))
-    return -EINVAL;
-  if (disk_aligned(d, off, len))
-    return shunt_pread(d->h, buf, len, off, 0);
-  uint64_t a, e;
-  disk_widen(d, off, len, &a, &e);
-  char *b = malloc(e - a);
-  if (!b)
-    return -ENOMEM;
-  int r = shunt_pread(d->h, b, e - a, a, 0);
-  if (!r)
-    memcpy(buf, b + (off - a), len);
-  free(b);
-  return r;
-}
-
-int fuse_disk_pwrite(struct fuse_disk *d, const void *buf, size_t len, uint64_t off)
+/* Write [off, off+len) of the export, any alignment: unaligned edges are widened to
+ * the server's minimum block by read-modify-write under the exclusive lock.  0 or -errno. */
+static int disk_pwrite(struct fuse_disk *d, const void *buf, size_t len, uint64_t off)
 {
   if (!range_within(off, len, d->size))
     return -EINVAL;
@@ -340,7 +324,7 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
   uint64_t n = d->size - (uint64_t)off;
   if (n > size)
     n = size; /* a short write at the end; the next one gets ENOSPC */
-  int r = n ? fuse_disk_pwrite(d, buf, n, (uint64_t)off) : 0;
+  int r = n ? disk_pwrite(d, buf, n, (uint64_t)off) : 0;
   if (r) {
     fuse_reply_err(req, disk_errno(d, r));
     return;
@@ -375,8 +359,11 @@ static int disk_zero_range(struct fuse_disk *d, uint64_t off, uint64_t len, bool
   if (off + len == d->size)
     e = d->size;
   int r = 0;
-  if (a < e)
+  if (a < e) { /* shared lock: a concurrent read-modify-write must not undo it */
+    pthread_rwlock_rdlock(&d->rmw);
     r = trim ? shunt_trim(d->h, a, e - a, 0) : shunt_zero(d->h, a, e - a, flags);
+    pthread_rwlock_unlock(&d->rmw);
+  }
   if (r || trim)
     return r;
   if (a > e) /* the whole range lies inside one block */
@@ -386,7 +373,7 @@ static int disk_zero_range(struct fuse_disk *d, uint64_t off, uint64_t len, bool
   for (int i = 0; i < 2 && !r; i++)
     for (uint64_t p = edges[i][0], left = edges[i][1]; left && !r;) {
       uint64_t n = left < sizeof zeros ? left : sizeof zeros;
-      r = fuse_disk_pwrite(d, zeros, n, p);
+      r = disk_pwrite(d, zeros, n, p);
       p += n;
       left -= n;
     }

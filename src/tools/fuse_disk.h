@@ -54,10 +54,4 @@ int fuse_disk_init(struct fuse_disk *d);
 /* Release what fuse_disk_init() set up. */
 void fuse_disk_fini(struct fuse_disk *d);
 
-/* Read or write [off, off+len) of the export, any alignment: unaligned edges are
- * widened to the server's minimum block (writes by read-modify-write under the
- * exclusive lock).  0 or -errno.  Exposed for the unit test. */
-int fuse_disk_pread(struct fuse_disk *d, void *buf, size_t len, uint64_t off);
-int fuse_disk_pwrite(struct fuse_disk *d, const void *buf, size_t len, uint64_t off);
-
 #endif
