@@ -33,7 +33,8 @@ static fuse_ino_t disk_ino(const struct fuse_disk *d)
 static int disk_errno(struct fuse_disk *d, int e)
 {
   atomic_fetch_add(&d->st.errors, 1);
-  fprintf(stderr, "shunt fuse: %s\n", shunt_last_error(d->h));
+  /* Every failure but a local allocation comes from libshunt, which names the request. */
+  fprintf(stderr, "shunt fuse: %s\n", e == -ENOMEM ? strerror(ENOMEM) : shunt_last_error(d->h));
   switch (-e) {
   case ECONNRESET: case ENOTCONN: case EPROTO: case ECANCELED: case EPIPE:
     return EIO;
