@@ -8,7 +8,7 @@ build_pkgs=(build-essential pkg-config meson ninja-build liburing-dev libgnutls2
             clang libclang-rt-14-dev)
 test_pkgs=(qemu-utils nbdkit libnbd-bin python3-libnbd nbd-server fio gnutls-bin
            xxd procps iproute2 util-linux e2fsprogs)
-bench_pkgs=(iperf3 fio)
+bench_pkgs=(iperf3 fio python3 gcc)
 vm_pkgs=(qemu-system-x86 busybox-static linux-image-amd64 cpio kmod nbd-client)
 
 want=()

@@ -1,0 +1,182 @@
+"""report.py: bench/compare's output: markdown tables (one per workload and experiment) and JSON
+lines (one object per measurement), built from the list of result records."""
+import json
+
+from . import fio
+
+
+def _f(v, digits=2):
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        return f"{v:.{digits}f}"
+    return str(v)
+
+
+def _desc(r):
+    w = fio.WORKLOADS.get(r.get("workload") or "")
+    return w[4] if w else (r.get("workload") or "")
+
+
+def _cache(r):
+    if r.get("image_cache_mib") is None:
+        return "–"
+    return f"{_f(r['image_cache_mib'], 0)} / {_f(r.get('page_cache_growth_mib'), 0)}"
+
+
+def _table(head, rows):
+    out = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(out) + "\n"
+
+
+def _by(records, **kv):
+    return [r for r in records if all(r.get(k) == v for k, v in kv.items())]
+
+
+def _na_rows(records, ncols, **kv):
+    return [[r["server"], r["variant"], "n/a"] + [""] * (ncols - 3)
+            for r in _by(records, kind="server", status="n/a", **kv)]
+
+
+def markdown(records):
+    meta = next((r for r in records if r["kind"] == "meta"), {})
+    end = next((r for r in records if r["kind"] == "end"), {})
+    md = ["# bench/compare results\n",
+          f"Run {meta.get('run_id', '?')} on {meta.get('host', '?')} "
+          f"({meta.get('cpus', '?')} CPUs, kernel {meta.get('kernel', '?')}); image "
+          f"{meta.get('image_mib', '?')} MiB; runtime {meta.get('runtime_s', '?')} s per run"
+          f"{' (--quick)' if meta.get('quick') else ''}; load average at start "
+          f"{meta.get('loadavg')}, at end {end.get('loadavg')}; took {end.get('elapsed_s')} s"
+          f"{'; INTERRUPTED: ' + end['interrupted'] if end.get('interrupted') else ''}.\n"]
+
+    refs = _by(records, kind="reference")
+    if refs:
+        md.append("## References (same run)\n")
+        rows = []
+        for r in refs:
+            if r.get("status") != "ok":
+                rows.append([f"{r['name']} {_desc(r)}", "error", "", "", ""])
+            elif r["name"] == "iperf3-loopback":
+                rows.append(["iperf3 -Z, loopback", _f(r["mbps"], 0), "",
+                             f"sender {_f(r['sender_cpu_s_per_gib'])}, receiver "
+                             f"{_f(r['receiver_cpu_s_per_gib'])}",
+                             f"{_f(r['machine_own_cpu_s_per_gib'])} / "
+                             f"{_f(r['machine_cpu_s_per_gib'])}"])
+            else:
+                rows.append([f"local O_DIRECT, {fio.WORKLOADS[r['workload']][4]}",
+                             _f(r["mbps"], 0), _f(r["iops"], 0), "",
+                             f"{_f(r['machine_own_cpu_s_per_gib'])} / "
+                             f"{_f(r['machine_cpu_s_per_gib'])}"])
+        md.append(_table(["reference", "MB/s", "IOPS", "process CPU s/GiB",
+                          "machine CPU s/GiB own / all"], rows))
+
+    work = _by(records, kind="workload")
+    for w in fio.MAIN_WORKLOADS:
+        rows = []
+        for cache in ("hot", "cold"):
+            for r in _by(work, workload=w, cache=cache):
+                if r.get("status") != "ok":
+                    rows.append([r["server"], r["variant"], cache, "error"] + [""] * 7)
+                    continue
+                rows.append([r["server"], r["variant"], cache, _f(r["mbps"], 0),
+                             _f(r["iops"], 0), _f(r["server_cpu_s_per_gib"]),
+                             f"{_f(r['machine_own_cpu_s_per_gib'])} / "
+                             f"{_f(r['machine_cpu_s_per_gib'])}",
+                             _f(r["server_cpu_us_per_req"], 1),
+                             f"{_f(r['machine_own_cpu_us_per_req'], 1)} / "
+                             f"{_f(r['machine_cpu_us_per_req'], 1)}",
+                             _f(r["lat_ms"], 3), _cache(r)])
+        if rows:
+            md.append(f"## {fio.WORKLOADS[w][4]}\n")
+            md.append(_table(["server", "variant", "cache", "MB/s", "IOPS", "server CPU s/GiB",
+                              "machine CPU s/GiB own / all", "server CPU µs/req",
+                              "machine CPU µs/req own / all", "mean lat ms",
+                              "image in cache / page cache + (MiB)"],
+                             rows + _na_rows(records, 11)))
+
+    cold = _by(records, kind="cold_read")
+    if cold:
+        md.append("## Cold reads (caches dropped; share of local O_DIRECT at the same size and "
+                  "depth)\n")
+        rows = []
+        for r in cold:
+            if r.get("status") != "ok":
+                rows.append([r["server"], r["variant"], _desc(r), "error",
+                             "", "", "", ""])
+                continue
+            rows.append([r["server"], r["variant"], _desc(r),
+                         _f(r["mbps"], 0), _f(r.get("local_mbps"), 0),
+                         _f(100 * r["share_of_local"], 0) + "%" if r.get("share_of_local")
+                         else "–", _f(r.get("image_cache_mib"), 0),
+                         _f(r["page_cache_growth_mib"], 0)])
+        md.append(_table(["server", "variant", "workload", "MB/s", "local O_DIRECT MB/s",
+                          "share", "image in cache MiB", "page cache +MiB"],
+                         rows + _na_rows(records, 8)))
+
+    inter = _by(records, kind="interference")
+    if inter:
+        md.append("## Interference (co-runner on CPU 0; server + client streaming hot 1 MiB "
+                  "QD8 reads on CPU 1)\n")
+        rows = []
+        for r in inter:
+            if r.get("status") != "ok":
+                rows.append([r["server"], r["variant"], r["corunner"], "error", "", "", "", "", ""])
+                continue
+            rows.append([r["server"], r["variant"], r["corunner"],
+                         f"{_f(r['alone'])} {r['unit']}", _f(r["beside"]),
+                         f"{_f(r['slowdown_pct'], 1)} ± {_f(r['slowdown_spread_pct'], 1)}",
+                         _f(r["served_gibps"]), _f(r["slowdown_pct_per_gibps"], 1),
+                         _f(r.get("wall_slowdown_pct"), 1)])
+        md.append(_table(["server", "variant", "co-runner", "alone", "beside", "slowdown %",
+                          "served GiB/s", "slowdown % per GiB/s", "wall-clock slowdown %"],
+                         rows + _na_rows(records, 9)))
+
+    ov = _by(records, kind="overlap")
+    lim = next((r for r in records if r["kind"] == "overlap_limits"), None)
+    if lim:
+        md.append("## Overlap (disk and network both throttled)\n")
+        md.append(f"Limits measured in this run: disk (blkio throttle {lim['disk_bps'] / 1e6:.0f} "
+                  f"MB/s, fio O_DIRECT on the loop device, before / after the servers) "
+                  + ", ".join(f"{fio.WORKLOADS[w][4]}: {_f(v, 0)} / "
+                              f"{_f(lim.get('disk_mbps_after', {}).get(w), 0)} MB/s"
+                              for w, v in lim.get("disk_mbps_before", lim["disk_mbps"]).items())
+                  + f"; network (tbf {lim['net_bps'] / 1e6:.0f} MB/s on the namespace's lo, "
+                  f"iperf3 -Z): {_f(lim['net_mbps'], 0)} MB/s. The throttle lets budget "
+                  "accumulate while the disk idles: after a pause of one request's network "
+                  "time, the disk reads at "
+                  + ", ".join(f"{_f(v['mbps_while_reading'], 0)} MB/s ({fio.WORKLOADS[w][4]})"
+                              for w, v in lim.get("disk_after_pause", {}).items())
+                  + "; the last model column uses that speed. The shares use the higher disk "
+                  "figure.\n")
+        rows = []
+        for r in ov:
+            if r.get("status") != "ok":
+                rows.append([r["server"], r["variant"], _desc(r), r.get("status"),
+                             "", "", "", "", ""])
+                continue
+            rows.append([r["server"], r["variant"], _desc(r),
+                         _f(r["mbps"], 0), f"{_f(100 * r['share_of_min'], 0)}%",
+                         f"{_f(100 * r['share_of_no_overlap_model'], 0)}%",
+                         f"{_f(100 * r['share_of_no_overlap_model_after_pause'], 0)}%",
+                         _f(r["disk_bytes_per_byte_served"]), _cache(r)])
+        md.append(_table(["server", "variant", "workload", "MB/s", "of min(disk, net)",
+                          "of no-overlap model", "of no-overlap model, disk after pause",
+                          "disk bytes / byte served", "image in cache / page cache + (MiB)"],
+                         rows + _na_rows(records, 9)))
+
+    na = _by(records, kind="server", status="n/a")
+    if na:
+        md.append("Not available: " + "; ".join(f"{r['server']} {r['variant']} "
+                                                 f"({r.get('reason', '')[:160]})" for r in na)
+                  + "\n")
+    errs = [r for r in records if r.get("status") == "error"]
+    if errs:
+        md.append("Errors: " + "; ".join(f"{r.get('server', '')} {r.get('variant', '')} "
+                                         f"{r.get('workload', r.get('name', ''))}: "
+                                         f"{r.get('reason', '')[:160]}" for r in errs) + "\n")
+    return "\n".join(md)
+
+
+def json_lines(records):
+    return "\n".join(json.dumps(r, sort_keys=True) for r in records) + "\n"
