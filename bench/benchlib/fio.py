@@ -43,7 +43,7 @@ def job_args(workload, runtime, size, time_based=True):
     """fio options (after the target) for one workload over a target of `size` bytes.
     time_based=False reads each byte at most once (cold runs), stopping at `runtime` anyway."""
     rw, bs, qd, jobs, _ = WORKLOADS[workload]
-    a = [f"--rw={rw}", f"--bs={bs}", f"--iodepth={qd}", f"--runtime={runtime}",
+    a = [f"--rw={rw}", f"--bs={bs}", f"--iodepth={qd}", f"--runtime={int(runtime * 1000)}ms",
          "--group_reporting", "--randrepeat=0", "--output-format=json"]
     if time_based:
         a.append("--time_based")

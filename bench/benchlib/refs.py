@@ -1,6 +1,7 @@
 """refs.py: the reference measurements of a run: iperf3 -Z (sendfile) over a loopback, and local
 O_DIRECT reads of the image (fio io_uring) at each request size and depth the servers see."""
 import json
+import math
 import os
 import time
 
@@ -22,7 +23,7 @@ def iperf3(workdir, runtime, wrap=(), netns=None):
             time.sleep(0.05)
         with sysstat.CpuWindow([srv.pid]) as w:
             r = procs.run(list(wrap) + ["iperf3", "-c", "127.0.0.1", "-p", str(port), "-Z",
-                                        "-t", str(runtime), "-J"], runtime + 20)
+                                        "-t", str(math.ceil(runtime)), "-J"], runtime + 20)
         if not r.ok:
             raise RuntimeError(f"iperf3 client failed: {r.err.strip()[-200:]}")
         end = json.loads(r.out)["end"]["sum_received"]

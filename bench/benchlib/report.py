@@ -165,6 +165,7 @@ def markdown(records):
                           "disk bytes / byte served", "image in cache / page cache + (MiB)"],
                          rows + _na_rows(records, 9)))
 
+    md.append(targets(records))
     na = _by(records, kind="server", status="n/a")
     if na:
         md.append("Not available: " + "; ".join(f"{r['server']} {r['variant']} "
@@ -176,6 +177,100 @@ def markdown(records):
                                          f"{r.get('workload', r.get('name', ''))}: "
                                          f"{r.get('reason', '')[:160]}" for r in errs) + "\n")
     return "\n".join(md)
+
+
+def _ok(records, **kv):
+    return [r for r in _by(records, **kv) if r.get("status") == "ok"]
+
+
+def targets(records):
+    """The issue's targets, each with the best peer's figure, what shunt needs, and what each
+    shunt configuration measured in this run."""
+    peers = [r for r in records if r.get("server") not in (None, "shunt")]
+    shunt = [r for r in records if r.get("server") == "shunt"]
+    variants = sorted({r["variant"] for r in shunt if r.get("status") == "ok"})
+    rows = []
+
+    def row(name, best_txt, need_txt, value_of, passes, fmt=lambda x: f"{x:.0f}"):
+        cells = []
+        for v in variants:
+            val = value_of(v)
+            verdict = passes(val, v) if val is not None else None
+            mark = "" if verdict is None else (" ✓" if verdict else " ✗")
+            cells.append("–" if val is None else fmt(val) + mark)
+        rows.append([name, best_txt, need_txt] + cells)
+
+    def always(check):
+        return lambda x, _v: check(x)
+
+    def best(kind, key, pick=max, **kv):
+        rs = [r for r in _ok(peers, kind=kind, **kv) if r.get(key) is not None]
+        return pick(rs, key=lambda r: r[key]) if rs else None
+
+    def shunt_val(v, key, kind, **kv):
+        rs = _ok(shunt, kind=kind, variant=v, **kv)
+        return rs[0].get(key) if rs else None
+
+    b = best("workload", "mbps", workload="seqread", cache="hot")
+    if b:
+        need_cpu = 0.9 * b["machine_own_cpu_s_per_gib"]
+        row("hot seq read MB/s", f"{b['mbps']:.0f} ({b['server']} {b['variant']})",
+            f"≥ {b['mbps']:.0f}", lambda v: shunt_val(v, "mbps", "workload", workload="seqread",
+                                                      cache="hot"),
+            always(lambda x: x >= b["mbps"]))
+        row("… machine CPU s/GiB (own)", f"{b['machine_own_cpu_s_per_gib']:.2f}",
+            f"≤ {need_cpu:.2f}", lambda v: shunt_val(v, "machine_own_cpu_s_per_gib", "workload",
+                                                      workload="seqread", cache="hot"),
+            always(lambda x: x <= need_cpu), fmt=lambda x: f"{x:.2f}")
+    b = best("workload", "mbps", workload="seqread4", cache="hot")
+    if b:
+        row("hot seq read, 4 connections, MB/s", f"{b['mbps']:.0f} ({b['server']} {b['variant']})",
+            f"≥ {1.2 * b['mbps']:.0f}", lambda v: shunt_val(v, "mbps", "workload",
+                                                             workload="seqread4", cache="hot"),
+            always(lambda x: x >= 1.2 * b["mbps"]))
+    b = best("workload", "iops", workload="randread", cache="hot")
+    if b:
+        row("hot random 4 KiB read IOPS", f"{b['iops']} ({b['server']} {b['variant']})",
+            f"≥ {1.5 * b['iops']:.0f}", lambda v: shunt_val(v, "iops", "workload",
+                                                             workload="randread", cache="hot"),
+            always(lambda x: x >= 1.5 * b["iops"]))
+    b = best("overlap", "share_of_min", workload="randread4m1")
+    if b:
+        row("overlap: random 4 MiB QD1, share of min(disk, net)",
+            f"{100 * b['share_of_min']:.0f}% ({b['server']} {b['variant']})", "≥ 90%",
+            lambda v: shunt_val(v, "share_of_min", "overlap", workload="randread4m1"),
+            always(lambda x: x >= 0.9), fmt=lambda x: f"{100 * x:.0f}%")
+    b = best("cold_read", "image_cache_mib", pick=min, workload="read4m1")
+    if b:
+        row("page cache: image in cache, cold 4 MiB QD1 reads (MiB)",
+            f"{b['image_cache_mib']:.0f} ({b['server']} {b['variant']})", "≤ 64 (direct)",
+            lambda v: shunt_val(v, "image_cache_mib", "cold_read", workload="read4m1"),
+            lambda x, v: x <= 64 if v in ("direct", "auto") else None)
+    for co in sorted({r["corunner"] for r in _ok(peers, kind="interference")}):
+        b = best("interference", "slowdown_pct_per_gibps", pick=min, corunner=co)
+        if not b:
+            continue
+        need = 0.5 * b["slowdown_pct_per_gibps"]
+        noise = b["slowdown_pct"] <= b["slowdown_spread_pct"]
+
+        def within(x, v, co=co, need=need, noise=noise):
+            rs = _ok(shunt, kind="interference", variant=v, corunner=co)
+            if noise:  # no peer slows it measurably: shunt must not either
+                return bool(rs) and rs[0]["slowdown_pct"] <= rs[0]["slowdown_spread_pct"]
+            return x <= need
+        row(f"interference: {co} slowdown % per GiB/s",
+            f"{b['slowdown_pct_per_gibps']:.1f} ({b['server']} {b['variant']})"
+            + (", within noise" if noise else ""),
+            "within noise" if noise else f"≤ {need:.1f}",
+            lambda v, co=co: shunt_val(v, "slowdown_pct_per_gibps", "interference",
+                                       corunner=co),
+            within, fmt=lambda x: f"{x:.1f}")
+    if not rows:
+        return ""
+    head = ["target (issue 3)", "best peer", "shunt needs"] + [f"shunt {v}" for v in variants]
+    return ("## Targets\n\n" + _table(head, rows)
+            + "\nCopies per byte served are not measured here: they come from shunt's own "
+            "accounting (stats).\n")
 
 
 def json_lines(records):
