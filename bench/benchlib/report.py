@@ -142,13 +142,14 @@ def markdown(records):
                               f"{_f(lim.get('disk_mbps_after', {}).get(w), 0)} MB/s"
                               for w, v in lim.get("disk_mbps_before", lim["disk_mbps"]).items())
                   + f"; network (tbf {lim['net_bps'] / 1e6:.0f} MB/s on the namespace's lo, "
-                  f"iperf3 -Z): {_f(lim['net_mbps'], 0)} MB/s. The throttle lets budget "
-                  "accumulate while the disk idles: after a pause of one request's network "
-                  "time, the disk reads at "
-                  + ", ".join(f"{_f(v['mbps_while_reading'], 0)} MB/s ({fio.WORKLOADS[w][4]})"
-                              for w, v in lim.get("disk_after_pause", {}).items())
-                  + "; the last model column uses that speed. The shares use the higher disk "
-                  "figure.\n")
+                  f"iperf3 -Z, before / after): {_f(lim.get('net_mbps_before'), 0)} / "
+                  f"{_f(lim.get('net_mbps_after'), 0)} MB/s. The shares use the higher "
+                  "figures. Unthrottled, the same reads run at "
+                  + ", ".join(f"{_f(v, 0)} MB/s ({fio.WORKLOADS[w][4]})"
+                              for w, v in lim.get("disk_unthrottled_mbps", {}).items())
+                  + ": the throttle grants 100 ms of budget at a time, so a server that reads, "
+                  "then sends, without readahead, reads at that speed; the read-then-send model "
+                  "column is 1 / (1/unthrottled + 1/net).\n")
         rows = []
         for r in ov:
             if r.get("status") != "ok":
@@ -158,10 +159,10 @@ def markdown(records):
             rows.append([r["server"], r["variant"], _desc(r),
                          _f(r["mbps"], 0), f"{_f(100 * r['share_of_min'], 0)}%",
                          f"{_f(100 * r['share_of_no_overlap_model'], 0)}%",
-                         f"{_f(100 * r['share_of_no_overlap_model_after_pause'], 0)}%",
+                         f"{_f(100 * r['share_of_read_then_send_model'], 0)}%",
                          _f(r["disk_bytes_per_byte_served"]), _cache(r)])
         md.append(_table(["server", "variant", "workload", "MB/s", "of min(disk, net)",
-                          "of no-overlap model", "of no-overlap model, disk after pause",
+                          "of no-overlap model", "of read-then-send model",
                           "disk bytes / byte served", "image in cache / page cache + (MiB)"],
                          rows + _na_rows(records, 9)))
 

@@ -69,7 +69,9 @@ def shunt_supports_serve(path):
     if not (path and os.access(path, os.X_OK)):
         return False
     r = procs.run([path, "serve", "--help"], 10)
-    return r.rc == 0
+    # Some --help texts exit non-zero; the dispatcher's "unknown command" is what says no.
+    return r.rc == 0 or (r.rc not in (126, 127) and not r.timed_out
+                         and "unknown command" not in r.out + r.err)
 
 
 def shunt_specs(path, datapaths=None):
