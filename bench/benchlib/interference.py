@@ -21,7 +21,7 @@ def build(srcdir, workdir):
     out = {}
     for name, (src, _, _) in CORUNNERS.items():
         binary = os.path.join(workdir, name)
-        procs.check(["cc", "-O2", "-o", binary, os.path.join(srcdir, src)], 60)
+        procs.check(["cc", "-O2", "-Wall", "-Wextra", "-o", binary, os.path.join(srcdir, src)], 60)
         out[name] = binary
     return out
 
