@@ -9,10 +9,13 @@ def _per(value, amount):
     return round(value / amount, 4) if amount else None
 
 
-def fio_record(server_pids, prefix, target, args, out_path, timeout):
-    """Run fio; return a dict with throughput, IOPS, latency and CPU figures."""
+def fio_record(server_pids, prefix, target, args, out_path, timeout, stats=None):
+    """Run fio; return a dict with throughput, IOPS, latency and CPU figures. `stats`, when
+    given, returns the server's own (bytes copied by its CPU, bytes served) counters."""
+    s0 = stats() if stats else None
     with sysstat.CpuWindow(server_pids) as w:
         r = fio.run(prefix, target, args, out_path, timeout)
+    s1 = stats() if s0 else None
     gib = r.io_bytes / GiB
     own = max(0.0, w.machine_busy_s - w.others_s)
     rec = {
@@ -33,4 +36,7 @@ def fio_record(server_pids, prefix, target, args, out_path, timeout):
         "unattributed_cpu_s": round(own - (w.proc_s if server_pids else 0)
                                     - r.client_cpu_s, 3),
     }
+    if s0 and s1 and s1[1] > s0[1]:
+        # the server's accounting: payload bytes its CPU copied per payload byte served
+        rec["server_copies_per_byte"] = round((s1[0] - s0[0]) / (s1[1] - s0[1]), 3)
     return rec

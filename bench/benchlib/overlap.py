@@ -59,7 +59,8 @@ def measure_server(cfg, spec, thr):
                 rec = measure.fio_record([running.pid], thr.wrap(in_cgroup=False),
                                          fio.nbd_target(running.uri), args,
                                          os.path.join(cfg.workdir, "fio-overlap.json"),
-                                         cfg.runtime + 60)
+                                         cfg.runtime + 60, stats=running.stats_snapshot
+                                         if running.stats else None)
             disk_bytes = thr.disk_read_bytes() - read0
             rec.update({
                 "disk_bytes_per_byte_served": round(disk_bytes / rec["io_bytes"], 3)

@@ -77,13 +77,14 @@ def markdown(records):
         for cache in ("hot", "cold"):
             for r in _by(work, workload=w, cache=cache):
                 if r.get("status") != "ok":
-                    rows.append([r["server"], r["variant"], cache, "error"] + [""] * 7)
+                    rows.append([r["server"], r["variant"], cache, "error"] + [""] * 8)
                     continue
                 rows.append([r["server"], r["variant"], cache, _f(r["mbps"], 0),
                              _f(r["iops"], 0), _f(r["server_cpu_s_per_gib"]),
                              f"{_f(r['machine_own_cpu_s_per_gib'])} / "
                              f"{_f(r['machine_cpu_s_per_gib'])}",
                              _f(r["server_cpu_us_per_req"], 1),
+                             _f(r.get("server_copies_per_byte")),
                              f"{_f(r['machine_own_cpu_us_per_req'], 1)} / "
                              f"{_f(r['machine_cpu_us_per_req'], 1)}",
                              _f(r["lat_ms"], 3), _cache(r)])
@@ -91,9 +92,10 @@ def markdown(records):
             md.append(f"## {fio.WORKLOADS[w][4]}\n")
             md.append(_table(["server", "variant", "cache", "MB/s", "IOPS", "server CPU s/GiB",
                               "machine CPU s/GiB own / all", "server CPU µs/req",
+                              "server copies / byte",
                               "machine CPU µs/req own / all", "mean lat ms",
                               "image in cache / page cache + (MiB)"],
-                             rows + _na_rows(records, 11)))
+                             rows + _na_rows(records, 12)))
 
     cold = _by(records, kind="cold_read")
     if cold:
@@ -223,6 +225,10 @@ def targets(records):
             f"≤ {need_cpu:.2f}", lambda v: shunt_val(v, "machine_own_cpu_s_per_gib", "workload",
                                                       workload="seqread", cache="hot"),
             always(lambda x: x <= need_cpu), fmt=lambda x: f"{x:.2f}")
+    row("copies per byte served, hot seq read (shunt's stats)", "2 (read + send)",
+        "0 (splice, direct)", lambda v: shunt_val(v, "server_copies_per_byte", "workload",
+                                                  workload="seqread", cache="hot"),
+        lambda x, v: x == 0 if v in ("splice", "direct") else None, fmt=lambda x: f"{x:.2f}")
     b = best("workload", "mbps", workload="seqread4", cache="hot")
     if b:
         row("hot seq read, 4 connections, MB/s", f"{b['mbps']:.0f} ({b['server']} {b['variant']})",
@@ -270,8 +276,8 @@ def targets(records):
         return ""
     head = ["target (issue 3)", "best peer", "shunt needs"] + [f"shunt {v}" for v in variants]
     return ("## Targets\n\n" + _table(head, rows)
-            + "\nCopies per byte served are not measured here: they come from shunt's own "
-            "accounting (stats).\n")
+            + "\nCopies per byte come from shunt's own accounting (`--stats`, refreshed with "
+            "SIGUSR1 before and after each run); the peers have none.\n")
 
 
 def json_lines(records):

@@ -11,6 +11,11 @@ from . import procs, sysstat
 
 EXPORT = "bench"
 SHUNT_DATAPATHS = ["copy", "splice", "direct", "auto"]
+_shunt_stats = False  # set by shunt_supports_serve() when `shunt serve` has --stats FILE
+
+
+def stats_path(workdir, port):
+    return os.path.join(workdir, f"shunt-{port}.stats.json")
 
 
 class Spec:
@@ -50,9 +55,10 @@ def _nbd_server(port, image, wd):
 
 
 def _shunt(path, datapath):
-    def build(port, image, _wd):
+    def build(port, image, wd):
         export = f"{EXPORT}={image}" + (f",datapath={datapath}" if datapath else "")
-        return [path, "serve", "--listen", f"127.0.0.1:{port}", export], EXPORT, None
+        stats = ["--stats", stats_path(wd, port)] if _shunt_stats else []
+        return [path, "serve", "--listen", f"127.0.0.1:{port}"] + stats + [export], EXPORT, None
     return build
 
 
@@ -68,7 +74,9 @@ def peer_specs():
 def shunt_supports_serve(path):
     if not (path and os.access(path, os.X_OK)):
         return False
+    global _shunt_stats
     r = procs.run([path, "serve", "--help"], 10)
+    _shunt_stats = "--stats" in r.out + r.err
     # Some --help texts exit non-zero; the dispatcher's "unknown command" is what says no.
     return r.rc == 0 or (r.rc not in (126, 127) and not r.timed_out
                          and "unknown command" not in r.out + r.err)
@@ -96,10 +104,38 @@ class StartError(Exception):
 class Running:
     """A started server: `pid` is the process its CPU is charged to (with its descendants)."""
 
-    def __init__(self, spec, proc, pid, port, uri, log_path):
+    def __init__(self, spec, proc, pid, port, uri, log_path, stats=None):
         self.spec, self.proc, self.pid = spec, proc, pid
         self.port, self.uri, self.log_path = port, uri, log_path
+        self.stats = stats  # shunt's --stats file, or None
         self._cleanup_item = procs.CLEANUP.push(f"stop {spec.key}", self.stop)
+
+    def stats_snapshot(self):
+        """(bytes the server's CPU copied, payload bytes served) from shunt's --stats file,
+        refreshed with SIGUSR1; None when there are no stats."""
+        if not self.stats:
+            return None
+        import json
+        try:
+            before = os.stat(self.stats).st_mtime_ns
+        except OSError:
+            before = None
+        os.kill(self.pid, signal.SIGUSR1)
+        for _ in range(100):
+            try:
+                if os.stat(self.stats).st_mtime_ns != before:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.01)
+        try:
+            with open(self.stats) as f:
+                data = json.load(f)
+        except (OSError, ValueError):
+            return None
+        ex = data.get("exports", [])
+        return (sum(e.get("cpu_copied_bytes", 0) for e in ex),
+                sum(e.get("bytes_read", 0) + e.get("bytes_written", 0) for e in ex))
 
     def stop(self):
         if self.pid != self.proc.pid:  # a daemon outside our process group
@@ -157,4 +193,5 @@ def start(spec, image, workdir, wrap=(), netns=None, timeout=10):
             procs.kill_tree(pid, signal.SIGKILL)
         procs.stop(proc, 2)
         raise
-    return Running(spec, proc, pid, port, f"nbd://127.0.0.1:{port}/{export}", log_path)
+    stats = stats_path(workdir, port) if spec.server == "shunt" and _shunt_stats else None
+    return Running(spec, proc, pid, port, f"nbd://127.0.0.1:{port}/{export}", log_path, stats)

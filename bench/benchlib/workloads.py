@@ -14,7 +14,8 @@ def prewarm(path):
 def _one(cfg, running, workload, cache, time_based):
     args = fio.job_args(workload, cfg.runtime, cfg.image_size, time_based)
     return measure.fio_record([running.pid], [], fio.nbd_target(running.uri), args,
-                              os.path.join(cfg.workdir, "fio.json"), cfg.runtime + 60)
+                              os.path.join(cfg.workdir, "fio.json"), cfg.runtime + 60,
+                              stats=running.stats_snapshot if running.stats else None)
 
 
 def hot_order(workloads):
