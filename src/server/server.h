@@ -23,6 +23,7 @@ struct server {
   unsigned nworkers;
   int sig_fd;
   atomic_bool stopping;
+  atomic_uint nconns;        /* connections open, all workers (--max-connections) */
 };
 
 /* Run the server described by cfg until it is told to stop.

@@ -30,6 +30,13 @@ static void serve_usage(FILE *f)
 "  -t, --threads N          io_uring worker threads (default: one per CPU)\n"
 "      --max-inflight SIZE  per-connection cap on buffered request data\n"
 "                           (default 64M; reading pauses above it)\n"
+"      --handshake-timeout SECONDS\n"
+"                           close a client that has not finished the handshake\n"
+"                           within SECONDS (default 10; 0: no limit); clients\n"
+"                           idle after the handshake are never cut off\n"
+"      --max-connections N  serve at most N connections at once; more are\n"
+"                           closed as soon as accepted, with a log line\n"
+"                           (default 1000; 0: no limit)\n"
 "  -v, --verbose            one level more logging per -v: the default (info:\n"
 "                           connections, exports) becomes debug (every refused\n"
 "                           request)\n"
@@ -44,6 +51,9 @@ static void serve_usage(FILE *f)
 "    desc=TEXT          description sent with NBD_INFO_DESCRIPTION (no commas)\n"
 "    backend=file|memory  storage behind the export (default file)\n"
 "    datapath=copy      how bytes move between storage and socket (default copy)\n"
+"\n"
+"Fixed limits: option data 64 KiB (larger options get NBD_REP_ERR_TOO_BIG),\n"
+"request payload 32 MiB.\n"
 "\n"
 "Systemd socket activation (LISTEN_PID/LISTEN_FDS) is used when present.\n"
 "SIGINT/SIGTERM: stop accepting, finish in-flight requests, flush, exit 0.\n"
@@ -62,6 +72,8 @@ int cmd_serve(int argc, char **argv)
     { "config", required_argument, NULL, 'c' },
     { "threads", required_argument, NULL, 't' },
     { "max-inflight", required_argument, NULL, 'M' },
+    { "handshake-timeout", required_argument, NULL, 'H' },
+    { "max-connections", required_argument, NULL, 'C' },
     { "verbose", no_argument, NULL, 'v' },
     { "quiet", no_argument, NULL, 'q' },
     { "help", no_argument, NULL, 'h' },
@@ -115,6 +127,24 @@ int cmd_serve(int argc, char **argv)
         return 2;
       }
       cfg.max_inflight = v;
+      break;
+    case 'H':
+      if (parse_uint(optarg, 0, SHUNT_MAX_HANDSHAKE_TIMEOUT, &v) < 0) {
+        fprintf(stderr, "shunt serve: --handshake-timeout: '%s' is not a number of seconds from 0 to %u\n",
+                optarg, SHUNT_MAX_HANDSHAKE_TIMEOUT);
+        config_free(&cfg);
+        return 2;
+      }
+      cfg.handshake_timeout = (unsigned)v;
+      break;
+    case 'C':
+      if (parse_uint(optarg, 0, SHUNT_MAX_MAX_CONNECTIONS, &v) < 0) {
+        fprintf(stderr, "shunt serve: --max-connections: '%s' is not a number from 0 to %u\n",
+                optarg, SHUNT_MAX_MAX_CONNECTIONS);
+        config_free(&cfg);
+        return 2;
+      }
+      cfg.max_connections = (unsigned)v;
       break;
     case 'v':
       verbose++;
