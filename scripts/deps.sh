@@ -9,7 +9,7 @@ build_pkgs=(build-essential pkg-config meson ninja-build liburing-dev libgnutls2
 test_pkgs=(qemu-utils nbdkit libnbd-bin python3-libnbd nbd-server fio gnutls-bin
            xxd procps iproute2 util-linux e2fsprogs)
 bench_pkgs=(iperf3 fio)
-vm_pkgs=(qemu-system-x86 busybox-static linux-image-amd64 cpio kmod nbd-client)
+vm_pkgs=(qemu-system-x86 busybox-static linux-image-amd64 cpio kmod nbd-client nbdkit e2fsprogs)
 
 want=()
 case "${1:-all}" in

@@ -7,6 +7,12 @@
 
 static const struct shunt_command commands[] = {
   { "serve", cmd_serve, "serve files, block devices and RAM disks over NBD" },
+  { "info", cmd_info, "show an NBD export's size, flags, block sizes (--list, --map)" },
+  { "copy", cmd_copy, "copy between files, block devices and NBD URIs, sparse-aware" },
+  { "bench", cmd_bench, "load-test an NBD export: IOPS, throughput, latency percentiles" },
+  { "attach", cmd_attach, "attach an NBD export as /dev/nbdN (kernel nbd driver)" },
+  { "detach", cmd_detach, "detach /dev/nbdN" },
+  { "list", cmd_list, "list attached nbd devices" },
   { NULL, NULL, NULL },
 };
 
