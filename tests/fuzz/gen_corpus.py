@@ -117,6 +117,35 @@ reply = {
 }
 
 
+def rep(o, t, data=b""):
+    return struct.pack(">QIII", REP_MAGIC, o, t, len(data)) + data
+
+
+GREETING = b"NBDMAGIC" + struct.pack(">QH", NBD_NEW_VERSION, 3)
+ACK, SERVER, INFO, META = 1, 2, 3, 4
+ERR_UNSUP, ERR_UNKNOWN = 0x80000001, 0x80000006
+go_replies = (rep(OPT_GO, INFO, struct.pack(">HQH", 0, 1 << 30, 0x1ef))
+              + rep(OPT_GO, INFO, struct.pack(">HIII", 3, 512, 4096, 32 << 20))
+              + rep(OPT_GO, INFO, struct.pack(">H", 1) + b"disk")
+              + rep(OPT_GO, INFO, struct.pack(">H", 2) + b"a description")
+              + rep(OPT_GO, ACK))
+client_handshake = {
+    # byte 0: bit 0 structured, bit 1 extended, bit 2 block status, bit 3 LIST, bit 4 empty name
+    "extended-meta-go": b"\x07" + GREETING + rep(OPT_EH, ACK)
+    + rep(OPT_SET_META, META, struct.pack(">I", 1) + b"base:allocation") + rep(OPT_SET_META, ACK) + go_replies,
+    "structured-go": b"\x05" + GREETING + rep(OPT_SR, ACK)
+    + rep(OPT_SET_META, META, struct.pack(">I", 7) + b"base:allocation") + rep(OPT_SET_META, ACK) + go_replies,
+    "simple-go": b"\x00" + GREETING + go_replies,
+    "go-unsup-export-name": b"\x01" + GREETING + rep(OPT_SR, ERR_UNSUP) + rep(OPT_GO, ERR_UNSUP, b"old server")
+    + struct.pack(">QH", 1 << 20, 1) + b"\0" * 124,
+    "go-unknown": b"\x10" + GREETING + rep(OPT_GO, ERR_UNKNOWN, b"no such export"),
+    "list": b"\x08" + GREETING + rep(OPT_LIST, SERVER, struct.pack(">I", 4) + b"disk")
+    + rep(OPT_LIST, SERVER, struct.pack(">I", 2) + b"rodescription") + rep(OPT_LIST, ACK)
+    + rep(OPT_INFO, INFO, struct.pack(">HQH", 0, 4096, 3)) + rep(OPT_INFO, INFO, struct.pack(">H", 2) + b"the disk")
+    + rep(OPT_INFO, ACK) + rep(OPT_INFO, ERR_UNKNOWN),
+}
+
+
 def write(name, seeds):
     d = os.path.join(HERE, "corpus", name)
     os.makedirs(d, exist_ok=True)
@@ -131,3 +160,4 @@ def write(name, seeds):
 write("handshake", handshake)
 write("request", request)
 write("reply", reply)
+write("client_handshake", client_handshake)

@@ -20,9 +20,8 @@ declare -A srcs=(
   [handshake]="src/proto/handshake.c src/proto/request.c src/proto/reply.c"
   [request]="src/proto/request.c src/proto/reply.c src/proto/handshake.c"
 )
-if [ -f "$top/src/client/wire.c" ]; then
-  srcs[reply]="src/client/wire.c"
-fi
+srcs[reply]="src/client/wire.c"
+srcs[client_handshake]="src/client/handshake.c src/client/wire.c"
 names=("$@")
 [ ${#names[@]} -gt 0 ] || names=($(printf '%s\n' "${!srcs[@]}" | sort))
 
@@ -38,7 +37,7 @@ build() {
   for f in ${srcs[$name]}; do files+=("$top/$f"); done
   [ -x "$exe" ] || newer=1
   for f in "${files[@]}" "$top"/tests/fuzz/*.h "$top"/src/proto/*.h "$top"/src/common/*.h \
-           "$top"/src/client/wire.h "$0"; do
+           "$top"/src/client/*.h "$0"; do
     [ -e "$f" ] && [ "$f" -nt "$exe" ] && newer=1
   done
   [ $newer -eq 0 ] && return 0
