@@ -56,7 +56,7 @@ static void conn_slot_release(struct server *srv)
 }
 
 /* A connection over the limit: closed at once, logged at most once a second
- * per worker (with the number closed since), so a flood cannot flood the log. */
+ * per worker (with the count so far), so a flood cannot flood the log. */
 static void refuse_connection(struct worker *w, int fd, const char *peer)
 {
   struct timespec now;
