@@ -4,8 +4,9 @@ BUILD      ?= build
 ASAN_BUILD ?= build-asan
 EXPORT     ?= var/default.img
 LISTEN     ?= 127.0.0.1:10809
+FUZZ_SECONDS ?= 60
 
-.PHONY: all deps build asan run check check-fast check-all clean
+.PHONY: all deps build asan run check check-fast check-all fuzz clean
 
 all: build
 
@@ -40,5 +41,10 @@ check: deps build asan
 check-fast: deps build
 	tests/run.sh $(BUILD)
 
+# Every libFuzzer harness (tests/fuzz/) for FUZZ_SECONDS each, in build-fuzz/ (clang);
+# what the fuzzers learn stays in build-fuzz/corpus/. `make check` runs them ~20 s each.
+fuzz: deps
+	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_KEEP=1 tests/fuzz/run.sh
+
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) build-tests-logs
+	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz build-tests-logs

@@ -5,7 +5,7 @@
 # A BUILD_DIR may carry its own tier (build:all build-asan:fast), overriding --tier.
 #
 # A test is a unit executable (BUILD/tests/unit/test_*) or an executable script
-# tests/interop/*.sh (tests/vm/*.sh in tier "all"). Each prints TAP lines:
+# tests/interop/*.sh (tests/vm/*.sh and tests/fuzz/*.sh in tier "all"). Each prints TAP lines:
 #   ok N - what        not ok N - what        ok N - what # SKIP reason
 # A test that exits non-zero without any "not ok" line counts as one failure;
 # one that prints nothing and exits 0 counts as a failure too (it checked nothing).
@@ -67,7 +67,9 @@ for spec in "${builds[@]}"; do
     run_one "$b" "unit/$(basename "$t")" "$t"
   done
   dirs=("$top/tests/interop")
-  [ "$btier" = all ] && dirs+=("$top/tests/vm")
+  # Tier "all" (given to one build only by `make check`) adds the VM tests and
+  # the fuzzers, which build themselves (tests/fuzz/run.sh): once per check.
+  [ "$btier" = all ] && dirs+=("$top/tests/vm" "$top/tests/fuzz")
   for d in "${dirs[@]}"; do
     for t in "$d"/*.sh; do
       [ -x "$t" ] || continue

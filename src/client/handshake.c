@@ -330,8 +330,10 @@ int sh_handshake(struct sh_transport *t, const struct sh_want *w, struct sh_nego
     return r;
   r = go_or_info(t, NBD_OPT_GO, w->export_name, n, err, errlen);
   if (r == 1) {
-    if (n->extended)
+    if (n->extended) {
+      sh_negotiated_free(n);   /* INFO replies may have come before ERR_UNSUP */
       return failf(err, errlen, -EPROTO, "server negotiated extended headers but not GO");
+    }
     n->have_meta = false; /* meta contexts need GO */
     r = export_name(t, w->export_name, no_zeroes, n, err, errlen);
   }
@@ -346,8 +348,10 @@ int sh_handshake(struct sh_transport *t, const struct sh_want *w, struct sh_nego
     n->pref_block = 4096;
     n->max_block = NBD_DEFAULT_MAX_PAYLOAD;
   }
-  if (n->min_block == 0 || n->max_block == 0)
+  if (n->min_block == 0 || n->max_block == 0) {
+    sh_negotiated_free(n);   /* callers free nothing on failure */
     return failf(err, errlen, -EPROTO, "server sent a zero block size");
+  }
   return 0;
 }
 

@@ -466,7 +466,7 @@ int proto_hs_input(struct proto_hs *hs, const uint8_t *in, size_t len,
       hs->stage = PROTO_HS_OPTION;
     } else if (hs->stage == PROTO_HS_OPTION) {
       uint32_t opt, optlen;
-      if (avail < 16)
+      if (avail < 16 || (hs->out_max && out->len >= hs->out_max))
         break;
       if (get_be64(in + pos) != NBD_NEW_VERSION) {
         hs->stage = PROTO_HS_CLOSED;

@@ -66,6 +66,8 @@ struct proto_hs {
    * is absent from LIST and unknown to INFO, GO and EXPORT_NAME; a read-only
    * one is advertised and enforced read-only. */
   const uint8_t *access;
+  size_t out_max;            /* stop taking options once out holds this many bytes
+                              * (0: no limit); the caller feeds the rest later */
   struct proto_session session;  /* valid once stage == PROTO_HS_DONE */
   const char *close_reason;      /* static text, when stage == PROTO_HS_CLOSED */
 };
@@ -85,6 +87,9 @@ int proto_hs_greeting(struct proto_buf *out);
 /* Feed bytes received from the client.  Consumes whole protocol units only
  * and sets *consumed; the unconsumed tail must be presented again with more
  * bytes after it.  Appends any replies to out.
+ * With hs->out_max set, no further option is taken once out->len reaches it,
+ * so a client that sends options without reading replies cannot make the
+ * caller buffer unbounded output.
  * Returns the new stage (PROTO_HS_DONE: bytes after *consumed belong to the
  * transmission phase; PROTO_HS_CLOSED: send out, then close), or -ENOMEM. */
 int proto_hs_input(struct proto_hs *hs, const uint8_t *in, size_t len,

@@ -16,6 +16,8 @@ void config_init(struct server_config *cfg)
   memset(cfg, 0, sizeof *cfg);
   cfg->log_level = LOG_INFO;
   cfg->max_inflight = SHUNT_DEFAULT_MAX_INFLIGHT;
+  cfg->handshake_timeout = SHUNT_DEFAULT_HANDSHAKE_TIMEOUT;
+  cfg->max_connections = SHUNT_DEFAULT_MAX_CONNECTIONS;
 }
 
 static void free_strv(char **v, size_t n)
@@ -152,6 +154,16 @@ static int set_server_key(struct server_config *cfg, const char *key, const char
   }
   if (!strncmp(key, "tls", 3))
     return config_set_tls(cfg, key, val, err, errlen);
+  if (!strcmp(key, "handshake-timeout")) {
+    if (parse_uint(val, 0, SHUNT_MAX_HANDSHAKE_TIMEOUT, &v) < 0) goto bad;
+    cfg->handshake_timeout = (unsigned)v;
+    return 0;
+  }
+  if (!strcmp(key, "max-connections")) {
+    if (parse_uint(val, 0, SHUNT_MAX_MAX_CONNECTIONS, &v) < 0) goto bad;
+    cfg->max_connections = (unsigned)v;
+    return 0;
+  }
   if (!strcmp(key, "log")) {
     static const char *const names[] = { "error", "warning", "info", "debug" };
     for (int i = 0; i < 4; i++)

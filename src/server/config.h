@@ -12,6 +12,12 @@
 
 #define SHUNT_DEFAULT_PORT "10809"
 #define SHUNT_DEFAULT_MAX_INFLIGHT (64u << 20)
+/* A client must finish its handshake within this many seconds (0: no limit). */
+#define SHUNT_DEFAULT_HANDSHAKE_TIMEOUT 10u
+#define SHUNT_MAX_HANDSHAKE_TIMEOUT     86400u
+/* Connections served at once, all listeners and workers together (0: no limit). */
+#define SHUNT_DEFAULT_MAX_CONNECTIONS   1000u
+#define SHUNT_MAX_MAX_CONNECTIONS       1000000u
 
 struct server_config {
   char **listen;           /* HOST:PORT strings */
@@ -22,6 +28,8 @@ struct server_config {
   bool stdio;              /* serve one client on stdin/stdout, then exit */
   int log_level;           /* LOG_ERROR..LOG_DEBUG */
   uint64_t max_inflight;   /* per-connection cap on buffered request bytes */
+  unsigned handshake_timeout;  /* seconds to finish the handshake; 0: unlimited */
+  unsigned max_connections;    /* connections at once; 0: unlimited */
   struct export_config *exports;
   size_t nexports;
   struct tls_config tls;   /* STARTTLS (docs/config.md, "TLS") */

@@ -28,6 +28,9 @@
 #define MAX_INFLIGHT_REQ 1024u
 #define RECV_MAX         (1u << 30)
 #define TLS_SEND_CHUNK   (256u * 1024)   /* plaintext encrypted per send */
+/* Handshake replies buffered before the connection stops taking options
+ * (a client that sends options without reading replies). */
+#define HS_OUT_MAX       (64u * 1024)
 
 #define container_of(p, type, member) ((type *)((char *)(p) - offsetof(type, member)))
 
@@ -71,9 +74,13 @@ struct conn {
   int tls_send_error;
   size_t tls_plain;             /* plaintext bytes the send queue waits to hear about */
   struct engine_op tls_send_op;
+  struct engine_op hs_timer_op;   /* --handshake-timeout */
+  struct __kernel_timespec hs_timer_ts;
+  bool hs_timer_armed, hs_timer_cancelled;
 };
 
 static void conn_pump(struct conn *c);
+static void conn_cut(struct conn *c);
 
 static const char *export_name(const struct conn *c)
 {
@@ -214,6 +221,45 @@ static int send_copy(struct conn *c, const uint8_t *data, size_t len)
 
 static void process_transmission(struct conn *c);
 
+/* ---- handshake timeout (an io_uring timeout per connection, no thread) ---- */
+
+static void hs_timer_cb(struct engine_op *op, int res, uint32_t flags)
+{
+  struct conn *c = container_of(op, struct conn, hs_timer_op);
+  (void)flags;
+
+  c->hs_timer_armed = false;
+  if (res == -ETIME && c->phase == CONN_HANDSHAKE && !c->dead) {
+    log_msg(LOG_WARN, c->peer, NULL, "handshake not finished within %u s: disconnecting",
+            c->w->srv->cfg->handshake_timeout);
+    conn_cut(c);
+  }
+  conn_pump(c);
+}
+
+static void hs_timer_start(struct conn *c, unsigned seconds)
+{
+  struct io_uring_sqe *sqe;
+
+  if (!seconds)
+    return;
+  c->hs_timer_op.cb = hs_timer_cb;
+  c->hs_timer_ts = (struct __kernel_timespec){ .tv_sec = seconds };
+  sqe = engine_sqe(c->eng, &c->hs_timer_op);
+  io_uring_prep_timeout(sqe, &c->hs_timer_ts, 0, 0);
+  c->hs_timer_armed = true;
+}
+
+/* Disarm the timer; its completion (-ECANCELED) still arrives later. */
+static void hs_timer_stop(struct conn *c)
+{
+  if (c->hs_timer_armed && !c->hs_timer_cancelled) {
+    struct io_uring_sqe *sqe = engine_sqe(c->eng, &worker_ignore_op);
+    io_uring_prep_timeout_remove(sqe, (uint64_t)(uintptr_t)&c->hs_timer_op, 0);
+    c->hs_timer_cancelled = true;
+  }
+}
+
 static void process_handshake(struct conn *c)
 {
   struct proto_buf out = { 0 };
@@ -235,6 +281,7 @@ static void process_handshake(struct conn *c)
             c->hs->close_reason ? c->hs->close_reason : "closed");
     c->closing = true;
   } else if (st == PROTO_HS_DONE) {
+    hs_timer_stop(c);
     c->session = c->hs->session;
     c->export = &c->w->srv->exports.exports[c->session.export_index];
     /* Under TLS the payload must pass through GnuTLS: the copy path, whose
@@ -426,6 +473,8 @@ static void arm_recv(struct conn *c)
     return;
   if (c->starttls_pending)
     return;   /* the next bytes are TLS: they wait for the session */
+  if (c->phase == CONN_HANDSHAKE && !c->tls_handshaking && !sendq_idle(&c->sq))
+    return;   /* option replies still unsent: resumed by sendq_idle_cb */
   c->recv_tls = false;
   if (c->tls) {
     /* Ciphertext into the session's input buffer, only when it asked. */
@@ -656,9 +705,12 @@ static void conn_process(struct conn *c)
 {
   if (c->closing)
     return;   /* the handshake already ended (or shutdown began) */
-  if (c->phase == CONN_HANDSHAKE)
-    process_handshake(c);
-  else
+  if (c->phase == CONN_HANDSHAKE) {
+    /* Options are taken only while their replies are out (a client that
+     * sends options without reading replies stalls itself, not the server). */
+    if (sendq_idle(&c->sq))
+      process_handshake(c);
+  } else
     process_transmission(c);
 }
 
@@ -734,6 +786,10 @@ static void conn_pump(struct conn *c)
       }
       return;
     }
+    if (c->hs_timer_armed) {
+      hs_timer_stop(c);
+      return;   /* hs_timer_cb pumps again */
+    }
     if (c->rx_req) {   /* hung up in the middle of a WRITE payload */
       struct request *r = c->rx_req;
       c->rx_req = NULL;
@@ -779,6 +835,12 @@ void conn_abort(struct conn *c)
   if (c->dead)
     return;
   log_msg(LOG_WARN, c->peer, export_name(c), "still busy at the end of the shutdown grace period: disconnecting");
+  conn_cut(c);
+}
+
+/* Cut the connection now: a pending send or receive fails at once. */
+static void conn_cut(struct conn *c)
+{
   c->dead = true;
   /* Makes a pending send or receive on a socket fail at once. */
   shutdown(c->rfd, SHUT_RDWR);
@@ -821,6 +883,7 @@ int conn_start(struct worker *w, int rfd, int wfd, const char *peer)
   c->recv_op.cb = recv_cb;
   c->pump_op.cb = pump_cb;
   proto_hs_init(c->hs, w->srv->exports.proto, w->srv->exports.n);
+  c->hs->out_max = HS_OUT_MAX;
   sendq_init(&c->sq, c->eng, wfd, c->wsock, sendq_idle_cb);
   c->tls_send_op.cb = tls_send_cb;
   if (w->srv->tls)
@@ -835,6 +898,7 @@ int conn_start(struct worker *w, int rfd, int wfd, const char *peer)
   log_msg(LOG_INFO, c->peer, NULL, "connected");
   send_copy(c, greet.data, greet.len);
   proto_buf_free(&greet);
+  hs_timer_start(c, w->srv->cfg->handshake_timeout);
   if (w->stopping)
     conn_stop(c);
   conn_schedule(c);

@@ -24,6 +24,7 @@ struct server {
   int sig_fd;
   atomic_bool stopping;
   struct tls_creds *tls;   /* NULL when TLS is off */
+  atomic_uint nconns;        /* connections open, all workers (--max-connections) */
 };
 
 /* Run the server described by cfg until it is told to stop.

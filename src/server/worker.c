@@ -10,6 +10,7 @@
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 
@@ -35,10 +36,47 @@ void worker_conn_added(struct worker *w, struct conn *c)
   w->nconns++;
 }
 
+/* Take one of the --max-connections slots; false when all are taken.
+ * conn_slot_release() gives it back (worker_conn_removed does). */
+static bool conn_slot_take(struct server *srv)
+{
+  unsigned max = srv->cfg->max_connections;
+  unsigned n = atomic_fetch_add(&srv->nconns, 1);
+
+  if (max && n >= max) {
+    atomic_fetch_sub(&srv->nconns, 1);
+    return false;
+  }
+  return true;
+}
+
+static void conn_slot_release(struct server *srv)
+{
+  atomic_fetch_sub(&srv->nconns, 1);
+}
+
+/* A connection over the limit: closed at once, logged at most once a second
+ * per worker (with the count so far), so a flood cannot flood the log. */
+static void refuse_connection(struct worker *w, int fd, const char *peer)
+{
+  struct timespec now;
+
+  close(fd);
+  w->refused++;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  if (w->refused_logged && now.tv_sec == w->refused_log_sec)
+    return;
+  log_msg(LOG_WARN, peer, NULL, "connection refused: %u connections already open (--max-connections); "
+          "%llu refused by worker %d so far", w->srv->cfg->max_connections, w->refused, w->id);
+  w->refused_logged = true;
+  w->refused_log_sec = now.tv_sec;
+}
+
 void worker_conn_removed(struct worker *w, struct conn *c)
 {
   (void)c;
   w->nconns--;
+  conn_slot_release(w->srv);
   if (w->srv->cfg->stdio)
     server_request_stop(w->srv);   /* --stdio serves exactly one client */
   if (w->stopping && w->nconns == 0 && w->grace_armed) {
@@ -90,9 +128,14 @@ static void accept_cb(struct engine_op *op, int res, uint32_t flags)
     if (w->stopping) {
       close(res);
     } else {
-      setsockopt(res, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);   /* fails harmlessly on unix sockets */
       peer_name(res, peer, sizeof peer);
-      conn_start(w, res, res, peer);
+      if (!conn_slot_take(w->srv)) {
+        refuse_connection(w, res, peer);
+      } else {
+        setsockopt(res, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);   /* fails harmlessly on unix sockets */
+        if (conn_start(w, res, res, peer) < 0)
+          conn_slot_release(w->srv);
+      }
     }
   } else if (res == -EMFILE || res == -ENFILE || res == -ENOMEM || res == -ENOBUFS) {
     /* A multishot accept keeps failing while the condition lasts: stop it,
@@ -267,8 +310,13 @@ int worker_run(struct worker *w)
   if (r < 0)
     return r;
   w->eng_ready = true;
-  if (w->srv->cfg->stdio && w->id == 0 && (r = conn_start(w, 0, 1, "stdio")) < 0)
-    return r;
+  if (w->srv->cfg->stdio && w->id == 0) {
+    conn_slot_take(w->srv);   /* one connection: always within the limit */
+    if ((r = conn_start(w, 0, 1, "stdio")) < 0) {
+      conn_slot_release(w->srv);
+      return r;
+    }
+  }
   for (size_t i = 0; i < w->naccepts; i++)
     arm_accept(&w->accepts[i]);
   arm_wake(w);

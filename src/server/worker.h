@@ -44,6 +44,9 @@ struct worker {
   struct conn *conns;            /* linked by conn.c; walk with conn_next() */
   unsigned nconns;
   bool stopping;
+  unsigned long long refused;    /* connections closed over --max-connections */
+  bool refused_logged;
+  long refused_log_sec;          /* CLOCK_MONOTONIC second of the last such log line */
 };
 
 /* Prepare the worker (its eventfd; the engine is made by worker_run on the

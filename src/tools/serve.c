@@ -30,6 +30,13 @@ static void serve_usage(FILE *f)
 "  -t, --threads N          io_uring worker threads (default: one per CPU)\n"
 "      --max-inflight SIZE  per-connection cap on buffered request data\n"
 "                           (default 64M; reading pauses above it)\n"
+"      --handshake-timeout SECONDS\n"
+"                           close a client that has not finished the handshake\n"
+"                           within SECONDS (default 10; 0: no limit); clients\n"
+"                           idle after the handshake are never cut off\n"
+"      --max-connections N  serve at most N connections at once; more are\n"
+"                           closed as soon as accepted, with a log line\n"
+"                           (default 1000; 0: no limit)\n"
 "  -v, --verbose            one level more logging per -v: the default (info:\n"
 "                           connections, exports) becomes debug (every refused\n"
 "                           request)\n"
@@ -55,6 +62,9 @@ static void serve_usage(FILE *f)
 "                       rules, unmatched clients are refused.  WHO: all, unix,\n"
 "                       tls, ADDR[/BITS] (IPv4/IPv6), dn:GLOB, psk:GLOB\n"
 "\n"
+"Fixed limits: option data 64 KiB (larger options get NBD_REP_ERR_TOO_BIG),\n"
+"request payload 32 MiB.\n"
+"\n"
 "Systemd socket activation (LISTEN_PID/LISTEN_FDS) is used when present.\n"
 "SIGINT/SIGTERM: stop accepting, finish in-flight requests, flush, exit 0.\n"
 "\n"
@@ -72,6 +82,8 @@ int cmd_serve(int argc, char **argv)
     { "config", required_argument, NULL, 'c' },
     { "threads", required_argument, NULL, 't' },
     { "max-inflight", required_argument, NULL, 'M' },
+    { "handshake-timeout", required_argument, NULL, 'H' },
+    { "max-connections", required_argument, NULL, 'm' },
     { "verbose", no_argument, NULL, 'v' },
     { "quiet", no_argument, NULL, 'q' },
     { "help", no_argument, NULL, 'h' },
@@ -141,6 +153,24 @@ int cmd_serve(int argc, char **argv)
       }
       break;
     }
+    case 'H':
+      if (parse_uint(optarg, 0, SHUNT_MAX_HANDSHAKE_TIMEOUT, &v) < 0) {
+        fprintf(stderr, "shunt serve: --handshake-timeout: '%s' is not a number of seconds from 0 to %u\n",
+                optarg, SHUNT_MAX_HANDSHAKE_TIMEOUT);
+        config_free(&cfg);
+        return 2;
+      }
+      cfg.handshake_timeout = (unsigned)v;
+      break;
+    case 'm':
+      if (parse_uint(optarg, 0, SHUNT_MAX_MAX_CONNECTIONS, &v) < 0) {
+        fprintf(stderr, "shunt serve: --max-connections: '%s' is not a number from 0 to %u\n",
+                optarg, SHUNT_MAX_MAX_CONNECTIONS);
+        config_free(&cfg);
+        return 2;
+      }
+      cfg.max_connections = (unsigned)v;
+      break;
     case 'v':
       verbose++;
       break;
