@@ -29,6 +29,8 @@ int engine_init(struct engine *e, unsigned entries, int id)
 
 void engine_fini(struct engine *e)
 {
+  if (e->dp_fini)
+    e->dp_fini(e);
   io_uring_queue_exit(&e->ring);
 }
 

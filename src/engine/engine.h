@@ -25,6 +25,8 @@ struct engine {
   struct engine_op *defer_head, **defer_tail;
   unsigned pending;      /* completions still to come (multishot ops count once) */
   int id;                /* worker number, for logs */
+  void *dp;              /* the data paths' per-worker state (src/datapath/dpworker.c) */
+  void (*dp_fini)(struct engine *e);   /* frees dp; run by engine_fini before the ring goes */
 };
 
 /* Create the ring (entries SQEs).  Returns 0 or -errno. */

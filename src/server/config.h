@@ -21,6 +21,9 @@ struct server_config {
   bool stdio;              /* serve one client on stdin/stdout, then exit */
   int log_level;           /* LOG_ERROR..LOG_DEBUG */
   uint64_t max_inflight;   /* per-connection cap on buffered request bytes */
+  uint64_t chunk;          /* default chunk size of split reads/writes (0: 256 KiB) */
+  uint64_t arena;          /* direct path buffer arena per worker (0: 64 MiB) */
+  char *stats_path;        /* --stats FILE: JSON written on SIGUSR1 and at exit */
   struct export_config *exports;
   size_t nexports;
 };

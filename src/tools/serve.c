@@ -30,6 +30,13 @@ static void serve_usage(FILE *f)
 "  -t, --threads N          io_uring worker threads (default: one per CPU)\n"
 "      --max-inflight SIZE  per-connection cap on buffered request data\n"
 "                           (default 64M; reading pauses above it)\n"
+"      --chunk SIZE         reads and writes larger than this are split into\n"
+"                           chunks read/written at once and sent as each is\n"
+"                           ready (default 256K; 4K..32M, a multiple of 4K)\n"
+"      --arena SIZE         registered buffer arena per worker for the direct\n"
+"                           path (default 64M; hugepages when there are any)\n"
+"      --stats FILE         write per-export statistics as JSON to FILE on\n"
+"                           SIGUSR1 and at exit (format: docs/design.md)\n"
 "  -v, --verbose            one level more logging per -v: the default (info:\n"
 "                           connections, exports) becomes debug (every refused\n"
 "                           request)\n"
@@ -43,7 +50,13 @@ static void serve_usage(FILE *f)
 "    ro                 read-only: writes, trims and zeroes get EPERM\n"
 "    desc=TEXT          description sent with NBD_INFO_DESCRIPTION (no commas)\n"
 "    backend=file|memory  storage behind the export (default file)\n"
-"    datapath=copy      how bytes move between storage and socket (default copy)\n"
+"    datapath=PATH      how bytes move between storage and socket:\n"
+"                         copy    read into a buffer, then send (default)\n"
+"                         splice  file -> pipe -> socket, no copy, page cache kept\n"
+"                         direct  O_DIRECT into a registered arena + SEND_ZC,\n"
+"                                 no copy, no page cache\n"
+"                         auto    direct where O_DIRECT works, else splice\n"
+"    chunk=SIZE         this export's chunk size (see --chunk)\n"
 "\n"
 "Systemd socket activation (LISTEN_PID/LISTEN_FDS) is used when present.\n"
 "SIGINT/SIGTERM: stop accepting, finish in-flight requests, flush, exit 0.\n"
@@ -62,6 +75,9 @@ int cmd_serve(int argc, char **argv)
     { "config", required_argument, NULL, 'c' },
     { "threads", required_argument, NULL, 't' },
     { "max-inflight", required_argument, NULL, 'M' },
+    { "chunk", required_argument, NULL, 'C' },
+    { "arena", required_argument, NULL, 'A' },
+    { "stats", required_argument, NULL, 'S' },
     { "verbose", no_argument, NULL, 'v' },
     { "quiet", no_argument, NULL, 'q' },
     { "help", no_argument, NULL, 'h' },
@@ -115,6 +131,26 @@ int cmd_serve(int argc, char **argv)
         return 2;
       }
       cfg.max_inflight = v;
+      break;
+    case 'C':
+      if (parse_size(optarg, &v) < 0 || v < 4096 || v > (32u << 20) || v % 4096) {
+        fprintf(stderr, "shunt serve: --chunk: '%s' must be a multiple of 4K from 4K to 32M\n", optarg);
+        config_free(&cfg);
+        return 2;
+      }
+      cfg.chunk = v;
+      break;
+    case 'A':
+      if (parse_size(optarg, &v) < 0 || v < (1u << 20) || v > (UINT64_C(64) << 30)) {
+        fprintf(stderr, "shunt serve: --arena: '%s' must be a size from 1M to 64G\n", optarg);
+        config_free(&cfg);
+        return 2;
+      }
+      cfg.arena = v;
+      break;
+    case 'S':
+      free(cfg.stats_path);
+      cfg.stats_path = strdup(optarg);
       break;
     case 'v':
       verbose++;
