@@ -45,4 +45,9 @@ void engine_defer(struct engine *e, struct engine_op *op, int res);
  * Returns 0, or -errno when the ring fails. */
 int engine_run(struct engine *e, bool (*done)(void *arg), void *arg);
 
+/* One turn without waiting: run deferred work, submit, and run the callbacks
+ * of completions already there (tests drive a loop by hand with it).
+ * Returns 0 or -errno. */
+int engine_poll(struct engine *e);
+
 #endif
