@@ -26,6 +26,11 @@ struct datapath {
    * payload bytes now in r->buf (a prefix), so writing may start early.
    * execute() still follows once the payload is complete. */
   void (*payload_progress)(struct request *r, uint64_t got);
+  /* Optional: the payload will never complete (the client hung up).
+   * Returns true when operations started by payload_progress are still
+   * running: the data path then calls request_finish() once they end
+   * (without a reply); false: conn.c frees the request now. */
+  bool (*payload_abort)(struct request *r);
   int kind;                 /* DP_COPY, DP_SPLICE, DP_DIRECT (stats.h) */
   bool own_read_buffers;    /* READs get no r->buf from conn.c */
 };

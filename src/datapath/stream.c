@@ -440,6 +440,7 @@ struct wstate {
   unsigned pending;
   int err;
   bool all;                      /* the payload is complete and all of it issued */
+  bool aborted;                  /* the payload never completed: no reply */
 };
 
 struct wop {
@@ -482,7 +483,9 @@ static void wop_cb(struct engine_op *op, int res, uint32_t flags)
     ws->err = res;
   dp_times_disk(&ws->r->times);
   free(w);
-  if (--ws->pending == 0 && ws->all)
+  if (--ws->pending == 0 && ws->aborted)
+    request_finish(ws->r);
+  else if (ws->pending == 0 && ws->all)
     write_finish(ws);
 }
 
@@ -587,6 +590,15 @@ static void stream_payload_progress(struct request *r, uint64_t got)
   }
 }
 
+static bool stream_payload_abort(struct request *r)
+{
+  struct wstate *ws = r->dp_priv;
+  if (!ws || ws->pending == 0)
+    return false;
+  ws->aborted = true;
+  return true;
+}
+
 static void stream_write(struct request *r)
 {
   struct wstate *ws = wstate(r);
@@ -659,6 +671,7 @@ const struct datapath datapath_splice = {
   .name = "splice",
   .execute = stream_execute,
   .payload_progress = stream_payload_progress,
+  .payload_abort = stream_payload_abort,
   .kind = DP_SPLICE,
   .own_read_buffers = true,
 };
@@ -669,6 +682,7 @@ const struct datapath datapath_direct = {
   .alloc_buffer = direct_alloc_buffer,
   .free_buffer = direct_free_buffer,
   .payload_progress = stream_payload_progress,
+  .payload_abort = stream_payload_abort,
   .kind = DP_DIRECT,
   .own_read_buffers = true,
 };

@@ -94,7 +94,7 @@ static void advance(struct sendq *q, size_t left)
 static void after_send(struct sendq *q, int res)
 {
   q->busy = false;
-  if (res == -EINTR || res == -EAGAIN) {
+  if (res == -EINTR || res == -EAGAIN || ((res == -EOPNOTSUPP || res == -EINVAL) && !q->zc_ok && q->zc_sends)) {
     sendq_start(q);
     return;
   }
@@ -137,6 +137,8 @@ static void zc_complete(struct engine_op *op, int res, uint32_t flags)
     return;
   }
   t->bytes = res > 0 ? (uint64_t)res : 0;
+  if (res == -EOPNOTSUPP || res == -EINVAL)
+    q->zc_ok = false;   /* not on this socket after all: ordinary sends, retried below */
   if (!(flags & IORING_CQE_F_MORE)) {   /* no notification will follow */
     q->zc_outstanding--;
     it->zc_refs--;
@@ -200,7 +202,7 @@ static void sendq_start(struct sendq *q)
     q->busy = true;
     return;
   }
-  if (head->zc && q->is_socket && !head->splice_len) {
+  if (head->zc && q->zc_ok && !head->splice_len) {
     struct zc_ticket *t = calloc(1, sizeof *t);
     if (t) {
       n = gather(q, head, &skip, 0);
@@ -222,7 +224,7 @@ static void sendq_start(struct sendq *q)
     /* no memory for the ticket: an ordinary send is just as correct */
   }
   for (struct sendq_item *it = head; it && n < SENDQ_MAX_IOV; it = it->next) {
-    if (it->hold || (it != head && it->zc && q->is_socket && !it->splice_len)) {
+    if (it->hold || (it != head && it->zc && q->zc_ok && !it->splice_len)) {
       more = true;
       break;
     }
@@ -270,6 +272,11 @@ void sendq_init(struct sendq *q, struct engine *eng, int fd, bool is_socket,
   q->op.cb = sendq_complete;
   q->kick.cb = sendq_kick;
   q->on_idle = on_idle;
+  /* SEND_ZC works on TCP sockets (not on unix sockets or pipes). */
+  int domain = 0;
+  socklen_t dl = sizeof domain;
+  q->zc_ok = is_socket && getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &dl) == 0
+             && (domain == AF_INET || domain == AF_INET6);
 }
 
 void sendq_item_reset(struct sendq_item *it)

@@ -42,6 +42,7 @@ struct sendq {
   struct engine *eng;
   int fd;
   bool is_socket;           /* sendmsg(MSG_NOSIGNAL) on sockets, writev otherwise */
+  bool zc_ok;               /* SEND_ZC works here (TCP); zc items are sent plainly otherwise */
   struct sendq_item *head, **tail;
   size_t head_sent;         /* bytes of head already sent */
   bool busy;                /* a send is in flight */

@@ -528,8 +528,10 @@ static void conn_pump(struct conn *c)
       c->rx_state = RX_HEADER;
       c->dead = true;   /* nothing more can be parsed from this stream */
       log_msg(LOG_INFO, c->peer, export_name(c), "client went away in the middle of a request payload");
-      r->finished = true;
-      request_free(r);
+      if (!(c->export->datapath->payload_abort && c->export->datapath->payload_abort(r))) {
+        r->finished = true;
+        request_free(r);
+      }   /* else writes of its first chunks are running: the data path finishes it */
     }
     if (c->inflight_reqs == 0 && sendq_idle(&c->sq) && !c->pump_scheduled)
       conn_destroy(c);
