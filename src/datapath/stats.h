@@ -31,6 +31,7 @@ struct dp_stats {
   stat_t zc_sends, zc_copied_sends, zc_copied_bytes;   /* SEND_ZC, and those the kernel copied */
   stat_t arena_allocs, arena_waits, arena_fallbacks, pipe_waits;
   stat_t chunks;                         /* chunks of split reads/writes */
+  stat_t chunks_out_of_order;            /* structured data chunks sent before a chunk at a lower offset */
   struct dp_phase_stats read_phase, write_phase;
 };
 

@@ -51,6 +51,7 @@ struct stream {
   struct dp_worker *dw;
   bool structured, started;
   unsigned n, ndata, pending;    /* chunks, data chunks, reads not yet done */
+  uint64_t max_rel_sent;         /* structured: highest chunk offset queued so far */
   int first_err;
   struct chunk c[];
 };
@@ -285,6 +286,10 @@ static void chunk_read_done(struct chunk *c, int res)
     } else {
       fill_item(c, proto_reply_offset_data(it->hdr, s, &r->hdr, flags, r->hdr.offset + c->rel, c->len));
     }
+    if (c->rel < st->max_rel_sent)
+      stat_add(&stats(r)->chunks_out_of_order, 1);
+    else
+      st->max_rel_sent = c->rel;
     request_push(r, it, false);
   } else if (st->started) {
     if (res < 0) {

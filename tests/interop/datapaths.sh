@@ -93,6 +93,7 @@ print(n[0]); h.shutdown()' "$uri")
   fi
   stop_shunt
   rc=$?
+  echo "# $dp: $(stat "$T/st-$dp.json" chunks) chunks, $(stat "$T/st-$dp.json" chunks_out_of_order) structured chunks sent out of offset order"
   [ $rc -eq 0 ] && tap_ok "$dp: clean exit, stats written at exit" || tap_fail "$dp: exit status $rc"
   [ -s "$T/st-$dp.json" ] && [ "$(stat "$T/st-$dp.json" datapath)" = "$dp" ] \
     && tap_ok "$dp: stats file names the data path" || tap_fail "$dp: stats file"
