@@ -194,6 +194,12 @@ static void sendq_start(struct sendq *q)
       notify_idle(q);
     return;
   }
+  if (head->splice_len && q->submit) {   /* cannot splice into a TLS session */
+    fail_all(q, -EOPNOTSUPP);
+    if (q->on_idle)
+      q->on_idle(q);
+    return;
+  }
   if (head->splice_len && q->head_sent >= iov_len(head)) {
     size_t done = q->head_sent - iov_len(head);
     sqe = engine_sqe(q->eng, &q->op);
@@ -202,7 +208,7 @@ static void sendq_start(struct sendq *q)
     q->busy = true;
     return;
   }
-  if (head->zc && q->zc_ok && !head->splice_len) {
+  if (head->zc && q->zc_ok && !q->submit && !head->splice_len) {
     struct zc_ticket *t = calloc(1, sizeof *t);
     if (t) {
       n = gather(q, head, &skip, 0);
@@ -224,7 +230,7 @@ static void sendq_start(struct sendq *q)
     /* no memory for the ticket: an ordinary send is just as correct */
   }
   for (struct sendq_item *it = head; it && n < SENDQ_MAX_IOV; it = it->next) {
-    if (it->hold || (it != head && it->zc && q->zc_ok && !it->splice_len)) {
+    if (it->hold || (it != head && it->zc && q->zc_ok && !q->submit && !it->splice_len)) {
       more = true;
       break;
     }
@@ -233,6 +239,17 @@ static void sendq_start(struct sendq *q)
       more = true;
       break;
     }
+  }
+  if (q->submit) {   /* a transport of its own (TLS): it takes the plain bytes */
+    int r;
+    q->busy = true;
+    if ((r = q->submit(q, q->iov, n)) < 0) {
+      q->busy = false;
+      fail_all(q, r);
+      if (q->on_idle)
+        q->on_idle(q);
+    }
+    return;
   }
   sqe = engine_sqe(q->eng, &q->op);
   if (q->is_socket) {
@@ -244,6 +261,11 @@ static void sendq_start(struct sendq *q)
     io_uring_prep_writev(sqe, q->fd, q->iov, n, (uint64_t)-1);
   }
   q->busy = true;
+}
+
+void sendq_sent(struct sendq *q, int res)
+{
+  sendq_complete(&q->op, res, 0);
 }
 
 static void sendq_kick(struct engine_op *op, int res, uint32_t flags)

@@ -9,6 +9,7 @@
 
 #include "datapath/stats.h"
 #include "proto/session.h"
+#include "server/access.h"
 
 struct backend;
 struct datapath;
@@ -22,6 +23,7 @@ struct export_config {
   char *datapath;      /* copy (default), splice, direct, auto */
   uint64_t chunk;      /* chunk size of split reads/writes; 0 = the server's default */
   bool read_only;
+  struct access_list access;   /* allow/allow-ro/deny rules, in order */
 };
 
 /* A running export. */
@@ -41,7 +43,7 @@ struct export_table {
 };
 
 /* Parse "NAME=PATH[,OPTION]..." (options: ro, rw, desc=TEXT, backend=KIND,
- * datapath=PATH, chunk=SIZE).  Returns 0 or -EINVAL with a message in err. */
+ * datapath=PATH, chunk=SIZE, allow=RULE, allow-ro=RULE, deny=RULE).  Returns 0 or -EINVAL with a message in err. */
 int export_parse_spec(const char *spec, struct export_config *cfg, char *err, size_t errlen);
 
 /* Set one "key=value" (or bare "ro") option on cfg; shared by the command

@@ -23,6 +23,7 @@ struct server {
   unsigned nworkers;
   int sig_fd;
   atomic_bool stopping;
+  struct tls_creds *tls;   /* NULL when TLS is off */
 };
 
 /* Run the server described by cfg until it is told to stop.

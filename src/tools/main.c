@@ -7,6 +7,13 @@
 
 static const struct shunt_command commands[] = {
   { "serve", cmd_serve, "serve files, block devices and RAM disks over NBD" },
+  { "info", cmd_info, "show an NBD export's size, flags, block sizes (--list, --map)" },
+  { "copy", cmd_copy, "copy between files, block devices and NBD URIs, sparse-aware" },
+  { "bench", cmd_bench, "load-test an NBD export: IOPS, throughput, latency percentiles" },
+  { "attach", cmd_attach, "attach an NBD export as /dev/nbdN (kernel nbd driver)" },
+  { "detach", cmd_detach, "detach /dev/nbdN" },
+  { "list", cmd_list, "list attached nbd devices" },
+  { "fuse", cmd_fuse, "expose an NBD export as a file through FUSE (for losetup)" },
   { NULL, NULL, NULL },
 };
 

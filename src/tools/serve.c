@@ -41,6 +41,13 @@ static void serve_usage(FILE *f)
 "                           connections, exports) becomes debug (every refused\n"
 "                           request)\n"
 "  -q, --quiet              errors only\n"
+"      --tls=off|on|require STARTTLS: off (default); on (offered); require (every\n"
+"                           option but STARTTLS and ABORT is refused before TLS)\n"
+"      --tls-certificates DIR  X.509: DIR/ca-cert.pem, server-cert.pem, server-key.pem\n"
+"      --tls-psk FILE       PSK: FILE holds identity:hexkey lines\n"
+"      --tls-verify-peer    require client certificates signed by DIR/ca-cert.pem\n"
+"      --tls-allow-dn PATTERN  accept only client certificates whose DN matches\n"
+"                           the glob PATTERN (repeatable; implies --tls-verify-peer)\n"
 "  -h, --help               this text\n"
 "\n"
 "Exports: NAME=PATH[,OPTION]...\n"
@@ -57,6 +64,9 @@ static void serve_usage(FILE *f)
 "                                 no copy, no page cache\n"
 "                         auto    direct where O_DIRECT works, else splice\n"
 "    chunk=SIZE         this export's chunk size (see --chunk)\n"
+"    allow=WHO, allow-ro=WHO, deny=WHO   access rules, first match wins; with\n"
+"                       rules, unmatched clients are refused.  WHO: all, unix,\n"
+"                       tls, ADDR[/BITS] (IPv4/IPv6), dn:GLOB, psk:GLOB\n"
 "\n"
 "Systemd socket activation (LISTEN_PID/LISTEN_FDS) is used when present.\n"
 "SIGINT/SIGTERM: stop accepting, finish in-flight requests, flush, exit 0.\n"
@@ -65,6 +75,8 @@ static void serve_usage(FILE *f)
 "  shunt serve --listen 127.0.0.1:10809 disk=/srv/disk.img logs=/srv/logs.img,ro\n"
 "  nbdinfo nbd://127.0.0.1:10809/disk\n");
 }
+
+enum { OPT_CHUNK = 1000, OPT_ARENA, OPT_STATS };   /* long options without a letter */
 
 int cmd_serve(int argc, char **argv)
 {
@@ -75,12 +87,17 @@ int cmd_serve(int argc, char **argv)
     { "config", required_argument, NULL, 'c' },
     { "threads", required_argument, NULL, 't' },
     { "max-inflight", required_argument, NULL, 'M' },
-    { "chunk", required_argument, NULL, 'C' },
-    { "arena", required_argument, NULL, 'A' },
-    { "stats", required_argument, NULL, 'S' },
+    { "chunk", required_argument, NULL, OPT_CHUNK },
+    { "arena", required_argument, NULL, OPT_ARENA },
+    { "stats", required_argument, NULL, OPT_STATS },
     { "verbose", no_argument, NULL, 'v' },
     { "quiet", no_argument, NULL, 'q' },
     { "help", no_argument, NULL, 'h' },
+    { "tls", required_argument, NULL, 'T' },
+    { "tls-certificates", required_argument, NULL, 'C' },
+    { "tls-psk", required_argument, NULL, 'P' },
+    { "tls-verify-peer", no_argument, NULL, 'V' },
+    { "tls-allow-dn", required_argument, NULL, 'D' },
     { NULL, 0, NULL, 0 },
   };
   struct server_config cfg;
@@ -132,7 +149,7 @@ int cmd_serve(int argc, char **argv)
       }
       cfg.max_inflight = v;
       break;
-    case 'C':
+    case OPT_CHUNK:
       if (parse_size(optarg, &v) < 0 || v < 4096 || v > (32u << 20) || v % 4096) {
         fprintf(stderr, "shunt serve: --chunk: '%s' must be a multiple of 4K from 4K to 32M\n", optarg);
         config_free(&cfg);
@@ -140,7 +157,7 @@ int cmd_serve(int argc, char **argv)
       }
       cfg.chunk = v;
       break;
-    case 'A':
+    case OPT_ARENA:
       if (parse_size(optarg, &v) < 0 || v < (1u << 20) || v > (UINT64_C(64) << 30)) {
         fprintf(stderr, "shunt serve: --arena: '%s' must be a size from 1M to 64G\n", optarg);
         config_free(&cfg);
@@ -148,10 +165,20 @@ int cmd_serve(int argc, char **argv)
       }
       cfg.arena = v;
       break;
-    case 'S':
+    case OPT_STATS:
       free(cfg.stats_path);
       cfg.stats_path = strdup(optarg);
       break;
+    case 'T': case 'C': case 'P': case 'V': case 'D': {
+      const char *key = c == 'T' ? "tls" : c == 'C' ? "tls-certificates" : c == 'P' ? "tls-psk"
+                        : c == 'V' ? "tls-verify-peer" : "tls-allow-dn";
+      if (config_set_tls(&cfg, key, c == 'V' ? "yes" : optarg, err, sizeof err) < 0) {
+        fprintf(stderr, "shunt serve: --%s: %s\n", key, err);
+        config_free(&cfg);
+        return 2;
+      }
+      break;
+    }
     case 'v':
       verbose++;
       break;

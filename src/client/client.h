@@ -1,0 +1,131 @@
+/* client.h: libshunt's internal structures, shared by handle.c (connections,
+ * event loop), submit.c (requests and send queues), receive.c (the reply state
+ * machine) and sync.c (synchronous wrappers). */
+#ifndef SHUNT_CLIENT_CLIENT_H
+#define SHUNT_CLIENT_CLIENT_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "client/handshake.h"
+#include "client/transport.h"
+#include "client/wire.h"
+#include "common/uri.h"
+#include "shunt/shunt.h"
+
+#define SH_IOV_INLINE 4
+
+/* One request, from submit to completion. */
+struct sh_req {
+  uint64_t cookie;
+  uint32_t slot;
+  uint16_t cmd;              /* NBD_CMD_* */
+  uint16_t wflags;           /* NBD_CMD_FLAG_* on the wire */
+  uint64_t offset, length;
+  struct iovec *iov;         /* the caller's buffers (array copied) */
+  int iovcnt;
+  struct iovec iov_inline[SH_IOV_INLINE];
+  shunt_done_fn done;
+  shunt_extent_fn extent;
+  void *user;
+  int error;                 /* first error seen, negative errno */
+  char *errmsg;              /* message for it, or NULL */
+  bool errmsg_server;        /* errmsg came from the server */
+  uint64_t covered;          /* read: bytes delivered by data/hole chunks */
+  uint64_t bs_pos;           /* block status: offset of the next extent */
+  int conn;                  /* connection it was sent on */
+  unsigned retries;
+  /* Sending: header bytes, then (writes) the payload. */
+  unsigned char hdr[32];
+  size_t hdrlen;
+  uint64_t sent;
+  struct sh_req *next;       /* send queue link */
+  bool queued;
+};
+
+enum sh_rstate {
+  RS_HDR,                    /* reading a reply header */
+  RS_META,                   /* reading a bounded chunk payload (prefix, error, bs head) */
+  RS_DATA,                   /* reading read payload into the caller's iovecs */
+  RS_BS_DESC,                /* reading block status descriptors in batches */
+};
+
+struct sh_conn {
+  struct sh_transport t;
+  bool live;
+  struct sh_req *sq_head, *sq_tail;
+  unsigned inflight;         /* requests assigned to this connection */
+  enum sh_rstate rs;
+  unsigned char hbuf[32];
+  size_t hgot, hneed;
+  struct nbd_reply rep;
+  struct sh_req *cur;
+  uint64_t left;             /* RS_DATA/RS_BS_DESC: payload bytes still to read */
+  uint64_t data_rel;         /* RS_DATA: where in the request the next byte goes */
+  unsigned char mbuf[NBD_CLIENT_MAX_ERROR_CHUNK + 16];
+  size_t mgot, mneed;
+  bool bs_ext, bs_mine;
+};
+
+struct shunt_handle {
+  struct nbd_uri uri;
+  char *uri_text;
+  struct shunt_options opt;
+  struct sh_want want;
+  struct sh_negotiated neg;
+  struct shunt_info info;
+  struct sh_conn *conns;
+  unsigned nconns;
+  int wakefd;                /* eventfd for shunt_wake */
+  /* Requests in flight, indexed by the low 32 bits of their cookie. */
+  struct sh_req **slots;
+  uint32_t nslots, *free_slots, nfree;
+  uint32_t gen;
+  unsigned in_flight;
+  int completed;             /* completions in the current poll */
+  struct shunt_stats stats;
+  char last_error[1024];
+  char msg[1024];            /* message of the completion being reported */
+  char lost[512];            /* why the last connection was lost, for later submits */
+  /* Threads: one lock (recursive: callbacks submit) guards everything above.
+   * One thread at a time "leads" (sits in poll() without the lock, then
+   * processes under it); others wait on `progress` (leader/follower). */
+  pthread_mutex_t lock;
+  pthread_cond_t progress;
+  bool polling;
+  pthread_t poller;
+  uint64_t rounds;           /* poll rounds finished, for followers */
+};
+
+void sh_lock(struct shunt_handle *h);
+void sh_unlock(struct shunt_handle *h);
+/* Record a failure message: the handle's last error and the calling thread's. */
+void sh_set_error(struct shunt_handle *h, const char *msg);
+/* One round of the event loop with the lock held (see shunt_poll); a follower
+ * waits for the leader's round instead.  Returns completions or -errno. */
+int sh_poll_round(struct shunt_handle *h, int timeout_ms);
+
+/* submit.c */
+int sh_conn_flush_sends(struct shunt_handle *h, struct sh_conn *c);
+void sh_req_encode(struct shunt_handle *h, struct sh_req *r);
+void sh_queue_req(struct shunt_handle *h, unsigned ci, struct sh_req *r);
+struct sh_req *sh_lookup(struct shunt_handle *h, uint64_t cookie);
+/* Complete r: run its callback and free it. */
+void sh_complete(struct shunt_handle *h, struct sh_req *r);
+/* Format "<uri>: <CMD> <len> bytes at offset <off>" into buf. */
+void sh_describe(const struct shunt_handle *h, const struct sh_req *r, char *buf, size_t len);
+
+/* receive.c: read what is available on c; returns 0 or -errno (connection lost;
+ * *why says why). */
+int sh_conn_receive(struct shunt_handle *h, struct sh_conn *c, const char **why);
+
+/* handle.c: the connection died: fail or retry its requests. */
+void sh_conn_lost(struct shunt_handle *h, unsigned ci, int err, const char *why);
+
+/* Pick the iovec slice [off, off+len) of iov into out[0..max); returns the count. */
+int sh_iov_slice(const struct iovec *iov, int iovcnt, uint64_t off, uint64_t len,
+                 struct iovec *out, int max);
+
+#endif

@@ -1,0 +1,579 @@
+/* handle.c: a libshunt handle: connecting by URI, opening the multi-conn
+ * connections, the poll loop that drives sends and receives, losing and
+ * re-establishing connections, and the getters. */
+#include <errno.h>
+#include <pthread.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "client/client.h"
+#include "proto/nbd-protocol.h"
+
+#define MAX_CONNECTIONS 64
+
+void sh_lock(struct shunt_handle *h)
+{
+  pthread_mutex_lock(&h->lock);
+}
+
+void sh_unlock(struct shunt_handle *h)
+{
+  pthread_mutex_unlock(&h->lock);
+}
+
+/* The last failure this thread saw, and on which handle: with several threads
+ * on one handle, each keeps its own message. */
+static __thread const struct shunt_handle *tls_err_handle;
+static __thread char tls_err[1024];
+
+void sh_set_error(struct shunt_handle *h, const char *msg)
+{
+  snprintf(h->last_error, sizeof h->last_error, "%s", msg);
+  tls_err_handle = h;
+  snprintf(tls_err, sizeof tls_err, "%s", msg);
+}
+
+static void init_locks(struct shunt_handle *h)
+{
+  pthread_mutexattr_t a;
+  pthread_mutexattr_init(&a);
+  pthread_mutexattr_settype(&a, PTHREAD_MUTEX_RECURSIVE);
+  pthread_mutex_init(&h->lock, &a);
+  pthread_mutexattr_destroy(&a);
+  pthread_cond_init(&h->progress, NULL);
+}
+
+static int open_conn(struct shunt_handle *h, struct sh_transport *t, struct sh_negotiated *n,
+                     char *err, size_t errlen)
+{
+  char e[512];
+  int r = sh_transport_dial(&h->uri, h->opt.timeout_ms, t, e, sizeof e);
+  if (r == 0)
+    r = sh_transport_set_timeout(t, h->opt.timeout_ms);
+  if (r == 0)
+    r = sh_handshake(t, &h->want, n, e, sizeof e);
+  if (r == 0)
+    r = sh_transport_set_nonblock(t);
+  if (r < 0) {
+    snprintf(err, errlen, "%s: %s", h->uri_text, e);
+    sh_transport_close(t);
+  }
+  return r;
+}
+
+static void init_conn(struct sh_conn *c, struct sh_transport *t, bool extended)
+{
+  memset(c, 0, sizeof *c);
+  c->t = *t;
+  c->live = true;
+  c->rs = RS_HDR;
+  c->hneed = nbd_reply_min_header(extended);
+}
+
+static void fill_info(struct shunt_handle *h)
+{
+  struct shunt_info *i = &h->info;
+  const struct sh_negotiated *n = &h->neg;
+  uint16_t f = n->eflags;
+  i->size = n->size;
+  i->eflags = f;
+  i->read_only = f & NBD_FLAG_READ_ONLY;
+  i->can_flush = f & NBD_FLAG_SEND_FLUSH;
+  i->can_fua = f & NBD_FLAG_SEND_FUA;
+  i->can_trim = f & NBD_FLAG_SEND_TRIM;
+  i->can_zero = f & NBD_FLAG_SEND_WRITE_ZEROES;
+  i->can_fast_zero = f & NBD_FLAG_SEND_FAST_ZERO;
+  i->can_df = (f & NBD_FLAG_SEND_DF) && n->structured;
+  i->can_multi_conn = f & NBD_FLAG_CAN_MULTI_CONN;
+  i->can_cache = f & NBD_FLAG_SEND_CACHE;
+  i->rotational = f & NBD_FLAG_ROTATIONAL;
+  i->structured = n->structured;
+  i->extended = n->extended;
+  i->block_status = n->have_meta;
+  i->used_export_name = n->used_export_name;
+  i->min_block = n->min_block;
+  i->pref_block = n->pref_block;
+  i->max_block = n->max_block;
+  i->export_name = n->name ? n->name : h->uri.export_name;
+  i->description = n->description;
+  i->server = h->uri_text;
+  i->connections = h->nconns;
+}
+
+static int parse_uri(struct shunt_handle *h, const char *uri, const struct shunt_options *opt,
+                     char *err, size_t errlen)
+{
+  char e[256];
+  int r = nbd_uri_parse(uri, &h->uri, e, sizeof e);
+  if (r < 0) {
+    snprintf(err, errlen, "%s", r == -EINVAL ? e : strerror(-r));
+    return r;
+  }
+  if (!(h->uri_text = strdup(uri)))
+    return -ENOMEM;
+  if (opt)
+    h->opt = *opt;
+  if (!h->opt.timeout_ms)
+    h->opt.timeout_ms = 30000;
+  if (!h->opt.reconnect_delay_ms)
+    h->opt.reconnect_delay_ms = 100;
+  if (h->opt.connections == 0)
+    h->opt.connections = 1;
+  if (h->opt.connections > MAX_CONNECTIONS)
+    h->opt.connections = MAX_CONNECTIONS;
+  h->want.export_name = h->uri.export_name;
+  h->want.structured = !h->opt.no_structured;
+  h->want.extended = !h->opt.no_structured && !h->opt.no_extended;
+  h->want.block_status = !h->opt.no_structured && !h->opt.no_block_status;
+  return 0;
+}
+
+int shunt_connect(struct shunt_handle **hp, const char *uri, const struct shunt_options *opt,
+                  char *err, size_t errlen)
+{
+  char dummy[1];
+  if (!err || !errlen) {
+    err = dummy;
+    errlen = sizeof dummy;
+  }
+  err[0] = '\0';
+  *hp = NULL;
+  struct shunt_handle *h = calloc(1, sizeof *h);
+  if (!h)
+    return -ENOMEM;
+  h->wakefd = -1;
+  init_locks(h);
+  int r = parse_uri(h, uri, opt, err, errlen);
+  if (r < 0)
+    goto fail;
+  if ((h->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
+    r = -errno;
+    goto fail;
+  }
+  if (!(h->conns = calloc(h->opt.connections, sizeof *h->conns))) {
+    r = -ENOMEM;
+    goto fail;
+  }
+  struct sh_transport t;
+  if ((r = open_conn(h, &t, &h->neg, err, errlen)) < 0)
+    goto fail;
+  init_conn(&h->conns[0], &t, h->neg.extended);
+  h->nconns = 1;
+  /* Spec (NBD_FLAG_CAN_MULTI_CONN): only then may several connections share
+   * the export with consistent flush semantics. */
+  unsigned want = (h->neg.eflags & NBD_FLAG_CAN_MULTI_CONN) ? h->opt.connections : 1;
+  while (h->nconns < want) {
+    struct sh_negotiated n;
+    if ((r = open_conn(h, &t, &n, err, errlen)) < 0)
+      goto fail;
+    bool same = n.size == h->neg.size && n.eflags == h->neg.eflags &&
+                n.extended == h->neg.extended && n.structured == h->neg.structured &&
+                n.have_meta == h->neg.have_meta && n.meta_id == h->neg.meta_id;
+    sh_negotiated_free(&n);
+    if (!same) {
+      sh_transport_close(&t);
+      snprintf(err, errlen, "%s: connection %u negotiated different parameters", uri, h->nconns);
+      r = -EPROTO;
+      goto fail;
+    }
+    init_conn(&h->conns[h->nconns++], &t, h->neg.extended);
+  }
+  fill_info(h);
+  *hp = h;
+  return 0;
+fail:
+  shunt_close(h);
+  return r;
+}
+
+const struct shunt_info *shunt_get_info(const struct shunt_handle *h)
+{
+  return &h->info;
+}
+
+int shunt_connection_fd(const struct shunt_handle *h, unsigned i)
+{
+  if (i >= h->nconns || !h->conns[i].live)
+    return -EINVAL;
+  return h->conns[i].t.fd;
+}
+
+int shunt_release_fds(struct shunt_handle *h, int *fds, unsigned n)
+{
+  if (h->uri.tls)
+    return -EPROTONOSUPPORT;   /* a TLS session cannot be handed to the kernel */
+  sh_lock(h);
+  if (h->in_flight || n < h->nconns) {
+    int e = h->in_flight ? -EBUSY : -EINVAL;
+    sh_unlock(h);
+    return e;
+  }
+  unsigned k = 0;
+  for (unsigned i = 0; i < h->nconns; i++) {
+    if (!h->conns[i].live)
+      continue;
+    /* Hand over a blocking socket, as the kernel nbd driver and nbd-client expect. */
+    int fl = fcntl(h->conns[i].t.fd, F_GETFL);
+    if (fl >= 0)
+      fcntl(h->conns[i].t.fd, F_SETFL, fl & ~O_NONBLOCK);
+    fds[k++] = h->conns[i].t.fd;
+    h->conns[i].t.fd = -1;
+    h->conns[i].live = false;
+  }
+  sh_unlock(h);
+  return (int)k;
+}
+
+static void fail_all(struct shunt_handle *h, int ci, int err, const char *msg)
+{
+  for (uint32_t s = 0; s < h->nslots; s++) {
+    struct sh_req *r = h->slots[s];
+    if (!r || (ci >= 0 && r->conn != ci))
+      continue;
+    if (!r->error) {
+      r->error = err;
+      free(r->errmsg);
+      r->errmsg = msg ? strdup(msg) : NULL;
+    }
+    r->queued = false;
+    sh_complete(h, r);
+  }
+}
+
+void shunt_close(struct shunt_handle *h)
+{
+  if (!h)
+    return;
+  for (unsigned i = 0; i < h->nconns; i++) {
+    struct sh_conn *c = &h->conns[i];
+    if (c->live && !c->sq_head && c->rs == RS_HDR && c->hgot == 0) {
+      /* Spec: NBD_CMD_DISC before closing; best effort, never blocks long. */
+      unsigned char hdr[32];
+      size_t len = nbd_request_encode(hdr, h->neg.extended, 0, NBD_CMD_DISC, 0, 0, 0);
+      struct iovec v = { hdr, len };
+      (void)sh_transport_writev(&c->t, &v, 1);
+    }
+    c->live = false;
+  }
+  fail_all(h, -1, -ECANCELED, "handle closed");
+  for (unsigned i = 0; i < h->nconns; i++)
+    sh_transport_close(&h->conns[i].t);
+  if (h->wakefd >= 0)
+    close(h->wakefd);
+  sh_negotiated_free(&h->neg);
+  nbd_uri_free(&h->uri);
+  free(h->uri_text);
+  free(h->conns);
+  free(h->slots);
+  free(h->free_slots);
+  if (tls_err_handle == h)
+    tls_err_handle = NULL;
+  pthread_cond_destroy(&h->progress);
+  pthread_mutex_destroy(&h->lock);
+  free(h);
+}
+
+static void sleep_ms(unsigned ms)
+{
+  struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000 };
+  while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+    ;
+}
+
+/* Reconnect connection ci with backoff; requeue its requests.  0 or -errno. */
+static int reconnect(struct shunt_handle *h, unsigned ci)
+{
+  unsigned delay = h->opt.reconnect_delay_ms;
+  char err[512];
+  for (unsigned attempt = 0; attempt < h->opt.reconnect; attempt++) {
+    sleep_ms(delay);
+    delay = delay < 5000 ? delay * 2 : 10000;
+    struct sh_transport t;
+    struct sh_negotiated n;
+    if (open_conn(h, &t, &n, err, sizeof err) < 0)
+      continue;
+    bool same = n.size == h->neg.size && n.extended == h->neg.extended &&
+                n.structured == h->neg.structured && n.have_meta == h->neg.have_meta;
+    uint32_t meta = n.meta_id;
+    sh_negotiated_free(&n);
+    if (!same) {
+      sh_transport_close(&t);
+      char m[1024];
+      snprintf(m, sizeof m, "%s: reconnected, but the export changed; giving up", h->uri_text);
+      sh_set_error(h, m);
+      return -ESTALE;
+    }
+    h->neg.meta_id = meta; /* context ids are per connection (spec) */
+    struct sh_conn *c = &h->conns[ci];
+    init_conn(c, &t, h->neg.extended);
+    h->stats.reconnects++;
+    for (uint32_t s = 0; s < h->nslots; s++) {
+      struct sh_req *r = h->slots[s];
+      if (!r || r->conn != (int)ci)
+        continue;
+      r->covered = 0;
+      r->bs_pos = r->offset;
+      r->retries++;
+      h->stats.retried++;
+      sh_req_encode(h, r);
+      sh_queue_req(h, ci, r);
+    }
+    return 0;
+  }
+  return -ECONNREFUSED;
+}
+
+void sh_conn_lost(struct shunt_handle *h, unsigned ci, int err, const char *why)
+{
+  struct sh_conn *c = &h->conns[ci];
+  char msg[512];
+  snprintf(msg, sizeof msg, "connection %u lost: %s (%s)", ci, why, strerror(-err));
+  snprintf(h->lost, sizeof h->lost, "%s", msg);
+  char full[1024];
+  snprintf(full, sizeof full, "%s: %s", h->uri_text, msg);
+  sh_set_error(h, full);
+  sh_transport_close(&c->t);
+  c->live = false;
+  c->sq_head = c->sq_tail = NULL;
+  c->inflight = 0;
+  /* Requests whose reply was partly received restart from scratch: every NBD
+   * command is idempotent (a retried write writes the same bytes again). */
+  if (h->opt.reconnect && err != -EPROTO) {
+    for (uint32_t s = 0; s < h->nslots; s++)
+      if (h->slots[s] && h->slots[s]->conn == (int)ci)
+        h->slots[s]->queued = false;
+    if (reconnect(h, ci) == 0)
+      return;
+  }
+  fail_all(h, (int)ci, err, msg);
+}
+
+unsigned shunt_in_flight(const struct shunt_handle *h)
+{
+  struct shunt_handle *m = (struct shunt_handle *)h;
+  sh_lock(m);
+  unsigned n = h->in_flight;
+  sh_unlock(m);
+  return n;
+}
+
+void shunt_wake(struct shunt_handle *h)
+{
+  uint64_t one = 1;
+  ssize_t r = write(h->wakefd, &one, sizeof one);
+  (void)r;
+}
+
+static void flush_all(struct shunt_handle *h)
+{
+  for (unsigned i = 0; i < h->nconns; i++) {
+    struct sh_conn *c = &h->conns[i];
+    if (!c->live || !c->sq_head)
+      continue;
+    int r = sh_conn_flush_sends(h, c);
+    if (r < 0)
+      sh_conn_lost(h, i, r, "send failed");
+  }
+}
+
+static unsigned pollfds_locked(struct shunt_handle *h, struct pollfd *pfd, unsigned max)
+{
+  unsigned n = 0;
+  flush_all(h);
+  if (n < max)
+    pfd[n++] = (struct pollfd){ .fd = h->wakefd, .events = POLLIN };
+  for (unsigned i = 0; i < h->nconns && n < max; i++) {
+    struct sh_conn *c = &h->conns[i];
+    if (!c->live)
+      continue;
+    pfd[n++] = (struct pollfd){ .fd = c->t.fd,
+                                .events = (short)(POLLIN | (c->sq_head ? POLLOUT : 0)) };
+  }
+  return n;
+}
+
+static int process_locked(struct shunt_handle *h, const struct pollfd *pfd, unsigned n)
+{
+  h->completed = 0;
+  for (unsigned k = 0; k < n; k++) {
+    if (!pfd[k].revents)
+      continue;
+    if (pfd[k].fd == h->wakefd) {
+      uint64_t v;
+      ssize_t r = read(h->wakefd, &v, sizeof v);
+      (void)r;
+      continue;
+    }
+    for (unsigned i = 0; i < h->nconns; i++) {
+      struct sh_conn *c = &h->conns[i];
+      if (!c->live || c->t.fd != pfd[k].fd)
+        continue;
+      const char *why = "";
+      int r = 0;
+      if (pfd[k].revents & POLLOUT)
+        r = sh_conn_flush_sends(h, c);
+      if (r == 0 && (pfd[k].revents & (POLLIN | POLLERR | POLLHUP)))
+        r = sh_conn_receive(h, c, &why);
+      else if (r < 0)
+        why = "send failed";
+      if (r < 0)
+        sh_conn_lost(h, i, r, why);
+      break;
+    }
+  }
+  flush_all(h);
+  return h->completed;
+}
+
+unsigned shunt_pollfds(struct shunt_handle *h, struct pollfd *pfd, unsigned max)
+{
+  sh_lock(h);
+  unsigned n = pollfds_locked(h, pfd, max);
+  sh_unlock(h);
+  return n;
+}
+
+int shunt_pollfds_process(struct shunt_handle *h, const struct pollfd *pfd, unsigned n)
+{
+  sh_lock(h);
+  int r = process_locked(h, pfd, n);
+  sh_unlock(h);
+  return r;
+}
+
+static void deadline_after(struct timespec *ts, int ms)
+{
+  clock_gettime(CLOCK_MONOTONIC, ts);
+  ts->tv_sec += ms / 1000;
+  ts->tv_nsec += (long)(ms % 1000) * 1000000;
+  if (ts->tv_nsec >= 1000000000) {
+    ts->tv_sec++;
+    ts->tv_nsec -= 1000000000;
+  }
+}
+
+int sh_poll_round(struct shunt_handle *h, int timeout_ms)
+{
+  if (h->in_flight == 0)
+    return 0;
+  if (h->polling) {
+    if (pthread_equal(h->poller, pthread_self()))
+      return -EDEADLK; /* called from a completion callback */
+    /* Follower: the leader's round will complete our requests too. */
+    uint64_t seen = h->rounds;
+    struct timespec ts;
+    if (timeout_ms >= 0)
+      deadline_after(&ts, timeout_ms);
+    while (h->polling && h->rounds == seen) {
+      if (timeout_ms < 0)
+        pthread_cond_wait(&h->progress, &h->lock);
+      else if (pthread_cond_timedwait(&h->progress, &h->lock, &ts) == ETIMEDOUT)
+        break;
+    }
+    return 0;
+  }
+  struct pollfd pfd[MAX_CONNECTIONS + 1];
+  h->polling = true;
+  h->poller = pthread_self();
+  unsigned n = pollfds_locked(h, pfd, MAX_CONNECTIONS + 1);
+  sh_unlock(h);
+  int r;
+  do
+    r = poll(pfd, n, timeout_ms);
+  while (r < 0 && errno == EINTR);
+  int e = errno;
+  sh_lock(h);
+  int ret = r < 0 ? -e : process_locked(h, pfd, n);
+  h->polling = false;
+  h->rounds++;
+  pthread_cond_broadcast(&h->progress);
+  return ret;
+}
+
+int shunt_poll(struct shunt_handle *h, int timeout_ms)
+{
+  sh_lock(h);
+  int r = sh_poll_round(h, timeout_ms);
+  sh_unlock(h);
+  return r;
+}
+
+const char *shunt_last_error(const struct shunt_handle *h)
+{
+  return tls_err_handle == h ? tls_err : h->last_error;
+}
+
+void shunt_get_stats(const struct shunt_handle *h, struct shunt_stats *out)
+{
+  struct shunt_handle *m = (struct shunt_handle *)h;
+  sh_lock(m);
+  *out = h->stats;
+  sh_unlock(m);
+}
+
+uint64_t shunt_payload_bytes_copied(const struct shunt_handle *h)
+{
+  struct shunt_stats st;
+  shunt_get_stats(h, &st);
+  return st.payload_bytes_copied;
+}
+
+int shunt_list_exports(const char *uri, const struct shunt_options *opt,
+                       struct shunt_export **list, size_t *count, char *err, size_t errlen)
+{
+  struct shunt_handle h = { .wakefd = -1 };
+  char dummy[1];
+  if (!err || !errlen) {
+    err = dummy;
+    errlen = sizeof dummy;
+  }
+  *list = NULL;
+  *count = 0;
+  int r = parse_uri(&h, uri, opt, err, errlen);
+  struct sh_transport t = { .fd = -1 };
+  char **names = NULL, **descs = NULL;
+  size_t n = 0;
+  char e[512];
+  if (r == 0 && (r = sh_transport_dial(&h.uri, h.opt.timeout_ms, &t, e, sizeof e)) < 0)
+    snprintf(err, errlen, "%s: %s", uri, e);
+  if (r == 0 && (r = sh_transport_set_timeout(&t, h.opt.timeout_ms)) < 0)
+    snprintf(err, errlen, "%s: %s", uri, strerror(-r));
+  if (r == 0 && (r = sh_list(&t, &names, &descs, &n, e, sizeof e)) < 0)
+    snprintf(err, errlen, "%s: %s", uri, e);
+  sh_transport_close(&t);
+  nbd_uri_free(&h.uri);
+  free(h.uri_text);
+  if (r < 0)
+    return r;
+  *list = calloc(n ? n : 1, sizeof **list);
+  if (!*list) {
+    for (size_t i = 0; i < n; i++) {
+      free(names[i]);
+      free(descs[i]);
+    }
+    free(names);
+    free(descs);
+    return -ENOMEM;
+  }
+  for (size_t i = 0; i < n; i++)
+    (*list)[i] = (struct shunt_export){ .name = names[i], .description = descs[i] };
+  free(names);
+  free(descs);
+  *count = n;
+  return 0;
+}
+
+void shunt_free_exports(struct shunt_export *list, size_t count)
+{
+  for (size_t i = 0; list && i < count; i++) {
+    free(list[i].name);
+    free(list[i].description);
+  }
+  free(list);
+}

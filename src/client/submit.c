@@ -1,0 +1,376 @@
+/* submit.c: libshunt's request side: checking and queueing requests, spreading
+ * them over connections, gathering queued headers and write payloads into
+ * writev batches (payload sent from the caller's buffers), and completion. */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client/client.h"
+#include "proto/nbd-protocol.h"
+
+static const uint16_t cmd_of[] = {
+  [SHUNT_READ] = NBD_CMD_READ, [SHUNT_WRITE] = NBD_CMD_WRITE, [SHUNT_FLUSH] = NBD_CMD_FLUSH,
+  [SHUNT_TRIM] = NBD_CMD_TRIM, [SHUNT_ZERO] = NBD_CMD_WRITE_ZEROES,
+  [SHUNT_BLOCK_STATUS] = NBD_CMD_BLOCK_STATUS,
+};
+
+static enum shunt_cmd shunt_cmd_of(uint16_t cmd)
+{
+  for (unsigned i = 0; i < sizeof cmd_of / sizeof cmd_of[0]; i++)
+    if (cmd_of[i] == cmd)
+      return (enum shunt_cmd)i;
+  return SHUNT_READ;
+}
+
+const char *shunt_cmd_name(enum shunt_cmd cmd)
+{
+  return (unsigned)cmd < sizeof cmd_of / sizeof cmd_of[0] ? nbd_cmd_name(cmd_of[cmd]) : "UNKNOWN";
+}
+
+void sh_describe(const struct shunt_handle *h, const struct sh_req *r, char *buf, size_t len)
+{
+  if (r->cmd == NBD_CMD_FLUSH)
+    snprintf(buf, len, "%s: FLUSH", h->uri_text);
+  else
+    snprintf(buf, len, "%s: %s %llu bytes at offset %llu", h->uri_text, nbd_cmd_name(r->cmd),
+             (unsigned long long)r->length, (unsigned long long)r->offset);
+}
+
+static int fail(struct shunt_handle *h, int err, const char *what, uint64_t off, uint64_t len,
+                const char *why)
+{
+  char m[1024];
+  snprintf(m, sizeof m, "%s: %s %llu bytes at offset %llu: %s", h->uri_text, what,
+           (unsigned long long)len, (unsigned long long)off, why);
+  sh_set_error(h, m);
+  return err;
+}
+
+static int alloc_slot(struct shunt_handle *h, struct sh_req *r)
+{
+  if (!h->nfree) {
+    uint32_t n = h->nslots ? h->nslots * 2 : 64;
+    struct sh_req **s = realloc(h->slots, n * sizeof *s);
+    if (!s)
+      return -ENOMEM;
+    h->slots = s;
+    uint32_t *f = realloc(h->free_slots, n * sizeof *f);
+    if (!f)
+      return -ENOMEM;
+    h->free_slots = f;
+    for (uint32_t i = n; i > h->nslots; i--) {
+      s[i - 1] = NULL;
+      f[h->nfree++] = i - 1;
+    }
+    h->nslots = n;
+  }
+  r->slot = h->free_slots[--h->nfree];
+  if (++h->gen == 0)
+    h->gen = 1;
+  r->cookie = (uint64_t)h->gen << 32 | r->slot;
+  h->slots[r->slot] = r;
+  return 0;
+}
+
+struct sh_req *sh_lookup(struct shunt_handle *h, uint64_t cookie)
+{
+  uint32_t slot = (uint32_t)cookie;
+  if (slot >= h->nslots || !h->slots[slot] || h->slots[slot]->cookie != cookie)
+    return NULL;
+  return h->slots[slot];
+}
+
+void sh_req_encode(struct shunt_handle *h, struct sh_req *r)
+{
+  uint16_t fl = r->wflags;
+  if (h->neg.extended && r->cmd == NBD_CMD_WRITE)
+    fl |= NBD_CMD_FLAG_PAYLOAD_LEN; /* spec: MUST be set for WRITE with extended headers */
+  r->hdrlen = nbd_request_encode(r->hdr, h->neg.extended, fl, r->cmd, r->cookie, r->offset,
+                                 r->length);
+  r->sent = 0;
+}
+
+void sh_queue_req(struct shunt_handle *h, unsigned ci, struct sh_req *r)
+{
+  struct sh_conn *c = &h->conns[ci];
+  r->conn = (int)ci;
+  r->next = NULL;
+  r->queued = true;
+  if (c->sq_tail)
+    c->sq_tail->next = r;
+  else
+    c->sq_head = r;
+  c->sq_tail = r;
+  c->inflight++;
+}
+
+static int pick_conn(struct shunt_handle *h)
+{
+  int best = -1;
+  for (unsigned i = 0; i < h->nconns; i++)
+    if (h->conns[i].live && (best < 0 || h->conns[i].inflight < h->conns[best].inflight))
+      best = (int)i;
+  return best;
+}
+
+void sh_complete(struct shunt_handle *h, struct sh_req *r)
+{
+  struct shunt_result res = {
+    .cookie = r->cookie, .cmd = shunt_cmd_of(r->cmd), .offset = r->offset,
+    .length = r->length, .error = r->error, .user = r->user,
+  };
+  shunt_done_fn done = r->done;
+  h->slots[r->slot] = NULL;
+  h->free_slots[h->nfree++] = r->slot;
+  if (r->conn >= 0 && h->conns[r->conn].inflight)
+    h->conns[r->conn].inflight--;
+  h->in_flight--;
+  h->stats.requests++;
+  h->completed++;
+  if (r->error) {
+    char what[256];
+    h->stats.errors++;
+    sh_describe(h, r, what, sizeof what);
+    snprintf(h->msg, sizeof h->msg, "%s: %s%s%s%s", what, strerror(-r->error),
+             !r->errmsg ? "" : r->errmsg_server ? " (server: " : " (",
+             r->errmsg ? r->errmsg : "", r->errmsg ? ")" : "");
+    sh_set_error(h, h->msg);
+    res.message = h->msg;
+  } else if (res.cmd == SHUNT_READ) {
+    h->stats.bytes_read += res.length;
+  } else if (res.cmd == SHUNT_WRITE) {
+    h->stats.bytes_written += res.length;
+  }
+  if (r->iov != r->iov_inline)
+    free(r->iov);
+  free(r->errmsg);
+  free(r);
+  /* The callback runs last: it may submit new requests. */
+  if (done)
+    done(&res);
+}
+
+/* Gather queued headers and payloads into one sendmsg; advance what was sent.
+ * Returns 0 (all sent or the socket is full) or -errno. */
+int sh_conn_flush_sends(struct shunt_handle *h, struct sh_conn *c)
+{
+  enum { MAXV = 256 };
+  struct iovec v[MAXV];
+  (void)h;
+  while (c->live && c->sq_head) {
+    int n = 0;
+    for (struct sh_req *r = c->sq_head; r && n < MAXV - 1; r = r->next) {
+      uint64_t pos = r->sent;
+      if (pos < r->hdrlen) {
+        v[n].iov_base = r->hdr + pos;
+        v[n].iov_len = r->hdrlen - pos;
+        n++;
+        pos = r->hdrlen;
+      }
+      if (r->cmd == NBD_CMD_WRITE) {
+        uint64_t want = r->length - (pos - r->hdrlen), got = 0;
+        int k = sh_iov_slice(r->iov, r->iovcnt, pos - r->hdrlen, want, v + n, MAXV - n);
+        for (int i = 0; i < k; i++)
+          got += v[n + i].iov_len;
+        n += k;
+        if (got < want)
+          break; /* the next header must not follow a partial payload */
+      }
+    }
+    ssize_t s = sh_transport_writev(&c->t, v, n);
+    if (s == -EAGAIN || s == -EWOULDBLOCK)
+      return 0;
+    if (s < 0)
+      return (int)s;
+    uint64_t done = (uint64_t)s;
+    while (done && c->sq_head) {
+      struct sh_req *r = c->sq_head;
+      uint64_t total = r->hdrlen + (r->cmd == NBD_CMD_WRITE ? r->length : 0);
+      uint64_t take = total - r->sent < done ? total - r->sent : done;
+      r->sent += take;
+      done -= take;
+      if (r->sent == total) {
+        c->sq_head = r->next;
+        if (!c->sq_head)
+          c->sq_tail = NULL;
+        r->queued = false;
+        r->next = NULL;
+      }
+    }
+  }
+  return 0;
+}
+
+/* Common checks and queueing for every submit call. */
+static int64_t submit_locked(struct shunt_handle *h, uint16_t cmd, const struct iovec *iov, int iovcnt,
+                      uint64_t offset, uint64_t length, unsigned flags, shunt_extent_fn extent,
+                      shunt_done_fn done, void *user)
+{
+  const struct shunt_info *in = &h->info;
+  const char *name = nbd_cmd_name(cmd);
+  uint16_t wf = 0;
+  if (flags & ~(SHUNT_CMD_FUA | SHUNT_CMD_NO_HOLE | SHUNT_CMD_DF | SHUNT_CMD_REQ_ONE |
+                SHUNT_CMD_FAST_ZERO))
+    return fail(h, -EINVAL, name, offset, length, "unknown flags");
+  if (flags & SHUNT_CMD_FUA) {
+    if (!in->can_fua)
+      return fail(h, -ENOTSUP, name, offset, length, "server does not support FUA");
+    wf |= NBD_CMD_FLAG_FUA;
+  }
+  if (flags & SHUNT_CMD_NO_HOLE) wf |= NBD_CMD_FLAG_NO_HOLE;
+  if (flags & SHUNT_CMD_REQ_ONE) wf |= NBD_CMD_FLAG_REQ_ONE;
+  if (flags & SHUNT_CMD_DF) {
+    if (!in->can_df)
+      return fail(h, -ENOTSUP, name, offset, length, "server does not support DF");
+    wf |= NBD_CMD_FLAG_DF;
+  }
+  if (flags & SHUNT_CMD_FAST_ZERO) {
+    if (!in->can_fast_zero)
+      return fail(h, -ENOTSUP, name, offset, length, "server does not support FAST_ZERO");
+    wf |= NBD_CMD_FLAG_FAST_ZERO;
+  }
+  if (cmd != NBD_CMD_FLUSH) {
+    if (length == 0)
+      return fail(h, -EINVAL, name, offset, length, "zero length");
+    if (offset > in->size || length > in->size - offset)
+      return fail(h, -EINVAL, name, offset, length, "beyond the end of the export");
+    if (!in->extended && length > UINT32_MAX)
+      return fail(h, -EINVAL, name, offset, length, "longer than 32 bits allow");
+  }
+  if ((cmd == NBD_CMD_READ || cmd == NBD_CMD_WRITE) && length > in->max_block)
+    return fail(h, -EINVAL, name, offset, length, "longer than the server's maximum block size");
+  if ((cmd == NBD_CMD_WRITE || cmd == NBD_CMD_TRIM || cmd == NBD_CMD_WRITE_ZEROES) &&
+      in->read_only)
+    return fail(h, -EROFS, name, offset, length, "export is read-only");
+  if ((cmd == NBD_CMD_FLUSH && !in->can_flush) || (cmd == NBD_CMD_TRIM && !in->can_trim) ||
+      (cmd == NBD_CMD_WRITE_ZEROES && !in->can_zero) ||
+      (cmd == NBD_CMD_BLOCK_STATUS && !in->block_status))
+    return fail(h, -ENOTSUP, name, offset, length, "server does not support this command");
+  int ci = pick_conn(h);
+  if (ci < 0) {
+    char why[600];
+    snprintf(why, sizeof why, "not connected (every connection was lost; last: %s)",
+             h->lost[0] ? h->lost : "unknown");
+    return fail(h, -ENOTCONN, name, offset, length, why);
+  }
+
+  struct sh_req *r = calloc(1, sizeof *r);
+  if (!r)
+    return -ENOMEM;
+  r->cmd = cmd;
+  r->wflags = wf;
+  r->offset = offset;
+  r->length = length;
+  r->done = done;
+  r->extent = extent;
+  r->user = user;
+  r->bs_pos = offset;
+  r->conn = -1;
+  if (iovcnt > 0) {
+    r->iov = iovcnt <= SH_IOV_INLINE ? r->iov_inline : malloc((size_t)iovcnt * sizeof *iov);
+    if (!r->iov) {
+      free(r);
+      return -ENOMEM;
+    }
+    memcpy(r->iov, iov, (size_t)iovcnt * sizeof *iov);
+    r->iovcnt = iovcnt;
+  }
+  if (alloc_slot(h, r) < 0) {
+    if (r->iov != r->iov_inline)
+      free(r->iov);
+    free(r);
+    return -ENOMEM;
+  }
+  sh_req_encode(h, r);
+  sh_queue_req(h, (unsigned)ci, r);
+  h->in_flight++;
+  if (h->polling && !pthread_equal(h->poller, pthread_self())) {
+    /* Another thread sits in poll() with an fd set computed before this
+     * request existed: send now, and wake it if the socket is full. */
+    struct sh_conn *c = &h->conns[ci];
+    if (sh_conn_flush_sends(h, c) < 0 || c->sq_head)
+      shunt_wake(h);
+  }
+  return (int64_t)r->cookie;
+}
+
+static int64_t submit(struct shunt_handle *h, uint16_t cmd, const struct iovec *iov, int iovcnt,
+                      uint64_t offset, uint64_t length, unsigned flags, shunt_extent_fn extent,
+                      shunt_done_fn done, void *user)
+{
+  sh_lock(h);
+  int64_t r = submit_locked(h, cmd, iov, iovcnt, offset, length, flags, extent, done, user);
+  sh_unlock(h);
+  return r;
+}
+
+static int iov_check(struct shunt_handle *h, const char *name, const struct iovec *iov,
+                     int iovcnt, uint64_t offset, uint64_t *len)
+{
+  uint64_t t = 0;
+  if (iovcnt <= 0 || iovcnt > 1024 * 1024 || !iov)
+    return fail(h, -EINVAL, name, offset, 0, "bad iovec count");
+  for (int i = 0; i < iovcnt; i++) {
+    if (t + iov[i].iov_len < t)
+      return fail(h, -EINVAL, name, offset, t, "iovec lengths overflow");
+    t += iov[i].iov_len;
+  }
+  *len = t;
+  return 0;
+}
+
+int64_t shunt_aio_pread(struct shunt_handle *h, const struct iovec *iov, int iovcnt,
+                        uint64_t offset, unsigned flags, shunt_done_fn done, void *user)
+{
+  uint64_t len;
+  int r = iov_check(h, "READ", iov, iovcnt, offset, &len);
+  if (r < 0)
+    return r;
+  if (flags & ~(SHUNT_CMD_DF))
+    return fail(h, -EINVAL, "READ", offset, len, "flag not valid for a read");
+  return submit(h, NBD_CMD_READ, iov, iovcnt, offset, len, flags, NULL, done, user);
+}
+
+int64_t shunt_aio_pwrite(struct shunt_handle *h, const struct iovec *iov, int iovcnt,
+                         uint64_t offset, unsigned flags, shunt_done_fn done, void *user)
+{
+  uint64_t len;
+  int r = iov_check(h, "WRITE", iov, iovcnt, offset, &len);
+  if (r < 0)
+    return r;
+  if (flags & ~(SHUNT_CMD_FUA))
+    return fail(h, -EINVAL, "WRITE", offset, len, "flag not valid for a write");
+  return submit(h, NBD_CMD_WRITE, iov, iovcnt, offset, len, flags, NULL, done, user);
+}
+
+int64_t shunt_aio_flush(struct shunt_handle *h, shunt_done_fn done, void *user)
+{
+  return submit(h, NBD_CMD_FLUSH, NULL, 0, 0, 0, 0, NULL, done, user);
+}
+
+int64_t shunt_aio_trim(struct shunt_handle *h, uint64_t offset, uint64_t length, unsigned flags,
+                       shunt_done_fn done, void *user)
+{
+  if (flags & ~(SHUNT_CMD_FUA))
+    return fail(h, -EINVAL, "TRIM", offset, length, "flag not valid for a trim");
+  return submit(h, NBD_CMD_TRIM, NULL, 0, offset, length, flags, NULL, done, user);
+}
+
+int64_t shunt_aio_zero(struct shunt_handle *h, uint64_t offset, uint64_t length, unsigned flags,
+                       shunt_done_fn done, void *user)
+{
+  if (flags & ~(SHUNT_CMD_FUA | SHUNT_CMD_NO_HOLE | SHUNT_CMD_FAST_ZERO))
+    return fail(h, -EINVAL, "WRITE_ZEROES", offset, length, "flag not valid for a zero");
+  return submit(h, NBD_CMD_WRITE_ZEROES, NULL, 0, offset, length, flags, NULL, done, user);
+}
+
+int64_t shunt_aio_block_status(struct shunt_handle *h, uint64_t offset, uint64_t length,
+                               unsigned flags, shunt_extent_fn extent, shunt_done_fn done,
+                               void *user)
+{
+  if (flags & ~(SHUNT_CMD_REQ_ONE))
+    return fail(h, -EINVAL, "BLOCK_STATUS", offset, length, "flag not valid for block status");
+  return submit(h, NBD_CMD_BLOCK_STATUS, NULL, 0, offset, length, flags, extent, done, user);
+}

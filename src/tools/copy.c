@@ -1,0 +1,718 @@
+/* copy.c: `shunt copy SRC DST` between files, block devices and NBD URIs in any
+ * direction.  Sparse-aware (holes are neither read nor written; zeroes go as
+ * WRITE_ZEROES or stay holes), parallel (multi-conn, many requests in flight
+ * through libshunt's asynchronous API), with a progress bar and --json. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <linux/falloc.h>
+#include <linux/fs.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/units.h"
+#include "common/uri.h"
+#include "shunt/shunt.h"
+#include "tools/commands.h"
+#include "tools/copy_io.h"
+
+#define EXTENT_BATCH (UINT64_C(1) << 30)   /* plan this much of the source at a time */
+#define MAX_ZERO_REQ (UINT64_C(1) << 30)   /* one WRITE_ZEROES at most */
+
+struct endpoint {
+  const char *name;
+  struct shunt_handle *h;  /* NBD, or NULL */
+  int fd;                  /* file or block device */
+  uint64_t size;
+  bool blockdev;
+  bool fresh;              /* destination known to read as zeroes */
+  uint64_t max_req;
+};
+
+struct extent {
+  uint64_t off, len;
+  bool zero;
+};
+
+struct copy;
+enum file_op { FILE_NONE, FILE_READ, FILE_WRITE };
+
+struct slot {
+  struct copy *cp;
+  unsigned char *buf;
+  uint64_t off, len;
+  uint64_t xfer;           /* file op: bytes done so far */
+  enum file_op op;
+  bool busy;
+};
+
+struct copy {
+  struct endpoint src, dst;
+  struct extent *ext;
+  size_t next, n, cap;
+  uint64_t planned;        /* source extents known up to here */
+  struct slot *slots;
+  unsigned nslots, busy;
+  uint64_t req_size;
+  bool sparse, target_is_zero, flush, json, progress;
+  uint64_t data_bytes, zero_bytes, skipped_bytes, done_bytes, requests;
+  int error;
+  char errmsg[1024];
+  unsigned char *zerobuf;
+  struct copy_io io;       /* file reads/writes, when either side is a file */
+};
+
+static void usage(FILE *f)
+{
+  fprintf(f,
+    "usage: shunt copy [OPTIONS] SRC DST\n"
+    "\n"
+    "Copy between files, block devices and NBD URIs (nbd://, nbd+unix://; nbds://\n"
+    "and nbds+unix:// over TLS) in any direction.  Holes in SRC are neither read\n"
+    "nor written: a new or regular DST\n"
+    "file keeps them as holes, an NBD DST gets WRITE_ZEROES.  Blocks read as all\n"
+    "zeroes are treated the same way unless --no-sparse.\n"
+    "\n"
+    "  -C, --connections N   NBD connections per URI when the server allows (4)\n"
+    "  -R, --requests N      requests in flight (64)\n"
+    "  -S, --request-size N  bytes per request (256K; capped by the server)\n"
+    "      --no-sparse       copy every byte as data\n"
+    "      --target-is-zero  DST already reads as zeroes: skip zero ranges\n"
+    "      --flush           flush DST (NBD FLUSH or fsync) at the end\n"
+    "      --reconnect N     after a dropped NBD connection, reconnect up to N times\n"
+    "                        (with backoff) and retry the requests in flight\n"
+    "      --json            print a JSON summary on stdout\n"
+    "      --progress        force the progress bar (default: when stderr is a tty)\n"
+    "      --no-progress     never show it\n"
+    "  -h, --help            this text\n"
+    "\n"
+    "Exit status: 0 on success, 1 on any error, 2 on bad usage.\n");
+}
+
+static double now_s(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void set_error(struct copy *cp, int err, const char *fmt, const char *a, const char *b)
+{
+  if (cp->error)
+    return;
+  cp->error = err ? err : -EIO;
+  snprintf(cp->errmsg, sizeof cp->errmsg, fmt, a, b);
+}
+
+static unsigned reconnect_tries;
+
+static int open_endpoint(struct endpoint *e, const char *name, bool dst, uint64_t want_size,
+                         unsigned conns, struct copy *cp)
+{
+  memset(e, 0, sizeof *e);
+  e->name = name;
+  e->fd = -1;
+  if (nbd_uri_is_nbd(name)) {
+    struct shunt_options o = { .connections = conns, .reconnect = reconnect_tries };
+    char err[512];
+    if (shunt_connect(&e->h, name, &o, err, sizeof err) < 0) {
+      fprintf(stderr, "shunt copy: %s\n", err);
+      return -1;
+    }
+    const struct shunt_info *in = shunt_get_info(e->h);
+    e->size = in->size;
+    e->max_req = in->max_block;
+    if (dst && in->read_only) {
+      fprintf(stderr, "shunt copy: %s: export is read-only\n", name);
+      return -1;
+    }
+    return 0;
+  }
+  e->fd = open(name, dst ? O_WRONLY | O_CREAT | O_CLOEXEC : O_RDONLY | O_CLOEXEC, 0644);
+  if (e->fd < 0) {
+    fprintf(stderr, "shunt copy: %s: %s\n", name, strerror(errno));
+    return -1;
+  }
+  struct stat st;
+  if (fstat(e->fd, &st) < 0) {
+    fprintf(stderr, "shunt copy: %s: %s\n", name, strerror(errno));
+    return -1;
+  }
+  e->max_req = UINT64_C(1) << 30;
+  if (S_ISBLK(st.st_mode)) {
+    e->blockdev = true;
+    if (ioctl(e->fd, BLKGETSIZE64, &e->size) < 0) {
+      fprintf(stderr, "shunt copy: %s: BLKGETSIZE64: %s\n", name, strerror(errno));
+      return -1;
+    }
+  } else if (S_ISREG(st.st_mode)) {
+    e->size = (uint64_t)st.st_size;
+    if (dst) {
+      /* A regular destination file is recreated sparse: holes need no writing. */
+      if (ftruncate(e->fd, 0) < 0 || ftruncate(e->fd, (off_t)want_size) < 0) {
+        fprintf(stderr, "shunt copy: %s: truncate: %s\n", name, strerror(errno));
+        return -1;
+      }
+      e->size = want_size;
+      e->fresh = true;
+    }
+  } else {
+    fprintf(stderr, "shunt copy: %s: not a regular file, block device or NBD URI\n", name);
+    return -1;
+  }
+  (void)cp;
+  return 0;
+}
+
+static int add_extent(struct copy *cp, uint64_t off, uint64_t len, bool zero)
+{
+  if (!len)
+    return 0;
+  if (!cp->sparse)
+    zero = false;
+  if (cp->n && cp->ext[cp->n - 1].zero == zero && cp->ext[cp->n - 1].off + cp->ext[cp->n - 1].len == off) {
+    cp->ext[cp->n - 1].len += len;
+    return 0;
+  }
+  if (cp->n == cp->cap) {
+    size_t c = cp->cap ? cp->cap * 2 : 256;
+    struct extent *e = realloc(cp->ext, c * sizeof *e);
+    if (!e)
+      return -ENOMEM;
+    cp->ext = e;
+    cp->cap = c;
+  }
+  cp->ext[cp->n++] = (struct extent){ off, len, zero };
+  return 0;
+}
+
+struct bs_collect {
+  struct copy *cp;
+  uint64_t end;
+  uint64_t reached;
+  int err;
+};
+
+static void on_extent(void *user, uint64_t off, uint64_t len, uint32_t flags)
+{
+  struct bs_collect *b = user;
+  if (off >= b->end)
+    return;
+  if (len > b->end - off)
+    len = b->end - off;
+  if (add_extent(b->cp, off, len, flags & SHUNT_EXTENT_ZERO) < 0)
+    b->err = -ENOMEM;
+  b->reached = off + len;
+}
+
+/* Learn the next batch of the source's extents (drops the consumed ones). */
+static int plan_more(struct copy *cp)
+{
+  uint64_t size = cp->src.size;
+  if (cp->next) {
+    memmove(cp->ext, cp->ext + cp->next, (cp->n - cp->next) * sizeof *cp->ext);
+    cp->n -= cp->next;
+    cp->next = 0;
+  }
+  uint64_t start = cp->planned;
+  uint64_t end = size - start < EXTENT_BATCH ? size : start + EXTENT_BATCH;
+  if (start >= size)
+    return 0;
+  if (cp->src.h && cp->sparse && shunt_get_info(cp->src.h)->block_status) {
+    struct bs_collect b = { .cp = cp, .end = end, .reached = start };
+    while (b.reached < end) {
+      uint64_t before = b.reached;
+      if (shunt_block_status(cp->src.h, b.reached, end - b.reached, 0, on_extent, &b) < 0) {
+        set_error(cp, -EIO, "%s%s", shunt_last_error(cp->src.h), "");
+        return -EIO;
+      }
+      if (b.err)
+        return b.err;
+      if (b.reached == before)
+        return add_extent(cp, start, end - start, false);
+    }
+  } else if (cp->src.fd >= 0 && cp->sparse) {
+    uint64_t pos = start;
+    while (pos < end) {
+      off_t d = lseek(cp->src.fd, (off_t)pos, SEEK_DATA);
+      if (d < 0 && errno == ENXIO)
+        d = (off_t)end; /* the rest is a hole */
+      else if (d < 0) {
+        add_extent(cp, pos, end - pos, false); /* no SEEK_DATA: all data */
+        break;
+      }
+      uint64_t du = (uint64_t)d < end ? (uint64_t)d : end;
+      if (add_extent(cp, pos, du - pos, true) < 0)
+        return -ENOMEM;
+      if (du >= end)
+        break;
+      off_t hl = lseek(cp->src.fd, d, SEEK_HOLE);
+      uint64_t hu = hl < 0 ? end : (uint64_t)hl < end ? (uint64_t)hl : end;
+      if (add_extent(cp, du, hu - du, false) < 0)
+        return -ENOMEM;
+      pos = hu;
+    }
+  } else if (add_extent(cp, start, end - start, false) < 0) {
+    return -ENOMEM;
+  }
+  cp->planned = end;
+  return 0;
+}
+
+/* Take the next piece of work: at most max bytes of one extent. */
+static bool next_work(struct copy *cp, uint64_t max_data, uint64_t *off, uint64_t *len, bool *zero)
+{
+  while (cp->next == cp->n) {
+    if (cp->planned >= cp->src.size || cp->error)
+      return false;
+    if (plan_more(cp) < 0) {
+      if (!cp->error)
+        set_error(cp, -ENOMEM, "%s%s", "out of memory", "");
+      return false;
+    }
+  }
+  struct extent *e = &cp->ext[cp->next];
+  uint64_t lim = e->zero ? MAX_ZERO_REQ : max_data;
+  *off = e->off;
+  *zero = e->zero;
+  *len = e->len < lim ? e->len : lim;
+  e->off += *len;
+  e->len -= *len;
+  if (!e->len)
+    cp->next++;
+  return true;
+}
+
+static void slot_free(struct slot *s)
+{
+  s->busy = false;
+  s->cp->busy--;
+}
+
+static void on_write_done(const struct shunt_result *r)
+{
+  struct slot *s = r->user;
+  struct copy *cp = s->cp;
+  if (r->error)
+    set_error(cp, r->error, "%s%s", r->message, "");
+  else
+    cp->done_bytes += r->length;
+  cp->requests++;
+  slot_free(s);
+}
+
+static bool is_zero(const unsigned char *p, uint64_t len)
+{
+  /* Word at a time; buffers are page-aligned. */
+  const uint64_t *w = (const uint64_t *)p;
+  uint64_t n = len / 8;
+  for (uint64_t i = 0; i < n; i++)
+    if (w[i])
+      return false;
+  for (uint64_t i = n * 8; i < len; i++)
+    if (p[i])
+      return false;
+  return true;
+}
+
+/* Make [off, off+len) of the destination read as zeroes; the slot (may be
+ * NULL for synchronous paths) is freed when done. */
+static void dst_zero(struct copy *cp, struct slot *s, uint64_t off, uint64_t len)
+{
+  struct endpoint *d = &cp->dst;
+  cp->zero_bytes += len;
+  if (d->fresh || cp->target_is_zero) {
+    cp->skipped_bytes += len;
+    cp->done_bytes += len;
+    if (s)
+      slot_free(s);
+    return;
+  }
+  if (d->h && shunt_get_info(d->h)->can_zero) {
+    if (!s) {
+      int r = shunt_zero(d->h, off, len, 0);
+      if (r < 0)
+        set_error(cp, r, "%s%s", shunt_last_error(d->h), "");
+      else
+        cp->done_bytes += len;
+      cp->requests++;
+      return;
+    }
+    s->off = off;
+    s->len = len;
+    if (shunt_aio_zero(d->h, off, len, 0, on_write_done, s) < 0) {
+      set_error(cp, -EIO, "%s%s", shunt_last_error(d->h), "");
+      slot_free(s);
+    }
+    return;
+  }
+  if (d->fd >= 0) {
+    int r = fallocate(d->fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len);
+    if (r < 0 && d->blockdev) {
+      uint64_t range[2] = { off, len };
+      r = ioctl(d->fd, BLKZEROOUT, range);
+    }
+    if (r == 0) {
+      cp->done_bytes += len;
+      if (s)
+        slot_free(s);
+      return;
+    }
+  }
+  /* No way to zero cheaply: write zeroes. */
+  for (uint64_t p = 0; p < len && !cp->error;) {
+    uint64_t l = len - p < cp->req_size ? len - p : cp->req_size;
+    int r;
+    if (d->h)
+      r = shunt_pwrite(d->h, cp->zerobuf, l, off + p, 0);
+    else
+      r = pwrite(d->fd, cp->zerobuf, l, (off_t)(off + p)) == (ssize_t)l ? 0 : -errno;
+    if (r < 0)
+      set_error(cp, r, "%s: write: %s", d->name, strerror(-r));
+    p += l;
+  }
+  cp->done_bytes += len;
+  if (s)
+    slot_free(s);
+}
+
+/* Data for the slot is in its buffer: send it to the destination. */
+static void data_ready(struct slot *s)
+{
+  struct copy *cp = s->cp;
+  struct endpoint *d = &cp->dst;
+  if (cp->sparse && is_zero(s->buf, s->len)) {
+    dst_zero(cp, s, s->off, s->len);
+    return;
+  }
+  cp->data_bytes += s->len;
+  if (d->h) {
+    struct iovec v = { s->buf, s->len };
+    if (shunt_aio_pwrite(d->h, &v, 1, s->off, 0, on_write_done, s) < 0) {
+      set_error(cp, -EIO, "%s%s", shunt_last_error(d->h), "");
+      slot_free(s);
+    }
+    return;
+  }
+  s->op = FILE_WRITE;
+  s->xfer = 0;
+  int r = copy_io_queue(&cp->io, true, d->fd, s->buf, (uint32_t)s->len, s->off, s);
+  if (r < 0) {
+    set_error(cp, r, "%s: write: %s", d->name, strerror(-r));
+    s->op = FILE_NONE;
+    slot_free(s);
+  }
+}
+
+static void on_read_done(const struct shunt_result *r)
+{
+  struct slot *s = r->user;
+  s->cp->requests++;
+  if (r->error) {
+    set_error(s->cp, r->error, "%s%s", r->message, "");
+    slot_free(s);
+    return;
+  }
+  data_ready(s);
+}
+
+static void start_slot(struct copy *cp, struct slot *s, uint64_t off, uint64_t len)
+{
+  s->busy = true;
+  s->off = off;
+  s->len = len;
+  cp->busy++;
+  if (cp->src.h) {
+    struct iovec v = { s->buf, len };
+    if (shunt_aio_pread(cp->src.h, &v, 1, off, 0, on_read_done, s) < 0) {
+      set_error(cp, -EIO, "%s%s", shunt_last_error(cp->src.h), "");
+      slot_free(s);
+    }
+    return;
+  }
+  s->op = FILE_READ;
+  s->xfer = 0;
+  int r = copy_io_queue(&cp->io, false, cp->src.fd, s->buf, (uint32_t)len, off, s);
+  if (r < 0) {
+    set_error(cp, r, "%s: read: %s", cp->src.name, strerror(-r));
+    s->op = FILE_NONE;
+    slot_free(s);
+  }
+}
+
+/* A file read or write finished (res: bytes or -errno); short ones continue. */
+static void on_file_done(void *tag, int res, void *ctx)
+{
+  struct slot *s = tag;
+  struct copy *cp = ctx;
+  bool write = s->op == FILE_WRITE;
+  const char *name = write ? cp->dst.name : cp->src.name;
+  if (res <= 0) {
+    set_error(cp, res < 0 ? res : -EIO, write ? "%s: write: %s" : "%s: read: %s", name,
+              res < 0 ? strerror(-res) : "unexpected end of file");
+    s->op = FILE_NONE;
+    slot_free(s);
+    return;
+  }
+  s->xfer += (uint64_t)res;
+  if (s->xfer < s->len) {
+    int r = copy_io_queue(&cp->io, write, write ? cp->dst.fd : cp->src.fd, s->buf + s->xfer,
+                          (uint32_t)(s->len - s->xfer), s->off + s->xfer, s);
+    if (r < 0) {
+      set_error(cp, r, write ? "%s: write: %s" : "%s: read: %s", name, strerror(-r));
+      s->op = FILE_NONE;
+      slot_free(s);
+    }
+    return;
+  }
+  s->op = FILE_NONE;
+  if (write) {
+    cp->done_bytes += s->len;
+    cp->requests++;
+    slot_free(s);
+  } else {
+    cp->requests++;
+    data_ready(s);
+  }
+}
+
+static void fill(struct copy *cp)
+{
+  for (unsigned i = 0; i < cp->nslots && !cp->error; i++) {
+    struct slot *s = &cp->slots[i];
+    if (s->busy)
+      continue;
+    uint64_t off, len;
+    bool zero;
+    if (!next_work(cp, cp->req_size, &off, &len, &zero))
+      return;
+    if (zero) {
+      s->busy = true;
+      cp->busy++;
+      dst_zero(cp, s, off, len);
+    } else {
+      start_slot(cp, s, off, len);
+    }
+    if (!s->busy)
+      i--; /* the slot was freed at once (synchronous path): reuse it */
+  }
+}
+
+static void progress(struct copy *cp, double t0, bool final)
+{
+  char a[32], b[32], r[32];
+  double dt = now_s() - t0;
+  double rate = dt > 0 ? (double)cp->done_bytes / dt : 0;
+  double pct = cp->src.size ? 100.0 * (double)cp->done_bytes / (double)cp->src.size : 100;
+  double eta = rate > 0 ? (double)(cp->src.size - cp->done_bytes) / rate : 0;
+  fprintf(stderr, "\r\033[Kshunt copy: %5.1f%%  %s / %s  %s/s  ETA %.0fs", pct,
+          units_format_bytes(cp->done_bytes, a, sizeof a),
+          units_format_bytes(cp->src.size, b, sizeof b),
+          units_format_bytes((uint64_t)rate, r, sizeof r), eta);
+  if (final)
+    fputc('\n', stderr);
+}
+
+static int run(struct copy *cp)
+{
+  double t0 = now_s(), last = 0;
+  for (;;) {
+    if (!cp->error)
+      fill(cp);
+    if (cp->busy == 0 && (cp->error || (cp->next == cp->n && cp->planned >= cp->src.size)))
+      break;
+    if (cp->busy == 0)
+      continue;
+    struct pollfd pfd[2 * 65 + 1];
+    unsigned ns = 0, nd = 0, nf = 0;
+    int r = copy_io_submit(&cp->io);
+    if (r < 0)
+      set_error(cp, r, "io_uring submit: %s%s", strerror(-r), "");
+    if (cp->src.h)
+      ns = shunt_pollfds(cp->src.h, pfd, 65);
+    if (cp->dst.h)
+      nd = shunt_pollfds(cp->dst.h, pfd + ns, 65);
+    if (cp->io.pending) {
+      pfd[ns + nd] = (struct pollfd){ .fd = copy_io_fd(&cp->io), .events = POLLIN };
+      nf = 1;
+    }
+    if (copy_io_reap(&cp->io, on_file_done, cp) > 0)
+      continue; /* completions were already waiting */
+    if (poll(pfd, ns + nd + nf, cp->progress ? 250 : -1) < 0 && errno != EINTR) {
+      set_error(cp, -errno, "poll: %s%s", strerror(errno), "");
+      break;
+    }
+    if (cp->src.h && shunt_pollfds_process(cp->src.h, pfd, ns) < 0)
+      set_error(cp, -EIO, "%s%s", shunt_last_error(cp->src.h), "");
+    if (cp->dst.h && shunt_pollfds_process(cp->dst.h, pfd + ns, nd) < 0)
+      set_error(cp, -EIO, "%s%s", shunt_last_error(cp->dst.h), "");
+    copy_io_reap(&cp->io, on_file_done, cp);
+    if (cp->progress && now_s() - last > 0.25) {
+      progress(cp, t0, false);
+      last = now_s();
+    }
+  }
+  if (cp->progress)
+    progress(cp, t0, true);
+  return cp->error;
+}
+
+int cmd_copy(int argc, char **argv)
+{
+  enum { O_NOSPARSE = 256, O_TZ, O_FLUSH, O_JSON, O_PROGRESS, O_NOPROGRESS, O_RECONNECT };
+  static const struct option lo[] = {
+    { "connections", required_argument, NULL, 'C' }, { "requests", required_argument, NULL, 'R' },
+    { "request-size", required_argument, NULL, 'S' }, { "no-sparse", no_argument, NULL, O_NOSPARSE },
+    { "target-is-zero", no_argument, NULL, O_TZ }, { "flush", no_argument, NULL, O_FLUSH },
+    { "json", no_argument, NULL, O_JSON }, { "progress", no_argument, NULL, O_PROGRESS },
+    { "no-progress", no_argument, NULL, O_NOPROGRESS }, { "help", no_argument, NULL, 'h' },
+    { "reconnect", required_argument, NULL, O_RECONNECT },
+    { NULL, 0, NULL, 0 },
+  };
+  struct copy cp = { .sparse = true, .req_size = 256 * 1024 };
+  uint64_t conns = 4, reqs = 64;
+  int progress_opt = -1, c;
+  while ((c = getopt_long(argc, argv, "C:R:S:h", lo, NULL)) != -1) {
+    switch (c) {
+    case 'C':
+      if (units_parse_size(optarg, &conns) < 0 || conns < 1 || conns > 64) {
+        fprintf(stderr, "shunt copy: bad --connections '%s' (1..64)\n", optarg);
+        return 2;
+      }
+      break;
+    case 'R':
+      if (units_parse_size(optarg, &reqs) < 0 || reqs < 1 || reqs > 1024) {
+        fprintf(stderr, "shunt copy: bad --requests '%s' (1..1024)\n", optarg);
+        return 2;
+      }
+      break;
+    case 'S':
+      if (units_parse_size(optarg, &cp.req_size) < 0 || cp.req_size < 512 ||
+          cp.req_size > (UINT64_C(64) << 20)) {
+        fprintf(stderr, "shunt copy: bad --request-size '%s' (512..64M)\n", optarg);
+        return 2;
+      }
+      break;
+    case O_RECONNECT: {
+      uint64_t v;
+      if (units_parse_size(optarg, &v) < 0 || v > 1000) {
+        fprintf(stderr, "shunt copy: bad --reconnect '%s' (0..1000)\n", optarg);
+        return 2;
+      }
+      reconnect_tries = (unsigned)v;
+      break;
+    }
+    case O_NOSPARSE: cp.sparse = false; break;
+    case O_TZ: cp.target_is_zero = true; break;
+    case O_FLUSH: cp.flush = true; break;
+    case O_JSON: cp.json = true; break;
+    case O_PROGRESS: progress_opt = 1; break;
+    case O_NOPROGRESS: progress_opt = 0; break;
+    case 'h': usage(stdout); return 0;
+    default: usage(stderr); return 2;
+    }
+  }
+  if (optind != argc - 2) {
+    usage(stderr);
+    return 2;
+  }
+  cp.progress = progress_opt >= 0 ? progress_opt : (isatty(2) && !cp.json);
+  int rc = 1;
+  double t0 = now_s();
+  if (open_endpoint(&cp.src, argv[optind], false, 0, (unsigned)conns, &cp) < 0)
+    goto out;
+  if (open_endpoint(&cp.dst, argv[optind + 1], true, cp.src.size, (unsigned)conns, &cp) < 0)
+    goto out;
+  if (cp.dst.size < cp.src.size) {
+    fprintf(stderr, "shunt copy: %s (%llu bytes) is smaller than %s (%llu bytes)\n",
+            cp.dst.name, (unsigned long long)cp.dst.size, cp.src.name,
+            (unsigned long long)cp.src.size);
+    goto out;
+  }
+  if (cp.req_size > cp.src.max_req)
+    cp.req_size = cp.src.max_req;
+  if (cp.req_size > cp.dst.max_req)
+    cp.req_size = cp.dst.max_req;
+  cp.nslots = (unsigned)reqs;
+  cp.slots = calloc(cp.nslots, sizeof *cp.slots);
+  cp.zerobuf = aligned_alloc(4096, (cp.req_size + 4095) / 4096 * 4096);
+  if (!cp.slots || !cp.zerobuf)
+    goto oom;
+  memset(cp.zerobuf, 0, cp.req_size);
+  if (cp.src.fd >= 0 || cp.dst.fd >= 0) {
+    int r = copy_io_init(&cp.io, cp.nslots * 2);
+    if (r < 0) {
+      fprintf(stderr, "shunt copy: io_uring: %s\n", strerror(-r));
+      goto out;
+    }
+  }
+  for (unsigned i = 0; i < cp.nslots; i++) {
+    cp.slots[i].cp = &cp;
+    if (!(cp.slots[i].buf = aligned_alloc(4096, (cp.req_size + 4095) / 4096 * 4096)))
+      goto oom;
+  }
+  if (run(&cp) == 0 && cp.flush) {
+    int r = cp.dst.h ? shunt_flush(cp.dst.h) : fsync(cp.dst.fd) < 0 ? -errno : 0;
+    if (r < 0)
+      set_error(&cp, r, "flush %s: %s", cp.dst.name,
+                cp.dst.h ? shunt_last_error(cp.dst.h) : strerror(-r));
+  }
+  if (!cp.error && cp.dst.fd >= 0 && close(cp.dst.fd) < 0)
+    set_error(&cp, -errno, "%s: close: %s", cp.dst.name, strerror(errno));
+  else if (cp.dst.fd >= 0)
+    close(cp.dst.fd);
+  cp.dst.fd = -1;
+  if (cp.error)
+    fprintf(stderr, "shunt copy: %s\n", cp.errmsg);
+  rc = cp.error ? 1 : 0;
+  if (cp.json) {
+    double dt = now_s() - t0;
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    printf("{\n  \"source\": ");
+    units_json_string(stdout, cp.src.name);
+    printf(",\n  \"destination\": ");
+    units_json_string(stdout, cp.dst.name);
+    printf(",\n  \"size\": %llu,\n  \"copied_bytes\": %llu,\n  \"data_bytes\": %llu,\n"
+           "  \"zero_bytes\": %llu,\n  \"zero_bytes_skipped\": %llu,\n  \"requests\": %llu,\n"
+           "  \"seconds\": %.3f,\n  \"mib_per_second\": %.1f,\n  \"cpu_user_seconds\": %.3f,\n"
+           "  \"cpu_system_seconds\": %.3f,\n  \"flushed\": %s,\n  \"error\": ",
+           (unsigned long long)cp.src.size, (unsigned long long)cp.done_bytes,
+           (unsigned long long)cp.data_bytes, (unsigned long long)cp.zero_bytes,
+           (unsigned long long)cp.skipped_bytes, (unsigned long long)cp.requests, dt,
+           dt > 0 ? (double)cp.done_bytes / dt / 1048576 : 0,
+           (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6,
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6,
+           cp.flush && !cp.error ? "true" : "false");
+    if (cp.error)
+      units_json_string(stdout, cp.errmsg);
+    else
+      printf("null");
+    printf("\n}\n");
+  }
+  goto out;
+oom:
+  fprintf(stderr, "shunt copy: out of memory\n");
+  rc = 1;
+out:
+  shunt_close(cp.src.h);
+  shunt_close(cp.dst.h);
+  if (cp.src.fd >= 0)
+    close(cp.src.fd);
+  if (cp.dst.fd >= 0)
+    close(cp.dst.fd);
+  for (unsigned i = 0; cp.slots && i < cp.nslots; i++)
+    free(cp.slots[i].buf);
+  free(cp.slots);
+  free(cp.zerobuf);
+  free(cp.ext);
+  copy_io_exit(&cp.io);
+  return rc;
+}

@@ -1,0 +1,240 @@
+/* info.c: `shunt info URI`: what an NBD export offers (size, flags, block sizes,
+ * negotiated features), the server's export list (--list) and the extent map
+ * (--map), as text or --json.  A thin user of libshunt. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/units.h"
+#include "shunt/shunt.h"
+#include "tools/commands.h"
+
+static void usage(FILE *f)
+{
+  fprintf(f,
+    "usage: shunt info [OPTIONS] URI\n"
+    "\n"
+    "Show what an NBD export offers: size, transmission flags, block sizes and\n"
+    "the features negotiated (structured replies, extended headers, base:allocation).\n"
+    "URI is nbd://HOST[:PORT]/EXPORT or nbd+unix:///EXPORT?socket=PATH; nbds://\n"
+    "and nbds+unix:// require TLS (?tls-psk-file=FILE with USER@HOST, or\n"
+    "?tls-certificates=DIR; see docs/libshunt.md).\n"
+    "\n"
+    "  --list          list the server's exports (NBD_OPT_LIST) instead\n"
+    "  --map           print the extent map (data, hole, zero) of the whole export\n"
+    "  --json          machine-readable output\n"
+    "  --no-extended   do not request extended headers\n"
+    "  --no-structured use simple replies only (implies no --map)\n"
+    "  -h, --help      this text\n");
+}
+
+struct map_state {
+  FILE *out;
+  bool json;
+  bool first;
+  uint64_t start, len;   /* pending merged extent */
+  uint32_t flags;
+  bool have;
+  uint64_t end;          /* where the map stops */
+  uint64_t next;         /* next offset to ask about */
+};
+
+static const char *extent_name(uint32_t f)
+{
+  return (f & SHUNT_EXTENT_ZERO) ? ((f & SHUNT_EXTENT_HOLE) ? "hole" : "zero")
+                                 : ((f & SHUNT_EXTENT_HOLE) ? "hole,data?" : "data");
+}
+
+static void emit(struct map_state *m)
+{
+  if (!m->have)
+    return;
+  if (m->json) {
+    fprintf(m->out, "%s\n    { \"offset\": %llu, \"length\": %llu, \"type\": %u, "
+            "\"description\": \"%s\" }", m->first ? "" : ",",
+            (unsigned long long)m->start, (unsigned long long)m->len, m->flags,
+            extent_name(m->flags));
+  } else {
+    fprintf(m->out, "%14llu %14llu %3u  %s\n", (unsigned long long)m->start,
+            (unsigned long long)m->len, m->flags, extent_name(m->flags));
+  }
+  m->first = false;
+  m->have = false;
+}
+
+static void on_extent(void *user, uint64_t off, uint64_t len, uint32_t flags)
+{
+  struct map_state *m = user;
+  if (off >= m->end)
+    return;
+  if (len > m->end - off)
+    len = m->end - off;
+  if (m->have && m->flags == flags && m->start + m->len == off) {
+    m->len += len;
+  } else {
+    emit(m);
+    m->start = off;
+    m->len = len;
+    m->flags = flags;
+    m->have = true;
+  }
+  m->next = off + len;
+}
+
+static int print_map(struct shunt_handle *h, bool json)
+{
+  const struct shunt_info *in = shunt_get_info(h);
+  struct map_state m = { .out = stdout, .json = json, .first = true, .end = in->size };
+  if (!in->block_status) {
+    fprintf(stderr, "shunt info: %s: the server offers no base:allocation context\n", in->server);
+    return 1;
+  }
+  /* Ask in pieces a compact header can express, aligned to the minimum block. */
+  uint64_t piece = in->extended ? UINT64_C(1) << 40 : (UINT64_C(1) << 31);
+  if (json)
+    printf("  \"map\": [");
+  while (m.next < in->size) {
+    uint64_t before = m.next;
+    uint64_t len = in->size - m.next < piece ? in->size - m.next : piece;
+    if (shunt_block_status(h, m.next, len, 0, on_extent, &m) < 0) {
+      fprintf(stderr, "shunt info: %s\n", shunt_last_error(h));
+      return 1;
+    }
+    if (m.next == before) {
+      fprintf(stderr, "shunt info: %s: block status made no progress at %llu\n", in->server,
+              (unsigned long long)before);
+      return 1;
+    }
+  }
+  emit(&m);
+  if (json)
+    printf("\n  ]");
+  return 0;
+}
+
+static int do_list(const char *uri, const struct shunt_options *o, bool json)
+{
+  struct shunt_export *list;
+  size_t n;
+  char err[512];
+  if (shunt_list_exports(uri, o, &list, &n, err, sizeof err) < 0) {
+    fprintf(stderr, "shunt info: %s\n", err);
+    return 1;
+  }
+  if (json) {
+    printf("{\n  \"exports\": [");
+    for (size_t i = 0; i < n; i++) {
+      printf("%s\n    { \"name\": ", i ? "," : "");
+      units_json_string(stdout, list[i].name);
+      if (list[i].description) {
+        printf(", \"description\": ");
+        units_json_string(stdout, list[i].description);
+      }
+      printf(" }");
+    }
+    printf("\n  ]\n}\n");
+  } else {
+    for (size_t i = 0; i < n; i++)
+      printf("%s%s%s\n", list[i].name, list[i].description ? "\t" : "",
+             list[i].description ? list[i].description : "");
+  }
+  shunt_free_exports(list, n);
+  return 0;
+}
+
+static const struct { const char *name; size_t off; } flag_names[] = {
+#define F(n, f) { n, offsetof(struct shunt_info, f) }
+  F("read_only", read_only), F("can_flush", can_flush), F("can_fua", can_fua),
+  F("can_trim", can_trim), F("can_zero", can_zero), F("can_fast_zero", can_fast_zero),
+  F("can_df", can_df), F("can_multi_conn", can_multi_conn), F("can_cache", can_cache),
+  F("rotational", rotational),
+#undef F
+};
+
+int cmd_info(int argc, char **argv)
+{
+  static const struct option lo[] = {
+    { "list", no_argument, NULL, 'l' }, { "map", no_argument, NULL, 'm' },
+    { "json", no_argument, NULL, 'j' }, { "no-extended", no_argument, NULL, 'E' },
+    { "no-structured", no_argument, NULL, 'S' }, { "help", no_argument, NULL, 'h' },
+    { NULL, 0, NULL, 0 },
+  };
+  bool list = false, map = false, json = false;
+  struct shunt_options o = { 0 };
+  int c;
+  while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+    switch (c) {
+    case 'l': list = true; break;
+    case 'm': map = true; break;
+    case 'j': json = true; break;
+    case 'E': o.no_extended = true; break;
+    case 'S': o.no_structured = true; break;
+    case 'h': usage(stdout); return 0;
+    default: usage(stderr); return 2;
+    }
+  }
+  if (optind != argc - 1) {
+    usage(stderr);
+    return 2;
+  }
+  const char *uri = argv[optind];
+  if (list)
+    return do_list(uri, &o, json);
+
+  struct shunt_handle *h;
+  char err[512];
+  if (shunt_connect(&h, uri, &o, err, sizeof err) < 0) {
+    fprintf(stderr, "shunt info: %s\n", err);
+    return 1;
+  }
+  const struct shunt_info *in = shunt_get_info(h);
+  char sz[32];
+  int rc = 0;
+  if (json) {
+    printf("{\n  \"uri\": ");
+    units_json_string(stdout, uri);
+    printf(",\n  \"export\": ");
+    units_json_string(stdout, in->export_name);
+    if (in->description) {
+      printf(",\n  \"description\": ");
+      units_json_string(stdout, in->description);
+    }
+    printf(",\n  \"size\": %llu,\n  \"eflags\": %u,\n", (unsigned long long)in->size, in->eflags);
+    for (size_t i = 0; i < sizeof flag_names / sizeof flag_names[0]; i++)
+      printf("  \"%s\": %s,\n", flag_names[i].name,
+             *(const bool *)((const char *)in + flag_names[i].off) ? "true" : "false");
+    printf("  \"block_size_minimum\": %u,\n  \"block_size_preferred\": %u,\n"
+           "  \"block_size_maximum\": %u,\n", in->min_block, in->pref_block, in->max_block);
+    printf("  \"structured_replies\": %s,\n  \"extended_headers\": %s,\n"
+           "  \"base_allocation\": %s,\n  \"negotiation\": \"%s\"",
+           in->structured ? "true" : "false", in->extended ? "true" : "false",
+           in->block_status ? "true" : "false", in->used_export_name ? "EXPORT_NAME" : "GO");
+    if (map) {
+      printf(",\n");
+      rc = print_map(h, true);
+    }
+    printf("\n}\n");
+  } else {
+    printf("uri:          %s\n", uri);
+    printf("export:       %s\n", in->export_name);
+    if (in->description)
+      printf("description:  %s\n", in->description);
+    printf("size:         %llu (%s)\n", (unsigned long long)in->size,
+           units_format_bytes(in->size, sz, sizeof sz));
+    printf("flags:        0x%04x", in->eflags);
+    for (size_t i = 0; i < sizeof flag_names / sizeof flag_names[0]; i++)
+      if (*(const bool *)((const char *)in + flag_names[i].off))
+        printf(" %s", flag_names[i].name);
+    printf("\nblock size:   minimum %u, preferred %u, maximum %u\n", in->min_block,
+           in->pref_block, in->max_block);
+    printf("negotiated:   %s, %s replies%s%s\n", in->used_export_name ? "EXPORT_NAME" : "GO",
+           in->extended ? "extended" : in->structured ? "structured" : "simple",
+           in->block_status ? ", base:allocation" : "", "");
+    if (map)
+      rc = print_map(h, false);
+  }
+  shunt_close(h);
+  return rc;
+}

@@ -1,0 +1,214 @@
+# tests/vm/lib.sh: boot Debian's kernel under qemu (TCG) with a busybox initramfs and
+# run a guest test script in it. Source it after nothing else: it sources ../lib.sh.
+#
+#   vm_require                       skip the whole test (TAP) when qemu cannot run here
+#   vm_boot NAME SCRIPT [VAR=V...]   boot a guest running SCRIPT; wait until it powers off
+#   vm_start / vm_wait NAME          the same in two halves (guests in parallel)
+#   vm_wait_mark NAME MARK [SECS]    wait until the guest ran `g_mark MARK`
+#   vm_send NAME WORD                the guest's `g_wait_host WORD` returns
+#   vm_report NAME                   turn the guest's results into TAP lines here
+#
+# The initramfs is busybox-static, the kernel modules of VM_MODULES (with their
+# dependencies), e2fsprogs, GNU dd, nbd-client and their libraries; it is cached under
+# tests/vm/cache/. Per boot, a second small cpio with the script, its variables and the
+# binaries of VM_EXTRA_BINS (e.g. "$SHUNT") and the files of VM_EXTRA_FILES (as
+# /data/BASENAME) is appended. Guests report on ttyS1
+# (results) and ttyS0 (console log, kept in $T/NAME.console).
+. "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+
+VM_DIR=$SHUNT_TOP/tests/vm
+VM_CACHE=${SHUNT_VM_CACHE:-$VM_DIR/cache}
+VM_TIMEOUT=${SHUNT_VM_TIMEOUT:-150}   # seconds per guest, boot included (TCG, busy host)
+VM_MEM=${SHUNT_VM_MEM:-384}
+VM_KVER=${SHUNT_VM_KVER:-$(ls /lib/modules 2>/dev/null | grep -E '^[0-9].*-amd64$' | sort -V | tail -n 1)}
+VM_KERNEL=/boot/vmlinuz-$VM_KVER
+VM_MODDIR=/lib/modules/$VM_KVER
+# Load order matters only through dependencies, which modules.dep supplies.
+VM_MODULES=${VM_MODULES:-"virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci
+  failover net_failover virtio_net nbd crc16 crc32c_generic mbcache jbd2 ext4"}
+# Host programs every guest gets (with their libraries); called by full path in scripts.
+VM_BASE_BINS=${VM_BASE_BINS:-"/usr/sbin/mke2fs /usr/sbin/mkfs.ext4 /usr/sbin/e2fsck /usr/bin/dd
+  /usr/sbin/nbd-client /usr/bin/cmp"}
+VM_EXTRA_BINS=${VM_EXTRA_BINS:-}
+VM_EXTRA_FILES=${VM_EXTRA_FILES:-}
+_vm_pids=()
+
+# vm_require: print a SKIP and exit 0 when qemu cannot boot a guest here at all.
+vm_require() {
+  local why=
+  "$SHUNT_TOP/scripts/deps.sh" vm >/dev/null 2>&1 || why="scripts/deps.sh vm failed (packages missing, not root?)"
+  [ -z "$why" ] && ! command -v qemu-system-x86_64 >/dev/null && why="qemu-system-x86_64 not installed"
+  [ -z "$why" ] && [ -z "$VM_KVER" ] && why="no Debian -amd64 kernel modules under /lib/modules"
+  [ -z "$why" ] && [ ! -r "$VM_KERNEL" ] && why="kernel image $VM_KERNEL not readable"
+  [ -z "$why" ] && [ ! -x /bin/busybox ] && why="busybox-static not installed"
+  [ -z "$why" ] && ! qemu-system-x86_64 -machine help 2>/dev/null | grep -q '^pc ' \
+    && why="qemu-system-x86_64 does not run here"
+  if [ -n "$why" ]; then
+    tap_skip "VM tier ($(basename "$0"))" "$why"
+    tap_done
+    exit 0
+  fi
+}
+
+# _vm_mod_paths NAME...: the module files (relative to VM_MODDIR) in load order.
+_vm_mod_paths() {
+  local -A seen=()
+  local out=() n
+  _vm_visit() {
+    local p=$1 d deps
+    [ -n "${seen[$p]:-}" ] && return 0
+    seen[$p]=1
+    deps=$(grep -m1 "^$p:" "$VM_MODDIR/modules.dep" | cut -d: -f2)
+    local arr=($deps) i
+    for ((i = ${#arr[@]} - 1; i >= 0; i--)); do _vm_visit "${arr[$i]}"; done
+    out+=("$p")
+  }
+  for n in "$@"; do
+    local p
+    p=$(grep -m1 -E "(^|/)$n\.ko(\.xz|\.zst|\.gz)?:" "$VM_MODDIR/modules.dep" | cut -d: -f1)
+    [ -n "$p" ] || { echo "vm: module $n not found in $VM_MODDIR/modules.dep" >&2; return 1; }
+    _vm_visit "$p"
+  done
+  printf '%s\n' "${out[@]}"
+}
+
+# _vm_copy_bin ROOT FILE: copy FILE and the shared libraries it needs under ROOT.
+_vm_copy_bin() {
+  local root=$1 f=$2 lib
+  mkdir -p "$root$(dirname "$f")"
+  cp -L "$f" "$root$f"
+  for lib in $(ldd "$f" 2>/dev/null | grep -oE '/[^ ]+\.so[^ ]*' | sort -u); do
+    [ -e "$root$lib" ] && continue
+    mkdir -p "$root$(dirname "$lib")"
+    cp -L "$lib" "$root$lib"
+  done
+}
+
+# _vm_cpio DIR OUT: pack DIR as a newc archive.
+_vm_cpio() { (cd "$1" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc --quiet) >"$2"; }
+
+# _vm_base: print the path of the cached base initramfs, building it when missing.
+_vm_base() {
+  local mods key out stage m f
+  mods=$(_vm_mod_paths $VM_MODULES) || return 1
+  key=$( { echo "$VM_KVER"; echo "$mods"; cat "$VM_DIR/guest/init" "$VM_DIR/guest/vmtest.sh";
+           for f in /bin/busybox $VM_BASE_BINS; do stat -L -c '%n %s %Y' "$f"; done; } \
+         | sha256sum | cut -c1-16)
+  out=$VM_CACHE/base-$key.cpio
+  [ -s "$out" ] && { echo "$out"; return 0; }
+  mkdir -p "$VM_CACHE"
+  stage=$(mktemp -d "$VM_CACHE/.stage.XXXXXX")
+  mkdir -p "$stage"/{bin,sbin,usr/bin,usr/sbin,lib/modules,etc,proc,sys,dev,tmp,mnt,root}
+  cp /bin/busybox "$stage/bin/busybox"
+  for f in $(/bin/busybox --list-full); do
+    [ -e "$stage/$f" ] || ln -s /bin/busybox "$stage/$f"
+  done
+  for f in $VM_BASE_BINS; do
+    [ -e "$f" ] || { echo "vm: $f missing on the host" >&2; rm -rf "$stage"; return 1; }
+    rm -f "$stage$f"
+    _vm_copy_bin "$stage" "$f"
+  done
+  : >"$stage/etc/vm-modules"
+  for m in $mods; do
+    mkdir -p "$stage/lib/modules/$(dirname "$m")"
+    case $m in
+      *.xz) xz -dc "$VM_MODDIR/$m" >"$stage/lib/modules/${m%.xz}"; m=${m%.xz} ;;
+      *.zst) zstd -qdc "$VM_MODDIR/$m" >"$stage/lib/modules/${m%.zst}"; m=${m%.zst} ;;
+      *) cp "$VM_MODDIR/$m" "$stage/lib/modules/$m" ;;
+    esac
+    echo "$m" >>"$stage/etc/vm-modules"
+  done
+  cp "$VM_DIR/guest/init" "$stage/init" && chmod 755 "$stage/init"
+  cp "$VM_DIR/guest/vmtest.sh" "$stage/lib/vmtest.sh"
+  _vm_cpio "$stage" "$stage.cpio" || { rm -rf "$stage" "$stage.cpio"; return 1; }
+  rm -rf "$stage"
+  rm -f "$VM_CACHE"/base-*.cpio
+  mv "$stage.cpio" "$out"   # atomic: a concurrent run sees all or nothing
+  echo "$out"
+}
+
+# vm_start NAME SCRIPT [VAR=VALUE...]: boot a guest in the background that runs SCRIPT
+# (a busybox sh script, sourced after /lib/vmtest.sh) with the VARs set.
+vm_start() {
+  local name=$1 script=$2 base extra kv; shift 2
+  base=$(_vm_base) || { tap_fail "$name: build the initramfs"; return 1; }
+  extra=$T/$name.extra
+  rm -rf "$extra"; mkdir -p "$extra"
+  cp "$script" "$extra/test.sh"
+  : >"$extra/test.env"
+  for kv in "$@"; do printf 'export %s=%q\n' "${kv%%=*}" "${kv#*=}" >>"$extra/test.env"; done
+  for kv in $VM_EXTRA_BINS; do _vm_copy_bin "$extra" "$kv"; done
+  mkdir -p "$extra/data"
+  for kv in $VM_EXTRA_FILES; do cp "$kv" "$extra/data/"; done
+  _vm_cpio "$extra" "$T/$name.extra.cpio"
+  cat "$base" "$T/$name.extra.cpio" >"$T/$name.initrd"
+  : >"$T/$name.results"; : >"$T/$name.console"
+  rm -f "$T/$name.ctl.in" "$T/$name.ctl.out"
+  mkfifo "$T/$name.ctl.in" "$T/$name.ctl.out"
+  date +%s.%N >"$T/$name.t0"
+  timeout --kill-after=5 "$VM_TIMEOUT" qemu-system-x86_64 \
+    -machine pc,accel=tcg -m "$VM_MEM" -smp 1 \
+    -nodefaults -no-user-config -display none -no-reboot \
+    -kernel "$VM_KERNEL" -initrd "$T/$name.initrd" \
+    -append "console=ttyS0 panic=-1 loglevel=5 mitigations=off i8042.noaux i8042.nokbd tsc=reliable" \
+    -serial "file:$T/$name.console" -serial "file:$T/$name.results" \
+    -chardev "pipe,id=ctl,path=$T/$name.ctl" -serial chardev:ctl \
+    -netdev user,id=n0 -device virtio-net-pci,netdev=n0 \
+    >"$T/$name.qemu.log" 2>&1 &
+  eval "_vm_pid_$name=$!"
+  _cleanup_pids+=("$!")
+}
+
+# vm_wait NAME: wait until the guest NAME has powered off (or timed out); record times.
+vm_wait() {
+  local name=$1 pid rc
+  eval "pid=\${_vm_pid_$name}"
+  wait "$pid"; rc=$?
+  echo "$rc" >"$T/$name.rc"
+  date +%s.%N >"$T/$name.t1"
+  return 0
+}
+
+vm_boot() { vm_start "$@" && vm_wait "$1"; }
+
+# vm_send NAME WORD: send WORD to the guest's control port (ttyS2; see g_wait_host).
+vm_send() { echo "$2" >"$T/$1.ctl.in"; }
+
+# vm_wait_mark NAME MARK [SECS]: wait until the guest printed "g_mark MARK"; fails
+# early when the guest is gone.
+vm_wait_mark() {
+  local i pid
+  eval "pid=\${_vm_pid_$1}"
+  for ((i = 0; i < ${3:-$VM_TIMEOUT} * 10; i++)); do
+    tr -d '\r' <"$T/$1.results" | grep -qx "VMMARK $2" && return 0
+    kill -0 "$pid" 2>/dev/null || return 1
+    sleep 0.1
+  done
+  return 1
+}
+
+# vm_report NAME: one TAP line per guest result; a failure if the guest did not finish.
+vm_report() {
+  local name=$1 line total rc failed=0
+  rc=$(cat "$T/$name.rc" 2>/dev/null || echo '?')
+  total=$(awk -v a="$(cat "$T/$name.t0")" -v b="$(cat "$T/$name.t1")" 'BEGIN { printf "%.1f", b - a }')
+  while IFS= read -r line; do
+    line=${line%$'\r'}
+    case $line in
+      "VMTAP ok - "*) tap_ok "$name: ${line#VMTAP ok - }" ;;
+      "VMTAP not ok - "*) tap_fail "$name: ${line#VMTAP not ok - }"; failed=1 ;;
+      "VMNOTE "*) echo "# $name: ${line#VMNOTE }" ;;
+    esac
+  done <"$T/$name.results"
+  if tr -d '\r' <"$T/$name.results" | grep -q '^VMTAP end rc=0$'; then
+    tap_ok "$name: guest ran its script to the end and powered off (${total}s)"
+  else
+    tap_fail "$name: guest ran its script to the end and powered off (qemu rc $rc after ${total}s; timeout ${VM_TIMEOUT}s)"
+    failed=1
+  fi
+  if [ "$failed" = 1 ]; then
+    echo "# --- last 80 console lines of $name ---"
+    tr -d '\r' <"$T/$name.console" | tail -n 80 | sed 's/^/#   /'
+    sed 's/^/#   qemu: /' "$T/$name.qemu.log" | tail -n 5
+  fi
+}
