@@ -93,13 +93,13 @@ struct dp_pipe *dp_pipe_get(struct dp_worker *dw)
   struct dp_pipe *p;
   if (dw->wait_head)
     return NULL;   /* first come, first served */
-  if ((p = dw->free_pipes)) {
+  if ((p = dw->free_pipes))
     dw->free_pipes = p->next;
-    return p;
-  }
-  if (dw->npipes >= DP_MAX_PIPES)
-    return NULL;
-  return pipe_new(dw);
+  else if (dw->npipes < DP_MAX_PIPES)
+    p = pipe_new(dw);
+  if (p)
+    dw->inuse++;
+  return p;
 }
 
 static void waiter_run(struct engine_op *op, int res, uint32_t flags)
@@ -124,24 +124,39 @@ static void wake(struct dp_worker *dw)
     if (!dw->wait_head)
       dw->wait_tail = &dw->wait_head;
     dw->nwaiting--;
+    dw->inuse++;
     w->p = p;
     w->op.cb = waiter_run;
     engine_defer(dw->eng, &w->op, 0);
   }
 }
 
+static void pipe_close(struct dp_worker *dw, struct dp_pipe *p)
+{
+  close(p->rfd);
+  close(p->wfd);
+  free(p);
+  dw->npipes--;
+}
+
 void dp_pipe_put(struct dp_worker *dw, struct dp_pipe *p, bool ok)
 {
+  dw->inuse--;
   if (!ok) {
-    close(p->rfd);
-    close(p->wfd);
-    free(p);
-    dw->npipes--;
+    pipe_close(dw, p);
   } else {
     p->next = dw->free_pipes;
     dw->free_pipes = p;
   }
   wake(dw);
+  /* Nothing in flight on this worker: give the descriptors back (an idle
+   * server holds no more than before its clients came). */
+  if (dw->inuse == 0 && !dw->wait_head)
+    while (dw->free_pipes) {
+      struct dp_pipe *q = dw->free_pipes;
+      dw->free_pipes = q->next;
+      pipe_close(dw, q);
+    }
 }
 
 void dp_pipe_wait(struct dp_worker *dw, struct pipe_waiter *w)

@@ -31,6 +31,7 @@ struct dp_worker {
   bool arena_tried, arena_ok;
   struct dp_pipe *free_pipes;
   unsigned npipes;                /* pipes that exist (free or in use) */
+  unsigned inuse;                 /* pipes handed out */
   size_t pipe_cap;                /* bytes one pipe holds */
   struct pipe_waiter *wait_head, **wait_tail;
   unsigned nwaiting;
