@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tests/run.sh: run every test against one or more builds and print one summary.
 #
-# Usage: tests/run.sh [--tier fast|all] [--only PATTERN] BUILD_DIR[:TIER]...
+# Usage: tests/run.sh [--tier fast|all] [--only PATTERN] [--datapaths LIST] BUILD_DIR[:TIER]...
 # A BUILD_DIR may carry its own tier (build:all build-asan:fast), overriding --tier.
 #
 # A test is a unit executable (BUILD/tests/unit/test_*) or an executable script
@@ -10,16 +10,20 @@
 # A test that exits non-zero without any "not ok" line counts as one failure;
 # one that prints nothing and exits 0 counts as a failure too (it checked nothing).
 # Scripts find the binary under test in $SHUNT (BUILD/shunt) and the build in
-# $SHUNT_BUILD. Each test is bounded by $SHUNT_TEST_TIMEOUT seconds (default 600).
+# $SHUNT_BUILD. --datapaths splice,direct reruns, against the first build only,
+# every interop test that builds its exports with export_arg (tests/lib.sh)
+# once per listed data path, with SHUNT_EXPORT_OPTS=datapath=PATH. Each test is bounded by $SHUNT_TEST_TIMEOUT seconds (default 600).
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 tier=fast
 only=
+datapaths=
 builds=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --tier) tier=$2; shift 2 ;;
     --only) only=$2; shift 2 ;;
+    --datapaths) datapaths=${2//,/ }; shift 2 ;;
     -*) echo "run.sh: unknown option $1" >&2; exit 2 ;;
     *) builds+=("$1"); shift ;;
   esac
@@ -35,7 +39,7 @@ run_one() { # build label cmd...
   local b=$1 label=$2; shift 2
   local log="$logdir/$(basename "$b")-$(echo "$label" | tr '/ ' '__').log"
   local t0=$SECONDS
-  SHUNT="$b/shunt" SHUNT_BUILD="$b" SHUNT_TOP="$top" \
+  SHUNT_EXPORT_OPTS="${export_opts:-}" SHUNT="$b/shunt" SHUNT_BUILD="$b" SHUNT_TOP="$top" \
     timeout --kill-after=10 "${SHUNT_TEST_TIMEOUT:-600}" "$@" </dev/null >"$log" 2>&1
   local rc=$?
   local p f s
@@ -77,6 +81,16 @@ for spec in "${builds[@]}"; do
       run_one "$b" "$(basename "$d")/$(basename "$t")" "$t"
     done
   done
+  # The data-path reruns (first build only).
+  if [ "$spec" = "${builds[0]}" ]; then
+    for dp in $datapaths; do
+      for t in "$top"/tests/interop/*.sh; do
+        [ -x "$t" ] && grep -q export_arg "$t" || continue
+        [ -n "$only" ] && [[ "$t" != *$only* ]] && continue
+        export_opts="datapath=$dp" run_one "$b" "interop/$(basename "$t") [datapath=$dp]" "$t"
+      done
+    done
+  fi
 done
 
 if [ ${#failures[@]} -gt 0 ]; then

@@ -32,7 +32,14 @@ static const char *errmsg(int res)
 
 static void status_done(struct bio *io, int res)
 {
-  request_reply_status(io->owner, proto_errno_to_nbd(res), errmsg(res));
+  struct request *r = io->owner;
+  dp_times_disk(&r->times);
+  if (io->type == BIO_WRITE && res == 0) {
+    stat_add(&r->export->stats.bytes_written, io->length);
+    stat_add(&r->export->stats.bytes_path[DP_COPY], io->length);
+    stat_add(&r->export->stats.copied_write, io->length);   /* write(2) (or memcpy) from our buffer */
+  }
+  request_reply_status(r, proto_errno_to_nbd(res), errmsg(res));
 }
 
 static void submit_status_bio(struct request *r, enum bio_type type, unsigned flags)
@@ -44,6 +51,7 @@ static void submit_status_bio(struct request *r, enum bio_type type, unsigned fl
   r->bio.length = type == BIO_FLUSH ? 0 : r->hdr.length;
   r->bio.complete = status_done;
   r->bio.owner = r;
+  r->times.disk_begin = dp_now();
   backend_submit(r->export->backend, r->eng, &r->bio);
 }
 
@@ -52,8 +60,19 @@ static void read_reply(struct request *r, struct read_state *st)
 {
   const struct proto_session *s = r->session;
   struct reply_item *it = &r->status_item;
-  uint64_t rel = 0;
+  uint64_t rel = 0, data = r->hdr.length;
 
+  if (st)
+    for (size_t i = 0; i < st->n; i++)
+      if (st->res[i] < 0 || (st->ext[i].flags & NBD_STATE_ZERO))
+        data -= st->ext[i].length;
+  /* Two CPU copies per byte: into our buffer (read(2) or memcpy), and from
+   * it into the socket (sendmsg). */
+  stat_add(&r->export->stats.bytes_read, data);
+  stat_add(&r->export->stats.bytes_path[DP_COPY], data);
+  stat_add(&r->export->stats.copied_read, 2 * data);
+  it->payload = true;
+  r->times.net_begin = dp_now();
   if (!proto_uses_chunks(s)) {
     request_send(r, it, proto_reply_simple(it->hdr, r->hdr.cookie, 0), r->buf, r->hdr.length);
     request_finish(r);
@@ -82,7 +101,7 @@ static void read_reply(struct request *r, struct read_state *st)
     else if (st->ext[i].flags & NBD_STATE_ZERO)
       request_send(r, &items[i], proto_reply_offset_hole(items[i].hdr, s, &r->hdr, flags,
                                                          r->hdr.offset + rel, len), NULL, 0);
-    else
+    else if ((items[i].payload = true))
       request_send(r, &items[i], proto_reply_offset_data(items[i].hdr, s, &r->hdr, flags,
                                                          r->hdr.offset + rel, len),
                    (char *)r->buf + rel, len);
@@ -94,6 +113,7 @@ static void read_reply(struct request *r, struct read_state *st)
 static void read_whole_done(struct bio *io, int res)
 {
   struct request *r = io->owner;
+  dp_times_disk(&r->times);
   if (res < 0)
     request_reply_status(r, proto_errno_to_nbd(res), errmsg(res));
   else
@@ -105,8 +125,10 @@ static void read_extent_done(struct bio *io, int res)
   struct request *r = io->owner;
   struct read_state *st = r->dp_priv;
 
-  if (io != &st->bios[READ_MAX_EXTENTS])
+  if (io != &st->bios[READ_MAX_EXTENTS]) {
     st->res[io - st->bios] = res;
+    dp_times_disk(&r->times);
+  }
   if (res < 0 && !st->error)
     st->error = res;
   if (--st->pending == 0)
@@ -142,7 +164,7 @@ static struct read_state *read_split(struct request *r)
   return st;
 }
 
-static void copy_read(struct request *r)
+void copy_read_request(struct request *r)
 {
   struct read_state *st;
   uint64_t rel = 0;
@@ -151,6 +173,7 @@ static void copy_read(struct request *r)
     request_reply_status(r, 0, NULL);
     return;
   }
+  r->times.disk_begin = dp_now();
   st = proto_uses_chunks(r->session) ? read_split(r) : NULL;
   if (!st) {
     r->bio = (struct bio){ .type = BIO_READ, .buf = r->buf, .offset = r->hdr.offset,
@@ -219,7 +242,7 @@ static void copy_execute(struct request *r)
 
   switch (r->hdr.type) {
   case NBD_CMD_READ:
-    copy_read(r);
+    copy_read_request(r);
     return;
   case NBD_CMD_WRITE:
     submit_status_bio(r, BIO_WRITE, fua);

@@ -5,9 +5,12 @@
 #ifndef SHUNT_DATAPATH_DATAPATH_H
 #define SHUNT_DATAPATH_DATAPATH_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct request;
+struct export;
 
 struct datapath {
   const char *name;
@@ -19,12 +22,46 @@ struct datapath {
    * conn.c uses malloc/free.  free_buffer gets back what alloc_buffer gave. */
   void *(*alloc_buffer)(struct request *r, size_t len);
   void (*free_buffer)(struct request *r, void *buf);
+  /* Optional: called while a WRITE payload arrives, with the number of
+   * payload bytes now in r->buf (a prefix), so writing may start early.
+   * execute() still follows once the payload is complete. */
+  void (*payload_progress)(struct request *r, uint64_t got);
+  /* Optional: the payload will never complete (the client hung up).
+   * Returns true when operations started by payload_progress are still
+   * running: the data path then calls request_finish() once they end
+   * (without a reply); false: conn.c frees the request now. */
+  bool (*payload_abort)(struct request *r);
+  int kind;                 /* DP_COPY, DP_SPLICE, DP_DIRECT (stats.h) */
+  bool own_read_buffers;    /* READs get no r->buf from conn.c */
 };
+
+#define DP_DEFAULT_CHUNK (256u << 10)
+#define DP_MIN_CHUNK     4096u
+#define DP_MAX_CHUNK     (32u << 20)
+#define DP_DIRECT_ALIGN  4096u
+
+/* The chunk size of exports that do not set chunk= (--chunk). */
+extern uint32_t dp_default_chunk;
+
+/* Pick the export's effective data path from its configured name (copy,
+ * splice, direct, auto): open the O_DIRECT fd for direct, fall back to copy
+ * for backends without a file, probe O_DIRECT for auto.  Logs the choice.
+ * Returns 0 or -errno with a message. */
+int datapath_setup(struct export *ex, char *err, size_t errlen);
+
+/* The name of a data path kind. */
+const char *datapath_kind_name(int kind);
 
 /* The data path called name, or NULL. */
 const struct datapath *datapath_find(const char *name);
 
 /* The baseline path (src/datapath/copy.c). */
 extern const struct datapath datapath_copy;
+/* splice and direct (src/datapath/stream.c). */
+extern const struct datapath datapath_splice, datapath_direct;
+
+/* The copy path's READ, for requests the streaming paths hand over (e.g.
+ * NBD_CMD_FLAG_DF); needs r->buf of r->hdr.length bytes. */
+void copy_read_request(struct request *r);
 
 #endif

@@ -29,6 +29,8 @@ int engine_init(struct engine *e, unsigned entries, int id)
 
 void engine_fini(struct engine *e)
 {
+  if (e->dp_fini)
+    e->dp_fini(e);
   io_uring_queue_exit(&e->ring);
 }
 
@@ -65,11 +67,38 @@ static void run_deferred(struct engine *e)
   }
 }
 
-int engine_run(struct engine *e, bool (*done)(void *arg), void *arg)
+/* Run the callbacks of every completion already in the CQ. */
+static void reap(struct engine *e)
 {
   enum { BATCH = 128 };
   struct { struct engine_op *op; int res; uint32_t flags; } batch[BATCH];
 
+  for (;;) {
+    struct io_uring_cqe *cqe;
+    unsigned head, n = 0;
+    io_uring_for_each_cqe(&e->ring, head, cqe) {
+      batch[n].op = io_uring_cqe_get_data(cqe);
+      batch[n].res = cqe->res;
+      batch[n].flags = cqe->flags;
+      if (++n == BATCH)
+        break;
+    }
+    if (n == 0)
+      break;
+    io_uring_cq_advance(&e->ring, n);
+    for (unsigned i = 0; i < n; i++) {
+      if (!(batch[i].flags & IORING_CQE_F_MORE))
+        e->pending--;
+      if (batch[i].op)
+        batch[i].op->cb(batch[i].op, batch[i].res, batch[i].flags);
+    }
+    if (n < BATCH)
+      break;
+  }
+}
+
+int engine_run(struct engine *e, bool (*done)(void *arg), void *arg)
+{
   for (;;) {
     run_deferred(e);
     if (done(arg))
@@ -77,27 +106,16 @@ int engine_run(struct engine *e, bool (*done)(void *arg), void *arg)
     int r = io_uring_submit_and_wait(&e->ring, e->defer_head ? 0 : 1);
     if (r < 0 && r != -EINTR && r != -EAGAIN && r != -EBUSY && r != -ETIME)
       return r;
-    for (;;) {
-      struct io_uring_cqe *cqe;
-      unsigned head, n = 0;
-      io_uring_for_each_cqe(&e->ring, head, cqe) {
-        batch[n].op = io_uring_cqe_get_data(cqe);
-        batch[n].res = cqe->res;
-        batch[n].flags = cqe->flags;
-        if (++n == BATCH)
-          break;
-      }
-      if (n == 0)
-        break;
-      io_uring_cq_advance(&e->ring, n);
-      for (unsigned i = 0; i < n; i++) {
-        if (!(batch[i].flags & IORING_CQE_F_MORE))
-          e->pending--;
-        if (batch[i].op)
-          batch[i].op->cb(batch[i].op, batch[i].res, batch[i].flags);
-      }
-      if (n < BATCH)
-        break;
-    }
+    reap(e);
   }
+}
+
+int engine_poll(struct engine *e)
+{
+  run_deferred(e);
+  int r = io_uring_submit_and_get_events(&e->ring);
+  if (r < 0 && r != -EINTR && r != -EAGAIN && r != -EBUSY)
+    return r;
+  reap(e);
+  return 0;
 }

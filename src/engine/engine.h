@@ -25,6 +25,8 @@ struct engine {
   struct engine_op *defer_head, **defer_tail;
   unsigned pending;      /* completions still to come (multishot ops count once) */
   int id;                /* worker number, for logs */
+  void *dp;              /* the data paths' per-worker state (src/datapath/dpworker.c) */
+  void (*dp_fini)(struct engine *e);   /* frees dp; run by engine_fini before the ring goes */
 };
 
 /* Create the ring (entries SQEs).  Returns 0 or -errno. */
@@ -42,5 +44,10 @@ void engine_defer(struct engine *e, struct engine_op *op, int res);
 /* Run the loop until done(arg) is true (checked after each turn).
  * Returns 0, or -errno when the ring fails. */
 int engine_run(struct engine *e, bool (*done)(void *arg), void *arg);
+
+/* One turn without waiting: run deferred work, submit, and run the callbacks
+ * of completions already there (tests drive a loop by hand with it).
+ * Returns 0 or -errno. */
+int engine_poll(struct engine *e);
 
 #endif

@@ -31,6 +31,7 @@ void config_free(struct server_config *cfg)
 {
   free_strv(cfg->listen, cfg->nlisten);
   free_strv(cfg->unix_paths, cfg->nunix);
+  free(cfg->stats_path);
   for (size_t i = 0; i < cfg->nexports; i++)
     export_config_free(&cfg->exports[i]);
   free(cfg->exports);
@@ -150,6 +151,23 @@ static int set_server_key(struct server_config *cfg, const char *key, const char
   if (!strcmp(key, "max-inflight")) {
     if (parse_size(val, &v) < 0 || v < (33u << 20)) goto bad;
     cfg->max_inflight = v;
+    return 0;
+  }
+  if (!strcmp(key, "chunk")) {
+    if (parse_size(val, &v) < 0 || v < 4096 || v > (32u << 20) || v % 4096) goto bad;
+    cfg->chunk = v;
+    return 0;
+  }
+  if (!strcmp(key, "arena")) {
+    if (parse_size(val, &v) < 0 || v < (1u << 20) || v > (UINT64_C(64) << 30)) goto bad;
+    cfg->arena = v;
+    return 0;
+  }
+  if (!strcmp(key, "stats")) {
+    char *p = strdup(val);
+    if (!p) return -ENOMEM;
+    free(cfg->stats_path);
+    cfg->stats_path = p;
     return 0;
   }
   if (!strncmp(key, "tls", 3))

@@ -30,6 +30,9 @@ struct server_config {
   uint64_t max_inflight;   /* per-connection cap on buffered request bytes */
   unsigned handshake_timeout;  /* seconds to finish the handshake; 0: unlimited */
   unsigned max_connections;    /* connections at once; 0: unlimited */
+  uint64_t chunk;          /* default chunk size of split reads/writes (0: 256 KiB) */
+  uint64_t arena;          /* direct path buffer arena per worker (0: 64 MiB) */
+  char *stats_path;        /* --stats FILE: JSON written on SIGUSR1 and at exit */
   struct export_config *exports;
   size_t nexports;
   struct tls_config tls;   /* STARTTLS (docs/config.md, "TLS") */

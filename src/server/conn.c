@@ -119,6 +119,10 @@ static struct request *request_new(struct conn *c, const struct proto_request *h
   c->inflight_reqs++;
   c->inflight_bytes += cost;
   c->nrequests++;
+  r->times.recv = dp_now();
+  stat_add(&c->export->stats.requests, 1);
+  stat_add(hdr->type == NBD_CMD_READ ? &c->export->stats.reads
+           : hdr->type == NBD_CMD_WRITE ? &c->export->stats.writes : &c->export->stats.other, 1);
   return r;
 }
 
@@ -126,6 +130,8 @@ static void request_free(struct request *r)
 {
   struct conn *c = r->conn;
 
+  if (r->hdr.type == NBD_CMD_READ || r->hdr.type == NBD_CMD_WRITE)
+    dp_stats_account(&r->export->stats, &r->times, r->hdr.type == NBD_CMD_WRITE);
   if (r->buf_from_datapath)
     c->dp->free_buffer(r, r->buf);
   else
@@ -156,6 +162,10 @@ static void item_sent(struct sendq_item *sq, int err)
     r->conn->dead = true;
     log_msg(LOG_DEBUG, r->conn->peer, export_name(r->conn), "send failed: %s", strerror(-err));
   }
+  if (it->payload && !err)
+    dp_times_net(&r->times);
+  if (it->release)
+    it->release(it, err);
   if (--r->unsent == 0 && r->finished)
     request_free(r);
 }
@@ -172,6 +182,43 @@ void request_send(struct request *r, struct reply_item *it, size_t hdr_len,
   it->sq.done = item_sent;
   r->unsent++;
   sendq_push(&r->conn->sq, &it->sq);
+}
+
+void request_push(struct request *r, struct reply_item *it, bool held)
+{
+  it->req = r;
+  it->sq.done = item_sent;
+  it->sq.hold = held;
+  r->unsent++;
+  sendq_push(&r->conn->sq, &it->sq);
+}
+
+void request_send_held(struct request *r, struct reply_item *it, size_t hdr_len,
+                       const void *data, size_t data_len)
+{
+  it->sq.niov = 0;
+  if (hdr_len)
+    it->sq.iov[it->sq.niov++] = (struct iovec){ it->hdr, hdr_len };
+  if (data_len)
+    it->sq.iov[it->sq.niov++] = (struct iovec){ (void *)data, data_len };
+  request_push(r, it, true);
+}
+
+void request_release(struct request *r, struct reply_item *it)
+{
+  sendq_release(&r->conn->sq, &it->sq);
+}
+
+void request_fail_connection(struct request *r)
+{
+  struct conn *c = r->conn;
+  if (c->dead)
+    return;
+  log_msg(LOG_WARN, c->peer, export_name(c), "%s at %llu+%llu failed after part of its reply was sent: disconnecting",
+          proto_command_name(r->hdr.type), (unsigned long long)r->hdr.offset, (unsigned long long)r->hdr.length);
+  c->dead = true;
+  shutdown(c->wfd, SHUT_RDWR);
+  conn_schedule(c);
 }
 
 void request_finish(struct request *r)
@@ -212,6 +259,7 @@ static int send_copy(struct conn *c, const uint8_t *data, size_t len)
   if (!it)
     return -ENOMEM;
   memcpy(it->data, data, len);
+  sendq_item_reset(&it->sq);
   it->sq.iov[0] = (struct iovec){ it->data, len };
   it->sq.niov = 1;
   it->sq.done = hs_item_sent;
@@ -363,10 +411,17 @@ static void process_transmission(struct conn *c)
       uint64_t need = r->hdr.length - c->rx_got;
       size_t k = avail < need ? avail : (size_t)need;
       memcpy((char *)r->buf + c->rx_got, c->rx + c->rx_start, k);
+      stat_add(&c->export->stats.memcpy_bytes, k);
+      stat_add(&c->export->stats.copied_write, k);
       c->rx_start += k;
       c->rx_got += k;
-      if (c->rx_got < r->hdr.length)
+      dp_times_net(&r->times);
+      if (c->rx_got < r->hdr.length) {
+        if (c->dp->payload_progress)   /* write what has arrived */
+          c->dp->payload_progress(r, c->rx_got);
         return;
+      }
+      stat_add(&c->export->stats.copied_write, r->hdr.length);   /* recv(2) into our buffer */
       c->rx_req = NULL;
       c->rx_state = RX_HEADER;
       c->dp->execute(r);
@@ -403,8 +458,8 @@ static void process_transmission(struct conn *c)
       c->dead = true;
       return;
     }
-    if (!err && (hdr.type == NBD_CMD_READ || hdr.type == NBD_CMD_WRITE) && hdr.length
-        && !(r->buf = request_buffer(r, hdr.length))) {
+    if (!err && (hdr.type == NBD_CMD_WRITE || (hdr.type == NBD_CMD_READ && !c->dp->own_read_buffers))
+        && hdr.length && !(r->buf = request_buffer(r, hdr.length))) {
       err = NBD_ENOMEM;
       if (act == PROTO_PAYLOAD_RECEIVE)
         act = PROTO_PAYLOAD_DISCARD;
@@ -796,8 +851,10 @@ static void conn_pump(struct conn *c)
       c->rx_state = RX_HEADER;
       c->dead = true;   /* nothing more can be parsed from this stream */
       log_msg(LOG_INFO, c->peer, export_name(c), "client went away in the middle of a request payload");
-      r->finished = true;
-      request_free(r);
+      if (!(c->dp->payload_abort && c->dp->payload_abort(r))) {
+        r->finished = true;
+        request_free(r);
+      }   /* else writes of its first chunks are running: the data path finishes it */
     }
     if (c->tls && !c->dead && !c->tls_failed && !c->tls_handshaking && !c->tls_bye_sent
         && c->inflight_reqs == 0 && sendq_idle(&c->sq)) {

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "backend/backend.h"
 #include "common/log.h"
@@ -52,8 +53,17 @@ int export_set_option(struct export_config *cfg, const char *key, const char *va
     return set_str(&cfg->backend, value, err, errlen);
   }
   if (!strcmp(key, "datapath")) {
-    if (!datapath_find(value)) goto bad;
+    if (!datapath_find(value) && strcmp(value, "auto")) goto bad;
     return set_str(&cfg->datapath, value, err, errlen);
+  }
+  if (!strcmp(key, "chunk")) {
+    uint64_t v;
+    if (parse_size(value, &v) < 0 || v < DP_MIN_CHUNK || v > DP_MAX_CHUNK || v % 4096) {
+      snprintf(err, errlen, "export '%s': chunk must be a multiple of 4K from 4K to 32M", cfg->name ? cfg->name : "");
+      return -EINVAL;
+    }
+    cfg->chunk = v;
+    return 0;
   }
   if (!strcmp(key, "path"))
     return set_str(&cfg->path, value, err, errlen);
@@ -165,8 +175,13 @@ int export_table_open(struct export_table *t, struct export_config *cfgs, size_t
     ex->cfg = cfgs[i];
     memset(&cfgs[i], 0, sizeof cfgs[i]);
     ex->backend = b;
-    ex->datapath = datapath_find(ex->cfg.datapath ? ex->cfg.datapath : "copy");
+    ex->direct_fd = -1;
     t->n = i + 1;
+    if ((r = datapath_setup(ex, berr, sizeof berr)) < 0) {
+      snprintf(err, errlen, "export '%s': %s", ex->cfg.name, berr);
+      export_table_close(t);
+      return r;
+    }
 
     pe->name = ex->cfg.name;
     pe->description = ex->cfg.description;
@@ -201,6 +216,8 @@ void export_table_close(struct export_table *t)
         log_msg(LOG_ERROR, NULL, ex->cfg.name, "flush at exit failed: %s", strerror(-r));
       backend_close(ex->backend);
     }
+    if (ex->direct_fd >= 0)
+      close(ex->direct_fd);
     export_config_free(&ex->cfg);
   }
   free(t->exports);

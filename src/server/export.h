@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "datapath/stats.h"
 #include "proto/session.h"
 #include "server/access.h"
 
@@ -19,7 +20,8 @@ struct export_config {
   char *path;          /* file path, or a size for backend=memory */
   char *description;   /* NULL when none */
   char *backend;       /* "file" (default) or "memory" */
-  char *datapath;      /* "copy" (default); issue 3 adds splice|direct|auto */
+  char *datapath;      /* copy (default), splice, direct, auto */
+  uint64_t chunk;      /* chunk size of split reads/writes; 0 = the server's default */
   bool read_only;
   struct access_list access;   /* allow/allow-ro/deny rules, in order */
 };
@@ -29,6 +31,9 @@ struct export {
   struct export_config cfg;
   struct backend *backend;
   const struct datapath *datapath;
+  int direct_fd;               /* O_DIRECT fd beside backend->fd (direct path), else -1 */
+  uint32_t chunk;              /* effective chunk size */
+  struct dp_stats stats;
 };
 
 struct export_table {
@@ -38,7 +43,7 @@ struct export_table {
 };
 
 /* Parse "NAME=PATH[,OPTION]..." (options: ro, rw, desc=TEXT, backend=KIND,
- * datapath=PATH, allow=RULE, allow-ro=RULE, deny=RULE).  Returns 0 or -EINVAL with a message in err. */
+ * datapath=PATH, chunk=SIZE, allow=RULE, allow-ro=RULE, deny=RULE).  Returns 0 or -EINVAL with a message in err. */
 int export_parse_spec(const char *spec, struct export_config *cfg, char *err, size_t errlen);
 
 /* Set one "key=value" (or bare "ro") option on cfg; shared by the command

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "backend/backend.h"
+#include "datapath/stats.h"
 #include "engine/sendq.h"
 #include "proto/reply.h"
 #include "proto/request.h"
@@ -23,6 +24,10 @@ struct request;
 struct reply_item {
   struct sendq_item sq;
   struct request *req;
+  /* Optional: runs when the item is done (sent, or the queue failed), before
+   * the request may be freed: a data path returns the item's pipe or buffer. */
+  void (*release)(struct reply_item *it, int err);
+  bool payload;                        /* its data counts as payload sent (phase times) */
   uint8_t hdr[PROTO_REPLY_HDR_MAX];
 };
 
@@ -43,6 +48,9 @@ struct request {
   unsigned unsent;                     /* queued items not yet sent */
   bool finished;                       /* the data path queued its last item */
   void *dp_priv;                       /* for the data path; freed with free() with the request */
+  void *buf_base;                      /* for the data path: what alloc_buffer really allocated */
+  size_t buf_alloc;
+  struct dp_times times;               /* phase timestamps (stats.h) */
 };
 
 /* Allocate n reply items for this request (once per request).  NULL on ENOMEM. */
@@ -51,6 +59,22 @@ struct reply_item *request_items(struct request *r, size_t n);
 /* Queue item it: its header bytes hdr[0..hdr_len) then data[0..data_len). */
 void request_send(struct request *r, struct reply_item *it, size_t hdr_len,
                   const void *data, size_t data_len);
+
+/* Like request_send, but the item is held in the send queue (nothing after
+ * it goes out) until request_release(): streams a reply in order while its
+ * pieces are still being read.  Set it->sq.zc / splice fields before. */
+void request_send_held(struct request *r, struct reply_item *it, size_t hdr_len,
+                       const void *data, size_t data_len);
+
+/* Queue item it as prepared by the caller (it->sq.iov/niov, zc, splice). */
+void request_push(struct request *r, struct reply_item *it, bool held);
+
+/* A held item is ready (its iovecs or splice may have been set since). */
+void request_release(struct request *r, struct reply_item *it);
+
+/* A reply can no longer be completed (e.g. a read failed in the middle of
+ * a simple reply whose header went out): cut the connection. */
+void request_fail_connection(struct request *r);
 
 /* The data path has queued everything: the request is freed once sent. */
 void request_finish(struct request *r);

@@ -14,6 +14,8 @@
 #include "backend/backend.h"
 #include "common/log.h"
 #include "datapath/datapath.h"
+#include "datapath/dpworker.h"
+#include "datapath/stats.h"
 #include "server/conn.h"
 #include "server/listener.h"
 #include "server/server.h"
@@ -33,6 +35,54 @@ static void *worker_thread(void *arg)
   int r = worker_run(w);
   if (r < 0)
     log_msg(LOG_ERROR, NULL, NULL, "worker %d: event loop failed: %s", w->id, strerror(-r));
+  return NULL;
+}
+
+/* ---- statistics file (--stats): SIGUSR1 and exit ---- */
+
+static void write_stats(struct server *srv)
+{
+  const char *path = srv->cfg->stats_path;
+  char tmp[4096];
+  FILE *f;
+
+  if (!path)
+    return;
+  snprintf(tmp, sizeof tmp, "%s.tmp", path);
+  if (!(f = fopen(tmp, "w"))) {
+    log_msg(LOG_ERROR, NULL, NULL, "--stats %s: %s", tmp, strerror(errno));
+    return;
+  }
+  fprintf(f, "{\"pid\":%d,\"exports\":[", (int)getpid());
+  for (size_t i = 0; i < srv->exports.n; i++) {
+    struct export *ex = &srv->exports.exports[i];
+    fprintf(f, "%s{\"name\":\"", i ? "," : "");
+    for (const char *p = ex->cfg.name; *p; p++)   /* JSON string escaping */
+      if (*p == '"' || *p == '\\') fprintf(f, "\\%c", *p);
+      else if ((unsigned char)*p < 0x20) fprintf(f, "\\u%04x", *p);
+      else fputc(*p, f);
+    fprintf(f, "\",\"datapath\":\"%s\",\"configured\":\"%s\",\"chunk\":%u,\"arena_per_worker\":%zu,",
+            ex->datapath->name, ex->cfg.datapath ? ex->cfg.datapath : "copy", ex->chunk, dp_arena_size);
+    dp_stats_json(f, &ex->stats);
+    fputc('}', f);
+  }
+  fputs("]}\n", f);
+  if (fclose(f) != 0 || rename(tmp, path) < 0)
+    log_msg(LOG_ERROR, NULL, NULL, "--stats %s: %s", path, strerror(errno));
+}
+
+static atomic_bool stats_quit;
+
+static void *stats_thread(void *arg)
+{
+  struct server *srv = arg;
+  sigset_t set;
+  int sig;
+
+  sigemptyset(&set);
+  sigaddset(&set, SIGUSR1);
+  while (sigwait(&set, &sig) == 0 && !atomic_load(&stats_quit))
+    write_stats(srv);
   return NULL;
 }
 
@@ -72,6 +122,8 @@ int server_run(struct server_config *cfg)
   char err[512];
   int status = 1, r;
   unsigned started = 0;
+  pthread_t stats_tid;
+  bool stats_started = false;
 
   memset(&srv, 0, sizeof srv);
   srv.cfg = cfg;
@@ -82,6 +134,10 @@ int server_run(struct server_config *cfg)
     log_msg(LOG_ERROR, NULL, NULL, "no exports: give NAME=PATH on the command line or in --config");
     return 2;
   }
+  if (cfg->chunk)
+    dp_default_chunk = (uint32_t)cfg->chunk;
+  if (cfg->arena)
+    dp_arena_size = cfg->arena;
   if (export_table_open(&srv.exports, cfg->exports, cfg->nexports, err, sizeof err) < 0) {
     log_msg(LOG_ERROR, NULL, NULL, "%s", err);
     return 1;
@@ -99,10 +155,11 @@ int server_run(struct server_config *cfg)
     log_msg(LOG_WARN, NULL, NULL, "TLS credentials given but --tls is off: serving plaintext only");
   }
   for (size_t i = 0; i < srv.exports.n; i++)
-    log_msg(LOG_INFO, NULL, srv.exports.exports[i].cfg.name, "%s backend on %s, %llu bytes%s, data path %s",
+    log_msg(LOG_INFO, NULL, srv.exports.exports[i].cfg.name, "%s backend on %s, %llu bytes%s, data path %s, chunk %u",
             srv.exports.exports[i].backend->ops->name, srv.exports.exports[i].cfg.path,
             (unsigned long long)srv.exports.proto[i].size,
-            srv.exports.proto[i].read_only ? ", read-only" : "", srv.exports.exports[i].datapath->name);
+            srv.exports.proto[i].read_only ? ", read-only" : "", srv.exports.exports[i].datapath->name,
+            srv.exports.exports[i].chunk);
 
   /* Signals arrive through a signalfd read by worker 0's ring; block them in
    * every thread (threads inherit the mask). */
@@ -110,8 +167,12 @@ int server_run(struct server_config *cfg)
   sigemptyset(&mask);
   sigaddset(&mask, SIGINT);
   sigaddset(&mask, SIGTERM);
+  sigaddset(&mask, SIGUSR1);   /* for the stats thread's sigwait, not the signalfd */
   pthread_sigmask(SIG_BLOCK, &mask, NULL);
+  sigdelset(&mask, SIGUSR1);
   srv.sig_fd = signalfd(-1, &mask, SFD_CLOEXEC);
+  if (cfg->stats_path && pthread_create(&stats_tid, NULL, stats_thread, &srv) == 0)
+    stats_started = true;
   if (srv.sig_fd < 0) {
     log_msg(LOG_ERROR, NULL, NULL, "signalfd: %s", strerror(errno));
     goto out;
@@ -155,6 +216,12 @@ int server_run(struct server_config *cfg)
   log_msg(LOG_INFO, NULL, NULL, "all connections closed; flushing exports");
 
 out:
+  if (stats_started) {
+    atomic_store(&stats_quit, true);
+    pthread_kill(stats_tid, SIGUSR1);
+    pthread_join(stats_tid, NULL);
+  }
+  write_stats(&srv);
   for (unsigned i = 0; i < srv.nworkers; i++)
     worker_fini(&srv.workers[i]);
   free(srv.workers);

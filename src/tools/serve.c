@@ -37,6 +37,13 @@ static void serve_usage(FILE *f)
 "      --max-connections N  serve at most N connections at once; more are\n"
 "                           closed as soon as accepted, with a log line\n"
 "                           (default 1000; 0: no limit)\n"
+"      --chunk SIZE         reads and writes larger than this are split into\n"
+"                           chunks read/written at once and sent as each is\n"
+"                           ready (default 256K; 4K..32M, a multiple of 4K)\n"
+"      --arena SIZE         registered buffer arena per worker for the direct\n"
+"                           path (default 64M; hugepages when there are any)\n"
+"      --stats FILE         write per-export statistics as JSON to FILE on\n"
+"                           SIGUSR1 and at exit (format: docs/design.md)\n"
 "  -v, --verbose            one level more logging per -v: the default (info:\n"
 "                           connections, exports) becomes debug (every refused\n"
 "                           request)\n"
@@ -57,7 +64,13 @@ static void serve_usage(FILE *f)
 "    ro                 read-only: writes, trims and zeroes get EPERM\n"
 "    desc=TEXT          description sent with NBD_INFO_DESCRIPTION (no commas)\n"
 "    backend=file|memory  storage behind the export (default file)\n"
-"    datapath=copy      how bytes move between storage and socket (default copy)\n"
+"    datapath=PATH      how bytes move between storage and socket:\n"
+"                         copy    read into a buffer, then send (default)\n"
+"                         splice  file -> pipe -> socket, no copy, page cache kept\n"
+"                         direct  O_DIRECT into a registered arena + SEND_ZC,\n"
+"                                 no copy, no page cache\n"
+"                         auto    direct where O_DIRECT works, else splice\n"
+"    chunk=SIZE         this export's chunk size (see --chunk)\n"
 "    allow=WHO, allow-ro=WHO, deny=WHO   access rules, first match wins; with\n"
 "                       rules, unmatched clients are refused.  WHO: all, unix,\n"
 "                       tls, ADDR[/BITS] (IPv4/IPv6), dn:GLOB, psk:GLOB\n"
@@ -73,6 +86,8 @@ static void serve_usage(FILE *f)
 "  nbdinfo nbd://127.0.0.1:10809/disk\n");
 }
 
+enum { OPT_CHUNK = 1000, OPT_ARENA, OPT_STATS };   /* long options without a letter */
+
 int cmd_serve(int argc, char **argv)
 {
   static const struct option opts[] = {
@@ -84,6 +99,9 @@ int cmd_serve(int argc, char **argv)
     { "max-inflight", required_argument, NULL, 'M' },
     { "handshake-timeout", required_argument, NULL, 'H' },
     { "max-connections", required_argument, NULL, 'm' },
+    { "chunk", required_argument, NULL, OPT_CHUNK },
+    { "arena", required_argument, NULL, OPT_ARENA },
+    { "stats", required_argument, NULL, OPT_STATS },
     { "verbose", no_argument, NULL, 'v' },
     { "quiet", no_argument, NULL, 'q' },
     { "help", no_argument, NULL, 'h' },
@@ -142,6 +160,26 @@ int cmd_serve(int argc, char **argv)
         return 2;
       }
       cfg.max_inflight = v;
+      break;
+    case OPT_CHUNK:
+      if (parse_size(optarg, &v) < 0 || v < 4096 || v > (32u << 20) || v % 4096) {
+        fprintf(stderr, "shunt serve: --chunk: '%s' must be a multiple of 4K from 4K to 32M\n", optarg);
+        config_free(&cfg);
+        return 2;
+      }
+      cfg.chunk = v;
+      break;
+    case OPT_ARENA:
+      if (parse_size(optarg, &v) < 0 || v < (1u << 20) || v > (UINT64_C(64) << 30)) {
+        fprintf(stderr, "shunt serve: --arena: '%s' must be a size from 1M to 64G\n", optarg);
+        config_free(&cfg);
+        return 2;
+      }
+      cfg.arena = v;
+      break;
+    case OPT_STATS:
+      free(cfg.stats_path);
+      cfg.stats_path = strdup(optarg);
       break;
     case 'T': case 'C': case 'P': case 'V': case 'D': {
       const char *key = c == 'T' ? "tls" : c == 'C' ? "tls-certificates" : c == 'P' ? "tls-psk"

@@ -59,6 +59,18 @@ int main(void)
      && !strcmp(cfg.exports[1].description, "with, commas") && !cfg.exports[1].read_only
      && !strcmp(cfg.exports[2].backend, "memory") && cfg.exports[2].read_only, "exports from both forms");
   config_free(&cfg);
+  ok(load("chunk = 64K\narena = 8M\nstats = /tmp/st.json\n[export d]\npath = /d\ndatapath = auto\nchunk = 1M\n",
+          &cfg, err, sizeof err) == 0 && cfg.chunk == 64u << 10 && cfg.arena == 8u << 20
+     && !strcmp(cfg.stats_path, "/tmp/st.json") && !strcmp(cfg.exports[0].datapath, "auto")
+     && cfg.exports[0].chunk == 1u << 20, "data path keys: chunk, arena, stats, datapath=auto, export chunk: %s", err);
+  config_free(&cfg);
+  ok(export_parse_spec("x=/a,datapath=splice,chunk=4K", &e, err, sizeof err) == 0 && e.chunk == 4096
+     && !strcmp(e.datapath, "splice"), "spec with datapath=splice,chunk=4K");
+  export_config_free(&e);
+  ok(export_parse_spec("x=/a,chunk=5000", &e, err, sizeof err) == -EINVAL
+     && export_parse_spec("x=/a,chunk=64M", &e, err, sizeof err) == -EINVAL, "chunk not a multiple of 4K, or above 32M, refused");
+  ok(load("chunk = 3K\n", &cfg, err, sizeof err) < 0, "bad server chunk refused");
+  config_free(&cfg);
   ok(load("[export a]\nro\n", &cfg, err, sizeof err) < 0 && strstr(err, "no path"), "export without path: %s", err);
   config_free(&cfg);
   ok(load("threads = lots\n", &cfg, err, sizeof err) < 0 && strstr(err, ":1:"), "bad value names the line: %s", err);

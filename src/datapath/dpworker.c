@@ -1,0 +1,169 @@
+/* dpworker.c: per-worker arena and pipe pool (see dpworker.h). */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "datapath/dpworker.h"
+
+#define container_of(p, type, member) ((type *)((char *)(p) - offsetof(type, member)))
+
+size_t dp_arena_size = 64u << 20;
+size_t dp_pipe_size = 256u << 10;
+
+static void dp_worker_fini(struct engine *e)
+{
+  struct dp_worker *dw = e->dp;
+  if (!dw)
+    return;
+  if (dw->arena_ok)
+    arena_fini(&dw->arena);
+  while (dw->free_pipes) {
+    struct dp_pipe *p = dw->free_pipes;
+    dw->free_pipes = p->next;
+    close(p->rfd);
+    close(p->wfd);
+    free(p);
+  }
+  free(dw);
+  e->dp = NULL;
+}
+
+struct dp_worker *dp_worker_get(struct engine *e)
+{
+  struct dp_worker *dw = e->dp;
+  if (dw)
+    return dw;
+  dw = calloc(1, sizeof *dw);
+  if (!dw)
+    return NULL;
+  dw->eng = e;
+  dw->wait_tail = &dw->wait_head;
+  e->dp = dw;
+  e->dp_fini = dp_worker_fini;
+  return dw;
+}
+
+struct arena *dp_arena(struct dp_worker *dw)
+{
+  if (!dw->arena_tried) {
+    int r = arena_init(&dw->arena, dw->eng, dp_arena_size);
+    dw->arena_tried = true;
+    dw->arena_ok = r == 0;
+    if (r < 0)
+      log_msg(LOG_WARN, NULL, NULL, "worker %d: no buffer arena (%s): direct I/O uses ordinary memory",
+              dw->eng->id, strerror(-r));
+    else
+      log_msg(LOG_INFO, NULL, NULL, "worker %d: buffer arena of %zu MiB on %s pages, %sregistered with io_uring",
+              dw->eng->id, dw->arena.size >> 20, dw->arena.huge ? "huge" : "normal",
+              dw->arena.registered ? "" : "NOT ");
+  }
+  return dw->arena_ok ? &dw->arena : NULL;
+}
+
+static struct dp_pipe *pipe_new(struct dp_worker *dw)
+{
+  int fds[2];
+  struct dp_pipe *p = malloc(sizeof *p);
+  if (!p)
+    return NULL;
+  if (pipe2(fds, O_CLOEXEC) < 0) {
+    free(p);
+    return NULL;
+  }
+  /* Room for a whole chunk plus the partial pages at its two ends. */
+  int want = (int)(dp_pipe_size + 2 * 4096);
+  if (fcntl(fds[1], F_SETPIPE_SZ, want) < 0)
+    (void)0;   /* the size we get is checked below */
+  int got = fcntl(fds[1], F_GETPIPE_SZ);
+  size_t cap = got > 2 * 4096 ? (size_t)got - 2 * 4096 : 4096;
+  if (!dw->pipe_cap || cap < dw->pipe_cap)
+    dw->pipe_cap = cap;
+  p->rfd = fds[0];
+  p->wfd = fds[1];
+  p->next = NULL;
+  dw->npipes++;
+  return p;
+}
+
+struct dp_pipe *dp_pipe_get(struct dp_worker *dw)
+{
+  struct dp_pipe *p;
+  if (dw->wait_head)
+    return NULL;   /* first come, first served */
+  if ((p = dw->free_pipes))
+    dw->free_pipes = p->next;
+  else if (dw->npipes < DP_MAX_PIPES)
+    p = pipe_new(dw);
+  if (p)
+    dw->inuse++;
+  return p;
+}
+
+static void waiter_run(struct engine_op *op, int res, uint32_t flags)
+{
+  struct pipe_waiter *w = container_of(op, struct pipe_waiter, op);
+  (void)res; (void)flags;
+  w->ready(w, w->p);
+}
+
+static void wake(struct dp_worker *dw)
+{
+  while (dw->wait_head) {
+    struct dp_pipe *p = dw->free_pipes;
+    if (p)
+      dw->free_pipes = p->next;
+    else if (dw->npipes < DP_MAX_PIPES)
+      p = pipe_new(dw);
+    if (!p)
+      return;
+    struct pipe_waiter *w = dw->wait_head;
+    dw->wait_head = w->next;
+    if (!dw->wait_head)
+      dw->wait_tail = &dw->wait_head;
+    dw->nwaiting--;
+    dw->inuse++;
+    w->p = p;
+    w->op.cb = waiter_run;
+    engine_defer(dw->eng, &w->op, 0);
+  }
+}
+
+static void pipe_close(struct dp_worker *dw, struct dp_pipe *p)
+{
+  close(p->rfd);
+  close(p->wfd);
+  free(p);
+  dw->npipes--;
+}
+
+void dp_pipe_put(struct dp_worker *dw, struct dp_pipe *p, bool ok)
+{
+  dw->inuse--;
+  if (!ok) {
+    pipe_close(dw, p);
+  } else {
+    p->next = dw->free_pipes;
+    dw->free_pipes = p;
+  }
+  wake(dw);
+  /* Nothing in flight on this worker: give the descriptors back (an idle
+   * server holds no more than before its clients came). */
+  if (dw->inuse == 0 && !dw->wait_head)
+    while (dw->free_pipes) {
+      struct dp_pipe *q = dw->free_pipes;
+      dw->free_pipes = q->next;
+      pipe_close(dw, q);
+    }
+}
+
+void dp_pipe_wait(struct dp_worker *dw, struct pipe_waiter *w)
+{
+  w->next = NULL;
+  *dw->wait_tail = w;
+  dw->wait_tail = &w->next;
+  dw->nwaiting++;
+  wake(dw);
+}

@@ -1,0 +1,693 @@
+/* stream.c: the `splice` and `direct` data paths, and synchronized sends.
+ * A READ is split into chunks (chunk= bytes, at absolute multiples of it)
+ * whose backend reads are all issued at once; each chunk goes out as soon as
+ * its read completes: its own OFFSET_DATA chunk (any order) with structured
+ * replies, or, in a simple reply, the next piece of the payload once every
+ * earlier piece is out (held items in the send queue keep the order).
+ *   splice: file --splice--> pipe (one per chunk) --splice--> socket.
+ *   direct: O_DIRECT READ_FIXED into the worker's registered arena, SENDMSG_ZC;
+ *           a buffer returns to the arena only after the send's notification.
+ * A WRITE is written chunk by chunk while its payload arrives; on the direct
+ * path the aligned middle goes O_DIRECT (WRITE_FIXED from the arena) and only
+ * the unaligned head/tail pieces go through the page cache. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/backend.h"
+#include "datapath/datapath.h"
+#include "datapath/dpworker.h"
+#include "proto/nbd-protocol.h"
+#include "server/export.h"
+#include "server/request.h"
+
+#define container_of(p, type, member) ((type *)((char *)(p) - offsetof(type, member)))
+#define A DP_DIRECT_ALIGN
+#define MAX_EXTENTS 64
+#define MAX_WAITERS 4096
+
+struct stream;
+
+struct chunk {
+  struct reply_item item;        /* header + this chunk's data */
+  struct stream *st;
+  uint64_t rel;                  /* offset in the request */
+  uint32_t len;
+  bool hole, read_done, item_done, sent_ok, freed;
+  int res;
+  struct engine_op op;           /* the read */
+  uint64_t done;                 /* bytes read so far */
+  uint8_t *mem;                  /* direct: aligned buffer, data at mem + skip */
+  size_t memlen;
+  uint32_t skip;
+  bool in_arena;
+  struct arena_waiter aw;
+  struct dp_pipe *pipe;          /* splice */
+  struct pipe_waiter pw;
+};
+
+struct stream {
+  struct request *r;
+  struct dp_worker *dw;
+  bool structured, started;
+  unsigned n, ndata, pending;    /* chunks, data chunks, reads not yet done */
+  uint64_t max_rel_sent;         /* structured: highest chunk offset queued so far */
+  int first_err;
+  struct chunk c[];
+};
+
+static bool is_direct(const struct request *r) { return r->export->datapath->kind == DP_DIRECT; }
+static struct dp_stats *stats(const struct request *r) { return &r->export->stats; }
+
+static const char *errmsg(int res) { return res ? strerror(-res) : NULL; }
+
+/* ---- chunk resources ---- */
+
+static void chunk_free_resources(struct chunk *c)
+{
+  struct dp_worker *dw = c->st->dw;
+  if (c->freed)
+    return;
+  c->freed = true;
+  if (c->pipe)   /* reusable only when all it held went out */
+    dp_pipe_put(dw, c->pipe, c->sent_ok);
+  c->pipe = NULL;
+  if (c->mem) {
+    if (c->in_arena)
+      arena_free(&dw->arena, c->mem, c->memlen);
+    else
+      free(c->mem);
+  }
+  c->mem = NULL;
+}
+
+/* The item is done (sent, or the queue failed): its buffer or pipe may be
+ * reused, unless the read into it is still running (then when it ends). */
+static void chunk_item_release(struct reply_item *it, int err)
+{
+  struct chunk *c = container_of(it, struct chunk, item);
+  c->item_done = true;
+  c->sent_ok = err == 0 && it->sq.splice_len == c->len;
+  if (it->sq.zc_copied) {
+    stat_add(&stats(c->st->r)->zc_copied_sends, 1);
+    stat_add(&stats(c->st->r)->zc_copied_bytes, it->sq.zc_copied);
+  }
+  if (c->read_done)
+    chunk_free_resources(c);
+}
+
+/* ---- reads ---- */
+
+static void chunk_read_done(struct chunk *c, int res);
+static void chunk_submit(struct chunk *c);
+
+/* Enough read: direct reads cover [start - skip, ...), splice reads [start, ...). */
+static bool chunk_complete(const struct chunk *c)
+{
+  return is_direct(c->st->r) ? c->done >= c->skip + c->len : c->done >= c->len;
+}
+
+static void read_cb(struct engine_op *op, int res, uint32_t flags)
+{
+  struct chunk *c = container_of(op, struct chunk, op);
+  (void)flags;
+
+  if (res == -EINTR || res == -EAGAIN) {
+    chunk_submit(c);
+    return;
+  }
+  if (res <= 0) {   /* 0: end of file before the data we need */
+    chunk_read_done(c, res < 0 ? res : -EIO);
+    return;
+  }
+  c->done += (unsigned)res;
+  if (chunk_complete(c))
+    chunk_read_done(c, 0);
+  else
+    chunk_submit(c);
+}
+
+static void chunk_submit(struct chunk *c)
+{
+  struct request *r = c->st->r;
+  struct export *ex = r->export;
+  struct io_uring_sqe *sqe = engine_sqe(r->eng, &c->op);
+  uint64_t start = r->hdr.offset + c->rel;
+
+  c->op.cb = read_cb;
+  if (is_direct(r)) {
+    uint64_t pos = start - c->skip + c->done;
+    unsigned len = (unsigned)(c->memlen - c->done);
+    if (c->in_arena && c->st->dw->arena.registered)
+      io_uring_prep_read_fixed(sqe, ex->direct_fd, c->mem + c->done, len, pos, 0);
+    else
+      io_uring_prep_read(sqe, ex->direct_fd, c->mem + c->done, len, pos);
+  } else {
+    io_uring_prep_splice(sqe, ex->backend->fd, (int64_t)(start + c->done), c->pipe->wfd, -1,
+                         (unsigned)(c->len - c->done), SPLICE_F_MOVE);
+  }
+}
+
+static void got_buffer(struct arena_waiter *w, void *buf)
+{
+  struct chunk *c = container_of(w, struct chunk, aw);
+  c->mem = buf;
+  c->in_arena = true;
+  chunk_submit(c);
+}
+
+static void got_pipe(struct pipe_waiter *w, struct dp_pipe *p)
+{
+  struct chunk *c = container_of(w, struct chunk, pw);
+  c->pipe = p;
+  chunk_submit(c);
+}
+
+static void fail_later_cb(struct engine_op *op, int res, uint32_t flags)
+{
+  (void)flags;
+  chunk_read_done(container_of(op, struct chunk, op), res);
+}
+
+/* Get the chunk's buffer or pipe (maybe waiting for one), then read. */
+static void chunk_start(struct chunk *c)
+{
+  struct stream *st = c->st;
+  struct request *r = st->r;
+
+  if (!is_direct(r)) {
+    if ((c->pipe = dp_pipe_get(st->dw))) {
+      chunk_submit(c);
+    } else {
+      stat_add(&stats(r)->pipe_waits, 1);
+      c->pw.ready = got_pipe;
+      dp_pipe_wait(st->dw, &c->pw);
+    }
+    return;
+  }
+  uint64_t start = r->hdr.offset + c->rel;
+  uint64_t as = start & ~(uint64_t)(A - 1), ae = (start + c->len + A - 1) & ~(uint64_t)(A - 1);
+  struct arena *a = dp_arena(st->dw);
+  c->skip = (uint32_t)(start - as);
+  c->memlen = ae - as;
+  if (a && a->nwaiting == 0 && (c->mem = arena_alloc(a, c->memlen))) {
+    c->in_arena = true;
+    stat_add(&stats(r)->arena_allocs, 1);
+    chunk_submit(c);
+    return;
+  }
+  if (a && c->memlen <= a->size / 4 && a->used_units > 0 && a->nwaiting < MAX_WAITERS) {
+    /* Full for now: wait for a buffer (in order) rather than use other memory. */
+    stat_add(&stats(r)->arena_waits, 1);
+    c->aw.len = c->memlen;
+    c->aw.ready = got_buffer;
+    arena_wait(a, &c->aw);
+    return;
+  }
+  stat_add(&stats(r)->arena_fallbacks, 1);
+  if (posix_memalign((void **)&c->mem, A, c->memlen)) {
+    c->mem = NULL;
+    c->op.cb = fail_later_cb;
+    engine_defer(r->eng, &c->op, -ENOMEM);
+    return;
+  }
+  chunk_submit(c);
+}
+
+/* Fill the chunk's item with its data (after an optional header). */
+static void fill_item(struct chunk *c, size_t hdr_len)
+{
+  struct reply_item *it = &c->item;
+  struct request *r = c->st->r;
+
+  it->sq.niov = 0;
+  if (hdr_len)
+    it->sq.iov[it->sq.niov++] = (struct iovec){ it->hdr, hdr_len };
+  it->release = chunk_item_release;
+  if (c->res < 0 || c->hole || !c->read_done)
+    return;
+  it->payload = true;
+  stat_add(&stats(r)->bytes_read, c->len);
+  stat_add(&stats(r)->bytes_path[r->export->datapath->kind], c->len);
+  if (is_direct(r)) {
+    it->sq.iov[it->sq.niov++] = (struct iovec){ c->mem + c->skip, c->len };
+    it->sq.zc = true;
+    stat_add(&stats(r)->zc_sends, 1);
+  } else {
+    it->sq.pipe_fd = c->pipe->rfd;
+    it->sq.splice_len = c->len;
+  }
+  if (!r->times.net_begin)
+    r->times.net_begin = dp_now();
+}
+
+/* Simple reply, error before anything went out: one error reply. */
+static void stream_fail_simple(struct stream *st)
+{
+  for (unsigned i = 0; i < st->n; i++)
+    chunk_free_resources(&st->c[i]);
+  request_reply_status(st->r, proto_errno_to_nbd(st->first_err), errmsg(st->first_err));
+}
+
+/* Simple reply, chunk 0 read fine and nothing failed so far: queue the
+ * header with chunk 0, and every later chunk in its place (held until read). */
+static void simple_start(struct stream *st)
+{
+  struct request *r = st->r;
+  st->started = true;
+  for (unsigned i = 0; i < st->n; i++) {
+    struct chunk *c = &st->c[i];
+    fill_item(c, i == 0 ? proto_reply_simple(c->item.hdr, r->hdr.cookie, 0) : 0);
+    request_push(r, &c->item, !c->read_done);
+  }
+}
+
+static void chunk_read_done(struct chunk *c, int res)
+{
+  struct stream *st = c->st;
+  struct request *r = st->r;
+  const struct proto_session *s = r->session;
+  struct reply_item *it = &c->item;
+
+  c->res = res;
+  c->read_done = true;
+  st->pending--;
+  dp_times_disk(&r->times);
+  if (res < 0 && !st->first_err)
+    st->first_err = res;
+  if (c->item_done) {   /* the connection failed while we read */
+    chunk_free_resources(c);
+  } else if (st->structured) {
+    uint16_t flags = st->pending == 0 ? NBD_REPLY_FLAG_DONE : 0;
+    if (res < 0) {
+      fill_item(c, proto_reply_error_chunk(it->hdr, s, &r->hdr, flags, proto_errno_to_nbd(res), errmsg(res),
+                                           1, r->hdr.offset + c->rel));
+      chunk_free_resources(c);
+    } else {
+      fill_item(c, proto_reply_offset_data(it->hdr, s, &r->hdr, flags, r->hdr.offset + c->rel, c->len));
+    }
+    if (c->rel < st->max_rel_sent)
+      stat_add(&stats(r)->chunks_out_of_order, 1);
+    else
+      st->max_rel_sent = c->rel;
+    request_push(r, it, false);
+  } else if (st->started) {
+    if (res < 0) {
+      /* Part of the payload is out: the only way to tell the client is to
+       * cut the connection (the spec's rule for simple replies). */
+      request_fail_connection(r);
+      it->sq.niov = 0;
+      chunk_free_resources(c);
+    } else {
+      fill_item(c, 0);
+    }
+    request_release(r, it);
+  } else if (c == &st->c[0] && res == 0 && !st->first_err) {
+    simple_start(st);
+  }
+  if (st->pending == 0) {
+    if (!st->structured && !st->started)
+      stream_fail_simple(st);   /* an error before anything went out */
+    else
+      request_finish(r);
+  }
+}
+
+/* Split the request into chunks along extents (structured replies) and at
+ * absolute multiples of csize; NULL on ENOMEM. */
+static struct stream *stream_plan(struct request *r, struct dp_worker *dw, uint32_t csize)
+{
+  struct backend *b = r->export->backend;
+  struct proto_extent ext[MAX_EXTENTS];
+  size_t next = 0;
+  bool structured = proto_uses_chunks(r->session);
+  uint64_t sum = 0, off = r->hdr.offset, len = r->hdr.length;
+  struct stream *st = NULL;
+
+  if (structured && b->ops->extents && len >= 4096
+      && b->ops->extents(b, off, len, ext, MAX_EXTENTS - 1, &next) == 0 && next > 0) {
+    for (size_t i = 0; i < next; i++)
+      sum += ext[i].length;
+    if (sum < len) {
+      if (ext[next - 1].flags & NBD_STATE_ZERO)
+        ext[next++] = (struct proto_extent){ len - sum, 0 };
+      else
+        ext[next - 1].length += len - sum;
+    }
+  } else {
+    ext[0] = (struct proto_extent){ len, 0 };
+    next = 1;
+  }
+  for (int pass = 0; pass < 2; pass++) {   /* count, then fill */
+    uint64_t rel = 0;
+    unsigned k = 0, ndata = 0;
+    for (size_t i = 0; i < next; i++) {
+      uint64_t end = rel + ext[i].length;
+      bool hole = ext[i].flags & NBD_STATE_ZERO;
+      while (rel < end) {
+        uint64_t stop = hole ? end : ((off + rel) / csize + 1) * csize - off;
+        if (stop > end)
+          stop = end;
+        if (pass) {
+          st->c[k] = (struct chunk){ .st = st, .rel = rel, .len = (uint32_t)(stop - rel), .hole = hole };
+          st->c[k].item.req = r;
+          sendq_item_reset(&st->c[k].item.sq);
+        }
+        k++;
+        ndata += !hole;
+        rel = stop;
+      }
+    }
+    if (!pass) {
+      st = calloc(1, sizeof *st + k * sizeof st->c[0]);
+      if (!st)
+        return NULL;
+      st->r = r;
+      st->dw = dw;
+      st->structured = structured;
+      st->n = k;
+      st->ndata = ndata;
+    }
+  }
+  return st;
+}
+
+static void stream_read(struct request *r)
+{
+  struct dp_worker *dw = dp_worker_get(r->eng);
+  uint32_t csize = r->export->chunk;
+  struct stream *st;
+
+  if (r->hdr.length == 0) {
+    request_reply_status(r, 0, NULL);
+    return;
+  }
+  if (!dw) {
+    request_reply_status(r, NBD_ENOMEM, "out of memory");
+    return;
+  }
+  if ((r->hdr.flags & NBD_CMD_FLAG_DF) && proto_uses_chunks(r->session)) {
+    /* One data chunk wanted ("don't fragment"): the copy path does that. */
+    if (!(r->buf = malloc(r->hdr.length))) {
+      request_reply_status(r, NBD_ENOMEM, "out of memory");
+      return;
+    }
+    copy_read_request(r);
+    return;
+  }
+  if (!is_direct(r)) {
+    if (!dw->pipe_cap) {   /* learn how much a pipe holds */
+      struct dp_pipe *p = dp_pipe_get(dw);
+      if (p)
+        dp_pipe_put(dw, p, true);
+    }
+    if (dw->pipe_cap && csize > dw->pipe_cap)
+      csize = (uint32_t)(dw->pipe_cap & ~(size_t)(A - 1));
+    if (!csize)
+      csize = A;
+  }
+  if (!(st = stream_plan(r, dw, csize))) {
+    request_reply_status(r, NBD_ENOMEM, "out of memory");
+    return;
+  }
+  r->dp_priv = st;
+  r->times.disk_begin = dp_now();
+  stat_add(&stats(r)->chunks, st->ndata);
+  st->pending = st->ndata;
+  if (st->structured) {   /* holes go out at once */
+    unsigned holes = st->n - st->ndata, seen = 0;
+    for (unsigned i = 0; i < st->n; i++) {
+      struct chunk *c = &st->c[i];
+      if (!c->hole)
+        continue;
+      c->read_done = true;
+      fill_item(c, proto_reply_offset_hole(c->item.hdr, r->session, &r->hdr,
+                                           st->ndata == 0 && ++seen == holes ? NBD_REPLY_FLAG_DONE : 0,
+                                           r->hdr.offset + c->rel, c->len));
+      request_push(r, &c->item, false);
+    }
+    if (st->ndata == 0) {
+      request_finish(r);
+      return;
+    }
+  }
+  /* Every chunk's read is issued now; they complete in any order. */
+  for (unsigned i = 0; i < st->n; i++)
+    if (!st->c[i].hole)
+      chunk_start(&st->c[i]);
+}
+
+/* ---- writes: chunk by chunk while the payload arrives ---- */
+
+struct wstate {
+  struct request *r;
+  uint64_t issued;               /* payload bytes handed to writes so far */
+  unsigned pending;
+  int err;
+  bool all;                      /* the payload is complete and all of it issued */
+  bool aborted;                  /* the payload never completed: no reply */
+};
+
+struct wop {
+  struct engine_op op;
+  struct wstate *ws;
+  int fd;
+  uint8_t *buf;
+  uint64_t off, len, done;
+  bool fixed;
+};
+
+static void wop_submit(struct wop *w);
+
+static void write_finish(struct wstate *ws)
+{
+  request_reply_status(ws->r, proto_errno_to_nbd(ws->err), errmsg(ws->err));
+}
+
+static void wop_cb(struct engine_op *op, int res, uint32_t flags)
+{
+  struct wop *w = container_of(op, struct wop, op);
+  struct wstate *ws = w->ws;
+  (void)flags;
+
+  if (res == -EINTR || res == -EAGAIN) {
+    wop_submit(w);
+    return;
+  }
+  if (res > 0) {
+    w->done += (unsigned)res;
+    if (w->done < w->len) {
+      wop_submit(w);
+      return;
+    }
+    res = 0;
+  } else if (res == 0) {
+    res = -EIO;
+  }
+  if (res < 0 && !ws->err)
+    ws->err = res;
+  dp_times_disk(&ws->r->times);
+  free(w);
+  if (--ws->pending == 0 && ws->aborted)
+    request_finish(ws->r);
+  else if (ws->pending == 0 && ws->all)
+    write_finish(ws);
+}
+
+static void wop_submit(struct wop *w)
+{
+  struct request *r = w->ws->r;
+  struct io_uring_sqe *sqe = engine_sqe(r->eng, &w->op);
+  unsigned len = (unsigned)(w->len - w->done);
+
+  w->op.cb = wop_cb;
+  if (w->fixed)
+    io_uring_prep_write_fixed(sqe, w->fd, w->buf + w->done, len, w->off + w->done, 0);
+  else
+    io_uring_prep_write(sqe, w->fd, w->buf + w->done, len, w->off + w->done);
+  if (r->hdr.flags & NBD_CMD_FLAG_FUA)
+    sqe->rw_flags = RWF_DSYNC;
+}
+
+/* Write payload bytes [a, b) (request-relative) through fd. */
+static void write_piece(struct wstate *ws, int fd, uint64_t a, uint64_t b, bool fixed)
+{
+  struct request *r = ws->r;
+  struct wop *w;
+
+  if (b <= a)
+    return;
+  if (!(w = calloc(1, sizeof *w))) {
+    if (!ws->err)
+      ws->err = -ENOMEM;
+    return;
+  }
+  w->ws = ws;
+  w->fd = fd;
+  w->buf = (uint8_t *)r->buf + a;
+  w->off = r->hdr.offset + a;
+  w->len = b - a;
+  w->fixed = fixed;
+  ws->pending++;
+  if (!r->times.disk_begin)
+    r->times.disk_begin = dp_now();
+  wop_submit(w);
+}
+
+/* Issue the writes of payload bytes [a, b). */
+static void write_range(struct wstate *ws, uint64_t a, uint64_t b)
+{
+  struct request *r = ws->r;
+  struct export *ex = r->export;
+  struct dp_stats *s = stats(r);
+  int bfd = ex->backend->fd;
+
+  stat_add(&s->chunks, 1);
+  if (!is_direct(r)) {
+    stat_add(&s->copied_write, b - a);   /* write(2) copies into the page cache */
+    write_piece(ws, bfd, a, b, false);
+    return;
+  }
+  uint64_t o = r->hdr.offset, as = o + a, ae = o + b;
+  uint64_t head = ((as + A - 1) & ~(uint64_t)(A - 1)) - as;   /* bytes before the first aligned block */
+  uint64_t tail = ae & (A - 1);                                 /* bytes after the last one */
+  if (head > b - a)
+    head = b - a;
+  if (tail > b - a - head)
+    tail = b - a - head;
+  /* Unaligned edges through the page cache (the kernel merges them into
+   * their blocks, so neighbouring small writes cannot clobber each other);
+   * the aligned middle goes straight to the disk from the arena. */
+  if (head || tail) {
+    stat_add(&s->bounce_bytes, head + tail);
+    stat_add(&s->copied_write, head + tail);
+  }
+  write_piece(ws, bfd, a, a + head, false);
+  struct dp_worker *dw = r->eng->dp;
+  bool fixed = dw && dw->arena_ok && dw->arena.registered && r->buf_base && arena_owns(&dw->arena, r->buf_base);
+  write_piece(ws, ex->direct_fd, a + head, b - tail, fixed);
+  write_piece(ws, bfd, b - tail, b, false);
+}
+
+static struct wstate *wstate(struct request *r)
+{
+  struct wstate *ws = r->dp_priv;
+  if (!ws && (ws = calloc(1, sizeof *ws))) {
+    ws->r = r;
+    r->dp_priv = ws;
+  }
+  return ws;
+}
+
+static void stream_payload_progress(struct request *r, uint64_t got)
+{
+  struct wstate *ws = wstate(r);
+  uint64_t o = r->hdr.offset, csize = r->export->chunk;
+
+  if (!ws)
+    return;   /* execute() reports ENOMEM */
+  for (;;) {
+    uint64_t next = ((o + ws->issued) / csize + 1) * csize - o;
+    if (next > r->hdr.length || next > got)
+      return;
+    write_range(ws, ws->issued, next);
+    ws->issued = next;
+  }
+}
+
+static bool stream_payload_abort(struct request *r)
+{
+  struct wstate *ws = r->dp_priv;
+  if (!ws || ws->pending == 0)
+    return false;
+  ws->aborted = true;
+  return true;
+}
+
+static void stream_write(struct request *r)
+{
+  struct wstate *ws = wstate(r);
+
+  if (!ws) {
+    request_reply_status(r, NBD_ENOMEM, "out of memory");
+    return;
+  }
+  stat_add(&stats(r)->bytes_written, r->hdr.length);
+  stat_add(&stats(r)->bytes_path[r->export->datapath->kind], r->hdr.length);
+  write_range(ws, ws->issued, r->hdr.length);
+  ws->issued = r->hdr.length;
+  ws->all = true;
+  if (ws->pending == 0) {
+    if (r->hdr.length == 0)
+      dp_times_disk(&r->times);
+    write_finish(ws);
+  }
+}
+
+/* ---- buffers for WRITE payloads (direct: from the arena) ---- */
+
+static void *direct_alloc_buffer(struct request *r, size_t len)
+{
+  struct dp_worker *dw = dp_worker_get(r->eng);
+  struct arena *a = dw ? dp_arena(dw) : NULL;
+  size_t lead = r->hdr.offset & (A - 1);
+  size_t memlen = (lead + len + A - 1) & ~(size_t)(A - 1);
+  void *base = NULL;
+
+  /* The payload is placed so that file-aligned offsets are memory-aligned. */
+  if (a && a->nwaiting == 0 && (base = arena_alloc(a, memlen))) {
+    stat_add(&stats(r)->arena_allocs, 1);
+  } else {
+    stat_add(&stats(r)->arena_fallbacks, 1);   /* never wait here: the client is sending */
+    if (posix_memalign(&base, A, memlen))
+      return NULL;
+  }
+  r->buf_base = base;
+  r->buf_alloc = memlen;
+  return (uint8_t *)base + lead;
+}
+
+static void direct_free_buffer(struct request *r, void *buf)
+{
+  struct dp_worker *dw = r->eng->dp;
+  (void)buf;
+  if (dw && dw->arena_ok && arena_owns(&dw->arena, r->buf_base))
+    arena_free(&dw->arena, r->buf_base, r->buf_alloc);
+  else
+    free(r->buf_base);
+}
+
+static void stream_execute(struct request *r)
+{
+  switch (r->hdr.type) {
+  case NBD_CMD_READ:
+    stream_read(r);
+    return;
+  case NBD_CMD_WRITE:
+    stream_write(r);
+    return;
+  default:
+    datapath_copy.execute(r);   /* no payload: nothing to do differently */
+    return;
+  }
+}
+
+const struct datapath datapath_splice = {
+  .name = "splice",
+  .execute = stream_execute,
+  .payload_progress = stream_payload_progress,
+  .payload_abort = stream_payload_abort,
+  .kind = DP_SPLICE,
+  .own_read_buffers = true,
+};
+
+const struct datapath datapath_direct = {
+  .name = "direct",
+  .execute = stream_execute,
+  .alloc_buffer = direct_alloc_buffer,
+  .free_buffer = direct_free_buffer,
+  .payload_progress = stream_payload_progress,
+  .payload_abort = stream_payload_abort,
+  .kind = DP_DIRECT,
+  .own_read_buffers = true,
+};
