@@ -5,10 +5,11 @@
 set -euo pipefail
 
 build_pkgs=(build-essential pkg-config meson ninja-build liburing-dev libgnutls28-dev
-            clang libclang-rt-14-dev)
+            clang libclang-rt-14-dev libfuse3-dev)
 test_pkgs=(qemu-utils nbdkit libnbd-bin python3-libnbd nbd-server fio gnutls-bin
            xxd procps iproute2 util-linux e2fsprogs)
-bench_pkgs=(iperf3 fio)
+test_pkgs+=(libfuse3-dev fuse3 dmsetup)  # tests/tools/eiofs; faults_backend.sh; shunt fuse
+bench_pkgs=(iperf3 fio python3 gcc)
 vm_pkgs=(qemu-system-x86 busybox-static linux-image-amd64 cpio kmod nbd-client nbdkit e2fsprogs)
 
 want=()
@@ -17,7 +18,7 @@ case "${1:-all}" in
   test)  want=("${build_pkgs[@]}" "${test_pkgs[@]}") ;;
   bench) want=("${build_pkgs[@]}" "${test_pkgs[@]}" "${bench_pkgs[@]}") ;;
   vm)    want=("${vm_pkgs[@]}") ;;
-  all)   want=("${build_pkgs[@]}" "${test_pkgs[@]}") ;;
+  all)   want=("${build_pkgs[@]}" "${test_pkgs[@]}" "${vm_pkgs[@]}") ;;
   *) echo "usage: $0 [build|test|bench|vm|all]" >&2; exit 2 ;;
 esac
 

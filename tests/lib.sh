@@ -29,12 +29,13 @@ tap_done() { echo "1..$_tap_n"; [ "$_tap_failed" -eq 0 ]; }
 # Make sure the Debian packages a test needs are installed (through the project's script).
 need_deps() { "$SHUNT_TOP/scripts/deps.sh" test >/dev/null || { echo "deps.sh failed" >&2; exit 1; }; }
 
-# free_port: print a TCP port on 127.0.0.1 that nothing listens on.
+# free_port: print a TCP port on 127.0.0.1 that no socket uses. The range stays below
+# the kernel's ephemeral ports (32768+), which busy clients would otherwise collide with.
 free_port() {
   local p
   while :; do
-    p=$((20000 + RANDOM % 30000))
-    ss -Htln "sport = :$p" | grep -q . || { echo "$p"; return; }
+    p=$((20000 + RANDOM % 12000))
+    ss -Htan "sport = :$p" | grep -q . || { echo "$p"; return; }
   done
 }
 
@@ -70,4 +71,81 @@ start_shunt() {
 stop_shunt() {
   kill -TERM "$SHUNT_PID" 2>/dev/null
   wait "$SHUNT_PID"
+}
+
+# ---- Interop helpers (tests/interop/*.sh) ----
+export PYTHONDONTWRITEBYTECODE=1   # no __pycache__ next to the python test helpers
+
+# export_arg NAME PATH [OPTS]: print one `shunt serve` export argument,
+# NAME=PATH[,OPTS], with ",$SHUNT_EXPORT_OPTS" appended when that is set (the suite
+# is rerun once per data path with e.g. SHUNT_EXPORT_OPTS=datapath=splice).
+export_arg() {
+  local a="$1=$2"
+  [ -n "${3:-}" ] && a+=",$3"
+  [ -n "${SHUNT_EXPORT_OPTS:-}" ] && a+=",$SHUNT_EXPORT_OPTS"
+  printf '%s\n' "$a"
+}
+
+# start_shunt_unix ARGS...: like start_shunt, but serving only the unix socket
+# $T/shunt.sock (sets SOCK and SHUNT_PID).
+start_shunt_unix() {
+  SOCK=$T/shunt.sock
+  rm -f "$SOCK"
+  "$SHUNT" serve --unix "$SOCK" "$@" >>"$T/shunt.log" 2>&1 &
+  SHUNT_PID=$!
+  _cleanup_pids+=("$SHUNT_PID")
+  wait_unix "$SOCK" 10 || { echo "shunt serve --unix did not start:"; cat "$T/shunt.log"; return 1; }
+}
+
+# shunt_alive: true while the last started server ($SHUNT_PID) runs.
+shunt_alive() { kill -0 "$SHUNT_PID" 2>/dev/null; }
+
+# rss_kb PID: resident set size of PID in KiB (VmRSS from /proc), empty if gone.
+rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null; }
+
+# tap_relay COMMAND...: run a helper program that prints "ok - x" / "not ok - x"
+# lines (other lines are passed on as comments); renumber them into this test's
+# TAP stream. A program that exits non-zero without reporting a failure, or
+# reports nothing, counts as one failure.
+tap_relay() {
+  local line rc f0=$_tap_failed n0=$_tap_n
+  rm -f "$T/.relay_rc"
+  while IFS= read -r line; do
+    case "$line" in
+      "ok - "*)     tap_ok "${line#ok - }" ;;
+      "not ok - "*) tap_fail "${line#not ok - }" ;;
+      "#"*)         echo "$line" ;;
+      *)            echo "# $line" ;;
+    esac
+  done < <("$@" 2>&1; echo $? >"$T/.relay_rc")
+  rc=$(cat "$T/.relay_rc" 2>/dev/null || echo 255)
+  if [ "$rc" -ne 0 ] && [ "$_tap_failed" -eq "$f0" ]; then
+    tap_fail "$(basename "$1") exited with status $rc"
+  elif [ "$_tap_n" -eq "$n0" ]; then
+    tap_fail "$(basename "$1") reported nothing"
+  fi
+}
+
+# stop_shunt_within [SECONDS]: SIGTERM the server and wait at most SECONDS (default
+# 20) for it to exit; then SIGKILL it and fail. Returns the server's exit status.
+stop_shunt_within() {
+  local i
+  kill -TERM "$SHUNT_PID" 2>/dev/null
+  for ((i = 0; i < ${1:-20} * 10; i++)); do
+    kill -0 "$SHUNT_PID" 2>/dev/null || { wait "$SHUNT_PID"; return; }
+    sleep 0.1
+  done
+  echo "shunt serve (pid $SHUNT_PID) did not exit within ${1:-20} s of SIGTERM; killed"
+  kill -KILL "$SHUNT_PID" 2>/dev/null; wait "$SHUNT_PID" 2>/dev/null
+  return 124
+}
+
+# tap_finish: like tap_done, but after a failure print the tail of the server log
+# ($T/shunt.log) as TAP comments, so the failing run's log reaches the test log.
+tap_finish() {
+  if [ "$_tap_failed" -gt 0 ] && [ -s "$T/shunt.log" ]; then
+    echo "# last lines of the server log:"
+    tail -n 40 "$T/shunt.log" | sed 's/^/#   /'
+  fi
+  tap_done
 }

@@ -206,6 +206,8 @@ int shunt_connection_fd(const struct shunt_handle *h, unsigned i)
 
 int shunt_release_fds(struct shunt_handle *h, int *fds, unsigned n)
 {
+  if (h->uri.tls)
+    return -EPROTONOSUPPORT;   /* a TLS session cannot be handed to the kernel */
   sh_lock(h);
   if (h->in_flight || n < h->nconns) {
     int e = h->in_flight ? -EBUSY : -EINVAL;

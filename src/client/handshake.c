@@ -120,6 +120,18 @@ static int greet(struct sh_transport *t, char *err, size_t errlen)
   r = sh_transport_write_full(t, &cflags, sizeof cflags);
   if (r < 0)
     return failf(err, errlen, r, "sending client flags: %s", strerror(-r));
+  if (t->tls) {
+    /* nbds://: STARTTLS first, so that no option travels in plaintext; an
+     * error reply ends the connection ("a client which only wishes to use
+     * TLS SHOULD terminate the session"). */
+    r = simple_option(t, NBD_OPT_STARTTLS, err, errlen);
+    if (r < 0)
+      return r;
+    if (r == 0)
+      return failf(err, errlen, -ENOTSUP, "the server refused STARTTLS (TLS is not enabled there?)");
+    if ((r = sh_transport_starttls(t, err, errlen)) < 0)
+      return r;
+  }
   return gflags & NBD_FLAG_NO_ZEROES ? 1 : 0;
 }
 

@@ -2,6 +2,7 @@
  * TCP (getaddrinfo, every address in turn, bounded by a timeout) and unix
  * sockets (including abstract names), and the byte movers. */
 #include "client/transport.h"
+#include "client/tls.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -14,6 +15,9 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
+
+static int dial_socket(const struct nbd_uri *u, unsigned timeout_ms, struct sh_transport *t,
+                       char *err, size_t errlen);
 
 static int connect_timeout(int fd, const struct sockaddr *sa, socklen_t len, unsigned timeout_ms)
 {
@@ -48,9 +52,30 @@ int sh_transport_dial(const struct nbd_uri *u, unsigned timeout_ms, struct sh_tr
   t->fd = -1;
   t->tls = NULL;
   if (u->tls) {
-    snprintf(err, errlen, "TLS (nbds://) is not supported by this build yet");
-    return -ENOTSUP;
+    /* Credentials first: a bad keys file fails before any connection. */
+    struct sh_tls *tls;
+    int r = sh_tls_new(u, &tls, err, errlen);
+    if (r < 0)
+      return r;
+    r = dial_socket(u, timeout_ms, t, err, errlen);
+    if (r < 0) {
+      sh_tls_free(tls);
+      return r;
+    }
+    t->tls = tls;
+    return 0;
   }
+  return dial_socket(u, timeout_ms, t, err, errlen);
+}
+
+int sh_transport_starttls(struct sh_transport *t, char *err, size_t errlen)
+{
+  return sh_tls_handshake(t->tls, t->fd, err, errlen);
+}
+
+static int dial_socket(const struct nbd_uri *u, unsigned timeout_ms, struct sh_transport *t,
+                       char *err, size_t errlen)
+{
   if (u->unix_socket) {
     struct sockaddr_un sun = { .sun_family = AF_UNIX };
     if (u->socket_len >= sizeof sun.sun_path) {
@@ -123,7 +148,18 @@ int sh_transport_read_full(struct sh_transport *t, void *buf, size_t len)
 {
   char *p = buf;
   while (len) {
-    ssize_t n = recv(t->fd, p, len, 0);
+    ssize_t n;
+    if (sh_tls_active(t->tls)) {
+      n = sh_tls_readv(t->tls, &(struct iovec){ p, len }, 1);
+      if (n == 0)
+        return -ECONNRESET;
+      if (n < 0)
+        return n == -EAGAIN ? -ETIMEDOUT : (int)n;
+      p += n;
+      len -= (size_t)n;
+      continue;
+    }
+    n = recv(t->fd, p, len, 0);
     if (n == 0)
       return -ECONNRESET;
     if (n < 0) {
@@ -141,7 +177,16 @@ int sh_transport_write_full(struct sh_transport *t, const void *buf, size_t len)
 {
   const char *p = buf;
   while (len) {
-    ssize_t n = send(t->fd, p, len, MSG_NOSIGNAL);
+    ssize_t n;
+    if (sh_tls_active(t->tls)) {
+      n = sh_tls_writev(t->tls, &(struct iovec){ (void *)p, len }, 1);
+      if (n < 0)
+        return n == -EAGAIN ? -ETIMEDOUT : (int)n;
+      p += n;
+      len -= (size_t)n;
+      continue;
+    }
+    n = send(t->fd, p, len, MSG_NOSIGNAL);
     if (n < 0) {
       if (errno == EINTR)
         continue;
@@ -156,6 +201,8 @@ int sh_transport_write_full(struct sh_transport *t, const void *buf, size_t len)
 ssize_t sh_transport_readv(struct sh_transport *t, const struct iovec *iov, int iovcnt)
 {
   ssize_t n;
+  if (sh_tls_active(t->tls))
+    return sh_tls_readv(t->tls, iov, iovcnt);
   do
     n = readv(t->fd, iov, iovcnt);
   while (n < 0 && errno == EINTR);
@@ -166,6 +213,8 @@ ssize_t sh_transport_writev(struct sh_transport *t, const struct iovec *iov, int
 {
   struct msghdr m = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt };
   ssize_t n;
+  if (sh_tls_active(t->tls))
+    return sh_tls_writev(t->tls, iov, iovcnt);
   do
     n = sendmsg(t->fd, &m, MSG_NOSIGNAL);
   while (n < 0 && errno == EINTR);
@@ -177,4 +226,6 @@ void sh_transport_close(struct sh_transport *t)
   if (t->fd >= 0)
     close(t->fd);
   t->fd = -1;
+  sh_tls_free(t->tls);
+  t->tls = NULL;
 }

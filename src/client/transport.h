@@ -10,16 +10,23 @@
 
 #include "common/uri.h"
 
+struct sh_tls;
+
 struct sh_transport {
   int fd;
-  void *tls;             /* reserved for the TLS session of nbds:// */
+  struct sh_tls *tls;    /* nbds://: credentials, then the session (client/tls.h) */
 };
 
 /* Resolve and connect to the server the URI names (TCP or unix socket), blocking,
  * with timeout_ms for the connect.  Returns 0 and fills *t, or -errno with a
- * message in err.  A TLS URI fails with -ENOTSUP until issue 5 lands. */
+ * message in err.  For a TLS URI the credentials are loaded here (t->tls) and the
+ * handshake code sends STARTTLS first. */
 int sh_transport_dial(const struct nbd_uri *u, unsigned timeout_ms, struct sh_transport *t,
                       char *err, size_t errlen);
+
+/* After the server acknowledged NBD_OPT_STARTTLS: the TLS handshake; from
+ * then on every call below goes through TLS.  Returns 0 or -errno + err. */
+int sh_transport_starttls(struct sh_transport *t, char *err, size_t errlen);
 
 /* Apply a send/receive timeout for the blocking handshake (0 = none). */
 int sh_transport_set_timeout(struct sh_transport *t, unsigned timeout_ms);

@@ -175,6 +175,8 @@ static int parse_query(const char *q, size_t len, struct nbd_uri *u, char *err, 
       }
     } else if (!strcmp(key, "tls-hostname")) {
       slot = &u->tls_hostname;
+    } else if (!strcmp(key, "tls-username")) {
+      slot = &u->user;   /* libnbd's spelling of the userinfo (PSK identity) */
     } else if (!strcmp(key, "tls-psk-file")) {
       slot = &u->tls_psk_file;
     } else if (!strcmp(key, "tls-certificates")) {

@@ -103,6 +103,17 @@ static void sendq_start(struct sendq *q)
       q->on_idle(q);
     return;
   }
+  if (q->submit) {
+    int r;
+    q->busy = true;
+    if ((r = q->submit(q, q->iov, n)) < 0) {
+      q->busy = false;
+      fail_all(q, r);
+      if (q->on_idle)
+        q->on_idle(q);
+    }
+    return;
+  }
   struct io_uring_sqe *sqe = engine_sqe(q->eng, &q->op);
   if (q->is_socket) {
     memset(&q->msg, 0, sizeof q->msg);
@@ -113,6 +124,11 @@ static void sendq_start(struct sendq *q)
     io_uring_prep_writev(sqe, q->fd, q->iov, n, (uint64_t)-1);
   }
   q->busy = true;
+}
+
+void sendq_sent(struct sendq *q, int res)
+{
+  sendq_complete(&q->op, res, 0);
 }
 
 static void sendq_kick(struct engine_op *op, int res, uint32_t flags)

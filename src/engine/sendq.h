@@ -39,6 +39,10 @@ struct sendq {
   struct msghdr msg;
   /* Called when the queue becomes empty (or fails) with no send in flight. */
   void (*on_idle)(struct sendq *q);
+  /* Optional transport (TLS): takes the gathered plaintext instead of the
+   * socket, and later calls sendq_sent() with how much it took (or -errno).
+   * Returns 0, or -errno to fail the queue at once. */
+  int (*submit)(struct sendq *q, const struct iovec *iov, int niov);
 };
 
 /* Prepare a queue over fd. */
@@ -47,6 +51,10 @@ void sendq_init(struct sendq *q, struct engine *eng, int fd, bool is_socket,
 
 /* Queue an item; its done callback runs later, never inside this call. */
 void sendq_push(struct sendq *q, struct sendq_item *it);
+
+/* Completion of a send made through q->submit: res bytes (> 0) taken from
+ * the front of the iovecs it was given, or -errno. */
+void sendq_sent(struct sendq *q, int res);
 
 /* True when nothing is queued or in flight (and no start is scheduled). */
 bool sendq_idle(const struct sendq *q);

@@ -77,6 +77,14 @@ void proto_hs_init(struct proto_hs *hs, const struct proto_export *exports, size
   hs->nexports = nexports;
 }
 
+void proto_hs_tls_started(struct proto_hs *hs)
+{
+  hs->tls_active = true;
+  hs->structured = hs->extended = false;
+  hs->meta_set = hs->meta_base_allocation = false;
+  hs->stage = PROTO_HS_OPTION;
+}
+
 int proto_hs_greeting(struct proto_buf *out)
 {
   uint8_t g[18];
@@ -97,6 +105,40 @@ long proto_find_export(const struct proto_export *exports, size_t n,
   if (namelen == 0 && n > 0)
     return 0;
   return -1;
+}
+
+/* This client's access to export i (PROTO_ACCESS_RW when no rules apply). */
+static enum proto_access export_access(const struct proto_hs *hs, size_t i)
+{
+  return hs->access ? (enum proto_access)hs->access[i] : PROTO_ACCESS_RW;
+}
+
+/* The export a name selects for this client: an export it may not use is
+ * treated as absent, so that its existence does not leak; the empty name
+ * selects an export named "" if visible, else the first visible one. */
+static long find_export(const struct proto_hs *hs, const char *name, size_t namelen)
+{
+  long idx = proto_find_export(hs->exports, hs->nexports, name, namelen);
+
+  if (idx >= 0 && namelen == 0 && hs->exports[idx].name[0] != '\0')
+    idx = -1;   /* the first-export default: chosen below among visible ones */
+  if (idx >= 0)
+    return export_access(hs, (size_t)idx) == PROTO_ACCESS_DENIED ? -1 : idx;
+  if (namelen == 0)
+    for (size_t i = 0; i < hs->nexports; i++)
+      if (export_access(hs, i) != PROTO_ACCESS_DENIED)
+        return (long)i;
+  return -1;
+}
+
+/* Transmission flags for export idx, read-only when this client's rule says so. */
+static uint16_t export_eflags(const struct proto_hs *hs, size_t idx)
+{
+  struct proto_export ex = hs->exports[idx];
+
+  if (export_access(hs, idx) == PROTO_ACCESS_RO)
+    ex.read_only = true;
+  return proto_export_eflags(&ex, hs->structured || hs->extended);
 }
 
 /* Append one option reply: header, then len bytes of data. */
@@ -137,6 +179,8 @@ static int opt_list(struct proto_hs *hs, uint32_t opt, uint32_t len, struct prot
     return reply_err(out, opt, NBD_REP_ERR_INVALID, "NBD_OPT_LIST takes no data");
   for (size_t i = 0; i < hs->nexports; i++) {
     uint8_t buf[4 + 2 * 4096];
+    if (export_access(hs, i) == PROTO_ACCESS_DENIED)
+      continue;
     const char *desc = hs->exports[i].description;
     size_t n = strlen(hs->exports[i].name), d = desc ? strnlen(desc, 4096) : 0;
     put_be32(buf, (uint32_t)n);
@@ -160,7 +204,7 @@ static void choose_export(struct proto_hs *hs, size_t idx, bool strict)
   hs->session.export_index = idx;
   hs->session.structured = hs->structured && !hs->extended;
   hs->session.extended = hs->extended;
-  hs->session.eflags = proto_export_eflags(ex, hs->structured || hs->extended);
+  hs->session.eflags = export_eflags(hs, idx);
   hs->session.meta_base_allocation = hs->meta_set && hs->meta_base_allocation
                                      && hs->meta_export == idx && ex->base_allocation;
   hs->session.strict_block_size = strict;
@@ -177,7 +221,7 @@ static int opt_export_name(struct proto_hs *hs, const uint8_t *d, uint32_t len, 
     hs->close_reason = "NBD_OPT_EXPORT_NAME after extended headers";
     return 0;
   }
-  idx = proto_find_export(hs->exports, hs->nexports, (const char *)d, len);
+  idx = find_export(hs, (const char *)d, len);
   if (idx < 0) {
     /* "the server MUST terminate the session" */
     hs->stage = PROTO_HS_CLOSED;
@@ -220,13 +264,18 @@ static int opt_info_go(struct proto_hs *hs, uint32_t opt, const uint8_t *d, uint
     default: break;   /* "The server MUST ignore information requests it does not understand" */
     }
   }
-  idx = proto_find_export(hs->exports, hs->nexports, (const char *)d + 4, namelen);
+  idx = find_export(hs, (const char *)d + 4, namelen);
+  if (idx < 0 && hs->tls_mode == PROTO_TLS_ON && !hs->tls_active)
+    /* SELECTIVETLS: an export that only TLS clients may see "MUST" get
+     * TLS_REQD; a non-existent one "MAY", so both get it and answers do not
+     * tell them apart. */
+    return reply_err(out, opt, NBD_REP_ERR_TLS_REQD, "no such export, or it needs TLS");
   if (idx < 0)
     return reply_err(out, opt, NBD_REP_ERR_UNKNOWN, "no such export");
   ex = &hs->exports[idx];
 
   put_be64(buf, ex->size);
-  put_be16(buf + 8, proto_export_eflags(ex, hs->structured || hs->extended));
+  put_be16(buf + 8, export_eflags(hs, (size_t)idx));
   if ((r = reply_info(out, opt, NBD_INFO_EXPORT, buf, 10)) < 0)
     return r;
   if (want_name && (r = reply_info(out, opt, NBD_INFO_NAME, ex->name, (uint32_t)strlen(ex->name))) < 0)
@@ -303,7 +352,7 @@ static int opt_meta(struct proto_hs *hs, uint32_t opt, const uint8_t *d, uint32_
   }
   if (nq == 0 && pos != len)
     return reply_err(out, opt, NBD_REP_ERR_INVALID, "trailing bytes after query count");
-  idx = proto_find_export(hs->exports, hs->nexports, (const char *)d + 4, namelen);
+  idx = find_export(hs, (const char *)d + 4, namelen);
   if (idx < 0)
     return reply_err(out, opt, NBD_REP_ERR_UNKNOWN, "no such export");
 
@@ -339,6 +388,17 @@ static int handle_option(struct proto_hs *hs, uint32_t opt, const uint8_t *d, ui
                          struct proto_buf *out)
 {
   hs->options_seen++;
+  if (hs->tls_mode == PROTO_TLS_REQUIRE && !hs->tls_active
+      && opt != NBD_OPT_STARTTLS && opt != NBD_OPT_ABORT) {
+    /* FORCEDTLS: nothing but STARTTLS and ABORT before TLS; EXPORT_NAME
+     * "cannot error", so the server "MUST terminate the session". */
+    if (opt == NBD_OPT_EXPORT_NAME) {
+      hs->stage = PROTO_HS_CLOSED;
+      hs->close_reason = "NBD_OPT_EXPORT_NAME before STARTTLS while TLS is required";
+      return 0;
+    }
+    return reply_err(out, opt, NBD_REP_ERR_TLS_REQD, "TLS is required: send NBD_OPT_STARTTLS first");
+  }
   switch (opt) {
   case NBD_OPT_EXPORT_NAME:
     return opt_export_name(hs, d, len, out);
@@ -352,7 +412,12 @@ static int handle_option(struct proto_hs *hs, uint32_t opt, const uint8_t *d, ui
   case NBD_OPT_STARTTLS:
     if (len)
       return reply_err(out, opt, NBD_REP_ERR_INVALID, "NBD_OPT_STARTTLS takes no data");
-    return reply_err(out, opt, NBD_REP_ERR_POLICY, "TLS is not enabled on this server");
+    if (hs->tls_mode == PROTO_TLS_OFF)
+      return reply_err(out, opt, NBD_REP_ERR_POLICY, "TLS is not enabled on this server");
+    if (hs->tls_active)   /* "MUST reply with NBD_REP_ERR_INVALID" */
+      return reply_err(out, opt, NBD_REP_ERR_INVALID, "TLS is already active");
+    hs->stage = PROTO_HS_STARTTLS;
+    return reply(out, opt, NBD_REP_ACK, NULL, 0);
   case NBD_OPT_INFO:
   case NBD_OPT_GO:
     return opt_info_go(hs, opt, d, len, out);
@@ -382,7 +447,8 @@ int proto_hs_input(struct proto_hs *hs, const uint8_t *in, size_t len,
   size_t pos = 0;
   int r = 0;
 
-  while (r >= 0 && hs->stage != PROTO_HS_DONE && hs->stage != PROTO_HS_CLOSED) {
+  while (r >= 0 && hs->stage != PROTO_HS_DONE && hs->stage != PROTO_HS_CLOSED
+         && hs->stage != PROTO_HS_STARTTLS) {
     size_t avail = len - pos;
 
     if (hs->stage == PROTO_HS_CLIENT_FLAGS) {
@@ -432,7 +498,10 @@ int proto_hs_input(struct proto_hs *hs, const uint8_t *in, size_t len,
       if (hs->discard_left > 0)
         break;
       hs->stage = PROTO_HS_OPTION;
-      r = reply_err(out, hs->discard_option, NBD_REP_ERR_TOO_BIG, "option data too large");
+      if (hs->tls_mode == PROTO_TLS_REQUIRE && !hs->tls_active && hs->discard_option != NBD_OPT_ABORT)
+        r = reply_err(out, hs->discard_option, NBD_REP_ERR_TLS_REQD, "TLS is required: send NBD_OPT_STARTTLS first");
+      else
+        r = reply_err(out, hs->discard_option, NBD_REP_ERR_TOO_BIG, "option data too large");
     }
   }
   *consumed = pos;

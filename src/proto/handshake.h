@@ -35,7 +35,16 @@ enum proto_hs_stage {
   PROTO_HS_DISCARD,          /* skipping the data of an oversized option */
   PROTO_HS_DONE,             /* transmission phase entered */
   PROTO_HS_CLOSED,           /* the connection must close after sending out */
+  PROTO_HS_STARTTLS,         /* send out, then run the TLS handshake, then
+                                call proto_hs_tls_started() */
 };
+
+/* How the server treats TLS (the spec's NOTLS, SELECTIVETLS with no TLS-only
+ * export, FORCEDTLS). */
+enum proto_tls_mode { PROTO_TLS_OFF, PROTO_TLS_ON, PROTO_TLS_REQUIRE };
+
+/* Per-export access for one client, from the server's access rules. */
+enum proto_access { PROTO_ACCESS_DENIED = 0, PROTO_ACCESS_RW = 1, PROTO_ACCESS_RO = 2 };
 
 /* One connection's handshake. Zero-initialise with proto_hs_init(). */
 struct proto_hs {
@@ -51,6 +60,12 @@ struct proto_hs {
   uint32_t discard_option;   /* the oversized option being skipped */
   uint64_t discard_left;     /* bytes of it still to skip */
   unsigned options_seen;
+  enum proto_tls_mode tls_mode;
+  bool tls_active;               /* TLS was initiated (STARTTLS acknowledged) */
+  /* NULL, or one proto_access per export for this client: a denied export
+   * is absent from LIST and unknown to INFO, GO and EXPORT_NAME; a read-only
+   * one is advertised and enforced read-only. */
+  const uint8_t *access;
   size_t out_max;            /* stop taking options once out holds this many bytes
                               * (0: no limit); the caller feeds the rest later */
   struct proto_session session;  /* valid once stage == PROTO_HS_DONE */
@@ -60,6 +75,11 @@ struct proto_hs {
 /* Prepare a handshake over an export table (which must outlive it).
  * An empty export name selects the export named "" if any, else the first. */
 void proto_hs_init(struct proto_hs *hs, const struct proto_export *exports, size_t nexports);
+
+/* TLS is up after PROTO_HS_STARTTLS: options continue, encrypted.  What was
+ * negotiated in plaintext (structured replies, extended headers, meta
+ * contexts) is forgotten, since a man in the middle could have chosen it. */
+void proto_hs_tls_started(struct proto_hs *hs);
 
 /* Append the server's greeting (NBDMAGIC, IHAVEOPT, handshake flags). */
 int proto_hs_greeting(struct proto_buf *out);

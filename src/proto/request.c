@@ -104,7 +104,8 @@ uint32_t proto_request_check(const struct proto_session *s, const struct proto_r
   if (req->type == NBD_CMD_DISC || req->type == NBD_CMD_FLUSH)
     return 0;           /* offset and length are reserved: not checked */
 
-  if (ex->read_only && (req->type == NBD_CMD_WRITE || req->type == NBD_CMD_TRIM
+  /* The session may be read-only on a writable export (an access rule). */
+  if ((ex->read_only || (s->eflags & NBD_FLAG_READ_ONLY)) && (req->type == NBD_CMD_WRITE || req->type == NBD_CMD_TRIM
                         || req->type == NBD_CMD_WRITE_ZEROES))
     return NBD_EPERM;
   if (!range_within(req->offset, req->length, ex->size))

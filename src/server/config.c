@@ -34,6 +34,7 @@ void config_free(struct server_config *cfg)
   for (size_t i = 0; i < cfg->nexports; i++)
     export_config_free(&cfg->exports[i]);
   free(cfg->exports);
+  tls_config_free(&cfg->tls);
   memset(cfg, 0, sizeof *cfg);
 }
 
@@ -96,6 +97,40 @@ static char *trim(char *s)
   return s;
 }
 
+int config_set_tls(struct server_config *cfg, const char *key, const char *val,
+                   char *err, size_t errlen)
+{
+  char **dst = NULL;
+  bool b;
+
+  if (!strcmp(key, "tls")) {
+    if (tls_parse_mode(val, &cfg->tls.mode) < 0) goto bad;
+    return 0;
+  }
+  if (!strcmp(key, "tls-verify-peer")) {
+    if (parse_bool(val, &b) < 0) goto bad;
+    cfg->tls.verify_peer = b;
+    return 0;
+  }
+  if (!strcmp(key, "tls-allow-dn"))
+    return tls_config_add_dn(&cfg->tls, val);
+  if (!strcmp(key, "tls-certificates"))
+    dst = &cfg->tls.certificates;
+  else if (!strcmp(key, "tls-psk"))
+    dst = &cfg->tls.psk_file;
+  if (!dst) {
+    snprintf(err, errlen, "unknown server key '%s'", key);
+    return -EINVAL;
+  }
+  free(*dst);
+  if (!(*dst = strdup(val)))
+    return -ENOMEM;
+  return 0;
+bad:
+  snprintf(err, errlen, "bad value '%s' for '%s'", val, key);
+  return -EINVAL;
+}
+
 static int set_server_key(struct server_config *cfg, const char *key, const char *val,
                           char *err, size_t errlen)
 {
@@ -117,6 +152,8 @@ static int set_server_key(struct server_config *cfg, const char *key, const char
     cfg->max_inflight = v;
     return 0;
   }
+  if (!strncmp(key, "tls", 3))
+    return config_set_tls(cfg, key, val, err, errlen);
   if (!strcmp(key, "handshake-timeout")) {
     if (parse_uint(val, 0, SHUNT_MAX_HANDSHAKE_TIMEOUT, &v) < 0) goto bad;
     cfg->handshake_timeout = (unsigned)v;

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "server/export.h"
+#include "server/tls.h"
 
 #define SHUNT_DEFAULT_PORT "10809"
 #define SHUNT_DEFAULT_MAX_INFLIGHT (64u << 20)
@@ -31,6 +32,7 @@ struct server_config {
   unsigned max_connections;    /* connections at once; 0: unlimited */
   struct export_config *exports;
   size_t nexports;
+  struct tls_config tls;   /* STARTTLS (docs/config.md, "TLS") */
 };
 
 /* Defaults: no listeners yet (server.c adds the default), info logging. */
@@ -41,6 +43,12 @@ int config_add_listen(struct server_config *cfg, const char *hostport);
 int config_add_unix(struct server_config *cfg, const char *path);
 /* Add an export from a NAME=PATH[,OPTION]... spec; message in err. */
 int config_add_export_spec(struct server_config *cfg, const char *spec, char *err, size_t errlen);
+
+/* Set one TLS setting by its config-file key (tls, tls-certificates,
+ * tls-psk, tls-verify-peer, tls-allow-dn); the command line uses it too.
+ * Returns 0 or -errno with a message in err. */
+int config_set_tls(struct server_config *cfg, const char *key, const char *val,
+                   char *err, size_t errlen);
 
 /* Read a config file (docs/config.md) into cfg.  Returns 0 or -errno with
  * "FILE:LINE: message" in err. */

@@ -18,13 +18,16 @@
 #include "proto/nbd-protocol.h"
 #include "server/conn.h"
 #include "server/export.h"
+#include "server/access.h"
 #include "server/request.h"
 #include "server/server.h"
+#include "server/tls.h"
 #include "server/worker.h"
 
 #define RX_CAP           (PROTO_HS_MAX_UNIT + 4096)
 #define MAX_INFLIGHT_REQ 1024u
 #define RECV_MAX         (1u << 30)
+#define TLS_SEND_CHUNK   (256u * 1024)   /* plaintext encrypted per send */
 /* Handshake replies buffered before the connection stops taking options
  * (a client that sends options without reading replies). */
 #define HS_OUT_MAX       (64u * 1024)
@@ -39,7 +42,7 @@ struct conn {
   struct engine *eng;
   struct conn *prev, *next;
   int rfd, wfd;
-  bool rsock;
+  bool rsock, wsock;
   char peer[96];
   enum conn_phase phase;
   struct proto_hs *hs;
@@ -60,6 +63,17 @@ struct conn {
   unsigned inflight_reqs;
   bool eof, closing, dead, paused, stopping;
   unsigned long long nrequests;
+  const struct datapath *dp;    /* the export's, or copy under TLS */
+  /* Access rules and TLS (the transport: see "TLS transport" below). */
+  struct access_peer who;       /* address, and TLS identity once known */
+  uint8_t *access;              /* enum proto_access per export, read by the handshake */
+  struct tls_conn *tls;         /* from STARTTLS on */
+  bool starttls_pending;        /* ACK queued; TLS starts once it is sent */
+  bool tls_handshaking, tls_want_input, tls_send_busy, tls_failed, tls_bye_sent;
+  bool recv_tls;                /* the recv in flight fills the TLS input buffer */
+  int tls_send_error;
+  size_t tls_plain;             /* plaintext bytes the send queue waits to hear about */
+  struct engine_op tls_send_op;
   struct engine_op hs_timer_op;   /* --handshake-timeout */
   struct __kernel_timespec hs_timer_ts;
   bool hs_timer_armed, hs_timer_cancelled;
@@ -113,7 +127,7 @@ static void request_free(struct request *r)
   struct conn *c = r->conn;
 
   if (r->buf_from_datapath)
-    r->export->datapath->free_buffer(r, r->buf);
+    c->dp->free_buffer(r, r->buf);
   else
     free(r->buf);
   free(r->items);
@@ -259,6 +273,9 @@ static void process_handshake(struct conn *c)
   if (st < 0) {
     log_msg(LOG_ERROR, c->peer, NULL, "handshake: %s", strerror(-st));
     c->dead = true;
+  } else if (st == PROTO_HS_STARTTLS) {
+    log_msg(LOG_DEBUG, c->peer, NULL, "STARTTLS accepted");
+    c->starttls_pending = true;   /* TLS begins once the ACK is sent */
   } else if (st == PROTO_HS_CLOSED) {
     log_msg(c->hs->options_seen ? LOG_INFO : LOG_WARN, c->peer, NULL, "handshake ended: %s",
             c->hs->close_reason ? c->hs->close_reason : "closed");
@@ -267,13 +284,17 @@ static void process_handshake(struct conn *c)
     hs_timer_stop(c);
     c->session = c->hs->session;
     c->export = &c->w->srv->exports.exports[c->session.export_index];
+    /* Under TLS the payload must pass through GnuTLS: the copy path, whose
+     * replies go through the send queue (no splice or zero-copy send). */
+    c->dp = c->tls ? &datapath_copy : c->export->datapath;
     free(c->hs);
     c->hs = NULL;
     c->phase = CONN_TRANSMISSION;
-    log_msg(LOG_INFO, c->peer, export_name(c), "transmission: %s replies%s, size %llu",
+    log_msg(LOG_INFO, c->peer, export_name(c), "transmission: %s replies%s, size %llu%s%s",
             c->session.extended ? "extended" : c->session.structured ? "structured" : "simple",
             c->session.meta_base_allocation ? ", base:allocation" : "",
-            (unsigned long long)c->session.export->size);
+            (unsigned long long)c->session.export->size,
+            c->tls ? ", TLS" : "", c->session.eflags & NBD_FLAG_READ_ONLY ? ", read-only" : "");
     process_transmission(c);
   }
 }
@@ -302,7 +323,7 @@ static size_t request_cost(const struct proto_request *h, uint32_t err)
 /* A READ/WRITE buffer: from the data path when it provides them. */
 static void *request_buffer(struct request *r, size_t len)
 {
-  const struct datapath *dp = r->export->datapath;
+  const struct datapath *dp = r->conn->dp;
   if (dp->alloc_buffer && dp->free_buffer) {
     void *b = dp->alloc_buffer(r, len);
     r->buf_from_datapath = b != NULL;
@@ -348,7 +369,7 @@ static void process_transmission(struct conn *c)
         return;
       c->rx_req = NULL;
       c->rx_state = RX_HEADER;
-      c->export->datapath->execute(r);
+      c->dp->execute(r);
       continue;
     }
     if (c->stopping) {
@@ -408,7 +429,7 @@ static void process_transmission(struct conn *c)
       c->rx_state = RX_PAYLOAD;
       continue;
     }
-    c->export->datapath->execute(r);
+    c->dp->execute(r);
   }
 }
 
@@ -427,6 +448,11 @@ static void recv_cb(struct engine_op *op, int res, uint32_t flags)
     c->dead = true;
   } else if (res == 0) {
     c->eof = true;
+    if (c->tls)
+      tls_in_eof(c->tls);
+  } else if (c->recv_tls) {
+    tls_in_commit(c->tls, (unsigned)res);
+    c->tls_want_input = false;
   } else if (c->recv_direct) {
     c->rx_got += (unsigned)res;
   } else {
@@ -445,9 +471,24 @@ static void arm_recv(struct conn *c)
     return;
   if (c->stopping && (c->phase == CONN_HANDSHAKE || c->rx_state == RX_HEADER))
     return;
-  if (c->phase == CONN_HANDSHAKE && !sendq_idle(&c->sq))
+  if (c->starttls_pending)
+    return;   /* the next bytes are TLS: they wait for the session */
+  if (c->phase == CONN_HANDSHAKE && !c->tls_handshaking && !sendq_idle(&c->sq))
     return;   /* option replies still unsent: resumed by sendq_idle_cb */
-  if (c->rx_state == RX_PAYLOAD && c->rx_start == c->rx_end) {
+  c->recv_tls = false;
+  if (c->tls) {
+    /* Ciphertext into the session's input buffer, only when it asked. */
+    if (!c->tls_want_input)
+      return;
+    buf = tls_in_space(c->tls, &len);
+    if (len == 0) {
+      log_msg(LOG_ERROR, c->peer, export_name(c), "TLS input buffer full: disconnecting");
+      c->dead = true;
+      return;
+    }
+    c->recv_direct = false;
+    c->recv_tls = true;
+  } else if (c->rx_state == RX_PAYLOAD && c->rx_start == c->rx_end) {
     uint64_t need = c->rx_req->hdr.length - c->rx_got;
     buf = (char *)c->rx_req->buf + c->rx_got;
     len = need > RECV_MAX ? RECV_MAX : (size_t)need;
@@ -477,6 +518,236 @@ static void arm_recv(struct conn *c)
   c->cancel_sent = false;
 }
 
+/* ---- TLS transport ----
+ * A plaintext connection receives into rx (or straight into a WRITE buffer)
+ * and its send queue writes to the socket.  A TLS connection receives
+ * ciphertext into the session's input buffer, decrypts into rx, and its send
+ * queue hands plaintext to tls_submit(), which encrypts into the session's
+ * output buffer and sends that with the same ring.  GnuTLS itself never
+ * touches the socket (src/server/tls.c). */
+
+static void tls_flush(struct conn *c);
+
+static void tls_send_cb(struct engine_op *op, int res, uint32_t flags)
+{
+  struct conn *c = container_of(op, struct conn, tls_send_op);
+  (void)flags;
+
+  c->tls_send_busy = false;
+  if (res > 0) {
+    tls_out_consumed(c->tls, (size_t)res);
+  } else if (res != -EINTR && res != -EAGAIN) {
+    c->tls_send_error = res < 0 ? res : -EPIPE;
+    if (!c->dead)
+      log_msg(LOG_DEBUG, c->peer, export_name(c), "TLS send failed: %s", strerror(-c->tls_send_error));
+    c->dead = true;
+    if (c->tls_plain) {
+      c->tls_plain = 0;
+      sendq_sent(&c->sq, c->tls_send_error);
+    }
+    conn_schedule(c);
+    return;
+  }
+  tls_flush(c);
+  conn_schedule(c);   /* maybe close, now that the output drained */
+}
+
+/* Send pending ciphertext; once all is out, tell the send queue that the
+ * plaintext it handed over is gone. */
+static void tls_flush(struct conn *c)
+{
+  struct io_uring_sqe *sqe;
+  const void *p;
+  size_t len;
+
+  if (c->tls_send_busy || c->tls_send_error)
+    return;
+  len = tls_out_pending(c->tls, &p);
+  if (len == 0) {
+    if (c->tls_plain) {
+      size_t n = c->tls_plain;
+      c->tls_plain = 0;
+      sendq_sent(&c->sq, (int)n);
+    }
+    return;
+  }
+  if (len > RECV_MAX)
+    len = RECV_MAX;
+  sqe = engine_sqe(c->eng, &c->tls_send_op);
+  if (c->wsock)
+    io_uring_prep_send(sqe, c->wfd, p, len, MSG_NOSIGNAL);
+  else
+    io_uring_prep_write(sqe, c->wfd, p, (unsigned)len, (uint64_t)-1);
+  c->tls_send_busy = true;
+}
+
+/* The send queue's transport under TLS: encrypt up to TLS_SEND_CHUNK bytes. */
+static int tls_submit(struct sendq *q, const struct iovec *iov, int niov)
+{
+  struct conn *c = container_of(q, struct conn, sq);
+  size_t total = 0;
+
+  if (c->tls_send_error)
+    return c->tls_send_error;
+  for (int i = 0; i < niov && total < TLS_SEND_CHUNK; i++) {
+    size_t k = iov[i].iov_len;
+    if (k > TLS_SEND_CHUNK - total)
+      k = TLS_SEND_CHUNK - total;
+    if (tls_conn_write(c->tls, iov[i].iov_base, k) < 0) {
+      log_msg(LOG_ERROR, c->peer, export_name(c), "%s", tls_conn_error(c->tls));
+      return -EPROTO;
+    }
+    total += k;
+  }
+  c->tls_plain = total;
+  tls_flush(c);
+  return 0;
+}
+
+/* Who the client is, for the access rules, and what it may see. */
+static void conn_update_access(struct conn *c)
+{
+  const struct export_table *t = &c->w->srv->exports;
+
+  for (size_t i = 0; i < t->n; i++)
+    c->access[i] = (uint8_t)access_check(&t->exports[i].cfg.access, &c->who);
+  if (c->hs)
+    c->hs->access = c->access;
+}
+
+/* The STARTTLS ACK is out: start the session with whatever the client
+ * already sent after the option (the start of its ClientHello). */
+static void tls_begin(struct conn *c)
+{
+  int r = tls_conn_new(&c->tls, c->w->srv->tls);
+
+  c->starttls_pending = false;
+  if (r < 0) {
+    log_msg(LOG_ERROR, c->peer, NULL, "cannot start TLS: %s", strerror(-r));
+    c->dead = true;
+    return;
+  }
+  if (c->rx_end > c->rx_start && tls_in_put(c->tls, c->rx + c->rx_start, c->rx_end - c->rx_start) < 0) {
+    c->dead = true;
+    return;
+  }
+  c->rx_start = c->rx_end = 0;
+  if (c->eof)
+    tls_in_eof(c->tls);
+  c->sq.submit = tls_submit;
+  c->tls_handshaking = true;
+}
+
+static void tls_step_handshake(struct conn *c)
+{
+  char desc[128];
+  int r = tls_conn_handshake(c->tls);
+
+  tls_flush(c);
+  if (r == -EAGAIN) {
+    c->tls_want_input = true;
+    if (c->eof) {
+      log_msg(LOG_INFO, c->peer, NULL, "client hung up during the TLS handshake");
+      c->tls_failed = true;
+    }
+    return;
+  }
+  c->tls_handshaking = false;
+  if (r < 0) {
+    /* Too late for plaintext: "the server MUST terminate the session". */
+    log_msg(LOG_WARN, c->peer, NULL, "TLS refused: %s", tls_conn_error(c->tls));
+    c->tls_failed = true;
+    c->closing = true;   /* after the alert is sent */
+    return;
+  }
+  c->who.tls = true;
+  c->who.dn = tls_conn_dn(c->tls);
+  c->who.psk_identity = tls_conn_psk_identity(c->tls);
+  conn_update_access(c);
+  proto_hs_tls_started(c->hs);
+  log_msg(LOG_INFO, c->peer, NULL, "TLS established: %s%s%s%s%s",
+          tls_conn_description(c->tls, desc, sizeof desc),
+          c->who.dn ? ", client " : "", c->who.dn ? c->who.dn : "",
+          c->who.psk_identity ? ", PSK identity " : "", c->who.psk_identity ? c->who.psk_identity : "");
+}
+
+/* Decrypt what the session holds into rx; returns the bytes added. */
+static size_t tls_fill_rx(struct conn *c)
+{
+  size_t got = 0;
+
+  if (c->rx_start > 0) {
+    memmove(c->rx, c->rx + c->rx_start, c->rx_end - c->rx_start);
+    c->rx_end -= c->rx_start;
+    c->rx_start = 0;
+  }
+  while (c->rx_end < RX_CAP && !c->dead) {
+    ssize_t n = tls_conn_read(c->tls, c->rx + c->rx_end, RX_CAP - c->rx_end);
+    if (n > 0) {
+      c->rx_end += (size_t)n;
+      got += (size_t)n;
+    } else if (n == -EAGAIN) {
+      c->tls_want_input = true;
+      break;
+    } else if (n == 0) {
+      c->eof = true;
+      break;
+    } else {
+      log_msg(LOG_WARN, c->peer, export_name(c), "%s: disconnecting", tls_conn_error(c->tls));
+      c->dead = true;
+    }
+  }
+  tls_flush(c);   /* a post-handshake message may have produced output */
+  return got;
+}
+
+static void conn_process(struct conn *c)
+{
+  if (c->closing)
+    return;   /* the handshake already ended (or shutdown began) */
+  if (c->phase == CONN_HANDSHAKE) {
+    /* Options are taken only while their replies are out (a client that
+     * sends options without reading replies stalls itself, not the server). */
+    if (sendq_idle(&c->sq))
+      process_handshake(c);
+  } else
+    process_transmission(c);
+}
+
+/* Feed the state machines from the transport. */
+static void conn_input(struct conn *c)
+{
+  size_t got;
+
+  if (c->starttls_pending) {
+    if (!sendq_idle(&c->sq))
+      return;   /* the ACK is not out yet */
+    if (c->recv_busy) {
+      /* A plaintext recv is in flight: take its bytes before switching. */
+      if (!c->cancel_sent) {
+        struct io_uring_sqe *sqe = engine_sqe(c->eng, &worker_ignore_op);
+        io_uring_prep_cancel(sqe, &c->recv_op, 0);
+        c->cancel_sent = true;
+      }
+      return;
+    }
+    tls_begin(c);
+  }
+  if (!c->tls) {
+    conn_process(c);
+    return;
+  }
+  if (c->tls_handshaking && !c->dead)
+    tls_step_handshake(c);
+  if (c->tls_handshaking || c->tls_failed)
+    return;
+  /* Decrypted bytes may exceed rx: decrypt, process, repeat while both move. */
+  do {
+    got = tls_fill_rx(c);
+    conn_process(c);
+  } while (got && !c->dead && !c->closing && !c->paused);
+}
+
 /* ---- lifetime ---- */
 
 static void conn_destroy(struct conn *c)
@@ -487,6 +758,8 @@ static void conn_destroy(struct conn *c)
     close(c->wfd);
   free(c->hs);
   free(c->rx);
+  free(c->access);
+  tls_conn_free(c->tls);
   if (c->prev)
     c->prev->next = c->next;
   else
@@ -501,11 +774,7 @@ static void conn_pump(struct conn *c)
 {
   if (!c->dead) {
     c->paused = false;   /* process_transmission pauses again if still over the cap */
-    if (c->phase == CONN_HANDSHAKE) {
-      if (sendq_idle(&c->sq))
-        process_handshake(c);
-    } else
-      process_transmission(c);
+    conn_input(c);
     arm_recv(c);
   }
   if (c->dead || c->eof || c->closing) {
@@ -530,6 +799,14 @@ static void conn_pump(struct conn *c)
       r->finished = true;
       request_free(r);
     }
+    if (c->tls && !c->dead && !c->tls_failed && !c->tls_handshaking && !c->tls_bye_sent
+        && c->inflight_reqs == 0 && sendq_idle(&c->sq)) {
+      c->tls_bye_sent = true;   /* close_notify, so the client sees a clean end */
+      tls_conn_bye(c->tls);
+      tls_flush(c);
+    }
+    if (c->tls && (c->tls_send_busy || (!c->dead && tls_out_pending(c->tls, &(const void *){ NULL }))))
+      return;   /* ciphertext still going out; tls_send_cb pumps again */
     if (c->inflight_reqs == 0 && sendq_idle(&c->sq) && !c->pump_scheduled)
       conn_destroy(c);
   }
@@ -585,9 +862,10 @@ int conn_start(struct worker *w, int rfd, int wfd, const char *peer)
   if (c) {
     c->rx = malloc(RX_CAP);
     c->hs = malloc(sizeof *c->hs);
+    c->access = calloc(w->srv->exports.n ? w->srv->exports.n : 1, 1);
   }
-  if (!c || !c->rx || !c->hs || proto_hs_greeting(&greet) < 0) {
-    if (c) { free(c->rx); free(c->hs); }
+  if (!c || !c->rx || !c->hs || !c->access || proto_hs_greeting(&greet) < 0) {
+    if (c) { free(c->rx); free(c->hs); free(c->access); }
     free(c);
     proto_buf_free(&greet);
     close(rfd);
@@ -600,13 +878,18 @@ int conn_start(struct worker *w, int rfd, int wfd, const char *peer)
   c->rfd = rfd;
   c->wfd = wfd;
   c->rsock = fstat(rfd, &st) == 0 && S_ISSOCK(st.st_mode);
-  bool wsock = fstat(wfd, &st) == 0 && S_ISSOCK(st.st_mode);
+  c->wsock = fstat(wfd, &st) == 0 && S_ISSOCK(st.st_mode);
   snprintf(c->peer, sizeof c->peer, "%s", peer);
   c->recv_op.cb = recv_cb;
   c->pump_op.cb = pump_cb;
   proto_hs_init(c->hs, w->srv->exports.proto, w->srv->exports.n);
   c->hs->out_max = HS_OUT_MAX;
-  sendq_init(&c->sq, c->eng, wfd, wsock, sendq_idle_cb);
+  sendq_init(&c->sq, c->eng, wfd, c->wsock, sendq_idle_cb);
+  c->tls_send_op.cb = tls_send_cb;
+  if (w->srv->tls)
+    c->hs->tls_mode = w->srv->cfg->tls.mode == TLS_MODE_REQUIRE ? PROTO_TLS_REQUIRE : PROTO_TLS_ON;
+  access_peer_from_fd(&c->who, rfd);
+  conn_update_access(c);
   c->next = w->conns;
   if (w->conns)
     w->conns->prev = c;

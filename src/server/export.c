@@ -57,6 +57,13 @@ int export_set_option(struct export_config *cfg, const char *key, const char *va
   }
   if (!strcmp(key, "path"))
     return set_str(&cfg->path, value, err, errlen);
+  if (!strcmp(key, "allow") || !strcmp(key, "allow-ro") || !strcmp(key, "deny")) {
+    char msg[256];
+    int r = access_add_rule(&cfg->access, key, value, msg, sizeof msg);
+    if (r < 0)
+      snprintf(err, errlen, "export '%s': %s", cfg->name ? cfg->name : "", msg);
+    return r;
+  }
 unknown:
   snprintf(err, errlen, "export '%s': unknown option '%s'", cfg->name ? cfg->name : "", key);
   return -EINVAL;
@@ -116,6 +123,7 @@ void export_config_free(struct export_config *cfg)
   free(cfg->description);
   free(cfg->backend);
   free(cfg->datapath);
+  access_list_free(&cfg->access);
   memset(cfg, 0, sizeof *cfg);
 }
 

@@ -8,6 +8,7 @@
 #include <stddef.h>
 
 #include "proto/session.h"
+#include "server/access.h"
 
 struct backend;
 struct datapath;
@@ -20,6 +21,7 @@ struct export_config {
   char *backend;       /* "file" (default) or "memory" */
   char *datapath;      /* "copy" (default); issue 3 adds splice|direct|auto */
   bool read_only;
+  struct access_list access;   /* allow/allow-ro/deny rules, in order */
 };
 
 /* A running export. */
@@ -36,7 +38,7 @@ struct export_table {
 };
 
 /* Parse "NAME=PATH[,OPTION]..." (options: ro, rw, desc=TEXT, backend=KIND,
- * datapath=PATH).  Returns 0 or -EINVAL with a message in err. */
+ * datapath=PATH, allow=RULE, allow-ro=RULE, deny=RULE).  Returns 0 or -EINVAL with a message in err. */
 int export_parse_spec(const char *spec, struct export_config *cfg, char *err, size_t errlen);
 
 /* Set one "key=value" (or bare "ro") option on cfg; shared by the command

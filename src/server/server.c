@@ -17,6 +17,7 @@
 #include "server/conn.h"
 #include "server/listener.h"
 #include "server/server.h"
+#include "server/tls.h"
 #include "server/worker.h"
 
 void server_request_stop(struct server *srv)
@@ -85,6 +86,18 @@ int server_run(struct server_config *cfg)
     log_msg(LOG_ERROR, NULL, NULL, "%s", err);
     return 1;
   }
+  if (cfg->tls.mode != TLS_MODE_OFF) {
+    if (tls_creds_load(&srv.tls, &cfg->tls, err, sizeof err) < 0) {
+      log_msg(LOG_ERROR, NULL, NULL, "TLS: %s", err);
+      export_table_close(&srv.exports);
+      return 1;
+    }
+    log_msg(LOG_INFO, NULL, NULL, "TLS %s:%s%s%s", cfg->tls.mode == TLS_MODE_REQUIRE ? "required" : "offered",
+            cfg->tls.certificates ? " X.509" : "", cfg->tls.psk_file ? " PSK" : "",
+            cfg->tls.verify_peer || cfg->tls.nallow_dn ? ", client certificates verified" : "");
+  } else if (cfg->tls.certificates || cfg->tls.psk_file) {
+    log_msg(LOG_WARN, NULL, NULL, "TLS credentials given but --tls is off: serving plaintext only");
+  }
   for (size_t i = 0; i < srv.exports.n; i++)
     log_msg(LOG_INFO, NULL, srv.exports.exports[i].cfg.name, "%s backend on %s, %llu bytes%s, data path %s",
             srv.exports.exports[i].backend->ops->name, srv.exports.exports[i].cfg.path,
@@ -149,6 +162,7 @@ out:
   for (size_t i = 0; i < cfg->nunix; i++)
     unlink(cfg->unix_paths[i]);
   export_table_close(&srv.exports);
+  tls_creds_free(srv.tls);
   if (srv.sig_fd >= 0)
     close(srv.sig_fd);
   return status;

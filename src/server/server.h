@@ -23,6 +23,7 @@ struct server {
   unsigned nworkers;
   int sig_fd;
   atomic_bool stopping;
+  struct tls_creds *tls;   /* NULL when TLS is off */
   atomic_uint nconns;        /* connections open, all workers (--max-connections) */
 };
 

@@ -74,8 +74,9 @@ static void usage(FILE *f)
   fprintf(f,
     "usage: shunt copy [OPTIONS] SRC DST\n"
     "\n"
-    "Copy between files, block devices and NBD URIs (nbd://, nbd+unix://) in any\n"
-    "direction.  Holes in SRC are neither read nor written: a new or regular DST\n"
+    "Copy between files, block devices and NBD URIs (nbd://, nbd+unix://; nbds://\n"
+    "and nbds+unix:// over TLS) in any direction.  Holes in SRC are neither read\n"
+    "nor written: a new or regular DST\n"
     "file keeps them as holes, an NBD DST gets WRITE_ZEROES.  Blocks read as all\n"
     "zeroes are treated the same way unless --no-sparse.\n"
     "\n"

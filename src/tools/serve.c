@@ -41,6 +41,13 @@ static void serve_usage(FILE *f)
 "                           connections, exports) becomes debug (every refused\n"
 "                           request)\n"
 "  -q, --quiet              errors only\n"
+"      --tls=off|on|require STARTTLS: off (default); on (offered); require (every\n"
+"                           option but STARTTLS and ABORT is refused before TLS)\n"
+"      --tls-certificates DIR  X.509: DIR/ca-cert.pem, server-cert.pem, server-key.pem\n"
+"      --tls-psk FILE       PSK: FILE holds identity:hexkey lines\n"
+"      --tls-verify-peer    require client certificates signed by DIR/ca-cert.pem\n"
+"      --tls-allow-dn PATTERN  accept only client certificates whose DN matches\n"
+"                           the glob PATTERN (repeatable; implies --tls-verify-peer)\n"
 "  -h, --help               this text\n"
 "\n"
 "Exports: NAME=PATH[,OPTION]...\n"
@@ -51,6 +58,9 @@ static void serve_usage(FILE *f)
 "    desc=TEXT          description sent with NBD_INFO_DESCRIPTION (no commas)\n"
 "    backend=file|memory  storage behind the export (default file)\n"
 "    datapath=copy      how bytes move between storage and socket (default copy)\n"
+"    allow=WHO, allow-ro=WHO, deny=WHO   access rules, first match wins; with\n"
+"                       rules, unmatched clients are refused.  WHO: all, unix,\n"
+"                       tls, ADDR[/BITS] (IPv4/IPv6), dn:GLOB, psk:GLOB\n"
 "\n"
 "Fixed limits: option data 64 KiB (larger options get NBD_REP_ERR_TOO_BIG),\n"
 "request payload 32 MiB.\n"
@@ -73,10 +83,15 @@ int cmd_serve(int argc, char **argv)
     { "threads", required_argument, NULL, 't' },
     { "max-inflight", required_argument, NULL, 'M' },
     { "handshake-timeout", required_argument, NULL, 'H' },
-    { "max-connections", required_argument, NULL, 'C' },
+    { "max-connections", required_argument, NULL, 'm' },
     { "verbose", no_argument, NULL, 'v' },
     { "quiet", no_argument, NULL, 'q' },
     { "help", no_argument, NULL, 'h' },
+    { "tls", required_argument, NULL, 'T' },
+    { "tls-certificates", required_argument, NULL, 'C' },
+    { "tls-psk", required_argument, NULL, 'P' },
+    { "tls-verify-peer", no_argument, NULL, 'V' },
+    { "tls-allow-dn", required_argument, NULL, 'D' },
     { NULL, 0, NULL, 0 },
   };
   struct server_config cfg;
@@ -128,6 +143,16 @@ int cmd_serve(int argc, char **argv)
       }
       cfg.max_inflight = v;
       break;
+    case 'T': case 'C': case 'P': case 'V': case 'D': {
+      const char *key = c == 'T' ? "tls" : c == 'C' ? "tls-certificates" : c == 'P' ? "tls-psk"
+                        : c == 'V' ? "tls-verify-peer" : "tls-allow-dn";
+      if (config_set_tls(&cfg, key, c == 'V' ? "yes" : optarg, err, sizeof err) < 0) {
+        fprintf(stderr, "shunt serve: --%s: %s\n", key, err);
+        config_free(&cfg);
+        return 2;
+      }
+      break;
+    }
     case 'H':
       if (parse_uint(optarg, 0, SHUNT_MAX_HANDSHAKE_TIMEOUT, &v) < 0) {
         fprintf(stderr, "shunt serve: --handshake-timeout: '%s' is not a number of seconds from 0 to %u\n",
@@ -137,7 +162,7 @@ int cmd_serve(int argc, char **argv)
       }
       cfg.handshake_timeout = (unsigned)v;
       break;
-    case 'C':
+    case 'm':
       if (parse_uint(optarg, 0, SHUNT_MAX_MAX_CONNECTIONS, &v) < 0) {
         fprintf(stderr, "shunt serve: --max-connections: '%s' is not a number from 0 to %u\n",
                 optarg, SHUNT_MAX_MAX_CONNECTIONS);

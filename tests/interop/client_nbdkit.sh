@@ -3,8 +3,8 @@
 # the delay filter (requests in flight overlap) and the error filter (errors
 # surface with errno and a message naming server and request).
 . "$(dirname "$0")/client_lib.sh"
-command -v nbdkit >/dev/null || { tap_skip "nbdkit" "nbdkit not installed"; tap_check "nbds:// is refused with a clear message until TLS lands" \
-  bash -c "! '$SHUNT' info 'nbds://127.0.0.1:1/x' 2>'$T/tls.err' && grep -q 'TLS' '$T/tls.err'"
+command -v nbdkit >/dev/null || { tap_skip "nbdkit" "nbdkit not installed"; tap_check "nbds:// with a missing keys file fails naming it" \
+  bash -c "! '$SHUNT' info 'nbds://a@127.0.0.1:1/x?tls-psk-file=$T/none.psk' 2>'$T/tls.err' && grep -q 'none.psk' '$T/tls.err'"
 tap_check "a malformed URI is refused naming the problem" \
   bash -c "! '$SHUNT' info 'nbd+unix:///x' 2>'$T/uri.err' && grep -q 'socket=' '$T/uri.err'"
 tap_check "a refused connection names host and port" \
@@ -51,8 +51,8 @@ wait_unix "$SOCK" 10
 run_check "nbdkit unix" "nbd+unix:///?socket=$SOCK"
 tap_check "shunt info over a unix socket" \
   bash -c "'$SHUNT' info 'nbd+unix:///?socket=$SOCK' | grep -q 'size: *16777216'"
-tap_check "nbds:// is refused with a clear message until TLS lands" \
-  bash -c "! '$SHUNT' info 'nbds://127.0.0.1:1/x' 2>'$T/tls.err' && grep -q 'TLS' '$T/tls.err'"
+tap_check "nbds:// to a server without TLS fails: STARTTLS refused" \
+  bash -c "! '$SHUNT' info 'nbds+unix:///?socket=$SOCK&tls-verify-peer=0' 2>'$T/tls.err' && grep -q 'refused STARTTLS' '$T/tls.err'"
 tap_check "a malformed URI is refused naming the problem" \
   bash -c "! '$SHUNT' info 'nbd+unix:///x' 2>'$T/uri.err' && grep -q 'socket=' '$T/uri.err'"
 tap_check "a refused connection names host and port" \

@@ -1,0 +1,1 @@
+"""benchlib: the pieces of bench/compare (servers, fio, /proc accounting, isolation, report)."""

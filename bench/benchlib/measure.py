@@ -1,0 +1,42 @@
+"""measure.py: one measured client run: fio against a target while the CPU of the server's
+process tree and of the whole machine is sampled, turned into a result record."""
+from . import fio, sysstat
+
+GiB = 1 << 30
+
+
+def _per(value, amount):
+    return round(value / amount, 4) if amount else None
+
+
+def fio_record(server_pids, prefix, target, args, out_path, timeout, stats=None):
+    """Run fio; return a dict with throughput, IOPS, latency and CPU figures. `stats`, when
+    given, returns the server's own (bytes copied by its CPU, bytes served) counters."""
+    s0 = stats() if stats else None
+    with sysstat.CpuWindow(server_pids) as w:
+        r = fio.run(prefix, target, args, out_path, timeout)
+    s1 = stats() if s0 else None
+    gib = r.io_bytes / GiB
+    own = max(0.0, w.machine_busy_s - w.others_s)
+    rec = {
+        "mbps": round(r.mbps, 1), "iops": round(r.iops), "io_bytes": r.io_bytes,
+        "seconds": round(r.seconds, 3), "lat_ms": round(r.lat_ms, 3),
+        "server_cpu_s": round(w.proc_s, 3) if server_pids else None,
+        "client_cpu_s": round(r.client_cpu_s, 3),
+        "machine_busy_s": round(w.machine_busy_s, 3), "window_s": round(w.wall_s, 3),
+        "server_cpu_s_per_gib": _per(w.proc_s, gib) if server_pids else None,
+        "machine_cpu_s_per_gib": _per(w.machine_busy_s, gib),
+        "machine_own_cpu_s_per_gib": _per(own, gib),
+        "server_cpu_us_per_req": _per(w.proc_s * 1e6, r.ios) if server_pids else None,
+        "machine_cpu_us_per_req": _per(w.machine_busy_s * 1e6, r.ios),
+        "machine_own_cpu_us_per_req": _per(own * 1e6, r.ios),
+        "others_cpu_s": round(w.others_s, 3),
+        # Busy CPU charged neither to the server, nor to fio, nor to visible other processes:
+        # kernel threads, interrupts, and work of processes too short-lived to be seen.
+        "unattributed_cpu_s": round(own - (w.proc_s if server_pids else 0)
+                                    - r.client_cpu_s, 3),
+    }
+    if s0 and s1 and s1[1] > s0[1]:
+        # the server's accounting: payload bytes its CPU copied per payload byte served
+        rec["server_copies_per_byte"] = round((s1[0] - s0[0]) / (s1[1] - s0[1]), 3)
+    return rec

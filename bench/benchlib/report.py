@@ -1,0 +1,284 @@
+"""report.py: bench/compare's output: markdown tables (one per workload and experiment) and JSON
+lines (one object per measurement), built from the list of result records."""
+import json
+
+from . import fio
+
+
+def _f(v, digits=2):
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        return f"{v:.{digits}f}"
+    return str(v)
+
+
+def _desc(r):
+    w = fio.WORKLOADS.get(r.get("workload") or "")
+    return w[4] if w else (r.get("workload") or "")
+
+
+def _cache(r):
+    if r.get("image_cache_mib") is None:
+        return "–"
+    return f"{_f(r['image_cache_mib'], 0)} / {_f(r.get('page_cache_growth_mib'), 0)}"
+
+
+def _table(head, rows):
+    out = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(out) + "\n"
+
+
+def _by(records, **kv):
+    return [r for r in records if all(r.get(k) == v for k, v in kv.items())]
+
+
+def _na_rows(records, ncols, **kv):
+    return [[r["server"], r["variant"], "n/a"] + [""] * (ncols - 3)
+            for r in _by(records, kind="server", status="n/a", **kv)]
+
+
+def markdown(records):
+    meta = next((r for r in records if r["kind"] == "meta"), {})
+    end = next((r for r in records if r["kind"] == "end"), {})
+    md = ["# bench/compare results\n",
+          f"Run {meta.get('run_id', '?')} on {meta.get('host', '?')} "
+          f"({meta.get('cpus', '?')} CPUs, kernel {meta.get('kernel', '?')}); image "
+          f"{meta.get('image_mib', '?')} MiB; runtime {meta.get('runtime_s', '?')} s per run"
+          f"{' (--quick)' if meta.get('quick') else ''}; load average at start "
+          f"{meta.get('loadavg')}, at end {end.get('loadavg')}; took {end.get('elapsed_s')} s"
+          f"{'; INTERRUPTED: ' + end['interrupted'] if end.get('interrupted') else ''}.\n"]
+
+    refs = _by(records, kind="reference")
+    if refs:
+        md.append("## References (same run)\n")
+        rows = []
+        for r in refs:
+            if r.get("status") != "ok":
+                rows.append([f"{r['name']} {_desc(r)}", "error", "", "", ""])
+            elif r["name"] == "iperf3-loopback":
+                rows.append(["iperf3 -Z, loopback", _f(r["mbps"], 0), "",
+                             f"sender {_f(r['sender_cpu_s_per_gib'])}, receiver "
+                             f"{_f(r['receiver_cpu_s_per_gib'])}",
+                             f"{_f(r['machine_own_cpu_s_per_gib'])} / "
+                             f"{_f(r['machine_cpu_s_per_gib'])}"])
+            else:
+                rows.append([f"local O_DIRECT, {fio.WORKLOADS[r['workload']][4]}",
+                             _f(r["mbps"], 0), _f(r["iops"], 0), "",
+                             f"{_f(r['machine_own_cpu_s_per_gib'])} / "
+                             f"{_f(r['machine_cpu_s_per_gib'])}"])
+        md.append(_table(["reference", "MB/s", "IOPS", "process CPU s/GiB",
+                          "machine CPU s/GiB own / all"], rows))
+
+    work = _by(records, kind="workload")
+    for w in fio.MAIN_WORKLOADS:
+        rows = []
+        for cache in ("hot", "cold"):
+            for r in _by(work, workload=w, cache=cache):
+                if r.get("status") != "ok":
+                    rows.append([r["server"], r["variant"], cache, "error"] + [""] * 8)
+                    continue
+                rows.append([r["server"], r["variant"], cache, _f(r["mbps"], 0),
+                             _f(r["iops"], 0), _f(r["server_cpu_s_per_gib"]),
+                             f"{_f(r['machine_own_cpu_s_per_gib'])} / "
+                             f"{_f(r['machine_cpu_s_per_gib'])}",
+                             _f(r["server_cpu_us_per_req"], 1),
+                             _f(r.get("server_copies_per_byte")),
+                             f"{_f(r['machine_own_cpu_us_per_req'], 1)} / "
+                             f"{_f(r['machine_cpu_us_per_req'], 1)}",
+                             _f(r["lat_ms"], 3), _cache(r)])
+        if rows:
+            md.append(f"## {fio.WORKLOADS[w][4]}\n")
+            md.append(_table(["server", "variant", "cache", "MB/s", "IOPS", "server CPU s/GiB",
+                              "machine CPU s/GiB own / all", "server CPU µs/req",
+                              "server copies / byte",
+                              "machine CPU µs/req own / all", "mean lat ms",
+                              "image in cache / page cache + (MiB)"],
+                             rows + _na_rows(records, 12)))
+
+    cold = _by(records, kind="cold_read")
+    if cold:
+        md.append("## Cold reads (caches dropped; share of local O_DIRECT at the same size and "
+                  "depth)\n")
+        rows = []
+        for r in cold:
+            if r.get("status") != "ok":
+                rows.append([r["server"], r["variant"], _desc(r), "error",
+                             "", "", "", ""])
+                continue
+            rows.append([r["server"], r["variant"], _desc(r),
+                         _f(r["mbps"], 0), _f(r.get("local_mbps"), 0),
+                         _f(100 * r["share_of_local"], 0) + "%" if r.get("share_of_local")
+                         else "–", _f(r.get("image_cache_mib"), 0),
+                         _f(r["page_cache_growth_mib"], 0)])
+        md.append(_table(["server", "variant", "workload", "MB/s", "local O_DIRECT MB/s",
+                          "share", "image in cache MiB", "page cache +MiB"],
+                         rows + _na_rows(records, 8)))
+
+    inter = _by(records, kind="interference")
+    if inter:
+        md.append("## Interference (co-runner on CPU 0; server + client streaming hot 1 MiB "
+                  "QD8 reads on CPU 1)\n")
+        rows = []
+        for r in inter:
+            if r.get("status") != "ok":
+                rows.append([r["server"], r["variant"], r["corunner"], "error", "", "", "", "", ""])
+                continue
+            rows.append([r["server"], r["variant"], r["corunner"],
+                         f"{_f(r['alone'])} {r['unit']}", _f(r["beside"]),
+                         f"{_f(r['slowdown_pct'], 1)} ± {_f(r['slowdown_spread_pct'], 1)}",
+                         _f(r["served_gibps"]), _f(r["slowdown_pct_per_gibps"], 1),
+                         _f(r.get("wall_slowdown_pct"), 1)])
+        md.append(_table(["server", "variant", "co-runner", "alone", "beside", "slowdown %",
+                          "served GiB/s", "slowdown % per GiB/s", "wall-clock slowdown %"],
+                         rows + _na_rows(records, 9)))
+
+    ov = _by(records, kind="overlap")
+    lim = next((r for r in records if r["kind"] == "overlap_limits"), None)
+    if lim:
+        md.append("## Overlap (disk and network both throttled)\n")
+        md.append(f"Limits measured in this run: disk (blkio throttle {lim['disk_bps'] / 1e6:.0f} "
+                  f"MB/s, fio O_DIRECT on the loop device, before / after the servers) "
+                  + ", ".join(f"{fio.WORKLOADS[w][4]}: {_f(v, 0)} / "
+                              f"{_f(lim.get('disk_mbps_after', {}).get(w), 0)} MB/s"
+                              for w, v in lim.get("disk_mbps_before", lim["disk_mbps"]).items())
+                  + f"; network (tbf {lim['net_bps'] / 1e6:.0f} MB/s on the namespace's lo, "
+                  f"iperf3 -Z, before / after): {_f(lim.get('net_mbps_before'), 0)} / "
+                  f"{_f(lim.get('net_mbps_after'), 0)} MB/s. The shares use the higher "
+                  "figures. Unthrottled, the same reads run at "
+                  + ", ".join(f"{_f(v, 0)} MB/s ({fio.WORKLOADS[w][4]})"
+                              for w, v in lim.get("disk_unthrottled_mbps", {}).items())
+                  + ": the throttle grants 100 ms of budget at a time, so a server that reads, "
+                  "then sends, without readahead, reads at that speed; the read-then-send model "
+                  "column is 1 / (1/unthrottled + 1/net).\n")
+        rows = []
+        for r in ov:
+            if r.get("status") != "ok":
+                rows.append([r["server"], r["variant"], _desc(r), r.get("status"),
+                             "", "", "", "", ""])
+                continue
+            rows.append([r["server"], r["variant"], _desc(r),
+                         _f(r["mbps"], 0), f"{_f(100 * r['share_of_min'], 0)}%",
+                         f"{_f(100 * r['share_of_no_overlap_model'], 0)}%",
+                         f"{_f(100 * r['share_of_read_then_send_model'], 0)}%",
+                         _f(r["disk_bytes_per_byte_served"]), _cache(r)])
+        md.append(_table(["server", "variant", "workload", "MB/s", "of min(disk, net)",
+                          "of no-overlap model", "of read-then-send model",
+                          "disk bytes / byte served", "image in cache / page cache + (MiB)"],
+                         rows + _na_rows(records, 9)))
+
+    md.append(targets(records))
+    na = _by(records, kind="server", status="n/a")
+    if na:
+        md.append("Not available: " + "; ".join(f"{r['server']} {r['variant']} "
+                                                 f"({r.get('reason', '')[:160]})" for r in na)
+                  + "\n")
+    errs = [r for r in records if r.get("status") == "error"]
+    if errs:
+        md.append("Errors: " + "; ".join(f"{r.get('server', '')} {r.get('variant', '')} "
+                                         f"{r.get('workload', r.get('name', ''))}: "
+                                         f"{r.get('reason', '')[:160]}" for r in errs) + "\n")
+    return "\n".join(md)
+
+
+def _ok(records, **kv):
+    return [r for r in _by(records, **kv) if r.get("status") == "ok"]
+
+
+def targets(records):
+    """The issue's targets, each with the best peer's figure, what shunt needs, and what each
+    shunt configuration measured in this run."""
+    peers = [r for r in records if r.get("server") not in (None, "shunt")]
+    shunt = [r for r in records if r.get("server") == "shunt"]
+    variants = sorted({r["variant"] for r in shunt if r.get("status") == "ok"})
+    rows = []
+
+    def row(name, best_txt, need_txt, value_of, passes, fmt=lambda x: f"{x:.0f}"):
+        cells = []
+        for v in variants:
+            val = value_of(v)
+            verdict = passes(val, v) if val is not None else None
+            mark = "" if verdict is None else (" ✓" if verdict else " ✗")
+            cells.append("–" if val is None else fmt(val) + mark)
+        rows.append([name, best_txt, need_txt] + cells)
+
+    def always(check):
+        return lambda x, _v: check(x)
+
+    def best(kind, key, pick=max, **kv):
+        rs = [r for r in _ok(peers, kind=kind, **kv) if r.get(key) is not None]
+        return pick(rs, key=lambda r: r[key]) if rs else None
+
+    def shunt_val(v, key, kind, **kv):
+        rs = _ok(shunt, kind=kind, variant=v, **kv)
+        return rs[0].get(key) if rs else None
+
+    b = best("workload", "mbps", workload="seqread", cache="hot")
+    if b:
+        need_cpu = 0.9 * b["machine_own_cpu_s_per_gib"]
+        row("hot seq read MB/s", f"{b['mbps']:.0f} ({b['server']} {b['variant']})",
+            f"≥ {b['mbps']:.0f}", lambda v: shunt_val(v, "mbps", "workload", workload="seqread",
+                                                      cache="hot"),
+            always(lambda x: x >= b["mbps"]))
+        row("… machine CPU s/GiB (own)", f"{b['machine_own_cpu_s_per_gib']:.2f}",
+            f"≤ {need_cpu:.2f}", lambda v: shunt_val(v, "machine_own_cpu_s_per_gib", "workload",
+                                                      workload="seqread", cache="hot"),
+            always(lambda x: x <= need_cpu), fmt=lambda x: f"{x:.2f}")
+    row("copies per byte served, hot seq read (shunt's stats)", "2 (read + send)",
+        "0 (splice, direct)", lambda v: shunt_val(v, "server_copies_per_byte", "workload",
+                                                  workload="seqread", cache="hot"),
+        lambda x, v: x == 0 if v in ("splice", "direct") else None, fmt=lambda x: f"{x:.2f}")
+    b = best("workload", "mbps", workload="seqread4", cache="hot")
+    if b:
+        row("hot seq read, 4 connections, MB/s", f"{b['mbps']:.0f} ({b['server']} {b['variant']})",
+            f"≥ {1.2 * b['mbps']:.0f}", lambda v: shunt_val(v, "mbps", "workload",
+                                                             workload="seqread4", cache="hot"),
+            always(lambda x: x >= 1.2 * b["mbps"]))
+    b = best("workload", "iops", workload="randread", cache="hot")
+    if b:
+        row("hot random 4 KiB read IOPS", f"{b['iops']} ({b['server']} {b['variant']})",
+            f"≥ {1.5 * b['iops']:.0f}", lambda v: shunt_val(v, "iops", "workload",
+                                                             workload="randread", cache="hot"),
+            always(lambda x: x >= 1.5 * b["iops"]))
+    b = best("overlap", "share_of_min", workload="randread4m1")
+    if b:
+        row("overlap: random 4 MiB QD1, share of min(disk, net)",
+            f"{100 * b['share_of_min']:.0f}% ({b['server']} {b['variant']})", "≥ 90%",
+            lambda v: shunt_val(v, "share_of_min", "overlap", workload="randread4m1"),
+            always(lambda x: x >= 0.9), fmt=lambda x: f"{100 * x:.0f}%")
+    b = best("cold_read", "image_cache_mib", pick=min, workload="read4m1")
+    if b:
+        row("page cache: image in cache, cold 4 MiB QD1 reads (MiB)",
+            f"{b['image_cache_mib']:.0f} ({b['server']} {b['variant']})", "≤ 64 (direct)",
+            lambda v: shunt_val(v, "image_cache_mib", "cold_read", workload="read4m1"),
+            lambda x, v: x <= 64 if v in ("direct", "auto") else None)
+    for co in sorted({r["corunner"] for r in _ok(peers, kind="interference")}):
+        b = best("interference", "slowdown_pct_per_gibps", pick=min, corunner=co)
+        if not b:
+            continue
+        need = 0.5 * b["slowdown_pct_per_gibps"]
+        noise = b["slowdown_pct"] <= b["slowdown_spread_pct"]
+
+        def within(x, v, co=co, need=need, noise=noise):
+            rs = _ok(shunt, kind="interference", variant=v, corunner=co)
+            if noise:  # no peer slows it measurably: shunt must not either
+                return bool(rs) and rs[0]["slowdown_pct"] <= rs[0]["slowdown_spread_pct"]
+            return x <= need
+        row(f"interference: {co} slowdown % per GiB/s",
+            f"{b['slowdown_pct_per_gibps']:.1f} ({b['server']} {b['variant']})"
+            + (", within noise" if noise else ""),
+            "within noise" if noise else f"≤ {need:.1f}",
+            lambda v, co=co: shunt_val(v, "slowdown_pct_per_gibps", "interference",
+                                       corunner=co),
+            within, fmt=lambda x: f"{x:.1f}")
+    if not rows:
+        return ""
+    head = ["target (issue 3)", "best peer", "shunt needs"] + [f"shunt {v}" for v in variants]
+    return ("## Targets\n\n" + _table(head, rows)
+            + "\nCopies per byte come from shunt's own accounting (`--stats`, refreshed with "
+            "SIGUSR1 before and after each run); the peers have none.\n")
+
+
+def json_lines(records):
+    return "\n".join(json.dumps(r, sort_keys=True) for r in records) + "\n"

@@ -1,0 +1,40 @@
+/* tls.h: libshunt's side of nbds:// (TLS after NBD_OPT_STARTTLS), with GnuTLS
+ * on the connection's socket.  Credentials follow the NBD URI spec and libnbd:
+ * tls-psk-file (identity from the URI's user, else the login name),
+ * tls-certificates DIR (ca-cert.pem, and client-cert.pem + client-key.pem when
+ * present), else the system's trusted CAs; tls-verify-peer, tls-hostname. */
+#ifndef SHUNT_CLIENT_TLS_H
+#define SHUNT_CLIENT_TLS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include "common/uri.h"
+
+struct sh_tls;
+
+/* Load the credentials the URI asks for (no I/O on the network).
+ * Returns 0 or -errno with a message in err. */
+int sh_tls_new(const struct nbd_uri *u, struct sh_tls **out, char *err, size_t errlen);
+void sh_tls_free(struct sh_tls *t);
+
+/* The server acknowledged STARTTLS: run the TLS handshake on fd (blocking,
+ * bounded by the socket's timeouts).  Returns 0, or -EACCES (certificate or
+ * key refused), -ETIMEDOUT, -EPROTO, with a message in err. */
+int sh_tls_handshake(struct sh_tls *t, int fd, char *err, size_t errlen);
+
+/* True once the handshake succeeded: the byte movers below apply. */
+bool sh_tls_active(const struct sh_tls *t);
+
+/* Decrypt into iov: bytes (> 0), 0 at the end of the stream, -EAGAIN when
+ * nothing is available, -errno.  Drains what GnuTLS holds before returning
+ * -EAGAIN, so poll() on the socket stays a correct readiness test. */
+ssize_t sh_tls_readv(struct sh_tls *t, const struct iovec *iov, int iovcnt);
+
+/* Encrypt and send the first bytes of iov (at most one TLS record): bytes
+ * taken, or -EAGAIN (call again with the same leading bytes), or -errno. */
+ssize_t sh_tls_writev(struct sh_tls *t, const struct iovec *iov, int iovcnt);
+
+#endif
