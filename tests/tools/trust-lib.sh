@@ -7,14 +7,7 @@ PY=/usr/bin/python3
 TOOLS=$SHUNT_TOP/tests/tools
 export SHUNT_TOP
 
-# export_arg NAME PATH [OPTS]: defined by tests/lib.sh on newer trees; this fallback
-# behaves the same (NAME=PATH[,OPTS][,$SHUNT_EXPORT_OPTS]).
-type export_arg >/dev/null 2>&1 || export_arg() {
-  local a="$1=$2"
-  [ -n "${3:-}" ] && a+=",$3"
-  [ -n "${SHUNT_EXPORT_OPTS:-}" ] && a+=",$SHUNT_EXPORT_OPTS"
-  printf '%s\n' "$a"
-}
+# export_arg and tap_relay come from tests/lib.sh.
 
 # Under ASan, freed buffers sit in a 256 MB quarantine and count as RSS; keep it small
 # so the memory bounds below measure the server, not the sanitizer.
@@ -72,27 +65,6 @@ server_alive() {
 
 # nbd_uri [NAME]: the URI of an export on the running server.
 nbd_uri() { echo "nbd://127.0.0.1:$PORT/${1:-disk}"; }
-
-# tap_relay COMMAND...: defined by tests/lib.sh on newer trees; this fallback behaves
-# the same: relay "ok - x" / "not ok - x" lines of a helper into this test's TAP stream.
-type tap_relay >/dev/null 2>&1 || tap_relay() {
-  local line rc f0=$_tap_failed n0=$_tap_n
-  rm -f "$T/.relay_rc"
-  while IFS= read -r line; do
-    case "$line" in
-      "ok - "*)     tap_ok "${line#ok - }" ;;
-      "not ok - "*) tap_fail "${line#not ok - }" ;;
-      "#"*)         echo "$line" ;;
-      *)            echo "# $line" ;;
-    esac
-  done < <("$@" 2>&1; echo $? >"$T/.relay_rc")
-  rc=$(cat "$T/.relay_rc" 2>/dev/null || echo 255)
-  if [ "$rc" -ne 0 ] && [ "$_tap_failed" -eq "$f0" ]; then
-    tap_fail "$(basename "$1") exited with status $rc"
-  elif [ "$_tap_n" -eq "$n0" ]; then
-    tap_fail "$(basename "$1") reported nothing"
-  fi
-}
 
 # A test ended by run.sh's timeout (SIGTERM) or ^C still runs its EXIT trap, so
 # servers, FUSE daemons, mounts and loop devices are cleaned up.
