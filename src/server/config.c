@@ -132,7 +132,7 @@ bad:
   return -EINVAL;
 }
 
-static int set_server_key(struct server_config *cfg, const char *key, const char *val,
+int config_set_server_key(struct server_config *cfg, const char *key, const char *val,
                           char *err, size_t errlen)
 {
   uint64_t v;
@@ -265,7 +265,7 @@ int config_load_file(struct server_config *cfg, const char *path, char *err, siz
       snprintf(msg, sizeof msg, "expected KEY = VALUE");
       r = -EINVAL;
     } else {
-      r = set_server_key(cfg, key, val, msg, sizeof msg);
+      r = config_set_server_key(cfg, key, val, msg, sizeof msg);
     }
   }
   fclose(f);

@@ -53,6 +53,14 @@ int config_add_export_spec(struct server_config *cfg, const char *spec, char *er
 int config_set_tls(struct server_config *cfg, const char *key, const char *val,
                    char *err, size_t errlen);
 
+/* Set one server-wide setting by its config-file key (threads, max-inflight,
+ * chunk, arena, stats, handshake-timeout, max-connections, log, listen, unix,
+ * export, tls*), validating the value. The command line's long options go
+ * through here too, so both accept exactly the same values.
+ * Returns 0, or -EINVAL with a message in err. */
+int config_set_server_key(struct server_config *cfg, const char *key, const char *val,
+                          char *err, size_t errlen);
+
 /* Read a config file (docs/config.md) into cfg.  Returns 0 or -errno with
  * "FILE:LINE: message" in err. */
 int config_load_file(struct server_config *cfg, const char *path, char *err, size_t errlen);

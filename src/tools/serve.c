@@ -88,6 +88,15 @@ static void serve_usage(FILE *f)
 
 enum { OPT_CHUNK = 1000, OPT_ARENA, OPT_STATS };   /* long options without a letter */
 
+/* The long name of the option whose getopt value is c. */
+static const char *option_key(const struct option *opts, int c)
+{
+  for (; opts->name; opts++)
+    if (opts->val == c)
+      return opts->name;
+  return "?";
+}
+
 int cmd_serve(int argc, char **argv)
 {
   static const struct option opts[] = {
@@ -115,7 +124,6 @@ int cmd_serve(int argc, char **argv)
   struct server_config cfg;
   char err[512];
   int c, verbose = 0, quiet = 0, status;
-  uint64_t v;
   const char *config_file = NULL;
 
   config_init(&cfg);
@@ -145,70 +153,17 @@ int cmd_serve(int argc, char **argv)
       break;
     case 'c':
       break;   /* read above */
-    case 't':
-      if (parse_uint(optarg, 1, 1024, &v) < 0) {
-        fprintf(stderr, "shunt serve: --threads: '%s' is not a number from 1 to 1024\n", optarg);
-        config_free(&cfg);
-        return 2;
-      }
-      cfg.threads = (unsigned)v;
-      break;
-    case 'M':
-      if (parse_size(optarg, &v) < 0 || v < (33u << 20)) {
-        fprintf(stderr, "shunt serve: --max-inflight: '%s' must be a size of at least 33M\n", optarg);
-        config_free(&cfg);
-        return 2;
-      }
-      cfg.max_inflight = v;
-      break;
-    case OPT_CHUNK:
-      if (parse_size(optarg, &v) < 0 || v < 4096 || v > (32u << 20) || v % 4096) {
-        fprintf(stderr, "shunt serve: --chunk: '%s' must be a multiple of 4K from 4K to 32M\n", optarg);
-        config_free(&cfg);
-        return 2;
-      }
-      cfg.chunk = v;
-      break;
-    case OPT_ARENA:
-      if (parse_size(optarg, &v) < 0 || v < (1u << 20) || v > (UINT64_C(64) << 30)) {
-        fprintf(stderr, "shunt serve: --arena: '%s' must be a size from 1M to 64G\n", optarg);
-        config_free(&cfg);
-        return 2;
-      }
-      cfg.arena = v;
-      break;
-    case OPT_STATS:
-      free(cfg.stats_path);
-      cfg.stats_path = strdup(optarg);
-      break;
-    case 'T': case 'C': case 'P': case 'V': case 'D': {
-      const char *key = c == 'T' ? "tls" : c == 'C' ? "tls-certificates" : c == 'P' ? "tls-psk"
-                        : c == 'V' ? "tls-verify-peer" : "tls-allow-dn";
-      if (config_set_tls(&cfg, key, c == 'V' ? "yes" : optarg, err, sizeof err) < 0) {
+    case 't': case 'M': case OPT_CHUNK: case OPT_ARENA: case OPT_STATS:
+    case 'H': case 'm': case 'T': case 'C': case 'P': case 'V': case 'D': {
+      /* Valued options are config-file keys: one parser validates both. */
+      const char *key = option_key(opts, c);
+      if (config_set_server_key(&cfg, key, c == 'V' ? "yes" : optarg, err, sizeof err) < 0) {
         fprintf(stderr, "shunt serve: --%s: %s\n", key, err);
         config_free(&cfg);
         return 2;
       }
       break;
     }
-    case 'H':
-      if (parse_uint(optarg, 0, SHUNT_MAX_HANDSHAKE_TIMEOUT, &v) < 0) {
-        fprintf(stderr, "shunt serve: --handshake-timeout: '%s' is not a number of seconds from 0 to %u\n",
-                optarg, SHUNT_MAX_HANDSHAKE_TIMEOUT);
-        config_free(&cfg);
-        return 2;
-      }
-      cfg.handshake_timeout = (unsigned)v;
-      break;
-    case 'm':
-      if (parse_uint(optarg, 0, SHUNT_MAX_MAX_CONNECTIONS, &v) < 0) {
-        fprintf(stderr, "shunt serve: --max-connections: '%s' is not a number from 0 to %u\n",
-                optarg, SHUNT_MAX_MAX_CONNECTIONS);
-        config_free(&cfg);
-        return 2;
-      }
-      cfg.max_connections = (unsigned)v;
-      break;
     case 'v':
       verbose++;
       break;
