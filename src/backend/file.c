@@ -46,6 +46,26 @@ enum { ST_MAIN, ST_ZERO_RANGE, ST_ZERO_WRITE, ST_SYNC };
 
 static void file_step(struct bio *io);
 
+/* A write (of data or of zeroes) completed res bytes: resubmit the rest and
+ * return true, or leave the final status in *res (0, or -errno; a write of
+ * nothing is -EIO) and return false. */
+static bool write_advance(struct bio *io, int *res)
+{
+  if (*res < 0)
+    return false;
+  if (*res == 0) {
+    *res = -EIO;
+    return false;
+  }
+  io->progress += (unsigned)*res;
+  if (io->progress < io->length) {
+    file_step(io);
+    return true;
+  }
+  *res = 0;
+  return false;
+}
+
 static void file_cb(struct engine_op *op, int res, uint32_t flags)
 {
   struct bio *io = (struct bio *)((char *)op - offsetof(struct bio, op));
@@ -77,15 +97,8 @@ static void file_cb(struct engine_op *op, int res, uint32_t flags)
   case BIO_WRITE:
     if (io->stage == ST_SYNC)
       break;
-    if (res < 0)
-      break;
-    if (res == 0) { res = -EIO; break; }
-    io->progress += (unsigned)res;
-    if (io->progress < io->length) {
-      file_step(io);
+    if (write_advance(io, &res))
       return;
-    }
-    res = 0;
     break;
   case BIO_TRIM:
     if (io->stage == ST_MAIN) {
@@ -125,15 +138,8 @@ static void file_cb(struct engine_op *op, int res, uint32_t flags)
         return;
       }
     } else if (io->stage == ST_ZERO_WRITE) {
-      if (res < 0)
-        break;
-      if (res == 0) { res = -EIO; break; }
-      io->progress += (unsigned)res;
-      if (io->progress < io->length) {
-        file_step(io);
+      if (write_advance(io, &res))
         return;
-      }
-      res = 0;
     }
     break;
   case BIO_CACHE:
