@@ -25,6 +25,13 @@ struct file_priv {
   atomic_bool no_punch;        /* fallocate(PUNCH_HOLE) said EOPNOTSUPP */
   atomic_bool no_zero_range;   /* fallocate(ZERO_RANGE) said EOPNOTSUPP */
   bool sparse;                 /* SEEK_DATA works: extents are meaningful */
+  /* The last data extent lseek found, so that reads inside it (every read of
+   * a fully allocated image) cost no lseek: [data_start, data_end), empty
+   * when equal.  Writes only turn holes into data, so they leave it valid;
+   * TRIM and WRITE_ZEROES may punch holes, so they clear it and bump ext_gen,
+   * and a lookup that raced with them does not store what it found. */
+  pthread_mutex_t ext_lock;
+  uint64_t data_start, data_end, ext_gen;
 };
 
 static uint8_t *zero_chunk;
@@ -64,6 +71,15 @@ static bool write_advance(struct bio *io, int *res)
   }
   *res = 0;
   return false;
+}
+
+/* Forget the cached data extent (before and after anything that may punch holes). */
+static void ext_forget(struct file_priv *p)
+{
+  pthread_mutex_lock(&p->ext_lock);
+  p->data_start = p->data_end = 0;
+  p->ext_gen++;
+  pthread_mutex_unlock(&p->ext_lock);
 }
 
 static void file_cb(struct engine_op *op, int res, uint32_t flags)
@@ -148,6 +164,8 @@ static void file_cb(struct engine_op *op, int res, uint32_t flags)
   case BIO_FLUSH:
     break;
   }
+  if (io->type == BIO_TRIM || io->type == BIO_ZERO)
+    ext_forget(p);
   io->complete(io, res < 0 ? res : 0);
 }
 
@@ -233,7 +251,10 @@ static void file_step(struct bio *io)
 
 static void file_submit(struct backend *b, struct engine *e, struct bio *io)
 {
-  (void)b; (void)e;
+  struct file_priv *p = b->priv;
+  (void)e;
+  if (io->type == BIO_TRIM || io->type == BIO_ZERO)
+    ext_forget(p);
   if (io->length == 0 && io->type != BIO_FLUSH) {
     backend_complete_later(io, 0);
     return;
@@ -245,7 +266,7 @@ static int file_extents(struct backend *b, uint64_t offset, uint64_t length,
                         struct proto_extent *ext, size_t max, size_t *n)
 {
   struct file_priv *p = b->priv;
-  uint64_t pos = offset, end = offset + length;
+  uint64_t pos = offset, end = offset + length, stop, gen;
   size_t k = 0;
 
   if (end > b->size)
@@ -256,9 +277,16 @@ static int file_extents(struct backend *b, uint64_t offset, uint64_t length,
     *n = 1;
     return 0;
   }
+  pthread_mutex_lock(&p->ext_lock);
+  gen = p->ext_gen;
+  if (pos >= p->data_start && pos < p->data_end) {   /* inside the known data extent */
+    stop = p->data_end < end ? p->data_end : end;
+    ext[k].length = stop - pos, ext[k].flags = 0, k++;
+    pos = stop;
+  }
+  pthread_mutex_unlock(&p->ext_lock);
   while (pos < end && k < max) {
     off_t data = lseek(b->fd, (off_t)pos, SEEK_DATA);
-    uint64_t stop;
     uint32_t flags;
     if (data < 0 && errno != ENXIO)
       return -errno;
@@ -271,6 +299,12 @@ static int file_extents(struct backend *b, uint64_t offset, uint64_t length,
         return -errno;
       stop = (uint64_t)hole;
       flags = 0;
+      if (stop > pos) {
+        pthread_mutex_lock(&p->ext_lock);
+        if (p->ext_gen == gen)
+          p->data_start = pos, p->data_end = stop;
+        pthread_mutex_unlock(&p->ext_lock);
+      }
     }
     if (stop > end)
       stop = end;
@@ -293,6 +327,9 @@ static int file_flush_sync(struct backend *b)
 
 static void file_close(struct backend *b)
 {
+  struct file_priv *p = b->priv;
+  if (p)
+    pthread_mutex_destroy(&p->ext_lock);
   close(b->fd);
   free(b->priv);
   free(b);
@@ -332,6 +369,7 @@ int backend_file_open(const char *path, bool read_only, struct backend **out, ch
     snprintf(err, errlen, "out of memory");
     return -ENOMEM;
   }
+  pthread_mutex_init(&p->ext_lock, NULL);
   b->ops = &file_ops;
   b->fd = fd;
   b->priv = p;

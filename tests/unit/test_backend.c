@@ -46,6 +46,8 @@ static int run_bio(struct backend *b, enum bio_type type, unsigned flags, void *
   return last_res;
 }
 
+static enum bio_type round_trip_type(int i) { return i ? BIO_ZERO : BIO_TRIM; }
+
 static void exercise(struct backend *b, const char *what)
 {
   uint8_t *w = malloc(1 << 20), *r = malloc(1 << 20), *z = calloc(1, 1 << 20);
@@ -76,6 +78,24 @@ static void exercise(struct backend *b, const char *what)
   int fz = run_bio(b, BIO_ZERO, BIO_FAST_ZERO, NULL, 2 << 20, 1 << 20);
   ok(fz == 0 || fz == -ENOTSUP, "%s: fast zero succeeds or says ENOTSUP (%d)", what, fz);
   ok(run_bio(b, BIO_CACHE, 0, NULL, 0, 1 << 20) == 0, "%s: cache", what);
+  /* Extents asked for twice (the second answer may come from a cache) must
+   * still see a hole that TRIM or WRITE_ZEROES punched in between. */
+  ok(run_bio(b, BIO_WRITE, 0, w, 4 << 20, 1 << 20) == 0, "%s: write at 4 MiB", what);
+  for (int round = 0; round < 2; round++) {
+    ok(b->ops->extents(b, 4 << 20, 1 << 20, ext, 16, &n) == 0 && n == 1 && ext[0].flags == 0
+       && ext[0].length == 1 << 20, "%s: written range is one data extent (%d)", what, round);
+    ok(b->ops->extents(b, (4 << 20) + 4096, 8192, ext, 16, &n) == 0 && n == 1 && ext[0].flags == 0
+       && ext[0].length == 8192, "%s: a piece inside it is data, clipped to the query (%d)", what, round);
+  }
+  ok(run_bio(b, round_trip_type(0), 0, NULL, (4 << 20) + (256 << 10), 256 << 10) == 0, "%s: trim inside it", what);
+  ok(b->ops->extents(b, 4 << 20, 1 << 20, ext, 16, &n) == 0 && n == 3 && ext[0].flags == 0
+     && ext[0].length == 256 << 10 && ext[1].flags == (NBD_STATE_HOLE | NBD_STATE_ZERO) && ext[2].flags == 0,
+     "%s: after the trim: data, hole, data (n=%zu)", what, n);
+  ok(b->ops->extents(b, 4 << 20, 64 << 10, ext, 16, &n) == 0 && n == 1 && ext[0].flags == 0,
+     "%s: the data before the hole is still data", what);
+  ok(run_bio(b, round_trip_type(1), 0, NULL, 4 << 20, 128 << 10) == 0, "%s: zero the start", what);
+  ok(b->ops->extents(b, 4 << 20, 64 << 10, ext, 16, &n) == 0 && n == 1
+     && ext[0].flags == (NBD_STATE_HOLE | NBD_STATE_ZERO), "%s: zeroed start is a hole now", what);
   free(w); free(r); free(z);
 }
 
