@@ -39,6 +39,14 @@ struct datapath {
 #define DP_MIN_CHUNK     4096u
 #define DP_MAX_CHUNK     (32u << 20)
 #define DP_DIRECT_ALIGN  4096u
+/* The splice path serves reads shorter than this like the copy path (read
+ * into a buffer, one gathered send): two splices and a send of their own
+ * per request cost more than copying a few KiB.  Counted as copy bytes. */
+#define DP_SPLICE_MIN    (16u << 10)
+/* The direct path sends reply chunks shorter than this with an ordinary
+ * (gathered) send instead of SEND_ZC, whose notification round trip costs
+ * more than copying them; the kernel's copy is counted. */
+#define DP_ZC_MIN        (16u << 10)
 
 /* The chunk size of exports that do not set chunk= (--chunk). */
 extern uint32_t dp_default_chunk;

@@ -231,8 +231,14 @@ static void fill_item(struct chunk *c, size_t hdr_len)
   stat_add(&stats(r)->bytes_path[r->export->datapath->kind], c->len);
   if (is_direct(r)) {
     it->sq.iov[it->sq.niov++] = (struct iovec){ c->mem + c->skip, c->len };
-    it->sq.zc = true;
-    stat_add(&stats(r)->zc_sends, 1);
+    if (c->len >= DP_ZC_MIN) {
+      it->sq.zc = true;
+      stat_add(&stats(r)->zc_sends, 1);
+    } else {
+      /* Small: an ordinary send (one kernel copy, counted) gathers with
+       * the replies around it; SEND_ZC would cost more than it saves. */
+      stat_add(&stats(r)->copied_read, c->len);
+    }
   } else {
     it->sq.pipe_fd = c->pipe->rfd;
     it->sq.splice_len = c->len;
@@ -384,6 +390,16 @@ static void stream_read(struct request *r)
   }
   if (!dw) {
     request_reply_status(r, NBD_ENOMEM, "out of memory");
+    return;
+  }
+  if (!is_direct(r) && r->hdr.length < DP_SPLICE_MIN) {
+    /* Small reads: a read into a buffer and a gathered send cost less
+     * than two splices and a send of their own (docs/design.md). */
+    if (!(r->buf = malloc(r->hdr.length))) {
+      request_reply_status(r, NBD_ENOMEM, "out of memory");
+      return;
+    }
+    copy_read_request(r);
     return;
   }
   if ((r->hdr.flags & NBD_CMD_FLAG_DF) && proto_uses_chunks(r->session)) {

@@ -68,6 +68,37 @@ sys.exit(d != open(sys.argv[2],"rb").read(8<<20))' "$uri" "$T/orig.img" && dump_
   else
     tap_fail "$dp: read for the copy counters"
   fi
+  # Small reads (< 16 KiB): splice serves them like copy (one read, one
+  # gathered send) and counts them as copy bytes; direct reads them O_DIRECT
+  # and sends them without SEND_ZC, counting the kernel's copy.
+  if [ "$dp" != copy ]; then
+    cp "$T/st-$dp.json" "$T/st-$dp-before.json"
+    if "$PY" -c 'import nbd,sys,random
+h=nbd.NBD(); h.connect_uri(sys.argv[1]); img=open(sys.argv[2],"rb").read(8<<20)
+offs=[random.randrange(0, 2047)*4096 for _ in range(64)]
+bufs=[]
+for o in offs:
+    b=nbd.Buffer(4096); h.aio_pread(b, o); bufs.append((b,o))
+while h.aio_in_flight() > 0: h.poll(-1)
+h.shutdown()
+sys.exit(not all(b.to_bytearray()==img[o:o+4096] for b,o in bufs))' "$uri" "$T/orig.img" && dump_stats "$T/st-$dp.json"; then
+      delta=$("$PY" -c 'import json,sys
+a,b=(json.load(open(f))["exports"][0] for f in sys.argv[1:3])
+print(b["bytes_by_path"]["copy"]-a["bytes_by_path"]["copy"], b["server_copied_read_bytes"]-a["server_copied_read_bytes"], b["zc_sends"]-a["zc_sends"])' "$T/st-$dp-before.json" "$T/st-$dp.json")
+      read -r dcopy dcopied dzc <<<"$delta"
+      if [ "$dp" = splice ]; then
+        [ "$dcopy" -eq $((64 * 4096)) ] && [ "$dcopied" -eq $((2 * 64 * 4096)) ] \
+          && tap_ok "splice: 64 concurrent 4 KiB reads correct, served and counted as copy ($delta)" \
+          || tap_fail "splice: small reads counted as: copy bytes, copied bytes, zc sends = $delta"
+      else
+        [ "$dzc" -eq 0 ] && [ "$dcopied" -eq $((64 * 4096)) ] && [ "$dcopy" -eq 0 ] \
+          && tap_ok "direct: 64 concurrent 4 KiB reads correct, sent without SEND_ZC, kernel copy counted ($delta)" \
+          || tap_fail "direct: small reads counted as: copy bytes, copied bytes, zc sends = $delta"
+      fi
+    else
+      tap_fail "$dp: 64 concurrent 4 KiB reads"
+    fi
+  fi
   # Holes are reported as holes by every path.
   holes=$("$PY" -c 'import nbd,sys
 h=nbd.NBD(); h.connect_uri(sys.argv[1]); n=[0]
