@@ -1,6 +1,7 @@
 """report.py: bench/compare's output: markdown tables (one per workload and experiment) and JSON
 lines (one object per measurement), built from the list of result records."""
 import json
+import os
 
 from . import fio
 
@@ -61,6 +62,12 @@ def markdown(records):
                 rows.append(["iperf3 -Z, loopback", _f(r["mbps"], 0), "",
                              f"sender {_f(r['sender_cpu_s_per_gib'])}, receiver "
                              f"{_f(r['receiver_cpu_s_per_gib'])}",
+                             f"{_f(r['machine_own_cpu_s_per_gib'])} / "
+                             f"{_f(r['machine_cpu_s_per_gib'])}"])
+            elif r["name"] == "null-server":
+                rows.append([f"nbdkit null (no storage), {fio.WORKLOADS[r['workload']][4]}",
+                             _f(r["mbps"], 0), _f(r["iops"], 0),
+                             f"server {_f(r['server_cpu_s_per_gib'])}",
                              f"{_f(r['machine_own_cpu_s_per_gib'])} / "
                              f"{_f(r['machine_cpu_s_per_gib'])}"])
             else:
@@ -241,6 +248,26 @@ def targets(records):
             f"≥ {1.5 * b['iops']:.0f}", lambda v: shunt_val(v, "iops", "workload",
                                                              workload="randread", cache="hot"),
             always(lambda x: x >= 1.5 * b["iops"]))
+    if b:
+        # What the client alone allows: the machine's CPUs divided by fio's own CPU per request
+        # (fio + libnbd, measured in each shunt run). Even a server that cost nothing could not
+        # serve more; informational, no verdict.
+        ncpu = os.cpu_count() or 1
+
+        def client_bound(v):
+            rs = _ok(shunt, kind="workload", variant=v, workload="randread", cache="hot")
+            if not rs or not rs[0].get("iops") or not rs[0].get("client_cpu_s"):
+                return None
+            per_req = rs[0]["client_cpu_s"] / (rs[0]["iops"] * rs[0]["seconds"])
+            return ncpu / per_req
+        row(f"… bound: {ncpu} CPUs / fio's CPU per request (a server costing 0)",
+            "–", f"≥ {1.5 * b['iops']:.0f}", client_bound, lambda x, v: None)
+        nul = [r for r in records if r.get("kind") == "reference"
+               and r.get("name") == "null-server" and r.get("status") == "ok"]
+        if nul:
+            row("… nbdkit null (no storage at all) IOPS, same client",
+                f"{nul[0]['iops']}", f"≥ {1.5 * b['iops']:.0f}", lambda v: nul[0]["iops"],
+                lambda x, v: None)
     b = best("overlap", "share_of_min", workload="randread4m1")
     if b:
         row("overlap: random 4 MiB QD1, share of min(disk, net)",

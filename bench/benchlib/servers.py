@@ -37,6 +37,13 @@ def _nbdkit(port, image, _wd):
     return ["nbdkit", "-f", "-i", "127.0.0.1", "-p", str(port), "file", image], "", None
 
 
+def _nbdkit_null(port, image, _wd):
+    """nbdkit's null plugin: answers every read with zeroes and touches no storage (a
+    reference: what a server costs the machine when it does nothing but the protocol)."""
+    size = os.path.getsize(image) if os.path.isfile(image) else 1 << 30
+    return ["nbdkit", "-f", "-i", "127.0.0.1", "-p", str(port), "null", str(size)], "", None
+
+
 def _qemu_nbd(opts):
     def build(port, image, _wd):
         return (["qemu-nbd", "-f", "raw", "-b", "127.0.0.1", "-p", str(port), "-x", EXPORT,
@@ -60,6 +67,11 @@ def _shunt(path, datapath):
         stats = ["--stats", stats_path(wd, port)] if _shunt_stats else []
         return [path, "serve", "--listen", f"127.0.0.1:{port}"] + stats + [export], EXPORT, None
     return build
+
+
+def null_spec():
+    """The reference server that does no storage work (nbdkit null)."""
+    return Spec("nbdkit", "null", _nbdkit_null)
 
 
 def peer_specs():
