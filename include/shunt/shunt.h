@@ -32,6 +32,20 @@
  *   (server: ...)").  A dropped connection fails its in-flight requests with
  *   -ECONNRESET (or the socket's error) unless reconnect is enabled.
  *
+ *   A server that breaks the NBD reply rules (bad magic, a reply for no request
+ *   in flight, a chunk outside its request, chunks of one read that overlap
+ *   each other or an earlier error offset, a successful read whose chunks do
+ *   not cover all of it, block status extents out of range) is a protocol
+ *   violation: the connection is dropped and the requests in flight on it fail
+ *   with -EPROTO, the message naming the violation; it is not reconnected.
+ *   EPROTO, not EIO: the server reported no I/O error, its stream can no longer
+ *   be trusted (a server that sent one range twice may have lost others), and
+ *   the spec lets a client disconnect then.  A read whose server had already
+ *   sent an error chunk keeps that error.  Overlaps are caught before a chunk's
+ *   bytes are written, with no allocation for the usual few or ordered chunks
+ *   and at most length / 8 bytes for a read split into hundreds of disjoint
+ *   pieces in random order.
+ *
  * MEMORY
  *   The iovec array passed to a submit call is copied; the buffers it points to
  *   must stay valid (and, for writes, unchanged) until the completion callback.

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include "client/cover.h"
 #include "client/handshake.h"
 #include "client/transport.h"
 #include "client/wire.h"
@@ -34,6 +35,7 @@ struct sh_req {
   char *errmsg;              /* message for it, or NULL */
   bool errmsg_server;        /* errmsg came from the server */
   uint64_t covered;          /* read: bytes delivered by data/hole chunks */
+  struct sh_cover cover;     /* read: which bytes the chunks claimed (no overlaps) */
   uint64_t bs_pos;           /* block status: offset of the next extent */
   int conn;                  /* connection it was sent on */
   unsigned retries;

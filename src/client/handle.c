@@ -318,6 +318,7 @@ static int reconnect(struct shunt_handle *h, unsigned ci)
       if (!r || r->conn != (int)ci)
         continue;
       r->covered = 0;
+      sh_cover_reset(&r->cover);
       r->bs_pos = r->offset;
       r->retries++;
       h->stats.retried++;

@@ -146,6 +146,7 @@ void sh_complete(struct shunt_handle *h, struct sh_req *r)
   if (r->iov != r->iov_inline)
     free(r->iov);
   free(r->errmsg);
+  sh_cover_reset(&r->cover);
   free(r);
   /* The callback runs last: it may submit new requests. */
   if (done)

@@ -27,6 +27,48 @@
 #define ERROR_OFFSET (DISK - 4096)  /* a read here gets an error chunk */
 #define BAD_OFFSET (DISK - 8192)    /* a read here gets a chunk outside the request */
 
+/* Scripted replies, for the overlap checks: a read of SCRIPT_LEN bytes at
+ * SCRIPT_BASE + i * SCRIPT_STEP gets the chunks of scripts[i], in that order,
+ * then NONE with DONE.  Offsets are relative to the request. */
+#define SCRIPT_BASE (800u * 1024)
+#define SCRIPT_STEP 16384u
+#define SCRIPT_LEN 8192u
+struct step {
+  char kind;                 /* 'D' OFFSET_DATA, 'H' OFFSET_HOLE, 'E' ERROR_OFFSET at rel */
+  uint32_t rel, len;
+};
+struct script {
+  const char *name;
+  struct step s[4];
+  int n;
+  int want;                  /* the read's result */
+  const char *msg;           /* ... and a piece of its message */
+  bool drop;                 /* a protocol violation: the connection is dropped */
+};
+static const struct script scripts[] = {
+  { "duplicate chunk, a range never sent", { { 'D', 0, 4096 }, { 'D', 0, 4096 } }, 2, -EPROTO,
+    "OFFSET_DATA chunk overlaps", true },
+  { "chunk overlapping part of an earlier one", { { 'D', 0, 5000 }, { 'D', 4000, 3192 } }, 2,
+    -EPROTO, "OFFSET_DATA chunk overlaps", true },
+  { "hole overlapping data", { { 'D', 0, 6144 }, { 'H', 4096, 2048 } }, 2, -EPROTO,
+    "OFFSET_HOLE chunk overlaps", true },
+  /* (the read keeps the error the server reported first) */
+  { "data over an earlier error offset", { { 'E', 100, 0 }, { 'D', 0, 8192 } }, 2, -ENOSPC,
+    "injected", true },
+  { "error offset outside the request", { { 'E', 8192 + 5, 0 } }, 1, -EPROTO,
+    "offset outside the request", true },
+  { "a range missing, no overlap", { { 'D', 0, 4096 }, { 'H', 6144, 2048 } }, 2, -EPROTO,
+    "did not cover", true },
+  { "error offset inside earlier data (allowed)", { { 'D', 0, 8192 }, { 'E', 100, 0 } }, 2,
+    -ENOSPC, "injected" },
+  { "data out of order, no overlap",
+    { { 'D', 6144, 2048 }, { 'D', 0, 1000 }, { 'D', 4096, 2048 }, { 'D', 1000, 3096 } }, 4, 0,
+    NULL },
+  { "holes and data out of order",
+    { { 'H', 2048, 4096 }, { 'D', 6144, 2048 }, { 'H', 0, 1 }, { 'D', 1, 2047 } }, 4, 0, NULL },
+};
+#define NSCRIPTS (int)(sizeof scripts / sizeof scripts[0])
+
 struct fake {
   int lfd;
   bool extended_ok;          /* ACK NBD_OPT_EXTENDED_HEADERS */
@@ -35,6 +77,8 @@ struct fake {
   bool chaos_handshake;      /* ... or answer GO with random option replies */
   bool early_reply;          /* answer big writes before reading their payload */
   int drops;                 /* hang up on this many DROP_OFFSET reads */
+  unsigned shuffle;          /* nonzero: answer reads with many small chunks,
+                                shuffled (a seed) */
   unsigned char disk[DISK];
   char path[108];
   pthread_t th;
@@ -119,16 +163,84 @@ struct req {
   uint64_t cookie, off, len;
 };
 
+static void error_chunk(int fd, bool ext, uint16_t type, const struct req *q, uint64_t at)
+{
+  unsigned char e[6 + 8 + 8];
+  uint32_t err = htobe32(NBD_ENOSPC);
+  uint16_t ml = htobe16(8);
+  uint64_t o = htobe64(at);
+  memcpy(e, &err, 4); memcpy(e + 4, &ml, 2); memcpy(e + 6, "injected", 8); memcpy(e + 14, &o, 8);
+  chunk(fd, ext, type == NBD_REPLY_TYPE_ERROR ? NBD_REPLY_FLAG_DONE : 0, type, q->cookie, q->off,
+        e, type == NBD_REPLY_TYPE_ERROR ? 14 : 22, NULL, 0);
+}
+
+static void data_or_hole(struct fake *f, int fd, bool ext, const struct req *q, bool hole,
+                         uint64_t o, uint64_t l)
+{
+  if (hole) {
+    struct nbd_chunk_offset_hole h = { htobe64(o), htobe32((uint32_t)l) };
+    chunk(fd, ext, 0, NBD_REPLY_TYPE_OFFSET_HOLE, q->cookie, q->off, &h, sizeof h, NULL, 0);
+  } else {
+    uint64_t be = htobe64(o);
+    chunk(fd, ext, 0, NBD_REPLY_TYPE_OFFSET_DATA, q->cookie, q->off, &be, 8, f->disk + o, l);
+  }
+}
+
+static void reply_script(struct fake *f, int fd, bool ext, const struct req *q,
+                         const struct script *sc)
+{
+  for (int i = 0; i < sc->n; i++) {
+    const struct step *st = &sc->s[i];
+    if (st->kind == 'E')
+      error_chunk(fd, ext, NBD_REPLY_TYPE_ERROR_OFFSET, q, q->off + st->rel);
+    else
+      data_or_hole(f, fd, ext, q, st->kind == 'H', q->off + st->rel, st->len);
+  }
+  chunk(fd, ext, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_NONE, q->cookie, q->off, NULL, 0, NULL, 0);
+}
+
+/* Reply in pieces of 1 to 600 bytes sent in a random order (holes where the
+ * disk is zero): hundreds of disjoint ranges are open at once. */
+static void reply_shuffled(struct fake *f, int fd, bool ext, const struct req *q)
+{
+  unsigned seed = f->shuffle;
+  uint64_t *cut = malloc((q->len + 1) * sizeof *cut);
+  size_t n = 0;
+  for (uint64_t p = 0; p < q->len; p += 1 + (uint64_t)rand_r(&seed) % 600)
+    cut[n++] = p;
+  cut[n] = q->len;
+  size_t *idx = malloc(n * sizeof *idx);
+  for (size_t i = 0; i < n; i++)
+    idx[i] = i;
+  for (size_t i = n - 1; i > 0; i--) {
+    size_t k = (size_t)rand_r(&seed) % (i + 1), t = idx[i];
+    idx[i] = idx[k];
+    idx[k] = t;
+  }
+  for (size_t i = 0; i < n; i++) {
+    uint64_t o = q->off + cut[idx[i]], l = cut[idx[i] + 1] - cut[idx[i]];
+    data_or_hole(f, fd, ext, q, all_zero(f->disk + o, l), o, l);
+  }
+  chunk(fd, ext, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_NONE, q->cookie, q->off, NULL, 0, NULL, 0);
+  free(cut);
+  free(idx);
+}
+
 /* Reply to a read in pieces of varying size, last piece first; zero pieces go
  * as holes.  The final chunk carries DONE. */
 static void reply_read(struct fake *f, int fd, bool ext, const struct req *q)
 {
+  if (q->off >= SCRIPT_BASE && q->off < SCRIPT_BASE + NSCRIPTS * SCRIPT_STEP &&
+      (q->off - SCRIPT_BASE) % SCRIPT_STEP == 0 && q->len == SCRIPT_LEN) {
+    reply_script(f, fd, ext, q, &scripts[(q->off - SCRIPT_BASE) / SCRIPT_STEP]);
+    return;
+  }
+  if (f->shuffle) {
+    reply_shuffled(f, fd, ext, q);
+    return;
+  }
   if (q->off == ERROR_OFFSET) {
-    unsigned char e[6 + 8];
-    uint32_t err = htobe32(NBD_ENOSPC);
-    uint16_t ml = htobe16(8);
-    memcpy(e, &err, 4); memcpy(e + 4, &ml, 2); memcpy(e + 6, "injected", 8);
-    chunk(fd, ext, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_ERROR, q->cookie, q->off, e, 14, NULL, 0);
+    error_chunk(fd, ext, NBD_REPLY_TYPE_ERROR, q, 0);
     return;
   }
   if (q->off == BAD_OFFSET) {
@@ -144,13 +256,7 @@ static void reply_read(struct fake *f, int fd, bool ext, const struct req *q)
   cuts[n] = q->len;
   for (int i = n - 1; i >= 0; i--) {
     uint64_t o = q->off + cuts[i], l = cuts[i + 1] - cuts[i];
-    if (all_zero(f->disk + o, l)) {
-      struct nbd_chunk_offset_hole h = { htobe64(o), htobe32((uint32_t)l) };
-      chunk(fd, ext, 0, NBD_REPLY_TYPE_OFFSET_HOLE, q->cookie, q->off, &h, sizeof h, NULL, 0);
-    } else {
-      uint64_t be = htobe64(o);
-      chunk(fd, ext, 0, NBD_REPLY_TYPE_OFFSET_DATA, q->cookie, q->off, &be, 8, f->disk + o, l);
-    }
+    data_or_hole(f, fd, ext, q, all_zero(f->disk + o, l), o, l);
   }
   chunk(fd, ext, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_NONE, q->cookie, q->off, NULL, 0, NULL, 0);
 }
@@ -544,10 +650,73 @@ static void run_suite(bool extended)
   stop(f);
 }
 
+/* Structured replies that break the spec's rules (content chunks MUST NOT
+ * overlap an earlier content or error chunk, MUST cover the whole read): the
+ * read fails with EPROTO and the connection is dropped, as for every other
+ * protocol violation.  Chunks that only arrive out of order, holes included,
+ * give the right bytes. */
+static void overlap_suite(void)
+{
+  for (int i = 0; i < NSCRIPTS; i++) {
+    const struct script *sc = &scripts[i];
+    struct fake *f = start(false, 0);
+    struct shunt_handle *h;
+    if (connect_to(f, &h, NULL) < 0) {
+      ok(0, "chunks: %s: connect", sc->name);
+      stop(f);
+      continue;
+    }
+    uint64_t off = SCRIPT_BASE + (uint64_t)i * SCRIPT_STEP;
+    static unsigned char buf[SCRIPT_LEN], want[SCRIPT_LEN];
+    memset(buf, 0xee, sizeof buf);
+    memcpy(want, f->disk + off, sizeof want);
+    for (int k = 0; k < sc->n; k++)
+      if (sc->s[k].kind == 'H')
+        memset(want + sc->s[k].rel, 0, sc->s[k].len);
+    int r = shunt_pread(h, buf, sizeof buf, off, 0);
+    const char *m = shunt_last_error(h);
+    if (sc->want == 0)
+      ok(r == 0 && !memcmp(buf, want, sizeof buf) && shunt_payload_bytes_copied(h) == 0,
+         "chunks: %s -> %d, right bytes, none copied", sc->name, r);
+    else
+      ok(r == sc->want && strstr(m, sc->msg) && strstr(m, "READ 8192 bytes"),
+         "chunks: %s -> %d: %s", sc->name, r, m);
+    r = shunt_pread(h, buf, 4096, 0, 0);
+    if (sc->drop)
+      ok(r == -ENOTCONN, "chunks: %s: the connection was dropped (next read %d)", sc->name, r);
+    else
+      ok(r == 0 && !memcmp(buf, f->disk, 4096), "chunks: %s: the connection still works",
+         sc->name);
+    shunt_close(h);
+    stop(f);
+  }
+
+  /* Hundreds of small chunks in random order: past the inline and heap spans
+   * of the overlap check, into its bitmap; still right, still no copy. */
+  for (int ext = 0; ext < 2; ext++) {
+    const char *m = ext ? "extended" : "compact";
+    struct fake *f = start(ext, 0);
+    struct shunt_handle *h;
+    f->shuffle = 4242 + (unsigned)ext;
+    ok(connect_to(f, &h, NULL) == 0, "shuffled %s: connect", m);
+    ok(scattered_read(h, f, 3, 200000, 1001), "shuffled %s: 200000-byte read, chunks in random order", m);
+    ok(scattered_read(h, f, 100 * 1024, 64 * 1024, 257), "shuffled %s: data and holes", m);
+    struct shunt_stats st;
+    shunt_get_stats(h, &st);
+    ok(st.chunks > 800 && st.hole_bytes > 0 && st.payload_bytes_copied == 0 && st.errors == 0,
+       "shuffled %s: %llu chunks, %llu hole bytes, %llu bytes copied", m,
+       (unsigned long long)st.chunks, (unsigned long long)st.hole_bytes,
+       (unsigned long long)st.payload_bytes_copied);
+    shunt_close(h);
+    stop(f);
+  }
+}
+
 int main(void)
 {
   run_suite(false);
   run_suite(true);
+  overlap_suite();
 
   /* The counter counts: the staged path (copy_reads) reports every byte. */
   {
