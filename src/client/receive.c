@@ -181,7 +181,7 @@ static int meta_done(struct shunt_handle *h, struct sh_conn *c, const char **why
       *why = "malformed block status chunk";
       return -EPROTO;
     }
-    c->bs_mine = ctx == h->neg.meta_id;
+    c->bs_mine = ctx == c->meta_id; /* context ids are per connection */
     c->rs = RS_BS_DESC;
     c->left = ndesc * nbd_bs_desc_size(c->bs_ext);
     c->mgot = 0;

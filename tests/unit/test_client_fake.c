@@ -4,7 +4,10 @@
  * replies to several requests out of order, extended headers, error chunks,
  * and connections dropped mid-request (with and without reconnect).  The
  * zero-copy claim is checked here: the library's copied-bytes counter stays 0
- * while reads land in hundreds of small, scattered iovecs. */
+ * while reads land in hundreds of small, scattered iovecs.  Scripted replies
+ * break the chunk rules (overlapping or duplicated chunks, ranges left out:
+ * EPROTO, connection dropped); stalled handshakes and long backoffs show that
+ * a pending reconnect blocks no other thread. */
 #include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -16,6 +19,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "proto/nbd-protocol.h"
@@ -76,7 +80,7 @@ struct fake {
   unsigned chaos;            /* nonzero: answer reads with random chunks (a seed) */
   bool chaos_handshake;      /* ... or answer GO with random option replies */
   bool early_reply;          /* answer big writes before reading their payload */
-  int drops;                 /* hang up on this many DROP_OFFSET reads */
+  _Atomic int drops;         /* hang up on this many DROP_OFFSET reads */
   unsigned shuffle;          /* nonzero: answer reads with many small chunks,
                                 shuffled (a seed) */
   unsigned char disk[DISK];
@@ -85,6 +89,10 @@ struct fake {
   pthread_t conns[16];
   int nconns;
   _Atomic int served[16];    /* requests received per connection */
+  int stall_from;            /* nonzero: connections from this index on ... */
+  int stall_ms;              /* ... wait this long before the greeting, */
+  _Atomic int stalling;      /* ... counted here while they wait */
+  int hangup_from;           /* nonzero: connections from this index on are closed at once */
 };
 
 struct conn_arg {
@@ -296,6 +304,13 @@ static void serve_one(struct fake *f, int fd)
                                   htobe16(NBD_FLAG_FIXED_NEWSTYLE | NBD_FLAG_NO_ZEROES) };
   uint32_t cflags;
   bool ext = false, sr = false;
+  if (f->hangup_from && conn_index >= f->hangup_from)
+    return;
+  if (f->stall_from && conn_index >= f->stall_from) {
+    f->stalling++;
+    usleep((useconds_t)f->stall_ms * 1000);
+    f->stalling--;
+  }
   wr(fd, &hs, sizeof hs);
   if (rd(fd, &cflags, 4))
     return;
@@ -712,11 +727,184 @@ static void overlap_suite(void)
   }
 }
 
+/* Reconnecting must not hold the handle: while one thread's read waits for
+ * its lost connection to come back, other threads' calls return, and the
+ * other connection of a multi-conn handle keeps serving. */
+struct bg_read {
+  struct shunt_handle *h;
+  unsigned char buf[4096];
+  _Atomic int done;
+  int r;
+  char msg[1024];
+};
+
+static void *bg_read_thread(void *arg)
+{
+  struct bg_read *b = arg;
+  b->r = shunt_pread(b->h, b->buf, sizeof b->buf, DROP_OFFSET, 0);
+  snprintf(b->msg, sizeof b->msg, "%s", b->r ? shunt_last_error(b->h) : "");
+  b->done = 1;
+  return NULL;
+}
+
+static double now_s(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Wait (at most 20 s) until the connection the background read went out on
+ * is down, or the read is over; true if the loss was seen. */
+static bool saw_loss(struct shunt_handle *h, struct bg_read *b)
+{
+  unsigned n = shunt_get_info(h)->connections;
+  for (double end = now_s() + 20; now_s() < end && !b->done; usleep(1000))
+    for (unsigned i = 0; i < n; i++)
+      if (shunt_connection_fd(h, i) == -EINVAL)
+        return true;
+  return false;
+}
+
+/* Calls from this thread while the reconnect is pending: they must come back
+ * before it happened (no reconnect counted yet), and the other connection
+ * must serve a read. */
+static bool calls_during_reconnect(struct shunt_handle *h, struct fake *f, const char *what)
+{
+  struct shunt_stats st;
+  unsigned n = shunt_in_flight(h);
+  shunt_get_stats(h, &st);
+  bool pending = st.reconnects == 0;
+  unsigned char x[4096];
+  int r = shunt_pread(h, x, sizeof x, 8192, 0);
+  shunt_get_stats(h, &st);
+  bool still = st.reconnects == 0;
+  ok(n == 1 && pending, "%s: shunt_in_flight() from another thread returned %u while the "
+     "reconnect was pending", what, n);
+  ok(r == 0 && !memcmp(x, f->disk + 8192, sizeof x) && still,
+     "%s: a read on the other connection completed (%d) while the reconnect was pending (%s)",
+     what, r, still ? "yes" : "no, it waited for it");
+  return pending && still;
+}
+
+static void reconnect_threads(void)
+{
+  /* 1: a long backoff. */
+  struct fake *f = start(false, 1);
+  struct shunt_handle *h;
+  struct shunt_options o = { .connections = 2, .reconnect = 3, .reconnect_delay_ms = 3000 };
+  ok(connect_to(f, &h, &o) == 0 && shunt_get_info(h)->connections == 2, "backoff: connect, 2 connections");
+  struct bg_read *b = calloc(1, sizeof *b);
+  b->h = h;
+  pthread_t th;
+  pthread_create(&th, NULL, bg_read_thread, b);
+  bool seen = saw_loss(h, b);
+  ok(seen, "backoff: the lost connection is seen as down while it waits to reconnect");
+  if (seen)
+    calls_during_reconnect(h, f, "backoff");
+  pthread_join(th, NULL);
+  struct shunt_stats st;
+  shunt_get_stats(h, &st);
+  ok(b->r == 0 && !memcmp(b->buf, f->disk + DROP_OFFSET, 4096) && st.reconnects == 1 &&
+     st.retried == 1, "backoff: the read was retried after the reconnect (%d, %llu reconnects) %s",
+     b->r, (unsigned long long)st.reconnects, b->msg);
+  shunt_close(h);
+  stop(f);
+  free(b);
+
+  /* 2: the attempt itself blocks: the server stalls the new handshake. */
+  f = start(false, 1);
+  f->stall_from = 2;
+  f->stall_ms = 3000;
+  struct shunt_options o2 = { .connections = 2, .reconnect = 3, .reconnect_delay_ms = 10 };
+  ok(connect_to(f, &h, &o2) == 0, "slow handshake: connect");
+  b = calloc(1, sizeof *b);
+  b->h = h;
+  pthread_create(&th, NULL, bg_read_thread, b);
+  for (double end = now_s() + 20; now_s() < end && !f->stalling && !b->done;)
+    usleep(1000);
+  ok(f->stalling == 1, "slow handshake: the reconnect attempt is in its handshake");
+  if (f->stalling == 1) {
+    calls_during_reconnect(h, f, "slow handshake");
+    ok(f->stalling == 1, "slow handshake: ... and it still was when they returned");
+  }
+  pthread_join(th, NULL);
+  shunt_get_stats(h, &st);
+  ok(b->r == 0 && !memcmp(b->buf, f->disk + DROP_OFFSET, 4096) && st.reconnects == 1,
+     "slow handshake: the read completed after the reconnect (%d) %s", b->r, b->msg);
+  shunt_close(h);
+  stop(f);
+  free(b);
+
+  /* 3: the server never comes back: the read fails clearly after the last
+   * attempt; the other connection still works; then the last one is lost too. */
+  f = start(false, 1);
+  f->hangup_from = 2;
+  struct shunt_options o3 = { .connections = 2, .reconnect = 2, .reconnect_delay_ms = 10 };
+  ok(connect_to(f, &h, &o3) == 0, "give up: connect");
+  unsigned char x[4096];
+  int r = shunt_pread(h, x, sizeof x, DROP_OFFSET, 0);
+  ok(r == -ECONNRESET && strstr(shunt_last_error(h), "connection 0 lost") &&
+     strstr(shunt_last_error(h), "gave up after 2 reconnect attempts") &&
+     strstr(shunt_last_error(h), "READ 4096 bytes at offset 524288"),
+     "give up: the read fails after the last attempt (%d): %s", r, shunt_last_error(h));
+  r = shunt_pread(h, x, sizeof x, 4096, 0);
+  ok(r == 0 && !memcmp(x, f->disk + 4096, 4096) && shunt_connection_fd(h, 1) >= 0,
+     "give up: the other connection still serves (%d)", r);
+  shunt_close(h);
+  stop(f);
+
+  /* 3b: one connection, lost: a read submitted while it waits to reconnect is
+   * queued for it (not refused with ENOTCONN) and sent once it is back. */
+  f = start(false, 1);
+  struct shunt_options o3b = { .reconnect = 3, .reconnect_delay_ms = 300 };
+  ok(connect_to(f, &h, &o3b) == 0, "submit while down: connect");
+  b = calloc(1, sizeof *b);
+  b->h = h;
+  pthread_create(&th, NULL, bg_read_thread, b);
+  seen = saw_loss(h, b);
+  r = shunt_pread(h, x, sizeof x, 8192, 0);
+  pthread_join(th, NULL);
+  shunt_get_stats(h, &st);
+  ok(seen && r == 0 && !memcmp(x, f->disk + 8192, 4096) && b->r == 0 && st.reconnects == 1 &&
+     st.retried == 1, "submit while down: the new read waited for the reconnect (%d, lost seen %d, "
+     "%llu retried)", r, seen, (unsigned long long)st.retried);
+  shunt_close(h);
+  stop(f);
+  free(b);
+
+  /* 4: an event loop of its own (shunt_pollfds): the timer of the pending
+   * reconnect is among the descriptors, so poll() without a timeout wakes for it. */
+  f = start(false, 1);
+  struct shunt_options o4 = { .reconnect = 3, .reconnect_delay_ms = 50 };
+  ok(connect_to(f, &h, &o4) == 0, "pollfds: connect");
+  struct async_ctx a = { 0 };
+  struct iovec v = { x, sizeof x };
+  int64_t c = shunt_aio_pread(h, &v, 1, DROP_OFFSET, 0, on_done, &a);
+  int rounds = 0, timeouts = 0;
+  while (c > 0 && a.done == 0 && rounds++ < 1000) {
+    struct pollfd pfd[3];
+    unsigned n = shunt_pollfds(h, pfd, 3);
+    int p = poll(pfd, n, 10000);
+    timeouts += p == 0;
+    if (shunt_pollfds_process(h, pfd, n) < 0)
+      break;
+  }
+  shunt_get_stats(h, &st);
+  ok(a.done == 1 && a.errors == 0 && !memcmp(x, f->disk + DROP_OFFSET, 4096) &&
+     st.reconnects == 1 && timeouts == 0,
+     "pollfds: read retried after the reconnect (%d done, %d errors, %d poll timeouts)", a.done,
+     a.errors, timeouts);
+  shunt_close(h);
+  stop(f);
+}
+
 int main(void)
 {
   run_suite(false);
   run_suite(true);
   overlap_suite();
+  reconnect_threads();
 
   /* The counter counts: the staged path (copy_reads) reports every byte. */
   {
