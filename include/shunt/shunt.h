@@ -24,6 +24,13 @@
  *   - shunt_last_error() returns the last failure seen by the calling thread on
  *     that handle (each thread keeps its own).
  *   - shunt_wake() may be called from any thread or a signal handler.
+ *   - Reconnecting (opt.reconnect) holds nobody up: while a lost connection
+ *     waits out its backoff, its requests wait, other connections keep
+ *     serving, and every call returns as usual.  When the attempt is due, the
+ *     thread whose shunt_poll(), synchronous call or shunt_pollfds_process()
+ *     finds it makes it (connect + handshake, at most timeout_ms) without the
+ *     lock and without leading: that one call returns after the attempt, the
+ *     other threads carry on meanwhile.
  *
  * ERRORS
  *   Functions return 0 (or a non-negative value) on success and a negative errno
@@ -31,6 +38,20 @@
  *   request ("nbd://h:p/e: READ 4096 bytes at offset 0: Input/output error
  *   (server: ...)").  A dropped connection fails its in-flight requests with
  *   -ECONNRESET (or the socket's error) unless reconnect is enabled.
+ *
+ *   A server that breaks the NBD reply rules (bad magic, a reply for no request
+ *   in flight, a chunk outside its request, chunks of one read that overlap
+ *   each other or an earlier error offset, a successful read whose chunks do
+ *   not cover all of it, block status extents out of range) is a protocol
+ *   violation: the connection is dropped and the requests in flight on it fail
+ *   with -EPROTO, the message naming the violation; it is not reconnected.
+ *   EPROTO, not EIO: the server reported no I/O error, its stream can no longer
+ *   be trusted (a server that sent one range twice may have lost others), and
+ *   the spec lets a client disconnect then.  A read whose server had already
+ *   sent an error chunk keeps that error.  Overlaps are caught before a chunk's
+ *   bytes are written, with no allocation for the usual few or ordered chunks
+ *   and at most length / 8 bytes for a read split into hundreds of disjoint
+ *   pieces in random order.
  *
  * MEMORY
  *   The iovec array passed to a submit call is copied; the buffers it points to
@@ -61,11 +82,18 @@ struct shunt_options {
   bool no_block_status;      /* do not request the base:allocation context */
   unsigned reconnect;        /* after a dropped connection, try this many times to
                                 reconnect (same export, same parameters) and resend
-                                the requests in flight; the leading thread blocks
-                                (with the lock held) while it does.  0 = fail
-                                in-flight requests at once; later submits then fail
-                                with -ENOTCONN once no connection is left */
-  unsigned reconnect_delay_ms; /* first backoff delay (default 100), doubled per try */
+                                the requests in flight (every NBD command is
+                                idempotent).  Meanwhile its requests, and new ones
+                                while no other connection is up, wait; nothing
+                                blocks (see THREADING RULES).  After the last failed
+                                attempt they fail with the error the connection was
+                                lost with ("... gave up after N reconnect
+                                attempts").  0 = fail in-flight requests at once.
+                                Either way later submits fail with -ENOTCONN once no
+                                connection is left.  A protocol violation (-EPROTO)
+                                is never reconnected. */
+  unsigned reconnect_delay_ms; /* wait before the first attempt (default 100),
+                                doubled after each failed one (10 s at most) */
   unsigned timeout_ms;       /* connect + handshake timeout (default 30000) */
   bool copy_reads;           /* for comparison only: receive read payload into a
                                 library buffer and copy it out (the classic staged
@@ -138,7 +166,8 @@ void shunt_close(struct shunt_handle *h);
 /* The negotiated parameters. */
 const struct shunt_info *shunt_get_info(const struct shunt_handle *h);
 
-/* The socket of connection i (0 <= i < info->connections), or -EINVAL.  Meant for
+/* The socket of connection i (0 <= i < info->connections), or -EINVAL (also
+ * while connection i is down, e.g. waiting to reconnect).  Meant for
  * `shunt attach`, which hands the negotiated sockets to the kernel: call it
  * before any request is submitted, then shunt_release_fds(). */
 int shunt_connection_fd(const struct shunt_handle *h, unsigned i);
@@ -146,7 +175,8 @@ int shunt_connection_fd(const struct shunt_handle *h, unsigned i);
 /* Give up ownership of every connection's socket: fds[0..n) receive them (n must
  * be >= info->connections), switched back to blocking mode, and the handle will
  * neither use nor close them (shunt_close() then only frees it).  Fails with
- * -EBUSY if requests are in flight.  Returns the number of fds. */
+ * -EBUSY if requests are in flight or a connection waits to reconnect.
+ * Returns the number of fds. */
 int shunt_release_fds(struct shunt_handle *h, int *fds, unsigned n);
 
 /* An export of NBD_OPT_LIST. */
@@ -199,8 +229,10 @@ void shunt_wake(struct shunt_handle *h);
 
 /* Event-loop integration: fill pfd[0..max) with the descriptors and events the
  * handle waits for; returns how many (at most max; the handle needs
- * info->connections + 1).  After poll(), pass them back to
- * shunt_pollfds_process(), which returns completions like shunt_poll(). */
+ * info->connections + 1: while a lost connection waits to reconnect, a timer
+ * takes its place).  After poll(), pass them back to
+ * shunt_pollfds_process(), which returns completions like shunt_poll() (and
+ * makes a reconnect attempt that is due; see THREADING RULES). */
 unsigned shunt_pollfds(struct shunt_handle *h, struct pollfd *pfd, unsigned max);
 int shunt_pollfds_process(struct shunt_handle *h, const struct pollfd *pfd, unsigned n);
 

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include "client/cover.h"
 #include "client/handshake.h"
 #include "client/transport.h"
 #include "client/wire.h"
@@ -34,6 +35,7 @@ struct sh_req {
   char *errmsg;              /* message for it, or NULL */
   bool errmsg_server;        /* errmsg came from the server */
   uint64_t covered;          /* read: bytes delivered by data/hole chunks */
+  struct sh_cover cover;     /* read: which bytes the chunks claimed (no overlaps) */
   uint64_t bs_pos;           /* block status: offset of the next extent */
   int conn;                  /* connection it was sent on */
   unsigned retries;
@@ -67,6 +69,16 @@ struct sh_conn {
   unsigned char mbuf[NBD_CLIENT_MAX_ERROR_CHUNK + 16];
   size_t mgot, mneed;
   bool bs_ext, bs_mine;
+  uint32_t meta_id;          /* base:allocation context id on this connection */
+  /* Lost with opt.reconnect: its requests (and new ones if no connection is
+   * up) wait, not on the send queue's wire, for the next attempt at due_ms. */
+  bool reconnecting;
+  bool dialing;              /* a thread is connecting it now, without the lock */
+  unsigned attempts;         /* attempts made since it was lost */
+  unsigned delay_ms;         /* backoff after the next failed attempt */
+  uint64_t due_ms;           /* CLOCK_MONOTONIC milliseconds of the next attempt */
+  int lost_err;              /* why it was lost: its requests' error if it gives up */
+  char lost_msg[512];
 };
 
 struct shunt_handle {
@@ -79,6 +91,7 @@ struct shunt_handle {
   struct sh_conn *conns;
   unsigned nconns;
   int wakefd;                /* eventfd for shunt_wake */
+  int timerfd;               /* opt.reconnect: fires when a reconnect is due (else -1) */
   /* Requests in flight, indexed by the low 32 bits of their cookie. */
   struct sh_req **slots;
   uint32_t nslots, *free_slots, nfree;

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -67,13 +68,14 @@ static int open_conn(struct shunt_handle *h, struct sh_transport *t, struct sh_n
   return r;
 }
 
-static void init_conn(struct sh_conn *c, struct sh_transport *t, bool extended)
+static void init_conn(struct sh_conn *c, struct sh_transport *t, bool extended, uint32_t meta_id)
 {
   memset(c, 0, sizeof *c);
   c->t = *t;
   c->live = true;
   c->rs = RS_HDR;
   c->hneed = nbd_reply_min_header(extended);
+  c->meta_id = meta_id;
 }
 
 static void fill_info(struct shunt_handle *h)
@@ -148,11 +150,17 @@ int shunt_connect(struct shunt_handle **hp, const char *uri, const struct shunt_
   if (!h)
     return -ENOMEM;
   h->wakefd = -1;
+  h->timerfd = -1;
   init_locks(h);
   int r = parse_uri(h, uri, opt, err, errlen);
   if (r < 0)
     goto fail;
   if ((h->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
+    r = -errno;
+    goto fail;
+  }
+  if (h->opt.reconnect &&
+      (h->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK)) < 0) {
     r = -errno;
     goto fail;
   }
@@ -163,7 +171,7 @@ int shunt_connect(struct shunt_handle **hp, const char *uri, const struct shunt_
   struct sh_transport t;
   if ((r = open_conn(h, &t, &h->neg, err, errlen)) < 0)
     goto fail;
-  init_conn(&h->conns[0], &t, h->neg.extended);
+  init_conn(&h->conns[0], &t, h->neg.extended, h->neg.meta_id);
   h->nconns = 1;
   /* Spec (NBD_FLAG_CAN_MULTI_CONN): only then may several connections share
    * the export with consistent flush semantics. */
@@ -182,7 +190,7 @@ int shunt_connect(struct shunt_handle **hp, const char *uri, const struct shunt_
       r = -EPROTO;
       goto fail;
     }
-    init_conn(&h->conns[h->nconns++], &t, h->neg.extended);
+    init_conn(&h->conns[h->nconns++], &t, h->neg.extended, h->neg.meta_id);
   }
   fill_info(h);
   *hp = h;
@@ -199,9 +207,11 @@ const struct shunt_info *shunt_get_info(const struct shunt_handle *h)
 
 int shunt_connection_fd(const struct shunt_handle *h, unsigned i)
 {
-  if (i >= h->nconns || !h->conns[i].live)
-    return -EINVAL;
-  return h->conns[i].t.fd;
+  struct shunt_handle *m = (struct shunt_handle *)h;
+  sh_lock(m);
+  int fd = i >= h->nconns || !h->conns[i].live ? -EINVAL : h->conns[i].t.fd;
+  sh_unlock(m);
+  return fd;
 }
 
 int shunt_release_fds(struct shunt_handle *h, int *fds, unsigned n)
@@ -209,8 +219,11 @@ int shunt_release_fds(struct shunt_handle *h, int *fds, unsigned n)
   if (h->uri.tls)
     return -EPROTONOSUPPORT;   /* a TLS session cannot be handed to the kernel */
   sh_lock(h);
-  if (h->in_flight || n < h->nconns) {
-    int e = h->in_flight ? -EBUSY : -EINVAL;
+  bool reconnecting = false;
+  for (unsigned i = 0; i < h->nconns; i++)
+    reconnecting |= h->conns[i].reconnecting;
+  if (h->in_flight || reconnecting || n < h->nconns) {
+    int e = h->in_flight || reconnecting ? -EBUSY : -EINVAL;
     sh_unlock(h);
     return e;
   }
@@ -266,6 +279,8 @@ void shunt_close(struct shunt_handle *h)
     sh_transport_close(&h->conns[i].t);
   if (h->wakefd >= 0)
     close(h->wakefd);
+  if (h->timerfd >= 0)
+    close(h->timerfd);
   sh_negotiated_free(&h->neg);
   nbd_uri_free(&h->uri);
   free(h->uri_text);
@@ -279,54 +294,170 @@ void shunt_close(struct shunt_handle *h)
   free(h);
 }
 
-static void sleep_ms(unsigned ms)
+static uint64_t now_ms(void)
 {
-  struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000 };
-  while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-    ;
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/* Reconnect connection ci with backoff; requeue its requests.  0 or -errno. */
-static int reconnect(struct shunt_handle *h, unsigned ci)
+/* A connection waits for its reconnect time (not one being dialed). */
+static bool reconnect_waiting(const struct shunt_handle *h)
 {
-  unsigned delay = h->opt.reconnect_delay_ms;
-  char err[512];
-  for (unsigned attempt = 0; attempt < h->opt.reconnect; attempt++) {
-    sleep_ms(delay);
-    delay = delay < 5000 ? delay * 2 : 10000;
-    struct sh_transport t;
-    struct sh_negotiated n;
-    if (open_conn(h, &t, &n, err, sizeof err) < 0)
+  for (unsigned i = 0; i < h->nconns; i++)
+    if (h->conns[i].reconnecting && !h->conns[i].dialing)
+      return true;
+  return false;
+}
+
+/* Arm the timer for the earliest waiting reconnect, or disarm it; wake the
+ * leader, whose poll set was computed before. */
+static void arm_timer(struct shunt_handle *h)
+{
+  struct itimerspec its = { 0 };
+  uint64_t due = UINT64_MAX;
+  for (unsigned i = 0; i < h->nconns; i++) {
+    const struct sh_conn *c = &h->conns[i];
+    if (c->reconnecting && !c->dialing && c->due_ms < due)
+      due = c->due_ms;
+  }
+  if (due != UINT64_MAX) {
+    its.it_value.tv_sec = (time_t)(due / 1000);
+    its.it_value.tv_nsec = (long)(due % 1000) * 1000000 + 1; /* never 0: that disarms */
+  }
+  if (h->timerfd >= 0)
+    (void)timerfd_settime(h->timerfd, TFD_TIMER_ABSTIME, &its, NULL);
+  shunt_wake(h);
+}
+
+/* Become the thread that leads (as sh_poll_round does), waking the current
+ * leader so that its round ends; completion callbacks run as leader. */
+static void lead_begin(struct shunt_handle *h)
+{
+  while (h->polling) {
+    shunt_wake(h);
+    pthread_cond_wait(&h->progress, &h->lock);
+  }
+  h->polling = true;
+  h->poller = pthread_self();
+}
+
+static void lead_end(struct shunt_handle *h)
+{
+  h->polling = false;
+  h->rounds++;
+  pthread_cond_broadcast(&h->progress);
+}
+
+/* The new connection of ci is up: send its requests again.  Requests that had
+ * been sent on the lost one are retried (every NBD command is idempotent: a
+ * retried write writes the same bytes again); ones submitted meanwhile were
+ * only queued. */
+static void reconnected(struct shunt_handle *h, unsigned ci, struct sh_transport *t, uint32_t meta)
+{
+  init_conn(&h->conns[ci], t, h->neg.extended, meta);
+  h->stats.reconnects++;
+  for (uint32_t s = 0; s < h->nslots; s++) {
+    struct sh_req *r = h->slots[s];
+    if (!r || r->conn != (int)ci)
       continue;
+    if (!r->queued) {
+      r->retries++;
+      h->stats.retried++;
+    }
+    r->covered = 0;
+    sh_cover_reset(&r->cover);
+    r->bs_pos = r->offset;
+    r->error = 0;
+    free(r->errmsg);
+    r->errmsg = NULL;
+    r->errmsg_server = false;
+    sh_req_encode(h, r);
+    sh_queue_req(h, ci, r);
+  }
+}
+
+/* The last attempt failed: fail ci's requests with the error it was lost
+ * with.  Returns the requests completed. */
+static int give_up(struct shunt_handle *h, unsigned ci, const char *last)
+{
+  struct sh_conn *c = &h->conns[ci];
+  char msg[768], full[1024];
+  c->reconnecting = false;
+  c->sq_head = c->sq_tail = NULL; /* requests submitted meanwhile fail too */
+  c->inflight = 0;
+  snprintf(msg, sizeof msg, "%s; gave up after %u reconnect attempt%s (last: %s)", c->lost_msg,
+           c->attempts, c->attempts == 1 ? "" : "s", last);
+  snprintf(h->lost, sizeof h->lost, "%.*s", (int)sizeof h->lost - 1, msg);
+  snprintf(full, sizeof full, "%s: %s", h->uri_text, msg);
+  sh_set_error(h, full);
+  lead_begin(h);
+  int before = h->completed;
+  fail_all(h, (int)ci, c->lost_err, msg);
+  int n = h->completed - before;
+  lead_end(h);
+  return n;
+}
+
+/* One attempt to reconnect ci: connect and negotiate with the lock released
+ * (ci is marked dialing, so nothing else touches it; other threads lead and
+ * submit meanwhile), then install the connection, or schedule the next
+ * attempt, or give up.  Called with the lock held once, not as leader.
+ * Returns the requests completed. */
+static int reconnect_attempt(struct shunt_handle *h, unsigned ci)
+{
+  struct sh_conn *c = &h->conns[ci];
+  struct sh_transport t;
+  struct sh_negotiated n;
+  char err[512];
+  c->dialing = true;
+  c->attempts++;
+  sh_unlock(h);
+  int r = open_conn(h, &t, &n, err, sizeof err); /* reads only what connect fixed */
+  sh_lock(h);
+  c->dialing = false;
+  if (r == 0) {
     bool same = n.size == h->neg.size && n.extended == h->neg.extended &&
                 n.structured == h->neg.structured && n.have_meta == h->neg.have_meta;
     uint32_t meta = n.meta_id;
     sh_negotiated_free(&n);
-    if (!same) {
-      sh_transport_close(&t);
-      char m[1024];
-      snprintf(m, sizeof m, "%s: reconnected, but the export changed; giving up", h->uri_text);
-      sh_set_error(h, m);
-      return -ESTALE;
+    if (same) {
+      reconnected(h, ci, &t, meta);
+      return 0;
     }
-    h->neg.meta_id = meta; /* context ids are per connection (spec) */
-    struct sh_conn *c = &h->conns[ci];
-    init_conn(c, &t, h->neg.extended);
-    h->stats.reconnects++;
-    for (uint32_t s = 0; s < h->nslots; s++) {
-      struct sh_req *r = h->slots[s];
-      if (!r || r->conn != (int)ci)
-        continue;
-      r->covered = 0;
-      r->bs_pos = r->offset;
-      r->retries++;
-      h->stats.retried++;
-      sh_req_encode(h, r);
-      sh_queue_req(h, ci, r);
-    }
-    return 0;
+    sh_transport_close(&t);
+    snprintf(err, sizeof err, "%s: reconnected, but the export changed", h->uri_text);
+    return give_up(h, ci, err);
   }
-  return -ECONNREFUSED;
+  if (c->attempts >= h->opt.reconnect)
+    return give_up(h, ci, err);
+  c->due_ms = now_ms() + c->delay_ms;
+  c->delay_ms = c->delay_ms < 5000 ? c->delay_ms * 2 : 10000;
+  return 0;
+}
+
+/* Make the reconnect attempts that are due (see reconnect_attempt).  Returns
+ * the requests completed. */
+static int reconnect_due(struct shunt_handle *h)
+{
+  int done = 0;
+  bool tried = false;
+  if (h->timerfd < 0)
+    return 0; /* no reconnect configured */
+  for (;;) {
+    uint64_t now = now_ms();
+    unsigned ci = 0;
+    while (ci < h->nconns &&
+           !(h->conns[ci].reconnecting && !h->conns[ci].dialing && h->conns[ci].due_ms <= now))
+      ci++;
+    if (ci == h->nconns)
+      break;
+    done += reconnect_attempt(h, ci);
+    tried = true;
+  }
+  if (tried)
+    arm_timer(h);
+  return done;
 }
 
 void sh_conn_lost(struct shunt_handle *h, unsigned ci, int err, const char *why)
@@ -342,14 +473,21 @@ void sh_conn_lost(struct shunt_handle *h, unsigned ci, int err, const char *why)
   c->live = false;
   c->sq_head = c->sq_tail = NULL;
   c->inflight = 0;
-  /* Requests whose reply was partly received restart from scratch: every NBD
-   * command is idempotent (a retried write writes the same bytes again). */
   if (h->opt.reconnect && err != -EPROTO) {
+    /* Requests whose reply was partly received restart from scratch once the
+     * connection is back.  Nothing waits here: the attempt is made by a
+     * polling thread when due (reconnect_due), without the lock. */
     for (uint32_t s = 0; s < h->nslots; s++)
       if (h->slots[s] && h->slots[s]->conn == (int)ci)
         h->slots[s]->queued = false;
-    if (reconnect(h, ci) == 0)
-      return;
+    c->reconnecting = true;
+    c->attempts = 0;
+    c->due_ms = now_ms() + h->opt.reconnect_delay_ms;
+    c->delay_ms = h->opt.reconnect_delay_ms < 5000 ? h->opt.reconnect_delay_ms * 2 : 10000;
+    c->lost_err = err;
+    snprintf(c->lost_msg, sizeof c->lost_msg, "%s", msg);
+    arm_timer(h);
+    return;
   }
   fail_all(h, (int)ci, err, msg);
 }
@@ -388,6 +526,10 @@ static unsigned pollfds_locked(struct shunt_handle *h, struct pollfd *pfd, unsig
   flush_all(h);
   if (n < max)
     pfd[n++] = (struct pollfd){ .fd = h->wakefd, .events = POLLIN };
+  /* Only while a connection is down: its slot is free, so the count stays
+   * within connections + 1. */
+  if (n < max && h->timerfd >= 0 && reconnect_waiting(h))
+    pfd[n++] = (struct pollfd){ .fd = h->timerfd, .events = POLLIN };
   for (unsigned i = 0; i < h->nconns && n < max; i++) {
     struct sh_conn *c = &h->conns[i];
     if (!c->live)
@@ -404,9 +546,9 @@ static int process_locked(struct shunt_handle *h, const struct pollfd *pfd, unsi
   for (unsigned k = 0; k < n; k++) {
     if (!pfd[k].revents)
       continue;
-    if (pfd[k].fd == h->wakefd) {
+    if (pfd[k].fd == h->wakefd || pfd[k].fd == h->timerfd) {
       uint64_t v;
-      ssize_t r = read(h->wakefd, &v, sizeof v);
+      ssize_t r = read(pfd[k].fd, &v, sizeof v);
       (void)r;
       continue;
     }
@@ -443,6 +585,7 @@ int shunt_pollfds_process(struct shunt_handle *h, const struct pollfd *pfd, unsi
 {
   sh_lock(h);
   int r = process_locked(h, pfd, n);
+  r += reconnect_due(h);
   sh_unlock(h);
   return r;
 }
@@ -490,10 +633,11 @@ int sh_poll_round(struct shunt_handle *h, int timeout_ms)
   int e = errno;
   sh_lock(h);
   int ret = r < 0 ? -e : process_locked(h, pfd, n);
-  h->polling = false;
-  h->rounds++;
-  pthread_cond_broadcast(&h->progress);
-  return ret;
+  lead_end(h);
+  /* No longer leading: another thread may poll the other connections while
+   * this one makes a due reconnect attempt. */
+  int more = reconnect_due(h);
+  return ret < 0 ? ret : ret + more;
 }
 
 int shunt_poll(struct shunt_handle *h, int timeout_ms)

@@ -44,17 +44,40 @@ static void start_meta(struct sh_conn *c, size_t need)
   c->mneed = need;
 }
 
-/* The current chunk is fully consumed. */
-static void chunk_done(struct shunt_handle *h, struct sh_conn *c)
+/* The current chunk is fully consumed.  A successful structured read must have
+ * been covered entirely (spec, "Structured replies": the server MUST send
+ * enough data chunks to cover the entire region); chunks never overlap (they
+ * were checked), so counting their bytes is enough. */
+static int chunk_done(struct shunt_handle *h, struct sh_conn *c, const char **why)
 {
   struct sh_req *r = c->cur;
   bool last = !c->rep.chunk || (c->rep.flags & NBD_REPLY_FLAG_DONE);
   start_header(h, c);
   if (!last)
-    return;
-  if (!r->error && r->cmd == NBD_CMD_READ && c->rep.chunk && r->covered != r->length)
-    set_local_error(r, -EIO, "the server's chunks did not cover the whole read");
+    return 0;
+  if (!r->error && r->cmd == NBD_CMD_READ && c->rep.chunk && r->covered != r->length) {
+    *why = "the server's chunks did not cover the whole read";
+    return -EPROTO;
+  }
   sh_complete(h, r);
+  return 0;
+}
+
+/* Claim [rel, rel+len) of read r for a content chunk (or one byte for an error
+ * offset).  Spec: content chunks MUST NOT overlap an earlier content or error
+ * chunk of the same reply; one that does is a protocol violation, caught before
+ * its bytes are written over ones already delivered. */
+static int claim(struct sh_req *r, uint64_t rel, uint64_t len, const char *overlap,
+                 const char **why)
+{
+  int e = sh_cover_claim(&r->cover, r->length, rel, len);
+  if (e == -EEXIST) {
+    *why = overlap;
+    return -EPROTO;
+  }
+  if (e < 0) /* cannot check this reply: fail the read rather than trust it */
+    set_local_error(r, e, "out of memory tracking the chunks of the read");
+  return 0;
 }
 
 static int header_done(struct shunt_handle *h, struct sh_conn *c, const char **why)
@@ -74,14 +97,14 @@ static int header_done(struct shunt_handle *h, struct sh_conn *c, const char **w
   if (!c->rep.chunk) {
     if (c->rep.error) {
       set_error(r, -nbd_error_to_errno(c->rep.error), NULL, 0);
-      chunk_done(h, c);
+      return chunk_done(h, c, why);
     } else if (r->cmd == NBD_CMD_READ) {
       c->rs = RS_DATA;
       c->data_rel = 0;
       c->left = r->length;
       r->covered = r->length;
     } else {
-      chunk_done(h, c);
+      return chunk_done(h, c, why);
     }
     return 0;
   }
@@ -90,8 +113,7 @@ static int header_done(struct shunt_handle *h, struct sh_conn *c, const char **w
     return -EPROTO;
   switch (c->rep.type) {
   case NBD_REPLY_TYPE_NONE:
-    chunk_done(h, c);
-    break;
+    return chunk_done(h, c, why);
   case NBD_REPLY_TYPE_OFFSET_DATA:
     start_meta(c, sizeof(struct nbd_chunk_offset_data));
     break;
@@ -124,6 +146,8 @@ static int meta_done(struct shunt_handle *h, struct sh_conn *c, const char **why
       *why = "OFFSET_DATA chunk outside the request";
       return -EPROTO;
     }
+    if (claim(r, rel, len, "OFFSET_DATA chunk overlaps an earlier chunk of the read", why) < 0)
+      return -EPROTO;
     c->rs = RS_DATA;
     c->data_rel = rel;
     c->left = len;
@@ -134,6 +158,8 @@ static int meta_done(struct shunt_handle *h, struct sh_conn *c, const char **why
       *why = "OFFSET_HOLE chunk outside the request";
       return -EPROTO;
     }
+    if (claim(r, rel, len, "OFFSET_HOLE chunk overlaps an earlier chunk of the read", why) < 0)
+      return -EPROTO;
     struct iovec v[64];
     while (len) {
       int n = sh_iov_slice(r->iov, r->iovcnt, rel, len, v, 64);
@@ -145,8 +171,7 @@ static int meta_done(struct shunt_handle *h, struct sh_conn *c, const char **why
         h->stats.hole_bytes += v[i].iov_len;
       }
     }
-    chunk_done(h, c);
-    return 0;
+    return chunk_done(h, c, why);
   }
   case NBD_REPLY_TYPE_BLOCK_STATUS:
   case NBD_REPLY_TYPE_BLOCK_STATUS_EXT: {
@@ -156,7 +181,7 @@ static int meta_done(struct shunt_handle *h, struct sh_conn *c, const char **why
       *why = "malformed block status chunk";
       return -EPROTO;
     }
-    c->bs_mine = ctx == h->neg.meta_id;
+    c->bs_mine = ctx == c->meta_id; /* context ids are per connection */
     c->rs = RS_BS_DESC;
     c->left = ndesc * nbd_bs_desc_size(c->bs_ext);
     c->mgot = 0;
@@ -168,9 +193,20 @@ static int meta_done(struct shunt_handle *h, struct sh_conn *c, const char **why
       *why = "malformed error chunk";
       return -EPROTO;
     }
+    if (e.has_offset && r->cmd == NBD_CMD_READ) {
+      /* Spec (NBD_REPLY_TYPE_ERROR_OFFSET): the offset MUST lie within the
+       * request.  It may fall inside an earlier content chunk (that data is
+       * valid up to it); a later content chunk must not cover it. */
+      if (e.offset < r->offset || e.offset - r->offset >= r->length) {
+        *why = "error chunk offset outside the request";
+        return -EPROTO;
+      }
+      uint64_t at = e.offset - r->offset;
+      if (!sh_cover_has(&r->cover, at)) /* -ENOMEM only: the read fails anyway */
+        (void)sh_cover_claim(&r->cover, r->length, at, 1);
+    }
     set_error(r, -nbd_error_to_errno(e.error), e.msg, e.msglen);
-    chunk_done(h, c);
-    return 0;
+    return chunk_done(h, c, why);
   }
   }
 }
@@ -294,14 +330,14 @@ int sh_conn_receive(struct shunt_handle *h, struct sh_conn *c, const char **why)
       c->left -= want;
       c->mgot = 0;
       if (r == 0 && c->left == 0)
-        chunk_done(h, c);
+        r = chunk_done(h, c, why);
       break;
     }
     case RS_DATA:
       c->data_rel += (uint64_t)n;
       c->left -= (uint64_t)n;
       if (c->left == 0)
-        chunk_done(h, c);
+        r = chunk_done(h, c, why);
       break;
     }
     if (r < 0)

@@ -108,11 +108,14 @@ void sh_queue_req(struct shunt_handle *h, unsigned ci, struct sh_req *r)
 
 static int pick_conn(struct shunt_handle *h)
 {
-  int best = -1;
-  for (unsigned i = 0; i < h->nconns; i++)
+  int best = -1, waiting = -1;
+  for (unsigned i = 0; i < h->nconns; i++) {
     if (h->conns[i].live && (best < 0 || h->conns[i].inflight < h->conns[best].inflight))
       best = (int)i;
-  return best;
+    else if (h->conns[i].reconnecting && waiting < 0)
+      waiting = (int)i; /* sent once it is back (handle.c) */
+  }
+  return best >= 0 ? best : waiting;
 }
 
 void sh_complete(struct shunt_handle *h, struct sh_req *r)
@@ -146,6 +149,7 @@ void sh_complete(struct shunt_handle *h, struct sh_req *r)
   if (r->iov != r->iov_inline)
     free(r->iov);
   free(r->errmsg);
+  sh_cover_reset(&r->cover);
   free(r);
   /* The callback runs last: it may submit new requests. */
   if (done)

@@ -4,7 +4,10 @@
  * replies to several requests out of order, extended headers, error chunks,
  * and connections dropped mid-request (with and without reconnect).  The
  * zero-copy claim is checked here: the library's copied-bytes counter stays 0
- * while reads land in hundreds of small, scattered iovecs. */
+ * while reads land in hundreds of small, scattered iovecs.  Scripted replies
+ * break the chunk rules (overlapping or duplicated chunks, ranges left out:
+ * EPROTO, connection dropped); stalled handshakes and long backoffs show that
+ * a pending reconnect blocks no other thread. */
 #include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -16,6 +19,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "proto/nbd-protocol.h"
@@ -27,6 +31,48 @@
 #define ERROR_OFFSET (DISK - 4096)  /* a read here gets an error chunk */
 #define BAD_OFFSET (DISK - 8192)    /* a read here gets a chunk outside the request */
 
+/* Scripted replies, for the overlap checks: a read of SCRIPT_LEN bytes at
+ * SCRIPT_BASE + i * SCRIPT_STEP gets the chunks of scripts[i], in that order,
+ * then NONE with DONE.  Offsets are relative to the request. */
+#define SCRIPT_BASE (800u * 1024)
+#define SCRIPT_STEP 16384u
+#define SCRIPT_LEN 8192u
+struct step {
+  char kind;                 /* 'D' OFFSET_DATA, 'H' OFFSET_HOLE, 'E' ERROR_OFFSET at rel */
+  uint32_t rel, len;
+};
+struct script {
+  const char *name;
+  struct step s[4];
+  int n;
+  int want;                  /* the read's result */
+  const char *msg;           /* ... and a piece of its message */
+  bool drop;                 /* a protocol violation: the connection is dropped */
+};
+static const struct script scripts[] = {
+  { "duplicate chunk, a range never sent", { { 'D', 0, 4096 }, { 'D', 0, 4096 } }, 2, -EPROTO,
+    "OFFSET_DATA chunk overlaps", true },
+  { "chunk overlapping part of an earlier one", { { 'D', 0, 5000 }, { 'D', 4000, 3192 } }, 2,
+    -EPROTO, "OFFSET_DATA chunk overlaps", true },
+  { "hole overlapping data", { { 'D', 0, 6144 }, { 'H', 4096, 2048 } }, 2, -EPROTO,
+    "OFFSET_HOLE chunk overlaps", true },
+  /* (the read keeps the error the server reported first) */
+  { "data over an earlier error offset", { { 'E', 100, 0 }, { 'D', 0, 8192 } }, 2, -ENOSPC,
+    "injected", true },
+  { "error offset outside the request", { { 'E', 8192 + 5, 0 } }, 1, -EPROTO,
+    "offset outside the request", true },
+  { "a range missing, no overlap", { { 'D', 0, 4096 }, { 'H', 6144, 2048 } }, 2, -EPROTO,
+    "did not cover", true },
+  { "error offset inside earlier data (allowed)", { { 'D', 0, 8192 }, { 'E', 100, 0 } }, 2,
+    -ENOSPC, "injected" },
+  { "data out of order, no overlap",
+    { { 'D', 6144, 2048 }, { 'D', 0, 1000 }, { 'D', 4096, 2048 }, { 'D', 1000, 3096 } }, 4, 0,
+    NULL },
+  { "holes and data out of order",
+    { { 'H', 2048, 4096 }, { 'D', 6144, 2048 }, { 'H', 0, 1 }, { 'D', 1, 2047 } }, 4, 0, NULL },
+};
+#define NSCRIPTS (int)(sizeof scripts / sizeof scripts[0])
+
 struct fake {
   int lfd;
   bool extended_ok;          /* ACK NBD_OPT_EXTENDED_HEADERS */
@@ -34,13 +80,19 @@ struct fake {
   unsigned chaos;            /* nonzero: answer reads with random chunks (a seed) */
   bool chaos_handshake;      /* ... or answer GO with random option replies */
   bool early_reply;          /* answer big writes before reading their payload */
-  int drops;                 /* hang up on this many DROP_OFFSET reads */
+  _Atomic int drops;         /* hang up on this many DROP_OFFSET reads */
+  unsigned shuffle;          /* nonzero: answer reads with many small chunks,
+                                shuffled (a seed) */
   unsigned char disk[DISK];
   char path[108];
   pthread_t th;
   pthread_t conns[16];
   int nconns;
   _Atomic int served[16];    /* requests received per connection */
+  int stall_from;            /* nonzero: connections from this index on ... */
+  int stall_ms;              /* ... wait this long before the greeting, */
+  _Atomic int stalling;      /* ... counted here while they wait */
+  int hangup_from;           /* nonzero: connections from this index on are closed at once */
 };
 
 struct conn_arg {
@@ -119,16 +171,84 @@ struct req {
   uint64_t cookie, off, len;
 };
 
+static void error_chunk(int fd, bool ext, uint16_t type, const struct req *q, uint64_t at)
+{
+  unsigned char e[6 + 8 + 8];
+  uint32_t err = htobe32(NBD_ENOSPC);
+  uint16_t ml = htobe16(8);
+  uint64_t o = htobe64(at);
+  memcpy(e, &err, 4); memcpy(e + 4, &ml, 2); memcpy(e + 6, "injected", 8); memcpy(e + 14, &o, 8);
+  chunk(fd, ext, type == NBD_REPLY_TYPE_ERROR ? NBD_REPLY_FLAG_DONE : 0, type, q->cookie, q->off,
+        e, type == NBD_REPLY_TYPE_ERROR ? 14 : 22, NULL, 0);
+}
+
+static void data_or_hole(struct fake *f, int fd, bool ext, const struct req *q, bool hole,
+                         uint64_t o, uint64_t l)
+{
+  if (hole) {
+    struct nbd_chunk_offset_hole h = { htobe64(o), htobe32((uint32_t)l) };
+    chunk(fd, ext, 0, NBD_REPLY_TYPE_OFFSET_HOLE, q->cookie, q->off, &h, sizeof h, NULL, 0);
+  } else {
+    uint64_t be = htobe64(o);
+    chunk(fd, ext, 0, NBD_REPLY_TYPE_OFFSET_DATA, q->cookie, q->off, &be, 8, f->disk + o, l);
+  }
+}
+
+static void reply_script(struct fake *f, int fd, bool ext, const struct req *q,
+                         const struct script *sc)
+{
+  for (int i = 0; i < sc->n; i++) {
+    const struct step *st = &sc->s[i];
+    if (st->kind == 'E')
+      error_chunk(fd, ext, NBD_REPLY_TYPE_ERROR_OFFSET, q, q->off + st->rel);
+    else
+      data_or_hole(f, fd, ext, q, st->kind == 'H', q->off + st->rel, st->len);
+  }
+  chunk(fd, ext, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_NONE, q->cookie, q->off, NULL, 0, NULL, 0);
+}
+
+/* Reply in pieces of 1 to 600 bytes sent in a random order (holes where the
+ * disk is zero): hundreds of disjoint ranges are open at once. */
+static void reply_shuffled(struct fake *f, int fd, bool ext, const struct req *q)
+{
+  unsigned seed = f->shuffle;
+  uint64_t *cut = malloc((q->len + 1) * sizeof *cut);
+  size_t n = 0;
+  for (uint64_t p = 0; p < q->len; p += 1 + (uint64_t)rand_r(&seed) % 600)
+    cut[n++] = p;
+  cut[n] = q->len;
+  size_t *idx = malloc(n * sizeof *idx);
+  for (size_t i = 0; i < n; i++)
+    idx[i] = i;
+  for (size_t i = n - 1; i > 0; i--) {
+    size_t k = (size_t)rand_r(&seed) % (i + 1), t = idx[i];
+    idx[i] = idx[k];
+    idx[k] = t;
+  }
+  for (size_t i = 0; i < n; i++) {
+    uint64_t o = q->off + cut[idx[i]], l = cut[idx[i] + 1] - cut[idx[i]];
+    data_or_hole(f, fd, ext, q, all_zero(f->disk + o, l), o, l);
+  }
+  chunk(fd, ext, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_NONE, q->cookie, q->off, NULL, 0, NULL, 0);
+  free(cut);
+  free(idx);
+}
+
 /* Reply to a read in pieces of varying size, last piece first; zero pieces go
  * as holes.  The final chunk carries DONE. */
 static void reply_read(struct fake *f, int fd, bool ext, const struct req *q)
 {
+  if (q->off >= SCRIPT_BASE && q->off < SCRIPT_BASE + NSCRIPTS * SCRIPT_STEP &&
+      (q->off - SCRIPT_BASE) % SCRIPT_STEP == 0 && q->len == SCRIPT_LEN) {
+    reply_script(f, fd, ext, q, &scripts[(q->off - SCRIPT_BASE) / SCRIPT_STEP]);
+    return;
+  }
+  if (f->shuffle) {
+    reply_shuffled(f, fd, ext, q);
+    return;
+  }
   if (q->off == ERROR_OFFSET) {
-    unsigned char e[6 + 8];
-    uint32_t err = htobe32(NBD_ENOSPC);
-    uint16_t ml = htobe16(8);
-    memcpy(e, &err, 4); memcpy(e + 4, &ml, 2); memcpy(e + 6, "injected", 8);
-    chunk(fd, ext, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_ERROR, q->cookie, q->off, e, 14, NULL, 0);
+    error_chunk(fd, ext, NBD_REPLY_TYPE_ERROR, q, 0);
     return;
   }
   if (q->off == BAD_OFFSET) {
@@ -144,13 +264,7 @@ static void reply_read(struct fake *f, int fd, bool ext, const struct req *q)
   cuts[n] = q->len;
   for (int i = n - 1; i >= 0; i--) {
     uint64_t o = q->off + cuts[i], l = cuts[i + 1] - cuts[i];
-    if (all_zero(f->disk + o, l)) {
-      struct nbd_chunk_offset_hole h = { htobe64(o), htobe32((uint32_t)l) };
-      chunk(fd, ext, 0, NBD_REPLY_TYPE_OFFSET_HOLE, q->cookie, q->off, &h, sizeof h, NULL, 0);
-    } else {
-      uint64_t be = htobe64(o);
-      chunk(fd, ext, 0, NBD_REPLY_TYPE_OFFSET_DATA, q->cookie, q->off, &be, 8, f->disk + o, l);
-    }
+    data_or_hole(f, fd, ext, q, all_zero(f->disk + o, l), o, l);
   }
   chunk(fd, ext, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_NONE, q->cookie, q->off, NULL, 0, NULL, 0);
 }
@@ -190,6 +304,13 @@ static void serve_one(struct fake *f, int fd)
                                   htobe16(NBD_FLAG_FIXED_NEWSTYLE | NBD_FLAG_NO_ZEROES) };
   uint32_t cflags;
   bool ext = false, sr = false;
+  if (f->hangup_from && conn_index >= f->hangup_from)
+    return;
+  if (f->stall_from && conn_index >= f->stall_from) {
+    f->stalling++;
+    usleep((useconds_t)f->stall_ms * 1000);
+    f->stalling--;
+  }
   wr(fd, &hs, sizeof hs);
   if (rd(fd, &cflags, 4))
     return;
@@ -544,10 +665,246 @@ static void run_suite(bool extended)
   stop(f);
 }
 
+/* Structured replies that break the spec's rules (content chunks MUST NOT
+ * overlap an earlier content or error chunk, MUST cover the whole read): the
+ * read fails with EPROTO and the connection is dropped, as for every other
+ * protocol violation.  Chunks that only arrive out of order, holes included,
+ * give the right bytes. */
+static void overlap_suite(void)
+{
+  for (int i = 0; i < NSCRIPTS; i++) {
+    const struct script *sc = &scripts[i];
+    struct fake *f = start(false, 0);
+    struct shunt_handle *h;
+    if (connect_to(f, &h, NULL) < 0) {
+      ok(0, "chunks: %s: connect", sc->name);
+      stop(f);
+      continue;
+    }
+    uint64_t off = SCRIPT_BASE + (uint64_t)i * SCRIPT_STEP;
+    static unsigned char buf[SCRIPT_LEN], want[SCRIPT_LEN];
+    memset(buf, 0xee, sizeof buf);
+    memcpy(want, f->disk + off, sizeof want);
+    for (int k = 0; k < sc->n; k++)
+      if (sc->s[k].kind == 'H')
+        memset(want + sc->s[k].rel, 0, sc->s[k].len);
+    int r = shunt_pread(h, buf, sizeof buf, off, 0);
+    const char *m = shunt_last_error(h);
+    if (sc->want == 0)
+      ok(r == 0 && !memcmp(buf, want, sizeof buf) && shunt_payload_bytes_copied(h) == 0,
+         "chunks: %s -> %d, right bytes, none copied", sc->name, r);
+    else
+      ok(r == sc->want && strstr(m, sc->msg) && strstr(m, "READ 8192 bytes"),
+         "chunks: %s -> %d: %s", sc->name, r, m);
+    r = shunt_pread(h, buf, 4096, 0, 0);
+    if (sc->drop)
+      ok(r == -ENOTCONN, "chunks: %s: the connection was dropped (next read %d)", sc->name, r);
+    else
+      ok(r == 0 && !memcmp(buf, f->disk, 4096), "chunks: %s: the connection still works",
+         sc->name);
+    shunt_close(h);
+    stop(f);
+  }
+
+  /* Hundreds of small chunks in random order: past the inline and heap spans
+   * of the overlap check, into its bitmap; still right, still no copy. */
+  for (int ext = 0; ext < 2; ext++) {
+    const char *m = ext ? "extended" : "compact";
+    struct fake *f = start(ext, 0);
+    struct shunt_handle *h;
+    f->shuffle = 4242 + (unsigned)ext;
+    ok(connect_to(f, &h, NULL) == 0, "shuffled %s: connect", m);
+    ok(scattered_read(h, f, 3, 200000, 1001), "shuffled %s: 200000-byte read, chunks in random order", m);
+    ok(scattered_read(h, f, 100 * 1024, 64 * 1024, 257), "shuffled %s: data and holes", m);
+    struct shunt_stats st;
+    shunt_get_stats(h, &st);
+    ok(st.chunks > 800 && st.hole_bytes > 0 && st.payload_bytes_copied == 0 && st.errors == 0,
+       "shuffled %s: %llu chunks, %llu hole bytes, %llu bytes copied", m,
+       (unsigned long long)st.chunks, (unsigned long long)st.hole_bytes,
+       (unsigned long long)st.payload_bytes_copied);
+    shunt_close(h);
+    stop(f);
+  }
+}
+
+/* Reconnecting must not hold the handle: while one thread's read waits for
+ * its lost connection to come back, other threads' calls return, and the
+ * other connection of a multi-conn handle keeps serving. */
+struct bg_read {
+  struct shunt_handle *h;
+  unsigned char buf[4096];
+  _Atomic int done;
+  int r;
+  char msg[1024];
+};
+
+static void *bg_read_thread(void *arg)
+{
+  struct bg_read *b = arg;
+  b->r = shunt_pread(b->h, b->buf, sizeof b->buf, DROP_OFFSET, 0);
+  snprintf(b->msg, sizeof b->msg, "%s", b->r ? shunt_last_error(b->h) : "");
+  b->done = 1;
+  return NULL;
+}
+
+static double now_s(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Wait (at most 20 s) until the connection the background read went out on
+ * is down, or the read is over; true if the loss was seen. */
+static bool saw_loss(struct shunt_handle *h, struct bg_read *b)
+{
+  unsigned n = shunt_get_info(h)->connections;
+  for (double end = now_s() + 20; now_s() < end && !b->done; usleep(1000))
+    for (unsigned i = 0; i < n; i++)
+      if (shunt_connection_fd(h, i) == -EINVAL)
+        return true;
+  return false;
+}
+
+/* Calls from this thread while the reconnect is pending: they must come back
+ * before it happened (no reconnect counted yet), and the other connection
+ * must serve a read. */
+static bool calls_during_reconnect(struct shunt_handle *h, struct fake *f, const char *what)
+{
+  struct shunt_stats st;
+  unsigned n = shunt_in_flight(h);
+  shunt_get_stats(h, &st);
+  bool pending = st.reconnects == 0;
+  unsigned char x[4096];
+  int r = shunt_pread(h, x, sizeof x, 8192, 0);
+  shunt_get_stats(h, &st);
+  bool still = st.reconnects == 0;
+  ok(n == 1 && pending, "%s: shunt_in_flight() from another thread returned %u while the "
+     "reconnect was pending", what, n);
+  ok(r == 0 && !memcmp(x, f->disk + 8192, sizeof x) && still,
+     "%s: a read on the other connection completed (%d) while the reconnect was pending (%s)",
+     what, r, still ? "yes" : "no, it waited for it");
+  return pending && still;
+}
+
+static void reconnect_threads(void)
+{
+  /* 1: a long backoff. */
+  struct fake *f = start(false, 1);
+  struct shunt_handle *h;
+  struct shunt_options o = { .connections = 2, .reconnect = 3, .reconnect_delay_ms = 3000 };
+  ok(connect_to(f, &h, &o) == 0 && shunt_get_info(h)->connections == 2, "backoff: connect, 2 connections");
+  struct bg_read *b = calloc(1, sizeof *b);
+  b->h = h;
+  pthread_t th;
+  pthread_create(&th, NULL, bg_read_thread, b);
+  bool seen = saw_loss(h, b);
+  ok(seen, "backoff: the lost connection is seen as down while it waits to reconnect");
+  if (seen)
+    calls_during_reconnect(h, f, "backoff");
+  pthread_join(th, NULL);
+  struct shunt_stats st;
+  shunt_get_stats(h, &st);
+  ok(b->r == 0 && !memcmp(b->buf, f->disk + DROP_OFFSET, 4096) && st.reconnects == 1 &&
+     st.retried == 1, "backoff: the read was retried after the reconnect (%d, %llu reconnects) %s",
+     b->r, (unsigned long long)st.reconnects, b->msg);
+  shunt_close(h);
+  stop(f);
+  free(b);
+
+  /* 2: the attempt itself blocks: the server stalls the new handshake. */
+  f = start(false, 1);
+  f->stall_from = 2;
+  f->stall_ms = 3000;
+  struct shunt_options o2 = { .connections = 2, .reconnect = 3, .reconnect_delay_ms = 10 };
+  ok(connect_to(f, &h, &o2) == 0, "slow handshake: connect");
+  b = calloc(1, sizeof *b);
+  b->h = h;
+  pthread_create(&th, NULL, bg_read_thread, b);
+  for (double end = now_s() + 20; now_s() < end && !f->stalling && !b->done;)
+    usleep(1000);
+  ok(f->stalling == 1, "slow handshake: the reconnect attempt is in its handshake");
+  if (f->stalling == 1) {
+    calls_during_reconnect(h, f, "slow handshake");
+    ok(f->stalling == 1, "slow handshake: ... and it still was when they returned");
+  }
+  pthread_join(th, NULL);
+  shunt_get_stats(h, &st);
+  ok(b->r == 0 && !memcmp(b->buf, f->disk + DROP_OFFSET, 4096) && st.reconnects == 1,
+     "slow handshake: the read completed after the reconnect (%d) %s", b->r, b->msg);
+  shunt_close(h);
+  stop(f);
+  free(b);
+
+  /* 3: the server never comes back: the read fails clearly after the last
+   * attempt; the other connection still works; then the last one is lost too. */
+  f = start(false, 1);
+  f->hangup_from = 2;
+  struct shunt_options o3 = { .connections = 2, .reconnect = 2, .reconnect_delay_ms = 10 };
+  ok(connect_to(f, &h, &o3) == 0, "give up: connect");
+  unsigned char x[4096];
+  int r = shunt_pread(h, x, sizeof x, DROP_OFFSET, 0);
+  ok(r == -ECONNRESET && strstr(shunt_last_error(h), "connection 0 lost") &&
+     strstr(shunt_last_error(h), "gave up after 2 reconnect attempts") &&
+     strstr(shunt_last_error(h), "READ 4096 bytes at offset 524288"),
+     "give up: the read fails after the last attempt (%d): %s", r, shunt_last_error(h));
+  r = shunt_pread(h, x, sizeof x, 4096, 0);
+  ok(r == 0 && !memcmp(x, f->disk + 4096, 4096) && shunt_connection_fd(h, 1) >= 0,
+     "give up: the other connection still serves (%d)", r);
+  shunt_close(h);
+  stop(f);
+
+  /* 3b: one connection, lost: a read submitted while it waits to reconnect is
+   * queued for it (not refused with ENOTCONN) and sent once it is back. */
+  f = start(false, 1);
+  struct shunt_options o3b = { .reconnect = 3, .reconnect_delay_ms = 300 };
+  ok(connect_to(f, &h, &o3b) == 0, "submit while down: connect");
+  b = calloc(1, sizeof *b);
+  b->h = h;
+  pthread_create(&th, NULL, bg_read_thread, b);
+  seen = saw_loss(h, b);
+  r = shunt_pread(h, x, sizeof x, 8192, 0);
+  pthread_join(th, NULL);
+  shunt_get_stats(h, &st);
+  ok(seen && r == 0 && !memcmp(x, f->disk + 8192, 4096) && b->r == 0 && st.reconnects == 1 &&
+     st.retried == 1, "submit while down: the new read waited for the reconnect (%d, lost seen %d, "
+     "%llu retried)", r, seen, (unsigned long long)st.retried);
+  shunt_close(h);
+  stop(f);
+  free(b);
+
+  /* 4: an event loop of its own (shunt_pollfds): the timer of the pending
+   * reconnect is among the descriptors, so poll() without a timeout wakes for it. */
+  f = start(false, 1);
+  struct shunt_options o4 = { .reconnect = 3, .reconnect_delay_ms = 50 };
+  ok(connect_to(f, &h, &o4) == 0, "pollfds: connect");
+  struct async_ctx a = { 0 };
+  struct iovec v = { x, sizeof x };
+  int64_t c = shunt_aio_pread(h, &v, 1, DROP_OFFSET, 0, on_done, &a);
+  int rounds = 0, timeouts = 0;
+  while (c > 0 && a.done == 0 && rounds++ < 1000) {
+    struct pollfd pfd[3];
+    unsigned n = shunt_pollfds(h, pfd, 3);
+    int p = poll(pfd, n, 10000);
+    timeouts += p == 0;
+    if (shunt_pollfds_process(h, pfd, n) < 0)
+      break;
+  }
+  shunt_get_stats(h, &st);
+  ok(a.done == 1 && a.errors == 0 && !memcmp(x, f->disk + DROP_OFFSET, 4096) &&
+     st.reconnects == 1 && timeouts == 0,
+     "pollfds: read retried after the reconnect (%d done, %d errors, %d poll timeouts)", a.done,
+     a.errors, timeouts);
+  shunt_close(h);
+  stop(f);
+}
+
 int main(void)
 {
   run_suite(false);
   run_suite(true);
+  overlap_suite();
+  reconnect_threads();
 
   /* The counter counts: the staged path (copy_reads) reports every byte. */
   {
