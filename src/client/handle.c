@@ -317,6 +317,15 @@ static int reconnect(struct shunt_handle *h, unsigned ci)
       struct sh_req *r = h->slots[s];
       if (!r || r->conn != (int)ci)
         continue;
+      if (!sh_req_replayable(r)) {
+        /* Its pipe bytes went to the dead socket: nothing left to resend. */
+        r->error = -ECONNRESET;
+        free(r->errmsg);
+        r->errmsg = strdup("connection lost after part of the payload left its pipe");
+        r->queued = false;
+        sh_complete(h, r);
+        continue;
+      }
       r->covered = 0;
       r->bs_pos = r->offset;
       r->retries++;
