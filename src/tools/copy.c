@@ -75,6 +75,7 @@ struct copy {
   bool sendfile_src;       /* file source, NBD destination: sendfile */
   uint64_t probe;          /* bytes checked for zeroes in user memory (0: none) */
   uint64_t data_bytes, zero_bytes, skipped_bytes, done_bytes, requests;
+  uint64_t spliced_bytes, sendfile_bytes; /* data the kernel moved past user memory */
   int error;
   char errmsg[1024];
   unsigned char *zerobuf;
@@ -483,6 +484,7 @@ static void on_read_done(const struct shunt_result *r)
   struct slot *s = r->user;
   s->cp->requests++;
   s->piped = r->piped;
+  s->cp->spliced_bytes += r->piped;
   if (r->error) {
     set_error(s->cp, r->error, "%s%s", r->message, "");
     slot_free(s);
@@ -495,6 +497,7 @@ static void on_read_done(const struct shunt_result *r)
 static void send_file(struct copy *cp, struct slot *s)
 {
   cp->data_bytes += s->len;
+  cp->sendfile_bytes += s->len;
   if (shunt_aio_pwrite_file(cp->dst.h, cp->src.fd, s->off, s->len, s->off, 0, on_write_done,
                             s) < 0) {
     set_error(cp, -EIO, "%s%s", shunt_last_error(cp->dst.h), "");
@@ -814,12 +817,14 @@ int cmd_copy(int argc, char **argv)
     printf(",\n  \"destination\": ");
     units_json_string(stdout, cp.dst.name);
     printf(",\n  \"size\": %llu,\n  \"copied_bytes\": %llu,\n  \"data_bytes\": %llu,\n"
-           "  \"zero_bytes\": %llu,\n  \"zero_bytes_skipped\": %llu,\n  \"requests\": %llu,\n"
+           "  \"zero_bytes\": %llu,\n  \"zero_bytes_skipped\": %llu,\n"
+           "  \"spliced_bytes\": %llu,\n  \"sendfile_bytes\": %llu,\n  \"requests\": %llu,\n"
            "  \"seconds\": %.3f,\n  \"mib_per_second\": %.1f,\n  \"cpu_user_seconds\": %.3f,\n"
            "  \"cpu_system_seconds\": %.3f,\n  \"flushed\": %s,\n  \"error\": ",
            (unsigned long long)cp.src.size, (unsigned long long)cp.done_bytes,
            (unsigned long long)cp.data_bytes, (unsigned long long)cp.zero_bytes,
-           (unsigned long long)cp.skipped_bytes, (unsigned long long)cp.requests, dt,
+           (unsigned long long)cp.skipped_bytes, (unsigned long long)cp.spliced_bytes,
+           (unsigned long long)cp.sendfile_bytes, (unsigned long long)cp.requests, dt,
            dt > 0 ? (double)cp.done_bytes / dt / 1048576 : 0,
            (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6,
            (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6,
