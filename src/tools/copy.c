@@ -57,6 +57,7 @@ struct slot {
   uint64_t rd_end;         /* file read: read up to here (a probe, or len) */
   enum file_op op;
   bool busy;
+  bool direct_io;          /* the file write in flight went through dst.dfd */
   int pipe[2];             /* NBD source: the payload's pipe, or -1 */
   uint64_t pipe_from, piped; /* the pipe holds request bytes [pipe_from, +piped) */
 };
@@ -431,9 +432,10 @@ static int pipe_to_buf(struct copy *cp, struct slot *s)
 static int queue_file_write(struct copy *cp, struct slot *s)
 {
   uint64_t pos = s->xfer, off = s->off + pos, len = s->len - pos;
-  int fd = cp->dst.dfd >= 0 && off % DIRECT_ALIGN == 0 && len % DIRECT_ALIGN == 0 &&
-           pos % DIRECT_ALIGN == 0 ? cp->dst.dfd : cp->dst.fd;
-  return copy_io_queue(&cp->io, true, fd, s->buf + pos, (uint32_t)len, off, s);
+  s->direct_io = cp->dst.dfd >= 0 && off % DIRECT_ALIGN == 0 && len % DIRECT_ALIGN == 0 &&
+                 pos % DIRECT_ALIGN == 0;
+  return copy_io_queue(&cp->io, true, s->direct_io ? cp->dst.dfd : cp->dst.fd, s->buf + pos,
+                       (uint32_t)len, off, s);
 }
 
 /* Data for the slot is in its buffer and pipe: send it to the destination. */
@@ -550,6 +552,14 @@ static void on_file_done(void *tag, int res, void *ctx)
   struct copy *cp = ctx;
   bool write = s->op == FILE_WRITE;
   const char *name = write ? cp->dst.name : cp->src.name;
+  if (write && res == -EINVAL && s->direct_io) {
+    /* The device wants a larger alignment than pages: no O_DIRECT then. */
+    close(cp->dst.dfd);
+    cp->dst.dfd = -1;
+    res = queue_file_write(cp, s);
+    if (res == 0)
+      return;
+  }
   if (res <= 0) {
     set_error(cp, res < 0 ? res : -EIO, write ? "%s: write: %s" : "%s: read: %s", name,
               res < 0 ? strerror(-res) : "unexpected end of file");
