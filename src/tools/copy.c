@@ -105,7 +105,8 @@ static void usage(FILE *f)
     "      --target-is-zero  DST already reads as zeroes: skip zero ranges\n"
     "      --flush           flush DST (NBD FLUSH or fsync) at the end\n"
     "      --reconnect N     after a dropped NBD connection, reconnect up to N times\n"
-    "                        (with backoff) and retry the requests in flight\n"
+    "                        (with backoff) and retry the requests in flight (NBD to\n"
+    "                        NBD then moves the payload through user memory)\n"
     "      --json            print a JSON summary on stdout\n"
     "      --progress        force the progress bar (default: when stderr is a tty)\n"
     "      --no-progress     never show it\n"
@@ -782,7 +783,9 @@ int cmd_copy(int argc, char **argv)
   /* splice and sendfile need plain sockets (not TLS: nbds://). */
   bool src_plain = cp.src.h && strncmp(cp.src.name, "nbds", 4) != 0;
   bool dst_plain = cp.dst.h && strncmp(cp.dst.name, "nbds", 4) != 0;
-  cp.splice_src = splice && src_plain && dst_plain;
+  /* A write whose pipe bytes were partly sent cannot be resent after a
+   * reconnect: with --reconnect, NBD -> NBD keeps the payload in buffers. */
+  cp.splice_src = splice && src_plain && dst_plain && reconnect_tries == 0;
   cp.sendfile_src = splice && cp.src.fd >= 0 && dst_plain;
   cp.probe = cp.sparse ? PROBE_BYTES : 0;
   for (unsigned i = 0; i < cp.nslots; i++) {

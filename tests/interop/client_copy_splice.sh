@@ -78,6 +78,9 @@ tap_check "NBD -> NBD --no-splice" copy_json "$T/ns.json" --no-splice "$SRC_URI"
 tap_check "--no-splice: nothing spliced" test "$(json_field "$T/ns.json" spliced_bytes)" = 0
 tap_check "--no-splice: copy back" "$SHUNT" copy "nbd://127.0.0.1:$PORT/" "$T/out3.img"
 tap_check "--no-splice: checksum identical" test "$SUM" = "$(md5sum <"$T/out3.img")"
+# --reconnect: a pipe write cannot be resent, so NBD -> NBD keeps buffers.
+tap_check "NBD -> NBD --reconnect" copy_json "$T/rc.json" --reconnect 2 "$SRC_URI" "nbd://127.0.0.1:$PORT/"
+tap_check "--reconnect: nothing spliced" test "$(json_field "$T/rc.json" spliced_bytes)" = 0
 stop_pid "$NBDKIT_PID"
 
 # file -> NBD by sendfile, with the probe (zeroes found) and without (--no-sparse).
@@ -96,6 +99,19 @@ for mode in "" --no-sparse; do
   stop_pid "$NBDKIT_PID"
 done
 stop_pid "$SRC_PID"
+
+# A block device source goes by sendfile too.
+if [ "$(id -u)" = 0 ] && command -v losetup >/dev/null && LOOP=$(losetup -f --show "$SRC" 2>/dev/null); then
+  start_nbdkit memory "$(blockdev --getsize64 "$LOOP")"
+  tap_check "block device -> NBD" copy_json "$T/blk.json" "$LOOP" "nbd://127.0.0.1:$PORT/"
+  tap_check "block device -> NBD: data by sendfile" test "$(json_field "$T/blk.json" sendfile_bytes)" -ge $((16 << 20))
+  tap_check "block device -> NBD: copy back" "$SHUNT" copy "nbd://127.0.0.1:$PORT/" "$T/out6.img"
+  tap_check "block device -> NBD: checksum identical" test "$(md5sum <"$LOOP")" = "$(md5sum <"$T/out6.img")"
+  losetup -d "$LOOP"
+  stop_pid "$NBDKIT_PID"
+else
+  tap_skip "block device -> NBD" "needs root and a free loop device"
+fi
 
 # file -> file: buffered reads, O_DIRECT writes where aligned.
 tap_check "file -> file" "$SHUNT" copy "$SRC" "$T/out5.img"
