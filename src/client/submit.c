@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 
@@ -216,6 +217,10 @@ static ssize_t send_kernel_segment(struct sh_conn *c, struct sh_req *r)
                  SPLICE_F_NONBLOCK | (more ? SPLICE_F_MORE : 0));
     }
   } while (n < 0 && errno == EINTR);
+  int avail;
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && k == SEG_PIPE &&
+      ioctl(r->pipe_fd, FIONREAD, &avail) == 0 && avail == 0)
+    return -EPIPE; /* the pipe is short of the promised bytes: do not spin */
   if (n < 0)
     return errno == EWOULDBLOCK ? -EAGAIN : -errno;
   if (n == 0)

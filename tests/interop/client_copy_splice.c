@@ -215,6 +215,25 @@ int main(int argc, char **argv)
   ok(st.payload_bytes_copied == 0 && st.errors == 0, "no payload copied by the library, no "
      "errors (%llu copied, %llu errors)", (unsigned long long)st.payload_bytes_copied,
      (unsigned long long)st.errors);
+  /* A pipe short of the promised bytes fails the connection, never spins. */
+  struct shunt_handle *h2;
+  int q[2];
+  if (shunt_connect(&h2, uri, NULL, err, sizeof err) == 0 && pipe2(q, O_CLOEXEC) == 0) {
+    ssize_t qw = write(q[1], buf, 4096);
+    struct iovec v2 = { buf, 8192 };
+    memset(&d, 0, sizeof d);
+    r = shunt_aio_pwrite_pipe(h2, &v2, 1, 0, 0, q[0], 0, 8192, on_done, &d);
+    for (int rounds = 0; r > 0 && !d.finished && rounds < 100; rounds++)
+      shunt_poll(h2, 100);
+    ok(qw == 4096 && d.finished && d.error < 0,
+       "pwrite_pipe from a pipe short of its bytes fails (%s) instead of spinning",
+       d.finished ? strerror(-d.error) : "still in flight");
+    close(q[0]);
+    close(q[1]);
+    shunt_close(h2);
+  } else {
+    ok(0, "second handle and pipe: %s", err);
+  }
   close(p[0]);
   close(p[1]);
   if (fd >= 0)
