@@ -72,11 +72,13 @@ struct copy {
   uint64_t req_size;
   bool sparse, target_is_zero, flush, json, progress;
   bool direct;             /* write file destinations with O_DIRECT where aligned */
+  unsigned direct_busy, direct_max; /* O_DIRECT writes in flight, and the most */
   bool splice_src;         /* NBD source and destination: payload through pipes */
   bool sendfile_src;       /* file source, NBD destination: sendfile */
   uint64_t probe;          /* bytes checked for zeroes in user memory (0: none) */
   uint64_t data_bytes, zero_bytes, skipped_bytes, done_bytes, requests;
   uint64_t spliced_bytes, sendfile_bytes; /* data the kernel moved past user memory */
+  uint64_t direct_bytes;   /* written to a file destination with O_DIRECT */
   int error;
   char errmsg[1024];
   unsigned char *zerobuf;
@@ -101,7 +103,8 @@ static void usage(FILE *f)
     "      --no-splice       move every byte through user memory (no splice or\n"
     "                        sendfile; for comparison)\n"
     "      --no-direct       write a file or block device DST through the page\n"
-    "                        cache (default: O_DIRECT for aligned ranges)\n"
+    "                        cache (default: O_DIRECT for aligned writes, up to half\n"
+    "                        the requests in flight; the overflow is buffered)\n"
     "      --target-is-zero  DST already reads as zeroes: skip zero ranges\n"
     "      --flush           flush DST (NBD FLUSH or fsync) at the end\n"
     "      --reconnect N     after a dropped NBD connection, reconnect up to N times\n"
@@ -428,13 +431,18 @@ static int pipe_to_buf(struct copy *cp, struct slot *s)
 
 #define DIRECT_ALIGN 4096u  /* whole pages: direct and buffered writes never share one */
 
-/* Queue the rest of the slot's file write, from s->xfer: O_DIRECT when the
- * range is aligned, else through the page cache. */
+/* Queue the rest of the slot's file write, from s->xfer: its aligned part
+ * O_DIRECT (while fewer than direct_max are in flight), else, and an odd
+ * tail, through the page cache. */
 static int queue_file_write(struct copy *cp, struct slot *s)
 {
   uint64_t pos = s->xfer, off = s->off + pos, len = s->len - pos;
-  s->direct_io = cp->dst.dfd >= 0 && off % DIRECT_ALIGN == 0 && len % DIRECT_ALIGN == 0 &&
-                 pos % DIRECT_ALIGN == 0;
+  uint64_t aligned = len / DIRECT_ALIGN * DIRECT_ALIGN; /* an odd tail follows buffered */
+  s->direct_io = cp->dst.dfd >= 0 && off % DIRECT_ALIGN == 0 && pos % DIRECT_ALIGN == 0 &&
+                 aligned && cp->direct_busy < cp->direct_max;
+  cp->direct_busy += s->direct_io;
+  if (s->direct_io)
+    len = aligned;
   return copy_io_queue(&cp->io, true, s->direct_io ? cp->dst.dfd : cp->dst.fd, s->buf + pos,
                        (uint32_t)len, off, s);
 }
@@ -553,6 +561,10 @@ static void on_file_done(void *tag, int res, void *ctx)
   struct copy *cp = ctx;
   bool write = s->op == FILE_WRITE;
   const char *name = write ? cp->dst.name : cp->src.name;
+  if (write && s->direct_io) {
+    cp->direct_busy--;
+    cp->direct_bytes += res > 0 ? (uint64_t)res : 0;
+  }
   if (write && res == -EINVAL && s->direct_io) {
     /* The device wants a larger alignment than pages: no O_DIRECT then. */
     close(cp->dst.dfd);
@@ -788,6 +800,10 @@ int cmd_copy(int argc, char **argv)
   cp.splice_src = splice && src_plain && dst_plain && reconnect_tries == 0;
   cp.sendfile_src = splice && cp.src.fd >= 0 && dst_plain;
   cp.probe = cp.sparse ? PROBE_BYTES : 0;
+  /* O_DIRECT for up to half the requests in flight: while the disk keeps up,
+   * every write bypasses the page cache; when it falls behind, the overflow
+   * goes to the page cache instead of waiting (costs a copy, keeps the pace). */
+  cp.direct_max = cp.nslots / 2 ? cp.nslots / 2 : 1;
   for (unsigned i = 0; i < cp.nslots; i++) {
     struct slot *s = &cp.slots[i];
     s->cp = &cp;
@@ -831,13 +847,15 @@ int cmd_copy(int argc, char **argv)
     units_json_string(stdout, cp.dst.name);
     printf(",\n  \"size\": %llu,\n  \"copied_bytes\": %llu,\n  \"data_bytes\": %llu,\n"
            "  \"zero_bytes\": %llu,\n  \"zero_bytes_skipped\": %llu,\n"
-           "  \"spliced_bytes\": %llu,\n  \"sendfile_bytes\": %llu,\n  \"requests\": %llu,\n"
+           "  \"spliced_bytes\": %llu,\n  \"sendfile_bytes\": %llu,\n  \"direct_bytes\": %llu,\n"
+           "  \"requests\": %llu,\n"
            "  \"seconds\": %.3f,\n  \"mib_per_second\": %.1f,\n  \"cpu_user_seconds\": %.3f,\n"
            "  \"cpu_system_seconds\": %.3f,\n  \"flushed\": %s,\n  \"error\": ",
            (unsigned long long)cp.src.size, (unsigned long long)cp.done_bytes,
            (unsigned long long)cp.data_bytes, (unsigned long long)cp.zero_bytes,
            (unsigned long long)cp.skipped_bytes, (unsigned long long)cp.spliced_bytes,
-           (unsigned long long)cp.sendfile_bytes, (unsigned long long)cp.requests, dt,
+           (unsigned long long)cp.sendfile_bytes, (unsigned long long)cp.direct_bytes,
+           (unsigned long long)cp.requests, dt,
            dt > 0 ? (double)cp.done_bytes / dt / 1048576 : 0,
            (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6,
            (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6,
