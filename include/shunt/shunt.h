@@ -142,6 +142,7 @@ struct shunt_result {
   int error;                 /* 0 or a negative errno */
   const char *message;       /* NULL on success; valid during the callback only */
   void *user;                /* the submit call's user pointer */
+  uint64_t piped;            /* shunt_aio_pread_pipe(): bytes spliced into the pipe */
 };
 
 typedef void (*shunt_done_fn)(const struct shunt_result *r);
@@ -212,6 +213,43 @@ int64_t shunt_aio_zero(struct shunt_handle *h, uint64_t offset, uint64_t length,
 int64_t shunt_aio_block_status(struct shunt_handle *h, uint64_t offset, uint64_t length,
                                unsigned flags, shunt_extent_fn extent, shunt_done_fn done,
                                void *user);
+
+/* ---- Payload moved by the kernel (splice, sendfile) ----
+ * For copy tools: the payload goes between the socket and a pipe or file
+ * without passing through user memory.  Plain sockets only: over TLS these
+ * return -EOPNOTSUPP.  Like the calls above otherwise (same checks, cookie,
+ * completion). */
+
+/* Read like shunt_aio_pread() (the iovecs cover the whole request), except that
+ * payload bytes from byte pipe_from of the request on are spliced from the
+ * socket into the pipe whose write end is pipe_wfd, for as long as they arrive
+ * in order and the pipe has room; all other bytes land in the iovecs.  When done,
+ * result->piped = k: the pipe then holds request bytes [pipe_from, pipe_from + k)
+ * and the iovecs the rest (their bytes in that range are unspecified).  The pipe
+ * must be empty at submit, and nothing else may write to it until completion.
+ * A pipe big enough for the request (F_SETPIPE_SZ) keeps every byte out of
+ * user memory; a smaller one only means more bytes land in the iovecs. */
+int64_t shunt_aio_pread_pipe(struct shunt_handle *h, const struct iovec *iov, int iovcnt,
+                             uint64_t offset, unsigned flags, int pipe_wfd, uint64_t pipe_from,
+                             shunt_done_fn done, void *user);
+
+/* Write like shunt_aio_pwrite(), except that request bytes [pipe_from,
+ * pipe_from + piped) are spliced from the pipe whose read end is pipe_rfd (the
+ * pipe must hold exactly those bytes next); the iovecs cover the whole request
+ * and their bytes in that range are not used.  A write whose pipe bytes were
+ * partly sent when its connection dropped cannot be resent: with reconnect it
+ * fails with -ECONNRESET. */
+int64_t shunt_aio_pwrite_pipe(struct shunt_handle *h, const struct iovec *iov, int iovcnt,
+                              uint64_t offset, unsigned flags, int pipe_rfd, uint64_t pipe_from,
+                              uint64_t piped, shunt_done_fn done, void *user);
+
+/* Write length bytes of the file (or block device) fd, from fd_offset on, at
+ * offset: sent with sendfile(), so the page cache pages go to the socket by
+ * reference.  The file must not shrink before completion (a short file fails
+ * the connection). */
+int64_t shunt_aio_pwrite_file(struct shunt_handle *h, int fd, uint64_t fd_offset,
+                              uint64_t length, uint64_t offset, unsigned flags,
+                              shunt_done_fn done, void *user);
 
 /* Requests submitted and not yet completed. */
 unsigned shunt_in_flight(const struct shunt_handle *h);

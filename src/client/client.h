@@ -39,6 +39,16 @@ struct sh_req {
   uint64_t bs_pos;           /* block status: offset of the next extent */
   int conn;                  /* connection it was sent on */
   unsigned retries;
+  /* Payload moved by the kernel instead of through the iovecs (-1: none).
+   * Read: bytes from pipe_from on are spliced into pipe_fd while they arrive
+   * in order (pipe_len counts them) until pipe_done.  Write: request bytes
+   * [pipe_from, pipe_from + pipe_len) are spliced from pipe_fd; or the whole
+   * payload is sent from file_fd at file_off (sendfile). */
+  int pipe_fd;
+  uint64_t pipe_from, pipe_len;
+  bool pipe_done;
+  int file_fd;
+  uint64_t file_off;
   /* Sending: header bytes, then (writes) the payload. */
   unsigned char hdr[32];
   size_t hdrlen;
@@ -122,6 +132,8 @@ int sh_poll_round(struct shunt_handle *h, int timeout_ms);
 
 /* submit.c */
 int sh_conn_flush_sends(struct shunt_handle *h, struct sh_conn *c);
+/* False for a write whose pipe bytes were partly sent: it cannot be resent. */
+bool sh_req_replayable(const struct sh_req *r);
 void sh_req_encode(struct shunt_handle *h, struct sh_req *r);
 void sh_queue_req(struct shunt_handle *h, unsigned ci, struct sh_req *r);
 struct sh_req *sh_lookup(struct shunt_handle *h, uint64_t cookie);

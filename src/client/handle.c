@@ -353,14 +353,35 @@ static void lead_end(struct shunt_handle *h)
  * been sent on the lost one are retried (every NBD command is idempotent: a
  * retried write writes the same bytes again); ones submitted meanwhile were
  * only queued. */
-static void reconnected(struct shunt_handle *h, unsigned ci, struct sh_transport *t, uint32_t meta)
+static int reconnected(struct shunt_handle *h, unsigned ci, struct sh_transport *t, uint32_t meta)
 {
+  int before;
+  bool lead = false;
+  for (uint32_t s = 0; s < h->nslots && !lead; s++)
+    lead = h->slots[s] && h->slots[s]->conn == (int)ci && !sh_req_replayable(h->slots[s]);
+  if (lead) {
+    /* Some fail here: complete them as leader, as give_up() does (dialing
+     * keeps other threads from dialing ci while we wait to lead). */
+    h->conns[ci].dialing = true;
+    lead_begin(h);
+  }
+  before = h->completed;
   init_conn(&h->conns[ci], t, h->neg.extended, meta);
   h->stats.reconnects++;
   for (uint32_t s = 0; s < h->nslots; s++) {
     struct sh_req *r = h->slots[s];
     if (!r || r->conn != (int)ci)
       continue;
+    if (!sh_req_replayable(r)) {
+      /* Its pipe bytes went to the dead socket: nothing left to resend. */
+      r->error = -ECONNRESET;
+      free(r->errmsg);
+      r->errmsg = strdup("connection lost after part of the payload left its pipe");
+      r->errmsg_server = false;
+      r->queued = false;
+      sh_complete(h, r);
+      continue;
+    }
     if (!r->queued) {
       r->retries++;
       h->stats.retried++;
@@ -375,6 +396,9 @@ static void reconnected(struct shunt_handle *h, unsigned ci, struct sh_transport
     sh_req_encode(h, r);
     sh_queue_req(h, ci, r);
   }
+  if (lead)
+    lead_end(h);
+  return h->completed - before;
 }
 
 /* The last attempt failed: fail ci's requests with the error it was lost
@@ -421,10 +445,8 @@ static int reconnect_attempt(struct shunt_handle *h, unsigned ci)
                 n.structured == h->neg.structured && n.have_meta == h->neg.have_meta;
     uint32_t meta = n.meta_id;
     sh_negotiated_free(&n);
-    if (same) {
-      reconnected(h, ci, &t, meta);
-      return 0;
-    }
+    if (same)
+      return reconnected(h, ci, &t, meta);
     sh_transport_close(&t);
     snprintf(err, sizeof err, "%s: reconnected, but the export changed", h->uri_text);
     return give_up(h, ci, err);

@@ -1,11 +1,15 @@
 /* receive.c: the reply state machine of one connection.  Headers and small chunk
  * payloads are read exactly (never past the header, so payload bytes are never
  * read into a library buffer); read payload goes by readv straight into the
- * slice of the caller's iovecs that the chunk's offset names, in any order. */
+ * slice of the caller's iovecs that the chunk's offset names, in any order;
+ * for shunt_aio_pread_pipe() the in-order part is spliced into the caller's
+ * pipe instead. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 
 #include "client/client.h"
 #include "proto/nbd-protocol.h"
@@ -160,6 +164,8 @@ static int meta_done(struct shunt_handle *h, struct sh_conn *c, const char **why
     }
     if (claim(r, rel, len, "OFFSET_HOLE chunk overlaps an earlier chunk of the read", why) < 0)
       return -EPROTO;
+    if (r->pipe_fd >= 0 && rel + len > r->pipe_from + r->pipe_len)
+      r->pipe_done = true; /* zeroes go to the iovecs; the pipe ends here */
     struct iovec v[64];
     while (len) {
       int n = sh_iov_slice(r->iov, r->iovcnt, rel, len, v, 64);
@@ -260,6 +266,30 @@ static ssize_t receive_by_copy(struct shunt_handle *h, struct sh_conn *c)
   return n;
 }
 
+/* Splice read payload at the pipe's front from the socket into q's pipe.
+ * Returns bytes, -EAGAIN (nothing to read), -EMSGSIZE (the pipe is full: the
+ * request stops using it) or -errno. */
+static ssize_t receive_to_pipe(struct sh_conn *c, struct sh_req *q)
+{
+  ssize_t n;
+  do
+    n = splice(c->t.fd, NULL, q->pipe_fd, NULL, c->left, SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+  while (n < 0 && errno == EINTR);
+  if (n > 0) {
+    q->pipe_len += (uint64_t)n;
+    return n;
+  }
+  if (n == 0)
+    return 0;
+  int e = errno == EWOULDBLOCK ? EAGAIN : errno;
+  int avail = 0;
+  if (e == EAGAIN && ioctl(c->t.fd, FIONREAD, &avail) == 0 && avail > 0) {
+    q->pipe_done = true; /* the socket has data, so the pipe had no room */
+    return -EMSGSIZE;
+  }
+  return -e;
+}
+
 int sh_conn_receive(struct shunt_handle *h, struct sh_conn *c, const char **why)
 {
   for (;;) {
@@ -276,15 +306,31 @@ int sh_conn_receive(struct shunt_handle *h, struct sh_conn *c, const char **why)
       size_t want = c->left < room ? (size_t)c->left : room;
       struct iovec v = { c->mbuf + c->mgot, want - c->mgot };
       n = sh_transport_readv(&c->t, &v, 1);
+    } else if (h->opt.copy_reads) {
+      n = receive_by_copy(h, c);
     } else {
-      if (h->opt.copy_reads)
-        n = receive_by_copy(h, c);
-      else {
-        struct iovec v[64];
-        int k = sh_iov_slice(c->cur->iov, c->cur->iovcnt, c->data_rel, c->left, v, 64);
-        n = sh_transport_readv(&c->t, v, k);
+      struct sh_req *q = c->cur;
+      uint64_t want = c->left;
+      if (q->pipe_fd >= 0 && !q->pipe_done) {
+        uint64_t front = q->pipe_from + q->pipe_len;
+        if (c->data_rel == front) {
+          n = receive_to_pipe(c, q);
+          if (n == -EMSGSIZE)
+            continue; /* the pipe is full: the rest goes to the iovecs */
+          goto got;
+        }
+        if (c->data_rel < q->pipe_from && q->pipe_from - c->data_rel < want)
+          want = q->pipe_from - c->data_rel; /* up to where the pipe starts */
+        else if (c->data_rel > front)
+          q->pipe_done = true; /* out of order: the pipe ends at front */
+        else if (c->data_rel >= q->pipe_from && front - c->data_rel < want)
+          want = front - c->data_rel; /* resent after a reconnect: already piped */
       }
+      struct iovec v[64];
+      int k = sh_iov_slice(q->iov, q->iovcnt, c->data_rel, want, v, 64);
+      n = sh_transport_readv(&c->t, v, k);
     }
+  got:
     if (n == -EAGAIN || n == -EWOULDBLOCK)
       return 0;
     if (n < 0) {

@@ -2,10 +2,14 @@
  * them over connections, gathering queued headers and write payloads into
  * writev batches (payload sent from the caller's buffers), and completion. */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
 
 #include "client/client.h"
 #include "proto/nbd-protocol.h"
@@ -123,6 +127,7 @@ void sh_complete(struct shunt_handle *h, struct sh_req *r)
   struct shunt_result res = {
     .cookie = r->cookie, .cmd = shunt_cmd_of(r->cmd), .offset = r->offset,
     .length = r->length, .error = r->error, .user = r->user,
+    .piped = r->cmd == NBD_CMD_READ && r->pipe_fd >= 0 ? r->pipe_len : 0,
   };
   shunt_done_fn done = r->done;
   h->slots[r->slot] = NULL;
@@ -156,8 +161,81 @@ void sh_complete(struct shunt_handle *h, struct sh_req *r)
     done(&res);
 }
 
+enum seg_kind { SEG_IOV, SEG_PIPE, SEG_FILE };
+
+/* Where write payload byte pos of r comes from, and up to where (*end). */
+static enum seg_kind payload_segment(const struct sh_req *r, uint64_t pos, uint64_t *end)
+{
+  if (r->file_fd >= 0) {
+    *end = r->length;
+    return SEG_FILE;
+  }
+  if (r->pipe_fd >= 0 && r->pipe_len) {
+    if (pos < r->pipe_from) {
+      *end = r->pipe_from;
+      return SEG_IOV;
+    }
+    if (pos < r->pipe_from + r->pipe_len) {
+      *end = r->pipe_from + r->pipe_len;
+      return SEG_PIPE;
+    }
+  }
+  *end = r->length;
+  return SEG_IOV;
+}
+
+/* sent bytes of c's queue went out: advance the queued requests. */
+static void advance_sends(struct sh_conn *c, uint64_t done)
+{
+  while (done && c->sq_head) {
+    struct sh_req *r = c->sq_head;
+    uint64_t total = r->hdrlen + (r->cmd == NBD_CMD_WRITE ? r->length : 0);
+    uint64_t take = total - r->sent < done ? total - r->sent : done;
+    r->sent += take;
+    done -= take;
+    if (r->sent == total) {
+      c->sq_head = r->next;
+      if (!c->sq_head)
+        c->sq_tail = NULL;
+      r->queued = false;
+      r->next = NULL;
+    }
+  }
+}
+
+/* The head request's payload is at a pipe or file segment: let the kernel
+ * move it.  Returns bytes sent, -EAGAIN, or -errno. */
+static ssize_t send_kernel_segment(struct sh_conn *c, struct sh_req *r)
+{
+  uint64_t pos = r->sent - r->hdrlen, end;
+  enum seg_kind k = payload_segment(r, pos, &end);
+  size_t want = end - pos > (1u << 30) ? (size_t)1 << 30 : (size_t)(end - pos);
+  ssize_t n;
+  bool more = end < r->length || r->next;
+  do {
+    if (k == SEG_FILE) {
+      off_t o = (off_t)(r->file_off + pos);
+      n = sendfile(c->t.fd, r->file_fd, &o, want);
+    } else {
+      n = splice(r->pipe_fd, NULL, c->t.fd, NULL, want,
+                 SPLICE_F_NONBLOCK | (more ? SPLICE_F_MORE : 0));
+    }
+  } while (n < 0 && errno == EINTR);
+  int avail;
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && k == SEG_PIPE &&
+      ioctl(r->pipe_fd, FIONREAD, &avail) == 0 && avail == 0)
+    return -EPIPE; /* the pipe is short of the promised bytes: do not spin */
+  if (n < 0)
+    return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+  if (n == 0)
+    return k == SEG_FILE ? -ENODATA : -EPIPE; /* short file / pipe short of bytes */
+  return n;
+}
+
 /* Gather queued headers and payloads into one sendmsg; advance what was sent.
- * Returns 0 (all sent or the socket is full) or -errno. */
+ * Payload that comes from a pipe or file ends the batch (sent with MSG_MORE)
+ * and goes by splice/sendfile.  Returns 0 (all sent or the socket is full) or
+ * -errno. */
 int sh_conn_flush_sends(struct shunt_handle *h, struct sh_conn *c)
 {
   enum { MAXV = 256 };
@@ -165,6 +243,7 @@ int sh_conn_flush_sends(struct shunt_handle *h, struct sh_conn *c)
   (void)h;
   while (c->live && c->sq_head) {
     int n = 0;
+    bool more = false;
     for (struct sh_req *r = c->sq_head; r && n < MAXV - 1; r = r->next) {
       uint64_t pos = r->sent;
       if (pos < r->hdrlen) {
@@ -173,44 +252,67 @@ int sh_conn_flush_sends(struct shunt_handle *h, struct sh_conn *c)
         n++;
         pos = r->hdrlen;
       }
-      if (r->cmd == NBD_CMD_WRITE) {
-        uint64_t want = r->length - (pos - r->hdrlen), got = 0;
-        int k = sh_iov_slice(r->iov, r->iovcnt, pos - r->hdrlen, want, v + n, MAXV - n);
+      if (r->cmd != NBD_CMD_WRITE)
+        continue;
+      bool stop = false;
+      for (uint64_t p = pos - r->hdrlen, end; p < r->length && !stop; p = end) {
+        if (payload_segment(r, p, &end) != SEG_IOV) {
+          more = stop = true; /* the kernel sends this part next */
+          break;
+        }
+        uint64_t got = 0;
+        int k = sh_iov_slice(r->iov, r->iovcnt, p, end - p, v + n, MAXV - n);
         for (int i = 0; i < k; i++)
           got += v[n + i].iov_len;
         n += k;
-        if (got < want)
-          break; /* the next header must not follow a partial payload */
+        if (got < end - p)
+          stop = true; /* the next header must not follow a partial payload */
       }
+      if (stop)
+        break;
     }
-    ssize_t s = sh_transport_writev(&c->t, v, n);
+    ssize_t s;
+    if (n == 0) {
+      s = send_kernel_segment(c, c->sq_head);
+    } else if (more) {
+      struct msghdr m = { .msg_iov = v, .msg_iovlen = (size_t)n };
+      do
+        s = sendmsg(c->t.fd, &m, MSG_NOSIGNAL | MSG_MORE);
+      while (s < 0 && errno == EINTR);
+      if (s < 0)
+        s = errno == EWOULDBLOCK ? -EAGAIN : -errno;
+    } else {
+      s = sh_transport_writev(&c->t, v, n);
+    }
     if (s == -EAGAIN || s == -EWOULDBLOCK)
       return 0;
     if (s < 0)
       return (int)s;
-    uint64_t done = (uint64_t)s;
-    while (done && c->sq_head) {
-      struct sh_req *r = c->sq_head;
-      uint64_t total = r->hdrlen + (r->cmd == NBD_CMD_WRITE ? r->length : 0);
-      uint64_t take = total - r->sent < done ? total - r->sent : done;
-      r->sent += take;
-      done -= take;
-      if (r->sent == total) {
-        c->sq_head = r->next;
-        if (!c->sq_head)
-          c->sq_tail = NULL;
-        r->queued = false;
-        r->next = NULL;
-      }
-    }
+    advance_sends(c, (uint64_t)s);
   }
   return 0;
 }
 
+/* A write whose pipe bytes were partly sent cannot be sent again. */
+bool sh_req_replayable(const struct sh_req *r)
+{
+  if (r->cmd != NBD_CMD_WRITE || r->pipe_fd < 0 || !r->pipe_len || r->sent <= r->hdrlen)
+    return true;
+  return r->sent - r->hdrlen <= r->pipe_from;
+}
+
 /* Common checks and queueing for every submit call. */
+/* Payload moved by the kernel: see struct sh_req. */
+struct kpay {
+  int pipe_fd;
+  uint64_t pipe_from, pipe_len;
+  int file_fd;
+  uint64_t file_off;
+};
+
 static int64_t submit_locked(struct shunt_handle *h, uint16_t cmd, const struct iovec *iov, int iovcnt,
                       uint64_t offset, uint64_t length, unsigned flags, shunt_extent_fn extent,
-                      shunt_done_fn done, void *user)
+                      shunt_done_fn done, void *user, const struct kpay *kp)
 {
   const struct shunt_info *in = &h->info;
   const char *name = nbd_cmd_name(cmd);
@@ -272,6 +374,12 @@ static int64_t submit_locked(struct shunt_handle *h, uint16_t cmd, const struct 
   r->user = user;
   r->bs_pos = offset;
   r->conn = -1;
+  r->pipe_fd = kp ? kp->pipe_fd : -1;
+  r->pipe_from = kp ? kp->pipe_from : 0;
+  r->pipe_len = kp ? kp->pipe_len : 0;
+  r->pipe_done = h->opt.copy_reads;
+  r->file_fd = kp ? kp->file_fd : -1;
+  r->file_off = kp ? kp->file_off : 0;
   if (iovcnt > 0) {
     r->iov = iovcnt <= SH_IOV_INLINE ? r->iov_inline : malloc((size_t)iovcnt * sizeof *iov);
     if (!r->iov) {
@@ -300,12 +408,22 @@ static int64_t submit_locked(struct shunt_handle *h, uint16_t cmd, const struct 
   return (int64_t)r->cookie;
 }
 
+static int64_t submit_kp(struct shunt_handle *h, uint16_t cmd, const struct iovec *iov, int iovcnt,
+                         uint64_t offset, uint64_t length, unsigned flags, shunt_extent_fn extent,
+                         shunt_done_fn done, void *user, const struct kpay *kp)
+{
+  sh_lock(h);
+  int64_t r = submit_locked(h, cmd, iov, iovcnt, offset, length, flags, extent, done, user, kp);
+  sh_unlock(h);
+  return r;
+}
+
 static int64_t submit(struct shunt_handle *h, uint16_t cmd, const struct iovec *iov, int iovcnt,
                       uint64_t offset, uint64_t length, unsigned flags, shunt_extent_fn extent,
                       shunt_done_fn done, void *user)
 {
   sh_lock(h);
-  int64_t r = submit_locked(h, cmd, iov, iovcnt, offset, length, flags, extent, done, user);
+  int64_t r = submit_locked(h, cmd, iov, iovcnt, offset, length, flags, extent, done, user, NULL);
   sh_unlock(h);
   return r;
 }
@@ -377,4 +495,55 @@ int64_t shunt_aio_block_status(struct shunt_handle *h, uint64_t offset, uint64_t
   if (flags & ~(SHUNT_CMD_REQ_ONE))
     return fail(h, -EINVAL, "BLOCK_STATUS", offset, length, "flag not valid for block status");
   return submit(h, NBD_CMD_BLOCK_STATUS, NULL, 0, offset, length, flags, extent, done, user);
+}
+
+int64_t shunt_aio_pread_pipe(struct shunt_handle *h, const struct iovec *iov, int iovcnt,
+                             uint64_t offset, unsigned flags, int pipe_wfd, uint64_t pipe_from,
+                             shunt_done_fn done, void *user)
+{
+  uint64_t len;
+  int r = iov_check(h, "READ", iov, iovcnt, offset, &len);
+  if (r < 0)
+    return r;
+  if (flags & ~(SHUNT_CMD_DF))
+    return fail(h, -EINVAL, "READ", offset, len, "flag not valid for a read");
+  if (h->uri.tls)
+    return fail(h, -EOPNOTSUPP, "READ", offset, len, "no splice over TLS");
+  if (pipe_wfd < 0 || pipe_from > len)
+    return fail(h, -EINVAL, "READ", offset, len, "bad pipe or pipe offset");
+  struct kpay kp = { .pipe_fd = pipe_wfd, .pipe_from = pipe_from, .file_fd = -1 };
+  return submit_kp(h, NBD_CMD_READ, iov, iovcnt, offset, len, flags, NULL, done, user, &kp);
+}
+
+int64_t shunt_aio_pwrite_pipe(struct shunt_handle *h, const struct iovec *iov, int iovcnt,
+                              uint64_t offset, unsigned flags, int pipe_rfd, uint64_t pipe_from,
+                              uint64_t piped, shunt_done_fn done, void *user)
+{
+  uint64_t len;
+  int r = iov_check(h, "WRITE", iov, iovcnt, offset, &len);
+  if (r < 0)
+    return r;
+  if (flags & ~(SHUNT_CMD_FUA))
+    return fail(h, -EINVAL, "WRITE", offset, len, "flag not valid for a write");
+  if (h->uri.tls)
+    return fail(h, -EOPNOTSUPP, "WRITE", offset, len, "no splice over TLS");
+  if (pipe_rfd < 0 || pipe_from > len || piped > len - pipe_from)
+    return fail(h, -EINVAL, "WRITE", offset, len, "bad pipe or pipe range");
+  struct kpay kp = { .pipe_fd = pipe_rfd, .pipe_from = pipe_from, .pipe_len = piped,
+                     .file_fd = -1 };
+  return submit_kp(h, NBD_CMD_WRITE, iov, iovcnt, offset, len, flags, NULL, done, user, &kp);
+}
+
+int64_t shunt_aio_pwrite_file(struct shunt_handle *h, int fd, uint64_t fd_offset,
+                              uint64_t length, uint64_t offset, unsigned flags,
+                              shunt_done_fn done, void *user)
+{
+  if (flags & ~(SHUNT_CMD_FUA))
+    return fail(h, -EINVAL, "WRITE", offset, length, "flag not valid for a write");
+  if (h->uri.tls)
+    return fail(h, -EOPNOTSUPP, "WRITE", offset, length, "no sendfile over TLS");
+  if (fd < 0 || fd_offset > (uint64_t)INT64_MAX - length)
+    return fail(h, -EINVAL, "WRITE", offset, length, "bad file or file offset");
+  struct kpay kp = { .pipe_fd = -1, .file_fd = fd, .file_off = fd_offset };
+  return submit_kp(h, NBD_CMD_WRITE, NULL, 0, offset, length, flags, NULL, done, user, &kp);
 }

@@ -1,7 +1,10 @@
 /* copy.c: `shunt copy SRC DST` between files, block devices and NBD URIs in any
  * direction.  Sparse-aware (holes are neither read nor written; zeroes go as
  * WRITE_ZEROES or stay holes), parallel (multi-conn, many requests in flight
- * through libshunt's asynchronous API), with a progress bar and --json. */
+ * through libshunt's asynchronous API), with a progress bar and --json.
+ * Payload from an NBD source goes through a pipe per slot (spliced in and out
+ * by the kernel), a file source is sent with sendfile: only the first
+ * PROBE_BYTES of each request pass through user memory, to spot zero blocks. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -25,11 +28,13 @@
 
 #define EXTENT_BATCH (UINT64_C(1) << 30)   /* plan this much of the source at a time */
 #define MAX_ZERO_REQ (UINT64_C(1) << 30)   /* one WRITE_ZEROES at most */
+#define PROBE_BYTES 4096                   /* zero check before the kernel moves the rest */
 
 struct endpoint {
   const char *name;
   struct shunt_handle *h;  /* NBD, or NULL */
   int fd;                  /* file or block device */
+  int dfd;                 /* destination opened O_DIRECT too (aligned writes), or -1 */
   uint64_t size;
   bool blockdev;
   bool fresh;              /* destination known to read as zeroes */
@@ -49,8 +54,12 @@ struct slot {
   unsigned char *buf;
   uint64_t off, len;
   uint64_t xfer;           /* file op: bytes done so far */
+  uint64_t rd_end;         /* file read: read up to here (a probe, or len) */
   enum file_op op;
   bool busy;
+  bool direct_io;          /* the file write in flight went through dst.dfd */
+  int pipe[2];             /* NBD source: the payload's pipe, or -1 */
+  uint64_t pipe_from, piped; /* the pipe holds request bytes [pipe_from, +piped) */
 };
 
 struct copy {
@@ -62,7 +71,14 @@ struct copy {
   unsigned nslots, busy;
   uint64_t req_size;
   bool sparse, target_is_zero, flush, json, progress;
+  bool direct;             /* write file destinations with O_DIRECT where aligned */
+  unsigned direct_busy, direct_max; /* O_DIRECT writes in flight, and the most */
+  bool splice_src;         /* NBD source and destination: payload through pipes */
+  bool sendfile_src;       /* file source, NBD destination: sendfile */
+  uint64_t probe;          /* bytes checked for zeroes in user memory (0: none) */
   uint64_t data_bytes, zero_bytes, skipped_bytes, done_bytes, requests;
+  uint64_t spliced_bytes, sendfile_bytes; /* data the kernel moved past user memory */
+  uint64_t direct_bytes;   /* written to a file destination with O_DIRECT */
   int error;
   char errmsg[1024];
   unsigned char *zerobuf;
@@ -84,10 +100,16 @@ static void usage(FILE *f)
     "  -R, --requests N      requests in flight (64)\n"
     "  -S, --request-size N  bytes per request (256K; capped by the server)\n"
     "      --no-sparse       copy every byte as data\n"
+    "      --no-splice       move every byte through user memory (no splice or\n"
+    "                        sendfile; for comparison)\n"
+    "      --no-direct       write a file or block device DST through the page\n"
+    "                        cache (default: O_DIRECT for aligned writes, up to half\n"
+    "                        the requests in flight; the overflow is buffered)\n"
     "      --target-is-zero  DST already reads as zeroes: skip zero ranges\n"
     "      --flush           flush DST (NBD FLUSH or fsync) at the end\n"
     "      --reconnect N     after a dropped NBD connection, reconnect up to N times\n"
-    "                        (with backoff) and retry the requests in flight\n"
+    "                        (with backoff) and retry the requests in flight (NBD to\n"
+    "                        NBD then moves the payload through user memory)\n"
     "      --json            print a JSON summary on stdout\n"
     "      --progress        force the progress bar (default: when stderr is a tty)\n"
     "      --no-progress     never show it\n"
@@ -118,7 +140,7 @@ static int open_endpoint(struct endpoint *e, const char *name, bool dst, uint64_
 {
   memset(e, 0, sizeof *e);
   e->name = name;
-  e->fd = -1;
+  e->fd = e->dfd = -1;
   if (nbd_uri_is_nbd(name)) {
     struct shunt_options o = { .connections = conns, .reconnect = reconnect_tries };
     char err[512];
@@ -155,8 +177,10 @@ static int open_endpoint(struct endpoint *e, const char *name, bool dst, uint64_
   } else if (S_ISREG(st.st_mode)) {
     e->size = (uint64_t)st.st_size;
     if (dst) {
-      /* A regular destination file is recreated sparse: holes need no writing. */
-      if (ftruncate(e->fd, 0) < 0 || ftruncate(e->fd, (off_t)want_size) < 0) {
+      /* A regular destination file is recreated sparse: holes need no writing.
+       * A new (empty) one is only extended: on ext4, truncating to 0 arms
+       * auto_da_alloc, and close() then writes back the whole copy itself. */
+      if ((st.st_size > 0 && ftruncate(e->fd, 0) < 0) || ftruncate(e->fd, (off_t)want_size) < 0) {
         fprintf(stderr, "shunt copy: %s: truncate: %s\n", name, strerror(errno));
         return -1;
       }
@@ -167,7 +191,11 @@ static int open_endpoint(struct endpoint *e, const char *name, bool dst, uint64_
     fprintf(stderr, "shunt copy: %s: not a regular file, block device or NBD URI\n", name);
     return -1;
   }
-  (void)cp;
+  /* Aligned writes bypass the page cache: no copy into it, and no dirty
+   * pages for the kernel to write back later.  Where O_DIRECT is refused
+   * (some file systems), every write stays buffered. */
+  if (dst && cp->direct)
+    e->dfd = open(name, O_WRONLY | O_DIRECT | O_CLOEXEC);
   return 0;
 }
 
@@ -383,19 +411,70 @@ static void dst_zero(struct copy *cp, struct slot *s, uint64_t off, uint64_t len
     slot_free(s);
 }
 
-/* Data for the slot is in its buffer: send it to the destination. */
+/* Move the slot's piped bytes into its buffer (for a full zero check). */
+static int pipe_to_buf(struct copy *cp, struct slot *s)
+{
+  for (uint64_t got = 0; got < s->piped;) {
+    ssize_t n = read(s->pipe[0], s->buf + s->pipe_from + got, s->piped - got);
+    if (n <= 0) {
+      int e = n < 0 ? -errno : -EIO;
+      if (e == -EINTR)
+        continue;
+      set_error(cp, e, "read from pipe: %s%s", strerror(-e), "");
+      return e;
+    }
+    got += (uint64_t)n;
+  }
+  s->piped = 0;
+  return 0;
+}
+
+#define DIRECT_ALIGN 4096u  /* whole pages: direct and buffered writes never share one */
+
+/* Queue the rest of the slot's file write, from s->xfer: its aligned part
+ * O_DIRECT (while fewer than direct_max are in flight), else, and an odd
+ * tail, through the page cache. */
+static int queue_file_write(struct copy *cp, struct slot *s)
+{
+  uint64_t pos = s->xfer, off = s->off + pos, len = s->len - pos;
+  uint64_t aligned = len / DIRECT_ALIGN * DIRECT_ALIGN; /* an odd tail follows buffered */
+  s->direct_io = cp->dst.dfd >= 0 && off % DIRECT_ALIGN == 0 && pos % DIRECT_ALIGN == 0 &&
+                 aligned && cp->direct_busy < cp->direct_max;
+  cp->direct_busy += s->direct_io;
+  if (s->direct_io)
+    len = aligned;
+  return copy_io_queue(&cp->io, true, s->direct_io ? cp->dst.dfd : cp->dst.fd, s->buf + pos,
+                       (uint32_t)len, off, s);
+}
+
+/* Data for the slot is in its buffer and pipe: send it to the destination. */
 static void data_ready(struct slot *s)
 {
   struct copy *cp = s->cp;
   struct endpoint *d = &cp->dst;
-  if (cp->sparse && is_zero(s->buf, s->len)) {
-    dst_zero(cp, s, s->off, s->len);
-    return;
+  if (cp->sparse) {
+    /* Only the bytes in user memory are looked at; when they are all zero,
+     * the piped rest is fetched to decide. */
+    bool zero = is_zero(s->buf, s->piped ? s->pipe_from : s->len);
+    if (zero && s->piped) {
+      if (pipe_to_buf(cp, s) < 0) {
+        slot_free(s);
+        return;
+      }
+      zero = is_zero(s->buf + s->pipe_from, s->len - s->pipe_from);
+    }
+    if (zero) {
+      dst_zero(cp, s, s->off, s->len);
+      return;
+    }
   }
   cp->data_bytes += s->len;
   if (d->h) {
     struct iovec v = { s->buf, s->len };
-    if (shunt_aio_pwrite(d->h, &v, 1, s->off, 0, on_write_done, s) < 0) {
+    int64_t r = s->piped ? shunt_aio_pwrite_pipe(d->h, &v, 1, s->off, 0, s->pipe[0], s->pipe_from,
+                                                 s->piped, on_write_done, s)
+                         : shunt_aio_pwrite(d->h, &v, 1, s->off, 0, on_write_done, s);
+    if (r < 0) {
       set_error(cp, -EIO, "%s%s", shunt_last_error(d->h), "");
       slot_free(s);
     }
@@ -403,7 +482,7 @@ static void data_ready(struct slot *s)
   }
   s->op = FILE_WRITE;
   s->xfer = 0;
-  int r = copy_io_queue(&cp->io, true, d->fd, s->buf, (uint32_t)s->len, s->off, s);
+  int r = queue_file_write(cp, s);
   if (r < 0) {
     set_error(cp, r, "%s: write: %s", d->name, strerror(-r));
     s->op = FILE_NONE;
@@ -415,6 +494,8 @@ static void on_read_done(const struct shunt_result *r)
 {
   struct slot *s = r->user;
   s->cp->requests++;
+  s->piped = r->piped;
+  s->cp->spliced_bytes += r->piped;
   if (r->error) {
     set_error(s->cp, r->error, "%s%s", r->message, "");
     slot_free(s);
@@ -423,23 +504,49 @@ static void on_read_done(const struct shunt_result *r)
   data_ready(s);
 }
 
+/* File source, NBD destination: the kernel sends the slot's range. */
+static void send_file(struct copy *cp, struct slot *s)
+{
+  cp->data_bytes += s->len;
+  cp->sendfile_bytes += s->len;
+  if (shunt_aio_pwrite_file(cp->dst.h, cp->src.fd, s->off, s->len, s->off, 0, on_write_done,
+                            s) < 0) {
+    set_error(cp, -EIO, "%s%s", shunt_last_error(cp->dst.h), "");
+    slot_free(s);
+  }
+}
+
 static void start_slot(struct copy *cp, struct slot *s, uint64_t off, uint64_t len)
 {
   s->busy = true;
   s->off = off;
   s->len = len;
   cp->busy++;
+  s->piped = 0;
   if (cp->src.h) {
     struct iovec v = { s->buf, len };
-    if (shunt_aio_pread(cp->src.h, &v, 1, off, 0, on_read_done, s) < 0) {
+    int64_t r;
+    if (cp->splice_src) {
+      s->pipe_from = cp->probe < len ? cp->probe : len;
+      r = shunt_aio_pread_pipe(cp->src.h, &v, 1, off, 0, s->pipe[1], s->pipe_from,
+                               on_read_done, s);
+    } else {
+      r = shunt_aio_pread(cp->src.h, &v, 1, off, 0, on_read_done, s);
+    }
+    if (r < 0) {
       set_error(cp, -EIO, "%s%s", shunt_last_error(cp->src.h), "");
       slot_free(s);
     }
     return;
   }
+  if (cp->sendfile_src && !cp->probe) {
+    send_file(cp, s);
+    return;
+  }
   s->op = FILE_READ;
   s->xfer = 0;
-  int r = copy_io_queue(&cp->io, false, cp->src.fd, s->buf, (uint32_t)len, off, s);
+  s->rd_end = cp->sendfile_src && cp->probe < len ? cp->probe : len;
+  int r = copy_io_queue(&cp->io, false, cp->src.fd, s->buf, (uint32_t)s->rd_end, off, s);
   if (r < 0) {
     set_error(cp, r, "%s: read: %s", cp->src.name, strerror(-r));
     s->op = FILE_NONE;
@@ -454,6 +561,18 @@ static void on_file_done(void *tag, int res, void *ctx)
   struct copy *cp = ctx;
   bool write = s->op == FILE_WRITE;
   const char *name = write ? cp->dst.name : cp->src.name;
+  if (write && s->direct_io) {
+    cp->direct_busy--;
+    cp->direct_bytes += res > 0 ? (uint64_t)res : 0;
+  }
+  if (write && res == -EINVAL && s->direct_io) {
+    /* The device wants a larger alignment than pages: no O_DIRECT then. */
+    close(cp->dst.dfd);
+    cp->dst.dfd = -1;
+    res = queue_file_write(cp, s);
+    if (res == 0)
+      return;
+  }
   if (res <= 0) {
     set_error(cp, res < 0 ? res : -EIO, write ? "%s: write: %s" : "%s: read: %s", name,
               res < 0 ? strerror(-res) : "unexpected end of file");
@@ -462,9 +581,20 @@ static void on_file_done(void *tag, int res, void *ctx)
     return;
   }
   s->xfer += (uint64_t)res;
-  if (s->xfer < s->len) {
-    int r = copy_io_queue(&cp->io, write, write ? cp->dst.fd : cp->src.fd, s->buf + s->xfer,
-                          (uint32_t)(s->len - s->xfer), s->off + s->xfer, s);
+  if (!write && s->xfer == s->rd_end && s->rd_end < s->len) {
+    /* The probe is read: data goes by sendfile, zeroes are read in full. */
+    if (!is_zero(s->buf, s->rd_end)) {
+      s->op = FILE_NONE;
+      cp->requests++;
+      send_file(cp, s);
+      return;
+    }
+    s->rd_end = s->len;
+  }
+  if (s->xfer < (write ? s->len : s->rd_end)) {
+    int r = write ? queue_file_write(cp, s)
+                  : copy_io_queue(&cp->io, false, cp->src.fd, s->buf + s->xfer,
+                                  (uint32_t)(s->rd_end - s->xfer), s->off + s->xfer, s);
     if (r < 0) {
       set_error(cp, r, write ? "%s: write: %s" : "%s: read: %s", name, strerror(-r));
       s->op = FILE_NONE;
@@ -566,7 +696,8 @@ static int run(struct copy *cp)
 
 int cmd_copy(int argc, char **argv)
 {
-  enum { O_NOSPARSE = 256, O_TZ, O_FLUSH, O_JSON, O_PROGRESS, O_NOPROGRESS, O_RECONNECT };
+  enum { O_NOSPARSE = 256, O_TZ, O_FLUSH, O_JSON, O_PROGRESS, O_NOPROGRESS, O_RECONNECT,
+         O_NOSPLICE, O_NODIRECT };
   static const struct option lo[] = {
     { "connections", required_argument, NULL, 'C' }, { "requests", required_argument, NULL, 'R' },
     { "request-size", required_argument, NULL, 'S' }, { "no-sparse", no_argument, NULL, O_NOSPARSE },
@@ -574,11 +705,15 @@ int cmd_copy(int argc, char **argv)
     { "json", no_argument, NULL, O_JSON }, { "progress", no_argument, NULL, O_PROGRESS },
     { "no-progress", no_argument, NULL, O_NOPROGRESS }, { "help", no_argument, NULL, 'h' },
     { "reconnect", required_argument, NULL, O_RECONNECT },
+    { "no-splice", no_argument, NULL, O_NOSPLICE },
+    { "no-direct", no_argument, NULL, O_NODIRECT },
     { NULL, 0, NULL, 0 },
   };
-  struct copy cp = { .sparse = true, .req_size = 256 * 1024 };
+  struct copy cp = { .sparse = true, .direct = true, .req_size = 256 * 1024 };
+  cp.src.fd = cp.src.dfd = cp.dst.fd = cp.dst.dfd = -1;
   uint64_t conns = 4, reqs = 64;
   int progress_opt = -1, c;
+  bool splice = true;
   while ((c = getopt_long(argc, argv, "C:R:S:h", lo, NULL)) != -1) {
     switch (c) {
     case 'C':
@@ -610,6 +745,8 @@ int cmd_copy(int argc, char **argv)
       break;
     }
     case O_NOSPARSE: cp.sparse = false; break;
+    case O_NOSPLICE: splice = false; break;
+    case O_NODIRECT: cp.direct = false; break;
     case O_TZ: cp.target_is_zero = true; break;
     case O_FLUSH: cp.flush = true; break;
     case O_JSON: cp.json = true; break;
@@ -642,6 +779,8 @@ int cmd_copy(int argc, char **argv)
     cp.req_size = cp.dst.max_req;
   cp.nslots = (unsigned)reqs;
   cp.slots = calloc(cp.nslots, sizeof *cp.slots);
+  for (unsigned i = 0; cp.slots && i < cp.nslots; i++)
+    cp.slots[i].pipe[0] = cp.slots[i].pipe[1] = -1;
   cp.zerobuf = aligned_alloc(4096, (cp.req_size + 4095) / 4096 * 4096);
   if (!cp.slots || !cp.zerobuf)
     goto oom;
@@ -653,10 +792,33 @@ int cmd_copy(int argc, char **argv)
       goto out;
     }
   }
+  /* splice and sendfile need plain sockets (not TLS: nbds://). */
+  bool src_plain = cp.src.h && strncmp(cp.src.name, "nbds", 4) != 0;
+  bool dst_plain = cp.dst.h && strncmp(cp.dst.name, "nbds", 4) != 0;
+  /* A write whose pipe bytes were partly sent cannot be resent after a
+   * reconnect: with --reconnect, NBD -> NBD keeps the payload in buffers. */
+  cp.splice_src = splice && src_plain && dst_plain && reconnect_tries == 0;
+  cp.sendfile_src = splice && cp.src.fd >= 0 && dst_plain;
+  cp.probe = cp.sparse ? PROBE_BYTES : 0;
+  /* O_DIRECT for up to half the requests in flight: while the disk keeps up,
+   * every write bypasses the page cache; when it falls behind, the overflow
+   * goes to the page cache instead of waiting (costs a copy, keeps the pace). */
+  cp.direct_max = cp.nslots / 2 ? cp.nslots / 2 : 1;
   for (unsigned i = 0; i < cp.nslots; i++) {
-    cp.slots[i].cp = &cp;
-    if (!(cp.slots[i].buf = aligned_alloc(4096, (cp.req_size + 4095) / 4096 * 4096)))
+    struct slot *s = &cp.slots[i];
+    s->cp = &cp;
+    if (!(s->buf = aligned_alloc(4096, (cp.req_size + 4095) / 4096 * 4096)))
       goto oom;
+    if (cp.splice_src) {
+      if (pipe2(s->pipe, O_CLOEXEC) < 0) {
+        fprintf(stderr, "shunt copy: pipe: %s\n", strerror(errno));
+        goto out;
+      }
+      /* Room for a whole request; if the kernel refuses, bytes that do not
+       * fit land in the buffer instead. */
+      if (fcntl(s->pipe[1], F_SETPIPE_SZ, (int)cp.req_size) < 0)
+        (void)fcntl(s->pipe[1], F_SETPIPE_SZ, 1 << 20);
+    }
   }
   if (run(&cp) == 0 && cp.flush) {
     int r = cp.dst.h ? shunt_flush(cp.dst.h) : fsync(cp.dst.fd) < 0 ? -errno : 0;
@@ -664,6 +826,9 @@ int cmd_copy(int argc, char **argv)
       set_error(&cp, r, "flush %s: %s", cp.dst.name,
                 cp.dst.h ? shunt_last_error(cp.dst.h) : strerror(-r));
   }
+  if (cp.dst.dfd >= 0 && close(cp.dst.dfd) < 0 && !cp.error)
+    set_error(&cp, -errno, "%s: close: %s", cp.dst.name, strerror(errno));
+  cp.dst.dfd = -1;
   if (!cp.error && cp.dst.fd >= 0 && close(cp.dst.fd) < 0)
     set_error(&cp, -errno, "%s: close: %s", cp.dst.name, strerror(errno));
   else if (cp.dst.fd >= 0)
@@ -681,12 +846,16 @@ int cmd_copy(int argc, char **argv)
     printf(",\n  \"destination\": ");
     units_json_string(stdout, cp.dst.name);
     printf(",\n  \"size\": %llu,\n  \"copied_bytes\": %llu,\n  \"data_bytes\": %llu,\n"
-           "  \"zero_bytes\": %llu,\n  \"zero_bytes_skipped\": %llu,\n  \"requests\": %llu,\n"
+           "  \"zero_bytes\": %llu,\n  \"zero_bytes_skipped\": %llu,\n"
+           "  \"spliced_bytes\": %llu,\n  \"sendfile_bytes\": %llu,\n  \"direct_bytes\": %llu,\n"
+           "  \"requests\": %llu,\n"
            "  \"seconds\": %.3f,\n  \"mib_per_second\": %.1f,\n  \"cpu_user_seconds\": %.3f,\n"
            "  \"cpu_system_seconds\": %.3f,\n  \"flushed\": %s,\n  \"error\": ",
            (unsigned long long)cp.src.size, (unsigned long long)cp.done_bytes,
            (unsigned long long)cp.data_bytes, (unsigned long long)cp.zero_bytes,
-           (unsigned long long)cp.skipped_bytes, (unsigned long long)cp.requests, dt,
+           (unsigned long long)cp.skipped_bytes, (unsigned long long)cp.spliced_bytes,
+           (unsigned long long)cp.sendfile_bytes, (unsigned long long)cp.direct_bytes,
+           (unsigned long long)cp.requests, dt,
            dt > 0 ? (double)cp.done_bytes / dt / 1048576 : 0,
            (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6,
            (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6,
@@ -708,8 +877,14 @@ out:
     close(cp.src.fd);
   if (cp.dst.fd >= 0)
     close(cp.dst.fd);
-  for (unsigned i = 0; cp.slots && i < cp.nslots; i++)
+  if (cp.dst.dfd >= 0)
+    close(cp.dst.dfd);
+  for (unsigned i = 0; cp.slots && i < cp.nslots; i++) {
     free(cp.slots[i].buf);
+    for (int k = 0; k < 2; k++)
+      if (cp.slots[i].pipe[k] >= 0)
+        close(cp.slots[i].pipe[k]);
+  }
   free(cp.slots);
   free(cp.zerobuf);
   free(cp.ext);
