@@ -227,8 +227,10 @@ int64_t shunt_aio_block_status(struct shunt_handle *h, uint64_t offset, uint64_t
  * result->piped = k: the pipe then holds request bytes [pipe_from, pipe_from + k)
  * and the iovecs the rest (their bytes in that range are unspecified).  The pipe
  * must be empty at submit, and nothing else may write to it until completion.
- * A pipe big enough for the request (F_SETPIPE_SZ) keeps every byte out of
- * user memory; a smaller one only means more bytes land in the iovecs. */
+ * A pipe big enough for the request (F_SETPIPE_SZ) keeps many bytes out of
+ * user memory; a smaller one only means more bytes land in the iovecs.  (A
+ * pipe holds a fixed number of buffers, and each socket fragment spliced in
+ * takes one, often less than a page: even a big pipe can fill early.) */
 int64_t shunt_aio_pread_pipe(struct shunt_handle *h, const struct iovec *iov, int iovcnt,
                              uint64_t offset, unsigned flags, int pipe_wfd, uint64_t pipe_from,
                              shunt_done_fn done, void *user);
