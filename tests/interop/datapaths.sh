@@ -99,6 +99,18 @@ print(n[0]); h.shutdown()' "$uri")
     && tap_ok "$dp: stats file names the data path" || tap_fail "$dp: stats file"
 done
 
+# Chunk policy: cold reads are split at the chunk size on both streaming
+# paths; on splice a page-cached read up to 1 MiB is one chunk.
+for dp in splice direct; do
+  cp "$T/orig.img" "$img"
+  if start_shunt --stats "$T/st-ch-$dp.json" "disk=$img,datapath=$dp,chunk=64K"; then
+    relay "$PY" "$here/dp_chunks.py" "nbd://127.0.0.1:$PORT/disk" "$img" "$dp"
+    stop_shunt
+  else
+    tap_fail "$dp: chunk policy: server starts"
+  fi
+done
+
 # Arena exhaustion: 2 MiB arena, 256 KiB chunks, many concurrent 4 MiB reads.
 cp "$T/orig.img" "$img"
 if start_shunt --arena 1M --threads 1 --stats "$T/st-arena.json" "disk=$img,datapath=direct"; then
