@@ -449,10 +449,13 @@ static void stream_read(struct request *r)
       if (p)
         dp_pipe_put(dw, p, true);
     }
-    if (dw->pipe_cap && csize > dw->pipe_cap)
-      csize = (uint32_t)(dw->pipe_cap & ~(size_t)(A - 1));
-    if (!csize)
+    if (dw->pipe_cap && csize > dw->pipe_cap) {
+      /* The largest power of two that fits: chunk=1M with 1 MiB pipes cuts
+       * a 1 MiB request into two halves, not 1016K + 8K. */
       csize = A;
+      while ((size_t)csize * 2 <= dw->pipe_cap)
+        csize *= 2;
+    }
     /* Page-cached and fits one pipe (the pages it spans): one chunk. */
     uint64_t span = ((off + len + 4095) & ~(uint64_t)4095) - (off & ~(uint64_t)4095);
     whole = len > csize && len <= DP_HOT_MAX && span <= dw->pipe_bytes && dp_range_cached(fd, off, len) == 1;
