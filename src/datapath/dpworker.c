@@ -92,6 +92,14 @@ static struct dp_pipe *pipe_new(struct dp_worker *dw)
     (void)fcntl(fds[1], F_SETPIPE_SZ, (int)DP_HOT_MAX);   /* the size we get is checked below */
   int got = fcntl(fds[1], F_GETPIPE_SZ);
   size_t bytes = got > 0 ? (size_t)got : 4096;
+  if (dw->pipe_bytes && bytes < dw->pipe_bytes && dw->inuse > 0) {
+    /* Smaller than the chunks already planned for (the user's pipe pages
+     * ran out): wait for one of the pipes in use instead. */
+    close(fds[0]);
+    close(fds[1]);
+    free(p);
+    return NULL;
+  }
   if (!dw->pipe_bytes || bytes < dw->pipe_bytes) {
     dw->pipe_bytes = bytes;
     dw->pipe_cap = bytes > 2 * 4096 ? bytes - 2 * 4096 : 4096;

@@ -12,7 +12,10 @@
 #include "datapath/arena.h"
 #include "engine/engine.h"
 
-#define DP_MAX_PIPES 64
+/* Pipes per worker: 32 pipes of 1 MiB are 8192 pages, half the default
+ * fs.pipe-user-pages-soft (16384 per user; beyond it unprivileged users get
+ * 2-page pipes), so two workers stay within it. */
+#define DP_MAX_PIPES 32
 /* A page-cached READ up to this size goes out as one splice chunk (so pipes
  * are sized to hold it: the default fs.pipe-max-size). */
 #define DP_HOT_MAX (1u << 20)
