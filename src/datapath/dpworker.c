@@ -1,8 +1,10 @@
 /* dpworker.c: per-worker arena and pipe pool (see dpworker.h). */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -13,6 +15,14 @@
 size_t dp_arena_size = 64u << 20;
 size_t dp_pipe_size = 256u << 10;
 
+static void random_fds_close(struct dp_worker *dw)
+{
+  for (unsigned i = 0; i < dw->nrfd; i++)
+    if (dw->rfd[i].fd != dw->rfd[i].src)
+      close(dw->rfd[i].fd);
+  dw->nrfd = 0;
+}
+
 static void dp_worker_fini(struct engine *e)
 {
   struct dp_worker *dw = e->dp;
@@ -20,6 +30,7 @@ static void dp_worker_fini(struct engine *e)
     return;
   if (dw->arena_ok)
     arena_fini(&dw->arena);
+  random_fds_close(dw);
   while (dw->free_pipes) {
     struct dp_pipe *p = dw->free_pipes;
     dw->free_pipes = p->next;
@@ -73,14 +84,26 @@ static struct dp_pipe *pipe_new(struct dp_worker *dw)
     free(p);
     return NULL;
   }
-  /* Room for a whole chunk plus the partial pages at its two ends. */
-  int want = (int)(dp_pipe_size + 2 * 4096);
-  if (fcntl(fds[1], F_SETPIPE_SZ, want) < 0)
-    (void)0;   /* the size we get is checked below */
+  /* Room for a whole chunk plus the partial pages at its two ends, and for a
+   * whole page-cached request up to DP_HOT_MAX; unprivileged users may not
+   * exceed fs.pipe-max-size (1 MiB by default): then that much. */
+  size_t want = (dp_pipe_size > DP_HOT_MAX ? dp_pipe_size : DP_HOT_MAX) + 2 * 4096;
+  if (fcntl(fds[1], F_SETPIPE_SZ, (int)want) < 0 && want > DP_HOT_MAX)
+    (void)fcntl(fds[1], F_SETPIPE_SZ, (int)DP_HOT_MAX);   /* the size we get is checked below */
   int got = fcntl(fds[1], F_GETPIPE_SZ);
-  size_t cap = got > 2 * 4096 ? (size_t)got - 2 * 4096 : 4096;
-  if (!dw->pipe_cap || cap < dw->pipe_cap)
-    dw->pipe_cap = cap;
+  size_t bytes = got > 0 ? (size_t)got : 4096;
+  if (dw->pipe_bytes && bytes < dw->pipe_bytes && dw->inuse > 0) {
+    /* Smaller than the chunks already planned for (the user's pipe pages
+     * ran out): wait for one of the pipes in use instead. */
+    close(fds[0]);
+    close(fds[1]);
+    free(p);
+    return NULL;
+  }
+  if (!dw->pipe_bytes || bytes < dw->pipe_bytes) {
+    dw->pipe_bytes = bytes;
+    dw->pipe_cap = bytes > 2 * 4096 ? bytes - 2 * 4096 : 4096;
+  }
   p->rfd = fds[0];
   p->wfd = fds[1];
   p->next = NULL;
@@ -151,12 +174,14 @@ void dp_pipe_put(struct dp_worker *dw, struct dp_pipe *p, bool ok)
   wake(dw);
   /* Nothing in flight on this worker: give the descriptors back (an idle
    * server holds no more than before its clients came). */
-  if (dw->inuse == 0 && !dw->wait_head)
+  if (dw->inuse == 0 && !dw->wait_head) {
     while (dw->free_pipes) {
       struct dp_pipe *q = dw->free_pipes;
       dw->free_pipes = q->next;
       pipe_close(dw, q);
     }
+    random_fds_close(dw);   /* no splice read is running or waiting */
+  }
 }
 
 void dp_pipe_wait(struct dp_worker *dw, struct pipe_waiter *w)
@@ -166,4 +191,61 @@ void dp_pipe_wait(struct dp_worker *dw, struct pipe_waiter *w)
   dw->wait_tail = &w->next;
   dw->nwaiting++;
   wake(dw);
+}
+
+int dp_read_fd(struct dp_worker *dw, int fd, uint64_t off, uint64_t len)
+{
+  bool seq = false;
+  for (unsigned i = 0; i < DP_SEQ_SLOTS && !seq; i++)
+    seq = dw->seq[i].fd == fd && dw->seq[i].end == off && off != 0;
+  dw->seq[dw->seq_next].fd = fd;
+  dw->seq[dw->seq_next].end = off + len;
+  dw->seq_next = (dw->seq_next + 1) % DP_SEQ_SLOTS;
+  if (seq)
+    return fd;
+  for (unsigned i = 0; i < dw->nrfd; i++)
+    if (dw->rfd[i].src == fd)
+      return dw->rfd[i].fd;
+  if (dw->nrfd == DP_RANDOM_FDS)
+    return fd;
+  /* A new open file description: readahead state and the FMODE_RANDOM flag
+   * belong to it, not to the file. */
+  char path[64];
+  snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+  int rfd = open(path, O_RDONLY | O_CLOEXEC);
+  if (rfd >= 0 && posix_fadvise(rfd, 0, 0, POSIX_FADV_RANDOM) != 0) {
+    close(rfd);
+    rfd = -1;
+  }
+  dw->rfd[dw->nrfd].src = fd;
+  dw->rfd[dw->nrfd].fd = rfd >= 0 ? rfd : fd;   /* remembered either way: tried once */
+  dw->nrfd++;
+  return rfd >= 0 ? rfd : fd;
+}
+
+#ifndef __NR_cachestat
+#define __NR_cachestat 451   /* the same number on every architecture */
+#endif
+
+struct dp_cachestat_range { uint64_t off, len; };
+struct dp_cachestat { uint64_t nr_cache, nr_dirty, nr_writeback, nr_evicted, nr_recently_evicted; };
+
+int dp_range_cached(int fd, uint64_t off, uint64_t len)
+{
+  static int unsupported;
+  struct dp_cachestat_range rg = { off & ~(uint64_t)4095, 0 };
+  struct dp_cachestat cs = { 0 };
+
+  if (len == 0)
+    return 1;
+  if (__atomic_load_n(&unsupported, __ATOMIC_RELAXED))
+    return -ENOSYS;
+  rg.len = ((off + len + 4095) & ~(uint64_t)4095) - rg.off;
+  if (syscall(__NR_cachestat, fd, &rg, &cs, 0) < 0) {
+    int e = errno;
+    if (e == ENOSYS || e == EPERM || e == EOPNOTSUPP)
+      __atomic_store_n(&unsupported, 1, __ATOMIC_RELAXED);
+    return -e;
+  }
+  return cs.nr_cache >= rg.len / 4096;
 }

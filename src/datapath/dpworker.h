@@ -7,11 +7,20 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "datapath/arena.h"
 #include "engine/engine.h"
 
-#define DP_MAX_PIPES 64
+/* Pipes per worker: 32 pipes of 1 MiB are 8192 pages, half the default
+ * fs.pipe-user-pages-soft (16384 per user; beyond it unprivileged users get
+ * 2-page pipes), so two workers stay within it. */
+#define DP_MAX_PIPES 32
+/* A page-cached READ up to this size goes out as one splice chunk (so pipes
+ * are sized to hold it: the default fs.pipe-max-size). */
+#define DP_HOT_MAX (1u << 20)
+#define DP_RANDOM_FDS 8           /* backend files with a random-access twin, per worker */
+#define DP_SEQ_SLOTS 16           /* recent read ends remembered, per worker */
 
 struct dp_pipe {
   struct dp_pipe *next;
@@ -32,9 +41,14 @@ struct dp_worker {
   struct dp_pipe *free_pipes;
   unsigned npipes;                /* pipes that exist (free or in use) */
   unsigned inuse;                 /* pipes handed out */
-  size_t pipe_cap;                /* bytes one pipe holds */
+  size_t pipe_cap;                /* bytes one chunk may have (pipe_bytes less 2 pages) */
+  size_t pipe_bytes;              /* the smallest pipe's F_GETPIPE_SZ */
   struct pipe_waiter *wait_head, **wait_tail;
   unsigned nwaiting;
+  struct { int src, fd; } rfd[DP_RANDOM_FDS];   /* fd -> its POSIX_FADV_RANDOM twin */
+  unsigned nrfd;
+  struct { int fd; uint64_t end; } seq[DP_SEQ_SLOTS];
+  unsigned seq_next;
 };
 
 /* Sizes every worker uses (set once at start-up, before workers run). */
@@ -55,5 +69,18 @@ struct dp_pipe *dp_pipe_get(struct dp_worker *dw);
 void dp_pipe_put(struct dp_worker *dw, struct dp_pipe *p, bool ok);
 /* Queue w: w->ready runs on a later loop turn with a pipe. */
 void dp_pipe_wait(struct dp_worker *dw, struct pipe_waiter *w);
+
+/* The fd a splice read of [off, off + len) of fd should use: fd itself when
+ * the read continues one of the worker's recent reads of fd (a sequential
+ * stream, where the kernel's readahead helps), else a second open file
+ * description of the same file with POSIX_FADV_RANDOM, which reads exactly
+ * the pages asked for (readahead on random reads reads bytes nobody asked
+ * for; made on first use; fd itself when it cannot be made).  Remembers the
+ * read's end. */
+int dp_read_fd(struct dp_worker *dw, int fd, uint64_t off, uint64_t len);
+
+/* 1 when every page of [off, off + len) of fd is in the page cache, 0 when
+ * not, -errno when the kernel cannot tell (cachestat(2) needs Linux 6.5). */
+int dp_range_cached(int fd, uint64_t off, uint64_t len);
 
 #endif

@@ -1,9 +1,14 @@
 /* stream.c: the `splice` and `direct` data paths, and synchronized sends.
  * A READ is split into chunks (chunk= bytes, at absolute multiples of it)
- * whose backend reads are all issued at once; each chunk goes out as soon as
+ * whose backend reads are issued in offset order: the first alone (so the
+ * first chunk is ready, and on the wire, soonest), then one more in flight
+ * per completed read up to READ_WINDOW bytes; each chunk goes out as soon as
  * its read completes: its own OFFSET_DATA chunk (any order) with structured
  * replies, or, in a simple reply, the next piece of the payload once every
  * earlier piece is out (held items in the send queue keep the order).
+ * On the splice path a READ whose pages are all in the page cache (up to
+ * DP_HOT_MAX) is one chunk: there is no disk to overlap with, and every chunk
+ * costs a header, a pipe and a splice more on both ends.
  *   splice: file --splice--> pipe (one per chunk) --splice--> socket.
  *   direct: O_DIRECT READ_FIXED into the worker's registered arena, SENDMSG_ZC;
  *           a buffer returns to the arena only after the send's notification.
@@ -25,6 +30,10 @@
 #define A DP_DIRECT_ALIGN
 #define MAX_EXTENTS 64
 #define MAX_WAITERS 4096
+/* Reads in flight per request, in bytes (at least 2 reads): all of a
+ * request's chunk reads issued at once share the disk and finish together,
+ * so the first chunk (and the network) waits for nearly all of them. */
+#define READ_WINDOW (512u << 10)
 
 struct stream;
 
@@ -34,6 +43,7 @@ struct chunk {
   uint64_t rel;                  /* offset in the request */
   uint32_t len;
   bool hole, read_done, item_done, sent_ok, freed;
+  bool ready, submitted;         /* has its pipe or buffer; its read was issued */
   int res;
   struct engine_op op;           /* the read */
   uint64_t done;                 /* bytes read so far */
@@ -51,6 +61,9 @@ struct stream {
   struct dp_worker *dw;
   bool structured, started;
   unsigned n, ndata, pending;    /* chunks, data chunks, reads not yet done */
+  unsigned next;                 /* the first chunk whose read is not issued yet */
+  unsigned inflight, window, wmax;  /* reads in flight; allowed now; allowed at most */
+  int rfd;                       /* splice: the fd the reads use (dp_read_fd) */
   uint64_t max_rel_sent;         /* structured: highest chunk offset queued so far */
   int first_err;
   struct chunk c[];
@@ -143,9 +156,32 @@ static void chunk_submit(struct chunk *c)
     else
       io_uring_prep_read(sqe, ex->direct_fd, c->mem + c->done, len, pos);
   } else {
-    io_uring_prep_splice(sqe, ex->backend->fd, (int64_t)(start + c->done), c->pipe->wfd, -1,
+    io_uring_prep_splice(sqe, c->st->rfd, (int64_t)(start + c->done), c->pipe->wfd, -1,
                          (unsigned)(c->len - c->done), SPLICE_F_MOVE);
   }
+}
+
+/* Issue reads in offset order while fewer than st->window are in flight; a
+ * chunk still waiting for its pipe or buffer stops the walk. */
+static void stream_issue(struct stream *st)
+{
+  while (st->inflight < st->window && st->next < st->n) {
+    struct chunk *c = &st->c[st->next];
+    if (!c->hole && !c->read_done) {   /* read_done: failed before its read */
+      if (!c->ready)
+        return;
+      c->submitted = true;
+      st->inflight++;
+      chunk_submit(c);
+    }
+    st->next++;
+  }
+}
+
+static void chunk_ready(struct chunk *c)
+{
+  c->ready = true;
+  stream_issue(c->st);
 }
 
 static void got_buffer(struct arena_waiter *w, void *buf)
@@ -153,14 +189,14 @@ static void got_buffer(struct arena_waiter *w, void *buf)
   struct chunk *c = container_of(w, struct chunk, aw);
   c->mem = buf;
   c->in_arena = true;
-  chunk_submit(c);
+  chunk_ready(c);
 }
 
 static void got_pipe(struct pipe_waiter *w, struct dp_pipe *p)
 {
   struct chunk *c = container_of(w, struct chunk, pw);
   c->pipe = p;
-  chunk_submit(c);
+  chunk_ready(c);
 }
 
 static void fail_later_cb(struct engine_op *op, int res, uint32_t flags)
@@ -169,7 +205,10 @@ static void fail_later_cb(struct engine_op *op, int res, uint32_t flags)
   chunk_read_done(container_of(op, struct chunk, op), res);
 }
 
-/* Get the chunk's buffer or pipe (maybe waiting for one), then read. */
+/* Get the chunk's buffer or pipe (maybe waiting for one; first come, first
+ * served, so a request's chunks get theirs before any later request's: a
+ * simple reply's held chunks never wait behind a later reply's), then
+ * read when stream_issue() gets to it. */
 static void chunk_start(struct chunk *c)
 {
   struct stream *st = c->st;
@@ -177,7 +216,7 @@ static void chunk_start(struct chunk *c)
 
   if (!is_direct(r)) {
     if ((c->pipe = dp_pipe_get(st->dw))) {
-      chunk_submit(c);
+      chunk_ready(c);
     } else {
       stat_add(&stats(r)->pipe_waits, 1);
       c->pw.ready = got_pipe;
@@ -193,7 +232,7 @@ static void chunk_start(struct chunk *c)
   if (a && a->nwaiting == 0 && (c->mem = arena_alloc(a, c->memlen))) {
     c->in_arena = true;
     stat_add(&stats(r)->arena_allocs, 1);
-    chunk_submit(c);
+    chunk_ready(c);
     return;
   }
   if (a && c->memlen <= a->size / 4 && a->used_units > 0 && a->nwaiting < MAX_WAITERS) {
@@ -211,7 +250,7 @@ static void chunk_start(struct chunk *c)
     engine_defer(r->eng, &c->op, -ENOMEM);
     return;
   }
-  chunk_submit(c);
+  chunk_ready(c);
 }
 
 /* Fill the chunk's item with its data (after an optional header). */
@@ -278,6 +317,11 @@ static void chunk_read_done(struct chunk *c, int res)
   c->res = res;
   c->read_done = true;
   st->pending--;
+  if (c->submitted)
+    st->inflight--;
+  if (st->window < st->wmax)
+    st->window++;
+  stream_issue(st);   /* the disk goes on while this chunk is sent */
   dp_times_disk(&r->times);
   if (res < 0 && !st->first_err)
     st->first_err = res;
@@ -320,8 +364,8 @@ static void chunk_read_done(struct chunk *c, int res)
 }
 
 /* Split the request into chunks along extents (structured replies) and at
- * absolute multiples of csize; NULL on ENOMEM. */
-static struct stream *stream_plan(struct request *r, struct dp_worker *dw, uint32_t csize)
+ * absolute multiples of csize (not at all when whole); NULL on ENOMEM. */
+static struct stream *stream_plan(struct request *r, struct dp_worker *dw, uint32_t csize, bool whole)
 {
   struct backend *b = r->export->backend;
   struct proto_extent ext[MAX_EXTENTS];
@@ -351,7 +395,7 @@ static struct stream *stream_plan(struct request *r, struct dp_worker *dw, uint3
       uint64_t end = rel + ext[i].length;
       bool hole = ext[i].flags & NBD_STATE_ZERO;
       while (rel < end) {
-        uint64_t stop = hole ? end : ((off + rel) / csize + 1) * csize - off;
+        uint64_t stop = hole || whole ? end : ((off + rel) / csize + 1) * csize - off;
         if (stop > end)
           stop = end;
         if (pass) {
@@ -411,21 +455,36 @@ static void stream_read(struct request *r)
     copy_read_request(r);
     return;
   }
+  bool whole = false;
+  int rfd = -1;
   if (!is_direct(r)) {
+    uint64_t off = r->hdr.offset, len = r->hdr.length;
+    int fd = r->export->backend->fd;
     if (!dw->pipe_cap) {   /* learn how much a pipe holds */
       struct dp_pipe *p = dp_pipe_get(dw);
       if (p)
         dp_pipe_put(dw, p, true);
     }
-    if (dw->pipe_cap && csize > dw->pipe_cap)
-      csize = (uint32_t)(dw->pipe_cap & ~(size_t)(A - 1));
-    if (!csize)
+    if (dw->pipe_cap && csize > dw->pipe_cap) {
+      /* The largest power of two that fits: chunk=1M with 1 MiB pipes cuts
+       * a 1 MiB request into two halves, not 1016K + 8K. */
       csize = A;
+      while ((size_t)csize * 2 <= dw->pipe_cap)
+        csize *= 2;
+    }
+    /* Page-cached and fits one pipe (the pages it spans): one chunk. */
+    uint64_t span = ((off + len + 4095) & ~(uint64_t)4095) - (off & ~(uint64_t)4095);
+    whole = len > csize && len <= DP_HOT_MAX && span <= dw->pipe_bytes && dp_range_cached(fd, off, len) == 1;
+    /* Split reads that do not continue a recent one skip readahead. */
+    rfd = len > csize && !whole ? dp_read_fd(dw, fd, off, len) : fd;
   }
-  if (!(st = stream_plan(r, dw, csize))) {
+  if (!(st = stream_plan(r, dw, csize, whole))) {
     request_reply_status(r, NBD_ENOMEM, "out of memory");
     return;
   }
+  st->rfd = rfd;
+  st->window = 1;
+  st->wmax = csize < READ_WINDOW / 2 ? READ_WINDOW / csize : 2;
   r->dp_priv = st;
   r->times.disk_begin = dp_now();
   stat_add(&stats(r)->chunks, st->ndata);
@@ -447,7 +506,7 @@ static void stream_read(struct request *r)
       return;
     }
   }
-  /* Every chunk's read is issued now; they complete in any order. */
+  /* Pipes and buffers for all chunks now, in order; reads as the window allows. */
   for (unsigned i = 0; i < st->n; i++)
     if (!st->c[i].hole)
       chunk_start(&st->c[i]);

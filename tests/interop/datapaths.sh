@@ -5,8 +5,9 @@
 # and writes at odd offsets/lengths against a local mirror (dp_verify.py),
 # qemu-io writes and verifies patterns with large reads; holes stay holes;
 # the stats file reports 0 CPU-copied read bytes for splice and direct and
-# > 0 for copy; a tiny arena under many concurrent large reads stays correct
-# and counts waits/fallbacks.
+# > 0 for copy; a tiny arena, and too few pipes, under many concurrent large
+# reads stay correct and count waits/fallbacks; the chunk policy (cold reads
+# split, page-cached ones on splice one chunk: dp_chunks.py).
 . "$(dirname "$0")/../lib.sh"
 here=$(cd "$(dirname "$0")" && pwd)
 PY=/usr/bin/python3
@@ -129,6 +130,44 @@ print(n[0]); h.shutdown()' "$uri")
   [ -s "$T/st-$dp.json" ] && [ "$(stat "$T/st-$dp.json" datapath)" = "$dp" ] \
     && tap_ok "$dp: stats file names the data path" || tap_fail "$dp: stats file"
 done
+
+# Chunk policy: cold reads are split at the chunk size on both streaming
+# paths; on splice a page-cached read up to 1 MiB is one chunk.
+for dp in splice direct; do
+  cp "$T/orig.img" "$img"
+  if start_shunt --stats "$T/st-ch-$dp.json" "disk=$img,datapath=$dp,chunk=64K"; then
+    relay "$PY" "$here/dp_chunks.py" "nbd://127.0.0.1:$PORT/disk" "$img" "$dp"
+    stop_shunt
+  else
+    tap_fail "$dp: chunk policy: server starts"
+  fi
+done
+
+# Pipe exhaustion: 64K chunks, one worker, 24 concurrent 4 MiB reads of data
+# dropped from the page cache (64 chunks each, far more than the pipes):
+# chunks wait for pipes first come, first served, reads go in order, and a
+# simple reply's held chunks never wait behind a later reply's.
+cp "$T/orig.img" "$img"
+if start_shunt --threads 1 --stats "$T/st-pipes.json" "disk=$img,datapath=splice,chunk=64K"; then
+  relay "$PY" -c 'import nbd,os,sys,random
+img=open(sys.argv[2],"rb").read()
+for simple in (False, True):
+    fd=os.open(sys.argv[2], os.O_RDONLY); os.fsync(fd); os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED); os.close(fd)
+    h=nbd.NBD(); h.set_request_structured_replies(not simple); h.connect_uri(sys.argv[1])
+    bufs=[]
+    for i in range(24):
+        n=random.choice([4<<20, 3<<20]); o=random.randrange(0, len(img)-n)//512*512
+        b=nbd.Buffer(n); h.aio_pread(b, o); bufs.append((b,n,o))
+    while h.aio_in_flight() > 0: h.poll(-1)
+    ok=all(b.to_bytearray()==img[o:o+n] for b,n,o in bufs)
+    print(("ok - " if ok else "not ok - ")+"pipe exhaustion: 24 concurrent large reads correct (%s)" % ("simple" if simple else "structured"))
+    h.shutdown()' "nbd://127.0.0.1:$PORT/disk" "$img"
+  stop_shunt
+  w=$(stat "$T/st-pipes.json" pipe_waits)
+  [ "$w" -gt 0 ] && tap_ok "pipe exhaustion: waits counted ($w)" || tap_fail "pipe exhaustion: no pipe waits"
+else
+  tap_fail "pipe exhaustion: server starts"
+fi
 
 # Arena exhaustion: 2 MiB arena, 256 KiB chunks, many concurrent 4 MiB reads.
 cp "$T/orig.img" "$img"
