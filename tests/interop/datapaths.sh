@@ -149,19 +149,7 @@ done
 # simple reply's held chunks never wait behind a later reply's.
 cp "$T/orig.img" "$img"
 if start_shunt --threads 1 --stats "$T/st-pipes.json" "disk=$img,datapath=splice,chunk=64K"; then
-  relay "$PY" -c 'import nbd,os,sys,random
-img=open(sys.argv[2],"rb").read()
-for simple in (False, True):
-    fd=os.open(sys.argv[2], os.O_RDONLY); os.fsync(fd); os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED); os.close(fd)
-    h=nbd.NBD(); h.set_request_structured_replies(not simple); h.connect_uri(sys.argv[1])
-    bufs=[]
-    for i in range(24):
-        n=random.choice([4<<20, 3<<20]); o=random.randrange(0, len(img)-n)//512*512
-        b=nbd.Buffer(n); h.aio_pread(b, o); bufs.append((b,n,o))
-    while h.aio_in_flight() > 0: h.poll(-1)
-    ok=all(b.to_bytearray()==img[o:o+n] for b,n,o in bufs)
-    print(("ok - " if ok else "not ok - ")+"pipe exhaustion: 24 concurrent large reads correct (%s)" % ("simple" if simple else "structured"))
-    h.shutdown()' "nbd://127.0.0.1:$PORT/disk" "$img"
+  relay "$PY" "$here/dp_burst.py" "nbd://127.0.0.1:$PORT/disk" "$img" "pipe exhaustion" --cold
   stop_shunt
   w=$(stat "$T/st-pipes.json" pipe_waits)
   [ "$w" -gt 0 ] && tap_ok "pipe exhaustion: waits counted ($w)" || tap_fail "pipe exhaustion: no pipe waits"
@@ -172,18 +160,7 @@ fi
 # Arena exhaustion: 2 MiB arena, 256 KiB chunks, many concurrent 4 MiB reads.
 cp "$T/orig.img" "$img"
 if start_shunt --arena 1M --threads 1 --stats "$T/st-arena.json" "disk=$img,datapath=direct"; then
-  relay "$PY" -c 'import nbd,sys,random
-img=open(sys.argv[2],"rb").read()
-for simple in (False, True):
-    h=nbd.NBD(); h.set_request_structured_replies(not simple); h.connect_uri(sys.argv[1])
-    bufs=[]
-    for i in range(24):
-        n=random.choice([4<<20, 3<<20]); o=random.randrange(0, len(img)-n)//512*512
-        b=nbd.Buffer(n); h.aio_pread(b, o); bufs.append((b,n,o))
-    while h.aio_in_flight() > 0: h.poll(-1)
-    ok=all(b.to_bytearray()==img[o:o+n] for b,n,o in bufs)
-    print(("ok - " if ok else "not ok - ")+"tiny arena: 24 concurrent large reads correct (%s)" % ("simple" if simple else "structured"))
-    h.shutdown()' "nbd://127.0.0.1:$PORT/disk" "$img"
+  relay "$PY" "$here/dp_burst.py" "nbd://127.0.0.1:$PORT/disk" "$img" "tiny arena"
   stop_shunt
   w=$(stat "$T/st-arena.json" arena_waits); f=$(stat "$T/st-arena.json" arena_fallbacks)
   [ $((w + f)) -gt 0 ] && tap_ok "tiny arena: waits ($w) and fallbacks ($f) counted" || tap_fail "tiny arena: no waits/fallbacks"
