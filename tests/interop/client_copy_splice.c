@@ -16,17 +16,8 @@
 
 #include <shunt/shunt.h>
 
-static int n_tests, n_failed;
-#define ok(cond, ...)                                                 \
-  do {                                                                \
-    int c_ = !!(cond);                                                \
-    printf("%s %d - ", c_ ? "ok" : "not ok", ++n_tests);              \
-    printf(__VA_ARGS__);                                              \
-    printf("\n");                                                     \
-    if (!c_)                                                          \
-      n_failed++;                                                     \
-    fflush(stdout);                                                   \
-  } while (0)
+#include "../unit/tap.h"
+
 
 #define MIB (1u << 20)
 
@@ -244,6 +235,5 @@ int main(int argc, char **argv)
   shunt_close(h);
   free(buf);
   free(in);
-  printf("1..%d\n", n_tests);
-  return n_failed ? 1 : 0;
+  return tap_done();
 }
