@@ -1,5 +1,5 @@
 /* datapath.c: the table of data paths selectable per export
- * (datapath=copy|splice|direct|auto) and the choice made at start-up. */
+ * (datapath=copy|splice|direct|mmap|auto) and the choice made at start-up. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -19,6 +19,7 @@ static const struct datapath *const datapaths[] = {
   &datapath_copy,
   &datapath_splice,
   &datapath_direct,
+  &datapath_mmap,
   NULL,
 };
 
@@ -32,7 +33,7 @@ const struct datapath *datapath_find(const char *name)
 
 const char *datapath_kind_name(int kind)
 {
-  return kind == DP_SPLICE ? "splice" : kind == DP_DIRECT ? "direct" : "copy";
+  return kind == DP_SPLICE ? "splice" : kind == DP_DIRECT ? "direct" : kind == DP_MMAP ? "mmap" : "copy";
 }
 
 /* Open path with O_DIRECT and read its first block: -errno when direct I/O
@@ -77,6 +78,15 @@ int datapath_setup(struct export *ex, char *err, size_t errlen)
     why = "the backend has no file descriptor";
   } else if (!strcmp(want, "splice")) {
     ex->datapath = &datapath_splice;
+  } else if (!strcmp(want, "mmap")) {
+    r = datapath_mmap_setup(ex);
+    if (r == 0) {
+      ex->datapath = &datapath_mmap;
+    } else {
+      ex->datapath = &datapath_splice;
+      log_msg(LOG_WARN, NULL, ex->cfg.name, "datapath=mmap: cannot map %s (%s); using splice", ex->cfg.path,
+              r == -ENODEV ? "not a regular file" : strerror(-r));
+    }
   } else {
     r = open_direct(ex->cfg.path, ex->cfg.read_only, b->size, &ex->direct_fd);
     if (r == 0) {
@@ -93,7 +103,7 @@ int datapath_setup(struct export *ex, char *err, size_t errlen)
     log_msg(LOG_WARN, NULL, ex->cfg.name, "datapath=%s: %s; using copy", want, why);
   else if (!strcmp(want, "auto"))
     log_msg(LOG_INFO, NULL, ex->cfg.name, "datapath=auto chose %s", ex->datapath->name);
-  if (ex->datapath == &datapath_splice && ex->chunk > dp_pipe_size)
+  if ((ex->datapath == &datapath_splice || ex->datapath == &datapath_mmap) && ex->chunk > dp_pipe_size)
     dp_pipe_size = ex->chunk;
   return 0;
 }

@@ -31,7 +31,7 @@ struct datapath {
    * running: the data path then calls request_finish() once they end
    * (without a reply); false: conn.c frees the request now. */
   bool (*payload_abort)(struct request *r);
-  int kind;                 /* DP_COPY, DP_SPLICE, DP_DIRECT (stats.h) */
+  int kind;                 /* DP_COPY, DP_SPLICE, DP_DIRECT, DP_MMAP (stats.h) */
   bool own_read_buffers;    /* READs get no r->buf from conn.c */
 };
 
@@ -52,10 +52,18 @@ struct datapath {
 extern uint32_t dp_default_chunk;
 
 /* Pick the export's effective data path from its configured name (copy,
- * splice, direct, auto): open the O_DIRECT fd for direct, fall back to copy
+ * splice, direct, mmap, auto): open the O_DIRECT fd for direct, fall back to copy
  * for backends without a file, probe O_DIRECT for auto.  Logs the choice.
  * Returns 0 or -errno with a message. */
 int datapath_setup(struct export *ex, char *err, size_t errlen);
+
+/* The mmap path (src/datapath/mmap.c): map ex's backend file read-only
+ * (MAP_SHARED, whole file) into ex->map.  -ENODEV when it is not a regular
+ * file, -errno when mmap fails (the caller then uses splice). */
+int datapath_mmap_setup(struct export *ex);
+
+/* Unmap what datapath_mmap_setup mapped (export close; no send may be queued). */
+void datapath_mmap_close(struct export *ex);
 
 /* The name of a data path kind. */
 const char *datapath_kind_name(int kind);
@@ -67,6 +75,9 @@ const struct datapath *datapath_find(const char *name);
 extern const struct datapath datapath_copy;
 /* splice and direct (src/datapath/stream.c). */
 extern const struct datapath datapath_splice, datapath_direct;
+/* Page-cached READs sent from a mapping of the file, the rest as splice
+ * (src/datapath/mmap.c). */
+extern const struct datapath datapath_mmap;
 
 /* The copy path's READ, for requests the streaming paths hand over (e.g.
  * NBD_CMD_FLAG_DF); needs r->buf of r->hdr.length bytes. */

@@ -4,7 +4,7 @@
 
 #include "datapath/stats.h"
 
-static const char *const path_names[DP_NPATHS] = { "copy", "splice", "direct" };
+static const char *const path_names[DP_NPATHS] = { "copy", "splice", "direct", "mmap" };
 
 uint64_t dp_now(void)
 {

@@ -12,7 +12,7 @@
 
 typedef _Atomic uint64_t stat_t;
 
-enum { DP_COPY, DP_SPLICE, DP_DIRECT, DP_NPATHS };
+enum { DP_COPY, DP_SPLICE, DP_DIRECT, DP_MMAP, DP_NPATHS };
 
 /* Phase sums (nanoseconds) over the timed requests of one kind. */
 struct dp_phase_stats {

@@ -70,6 +70,9 @@ struct stream {
 };
 
 static bool is_direct(const struct request *r) { return r->export->datapath->kind == DP_DIRECT; }
+/* The kind bytes are counted as: the mmap path hands its cold reads and
+ * its writes to the splice path, and they count as splice. */
+static int path_kind(const struct request *r) { return is_direct(r) ? DP_DIRECT : DP_SPLICE; }
 static struct dp_stats *stats(const struct request *r) { return &r->export->stats; }
 
 static const char *errmsg(int res) { return res ? strerror(-res) : NULL; }
@@ -267,7 +270,7 @@ static void fill_item(struct chunk *c, size_t hdr_len)
     return;
   it->payload = true;
   stat_add(&stats(r)->bytes_read, c->len);
-  stat_add(&stats(r)->bytes_path[r->export->datapath->kind], c->len);
+  stat_add(&stats(r)->bytes_path[path_kind(r)], c->len);
   if (is_direct(r)) {
     it->sq.iov[it->sq.niov++] = (struct iovec){ c->mem + c->skip, c->len };
     if (c->len >= DP_ZC_MIN) {
@@ -688,7 +691,7 @@ static void stream_write(struct request *r)
     return;
   }
   stat_add(&stats(r)->bytes_written, r->hdr.length);
-  stat_add(&stats(r)->bytes_path[r->export->datapath->kind], r->hdr.length);
+  stat_add(&stats(r)->bytes_path[path_kind(r)], r->hdr.length);
   write_range(ws, ws->issued, r->hdr.length);
   ws->issued = r->hdr.length;
   ws->all = true;

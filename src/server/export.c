@@ -218,6 +218,7 @@ void export_table_close(struct export_table *t)
     }
     if (ex->direct_fd >= 0)
       close(ex->direct_fd);
+    datapath_mmap_close(ex);
     export_config_free(&ex->cfg);
   }
   free(t->exports);

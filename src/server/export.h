@@ -20,7 +20,7 @@ struct export_config {
   char *path;          /* file path, or a size for backend=memory */
   char *description;   /* NULL when none */
   char *backend;       /* "file" (default) or "memory" */
-  char *datapath;      /* copy (default), splice, direct, auto */
+  char *datapath;      /* copy (default), splice, direct, mmap, auto */
   uint64_t chunk;      /* chunk size of split reads/writes; 0 = the server's default */
   bool read_only;
   struct access_list access;   /* allow/allow-ro/deny rules, in order */
@@ -32,6 +32,8 @@ struct export {
   struct backend *backend;
   const struct datapath *datapath;
   int direct_fd;               /* O_DIRECT fd beside backend->fd (direct path), else -1 */
+  void *map;                   /* mmap path: the whole file, PROT_READ, MAP_SHARED; else NULL */
+  uint64_t map_len;
   uint32_t chunk;              /* effective chunk size */
   struct dp_stats stats;
 };

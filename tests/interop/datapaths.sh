@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# datapaths.sh: the copy, splice and direct data paths (issue 3).  For each
+# datapaths.sh: the copy, splice, direct and mmap data paths (issue 3).  For each
 # path, with structured replies on and off and a small chunk size (so large
 # reads become many chunks, completing and going out of order): libnbd reads
 # and writes at odd offsets/lengths against a local mirror (dp_verify.py),
 # qemu-io writes and verifies patterns with large reads; holes stay holes;
-# the stats file reports 0 CPU-copied read bytes for splice and direct and
-# > 0 for copy; a tiny arena, and too few pipes, under many concurrent large
+# the stats file reports 0 CPU-copied read bytes for splice and direct,
+# > 0 for copy, and 1 per byte for mmap's page-cached reads (the kernel's
+# copy), whose cold reads go the splice way; a tiny arena, and too few pipes, under many concurrent large
 # reads stay correct and count waits/fallbacks; the chunk policy (cold reads
 # split, page-cached ones on splice one chunk: dp_chunks.py).
 . "$(dirname "$0")/../lib.sh"
@@ -14,6 +15,7 @@ PY=/usr/bin/python3
 
 # stat FILE KEY: a top-level number of the first export in a stats file.
 stat() { "$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["exports"][0][sys.argv[2]])' "$1" "$2"; }
+stat_path() { "$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["exports"][0]["bytes_by_path"][sys.argv[2]])' "$1" "$2"; }
 # dump_stats: SIGUSR1, then wait for the file to be rewritten.
 # relay CMD...: run a helper printing "ok - x"/"not ok - x" lines into our TAP stream.
 relay() {
@@ -29,6 +31,13 @@ relay() {
   done < <("$@" 2>&1; echo "exit $?")
   [ "$_tap_n" -gt "$n0" ] || tap_fail "$(basename "$2") reported nothing"
 }
+# delta BEFORE AFTER KEY...: differences of top-level or bytes_by_path numbers.
+delta() {
+  "$PY" -c 'import json,sys
+a,b=(json.load(open(f))["exports"][0] for f in sys.argv[1:3])
+g=lambda e,k: e["bytes_by_path"][k] if k in e["bytes_by_path"] else e[k]
+print(*(g(b,k)-g(a,k) for k in sys.argv[3:]))' "$@"
+}
 dump_stats() {
   rm -f "$1"; kill -USR1 "$SHUNT_PID"
   for _ in $(seq 50); do [ -s "$1" ] && return 0; sleep 0.1; done
@@ -42,7 +51,7 @@ truncate -s 16M "$img"
 head -c 8M /dev/urandom >>"$img"
 cp "$img" "$T/orig.img"
 
-for dp in copy splice direct; do
+for dp in copy splice direct mmap; do
   cp "$T/orig.img" "$img"
   if ! start_shunt --stats "$T/st-$dp.json" "disk=$img,datapath=$dp,chunk=64K"; then
     tap_fail "$dp: server starts"; continue
@@ -58,6 +67,12 @@ sys.exit(d != open(sys.argv[2],"rb").read(8<<20))' "$uri" "$T/orig.img" && dump_
     zc=$(stat "$T/st-$dp.json" zc_copied_bytes)
     if [ "$dp" = copy ]; then
       [ "$copied" -gt 0 ] && tap_ok "copy: reads report CPU-copied bytes ($copied)" || tap_fail "copy: copied bytes $copied"
+    elif [ "$dp" = mmap ]; then
+      # The image was just written: page-cached, so all 16 MiB go from the mapping.
+      m=$(stat_path "$T/st-$dp.json" mmap)
+      [ "$copied" -eq $((16 << 20)) ] && [ "$m" -eq $((16 << 20)) ] \
+        && tap_ok "mmap: hot reads sent from the mapping, 1 kernel copy per byte counted ($copied)" \
+        || tap_fail "mmap: hot reads: mmap bytes $m, copied bytes $copied (want 16 MiB each)"
     else
       [ "$copied" -eq 0 ] && tap_ok "$dp: reads report 0 CPU-copied bytes (SEND_ZC copied by the kernel: $zc)" \
         || tap_fail "$dp: reads copied $copied bytes"
@@ -91,14 +106,58 @@ print(b["bytes_by_path"]["copy"]-a["bytes_by_path"]["copy"], b["server_copied_re
         [ "$dcopy" -eq $((64 * 4096)) ] && [ "$dcopied" -eq $((2 * 64 * 4096)) ] \
           && tap_ok "splice: 64 concurrent 4 KiB reads correct, served and counted as copy ($delta)" \
           || tap_fail "splice: small reads counted as: copy bytes, copied bytes, zc sends = $delta"
-      else
+      else   # direct: O_DIRECT, no SEND_ZC; mmap: hot, from the mapping
         [ "$dzc" -eq 0 ] && [ "$dcopied" -eq $((64 * 4096)) ] && [ "$dcopy" -eq 0 ] \
-          && tap_ok "direct: 64 concurrent 4 KiB reads correct, sent without SEND_ZC, kernel copy counted ($delta)" \
-          || tap_fail "direct: small reads counted as: copy bytes, copied bytes, zc sends = $delta"
+          && tap_ok "$dp: 64 concurrent 4 KiB reads correct, sent without SEND_ZC, kernel copy counted ($delta)" \
+          || tap_fail "$dp: small reads counted as: copy bytes, copied bytes, zc sends = $delta"
       fi
     else
       tap_fail "$dp: 64 concurrent 4 KiB reads"
     fi
+  fi
+  # mmap: a read of pages not in the page cache goes the splice way (nothing
+  # faults in the event loop); read again, it is hot: the mapping.  (The
+  # never-read hole, with simple replies: pages the server's sends already
+  # faulted into its mapping cannot be dropped with POSIX_FADV_DONTNEED.)
+  # Holes read once with a simple reply are cached: a structured read of the
+  # whole image then goes from the mapping with OFFSET_HOLE chunks.
+  if [ "$dp" = mmap ]; then
+    for round in cold hot; do
+      cp "$T/st-$dp.json" "$T/st-$dp-before.json"
+      if "$PY" -c 'import nbd,os,sys
+if sys.argv[3] == "cold":
+    fd = os.open(sys.argv[2], os.O_RDONLY); os.fsync(fd)
+    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED); os.close(fd)
+h=nbd.NBD(); h.set_request_structured_replies(False); h.connect_uri(sys.argv[1]); d=h.pread(4<<20, 8<<20); h.shutdown()
+sys.exit(d != bytes(4<<20))' "$uri" "$img" $round && dump_stats "$T/st-$dp.json"; then
+        read -r dm ds dc <<<"$(delta "$T/st-$dp-before.json" "$T/st-$dp.json" mmap splice server_copied_read_bytes)"
+        if [ $round = cold ]; then
+          [ "$ds" -eq $((4 << 20)) ] && [ "$dm" -eq 0 ] && [ "$dc" -eq 0 ] \
+            && tap_ok "mmap: a cold 4 MiB read is correct and went the splice way (mmap, splice, copied: $dm $ds $dc)" \
+            || tap_fail "mmap: cold read counted as mmap, splice, copied = $dm $ds $dc"
+        else
+          [ "$dm" -eq $((4 << 20)) ] && [ "$ds" -eq 0 ] && [ "$dc" -eq $((4 << 20)) ] \
+            && tap_ok "mmap: read again (now cached) it went from the mapping (mmap, splice, copied: $dm $ds $dc)" \
+            || tap_fail "mmap: hot re-read counted as mmap, splice, copied = $dm $ds $dc"
+        fi
+      else
+        tap_fail "mmap: $round read"
+      fi
+    done
+    cp "$T/st-$dp.json" "$T/st-$dp-before.json"
+    holes=$("$PY" -c 'import nbd,sys
+h=nbd.NBD(); h.set_request_structured_replies(False); h.connect_uri(sys.argv[1]); h.pread(8<<20, 8<<20); h.shutdown()
+h=nbd.NBD(); h.connect_uri(sys.argv[1]); n=[0]
+def cb(buf, off, status, err):
+    n[0] += status == nbd.READ_HOLE
+    return 0
+h.pread_structured(24<<20, 0, cb)
+print(n[0]); h.shutdown()' "$uri")
+    dump_stats "$T/st-$dp.json"
+    read -r dm ds <<<"$(delta "$T/st-$dp-before.json" "$T/st-$dp.json" mmap splice)"
+    [ "${holes:-0}" -ge 1 ] && [ "$dm" -eq $((16 << 20)) ] && [ "$ds" -eq $((8 << 20)) ] \
+      && tap_ok "mmap: a cached sparse read from the mapping sends OFFSET_HOLE chunks ($holes; mmap, splice bytes: $dm $ds)" \
+      || tap_fail "mmap: cached sparse read: $holes hole chunks, mmap, splice bytes: $dm $ds"
   fi
   # Holes are reported as holes by every path.
   holes=$("$PY" -c 'import nbd,sys
@@ -130,6 +189,34 @@ print(n[0]); h.shutdown()' "$uri")
   [ -s "$T/st-$dp.json" ] && [ "$(stat "$T/st-$dp.json" datapath)" = "$dp" ] \
     && tap_ok "$dp: stats file names the data path" || tap_fail "$dp: stats file"
 done
+
+# mmap: someone truncates the file while it is served.  Reads beyond the new
+# end fail (an error, or a cut connection), the server lives on and serves
+# what is left (a send racing the truncation gets EFAULT, not SIGBUS:
+# tests/unit/test_mmap_truncate.c).
+cp "$T/orig.img" "$img"
+if start_shunt "disk=$img,datapath=mmap,chunk=64K"; then
+  out=$("$PY" -c 'import nbd,os,sys
+h=nbd.NBD(); h.connect_uri(sys.argv[1]); h.pread(8<<20, 16<<20)
+os.truncate(sys.argv[2], 4<<20)
+for simple in (False, True):
+    try:
+        h=nbd.NBD(); h.set_request_structured_replies(not simple); h.connect_uri(sys.argv[1])
+        h.pread(1<<20, 17<<20); print("read beyond the end succeeded")
+    except nbd.Error as e:
+        print("failed as it should:", e.string.split("\n")[0][:60])
+h=nbd.NBD(); h.connect_uri(sys.argv[1])
+print("head ok" if h.pread(4<<20, 0) == open(sys.argv[2],"rb").read() else "head differs")' "nbd://127.0.0.1:$PORT/disk" "$img" 2>&1)
+  echo "$out" | sed 's/^/# /'
+  if [ "$(grep -c "failed as it should" <<<"$out")" -eq 2 ] && grep -q "head ok" <<<"$out" && kill -0 "$SHUNT_PID"; then
+    tap_ok "mmap: file truncated under the server: reads beyond the end fail, the server survives and serves the rest"
+  else
+    tap_fail "mmap: truncation"
+  fi
+  stop_shunt
+else
+  tap_fail "mmap: truncation: server starts"
+fi
 
 # Chunk policy: cold reads are split at the chunk size on both streaming
 # paths; on splice a page-cached read up to 1 MiB is one chunk.
