@@ -10,7 +10,7 @@ import time
 from . import procs, sysstat
 
 EXPORT = "bench"
-SHUNT_DATAPATHS = ["copy", "splice", "direct", "auto"]
+SHUNT_DATAPATHS = ["copy", "splice", "direct", "mmap", "auto"]
 _shunt_stats = False  # set by shunt_supports_serve() when `shunt serve` has --stats FILE
 
 

@@ -69,6 +69,8 @@ static void serve_usage(FILE *f)
 "                         splice  file -> pipe -> socket, no copy, page cache kept\n"
 "                         direct  O_DIRECT into a registered arena + SEND_ZC,\n"
 "                                 no copy, no page cache\n"
+"                         mmap    page-cached reads sent from a mapping of the\n"
+"                                 file (one kernel copy), the rest as splice\n"
 "                         auto    direct where O_DIRECT works, else splice\n"
 "    chunk=SIZE         this export's chunk size (see --chunk)\n"
 "    allow=WHO, allow-ro=WHO, deny=WHO   access rules, first match wins; with\n"
