@@ -12,6 +12,7 @@
 #include "engine/engine.h"
 #include "engine/sendq.h"
 #include "tap.h"
+#include "tcp_pair.h"
 
 static struct engine eng;
 
@@ -53,22 +54,6 @@ static bool all_done(void *arg)
 {
   struct zitem *z = arg;
   return z[0].done && z[1].done && z[2].done;
-}
-
-static int tcp_pair(int sv[2])
-{
-  struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-  socklen_t len = sizeof a;
-  int l = socket(AF_INET, SOCK_STREAM, 0);
-  if (l < 0 || bind(l, (struct sockaddr *)&a, sizeof a) < 0 || listen(l, 1) < 0
-      || getsockname(l, (struct sockaddr *)&a, &len) < 0)
-    return -1;
-  sv[0] = socket(AF_INET, SOCK_STREAM, 0);
-  if (connect(sv[0], (struct sockaddr *)&a, sizeof a) < 0)
-    return -1;
-  sv[1] = accept(l, NULL, NULL);
-  close(l);
-  return sv[1] < 0 ? -1 : 0;
 }
 
 int main(void)

@@ -19,6 +19,7 @@
 #include "engine/sendq.h"
 #include "server/export.h"
 #include "tap.h"
+#include "tcp_pair.h"
 
 #define SIZE (1u << 20)
 
@@ -28,22 +29,6 @@ static int done_calls, done_err;
 
 static void on_sigbus(int sig) { (void)sig; got_sigbus = 1; _exit(3); }
 static void item_done(struct sendq_item *it, int err) { (void)it; done_calls++; done_err = err; }
-
-static int tcp_pair(int sv[2])
-{
-  struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-  socklen_t len = sizeof a;
-  int l = socket(AF_INET, SOCK_STREAM, 0);
-  if (l < 0 || bind(l, (struct sockaddr *)&a, sizeof a) < 0 || listen(l, 1) < 0
-      || getsockname(l, (struct sockaddr *)&a, &len) < 0)
-    return -1;
-  sv[0] = socket(AF_INET, SOCK_STREAM, 0);
-  if (connect(sv[0], (struct sockaddr *)&a, sizeof a) < 0)
-    return -1;
-  sv[1] = accept(l, NULL, NULL);
-  close(l);
-  return sv[1] < 0 ? -1 : 0;
-}
 
 int main(void)
 {
