@@ -443,15 +443,27 @@ static int iov_check(struct shunt_handle *h, const char *name, const struct iove
   return 0;
 }
 
+/* iov_check(), then the flags a payload command allows (READ: DF; WRITE: FUA). */
+static int payload_check(struct shunt_handle *h, uint16_t cmd, const struct iovec *iov, int iovcnt,
+                         uint64_t offset, unsigned flags, uint64_t *len)
+{
+  bool rd = cmd == NBD_CMD_READ;
+  int r = iov_check(h, rd ? "READ" : "WRITE", iov, iovcnt, offset, len);
+  if (r < 0)
+    return r;
+  if (flags & ~(rd ? SHUNT_CMD_DF : SHUNT_CMD_FUA))
+    return fail(h, -EINVAL, rd ? "READ" : "WRITE", offset, *len,
+                rd ? "flag not valid for a read" : "flag not valid for a write");
+  return 0;
+}
+
 int64_t shunt_aio_pread(struct shunt_handle *h, const struct iovec *iov, int iovcnt,
                         uint64_t offset, unsigned flags, shunt_done_fn done, void *user)
 {
   uint64_t len;
-  int r = iov_check(h, "READ", iov, iovcnt, offset, &len);
+  int r = payload_check(h, NBD_CMD_READ, iov, iovcnt, offset, flags, &len);
   if (r < 0)
     return r;
-  if (flags & ~(SHUNT_CMD_DF))
-    return fail(h, -EINVAL, "READ", offset, len, "flag not valid for a read");
   return submit(h, NBD_CMD_READ, iov, iovcnt, offset, len, flags, NULL, done, user);
 }
 
@@ -459,11 +471,9 @@ int64_t shunt_aio_pwrite(struct shunt_handle *h, const struct iovec *iov, int io
                          uint64_t offset, unsigned flags, shunt_done_fn done, void *user)
 {
   uint64_t len;
-  int r = iov_check(h, "WRITE", iov, iovcnt, offset, &len);
+  int r = payload_check(h, NBD_CMD_WRITE, iov, iovcnt, offset, flags, &len);
   if (r < 0)
     return r;
-  if (flags & ~(SHUNT_CMD_FUA))
-    return fail(h, -EINVAL, "WRITE", offset, len, "flag not valid for a write");
   return submit(h, NBD_CMD_WRITE, iov, iovcnt, offset, len, flags, NULL, done, user);
 }
 
@@ -502,11 +512,9 @@ int64_t shunt_aio_pread_pipe(struct shunt_handle *h, const struct iovec *iov, in
                              shunt_done_fn done, void *user)
 {
   uint64_t len;
-  int r = iov_check(h, "READ", iov, iovcnt, offset, &len);
+  int r = payload_check(h, NBD_CMD_READ, iov, iovcnt, offset, flags, &len);
   if (r < 0)
     return r;
-  if (flags & ~(SHUNT_CMD_DF))
-    return fail(h, -EINVAL, "READ", offset, len, "flag not valid for a read");
   if (h->uri.tls)
     return fail(h, -EOPNOTSUPP, "READ", offset, len, "no splice over TLS");
   if (pipe_wfd < 0 || pipe_from > len)
@@ -520,11 +528,9 @@ int64_t shunt_aio_pwrite_pipe(struct shunt_handle *h, const struct iovec *iov, i
                               uint64_t piped, shunt_done_fn done, void *user)
 {
   uint64_t len;
-  int r = iov_check(h, "WRITE", iov, iovcnt, offset, &len);
+  int r = payload_check(h, NBD_CMD_WRITE, iov, iovcnt, offset, flags, &len);
   if (r < 0)
     return r;
-  if (flags & ~(SHUNT_CMD_FUA))
-    return fail(h, -EINVAL, "WRITE", offset, len, "flag not valid for a write");
   if (h->uri.tls)
     return fail(h, -EOPNOTSUPP, "WRITE", offset, len, "no splice over TLS");
   if (pipe_rfd < 0 || pipe_from > len || piped > len - pipe_from)
