@@ -26,9 +26,14 @@ OVERLAP_WORKLOADS = ["randread4m1", "read8m1"]
 
 
 class FioResult:
-    def __init__(self, io_bytes, seconds, ios, lat_ms, client_cpu_s):
+    """client_cpu_s: fio's whole life (every process, from wait4), start and exit included;
+    job_cpu_share: fio's own figure, the CPU its jobs used during the I/O (usr_cpu + sys_cpu,
+    the job process's rusage over its runtime), per job, as a share of one CPU."""
+
+    def __init__(self, io_bytes, seconds, ios, lat_ms, client_cpu_s, job_cpu_share=None):
         self.io_bytes, self.seconds, self.ios = io_bytes, seconds, ios
         self.lat_ms, self.client_cpu_s = lat_ms, client_cpu_s
+        self.job_cpu_share = job_cpu_share
 
     @property
     def mbps(self):
@@ -112,4 +117,13 @@ def parse(out_path, client_cpu_s):
         seconds = max(seconds, s["runtime"] / 1000.0)
         lat_sum += s["lat_ns"]["mean"] * s["total_ios"]
     os.unlink(out_path)
-    return FioResult(io_bytes, seconds, ios, lat_sum / ios / 1e6 if ios else 0.0, client_cpu_s)
+    # With group_reporting, fio sums the jobs' CPU times and runtimes: a per-job average.
+    share = (job.get("usr_cpu", 0.0) + job.get("sys_cpu", 0.0)) / 100.0 if "usr_cpu" in job \
+        else None
+    return FioResult(io_bytes, seconds, ios, lat_sum / ios / 1e6 if ios else 0.0, client_cpu_s,
+                     share)
+
+
+def jobs_of(args):
+    """numjobs in a job_args() list (1 when absent)."""
+    return next((int(a.split("=", 1)[1]) for a in args if a.startswith("--numjobs=")), 1)
