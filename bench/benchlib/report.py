@@ -3,7 +3,7 @@ lines (one object per measurement), built from the list of result records."""
 import json
 import os
 
-from . import fio
+from . import fio, rounds
 
 
 def _f(v, digits=2):
@@ -40,7 +40,20 @@ def _na_rows(records, ncols, **kv):
             for r in _by(records, kind="server", status="n/a", **kv)]
 
 
+def _speed_key(workload):
+    """IOPS for the 4 KiB workloads, MB/s for the others (as the log lines show them)."""
+    return "iops" if fio.WORKLOADS[workload][1] < (1 << 20) else "mbps"
+
+
+def _per_round(per_round, key, **match):
+    """Each round's figure, in round order, "err" for a failed round."""
+    vals = rounds.values(per_round, key, **match)
+    return " / ".join("err" if vals[k] is None else _f(vals[k], 0) for k in sorted(vals))
+
+
 def markdown(records):
+    all_records = records
+    records, per_round = rounds.split(records)
     meta = next((r for r in records if r["kind"] == "meta"), {})
     end = next((r for r in records if r["kind"] == "end"), {})
     md = ["# bench/compare results\n",
@@ -50,6 +63,12 @@ def markdown(records):
           f"{' (--quick)' if meta.get('quick') else ''}; load average at start "
           f"{meta.get('loadavg')}, at end {end.get('loadavg')}; took {end.get('elapsed_s')} s"
           f"{'; INTERRUPTED: ' + end['interrupted'] if end.get('interrupted') else ''}.\n"]
+    if per_round:
+        md.append(f"--repeat {meta.get('repeat')}: every hot figure (and nbdkit null's) is the "
+                  f"median over {meta.get('repeat')} rounds, each figure its own median; the "
+                  "per-round column lists each round's figure in round order. Each round "
+                  "measured every server once, the order rotated by one server per round. "
+                  "Cold runs, interference, overlap and the other references ran once.\n")
 
     refs = _by(records, kind="reference")
     if refs:
@@ -65,8 +84,13 @@ def markdown(records):
                              f"{_f(r['machine_own_cpu_s_per_gib'])} / "
                              f"{_f(r['machine_cpu_s_per_gib'])}"])
             elif r["name"] == "null-server":
-                rows.append([f"nbdkit null (no storage), {fio.WORKLOADS[r['workload']][4]}",
-                             _f(r["mbps"], 0), _f(r["iops"], 0),
+                each = ""
+                if r.get("round") == "median":
+                    each = (f" (median of {r['rounds_ok']}/{r['rounds']} rounds: "
+                            + _per_round(per_round, "iops", kind="reference",
+                                         name="null-server") + " IOPS)")
+                rows.append([f"nbdkit null (no storage), {fio.WORKLOADS[r['workload']][4]}"
+                             + each, _f(r["mbps"], 0), _f(r["iops"], 0),
                              f"server {_f(r['server_cpu_s_per_gib'])}",
                              f"{_f(r['machine_own_cpu_s_per_gib'])} / "
                              f"{_f(r['machine_cpu_s_per_gib'])}"])
@@ -79,12 +103,18 @@ def markdown(records):
                           "machine CPU s/GiB own / all"], rows))
 
     work = _by(records, kind="workload")
+    rounds_col = bool(_by(per_round, kind="workload"))
     for w in fio.MAIN_WORKLOADS:
         rows = []
         for cache in ("hot", "cold"):
             for r in _by(work, workload=w, cache=cache):
+                each = []
+                if rounds_col:
+                    each = [_per_round(per_round, _speed_key(w), kind="workload", workload=w,
+                                       cache=cache, server=r["server"], variant=r["variant"])
+                            or "–"]
                 if r.get("status") != "ok":
-                    rows.append([r["server"], r["variant"], cache, "error"] + [""] * 8)
+                    rows.append([r["server"], r["variant"], cache, "error"] + [""] * 8 + each)
                     continue
                 rows.append([r["server"], r["variant"], cache, _f(r["mbps"], 0),
                              _f(r["iops"], 0), _f(r["server_cpu_s_per_gib"]),
@@ -94,15 +124,16 @@ def markdown(records):
                              _f(r.get("server_copies_per_byte")),
                              f"{_f(r['machine_own_cpu_us_per_req'], 1)} / "
                              f"{_f(r['machine_cpu_us_per_req'], 1)}",
-                             _f(r["lat_ms"], 3), _cache(r)])
+                             _f(r["lat_ms"], 3), _cache(r)] + each)
         if rows:
+            head = ["server", "variant", "cache", "MB/s", "IOPS", "server CPU s/GiB",
+                    "machine CPU s/GiB own / all", "server CPU µs/req", "server copies / byte",
+                    "machine CPU µs/req own / all", "mean lat ms",
+                    "image in cache / page cache + (MiB)"]
+            if rounds_col:
+                head.append(("IOPS" if _speed_key(w) == "iops" else "MB/s") + " per round")
             md.append(f"## {fio.WORKLOADS[w][4]}\n")
-            md.append(_table(["server", "variant", "cache", "MB/s", "IOPS", "server CPU s/GiB",
-                              "machine CPU s/GiB own / all", "server CPU µs/req",
-                              "server copies / byte",
-                              "machine CPU µs/req own / all", "mean lat ms",
-                              "image in cache / page cache + (MiB)"],
-                             rows + _na_rows(records, 12)))
+            md.append(_table(head, rows + _na_rows(records, len(head))))
 
     cold = _by(records, kind="cold_read")
     if cold:
@@ -175,16 +206,18 @@ def markdown(records):
                           "disk bytes / byte served", "image in cache / page cache + (MiB)"],
                          rows + _na_rows(records, 9)))
 
-    md.append(targets(records))
+    md.append(targets(all_records))
     na = _by(records, kind="server", status="n/a")
     if na:
         md.append("Not available: " + "; ".join(f"{r['server']} {r['variant']} "
                                                  f"({r.get('reason', '')[:160]})" for r in na)
                   + "\n")
-    errs = [r for r in records if r.get("status") == "error"]
+    errs = [r for r in all_records if r.get("status") == "error"]
     if errs:
         md.append("Errors: " + "; ".join(f"{r.get('server', '')} {r.get('variant', '')} "
-                                         f"{r.get('workload', r.get('name', ''))}: "
+                                         f"{r.get('workload', r.get('name', ''))}"
+                                         + (f" round {r['round']}" if "round" in r else "")
+                                         + f": "
                                          f"{r.get('reason', '')[:160]}" for r in errs) + "\n")
     return "\n".join(md)
 
@@ -195,7 +228,11 @@ def _ok(records, **kv):
 
 def targets(records):
     """The issue's targets, each with the best peer's figure, what shunt needs, and what each
-    shunt configuration measured in this run."""
+    shunt configuration measured in this run. With --repeat, the figures are the medians, and
+    each throughput target gets a row "rounds met": in how many rounds shunt met the target
+    against that round's own best peer."""
+    records, per_round = rounds.split(records)
+    n_rounds = max((r["round"] for r in per_round), default=0)
     peers = [r for r in records if r.get("server") not in (None, "shunt")]
     shunt = [r for r in records if r.get("server") == "shunt"]
     variants = sorted({r["variant"] for r in shunt if r.get("status") == "ok"})
@@ -221,6 +258,25 @@ def targets(records):
         rs = _ok(shunt, kind=kind, variant=v, **kv)
         return rs[0].get(key) if rs else None
 
+    def rounds_met(workload, key, meets, best_key="mbps"):
+        """A row: in how many rounds shunt's `key` met the target, meets(shunt's value, that
+        round's best peer by `best_key`), for each shunt configuration."""
+        if not n_rounds:
+            return
+
+        def count(v):
+            k = 0
+            for rnd in range(1, n_rounds + 1):
+                rs = _ok(per_round, kind="workload", workload=workload, cache="hot", round=rnd)
+                pe = [r for r in rs if r["server"] != "shunt" and r.get(best_key) is not None]
+                sh = [r for r in rs if r["server"] == "shunt" and r["variant"] == v
+                      and r.get(key) is not None]
+                if pe and sh and meets(sh[0][key], max(pe, key=lambda r: r[best_key])):
+                    k += 1
+            return k
+        row("… rounds met (each round against its own best peer)", "–", f"k/{n_rounds}",
+            count, lambda x, v: None, fmt=lambda k: f"{k}/{n_rounds}")
+
     b = best("workload", "mbps", workload="seqread", cache="hot")
     if b:
         need_cpu = 0.9 * b["machine_own_cpu_s_per_gib"]
@@ -228,10 +284,13 @@ def targets(records):
             f"≥ {b['mbps']:.0f}", lambda v: shunt_val(v, "mbps", "workload", workload="seqread",
                                                       cache="hot"),
             always(lambda x: x >= b["mbps"]))
+        rounds_met("seqread", "mbps", lambda x, p: x >= p["mbps"])
         row("… machine CPU s/GiB (own)", f"{b['machine_own_cpu_s_per_gib']:.2f}",
             f"≤ {need_cpu:.2f}", lambda v: shunt_val(v, "machine_own_cpu_s_per_gib", "workload",
                                                       workload="seqread", cache="hot"),
             always(lambda x: x <= need_cpu), fmt=lambda x: f"{x:.2f}")
+        rounds_met("seqread", "machine_own_cpu_s_per_gib",
+                   lambda x, p: x <= 0.9 * p["machine_own_cpu_s_per_gib"])
     row("copies per byte served, hot seq read (shunt's stats)", "2 (read + send)",
         "0 (splice, direct)", lambda v: shunt_val(v, "server_copies_per_byte", "workload",
                                                   workload="seqread", cache="hot"),
@@ -242,12 +301,14 @@ def targets(records):
             f"≥ {1.2 * b['mbps']:.0f}", lambda v: shunt_val(v, "mbps", "workload",
                                                              workload="seqread4", cache="hot"),
             always(lambda x: x >= 1.2 * b["mbps"]))
+        rounds_met("seqread4", "mbps", lambda x, p: x >= 1.2 * p["mbps"])
     b = best("workload", "iops", workload="randread", cache="hot")
     if b:
-        row("hot random 4 KiB read IOPS", f"{b['iops']} ({b['server']} {b['variant']})",
+        row("hot random 4 KiB read IOPS", f"{b['iops']:.0f} ({b['server']} {b['variant']})",
             f"≥ {1.5 * b['iops']:.0f}", lambda v: shunt_val(v, "iops", "workload",
                                                              workload="randread", cache="hot"),
             always(lambda x: x >= 1.5 * b["iops"]))
+        rounds_met("randread", "iops", lambda x, p: x >= 1.5 * p["iops"], best_key="iops")
     if b:
         # What the client alone allows: the machine's CPUs divided by fio's own CPU per request
         # (fio + libnbd, measured in each shunt run). Even a server that cost nothing could not
@@ -266,7 +327,7 @@ def targets(records):
                and r.get("name") == "null-server" and r.get("status") == "ok"]
         if nul:
             row("… nbdkit null (no storage at all) IOPS, same client",
-                f"{nul[0]['iops']}", f"≥ {1.5 * b['iops']:.0f}", lambda v: nul[0]["iops"],
+                f"{nul[0]['iops']:.0f}", f"≥ {1.5 * b['iops']:.0f}", lambda v: nul[0]["iops"],
                 lambda x, v: None)
     b = best("overlap", "share_of_min", workload="randread4m1")
     if b:
