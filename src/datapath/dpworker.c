@@ -100,12 +100,15 @@ static struct dp_pipe *pipe_new(struct dp_worker *dw)
     free(p);
     return NULL;
   }
-  if (!dw->pipe_bytes || bytes < dw->pipe_bytes) {
+  /* Plan for the smallest pipe there is; the first pipe after an idle spell
+   * sets it afresh (so pipes that grew back are used again). */
+  if (!dw->pipe_bytes || bytes < dw->pipe_bytes || dw->npipes == 0) {
     dw->pipe_bytes = bytes;
     dw->pipe_cap = bytes > 2 * 4096 ? bytes - 2 * 4096 : 4096;
   }
   p->rfd = fds[0];
   p->wfd = fds[1];
+  p->bytes = bytes;
   p->next = NULL;
   dw->npipes++;
   return p;
@@ -140,14 +143,17 @@ static void wake(struct dp_worker *dw)
       dw->free_pipes = p->next;
     else if (dw->npipes < DP_MAX_PIPES)
       p = pipe_new(dw);
-    if (!p)
+    /* No pipe: wait for one in use to come back; with none in use nothing
+     * would ever wake the waiters, so they go on without (p = NULL). */
+    if (!p && dw->inuse > 0)
       return;
     struct pipe_waiter *w = dw->wait_head;
     dw->wait_head = w->next;
     if (!dw->wait_head)
       dw->wait_tail = &dw->wait_head;
     dw->nwaiting--;
-    dw->inuse++;
+    if (p)
+      dw->inuse++;
     w->p = p;
     w->op.cb = waiter_run;
     engine_defer(dw->eng, &w->op, 0);
@@ -191,6 +197,12 @@ void dp_pipe_wait(struct dp_worker *dw, struct pipe_waiter *w)
   dw->wait_tail = &w->next;
   dw->nwaiting++;
   wake(dw);
+}
+
+bool dp_pipe_fits(size_t pipe_bytes, uint64_t off, uint64_t len)
+{
+  uint64_t pages = ((off + len + 4095) >> 12) - (off >> 12);
+  return pages <= pipe_bytes / 4096;
 }
 
 int dp_read_fd(struct dp_worker *dw, int fd, uint64_t off, uint64_t len)

@@ -25,6 +25,7 @@
 struct dp_pipe {
   struct dp_pipe *next;
   int rfd, wfd;
+  size_t bytes;                   /* its F_GETPIPE_SZ: one page per slot */
 };
 
 struct pipe_waiter {
@@ -42,7 +43,8 @@ struct dp_worker {
   unsigned npipes;                /* pipes that exist (free or in use) */
   unsigned inuse;                 /* pipes handed out */
   size_t pipe_cap;                /* bytes one chunk may have (pipe_bytes less 2 pages) */
-  size_t pipe_bytes;              /* the smallest pipe's F_GETPIPE_SZ */
+  size_t pipe_bytes;              /* the smallest pipe's F_GETPIPE_SZ since the worker
+                                   * last had no pipe (what chunks are planned for) */
   struct pipe_waiter *wait_head, **wait_tail;
   unsigned nwaiting;
   struct { int src, fd; } rfd[DP_RANDOM_FDS];   /* fd -> its POSIX_FADV_RANDOM twin */
@@ -63,12 +65,22 @@ struct dp_worker *dp_worker_get(struct engine *e);
 struct arena *dp_arena(struct dp_worker *dw);
 
 /* A free pipe, or NULL (all DP_MAX_PIPES in use, someone waits, or pipe()
- * failed); the caller then waits with dp_pipe_wait. */
+ * failed); the caller then waits with dp_pipe_wait.  A pipe may be smaller
+ * than the chunks planned from pipe_cap/pipe_bytes (a user that is not
+ * privileged gets 2-page pipes once its pipe pages run out, pipe(7)):
+ * check with dp_pipe_fits before splicing into it. */
 struct dp_pipe *dp_pipe_get(struct dp_worker *dw);
 /* Give a pipe back; ok=false (its content is unknown) closes it. */
 void dp_pipe_put(struct dp_worker *dw, struct dp_pipe *p, bool ok);
-/* Queue w: w->ready runs on a later loop turn with a pipe. */
+/* Queue w: w->ready runs on a later loop turn with a pipe, or with NULL
+ * when there is nothing to wait for (no pipe in use on this worker and none
+ * can be made): the caller then does without a pipe. */
 void dp_pipe_wait(struct dp_worker *dw, struct pipe_waiter *w);
+/* True when an empty pipe of pipe_bytes bytes holds all of [off, off + len)
+ * of a file in one splice: a splice from a file takes a pipe slot (a page)
+ * for every page the range touches.  A splice into a pipe that cannot hold
+ * it stops short, and the rest would wait for room forever. */
+bool dp_pipe_fits(size_t pipe_bytes, uint64_t off, uint64_t len);
 
 /* The fd a splice read of [off, off + len) of fd should use: fd itself when
  * the read continues one of the worker's recent reads of fd (a sequential

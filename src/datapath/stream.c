@@ -9,7 +9,11 @@
  * On the splice path a READ whose pages are all in the page cache (up to
  * DP_HOT_MAX) is one chunk: there is no disk to overlap with, and every chunk
  * costs a header, a pipe and a splice more on both ends.
- *   splice: file --splice--> pipe (one per chunk) --splice--> socket.
+ *   splice: file --splice--> pipe (one per chunk) --splice--> socket; a chunk
+ *           whose pipe came out too small to hold it (pipes of a user that
+ *           is not privileged shrink to 2 pages once its pipe pages run out)
+ *           is read into a buffer and sent from there instead (counted as
+ *           copied): a splice into a full pipe would wait forever.
  *   direct: O_DIRECT READ_FIXED into the worker's registered arena, SENDMSG_ZC;
  *           a buffer returns to the arena only after the send's notification.
  * A WRITE is written chunk by chunk while its payload arrives; on the direct
@@ -47,7 +51,8 @@ struct chunk {
   int res;
   struct engine_op op;           /* the read */
   uint64_t done;                 /* bytes read so far */
-  uint8_t *mem;                  /* direct: aligned buffer, data at mem + skip */
+  uint8_t *mem;                  /* direct: aligned buffer, data at mem + skip;
+                                  * splice: the buffer of a chunk no pipe could hold */
   size_t memlen;
   uint32_t skip;
   bool in_arena;
@@ -158,6 +163,10 @@ static void chunk_submit(struct chunk *c)
       io_uring_prep_read_fixed(sqe, ex->direct_fd, c->mem + c->done, len, pos, 0);
     else
       io_uring_prep_read(sqe, ex->direct_fd, c->mem + c->done, len, pos);
+  } else if (c->mem) {
+    /* Not st->rfd: the worker closes its random-access fds once it has no
+     * pipe in use, and this read holds none. */
+    io_uring_prep_read(sqe, ex->backend->fd, c->mem + c->done, (unsigned)(c->len - c->done), start + c->done);
   } else {
     io_uring_prep_splice(sqe, c->st->rfd, (int64_t)(start + c->done), c->pipe->wfd, -1,
                          (unsigned)(c->len - c->done), SPLICE_F_MOVE);
@@ -195,17 +204,36 @@ static void got_buffer(struct arena_waiter *w, void *buf)
   chunk_ready(c);
 }
 
-static void got_pipe(struct pipe_waiter *w, struct dp_pipe *p)
-{
-  struct chunk *c = container_of(w, struct chunk, pw);
-  c->pipe = p;
-  chunk_ready(c);
-}
-
 static void fail_later_cb(struct engine_op *op, int res, uint32_t flags)
 {
   (void)flags;
   chunk_read_done(container_of(op, struct chunk, op), res);
+}
+
+/* Splice path, p = the chunk's pipe or NULL (none to be had).  A pipe
+ * smaller than the chunk (planned for the pipes the worker had) cannot take
+ * it: one splice would fill it and the rest wait for room that never comes,
+ * as nothing drains the pipe before the chunk is read.  Then, and without a
+ * pipe, the chunk is read into a buffer and sent from there.  The unused
+ * small pipe stays with the chunk and is closed with it (nothing went
+ * through it): while the worker has a pipe in use its random-access fds
+ * stay open for the stream's other chunks (dp_pipe_put). */
+static void got_pipe(struct pipe_waiter *w, struct dp_pipe *p)
+{
+  struct chunk *c = container_of(w, struct chunk, pw);
+  struct request *r = c->st->r;
+
+  c->pipe = p;
+  if (p && dp_pipe_fits(p->bytes, r->hdr.offset + c->rel, c->len)) {
+    chunk_ready(c);
+    return;
+  }
+  if (!(c->mem = malloc(c->len))) {
+    c->op.cb = fail_later_cb;
+    engine_defer(r->eng, &c->op, -ENOMEM);
+    return;
+  }
+  chunk_ready(c);
 }
 
 /* Get the chunk's buffer or pipe (maybe waiting for one; first come, first
@@ -218,8 +246,9 @@ static void chunk_start(struct chunk *c)
   struct request *r = st->r;
 
   if (!is_direct(r)) {
-    if ((c->pipe = dp_pipe_get(st->dw))) {
-      chunk_ready(c);
+    struct dp_pipe *p = dp_pipe_get(st->dw);
+    if (p) {
+      got_pipe(&c->pw, p);
     } else {
       stat_add(&stats(r)->pipe_waits, 1);
       c->pw.ready = got_pipe;
@@ -271,14 +300,15 @@ static void fill_item(struct chunk *c, size_t hdr_len)
   it->payload = true;
   stat_add(&stats(r)->bytes_read, c->len);
   stat_add(&stats(r)->bytes_path[path_kind(r)], c->len);
-  if (is_direct(r)) {
+  if (is_direct(r) || c->mem) {
     it->sq.iov[it->sq.niov++] = (struct iovec){ c->mem + c->skip, c->len };
-    if (c->len >= DP_ZC_MIN) {
+    if (is_direct(r) && c->len >= DP_ZC_MIN) {
       it->sq.zc = true;
       stat_add(&stats(r)->zc_sends, 1);
     } else {
       /* Small: an ordinary send (one kernel copy, counted) gathers with
-       * the replies around it; SEND_ZC would cost more than it saves. */
+       * the replies around it; SEND_ZC would cost more than it saves.
+       * (A splice chunk without a pipe, got_pipe(): copied too.) */
       stat_add(&stats(r)->copied_read, c->len);
     }
   } else {
@@ -463,10 +493,22 @@ static void stream_read(struct request *r)
   if (!is_direct(r)) {
     uint64_t off = r->hdr.offset, len = r->hdr.length;
     int fd = r->export->backend->fd;
-    if (!dw->pipe_cap) {   /* learn how much a pipe holds */
+    /* Learn how much a pipe holds; again while pipes are tiny and the
+     * worker has none (the user's pipe pages may be back). */
+    if (!dw->pipe_cap || (dw->pipe_cap < DP_SPLICE_MIN && dw->npipes == 0)) {
       struct dp_pipe *p = dp_pipe_get(dw);
       if (p)
         dp_pipe_put(dw, p, true);
+    }
+    if (dw->pipe_cap && dw->pipe_cap < DP_SPLICE_MIN) {
+      /* 2-page pipes (the user's pipe pages ran out): a chunk, a header
+       * and two splices per page would cost more than one copy. */
+      if (!(r->buf = malloc(r->hdr.length))) {
+        request_reply_status(r, NBD_ENOMEM, "out of memory");
+        return;
+      }
+      copy_read_request(r);
+      return;
     }
     if (dw->pipe_cap && csize > dw->pipe_cap) {
       /* The largest power of two that fits: chunk=1M with 1 MiB pipes cuts
