@@ -49,9 +49,11 @@ def setup(cfg):
 def measure_server(cfg, spec, thr):
     """Yield (workload, record) for one server started inside the throttled setup; the shares
     are added by add_shares() once the limits are final."""
-    running = servers.start(spec, thr.loop, cfg.workdir, wrap=thr.wrap(), netns=thr.netns)
-    try:
-        for w in fio.OVERLAP_WORKLOADS:
+    for w in fio.OVERLAP_WORKLOADS:
+        # A fresh server per run: pages a server keeps mapped (shunt datapath=mmap) would
+        # survive drop_caches and turn the next run's disk reads into cache hits.
+        running = servers.start(spec, thr.loop, cfg.workdir, wrap=thr.wrap(), netns=thr.netns)
+        try:
             sysstat.drop_caches()
             read0 = thr.disk_read_bytes()
             args = fio.job_args(w, cfg.runtime, cfg.image_size)
@@ -68,9 +70,9 @@ def measure_server(cfg, spec, thr):
                 "page_cache_growth_mib": round(c.peak_growth_mib, 1),
                 "image_cache_mib": round(c.image_peak_mib, 1),
             })
-            yield w, rec
-    finally:
-        running.stop()
+        finally:
+            running.stop()
+        yield w, rec
 
 
 def add_shares(rec, w, disk, raw, net_mbps):

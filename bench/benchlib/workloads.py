@@ -32,13 +32,18 @@ def hot(cfg, running, workload):
     return rec
 
 
-def cold(cfg, running, workloads):
-    """Yield (workload, record) for each read workload and cold 4 MiB read, caches dropped first.
-    Cold runs read each byte at most once (not time based)."""
-    for w in [w for w in workloads if w in fio.READ_WORKLOADS] + fio.COLD_READS:
-        sysstat.drop_caches()
-        with sysstat.CacheSampler(cfg.image) as c:
-            rec = _one(cfg, running, w, "cold", False)
-        rec["page_cache_growth_mib"] = round(c.peak_growth_mib, 1)
-        rec["image_cache_mib"] = round(c.image_peak_mib, 1)
-        yield w, rec
+def cold_list(workloads):
+    """The cold runs to make: each read workload, then the cold 4 MiB reads."""
+    return [w for w in workloads if w in fio.READ_WORKLOADS] + fio.COLD_READS
+
+
+def cold(cfg, running, w):
+    """One cold run of workload w, caches dropped first; returns its record. Cold runs read
+    each byte at most once (not time based). Give each one a freshly started server: pages a
+    server keeps mapped (shunt datapath=mmap) survive drop_caches."""
+    sysstat.drop_caches()
+    with sysstat.CacheSampler(cfg.image) as c:
+        rec = _one(cfg, running, w, "cold", False)
+    rec["page_cache_growth_mib"] = round(c.peak_growth_mib, 1)
+    rec["image_cache_mib"] = round(c.image_peak_mib, 1)
+    return rec
