@@ -85,9 +85,11 @@ def markdown(records):
             elif r["name"] == "null-server":
                 each = ""
                 if r.get("round") == "median":
+                    key = _speed_key(r["workload"])
                     each = (f" (median of {r['rounds_ok']}/{r['rounds']} rounds: "
-                            + _per_round(per_round, "iops", kind="reference",
-                                         name="null-server") + " IOPS)")
+                            + _per_round(per_round, key, kind="reference",
+                                         name="null-server", workload=r["workload"])
+                            + (" IOPS)" if key == "iops" else " MB/s)"))
                 rows.append([f"nbdkit null (no storage), {fio.WORKLOADS[r['workload']][4]}"
                              + each, _f(r["mbps"], 0), _f(r["iops"], 0),
                              f"server {_f(r['server_cpu_s_per_gib'])}",
@@ -285,6 +287,46 @@ def targets(records):
         row("… rounds met (each round against its own best peer)", "–", f"k/{n_rounds}",
             count, lambda x, v: None, fmt=lambda k: f"{k}/{n_rounds}")
 
+    def null_rows(workload, key, need, meets, cpu_need=None):
+        """Rows for nbdkit null (no storage work, same client, same machine) under a target:
+        its figure (the median with --repeat) and machine CPU against what the target needs,
+        marked null ≥ needed ✓/✗: the ceiling this client and machine allow any server. Shunt's
+        cells: its share of null's figure (no verdict). With --repeat, a row "rounds where null
+        reached the target": meets(null's figure, that round's best peer) in k of N rounds."""
+        nul = _ok(records, kind="reference", name="null-server", workload=workload)
+        if not nul or nul[0].get(key) is None:
+            return
+        n = nul[0]
+        unit = "IOPS" if key == "iops" else "MB/s"
+        busy = _client_busy(n)
+        own, allc = n.get("machine_own_cpu_s_per_gib"), n.get("machine_cpu_s_per_gib")
+        txt = (f"{n[key]:.0f} {unit}, null ≥ needed {'✓' if n[key] >= need else '✗'}; machine "
+               f"CPU s/GiB own / all {_f(own)} / {_f(allc)}")
+        if cpu_need is not None and own is not None:
+            txt += f", ≤ {cpu_need:.2f} {'✓' if own <= cpu_need else '✗'}"
+        if busy is not None:
+            txt += f"; client CPU busy {busy:.2f}"
+
+        def share(v):
+            x = shunt_val(v, key, "workload", workload=workload, cache="hot")
+            return x / n[key] if x is not None and n[key] else None
+        row(f"… nbdkit null (no storage at all) {unit}, same client (shunt columns: shunt's "
+            "% of null's)", txt, f"≥ {need:.0f}", share, lambda x, v: None,
+            fmt=lambda x: f"{100 * x:.0f}% of null")
+        if not n_rounds:
+            return
+        k = 0
+        for rnd in range(1, n_rounds + 1):
+            pe = [r for r in _ok(per_round, kind="workload", workload=workload, cache="hot",
+                                 round=rnd) if r["server"] != "shunt" and r.get(key) is not None]
+            nu = _ok(per_round, kind="reference", name="null-server", workload=workload,
+                     round=rnd)
+            if pe and nu and nu[0].get(key) is not None and \
+                    meets(nu[0][key], max(pe, key=lambda r: r[key])):
+                k += 1
+        rows.append([f"… rounds where nbdkit null reached the target (each round against its "
+                     "own best peer)", f"{k}/{n_rounds}", f"k/{n_rounds}"] + ["–"] * len(variants))
+
     b = best("workload", "mbps", workload="seqread", cache="hot")
     if b:
         need_cpu = 0.9 * b["machine_own_cpu_s_per_gib"]
@@ -299,6 +341,7 @@ def targets(records):
             always(lambda x: x <= need_cpu), fmt=lambda x: f"{x:.2f}")
         rounds_met("seqread", "machine_own_cpu_s_per_gib",
                    lambda x, p: x <= 0.9 * p["machine_own_cpu_s_per_gib"])
+        null_rows("seqread", "mbps", b["mbps"], lambda x, p: x >= p["mbps"], cpu_need=need_cpu)
     row("copies per byte served, hot seq read (shunt's stats)", "2 (read + send)",
         "0 (splice, direct)", lambda v: shunt_val(v, "server_copies_per_byte", "workload",
                                                   workload="seqread", cache="hot"),
@@ -310,6 +353,7 @@ def targets(records):
                                                              workload="seqread4", cache="hot"),
             always(lambda x: x >= 1.2 * b["mbps"]))
         rounds_met("seqread4", "mbps", lambda x, p: x >= 1.2 * p["mbps"])
+        null_rows("seqread4", "mbps", 1.2 * b["mbps"], lambda x, p: x >= 1.2 * p["mbps"])
     b = best("workload", "iops", workload="randread", cache="hot")
     if b:
         busy = _client_busy(b)
@@ -344,14 +388,7 @@ def targets(records):
             "(a server costing 0), and the client's CPU busy share (fio's job CPU-s / run s)",
             bb_txt(bb) if bb else "–", f"≥ {1.5 * b['iops']:.0f}",
             lambda v: bound_busy(shunt_rec(v)), lambda x, v: None, fmt=bb_txt)
-        nul = [r for r in records if r.get("kind") == "reference"
-               and r.get("name") == "null-server" and r.get("status") == "ok"]
-        if nul:
-            busy = _client_busy(nul[0])
-            row("… nbdkit null (no storage at all) IOPS, same client",
-                f"{nul[0]['iops']:.0f}" + (f" (client CPU busy {busy:.2f})" if busy is not None
-                                       else ""),
-                f"≥ {1.5 * b['iops']:.0f}", lambda v: nul[0]["iops"], lambda x, v: None)
+        null_rows("randread", "iops", 1.5 * b["iops"], lambda x, p: x >= 1.5 * p["iops"])
     b = best("overlap", "share_of_min", workload="randread4m1")
     if b:
         row("overlap: random 4 MiB QD1, share of min(disk, net)",
