@@ -51,5 +51,11 @@ def fio_record(server_pids, prefix, target, args, out_path, timeout, stats=None)
     })
     if s0 and s1 and s1[1] > s0[1]:
         # the server's accounting: payload bytes its CPU copied per payload byte served
-        rec["server_copies_per_byte"] = round((s1[0] - s0[0]) / (s1[1] - s0[1]), 3)
+        served = s1[1] - s0[1]
+        rec["server_copies_per_byte"] = round((s1[0] - s0[0]) / served, 3)
+        # Of those, zero-copy sends the kernel copied anyway (always, on loopback), and the
+        # rest: copies made by shunt's own code.
+        zc = s1[2] - s0[2]
+        rec["kernel_zc_copies_per_byte"] = round(zc / served, 3)
+        rec["code_copies_per_byte"] = round((s1[0] - s0[0] - zc) / served, 3)
     return rec

@@ -346,6 +346,15 @@ def targets(records):
         "0 (splice, direct)", lambda v: shunt_val(v, "server_copies_per_byte", "workload",
                                                   workload="seqread", cache="hot"),
         lambda x, v: x == 0 if v in ("splice", "direct") else None, fmt=lambda x: f"{x:.2f}")
+
+    def copy_split(v):
+        code = shunt_val(v, "code_copies_per_byte", "workload", workload="seqread", cache="hot")
+        zc = shunt_val(v, "kernel_zc_copies_per_byte", "workload", workload="seqread", cache="hot")
+        return None if code is None or zc is None else (code, zc)
+    row("… of which by shunt's code / zero-copy sends the kernel copied (on loopback it copies "
+        "every SEND_ZC)", "–", "0 by the code (splice, direct)", copy_split,
+        lambda x, v: x[0] == 0 if v in ("splice", "direct") else None,
+        fmt=lambda x: f"{x[0]:.2f} / {x[1]:.2f}")
     b = best("workload", "mbps", workload="seqread4", cache="hot")
     if b:
         row("hot seq read, 4 connections, MB/s", f"{b['mbps']:.0f} ({b['server']} {b['variant']})",

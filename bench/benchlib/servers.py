@@ -123,7 +123,8 @@ class Running:
         self._cleanup_item = procs.CLEANUP.push(f"stop {spec.key}", self.stop)
 
     def stats_snapshot(self):
-        """(bytes the server's CPU copied, payload bytes served) from shunt's --stats file,
+        """(bytes copied, payload bytes served, bytes of zero-copy sends the kernel copied) from
+        shunt's --stats file; the first includes the third (shunt's accounting counts both),
         refreshed with SIGUSR1; None when there are no stats."""
         if not self.stats:
             return None
@@ -147,7 +148,8 @@ class Running:
             return None
         ex = data.get("exports", [])
         return (sum(e.get("cpu_copied_bytes", 0) for e in ex),
-                sum(e.get("bytes_read", 0) + e.get("bytes_written", 0) for e in ex))
+                sum(e.get("bytes_read", 0) + e.get("bytes_written", 0) for e in ex),
+                sum(e.get("zc_copied_bytes", 0) for e in ex))
 
     def stop(self):
         if self.pid != self.proc.pid:  # a daemon outside our process group
