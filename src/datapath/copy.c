@@ -139,27 +139,17 @@ static void read_extent_done(struct bio *io, int res)
  * state, or NULL when the read is better done in one piece. */
 static struct read_state *read_split(struct request *r)
 {
-  struct backend *b = r->export->backend;
   struct read_state *st;
-  uint64_t sum = 0;
 
-  if (!b->ops->extents || (r->hdr.flags & NBD_CMD_FLAG_DF) || r->hdr.length < 4096)
+  if (r->hdr.flags & NBD_CMD_FLAG_DF)
     return NULL;
   st = calloc(1, sizeof *st);
   if (!st)
     return NULL;
-  if (b->ops->extents(b, r->hdr.offset, r->hdr.length, st->ext, READ_MAX_EXTENTS - 1, &st->n) < 0
+  if (!dp_read_extents(r, st->ext, READ_MAX_EXTENTS, &st->n)
       || (st->n == 1 && !(st->ext[0].flags & NBD_STATE_ZERO))) {
     free(st);
     return NULL;
-  }
-  for (size_t i = 0; i < st->n; i++)
-    sum += st->ext[i].length;
-  if (sum < r->hdr.length) {   /* more extents than we split into: the rest is data */
-    if (st->ext[st->n - 1].flags & NBD_STATE_ZERO)
-      st->ext[st->n++] = (struct proto_extent){ r->hdr.length - sum, 0 };
-    else
-      st->ext[st->n - 1].length += r->hdr.length - sum;
   }
   return st;
 }

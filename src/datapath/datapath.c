@@ -11,7 +11,10 @@
 #include "common/log.h"
 #include "datapath/datapath.h"
 #include "datapath/dpworker.h"
+#include "proto/nbd-protocol.h"
+#include "proto/reply.h"
 #include "server/export.h"
+#include "server/request.h"
 
 uint32_t dp_default_chunk = DP_DEFAULT_CHUNK;
 
@@ -29,6 +32,28 @@ const struct datapath *datapath_find(const char *name)
     if (!strcmp(datapaths[i]->name, name))
       return datapaths[i];
   return NULL;
+}
+
+bool dp_read_extents(const struct request *r, struct proto_extent *ext, size_t max, size_t *n)
+{
+  struct backend *b = r->export->backend;
+  uint64_t sum = 0, len = r->hdr.length;
+
+  *n = 0;
+  if (!b->ops->extents || len < 4096 || max < 2
+      || b->ops->extents(b, r->hdr.offset, len, ext, max - 1, n) < 0 || *n == 0) {
+    *n = 0;
+    return false;
+  }
+  for (size_t i = 0; i < *n; i++)
+    sum += ext[i].length;
+  if (sum < len) {   /* more extents than we asked for: the rest */
+    if (ext[*n - 1].flags & NBD_STATE_ZERO)
+      ext[(*n)++] = (struct proto_extent){ len - sum, 0 };
+    else
+      ext[*n - 1].length += len - sum;
+  }
+  return true;
 }
 
 const char *datapath_kind_name(int kind)

@@ -70,25 +70,15 @@ static void send_data(struct request *r, struct reply_item *it, size_t hdr_len, 
  * false when there is no split to make (one data chunk then). */
 static bool send_split(struct request *r)
 {
-  struct backend *b = r->export->backend;
   const struct proto_session *s = r->session;
   struct proto_extent ext[MAX_EXTENTS];
   size_t n = 0;
-  uint64_t sum = 0, rel = 0;
+  uint64_t rel = 0;
   struct reply_item *items;
 
-  if (!b->ops->extents || (r->hdr.flags & NBD_CMD_FLAG_DF) || r->hdr.length < 4096
-      || b->ops->extents(b, r->hdr.offset, r->hdr.length, ext, MAX_EXTENTS - 1, &n) < 0 || n == 0
+  if ((r->hdr.flags & NBD_CMD_FLAG_DF) || !dp_read_extents(r, ext, MAX_EXTENTS, &n)
       || (n == 1 && !(ext[0].flags & NBD_STATE_ZERO)))
     return false;
-  for (size_t i = 0; i < n; i++)
-    sum += ext[i].length;
-  if (sum < r->hdr.length) {   /* more extents than we asked for: the rest is data */
-    if (ext[n - 1].flags & NBD_STATE_ZERO)
-      ext[n++] = (struct proto_extent){ r->hdr.length - sum, 0 };
-    else
-      ext[n - 1].length += r->hdr.length - sum;
-  }
   if (!(items = request_items(r, n))) {
     request_reply_status(r, NBD_ENOMEM, "out of memory");
     return true;

@@ -400,24 +400,13 @@ static void chunk_read_done(struct chunk *c, int res)
  * absolute multiples of csize (not at all when whole); NULL on ENOMEM. */
 static struct stream *stream_plan(struct request *r, struct dp_worker *dw, uint32_t csize, bool whole)
 {
-  struct backend *b = r->export->backend;
   struct proto_extent ext[MAX_EXTENTS];
   size_t next = 0;
   bool structured = proto_uses_chunks(r->session);
-  uint64_t sum = 0, off = r->hdr.offset, len = r->hdr.length;
+  uint64_t off = r->hdr.offset, len = r->hdr.length;
   struct stream *st = NULL;
 
-  if (structured && b->ops->extents && len >= 4096
-      && b->ops->extents(b, off, len, ext, MAX_EXTENTS - 1, &next) == 0 && next > 0) {
-    for (size_t i = 0; i < next; i++)
-      sum += ext[i].length;
-    if (sum < len) {
-      if (ext[next - 1].flags & NBD_STATE_ZERO)
-        ext[next++] = (struct proto_extent){ len - sum, 0 };
-      else
-        ext[next - 1].length += len - sum;
-    }
-  } else {
+  if (!structured || !dp_read_extents(r, ext, MAX_EXTENTS, &next)) {
     ext[0] = (struct proto_extent){ len, 0 };
     next = 1;
   }
