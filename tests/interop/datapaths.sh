@@ -18,6 +18,15 @@ stat() { "$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["exports"
 stat_path() { "$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["exports"][0]["bytes_by_path"][sys.argv[2]])' "$1" "$2"; }
 # dump_stats: SIGUSR1, then wait for the file to be rewritten.
 # relay CMD...: run a helper printing "ok - x"/"not ok - x" lines into our TAP stream.
+# hole_chunks URI: how many OFFSET_HOLE chunks a structured read of the first
+# 24 MiB gets.
+hole_chunks() { "$PY" -c 'import nbd,sys
+h=nbd.NBD(); h.connect_uri(sys.argv[1]); n=[0]
+def cb(buf, off, status, err):
+    n[0] += status == nbd.READ_HOLE
+    return 0
+h.pread_structured(24<<20, 0, cb)
+print(n[0]); h.shutdown()' "$1"; }
 relay() {
   local line n0=$_tap_n f0=$_tap_failed
   while IFS= read -r line; do
@@ -145,14 +154,9 @@ sys.exit(d != bytes(4<<20))' "$uri" "$img" $round && dump_stats "$T/st-$dp.json"
       fi
     done
     cp "$T/st-$dp.json" "$T/st-$dp-before.json"
-    holes=$("$PY" -c 'import nbd,sys
-h=nbd.NBD(); h.set_request_structured_replies(False); h.connect_uri(sys.argv[1]); h.pread(8<<20, 8<<20); h.shutdown()
-h=nbd.NBD(); h.connect_uri(sys.argv[1]); n=[0]
-def cb(buf, off, status, err):
-    n[0] += status == nbd.READ_HOLE
-    return 0
-h.pread_structured(24<<20, 0, cb)
-print(n[0]); h.shutdown()' "$uri")
+    "$PY" -c 'import nbd,sys
+h=nbd.NBD(); h.set_request_structured_replies(False); h.connect_uri(sys.argv[1]); h.pread(8<<20, 8<<20); h.shutdown()' "$uri"
+    holes=$(hole_chunks "$uri")
     dump_stats "$T/st-$dp.json"
     read -r dm ds <<<"$(delta "$T/st-$dp-before.json" "$T/st-$dp.json" mmap splice)"
     [ "${holes:-0}" -ge 1 ] && [ "$dm" -eq $((16 << 20)) ] && [ "$ds" -eq $((8 << 20)) ] \
@@ -160,13 +164,7 @@ print(n[0]); h.shutdown()' "$uri")
       || tap_fail "mmap: cached sparse read: $holes hole chunks, mmap, splice bytes: $dm $ds"
   fi
   # Holes are reported as holes by every path.
-  holes=$("$PY" -c 'import nbd,sys
-h=nbd.NBD(); h.connect_uri(sys.argv[1]); n=[0]
-def cb(buf, off, status, err):
-    n[0] += status == nbd.READ_HOLE
-    return 0
-h.pread_structured(24<<20, 0, cb)
-print(n[0]); h.shutdown()' "$uri")
+  holes=$(hole_chunks "$uri")
   [ "${holes:-0}" -ge 1 ] && tap_ok "$dp: sparse read sends OFFSET_HOLE chunks ($holes)" || tap_fail "$dp: no hole chunks ($holes)"
   for mode in "" --simple; do
     relay "$PY" "$here/dp_verify.py" "$uri" "$img" $mode --ops 150 --seed $RANDOM
