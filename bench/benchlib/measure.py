@@ -1,4 +1,4 @@
-"""measure.py: one measured client run: fio against a target while the CPU of the server's
+"""measure.py: one measured client run: fio (or shunt bench) against a target while the CPU of the server's
 process tree and of the whole machine is sampled, turned into a result record."""
 from . import fio, sysstat
 
@@ -12,12 +12,18 @@ def _per(value, amount):
 def fio_record(server_pids, prefix, target, args, out_path, timeout, stats=None):
     """Run fio; return a dict with throughput, IOPS, latency and CPU figures. `stats`, when
     given, returns the server's own (bytes copied by its CPU, bytes served) counters."""
+    return client_record(server_pids, lambda: fio.run(prefix, target, args, out_path, timeout),
+                         fio.jobs_of(args), stats)
+
+
+def client_record(server_pids, run_client, jobs, stats=None):
+    """The record of one client run: run_client() runs the client (fio or shunt bench) and
+    returns a fio.FioResult; `jobs` is how many client threads issued requests."""
     s0 = stats() if stats else None
     with sysstat.CpuWindow(server_pids) as w:
-        r = fio.run(prefix, target, args, out_path, timeout)
+        r = run_client()
     s1 = stats() if s0 else None
     gib = r.io_bytes / GiB
-    jobs = fio.jobs_of(args)
     own = max(0.0, w.machine_busy_s - w.others_s)
     rec = {
         "mbps": round(r.mbps, 1), "iops": round(r.iops), "io_bytes": r.io_bytes,

@@ -115,7 +115,7 @@ def markdown(records):
                                        cache=cache, server=r["server"], variant=r["variant"])
                             or "–"]
                 if r.get("status") != "ok":
-                    rows.append([r["server"], r["variant"], cache, "error"] + [""] * 8 + each)
+                    rows.append([r["server"], r["variant"], cache, "error"] + [""] * 9 + each)
                     continue
                 rows.append([r["server"], r["variant"], cache, _f(r["mbps"], 0),
                              _f(r["iops"], 0), _f(r["server_cpu_s_per_gib"]),
@@ -125,11 +125,13 @@ def markdown(records):
                              _f(r.get("server_copies_per_byte")),
                              f"{_f(r['machine_own_cpu_us_per_req'], 1)} / "
                              f"{_f(r['machine_cpu_us_per_req'], 1)}",
+                             f"{_f(_client_us_per_req(r), 1)} ({_f(_client_busy(r))})",
                              _f(r["lat_ms"], 3), _cache(r)] + each)
         if rows:
             head = ["server", "variant", "cache", "MB/s", "IOPS", "server CPU s/GiB",
                     "machine CPU s/GiB own / all", "server CPU µs/req", "server copies / byte",
-                    "machine CPU µs/req own / all", "mean lat ms",
+                    "machine CPU µs/req own / all", "client CPU µs/req (busy)",
+                    "lat ms (fio: mean, shunt bench: p50)",
                     "image in cache / page cache + (MiB)"]
             if rounds_col:
                 head.append(("IOPS" if _speed_key(w) == "iops" else "MB/s") + " per round")
@@ -363,23 +365,26 @@ def targets(records):
             always(lambda x: x >= 1.2 * b["mbps"]))
         rounds_met("seqread4", "mbps", lambda x, p: x >= 1.2 * p["mbps"])
         null_rows("seqread4", "mbps", 1.2 * b["mbps"], lambda x, p: x >= 1.2 * p["mbps"])
-    b = best("workload", "iops", workload="randread", cache="hot")
-    if b:
+    def random_rows(workload, client):
+        """The random 4 KiB target through one client: shunt against the best peer, rounds
+        met, what the client alone allows, and nbdkit null."""
+        b = best("workload", "iops", workload=workload, cache="hot")
+        if not b:
+            return
         busy = _client_busy(b)
-        row("hot random 4 KiB read IOPS", f"{b['iops']:.0f} ({b['server']} {b['variant']}"
-            + (f"; client CPU busy {busy:.2f}" if busy is not None else "") + ")",
-            f"≥ {1.5 * b['iops']:.0f}", lambda v: shunt_val(v, "iops", "workload",
-                                                             workload="randread", cache="hot"),
+        row(f"hot random 4 KiB read IOPS, {client}", f"{b['iops']:.0f} ({b['server']} "
+            f"{b['variant']}" + (f"; client CPU busy {busy:.2f}" if busy is not None else "")
+            + ")", f"≥ {1.5 * b['iops']:.0f}",
+            lambda v: shunt_val(v, "iops", "workload", workload=workload, cache="hot"),
             always(lambda x: x >= 1.5 * b["iops"]))
-        rounds_met("randread", "iops", lambda x, p: x >= 1.5 * p["iops"], best_key="iops")
-    if b:
+        rounds_met(workload, "iops", lambda x, p: x >= 1.5 * p["iops"], best_key="iops")
         # What the client alone allows. fio's nbd engine issues and reaps every request of a
-        # job in one thread, so the client can use at most 1 CPU per job (numjobs), however
-        # many CPUs the machine has: jobs / fio's CPU per request (fio + libnbd, measured in
-        # each run). Even a server that cost nothing could not serve more; informational, no
-        # verdict. IOPS = bound x client busy / jobs, so a busy share near `jobs` says the
-        # client was the limit.
-        jobs = fio.WORKLOADS["randread"][3]
+        # job in one thread, and so does shunt bench, so the client can use at most 1 CPU per
+        # job, however many CPUs the machine has: jobs / the client's CPU per request
+        # (measured in each run). Even a server that cost nothing could not serve more;
+        # informational, no verdict. IOPS = bound x client busy / jobs, so a busy share near
+        # `jobs` says the client was the limit.
+        jobs = fio.WORKLOADS[workload][3]
 
         def bound_busy(r):
             if not r or not _client_us_per_req(r):
@@ -387,17 +392,19 @@ def targets(records):
             return (jobs * 1e6 / _client_us_per_req(r), _client_busy(r))
 
         def shunt_rec(v):
-            rs = _ok(shunt, kind="workload", variant=v, workload="randread", cache="hot")
+            rs = _ok(shunt, kind="workload", variant=v, workload=workload, cache="hot")
             return rs[0] if rs else None
 
         def bb_txt(x):
             return f"{x[0]:.0f}" + (f" (busy {x[1]:.2f})" if x[1] is not None else "")
         bb = bound_busy(b)
-        row(f"… bound: {jobs} job{'s' if jobs > 1 else ''} × 1 CPU / fio's CPU per request "
-            "(a server costing 0), and the client's CPU busy share (fio's job CPU-s / run s)",
+        row(f"… bound: {jobs} job{'s' if jobs > 1 else ''} × 1 CPU / the client's CPU per "
+            "request (a server costing 0), and the client's CPU busy share (its CPU-s / run s)",
             bb_txt(bb) if bb else "–", f"≥ {1.5 * b['iops']:.0f}",
             lambda v: bound_busy(shunt_rec(v)), lambda x, v: None, fmt=bb_txt)
-        null_rows("randread", "iops", 1.5 * b["iops"], lambda x, p: x >= 1.5 * p["iops"])
+        null_rows(workload, "iops", 1.5 * b["iops"], lambda x, p: x >= 1.5 * p["iops"])
+    random_rows("randread", "fio nbd engine (libnbd)")
+    random_rows("randread-sb", "shunt bench client")
     b = best("overlap", "share_of_min", workload="randread4m1")
     if b:
         row("overlap: random 4 MiB QD1, share of min(disk, net)",

@@ -3,7 +3,7 @@ and cold (caches dropped before each run), and the cold 4 MiB reads with their s
 O_DIRECT throughput and the page-cache growth while serving."""
 import os
 
-from . import fio, measure, procs, sysstat
+from . import fio, measure, procs, sbench, sysstat
 
 
 def prewarm(path):
@@ -12,10 +12,16 @@ def prewarm(path):
 
 
 def _one(cfg, running, workload, cache, time_based):
+    stats = running.stats_snapshot if running.stats else None
+    if workload in fio.SHUNT_BENCH:
+        opts = sbench.args(workload, cfg.runtime, cfg.image_size)
+        return measure.client_record(
+            [running.pid], lambda: sbench.run(cfg.shunt, running.uri, opts, cfg.runtime + 60),
+            1, stats=stats)
     args = fio.job_args(workload, cfg.runtime, cfg.image_size, time_based)
     return measure.fio_record([running.pid], [], fio.nbd_target(running.uri), args,
                               os.path.join(cfg.workdir, "fio.json"), cfg.runtime + 60,
-                              stats=running.stats_snapshot if running.stats else None)
+                              stats=stats)
 
 
 def hot_order(workloads):
@@ -33,8 +39,9 @@ def hot(cfg, running, workload):
 
 
 def cold_list(workloads):
-    """The cold runs to make: each read workload, then the cold 4 MiB reads."""
-    return [w for w in workloads if w in fio.READ_WORKLOADS] + fio.COLD_READS
+    """The cold runs to make: each read workload run by fio, then the cold 4 MiB reads."""
+    return [w for w in workloads if w in fio.READ_WORKLOADS and w not in fio.SHUNT_BENCH] + \
+        fio.COLD_READS
 
 
 def cold(cfg, running, w):

@@ -66,6 +66,8 @@ static void usage(FILE *f)
     "                           (with backoff) and retry the requests in flight\n"
     "      --staged             receive reads through a library buffer and copy\n"
     "                           them (to compare with the direct path)\n"
+    "      --no-extended        do not ask for extended headers (structured replies\n"
+    "                           with compact headers, as with servers that lack them)\n"
     "      --seed N             random seed (default: time)\n"
     "      --json               JSON report on stdout\n"
     "  -h, --help               this text\n"
@@ -217,6 +219,7 @@ static void report(struct bench *b, const char *uri, double secs, unsigned conns
 {
   struct shunt_stats st;
   shunt_get_stats(b->h, &st);
+  const struct shunt_info *in = shunt_get_info(b->h);
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
   double cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
@@ -246,14 +249,16 @@ static void report(struct bench *b, const char *uri, double secs, unsigned conns
     printf("{\n  \"uri\": ");
     units_json_string(stdout, uri);
     printf(",\n  \"pattern\": \"%s\",\n  \"block_size\": %llu,\n  \"queue_depth\": %u,\n"
-           "  \"connections\": %u,\n  \"read_percent\": %u,\n  \"verify\": %s,\n"
+           "  \"connections\": %u,\n  \"replies\": \"%s\",\n  \"read_percent\": %u,\n"
+           "  \"verify\": %s,\n"
            "  \"seconds\": %.3f,\n  \"ops\": %llu,\n  \"reads\": %llu,\n  \"writes\": %llu,\n"
            "  \"errors\": %llu,\n  \"verify_errors\": %llu,\n  \"unverified_reads\": %llu,\n"
            "  \"reconnects\": %llu,\n  \"retried\": %llu,\n"
            "  \"payload_bytes_copied\": %llu,\n  \"cpu_seconds\": %.3f,\n"
            "  \"cpu_seconds_per_gib\": %.3f,\n"
            "  \"iops\": %.1f,\n  \"mib_per_second\": %.2f,\n",
-           b->random ? "rand" : "seq", (unsigned long long)b->bs, b->qd, conns, b->read_pct,
+           b->random ? "rand" : "seq", (unsigned long long)b->bs, b->qd, conns,
+           in->extended ? "extended" : in->structured ? "structured" : "simple", b->read_pct,
            b->verify ? "true" : "false", secs, (unsigned long long)ops,
            (unsigned long long)b->reads, (unsigned long long)b->writes,
            (unsigned long long)b->errors, (unsigned long long)b->verify_errors,
@@ -297,7 +302,7 @@ static void report(struct bench *b, const char *uri, double secs, unsigned conns
 
 int cmd_bench(int argc, char **argv)
 {
-  enum { O_VERIFY = 256, O_SEED, O_JSON, O_RECONNECT, O_STAGED };
+  enum { O_VERIFY = 256, O_SEED, O_JSON, O_RECONNECT, O_STAGED, O_NO_EXTENDED };
   static const struct option lo[] = {
     { "pattern", required_argument, NULL, 'p' }, { "block-size", required_argument, NULL, 'b' },
     { "queue-depth", required_argument, NULL, 'q' }, { "connections", required_argument, NULL, 'C' },
@@ -306,10 +311,11 @@ int cmd_bench(int argc, char **argv)
     { "seed", required_argument, NULL, O_SEED }, { "json", no_argument, NULL, O_JSON },
     { "reconnect", required_argument, NULL, O_RECONNECT },
     { "staged", no_argument, NULL, O_STAGED },
+    { "no-extended", no_argument, NULL, O_NO_EXTENDED },
     { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
   };
   struct bench b = { .bs = 4096, .qd = 32, .read_pct = 100, .random = true };
-  bool staged = false;
+  bool staged = false, no_extended = false;
   uint64_t conns = 1, dur_ms = 10000, qd = 32, rp = 100, limit = 0, seed = 0, reconnect = 0;
   int c;
   while ((c = getopt_long(argc, argv, "p:b:q:C:t:r:s:h", lo, NULL)) != -1) {
@@ -331,6 +337,7 @@ int cmd_bench(int argc, char **argv)
     case O_RECONNECT: bad = units_parse_size(optarg, &reconnect) < 0 || reconnect > 1000; break;
     case O_JSON: b.json = true; break;
     case O_STAGED: staged = true; break;
+    case O_NO_EXTENDED: no_extended = true; break;
     case 'h': usage(stdout); return 0;
     default: usage(stderr); return 2;
     }
@@ -350,7 +357,7 @@ int cmd_bench(int argc, char **argv)
   if (!b.rng)
     b.rng = 1;
   struct shunt_options o = { .connections = (unsigned)conns, .reconnect = (unsigned)reconnect,
-                             .copy_reads = staged };
+                             .copy_reads = staged, .no_extended = no_extended };
   char err[512];
   if (shunt_connect(&b.h, uri, &o, err, sizeof err) < 0) {
     fprintf(stderr, "shunt bench: %s\n", err);

@@ -43,6 +43,20 @@ rc=$?
 tap_check "error filter: exit status 1 (got $rc)" test "$rc" = 1
 tap_check "error filter: errors counted ($(jget "$T/b3.json" errors)) and the first one named" \
   bash -c "test $(jget "$T/b3.json" errors) -gt 0 && grep -q 'Input/output error' '$T/b3.json'"
+# --no-extended: the same protocol as against servers without extended headers (bench/compare
+# runs shunt bench that way against every server); the JSON says which replies were used.
+truncate -s 16M "$T/x.img"
+start_shunt "x=$T/x.img"
+for mode in "extended:" "structured:--no-extended"; do
+  want=${mode%%:*} opt=${mode#*:}
+  tap_check "shunt serve, bench $opt: replies $want, reads ok" bash -c "
+    '$SHUNT' bench -t 300ms -q 8 $opt --json nbd://127.0.0.1:$PORT/x >'$T/e.json' &&
+    python3 -c '
+import json,sys
+d=json.load(open(sys.argv[1]))
+sys.exit(not (d[\"replies\"]==sys.argv[2] and d[\"reads\"]>0 and d[\"errors\"]==0))' '$T/e.json' $want"
+done
+stop_shunt
 tap_check "bench --help" bash -c "'$SHUNT' bench --help | grep -q 'usage: shunt bench'"
 tap_check "info --help" bash -c "'$SHUNT' info --help | grep -q 'usage: shunt info'"
 tap_check "bench refuses a bad option value" bash -c "'$SHUNT' bench -q 0 '$URI' 2>/dev/null; test \$? = 2"
