@@ -15,7 +15,10 @@ struct export;
 struct datapath {
   const char *name;
   /* Execute r (already validated; WRITE payload already in r->buf).  Must
-   * end with request_finish() or request_reply_status(), possibly later. */
+   * end with request_finish() or request_reply_status(), possibly later.
+   * On a path without alloc_buffer, a small WRITE's r->buf may lie in the
+   * connection's receive buffer (conn.c executes it in place): read it,
+   * never write to it nor use it after the request ends. */
   void (*execute)(struct request *r);
   /* Optional: the buffer for a READ's data or a WRITE's payload (len bytes),
    * e.g. from a registered arena; NULL means out of memory.  When absent,

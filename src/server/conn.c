@@ -1,9 +1,11 @@
 /* conn.c: a client connection's state machine.  Bytes arrive by io_uring recv
- * into a bounded receive buffer (or, for a WRITE payload, straight into the
- * request's buffer); handshake bytes go to proto/handshake.c, requests to
+ * into a bounded receive buffer (or, for a large WRITE payload, straight into
+ * the request's buffer); handshake bytes go to proto/handshake.c, requests to
  * proto/request.c and then the export's data path; replies leave through the
- * connection's send queue.  Memory per connection is bounded: the receive
- * buffer, plus at most max_inflight bytes of requests (reading pauses above). */
+ * connection's send queue.  A small WRITE is executed from the receive buffer
+ * itself ("Receive buffers" below).  Memory per connection is bounded: the
+ * receive buffer and its spares, plus at most max_inflight bytes of requests
+ * and of retired receive buffers (reading pauses above). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,7 +26,14 @@
 #include "server/tls.h"
 #include "server/worker.h"
 
+/* Receive buffers: recvs fill a buffer up to RX_CAP (the handshake's and
+ * TLS's whole buffer); behind that, RX_UNIT_MAX more bytes are reserved so
+ * that a request which started before RX_CAP can always complete in place. */
 #define RX_CAP           (PROTO_HS_MAX_UNIT + 4096)
+#define RX_SMALL_WRITE   (16u * 1024)   /* WRITEs up to this are executed in place */
+#define RX_UNIT_MAX      (32u + RX_SMALL_WRITE)   /* the largest unit waited for in place */
+#define RX_SIZE          (RX_CAP + RX_UNIT_MAX)
+#define RX_SPARES        2u             /* unpinned buffers a connection keeps for reuse */
 #define MAX_INFLIGHT_REQ 1024u
 #define RECV_MAX         (1u << 30)
 #define TLS_SEND_CHUNK   (256u * 1024)   /* plaintext encrypted per send */
@@ -36,6 +45,15 @@
 
 enum conn_phase { CONN_HANDSHAKE, CONN_TRANSMISSION };
 enum rx_state { RX_HEADER, RX_PAYLOAD, RX_DISCARD };
+
+/* A receive buffer.  Requests executed from it hold references; a buffer
+ * that still has some when the connection needs room is retired (the
+ * connection goes on in a fresh one) rather than compacted under them. */
+struct rxbuf {
+  unsigned refs;                /* requests whose payload lies in data[] */
+  bool retired;                 /* no longer the connection's: recycled at refs 0 */
+  uint8_t data[];               /* RX_SIZE bytes */
+};
 
 struct conn {
   struct worker *w;
@@ -49,8 +67,13 @@ struct conn {
   struct proto_session session;
   struct export *export;
   struct sendq sq;
-  uint8_t *rx;
+  struct rxbuf *rxb;            /* the current receive buffer */
+  uint8_t *rx;                  /* = rxb->data */
   size_t rx_start, rx_end;
+  size_t rx_need;               /* transmission: bytes from rx_start the unit there needs */
+  bool rx_waiting;              /* the unit at rx_start is a WRITE waiting for its payload in place */
+  struct rxbuf *rx_spare[RX_SPARES];
+  unsigned nspare;
   struct engine_op recv_op;
   struct engine_op pump_op;
   bool recv_busy, recv_direct, pump_scheduled, cancel_sent;
@@ -103,6 +126,79 @@ static void pump_cb(struct engine_op *op, int res, uint32_t flags)
   conn_pump(c);
 }
 
+/* ---- receive buffers ----
+ * In transmission without TLS, bytes already received are never moved: a
+ * small WRITE (write_in_place) waits until its whole payload is in the
+ * buffer and is then executed from there, the buffer pinned until the
+ * request is freed; parsing goes on behind it.  Recvs fill the buffer up to
+ * RX_CAP, except that a unit (a request header, or a small WRITE with its
+ * payload) that started before RX_CAP gets exactly its missing bytes, in
+ * the reserve behind RX_CAP.  Once the buffer is used up, it is reused from
+ * its start if nothing is pinned, or else retired, counted against
+ * max_inflight until its last request is freed, and the connection goes on
+ * in a spare or new buffer.  So a small WRITE costs two copies per byte:
+ * recv(2) into the buffer and the backend write. */
+
+static struct rxbuf *rx_alloc(struct conn *c)
+{
+  struct rxbuf *b = c->nspare ? c->rx_spare[--c->nspare] : malloc(sizeof *b + RX_SIZE);
+  if (b) {
+    b->refs = 0;
+    b->retired = false;
+  }
+  return b;
+}
+
+static void rx_recycle(struct conn *c, struct rxbuf *b)
+{
+  if (c->nspare < RX_SPARES)
+    c->rx_spare[c->nspare++] = b;
+  else
+    free(b);
+}
+
+/* A request executed from b is freed. */
+static void rx_unpin(struct conn *c, struct rxbuf *b)
+{
+  if (--b->refs || !b->retired)
+    return;
+  c->inflight_bytes -= RX_SIZE;
+  rx_recycle(c, b);
+}
+
+/* Before a transmission recv: start over in this buffer or a fresh one when
+ * everything in it is consumed and too little room is left.  Returns 0, or
+ * -errno with the connection dead. */
+static int rx_make_room(struct conn *c)
+{
+  struct rxbuf *b;
+
+  if (c->rx_start < c->rx_end) {
+    if (c->rx_start + c->rx_need <= RX_SIZE)
+      return 0;   /* the unit completes in place (always: see above) */
+    log_msg(LOG_ERROR, c->peer, export_name(c), "receive buffer full: disconnecting");
+    c->dead = true;
+    return -ENOSPC;
+  }
+  if (c->rxb->refs == 0) {
+    c->rx_start = c->rx_end = 0;
+    return 0;
+  }
+  if (c->rx_end + RX_UNIT_MAX <= RX_CAP)
+    return 0;   /* room for more behind the pinned requests */
+  if (!(b = rx_alloc(c))) {
+    log_msg(LOG_ERROR, c->peer, export_name(c), "out of memory for a receive buffer: disconnecting");
+    c->dead = true;
+    return -ENOMEM;
+  }
+  c->rxb->retired = true;
+  c->inflight_bytes += RX_SIZE;   /* until its last request is freed (rx_unpin) */
+  c->rxb = b;
+  c->rx = b->data;
+  c->rx_start = c->rx_end = 0;
+  return 0;
+}
+
 /* ---- requests (the API in request.h) ---- */
 
 static struct request *request_new(struct conn *c, const struct proto_request *hdr, size_t cost)
@@ -132,7 +228,9 @@ static void request_free(struct request *r)
 
   if (r->hdr.type == NBD_CMD_READ || r->hdr.type == NBD_CMD_WRITE)
     dp_stats_account(&r->export->stats, &r->times, r->hdr.type == NBD_CMD_WRITE);
-  if (r->buf_from_datapath)
+  if (r->rx_pin)
+    rx_unpin(c, r->rx_pin);
+  else if (r->buf_from_datapath)
     c->dp->free_buffer(r, r->buf);
   else
     free(r->buf);
@@ -368,6 +466,17 @@ static size_t request_cost(const struct proto_request *h, uint32_t err)
   return cost;
 }
 
+/* A WRITE executed straight from the receive buffer: small enough to wait
+ * for its whole payload there, a data path that takes any buffer (direct
+ * writes from its arena), and one that would not start writing before the
+ * payload is complete anyway (at most one chunk; larger ones still stream).
+ * Not under TLS, whose decryption compacts the receive buffer. */
+static bool write_in_place(const struct conn *c, const struct proto_request *h)
+{
+  return !c->tls && !c->dp->alloc_buffer && h->type == NBD_CMD_WRITE && h->length > 0
+         && h->length <= RX_SMALL_WRITE && (!c->dp->payload_progress || h->length <= c->export->chunk);
+}
+
 /* A READ/WRITE buffer: from the data path when it provides them. */
 static void *request_buffer(struct request *r, size_t len)
 {
@@ -427,26 +536,40 @@ static void process_transmission(struct conn *c)
       c->dp->execute(r);
       continue;
     }
-    if (c->stopping) {
-      c->closing = true;   /* shutdown: no new requests */
+    if (c->stopping && !c->rx_waiting) {
+      c->closing = true;   /* shutdown: no new requests (one whose payload is arriving completes) */
       return;
     }
     n = proto_request_decode(s, c->rx + c->rx_start, avail, &hdr);
-    if (n == 0)
+    if (n == 0) {
+      c->rx_need = proto_request_header_size(s);
       return;
+    }
     if (n < 0) {
       log_msg(LOG_WARN, c->peer, export_name(c), "protocol violation (bad request magic or oversized payload): disconnecting");
       c->dead = true;
       return;
     }
     err = proto_request_check(s, &hdr, &act);
-    size_t cost = request_cost(&hdr, err);
+    bool in_place = !err && act == PROTO_PAYLOAD_RECEIVE && write_in_place(c, &hdr);
+    if (in_place && avail - (size_t)n < hdr.length) {
+      if (c->rx_start + (size_t)n + hdr.length <= RX_SIZE) {
+        c->rx_need = (size_t)n + hdr.length;   /* arm_recv receives the rest behind it */
+        c->rx_waiting = true;
+        return;
+      }
+      in_place = false;   /* not expected (see "receive buffers"); the copy is still correct */
+    }
+    /* In place, the payload's memory is the receive buffer's (charged
+     * against max_inflight once retired with requests in it). */
+    size_t cost = in_place ? sizeof(struct request) : request_cost(&hdr, err);
     if (c->inflight_reqs > 0 && (c->inflight_bytes + cost > c->w->srv->cfg->max_inflight
                                  || c->inflight_reqs >= MAX_INFLIGHT_REQ)) {
       c->paused = true;   /* resumes when a request is freed */
       return;
     }
     c->rx_start += (size_t)n;
+    c->rx_waiting = false;
     if (hdr.type == NBD_CMD_DISC) {
       log_msg(LOG_DEBUG, c->peer, export_name(c), "client sent NBD_CMD_DISC");
       c->closing = true;
@@ -457,6 +580,18 @@ static void process_transmission(struct conn *c)
       log_msg(LOG_ERROR, c->peer, export_name(c), "out of memory: disconnecting");
       c->dead = true;
       return;
+    }
+    if (in_place) {
+      r->buf = c->rx + c->rx_start;
+      r->rx_pin = c->rxb;
+      c->rxb->refs++;
+      c->rx_start += hdr.length;
+      /* recv(2) into the receive buffer; the backend write is the second
+       * (and last) copy. */
+      stat_add(&c->export->stats.copied_write, hdr.length);
+      dp_times_net(&r->times);
+      c->dp->execute(r);
+      continue;
     }
     if (!err && (hdr.type == NBD_CMD_WRITE || (hdr.type == NBD_CMD_READ && !c->dp->own_read_buffers))
         && hdr.length && !(r->buf = request_buffer(r, hdr.length))) {
@@ -524,7 +659,7 @@ static void arm_recv(struct conn *c)
 
   if (c->recv_busy || c->eof || c->closing || c->dead || c->paused)
     return;
-  if (c->stopping && (c->phase == CONN_HANDSHAKE || c->rx_state == RX_HEADER))
+  if (c->stopping && (c->phase == CONN_HANDSHAKE || (c->rx_state == RX_HEADER && !c->rx_waiting)))
     return;
   if (c->starttls_pending)
     return;   /* the next bytes are TLS: they wait for the session */
@@ -548,6 +683,22 @@ static void arm_recv(struct conn *c)
     buf = (char *)c->rx_req->buf + c->rx_got;
     len = need > RECV_MAX ? RECV_MAX : (size_t)need;
     c->recv_direct = true;
+  } else if (c->phase == CONN_TRANSMISSION) {
+    /* Up to RX_CAP, or further to the end of the unit begun before it. */
+    size_t end;
+    if (rx_make_room(c) < 0)
+      return;
+    end = c->rx_start < c->rx_end ? c->rx_start + c->rx_need : 0;
+    if (end < RX_CAP)
+      end = RX_CAP;
+    if (end <= c->rx_end) {   /* cannot happen: rx_need said more was needed */
+      log_msg(LOG_ERROR, c->peer, export_name(c), "receive buffer full: disconnecting");
+      c->dead = true;
+      return;
+    }
+    buf = c->rx + c->rx_end;
+    len = end - c->rx_end;
+    c->recv_direct = false;
   } else {
     if (c->rx_start > 0) {
       memmove(c->rx, c->rx + c->rx_start, c->rx_end - c->rx_start);
@@ -812,7 +963,9 @@ static void conn_destroy(struct conn *c)
   if (c->wfd != c->rfd)
     close(c->wfd);
   free(c->hs);
-  free(c->rx);
+  free(c->rxb);   /* no request holds it or a retired one: none is in flight */
+  while (c->nspare)
+    free(c->rx_spare[--c->nspare]);
   free(c->access);
   tls_conn_free(c->tls);
   if (c->prev)
@@ -882,7 +1035,7 @@ void conn_stop(struct conn *c)
   c->stopping = true;
   if (c->phase == CONN_HANDSHAKE)
     c->closing = true;
-  else if (c->rx_state == RX_HEADER)
+  else if (c->rx_state == RX_HEADER && !c->rx_waiting)
     c->closing = true;
   conn_schedule(c);
 }
@@ -917,12 +1070,13 @@ int conn_start(struct worker *w, int rfd, int wfd, const char *peer)
   struct stat st;
 
   if (c) {
-    c->rx = malloc(RX_CAP);
+    c->rxb = rx_alloc(c);
+    c->rx = c->rxb ? c->rxb->data : NULL;
     c->hs = malloc(sizeof *c->hs);
     c->access = calloc(w->srv->exports.n ? w->srv->exports.n : 1, 1);
   }
   if (!c || !c->rx || !c->hs || !c->access || proto_hs_greeting(&greet) < 0) {
-    if (c) { free(c->rx); free(c->hs); free(c->access); }
+    if (c) { free(c->rxb); free(c->hs); free(c->access); }
     free(c);
     proto_buf_free(&greet);
     close(rfd);

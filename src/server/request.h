@@ -19,6 +19,7 @@
 struct conn;
 struct export;
 struct request;
+struct rxbuf;
 
 /* One piece of a reply: an encoded header plus an optional data iovec. */
 struct reply_item {
@@ -40,6 +41,8 @@ struct request {
   void *buf;                           /* payload buffer: WRITE data, READ data, BLOCK_STATUS reply */
   size_t buflen;
   bool buf_from_datapath;              /* buf came from datapath->alloc_buffer */
+  struct rxbuf *rx_pin;                /* conn.c: a small WRITE's buf lies in this receive buffer,
+                                        * which stays put until the request is freed */
   size_t cost;                         /* bytes counted against the connection's in-flight cap */
   struct bio bio;                      /* the main backend operation */
   struct reply_item status_item;       /* always available, for status and error replies */

@@ -8,7 +8,9 @@
 # > 0 for copy, and 1 per byte for mmap's page-cached reads (the kernel's
 # copy), whose cold reads go the splice way; a tiny arena, and too few pipes, under many concurrent large
 # reads stay correct and count waits/fallbacks; the chunk policy (cold reads
-# split, page-cached ones on splice one chunk: dp_chunks.py).
+# split, page-cached ones on splice one chunk: dp_chunks.py); pipelined small
+# writes from several connections read back as written and, except on
+# direct, count 2 copies per byte (dp_smallwrites.py).
 . "$(dirname "$0")/../lib.sh"
 here=$(cd "$(dirname "$0")" && pwd)
 PY=/usr/bin/python3
@@ -124,6 +126,29 @@ print(b["bytes_by_path"]["copy"]-a["bytes_by_path"]["copy"], b["server_copied_re
       tap_fail "$dp: 64 concurrent 4 KiB reads"
     fi
   fi
+  # Small WRITEs (up to 16 KiB), pipelined from 3 connections, reads among
+  # them: every byte reads back as written.  On copy, splice and mmap their
+  # payload is written straight from the receive buffer: 2 CPU copies per
+  # byte (recv, then write(2)), no memcpy; direct receives into the arena.
+  cp "$T/st-$dp.json" "$T/st-$dp-before.json"
+  relay "$PY" "$here/dp_smallwrites.py" "$uri" "$img" --span $((8 << 20)) --seed $RANDOM --label "$dp: small writes"
+  if dump_stats "$T/st-$dp.json"; then
+    read -r dw dc dm <<<"$(delta "$T/st-$dp-before.json" "$T/st-$dp.json" bytes_written server_copied_write_bytes memcpy_bytes)"
+    if [ "$dp" = direct ]; then
+      echo "# direct: small writes: $dw bytes written, $dc copies counted, $dm of them memcpy"
+    else
+      [ "$dw" -gt 0 ] && [ "$dc" -eq $((2 * dw)) ] && [ "$dm" -eq 0 ] \
+        && tap_ok "$dp: small writes counted as 2 CPU copies per byte, none a memcpy ($dw bytes, $dc copies)" \
+        || tap_fail "$dp: small writes: $dw bytes written, $dc copies counted (want $((2 * dw))), $dm memcpy (want 0)"
+    fi
+  else
+    tap_fail "$dp: stats after the small writes"
+  fi
+  # Large writes (streamed chunk by chunk on splice and mmap) in the same
+  # pipelines as small ones.
+  relay "$PY" "$here/dp_smallwrites.py" "$uri" "$img" --span $((8 << 20)) --conns 2 --qd 8 --rounds 20 \
+    --big 200000 --seed $RANDOM --label "$dp: small and 200000-byte writes"
+  dump_stats "$T/st-$dp.json" || tap_fail "$dp: stats after the mixed writes"
   # mmap: a read of pages not in the page cache goes the splice way (nothing
   # faults in the event loop); read again, it is hot: the mapping.  (The
   # never-read hole, with simple replies: pages the server's sends already
