@@ -312,7 +312,8 @@ struct shunt_stats {
   uint64_t receive_calls;     /* system calls that read replies (readv, splice),
                                  including ones that found nothing: a simple
                                  read reply costs about one, its payload and
-                                 the next reply's header arriving together */
+                                 the next reply's header arriving together, and
+                                 a short read ends a round without another */
 };
 void shunt_get_stats(const struct shunt_handle *h, struct shunt_stats *out);
 /* Shorthand for shunt_get_stats().payload_bytes_copied. */

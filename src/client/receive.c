@@ -14,6 +14,7 @@
 #include <sys/ioctl.h>
 
 #include "client/client.h"
+#include "client/tls.h"
 #include "proto/nbd-protocol.h"
 
 static void set_error(struct sh_req *r, int err, const char *msg, size_t msglen)
@@ -409,7 +410,7 @@ int sh_conn_receive(struct shunt_handle *h, struct sh_conn *c, const char **why)
     ssize_t n;
     struct iovec v[66];
     int k = 0;
-    size_t main_len = 0;
+    size_t main_len = 0, asked = 0;
     struct lookahead la = { 0, false };
     size_t hmin = nbd_reply_min_header(h->neg.extended);
     if (c->rs == RS_HDR) {
@@ -420,6 +421,7 @@ int sh_conn_receive(struct shunt_handle *h, struct sh_conn *c, const char **why)
         v[k++] = (struct iovec){ c->mbuf, la.meta };
       if (la.hdr)
         v[k++] = (struct iovec){ c->labuf, hmin };
+      asked = main_len + la.meta + (la.hdr ? hmin : 0);
       n = sh_transport_readv(&c->t, v, k);
     } else if (c->rs == RS_META) {
       v[k++] = (struct iovec){ c->mbuf + c->mgot, c->mneed - c->mgot };
@@ -430,12 +432,14 @@ int sh_conn_receive(struct shunt_handle *h, struct sh_conn *c, const char **why)
                c->rep.type != NBD_REPLY_TYPE_BLOCK_STATUS_EXT;
       if (la.hdr)
         v[k++] = (struct iovec){ c->labuf, hmin };
+      asked = main_len + (la.hdr ? hmin : 0);
       n = sh_transport_readv(&c->t, v, k);
     } else if (c->rs == RS_BS_DESC) {
       size_t ds = nbd_bs_desc_size(c->bs_ext);
       size_t room = sizeof c->mbuf / ds * ds;
       size_t want = c->left < room ? (size_t)c->left : room;
       struct iovec bv = { c->mbuf + c->mgot, want - c->mgot };
+      asked = bv.iov_len;
       n = sh_transport_readv(&c->t, &bv, 1);
     } else if (h->opt.copy_reads) {
       n = receive_by_copy(h, c);
@@ -466,6 +470,7 @@ int sh_conn_receive(struct shunt_handle *h, struct sh_conn *c, const char **why)
         v[k++] = (struct iovec){ c->labuf, hmin };
         la.hdr = true;
       }
+      asked = main_len + (la.hdr ? hmin : 0);
       n = sh_transport_readv(&c->t, v, k);
     }
     h->stats.receive_calls++;
@@ -480,6 +485,10 @@ int sh_conn_receive(struct shunt_handle *h, struct sh_conn *c, const char **why)
       *why = "server closed the connection";
       return -ECONNRESET;
     }
+    /* A plain socket's readv returns less than asked only when its receive
+     * queue is empty: the readv that would say EAGAIN is skipped (poll() says
+     * when more comes).  Not over TLS: the library may hold decrypted bytes. */
+    bool drained = (size_t)n < asked && !sh_tls_active(c->t.tls);
     size_t extra = 0;
     if ((size_t)n > main_len && (la.meta || la.hdr)) {
       extra = (size_t)n - main_len;
@@ -488,7 +497,7 @@ int sh_conn_receive(struct shunt_handle *h, struct sh_conn *c, const char **why)
     int r = consume(h, c, (size_t)n, why);
     if (r == 0 && extra)
       r = consume_lookahead(h, c, la, extra, why);
-    if (r < 0)
+    if (r < 0 || drained)
       return r;
   }
 }
