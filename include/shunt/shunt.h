@@ -309,6 +309,11 @@ struct shunt_stats {
   uint64_t chunks;            /* structured reply chunks received */
   uint64_t reconnects;        /* successful reconnects */
   uint64_t retried;           /* requests resent after a reconnect */
+  uint64_t receive_calls;     /* system calls that read replies (readv, splice),
+                                 including ones that found nothing: a simple
+                                 read reply costs about one, its payload and
+                                 the next reply's header arriving together, and
+                                 a short read ends a round without another */
 };
 void shunt_get_stats(const struct shunt_handle *h, struct shunt_stats *out);
 /* Shorthand for shunt_get_stats().payload_bytes_copied. */

@@ -72,6 +72,7 @@ struct sh_conn {
   enum sh_rstate rs;
   unsigned char hbuf[32];
   size_t hgot, hneed;
+  unsigned char labuf[32];   /* the next reply header, read ahead (receive.c) */
   struct nbd_reply rep;
   struct sh_req *cur;
   uint64_t left;             /* RS_DATA/RS_BS_DESC: payload bytes still to read */

@@ -3,7 +3,9 @@
  * read into a library buffer); read payload goes by readv straight into the
  * slice of the caller's iovecs that the chunk's offset names, in any order;
  * for shunt_aio_pread_pipe() the in-order part is spliced into the caller's
- * pipe instead. */
+ * pipe instead.  One readv may also take what the stream must hold next (see
+ * enum lookahead), so a simple read reply costs one system call. */
+#include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -12,6 +14,7 @@
 #include <sys/ioctl.h>
 
 #include "client/client.h"
+#include "client/tls.h"
 #include "proto/nbd-protocol.h"
 
 static void set_error(struct sh_req *r, int err, const char *msg, size_t msglen)
@@ -290,22 +293,154 @@ static ssize_t receive_to_pipe(struct sh_conn *c, struct sh_req *q)
   return -e;
 }
 
+/* What one readv may take beyond the current item, so that a reply costs one
+ * system call rather than two or four.  Only bytes the stream must hold next
+ * are asked for, so nothing past them is ever read into a library buffer:
+ * after a chunk ends comes a reply header, at least its minimum size (into
+ * labuf, then moved to hbuf); once the first 16 bytes of a structured (not
+ * extended) header name the chunk's type, its last 4 bytes are followed by the
+ * fixed-size payload of an OFFSET_DATA (8-byte offset) or OFFSET_HOLE (offset
+ * and length, 12 bytes, ending the chunk) into mbuf.  A chunk whose length
+ * does not match its type drops the connection anyway. */
+struct lookahead {
+  size_t meta;               /* bytes into mbuf (0: none) */
+  bool hdr;                  /* then the next reply header into labuf */
+};
+/* Account n bytes that arrived for the current state; returns 0 or -EPROTO. */
+static int consume(struct shunt_handle *h, struct sh_conn *c, size_t n, const char **why)
+{
+  switch (c->rs) {
+  case RS_HDR: {
+    c->hgot += n;
+    if (c->hgot < c->hneed)
+      return 0;
+    size_t need;
+    int d = nbd_reply_decode(c->hbuf, c->hgot, h->neg.extended, h->neg.structured, &c->rep, &need);
+    if (d < 0) {
+      *why = "bad reply magic";
+      return -EPROTO;
+    }
+    if (d == 1) {
+      c->hneed = need;
+      return 0;
+    }
+    return header_done(h, c, why);
+  }
+  case RS_META:
+    c->mgot += n;
+    return c->mgot == c->mneed ? meta_done(h, c, why) : 0;
+  case RS_BS_DESC: {
+    size_t ds = nbd_bs_desc_size(c->bs_ext);
+    size_t room = sizeof c->mbuf / ds * ds;
+    size_t want = c->left < room ? (size_t)c->left : room;
+    c->mgot += n;
+    if (c->mgot < want)
+      return 0;
+    int r = bs_batch(h, c, want, why);
+    c->left -= want;
+    c->mgot = 0;
+    if (r == 0 && c->left == 0)
+      r = chunk_done(h, c, why);
+    return r;
+  }
+  case RS_DATA:
+    c->data_rel += n;
+    c->left -= n;
+    return c->left == 0 ? chunk_done(h, c, why) : 0;
+  }
+  return 0;
+}
+
+/* The first 16 bytes of a structured (not extended) header are in: what the
+ * readv of its last bytes may also take. */
+static struct lookahead header_lookahead(const struct shunt_handle *h, const struct sh_conn *c)
+{
+  struct lookahead la = { 0, false };
+  uint32_t magic;
+  uint16_t type;
+  if (h->neg.extended || c->hgot < 8 || c->hneed != sizeof(struct nbd_structured_reply))
+    return la;
+  memcpy(&magic, c->hbuf, 4);
+  memcpy(&type, c->hbuf + 6, 2);
+  if (be32toh(magic) != NBD_STRUCTURED_REPLY_MAGIC)
+    return la;
+  switch (be16toh(type)) {
+  case NBD_REPLY_TYPE_OFFSET_DATA:
+    la.meta = sizeof(struct nbd_chunk_offset_data);
+    break;
+  case NBD_REPLY_TYPE_OFFSET_HOLE:
+    la.meta = sizeof(struct nbd_chunk_offset_hole);
+    la.hdr = true;
+    break;
+  case NBD_REPLY_TYPE_NONE:
+    la.hdr = true;
+    break;
+  }
+  return la;
+}
+
+/* Hand the extra bytes a readv took past the current item to the states that
+ * follow (see struct lookahead); they must be the ones that were expected. */
+static int consume_lookahead(struct shunt_handle *h, struct sh_conn *c, struct lookahead la,
+                             size_t extra, const char **why)
+{
+  if (la.meta && extra) {
+    size_t m = extra < la.meta ? extra : la.meta;
+    if (c->rs != RS_META || c->mgot != 0 || c->mneed != la.meta)
+      goto misfit;
+    int r = consume(h, c, m, why);
+    if (r < 0)
+      return r;
+    extra -= m;
+  }
+  if (!extra)
+    return 0;
+  if (!la.hdr || c->rs != RS_HDR || c->hgot != 0 || extra > c->hneed)
+    goto misfit;
+  memcpy(c->hbuf, c->labuf, extra);
+  return consume(h, c, extra, why);
+misfit:
+  *why = "reply bytes read ahead do not fit the reply";
+  return -EPROTO;
+}
+
 int sh_conn_receive(struct shunt_handle *h, struct sh_conn *c, const char **why)
 {
   for (;;) {
     ssize_t n;
+    struct iovec v[66];
+    int k = 0;
+    size_t main_len = 0, asked = 0;
+    struct lookahead la = { 0, false };
+    size_t hmin = nbd_reply_min_header(h->neg.extended);
     if (c->rs == RS_HDR) {
-      struct iovec v = { c->hbuf + c->hgot, c->hneed - c->hgot };
-      n = sh_transport_readv(&c->t, &v, 1);
+      v[k++] = (struct iovec){ c->hbuf + c->hgot, c->hneed - c->hgot };
+      main_len = c->hneed - c->hgot;
+      la = header_lookahead(h, c);
+      if (la.meta)
+        v[k++] = (struct iovec){ c->mbuf, la.meta };
+      if (la.hdr)
+        v[k++] = (struct iovec){ c->labuf, hmin };
+      asked = main_len + la.meta + (la.hdr ? hmin : 0);
+      n = sh_transport_readv(&c->t, v, k);
     } else if (c->rs == RS_META) {
-      struct iovec v = { c->mbuf + c->mgot, c->mneed - c->mgot };
-      n = sh_transport_readv(&c->t, &v, 1);
+      v[k++] = (struct iovec){ c->mbuf + c->mgot, c->mneed - c->mgot };
+      main_len = c->mneed - c->mgot;
+      /* A hole or error chunk ends with this payload. */
+      la.hdr = c->rep.type != NBD_REPLY_TYPE_OFFSET_DATA &&
+               c->rep.type != NBD_REPLY_TYPE_BLOCK_STATUS &&
+               c->rep.type != NBD_REPLY_TYPE_BLOCK_STATUS_EXT;
+      if (la.hdr)
+        v[k++] = (struct iovec){ c->labuf, hmin };
+      asked = main_len + (la.hdr ? hmin : 0);
+      n = sh_transport_readv(&c->t, v, k);
     } else if (c->rs == RS_BS_DESC) {
       size_t ds = nbd_bs_desc_size(c->bs_ext);
       size_t room = sizeof c->mbuf / ds * ds;
       size_t want = c->left < room ? (size_t)c->left : room;
-      struct iovec v = { c->mbuf + c->mgot, want - c->mgot };
-      n = sh_transport_readv(&c->t, &v, 1);
+      struct iovec bv = { c->mbuf + c->mgot, want - c->mgot };
+      asked = bv.iov_len;
+      n = sh_transport_readv(&c->t, &bv, 1);
     } else if (h->opt.copy_reads) {
       n = receive_by_copy(h, c);
     } else {
@@ -315,6 +450,7 @@ int sh_conn_receive(struct shunt_handle *h, struct sh_conn *c, const char **why)
         uint64_t front = q->pipe_from + q->pipe_len;
         if (c->data_rel == front) {
           n = receive_to_pipe(c, q);
+          h->stats.receive_calls++;
           if (n == -EMSGSIZE)
             continue; /* the pipe is full: the rest goes to the iovecs */
           goto got;
@@ -326,10 +462,18 @@ int sh_conn_receive(struct shunt_handle *h, struct sh_conn *c, const char **why)
         else if (c->data_rel >= q->pipe_from && front - c->data_rel < want)
           want = front - c->data_rel; /* resent after a reconnect: already piped */
       }
-      struct iovec v[64];
-      int k = sh_iov_slice(q->iov, q->iovcnt, c->data_rel, want, v, 64);
+      k = sh_iov_slice(q->iov, q->iovcnt, c->data_rel, want, v, 64);
+      for (int i = 0; i < k; i++)
+        main_len += v[i].iov_len;
+      if (main_len == c->left) {
+        /* The chunk ends in this read: the next reply header may come with it. */
+        v[k++] = (struct iovec){ c->labuf, hmin };
+        la.hdr = true;
+      }
+      asked = main_len + (la.hdr ? hmin : 0);
       n = sh_transport_readv(&c->t, v, k);
     }
+    h->stats.receive_calls++;
   got:
     if (n == -EAGAIN || n == -EWOULDBLOCK)
       return 0;
@@ -341,52 +485,19 @@ int sh_conn_receive(struct shunt_handle *h, struct sh_conn *c, const char **why)
       *why = "server closed the connection";
       return -ECONNRESET;
     }
-    int r = 0;
-    switch (c->rs) {
-    case RS_HDR: {
-      c->hgot += (size_t)n;
-      if (c->hgot < c->hneed)
-        break;
-      size_t need;
-      int d = nbd_reply_decode(c->hbuf, c->hgot, h->neg.extended, h->neg.structured, &c->rep, &need);
-      if (d < 0) {
-        *why = "bad reply magic";
-        return -EPROTO;
-      }
-      if (d == 1) {
-        c->hneed = need;
-        break;
-      }
-      r = header_done(h, c, why);
-      break;
+    /* A plain socket's readv returns less than asked only when its receive
+     * queue is empty: the readv that would say EAGAIN is skipped (poll() says
+     * when more comes).  Not over TLS: the library may hold decrypted bytes. */
+    bool drained = (size_t)n < asked && !sh_tls_active(c->t.tls);
+    size_t extra = 0;
+    if ((size_t)n > main_len && (la.meta || la.hdr)) {
+      extra = (size_t)n - main_len;
+      n = (ssize_t)main_len;
     }
-    case RS_META:
-      c->mgot += (size_t)n;
-      if (c->mgot == c->mneed)
-        r = meta_done(h, c, why);
-      break;
-    case RS_BS_DESC: {
-      size_t ds = nbd_bs_desc_size(c->bs_ext);
-      size_t room = sizeof c->mbuf / ds * ds;
-      size_t want = c->left < room ? (size_t)c->left : room;
-      c->mgot += (size_t)n;
-      if (c->mgot < want)
-        break;
-      r = bs_batch(h, c, want, why);
-      c->left -= want;
-      c->mgot = 0;
-      if (r == 0 && c->left == 0)
-        r = chunk_done(h, c, why);
-      break;
-    }
-    case RS_DATA:
-      c->data_rel += (uint64_t)n;
-      c->left -= (uint64_t)n;
-      if (c->left == 0)
-        r = chunk_done(h, c, why);
-      break;
-    }
-    if (r < 0)
+    int r = consume(h, c, (size_t)n, why);
+    if (r == 0 && extra)
+      r = consume_lookahead(h, c, la, extra, why);
+    if (r < 0 || drained)
       return r;
   }
 }

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
@@ -93,7 +94,12 @@ struct fake {
   int stall_ms;              /* ... wait this long before the greeting, */
   _Atomic int stalling;      /* ... counted here while they wait */
   int hangup_from;           /* nonzero: connections from this index on are closed at once */
+  bool simple_only;          /* refuse structured replies (and extended headers) */
 };
+
+/* Nonzero: every reply byte is sent in pieces of 1 to 23 bytes with pauses, so
+ * the client sees headers and payloads cut anywhere (a seed). */
+static _Atomic unsigned trickle;
 
 struct conn_arg {
   struct fake *f;
@@ -119,8 +125,16 @@ static int rd(int fd, void *b, size_t n)
 static int wr(int fd, const void *b, size_t n)
 {
   const char *p = b;
+  unsigned seed = trickle;
   while (n) {
-    ssize_t r = send(fd, p, n, MSG_NOSIGNAL);
+    size_t piece = n;
+    if (seed) {
+      piece = 1 + (size_t)rand_r(&seed) % 23;
+      piece = piece < n ? piece : n;
+      trickle = seed;
+      usleep(20);
+    }
+    ssize_t r = send(fd, p, piece, MSG_NOSIGNAL);
     if (r <= 0)
       return -1;
     p += r;
@@ -346,6 +360,8 @@ static void serve_one(struct fake *f, int fd)
       break;
     }
     if (f->old_server) {
+      opt_reply(fd, opt, NBD_REP_ERR_UNSUP, NULL, 0);
+    } else if (f->simple_only && (opt == NBD_OPT_EXTENDED_HEADERS || opt == NBD_OPT_STRUCTURED_REPLY)) {
       opt_reply(fd, opt, NBD_REP_ERR_UNSUP, NULL, 0);
     } else if (opt == NBD_OPT_EXTENDED_HEADERS) {
       ext = sr = f->extended_ok;
@@ -899,10 +915,86 @@ static void reconnect_threads(void)
   stop(f);
 }
 
+/* 16 reads of 4 KiB at once; their replies are all in the socket before the
+ * client reads any (unless trickling).  Returns the receive calls they took,
+ * or -1 if a read failed or returned the wrong bytes. */
+static long burst_reads(struct shunt_handle *h, struct fake *f, uint64_t *chunks)
+{
+  enum { N = 16, BS = 4096 };
+  static unsigned char buf[N][BS];
+  struct async_ctx a = { 0 };
+  struct shunt_stats st0, st1;
+  memset(buf, 0xee, sizeof buf);
+  shunt_get_stats(h, &st0);
+  for (int i = 0; i < N; i++) {
+    struct iovec v = { buf[i], BS };
+    if (shunt_aio_pread(h, &v, 1, (uint64_t)(i * 3 + 1) * BS + 17, 0, on_done, &a) < 0)
+      return -1;
+  }
+  struct pollfd pfd[4];
+  unsigned n = shunt_pollfds(h, pfd, 4); /* sends the requests */
+  (void)n;
+  int fd = shunt_connection_fd(h, 0), avail = 0;
+  size_t want = (size_t)N * (sizeof(struct nbd_simple_reply) + BS);
+  /* Let every reply arrive: at least the simple replies' size, then no more
+   * bytes for 20 ms (structured replies are longer). */
+  for (int t = 0, still = 0, last = -1; !trickle && t < 5000 && still < 20; t++) {
+    usleep(1000);
+    if (ioctl(fd, FIONREAD, &avail) < 0)
+      return -1;
+    still = (size_t)avail >= want && avail == last ? still + 1 : 0;
+    last = avail;
+  }
+  while (a.done < N)
+    if (shunt_poll(h, 5000) < 0)
+      return -1;
+  shunt_get_stats(h, &st1);
+  for (int i = 0; i < N; i++)
+    if (memcmp(buf[i], f->disk + (uint64_t)(i * 3 + 1) * BS + 17, BS))
+      return -1;
+  *chunks = st1.chunks - st0.chunks;
+  return a.errors ? -1 : (long)(st1.receive_calls - st0.receive_calls);
+}
+
+/* How replies are received: a simple read reply's payload and the next reply's
+ * header arrive in one readv, as do a structured header's end and its
+ * OFFSET_DATA offset; correct when the stream is cut anywhere. */
+static void receive_calls_suite(void)
+{
+  for (int simple = 1; simple >= 0; simple--) {
+    const char *m = simple ? "simple replies" : "structured replies";
+    struct fake *f = start(false, 0);
+    f->simple_only = simple;
+    struct shunt_handle *h;
+    ok(connect_to(f, &h, NULL) == 0 && shunt_get_info(h)->structured == !simple,
+       "receive calls: %s: connect", m);
+    uint64_t chunks = 0;
+    long calls = burst_reads(h, f, &chunks);
+    /* One per simple reply plus the first header (the last read comes up
+     * short, so none is spent finding the socket empty).  Before: two per
+     * simple reply (header, payload), four per data chunk (16 header bytes,
+     * the other 4, the offset, the payload), plus one that found nothing. */
+    if (simple)
+      ok(calls >= 16 && calls <= 16 + 1,
+         "receive calls: %s: 16 replies waiting took %ld receive calls (at most 17)", m, calls);
+    else
+      ok(calls > 0 && chunks > 16 && (uint64_t)calls <= 2 * chunks + 2,
+         "receive calls: %s: %llu chunks waiting took %ld receive calls (at most 2 a chunk)", m,
+         (unsigned long long)chunks, calls);
+    trickle = simple ? 12345 : 777;
+    calls = burst_reads(h, f, &chunks);
+    trickle = 0;
+    ok(calls > 0, "receive calls: %s: replies cut into 1-23 byte pieces still read right", m);
+    shunt_close(h);
+    stop(f);
+  }
+}
+
 int main(void)
 {
   run_suite(false);
   run_suite(true);
+  receive_calls_suite();
   overlap_suite();
   reconnect_threads();
 
