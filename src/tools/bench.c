@@ -254,7 +254,8 @@ static void report(struct bench *b, const char *uri, double secs, unsigned conns
            "  \"seconds\": %.3f,\n  \"ops\": %llu,\n  \"reads\": %llu,\n  \"writes\": %llu,\n"
            "  \"errors\": %llu,\n  \"verify_errors\": %llu,\n  \"unverified_reads\": %llu,\n"
            "  \"reconnects\": %llu,\n  \"retried\": %llu,\n"
-           "  \"payload_bytes_copied\": %llu,\n  \"cpu_seconds\": %.3f,\n"
+           "  \"payload_bytes_copied\": %llu,\n  \"receive_calls\": %llu,\n"
+           "  \"cpu_seconds\": %.3f,\n"
            "  \"cpu_seconds_per_gib\": %.3f,\n"
            "  \"iops\": %.1f,\n  \"mib_per_second\": %.2f,\n",
            b->random ? "rand" : "seq", (unsigned long long)b->bs, b->qd, conns,
@@ -263,7 +264,8 @@ static void report(struct bench *b, const char *uri, double secs, unsigned conns
            (unsigned long long)b->reads, (unsigned long long)b->writes,
            (unsigned long long)b->errors, (unsigned long long)b->verify_errors,
            (unsigned long long)b->unverified, (unsigned long long)st.reconnects,
-           (unsigned long long)st.retried, (unsigned long long)st.payload_bytes_copied, cpu,
+           (unsigned long long)st.retried, (unsigned long long)st.payload_bytes_copied,
+           (unsigned long long)st.receive_calls, cpu,
            gib > 0 ? cpu / gib : 0, iops, mibs);
     const struct { const char *name; struct lat *l; } L[] = {
       { "latency_us", &all }, { "read_latency_us", &b->lat_r }, { "write_latency_us", &b->lat_w },

@@ -54,7 +54,7 @@ for mode in "extended:" "structured:--no-extended"; do
     python3 -c '
 import json,sys
 d=json.load(open(sys.argv[1]))
-sys.exit(not (d[\"replies\"]==sys.argv[2] and d[\"reads\"]>0 and d[\"errors\"]==0))' '$T/e.json' $want"
+sys.exit(not (d[\"replies\"]==sys.argv[2] and d[\"reads\"]>0 and d[\"errors\"]==0 and 0<d[\"receive_calls\"]<=2*d[\"reads\"]+8))' '$T/e.json' $want"
 done
 stop_shunt
 tap_check "bench --help" bash -c "'$SHUNT' bench --help | grep -q 'usage: shunt bench'"
