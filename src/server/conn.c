@@ -166,6 +166,14 @@ static void rx_unpin(struct conn *c, struct rxbuf *b)
   rx_recycle(c, b);
 }
 
+/* The receive buffer has no room for a unit it must hold: disconnect. */
+static int rx_full(struct conn *c)
+{
+  log_msg(LOG_ERROR, c->peer, export_name(c), "receive buffer full: disconnecting");
+  c->dead = true;
+  return -ENOSPC;
+}
+
 /* Before a transmission recv: start over in this buffer or a fresh one when
  * everything in it is consumed and too little room is left.  Returns 0, or
  * -errno with the connection dead. */
@@ -176,9 +184,7 @@ static int rx_make_room(struct conn *c)
   if (c->rx_start < c->rx_end) {
     if (c->rx_start + c->rx_need <= RX_SIZE)
       return 0;   /* the unit completes in place (always: see above) */
-    log_msg(LOG_ERROR, c->peer, export_name(c), "receive buffer full: disconnecting");
-    c->dead = true;
-    return -ENOSPC;
+    return rx_full(c);
   }
   if (c->rxb->refs == 0) {
     c->rx_start = c->rx_end = 0;
@@ -692,8 +698,7 @@ static void arm_recv(struct conn *c)
     if (end < RX_CAP)
       end = RX_CAP;
     if (end <= c->rx_end) {   /* cannot happen: rx_need said more was needed */
-      log_msg(LOG_ERROR, c->peer, export_name(c), "receive buffer full: disconnecting");
-      c->dead = true;
+      rx_full(c);
       return;
     }
     buf = c->rx + c->rx_end;
@@ -706,9 +711,7 @@ static void arm_recv(struct conn *c)
       c->rx_start = 0;
     }
     if (c->rx_end == RX_CAP) {
-      /* Cannot happen: every unit we wait for fits; treat as a violation. */
-      log_msg(LOG_ERROR, c->peer, export_name(c), "receive buffer full: disconnecting");
-      c->dead = true;
+      rx_full(c);   /* cannot happen: every unit we wait for fits */
       return;
     }
     buf = c->rx + c->rx_end;
