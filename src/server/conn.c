@@ -67,8 +67,7 @@ struct conn {
   struct proto_session session;
   struct export *export;
   struct sendq sq;
-  struct rxbuf *rxb;            /* the current receive buffer */
-  uint8_t *rx;                  /* = rxb->data */
+  struct rxbuf *rxb;            /* the current receive buffer (bytes in rxb->data) */
   size_t rx_start, rx_end;
   size_t rx_need;               /* transmission: bytes from rx_start the unit there needs */
   bool rx_waiting;              /* the unit at rx_start is a WRITE waiting for its payload in place */
@@ -200,7 +199,6 @@ static int rx_make_room(struct conn *c)
   c->rxb->retired = true;
   c->inflight_bytes += RX_SIZE;   /* until its last request is freed (rx_unpin) */
   c->rxb = b;
-  c->rx = b->data;
   c->rx_start = c->rx_end = 0;
   return 0;
 }
@@ -416,7 +414,7 @@ static void process_handshake(struct conn *c)
 {
   struct proto_buf out = { 0 };
   size_t used = 0;
-  int st = proto_hs_input(c->hs, c->rx + c->rx_start, c->rx_end - c->rx_start, &used, &out);
+  int st = proto_hs_input(c->hs, c->rxb->data + c->rx_start, c->rx_end - c->rx_start, &used, &out);
 
   c->rx_start += used;
   if (out.len && send_copy(c, out.data, out.len) < 0)
@@ -525,7 +523,7 @@ static void process_transmission(struct conn *c)
       r = c->rx_req;
       uint64_t need = r->hdr.length - c->rx_got;
       size_t k = avail < need ? avail : (size_t)need;
-      memcpy((char *)r->buf + c->rx_got, c->rx + c->rx_start, k);
+      memcpy((char *)r->buf + c->rx_got, c->rxb->data + c->rx_start, k);
       stat_add(&c->export->stats.memcpy_bytes, k);
       stat_add(&c->export->stats.copied_write, k);
       c->rx_start += k;
@@ -546,7 +544,7 @@ static void process_transmission(struct conn *c)
       c->closing = true;   /* shutdown: no new requests (one whose payload is arriving completes) */
       return;
     }
-    n = proto_request_decode(s, c->rx + c->rx_start, avail, &hdr);
+    n = proto_request_decode(s, c->rxb->data + c->rx_start, avail, &hdr);
     if (n == 0) {
       c->rx_need = proto_request_header_size(s);
       return;
@@ -588,7 +586,7 @@ static void process_transmission(struct conn *c)
       return;
     }
     if (in_place) {
-      r->buf = c->rx + c->rx_start;
+      r->buf = c->rxb->data + c->rx_start;
       r->rx_pin = c->rxb;
       c->rxb->refs++;
       c->rx_start += hdr.length;
@@ -701,12 +699,12 @@ static void arm_recv(struct conn *c)
       rx_full(c);
       return;
     }
-    buf = c->rx + c->rx_end;
+    buf = c->rxb->data + c->rx_end;
     len = end - c->rx_end;
     c->recv_direct = false;
   } else {
     if (c->rx_start > 0) {
-      memmove(c->rx, c->rx + c->rx_start, c->rx_end - c->rx_start);
+      memmove(c->rxb->data, c->rxb->data + c->rx_start, c->rx_end - c->rx_start);
       c->rx_end -= c->rx_start;
       c->rx_start = 0;
     }
@@ -714,7 +712,7 @@ static void arm_recv(struct conn *c)
       rx_full(c);   /* cannot happen: every unit we wait for fits */
       return;
     }
-    buf = c->rx + c->rx_end;
+    buf = c->rxb->data + c->rx_end;
     len = RX_CAP - c->rx_end;
     c->recv_direct = false;
   }
@@ -836,7 +834,7 @@ static void tls_begin(struct conn *c)
     c->dead = true;
     return;
   }
-  if (c->rx_end > c->rx_start && tls_in_put(c->tls, c->rx + c->rx_start, c->rx_end - c->rx_start) < 0) {
+  if (c->rx_end > c->rx_start && tls_in_put(c->tls, c->rxb->data + c->rx_start, c->rx_end - c->rx_start) < 0) {
     c->dead = true;
     return;
   }
@@ -886,12 +884,12 @@ static size_t tls_fill_rx(struct conn *c)
   size_t got = 0;
 
   if (c->rx_start > 0) {
-    memmove(c->rx, c->rx + c->rx_start, c->rx_end - c->rx_start);
+    memmove(c->rxb->data, c->rxb->data + c->rx_start, c->rx_end - c->rx_start);
     c->rx_end -= c->rx_start;
     c->rx_start = 0;
   }
   while (c->rx_end < RX_CAP && !c->dead) {
-    ssize_t n = tls_conn_read(c->tls, c->rx + c->rx_end, RX_CAP - c->rx_end);
+    ssize_t n = tls_conn_read(c->tls, c->rxb->data + c->rx_end, RX_CAP - c->rx_end);
     if (n > 0) {
       c->rx_end += (size_t)n;
       got += (size_t)n;
@@ -1074,11 +1072,10 @@ int conn_start(struct worker *w, int rfd, int wfd, const char *peer)
 
   if (c) {
     c->rxb = rx_alloc(c);
-    c->rx = c->rxb ? c->rxb->data : NULL;
     c->hs = malloc(sizeof *c->hs);
     c->access = calloc(w->srv->exports.n ? w->srv->exports.n : 1, 1);
   }
-  if (!c || !c->rx || !c->hs || !c->access || proto_hs_greeting(&greet) < 0) {
+  if (!c || !c->rxb || !c->hs || !c->access || proto_hs_greeting(&greet) < 0) {
     if (c) { free(c->rxb); free(c->hs); free(c->access); }
     free(c);
     proto_buf_free(&greet);
