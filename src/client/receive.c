@@ -4,7 +4,7 @@
  * slice of the caller's iovecs that the chunk's offset names, in any order;
  * for shunt_aio_pread_pipe() the in-order part is spliced into the caller's
  * pipe instead.  One readv may also take what the stream must hold next (see
- * enum lookahead), so a simple read reply costs one system call. */
+ * struct lookahead), so a simple read reply costs one system call. */
 #include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -306,6 +306,14 @@ struct lookahead {
   size_t meta;               /* bytes into mbuf (0: none) */
   bool hdr;                  /* then the next reply header into labuf */
 };
+/* RS_BS_DESC: the bytes of the batch of whole descriptors being read into mbuf. */
+static size_t bs_want(const struct sh_conn *c)
+{
+  size_t ds = nbd_bs_desc_size(c->bs_ext);
+  size_t room = sizeof c->mbuf / ds * ds;
+  return c->left < room ? (size_t)c->left : room;
+}
+
 /* Account n bytes that arrived for the current state; returns 0 or -EPROTO. */
 static int consume(struct shunt_handle *h, struct sh_conn *c, size_t n, const char **why)
 {
@@ -330,9 +338,7 @@ static int consume(struct shunt_handle *h, struct sh_conn *c, size_t n, const ch
     c->mgot += n;
     return c->mgot == c->mneed ? meta_done(h, c, why) : 0;
   case RS_BS_DESC: {
-    size_t ds = nbd_bs_desc_size(c->bs_ext);
-    size_t room = sizeof c->mbuf / ds * ds;
-    size_t want = c->left < room ? (size_t)c->left : room;
+    size_t want = bs_want(c);
     c->mgot += n;
     if (c->mgot < want)
       return 0;
@@ -435,10 +441,7 @@ int sh_conn_receive(struct shunt_handle *h, struct sh_conn *c, const char **why)
       asked = main_len + (la.hdr ? hmin : 0);
       n = sh_transport_readv(&c->t, v, k);
     } else if (c->rs == RS_BS_DESC) {
-      size_t ds = nbd_bs_desc_size(c->bs_ext);
-      size_t room = sizeof c->mbuf / ds * ds;
-      size_t want = c->left < room ? (size_t)c->left : room;
-      struct iovec bv = { c->mbuf + c->mgot, want - c->mgot };
+      struct iovec bv = { c->mbuf + c->mgot, bs_want(c) - c->mgot };
       asked = bv.iov_len;
       n = sh_transport_readv(&c->t, &bv, 1);
     } else if (h->opt.copy_reads) {
