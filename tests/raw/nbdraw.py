@@ -204,6 +204,13 @@ class Client:
         """Send one request (extended if negotiated, unless compact=True).
         With extended headers and a payload, PAYLOAD_LEN is set and length is
         the payload's. Returns the cookie."""
+        data, cookie = self.encode_request(cmd, offset, length, payload, flags, cookie, compact)
+        self.send(data)
+        return cookie
+
+    def encode_request(self, cmd, offset=0, length=0, payload=b"", flags=0, cookie=None,
+                       compact=None):
+        """The bytes request() would send (header + payload), and the cookie."""
         if cookie is None:
             self.cookie += 1
             cookie = self.cookie
@@ -217,15 +224,16 @@ class Client:
             if payload:
                 length = len(payload)
             hdr = struct.pack(">IHHQQI", NBD_REQUEST_MAGIC, flags, cmd, cookie, offset, length)
-        self.send(hdr + payload)
-        return cookie
+        return hdr + payload, cookie
 
     def recv_reply(self, read_len=None, max_payload=64 << 20):
         """One reply message. read_len: payload length of a simple read reply
-        (only the caller knows it)."""
+        (only the caller knows it), or a function of the reply's cookie giving it."""
         magic = struct.unpack(">I", self.recv_exact(4))[0]
         if magic == NBD_SIMPLE_REPLY_MAGIC:
             err, cookie = struct.unpack(">IQ", self.recv_exact(12))
+            if callable(read_len):
+                read_len = read_len(cookie)
             if read_len and not err and read_len > max_payload:
                 raise ValueError("simple read reply of %d bytes: refusing to buffer it" % read_len)
             payload = self.recv_exact(read_len) if (read_len and not err) else b""

@@ -49,20 +49,6 @@ def client(mode):
     return c
 
 
-def encode(c, cmd, offset, length=0, payload=b"", flags=0):
-    """The bytes of one request (as Client.request would send them), and its cookie."""
-    c.cookie += 1
-    if c.extended:
-        if payload:
-            flags |= NBD_CMD_FLAG_PAYLOAD_LEN
-            length = len(payload)
-        hdr = struct.pack(">IHHQQQ", NBD_EXTENDED_REQUEST_MAGIC, flags, cmd, c.cookie, offset, length)
-    else:
-        length = len(payload) if payload else length
-        hdr = struct.pack(">IHHQQI", NBD_REQUEST_MAGIC, flags, cmd, c.cookie, offset, length)
-    return hdr + payload, c.cookie
-
-
 def send_in_pieces(c, stream):
     pos = 0
     while pos < len(stream):
@@ -75,21 +61,10 @@ def send_in_pieces(c, stream):
 
 def recv_any(c, pending):
     """One reply message; a simple read reply's length comes from its request."""
-    magic = struct.unpack(">I", c.recv_exact(4))[0]
-    if magic != NBD_SIMPLE_REPLY_MAGIC:
-        hdr = c.recv_exact(16 if magic == NBD_STRUCTURED_REPLY_MAGIC else 28)
-        if magic == NBD_STRUCTURED_REPLY_MAGIC:
-            flags, rtype, cookie, n = struct.unpack(">HHQI", hdr)
-            return nbdraw.Reply("structured", cookie, flags=flags, rtype=rtype, payload=c.recv_exact(n))
-        if magic == NBD_EXTENDED_REPLY_MAGIC:
-            flags, rtype, cookie, off, n = struct.unpack(">HHQQQ", hdr)
-            return nbdraw.Reply("extended", cookie, flags=flags, rtype=rtype, offset=off,
-                                payload=c.recv_exact(n))
-        raise ValueError("bad reply magic %#x" % magic)
-    err, cookie = struct.unpack(">IQ", c.recv_exact(12))
-    e = pending.get(cookie)
-    payload = c.recv_exact(e[2]) if e and e[0] == "r" and not err else b""
-    return nbdraw.Reply("simple", cookie, error=err, payload=payload)
+    def read_len(cookie):
+        e = pending.get(cookie)
+        return e[2] if e and e[0] == "r" else None
+    return c.recv_reply(read_len=read_len)
 
 
 def pipeline(mode):
@@ -102,19 +77,19 @@ def pipeline(mode):
         if k % 6 == 5:                # a read of a slot nobody writes here
             off = s * SLOT + rnd.randrange(0, 4096)
             n = rnd.choice([1, 4096, 5000])
-            req, ck = encode(c, NBD_CMD_READ, off, n)
+            req, ck = c.encode_request(NBD_CMD_READ, off, n)
             expect[ck] = ("r", off, n)
         else:
             n = rnd.choice([1, 511, 4096, 4096, 4096, 9000, 16384, 16385, 70000])
             off = s * SLOT + rnd.choice([0, 512, rnd.randrange(0, SLOT - n)])
             data = bytes(rnd.getrandbits(8) for _ in range(n)) if n < 64 else os.urandom(n)
             flags = NBD_CMD_FLAG_FUA if rnd.random() < 0.2 else 0
-            req, ck = encode(c, NBD_CMD_WRITE, off, payload=data, flags=flags)
+            req, ck = c.encode_request(NBD_CMD_WRITE, off, payload=data, flags=flags)
             expect[ck] = ("w", off, n)
             written.append((off, data))
         stream += req
         if k == 40:
-            req, ck = encode(c, NBD_CMD_FLUSH, 0)
+            req, ck = c.encode_request(NBD_CMD_FLUSH, 0)
             expect[ck] = ("f",)
             stream += req
     sender = threading.Thread(target=send_in_pieces, args=(c, bytes(stream)))
@@ -161,8 +136,8 @@ def hang_up(mode, what, rst):
     off = rnd.randrange(0, SPAN // CHUNK - 1) * CHUNK + rnd.randrange(0, (CHUNK - n) // 4096 + 1) * 4096
     data = os.urandom(n)
     first = os.urandom(512)
-    full, _ = encode(c, NBD_CMD_WRITE, off + n, payload=first)
-    req, _ = encode(c, NBD_CMD_WRITE, off, payload=data)
+    full, _ = c.encode_request(NBD_CMD_WRITE, off + n, payload=first)
+    req, _ = c.encode_request(NBD_CMD_WRITE, off, payload=data)
     hlen = len(req) - n
     cut = {"half a header": hlen // 2, "the header": hlen, "half the payload": hlen + n // 2,
            "all but one byte": len(req) - 1}[what]
@@ -185,7 +160,7 @@ def sigterm_mid_payload():
     c = client("structured")
     off = 7 << 20
     data = os.urandom(4096)
-    req, ck = encode(c, NBD_CMD_WRITE, off, payload=data)
+    req, ck = c.encode_request(NBD_CMD_WRITE, off, payload=data)
     c.send(req[:len(req) - 2000])
     time.sleep(0.3)
     os.kill(pid, signal.SIGTERM)
