@@ -42,7 +42,9 @@ struct backend_ops {
   /* Start io on engine e. */
   void (*submit)(struct backend *b, struct engine *e, struct bio *io);
   /* Describe allocation from offset on: fills up to max extents (at least
-   * one on success), covering at most length bytes.  May block briefly
+   * one on success), covering at most length bytes; a range past the end
+   * of a file that shrank under the export is not described (-EIO when
+   * that leaves nothing), so that reads of it fail.  May block briefly
    * (lseek); see docs/design.md.  NULL when the backend cannot tell. */
   int (*extents)(struct backend *b, uint64_t offset, uint64_t length,
                  struct proto_extent *ext, size_t max, size_t *n);
