@@ -1,8 +1,9 @@
 /* test_backend.c: both backends through a real io_uring engine: writes read
  * back, trim and zero leave zeroes and holes (extents), FUA and flush work,
- * fast zero answers at once, the memory backend's walks cost what is
- * allocated (a 16 TiB export) and its cap gives ENOSPC, and the send queue
- * delivers everything in order across short sends. */
+ * fast zero answers at once, a file that shrinks under the backend gives EIO
+ * past its new end, the memory backend's walks cost what is allocated (a
+ * 16 TiB export) and its cap gives ENOSPC, and the send queue delivers
+ * everything in order across short sends. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -256,6 +257,35 @@ static void memory_model(void)
   backend_close(b);
 }
 
+/* The file shrinks under the backend (someone truncates the image): what is
+ * past the new end is gone, not zeroes: reads fail with EIO, extents stop at
+ * the new end. */
+static void file_shrunk(const char *path)
+{
+  struct proto_extent ext[16];
+  struct backend *b;
+  char err[256];
+  uint8_t *buf = malloc(1 << 20);
+  size_t n = 0;
+
+  memset(buf, 0x33, 1 << 20);
+  ok(backend_open("file", path, false, &b, err, sizeof err) == 0 && b->size == 8 << 20, "shrunk: 8 MiB file opens");
+  ok(run_bio(b, BIO_WRITE, 0, buf, 0, 1 << 20) == 0 && run_bio(b, BIO_WRITE, 0, buf, 6 << 20, 1 << 20) == 0,
+     "shrunk: data at 0 and at 6 MiB");
+  ok(truncate(path, 3 << 20) == 0, "shrunk: the file is truncated to 3 MiB under the backend");
+  ok(run_bio(b, BIO_READ, 0, buf, 6 << 20, 64 << 10) == -EIO, "shrunk: a read past the new end: EIO");
+  ok(run_bio(b, BIO_READ, 0, buf, (3 << 20) - 4096, 8192) == -EIO, "shrunk: a read across the new end: EIO");
+  ok(run_bio(b, BIO_READ, 0, buf, 0, 4096) == 0 && buf[0] == 0x33, "shrunk: below the new end reads");
+  uint64_t sum = 0;
+  int r = b->ops->extents(b, 0, 8 << 20, ext, 16, &n);
+  for (size_t i = 0; i < n; i++) sum += ext[i].length;
+  ok(r == 0 && sum == 3 << 20 && ext[0].flags == 0 && ext[n - 1].flags == (NBD_STATE_HOLE | NBD_STATE_ZERO),
+     "shrunk: extents describe up to the new end only (%llu bytes in %zu)", (unsigned long long)sum, n);
+  ok(b->ops->extents(b, 5 << 20, 1 << 20, ext, 16, &n) == -EIO, "shrunk: extents past the new end: EIO");
+  backend_close(b);
+  free(buf);
+}
+
 /* ---- send queue ---- */
 struct item { struct sendq_item sq; int *sent; };
 static void item_done(struct sendq_item *it, int err) { if (!err) ++*((struct item *)it)->sent; }
@@ -283,6 +313,7 @@ int main(void)
   backend_close(b);
   ok(backend_open("file", path, true, &b, err, sizeof err) == 0 && b->read_only && !b->can_trim, "read-only file backend");
   backend_close(b);
+  file_shrunk(path);
   unlink(path);
   ok(backend_open("file", "/nonexistent/x", false, &b, err, sizeof err) == -ENOENT && strstr(err, "/nonexistent/x"),
      "missing file: ENOENT, message names it");
