@@ -69,13 +69,14 @@ tap_check "server still running" shunt_alive
 stop_shunt
 
 # The process may use 1 GiB (address space): a 16T export with
-# allow-overcommit caps its pages at half of that by default.  ASan reserves
+# allow-overcommit caps its pages at half of that by default (two workers:
+# thread stacks and arenas stay small).  ASan reserves
 # terabytes of address space: no ulimit -v there.
 if grep -qa __asan_init "$SHUNT"; then
   tap_skip "memory limited by ulimit -v" "ASan build"
 else
   PORT=$(free_port)
-  (ulimit -v $((1 << 20)); exec "$SHUNT" serve --listen "127.0.0.1:$PORT" big=16T,backend=memory,allow-overcommit) \
+  (ulimit -v $((1 << 20)); exec "$SHUNT" serve --threads 2 --listen "127.0.0.1:$PORT" big=16T,backend=memory,allow-overcommit) \
     >>"$T/shunt.log" 2>&1 &
   SHUNT_PID=$!; _cleanup_pids+=("$SHUNT_PID")
   if wait_port "$PORT" 10; then
