@@ -17,7 +17,7 @@ tap_ok "a 16T memory export starts with allow-overcommit"
 tap_check "... logs its cap" grep -q "writes beyond 64.0 MiB of pages fail with ENOSPC" "$T/shunt.log"
 tap_relay timeout 60 /usr/bin/python3 "$top/tests/raw/mem_sparse.py" "$PORT" big
 tap_check "server still running" shunt_alive
-stop_shunt
+tap_check "server stops cleanly" stop_shunt
 
 P=$(free_port)
 timeout 20 "$SHUNT" serve --listen "127.0.0.1:$P" big=16T,backend=memory >"$T/refused.log" 2>&1
@@ -66,7 +66,7 @@ export -f cap_check
 start_shunt capped=1G,backend=memory,max-memory=8M || { tap_fail "max-memory=8M export starts"; tap_done; exit 1; }
 tap_relay timeout 60 bash -c 'cap_check "$@"' cap_check "nbd://127.0.0.1:$PORT/capped" 8
 tap_check "server still running" shunt_alive
-stop_shunt
+tap_check "server stops cleanly" stop_shunt
 
 # The process may use 1 GiB (address space): a 16T export with
 # allow-overcommit caps its pages at half of that by default (two workers:
@@ -83,9 +83,10 @@ else
     tap_check "ulimit -v 1G: default cap half of it" grep -q "writes beyond 512.0 MiB of pages" "$T/shunt.log"
     tap_relay timeout 120 bash -c 'cap_check "$@"' cap_check "nbd://127.0.0.1:$PORT/big" 512
     tap_check "server still running" shunt_alive
-    stop_shunt
+    tap_check "server stops cleanly" stop_shunt
   else
     tap_fail "server starts under ulimit -v 1G"
   fi
 fi
+tap_check "no sanitizer report in the log" bash -c "! grep -E \"ERROR: AddressSanitizer|runtime error|LeakSanitizer\" \"$T/shunt.log\""
 tap_done
