@@ -1,5 +1,6 @@
 /* backend.c: choosing a backend by name and the helpers every backend shares. */
 #include <errno.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -9,10 +10,22 @@
 int backend_open(const char *kind, const char *path, bool read_only,
                  struct backend **out, char *err, size_t errlen)
 {
-  if (!kind || !strcmp(kind, "file"))
+  return backend_open_opts(kind, path, read_only, NULL, out, err, errlen);
+}
+
+int backend_open_opts(const char *kind, const char *path, bool read_only,
+                      const struct backend_options *o, struct backend **out,
+                      char *err, size_t errlen)
+{
+  if (!kind || !strcmp(kind, "file")) {
+    if (o && (o->allow_overcommit || o->max_memory)) {
+      snprintf(err, errlen, "allow-overcommit and max-memory are options of backend=memory");
+      return -EINVAL;
+    }
     return backend_file_open(path, read_only, out, err, errlen);
+  }
   if (!strcmp(kind, "memory"))
-    return backend_memory_open(path, read_only, out, err, errlen);
+    return backend_memory_open(path, read_only, o, out, err, errlen);
   snprintf(err, errlen, "unknown backend '%s' (file, memory)", kind);
   return -EINVAL;
 }

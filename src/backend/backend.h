@@ -42,7 +42,9 @@ struct backend_ops {
   /* Start io on engine e. */
   void (*submit)(struct backend *b, struct engine *e, struct bio *io);
   /* Describe allocation from offset on: fills up to max extents (at least
-   * one on success), covering at most length bytes.  May block briefly
+   * one on success), covering at most length bytes; a range past the end
+   * of a file that shrank under the export is not described (-EIO when
+   * that leaves nothing), so that reads of it fail.  May block briefly
    * (lseek); see docs/design.md.  NULL when the backend cannot tell. */
   int (*extents)(struct backend *b, uint64_t offset, uint64_t length,
                  struct proto_extent *ext, size_t max, size_t *n);
@@ -61,10 +63,25 @@ struct backend {
   void *priv;
 };
 
+/* Options of one backend kind (the export options that name them). */
+struct backend_options {
+  /* memory: serve a size larger than backend_memory_limit() ("allow-overcommit") */
+  bool allow_overcommit;
+  /* memory: the most bytes of pages it may allocate, 0 for the default: the
+   * size, but half of backend_memory_limit() with allow_overcommit ("max-memory") */
+  uint64_t max_memory;
+};
+
 /* Open a backend of the given kind ("file" or "memory") on path (for memory:
  * a size such as 64M).  On failure returns -errno and writes a message to err. */
 int backend_open(const char *kind, const char *path, bool read_only,
                  struct backend **out, char *err, size_t errlen);
+
+/* backend_open with options (o may be NULL: the defaults).  Options of
+ * another kind than the one opened are refused (-EINVAL). */
+int backend_open_opts(const char *kind, const char *path, bool read_only,
+                      const struct backend_options *o, struct backend **out,
+                      char *err, size_t errlen);
 
 /* Close and free. */
 void backend_close(struct backend *b);
@@ -77,6 +94,22 @@ void backend_complete_later(struct bio *io, int res);
 
 /* The per-kind constructors, called by backend_open. */
 int backend_file_open(const char *path, bool read_only, struct backend **out, char *err, size_t errlen);
-int backend_memory_open(const char *size, bool read_only, struct backend **out, char *err, size_t errlen);
+int backend_memory_open(const char *size, bool read_only, const struct backend_options *o,
+                        struct backend **out, char *err, size_t errlen);
+
+/* The memory this process may use: physical RAM, lowered by RLIMIT_AS,
+ * RLIMIT_DATA and the cgroup's memory.max when those are set. */
+uint64_t backend_memory_limit(void);
+
+/* What a memory backend holds. */
+struct backend_memory_stats {
+  uint64_t bytes;         /* in pages */
+  uint64_t max_bytes;     /* the cap on bytes (writes beyond: ENOSPC) */
+  uint64_t table_bytes;   /* the page table's own nodes */
+  uint64_t walk_steps;    /* page table nodes visited by range walks so far */
+};
+
+/* Fill st for a memory backend; -EINVAL for another kind. */
+int backend_memory_stats(struct backend *b, struct backend_memory_stats *st);
 
 #endif

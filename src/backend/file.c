@@ -98,12 +98,13 @@ static void file_cb(struct engine_op *op, int res, uint32_t flags)
     if (res < 0)
       break;
     if (res == 0) {
-      /* Past the end of a file that shrank under us: reads as zeroes. */
-      memset((char *)io->buf + io->progress, 0, io->length - io->progress);
-      io->progress = io->length;
-    } else {
-      io->progress += (unsigned)res;
+      /* Past the end of a file that shrank under us: those bytes are gone,
+       * an I/O error (as the splice, direct and mmap paths say too), not
+       * zeroes the client would take for data. */
+      res = -EIO;
+      break;
     }
+    io->progress += (unsigned)res;
     if (io->progress < io->length) {
       file_step(io);
       return;
@@ -268,6 +269,7 @@ static int file_extents(struct backend *b, uint64_t offset, uint64_t length,
   struct file_priv *p = b->priv;
   uint64_t pos = offset, end = offset + length, stop, gen;
   size_t k = 0;
+  bool gone = false;   /* pos is past the end of the file as it is now */
 
   if (end > b->size)
     end = b->size;
@@ -290,6 +292,22 @@ static int file_extents(struct backend *b, uint64_t offset, uint64_t length,
     uint32_t flags;
     if (data < 0 && errno != ENXIO)
       return -errno;
+    if (data < 0) {
+      /* No data from pos on: a hole up to the end of the file, or pos is past
+       * the end of a file that shrank under us.  What is past the end is not
+       * a hole: stop there, so that a read of it fails (EIO) on every data
+       * path instead of going out as zeroes. */
+      struct stat st;
+      if (fstat(b->fd, &st) < 0)
+        return -errno;
+      if (S_ISREG(st.st_mode) && (uint64_t)st.st_size < end) {
+        if ((uint64_t)st.st_size <= pos) {
+          gone = true;
+          break;
+        }
+        end = (uint64_t)st.st_size;
+      }
+    }
     if (data < 0 || (uint64_t)data > pos) {
       stop = data < 0 ? end : (uint64_t)data;
       flags = NBD_STATE_HOLE | NBD_STATE_ZERO;
@@ -317,7 +335,7 @@ static int file_extents(struct backend *b, uint64_t offset, uint64_t length,
     pos = stop;
   }
   *n = k;
-  return k ? 0 : -EINVAL;
+  return k ? 0 : gone ? -EIO : -EINVAL;
 }
 
 static int file_flush_sync(struct backend *b)

@@ -1,88 +1,116 @@
 /* memory.c: the `memory` backend: a sparse RAM disk for tests.  Pages of 4 KiB
- * are allocated on first write; trimmed or zeroed whole pages are freed, so
- * holes read as zeroes and show up in base:allocation.  Shared by every
- * connection and worker: a rwlock keeps page frees away from readers. */
+ * are allocated on first write, in a radix tree (pagetable.c) whose walks cost
+ * what is allocated, not the export's size; trimmed or zeroed whole pages are
+ * freed (also for WRITE_ZEROES with NO_HOLE: an absent page reads as zeroes
+ * just as a page of zeroes does, and reserves nothing either), so holes read
+ * as zeroes and show up in base:allocation.
+ * The pages may never take more than max_memory bytes: a write that needs
+ * more fails with ENOSPC, so the process keeps the memory it needs to go on
+ * serving (an exhausted heap refuses every new connection).  An export larger
+ * than the memory the process may use needs allow_overcommit.
+ * Shared by every connection and worker: a rwlock keeps page frees away from
+ * readers. */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "backend/backend.h"
+#include "backend/pagetable.h"
 #include "common/parse.h"
+#include "common/units.h"
 #include "proto/nbd-protocol.h"
 
 #define PAGE      4096u
-#define L2_PAGES  512u                       /* pages per second-level table (2 MiB) */
-#define MAX_SIZE  (UINT64_C(1) << 44)        /* 16 TiB: the first-level table stays small */
+#define MAX_SIZE  (UINT64_C(1) << 44)        /* 16 TiB */
 
 struct mem_priv {
   pthread_rwlock_t lock;
-  uint8_t ***l1;          /* l1[i][j]: page (i * L2_PAGES + j), or NULL for a hole */
-  uint64_t nl1;
+  struct pagetable pt;
+  uint64_t max_pages;     /* the cap on pt.pages */
 };
-
-static uint8_t *page_get(struct mem_priv *m, uint64_t pg)
-{
-  uint8_t **l2 = m->l1[pg / L2_PAGES];
-  return l2 ? l2[pg % L2_PAGES] : NULL;
-}
-
-/* Allocate page pg if absent (caller holds the write lock). */
-static uint8_t *page_alloc(struct mem_priv *m, uint64_t pg)
-{
-  uint8_t ***slot = &m->l1[pg / L2_PAGES];
-  if (!*slot && !(*slot = calloc(L2_PAGES, sizeof **slot)))
-    return NULL;
-  uint8_t **p = &(*slot)[pg % L2_PAGES];
-  if (!*p)
-    *p = calloc(1, PAGE);
-  return *p;
-}
-
-static void page_free(struct mem_priv *m, uint64_t pg)
-{
-  uint8_t **l2 = m->l1[pg / L2_PAGES];
-  if (l2) {
-    free(l2[pg % L2_PAGES]);
-    l2[pg % L2_PAGES] = NULL;
-  }
-}
 
 static void mem_read(struct mem_priv *m, uint8_t *buf, uint64_t off, uint64_t len)
 {
   while (len) {
     uint64_t pg = off / PAGE, in = off % PAGE, n = PAGE - in;
     if (n > len) n = len;
-    const uint8_t *p = page_get(m, pg);
+    const uint8_t *p = pt_get(&m->pt, pg);
     if (p) memcpy(buf, p + in, n);
     else memset(buf, 0, n);
     buf += n; off += n; len -= n;
   }
 }
 
-/* Write (src) or zero (src NULL) a range; frees pages that become wholly
- * zero when may_free.  Caller holds the write lock. */
-static int mem_write(struct mem_priv *m, const uint8_t *src, uint64_t off, uint64_t len, bool may_free)
+/* Page pg, allocated if absent (caller holds the write lock): 0 and *out, or
+ * -ENOSPC at the cap, or -ENOMEM. */
+static int page_alloc(struct mem_priv *m, uint64_t pg, uint8_t **out)
+{
+  uint8_t *p = pt_get(&m->pt, pg);
+
+  if (!p) {
+    if (m->pt.pages >= m->max_pages)
+      return -ENOSPC;
+    if (!(p = calloc(1, PAGE)))
+      return -ENOMEM;
+    if (pt_set(&m->pt, pg, p) < 0) {
+      free(p);
+      return -ENOMEM;
+    }
+  }
+  *out = p;
+  return 0;
+}
+
+static int mem_write(struct mem_priv *m, const uint8_t *src, uint64_t off, uint64_t len)
 {
   while (len) {
     uint64_t pg = off / PAGE, in = off % PAGE, n = PAGE - in;
+    uint8_t *p;
+    int r;
     if (n > len) n = len;
-    if (!src && n == PAGE && may_free) {
-      page_free(m, pg);
-    } else if (!src) {
-      uint8_t *p = may_free ? page_get(m, pg) : page_alloc(m, pg);
-      if (!may_free && !p) return -ENOMEM;
-      if (p) memset(p + in, 0, n);
-    } else {
-      uint8_t *p = page_alloc(m, pg);
-      if (!p) return -ENOMEM;
-      memcpy(p + in, src, n);
-      src += n;
-    }
-    off += n; len -= n;
+    if ((r = page_alloc(m, pg, &p)) < 0)
+      return r;
+    memcpy(p + in, src, n);
+    src += n; off += n; len -= n;
   }
   return 0;
+}
+
+/* Zero part of one page: nothing to do when it is absent. */
+static void zero_part(struct mem_priv *m, uint64_t off, uint64_t len)
+{
+  uint8_t *p = pt_get(&m->pt, off / PAGE);
+  if (p)
+    memset(p + off % PAGE, 0, len);
+}
+
+/* TRIM and WRITE_ZEROES (with or without NO_HOLE): the whole pages in the
+ * range are freed in one walk, the partial ones at the ends zeroed in place.
+ * Never allocates, so it cannot fail. */
+static void mem_zero(struct mem_priv *m, uint64_t off, uint64_t len)
+{
+  uint64_t end = off + len, first = (off + PAGE - 1) / PAGE, last = end / PAGE;
+
+  if (first >= last) {   /* within one page, or across one boundary */
+    uint64_t mid = first * PAGE;
+    if (mid > off && mid < end) {
+      zero_part(m, off, mid - off);
+      zero_part(m, mid, end - mid);
+    } else {
+      zero_part(m, off, len);
+    }
+    return;
+  }
+  if (off < first * PAGE)
+    zero_part(m, off, first * PAGE - off);
+  pt_free_range(&m->pt, first, last);
+  if (end > last * PAGE)
+    zero_part(m, last * PAGE, end - last * PAGE);
 }
 
 static void mem_submit(struct backend *b, struct engine *e, struct bio *io)
@@ -99,13 +127,13 @@ static void mem_submit(struct backend *b, struct engine *e, struct bio *io)
     break;
   case BIO_WRITE:
     pthread_rwlock_wrlock(&m->lock);
-    r = mem_write(m, io->buf, io->offset, io->length, false);
+    r = mem_write(m, io->buf, io->offset, io->length);
     pthread_rwlock_unlock(&m->lock);
     break;
   case BIO_TRIM:
   case BIO_ZERO:
     pthread_rwlock_wrlock(&m->lock);
-    r = mem_write(m, NULL, io->offset, io->length, !(io->type == BIO_ZERO && (io->flags & BIO_NO_HOLE)));
+    mem_zero(m, io->offset, io->length);
     pthread_rwlock_unlock(&m->lock);
     break;
   case BIO_FLUSH:
@@ -119,24 +147,27 @@ static int mem_extents(struct backend *b, uint64_t offset, uint64_t length,
                        struct proto_extent *ext, size_t max, size_t *n)
 {
   struct mem_priv *m = b->priv;
-  uint64_t pos = offset, end = offset + length;
+  uint64_t pos = offset, end = offset + length, last;
   size_t k = 0;
 
   if (end > b->size)
     end = b->size;
+  last = (end + PAGE - 1) / PAGE;
   pthread_rwlock_rdlock(&m->lock);
-  while (pos < end) {
-    uint64_t stop = (pos / PAGE + 1) * PAGE;
-    uint32_t flags = page_get(m, pos / PAGE) ? 0 : NBD_STATE_HOLE | NBD_STATE_ZERO;
-    if (stop > end) stop = end;
-    if (k > 0 && ext[k - 1].flags == flags) {
-      ext[k - 1].length += stop - pos;
+  while (pos < end && k < max) {
+    uint64_t pg = pos / PAGE, stop;
+    uint32_t flags;
+    if (pt_get(&m->pt, pg)) {
+      stop = pt_next_hole(&m->pt, pg + 1, last) * PAGE;
+      flags = 0;
     } else {
-      if (k == max) break;
-      ext[k].length = stop - pos;
-      ext[k].flags = flags;
-      k++;
+      stop = pt_next_data(&m->pt, pg + 1, last) * PAGE;
+      flags = NBD_STATE_HOLE | NBD_STATE_ZERO;
     }
+    if (stop > end) stop = end;
+    ext[k].length = stop - pos;
+    ext[k].flags = flags;
+    k++;
     pos = stop;
   }
   pthread_rwlock_unlock(&m->lock);
@@ -153,13 +184,7 @@ static int mem_flush_sync(struct backend *b)
 static void mem_close(struct backend *b)
 {
   struct mem_priv *m = b->priv;
-  for (uint64_t i = 0; i < m->nl1; i++) {
-    if (!m->l1[i]) continue;
-    for (unsigned j = 0; j < L2_PAGES; j++)
-      free(m->l1[i][j]);
-    free(m->l1[i]);
-  }
-  free(m->l1);
+  pt_fini(&m->pt);
   pthread_rwlock_destroy(&m->lock);
   free(m);
   free(b);
@@ -173,11 +198,80 @@ static const struct backend_ops memory_ops = {
   .close = mem_close,
 };
 
-int backend_memory_open(const char *size, bool read_only, struct backend **out, char *err, size_t errlen)
+/* cgroup v2 memory.max of this process's cgroup, or UINT64_MAX. */
+static uint64_t cgroup_limit(void)
+{
+  char line[512], path[600];
+  uint64_t v = UINT64_MAX;
+  FILE *f = fopen("/proc/self/cgroup", "r");
+
+  if (!f)
+    return v;
+  while (fgets(line, sizeof line, f)) {
+    if (strncmp(line, "0::", 3))
+      continue;
+    line[strcspn(line, "\n")] = '\0';
+    snprintf(path, sizeof path, "/sys/fs/cgroup%s/memory.max", line + 3);
+    FILE *g = fopen(path, "r");
+    unsigned long long x;
+    if (g && fscanf(g, "%llu", &x) == 1)   /* "max" does not scan: no limit */
+      v = x;
+    if (g)
+      fclose(g);
+  }
+  fclose(f);
+  return v;
+}
+
+uint64_t backend_memory_limit(void)
+{
+  long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGE_SIZE);
+  uint64_t v = pages > 0 && psz > 0 ? (uint64_t)pages * (uint64_t)psz : UINT64_MAX;
+  struct rlimit rl;
+  uint64_t c = cgroup_limit();
+
+  if (getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < v)
+    v = rl.rlim_cur;
+  if (getrlimit(RLIMIT_DATA, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < v)
+    v = rl.rlim_cur;
+  return c < v ? c : v;
+}
+
+/* The cap on allocated bytes for an export of sz bytes, or 0 with a message
+ * when the options do not allow the export. */
+static uint64_t memory_cap(uint64_t sz, const struct backend_options *o, const char *size,
+                           char *err, size_t errlen)
+{
+  uint64_t limit = backend_memory_limit(), cap;
+  bool over = o && o->allow_overcommit;
+  char l[32], c[32];
+
+  units_format_bytes(limit, l, sizeof l);
+  if (sz > limit && !over) {
+    snprintf(err, errlen, "memory backend: size %s is more than the %s of memory this process may use; "
+             "add the export option allow-overcommit to serve it anyway (writes then fail with ENOSPC "
+             "beyond max-memory, by default half of that memory)", size, l);
+    return 0;
+  }
+  if (o && o->max_memory) {
+    if (o->max_memory > limit && !over) {
+      snprintf(err, errlen, "memory backend: max-memory %s is more than the %s of memory this process "
+               "may use (allow-overcommit allows it)", units_format_bytes(o->max_memory, c, sizeof c), l);
+      return 0;
+    }
+    cap = o->max_memory;
+  } else {
+    cap = sz > limit / 2 && over ? limit / 2 : sz;
+  }
+  return cap < sz ? cap : sz;
+}
+
+int backend_memory_open(const char *size, bool read_only, const struct backend_options *o,
+                        struct backend **out, char *err, size_t errlen)
 {
   struct backend *b;
   struct mem_priv *m;
-  uint64_t sz;
+  uint64_t sz, cap = 0;
 
   if (parse_size(size, &sz) < 0) {
     snprintf(err, errlen, "memory backend: '%s' is not a size (e.g. 64M)", size);
@@ -187,18 +281,18 @@ int backend_memory_open(const char *size, bool read_only, struct backend **out, 
     snprintf(err, errlen, "memory backend: size %s exceeds 16T", size);
     return -ERANGE;
   }
+  /* A read-only export allocates nothing: no cap to check. */
+  if (sz && !read_only && !(cap = memory_cap(sz, o, size, err, errlen)))
+    return -EINVAL;
   b = calloc(1, sizeof *b);
   m = calloc(1, sizeof *m);
-  if (b && m) {
-    m->nl1 = (sz + (uint64_t)PAGE * L2_PAGES - 1) / ((uint64_t)PAGE * L2_PAGES);
-    m->l1 = calloc(m->nl1 ? m->nl1 : 1, sizeof *m->l1);
-  }
-  if (!b || !m || !m->l1) {
-    if (m) free(m->l1);
+  if (!b || !m || pt_init(&m->pt, (sz + PAGE - 1) / PAGE) < 0) {
+    if (m) pt_fini(&m->pt);
     free(m); free(b);
     snprintf(err, errlen, "out of memory");
     return -ENOMEM;
   }
+  m->max_pages = sz ? cap / PAGE : 0;
   pthread_rwlock_init(&m->lock, NULL);
   b->ops = &memory_ops;
   b->priv = m;
@@ -208,5 +302,21 @@ int backend_memory_open(const char *size, bool read_only, struct backend **out, 
   b->can_flush = b->can_cache = true;
   b->can_trim = b->can_zero = b->can_fast_zero = !read_only;
   *out = b;
+  return 0;
+}
+
+int backend_memory_stats(struct backend *b, struct backend_memory_stats *st)
+{
+  struct mem_priv *m;
+
+  if (b->ops != &memory_ops)
+    return -EINVAL;
+  m = b->priv;
+  pthread_rwlock_rdlock(&m->lock);
+  st->bytes = m->pt.pages * PAGE;
+  st->max_bytes = m->max_pages * PAGE;
+  st->table_bytes = m->pt.nodes * pt_node_size;
+  st->walk_steps = atomic_load_explicit(&m->pt.steps, memory_order_relaxed);
+  pthread_rwlock_unlock(&m->lock);
   return 0;
 }

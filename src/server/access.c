@@ -10,6 +10,9 @@
 #include "common/parse.h"
 #include "server/access.h"
 
+/* The first 96 bits of an IPv4-mapped IPv6 address (::ffff:0:0/96). */
+static const uint8_t v4mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+
 static int parse_addr(struct access_rule *r, const char *spec, char *err, size_t errlen)
 {
   char buf[128];
@@ -27,20 +30,22 @@ static int parse_addr(struct access_rule *r, const char *spec, char *err, size_t
     memmove(buf, buf + 1, alen - 2);
     buf[alen - 2] = '\0';
   }
-  if (inet_pton(AF_INET, buf, r->addr) == 1) {
-    r->family = AF_INET;
+  /* One form for every rule: IPv4 as its IPv4-mapped IPv6 address
+   * (::ffff:a.b.c.d, prefix + 96), so that "10.0.0.0/8" and
+   * "::ffff:10.0.0.0/104" are the same rule, whatever the listener. */
+  if (inet_pton(AF_INET, buf, r->addr + 12) == 1) {
+    memcpy(r->addr, v4mapped, sizeof v4mapped);
     max = 32;
   } else if (inet_pton(AF_INET6, buf, r->addr) == 1) {
-    r->family = AF_INET6;
     max = 128;
   } else {
     goto bad;
   }
-  r->prefix = max;
+  r->prefix = 128;
   if (slash) {
     if (parse_uint(slash + 1, 0, max, &v) < 0)
       goto bad;
-    r->prefix = (unsigned)v;
+    r->prefix = (unsigned)v + (128 - max);
   }
   r->match = ACCESS_MATCH_ADDR;
   return 0;
@@ -118,24 +123,22 @@ static bool prefix_equal(const uint8_t *a, const uint8_t *b, unsigned bits)
   return true;
 }
 
+/* The peer in the rules' form: an IPv4 client (on an IPv4 socket) becomes
+ * ::ffff:a.b.c.d, which is how a dual-stack socket reports it, so a rule
+ * matches the same clients on either kind of listener. */
 static bool addr_matches(const struct access_rule *r, const struct sockaddr_storage *ss)
 {
-  static const uint8_t v4mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+  uint8_t a[16];
 
   if (ss->ss_family == AF_INET) {
-    const struct sockaddr_in *s4 = (const struct sockaddr_in *)ss;
-    if (r->family != AF_INET)
-      return false;
-    return prefix_equal((const uint8_t *)&s4->sin_addr, r->addr, r->prefix);
+    memcpy(a, v4mapped, sizeof v4mapped);
+    memcpy(a + 12, &((const struct sockaddr_in *)ss)->sin_addr, 4);
+  } else if (ss->ss_family == AF_INET6) {
+    memcpy(a, ((const struct sockaddr_in6 *)ss)->sin6_addr.s6_addr, 16);
+  } else {
+    return false;
   }
-  if (ss->ss_family == AF_INET6) {
-    const uint8_t *a = ((const struct sockaddr_in6 *)ss)->sin6_addr.s6_addr;
-    if (r->family == AF_INET6)
-      return prefix_equal(a, r->addr, r->prefix);
-    /* An IPv4 client on a dual-stack socket arrives as ::ffff:a.b.c.d. */
-    return !memcmp(a, v4mapped, 12) && prefix_equal(a + 12, r->addr, r->prefix);
-  }
-  return false;
+  return prefix_equal(a, r->addr, r->prefix);
 }
 
 static bool rule_matches(const struct access_rule *r, const struct access_peer *p)

@@ -25,9 +25,11 @@ enum access_match {
 struct access_rule {
   enum access_result result;   /* what a match grants */
   enum access_match match;
-  int family;                  /* AF_INET or AF_INET6, for ACCESS_MATCH_ADDR */
+  /* ACCESS_MATCH_ADDR: an IPv6 prefix; IPv4 rules are kept as IPv4-mapped
+   * addresses (::ffff:a.b.c.d/96+BITS), and IPv4 peers are compared in that
+   * form, so a rule means the same on IPv4 and dual-stack listeners. */
   uint8_t addr[16];
-  unsigned prefix;             /* bits */
+  unsigned prefix;             /* bits, 0..128 */
   char *pattern;               /* for DN and PSK */
 };
 

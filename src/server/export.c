@@ -8,6 +8,7 @@
 #include "backend/backend.h"
 #include "common/log.h"
 #include "common/parse.h"
+#include "common/units.h"
 #include "datapath/datapath.h"
 #include "proto/nbd-protocol.h"
 #include "server/export.h"
@@ -39,6 +40,12 @@ int export_set_option(struct export_config *cfg, const char *key, const char *va
     cfg->read_only = false;
     return 0;
   }
+  if (!strcmp(key, "allow-overcommit")) {
+    if (!value) { cfg->allow_overcommit = true; return 0; }
+    if (parse_bool(value, &b) < 0) goto bad;
+    cfg->allow_overcommit = b;
+    return 0;
+  }
   if (!value)
     goto unknown;
   if (!strcmp(key, "desc") || !strcmp(key, "description")) {
@@ -63,6 +70,12 @@ int export_set_option(struct export_config *cfg, const char *key, const char *va
       return -EINVAL;
     }
     cfg->chunk = v;
+    return 0;
+  }
+  if (!strcmp(key, "max-memory")) {
+    uint64_t v;
+    if (parse_size(value, &v) < 0 || v == 0) goto bad;
+    cfg->max_memory = v;
     return 0;
   }
   if (!strcmp(key, "path"))
@@ -166,11 +179,19 @@ int export_table_open(struct export_table *t, struct export_config *cfgs, size_t
       export_table_close(t);
       return -EINVAL;
     }
-    r = backend_open(cfgs[i].backend, cfgs[i].path, cfgs[i].read_only, &b, berr, sizeof berr);
+    struct backend_options bo = { .allow_overcommit = cfgs[i].allow_overcommit,
+                                  .max_memory = cfgs[i].max_memory };
+    r = backend_open_opts(cfgs[i].backend, cfgs[i].path, cfgs[i].read_only, &bo, &b, berr, sizeof berr);
     if (r < 0) {
       snprintf(err, errlen, "export '%s': %s", cfgs[i].name, berr);
       export_table_close(t);
       return r;
+    }
+    struct backend_memory_stats ms;
+    if (backend_memory_stats(b, &ms) == 0 && !cfgs[i].read_only) {
+      char cap[32];
+      log_msg(LOG_INFO, NULL, cfgs[i].name, "memory backend: writes beyond %s of pages fail with ENOSPC (max-memory)",
+              units_format_bytes(ms.max_bytes, cap, sizeof cap));
     }
     ex->cfg = cfgs[i];
     memset(&cfgs[i], 0, sizeof cfgs[i]);

@@ -23,6 +23,8 @@ struct export_config {
   char *datapath;      /* copy (default), splice, direct, mmap, auto */
   uint64_t chunk;      /* chunk size of split reads/writes; 0 = the server's default */
   bool read_only;
+  bool allow_overcommit;       /* memory: a size beyond the machine's memory */
+  uint64_t max_memory;         /* memory: cap on allocated bytes; 0 = default */
   struct access_list access;   /* allow/allow-ro/deny rules, in order */
 };
 
@@ -45,7 +47,8 @@ struct export_table {
 };
 
 /* Parse "NAME=PATH[,OPTION]..." (options: ro, rw, desc=TEXT, backend=KIND,
- * datapath=PATH, chunk=SIZE, allow=RULE, allow-ro=RULE, deny=RULE).  Returns 0 or -EINVAL with a message in err. */
+ * datapath=PATH, chunk=SIZE, allow=RULE, allow-ro=RULE, deny=RULE,
+ * allow-overcommit, max-memory=SIZE).  Returns 0 or -EINVAL with a message in err. */
 int export_parse_spec(const char *spec, struct export_config *cfg, char *err, size_t errlen);
 
 /* Set one "key=value" (or bare "ro") option on cfg; shared by the command

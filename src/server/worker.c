@@ -72,6 +72,25 @@ static void refuse_connection(struct worker *w, int fd, const char *peer)
   w->refused_log_sec = now.tv_sec;
 }
 
+/* conn_start could not allocate the connection's state (it closed the
+ * socket).  Say so, at most once a second per worker: with the heap
+ * exhausted every new connection ends like this, which would otherwise look
+ * like a server that hangs up for no reason. */
+static void conn_start_failed(struct worker *w, const char *peer)
+{
+  static _Thread_local time_t logged_sec = -1;
+  static _Thread_local unsigned long long failed;
+  struct timespec now;
+
+  failed++;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  if (now.tv_sec == logged_sec)
+    return;
+  logged_sec = now.tv_sec;
+  log_msg(LOG_WARN, peer, NULL, "connection closed: out of memory for its state; "
+          "%llu such closes by worker %d so far", failed, w->id);
+}
+
 void worker_conn_removed(struct worker *w, struct conn *c)
 {
   (void)c;
@@ -133,8 +152,10 @@ static void accept_cb(struct engine_op *op, int res, uint32_t flags)
         refuse_connection(w, res, peer);
       } else {
         setsockopt(res, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);   /* fails harmlessly on unix sockets */
-        if (conn_start(w, res, res, peer) < 0)
+        if (conn_start(w, res, res, peer) < 0) {
           conn_slot_release(w->srv);
+          conn_start_failed(w, peer);
+        }
       }
     }
   } else if (res == -EMFILE || res == -ENFILE || res == -ENOMEM || res == -ENOBUFS) {

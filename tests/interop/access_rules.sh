@@ -3,7 +3,8 @@
 # By address (CIDR, IPv4 and IPv6, unix sockets) and by TLS identity (PSK
 # identity, certificate DN): a refused export is absent from LIST and unknown
 # to INFO/GO; a read-only rule is advertised and enforced (EPERM on write,
-# checked with libnbd's client-side checks off); first match wins.
+# checked with libnbd's client-side checks off); first match wins; IPv4 rules
+# written in IPv4-mapped form mean the same on IPv4 and dual-stack listeners.
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/tls_lib.sh"
 need_tls_tools nbdinfo qemu-io python3
@@ -84,6 +85,54 @@ if python3 -c 'import socket; s=socket.socket(socket.AF_INET6); s.bind(("::1",0)
   kill -TERM "$SHUNT_PID"; wait "$SHUNT_PID"
 else
   tap_skip "IPv6 rules" "no IPv6 loopback on this host"
+fi
+
+# IPv4-mapped rules mean the same on an IPv4 listener and on a dual-stack one
+# (where IPv4 clients arrive as ::ffff:a.b.c.d): the client is 127.0.0.1 on both.
+MAPPED=(m_deny=1M,backend=memory,deny=::ffff:127.0.0.1,allow=all
+        m_allow96=1M,backend=memory,allow=::ffff:0:0/96,deny=all
+        m_allow104=1M,backend=memory,allow=::ffff:127.0.0.0/104,deny=all
+        v4_deny=1M,backend=memory,deny=127.0.0.1,allow=all
+        m_other=1M,backend=memory,allow=::ffff:10.0.0.0/104,deny=all)
+check_mapped() {   # $1: listener kind, $2: URI prefix
+  local L
+  L=$(listed "$2")
+  for e in m_allow96 m_allow104; do
+    tap_check "$1: allow=$e rule admits 127.0.0.1 (LIST)" grep -q "export=\"$e\"" <<<"$L"
+    tap_check "$1: allow=$e rule admits 127.0.0.1 (connect)" nbdinfo "$2/$e"
+  done
+  for e in m_deny v4_deny m_other; do
+    if grep -q "export=\"$e\"" <<<"$L" || nbdinfo "$2/$e" >/dev/null 2>&1; then
+      tap_fail "$1: '$e' refuses 127.0.0.1"
+    else tap_ok "$1: '$e' refuses 127.0.0.1"; fi
+  done
+}
+start_shunt "${MAPPED[@]}" || { tap_fail "server starts with mapped rules"; tap_done; exit 1; }
+check_mapped "IPv4 listener" "nbd://127.0.0.1:$PORT"
+stop_shunt
+# A dual-stack listener ([::]:PORT with IPV6_V6ONLY off), passed in as systemd
+# would (LISTEN_FDS), since --listen makes IPv6 sockets IPv6-only.
+if python3 -c 'import socket; s=socket.socket(socket.AF_INET6); s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0); s.bind(("::",0))' 2>/dev/null; then
+  PD=$(free_port)
+  /usr/bin/python3 - "$PD" "$SHUNT" serve "${MAPPED[@]}" >>"$T/shunt.log" 2>&1 <<'PY' &
+import os, socket, sys
+s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("::", int(sys.argv[1])))
+s.listen(16)
+if s.fileno() != 3:
+    os.dup2(s.fileno(), 3)
+os.set_inheritable(3, True)
+os.environ.update(LISTEN_PID=str(os.getpid()), LISTEN_FDS="1")
+os.execv(sys.argv[2], sys.argv[2:])
+PY
+  SHUNT_PID=$!; _cleanup_pids+=("$SHUNT_PID")
+  wait_port "$PD" 10
+  check_mapped "dual-stack listener" "nbd://127.0.0.1:$PD"
+  stop_shunt
+else
+  tap_skip "mapped rules on a dual-stack listener" "no IPv6 on this host"
 fi
 
 # Empty export name: the first export this client may see.

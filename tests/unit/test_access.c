@@ -1,5 +1,6 @@
 /* test_access.c: per-export access rules (src/server/access.c): parsing,
- * CIDR matching for IPv4, IPv6 and v4-mapped clients, unix and TLS identity
+ * CIDR matching for IPv4, IPv6 and v4-mapped clients and rules (one meaning
+ * on IPv4 and dual-stack listeners), unix and TLS identity
  * matches, first match wins, and the implicit deny after rules. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -80,6 +81,43 @@ int main(void)
   ok(access_check(&l, &p) == ACCESS_RW, "/0 matches any IPv4");
   p = v6("2001:db8::1");
   ok(access_check(&l, &p) == ACCESS_DENIED, "an IPv4 /0 does not match IPv6");
+  access_list_free(&l);
+
+  /* IPv4-mapped IPv6: a rule and a peer mean the same in either form, so a
+   * rule matches the same clients on an IPv4 and on a dual-stack listener. */
+  ok(add(&l, "deny", "::ffff:127.0.0.1") == 0, "parse deny=::ffff:127.0.0.1");
+  ok(add(&l, "allow", "all") == 0, "parse allow=all");
+  p = v4("127.0.0.1");
+  ok(access_check(&l, &p) == ACCESS_DENIED, "deny=::ffff:127.0.0.1 denies 127.0.0.1 (IPv4 listener)");
+  p = v6("::ffff:127.0.0.1");
+  ok(access_check(&l, &p) == ACCESS_DENIED, "deny=::ffff:127.0.0.1 denies ::ffff:127.0.0.1 (dual-stack)");
+  p = v4("127.0.0.2");
+  ok(access_check(&l, &p) == ACCESS_RW, "... and nothing else (127.0.0.2)");
+  access_list_free(&l);
+  ok(add(&l, "deny", "127.0.0.1") == 0 && add(&l, "allow", "all") == 0, "parse deny=127.0.0.1, allow=all");
+  p = v6("::ffff:127.0.0.1");
+  ok(access_check(&l, &p) == ACCESS_DENIED, "deny=127.0.0.1 denies ::ffff:127.0.0.1");
+  p = v4("127.0.0.1");
+  ok(access_check(&l, &p) == ACCESS_DENIED, "deny=127.0.0.1 denies 127.0.0.1");
+  access_list_free(&l);
+  ok(add(&l, "allow-ro", "::ffff:0:0/96") == 0, "parse allow-ro=::ffff:0:0/96");
+  ok(add(&l, "allow", "::ffff:10.0.0.0/104") == 0, "parse allow=::ffff:10.0.0.0/104");
+  p = v4("8.8.8.8");
+  ok(access_check(&l, &p) == ACCESS_RO, "::ffff:0:0/96 covers every IPv4 client (8.8.8.8)");
+  p = v6("::ffff:8.8.8.8");
+  ok(access_check(&l, &p) == ACCESS_RO, "... in mapped form too");
+  p = v6("2001:db8::1");
+  ok(access_check(&l, &p) == ACCESS_DENIED, "... but no IPv6 client");
+  access_list_free(&l);
+  ok(add(&l, "allow", "::ffff:10.0.0.0/104") == 0, "parse allow=::ffff:10.0.0.0/104");
+  p = v4("10.9.8.7");
+  ok(access_check(&l, &p) == ACCESS_RW, "::ffff:10.0.0.0/104 is 10.0.0.0/8 (10.9.8.7)");
+  p = v4("11.0.0.1");
+  ok(access_check(&l, &p) == ACCESS_DENIED, "... not 11.0.0.1");
+  access_list_free(&l);
+  ok(add(&l, "allow", "::/0") == 0, "parse allow=::/0");
+  p = v4("192.0.2.1");
+  ok(access_check(&l, &p) == ACCESS_RW, "::/0 covers IPv4 clients on an IPv4 listener, as on a dual-stack one");
   access_list_free(&l);
 
   /* TLS identities. */
