@@ -25,6 +25,7 @@
 #include "shunt/shunt.h"
 #include "tools/commands.h"
 #include "tools/copy_io.h"
+#include "tools/copy_same.h"
 
 #define EXTENT_BATCH (UINT64_C(1) << 30)   /* plan this much of the source at a time */
 #define MAX_ZERO_REQ (UINT64_C(1) << 30)   /* one WRITE_ZEROES at most */
@@ -38,6 +39,7 @@ struct endpoint {
   uint64_t size;
   bool blockdev;
   bool fresh;              /* destination known to read as zeroes */
+  struct stat st;          /* file or block device: its fstat */
   uint64_t max_req;
 };
 
@@ -165,6 +167,13 @@ static int open_endpoint(struct endpoint *e, const char *name, bool dst, uint64_
   struct stat st;
   if (fstat(e->fd, &st) < 0) {
     fprintf(stderr, "shunt copy: %s: %s\n", name, strerror(errno));
+    return -1;
+  }
+  e->st = st;
+  /* The destination is truncated below: never when it is the source (the
+   * same path, a symlink or hard link to it, or the same block device). */
+  if (dst && cp->src.fd >= 0 && copy_same_file(&cp->src.st, &st)) {
+    fprintf(stderr, "shunt copy: %s and %s are the same file\n", cp->src.name, name);
     return -1;
   }
   e->max_req = UINT64_C(1) << 30;
@@ -763,6 +772,11 @@ int cmd_copy(int argc, char **argv)
   cp.progress = progress_opt >= 0 ? progress_opt : (isatty(2) && !cp.json);
   int rc = 1;
   double t0 = now_s();
+  if (nbd_uri_is_nbd(argv[optind]) && nbd_uri_is_nbd(argv[optind + 1]) &&
+      copy_same_export(argv[optind], argv[optind + 1])) {
+    fprintf(stderr, "shunt copy: %s and %s are the same export\n", argv[optind], argv[optind + 1]);
+    goto out;
+  }
   if (open_endpoint(&cp.src, argv[optind], false, 0, (unsigned)conns, &cp) < 0)
     goto out;
   if (open_endpoint(&cp.dst, argv[optind + 1], true, cp.src.size, (unsigned)conns, &cp) < 0)
