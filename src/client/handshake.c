@@ -139,7 +139,7 @@ static int read_greeting(struct sh_transport *t, struct nbd_new_handshake *hs,
   if (r == 0)
     r = sh_transport_read_full(t, g + sizeof magic, sizeof *hs - sizeof magic);
   if (r == -ETIMEDOUT)
-    return failf(err, errlen, r, "no NBD greeting within %u ms: not an NBD server?", wait);
+    return failf(err, errlen, r, "no NBD greeting within %g s: not an NBD server?", wait / 1000.0);
   if (r < 0)
     return failf(err, errlen, r, "reading the server greeting: %s", strerror(-r));
   if ((r = sh_transport_set_timeout(t, full)) < 0)
