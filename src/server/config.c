@@ -204,29 +204,30 @@ bad:
   return -EINVAL;
 }
 
-/* Open path for reading, refusing anything but a regular file: a directory
- * reads as an empty file on some systems (and as EISDIR on others), and a
- * FIFO or device has no end a config file should have. */
-static FILE *open_regular(const char *path, char *err, size_t errlen, int *r)
+/* Open path for reading: a regular file, or a pipe (--config <(...)) read
+ * to its end.  Anything else is refused: a directory reads as an empty file
+ * on some systems (every tls = require and allow= silently gone), and a
+ * device or socket is no config file. */
+static FILE *open_config(const char *path, char *err, size_t errlen, int *r)
 {
   struct stat st;
   FILE *f;
-  /* O_NONBLOCK: opening a FIFO must not wait for a writer (regular files
-   * ignore it). */
+  /* O_NONBLOCK: opening a FIFO must not wait for a writer before we know
+   * what it is (regular files ignore the flag). */
   int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 
-  if (fd < 0) {
-    *r = -errno;
-    snprintf(err, errlen, "%s: %s", path, strerror(errno));
-    return NULL;
-  }
-  if (fstat(fd, &st) < 0) {
-    *r = -errno;
-    snprintf(err, errlen, "%s: %s", path, strerror(errno));
+  if (fd >= 0 && fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode)) {
+    /* A pipe: reopen blocking, so that its writer is waited for. */
     close(fd);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+  }
+  if (fd < 0 || fstat(fd, &st) < 0) {
+    *r = -errno;
+    snprintf(err, errlen, "%s: %s", path, strerror(errno));
+    if (fd >= 0) close(fd);
     return NULL;
   }
-  if (!S_ISREG(st.st_mode)) {
+  if (!S_ISREG(st.st_mode) && !S_ISFIFO(st.st_mode)) {
     *r = -EINVAL;
     snprintf(err, errlen, "%s: not a regular file%s", path, S_ISDIR(st.st_mode) ? " (a directory)" : "");
     close(fd);
@@ -248,7 +249,7 @@ int config_load_file(struct server_config *cfg, const char *path, char *err, siz
   struct export_config *cur = NULL;
   unsigned lineno = 0;
   int r = 0;
-  FILE *f = open_regular(path, err, errlen, &r);
+  FILE *f = open_config(path, err, errlen, &r);
 
   if (!f)
     return r;
