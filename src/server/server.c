@@ -1,7 +1,8 @@
 /* server.c: bring the server up (exports, listeners, signals, workers), wait
  * for them, and shut down cleanly: after SIGINT/SIGTERM every worker stops
  * accepting, finishes its in-flight requests and closes; then every export is
- * flushed and the process exits 0. */
+ * flushed and the process exits 0.  SIGUSR1 writes --stats; SIGHUP and SIGUSR2
+ * are logged and ignored. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
