@@ -149,7 +149,9 @@ static int clear_unix_path(const struct sockaddr_un *sun, char *err, size_t errl
     snprintf(err, errlen, "--unix '%s': exists and is not a socket; not replacing it", path);
     return -EEXIST;
   }
-  fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  /* Non-blocking: a live server whose backlog is full answers EAGAIN
+   * instead of keeping us waiting. */
+  fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) {
     r = -errno;
     snprintf(err, errlen, "--unix '%s': %s", path, strerror(errno));
@@ -157,7 +159,7 @@ static int clear_unix_path(const struct sockaddr_un *sun, char *err, size_t errl
   }
   r = connect(fd, (const struct sockaddr *)sun, sizeof *sun) == 0 ? 0 : -errno;
   close(fd);
-  if (r == 0) {
+  if (r == 0 || r == -EAGAIN || r == -EINPROGRESS) {
     snprintf(err, errlen, "--unix '%s': a server is listening on this socket; not replacing it", path);
     return -EADDRINUSE;
   }
