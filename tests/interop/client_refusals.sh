@@ -20,6 +20,7 @@ copy_refused() {
   local what=$1 rc
   timeout 30 "$SHUNT" copy --no-progress "$2" "$3" >"$T/err" 2>&1
   rc=$?
+  cat "$T/err" >>"$T/all.err"
   if [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && grep -q "same" "$T/err" && intact; then
     tap_ok "$what: refused (status $rc), content intact"
   else
@@ -53,6 +54,7 @@ info_fails_fast() {
   local t0=$SECONDS rc
   timeout 60 "$SHUNT" info "$2" >"$T/err" 2>&1
   rc=$?
+  cat "$T/err" >>"$T/all.err"
   if [ "$rc" -ne 0 ] && [ $((SECONDS - t0)) -le 20 ] && grep -q "not an NBD server" "$T/err"; then
     tap_ok "$1: fails in $((SECONDS - t0)) s: $(head -c 160 "$T/err")"
   else
@@ -82,4 +84,6 @@ hport=$(free_port)
 _cleanup_pids+=("$!")
 wait_port "$hport" 10
 info_fails_fast "info against python's http.server (silent until a request)" "nbd://127.0.0.1:$hport/"
+cat "$T/shunt.log" >>"$T/all.err"
+tap_check "no sanitizer report in any run" bash -c "! grep -E 'Sanitizer|runtime error:' '$T/all.err'"
 tap_finish

@@ -23,7 +23,9 @@ serve_fails() {
   local what=$1; shift
   timeout 10 "$SHUNT" serve "$@" >"$T/err" 2>&1
   local rc=$?
-  if [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ]; then tap_ok "$what (status $rc)"
+  cat "$T/err" >>"$T/all.err"
+  if [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && ! grep -qE 'Sanitizer|runtime error:' "$T/err"; then
+    tap_ok "$what (status $rc)"
   else tap_fail "$what (status $rc: $([ "$rc" -eq 124 ] && echo hung || echo accepted))"; sed 's/^/#   /' "$T/err"; fi
 }
 # err_says WHAT PATTERN: the last refusal's message matches PATTERN.
@@ -137,4 +139,6 @@ else
   tap_fail "--listen 127.0.0.1:0 logs the bound port (logged: '${port}')"; sed 's/^/#   /' "$T/zero.log"
 fi
 tap_check "... SIGTERM exits 0" stop_shunt_within 20
+cat "$T/shunt.log" "$T/st.log" "$T/zero.log" >>"$T/all.err"
+tap_check "no sanitizer report in any run" bash -c "! grep -E 'Sanitizer|runtime error:' '$T/all.err'"
 tap_finish
