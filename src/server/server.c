@@ -98,14 +98,22 @@ static int check_stats_path(const char *path)
     log_msg(LOG_ERROR, NULL, NULL, "--stats %s: path too long", path);
     return -ENAMETOOLONG;
   }
-  fd = open(tmp, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  /* Create it and remove it again; one that is already there (left by a
+   * killed server) is only opened, and left. */
+  bool created = true;
+  fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0 && errno == EEXIST) {
+    created = false;
+    fd = open(tmp, O_WRONLY | O_CLOEXEC);
+  }
   if (fd < 0) {
     int r = -errno;
     log_msg(LOG_ERROR, NULL, NULL, "--stats %s: cannot create %s: %s", path, tmp, strerror(errno));
     return r;
   }
   close(fd);
-  unlink(tmp);
+  if (created)
+    unlink(tmp);
   return 0;
 }
 
