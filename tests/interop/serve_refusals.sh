@@ -139,6 +139,32 @@ else
   tap_fail "--listen 127.0.0.1:0 logs the bound port (logged: '${port}')"; sed 's/^/#   /' "$T/zero.log"
 fi
 tap_check "... SIGTERM exits 0" stop_shunt_within 20
-cat "$T/shunt.log" "$T/st.log" "$T/zero.log" >>"$T/all.err"
+
+# Export names off the wire with a newline, an escape sequence and invalid
+# UTF-8 (NBD_OPT_GO, then NBD_OPT_EXPORT_NAME), against a server logging at
+# debug level: every log line is still one "shunt: " line, none forged.
+"$SHUNT" serve -vv --listen 127.0.0.1:0 "d=$img" >"$T/wire.log" 2>&1 &
+SHUNT_PID=$!
+_cleanup_pids+=("$SHUNT_PID")
+port=
+for ((i = 0; i < 100; i++)); do
+  port=$(sed -n 's/^shunt: listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$T/wire.log")
+  [ -n "$port" ] && break
+  sleep 0.1
+done
+tap_check "odd export names from a client are refused" timeout 20 "$PY" -c '
+import sys; sys.path.insert(0, sys.argv[2])
+import nbdraw as R
+name = b"x\nshunt: error: forged\x1b[2J\xff\xfe"
+s = R.connect(int(sys.argv[1])); R.read_greeting(s); R.send_client_flags(s)
+R.send_option(s, R.NBD_OPT_GO, R.go_payload(name))
+_, rtype, _ = R.read_option_reply(s)
+assert rtype & (1 << 31), "GO with an odd name: reply 0x%x" % rtype
+R.send_option(s, R.NBD_OPT_EXPORT_NAME, name)
+R.wait_closed(s, 10)' "$port" "$SHUNT_TOP/tests/tools"
+tap_check "... SIGTERM exits 0" stop_shunt_within 20
+tap_check "... and every log line is one whole 'shunt: ' line, none forged" \
+  bash -c "! grep -vq '^shunt: ' '$T/wire.log' && ! grep -q '^shunt: error: forged' '$T/wire.log'"
+cat "$T/shunt.log" "$T/st.log" "$T/zero.log" "$T/wire.log" >>"$T/all.err"
 tap_check "no sanitizer report in any run" bash -c "! grep -E 'Sanitizer|runtime error:' '$T/all.err'"
 tap_finish
