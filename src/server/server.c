@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "backend/backend.h"
@@ -92,8 +93,13 @@ static int write_stats(struct server *srv)
 static int check_stats_path(const char *path)
 {
   char tmp[4096];
+  struct stat st;
   int fd;
 
+  if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+    log_msg(LOG_ERROR, NULL, NULL, "--stats %s: is a directory", path);
+    return -EISDIR;
+  }
   if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp) {
     log_msg(LOG_ERROR, NULL, NULL, "--stats %s: path too long", path);
     return -ENAMETOOLONG;

@@ -105,6 +105,7 @@ serve_fails "an export name with an escape character in the config file is refus
 err_says "... at its line" "name.conf:1: export name"
 serve_fails "--stats into a missing directory is refused at start" --stats "$T/nodir/stats.json" --unix "$T/s.sock" "d=$img"
 err_says "... naming the stats file" "nodir/stats.json"
+serve_fails "--stats naming a directory is refused at start" --stats "$T" --unix "$T/s.sock" "d=$img"
 
 # A stats file that cannot be written at exit: status 1 and an error line.
 mkdir "$T/statsdir"
