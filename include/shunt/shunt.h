@@ -94,7 +94,9 @@ struct shunt_options {
                                 is never reconnected. */
   unsigned reconnect_delay_ms; /* wait before the first attempt (default 100),
                                 doubled after each failed one (10 s at most) */
-  unsigned timeout_ms;       /* connect + handshake timeout (default 30000) */
+  unsigned timeout_ms;       /* connect + handshake timeout (default 30000); the
+                                server's greeting must arrive within 10 s, or
+                                timeout_ms when shorter */
   bool copy_reads;           /* for comparison only: receive read payload into a
                                 library buffer and copy it out (the classic staged
                                 path; counted in payload_bytes_copied) */

@@ -10,7 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "client/transport.h"
 #include "client/wire.h"
+#include "common/text.h"
 #include "proto/nbd-protocol.h"
 
 /* No option reply we care about needs more: strings are at most 4096 bytes. */
@@ -103,14 +105,54 @@ static int simple_option(struct sh_transport *t, uint32_t opt, char *err, size_t
   return r;
 }
 
+/* The server's greeting must arrive within this long (or the connection's
+ * timeout when shorter): an NBD server sends it as soon as it accepts, while
+ * e.g. an HTTP server sends nothing and waits for a request. */
+#define GREETING_TIMEOUT_MS 10000u
+
+/* Read the 18-byte greeting.  The magic is checked byte by byte as it
+ * arrives, so a peer that is not an NBD server is recognised by its first
+ * byte, however little it sends and however long it then waits. */
+static int read_greeting(struct sh_transport *t, struct nbd_new_handshake *hs,
+                         char *err, size_t errlen)
+{
+  static const char magic[8] = "NBDMAGIC";
+  unsigned char *g = (unsigned char *)hs;
+  unsigned full = t->timeout_ms;
+  unsigned wait = full && full < GREETING_TIMEOUT_MS ? full : GREETING_TIMEOUT_MS;
+  int r = sh_transport_set_timeout(t, wait);
+
+  for (size_t i = 0; r == 0 && i < sizeof magic; i++) {
+    if ((r = sh_transport_read_full(t, g + i, 1)) < 0)
+      break;
+    if (g[i] != (unsigned char)magic[i]) {
+      /* Show what the peer said (e.g. "HTTP/1.1 400 Bad Request"). */
+      char got[40], shown[4 * sizeof got + 1];
+      size_t n = i + 1;
+      memcpy(got, g, n);
+      ssize_t more = sh_transport_read_ready(t, got + n, sizeof got - n);
+      n += more > 0 ? (size_t)more : 0;
+      return failf(err, errlen, -EPROTO, "not an NBD server (it sent \"%s\")",
+                   text_escape(got, n, shown, sizeof shown));
+    }
+  }
+  if (r == 0)
+    r = sh_transport_read_full(t, g + sizeof magic, sizeof *hs - sizeof magic);
+  if (r == -ETIMEDOUT)
+    return failf(err, errlen, r, "no NBD greeting within %g s: not an NBD server?", wait / 1000.0);
+  if (r < 0)
+    return failf(err, errlen, r, "reading the server greeting: %s", strerror(-r));
+  if ((r = sh_transport_set_timeout(t, full)) < 0)
+    return failf(err, errlen, r, "setting the timeout: %s", strerror(-r));
+  return 0;
+}
+
 static int greet(struct sh_transport *t, char *err, size_t errlen)
 {
   struct nbd_new_handshake hs;
-  int r = sh_transport_read_full(t, &hs, sizeof hs);
+  int r = read_greeting(t, &hs, err, errlen);
   if (r < 0)
-    return failf(err, errlen, r, "reading the server greeting: %s", strerror(-r));
-  if (be64toh(hs.nbdmagic) != NBD_MAGIC)
-    return failf(err, errlen, -EPROTO, "not an NBD server (bad magic)");
+    return r;
   if (be64toh(hs.version) != NBD_NEW_VERSION)
     return failf(err, errlen, -EPROTO, "server speaks the oldstyle protocol (unsupported)");
   uint16_t gflags = be16toh(hs.gflags);

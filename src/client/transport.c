@@ -51,6 +51,7 @@ int sh_transport_dial(const struct nbd_uri *u, unsigned timeout_ms, struct sh_tr
 {
   t->fd = -1;
   t->tls = NULL;
+  t->timeout_ms = 0;
   if (u->tls) {
     /* Credentials first: a bad keys file fails before any connection. */
     struct sh_tls *tls;
@@ -133,6 +134,7 @@ int sh_transport_set_timeout(struct sh_transport *t, unsigned timeout_ms)
   if (setsockopt(t->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0 ||
       setsockopt(t->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) < 0)
     return -errno;
+  t->timeout_ms = timeout_ms;
   return 0;
 }
 
@@ -171,6 +173,17 @@ int sh_transport_read_full(struct sh_transport *t, void *buf, size_t len)
     len -= (size_t)n;
   }
   return 0;
+}
+
+ssize_t sh_transport_read_ready(struct sh_transport *t, void *buf, size_t len)
+{
+  ssize_t n;
+  if (sh_tls_active(t->tls))
+    return 0;
+  do
+    n = recv(t->fd, buf, len, MSG_DONTWAIT);
+  while (n < 0 && errno == EINTR);
+  return n < 0 ? 0 : n;
 }
 
 int sh_transport_write_full(struct sh_transport *t, const void *buf, size_t len)

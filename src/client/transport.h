@@ -14,6 +14,7 @@ struct sh_tls;
 
 struct sh_transport {
   int fd;
+  unsigned timeout_ms;   /* the last sh_transport_set_timeout (0: none) */
   struct sh_tls *tls;    /* nbds://: credentials, then the session (client/tls.h) */
 };
 
@@ -36,6 +37,9 @@ int sh_transport_set_nonblock(struct sh_transport *t);
 /* Blocking exact read/write of len bytes: 0, -ECONNRESET on EOF, -ETIMEDOUT, -errno. */
 int sh_transport_read_full(struct sh_transport *t, void *buf, size_t len);
 int sh_transport_write_full(struct sh_transport *t, const void *buf, size_t len);
+/* What has already arrived, up to len bytes, without waiting (plaintext only):
+ * bytes read, 0 when none (or on error or EOF).  For error messages. */
+ssize_t sh_transport_read_ready(struct sh_transport *t, void *buf, size_t len);
 
 /* One readv/writev: bytes moved, 0 on EOF (read), or -errno (-EAGAIN when the
  * non-blocking socket has nothing). */

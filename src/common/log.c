@@ -1,11 +1,14 @@
 /* log.c: leveled stderr logging (see log.h). One write(2) per line keeps lines
- * from different worker threads whole. */
+ * from different worker threads whole.  Control characters and bytes that are
+ * not UTF-8 are escaped (\xNN), whatever their source (an export name, bytes
+ * a client sent): one call is always exactly one line. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/text.h"
 
 int log_threshold = LOG_INFO;
 
@@ -13,7 +16,7 @@ static const char *const level_names[] = { "error", "warning", "info", "debug" }
 
 void log_msg(int level, const char *client, const char *export, const char *fmt, ...)
 {
-  char line[1024];
+  char line[1024], out[1024];
   int n;
   va_list ap;
 
@@ -33,10 +36,12 @@ void log_msg(int level, const char *client, const char *export, const char *fmt,
     n += vsnprintf(line + n, sizeof line - n, fmt, ap);
     va_end(ap);
   }
-  if (n >= (int)sizeof line - 1)
-    n = sizeof line - 2;
-  line[n++] = '\n';
-  if (write(STDERR_FILENO, line, n) < 0) {
+  if (n >= (int)sizeof line)
+    n = sizeof line - 1;
+  text_escape(line, (size_t)n, out, sizeof out - 1);
+  n = (int)strlen(out);
+  out[n++] = '\n';
+  if (write(STDERR_FILENO, out, n) < 0) {
     /* Nowhere left to report it. */
   }
 }

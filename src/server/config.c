@@ -3,13 +3,19 @@
  * [export NAME] section per export; keys mirror the command line. */
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "common/log.h"
 #include "common/parse.h"
 #include "server/config.h"
+
+/* Longest config line accepted, newline included. */
+#define CONFIG_MAX_LINE 8191
 
 void config_init(struct server_config *cfg)
 {
@@ -198,24 +204,65 @@ bad:
   return -EINVAL;
 }
 
+/* Open path for reading: a regular file, or a pipe (--config <(...)) read
+ * to its end.  Anything else is refused: a directory reads as an empty file
+ * on some systems (every tls = require and allow= silently gone), and a
+ * device or socket is no config file. */
+static FILE *open_config(const char *path, char *err, size_t errlen, int *r)
+{
+  struct stat st;
+  FILE *f;
+  /* O_NONBLOCK: opening a FIFO must not wait for a writer before we know
+   * what it is (regular files ignore the flag). */
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+
+  if (fd >= 0 && fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode)) {
+    /* A pipe: reopen blocking, so that its writer is waited for. */
+    close(fd);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+  }
+  if (fd < 0 || fstat(fd, &st) < 0) {
+    *r = -errno;
+    snprintf(err, errlen, "%s: %s", path, strerror(errno));
+    if (fd >= 0) close(fd);
+    return NULL;
+  }
+  if (!S_ISREG(st.st_mode) && !S_ISFIFO(st.st_mode)) {
+    *r = -EINVAL;
+    snprintf(err, errlen, "%s: not a regular file%s", path, S_ISDIR(st.st_mode) ? " (a directory)" : "");
+    close(fd);
+    return NULL;
+  }
+  if (!(f = fdopen(fd, "r"))) {
+    *r = -errno;
+    snprintf(err, errlen, "%s: %s", path, strerror(errno));
+    close(fd);
+  }
+  return f;
+}
+
 int config_load_file(struct server_config *cfg, const char *path, char *err, size_t errlen)
 {
-  FILE *f = fopen(path, "r");
-  char line[8192], msg[512];
+  char *line = NULL, msg[512];
+  size_t cap = 0;
+  ssize_t len;
   struct export_config *cur = NULL;
   unsigned lineno = 0;
   int r = 0;
+  FILE *f = open_config(path, err, errlen, &r);
 
-  if (!f) {
-    r = -errno;
-    snprintf(err, errlen, "%s: %s", path, strerror(errno));
+  if (!f)
     return r;
-  }
-  while (r == 0 && fgets(line, sizeof line, f)) {
+  while (r == 0 && (len = getline(&line, &cap, f)) >= 0) {
     char *s, *eq, *key, *val;
     lineno++;
-    if (!strchr(line, '\n') && !feof(f)) {
-      snprintf(msg, sizeof msg, "line too long");
+    if (memchr(line, '\0', (size_t)len)) {
+      snprintf(msg, sizeof msg, "NUL byte in line");
+      r = -EINVAL;
+      break;
+    }
+    if (len > CONFIG_MAX_LINE) {
+      snprintf(msg, sizeof msg, "line too long (more than %d bytes)", CONFIG_MAX_LINE);
       r = -EINVAL;
       break;
     }
@@ -235,7 +282,8 @@ int config_load_file(struct server_config *cfg, const char *path, char *err, siz
         cur = NULL;
       } else if (!strncmp(s, "export", 6) && isspace((unsigned char)s[6])) {
         const char *name = trim(s + 7);
-        for (size_t i = 0; i < cfg->nexports; i++)
+        r = export_check_name(name, msg, sizeof msg);
+        for (size_t i = 0; r == 0 && i < cfg->nexports; i++)
           if (!strcmp(cfg->exports[i].name, name)) {
             snprintf(msg, sizeof msg, "export '%s' defined twice", name);
             r = -EINVAL;
@@ -268,6 +316,13 @@ int config_load_file(struct server_config *cfg, const char *path, char *err, siz
       r = config_set_server_key(cfg, key, val, msg, sizeof msg);
     }
   }
+  if (r == 0 && ferror(f)) {
+    /* A read error must not pass for the end of the file: the rest of it
+     * may hold the tls = require or allow= lines that matter most. */
+    r = -EIO;
+    snprintf(msg, sizeof msg, "read error after this line");
+  }
+  free(line);
   fclose(f);
   if (r < 0) {
     snprintf(err, errlen, "%s:%u: %s", path, lineno, msg);

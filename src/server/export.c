@@ -3,11 +3,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "backend/backend.h"
 #include "common/log.h"
 #include "common/parse.h"
+#include "common/text.h"
 #include "common/units.h"
 #include "datapath/datapath.h"
 #include "proto/nbd-protocol.h"
@@ -95,6 +97,17 @@ bad:
   return -EINVAL;
 }
 
+int export_check_name(const char *name, char *err, size_t errlen)
+{
+  char shown[256];
+
+  if (text_is_clean(name, strlen(name)))
+    return 0;
+  snprintf(err, errlen, "export name '%s' is not valid UTF-8 or holds control characters",
+           text_escape(name, strlen(name), shown, sizeof shown));
+  return -EINVAL;
+}
+
 int export_parse_spec(const char *spec, struct export_config *cfg, char *err, size_t errlen)
 {
   const char *eq = strchr(spec, '=');
@@ -116,6 +129,10 @@ int export_parse_spec(const char *spec, struct export_config *cfg, char *err, si
     free(rest);
     snprintf(err, errlen, "out of memory");
     r = -ENOMEM;
+    goto out;
+  }
+  if ((r = export_check_name(cfg->name, err, errlen)) < 0) {
+    free(rest);
     goto out;
   }
   opt = strtok_r(rest, ",", &save);
@@ -150,6 +167,23 @@ void export_config_free(struct export_config *cfg)
   memset(cfg, 0, sizeof *cfg);
 }
 
+/* A file export must be a regular file or a block device: opening a FIFO
+ * would block the start until a writer appears, and a character device or
+ * socket has no size to serve.  A missing path is left to the backend. */
+static int check_file_type(const struct export_config *cfg, char *err, size_t errlen)
+{
+  struct stat st;
+
+  if ((cfg->backend && strcmp(cfg->backend, "file")) || stat(cfg->path, &st) < 0)
+    return 0;
+  if (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode))
+    return 0;
+  snprintf(err, errlen, "export '%s': %s is a %s, not a regular file or block device", cfg->name,
+           cfg->path, S_ISFIFO(st.st_mode) ? "FIFO" : S_ISDIR(st.st_mode) ? "directory" :
+           S_ISCHR(st.st_mode) ? "character device" : S_ISSOCK(st.st_mode) ? "socket" : "special file");
+  return -EINVAL;
+}
+
 int export_table_open(struct export_table *t, struct export_config *cfgs, size_t n,
                       char *err, size_t errlen)
 {
@@ -178,6 +212,10 @@ int export_table_open(struct export_table *t, struct export_config *cfgs, size_t
       snprintf(err, errlen, "export '%s': no path", cfgs[i].name);
       export_table_close(t);
       return -EINVAL;
+    }
+    if ((r = check_file_type(&cfgs[i], err, errlen)) < 0) {
+      export_table_close(t);
+      return r;
     }
     struct backend_options bo = { .allow_overcommit = cfgs[i].allow_overcommit,
                                   .max_memory = cfgs[i].max_memory };

@@ -51,6 +51,10 @@ struct export_table {
  * allow-overcommit, max-memory=SIZE).  Returns 0 or -EINVAL with a message in err. */
 int export_parse_spec(const char *spec, struct export_config *cfg, char *err, size_t errlen);
 
+/* 0 if name may be an export name (valid UTF-8, no control characters: a
+ * newline would forge log lines), else -EINVAL with a message in err. */
+int export_check_name(const char *name, char *err, size_t errlen);
+
 /* Set one "key=value" (or bare "ro") option on cfg; shared by the command
  * line and the config file.  Returns 0 or -EINVAL with a message. */
 int export_set_option(struct export_config *cfg, const char *key, const char *value,

@@ -61,10 +61,15 @@ int listener_split(const char *hp, char *host, size_t hostlen, char *port, size_
   return 0;
 }
 
-static void print_listening(const struct sockaddr *sa, socklen_t sl)
+/* Log the address fd is bound to: with port 0 the kernel picked one, and
+ * that is the port a client needs. */
+static void print_listening(int fd)
 {
   char host[NI_MAXHOST], serv[NI_MAXSERV];
-  if (getnameinfo(sa, sl, host, sizeof host, serv, sizeof serv, NI_NUMERICHOST | NI_NUMERICSERV) == 0)
+  struct sockaddr_storage ss;
+  struct sockaddr *sa = (struct sockaddr *)&ss;
+  socklen_t sl = sizeof ss;
+  if (getsockname(fd, sa, &sl) == 0 && getnameinfo(sa, sl, host, sizeof host, serv, sizeof serv, NI_NUMERICHOST | NI_NUMERICSERV) == 0)
     log_msg(LOG_NOTICE, NULL, NULL,
             sa->sa_family == AF_INET6 ? "listening on [%s]:%s" : "listening on %s:%s", host, serv);
 }
@@ -75,6 +80,11 @@ int listener_open_tcp(struct listen_set *set, const char *hostport, char *err, s
   struct addrinfo hints, *res, *ai;
   int r, opened = 0, last = 0;
 
+  if (!hostport[0]) {
+    /* An unset variable in --listen "$ADDR" must not expose every address. */
+    snprintf(err, errlen, "--listen '': empty address (use :PORT to listen on every address)");
+    return -EINVAL;
+  }
   if (listener_split(hostport, host, sizeof host, port, sizeof port) < 0) {
     snprintf(err, errlen, "--listen '%s': expected HOST:PORT, [IPV6]:PORT or :PORT", hostport);
     return -EINVAL;
@@ -107,7 +117,7 @@ int listener_open_tcp(struct listen_set *set, const char *hostport, char *err, s
       snprintf(err, errlen, "out of memory");
       return -ENOMEM;
     }
-    print_listening(ai->ai_addr, ai->ai_addrlen);
+    print_listening(fd);
     opened++;
   }
   freeaddrinfo(res);
@@ -118,11 +128,79 @@ int listener_open_tcp(struct listen_set *set, const char *hostport, char *err, s
   return 0;
 }
 
+/* What is at path, before we bind there: 0 when nothing is (or a stale socket
+ * that no server answers on, which is removed), or -errno with a message.
+ * Anything but a socket is left alone (a typo must not delete a disk image),
+ * and so is a socket some server still accepts on. */
+static int clear_unix_path(const struct sockaddr_un *sun, char *err, size_t errlen)
+{
+  const char *path = sun->sun_path;
+  struct stat st;
+  int fd, r;
+
+  if (lstat(path, &st) < 0) {
+    if (errno == ENOENT)
+      return 0;
+    r = -errno;
+    snprintf(err, errlen, "--unix '%s': %s", path, strerror(errno));
+    return r;
+  }
+  if (!S_ISSOCK(st.st_mode)) {
+    snprintf(err, errlen, "--unix '%s': exists and is not a socket; not replacing it", path);
+    return -EEXIST;
+  }
+  /* Non-blocking: a live server whose backlog is full answers EAGAIN
+   * instead of keeping us waiting. */
+  fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) {
+    r = -errno;
+    snprintf(err, errlen, "--unix '%s': %s", path, strerror(errno));
+    return r;
+  }
+  r = connect(fd, (const struct sockaddr *)sun, sizeof *sun) == 0 ? 0 : -errno;
+  close(fd);
+  if (r == 0 || r == -EAGAIN || r == -EINPROGRESS) {
+    snprintf(err, errlen, "--unix '%s': a server is listening on this socket; not replacing it", path);
+    return -EADDRINUSE;
+  }
+  if (r != -ECONNREFUSED) {
+    snprintf(err, errlen, "--unix '%s': cannot tell whether the socket is in use: %s", path, strerror(-r));
+    return r;
+  }
+  /* Nobody listens: the socket file of a server that is gone. */
+  if (unlink(path) < 0 && errno != ENOENT) {
+    r = -errno;
+    snprintf(err, errlen, "--unix '%s': cannot remove the stale socket: %s", path, strerror(errno));
+    return r;
+  }
+  return 0;
+}
+
+/* Remember the socket file we created, to remove it (and only it) at exit. */
+static int owned_add(struct listen_set *set, const char *path)
+{
+  struct stat st;
+  struct listen_unix *u;
+
+  if (lstat(path, &st) < 0)
+    return -errno;
+  u = realloc(set->owned, (set->nowned + 1) * sizeof *u);
+  if (!u)
+    return -ENOMEM;
+  set->owned = u;
+  u += set->nowned;
+  if (!(u->path = strdup(path)))
+    return -ENOMEM;
+  u->dev = st.st_dev;
+  u->ino = st.st_ino;
+  set->nowned++;
+  return 0;
+}
+
 int listener_open_unix(struct listen_set *set, const char *path, char *err, size_t errlen)
 {
   struct sockaddr_un sun;
-  struct stat st;
-  int fd;
+  int fd, r;
 
   if (strlen(path) >= sizeof sun.sun_path) {
     snprintf(err, errlen, "--unix '%s': path too long", path);
@@ -131,13 +209,20 @@ int listener_open_unix(struct listen_set *set, const char *path, char *err, size
   memset(&sun, 0, sizeof sun);
   sun.sun_family = AF_UNIX;
   strcpy(sun.sun_path, path);
-  if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
-    unlink(path);
+  if ((r = clear_unix_path(&sun, err, errlen)) < 0)
+    return r;
   fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0 || bind(fd, (struct sockaddr *)&sun, sizeof sun) < 0 || listen(fd, SOMAXCONN) < 0) {
-    int r = -errno;
+  if (fd < 0 || bind(fd, (struct sockaddr *)&sun, sizeof sun) < 0) {
+    r = -errno;
     snprintf(err, errlen, "--unix '%s': %s", path, strerror(errno));
     if (fd >= 0) close(fd);
+    return r;
+  }
+  /* From here on the file is ours: record it before anything else can fail. */
+  if ((r = owned_add(set, path)) < 0 || listen(fd, SOMAXCONN) < 0) {
+    r = r < 0 ? r : -errno;
+    snprintf(err, errlen, "--unix '%s': %s", path, strerror(-r));
+    close(fd);
     return r;
   }
   if (set_add(set, fd) < 0) {
@@ -179,4 +264,16 @@ void listener_close_all(struct listen_set *set)
   free(set->fds);
   set->fds = NULL;
   set->n = 0;
+  /* Remove our socket files, unless someone replaced one meanwhile (another
+   * server bound the path after deleting ours): that one is theirs. */
+  for (size_t i = 0; i < set->nowned; i++) {
+    struct listen_unix *u = &set->owned[i];
+    struct stat st;
+    if (lstat(u->path, &st) == 0 && S_ISSOCK(st.st_mode) && st.st_dev == u->dev && st.st_ino == u->ino)
+      unlink(u->path);
+    free(u->path);
+  }
+  free(set->owned);
+  set->owned = NULL;
+  set->nowned = 0;
 }

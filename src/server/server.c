@@ -1,18 +1,22 @@
 /* server.c: bring the server up (exports, listeners, signals, workers), wait
  * for them, and shut down cleanly: after SIGINT/SIGTERM every worker stops
  * accepting, finishes its in-flight requests and closes; then every export is
- * flushed and the process exits 0. */
+ * flushed and the process exits 0.  SIGUSR1 writes --stats; SIGHUP and SIGUSR2
+ * are logged and ignored. */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "backend/backend.h"
 #include "common/log.h"
+#include "common/text.h"
 #include "datapath/datapath.h"
 #include "datapath/dpworker.h"
 #include "datapath/stats.h"
@@ -40,40 +44,91 @@ static void *worker_thread(void *arg)
 
 /* ---- statistics file (--stats): SIGUSR1 and exit ---- */
 
-static void write_stats(struct server *srv)
+/* Write the statistics file (through FILE.tmp and a rename, so that a reader
+ * never sees half of it).  Returns 0 or -errno, with an error line logged. */
+static int write_stats(struct server *srv)
 {
   const char *path = srv->cfg->stats_path;
   char tmp[4096];
   FILE *f;
+  int r = 0;
 
   if (!path)
-    return;
+    return 0;
   snprintf(tmp, sizeof tmp, "%s.tmp", path);
   if (!(f = fopen(tmp, "w"))) {
+    r = -errno;
     log_msg(LOG_ERROR, NULL, NULL, "--stats %s: %s", tmp, strerror(errno));
-    return;
+    return r;
   }
   fprintf(f, "{\"pid\":%d,\"exports\":[", (int)getpid());
   for (size_t i = 0; i < srv->exports.n; i++) {
     struct export *ex = &srv->exports.exports[i];
-    fprintf(f, "%s{\"name\":\"", i ? "," : "");
-    for (const char *p = ex->cfg.name; *p; p++)   /* JSON string escaping */
-      if (*p == '"' || *p == '\\') fprintf(f, "\\%c", *p);
-      else if ((unsigned char)*p < 0x20) fprintf(f, "\\u%04x", *p);
-      else fputc(*p, f);
-    fprintf(f, "\",\"datapath\":\"%s\",\"configured\":\"%s\",\"chunk\":%u,\"arena_per_worker\":%zu,",
-            ex->datapath->name, ex->cfg.datapath ? ex->cfg.datapath : "copy", ex->chunk, dp_arena_size);
+    fprintf(f, "%s{\"name\":", i ? "," : "");
+    text_json_string(f, ex->cfg.name);
+    fputs(",\"datapath\":", f);
+    text_json_string(f, ex->datapath->name);
+    fputs(",\"configured\":", f);
+    text_json_string(f, ex->cfg.datapath ? ex->cfg.datapath : "copy");
+    fprintf(f, ",\"chunk\":%u,\"arena_per_worker\":%zu,", ex->chunk, dp_arena_size);
     dp_stats_json(f, &ex->stats);
     fputc('}', f);
   }
   fputs("]}\n", f);
-  if (fclose(f) != 0 || rename(tmp, path) < 0)
-    log_msg(LOG_ERROR, NULL, NULL, "--stats %s: %s", path, strerror(errno));
+  if (ferror(f))
+    r = -EIO;
+  if (fclose(f) != 0 && r == 0)
+    r = -errno;
+  if (r == 0 && rename(tmp, path) < 0)
+    r = -errno;
+  if (r < 0) {
+    log_msg(LOG_ERROR, NULL, NULL, "--stats %s: %s", path, strerror(-r));
+    unlink(tmp);
+  }
+  return r;
 }
 
-static atomic_bool stats_quit;
+/* At start: can the statistics file be written at all?  A missing directory
+ * or a read-only one should stop the start, not only show at exit. */
+static int check_stats_path(const char *path)
+{
+  char tmp[4096];
+  struct stat st;
+  int fd;
 
-static void *stats_thread(void *arg)
+  if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+    log_msg(LOG_ERROR, NULL, NULL, "--stats %s: is a directory", path);
+    return -EISDIR;
+  }
+  if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp) {
+    log_msg(LOG_ERROR, NULL, NULL, "--stats %s: path too long", path);
+    return -ENAMETOOLONG;
+  }
+  /* Create it and remove it again; one that is already there (left by a
+   * killed server) is only opened, and left. */
+  bool created = true;
+  fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0 && errno == EEXIST) {
+    created = false;
+    fd = open(tmp, O_WRONLY | O_CLOEXEC);
+  }
+  if (fd < 0) {
+    int r = -errno;
+    log_msg(LOG_ERROR, NULL, NULL, "--stats %s: cannot create %s: %s", path, tmp, strerror(errno));
+    return r;
+  }
+  close(fd);
+  if (created)
+    unlink(tmp);
+  return 0;
+}
+
+/* SIGUSR1 writes the statistics; SIGHUP and SIGUSR2 are logged and ignored
+ * (their default action would kill the server without the clean shutdown:
+ * a terminal hanging up, or a stray kill -HUP meant as "reload"). */
+static atomic_bool sigthread_quit;
+
+static void *signal_thread(void *arg)
 {
   struct server *srv = arg;
   sigset_t set;
@@ -81,8 +136,16 @@ static void *stats_thread(void *arg)
 
   sigemptyset(&set);
   sigaddset(&set, SIGUSR1);
-  while (sigwait(&set, &sig) == 0 && !atomic_load(&stats_quit))
-    write_stats(srv);
+  sigaddset(&set, SIGUSR2);
+  sigaddset(&set, SIGHUP);
+  while (sigwait(&set, &sig) == 0 && !atomic_load(&sigthread_quit)) {
+    if (sig == SIGUSR1)
+      write_stats(srv);
+    else if (sig == SIGHUP)
+      log_msg(LOG_WARN, NULL, NULL, "SIGHUP: configuration reload is not supported yet; ignored");
+    else
+      log_msg(LOG_WARN, NULL, NULL, "SIGUSR2: no meaning; ignored");
+  }
   return NULL;
 }
 
@@ -122,8 +185,8 @@ int server_run(struct server_config *cfg)
   char err[512];
   int status = 1, r;
   unsigned started = 0;
-  pthread_t stats_tid;
-  bool stats_started = false;
+  pthread_t sig_tid;
+  bool sig_started = false;
 
   memset(&srv, 0, sizeof srv);
   srv.cfg = cfg;
@@ -138,6 +201,8 @@ int server_run(struct server_config *cfg)
     dp_default_chunk = (uint32_t)cfg->chunk;
   if (cfg->arena)
     dp_arena_size = cfg->arena;
+  if (cfg->stats_path && check_stats_path(cfg->stats_path) < 0)
+    return 1;
   if (export_table_open(&srv.exports, cfg->exports, cfg->nexports, err, sizeof err) < 0) {
     log_msg(LOG_ERROR, NULL, NULL, "%s", err);
     return 1;
@@ -161,18 +226,23 @@ int server_run(struct server_config *cfg)
             srv.exports.proto[i].read_only ? ", read-only" : "", srv.exports.exports[i].datapath->name,
             srv.exports.exports[i].chunk);
 
-  /* Signals arrive through a signalfd read by worker 0's ring; block them in
-   * every thread (threads inherit the mask). */
+  /* SIGINT and SIGTERM arrive through a signalfd read by worker 0's ring;
+   * SIGUSR1, SIGUSR2 and SIGHUP through the signal thread's sigwait.  Block
+   * them all in every thread (threads inherit the mask). */
   signal(SIGPIPE, SIG_IGN);
   sigemptyset(&mask);
   sigaddset(&mask, SIGINT);
   sigaddset(&mask, SIGTERM);
-  sigaddset(&mask, SIGUSR1);   /* for the stats thread's sigwait, not the signalfd */
+  sigaddset(&mask, SIGUSR1);
+  sigaddset(&mask, SIGUSR2);
+  sigaddset(&mask, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &mask, NULL);
   sigdelset(&mask, SIGUSR1);
+  sigdelset(&mask, SIGUSR2);
+  sigdelset(&mask, SIGHUP);
   srv.sig_fd = signalfd(-1, &mask, SFD_CLOEXEC);
-  if (cfg->stats_path && pthread_create(&stats_tid, NULL, stats_thread, &srv) == 0)
-    stats_started = true;
+  if (pthread_create(&sig_tid, NULL, signal_thread, &srv) == 0)
+    sig_started = true;
   if (srv.sig_fd < 0) {
     log_msg(LOG_ERROR, NULL, NULL, "signalfd: %s", strerror(errno));
     goto out;
@@ -216,18 +286,19 @@ int server_run(struct server_config *cfg)
   log_msg(LOG_INFO, NULL, NULL, "all connections closed; flushing exports");
 
 out:
-  if (stats_started) {
-    atomic_store(&stats_quit, true);
-    pthread_kill(stats_tid, SIGUSR1);
-    pthread_join(stats_tid, NULL);
+  if (sig_started) {
+    atomic_store(&sigthread_quit, true);
+    pthread_kill(sig_tid, SIGUSR1);
+    pthread_join(sig_tid, NULL);
   }
-  write_stats(&srv);
+  /* The final statistics are part of a clean exit: failing to write them
+   * makes the exit status 1. */
+  if (write_stats(&srv) < 0)
+    status = 1;
   for (unsigned i = 0; i < srv.nworkers; i++)
     worker_fini(&srv.workers[i]);
   free(srv.workers);
-  listener_close_all(&set);
-  for (size_t i = 0; i < cfg->nunix; i++)
-    unlink(cfg->unix_paths[i]);
+  listener_close_all(&set);   /* also removes the unix socket files it created */
   export_table_close(&srv.exports);
   tls_creds_free(srv.tls);
   if (srv.sig_fd >= 0)

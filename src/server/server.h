@@ -1,6 +1,7 @@
 /* server.h: the running server: configuration, export table, listening
  * sockets, worker threads, and the shutdown sequence (SIGINT/SIGTERM: stop
- * accepting, finish in-flight requests, flush, exit 0). */
+ * accepting, finish in-flight requests, flush, exit 0; SIGHUP and SIGUSR2 are
+ * ignored). */
 #ifndef SHUNT_SERVER_SERVER_H
 #define SHUNT_SERVER_SERVER_H
 

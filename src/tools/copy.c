@@ -25,6 +25,7 @@
 #include "shunt/shunt.h"
 #include "tools/commands.h"
 #include "tools/copy_io.h"
+#include "tools/copy_same.h"
 
 #define EXTENT_BATCH (UINT64_C(1) << 30)   /* plan this much of the source at a time */
 #define MAX_ZERO_REQ (UINT64_C(1) << 30)   /* one WRITE_ZEROES at most */
@@ -38,6 +39,7 @@ struct endpoint {
   uint64_t size;
   bool blockdev;
   bool fresh;              /* destination known to read as zeroes */
+  struct stat st;          /* file or block device: its fstat */
   uint64_t max_req;
 };
 
@@ -94,7 +96,8 @@ static void usage(FILE *f)
     "and nbds+unix:// over TLS) in any direction.  Holes in SRC are neither read\n"
     "nor written: a new or regular DST\n"
     "file keeps them as holes, an NBD DST gets WRITE_ZEROES.  Blocks read as all\n"
-    "zeroes are treated the same way unless --no-sparse.\n"
+    "zeroes are treated the same way unless --no-sparse.  SRC and DST may not be\n"
+    "the same file or the same export.\n"
     "\n"
     "  -C, --connections N   NBD connections per URI when the server allows (4)\n"
     "  -R, --requests N      requests in flight (64)\n"
@@ -165,6 +168,13 @@ static int open_endpoint(struct endpoint *e, const char *name, bool dst, uint64_
   struct stat st;
   if (fstat(e->fd, &st) < 0) {
     fprintf(stderr, "shunt copy: %s: %s\n", name, strerror(errno));
+    return -1;
+  }
+  e->st = st;
+  /* The destination is truncated below: never when it is the source (the
+   * same path, a symlink or hard link to it, or the same block device). */
+  if (dst && cp->src.fd >= 0 && copy_same_file(&cp->src.st, &st)) {
+    fprintf(stderr, "shunt copy: %s and %s are the same file\n", cp->src.name, name);
     return -1;
   }
   e->max_req = UINT64_C(1) << 30;
@@ -763,6 +773,11 @@ int cmd_copy(int argc, char **argv)
   cp.progress = progress_opt >= 0 ? progress_opt : (isatty(2) && !cp.json);
   int rc = 1;
   double t0 = now_s();
+  if (nbd_uri_is_nbd(argv[optind]) && nbd_uri_is_nbd(argv[optind + 1]) &&
+      copy_same_export(argv[optind], argv[optind + 1])) {
+    fprintf(stderr, "shunt copy: %s and %s are the same export\n", argv[optind], argv[optind + 1]);
+    goto out;
+  }
   if (open_endpoint(&cp.src, argv[optind], false, 0, (unsigned)conns, &cp) < 0)
     goto out;
   if (open_endpoint(&cp.dst, argv[optind + 1], true, cp.src.size, (unsigned)conns, &cp) < 0)

@@ -21,7 +21,7 @@ declare -A srcs=(
   [request]="src/proto/request.c src/proto/reply.c src/proto/handshake.c"
 )
 srcs[reply]="src/client/wire.c"
-srcs[client_handshake]="src/client/handshake.c src/client/wire.c"
+srcs[client_handshake]="src/client/handshake.c src/client/wire.c src/common/text.c"
 names=("$@")
 [ ${#names[@]} -gt 0 ] || names=($(printf '%s\n' "${!srcs[@]}" | sort))
 

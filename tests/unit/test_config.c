@@ -13,17 +13,23 @@
 #include "server/listener.h"
 #include "tap.h"
 
-static int load(const char *text, struct server_config *cfg, char *err, size_t errlen)
+/* Load len bytes of text (which may hold NUL bytes) as a config file. */
+static int load_n(const char *text, size_t len, struct server_config *cfg, char *err, size_t errlen)
 {
   char path[] = "/tmp/shunt-config-XXXXXX";
   int fd = mkstemp(path), r;
-  if (fd < 0 || write(fd, text, strlen(text)) != (ssize_t)strlen(text))
+  if (fd < 0 || write(fd, text, len) != (ssize_t)len)
     return -EIO;
   close(fd);
   config_init(cfg);
   r = config_load_file(cfg, path, err, errlen);
   unlink(path);
   return r;
+}
+
+static int load(const char *text, struct server_config *cfg, char *err, size_t errlen)
+{
+  return load_n(text, strlen(text), cfg, err, errlen);
 }
 
 int main(void)
@@ -81,6 +87,42 @@ int main(void)
      "duplicate export refused");
   config_free(&cfg);
 
+  /* Anything but a regular file is refused (a directory read as empty). */
+  config_init(&cfg);
+  ok(config_load_file(&cfg, "/tmp", err, sizeof err) == -EINVAL && strstr(err, "not a regular file"),
+     "a directory as config file refused: %s", err);
+  config_free(&cfg);
+  config_init(&cfg);
+  ok(config_load_file(&cfg, "/dev/null", err, sizeof err) == -EINVAL && strstr(err, "not a regular file"),
+     "a device as config file refused: %s", err);
+  config_free(&cfg);
+  ok(load_n("threads = 2\nlisten = 1\0002\n", 25, &cfg, err, sizeof err) == -EINVAL && strstr(err, ":2: NUL byte"),
+     "a NUL byte is named, with its line: %s", err);
+  config_free(&cfg);
+  {
+    char big[9000];
+    memset(big, '#', sizeof big - 2);
+    big[sizeof big - 2] = '\n';
+    big[sizeof big - 1] = '\0';
+    ok(load(big, &cfg, err, sizeof err) == -EINVAL && strstr(err, ":1: line too long"), "long line: %s", err);
+    config_free(&cfg);
+  }
+  ok(load("threads = 2", &cfg, err, sizeof err) == 0 && cfg.threads == 2, "last line without newline");
+  config_free(&cfg);
+  ok(load("[export a\033[31mb]\npath = /a\n", &cfg, err, sizeof err) == -EINVAL &&
+     strstr(err, ":1: export name") && !strchr(err, '\033'), "export section name with control characters refused: %s", err);
+  config_free(&cfg);
+  ok(load("[export d\xc3\xafsk]\npath = /a\n", &cfg, err, sizeof err) == 0 && !strcmp(cfg.exports[0].name, "d\xc3\xafsk"),
+     "UTF-8 export name accepted");
+  config_free(&cfg);
+  ok(export_parse_spec("a\nshunt: forged=/a", &e, err, sizeof err) == -EINVAL && !strchr(err, '\n'),
+     "export name with a newline refused: %s", err);
+  ok(export_parse_spec("a\xff=/a", &e, err, sizeof err) == -EINVAL, "export name with invalid UTF-8 refused");
+  ok(export_parse_spec("a\xc0\xaf=/a", &e, err, sizeof err) == -EINVAL, "overlong UTF-8 refused");
+  ok(export_parse_spec("a\x7f=/a", &e, err, sizeof err) == -EINVAL, "DEL refused");
+  ok(export_parse_spec("\xe2\x82\xac=/a", &e, err, sizeof err) == 0, "a euro sign is a fine name");
+  export_config_free(&e);
+
   ok(parse_size("64M", &v) == 0 && v == 64u << 20, "64M");
   ok(parse_size("1GiB", &v) == 0 && v == 1u << 30, "1GiB");
   ok(parse_size("4096", &v) == 0 && v == 4096, "4096");
@@ -98,5 +140,11 @@ int main(void)
      "default port");
   ok(listener_split("::1:80", host, sizeof host, port, sizeof port) < 0, "bare v6 refused");
   ok(listener_split("h:99999", host, sizeof host, port, sizeof port) < 0, "port out of range refused");
+  {
+    struct listen_set set = { 0 };
+    ok(listener_open_tcp(&set, "", err, sizeof err) == -EINVAL && set.n == 0 && strstr(err, "empty"),
+       "--listen '' refused (it would mean every address): %s", err);
+    listener_close_all(&set);
+  }
   return tap_done();
 }
