@@ -244,7 +244,16 @@ int listener_socket_activation(struct listen_set *set)
   if ((pid_t)p != getpid())
     return 0;
   for (uint64_t i = 0; i < n; i++) {
-    int fd = 3 + (int)i;
+    int fd = 3 + (int)i, listening = 0;
+    socklen_t len = sizeof listening;
+    /* Only a listening socket can be accepted on: anything else (a file, a
+     * connected socket, a closed fd) would make every accept fail at once,
+     * for ever. */
+    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) < 0 || !listening) {
+      log_msg(LOG_ERROR, NULL, NULL,
+              "socket activation: fd %d is not a listening socket (LISTEN_FDS=%s)", fd, fds);
+      return -ENOTSOCK;
+    }
     fcntl(fd, F_SETFD, FD_CLOEXEC);
     if (set_add(set, fd) < 0)
       return -ENOMEM;

@@ -158,9 +158,10 @@ static void accept_cb(struct engine_op *op, int res, uint32_t flags)
         }
       }
     }
-  } else if (res == -EMFILE || res == -ENFILE || res == -ENOMEM || res == -ENOBUFS) {
-    /* A multishot accept keeps failing while the condition lasts: stop it,
-     * and try again after a pause so that connections can close. */
+  } else if (res != -ECANCELED && res != -EAGAIN && res != -EINTR && res != -ECONNABORTED) {
+    /* A multishot accept keeps failing while the condition lasts (no fds, no
+     * memory, or a socket that cannot accept at all): stop it, and try again
+     * after a pause so that connections can close, instead of spinning. */
     if (!a->backoff) {
       log_msg(LOG_WARN, NULL, NULL, "accept failed: %s; pausing accepts for 100 ms", strerror(-res));
       a->backoff = true;
@@ -169,8 +170,6 @@ static void accept_cb(struct engine_op *op, int res, uint32_t flags)
         io_uring_prep_cancel(sqe, &a->op, 0);
       }
     }
-  } else if (res != -ECANCELED && res != -EAGAIN && res != -EINTR && res != -ECONNABORTED) {
-    log_msg(LOG_WARN, NULL, NULL, "accept failed: %s", strerror(-res));
   }
   if (a->armed || w->stopping)
     return;

@@ -91,6 +91,15 @@ err_says "... as not a regular file" "not a regular file"
 printf 'threads = 1\nlisten = 127.0.0.1:1\0000\n' >"$T/nul.conf"
 serve_fails "a config line with a NUL byte is refused" --config "$T/nul.conf" "d=$img"
 err_says "... and reported as a NUL byte at line 2" "nul.conf:2: NUL byte"
+# Socket activation handing over something that cannot accept (here a regular
+# file as fd 3): refused at start, instead of an accept failing for ever.
+timeout 10 bash -c 'export LISTEN_PID=$$ LISTEN_FDS=1; exec 3<"$1"; exec "$2" serve "d=$1"' \
+  _ "$img" "$SHUNT" >"$T/err" 2>&1
+rc=$?
+cat "$T/err" >>"$T/all.err"
+if [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ]; then tap_ok "socket activation with a non-socket fd is refused (status $rc)"
+else tap_fail "socket activation with a non-socket fd is refused (status $rc)"; sed 's/^/#   /' "$T/err"; fi
+err_says "... naming the fd" "fd 3 is not a listening socket"
 serve_fails "--listen '' is refused" --listen '' "d=$img"
 err_says "... with a message about the empty address" "empty address"
 mkfifo "$T/fifo"
