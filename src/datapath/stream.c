@@ -558,12 +558,12 @@ struct wstate {
   bool aborted;                  /* the payload never completed: no reply */
 };
 
-struct dchunk;
+struct dpiece;
 
 struct wop {
   struct engine_op op;
   struct wstate *ws;
-  struct dchunk *dc;             /* direct: the locked chunk it belongs to, else NULL */
+  struct dpiece *dc;             /* direct: the locked piece it belongs to, else NULL */
   int fd;
   uint8_t *buf;
   uint64_t off, len, done;
@@ -571,15 +571,15 @@ struct wop {
 };
 
 static void wop_submit(struct wop *w);
-static void dchunk_hold(struct dchunk *dc);
-static void dchunk_put(struct dchunk *dc, int res);
+static void dpiece_hold(struct dpiece *dc);
+static void dpiece_put(struct dpiece *dc, int res);
 
 static void write_finish(struct wstate *ws)
 {
   request_reply_status(ws->r, proto_errno_to_nbd(ws->err), errmsg(ws->err));
 }
 
-/* One of the request's writes (or direct chunks) ended with res. */
+/* One of the request's writes (or direct pieces) ended with res. */
 static void ws_put(struct wstate *ws, int res)
 {
   if (res < 0 && !ws->err)
@@ -611,10 +611,10 @@ static void wop_cb(struct engine_op *op, int res, uint32_t flags)
   } else if (res == 0) {
     res = -EIO;
   }
-  struct dchunk *dc = w->dc;
+  struct dpiece *dc = w->dc;
   free(w);
   if (dc)
-    dchunk_put(dc, res);
+    dpiece_put(dc, res);
   else
     ws_put(ws, res);
 }
@@ -635,8 +635,8 @@ static void wop_submit(struct wop *w)
 }
 
 /* Write payload bytes [a, b) (request-relative) through fd, as part of
- * direct chunk dc (or of the request itself when dc is NULL). */
-static void write_piece(struct wstate *ws, struct dchunk *dc, int fd, uint64_t a, uint64_t b, bool fixed)
+ * direct piece dc (or of the request itself when dc is NULL). */
+static void write_piece(struct wstate *ws, struct dpiece *dc, int fd, uint64_t a, uint64_t b, bool fixed)
 {
   struct request *r = ws->r;
   struct wop *w;
@@ -656,7 +656,7 @@ static void write_piece(struct wstate *ws, struct dchunk *dc, int fd, uint64_t a
   w->len = b - a;
   w->fixed = fixed;
   if (dc)
-    dchunk_hold(dc);
+    dpiece_hold(dc);
   else
     ws->pending++;
   if (!r->times.disk_begin)
@@ -664,7 +664,7 @@ static void write_piece(struct wstate *ws, struct dchunk *dc, int fd, uint64_t a
   wop_submit(w);
 }
 
-/* ---- direct writes: locked chunks, unaligned edges read-modify-written ----
+/* ---- direct writes: locked pieces, unaligned edges read-modify-written ----
  *
  * The page cache of a direct export stays out of the way: an unaligned edge
  * of a write is merged into its 4 KiB block through a bounce block (O_DIRECT
@@ -673,37 +673,38 @@ static void write_piece(struct wstate *ws, struct dchunk *dc, int fd, uint64_t a
  * O_DIRECT write of the same block loses one of them when the page cache is
  * written back; the kernel logs "Page cache invalidation failure").  While
  * an edge is between its read and its write, nothing else may write its
- * block, so every direct chunk locks the blocks it touches in the export's
- * range lock (rangelock.h): exclusive when it has an unaligned edge, shared
- * when it only overwrites whole blocks.  Only conflicting locks wait, first
- * come first served.  A chunk's lock is taken when its payload is in memory
- * and held only across its own disk I/O, so no lock ever waits on the
- * network or on a buffer. */
+ * block, so every piece of a direct write (unaligned head, aligned middle,
+ * unaligned tail of each chunk) locks the blocks it touches in the export's
+ * range lock (rangelock.h): an edge its block, exclusive; the middle its
+ * whole blocks, shared.  Only conflicting locks wait, first come first
+ * served.  A piece's lock is taken when its payload is in memory and held
+ * only across its own disk I/O, so no lock ever waits on the network or on
+ * a buffer. */
 
-struct dchunk {
-  struct rl_lock lk;             /* the blocks [a, b) touches */
+struct dpiece {
+  struct rl_lock lk;             /* the blocks [a, b) touches; exclusive for an edge */
   struct wstate *ws;
   uint64_t a, b;                 /* payload bytes (request-relative) */
-  unsigned pending;              /* its writes and edges in flight, + 1 while issuing */
+  unsigned pending;              /* its write or read-modify-write in flight, + 1 while issuing */
   int err;
 };
 
 /* One unaligned edge: the block at pos, payload bytes [a, b) go into it. */
 struct rmw {
   struct engine_op op;
-  struct dchunk *dc;
+  struct dpiece *dc;
   uint8_t *blk;
   uint64_t pos, a, b;
   unsigned done;
   bool writing;
 };
 
-static void dchunk_hold(struct dchunk *dc)
+static void dpiece_hold(struct dpiece *dc)
 {
   dc->pending++;
 }
 
-static void dchunk_put(struct dchunk *dc, int res)
+static void dpiece_put(struct dpiece *dc, int res)
 {
   struct wstate *ws = dc->ws;
   if (res < 0 && !dc->err)
@@ -746,10 +747,10 @@ static void rmw_cb(struct engine_op *op, int res, uint32_t flags)
   } else if (res == 0) {
     res = -EIO;
   }
-  struct dchunk *dc = m->dc;
+  struct dpiece *dc = m->dc;
   free(m->blk);
   free(m);
-  dchunk_put(dc, res);
+  dpiece_put(dc, res);
 }
 
 static void rmw_submit(struct rmw *m)
@@ -769,7 +770,7 @@ static void rmw_submit(struct rmw *m)
 }
 
 /* Merge payload bytes [a, b) into the block at file offset pos. */
-static void rmw_start(struct dchunk *dc, uint64_t pos, uint64_t a, uint64_t b)
+static void rmw_start(struct dpiece *dc, uint64_t pos, uint64_t a, uint64_t b)
 {
   struct wstate *ws = dc->ws;
   struct request *r = ws->r;
@@ -798,47 +799,39 @@ static void rmw_start(struct dchunk *dc, uint64_t pos, uint64_t a, uint64_t b)
   m->pos = pos;
   m->a = a;
   m->b = b;
-  dchunk_hold(dc);
+  dpiece_hold(dc);
   rmw_submit(m);
 }
 
-/* The chunk's blocks are locked: write the aligned middle straight from
- * the payload, merge the unaligned edges (at most one block each). */
-static void dchunk_start(struct dchunk *dc)
+/* The piece's blocks are locked: an edge is merged into its block, the
+ * aligned middle is written straight from the payload. */
+static void dpiece_start(struct dpiece *dc)
 {
   struct wstate *ws = dc->ws;
   struct request *r = ws->r;
   struct dp_worker *dw = r->eng->dp;
-  uint64_t o = r->hdr.offset, p = o + dc->a, ae = o + dc->b;
-  uint64_t mid_end = ae & ~(uint64_t)(A - 1);
   bool fixed = dw && dw->arena_ok && dw->arena.registered && r->buf_base && arena_owns(&dw->arena, r->buf_base);
 
-  dchunk_hold(dc);   /* until everything is issued */
-  if (p & (A - 1)) {
-    uint64_t blk = p & ~(uint64_t)(A - 1), stop = blk + A < ae ? blk + A : ae;
-    rmw_start(dc, blk, p - o, stop - o);
-    p = stop;
-  }
-  if (mid_end > p) {
-    write_piece(ws, dc, r->export->direct_fd, p - o, mid_end - o, fixed);
-    p = mid_end;
-  }
-  if (p < ae)
-    rmw_start(dc, p, p - o, ae - o);
-  dchunk_put(dc, 0);
+  dpiece_hold(dc);   /* until everything is issued */
+  if (dc->lk.excl)
+    rmw_start(dc, dc->lk.start, dc->a, dc->b);
+  else
+    write_piece(ws, dc, r->export->direct_fd, dc->a, dc->b, fixed);
+  dpiece_put(dc, 0);
 }
 
-static void dchunk_granted(struct rl_lock *l)
+static void dpiece_granted(struct rl_lock *l)
 {
-  dchunk_start(container_of(l, struct dchunk, lk));
+  dpiece_start(container_of(l, struct dpiece, lk));
 }
 
-/* Payload bytes [a, b) are in memory: lock their blocks, then write them. */
-static void direct_write_range(struct wstate *ws, uint64_t a, uint64_t b)
+/* Lock the blocks of payload bytes [a, b) (an edge: its one block,
+ * exclusive; a middle of whole blocks: shared), then write them. */
+static void dpiece_new(struct wstate *ws, uint64_t a, uint64_t b, bool edge)
 {
   struct request *r = ws->r;
   uint64_t as = r->hdr.offset + a, ae = r->hdr.offset + b;
-  struct dchunk *dc;
+  struct dpiece *dc;
 
   if (b <= a)
     return;
@@ -852,16 +845,40 @@ static void direct_write_range(struct wstate *ws, uint64_t a, uint64_t b)
   dc->b = b;
   dc->lk.start = as & ~(uint64_t)(A - 1);
   dc->lk.end = (ae + A - 1) & ~(uint64_t)(A - 1);
-  dc->lk.excl = dc->lk.start != as || dc->lk.end != ae;
+  dc->lk.excl = edge;
   dc->lk.eng = r->eng;
-  dc->lk.granted = dchunk_granted;
+  dc->lk.granted = dpiece_granted;
   ws->pending++;
   if (!r->times.disk_begin)
     r->times.disk_begin = dp_now();
   if (rangelock_lock(&r->export->wlock, &dc->lk))
-    dchunk_start(dc);
+    dpiece_start(dc);
   else
     stat_add(&stats(r)->range_lock_waits, 1);
+}
+
+/* Payload bytes [a, b) are in memory: an unaligned head, the aligned
+ * middle and an unaligned tail each lock and go on their own, so a write
+ * waits only for writes of the very blocks it touches (neighbouring
+ * unaligned writes share a block at most at each end: no long chains). */
+static void direct_write_range(struct wstate *ws, uint64_t a, uint64_t b)
+{
+  uint64_t o = ws->r->hdr.offset, p = o + a, ae = o + b;
+  uint64_t mid_end = ae & ~(uint64_t)(A - 1);
+
+  if (p & (A - 1)) {
+    uint64_t stop = (p & ~(uint64_t)(A - 1)) + A;
+    if (stop > ae)
+      stop = ae;
+    dpiece_new(ws, p - o, stop - o, true);
+    p = stop;
+  }
+  if (mid_end > p) {
+    dpiece_new(ws, p - o, mid_end - o, false);
+    p = mid_end;
+  }
+  if (p < ae)
+    dpiece_new(ws, p - o, ae - o, true);
 }
 
 /* Issue the writes of payload bytes [a, b). */
