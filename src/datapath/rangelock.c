@@ -99,3 +99,25 @@ void rangelock_unlock(struct rangelock *t, struct rl_lock *l)
       engine_post(grant[i]->eng, &grant[i]->op, 0);
   }
 }
+
+size_t rangelock_take_same(struct rangelock *t, struct rl_lock *l, struct rl_lock **out, size_t max)
+{
+  size_t n = 0;
+
+  if (!l->excl || !l->merge_key)
+    return 0;
+  pthread_mutex_lock(&t->mu);
+  /* l is held, so nothing before it conflicts with l, nor with a waiter of
+   * the same range: such a waiter only waits for l and for the conflicting
+   * locks between them, all taken here or the walk stops. */
+  for (struct rl_lock *w = l->next; w && n < max; w = w->next) {
+    if (!conflict(l, w))
+      continue;
+    if (w->held || w->merge_key != l->merge_key || w->start != l->start || w->end != l->end)
+      break;
+    w->held = true;
+    out[n++] = w;
+  }
+  pthread_mutex_unlock(&t->mu);
+  return n;
+}

@@ -17,6 +17,7 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "engine/engine.h"
@@ -25,6 +26,7 @@ struct rl_lock {
   /* Set by the caller before rangelock_lock. */
   uint64_t start, end;           /* byte range [start, end); callers round it to blocks */
   bool excl;
+  const void *merge_key;         /* non-NULL: rangelock_take_same may hand it to a holder */
   struct engine *eng;            /* the owner's loop: granted() runs there; unlock is called there */
   void (*granted)(struct rl_lock *l);
   /* rangelock-internal */
@@ -51,5 +53,14 @@ bool rangelock_lock(struct rangelock *t, struct rl_lock *l);
 /* Release a held lock, on l->eng's loop; grants the waiters it was holding
  * up that nothing else holds up (on their own loops, never inside this call). */
 void rangelock_unlock(struct rangelock *t, struct rl_lock *l);
+
+/* For the holder l of an exclusive lock: take (mark held, without calling
+ * granted()) up to max waiters queued right behind l for exactly l's range
+ * with l's merge_key, in order, stopping at the first conflicting lock that
+ * is not such a waiter (nothing is overtaken).  l's owner then does their
+ * work together with its own (one read-modify-write of a hot block instead
+ * of one each) and tells their owners, who release them as usual.
+ * Returns how many were stored in out[]. */
+size_t rangelock_take_same(struct rangelock *t, struct rl_lock *l, struct rl_lock **out, size_t max);
 
 #endif

@@ -30,6 +30,7 @@ struct dp_stats {
   stat_t bounce_bytes;                   /* unaligned edges of direct writes, merged into their blocks
                                           * through bounce blocks (read-modify-write) */
   stat_t range_lock_waits;               /* direct writes, TRIMs, zeroes that waited for a conflicting one */
+  stat_t rmw_merged;                     /* unaligned edges merged into another's read-modify-write */
   stat_t zc_sends, zc_copied_sends, zc_copied_bytes;   /* SEND_ZC, and those the kernel copied */
   stat_t arena_allocs, arena_waits, arena_fallbacks, pipe_waits;
   stat_t chunks;                         /* chunks of split reads/writes */

@@ -687,7 +687,14 @@ struct dpiece {
   uint64_t a, b;                 /* payload bytes (request-relative) */
   unsigned pending;              /* its write or read-modify-write in flight, + 1 while issuing */
   int err;
+  struct engine_op merged_op;    /* merged into another edge's read-modify-write: its end */
 };
+
+/* Edges waiting for the block an edge is merging into, taken along with it:
+ * a block that many small writes hit (a journal, a bitmap) costs one
+ * read and one write per batch instead of per write. */
+#define RMW_MERGE_MAX 32
+static const char rmw_key;       /* merge_key of edge locks */
 
 /* One unaligned edge: the block at pos, payload bytes [a, b) go into it. */
 struct rmw {
@@ -696,7 +703,9 @@ struct rmw {
   uint8_t *blk;
   uint64_t pos, a, b;
   unsigned done;
-  bool writing;
+  bool writing, fua;
+  size_t nmerged;
+  struct rl_lock *merged[RMW_MERGE_MAX];
 };
 
 static void dpiece_hold(struct dpiece *dc)
@@ -720,6 +729,43 @@ static void dpiece_put(struct dpiece *dc, int res)
 
 static void rmw_submit(struct rmw *m);
 
+/* A piece whose edge another one merged into its block: done, with res (on
+ * the piece's own loop, where its lock is released). */
+static void dpiece_merged_cb(struct engine_op *op, int res, uint32_t flags)
+{
+  struct dpiece *x = container_of(op, struct dpiece, merged_op);
+  (void)flags;
+  dpiece_hold(x);
+  dpiece_put(x, res);
+}
+
+/* The block is read and m's own bytes are in: add the bytes of the edges
+ * queued right behind it for the same block, in their order (a later
+ * write's bytes land over an earlier one's, as if each had its turn).
+ * Their payloads lie complete in their requests' buffers, which live until
+ * their pieces are done; the lock table's mutex orders those writes before
+ * these reads. */
+static void rmw_merge(struct rmw *m)
+{
+  struct request *r = m->dc->ws->r;
+  struct dp_stats *s = stats(r);
+
+  m->fua = r->hdr.flags & NBD_CMD_FLAG_FUA;
+  m->nmerged = rangelock_take_same(&r->export->wlock, &m->dc->lk, m->merged, RMW_MERGE_MAX);
+  for (size_t i = 0; i < m->nmerged; i++) {
+    struct dpiece *x = container_of(m->merged[i], struct dpiece, lk);
+    struct request *xr = x->ws->r;
+    memcpy(m->blk + (xr->hdr.offset + x->a - m->pos), (uint8_t *)xr->buf + x->a, x->b - x->a);
+    if (xr->hdr.flags & NBD_CMD_FLAG_FUA)
+      m->fua = true;
+    stat_add(&s->bounce_bytes, x->b - x->a);
+    stat_add(&s->copied_write, x->b - x->a);
+    stat_add(&s->memcpy_bytes, x->b - x->a);
+  }
+  if (m->nmerged)
+    stat_add(&s->rmw_merged, m->nmerged);
+}
+
 static void rmw_cb(struct engine_op *op, int res, uint32_t flags)
 {
   struct rmw *m = container_of(op, struct rmw, op);
@@ -738,6 +784,7 @@ static void rmw_cb(struct engine_op *op, int res, uint32_t flags)
     }
     if (!m->writing) {   /* read: patch the payload in, then write the block */
       memcpy(m->blk + (r->hdr.offset + m->a - m->pos), (uint8_t *)r->buf + m->a, m->b - m->a);
+      rmw_merge(m);
       m->writing = true;
       m->done = 0;
       rmw_submit(m);
@@ -748,6 +795,14 @@ static void rmw_cb(struct engine_op *op, int res, uint32_t flags)
     res = -EIO;
   }
   struct dpiece *dc = m->dc;
+  for (size_t i = 0; i < m->nmerged; i++) {
+    struct dpiece *x = container_of(m->merged[i], struct dpiece, lk);
+    x->merged_op.cb = dpiece_merged_cb;
+    if (x->lk.eng == r->eng)
+      engine_defer(r->eng, &x->merged_op, res);
+    else
+      engine_post(x->lk.eng, &x->merged_op, res);
+  }
   free(m->blk);
   free(m);
   dpiece_put(dc, res);
@@ -764,7 +819,7 @@ static void rmw_submit(struct rmw *m)
     io_uring_prep_read(sqe, fd, m->blk + m->done, A - m->done, m->pos + m->done);
   } else {
     io_uring_prep_write(sqe, fd, m->blk + m->done, A - m->done, m->pos + m->done);
-    if (r->hdr.flags & NBD_CMD_FLAG_FUA)
+    if (m->fua)
       sqe->rw_flags = RWF_DSYNC;
   }
 }
@@ -846,6 +901,7 @@ static void dpiece_new(struct wstate *ws, uint64_t a, uint64_t b, bool edge)
   dc->lk.start = as & ~(uint64_t)(A - 1);
   dc->lk.end = (ae + A - 1) & ~(uint64_t)(A - 1);
   dc->lk.excl = edge;
+  dc->lk.merge_key = edge && dc->lk.end <= r->export->backend->size ? &rmw_key : NULL;
   dc->lk.eng = r->eng;
   dc->lk.granted = dpiece_granted;
   ws->pending++;

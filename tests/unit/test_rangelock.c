@@ -142,6 +142,39 @@ int main(void)
   free(many);
   atomic_store(&cross_granted, 0);
 
+  /* Merging: waiters right behind an exclusive holder, for the same range
+   * and merge key, are handed to it in order; the walk stops at the first
+   * other conflicting lock, so nothing is overtaken. */
+  static const char key;
+  struct rl_lock h = mk(&e, 0, 4096, true), m1 = mk(&e, 0, 4096, true), m2 = mk(&e, 0, 4096, true);
+  struct rl_lock other = mk(&e, 8192, 12288, true), trim = mk(&e, 0, 4096, true), m3 = mk(&e, 0, 4096, true);
+  h.merge_key = m1.merge_key = m2.merge_key = m3.merge_key = &key;
+  rangelock_lock(&t, &h);
+  rangelock_lock(&t, &m1);
+  rangelock_lock(&t, &other);
+  rangelock_lock(&t, &m2);
+  rangelock_lock(&t, &trim);   /* same range, no merge key (a TRIM) */
+  rangelock_lock(&t, &m3);
+  struct rl_lock *got[8];
+  size_t ng = rangelock_take_same(&t, &h, got, 8);
+  ok(ng == 2 && got[0] == &m1 && got[1] == &m2 && m1.held && m2.held && !trim.held && !m3.held,
+     "take_same hands over the same-block waiters in order, up to the first other conflict (%zu)", ng);
+  norder = 0;
+  rangelock_unlock(&t, &h);
+  rangelock_unlock(&t, &m1);
+  spin(&e, 2);
+  ok(norder == 0 && !trim.held, "the waiter behind them waits for every merged lock");
+  rangelock_unlock(&t, &m2);
+  spin(&e, 2);
+  ok(trim.held && !m3.held, "then it is granted; the later mergeable waiter still waits for it");
+  rangelock_unlock(&t, &trim);
+  spin(&e, 2);
+  ok(m3.held, "and then that one");
+  ok(rangelock_take_same(&t, &m3, got, 8) == 0, "nothing behind: nothing taken");
+  rangelock_unlock(&t, &m3);
+  rangelock_unlock(&t, &other);
+  ok(t.head == NULL, "the table is empty again");
+
   /* A lock held by another thread's engine; our waiter is woken through
    * our loop (engine_post), not run on theirs. */
   struct remote *r = calloc(1, sizeof *r);
