@@ -3,7 +3,8 @@
 # path (export_arg: rerun per path with SHUNT_EXPORT_OPTS=datapath=...).
 # tests/raw/overlap_writes.py: two connections pipeline, round after round,
 # A = [k*16K, +8192) (aligned) and B = [k*16K+100, +9900) (unaligned ends, B's
-# head block shared with A) over 1024 regions; every write and the FLUSH after
+# head block shared with A; every third round a WRITE_ZEROES of B's range
+# instead) over 1024 regions; every write and the FLUSH after
 # each round succeed, and every byte read back is one an acknowledged write (or
 # nobody) left there: A's where only A wrote, either's where both did.
 # tests/raw/write_order.py: 1 KiB writes at offsets not aligned to 4 KiB,

@@ -4,9 +4,10 @@
   overlap_writes.py PORT EXPORT REGIONS MAX_PAIRS MAX_SECONDS
 EXPORT is at least REGIONS * 16 KiB.  In every round, connection A writes
 [k*16K, +8192) (4 KiB aligned) and connection B writes [k*16K+100, +9900)
-(unaligned at both ends; its head shares a block with A's write) for every
-region k, both pipelined and sent interleaved (A_k, B_k, A_k+1, ...), with
-patterns that differ per round and per connection.  Every write must
+(unaligned at both ends; its head shares a block with A's write; every
+third round B zeroes that range with WRITE_ZEROES instead) for every region
+k, both pipelined and sent interleaved (A_k, B_k, A_k+1, ...; regions in a
+random order), with patterns that differ per round and per connection.  Every write must
 succeed, then a FLUSH on each connection, then the regions are read back:
 bytes only A wrote must be A's, bytes only B wrote B's, bytes both wrote
 either A's or B's, bytes nobody wrote what they were.  Rounds go on until
@@ -94,7 +95,11 @@ def main():
     pairs = rounds = 0
     write_errors, flush_errors, problems = [], [], []
     while pairs < max_pairs and time.monotonic() - t0 < max_seconds:
-        da, db = rnd.randbytes(A_LEN * regions), rnd.randbytes(B_LEN * regions)
+        # Every third round B zeroes its range instead (WRITE_ZEROES, whose
+        # partial blocks the filesystem zeroes).
+        zero = rounds % 3 == 2
+        da = rnd.randbytes(A_LEN * regions)
+        db = bytes(B_LEN * regions) if zero else rnd.randbytes(B_LEN * regions)
         ea, eb = [], []
         ta = threading.Thread(target=collect, args=(ca, regions, ea))
         tb = threading.Thread(target=collect, args=(cb, regions, eb))
@@ -105,7 +110,10 @@ def main():
         for k in order:
             base = k * REGION
             ca.request(NBD_CMD_WRITE, base + A_OFF, payload=da[k * A_LEN:(k + 1) * A_LEN])
-            cb.request(NBD_CMD_WRITE, base + B_OFF, payload=db[k * B_LEN:(k + 1) * B_LEN])
+            if zero:
+                cb.request(NBD_CMD_WRITE_ZEROES, base + B_OFF, B_LEN)
+            else:
+                cb.request(NBD_CMD_WRITE, base + B_OFF, payload=db[k * B_LEN:(k + 1) * B_LEN])
         ta.join()
         tb.join()
         write_errors += ea + eb
@@ -120,7 +128,7 @@ def main():
         pairs += regions
         rounds += 1
     print("# %d rounds, %d write pairs in %.1f s" % (rounds, pairs, time.monotonic() - t0))
-    tap.check(not write_errors, "every overlapping write succeeds",
+    tap.check(not write_errors, "every overlapping write (and zeroing) succeeds",
               "%d failed, first: %s" % (len(write_errors), write_errors[:5]))
     tap.check(not flush_errors, "FLUSH after each round succeeds",
               "%d of %d rounds failed: %s" % (len(flush_errors), rounds, flush_errors[:5]))
