@@ -693,7 +693,7 @@ struct dpiece {
 /* Edges waiting for the block an edge is merging into, taken along with it:
  * a block that many small writes hit (a journal, a bitmap) costs one
  * read and one write per batch instead of per write. */
-#define RMW_MERGE_MAX 32
+#define RMW_MERGE_MAX 64
 static const char rmw_key;       /* merge_key of edge locks */
 
 /* One unaligned edge: the block at pos, payload bytes [a, b) go into it. */
