@@ -11,7 +11,8 @@
  * overtaken by a later conflicting lock and nobody starves.  A waiter is
  * granted on its own worker's loop (engine_post from the releasing worker).
  * The table's mutex is held only to update it, never across I/O.  Reads take
- * no lock.  Cost: a lock or release walks the export's locks in flight. */
+ * no lock.  Cost: a shared lock or release walks the exclusive locks in
+ * flight on the export; an exclusive one walks all of them. */
 #ifndef SHUNT_DATAPATH_RANGELOCK_H
 #define SHUNT_DATAPATH_RANGELOCK_H
 
@@ -32,12 +33,16 @@ struct rl_lock {
   /* rangelock-internal */
   struct engine_op op;
   struct rl_lock *prev, *next;   /* the table's list, in order of arrival */
+  struct rl_lock *xprev, *xnext; /* the exclusive locks only, same order */
+  uint64_t seq;                  /* arrival number */
   bool held;
 };
 
 struct rangelock {
   pthread_mutex_t mu;
-  struct rl_lock *head, *tail;
+  struct rl_lock *head, *tail;   /* every lock, in order of arrival */
+  struct rl_lock *xhead, *xtail; /* the exclusive ones */
+  uint64_t seq;
   uint64_t waits;                /* locks that had to wait, for tests and stats */
 };
 
