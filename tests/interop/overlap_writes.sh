@@ -10,6 +10,8 @@
 # tests/raw/write_order.py: 1 KiB writes at offsets not aligned to 4 KiB,
 # all into 4 blocks, pipelined among 4 KiB reads: all answered, none
 # overtaken by more than 256 later requests (64 in flight), bytes read back.
+# tests/raw/odd_size_writes.py: unaligned writes and zeroes up to the end of a
+# 10000-byte export read back; the file keeps its size.
 # With the direct path, the stats must show that conflicting writes waited
 # for each other (range_lock_waits), so the overlap was really in flight.
 . "$(dirname "$0")/../lib.sh"
@@ -22,6 +24,7 @@ head -c 16M /dev/urandom >"$img"
 # Not in the page cache: the server reads blocks from the disk.
 "$PY" -c 'import os,sys; fd=os.open(sys.argv[1],os.O_RDONLY); os.fsync(fd); os.posix_fadvise(fd,0,0,os.POSIX_FADV_DONTNEED)' "$img"
 start_shunt --stats "$T/stats.json" "$(export_arg disk "$img")" || { tap_fail "server starts"; tap_finish; exit; }
+main_pid=$SHUNT_PID main_port=$PORT
 dp=$(sed -n 's/.*data path \([a-z]*\).*/\1/p' "$T/shunt.log" | head -n1)
 echo "# data path: ${dp:-copy}"
 
@@ -31,6 +34,15 @@ OVERLAP_SEED=$RANDOM tap_relay timeout 120 "$PY" "$top/tests/raw/overlap_writes.
 # about 500 of them): a write may be overtaken by at most 4 windows' worth.
 WRITE_ORDER_SEED=$RANDOM WRITE_ORDER_BLOCKS=4 tap_relay timeout 120 \
   "$PY" "$top/tests/raw/write_order.py" "$PORT" disk 8000 64 256
+
+# An export of 10000 bytes (its last 4 KiB block partial): unaligned writes
+# and zeroes up to its end read back, and the file keeps its size.
+head -c 10000 /dev/urandom >"$T/odd.img"
+start_shunt "$(export_arg odd "$T/odd.img")" || tap_fail "server for the odd-sized export starts"
+odd_pid=$SHUNT_PID
+tap_relay timeout 120 "$PY" "$top/tests/raw/odd_size_writes.py" "$PORT" odd "$T/odd.img"
+kill -TERM "$odd_pid"; wait "$odd_pid"
+SHUNT_PID=$main_pid PORT=$main_port
 
 kill -USR1 "$SHUNT_PID"
 for _ in $(seq 50); do [ -s "$T/stats.json" ] && break; sleep 0.1; done
