@@ -397,9 +397,11 @@ static void chunk_read_done(struct chunk *c, int res)
   }
 }
 
-/* Split the request into chunks along extents (structured replies) and at
- * absolute multiples of csize (not at all when whole); NULL on ENOMEM. */
-static struct stream *stream_plan(struct request *r, struct dp_worker *dw, uint32_t csize, bool whole)
+/* Split the request into chunks along extents (structured replies; not when
+ * one data chunk is wanted) and at absolute multiples of csize (not at all
+ * when whole); NULL on ENOMEM. */
+static struct stream *stream_plan(struct request *r, struct dp_worker *dw, uint32_t csize, bool whole,
+                                  bool one)
 {
   struct proto_extent ext[MAX_EXTENTS];
   size_t next = 0;
@@ -407,7 +409,7 @@ static struct stream *stream_plan(struct request *r, struct dp_worker *dw, uint3
   uint64_t off = r->hdr.offset, len = r->hdr.length;
   struct stream *st = NULL;
 
-  if (!structured || !dp_read_extents(r, ext, MAX_EXTENTS, &next)) {
+  if (!structured || one || !dp_read_extents(r, ext, MAX_EXTENTS, &next)) {
     ext[0] = (struct proto_extent){ len, 0 };
     next = 1;
   }
@@ -469,16 +471,23 @@ static void stream_read(struct request *r)
     copy_read_request(r);
     return;
   }
+  bool whole = false, one = false;
   if ((r->hdr.flags & NBD_CMD_FLAG_DF) && proto_uses_chunks(r->session)) {
-    /* One data chunk wanted ("don't fragment"): the copy path does that. */
-    if (!(r->buf = malloc(r->hdr.length))) {
-      request_reply_status(r, NBD_ENOMEM, "out of memory");
+    /* One data chunk wanted ("don't fragment").  Direct: one O_DIRECT
+     * chunk (a buffered read would fill the page cache of a direct export,
+     * whose pages a concurrent O_DIRECT write may then fail to invalidate);
+     * otherwise the copy path does that. */
+    if (is_direct(r)) {
+      whole = one = true;
+    } else {
+      if (!(r->buf = malloc(r->hdr.length))) {
+        request_reply_status(r, NBD_ENOMEM, "out of memory");
+        return;
+      }
+      copy_read_request(r);
       return;
     }
-    copy_read_request(r);
-    return;
   }
-  bool whole = false;
   int rfd = -1;
   if (!is_direct(r)) {
     uint64_t off = r->hdr.offset, len = r->hdr.length;
@@ -513,7 +522,7 @@ static void stream_read(struct request *r)
     /* Split reads that do not continue a recent one skip readahead. */
     rfd = len > csize && !whole ? dp_read_fd(dw, fd, off, len) : fd;
   }
-  if (!(st = stream_plan(r, dw, csize, whole))) {
+  if (!(st = stream_plan(r, dw, csize, whole, one))) {
     request_reply_status(r, NBD_ENOMEM, "out of memory");
     return;
   }

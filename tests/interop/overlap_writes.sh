@@ -11,7 +11,8 @@
 # all into 4 blocks, pipelined among 4 KiB reads: all answered, none
 # overtaken by more than 256 later requests (64 in flight), bytes read back.
 # tests/raw/odd_size_writes.py: unaligned writes and zeroes up to the end of a
-# 10000-byte export read back; the file keeps its size.
+# 10000-byte export read back (a READ with DF too, as one chunk, O_DIRECT on
+# the direct path); the file keeps its size.
 # With the direct path, the stats must show that conflicting writes waited
 # for each other (range_lock_waits), so the overlap was really in flight.
 . "$(dirname "$0")/../lib.sh"
@@ -38,10 +39,17 @@ WRITE_ORDER_SEED=$RANDOM WRITE_ORDER_BLOCKS=4 tap_relay timeout 120 \
 # An export of 10000 bytes (its last 4 KiB block partial): unaligned writes
 # and zeroes up to its end read back, and the file keeps its size.
 head -c 10000 /dev/urandom >"$T/odd.img"
-start_shunt "$(export_arg odd "$T/odd.img")" || tap_fail "server for the odd-sized export starts"
+start_shunt --stats "$T/odd.json" "$(export_arg odd "$T/odd.img")" || tap_fail "server for the odd-sized export starts"
 odd_pid=$SHUNT_PID
 tap_relay timeout 120 "$PY" "$top/tests/raw/odd_size_writes.py" "$PORT" odd "$T/odd.img"
 kill -TERM "$odd_pid"; wait "$odd_pid"
+if [ "$dp" = direct ]; then
+  # Every read of a direct export, the one with DF too, is O_DIRECT: none
+  # goes through the page cache (the copy path's buffered read).
+  copied=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["exports"][0]["bytes_by_path"]["copy"])' "$T/odd.json")
+  [ "$copied" = 0 ] && tap_ok "direct: no read went the copy path's way" \
+    || tap_fail "direct: $copied bytes read the copy path's way (buffered)"
+fi
 SHUNT_PID=$main_pid PORT=$main_port
 
 kill -USR1 "$SHUNT_PID"

@@ -5,7 +5,8 @@ whose size is not a multiple of 4 KiB (its last block is partial).
   odd_size_writes.py PORT EXPORT IMAGE
 EXPORT serves IMAGE.  300 WRITEs (some with FUA) and WRITE_ZEROES at random
 offsets and lengths, one at a time, all succeed; the whole export then reads
-back as the mirror kept here, and IMAGE keeps its size.
+back as the mirror kept here (also as one chunk with DF and structured
+replies), and IMAGE keeps its size.
 Prints "ok - x" / "not ok - x" lines for tests/lib.sh tap_relay."""
 import os
 import random
@@ -47,6 +48,19 @@ def main():
     bad = [i for i in range(size) if got[i] != img[i]] if not err else ["read error %d" % err]
     tap.check(not bad, "the export reads back as written (last partial block too)",
               "%d bytes differ, first at %s" % (len(bad), bad[:1]))
+    c.disconnect()
+    # Structured replies: a READ with DF ("don't fragment") is one data chunk.
+    c = nbdraw.Client(port=port, timeout=30)
+    c.greeting()
+    if c.option(NBD_OPT_STRUCTURED_REPLY)[0] == NBD_REP_ACK:
+        c.structured = True
+    c.go(name, infos=())
+    reps = c.replies(c.request(NBD_CMD_READ, 0, size, flags=NBD_CMD_FLAG_DF))
+    chunks = [r for r in reps if r.kind == "structured" and r.type == NBD_REPLY_TYPE_OFFSET_DATA]
+    got, err = nbdraw.read_data(reps, 0, size)
+    tap.check(c.structured and len(chunks) == 1 and got == bytes(img),
+              "a READ with DF is one data chunk with the written bytes",
+              "%d data chunks, error %d" % (len(chunks), err))
     c.disconnect()
     tap.check(os.path.getsize(path) == size, "the image keeps its size (%d)" % size,
               "now %d" % os.path.getsize(path))
