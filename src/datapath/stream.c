@@ -17,8 +17,9 @@
  *   direct: O_DIRECT READ_FIXED into the worker's registered arena, SENDMSG_ZC;
  *           a buffer returns to the arena only after the send's notification.
  * A WRITE is written chunk by chunk while its payload arrives; on the direct
- * path the aligned middle goes O_DIRECT (WRITE_FIXED from the arena) and only
- * the unaligned head/tail pieces go through the page cache. */
+ * path the aligned middle goes O_DIRECT (WRITE_FIXED from the arena) and the
+ * unaligned head/tail are read-modify-written O_DIRECT through bounce blocks,
+ * ordered by the export's range lock (see "direct writes" below). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
