@@ -27,7 +27,10 @@ struct dp_stats {
   stat_t bytes_path[DP_NPATHS];          /* payload bytes (read + written) per path */
   stat_t copied_read, copied_write;      /* payload byte copies by the server's code/syscalls */
   stat_t memcpy_bytes;                   /* of which memcpy in user space (receive buffer, bounces) */
-  stat_t bounce_bytes;                   /* unaligned edges of direct writes, written through the page cache */
+  stat_t bounce_bytes;                   /* unaligned edges of direct writes, merged into their blocks
+                                          * through bounce blocks (read-modify-write) */
+  stat_t range_lock_waits;               /* direct writes, TRIMs, zeroes that waited for a conflicting one */
+  stat_t rmw_merged;                     /* unaligned edges merged into another's read-modify-write */
   stat_t zc_sends, zc_copied_sends, zc_copied_bytes;   /* SEND_ZC, and those the kernel copied */
   stat_t arena_allocs, arena_waits, arena_fallbacks, pipe_waits;
   stat_t chunks;                         /* chunks of split reads/writes */

@@ -17,8 +17,9 @@
  *   direct: O_DIRECT READ_FIXED into the worker's registered arena, SENDMSG_ZC;
  *           a buffer returns to the arena only after the send's notification.
  * A WRITE is written chunk by chunk while its payload arrives; on the direct
- * path the aligned middle goes O_DIRECT (WRITE_FIXED from the arena) and only
- * the unaligned head/tail pieces go through the page cache. */
+ * path the aligned middle goes O_DIRECT (WRITE_FIXED from the arena) and the
+ * unaligned head/tail are read-modify-written O_DIRECT through bounce blocks,
+ * ordered by the export's range lock (see "direct writes" below). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,7 @@
 #include "backend/backend.h"
 #include "datapath/datapath.h"
 #include "datapath/dpworker.h"
+#include "datapath/rangelock.h"
 #include "proto/nbd-protocol.h"
 #include "server/export.h"
 #include "server/request.h"
@@ -396,9 +398,11 @@ static void chunk_read_done(struct chunk *c, int res)
   }
 }
 
-/* Split the request into chunks along extents (structured replies) and at
- * absolute multiples of csize (not at all when whole); NULL on ENOMEM. */
-static struct stream *stream_plan(struct request *r, struct dp_worker *dw, uint32_t csize, bool whole)
+/* Split the request into chunks along extents (structured replies; not when
+ * one data chunk is wanted) and at absolute multiples of csize (not at all
+ * when whole); NULL on ENOMEM. */
+static struct stream *stream_plan(struct request *r, struct dp_worker *dw, uint32_t csize, bool whole,
+                                  bool one)
 {
   struct proto_extent ext[MAX_EXTENTS];
   size_t next = 0;
@@ -406,7 +410,7 @@ static struct stream *stream_plan(struct request *r, struct dp_worker *dw, uint3
   uint64_t off = r->hdr.offset, len = r->hdr.length;
   struct stream *st = NULL;
 
-  if (!structured || !dp_read_extents(r, ext, MAX_EXTENTS, &next)) {
+  if (!structured || one || !dp_read_extents(r, ext, MAX_EXTENTS, &next)) {
     ext[0] = (struct proto_extent){ len, 0 };
     next = 1;
   }
@@ -468,16 +472,23 @@ static void stream_read(struct request *r)
     copy_read_request(r);
     return;
   }
+  bool whole = false, one = false;
   if ((r->hdr.flags & NBD_CMD_FLAG_DF) && proto_uses_chunks(r->session)) {
-    /* One data chunk wanted ("don't fragment"): the copy path does that. */
-    if (!(r->buf = malloc(r->hdr.length))) {
-      request_reply_status(r, NBD_ENOMEM, "out of memory");
+    /* One data chunk wanted ("don't fragment").  Direct: one O_DIRECT
+     * chunk (a buffered read would fill the page cache of a direct export,
+     * whose pages a concurrent O_DIRECT write may then fail to invalidate);
+     * otherwise the copy path does that. */
+    if (is_direct(r)) {
+      whole = one = true;
+    } else {
+      if (!(r->buf = malloc(r->hdr.length))) {
+        request_reply_status(r, NBD_ENOMEM, "out of memory");
+        return;
+      }
+      copy_read_request(r);
       return;
     }
-    copy_read_request(r);
-    return;
   }
-  bool whole = false;
   int rfd = -1;
   if (!is_direct(r)) {
     uint64_t off = r->hdr.offset, len = r->hdr.length;
@@ -512,7 +523,7 @@ static void stream_read(struct request *r)
     /* Split reads that do not continue a recent one skip readahead. */
     rfd = len > csize && !whole ? dp_read_fd(dw, fd, off, len) : fd;
   }
-  if (!(st = stream_plan(r, dw, csize, whole))) {
+  if (!(st = stream_plan(r, dw, csize, whole, one))) {
     request_reply_status(r, NBD_ENOMEM, "out of memory");
     return;
   }
@@ -557,9 +568,12 @@ struct wstate {
   bool aborted;                  /* the payload never completed: no reply */
 };
 
+struct dpiece;
+
 struct wop {
   struct engine_op op;
   struct wstate *ws;
+  struct dpiece *dc;             /* direct: the locked piece it belongs to, else NULL */
   int fd;
   uint8_t *buf;
   uint64_t off, len, done;
@@ -567,10 +581,24 @@ struct wop {
 };
 
 static void wop_submit(struct wop *w);
+static void dpiece_hold(struct dpiece *dc);
+static void dpiece_put(struct dpiece *dc, int res);
 
 static void write_finish(struct wstate *ws)
 {
   request_reply_status(ws->r, proto_errno_to_nbd(ws->err), errmsg(ws->err));
+}
+
+/* One of the request's writes (or direct pieces) ended with res. */
+static void ws_put(struct wstate *ws, int res)
+{
+  if (res < 0 && !ws->err)
+    ws->err = res;
+  dp_times_disk(&ws->r->times);
+  if (--ws->pending == 0 && ws->aborted)
+    request_finish(ws->r);
+  else if (ws->pending == 0 && ws->all)
+    write_finish(ws);
 }
 
 static void wop_cb(struct engine_op *op, int res, uint32_t flags)
@@ -593,14 +621,12 @@ static void wop_cb(struct engine_op *op, int res, uint32_t flags)
   } else if (res == 0) {
     res = -EIO;
   }
-  if (res < 0 && !ws->err)
-    ws->err = res;
-  dp_times_disk(&ws->r->times);
+  struct dpiece *dc = w->dc;
   free(w);
-  if (--ws->pending == 0 && ws->aborted)
-    request_finish(ws->r);
-  else if (ws->pending == 0 && ws->all)
-    write_finish(ws);
+  if (dc)
+    dpiece_put(dc, res);
+  else
+    ws_put(ws, res);
 }
 
 static void wop_submit(struct wop *w)
@@ -618,8 +644,9 @@ static void wop_submit(struct wop *w)
     sqe->rw_flags = RWF_DSYNC;
 }
 
-/* Write payload bytes [a, b) (request-relative) through fd. */
-static void write_piece(struct wstate *ws, int fd, uint64_t a, uint64_t b, bool fixed)
+/* Write payload bytes [a, b) (request-relative) through fd, as part of
+ * direct piece dc (or of the request itself when dc is NULL). */
+static void write_piece(struct wstate *ws, struct dpiece *dc, int fd, uint64_t a, uint64_t b, bool fixed)
 {
   struct request *r = ws->r;
   struct wop *w;
@@ -632,15 +659,292 @@ static void write_piece(struct wstate *ws, int fd, uint64_t a, uint64_t b, bool 
     return;
   }
   w->ws = ws;
+  w->dc = dc;
   w->fd = fd;
   w->buf = (uint8_t *)r->buf + a;
   w->off = r->hdr.offset + a;
   w->len = b - a;
   w->fixed = fixed;
-  ws->pending++;
+  if (dc)
+    dpiece_hold(dc);
+  else
+    ws->pending++;
   if (!r->times.disk_begin)
     r->times.disk_begin = dp_now();
   wop_submit(w);
+}
+
+/* ---- direct writes: locked pieces, unaligned edges read-modify-written ----
+ *
+ * The page cache of a direct export stays out of the way: an unaligned edge
+ * of a write is merged into its 4 KiB block through a bounce block (O_DIRECT
+ * read of the block, the payload bytes copied in, O_DIRECT write of the
+ * block), never written through the buffered fd (a buffered write racing an
+ * O_DIRECT write of the same block loses one of them when the page cache is
+ * written back; the kernel logs "Page cache invalidation failure").  While
+ * an edge is between its read and its write, nothing else may write its
+ * block, so every piece of a direct write (unaligned head, aligned middle,
+ * unaligned tail of each chunk) locks the blocks it touches in the export's
+ * range lock (rangelock.h): an edge its block, exclusive; the middle its
+ * whole blocks, shared.  Only conflicting locks wait, first come first
+ * served.  A piece's lock is taken when its payload is in memory and held
+ * only across its own disk I/O, so no lock ever waits on the network or on
+ * a buffer. */
+
+struct dpiece {
+  struct rl_lock lk;             /* the blocks [a, b) touches; exclusive for an edge */
+  struct wstate *ws;
+  uint64_t a, b;                 /* payload bytes (request-relative) */
+  unsigned pending;              /* its write or read-modify-write in flight, + 1 while issuing */
+  int err;
+  struct engine_op merged_op;    /* merged into another edge's read-modify-write: its end */
+};
+
+/* Edges waiting for the block an edge is merging into, taken along with it:
+ * a block that many small writes hit (a journal, a bitmap) costs one
+ * read and one write per batch instead of per write. */
+#define RMW_MERGE_MAX 64
+static const char rmw_key;       /* merge_key of edge locks */
+
+/* One unaligned edge: the block at pos, payload bytes [a, b) go into it. */
+struct rmw {
+  struct engine_op op;
+  struct dpiece *dc;
+  uint8_t *blk;
+  uint64_t pos, a, b;
+  unsigned done;
+  bool writing, fua;
+  size_t nmerged;
+  struct rl_lock *merged[RMW_MERGE_MAX];
+};
+
+static void dpiece_hold(struct dpiece *dc)
+{
+  dc->pending++;
+}
+
+static void dpiece_put(struct dpiece *dc, int res)
+{
+  struct wstate *ws = dc->ws;
+  if (res < 0 && !dc->err)
+    dc->err = res;
+  dp_times_disk(&ws->r->times);
+  if (--dc->pending)
+    return;
+  rangelock_unlock(&ws->r->export->wlock, &dc->lk);
+  res = dc->err;
+  free(dc);
+  ws_put(ws, res);
+}
+
+static void rmw_submit(struct rmw *m);
+
+/* A piece whose edge another one merged into its block: done, with res (on
+ * the piece's own loop, where its lock is released). */
+static void dpiece_merged_cb(struct engine_op *op, int res, uint32_t flags)
+{
+  struct dpiece *x = container_of(op, struct dpiece, merged_op);
+  (void)flags;
+  dpiece_hold(x);
+  dpiece_put(x, res);
+}
+
+/* The block is read and m's own bytes are in: add the bytes of the edges
+ * queued right behind it for the same block, in their order (a later
+ * write's bytes land over an earlier one's, as if each had its turn).
+ * Their payloads lie complete in their requests' buffers, which live until
+ * their pieces are done; the lock table's mutex orders those writes before
+ * these reads. */
+static void rmw_merge(struct rmw *m)
+{
+  struct request *r = m->dc->ws->r;
+  struct dp_stats *s = stats(r);
+
+  m->fua = r->hdr.flags & NBD_CMD_FLAG_FUA;
+  m->nmerged = rangelock_take_same(&r->export->wlock, &m->dc->lk, m->merged, RMW_MERGE_MAX);
+  for (size_t i = 0; i < m->nmerged; i++) {
+    struct dpiece *x = container_of(m->merged[i], struct dpiece, lk);
+    struct request *xr = x->ws->r;
+    memcpy(m->blk + (xr->hdr.offset + x->a - m->pos), (uint8_t *)xr->buf + x->a, x->b - x->a);
+    if (xr->hdr.flags & NBD_CMD_FLAG_FUA)
+      m->fua = true;
+    stat_add(&s->bounce_bytes, x->b - x->a);
+    stat_add(&s->copied_write, x->b - x->a);
+    stat_add(&s->memcpy_bytes, x->b - x->a);
+  }
+  if (m->nmerged)
+    stat_add(&s->rmw_merged, m->nmerged);
+}
+
+static void rmw_cb(struct engine_op *op, int res, uint32_t flags)
+{
+  struct rmw *m = container_of(op, struct rmw, op);
+  struct request *r = m->dc->ws->r;
+  (void)flags;
+
+  if (res == -EINTR || res == -EAGAIN) {
+    rmw_submit(m);
+    return;
+  }
+  if (res > 0) {
+    m->done += (unsigned)res;
+    if (m->done < A) {   /* short: the rest (the block lies inside the file) */
+      rmw_submit(m);
+      return;
+    }
+    if (!m->writing) {   /* read: patch the payload in, then write the block */
+      memcpy(m->blk + (r->hdr.offset + m->a - m->pos), (uint8_t *)r->buf + m->a, m->b - m->a);
+      rmw_merge(m);
+      m->writing = true;
+      m->done = 0;
+      rmw_submit(m);
+      return;
+    }
+    res = 0;
+  } else if (res == 0) {
+    res = -EIO;
+  }
+  struct dpiece *dc = m->dc;
+  for (size_t i = 0; i < m->nmerged; i++) {
+    struct dpiece *x = container_of(m->merged[i], struct dpiece, lk);
+    x->merged_op.cb = dpiece_merged_cb;
+    if (x->lk.eng == r->eng)
+      engine_defer(r->eng, &x->merged_op, res);
+    else
+      engine_post(x->lk.eng, &x->merged_op, res);
+  }
+  free(m->blk);
+  free(m);
+  dpiece_put(dc, res);
+}
+
+static void rmw_submit(struct rmw *m)
+{
+  struct request *r = m->dc->ws->r;
+  struct io_uring_sqe *sqe = engine_sqe(r->eng, &m->op);
+  int fd = r->export->direct_fd;
+
+  m->op.cb = rmw_cb;
+  if (!m->writing) {
+    io_uring_prep_read(sqe, fd, m->blk + m->done, A - m->done, m->pos + m->done);
+  } else {
+    io_uring_prep_write(sqe, fd, m->blk + m->done, A - m->done, m->pos + m->done);
+    if (m->fua)
+      sqe->rw_flags = RWF_DSYNC;
+  }
+}
+
+/* Merge payload bytes [a, b) into the block at file offset pos. */
+static void rmw_start(struct dpiece *dc, uint64_t pos, uint64_t a, uint64_t b)
+{
+  struct wstate *ws = dc->ws;
+  struct request *r = ws->r;
+  struct export *ex = r->export;
+  struct dp_stats *s = stats(r);
+  struct rmw *m;
+
+  stat_add(&s->bounce_bytes, b - a);
+  stat_add(&s->copied_write, b - a);
+  if (pos + A > ex->backend->size) {
+    /* The file's last block, partly beyond its end: an O_DIRECT write of
+     * the whole block would grow the file.  These bytes go through the page
+     * cache, still inside the exclusive lock: nothing writes the block
+     * meanwhile, and the next O_DIRECT access of it flushes the page first. */
+    write_piece(ws, dc, ex->backend->fd, a, b, false);
+    return;
+  }
+  stat_add(&s->memcpy_bytes, b - a);
+  if (!(m = calloc(1, sizeof *m)) || posix_memalign((void **)&m->blk, A, A)) {
+    free(m);
+    if (!dc->err)
+      dc->err = -ENOMEM;
+    return;
+  }
+  m->dc = dc;
+  m->pos = pos;
+  m->a = a;
+  m->b = b;
+  dpiece_hold(dc);
+  rmw_submit(m);
+}
+
+/* The piece's blocks are locked: an edge is merged into its block, the
+ * aligned middle is written straight from the payload. */
+static void dpiece_start(struct dpiece *dc)
+{
+  struct wstate *ws = dc->ws;
+  struct request *r = ws->r;
+  struct dp_worker *dw = r->eng->dp;
+  bool fixed = dw && dw->arena_ok && dw->arena.registered && r->buf_base && arena_owns(&dw->arena, r->buf_base);
+
+  dpiece_hold(dc);   /* until everything is issued */
+  if (dc->lk.excl)
+    rmw_start(dc, dc->lk.start, dc->a, dc->b);
+  else
+    write_piece(ws, dc, r->export->direct_fd, dc->a, dc->b, fixed);
+  dpiece_put(dc, 0);
+}
+
+static void dpiece_granted(struct rl_lock *l)
+{
+  dpiece_start(container_of(l, struct dpiece, lk));
+}
+
+/* Lock the blocks of payload bytes [a, b) (an edge: its one block,
+ * exclusive; a middle of whole blocks: shared), then write them. */
+static void dpiece_new(struct wstate *ws, uint64_t a, uint64_t b, bool edge)
+{
+  struct request *r = ws->r;
+  uint64_t as = r->hdr.offset + a, ae = r->hdr.offset + b;
+  struct dpiece *dc;
+
+  if (b <= a)
+    return;
+  if (!(dc = calloc(1, sizeof *dc))) {
+    if (!ws->err)
+      ws->err = -ENOMEM;
+    return;
+  }
+  dc->ws = ws;
+  dc->a = a;
+  dc->b = b;
+  dc->lk.start = as & ~(uint64_t)(A - 1);
+  dc->lk.end = (ae + A - 1) & ~(uint64_t)(A - 1);
+  dc->lk.excl = edge;
+  dc->lk.merge_key = edge && dc->lk.end <= r->export->backend->size ? &rmw_key : NULL;
+  dc->lk.eng = r->eng;
+  dc->lk.granted = dpiece_granted;
+  ws->pending++;
+  if (!r->times.disk_begin)
+    r->times.disk_begin = dp_now();
+  if (rangelock_lock(&r->export->wlock, &dc->lk))
+    dpiece_start(dc);
+  else
+    stat_add(&stats(r)->range_lock_waits, 1);
+}
+
+/* Payload bytes [a, b) are in memory: an unaligned head, the aligned
+ * middle and an unaligned tail each lock and go on their own, so a write
+ * waits only for writes of the very blocks it touches (neighbouring
+ * unaligned writes share a block at most at each end: no long chains). */
+static void direct_write_range(struct wstate *ws, uint64_t a, uint64_t b)
+{
+  uint64_t o = ws->r->hdr.offset, p = o + a, ae = o + b;
+  uint64_t mid_end = ae & ~(uint64_t)(A - 1);
+
+  if (p & (A - 1)) {
+    uint64_t stop = (p & ~(uint64_t)(A - 1)) + A;
+    if (stop > ae)
+      stop = ae;
+    dpiece_new(ws, p - o, stop - o, true);
+    p = stop;
+  }
+  if (mid_end > p) {
+    dpiece_new(ws, p - o, mid_end - o, false);
+    p = mid_end;
+  }
+  if (p < ae)
+    dpiece_new(ws, p - o, ae - o, true);
 }
 
 /* Issue the writes of payload bytes [a, b). */
@@ -649,33 +953,14 @@ static void write_range(struct wstate *ws, uint64_t a, uint64_t b)
   struct request *r = ws->r;
   struct export *ex = r->export;
   struct dp_stats *s = stats(r);
-  int bfd = ex->backend->fd;
 
   stat_add(&s->chunks, 1);
-  if (!is_direct(r)) {
-    stat_add(&s->copied_write, b - a);   /* write(2) copies into the page cache */
-    write_piece(ws, bfd, a, b, false);
+  if (is_direct(r)) {
+    direct_write_range(ws, a, b);
     return;
   }
-  uint64_t o = r->hdr.offset, as = o + a, ae = o + b;
-  uint64_t head = ((as + A - 1) & ~(uint64_t)(A - 1)) - as;   /* bytes before the first aligned block */
-  uint64_t tail = ae & (A - 1);                                 /* bytes after the last one */
-  if (head > b - a)
-    head = b - a;
-  if (tail > b - a - head)
-    tail = b - a - head;
-  /* Unaligned edges through the page cache (the kernel merges them into
-   * their blocks, so neighbouring small writes cannot clobber each other);
-   * the aligned middle goes straight to the disk from the arena. */
-  if (head || tail) {
-    stat_add(&s->bounce_bytes, head + tail);
-    stat_add(&s->copied_write, head + tail);
-  }
-  write_piece(ws, bfd, a, a + head, false);
-  struct dp_worker *dw = r->eng->dp;
-  bool fixed = dw && dw->arena_ok && dw->arena.registered && r->buf_base && arena_owns(&dw->arena, r->buf_base);
-  write_piece(ws, ex->direct_fd, a + head, b - tail, fixed);
-  write_piece(ws, bfd, b - tail, b, false);
+  stat_add(&s->copied_write, b - a);   /* write(2) copies into the page cache */
+  write_piece(ws, NULL, ex->backend->fd, a, b, false);
 }
 
 static struct wstate *wstate(struct request *r)
@@ -766,6 +1051,66 @@ static void direct_free_buffer(struct request *r, void *buf)
     free(r->buf_base);
 }
 
+/* ---- TRIM and WRITE_ZEROES on the direct path ----
+ * They change blocks behind the writes' back (fallocate; zeroes written by
+ * hand where it is missing, and fallocate zeroes the partial blocks at
+ * either end through the page cache): they hold an exclusive lock on every
+ * block they touch, so no O_DIRECT write or read-modify-write of those
+ * blocks runs meanwhile; the next O_DIRECT access flushes what they left
+ * in the page cache. */
+
+struct dmodify {
+  struct rl_lock lk;
+  struct request *r;
+};
+
+static void dmodify_done(struct bio *io, int res)
+{
+  struct request *r = io->owner;
+  struct dmodify *m = r->dp_priv;
+
+  rangelock_unlock(&r->export->wlock, &m->lk);
+  dp_times_disk(&r->times);
+  request_reply_status(r, proto_errno_to_nbd(res),
+                       res == -ENOTSUP ? "cannot zero this range quickly" : errmsg(res));
+}
+
+static void dmodify_granted(struct rl_lock *l)
+{
+  struct request *r = container_of(l, struct dmodify, lk)->r;
+  unsigned f = (r->hdr.flags & NBD_CMD_FLAG_FUA) ? BIO_FUA : 0;
+
+  if (r->hdr.type == NBD_CMD_WRITE_ZEROES)
+    f |= ((r->hdr.flags & NBD_CMD_FLAG_NO_HOLE) ? BIO_NO_HOLE : 0)
+         | ((r->hdr.flags & NBD_CMD_FLAG_FAST_ZERO) ? BIO_FAST_ZERO : 0);
+  r->bio = (struct bio){ .type = r->hdr.type == NBD_CMD_TRIM ? BIO_TRIM : BIO_ZERO, .flags = f,
+                         .offset = r->hdr.offset, .length = r->hdr.length,
+                         .complete = dmodify_done, .owner = r };
+  r->times.disk_begin = dp_now();
+  backend_submit(r->export->backend, r->eng, &r->bio);
+}
+
+static void direct_modify(struct request *r)
+{
+  struct dmodify *m = calloc(1, sizeof *m);
+
+  if (!m) {
+    request_reply_status(r, NBD_ENOMEM, "out of memory");
+    return;
+  }
+  r->dp_priv = m;
+  m->r = r;
+  m->lk.start = r->hdr.offset & ~(uint64_t)(A - 1);
+  m->lk.end = (r->hdr.offset + r->hdr.length + A - 1) & ~(uint64_t)(A - 1);
+  m->lk.excl = true;
+  m->lk.eng = r->eng;
+  m->lk.granted = dmodify_granted;
+  if (rangelock_lock(&r->export->wlock, &m->lk))
+    dmodify_granted(&m->lk);
+  else
+    stat_add(&stats(r)->range_lock_waits, 1);
+}
+
 static void stream_execute(struct request *r)
 {
   switch (r->hdr.type) {
@@ -774,6 +1119,14 @@ static void stream_execute(struct request *r)
     return;
   case NBD_CMD_WRITE:
     stream_write(r);
+    return;
+  case NBD_CMD_TRIM:
+  case NBD_CMD_WRITE_ZEROES:
+    if (is_direct(r)) {
+      direct_modify(r);
+      return;
+    }
+    datapath_copy.execute(r);
     return;
   default:
     datapath_copy.execute(r);   /* no payload: nothing to do differently */

@@ -2,9 +2,67 @@
  * out of the CQ in batches, the CQ is advanced, then callbacks run, so a
  * callback may freely submit new work. */
 #include <errno.h>
+#include <stddef.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include "engine/engine.h"
+
+static void post_arm(struct engine *e);
+
+/* The eventfd fired: run everything posted so far, then listen again. */
+static void post_cb(struct engine_op *op, int res, uint32_t flags)
+{
+  struct engine *e = (struct engine *)((char *)op - offsetof(struct engine, post_op));
+  struct engine_op *list;
+  (void)res; (void)flags;
+
+  pthread_mutex_lock(&e->post_lock);
+  list = e->post_head;
+  e->post_head = NULL;
+  e->post_tail = &e->post_head;
+  pthread_mutex_unlock(&e->post_lock);
+  post_arm(e);
+  while (list) {
+    struct engine_op *next = list->defer_next;
+    list->cb(list, list->defer_res, 0);
+    list = next;
+  }
+}
+
+/* The eventfd read is the engine's own business: it is not counted in
+ * pending (workers stop when pending drops to their own armed ops). */
+static void post_arm(struct engine *e)
+{
+  struct io_uring_sqe *sqe;
+
+  while (!(sqe = io_uring_get_sqe(&e->ring)))
+    io_uring_submit(&e->ring);
+  io_uring_prep_read(sqe, e->post_fd, &e->post_val, sizeof e->post_val, 0);
+  io_uring_sqe_set_data(sqe, &e->post_op);
+}
+
+void engine_post(struct engine *e, struct engine_op *op, int res)
+{
+  bool was_empty;
+
+  op->defer_next = NULL;
+  op->defer_res = res;
+  pthread_mutex_lock(&e->post_lock);
+  was_empty = e->post_head == NULL;
+  *e->post_tail = op;
+  e->post_tail = &op->defer_next;
+  pthread_mutex_unlock(&e->post_lock);
+  /* Whoever made the list non-empty wakes the loop; the loop takes the
+   * whole list after the wake-up, so later posts ride along. */
+  if (was_empty) {
+    uint64_t one = 1;
+    if (write(e->post_fd, &one, sizeof one) < 0) {
+      /* cannot fail: the counter does not get near its maximum */
+    }
+  }
+}
 
 int engine_init(struct engine *e, unsigned entries, int id)
 {
@@ -24,7 +82,19 @@ int engine_init(struct engine *e, unsigned entries, int id)
     p.cq_entries = entries * 8;
     r = io_uring_queue_init_params(entries, &e->ring, &p);
   }
-  return r;
+  if (r < 0)
+    return r;
+  e->post_fd = eventfd(0, EFD_CLOEXEC);
+  if (e->post_fd < 0) {
+    r = -errno;
+    io_uring_queue_exit(&e->ring);
+    return r;
+  }
+  pthread_mutex_init(&e->post_lock, NULL);
+  e->post_tail = &e->post_head;
+  e->post_op.cb = post_cb;
+  post_arm(e);
+  return 0;
 }
 
 void engine_fini(struct engine *e)
@@ -32,6 +102,8 @@ void engine_fini(struct engine *e)
   if (e->dp_fini)
     e->dp_fini(e);
   io_uring_queue_exit(&e->ring);
+  close(e->post_fd);
+  pthread_mutex_destroy(&e->post_lock);
 }
 
 struct io_uring_sqe *engine_sqe(struct engine *e, struct engine_op *op)
@@ -87,7 +159,7 @@ static void reap(struct engine *e)
       break;
     io_uring_cq_advance(&e->ring, n);
     for (unsigned i = 0; i < n; i++) {
-      if (!(batch[i].flags & IORING_CQE_F_MORE))
+      if (!(batch[i].flags & IORING_CQE_F_MORE) && batch[i].op != &e->post_op)
         e->pending--;
       if (batch[i].op)
         batch[i].op->cb(batch[i].op, batch[i].res, batch[i].flags);

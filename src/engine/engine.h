@@ -6,6 +6,7 @@
 #define SHUNT_ENGINE_ENGINE_H
 
 #include <liburing.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -27,6 +28,13 @@ struct engine {
   int id;                /* worker number, for logs */
   void *dp;              /* the data paths' per-worker state (src/datapath/dpworker.c) */
   void (*dp_fini)(struct engine *e);   /* frees dp; run by engine_fini before the ring goes */
+  /* Work posted by other threads (engine_post): a list under a mutex and an
+   * eventfd whose read is always armed on this ring (not counted in pending). */
+  pthread_mutex_t post_lock;
+  struct engine_op *post_head, **post_tail;
+  int post_fd;
+  struct engine_op post_op;
+  uint64_t post_val;
 };
 
 /* Create the ring (entries SQEs).  Returns 0 or -errno. */
@@ -40,6 +48,12 @@ struct io_uring_sqe *engine_sqe(struct engine *e, struct engine_op *op);
 
 /* Run op->cb(op, res, 0) on the next loop turn, before waiting. */
 void engine_defer(struct engine *e, struct engine_op *op, int res);
+
+/* From any thread: run op->cb(op, res, 0) on e's loop (its own thread) soon.
+ * For waking work that belongs to another worker (e.g. a range lock granted
+ * by a release on another worker); e must outlive the call and the callback.
+ * Costs a mutex and, when e had nothing posted, one eventfd write. */
+void engine_post(struct engine *e, struct engine_op *op, int res);
 
 /* Run the loop until done(arg) is true (checked after each turn).
  * Returns 0, or -errno when the ring fails. */

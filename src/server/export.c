@@ -235,6 +235,7 @@ int export_table_open(struct export_table *t, struct export_config *cfgs, size_t
     memset(&cfgs[i], 0, sizeof cfgs[i]);
     ex->backend = b;
     ex->direct_fd = -1;
+    rangelock_init(&ex->wlock);
     t->n = i + 1;
     if ((r = datapath_setup(ex, berr, sizeof berr)) < 0) {
       snprintf(err, errlen, "export '%s': %s", ex->cfg.name, berr);
@@ -278,6 +279,8 @@ void export_table_close(struct export_table *t)
     if (ex->direct_fd >= 0)
       close(ex->direct_fd);
     datapath_mmap_close(ex);
+    if (ex->backend)
+      rangelock_fini(&ex->wlock);
     export_config_free(&ex->cfg);
   }
   free(t->exports);

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "datapath/rangelock.h"
 #include "datapath/stats.h"
 #include "proto/session.h"
 #include "server/access.h"
@@ -37,6 +38,7 @@ struct export {
   void *map;                   /* mmap path: the whole file, PROT_READ, MAP_SHARED; else NULL */
   uint64_t map_len;
   uint32_t chunk;              /* effective chunk size */
+  struct rangelock wlock;      /* direct path: orders writes to the same blocks (rangelock.h) */
   struct dp_stats stats;
 };
 
