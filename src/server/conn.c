@@ -16,6 +16,7 @@
 
 #include "common/log.h"
 #include "datapath/datapath.h"
+#include "datapath/dpworker.h"
 #include "proto/handshake.h"
 #include "proto/nbd-protocol.h"
 #include "server/conn.h"
@@ -83,6 +84,7 @@ struct conn {
   uint32_t discard_error;       /* reply for rx_req once its payload is skipped */
   size_t inflight_bytes;
   unsigned inflight_reqs;
+  struct dp_share share;        /* its part of the worker's pipes and arena */
   bool eof, closing, dead, paused, stopping;
   unsigned long long nrequests;
   const struct datapath *dp;    /* the export's, or copy under TLS */
@@ -216,6 +218,7 @@ static struct request *request_new(struct conn *c, const struct proto_request *h
   r->export = c->export;
   r->hdr = *hdr;
   r->cost = cost;
+  r->share = &c->share;
   c->inflight_reqs++;
   c->inflight_bytes += cost;
   c->nrequests++;
