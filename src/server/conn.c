@@ -1060,6 +1060,16 @@ static void conn_cut(struct conn *c)
   shutdown(c->rfd, SHUT_RDWR);
   if (c->wfd != c->rfd)
     shutdown(c->wfd, SHUT_RDWR);
+  if (c->sq.zc_outstanding && c->wsock) {
+    /* Zero-copy sends still queued in the socket (a client that does not
+     * read keeps them there for as long as it acknowledges window probes)
+     * are released only when the kernel drops them: a disconnect (connect
+     * with AF_UNSPEC) resets the TCP connection and purges its send queue,
+     * so their notifications arrive and the buffers come back. */
+    struct sockaddr sa = { .sa_family = AF_UNSPEC };
+    if (connect(c->wfd, &sa, sizeof sa) < 0)
+      log_msg(LOG_DEBUG, c->peer, export_name(c), "disconnect: %s", strerror(errno));
+  }
   if (c->sq.busy) {
     struct io_uring_sqe *sqe = engine_sqe(c->eng, &worker_ignore_op);
     io_uring_prep_cancel(sqe, &c->sq.op, 0);

@@ -20,6 +20,10 @@
 #include "server/worker.h"
 
 #define SHUTDOWN_GRACE_SECONDS 10
+/* After the grace period, how long cut connections may still hold buffers
+ * the kernel has not given back (zero-copy sends) before the worker stops
+ * waiting for them; the process exit then releases them. */
+#define SHUTDOWN_DRAIN_SECONDS 5
 
 #define container_of(p, type, member) ((type *)((char *)(p) - offsetof(type, member)))
 
@@ -224,9 +228,24 @@ static void grace_cb(struct engine_op *op, int res, uint32_t flags)
   w->grace_armed = false;
   if (res != -ETIME)
     return;   /* cancelled: every connection closed in time */
+  if (w->grace_over) {
+    /* The grace period must end in an exit, whatever the peers do. */
+    log_msg(LOG_WARN, NULL, NULL, "worker %d: %u connections still not closed %d s after they were cut "
+            "(zero-copy sends the kernel has not released): exiting without them",
+            w->id, w->nconns, SHUTDOWN_DRAIN_SECONDS);
+    w->abandoned = true;
+    return;
+  }
+  w->grace_over = true;
   for (struct conn *c = w->conns, *next; c; c = next) {
     next = conn_next(c);
     conn_abort(c);
+  }
+  if (w->conns) {
+    struct io_uring_sqe *sqe = engine_sqe(&w->eng, &w->grace_op);
+    w->grace_ts = (struct __kernel_timespec){ .tv_sec = SHUTDOWN_DRAIN_SECONDS };
+    io_uring_prep_timeout(sqe, &w->grace_ts, 0, 0);
+    w->grace_armed = true;
   }
 }
 
@@ -274,7 +293,7 @@ static bool worker_done(void *arg)
 {
   struct worker *w = arg;
   /* The signal read (worker 0) stays armed to catch a second signal. */
-  return w->stopping && w->nconns == 0 && w->eng.pending == (w->sig_armed ? 1u : 0u);
+  return w->stopping && (w->abandoned || (w->nconns == 0 && w->eng.pending == (w->sig_armed ? 1u : 0u)));
 }
 
 int worker_init(struct worker *w, struct server *srv, int id)

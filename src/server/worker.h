@@ -41,6 +41,8 @@ struct worker {
   struct engine_op grace_op;     /* shutdown grace period: then connections are cut */
   struct __kernel_timespec grace_ts;
   bool grace_armed;
+  bool grace_over;               /* connections were cut; grace_op now bounds the wait for them */
+  bool abandoned;                /* gave up waiting for cut connections: the loop ends */
   struct conn *conns;            /* linked by conn.c; walk with conn_next() */
   unsigned nconns;
   bool stopping;
