@@ -43,6 +43,9 @@ struct worker {
   bool grace_armed;
   bool grace_over;               /* connections were cut; grace_op now bounds the wait for them */
   bool abandoned;                /* gave up waiting for cut connections: the loop ends */
+  struct engine_op tick_op;      /* while it has connections: --send-timeout, --memory-budget */
+  struct __kernel_timespec tick_ts;
+  bool tick_armed;
   struct conn *conns;            /* linked by conn.c; walk with conn_next() */
   unsigned nconns;
   bool stopping;
