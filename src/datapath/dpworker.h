@@ -1,7 +1,9 @@
 /* dpworker.h: the data paths' per-worker resources, made on first use on
  * the worker's own thread and hung off its engine (engine->dp): the buffer
- * arena (direct path) and a pool of pipes (splice path), each with a
- * first-come wait queue so a request waits instead of failing. */
+ * arena (direct path) and a pool of pipes (splice path).  The data paths
+ * take them through per-connection shares (struct dp_share): a chunk waits
+ * only for pipes and buffers its own connection holds, and does without
+ * (a buffer of its own) when other connections hold the pool. */
 #ifndef SHUNT_DATAPATH_DPWORKER_H
 #define SHUNT_DATAPATH_DPWORKER_H
 
@@ -81,16 +83,19 @@ struct dp_worker *dp_worker_get(struct engine *e);
 struct arena *dp_arena(struct dp_worker *dw);
 
 /* A free pipe, or NULL (all DP_MAX_PIPES in use, someone waits, or pipe()
- * failed); the caller then waits with dp_pipe_wait.  A pipe may be smaller
+ * failed).  The data paths go through dp_share_pipe_get, which uses it.  A
+ * pipe may be smaller
  * than the chunks planned from pipe_cap/pipe_bytes (a user that is not
  * privileged gets 2-page pipes once its pipe pages run out, pipe(7)):
  * check with dp_pipe_fits before splicing into it. */
 struct dp_pipe *dp_pipe_get(struct dp_worker *dw);
 /* Give a pipe back; ok=false (its content is unknown) closes it. */
 void dp_pipe_put(struct dp_worker *dw, struct dp_pipe *p, bool ok);
-/* Queue w: w->ready runs on a later loop turn with a pipe, or with NULL
- * when there is nothing to wait for (no pipe in use on this worker and none
- * can be made): the caller then does without a pipe. */
+/* Queue w on the worker-wide, first-come queue: w->ready runs on a later
+ * loop turn with a pipe, or with NULL when there is nothing to wait for (no
+ * pipe in use on this worker and none can be made).  Not for requests of
+ * connections (they would wait behind every other connection: use
+ * dp_share_pipe_get). */
 void dp_pipe_wait(struct dp_worker *dw, struct pipe_waiter *w);
 /* A pipe for a chunk of connection sh.  Returns the pipe, or NULL: with
  * *queued set, w was queued behind sh's own pipes (w->ready runs on a later
