@@ -396,6 +396,14 @@ static void chunk_read_done(struct chunk *c, int res)
     request_release(r, it);
   } else if (c == &st->c[0] && res == 0 && !st->first_err) {
     simple_start(st);
+  } else if (st->first_err) {
+    /* A simple reply that failed before anything went out sends none of
+     * its chunks: what the read ones hold goes back now, so that the
+     * chunks still waiting for their connection's pipes or buffers (held
+     * by these) get them and finish. */
+    for (unsigned i = 0; i < st->n; i++)
+      if (st->c[i].read_done && !st->c[i].hole)
+        chunk_free_resources(&st->c[i]);
   }
   if (st->pending == 0) {
     if (!st->structured && !st->started)
