@@ -22,9 +22,10 @@
  * without any progress for this many seconds is cut (0: never). */
 #define SHUNT_DEFAULT_SEND_TIMEOUT      60u
 #define SHUNT_MAX_SEND_TIMEOUT          86400u
-/* The smallest --memory-budget (0 in the config: half of the RAM, at least
- * SHUNT_MIN_AUTO_MEMORY_BUDGET). */
-#define SHUNT_MIN_MEMORY_BUDGET         (8u << 20)
+/* The smallest --memory-budget: room for a request of the maximum payload
+ * (32 MiB) beside others.  0 in the config: half of the RAM, at least
+ * SHUNT_MIN_AUTO_MEMORY_BUDGET. */
+#define SHUNT_MIN_MEMORY_BUDGET         (64u << 20)
 #define SHUNT_MIN_AUTO_MEMORY_BUDGET    (256u << 20)
 
 struct server_config {
