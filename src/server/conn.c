@@ -93,6 +93,7 @@ struct conn {
   uint64_t stall_sent, stall_rx;   /* progress seen at the last tick */
   unsigned stall_zc;
   uint64_t stall_since_ms;      /* since when it holds buffers without progress */
+  bool timed_out;               /* cut by --send-timeout (once) */
   bool eof, closing, dead, paused, stopping;
   unsigned long long nrequests;
   const struct datapath *dp;    /* the export's, or copy under TLS */
@@ -1093,9 +1094,10 @@ void conn_stop(struct conn *c)
 
 void conn_abort(struct conn *c)
 {
-  if (c->dead)
-    return;
-  log_msg(LOG_WARN, c->peer, export_name(c), "still busy at the end of the shutdown grace period: disconnecting");
+  /* Also when already failed: it may still wait for zero-copy sends that
+   * only a reset releases. */
+  if (!c->dead)
+    log_msg(LOG_WARN, c->peer, export_name(c), "still busy at the end of the shutdown grace period: disconnecting");
   conn_cut(c);
 }
 
@@ -1186,7 +1188,7 @@ void conn_tick(struct conn *c, uint64_t now_ms)
   unsigned timeout = c->w->srv->cfg->send_timeout;
   /* Holding buffers the client must release: a send it does not take (or
    * zero-copy sends not yet let go), or a WRITE payload it does not finish. */
-  bool holding = c->phase == CONN_TRANSMISSION && !c->dead
+  bool holding = c->phase == CONN_TRANSMISSION && !c->timed_out
                  && (c->sq.busy || c->sq.zc_outstanding || c->rx_req);
   bool progress = c->sq.bytes_sent != c->stall_sent || c->rx_total != c->stall_rx
                   || c->sq.zc_outstanding != c->stall_zc;
@@ -1205,6 +1207,7 @@ void conn_tick(struct conn *c, uint64_t now_ms)
             timeout, c->rx_req ? "a request payload not sent on" : "replies not read");
     if (c->export)
       stat_add(&c->export->stats.send_timeouts, 1);
-    conn_cut(c);
+    c->timed_out = true;
+    conn_cut(c);   /* also when it already failed otherwise: its zero-copy sends need the reset */
   }
 }
