@@ -199,6 +199,102 @@ void dp_pipe_wait(struct dp_worker *dw, struct pipe_waiter *w)
   wake(dw);
 }
 
+/* ---- per-connection shares ---- */
+
+static void share_init(struct dp_share *sh)
+{
+  if (!sh->pw_tail)
+    sh->pw_tail = &sh->pw_head;
+  if (!sh->aw_tail)
+    sh->aw_tail = &sh->aw_head;
+}
+
+struct dp_pipe *dp_share_pipe_get(struct dp_worker *dw, struct dp_share *sh, struct pipe_waiter *w, bool *queued)
+{
+  struct dp_pipe *p;
+
+  share_init(sh);
+  *queued = false;
+  if (sh->pw_head || sh->pipes >= DP_SHARE_PIPES) {
+    /* Its share is in use: wait for its own (first come, first served
+     * among its chunks, so a simple reply's held chunks go first). */
+    w->next = NULL;
+    *sh->pw_tail = w;
+    sh->pw_tail = &w->next;
+    *queued = true;
+    return NULL;
+  }
+  if ((p = dp_pipe_get(dw)))
+    sh->pipes++;
+  return p;
+}
+
+void dp_share_pipe_put(struct dp_worker *dw, struct dp_share *sh, struct dp_pipe *p, bool ok)
+{
+  sh->pipes--;
+  dp_pipe_put(dw, p, ok);
+  while (sh->pw_head && sh->pipes < DP_SHARE_PIPES) {
+    struct pipe_waiter *w = sh->pw_head;
+    sh->pw_head = w->next;
+    if (!sh->pw_head)
+      sh->pw_tail = &sh->pw_head;
+    if ((w->p = dp_pipe_get(dw)))
+      sh->pipes++;
+    w->op.cb = waiter_run;
+    engine_defer(dw->eng, &w->op, 0);
+  }
+}
+
+static void arena_waiter_run(struct engine_op *op, int res, uint32_t flags)
+{
+  struct arena_waiter *w = container_of(op, struct arena_waiter, op);
+  (void)res; (void)flags;
+  w->ready(w, w->buf);
+}
+
+void *dp_share_arena_get(struct dp_worker *dw, struct dp_share *sh, struct arena_waiter *w, size_t len,
+                         bool *queued)
+{
+  struct arena *a = dp_arena(dw);
+  void *buf;
+
+  share_init(sh);
+  *queued = false;
+  if (!a || len > a->size / 4)
+    return NULL;
+  if (sh->aw_head || sh->arena_bytes + len > a->size / 4) {
+    if (!w)
+      return NULL;
+    w->len = len;
+    w->next = NULL;
+    *sh->aw_tail = w;
+    sh->aw_tail = &w->next;
+    *queued = true;
+    return NULL;
+  }
+  if ((buf = arena_alloc(a, len)))
+    sh->arena_bytes += len;
+  return buf;
+}
+
+void dp_share_arena_put(struct dp_worker *dw, struct dp_share *sh, void *buf, size_t len)
+{
+  struct arena *a = &dw->arena;
+
+  arena_free(a, buf, len);
+  sh->arena_bytes -= len;
+  while (sh->aw_head && sh->arena_bytes + sh->aw_head->len <= a->size / 4) {
+    struct arena_waiter *w = sh->aw_head;
+    sh->aw_head = w->next;
+    if (!sh->aw_head)
+      sh->aw_tail = &sh->aw_head;
+    if ((w->buf = arena_alloc(a, w->len)))
+      sh->arena_bytes += w->len;
+    w->op.cb = arena_waiter_run;
+    engine_defer(dw->eng, &w->op, 0);
+  }
+}
+
 bool dp_pipe_fits(size_t pipe_bytes, uint64_t off, uint64_t len)
 {
   uint64_t pages = ((off + len + 4095) >> 12) - (off >> 12);

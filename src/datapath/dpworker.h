@@ -1,7 +1,9 @@
 /* dpworker.h: the data paths' per-worker resources, made on first use on
  * the worker's own thread and hung off its engine (engine->dp): the buffer
- * arena (direct path) and a pool of pipes (splice path), each with a
- * first-come wait queue so a request waits instead of failing. */
+ * arena (direct path) and a pool of pipes (splice path).  The data paths
+ * take them through per-connection shares (struct dp_share): a chunk waits
+ * only for pipes and buffers its own connection holds, and does without
+ * (a buffer of its own) when other connections hold the pool. */
 #ifndef SHUNT_DATAPATH_DPWORKER_H
 #define SHUNT_DATAPATH_DPWORKER_H
 
@@ -53,6 +55,22 @@ struct dp_worker {
   unsigned seq_next;
 };
 
+/* A connection's part of its worker's pipes and arena (conn.c keeps one per
+ * connection; its requests point to it).  One connection holds at most
+ * DP_SHARE_PIPES pipes and a quarter of the arena: beyond that its chunks
+ * wait for its own pipes and buffers to come back (its own progress), in
+ * its own first-come order; when the pool is taken by other connections
+ * they do without (a buffer of their own, within the connection's in-flight
+ * cap).  So a connection that stops reading its replies holds no more than
+ * its share, and nobody ever waits for what another connection holds. */
+#define DP_SHARE_PIPES (DP_MAX_PIPES / 4)
+struct dp_share {
+  unsigned pipes;                 /* pipes its requests hold */
+  size_t arena_bytes;             /* arena bytes its requests hold */
+  struct pipe_waiter *pw_head, **pw_tail;
+  struct arena_waiter *aw_head, **aw_tail;
+};
+
 /* Sizes every worker uses (set once at start-up, before workers run). */
 extern size_t dp_arena_size;      /* per worker; default 64 MiB */
 extern size_t dp_pipe_size;       /* the largest chunk of any splice export */
@@ -65,17 +83,39 @@ struct dp_worker *dp_worker_get(struct engine *e);
 struct arena *dp_arena(struct dp_worker *dw);
 
 /* A free pipe, or NULL (all DP_MAX_PIPES in use, someone waits, or pipe()
- * failed); the caller then waits with dp_pipe_wait.  A pipe may be smaller
+ * failed).  The data paths go through dp_share_pipe_get, which uses it.  A
+ * pipe may be smaller
  * than the chunks planned from pipe_cap/pipe_bytes (a user that is not
  * privileged gets 2-page pipes once its pipe pages run out, pipe(7)):
  * check with dp_pipe_fits before splicing into it. */
 struct dp_pipe *dp_pipe_get(struct dp_worker *dw);
 /* Give a pipe back; ok=false (its content is unknown) closes it. */
 void dp_pipe_put(struct dp_worker *dw, struct dp_pipe *p, bool ok);
-/* Queue w: w->ready runs on a later loop turn with a pipe, or with NULL
- * when there is nothing to wait for (no pipe in use on this worker and none
- * can be made): the caller then does without a pipe. */
+/* Queue w on the worker-wide, first-come queue: w->ready runs on a later
+ * loop turn with a pipe, or with NULL when there is nothing to wait for (no
+ * pipe in use on this worker and none can be made).  Not for requests of
+ * connections (they would wait behind every other connection: use
+ * dp_share_pipe_get). */
 void dp_pipe_wait(struct dp_worker *dw, struct pipe_waiter *w);
+/* A pipe for a chunk of connection sh.  Returns the pipe, or NULL: with
+ * *queued set, w was queued behind sh's own pipes (w->ready runs on a later
+ * loop turn with a pipe, or with NULL: do without); otherwise there is no
+ * pipe to be had now (do without: read into a buffer). */
+struct dp_pipe *dp_share_pipe_get(struct dp_worker *dw, struct dp_share *sh, struct pipe_waiter *w, bool *queued);
+/* Give back a pipe from dp_share_pipe_get (ok as for dp_pipe_put); serves
+ * sh's own waiters. */
+void dp_share_pipe_put(struct dp_worker *dw, struct dp_share *sh, struct dp_pipe *p, bool ok);
+/* len bytes (a multiple of ARENA_UNIT) of the worker's arena for connection
+ * sh.  Returns the piece, or NULL: with *queued set, w (w->len = len) was
+ * queued behind sh's own pieces (w->ready runs later with a piece, or with
+ * NULL: use other memory); otherwise use other memory now (no arena, len
+ * over the share, or the arena taken by others).  w may be NULL: never
+ * queue (WRITE payloads, whose client is already sending). */
+void *dp_share_arena_get(struct dp_worker *dw, struct dp_share *sh, struct arena_waiter *w, size_t len,
+                         bool *queued);
+/* Give back a piece from dp_share_arena_get; serves sh's own waiters. */
+void dp_share_arena_put(struct dp_worker *dw, struct dp_share *sh, void *buf, size_t len);
+
 /* True when an empty pipe of pipe_bytes bytes holds all of [off, off + len)
  * of a file in one splice: a splice from a file takes a pipe slot (a page)
  * for every page the range touches.  A splice into a pipe that cannot hold

@@ -90,12 +90,13 @@ void dp_stats_json(FILE *f, const struct dp_stats *st)
           ",\"zc_sends\":%" PRIu64 ",\"zc_copied_sends\":%" PRIu64 ",\"zc_copied_bytes\":%" PRIu64
           ",\"arena_allocs\":%" PRIu64 ",\"arena_waits\":%" PRIu64 ",\"arena_fallbacks\":%" PRIu64
           ",\"pipe_waits\":%" PRIu64 ",\"range_lock_waits\":%" PRIu64 ",\"rmw_merged\":%" PRIu64 ",\"chunks\":%" PRIu64
-          ",\"chunks_out_of_order\":%" PRIu64 ",",
+          ",\"chunks_out_of_order\":%" PRIu64 ",\"send_timeouts\":%" PRIu64 ",\"budget_waits\":%" PRIu64 ",",
           ld(&st->copied_read) + ld(&st->copied_write) + ld(&st->zc_copied_bytes),
           ld(&st->copied_read), ld(&st->copied_write), ld(&st->memcpy_bytes), ld(&st->bounce_bytes),
           ld(&st->zc_sends), ld(&st->zc_copied_sends), ld(&st->zc_copied_bytes),
           ld(&st->arena_allocs), ld(&st->arena_waits), ld(&st->arena_fallbacks), ld(&st->pipe_waits),
-          ld(&st->range_lock_waits), ld(&st->rmw_merged), ld(&st->chunks), ld(&st->chunks_out_of_order));
+          ld(&st->range_lock_waits), ld(&st->rmw_merged), ld(&st->chunks), ld(&st->chunks_out_of_order),
+          ld(&st->send_timeouts), ld(&st->budget_waits));
   phase_json(f, "read_phases", &st->read_phase, 0);
   fputc(',', f);
   phase_json(f, "write_phases", &st->write_phase, 1);

@@ -35,6 +35,8 @@ struct dp_stats {
   stat_t arena_allocs, arena_waits, arena_fallbacks, pipe_waits;
   stat_t chunks;                         /* chunks of split reads/writes */
   stat_t chunks_out_of_order;            /* structured data chunks sent before a chunk at a lower offset */
+  stat_t send_timeouts;                  /* connections cut by --send-timeout */
+  stat_t budget_waits;                   /* times a connection paused for --memory-budget */
   struct dp_phase_stats read_phase, write_phase;
 };
 

@@ -35,7 +35,6 @@
 #define container_of(p, type, member) ((type *)((char *)(p) - offsetof(type, member)))
 #define A DP_DIRECT_ALIGN
 #define MAX_EXTENTS 64
-#define MAX_WAITERS 4096
 /* Reads in flight per request, in bytes (at least 2 reads): all of a
  * request's chunk reads issued at once share the disk and finish together,
  * so the first chunk (and the network) waits for nearly all of them. */
@@ -93,11 +92,11 @@ static void chunk_free_resources(struct chunk *c)
     return;
   c->freed = true;
   if (c->pipe)   /* reusable only when all it held went out */
-    dp_pipe_put(dw, c->pipe, c->sent_ok);
+    dp_share_pipe_put(dw, c->st->r->share, c->pipe, c->sent_ok);
   c->pipe = NULL;
   if (c->mem) {
     if (c->in_arena)
-      arena_free(&dw->arena, c->mem, c->memlen);
+      dp_share_arena_put(dw, c->st->r->share, c->mem, c->memlen);
     else
       free(c->mem);
   }
@@ -198,18 +197,39 @@ static void chunk_ready(struct chunk *c)
   stream_issue(c->st);
 }
 
-static void got_buffer(struct arena_waiter *w, void *buf)
-{
-  struct chunk *c = container_of(w, struct chunk, aw);
-  c->mem = buf;
-  c->in_arena = true;
-  chunk_ready(c);
-}
-
 static void fail_later_cb(struct engine_op *op, int res, uint32_t flags)
 {
   (void)flags;
   chunk_read_done(container_of(op, struct chunk, op), res);
+}
+
+/* Direct path: memory of the chunk's own (the arena is taken by other
+ * connections, or the piece is larger than a connection's share). */
+static void own_buffer(struct chunk *c)
+{
+  struct request *r = c->st->r;
+
+  stat_add(&stats(r)->arena_fallbacks, 1);
+  if (posix_memalign((void **)&c->mem, A, c->memlen)) {
+    c->mem = NULL;
+    c->op.cb = fail_later_cb;
+    engine_defer(r->eng, &c->op, -ENOMEM);
+    return;
+  }
+  chunk_ready(c);
+}
+
+/* buf: a piece of the arena, or NULL (use other memory). */
+static void got_buffer(struct arena_waiter *w, void *buf)
+{
+  struct chunk *c = container_of(w, struct chunk, aw);
+  if (!buf) {
+    own_buffer(c);
+    return;
+  }
+  c->mem = buf;
+  c->in_arena = true;
+  chunk_ready(c);
 }
 
 /* Splice path, p = the chunk's pipe or NULL (none to be had).  A pipe
@@ -238,53 +258,42 @@ static void got_pipe(struct pipe_waiter *w, struct dp_pipe *p)
   chunk_ready(c);
 }
 
-/* Get the chunk's buffer or pipe (maybe waiting for one; first come, first
- * served, so a request's chunks get theirs before any later request's: a
- * simple reply's held chunks never wait behind a later reply's), then
- * read when stream_issue() gets to it. */
+/* Get the chunk's buffer or pipe, then read when stream_issue() gets to it.
+ * A connection holds at most its share of the worker's pipes and arena
+ * (dpworker.h): beyond it the chunk waits for the connection's own to come
+ * back (first come, first served among its chunks, so a request's chunks
+ * get theirs before any later request's: a simple reply's held chunks never
+ * wait behind a later reply's); when other connections hold the rest, it
+ * does without (a buffer of its own) instead of waiting for them. */
 static void chunk_start(struct chunk *c)
 {
   struct stream *st = c->st;
   struct request *r = st->r;
+  bool queued;
 
   if (!is_direct(r)) {
-    struct dp_pipe *p = dp_pipe_get(st->dw);
-    if (p) {
-      got_pipe(&c->pw, p);
-    } else {
+    c->pw.ready = got_pipe;
+    struct dp_pipe *p = dp_share_pipe_get(st->dw, r->share, &c->pw, &queued);
+    if (queued)
       stat_add(&stats(r)->pipe_waits, 1);
-      c->pw.ready = got_pipe;
-      dp_pipe_wait(st->dw, &c->pw);
-    }
+    else
+      got_pipe(&c->pw, p);
     return;
   }
   uint64_t start = r->hdr.offset + c->rel;
   uint64_t as = start & ~(uint64_t)(A - 1), ae = (start + c->len + A - 1) & ~(uint64_t)(A - 1);
-  struct arena *a = dp_arena(st->dw);
   c->skip = (uint32_t)(start - as);
   c->memlen = ae - as;
-  if (a && a->nwaiting == 0 && (c->mem = arena_alloc(a, c->memlen))) {
+  c->aw.ready = got_buffer;
+  if ((c->mem = dp_share_arena_get(st->dw, r->share, &c->aw, c->memlen, &queued))) {
     c->in_arena = true;
     stat_add(&stats(r)->arena_allocs, 1);
     chunk_ready(c);
-    return;
-  }
-  if (a && c->memlen <= a->size / 4 && a->used_units > 0 && a->nwaiting < MAX_WAITERS) {
-    /* Full for now: wait for a buffer (in order) rather than use other memory. */
+  } else if (queued) {
     stat_add(&stats(r)->arena_waits, 1);
-    c->aw.len = c->memlen;
-    c->aw.ready = got_buffer;
-    arena_wait(a, &c->aw);
-    return;
+  } else {
+    own_buffer(c);
   }
-  stat_add(&stats(r)->arena_fallbacks, 1);
-  if (posix_memalign((void **)&c->mem, A, c->memlen)) {
-    c->mem = NULL;
-    c->op.cb = fail_later_cb;
-    engine_defer(r->eng, &c->op, -ENOMEM);
-    return;
-  }
-  chunk_ready(c);
 }
 
 /* Fill the chunk's item with its data (after an optional header). */
@@ -389,6 +398,14 @@ static void chunk_read_done(struct chunk *c, int res)
     request_release(r, it);
   } else if (c == &st->c[0] && res == 0 && !st->first_err) {
     simple_start(st);
+  } else if (st->first_err) {
+    /* A simple reply that failed before anything went out sends none of
+     * its chunks: what the read ones hold goes back now, so that the
+     * chunks still waiting for their connection's pipes or buffers (held
+     * by these) get them and finish. */
+    for (unsigned i = 0; i < st->n; i++)
+      if (st->c[i].read_done && !st->c[i].hole)
+        chunk_free_resources(&st->c[i]);
   }
   if (st->pending == 0) {
     if (!st->structured && !st->started)
@@ -1028,11 +1045,16 @@ static void *direct_alloc_buffer(struct request *r, size_t len)
   size_t memlen = (lead + len + A - 1) & ~(size_t)(A - 1);
   void *base = NULL;
 
-  /* The payload is placed so that file-aligned offsets are memory-aligned. */
-  if (a && a->nwaiting == 0 && (base = arena_alloc(a, memlen))) {
+  bool queued;
+
+  /* The payload is placed so that file-aligned offsets are memory-aligned.
+   * Arena only within the connection's share and never waiting (the client
+   * is already sending); other memory is faulted in only as the payload
+   * arrives, so a WRITE header alone takes no memory that others need. */
+  if (a && (base = dp_share_arena_get(dw, r->share, NULL, memlen, &queued))) {
     stat_add(&stats(r)->arena_allocs, 1);
   } else {
-    stat_add(&stats(r)->arena_fallbacks, 1);   /* never wait here: the client is sending */
+    stat_add(&stats(r)->arena_fallbacks, 1);
     if (posix_memalign(&base, A, memlen))
       return NULL;
   }
@@ -1046,7 +1068,7 @@ static void direct_free_buffer(struct request *r, void *buf)
   struct dp_worker *dw = r->eng->dp;
   (void)buf;
   if (dw && dw->arena_ok && arena_owns(&dw->arena, r->buf_base))
-    arena_free(&dw->arena, r->buf_base, r->buf_alloc);
+    dp_share_arena_put(dw, r->share, r->buf_base, r->buf_alloc);
   else
     free(r->buf_base);
 }

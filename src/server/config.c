@@ -24,6 +24,7 @@ void config_init(struct server_config *cfg)
   cfg->max_inflight = SHUNT_DEFAULT_MAX_INFLIGHT;
   cfg->handshake_timeout = SHUNT_DEFAULT_HANDSHAKE_TIMEOUT;
   cfg->max_connections = SHUNT_DEFAULT_MAX_CONNECTIONS;
+  cfg->send_timeout = SHUNT_DEFAULT_SEND_TIMEOUT;
 }
 
 static void free_strv(char **v, size_t n)
@@ -186,6 +187,16 @@ int config_set_server_key(struct server_config *cfg, const char *key, const char
   if (!strcmp(key, "max-connections")) {
     if (parse_uint(val, 0, SHUNT_MAX_MAX_CONNECTIONS, &v) < 0) goto bad;
     cfg->max_connections = (unsigned)v;
+    return 0;
+  }
+  if (!strcmp(key, "send-timeout")) {
+    if (parse_uint(val, 0, SHUNT_MAX_SEND_TIMEOUT, &v) < 0) goto bad;
+    cfg->send_timeout = (unsigned)v;
+    return 0;
+  }
+  if (!strcmp(key, "memory-budget")) {
+    if (parse_size(val, &v) < 0 || v < SHUNT_MIN_MEMORY_BUDGET) goto bad;
+    cfg->memory_budget = v;
     return 0;
   }
   if (!strcmp(key, "log")) {

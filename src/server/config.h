@@ -18,6 +18,15 @@
 /* Connections served at once, all listeners and workers together (0: no limit). */
 #define SHUNT_DEFAULT_MAX_CONNECTIONS   1000u
 #define SHUNT_MAX_MAX_CONNECTIONS       1000000u
+/* A connection holding buffers (replies queued, or a WRITE payload arriving)
+ * without any progress for this many seconds is cut (0: never). */
+#define SHUNT_DEFAULT_SEND_TIMEOUT      60u
+#define SHUNT_MAX_SEND_TIMEOUT          86400u
+/* The smallest --memory-budget: room for a request of the maximum payload
+ * (32 MiB) beside others.  0 in the config: half of the RAM, at least
+ * SHUNT_MIN_AUTO_MEMORY_BUDGET. */
+#define SHUNT_MIN_MEMORY_BUDGET         (64u << 20)
+#define SHUNT_MIN_AUTO_MEMORY_BUDGET    (256u << 20)
 
 struct server_config {
   char **listen;           /* HOST:PORT strings */
@@ -30,6 +39,8 @@ struct server_config {
   uint64_t max_inflight;   /* per-connection cap on buffered request bytes */
   unsigned handshake_timeout;  /* seconds to finish the handshake; 0: unlimited */
   unsigned max_connections;    /* connections at once; 0: unlimited */
+  unsigned send_timeout;       /* seconds without progress while holding buffers; 0: never */
+  uint64_t memory_budget;      /* in-flight request bytes, all connections; 0: half of the RAM */
   uint64_t chunk;          /* default chunk size of split reads/writes (0: 256 KiB) */
   uint64_t arena;          /* direct path buffer arena per worker (0: 64 MiB) */
   char *stats_path;        /* --stats FILE: JSON written on SIGUSR1 and at exit */
@@ -54,7 +65,8 @@ int config_set_tls(struct server_config *cfg, const char *key, const char *val,
                    char *err, size_t errlen);
 
 /* Set one server-wide setting by its config-file key (threads, max-inflight,
- * chunk, arena, stats, handshake-timeout, max-connections, log, listen, unix,
+ * chunk, arena, stats, handshake-timeout, max-connections, send-timeout,
+ * memory-budget, log, listen, unix,
  * export, tls*), validating the value. The command line's long options go
  * through here too, so both accept exactly the same values.
  * Returns 0, or -EINVAL with a message in err. */

@@ -16,6 +16,7 @@
 
 #include "common/log.h"
 #include "datapath/datapath.h"
+#include "datapath/dpworker.h"
 #include "proto/handshake.h"
 #include "proto/nbd-protocol.h"
 #include "server/conn.h"
@@ -35,6 +36,9 @@
 #define RX_SIZE          (RX_CAP + RX_UNIT_MAX)
 #define RX_SPARES        2u             /* unpinned buffers a connection keeps for reuse */
 #define MAX_INFLIGHT_REQ 1024u
+/* In-flight bytes a connection may always have, whatever --memory-budget
+ * others used up: one 1 MiB request and its overhead. */
+#define CONN_MIN_BUDGET  (2u << 20)
 #define RECV_MAX         (1u << 30)
 #define TLS_SEND_CHUNK   (256u * 1024)   /* plaintext encrypted per send */
 /* Handshake replies buffered before the connection stops taking options
@@ -83,6 +87,13 @@ struct conn {
   uint32_t discard_error;       /* reply for rx_req once its payload is skipped */
   size_t inflight_bytes;
   unsigned inflight_reqs;
+  struct dp_share share;        /* its part of the worker's pipes and arena */
+  bool budget_wait;             /* paused for --memory-budget: the worker's tick resumes it */
+  uint64_t rx_total;            /* bytes received, for --send-timeout */
+  uint64_t stall_sent, stall_rx;   /* progress seen at the last tick */
+  unsigned stall_zc;
+  uint64_t stall_since_ms;      /* since when it holds buffers without progress */
+  bool timed_out;               /* cut by --send-timeout (once) */
   bool eof, closing, dead, paused, stopping;
   unsigned long long nrequests;
   const struct datapath *dp;    /* the export's, or copy under TLS */
@@ -107,6 +118,34 @@ static void conn_cut(struct conn *c);
 static const char *export_name(const struct conn *c)
 {
   return c->export ? c->export->cfg.name : NULL;
+}
+
+/* In-flight bytes change: the connection's and the server's (--memory-budget). */
+static void inflight_add(struct conn *c, size_t n)
+{
+  c->inflight_bytes += n;
+  atomic_fetch_add(&c->w->srv->inflight, n);
+}
+
+static void inflight_sub(struct conn *c, size_t n)
+{
+  c->inflight_bytes -= n;
+  atomic_fetch_sub(&c->w->srv->inflight, n);
+}
+
+/* May a request of cost bytes start now?  Always while the connection has
+ * at most CONN_MIN_BUDGET in flight (so greedy or stalled connections cannot
+ * starve the others), beyond that only within the server's budget.  On
+ * true the server's count includes cost. */
+static bool budget_admit(struct conn *c, size_t cost)
+{
+  struct server *srv = c->w->srv;
+  size_t before = atomic_fetch_add(&srv->inflight, cost);
+
+  if (c->inflight_bytes + cost <= CONN_MIN_BUDGET || before + cost <= srv->memory_budget)
+    return true;
+  atomic_fetch_sub(&srv->inflight, cost);
+  return false;
 }
 
 static void conn_schedule(struct conn *c)
@@ -161,7 +200,7 @@ static void rx_unpin(struct conn *c, struct rxbuf *b)
 {
   if (--b->refs || !b->retired)
     return;
-  c->inflight_bytes -= RX_SIZE;
+  inflight_sub(c, RX_SIZE);
   rx_recycle(c, b);
 }
 
@@ -197,7 +236,7 @@ static int rx_make_room(struct conn *c)
     return -ENOMEM;
   }
   c->rxb->retired = true;
-  c->inflight_bytes += RX_SIZE;   /* until its last request is freed (rx_unpin) */
+  inflight_add(c, RX_SIZE);   /* until its last request is freed (rx_unpin) */
   c->rxb = b;
   c->rx_start = c->rx_end = 0;
   return 0;
@@ -216,8 +255,9 @@ static struct request *request_new(struct conn *c, const struct proto_request *h
   r->export = c->export;
   r->hdr = *hdr;
   r->cost = cost;
+  r->share = &c->share;
   c->inflight_reqs++;
-  c->inflight_bytes += cost;
+  c->inflight_bytes += cost;   /* the server's count: budget_admit */
   c->nrequests++;
   r->times.recv = dp_now();
   stat_add(&c->export->stats.requests, 1);
@@ -241,7 +281,7 @@ static void request_free(struct request *r)
   free(r->items);
   free(r->dp_priv);
   c->inflight_reqs--;
-  c->inflight_bytes -= r->cost;
+  inflight_sub(c, r->cost);
   free(r);
   conn_schedule(c);   /* maybe resume reading, or close */
 }
@@ -572,15 +612,24 @@ static void process_transmission(struct conn *c)
       c->paused = true;   /* resumes when a request is freed */
       return;
     }
+    if (!budget_admit(c, cost)) {
+      if (!c->budget_wait)
+        stat_add(&c->export->stats.budget_waits, 1);
+      c->paused = c->budget_wait = true;   /* the worker's tick tries again */
+      return;
+    }
+    c->budget_wait = false;
     c->rx_start += (size_t)n;
     c->rx_waiting = false;
     if (hdr.type == NBD_CMD_DISC) {
+      atomic_fetch_sub(&c->w->srv->inflight, cost);
       log_msg(LOG_DEBUG, c->peer, export_name(c), "client sent NBD_CMD_DISC");
       c->closing = true;
       return;
     }
     r = request_new(c, &hdr, cost);
     if (!r) {
+      atomic_fetch_sub(&c->w->srv->inflight, cost);
       log_msg(LOG_ERROR, c->peer, export_name(c), "out of memory: disconnecting");
       c->dead = true;
       return;
@@ -652,6 +701,8 @@ static void recv_cb(struct engine_op *op, int res, uint32_t flags)
   } else {
     c->rx_end += (unsigned)res;
   }
+  if (res > 0)
+    c->rx_total += (unsigned)res;
   conn_pump(c);
 }
 
@@ -1043,9 +1094,10 @@ void conn_stop(struct conn *c)
 
 void conn_abort(struct conn *c)
 {
-  if (c->dead)
-    return;
-  log_msg(LOG_WARN, c->peer, export_name(c), "still busy at the end of the shutdown grace period: disconnecting");
+  /* Also when already failed: it may still wait for zero-copy sends that
+   * only a reset releases. */
+  if (!c->dead)
+    log_msg(LOG_WARN, c->peer, export_name(c), "still busy at the end of the shutdown grace period: disconnecting");
   conn_cut(c);
 }
 
@@ -1057,6 +1109,16 @@ static void conn_cut(struct conn *c)
   shutdown(c->rfd, SHUT_RDWR);
   if (c->wfd != c->rfd)
     shutdown(c->wfd, SHUT_RDWR);
+  if (c->sq.zc_outstanding && c->wsock) {
+    /* Zero-copy sends still queued in the socket (a client that does not
+     * read keeps them there for as long as it acknowledges window probes)
+     * are released only when the kernel drops them: a disconnect (connect
+     * with AF_UNSPEC) resets the TCP connection and purges its send queue,
+     * so their notifications arrive and the buffers come back. */
+    struct sockaddr sa = { .sa_family = AF_UNSPEC };
+    if (connect(c->wfd, &sa, sizeof sa) < 0)
+      log_msg(LOG_DEBUG, c->peer, export_name(c), "disconnect: %s", strerror(errno));
+  }
   if (c->sq.busy) {
     struct io_uring_sqe *sqe = engine_sqe(c->eng, &worker_ignore_op);
     io_uring_prep_cancel(sqe, &c->sq.op, 0);
@@ -1119,4 +1181,33 @@ int conn_start(struct worker *w, int rfd, int wfd, const char *peer)
 struct conn *conn_next(const struct conn *c)
 {
   return c->next;
+}
+
+void conn_tick(struct conn *c, uint64_t now_ms)
+{
+  unsigned timeout = c->w->srv->cfg->send_timeout;
+  /* Holding buffers the client must release: a send it does not take (or
+   * zero-copy sends not yet let go), or a WRITE payload it does not finish. */
+  bool holding = c->phase == CONN_TRANSMISSION && !c->timed_out
+                 && (c->sq.busy || c->sq.zc_outstanding || c->rx_req);
+  bool progress = c->sq.bytes_sent != c->stall_sent || c->rx_total != c->stall_rx
+                  || c->sq.zc_outstanding != c->stall_zc;
+
+  if (c->budget_wait && !c->dead)
+    conn_schedule(c);   /* memory may have been freed by any connection */
+  if (!holding || progress) {
+    c->stall_sent = c->sq.bytes_sent;
+    c->stall_rx = c->rx_total;
+    c->stall_zc = c->sq.zc_outstanding;
+    c->stall_since_ms = now_ms;
+    return;
+  }
+  if (timeout && now_ms - c->stall_since_ms >= (uint64_t)timeout * 1000) {
+    log_msg(LOG_WARN, c->peer, export_name(c), "no progress for %u s while holding buffers (%s): disconnecting",
+            timeout, c->rx_req ? "a request payload not sent on" : "replies not read");
+    if (c->export)
+      stat_add(&c->export->stats.send_timeouts, 1);
+    c->timed_out = true;
+    conn_cut(c);   /* also when it already failed otherwise: its zero-copy sends need the reset */
+  }
 }

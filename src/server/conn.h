@@ -6,6 +6,7 @@
 #define SHUNT_SERVER_CONN_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 struct worker;
 struct conn;
@@ -21,6 +22,12 @@ void conn_stop(struct conn *c);
 
 /* The next connection in its worker's list (w->conns), or NULL. */
 struct conn *conn_next(const struct conn *c);
+
+/* The worker's periodic tick (now_ms: CLOCK_MONOTONIC milliseconds): resume
+ * a connection paused for the memory budget, and cut one that has held
+ * buffers without any progress for --send-timeout seconds (logged and
+ * counted in its export's stats). */
+void conn_tick(struct conn *c, uint64_t now_ms);
 
 /* Cut the connection now (shutdown grace period over): in-flight requests
  * still complete internally, but nothing more is sent or received. */

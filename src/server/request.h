@@ -17,6 +17,7 @@
 #include "proto/session.h"
 
 struct conn;
+struct dp_share;
 struct export;
 struct request;
 struct rxbuf;
@@ -44,6 +45,7 @@ struct request {
   struct rxbuf *rx_pin;                /* conn.c: a small WRITE's buf lies in this receive buffer,
                                         * which stays put until the request is freed */
   size_t cost;                         /* bytes counted against the connection's in-flight cap */
+  struct dp_share *share;              /* the connection's part of its worker's pipes and arena */
   struct bio bio;                      /* the main backend operation */
   struct reply_item status_item;       /* always available, for status and error replies */
   struct reply_item *items;            /* request_items() array */

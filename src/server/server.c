@@ -177,6 +177,19 @@ static int open_listeners(struct server *srv, struct listen_set *set)
   return 0;
 }
 
+/* --memory-budget, or half of the RAM (at least SHUNT_MIN_AUTO_MEMORY_BUDGET). */
+static size_t memory_budget(const struct server_config *cfg)
+{
+  long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
+  uint64_t half = pages > 0 && psize > 0 ? (uint64_t)pages * (uint64_t)psize / 2 : 0;
+
+  if (cfg->memory_budget)
+    half = cfg->memory_budget;
+  else if (half < SHUNT_MIN_AUTO_MEMORY_BUDGET)
+    half = SHUNT_MIN_AUTO_MEMORY_BUDGET;
+  return half > SIZE_MAX ? SIZE_MAX : (size_t)half;
+}
+
 int server_run(struct server_config *cfg)
 {
   struct server srv;
@@ -203,6 +216,9 @@ int server_run(struct server_config *cfg)
     dp_arena_size = cfg->arena;
   if (cfg->stats_path && check_stats_path(cfg->stats_path) < 0)
     return 1;
+  srv.memory_budget = memory_budget(cfg);
+  log_msg(LOG_INFO, NULL, NULL, "memory budget %zu MiB for the request buffers of all connections%s",
+          srv.memory_budget >> 20, cfg->memory_budget ? "" : " (half of the RAM)");
   if (export_table_open(&srv.exports, cfg->exports, cfg->nexports, err, sizeof err) < 0) {
     log_msg(LOG_ERROR, NULL, NULL, "%s", err);
     return 1;

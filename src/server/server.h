@@ -26,6 +26,8 @@ struct server {
   atomic_bool stopping;
   struct tls_creds *tls;   /* NULL when TLS is off */
   atomic_uint nconns;        /* connections open, all workers (--max-connections) */
+  atomic_size_t inflight;    /* request bytes in flight, all connections (--memory-budget) */
+  size_t memory_budget;      /* the cap on inflight */
 };
 
 /* Run the server described by cfg until it is told to stop.

@@ -20,6 +20,13 @@
 #include "server/worker.h"
 
 #define SHUTDOWN_GRACE_SECONDS 10
+/* After the grace period, how long cut connections may still hold buffers
+ * the kernel has not given back (zero-copy sends) before the worker stops
+ * waiting for them; the process exit then releases them. */
+#define SHUTDOWN_DRAIN_SECONDS 5
+/* The connections' periodic check (conn_tick): how soon a connection paused
+ * for the memory budget tries again, and the send timeout's resolution. */
+#define TICK_MS 250
 
 #define container_of(p, type, member) ((type *)((char *)(p) - offsetof(type, member)))
 
@@ -30,10 +37,38 @@ static void ignore_cb(struct engine_op *op, int res, uint32_t flags)
 
 struct engine_op worker_ignore_op = { .cb = ignore_cb };
 
+static void arm_tick(struct worker *w)
+{
+  struct io_uring_sqe *sqe = engine_sqe(&w->eng, &w->tick_op);
+  w->tick_ts = (struct __kernel_timespec){ .tv_nsec = TICK_MS * 1000000L };
+  io_uring_prep_timeout(sqe, &w->tick_ts, 0, 0);
+  w->tick_armed = true;
+}
+
+static void tick_cb(struct engine_op *op, int res, uint32_t flags)
+{
+  struct worker *w = container_of(op, struct worker, tick_op);
+  struct timespec now;
+  (void)flags;
+
+  w->tick_armed = false;
+  if (res != -ETIME || w->stopping)
+    return;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  for (struct conn *c = w->conns, *next; c; c = next) {
+    next = conn_next(c);
+    conn_tick(c, (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000);
+  }
+  if (w->nconns)
+    arm_tick(w);
+}
+
 void worker_conn_added(struct worker *w, struct conn *c)
 {
   (void)c;
   w->nconns++;
+  if (!w->tick_armed && !w->stopping)
+    arm_tick(w);
 }
 
 /* Take one of the --max-connections slots; false when all are taken.
@@ -244,9 +279,24 @@ static void grace_cb(struct engine_op *op, int res, uint32_t flags)
   w->grace_armed = false;
   if (res != -ETIME)
     return;   /* cancelled: every connection closed in time */
+  if (w->grace_over) {
+    /* The grace period must end in an exit, whatever the peers do. */
+    log_msg(LOG_WARN, NULL, NULL, "worker %d: %u connections still not closed %d s after they were cut "
+            "(zero-copy sends the kernel has not released): exiting without them",
+            w->id, w->nconns, SHUTDOWN_DRAIN_SECONDS);
+    w->abandoned = true;
+    return;
+  }
+  w->grace_over = true;
   for (struct conn *c = w->conns, *next; c; c = next) {
     next = conn_next(c);
     conn_abort(c);
+  }
+  if (w->conns) {
+    struct io_uring_sqe *sqe = engine_sqe(&w->eng, &w->grace_op);
+    w->grace_ts = (struct __kernel_timespec){ .tv_sec = SHUTDOWN_DRAIN_SECONDS };
+    io_uring_prep_timeout(sqe, &w->grace_ts, 0, 0);
+    w->grace_armed = true;
   }
 }
 
@@ -268,6 +318,8 @@ void worker_stop(struct worker *w)
       cancel(w, &w->accepts[i].retry_op);
   if (w->wake_armed)
     cancel(w, &w->wake_op);
+  if (w->tick_armed)
+    cancel(w, &w->tick_op);
   for (struct conn *c = w->conns, *next; c; c = next) {
     next = conn_next(c);
     conn_stop(c);
@@ -294,7 +346,7 @@ static bool worker_done(void *arg)
 {
   struct worker *w = arg;
   /* The signal read (worker 0) stays armed to catch a second signal. */
-  return w->stopping && w->nconns == 0 && w->eng.pending == (w->sig_armed ? 1u : 0u);
+  return w->stopping && (w->abandoned || (w->nconns == 0 && w->eng.pending == (w->sig_armed ? 1u : 0u)));
 }
 
 int worker_init(struct worker *w, struct server *srv, int id)
@@ -305,6 +357,7 @@ int worker_init(struct worker *w, struct server *srv, int id)
   w->wake_op.cb = wake_cb;
   w->sig_op.cb = signal_cb;
   w->grace_op.cb = grace_cb;
+  w->tick_op.cb = tick_cb;
   w->wake_fd = eventfd(0, EFD_CLOEXEC);
   if (w->wake_fd < 0)
     return -errno;

@@ -41,6 +41,11 @@ struct worker {
   struct engine_op grace_op;     /* shutdown grace period: then connections are cut */
   struct __kernel_timespec grace_ts;
   bool grace_armed;
+  bool grace_over;               /* connections were cut; grace_op now bounds the wait for them */
+  bool abandoned;                /* gave up waiting for cut connections: the loop ends */
+  struct engine_op tick_op;      /* while it has connections: --send-timeout, --memory-budget */
+  struct __kernel_timespec tick_ts;
+  bool tick_armed;
   struct conn *conns;            /* linked by conn.c; walk with conn_next() */
   unsigned nconns;
   bool stopping;

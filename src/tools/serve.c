@@ -39,6 +39,14 @@ static void serve_usage(FILE *f)
 "      --max-connections N  serve at most N connections at once; more are\n"
 "                           closed as soon as accepted, with a log line\n"
 "                           (default 1000; 0: no limit)\n"
+"      --send-timeout SECONDS\n"
+"                           cut a connection that holds buffers (replies it does\n"
+"                           not read, a WRITE payload it does not finish) without\n"
+"                           any progress for SECONDS (default 60; 0: never)\n"
+"      --memory-budget SIZE cap on the request buffers of all connections\n"
+"                           together (default: half of the RAM, at least 256M);\n"
+"                           above it a connection with more than 2 MiB in\n"
+"                           flight stops reading requests until memory frees\n"
 "      --chunk SIZE         reads and writes larger than this are split into\n"
 "                           chunks read/written at once and sent as each is\n"
 "                           ready (default 256K; 4K..32M, a multiple of 4K)\n"
@@ -96,7 +104,7 @@ static void serve_usage(FILE *f)
 "  nbdinfo nbd://127.0.0.1:10809/disk\n");
 }
 
-enum { OPT_CHUNK = 1000, OPT_ARENA, OPT_STATS };   /* long options without a letter */
+enum { OPT_CHUNK = 1000, OPT_ARENA, OPT_STATS, OPT_SEND_TIMEOUT, OPT_MEMORY_BUDGET };   /* long options without a letter */
 
 /* The long name of the option whose getopt value is c. */
 static const char *option_key(const struct option *opts, int c)
@@ -118,6 +126,8 @@ int cmd_serve(int argc, char **argv)
     { "max-inflight", required_argument, NULL, 'M' },
     { "handshake-timeout", required_argument, NULL, 'H' },
     { "max-connections", required_argument, NULL, 'm' },
+    { "send-timeout", required_argument, NULL, OPT_SEND_TIMEOUT },
+    { "memory-budget", required_argument, NULL, OPT_MEMORY_BUDGET },
     { "chunk", required_argument, NULL, OPT_CHUNK },
     { "arena", required_argument, NULL, OPT_ARENA },
     { "stats", required_argument, NULL, OPT_STATS },
@@ -164,6 +174,7 @@ int cmd_serve(int argc, char **argv)
     case 'c':
       break;   /* read above */
     case 't': case 'M': case OPT_CHUNK: case OPT_ARENA: case OPT_STATS:
+    case OPT_SEND_TIMEOUT: case OPT_MEMORY_BUDGET:
     case 'H': case 'm': case 'T': case 'C': case 'P': case 'V': case 'D': {
       /* Valued options are config-file keys: one parser validates both. */
       const char *key = option_key(opts, c);

@@ -77,6 +77,17 @@ int main(void)
      && export_parse_spec("x=/a,chunk=64M", &e, err, sizeof err) == -EINVAL, "chunk not a multiple of 4K, or above 32M, refused");
   ok(load("chunk = 3K\n", &cfg, err, sizeof err) < 0, "bad server chunk refused");
   config_free(&cfg);
+  config_init(&cfg);
+  ok(cfg.send_timeout == 60 && cfg.memory_budget == 0, "defaults: send timeout 60 s, memory budget from the RAM");
+  config_free(&cfg);
+  ok(load("send-timeout = 5\nmemory-budget = 1G\n", &cfg, err, sizeof err) == 0 && cfg.send_timeout == 5
+     && cfg.memory_budget == 1u << 30, "send-timeout and memory-budget keys: %s", err);
+  config_free(&cfg);
+  ok(load("send-timeout = 0\n", &cfg, err, sizeof err) == 0 && cfg.send_timeout == 0, "send-timeout 0: never");
+  config_free(&cfg);
+  ok(load("memory-budget = 32M\n", &cfg, err, sizeof err) < 0 && load("send-timeout = 1d\n", &cfg, err, sizeof err) < 0,
+     "memory-budget below 64M, or a send-timeout that is no number, refused");
+  config_free(&cfg);
   ok(load("[export a]\nro\n", &cfg, err, sizeof err) < 0 && strstr(err, "no path"), "export without path: %s", err);
   config_free(&cfg);
   ok(load("threads = lots\n", &cfg, err, sizeof err) < 0 && strstr(err, ":1:"), "bad value names the line: %s", err);
