@@ -239,7 +239,7 @@ def _client_us_per_req(r):
 
 
 def targets(records):
-    """The issue's targets, each with the best peer's figure, what shunt needs, and what each
+    """The performance targets, each with the best peer's figure, what shunt needs, and what each
     shunt configuration measured in this run. With --repeat, the figures are the medians, and
     each throughput target gets a row "rounds met": in how many rounds shunt met the target
     against that round's own best peer."""
@@ -438,7 +438,7 @@ def targets(records):
             within, fmt=lambda x: f"{x:.1f}")
     if not rows:
         return ""
-    head = ["target (issue 3)", "best peer", "shunt needs"] + [f"shunt {v}" for v in variants]
+    head = ["target", "best peer", "shunt needs"] + [f"shunt {v}" for v in variants]
     return ("## Targets\n\n" + _table(head, rows)
             + "\nCopies per byte come from shunt's own accounting (`--stats`, refreshed with "
             "SIGUSR1 before and after each run); the peers have none.\n")

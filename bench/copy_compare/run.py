@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """bench/copy_compare/run.py: `shunt copy` against nbdcopy and `qemu-img convert`
-on the same source and destination, in the same run (issue 4's benchmark).
+on the same source and destination, in the same run.
 
 For each scenario and tool it runs the copy REPEAT times and reports the median
 wall time, throughput, and the median of the client's CPU seconds per GiB (user +

@@ -1,5 +1,5 @@
-/* transport.h: how libshunt moves bytes on one connection.  Today a plain TCP
- * or unix socket; nbds:// (issue 5) adds a TLS session here, behind the same
+/* transport.h: how libshunt moves bytes on one connection: a plain TCP or
+ * unix socket, or for nbds:// a TLS session (client/tls.h) behind the same
  * calls, so the handshake and request code never touch the socket directly. */
 #ifndef SHUNT_CLIENT_TRANSPORT_H
 #define SHUNT_CLIENT_TRANSPORT_H

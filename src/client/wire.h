@@ -1,6 +1,6 @@
 /* wire.h: the client side of the NBD wire format, pure (bytes in, decoded struct
  * out): request encoding, reply and chunk header decoding, chunk payload checks,
- * option reply decoding.  No I/O, no allocation: the fuzzers of issue 5 call
+ * option reply decoding.  No I/O, no allocation: the fuzzers (tests/fuzz) call
  * these directly. */
 #ifndef SHUNT_CLIENT_WIRE_H
 #define SHUNT_CLIENT_WIRE_H

@@ -1,7 +1,7 @@
 /* datapath.h: how request bytes move between backend and socket.  A data path
  * executes a validated request and answers it through server/request.h.
- * `copy` (read into a buffer, then send) is the baseline; issue 3 adds
- * splice and direct paths as further entries of the same table. */
+ * `copy` (read into a buffer, then send) is the baseline; splice, direct and
+ * mmap are further entries of the same table. */
 #ifndef SHUNT_DATAPATH_DATAPATH_H
 #define SHUNT_DATAPATH_DATAPATH_H
 

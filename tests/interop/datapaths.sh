@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# datapaths.sh: the copy, splice, direct and mmap data paths (issue 3).  For each
+# datapaths.sh: the copy, splice, direct and mmap data paths.  For each
 # path, with structured replies on and off and a small chunk size (so large
 # reads become many chunks, completing and going out of order): libnbd reads
 # and writes at odd offsets/lengths against a local mirror (dp_verify.py),

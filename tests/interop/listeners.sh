@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# listeners.sh: the ways shunt serve accepts clients (issue 2, "Server"): repeated
+# listeners.sh: the ways shunt serve accepts clients: repeated
 # --listen on IPv4 and IPv6 at once, and systemd socket activation (LISTEN_FDS,
 # through libnbd's connect_systemd_socket_activation). --unix and --stdio are
 # covered by qemu_io.sh, qemu_img.sh and nbdinfo.sh.

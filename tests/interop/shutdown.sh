@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# shutdown.sh: SIGTERM while writes are in flight (issue 2: "stop accepting, finish
-# in-flight requests, flush, exit 0"). Every write acknowledged with success must be
-# in the backing file, every other reply must be ESHUTDOWN (or the connection
-# closed), and the server must exit 0 within 20 s.
+# shutdown.sh: SIGTERM while writes are in flight (the server must stop accepting,
+# finish in-flight requests, flush and exit 0). Every write acknowledged with
+# success must be in the backing file, every other reply must be ESHUTDOWN (or the
+# connection closed), and the server must exit 0 within 20 s.
 . "$(dirname "$0")/../lib.sh"
 need_deps
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # small_pipes.sh: the splice data path when the server's user is not
-# privileged and its pipes come out small (issue 3: a read never fails or
-# hangs for that reason).  `shunt serve` runs as user nobody with
+# privileged and its pipes come out small (a read must never fail or hang
+# for that reason).  `shunt serve` runs as user nobody with
 # fs.pipe-user-pages-soft lowered: past it the kernel gives a new pipe 2
 # pages and refuses F_SETPIPE_SZ (pipe(7)).  Another process of nobody takes
 # the pipe pages after the server has learned big pipes, so the next pipes

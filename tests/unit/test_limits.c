@@ -1,4 +1,4 @@
-/* test_limits.c: the server's limits (issue 5): defaults and config keys of
+/* test_limits.c: the server's limits: defaults and config keys of
  * --handshake-timeout and --max-connections, the option payload cap
  * (PROTO_MAX_OPTION_DATA), and the handshake's output cap (out_max) that keeps
  * a client sending options without reading replies from growing memory. */
