@@ -39,6 +39,10 @@
 /* In-flight bytes a connection may always have, whatever --memory-budget
  * others used up: one 1 MiB request and its overhead. */
 #define CONN_MIN_BUDGET  (2u << 20)
+/* A WRITE payload is charged against the caps as it arrives, this much at a
+ * time: a header alone (a client announcing 32 MiB, then silence) holds one
+ * step of them, not the length it claims. */
+#define PAYLOAD_STEP     (1u << 20)
 #define RECV_MAX         (1u << 30)
 #define TLS_SEND_CHUNK   (256u * 1024)   /* plaintext encrypted per send */
 /* Handshake replies buffered before the connection stops taking options
@@ -83,6 +87,7 @@ struct conn {
   enum rx_state rx_state;
   struct request *rx_req;       /* request whose payload is arriving (or being discarded) */
   uint64_t rx_got;
+  uint64_t rx_charged;          /* payload bytes of rx_req charged so far (<= its length) */
   uint64_t discard_left;
   uint32_t discard_error;       /* reply for rx_req once its payload is skipped */
   size_t inflight_bytes;
@@ -146,6 +151,41 @@ static bool budget_admit(struct conn *c, size_t cost)
     return true;
   atomic_fetch_sub(&srv->inflight, cost);
   return false;
+}
+
+/* Pause for --memory-budget; the worker's tick tries again. */
+static void budget_pause(struct conn *c)
+{
+  if (!c->budget_wait)
+    stat_add(&c->export->stats.budget_waits, 1);
+  c->paused = c->budget_wait = true;
+}
+
+/* Before more of rx_req's payload is received: charge its next step once
+ * what was charged has arrived, within the connection's --max-inflight (its
+ * other requests count; alone it always goes on) and the server's budget.
+ * False when the connection pauses instead (resumed as for a header). */
+static bool payload_charge(struct conn *c)
+{
+  struct request *r = c->rx_req;
+  uint64_t left = r->hdr.length - c->rx_charged;
+  size_t more = left < PAYLOAD_STEP ? (size_t)left : PAYLOAD_STEP;
+
+  if (c->rx_got < c->rx_charged || more == 0)
+    return true;
+  if (c->inflight_reqs > 1 && c->inflight_bytes + more > c->w->srv->cfg->max_inflight) {
+    c->paused = true;   /* resumes when a request is freed */
+    return false;
+  }
+  if (!budget_admit(c, more)) {
+    budget_pause(c);
+    return false;
+  }
+  c->budget_wait = false;
+  c->inflight_bytes += more;
+  r->cost += more;
+  c->rx_charged += more;
+  return true;
 }
 
 static void conn_schedule(struct conn *c)
@@ -503,8 +543,10 @@ static const char *refusal_message(uint32_t err)
 static size_t request_cost(const struct proto_request *h, uint32_t err)
 {
   size_t cost = sizeof(struct request);
-  if (!err && (h->type == NBD_CMD_READ || h->type == NBD_CMD_WRITE))
+  if (!err && h->type == NBD_CMD_READ)
     cost += h->length;
+  else if (!err && h->type == NBD_CMD_WRITE)   /* the rest as it arrives: payload_charge */
+    cost += h->length < PAYLOAD_STEP ? h->length : PAYLOAD_STEP;
   else if (!err && h->type == NBD_CMD_BLOCK_STATUS)
     cost += 40 + 16 * 1024;
   return cost;
@@ -561,7 +603,9 @@ static void process_transmission(struct conn *c)
     }
     if (c->rx_state == RX_PAYLOAD) {
       r = c->rx_req;
-      uint64_t need = r->hdr.length - c->rx_got;
+      if (!payload_charge(c))
+        return;
+      uint64_t need = c->rx_charged - c->rx_got;
       size_t k = avail < need ? avail : (size_t)need;
       memcpy((char *)r->buf + c->rx_got, c->rxb->data + c->rx_start, k);
       stat_add(&c->export->stats.memcpy_bytes, k);
@@ -572,6 +616,8 @@ static void process_transmission(struct conn *c)
       if (c->rx_got < r->hdr.length) {
         if (c->dp->payload_progress)   /* write what has arrived */
           c->dp->payload_progress(r, c->rx_got);
+        if (c->rx_start < c->rx_end)
+          continue;   /* more is here already: charge the next step */
         return;
       }
       stat_add(&c->export->stats.copied_write, r->hdr.length);   /* recv(2) into our buffer */
@@ -613,9 +659,7 @@ static void process_transmission(struct conn *c)
       return;
     }
     if (!budget_admit(c, cost)) {
-      if (!c->budget_wait)
-        stat_add(&c->export->stats.budget_waits, 1);
-      c->paused = c->budget_wait = true;   /* the worker's tick tries again */
+      budget_pause(c);
       return;
     }
     c->budget_wait = false;
@@ -669,6 +713,7 @@ static void process_transmission(struct conn *c)
     if (act == PROTO_PAYLOAD_RECEIVE) {
       c->rx_req = r;
       c->rx_got = 0;
+      c->rx_charged = cost - sizeof(struct request);   /* request_cost: the first step */
       c->rx_state = RX_PAYLOAD;
       continue;
     }
@@ -734,7 +779,9 @@ static void arm_recv(struct conn *c)
     c->recv_direct = false;
     c->recv_tls = true;
   } else if (c->rx_state == RX_PAYLOAD && c->rx_start == c->rx_end) {
-    uint64_t need = c->rx_req->hdr.length - c->rx_got;
+    uint64_t need = c->rx_charged - c->rx_got;
+    if (need == 0)
+      return;   /* paused until the next step is charged (payload_charge) */
     buf = (char *)c->rx_req->buf + c->rx_got;
     len = need > RECV_MAX ? RECV_MAX : (size_t)need;
     c->recv_direct = true;
@@ -1187,9 +1234,10 @@ void conn_tick(struct conn *c, uint64_t now_ms)
 {
   unsigned timeout = c->w->srv->cfg->send_timeout;
   /* Holding buffers the client must release: a send it does not take (or
-   * zero-copy sends not yet let go), or a WRITE payload it does not finish. */
+   * zero-copy sends not yet let go), or a WRITE payload it does not finish
+   * (not while the server itself holds the payload back for the budget). */
   bool holding = c->phase == CONN_TRANSMISSION && !c->timed_out
-                 && (c->sq.busy || c->sq.zc_outstanding || c->rx_req);
+                 && (c->sq.busy || c->sq.zc_outstanding || (c->rx_req && !c->budget_wait));
   bool progress = c->sq.bytes_sent != c->stall_sent || c->rx_total != c->stall_rx
                   || c->sq.zc_outstanding != c->stall_zc;
 

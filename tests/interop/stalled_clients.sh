@@ -13,7 +13,10 @@
 #   count goes back down, other clients are served;
 # - --memory-budget 64M: 8 connections pipelining 64 x 1 MiB READs without reading
 #   (512 MiB claimed) grow the server's RSS by less than 192 MiB, and other clients'
-#   1 MiB reads still complete.
+#   1 MiB reads still complete;
+# - --memory-budget 64M without a send timeout: 4 connections announcing 20 MiB
+#   WRITEs and sending 100 bytes (80 MiB claimed) hold one 1 MiB step each, so
+#   another client's 8 MiB write and read-back, which need the budget, are served.
 . "$(dirname "$0")/../lib.sh"
 . "$SHUNT_TOP/tests/tools/trust-lib.sh"
 need_deps
@@ -24,11 +27,12 @@ help=$("$SHUNT" serve --help 2>&1)
 CLIENT=$TOOLS/stalled_client.py
 export PYTHONPATH=$TOOLS
 
-# hold NREAD NWRITE READS: start the stalled clients; wait until they are all sent.
+# hold NREAD NWRITE READS [WLEN]: start the stalled clients (WRITEs announcing WLEN
+# bytes, default 32 MiB); wait until they are all sent.
 hold() {
   rm -f "$T/hold.in" "$T/hold.out"
   mkfifo "$T/hold.in"
-  $PY "$CLIENT" hold "$PORT" "$img" "$1" "$2" "$3" $((1 << 20)) <"$T/hold.in" >"$T/hold.out" 2>&1 &
+  $PY "$CLIENT" hold "$PORT" "$img" "$1" "$2" "$3" $((1 << 20)) "${4:-$((32 << 20))}" <"$T/hold.in" >"$T/hold.out" 2>&1 &
   HOLD_PID=$!
   _cleanup_pids+=("$HOLD_PID")
   exec 7>"$T/hold.in"
@@ -130,6 +134,26 @@ if grep -q -- '--memory-budget' <<<"$help"; then
   fi
 else
   tap_fail "shunt serve --help lists no --memory-budget option"
+fi
+
+# 4. WRITE payloads are charged as they arrive: 4 connections announcing 20 MiB
+# WRITEs (80 MiB claimed, beyond the 64M budget) and sending 100 bytes hold one
+# step each, so another client's 8 MiB write and read, which need the budget,
+# are served without waiting for a send timeout (switched off here).
+if grep -q -- '--memory-budget' <<<"$help"; then
+  if start_shunt_retry --threads 2 --memory-budget 64M --send-timeout 0 "$(export_arg disk "$img")"; then
+    if hold 0 4 0 $((20 << 20)); then
+      tap_relay $PY "$CLIENT" probe-big "$PORT" "$img" 20
+      unhold
+    else
+      tap_fail "payload charge: stalled clients connect"
+    fi
+    stop_shunt_bounded 30
+    rc=$?
+    [ $rc -eq 0 ] && tap_ok "payload charge: SIGTERM exit status 0" || tap_fail "payload charge: SIGTERM exit status $rc"
+  else
+    tap_fail "payload charge: server starts"
+  fi
 fi
 
 tap_check "server logs have no sanitizer report" sanitizer_clean "$T/shunt.log"

@@ -24,6 +24,17 @@ tap_check "the server logs the PSK identity" grep -q 'PSK identity alice' "$T/sh
 tap_check "nbdcopy writes over TLS-PSK" nbdcopy "$T/src.bin" "$U"
 tap_check "nbdcopy reads back over TLS-PSK" nbdcopy "$U" "$T/back.bin"
 tap_check "bytes read back equal bytes written" cmp -n $((2 << 20)) "$T/src.bin" "$T/back.bin"
+# One WRITE of 8 MiB over TLS (its payload is decrypted into the receive buffer
+# and charged against the caps a step at a time as it arrives), read back.
+tap_check "an 8 MiB write in one request over TLS-PSK reads back" /usr/bin/python3 -c '
+import os, sys, nbd
+h = nbd.NBD()
+h.set_uri_allow_local_file(True)
+h.connect_uri(sys.argv[1])
+data = os.urandom(8 << 20)
+h.pwrite(data, 4096)
+assert h.pread(len(data), 4096) == data
+h.shutdown()' "$U"
 tap_check "a second identity from the same file works" \
   nbdinfo "nbds://bob@127.0.0.1:$PORT/mem?tls-psk-file=$T/keys.psk"
 

@@ -2,12 +2,16 @@
 # tests/tools/stalled_client.py: clients that hold server resources without making
 # progress, and a probe client that must still be served beside them
 # (tests/interop/stalled_clients.sh).
-#   hold PORT IMAGE NREAD NWRITE READS LEN
+#   hold PORT IMAGE NREAD NWRITE READS LEN [WLEN]
 #       IMAGE is dropped from the page cache first (cold reads take pipes on mmap too).
 #       NREAD connections each pipeline READS READs of LEN bytes and never read a
-#       reply; NWRITE connections each send a 32 MiB WRITE header and 100 bytes of
-#       its payload, then nothing.  Prints "ready", then waits until stdin closes
-#       and prints how many of the connections the server had closed by then.
+#       reply; NWRITE connections each send a WRITE header of WLEN bytes (default
+#       32 MiB) and 100 bytes of its payload, then nothing.  Prints "ready", then
+#       waits until stdin closes and prints how many of the connections the server
+#       had closed by then.
+#   probe-big PORT IMAGE TIMEOUT
+#       One connection writes 8 MiB (more than a connection may always have in
+#       flight, whatever the memory budget) and reads it back, within TIMEOUT seconds.
 #   probe PORT IMAGE NCONN TIMEOUT
 #       NCONN connections each read 4 KiB and 1 MiB (compared with IMAGE) and write
 #       4 KiB and read it back; every step must finish within TIMEOUT seconds.
@@ -54,7 +58,7 @@ def closed_by_server(s):
         return True
 
 
-def cmd_hold(port, image, nread, nwrite, reads, length):
+def cmd_hold(port, image, nread, nwrite, reads, length, wlen=32 << 20):
     fd = os.open(image, os.O_RDONLY)
     os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
     os.close(fd)
@@ -66,7 +70,7 @@ def cmd_hold(port, image, nread, nwrite, reads, length):
         conns.append(s)
     for i in range(nwrite):
         s = stalled_conn(port)
-        s.sendall(R.request(R.NBD_CMD_WRITE, 1, 0, 32 << 20) + b"w" * 100)
+        s.sendall(R.request(R.NBD_CMD_WRITE, 1, 0, wlen) + b"w" * 100)
         conns.append(s)
     print("ready", flush=True)
     sys.stdin.read()
@@ -126,10 +130,31 @@ def cmd_probe(port, image, nconn, timeout):
         s.close()
 
 
+def cmd_probe_big(port, image, timeout):
+    t0 = time.monotonic()
+    what = "connect"
+    try:
+        s, _, _ = R.handshake(port, b"disk", timeout=timeout)
+        what = "8 MiB write"
+        data = os.urandom(8 << 20)
+        off = 8 << 20
+        s.sendall(R.request(R.NBD_CMD_WRITE, 1, off, len(data)) + data)
+        err, h = R.read_simple_reply(s)
+        what = "8 MiB read back"
+        back = err == 0 and read_once(s, 2, off, len(data)) == data
+        check(back, "8 MiB write and read back verified in %.1f s" % (time.monotonic() - t0))
+        s.close()
+    except (R.Closed, OSError, ValueError) as e:
+        check(False, "8 MiB probe: %s failed after %.1f s (%s)" % (what, time.monotonic() - t0, e))
+
+
 def main():
     cmd, args = sys.argv[1], sys.argv[2:]
     if cmd == "hold":
         cmd_hold(int(args[0]), args[1], *(int(a) for a in args[2:]))
+    elif cmd == "probe-big":
+        cmd_probe_big(int(args[0]), args[1], float(args[2]))
+        sys.exit(0 if all(results) else 1)
     elif cmd == "probe":
         cmd_probe(int(args[0]), args[1], int(args[2]), float(args[3]))
         sys.exit(0 if all(results) else 1)
