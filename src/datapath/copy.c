@@ -30,7 +30,7 @@ static const char *errmsg(int res)
   return res == -ENOTSUP ? "cannot zero this range quickly" : res ? strerror(-res) : NULL;
 }
 
-static void status_done(struct bio *io, int res)
+void copy_status_done(struct bio *io, int res)
 {
   struct request *r = io->owner;
   dp_times_disk(&r->times);
@@ -42,17 +42,36 @@ static void status_done(struct bio *io, int res)
   request_reply_status(r, proto_errno_to_nbd(res), errmsg(res));
 }
 
-static void submit_status_bio(struct request *r, enum bio_type type, unsigned flags)
+static void submit_bio(struct request *r, enum bio_type type, unsigned flags,
+                       void (*done)(struct bio *io, int res))
 {
   r->bio.type = type;
   r->bio.flags = flags;
   r->bio.buf = r->buf;
   r->bio.offset = r->hdr.offset;
   r->bio.length = type == BIO_FLUSH ? 0 : r->hdr.length;
-  r->bio.complete = status_done;
+  r->bio.complete = done;
   r->bio.owner = r;
   r->times.disk_begin = dp_now();
   backend_submit(r->export->backend, r->eng, &r->bio);
+}
+
+static void submit_status_bio(struct request *r, enum bio_type type, unsigned flags)
+{
+  submit_bio(r, type, flags, copy_status_done);
+}
+
+void copy_modify_request(struct request *r, void (*done)(struct bio *io, int res))
+{
+  unsigned f = (r->hdr.flags & NBD_CMD_FLAG_FUA) ? BIO_FUA : 0;
+
+  if (r->hdr.type == NBD_CMD_TRIM) {
+    submit_bio(r, BIO_TRIM, f, done);
+    return;
+  }
+  f |= ((r->hdr.flags & NBD_CMD_FLAG_NO_HOLE) ? BIO_NO_HOLE : 0)
+       | ((r->hdr.flags & NBD_CMD_FLAG_FAST_ZERO) ? BIO_FAST_ZERO : 0);
+  submit_bio(r, BIO_ZERO, f, done);
 }
 
 /* Queue the reply to a read whose data is in r->buf (st: the extent split, or NULL). */
@@ -241,12 +260,8 @@ static void copy_execute(struct request *r)
     submit_status_bio(r, BIO_FLUSH, 0);
     return;
   case NBD_CMD_TRIM:
-    submit_status_bio(r, BIO_TRIM, fua);
-    return;
   case NBD_CMD_WRITE_ZEROES:
-    submit_status_bio(r, BIO_ZERO, fua
-                      | ((r->hdr.flags & NBD_CMD_FLAG_NO_HOLE) ? BIO_NO_HOLE : 0)
-                      | ((r->hdr.flags & NBD_CMD_FLAG_FAST_ZERO) ? BIO_FAST_ZERO : 0));
+    copy_modify_request(r, copy_status_done);
     return;
   case NBD_CMD_CACHE:
     submit_status_bio(r, BIO_CACHE, 0);

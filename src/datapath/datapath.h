@@ -11,6 +11,7 @@
 
 struct request;
 struct export;
+struct bio;
 
 struct datapath {
   const char *name;
@@ -93,5 +94,13 @@ extern const struct datapath datapath_mmap;
 /* The copy path's READ, for requests the streaming paths hand over (e.g.
  * NBD_CMD_FLAG_DF); needs r->buf of r->hdr.length bytes. */
 void copy_read_request(struct request *r);
+
+/* The copy path's TRIM or WRITE_ZEROES of r: the bio its header's flags ask
+ * for (FUA, NO_HOLE, FAST_ZERO), with done(bio, res) run at its end. */
+void copy_modify_request(struct request *r, void (*done)(struct bio *io, int res));
+
+/* Reply to r (io->owner) with the status res of its bio; a completed WRITE
+ * is counted in the export's stats. */
+void copy_status_done(struct bio *io, int res);
 
 #endif

@@ -1092,24 +1092,12 @@ static void dmodify_done(struct bio *io, int res)
   struct dmodify *m = r->dp_priv;
 
   rangelock_unlock(&r->export->wlock, &m->lk);
-  dp_times_disk(&r->times);
-  request_reply_status(r, proto_errno_to_nbd(res),
-                       res == -ENOTSUP ? "cannot zero this range quickly" : errmsg(res));
+  copy_status_done(io, res);
 }
 
 static void dmodify_granted(struct rl_lock *l)
 {
-  struct request *r = container_of(l, struct dmodify, lk)->r;
-  unsigned f = (r->hdr.flags & NBD_CMD_FLAG_FUA) ? BIO_FUA : 0;
-
-  if (r->hdr.type == NBD_CMD_WRITE_ZEROES)
-    f |= ((r->hdr.flags & NBD_CMD_FLAG_NO_HOLE) ? BIO_NO_HOLE : 0)
-         | ((r->hdr.flags & NBD_CMD_FLAG_FAST_ZERO) ? BIO_FAST_ZERO : 0);
-  r->bio = (struct bio){ .type = r->hdr.type == NBD_CMD_TRIM ? BIO_TRIM : BIO_ZERO, .flags = f,
-                         .offset = r->hdr.offset, .length = r->hdr.length,
-                         .complete = dmodify_done, .owner = r };
-  r->times.disk_begin = dp_now();
-  backend_submit(r->export->backend, r->eng, &r->bio);
+  copy_modify_request(container_of(l, struct dmodify, lk)->r, dmodify_done);
 }
 
 static void direct_modify(struct request *r)
