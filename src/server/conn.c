@@ -138,32 +138,36 @@ static void inflight_sub(struct conn *c, size_t n)
   atomic_fetch_sub(&c->w->srv->inflight, n);
 }
 
-/* May a request of cost bytes start now?  Always while the connection has
- * at most CONN_MIN_BUDGET in flight (so greedy or stalled connections cannot
- * starve the others), beyond that only within the server's budget.  On
- * true the server's count includes cost. */
-static bool budget_admit(struct conn *c, size_t cost)
+/* Charge cost bytes to the connection and the server (both counts) if
+ * they may be taken now: within --max-inflight when the connection has
+ * other requests in flight (alone, one request always goes on), and beyond
+ * CONN_MIN_BUDGET in flight (so greedy or stalled connections cannot starve
+ * the others) only within the server's --memory-budget.  Otherwise the
+ * connection pauses, resumed when one of its requests is freed or, for the
+ * budget, by the worker's tick; false. */
+static bool charge(struct conn *c, size_t cost, bool others)
 {
   struct server *srv = c->w->srv;
+
+  if (others && c->inflight_bytes + cost > srv->cfg->max_inflight) {
+    c->paused = true;
+    return false;
+  }
   size_t before = atomic_fetch_add(&srv->inflight, cost);
-
-  if (c->inflight_bytes + cost <= CONN_MIN_BUDGET || before + cost <= srv->memory_budget)
-    return true;
-  atomic_fetch_sub(&srv->inflight, cost);
-  return false;
-}
-
-/* Pause for --memory-budget; the worker's tick tries again. */
-static void budget_pause(struct conn *c)
-{
-  if (!c->budget_wait)
-    stat_add(&c->export->stats.budget_waits, 1);
-  c->paused = c->budget_wait = true;
+  if (c->inflight_bytes + cost > CONN_MIN_BUDGET && before + cost > srv->memory_budget) {
+    atomic_fetch_sub(&srv->inflight, cost);
+    if (!c->budget_wait)
+      stat_add(&c->export->stats.budget_waits, 1);
+    c->paused = c->budget_wait = true;
+    return false;
+  }
+  c->budget_wait = false;
+  c->inflight_bytes += cost;
+  return true;
 }
 
 /* Before more of rx_req's payload is received: charge its next step once
- * what was charged has arrived, within the connection's --max-inflight (its
- * other requests count; alone it always goes on) and the server's budget.
+ * what was charged has arrived (its other requests count against the cap).
  * False when the connection pauses instead (resumed as for a header). */
 static bool payload_charge(struct conn *c)
 {
@@ -173,16 +177,8 @@ static bool payload_charge(struct conn *c)
 
   if (c->rx_got < c->rx_charged || more == 0)
     return true;
-  if (c->inflight_reqs > 1 && c->inflight_bytes + more > c->w->srv->cfg->max_inflight) {
-    c->paused = true;   /* resumes when a request is freed */
+  if (!charge(c, more, c->inflight_reqs > 1))
     return false;
-  }
-  if (!budget_admit(c, more)) {
-    budget_pause(c);
-    return false;
-  }
-  c->budget_wait = false;
-  c->inflight_bytes += more;
   r->cost += more;
   c->rx_charged += more;
   return true;
@@ -296,8 +292,7 @@ static struct request *request_new(struct conn *c, const struct proto_request *h
   r->hdr = *hdr;
   r->cost = cost;
   r->share = &c->share;
-  c->inflight_reqs++;
-  c->inflight_bytes += cost;   /* the server's count: budget_admit */
+  c->inflight_reqs++;   /* its cost was charged before (charge) */
   c->nrequests++;
   r->times.recv = dp_now();
   stat_add(&c->export->stats.requests, 1);
@@ -653,27 +648,23 @@ static void process_transmission(struct conn *c)
     /* In place, the payload's memory is the receive buffer's (charged
      * against max_inflight once retired with requests in it). */
     size_t cost = in_place ? sizeof(struct request) : request_cost(&hdr, err);
-    if (c->inflight_reqs > 0 && (c->inflight_bytes + cost > c->w->srv->cfg->max_inflight
-                                 || c->inflight_reqs >= MAX_INFLIGHT_REQ)) {
+    if (c->inflight_reqs >= MAX_INFLIGHT_REQ) {
       c->paused = true;   /* resumes when a request is freed */
       return;
     }
-    if (!budget_admit(c, cost)) {
-      budget_pause(c);
+    if (!charge(c, cost, c->inflight_reqs > 0))
       return;
-    }
-    c->budget_wait = false;
     c->rx_start += (size_t)n;
     c->rx_waiting = false;
     if (hdr.type == NBD_CMD_DISC) {
-      atomic_fetch_sub(&c->w->srv->inflight, cost);
+      inflight_sub(c, cost);
       log_msg(LOG_DEBUG, c->peer, export_name(c), "client sent NBD_CMD_DISC");
       c->closing = true;
       return;
     }
     r = request_new(c, &hdr, cost);
     if (!r) {
-      atomic_fetch_sub(&c->w->srv->inflight, cost);
+      inflight_sub(c, cost);
       log_msg(LOG_ERROR, c->peer, export_name(c), "out of memory: disconnecting");
       c->dead = true;
       return;
