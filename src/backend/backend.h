@@ -65,10 +65,10 @@ struct backend {
 
 /* Options of one backend kind (the export options that name them). */
 struct backend_options {
-  /* memory: serve a size larger than backend_memory_limit() ("allow-overcommit") */
+  /* memory: serve a size larger than sys_memory_limit() (common/sysmem.h) ("allow-overcommit") */
   bool allow_overcommit;
   /* memory: the most bytes of pages it may allocate, 0 for the default: the
-   * size, but half of backend_memory_limit() with allow_overcommit ("max-memory") */
+   * size, but half of sys_memory_limit() (common/sysmem.h) with allow_overcommit ("max-memory") */
   uint64_t max_memory;
 };
 
@@ -97,9 +97,6 @@ int backend_file_open(const char *path, bool read_only, struct backend **out, ch
 int backend_memory_open(const char *size, bool read_only, const struct backend_options *o,
                         struct backend **out, char *err, size_t errlen);
 
-/* The memory this process may use: physical RAM, lowered by RLIMIT_AS,
- * RLIMIT_DATA and the cgroup's memory.max when those are set. */
-uint64_t backend_memory_limit(void);
 
 /* What a memory backend holds. */
 struct backend_memory_stats {

@@ -23,7 +23,7 @@
 #define SHUNT_DEFAULT_SEND_TIMEOUT      60u
 #define SHUNT_MAX_SEND_TIMEOUT          86400u
 /* The smallest --memory-budget: room for a request of the maximum payload
- * (32 MiB) beside others.  0 in the config: half of the RAM, at least
+ * (32 MiB) beside others.  0 in the config: half of sys_memory_limit(), at least
  * SHUNT_MIN_AUTO_MEMORY_BUDGET. */
 #define SHUNT_MIN_MEMORY_BUDGET         (64u << 20)
 #define SHUNT_MIN_AUTO_MEMORY_BUDGET    (256u << 20)
@@ -40,7 +40,7 @@ struct server_config {
   unsigned handshake_timeout;  /* seconds to finish the handshake; 0: unlimited */
   unsigned max_connections;    /* connections at once; 0: unlimited */
   unsigned send_timeout;       /* seconds without progress while holding buffers; 0: never */
-  uint64_t memory_budget;      /* in-flight request bytes, all connections; 0: half of the RAM */
+  uint64_t memory_budget;      /* in-flight request bytes, all connections; 0: half of sys_memory_limit() */
   uint64_t chunk;          /* default chunk size of split reads/writes (0: 256 KiB) */
   uint64_t arena;          /* direct path buffer arena per worker (0: 64 MiB) */
   char *stats_path;        /* --stats FILE: JSON written on SIGUSR1 and at exit */

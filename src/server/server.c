@@ -16,6 +16,7 @@
 
 #include "backend/backend.h"
 #include "common/log.h"
+#include "common/sysmem.h"
 #include "common/text.h"
 #include "datapath/datapath.h"
 #include "datapath/dpworker.h"
@@ -177,11 +178,12 @@ static int open_listeners(struct server *srv, struct listen_set *set)
   return 0;
 }
 
-/* --memory-budget, or half of the RAM (at least SHUNT_MIN_AUTO_MEMORY_BUDGET). */
+/* --memory-budget, or half of the memory the process may use (at least
+ * SHUNT_MIN_AUTO_MEMORY_BUDGET). */
 static size_t memory_budget(const struct server_config *cfg)
 {
-  long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
-  uint64_t half = pages > 0 && psize > 0 ? (uint64_t)pages * (uint64_t)psize / 2 : 0;
+  uint64_t limit = sys_memory_limit();
+  uint64_t half = limit == UINT64_MAX ? 0 : limit / 2;
 
   if (cfg->memory_budget)
     half = cfg->memory_budget;
@@ -218,7 +220,7 @@ int server_run(struct server_config *cfg)
     return 1;
   srv.memory_budget = memory_budget(cfg);
   log_msg(LOG_INFO, NULL, NULL, "memory budget %zu MiB for the request buffers of all connections%s",
-          srv.memory_budget >> 20, cfg->memory_budget ? "" : " (half of the RAM)");
+          srv.memory_budget >> 20, cfg->memory_budget ? "" : " (half of the memory the process may use)");
   if (export_table_open(&srv.exports, cfg->exports, cfg->nexports, err, sizeof err) < 0) {
     log_msg(LOG_ERROR, NULL, NULL, "%s", err);
     return 1;

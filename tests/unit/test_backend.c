@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "backend/backend.h"
+#include "common/sysmem.h"
 #include "engine/engine.h"
 #include "engine/sendq.h"
 #include "proto/nbd-protocol.h"
@@ -167,7 +168,7 @@ static void memory_huge(void)
      && ext[0].flags == (NBD_STATE_HOLE | NBD_STATE_ZERO), "memory 16T: one hole after it");
   ok(run_bio(b, BIO_ZERO, BIO_NO_HOLE, NULL, 0, 16 * TiB) == 0 && mstats(b).bytes == 0,
      "memory 16T: whole-export WRITE_ZEROES with NO_HOLE allocates nothing");
-  ok(mstats(b).max_bytes == backend_memory_limit() / 2 / 4096 * 4096,
+  ok(mstats(b).max_bytes == sys_memory_limit() / 2 / 4096 * 4096,
      "memory 16T: default cap: half of the memory the process may use");
   backend_close(b);
 
