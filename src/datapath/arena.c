@@ -6,8 +6,8 @@
 #include <sys/mman.h>
 
 #include "datapath/arena.h"
+#include "common/macros.h"
 
-#define container_of(p, type, member) ((type *)((char *)(p) - offsetof(type, member)))
 
 static bool bit(const struct arena *a, size_t i) { return a->map[i / 64] >> (i % 64) & 1; }
 

@@ -9,8 +9,8 @@
 
 #include "common/log.h"
 #include "datapath/dpworker.h"
+#include "common/macros.h"
 
-#define container_of(p, type, member) ((type *)((char *)(p) - offsetof(type, member)))
 
 size_t dp_arena_size = 64u << 20;
 size_t dp_pipe_size = 256u << 10;

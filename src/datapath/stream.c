@@ -31,8 +31,8 @@
 #include "proto/nbd-protocol.h"
 #include "server/export.h"
 #include "server/request.h"
+#include "common/macros.h"
 
-#define container_of(p, type, member) ((type *)((char *)(p) - offsetof(type, member)))
 #define A DP_DIRECT_ALIGN
 #define MAX_EXTENTS 64
 /* Reads in flight per request, in bytes (at least 2 reads): all of a

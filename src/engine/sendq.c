@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "engine/sendq.h"
+#include "common/macros.h"
 
 #ifndef IORING_SEND_ZC_REPORT_USAGE
 #define IORING_SEND_ZC_REPORT_USAGE (1U << 3)
@@ -14,7 +15,6 @@
 #define IORING_NOTIF_USAGE_ZC_COPIED (1U << 31)
 #endif
 
-#define container_of(p, type, member) ((type *)((char *)(p) - offsetof(type, member)))
 
 /* One zero-copy send: lives until its notification arrives. */
 struct zc_ticket {

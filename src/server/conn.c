@@ -26,6 +26,7 @@
 #include "server/server.h"
 #include "server/tls.h"
 #include "server/worker.h"
+#include "common/macros.h"
 
 /* Receive buffers: recvs fill a buffer up to RX_CAP (the handshake's and
  * TLS's whole buffer); behind that, RX_UNIT_MAX more bytes are reserved so
@@ -49,7 +50,6 @@
  * (a client that sends options without reading replies). */
 #define HS_OUT_MAX       (64u * 1024)
 
-#define container_of(p, type, member) ((type *)((char *)(p) - offsetof(type, member)))
 
 enum conn_phase { CONN_HANDSHAKE, CONN_TRANSMISSION };
 enum rx_state { RX_HEADER, RX_PAYLOAD, RX_DISCARD };

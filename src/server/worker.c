@@ -18,6 +18,7 @@
 #include "server/conn.h"
 #include "server/server.h"
 #include "server/worker.h"
+#include "common/macros.h"
 
 #define SHUTDOWN_GRACE_SECONDS 10
 /* After the grace period, how long cut connections may still hold buffers
@@ -28,7 +29,6 @@
  * for the memory budget tries again, and the send timeout's resolution. */
 #define TICK_MS 250
 
-#define container_of(p, type, member) ((type *)((char *)(p) - offsetof(type, member)))
 
 static void ignore_cb(struct engine_op *op, int res, uint32_t flags)
 {
