@@ -10,6 +10,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "common/macros.h"
 #include "common/units.h"
 #include "shunt/shunt.h"
 #include "tools/commands.h"
@@ -389,7 +390,7 @@ int cmd_bench(int argc, char **argv)
     goto oom;
   for (unsigned i = 0; i < b.qd; i++) {
     b.ops[i].b = &b;
-    if (!(b.ops[i].buf = aligned_alloc(4096, (b.bs + 4095) / 4096 * 4096)))
+    if (!(b.ops[i].buf = aligned_alloc(4096, ROUND_UP(b.bs, 4096))))
       goto oom;
     memset(b.ops[i].buf, 0xa5, b.bs);
   }

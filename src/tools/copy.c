@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/macros.h"
 #include "common/units.h"
 #include "common/uri.h"
 #include "shunt/shunt.h"
@@ -344,20 +345,6 @@ static void on_write_done(const struct shunt_result *r)
     cp->done_bytes += r->length;
   cp->requests++;
   slot_free(s);
-}
-
-static bool is_zero(const unsigned char *p, uint64_t len)
-{
-  /* Word at a time; buffers are page-aligned. */
-  const uint64_t *w = (const uint64_t *)p;
-  uint64_t n = len / 8;
-  for (uint64_t i = 0; i < n; i++)
-    if (w[i])
-      return false;
-  for (uint64_t i = n * 8; i < len; i++)
-    if (p[i])
-      return false;
-  return true;
 }
 
 /* Make [off, off+len) of the destination read as zeroes; the slot (may be
@@ -796,7 +783,7 @@ int cmd_copy(int argc, char **argv)
   cp.slots = calloc(cp.nslots, sizeof *cp.slots);
   for (unsigned i = 0; cp.slots && i < cp.nslots; i++)
     cp.slots[i].pipe[0] = cp.slots[i].pipe[1] = -1;
-  cp.zerobuf = aligned_alloc(4096, (cp.req_size + 4095) / 4096 * 4096);
+  cp.zerobuf = aligned_alloc(4096, ROUND_UP(cp.req_size, 4096));
   if (!cp.slots || !cp.zerobuf)
     goto oom;
   memset(cp.zerobuf, 0, cp.req_size);
@@ -822,7 +809,7 @@ int cmd_copy(int argc, char **argv)
   for (unsigned i = 0; i < cp.nslots; i++) {
     struct slot *s = &cp.slots[i];
     s->cp = &cp;
-    if (!(s->buf = aligned_alloc(4096, (cp.req_size + 4095) / 4096 * 4096)))
+    if (!(s->buf = aligned_alloc(4096, ROUND_UP(cp.req_size, 4096))))
       goto oom;
     if (cp.splice_src) {
       if (pipe2(s->pipe, O_CLOEXEC) < 0) {
