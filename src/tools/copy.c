@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/json.h"
 #include "common/macros.h"
 #include "common/units.h"
 #include "common/uri.h"
@@ -843,30 +844,33 @@ int cmd_copy(int argc, char **argv)
     double dt = now_s() - t0;
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    printf("{\n  \"source\": ");
-    units_json_string(stdout, cp.src.name);
-    printf(",\n  \"destination\": ");
-    units_json_string(stdout, cp.dst.name);
-    printf(",\n  \"size\": %llu,\n  \"copied_bytes\": %llu,\n  \"data_bytes\": %llu,\n"
-           "  \"zero_bytes\": %llu,\n  \"zero_bytes_skipped\": %llu,\n"
-           "  \"spliced_bytes\": %llu,\n  \"sendfile_bytes\": %llu,\n  \"direct_bytes\": %llu,\n"
-           "  \"requests\": %llu,\n"
-           "  \"seconds\": %.3f,\n  \"mib_per_second\": %.1f,\n  \"cpu_user_seconds\": %.3f,\n"
-           "  \"cpu_system_seconds\": %.3f,\n  \"flushed\": %s,\n  \"error\": ",
-           (unsigned long long)cp.src.size, (unsigned long long)cp.done_bytes,
-           (unsigned long long)cp.data_bytes, (unsigned long long)cp.zero_bytes,
-           (unsigned long long)cp.skipped_bytes, (unsigned long long)cp.spliced_bytes,
-           (unsigned long long)cp.sendfile_bytes, (unsigned long long)cp.direct_bytes,
-           (unsigned long long)cp.requests, dt,
-           dt > 0 ? (double)cp.done_bytes / dt / 1048576 : 0,
-           (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6,
-           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6,
-           cp.flush && !cp.error ? "true" : "false");
-    if (cp.error)
-      units_json_string(stdout, cp.errmsg);
-    else
-      printf("null");
-    printf("\n}\n");
+    struct json j;
+    json_init_file(&j, stdout);
+    json_object(&j, NULL, JSON_BLOCK);
+    json_string(&j, "source", cp.src.name);
+    json_string(&j, "destination", cp.dst.name);
+    json_uint(&j, "size", cp.src.size);
+    json_uint(&j, "copied_bytes", cp.done_bytes);
+    json_uint(&j, "data_bytes", cp.data_bytes);
+    json_uint(&j, "zero_bytes", cp.zero_bytes);
+    json_uint(&j, "zero_bytes_skipped", cp.skipped_bytes);
+    json_uint(&j, "spliced_bytes", cp.spliced_bytes);
+    json_uint(&j, "sendfile_bytes", cp.sendfile_bytes);
+    json_uint(&j, "direct_bytes", cp.direct_bytes);
+    json_uint(&j, "requests", cp.requests);
+    json_double(&j, "seconds", dt, 3);
+    json_double(&j, "mib_per_second", dt > 0 ? (double)cp.done_bytes / dt / 1048576 : 0, 1);
+    json_double(&j, "cpu_user_seconds",
+                (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6, 3);
+    json_double(&j, "cpu_system_seconds",
+                (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6, 3);
+    json_bool(&j, "flushed", cp.flush && !cp.error);
+    json_string(&j, "error", cp.error ? cp.errmsg : NULL);
+    json_end(&j);
+    if (json_finish(&j) < 0 && !rc) {
+      fprintf(stderr, "shunt copy: writing the JSON summary failed\n");
+      rc = 1;
+    }
   }
   goto out;
 oom:
