@@ -265,7 +265,8 @@ static void dst_zero(struct copy *cp, struct slot *s)
     slot_free(s);
 }
 
-/* Move the slot's piped bytes into its buffer (for a full zero check). */
+/* Move the slot's piped bytes into its buffer (for a full zero check, or a
+ * destination that cannot take them from the pipe). */
 static int pipe_to_buf(struct copy *cp, struct slot *s)
 {
   for (uint64_t got = 0; got < s->piped;) {
