@@ -556,9 +556,6 @@ int cmd_copy(int argc, char **argv)
   const char *dst_name = argv[optind + 1];
   uint64_t direct_bytes = 0;
   cp.nslots = (unsigned)reqs;
-  /* O_DIRECT for up to half the requests in flight: while the disk keeps up,
-   * every write bypasses the page cache; when it falls behind, the overflow
-   * goes to the page cache instead of waiting (costs a copy, keeps the pace). */
   struct endpoint_params sp = { .connections = (unsigned)conns, .reconnect = reconnect_tries,
                                 .depth = cp.nslots * 2 };
   if (endpoint_open(&cp.src, argv[optind], &sp, err, sizeof err) < 0) {
@@ -569,6 +566,9 @@ int cmd_copy(int argc, char **argv)
   dp.write = true;
   dp.size = cp.src->size;
   dp.direct = cp.direct;
+  /* O_DIRECT for up to half the requests in flight: while the disk keeps up,
+   * every write bypasses the page cache; when it falls behind, the overflow
+   * goes to the page cache instead of waiting (costs a copy, keeps the pace). */
   dp.direct_max = cp.nslots / 2 ? cp.nslots / 2 : 1;
   dp.source = cp.src;
   if (endpoint_open(&cp.dst, dst_name, &dp, err, sizeof err) < 0) {
