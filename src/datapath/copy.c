@@ -21,7 +21,7 @@ struct read_state {
   unsigned pending;
   int error;                            /* first error, if any */
   int res[READ_MAX_EXTENTS];            /* each extent's read result */
-  struct proto_extent ext[READ_MAX_EXTENTS];
+  struct backend_extent ext[READ_MAX_EXTENTS];
   struct bio bios[READ_MAX_EXTENTS + 1];   /* the last one only releases the submit hold */
 };
 
@@ -83,7 +83,7 @@ static void read_reply(struct request *r, struct read_state *st)
 
   if (st)
     for (size_t i = 0; i < st->n; i++)
-      if (st->res[i] < 0 || (st->ext[i].flags & NBD_STATE_ZERO))
+      if (st->res[i] < 0 || (st->ext[i].flags & BACKEND_EXTENT_ZERO))
         data -= st->ext[i].length;
   /* Two CPU copies per byte: into our buffer (read(2) or memcpy), and from
    * it into the socket (sendmsg). */
@@ -117,7 +117,7 @@ static void read_reply(struct request *r, struct read_state *st)
       request_send(r, &items[i], proto_reply_error_chunk(items[i].hdr, s, &r->hdr, flags,
                                                          proto_errno_to_nbd(st->res[i]), errmsg(st->res[i]),
                                                          1, r->hdr.offset + rel), NULL, 0);
-    else if (st->ext[i].flags & NBD_STATE_ZERO)
+    else if (st->ext[i].flags & BACKEND_EXTENT_ZERO)
       request_send(r, &items[i], proto_reply_offset_hole(items[i].hdr, s, &r->hdr, flags,
                                                          r->hdr.offset + rel, len), NULL, 0);
     else if ((items[i].payload = true))
@@ -166,7 +166,7 @@ static struct read_state *read_split(struct request *r)
   if (!st)
     return NULL;
   if (!dp_read_extents(r, st->ext, READ_MAX_EXTENTS, &st->n)
-      || (st->n == 1 && !(st->ext[0].flags & NBD_STATE_ZERO))) {
+      || (st->n == 1 && !(st->ext[0].flags & BACKEND_EXTENT_ZERO))) {
     free(st);
     return NULL;
   }
@@ -193,7 +193,7 @@ void copy_read_request(struct request *r)
   r->dp_priv = st;
   st->pending = 1;   /* held until every read is submitted */
   for (size_t i = 0; i < st->n; i++) {
-    if (!(st->ext[i].flags & NBD_STATE_ZERO)) {
+    if (!(st->ext[i].flags & BACKEND_EXTENT_ZERO)) {
       st->bios[i] = (struct bio){ .type = BIO_READ, .buf = (char *)r->buf + rel,
                                   .offset = r->hdr.offset + rel, .length = st->ext[i].length,
                                   .complete = read_extent_done, .owner = r };
@@ -215,7 +215,8 @@ static void copy_block_status(struct request *r)
   bool one = r->hdr.flags & NBD_CMD_FLAG_REQ_ONE;
   size_t max = one ? 1 : BS_MAX_EXTENTS, n = 0;
   uint64_t len = r->hdr.length;
-  struct proto_extent *ext;
+  struct backend_extent *ext;
+  struct proto_extent *desc;
   int res = -ENOTSUP;
 
   if (len == 0) {
@@ -225,9 +226,11 @@ static void copy_block_status(struct request *r)
   if (!s->extended && len > BS_COMPACT_LIMIT)
     len = BS_COMPACT_LIMIT;
   ext = malloc(max * sizeof *ext);
+  desc = malloc(max * sizeof *desc);
   r->buf = malloc(proto_block_status_size(s, max));
-  if (!ext || !r->buf) {
+  if (!ext || !desc || !r->buf) {
     free(ext);
+    free(desc);
     request_reply_status(r, NBD_ENOMEM, "out of memory");
     return;
   }
@@ -236,11 +239,14 @@ static void copy_block_status(struct request *r)
   if (res < 0) {
     /* "a server MAY reply with a single block status descriptor with length
      * matching the requested length" (status 0 is always safe). */
-    ext[0] = (struct proto_extent){ len, 0 };
+    ext[0] = (struct backend_extent){ len, 0 };
     n = 1;
   }
-  r->buflen = proto_reply_block_status(r->buf, s, &r->hdr, PROTO_META_BASE_ALLOCATION_ID, ext, n);
+  for (size_t i = 0; i < n; i++)
+    desc[i] = (struct proto_extent){ ext[i].length, dp_extent_state(ext[i].flags) };
+  r->buflen = proto_reply_block_status(r->buf, s, &r->hdr, PROTO_META_BASE_ALLOCATION_ID, desc, n);
   free(ext);
+  free(desc);
   request_send(r, &r->status_item, 0, r->buf, r->buflen);
   request_finish(r);
 }

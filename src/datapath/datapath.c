@@ -34,7 +34,7 @@ const struct datapath *datapath_find(const char *name)
   return NULL;
 }
 
-bool dp_read_extents(const struct request *r, struct proto_extent *ext, size_t max, size_t *n)
+bool dp_read_extents(const struct request *r, struct backend_extent *ext, size_t max, size_t *n)
 {
   struct backend *b = r->export->backend;
   uint64_t sum = 0, len = r->hdr.length;
@@ -48,12 +48,18 @@ bool dp_read_extents(const struct request *r, struct proto_extent *ext, size_t m
   for (size_t i = 0; i < *n; i++)
     sum += ext[i].length;
   if (sum < len) {   /* more extents than we asked for: the rest */
-    if (ext[*n - 1].flags & NBD_STATE_ZERO)
-      ext[(*n)++] = (struct proto_extent){ len - sum, 0 };
+    if (ext[*n - 1].flags & BACKEND_EXTENT_ZERO)
+      ext[(*n)++] = (struct backend_extent){ len - sum, 0 };
     else
       ext[*n - 1].length += len - sum;
   }
   return true;
+}
+
+uint32_t dp_extent_state(uint32_t backend_flags)
+{
+  return ((backend_flags & BACKEND_EXTENT_HOLE) ? NBD_STATE_HOLE : 0)
+         | ((backend_flags & BACKEND_EXTENT_ZERO) ? NBD_STATE_ZERO : 0);
 }
 
 const char *datapath_kind_name(int kind)

@@ -69,13 +69,17 @@ int datapath_mmap_setup(struct export *ex);
 /* Unmap what datapath_mmap_setup mapped (export close; no send may be queued). */
 void datapath_mmap_close(struct export *ex);
 
-struct proto_extent;
+struct backend_extent;
 /* The allocation map of a READ's whole range, to split its structured reply
- * along (holes as OFFSET_HOLE): at most max extents in ext[], *n of them,
+ * along (BACKEND_EXTENT_ZERO runs as OFFSET_HOLE): at most max extents in ext[], *n of them,
  * summing to r->hdr.length (what the backend did not describe joins the last
  * extent, or follows a last hole as data).  False when the backend has no
  * map, the request is under 4 KiB, or the map could not be read. */
-bool dp_read_extents(const struct request *r, struct proto_extent *ext, size_t max, size_t *n);
+bool dp_read_extents(const struct request *r, struct backend_extent *ext, size_t max, size_t *n);
+
+/* The base:allocation state bits (NBD_STATE_HOLE, NBD_STATE_ZERO) of a
+ * backend extent's BACKEND_EXTENT_* flags. */
+uint32_t dp_extent_state(uint32_t backend_flags);
 
 /* The name of a data path kind. */
 const char *datapath_kind_name(int kind);

@@ -71,13 +71,13 @@ static void send_data(struct request *r, struct reply_item *it, size_t hdr_len, 
 static bool send_split(struct request *r)
 {
   const struct proto_session *s = r->session;
-  struct proto_extent ext[MAX_EXTENTS];
+  struct backend_extent ext[MAX_EXTENTS];
   size_t n = 0;
   uint64_t rel = 0;
   struct reply_item *items;
 
   if ((r->hdr.flags & NBD_CMD_FLAG_DF) || !dp_read_extents(r, ext, MAX_EXTENTS, &n)
-      || (n == 1 && !(ext[0].flags & NBD_STATE_ZERO)))
+      || (n == 1 && !(ext[0].flags & BACKEND_EXTENT_ZERO)))
     return false;
   if (!(items = request_items(r, n))) {
     request_reply_status(r, NBD_ENOMEM, "out of memory");
@@ -86,7 +86,7 @@ static bool send_split(struct request *r)
   for (size_t i = 0; i < n; i++) {
     uint16_t flags = i + 1 == n ? NBD_REPLY_FLAG_DONE : 0;
     uint32_t len = (uint32_t)ext[i].length;
-    if (ext[i].flags & NBD_STATE_ZERO)
+    if (ext[i].flags & BACKEND_EXTENT_ZERO)
       request_send(r, &items[i], proto_reply_offset_hole(items[i].hdr, s, &r->hdr, flags,
                                                          r->hdr.offset + rel, len), NULL, 0);
     else

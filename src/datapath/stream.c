@@ -421,14 +421,14 @@ static void chunk_read_done(struct chunk *c, int res)
 static struct stream *stream_plan(struct request *r, struct dp_worker *dw, uint32_t csize, bool whole,
                                   bool one)
 {
-  struct proto_extent ext[MAX_EXTENTS];
+  struct backend_extent ext[MAX_EXTENTS];
   size_t next = 0;
   bool structured = proto_uses_chunks(r->session);
   uint64_t off = r->hdr.offset, len = r->hdr.length;
   struct stream *st = NULL;
 
   if (!structured || one || !dp_read_extents(r, ext, MAX_EXTENTS, &next)) {
-    ext[0] = (struct proto_extent){ len, 0 };
+    ext[0] = (struct backend_extent){ len, 0 };
     next = 1;
   }
   for (int pass = 0; pass < 2; pass++) {   /* count, then fill */
@@ -436,7 +436,7 @@ static struct stream *stream_plan(struct request *r, struct dp_worker *dw, uint3
     unsigned k = 0, ndata = 0;
     for (size_t i = 0; i < next; i++) {
       uint64_t end = rel + ext[i].length;
-      bool hole = ext[i].flags & NBD_STATE_ZERO;
+      bool hole = ext[i].flags & BACKEND_EXTENT_ZERO;
       while (rel < end) {
         uint64_t stop = hole || whole ? end : ((off + rel) / csize + 1) * csize - off;
         if (stop > end)
