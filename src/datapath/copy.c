@@ -8,7 +8,7 @@
 #include "backend/backend.h"
 #include "datapath/datapath.h"
 #include "proto/nbd-protocol.h"
-#include "server/export.h"
+#include "datapath/dpexport.h"
 #include "server/request.h"
 
 #define READ_MAX_EXTENTS  64      /* content chunks per read reply, at most */

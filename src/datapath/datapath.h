@@ -55,20 +55,6 @@ struct datapath {
 /* The chunk size of exports that do not set chunk= (--chunk). */
 extern uint32_t dp_default_chunk;
 
-/* Pick the export's effective data path from its configured name (copy,
- * splice, direct, mmap, auto): open the O_DIRECT fd for direct, fall back to copy
- * for backends without a file, probe O_DIRECT for auto.  Logs the choice.
- * Returns 0 or -errno with a message. */
-int datapath_setup(struct export *ex, char *err, size_t errlen);
-
-/* The mmap path (src/datapath/mmap.c): map ex's backend file read-only
- * (MAP_SHARED, whole file) into ex->map.  -ENODEV when it is not a regular
- * file, -errno when mmap fails (the caller then uses splice). */
-int datapath_mmap_setup(struct export *ex);
-
-/* Unmap what datapath_mmap_setup mapped (export close; no send may be queued). */
-void datapath_mmap_close(struct export *ex);
-
 struct backend_extent;
 /* The allocation map of a READ's whole range, to split its structured reply
  * along (BACKEND_EXTENT_ZERO runs as OFFSET_HOLE): at most max extents in ext[], *n of them,

@@ -20,12 +20,12 @@
 #include "datapath/datapath.h"
 #include "datapath/dpworker.h"
 #include "proto/nbd-protocol.h"
-#include "server/export.h"
+#include "datapath/dpexport.h"
 #include "server/request.h"
 
 #define MAX_EXTENTS 64
 
-int datapath_mmap_setup(struct export *ex)
+int datapath_mmap_setup(struct dp_export *ex)
 {
   struct backend *b = ex->backend;
   struct stat sb;
@@ -45,7 +45,7 @@ int datapath_mmap_setup(struct export *ex)
   return 0;
 }
 
-void datapath_mmap_close(struct export *ex)
+void datapath_mmap_close(struct dp_export *ex)
 {
   if (ex->map)
     munmap(ex->map, (size_t)ex->map_len);
@@ -120,7 +120,7 @@ static void mmap_read(struct request *r)
 
 static void mmap_execute(struct request *r)
 {
-  struct export *ex = r->export;
+  struct dp_export *ex = r->export;
   uint64_t off = r->hdr.offset, len = r->hdr.length;
 
   /* The request was validated against the export size; the mapping covers

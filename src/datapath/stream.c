@@ -29,7 +29,7 @@
 #include "datapath/dpworker.h"
 #include "datapath/rangelock.h"
 #include "proto/nbd-protocol.h"
-#include "server/export.h"
+#include "datapath/dpexport.h"
 #include "server/request.h"
 #include "common/macros.h"
 
@@ -152,7 +152,7 @@ static void read_cb(struct engine_op *op, int res, uint32_t flags)
 static void chunk_submit(struct chunk *c)
 {
   struct request *r = c->st->r;
-  struct export *ex = r->export;
+  struct dp_export *ex = r->export;
   struct io_uring_sqe *sqe = engine_sqe(r->eng, &c->op);
   uint64_t start = r->hdr.offset + c->rel;
 
@@ -856,7 +856,7 @@ static void rmw_start(struct dpiece *dc, uint64_t pos, uint64_t a, uint64_t b)
 {
   struct wstate *ws = dc->ws;
   struct request *r = ws->r;
-  struct export *ex = r->export;
+  struct dp_export *ex = r->export;
   struct dp_stats *s = stats(r);
   struct rmw *m;
 
@@ -968,7 +968,7 @@ static void direct_write_range(struct wstate *ws, uint64_t a, uint64_t b)
 static void write_range(struct wstate *ws, uint64_t a, uint64_t b)
 {
   struct request *r = ws->r;
-  struct export *ex = r->export;
+  struct dp_export *ex = r->export;
   struct dp_stats *s = stats(r);
 
   stat_add(&s->chunks, 1);

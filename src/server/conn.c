@@ -157,7 +157,7 @@ static bool charge(struct conn *c, size_t cost, bool others)
   if (c->inflight_bytes + cost > CONN_MIN_BUDGET && before + cost > srv->memory_budget) {
     atomic_fetch_sub(&srv->inflight, cost);
     if (!c->budget_wait)
-      stat_add(&c->export->stats.budget_waits, 1);
+      stat_add(&c->export->dp.stats.budget_waits, 1);
     c->paused = c->budget_wait = true;
     return false;
   }
@@ -288,16 +288,16 @@ static struct request *request_new(struct conn *c, const struct proto_request *h
   r->conn = c;
   r->eng = c->eng;
   r->session = &c->session;
-  r->export = c->export;
+  r->export = &c->export->dp;
   r->hdr = *hdr;
   r->cost = cost;
   r->share = &c->share;
   c->inflight_reqs++;   /* its cost was charged before (charge) */
   c->nrequests++;
   r->times.recv = dp_now();
-  stat_add(&c->export->stats.requests, 1);
-  stat_add(hdr->type == NBD_CMD_READ ? &c->export->stats.reads
-           : hdr->type == NBD_CMD_WRITE ? &c->export->stats.writes : &c->export->stats.other, 1);
+  stat_add(&c->export->dp.stats.requests, 1);
+  stat_add(hdr->type == NBD_CMD_READ ? &c->export->dp.stats.reads
+           : hdr->type == NBD_CMD_WRITE ? &c->export->dp.stats.writes : &c->export->dp.stats.other, 1);
   return r;
 }
 
@@ -511,7 +511,7 @@ static void process_handshake(struct conn *c)
     c->export = &c->w->srv->exports.exports[c->session.export_index];
     /* Under TLS the payload must pass through GnuTLS: the copy path, whose
      * replies go through the send queue (no splice or zero-copy send). */
-    c->dp = c->tls ? &datapath_copy : c->export->datapath;
+    c->dp = c->tls ? &datapath_copy : c->export->dp.datapath;
     free(c->hs);
     c->hs = NULL;
     c->phase = CONN_TRANSMISSION;
@@ -555,7 +555,7 @@ static size_t request_cost(const struct proto_request *h, uint32_t err)
 static bool write_in_place(const struct conn *c, const struct proto_request *h)
 {
   return !c->tls && !c->dp->alloc_buffer && h->type == NBD_CMD_WRITE && h->length > 0
-         && h->length <= RX_SMALL_WRITE && (!c->dp->payload_progress || h->length <= c->export->chunk);
+         && h->length <= RX_SMALL_WRITE && (!c->dp->payload_progress || h->length <= c->export->dp.chunk);
 }
 
 /* A READ/WRITE buffer: from the data path when it provides them. */
@@ -603,8 +603,8 @@ static void process_transmission(struct conn *c)
       uint64_t need = c->rx_charged - c->rx_got;
       size_t k = avail < need ? avail : (size_t)need;
       memcpy((char *)r->buf + c->rx_got, c->rxb->data + c->rx_start, k);
-      stat_add(&c->export->stats.memcpy_bytes, k);
-      stat_add(&c->export->stats.copied_write, k);
+      stat_add(&c->export->dp.stats.memcpy_bytes, k);
+      stat_add(&c->export->dp.stats.copied_write, k);
       c->rx_start += k;
       c->rx_got += k;
       dp_times_net(&r->times);
@@ -615,7 +615,7 @@ static void process_transmission(struct conn *c)
           continue;   /* more is here already: charge the next step */
         return;
       }
-      stat_add(&c->export->stats.copied_write, r->hdr.length);   /* recv(2) into our buffer */
+      stat_add(&c->export->dp.stats.copied_write, r->hdr.length);   /* recv(2) into our buffer */
       c->rx_req = NULL;
       c->rx_state = RX_HEADER;
       c->dp->execute(r);
@@ -676,7 +676,7 @@ static void process_transmission(struct conn *c)
       c->rx_start += hdr.length;
       /* recv(2) into the receive buffer; the backend write is the second
        * (and last) copy. */
-      stat_add(&c->export->stats.copied_write, hdr.length);
+      stat_add(&c->export->dp.stats.copied_write, hdr.length);
       dp_times_net(&r->times);
       c->dp->execute(r);
       continue;
@@ -1245,7 +1245,7 @@ void conn_tick(struct conn *c, uint64_t now_ms)
     log_msg(LOG_WARN, c->peer, export_name(c), "no progress for %u s while holding buffers (%s): disconnecting",
             timeout, c->rx_req ? "a request payload not sent on" : "replies not read");
     if (c->export)
-      stat_add(&c->export->stats.send_timeouts, 1);
+      stat_add(&c->export->dp.stats.send_timeouts, 1);
     c->timed_out = true;
     conn_cut(c);   /* also when it already failed otherwise: its zero-copy sends need the reset */
   }

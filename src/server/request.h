@@ -18,7 +18,7 @@
 
 struct conn;
 struct dp_share;
-struct export;
+struct dp_export;
 struct request;
 struct rxbuf;
 
@@ -37,7 +37,7 @@ struct request {
   struct conn *conn;
   struct engine *eng;                  /* the connection's worker loop */
   const struct proto_session *session;
-  struct export *export;
+  struct dp_export *export;            /* the export's storage side */
   struct proto_request hdr;
   void *buf;                           /* payload buffer: WRITE data, READ data, BLOCK_STATUS reply */
   size_t buflen;
