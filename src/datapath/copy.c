@@ -9,7 +9,7 @@
 #include "datapath/datapath.h"
 #include "proto/nbd-protocol.h"
 #include "datapath/dpexport.h"
-#include "server/request.h"
+#include "datapath/request.h"
 
 #define READ_MAX_EXTENTS  64      /* content chunks per read reply, at most */
 #define BS_MAX_EXTENTS    1024    /* descriptors per block status reply */

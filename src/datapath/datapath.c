@@ -7,7 +7,7 @@
 #include "datapath/dpexport.h"
 #include "proto/nbd-protocol.h"
 #include "proto/reply.h"
-#include "server/request.h"
+#include "datapath/request.h"
 
 uint32_t dp_default_chunk = DP_DEFAULT_CHUNK;
 

@@ -1,5 +1,5 @@
 /* datapath.h: how request bytes move between backend and socket.  A data path
- * executes a validated request and answers it through server/request.h.
+ * executes a validated request and answers it through request.h.
  * `copy` (read into a buffer, then send) is the baseline; splice, direct and
  * mmap are further entries of the same table. */
 #ifndef SHUNT_DATAPATH_DATAPATH_H

@@ -21,7 +21,7 @@
 #include "datapath/dpworker.h"
 #include "proto/nbd-protocol.h"
 #include "datapath/dpexport.h"
-#include "server/request.h"
+#include "datapath/request.h"
 
 #define MAX_EXTENTS 64
 

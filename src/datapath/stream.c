@@ -30,7 +30,7 @@
 #include "datapath/rangelock.h"
 #include "proto/nbd-protocol.h"
 #include "datapath/dpexport.h"
-#include "server/request.h"
+#include "datapath/request.h"
 #include "common/macros.h"
 
 #define A DP_DIRECT_ALIGN
