@@ -1,13 +1,14 @@
 /* datapath.c: the table of data paths selectable per export
- * (datapath=copy|splice|direct|mmap), and what they share about extents. */
+ * (datapath=copy|splice|direct|mmap), the entry point that executes a
+ * request on its path, and the allocation map the paths split reads by. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "backend/backend.h"
 #include "datapath/datapath.h"
 #include "datapath/dpexport.h"
-#include "proto/nbd-protocol.h"
-#include "proto/reply.h"
 #include "datapath/request.h"
+#include "proto/nbd-protocol.h"
 
 uint32_t dp_default_chunk = DP_DEFAULT_CHUNK;
 
@@ -18,6 +19,40 @@ static const struct datapath *const datapaths[] = {
   &datapath_mmap,
   NULL,
 };
+
+void dp_execute(struct request *r)
+{
+  const struct datapath *dp = r->dp;
+
+  switch (r->hdr.type) {
+  case NBD_CMD_READ:
+    while (!dp->read)
+      dp = dp->fallback;
+    dp->read(dp, r);
+    return;
+  case NBD_CMD_WRITE:
+    while (!dp->write)
+      dp = dp->fallback;
+    dp->write(dp, r);
+    return;
+  default:
+    dp_command(r);
+    return;
+  }
+}
+
+void dp_fallback_read(const struct datapath *self, struct request *r)
+{
+  const struct datapath *next = self->fallback;
+
+  while (!next->read)
+    next = next->fallback;
+  if (!next->own_read_buffers && !r->buf && r->hdr.length > 0 && !(r->buf = malloc(r->hdr.length))) {
+    request_reply_status(r, NBD_ENOMEM, "out of memory");
+    return;
+  }
+  next->read(next, r);
+}
 
 const struct datapath *datapath_find(const char *name)
 {
@@ -47,12 +82,6 @@ bool dp_read_extents(const struct request *r, struct backend_extent *ext, size_t
       ext[*n - 1].length += len - sum;
   }
   return true;
-}
-
-uint32_t dp_extent_state(uint32_t backend_flags)
-{
-  return ((backend_flags & BACKEND_EXTENT_HOLE) ? NBD_STATE_HOLE : 0)
-         | ((backend_flags & BACKEND_EXTENT_ZERO) ? NBD_STATE_ZERO : 0);
 }
 
 const char *datapath_kind_name(int kind)

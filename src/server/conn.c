@@ -554,7 +554,7 @@ static void process_transmission(struct conn *c)
       stat_add(&c->export->dp.stats.copied_write, r->hdr.length);   /* recv(2) into our buffer */
       c->rx_req = NULL;
       c->rx_state = RX_HEADER;
-      c->dp->execute(r);
+      dp_execute(r);
       continue;
     }
     if (c->stopping && !c->rx_waiting) {
@@ -614,7 +614,7 @@ static void process_transmission(struct conn *c)
        * (and last) copy. */
       stat_add(&c->export->dp.stats.copied_write, hdr.length);
       dp_times_net(&r->times);
-      c->dp->execute(r);
+      dp_execute(r);
       continue;
     }
     if (!err && (hdr.type == NBD_CMD_WRITE || (hdr.type == NBD_CMD_READ && !c->dp->own_read_buffers))
@@ -644,7 +644,7 @@ static void process_transmission(struct conn *c)
       c->rx_state = RX_PAYLOAD;
       continue;
     }
-    c->dp->execute(r);
+    dp_execute(r);
   }
 }
 
