@@ -524,7 +524,7 @@ static void stream_read(const struct datapath *self, struct request *r)
         csize *= 2;
     }
     /* Page-cached and fits one pipe (the pages it spans): one chunk. */
-    uint64_t span = ((off + len + 4095) & ~(uint64_t)4095) - (off & ~(uint64_t)4095);
+    uint64_t span = ROUND_UP(off + len, 4096) - ROUND_DOWN(off, 4096);
     whole = len > csize && len <= DP_HOT_MAX && span <= dw->pipe_bytes && dp_range_cached(fd, off, len) == 1;
     /* Split reads that do not continue a recent one skip readahead. */
     rfd = len > csize && !whole ? dp_read_fd(dw, fd, off, len) : fd;
