@@ -117,15 +117,19 @@ void bufpool_put(struct bufpool *p, void *buf, size_t len)
     munmap(buf, size);
     return;
   }
-  /* Above the bound (requests of other sizes came meanwhile): the idle
-   * buffers go first, the one that was just used last. */
-  for (unsigned k = BUFPOOL_CLASSES; k-- > 0 && atomic_load_explicit(&p->held, memory_order_relaxed) > p->max;)
-    while (p->free[k] && atomic_load_explicit(&p->held, memory_order_relaxed) > p->max)
-      trim_class(p, k, p->idle - ((size_t)1 << (BUFPOOL_MIN_SHIFT + k)));
-  if (atomic_load_explicit(&p->held, memory_order_relaxed) > p->max) {
-    held_sub(p, size);
-    munmap(buf, size);
-    return;
+  /* Above the bound: keep buf if giving up idle buffers (largest first)
+   * makes room for it, else unmap it; handed-out buffers stay charged to
+   * their requests. */
+  size_t now = atomic_load_explicit(&p->held, memory_order_relaxed);
+  if (now > p->max) {
+    if (now - p->idle > p->max) {
+      held_sub(p, size);
+      munmap(buf, size);
+      return;
+    }
+    for (unsigned k = BUFPOOL_CLASSES; k-- > 0;)
+      while (p->free[k] && atomic_load_explicit(&p->held, memory_order_relaxed) > p->max)
+        trim_class(p, k, p->idle - ((size_t)1 << (BUFPOOL_MIN_SHIFT + k)));
   }
   *(void **)buf = p->free[c];
   p->free[c] = buf;

@@ -54,9 +54,10 @@ size_t bufpool_size(size_t len);
  * which.  NULL on ENOMEM.  Owner thread only. */
 void *bufpool_get(struct bufpool *p, size_t len, bool prefault, bool *hit);
 
-/* Give back buf from bufpool_get(p, len, ...): kept for reuse while the
- * pool is within its bound, else unmapped.  Any thread (on another than
- * the owner it is unmapped). */
+/* Give back buf from bufpool_get(p, len, ...): kept for reuse when the
+ * pool is within its bound with it, giving up idle buffers (largest first)
+ * if that makes room; else unmapped.  Any thread (on another than the
+ * owner it is unmapped). */
 void bufpool_put(struct bufpool *p, void *buf, size_t len);
 
 /* Unmap idle buffers, largest first, until at most keep bytes are idle
