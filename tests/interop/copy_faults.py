@@ -12,7 +12,7 @@ import nbd
 uri, pid, label = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 N = 4000
 QDS = (1, 4, 8, 16)   # in turn, 100 requests each
-BIG = int(os.environ.get("BIG", 1 << 20))
+BIG = 1 << 20
 SIZES = (BIG, 4096)
 
 
