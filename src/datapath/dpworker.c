@@ -104,6 +104,14 @@ void dp_buffer_put(struct engine *e, void *buf, size_t len)
     munmap(buf, bufpool_size(len));
 }
 
+void dp_worker_idle(struct engine *e)
+{
+  struct dp_worker *dw = e->dp;
+
+  if (dw)
+    bufpool_trim(&dw->pool, 0);
+}
+
 static struct dp_pipe *pipe_new(struct dp_worker *dw)
 {
   int fds[2];

@@ -95,6 +95,10 @@ struct arena *dp_arena(struct dp_worker *dw);
 void *dp_buffer_get(struct engine *e, size_t len, bool prefault, struct dp_stats *st);
 /* Give back buf from dp_buffer_get(e, len, ...). */
 void dp_buffer_put(struct engine *e, void *buf, size_t len);
+/* Engine e's worker serves nobody now: its buffer pool unmaps its idle
+ * buffers (buffers still in use come back to the pool as usual).  On e's
+ * thread. */
+void dp_worker_idle(struct engine *e);
 
 /* A free pipe, or NULL (all DP_MAX_PIPES in use, someone waits, or pipe()
  * failed).  The data paths go through dp_share_pipe_get, which uses it.  A
