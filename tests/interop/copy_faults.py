@@ -3,7 +3,8 @@
 # 4 KiB (a quarter each, 1 to 16 in flight, data checked) must cost the server (PID)
 # far fewer than one minor page fault per request: its payload buffers are
 # reused, not mapped, faulted and zeroed per request.  Counts from
-# /proc/PID/stat (field 10, minflt: all threads).  Prints "ok - x" lines.
+# /proc/PID/stat (field 10, minflt: all threads).  Prints "ok - x" lines;
+# with SANITIZED set (an ASan build) the count is shown, not asserted.
 import os
 import sys
 
@@ -88,5 +89,10 @@ h.shutdown()
 faults = after - before
 print(f"# {label}: {faults} minor faults over {N} requests (bound {N // 20})")
 print(("ok" if bad == 0 else "not ok") + f" - {label}: every read returned the data written ({bad} bad)")
-print(("ok" if faults < N // 20 else "not ok")
-      + f" - {label}: {faults} server page faults for {N} 1 MiB/4 KiB READs and WRITEs, below {N // 20}")
+what = f"{label}: {faults} server page faults for {N} 1 MiB/4 KiB READs and WRITEs, below {N // 20}"
+if os.environ.get("SANITIZED"):
+    # The sanitizer's allocator quarantines what is freed: every small
+    # allocation touches fresh memory.
+    print(f"ok - {what} # SKIP sanitizer build")
+else:
+    print(("ok" if faults < N // 20 else "not ok") + f" - {what}")
