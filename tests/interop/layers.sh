@@ -19,7 +19,7 @@ copy() {
      xargs -0 cp --parents -t "$T") || exit 1
 }
 
-# The clean copy passes, with the tree's allowlist.
+# The clean copy passes.
 copy
 tap_check "the check passes on a copy of src/" "$check" --src "$T/src"
 
@@ -72,7 +72,7 @@ tap_check "downward includes and tools including server and client pass" "$check
 
 # An allowed include that is gone leaves a stale allowlist entry: that fails too.
 copy
-{ cat "$SHUNT_TOP/scripts/layers.allow"; printf 'src/engine/engine.c: server/conn.h\n'; } >"$T/allow"
+printf '# a comment\nsrc/engine/engine.c: server/conn.h\n' >"$T/allow"
 "$check" --src "$T/src" --allow "$T/allow" >"$T/out" 2>&1
 rc=$?
 [ $rc -ne 0 ] && grep -q 'stale entry "src/engine/engine.c: server/conn.h"' "$T/out" &&
