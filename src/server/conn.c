@@ -3,7 +3,7 @@
  * the request's buffer); handshake bytes go to proto/handshake.c, requests to
  * proto/request.c and then the export's data path; replies leave through the
  * connection's send queue.  A small WRITE is executed from the receive buffer
- * itself ("Receive buffers" below).  Memory per connection is bounded: the
+ * itself (rxbuf.h).  Memory per connection is bounded: the
  * receive buffer and its spares, plus at most max_inflight bytes of requests
  * and of retired receive buffers (reading pauses above). */
 #include <errno.h>
@@ -20,22 +20,16 @@
 #include "proto/handshake.h"
 #include "proto/nbd-protocol.h"
 #include "server/conn.h"
+#include "server/conn_tls.h"
 #include "server/export.h"
 #include "server/access.h"
 #include "server/request.h"
+#include "server/rxbuf.h"
 #include "server/server.h"
 #include "server/tls.h"
 #include "server/worker.h"
 #include "common/macros.h"
 
-/* Receive buffers: recvs fill a buffer up to RX_CAP (the handshake's and
- * TLS's whole buffer); behind that, RX_UNIT_MAX more bytes are reserved so
- * that a request which started before RX_CAP can always complete in place. */
-#define RX_CAP           (PROTO_HS_MAX_UNIT + 4096)
-#define RX_SMALL_WRITE   (16u * 1024)   /* WRITEs up to this are executed in place */
-#define RX_UNIT_MAX      (32u + RX_SMALL_WRITE)   /* the largest unit waited for in place */
-#define RX_SIZE          (RX_CAP + RX_UNIT_MAX)
-#define RX_SPARES        2u             /* unpinned buffers a connection keeps for reuse */
 #define MAX_INFLIGHT_REQ 1024u
 /* In-flight bytes a connection may always have, whatever --memory-budget
  * others used up: one 1 MiB request and its overhead. */
@@ -45,7 +39,6 @@
  * step of them, not the length it claims. */
 #define PAYLOAD_STEP     (1u << 20)
 #define RECV_MAX         (1u << 30)
-#define TLS_SEND_CHUNK   (256u * 1024)   /* plaintext encrypted per send */
 /* Handshake replies buffered before the connection stops taking options
  * (a client that sends options without reading replies). */
 #define HS_OUT_MAX       (64u * 1024)
@@ -53,15 +46,6 @@
 
 enum conn_phase { CONN_HANDSHAKE, CONN_TRANSMISSION };
 enum rx_state { RX_HEADER, RX_PAYLOAD, RX_DISCARD };
-
-/* A receive buffer.  Requests executed from it hold references; a buffer
- * that still has some when the connection needs room is retired (the
- * connection goes on in a fresh one) rather than compacted under them. */
-struct rxbuf {
-  unsigned refs;                /* requests whose payload lies in data[] */
-  bool retired;                 /* no longer the connection's: recycled at refs 0 */
-  uint8_t data[];               /* RX_SIZE bytes */
-};
 
 struct conn {
   struct worker *w;
@@ -75,12 +59,8 @@ struct conn {
   struct proto_session session;
   struct export *export;
   struct sendq sq;
-  struct rxbuf *rxb;            /* the current receive buffer (bytes in rxb->data) */
-  size_t rx_start, rx_end;
-  size_t rx_need;               /* transmission: bytes from rx_start the unit there needs */
-  bool rx_waiting;              /* the unit at rx_start is a WRITE waiting for its payload in place */
-  struct rxbuf *rx_spare[RX_SPARES];
-  unsigned nspare;
+  struct rxbufs rx;             /* receive buffers (rxbuf.h) */
+  bool rx_waiting;              /* the unit at rx.start is a WRITE waiting for its payload in place */
   struct engine_op recv_op;
   struct engine_op pump_op;
   bool recv_busy, recv_direct, pump_scheduled, cancel_sent;
@@ -105,13 +85,10 @@ struct conn {
   /* Access rules and TLS (the transport: see "TLS transport" below). */
   struct access_peer who;       /* address, and TLS identity once known */
   uint8_t *access;              /* enum proto_access per export, read by the handshake */
-  struct tls_conn *tls;         /* from STARTTLS on */
+  struct conn_tls tls;          /* the TLS transport, from STARTTLS on (conn_tls.h) */
   bool starttls_pending;        /* ACK queued; TLS starts once it is sent */
-  bool tls_handshaking, tls_want_input, tls_send_busy, tls_failed, tls_bye_sent;
+  bool tls_handshaking, tls_failed;
   bool recv_tls;                /* the recv in flight fills the TLS input buffer */
-  int tls_send_error;
-  size_t tls_plain;             /* plaintext bytes the send queue waits to hear about */
-  struct engine_op tls_send_op;
   struct engine_op hs_timer_op;   /* --handshake-timeout */
   struct __kernel_timespec hs_timer_ts;
   bool hs_timer_armed, hs_timer_cancelled;
@@ -200,82 +177,29 @@ static void pump_cb(struct engine_op *op, int res, uint32_t flags)
   conn_pump(c);
 }
 
-/* ---- receive buffers ----
- * In transmission without TLS, bytes already received are never moved: a
- * small WRITE (write_in_place) waits until its whole payload is in the
- * buffer and is then executed from there, the buffer pinned until the
- * request is freed; parsing goes on behind it.  Recvs fill the buffer up to
- * RX_CAP, except that a unit (a request header, or a small WRITE with its
- * payload) that started before RX_CAP gets exactly its missing bytes, in
- * the reserve behind RX_CAP.  Once the buffer is used up, it is reused from
- * its start if nothing is pinned, or else retired, counted against
- * max_inflight until its last request is freed, and the connection goes on
- * in a spare or new buffer.  So a small WRITE costs two copies per byte:
- * recv(2) into the buffer and the backend write. */
-
-static struct rxbuf *rx_alloc(struct conn *c)
-{
-  struct rxbuf *b = c->nspare ? c->rx_spare[--c->nspare] : malloc(sizeof *b + RX_SIZE);
-  if (b) {
-    b->refs = 0;
-    b->retired = false;
-  }
-  return b;
-}
-
-static void rx_recycle(struct conn *c, struct rxbuf *b)
-{
-  if (c->nspare < RX_SPARES)
-    c->rx_spare[c->nspare++] = b;
-  else
-    free(b);
-}
-
 /* A request executed from b is freed. */
 static void rx_unpin(struct conn *c, struct rxbuf *b)
 {
-  if (--b->refs || !b->retired)
-    return;
-  inflight_sub(c, RX_SIZE);
-  rx_recycle(c, b);
+  if (rxbuf_unpin(&c->rx, b))
+    inflight_sub(c, RXBUF_SIZE);   /* a retired buffer is released */
 }
 
-/* The receive buffer has no room for a unit it must hold: disconnect. */
-static int rx_full(struct conn *c)
+/* Where the next recv into the receive buffers goes (rxbuf_recv_space): a
+ * retired buffer counts in flight; no room disconnects.  Returns 0 or -errno
+ * with the connection dead. */
+static int rx_space(struct conn *c, bool in_place, void **buf, size_t *len)
 {
-  log_msg(LOG_ERROR, c->peer, export_name(c), "receive buffer full: disconnecting");
-  c->dead = true;
-  return -ENOSPC;
-}
+  int r = rxbuf_recv_space(&c->rx, in_place, buf, len);
 
-/* Before a transmission recv: start over in this buffer or a fresh one when
- * everything in it is consumed and too little room is left.  Returns 0, or
- * -errno with the connection dead. */
-static int rx_make_room(struct conn *c)
-{
-  struct rxbuf *b;
-
-  if (c->rx_start < c->rx_end) {
-    if (c->rx_start + c->rx_need <= RX_SIZE)
-      return 0;   /* the unit completes in place (always: see above) */
-    return rx_full(c);
-  }
-  if (c->rxb->refs == 0) {
-    c->rx_start = c->rx_end = 0;
-    return 0;
-  }
-  if (c->rx_end + RX_UNIT_MAX <= RX_CAP)
-    return 0;   /* room for more behind the pinned requests */
-  if (!(b = rx_alloc(c))) {
+  if (r == 1)
+    inflight_add(c, RXBUF_SIZE);   /* until its last request is freed (rx_unpin) */
+  else if (r == -ENOMEM)
     log_msg(LOG_ERROR, c->peer, export_name(c), "out of memory for a receive buffer: disconnecting");
+  else if (r < 0)
+    log_msg(LOG_ERROR, c->peer, export_name(c), "receive buffer full: disconnecting");
+  if (r < 0)
     c->dead = true;
-    return -ENOMEM;
-  }
-  c->rxb->retired = true;
-  inflight_add(c, RX_SIZE);   /* until its last request is freed (rx_unpin) */
-  c->rxb = b;
-  c->rx_start = c->rx_end = 0;
-  return 0;
+  return r < 0 ? r : 0;
 }
 
 /* ---- requests (the API in request.h) ---- */
@@ -489,9 +413,9 @@ static void process_handshake(struct conn *c)
 {
   struct proto_buf out = { 0 };
   size_t used = 0;
-  int st = proto_hs_input(c->hs, c->rxb->data + c->rx_start, c->rx_end - c->rx_start, &used, &out);
+  int st = proto_hs_input(c->hs, rxbuf_data(&c->rx), rxbuf_avail(&c->rx), &used, &out);
 
-  c->rx_start += used;
+  c->rx.start += used;
   if (out.len && send_copy(c, out.data, out.len) < 0)
     st = -ENOMEM;
   proto_buf_free(&out);
@@ -511,7 +435,8 @@ static void process_handshake(struct conn *c)
     c->export = &c->w->srv->exports.exports[c->session.export_index];
     /* Under TLS the payload must pass through GnuTLS: the copy path, whose
      * replies go through the send queue (no splice or zero-copy send). */
-    c->dp = c->tls ? &datapath_copy : c->export->datapath;
+    c->tls.export = export_name(c);
+    c->dp = conn_tls_on(&c->tls) ? &datapath_copy : c->export->datapath;
     free(c->hs);
     c->hs = NULL;
     c->phase = CONN_TRANSMISSION;
@@ -519,7 +444,7 @@ static void process_handshake(struct conn *c)
             c->session.extended ? "extended" : c->session.structured ? "structured" : "simple",
             c->session.meta_base_allocation ? ", base:allocation" : "",
             (unsigned long long)c->session.export->size,
-            c->tls ? ", TLS" : "", c->session.eflags & NBD_FLAG_READ_ONLY ? ", read-only" : "");
+            conn_tls_on(&c->tls) ? ", TLS" : "", c->session.eflags & NBD_FLAG_READ_ONLY ? ", read-only" : "");
     process_transmission(c);
   }
 }
@@ -554,8 +479,8 @@ static size_t request_cost(const struct proto_request *h, uint32_t err)
  * Not under TLS, whose decryption compacts the receive buffer. */
 static bool write_in_place(const struct conn *c, const struct proto_request *h)
 {
-  return !c->tls && !c->dp->alloc_buffer && h->type == NBD_CMD_WRITE && h->length > 0
-         && h->length <= RX_SMALL_WRITE && (!c->dp->payload_progress || h->length <= c->export->chunk);
+  return !conn_tls_on(&c->tls) && !c->dp->alloc_buffer && h->type == NBD_CMD_WRITE && h->length > 0
+         && h->length <= RXBUF_SMALL_WRITE && (!c->dp->payload_progress || h->length <= c->export->chunk);
 }
 
 /* A READ/WRITE buffer: from the data path when it provides them. */
@@ -575,7 +500,7 @@ static void process_transmission(struct conn *c)
   const struct proto_session *s = &c->session;
 
   while (!c->dead && !c->closing) {
-    size_t avail = c->rx_end - c->rx_start;
+    size_t avail = rxbuf_avail(&c->rx);
     struct proto_request hdr;
     enum proto_payload_action act;
     struct request *r;
@@ -584,7 +509,7 @@ static void process_transmission(struct conn *c)
 
     if (c->rx_state == RX_DISCARD) {
       size_t k = avail < c->discard_left ? avail : (size_t)c->discard_left;
-      c->rx_start += k;
+      c->rx.start += k;
       c->discard_left -= k;
       if (c->discard_left)
         return;
@@ -602,16 +527,16 @@ static void process_transmission(struct conn *c)
         return;
       uint64_t need = c->rx_charged - c->rx_got;
       size_t k = avail < need ? avail : (size_t)need;
-      memcpy((char *)r->buf + c->rx_got, c->rxb->data + c->rx_start, k);
+      memcpy((char *)r->buf + c->rx_got, rxbuf_data(&c->rx), k);
       stat_add(&c->export->stats.memcpy_bytes, k);
       stat_add(&c->export->stats.copied_write, k);
-      c->rx_start += k;
+      c->rx.start += k;
       c->rx_got += k;
       dp_times_net(&r->times);
       if (c->rx_got < r->hdr.length) {
         if (c->dp->payload_progress)   /* write what has arrived */
           c->dp->payload_progress(r, c->rx_got);
-        if (c->rx_start < c->rx_end)
+        if (rxbuf_avail(&c->rx))
           continue;   /* more is here already: charge the next step */
         return;
       }
@@ -625,9 +550,9 @@ static void process_transmission(struct conn *c)
       c->closing = true;   /* shutdown: no new requests (one whose payload is arriving completes) */
       return;
     }
-    n = proto_request_decode(s, c->rxb->data + c->rx_start, avail, &hdr);
+    n = proto_request_decode(s, rxbuf_data(&c->rx), avail, &hdr);
     if (n == 0) {
-      c->rx_need = proto_request_header_size(s);
+      c->rx.need = proto_request_header_size(s);
       return;
     }
     if (n < 0) {
@@ -638,12 +563,12 @@ static void process_transmission(struct conn *c)
     err = proto_request_check(s, &hdr, &act);
     bool in_place = !err && act == PROTO_PAYLOAD_RECEIVE && write_in_place(c, &hdr);
     if (in_place && avail - (size_t)n < hdr.length) {
-      if (c->rx_start + (size_t)n + hdr.length <= RX_SIZE) {
-        c->rx_need = (size_t)n + hdr.length;   /* arm_recv receives the rest behind it */
+      if (c->rx.start + (size_t)n + hdr.length <= RXBUF_SIZE) {
+        c->rx.need = (size_t)n + hdr.length;   /* arm_recv receives the rest behind it */
         c->rx_waiting = true;
         return;
       }
-      in_place = false;   /* not expected (see "receive buffers"); the copy is still correct */
+      in_place = false;   /* not expected (see rxbuf.h); the copy is still correct */
     }
     /* In place, the payload's memory is the receive buffer's (charged
      * against max_inflight once retired with requests in it). */
@@ -654,7 +579,7 @@ static void process_transmission(struct conn *c)
     }
     if (!charge(c, cost, c->inflight_reqs > 0))
       return;
-    c->rx_start += (size_t)n;
+    c->rx.start += (size_t)n;
     c->rx_waiting = false;
     if (hdr.type == NBD_CMD_DISC) {
       inflight_sub(c, cost);
@@ -670,10 +595,7 @@ static void process_transmission(struct conn *c)
       return;
     }
     if (in_place) {
-      r->buf = c->rxb->data + c->rx_start;
-      r->rx_pin = c->rxb;
-      c->rxb->refs++;
-      c->rx_start += hdr.length;
+      r->buf = rxbuf_pin(&c->rx, hdr.length, &r->rx_pin);
       /* recv(2) into the receive buffer; the backend write is the second
        * (and last) copy. */
       stat_add(&c->export->stats.copied_write, hdr.length);
@@ -727,15 +649,13 @@ static void recv_cb(struct engine_op *op, int res, uint32_t flags)
     c->dead = true;
   } else if (res == 0) {
     c->eof = true;
-    if (c->tls)
-      tls_in_eof(c->tls);
+    conn_tls_eof(&c->tls);
   } else if (c->recv_tls) {
-    tls_in_commit(c->tls, (unsigned)res);
-    c->tls_want_input = false;
+    conn_tls_received(&c->tls, (unsigned)res);
   } else if (c->recv_direct) {
     c->rx_got += (unsigned)res;
   } else {
-    c->rx_end += (unsigned)res;
+    c->rx.end += (unsigned)res;
   }
   if (res > 0)
     c->rx_total += (unsigned)res;
@@ -757,52 +677,27 @@ static void arm_recv(struct conn *c)
   if (c->phase == CONN_HANDSHAKE && !c->tls_handshaking && !sendq_idle(&c->sq))
     return;   /* option replies still unsent: resumed by sendq_idle_cb */
   c->recv_tls = false;
-  if (c->tls) {
+  if (conn_tls_on(&c->tls)) {
     /* Ciphertext into the session's input buffer, only when it asked. */
-    if (!c->tls_want_input)
+    if (!c->tls.want_input)
       return;
-    buf = tls_in_space(c->tls, &len);
-    if (len == 0) {
+    if (!(buf = conn_tls_recv_space(&c->tls, &len))) {
       log_msg(LOG_ERROR, c->peer, export_name(c), "TLS input buffer full: disconnecting");
       c->dead = true;
       return;
     }
     c->recv_direct = false;
     c->recv_tls = true;
-  } else if (c->rx_state == RX_PAYLOAD && c->rx_start == c->rx_end) {
+  } else if (c->rx_state == RX_PAYLOAD && rxbuf_avail(&c->rx) == 0) {
     uint64_t need = c->rx_charged - c->rx_got;
     if (need == 0)
       return;   /* paused until the next step is charged (payload_charge) */
     buf = (char *)c->rx_req->buf + c->rx_got;
     len = need > RECV_MAX ? RECV_MAX : (size_t)need;
     c->recv_direct = true;
-  } else if (c->phase == CONN_TRANSMISSION) {
-    /* Up to RX_CAP, or further to the end of the unit begun before it. */
-    size_t end;
-    if (rx_make_room(c) < 0)
-      return;
-    end = c->rx_start < c->rx_end ? c->rx_start + c->rx_need : 0;
-    if (end < RX_CAP)
-      end = RX_CAP;
-    if (end <= c->rx_end) {   /* cannot happen: rx_need said more was needed */
-      rx_full(c);
-      return;
-    }
-    buf = c->rxb->data + c->rx_end;
-    len = end - c->rx_end;
-    c->recv_direct = false;
   } else {
-    if (c->rx_start > 0) {
-      memmove(c->rxb->data, c->rxb->data + c->rx_start, c->rx_end - c->rx_start);
-      c->rx_end -= c->rx_start;
-      c->rx_start = 0;
-    }
-    if (c->rx_end == RX_CAP) {
-      rx_full(c);   /* cannot happen: every unit we wait for fits */
+    if (rx_space(c, c->phase == CONN_TRANSMISSION, &buf, &len) < 0)
       return;
-    }
-    buf = c->rxb->data + c->rx_end;
-    len = RX_CAP - c->rx_end;
     c->recv_direct = false;
   }
   sqe = engine_sqe(c->eng, &c->recv_op);
@@ -814,90 +709,25 @@ static void arm_recv(struct conn *c)
   c->cancel_sent = false;
 }
 
-/* ---- TLS transport ----
- * A plaintext connection receives into rx (or straight into a WRITE buffer)
- * and its send queue writes to the socket.  A TLS connection receives
- * ciphertext into the session's input buffer, decrypts into rx, and its send
- * queue hands plaintext to tls_submit(), which encrypts into the session's
- * output buffer and sends that with the same ring.  GnuTLS itself never
- * touches the socket (src/server/tls.c). */
+/* ---- TLS transport (conn_tls.h) ---- */
 
-static void tls_flush(struct conn *c);
-
-static void tls_send_cb(struct engine_op *op, int res, uint32_t flags)
-{
-  struct conn *c = container_of(op, struct conn, tls_send_op);
-  (void)flags;
-
-  c->tls_send_busy = false;
-  if (res > 0) {
-    tls_out_consumed(c->tls, (size_t)res);
-  } else if (res != -EINTR && res != -EAGAIN) {
-    c->tls_send_error = res < 0 ? res : -EPIPE;
-    if (!c->dead)
-      log_msg(LOG_DEBUG, c->peer, export_name(c), "TLS send failed: %s", strerror(-c->tls_send_error));
-    c->dead = true;
-    if (c->tls_plain) {
-      c->tls_plain = 0;
-      sendq_sent(&c->sq, c->tls_send_error);
-    }
-    conn_schedule(c);
-    return;
-  }
-  tls_flush(c);
-  conn_schedule(c);   /* maybe close, now that the output drained */
-}
-
-/* Send pending ciphertext; once all is out, tell the send queue that the
- * plaintext it handed over is gone. */
-static void tls_flush(struct conn *c)
-{
-  struct io_uring_sqe *sqe;
-  const void *p;
-  size_t len;
-
-  if (c->tls_send_busy || c->tls_send_error)
-    return;
-  len = tls_out_pending(c->tls, &p);
-  if (len == 0) {
-    if (c->tls_plain) {
-      size_t n = c->tls_plain;
-      c->tls_plain = 0;
-      sendq_sent(&c->sq, (int)n);
-    }
-    return;
-  }
-  if (len > RECV_MAX)
-    len = RECV_MAX;
-  sqe = engine_sqe(c->eng, &c->tls_send_op);
-  if (c->wsock)
-    io_uring_prep_send(sqe, c->wfd, p, len, MSG_NOSIGNAL);
-  else
-    io_uring_prep_write(sqe, c->wfd, p, (unsigned)len, (uint64_t)-1);
-  c->tls_send_busy = true;
-}
-
-/* The send queue's transport under TLS: encrypt up to TLS_SEND_CHUNK bytes. */
+/* The send queue's transport under TLS. */
 static int tls_submit(struct sendq *q, const struct iovec *iov, int niov)
 {
   struct conn *c = container_of(q, struct conn, sq);
-  size_t total = 0;
+  return conn_tls_submit(&c->tls, iov, niov);
+}
 
-  if (c->tls_send_error)
-    return c->tls_send_error;
-  for (int i = 0; i < niov && total < TLS_SEND_CHUNK; i++) {
-    size_t k = iov[i].iov_len;
-    if (k > TLS_SEND_CHUNK - total)
-      k = TLS_SEND_CHUNK - total;
-    if (tls_conn_write(c->tls, iov[i].iov_base, k) < 0) {
-      log_msg(LOG_ERROR, c->peer, export_name(c), "%s", tls_conn_error(c->tls));
-      return -EPROTO;
-    }
-    total += k;
+static void tls_sent(struct conn_tls *t, int err)
+{
+  struct conn *c = container_of(t, struct conn, tls);
+
+  if (err) {
+    if (!c->dead)
+      log_msg(LOG_DEBUG, c->peer, export_name(c), "TLS send failed: %s", strerror(-err));
+    c->dead = true;
   }
-  c->tls_plain = total;
-  tls_flush(c);
-  return 0;
+  conn_schedule(c);
 }
 
 /* Who the client is, for the access rules, and what it may see. */
@@ -915,33 +745,21 @@ static void conn_update_access(struct conn *c)
  * already sent after the option (the start of its ClientHello). */
 static void tls_begin(struct conn *c)
 {
-  int r = tls_conn_new(&c->tls, c->w->srv->tls);
-
   c->starttls_pending = false;
-  if (r < 0) {
-    log_msg(LOG_ERROR, c->peer, NULL, "cannot start TLS: %s", strerror(-r));
+  if (conn_tls_start(&c->tls, c->w->srv->tls, rxbuf_data(&c->rx), rxbuf_avail(&c->rx), c->eof) < 0) {
     c->dead = true;
     return;
   }
-  if (c->rx_end > c->rx_start && tls_in_put(c->tls, c->rxb->data + c->rx_start, c->rx_end - c->rx_start) < 0) {
-    c->dead = true;
-    return;
-  }
-  c->rx_start = c->rx_end = 0;
-  if (c->eof)
-    tls_in_eof(c->tls);
+  c->rx.start = c->rx.end = 0;
   c->sq.submit = tls_submit;
   c->tls_handshaking = true;
 }
 
 static void tls_step_handshake(struct conn *c)
 {
-  char desc[128];
-  int r = tls_conn_handshake(c->tls);
+  int r = conn_tls_handshake(&c->tls);
 
-  tls_flush(c);
   if (r == -EAGAIN) {
-    c->tls_want_input = true;
     if (c->eof) {
       log_msg(LOG_INFO, c->peer, NULL, "client hung up during the TLS handshake");
       c->tls_failed = true;
@@ -950,50 +768,27 @@ static void tls_step_handshake(struct conn *c)
   }
   c->tls_handshaking = false;
   if (r < 0) {
-    /* Too late for plaintext: "the server MUST terminate the session". */
-    log_msg(LOG_WARN, c->peer, NULL, "TLS refused: %s", tls_conn_error(c->tls));
     c->tls_failed = true;
     c->closing = true;   /* after the alert is sent */
     return;
   }
   c->who.tls = true;
-  c->who.dn = tls_conn_dn(c->tls);
-  c->who.psk_identity = tls_conn_psk_identity(c->tls);
+  c->who.dn = tls_conn_dn(c->tls.sess);
+  c->who.psk_identity = tls_conn_psk_identity(c->tls.sess);
   conn_update_access(c);
   proto_hs_tls_started(c->hs);
-  log_msg(LOG_INFO, c->peer, NULL, "TLS established: %s%s%s%s%s",
-          tls_conn_description(c->tls, desc, sizeof desc),
-          c->who.dn ? ", client " : "", c->who.dn ? c->who.dn : "",
-          c->who.psk_identity ? ", PSK identity " : "", c->who.psk_identity ? c->who.psk_identity : "");
 }
 
 /* Decrypt what the session holds into rx; returns the bytes added. */
 static size_t tls_fill_rx(struct conn *c)
 {
   size_t got = 0;
+  int r = conn_tls_decrypt(&c->tls, &c->rx, &got);
 
-  if (c->rx_start > 0) {
-    memmove(c->rxb->data, c->rxb->data + c->rx_start, c->rx_end - c->rx_start);
-    c->rx_end -= c->rx_start;
-    c->rx_start = 0;
-  }
-  while (c->rx_end < RX_CAP && !c->dead) {
-    ssize_t n = tls_conn_read(c->tls, c->rxb->data + c->rx_end, RX_CAP - c->rx_end);
-    if (n > 0) {
-      c->rx_end += (size_t)n;
-      got += (size_t)n;
-    } else if (n == -EAGAIN) {
-      c->tls_want_input = true;
-      break;
-    } else if (n == 0) {
-      c->eof = true;
-      break;
-    } else {
-      log_msg(LOG_WARN, c->peer, export_name(c), "%s: disconnecting", tls_conn_error(c->tls));
-      c->dead = true;
-    }
-  }
-  tls_flush(c);   /* a post-handshake message may have produced output */
+  if (r > 0)
+    c->eof = true;
+  else if (r < 0)
+    c->dead = true;
   return got;
 }
 
@@ -1029,7 +824,7 @@ static void conn_input(struct conn *c)
     }
     tls_begin(c);
   }
-  if (!c->tls) {
+  if (!conn_tls_on(&c->tls)) {
     conn_process(c);
     return;
   }
@@ -1053,11 +848,9 @@ static void conn_destroy(struct conn *c)
   if (c->wfd != c->rfd)
     close(c->wfd);
   free(c->hs);
-  free(c->rxb);   /* no request holds it or a retired one: none is in flight */
-  while (c->nspare)
-    free(c->rx_spare[--c->nspare]);
+  rxbuf_fini(&c->rx);   /* no request holds it or a retired one: none is in flight */
   free(c->access);
-  tls_conn_free(c->tls);
+  conn_tls_fini(&c->tls);
   if (c->prev)
     c->prev->next = c->next;
   else
@@ -1099,15 +892,11 @@ static void conn_pump(struct conn *c)
         request_free(r);
       }   /* else writes of its first chunks are running: the data path finishes it */
     }
-    if (c->tls && !c->dead && !c->tls_failed && !c->tls_handshaking && !c->tls_bye_sent
-        && c->inflight_reqs == 0 && sendq_idle(&c->sq)) {
-      c->tls_bye_sent = true;   /* close_notify, so the client sees a clean end */
-      tls_conn_bye(c->tls);
-      tls_flush(c);
-    }
-    if (c->tls && (c->tls_send_busy || (!c->dead && tls_out_pending(c->tls, &(const void *){ NULL }))))
-      return;   /* ciphertext still going out; tls_send_cb pumps again */
-    if (c->inflight_reqs == 0 && sendq_idle(&c->sq) && !c->pump_scheduled)
+    if (c->inflight_reqs || !sendq_idle(&c->sq))
+      return;   /* the last request freed, or the queue gone idle, pumps again */
+    if (conn_tls_close(&c->tls, c->dead))
+      return;   /* ciphertext still going out; tls_sent pumps again */
+    if (!c->pump_scheduled)
       conn_destroy(c);
   }
 }
@@ -1171,12 +960,11 @@ int conn_start(struct worker *w, int rfd, int wfd, const char *peer)
   struct stat st;
 
   if (c) {
-    c->rxb = rx_alloc(c);
     c->hs = malloc(sizeof *c->hs);
     c->access = calloc(w->srv->exports.n ? w->srv->exports.n : 1, 1);
   }
-  if (!c || !c->rxb || !c->hs || !c->access || proto_hs_greeting(&greet) < 0) {
-    if (c) { free(c->rxb); free(c->hs); free(c->access); }
+  if (!c || rxbuf_init(&c->rx) < 0 || !c->hs || !c->access || proto_hs_greeting(&greet) < 0) {
+    if (c) { rxbuf_fini(&c->rx); free(c->hs); free(c->access); }
     free(c);
     proto_buf_free(&greet);
     close(rfd);
@@ -1196,7 +984,7 @@ int conn_start(struct worker *w, int rfd, int wfd, const char *peer)
   proto_hs_init(c->hs, w->srv->exports.proto, w->srv->exports.n);
   c->hs->out_max = HS_OUT_MAX;
   sendq_init(&c->sq, c->eng, wfd, c->wsock, sendq_idle_cb);
-  c->tls_send_op.cb = tls_send_cb;
+  conn_tls_init(&c->tls, c->eng, &c->sq, wfd, c->wsock, c->peer, tls_sent);
   if (w->srv->tls)
     c->hs->tls_mode = w->srv->cfg->tls.mode == TLS_MODE_REQUIRE ? PROTO_TLS_REQUIRE : PROTO_TLS_ON;
   access_peer_from_fd(&c->who, rfd);
