@@ -44,8 +44,40 @@
 #define HS_OUT_MAX       (64u * 1024)
 
 
-enum conn_phase { CONN_HANDSHAKE, CONN_TRANSMISSION };
-enum rx_state { RX_HEADER, RX_PAYLOAD, RX_DISCARD };
+/* The connection's life.  conn_set_state() is the one place that changes
+ * it.  The live states (below CONN_CLOSING) take input; a connection never
+ * goes back to one once it is closing or failed. */
+enum conn_state {
+  CONN_HANDSHAKE,       /* options (plaintext, or over TLS once it is up) */
+  CONN_STARTTLS,        /* STARTTLS accepted: its ACK goes out, the plaintext recv ends */
+  CONN_TLS_HANDSHAKE,   /* the TLS handshake */
+  CONN_TRANSMISSION,    /* requests */
+  CONN_DRAINING,        /* server shutdown: the request being received is taken, no new one */
+  CONN_CLOSING,         /* no more input: requests in flight finish, replies and close_notify go out */
+  CONN_FAILED,          /* nothing more is sent or received: requests in flight finish internally */
+  CONN_CLOSED,          /* released (conn_destroy) */
+};
+
+static const char *const conn_state_names[] = {
+  [CONN_HANDSHAKE] = "handshake", [CONN_STARTTLS] = "starttls",
+  [CONN_TLS_HANDSHAKE] = "tls-handshake", [CONN_TRANSMISSION] = "transmission",
+  [CONN_DRAINING] = "draining", [CONN_CLOSING] = "closing", [CONN_FAILED] = "failed",
+  [CONN_CLOSED] = "closed",
+};
+
+/* Transmission's parser: where the bytes at rx.start belong. */
+enum rx_state {
+  RX_HEADER,            /* a request header (or nothing yet): between requests */
+  RX_IN_PLACE,          /* a small WRITE's header, waiting for its payload behind it */
+  RX_PAYLOAD,           /* rx_req's payload, copied (or received) into its buffer */
+  RX_DISCARD,           /* rx_req's payload, skipped (the request is refused) */
+};
+
+/* An io_uring operation the connection may have to cancel before closing. */
+enum op_state { OP_IDLE, OP_BUSY, OP_CANCELLING };
+
+/* Where the recv in flight puts its bytes. */
+enum recv_target { RECV_RX, RECV_PAYLOAD, RECV_TLS };
 
 struct conn {
   struct worker *w;
@@ -54,16 +86,17 @@ struct conn {
   int rfd, wfd;
   bool rsock, wsock;
   char peer[96];
-  enum conn_phase phase;
+  enum conn_state state;
   struct proto_hs *hs;
   struct proto_session session;
   struct export *export;
   struct sendq sq;
   struct rxbufs rx;             /* receive buffers (rxbuf.h) */
-  bool rx_waiting;              /* the unit at rx.start is a WRITE waiting for its payload in place */
   struct engine_op recv_op;
+  enum op_state recv_state;
+  enum recv_target recv_target;
   struct engine_op pump_op;
-  bool recv_busy, recv_direct, pump_scheduled, cancel_sent;
+  bool pump_scheduled;          /* pump_op is deferred: conn_pump() runs soon */
   enum rx_state rx_state;
   struct request *rx_req;       /* request whose payload is arriving (or being discarded) */
   uint64_t rx_got;
@@ -73,25 +106,24 @@ struct conn {
   size_t inflight_bytes;
   unsigned inflight_reqs;
   struct dp_share share;        /* its part of the worker's pipes and arena */
+  /* Facts that hold across states: */
+  bool paused;                  /* over a cap: no recv until a request is freed (reset each pump) */
   bool budget_wait;             /* paused for --memory-budget: the worker's tick resumes it */
+  bool eof;                     /* the input ended: what was received is still taken, then it closes */
   uint64_t rx_total;            /* bytes received, for --send-timeout */
   uint64_t stall_sent, stall_rx;   /* progress seen at the last tick */
   unsigned stall_zc;
   uint64_t stall_since_ms;      /* since when it holds buffers without progress */
   bool timed_out;               /* cut by --send-timeout (once) */
-  bool eof, closing, dead, paused, stopping;
   unsigned long long nrequests;
   const struct datapath *dp;    /* the export's, or copy under TLS */
-  /* Access rules and TLS (the transport: see "TLS transport" below). */
+  /* Access rules and TLS. */
   struct access_peer who;       /* address, and TLS identity once known */
   uint8_t *access;              /* enum proto_access per export, read by the handshake */
   struct conn_tls tls;          /* the TLS transport, from STARTTLS on (conn_tls.h) */
-  bool starttls_pending;        /* ACK queued; TLS starts once it is sent */
-  bool tls_handshaking, tls_failed;
-  bool recv_tls;                /* the recv in flight fills the TLS input buffer */
   struct engine_op hs_timer_op;   /* --handshake-timeout */
   struct __kernel_timespec hs_timer_ts;
-  bool hs_timer_armed, hs_timer_cancelled;
+  enum op_state hs_timer;
 };
 
 static void conn_pump(struct conn *c);
@@ -100,6 +132,25 @@ static void conn_cut(struct conn *c);
 static const char *export_name(const struct conn *c)
 {
   return c->export ? c->export->cfg.name : NULL;
+}
+
+static bool conn_live(const struct conn *c)
+{
+  return c->state < CONN_CLOSING;
+}
+
+/* The one place the state changes (logged at debug level with why).  Among
+ * the live states any move is allowed; otherwise only forward (closing to
+ * failed, either to closed): asking a closing connection to close, or a
+ * failed one to fail, does nothing.  True when the state changed. */
+static bool conn_set_state(struct conn *c, enum conn_state to, const char *why)
+{
+  if (to == c->state || (!conn_live(c) && to < c->state))
+    return false;
+  log_msg(LOG_DEBUG, c->peer, export_name(c), "%s -> %s: %s", conn_state_names[c->state],
+          conn_state_names[to], why);
+  c->state = to;
+  return true;
 }
 
 /* In-flight bytes change: the connection's and the server's (--memory-budget). */
@@ -186,7 +237,7 @@ static void rx_unpin(struct conn *c, struct rxbuf *b)
 
 /* Where the next recv into the receive buffers goes (rxbuf_recv_space): a
  * retired buffer counts in flight; no room disconnects.  Returns 0 or -errno
- * with the connection dead. */
+ * with the connection failed. */
 static int rx_space(struct conn *c, bool in_place, void **buf, size_t *len)
 {
   int r = rxbuf_recv_space(&c->rx, in_place, buf, len);
@@ -198,7 +249,7 @@ static int rx_space(struct conn *c, bool in_place, void **buf, size_t *len)
   else if (r < 0)
     log_msg(LOG_ERROR, c->peer, export_name(c), "receive buffer full: disconnecting");
   if (r < 0)
-    c->dead = true;
+    conn_set_state(c, CONN_FAILED, "no room to receive");
   return r < 0 ? r : 0;
 }
 
@@ -259,8 +310,7 @@ static void item_sent(struct sendq_item *sq, int err)
   struct reply_item *it = container_of(sq, struct reply_item, sq);
   struct request *r = it->req;
 
-  if (err && !r->conn->dead) {
-    r->conn->dead = true;
+  if (err && conn_set_state(r->conn, CONN_FAILED, "a reply could not be sent")) {
     log_msg(LOG_DEBUG, r->conn->peer, export_name(r->conn), "send failed: %s", strerror(-err));
   }
   if (it->payload && !err)
@@ -313,11 +363,11 @@ void request_release(struct request *r, struct reply_item *it)
 void request_fail_connection(struct request *r)
 {
   struct conn *c = r->conn;
-  if (c->dead)
+  if (c->state >= CONN_FAILED)
     return;
   log_msg(LOG_WARN, c->peer, export_name(c), "%s at %llu+%llu failed after part of its reply was sent: disconnecting",
           proto_command_name(r->hdr.type), (unsigned long long)r->hdr.offset, (unsigned long long)r->hdr.length);
-  c->dead = true;
+  conn_set_state(c, CONN_FAILED, "a reply was cut short");
   shutdown(c->wfd, SHUT_RDWR);
   conn_schedule(c);
 }
@@ -377,8 +427,8 @@ static void hs_timer_cb(struct engine_op *op, int res, uint32_t flags)
   struct conn *c = container_of(op, struct conn, hs_timer_op);
   (void)flags;
 
-  c->hs_timer_armed = false;
-  if (res == -ETIME && c->phase == CONN_HANDSHAKE && !c->dead) {
+  c->hs_timer = OP_IDLE;
+  if (res == -ETIME && c->state < CONN_TRANSMISSION) {
     log_msg(LOG_WARN, c->peer, NULL, "handshake not finished within %u s: disconnecting",
             c->w->srv->cfg->handshake_timeout);
     conn_cut(c);
@@ -396,17 +446,19 @@ static void hs_timer_start(struct conn *c, unsigned seconds)
   c->hs_timer_ts = (struct __kernel_timespec){ .tv_sec = seconds };
   sqe = engine_sqe(c->eng, &c->hs_timer_op);
   io_uring_prep_timeout(sqe, &c->hs_timer_ts, 0, 0);
-  c->hs_timer_armed = true;
+  c->hs_timer = OP_BUSY;
 }
 
-/* Disarm the timer; its completion (-ECANCELED) still arrives later. */
-static void hs_timer_stop(struct conn *c)
+/* Disarm the timer.  True while it is armed: its completion (-ECANCELED)
+ * still arrives, and pumps again. */
+static bool hs_timer_stop(struct conn *c)
 {
-  if (c->hs_timer_armed && !c->hs_timer_cancelled) {
+  if (c->hs_timer == OP_BUSY) {
     struct io_uring_sqe *sqe = engine_sqe(c->eng, &worker_ignore_op);
     io_uring_prep_timeout_remove(sqe, (uint64_t)(uintptr_t)&c->hs_timer_op, 0);
-    c->hs_timer_cancelled = true;
+    c->hs_timer = OP_CANCELLING;
   }
+  return c->hs_timer != OP_IDLE;
 }
 
 static void process_handshake(struct conn *c)
@@ -421,14 +473,13 @@ static void process_handshake(struct conn *c)
   proto_buf_free(&out);
   if (st < 0) {
     log_msg(LOG_ERROR, c->peer, NULL, "handshake: %s", strerror(-st));
-    c->dead = true;
+    conn_set_state(c, CONN_FAILED, "handshake failed");
   } else if (st == PROTO_HS_STARTTLS) {
-    log_msg(LOG_DEBUG, c->peer, NULL, "STARTTLS accepted");
-    c->starttls_pending = true;   /* TLS begins once the ACK is sent */
+    conn_set_state(c, CONN_STARTTLS, "STARTTLS accepted");   /* TLS begins once the ACK is sent */
   } else if (st == PROTO_HS_CLOSED) {
     log_msg(c->hs->options_seen ? LOG_INFO : LOG_WARN, c->peer, NULL, "handshake ended: %s",
             c->hs->close_reason ? c->hs->close_reason : "closed");
-    c->closing = true;
+    conn_set_state(c, CONN_CLOSING, "handshake ended");
   } else if (st == PROTO_HS_DONE) {
     hs_timer_stop(c);
     c->session = c->hs->session;
@@ -439,7 +490,7 @@ static void process_handshake(struct conn *c)
     c->dp = conn_tls_on(&c->tls) ? &datapath_copy : c->export->datapath;
     free(c->hs);
     c->hs = NULL;
-    c->phase = CONN_TRANSMISSION;
+    conn_set_state(c, CONN_TRANSMISSION, "export chosen");
     log_msg(LOG_INFO, c->peer, export_name(c), "transmission: %s replies%s, size %llu%s%s",
             c->session.extended ? "extended" : c->session.structured ? "structured" : "simple",
             c->session.meta_base_allocation ? ", base:allocation" : "",
@@ -499,7 +550,7 @@ static void process_transmission(struct conn *c)
 {
   const struct proto_session *s = &c->session;
 
-  while (!c->dead && !c->closing) {
+  while (c->state == CONN_TRANSMISSION || c->state == CONN_DRAINING) {
     size_t avail = rxbuf_avail(&c->rx);
     struct proto_request hdr;
     enum proto_payload_action act;
@@ -546,8 +597,8 @@ static void process_transmission(struct conn *c)
       c->dp->execute(r);
       continue;
     }
-    if (c->stopping && !c->rx_waiting) {
-      c->closing = true;   /* shutdown: no new requests (one whose payload is arriving completes) */
+    if (c->state == CONN_DRAINING && c->rx_state == RX_HEADER) {
+      conn_set_state(c, CONN_CLOSING, "server shutdown");   /* no new requests */
       return;
     }
     n = proto_request_decode(s, rxbuf_data(&c->rx), avail, &hdr);
@@ -557,7 +608,7 @@ static void process_transmission(struct conn *c)
     }
     if (n < 0) {
       log_msg(LOG_WARN, c->peer, export_name(c), "protocol violation (bad request magic or oversized payload): disconnecting");
-      c->dead = true;
+      conn_set_state(c, CONN_FAILED, "protocol violation");
       return;
     }
     err = proto_request_check(s, &hdr, &act);
@@ -565,7 +616,7 @@ static void process_transmission(struct conn *c)
     if (in_place && avail - (size_t)n < hdr.length) {
       if (c->rx.start + (size_t)n + hdr.length <= RXBUF_SIZE) {
         c->rx.need = (size_t)n + hdr.length;   /* arm_recv receives the rest behind it */
-        c->rx_waiting = true;
+        c->rx_state = RX_IN_PLACE;
         return;
       }
       in_place = false;   /* not expected (see rxbuf.h); the copy is still correct */
@@ -580,18 +631,17 @@ static void process_transmission(struct conn *c)
     if (!charge(c, cost, c->inflight_reqs > 0))
       return;
     c->rx.start += (size_t)n;
-    c->rx_waiting = false;
+    c->rx_state = RX_HEADER;
     if (hdr.type == NBD_CMD_DISC) {
       inflight_sub(c, cost);
-      log_msg(LOG_DEBUG, c->peer, export_name(c), "client sent NBD_CMD_DISC");
-      c->closing = true;
+      conn_set_state(c, CONN_CLOSING, "client sent NBD_CMD_DISC");
       return;
     }
     r = request_new(c, &hdr, cost);
     if (!r) {
       inflight_sub(c, cost);
       log_msg(LOG_ERROR, c->peer, export_name(c), "out of memory: disconnecting");
-      c->dead = true;
+      conn_set_state(c, CONN_FAILED, "out of memory");
       return;
     }
     if (in_place) {
@@ -641,18 +691,18 @@ static void recv_cb(struct engine_op *op, int res, uint32_t flags)
   struct conn *c = container_of(op, struct conn, recv_op);
   (void)flags;
 
-  c->recv_busy = false;
+  c->recv_state = OP_IDLE;
   if (res == -EINTR || res == -EAGAIN || res == -ECANCELED) {
     /* retried (or, when cancelled, closed) by the pump below */
   } else if (res < 0) {
     log_msg(LOG_DEBUG, c->peer, export_name(c), "receive failed: %s", strerror(-res));
-    c->dead = true;
+    conn_set_state(c, CONN_FAILED, "receive failed");
   } else if (res == 0) {
     c->eof = true;
     conn_tls_eof(&c->tls);
-  } else if (c->recv_tls) {
+  } else if (c->recv_target == RECV_TLS) {
     conn_tls_received(&c->tls, (unsigned)res);
-  } else if (c->recv_direct) {
+  } else if (c->recv_target == RECV_PAYLOAD) {
     c->rx_got += (unsigned)res;
   } else {
     c->rx.end += (unsigned)res;
@@ -662,51 +712,60 @@ static void recv_cb(struct engine_op *op, int res, uint32_t flags)
   conn_pump(c);
 }
 
+/* Cancel the recv in flight (once).  True while one is in flight: its
+ * completion pumps again. */
+static bool recv_cancel(struct conn *c)
+{
+  if (c->recv_state == OP_BUSY) {
+    struct io_uring_sqe *sqe = engine_sqe(c->eng, &worker_ignore_op);
+    io_uring_prep_cancel(sqe, &c->recv_op, 0);
+    c->recv_state = OP_CANCELLING;
+  }
+  return c->recv_state != OP_IDLE;
+}
+
 static void arm_recv(struct conn *c)
 {
   struct io_uring_sqe *sqe;
   void *buf;
   size_t len;
 
-  if (c->recv_busy || c->eof || c->closing || c->dead || c->paused)
+  if (c->recv_state != OP_IDLE || c->eof || !conn_live(c) || c->paused)
     return;
-  if (c->stopping && (c->phase == CONN_HANDSHAKE || (c->rx_state == RX_HEADER && !c->rx_waiting)))
-    return;
-  if (c->starttls_pending)
+  if (c->state == CONN_DRAINING && c->rx_state == RX_HEADER)
+    return;   /* shutdown: no new request */
+  if (c->state == CONN_STARTTLS)
     return;   /* the next bytes are TLS: they wait for the session */
-  if (c->phase == CONN_HANDSHAKE && !c->tls_handshaking && !sendq_idle(&c->sq))
+  if (c->state == CONN_HANDSHAKE && !sendq_idle(&c->sq))
     return;   /* option replies still unsent: resumed by sendq_idle_cb */
-  c->recv_tls = false;
   if (conn_tls_on(&c->tls)) {
     /* Ciphertext into the session's input buffer, only when it asked. */
     if (!c->tls.want_input)
       return;
     if (!(buf = conn_tls_recv_space(&c->tls, &len))) {
       log_msg(LOG_ERROR, c->peer, export_name(c), "TLS input buffer full: disconnecting");
-      c->dead = true;
+      conn_set_state(c, CONN_FAILED, "TLS input buffer full");
       return;
     }
-    c->recv_direct = false;
-    c->recv_tls = true;
+    c->recv_target = RECV_TLS;
   } else if (c->rx_state == RX_PAYLOAD && rxbuf_avail(&c->rx) == 0) {
     uint64_t need = c->rx_charged - c->rx_got;
     if (need == 0)
       return;   /* paused until the next step is charged (payload_charge) */
     buf = (char *)c->rx_req->buf + c->rx_got;
     len = need > RECV_MAX ? RECV_MAX : (size_t)need;
-    c->recv_direct = true;
+    c->recv_target = RECV_PAYLOAD;
   } else {
-    if (rx_space(c, c->phase == CONN_TRANSMISSION, &buf, &len) < 0)
+    if (rx_space(c, c->state != CONN_HANDSHAKE, &buf, &len) < 0)
       return;
-    c->recv_direct = false;
+    c->recv_target = RECV_RX;
   }
   sqe = engine_sqe(c->eng, &c->recv_op);
   if (c->rsock)
     io_uring_prep_recv(sqe, c->rfd, buf, len, 0);
   else
     io_uring_prep_read(sqe, c->rfd, buf, (unsigned)len, (uint64_t)-1);
-  c->recv_busy = true;
-  c->cancel_sent = false;
+  c->recv_state = OP_BUSY;
 }
 
 /* ---- TLS transport (conn_tls.h) ---- */
@@ -722,11 +781,8 @@ static void tls_sent(struct conn_tls *t, int err)
 {
   struct conn *c = container_of(t, struct conn, tls);
 
-  if (err) {
-    if (!c->dead)
-      log_msg(LOG_DEBUG, c->peer, export_name(c), "TLS send failed: %s", strerror(-err));
-    c->dead = true;
-  }
+  if (err && conn_set_state(c, CONN_FAILED, "TLS send failed"))
+    log_msg(LOG_DEBUG, c->peer, export_name(c), "TLS send failed: %s", strerror(-err));
   conn_schedule(c);
 }
 
@@ -741,18 +797,18 @@ static void conn_update_access(struct conn *c)
     c->hs->access = c->access;
 }
 
-/* The STARTTLS ACK is out: start the session with whatever the client
- * already sent after the option (the start of its ClientHello). */
+/* The STARTTLS ACK is out and no plaintext recv is in flight: start the
+ * session with whatever the client already sent after the option (the
+ * start of its ClientHello). */
 static void tls_begin(struct conn *c)
 {
-  c->starttls_pending = false;
   if (conn_tls_start(&c->tls, c->w->srv->tls, rxbuf_data(&c->rx), rxbuf_avail(&c->rx), c->eof) < 0) {
-    c->dead = true;
+    conn_set_state(c, CONN_FAILED, "cannot start TLS");
     return;
   }
   c->rx.start = c->rx.end = 0;
   c->sq.submit = tls_submit;
-  c->tls_handshaking = true;
+  conn_set_state(c, CONN_TLS_HANDSHAKE, "STARTTLS ACK sent");
 }
 
 static void tls_step_handshake(struct conn *c)
@@ -762,14 +818,12 @@ static void tls_step_handshake(struct conn *c)
   if (r == -EAGAIN) {
     if (c->eof) {
       log_msg(LOG_INFO, c->peer, NULL, "client hung up during the TLS handshake");
-      c->tls_failed = true;
+      conn_set_state(c, CONN_CLOSING, "end of input during the TLS handshake");
     }
     return;
   }
-  c->tls_handshaking = false;
   if (r < 0) {
-    c->tls_failed = true;
-    c->closing = true;   /* after the alert is sent */
+    conn_set_state(c, CONN_CLOSING, "TLS refused");   /* after the alert is sent */
     return;
   }
   c->who.tls = true;
@@ -777,6 +831,7 @@ static void tls_step_handshake(struct conn *c)
   c->who.psk_identity = tls_conn_psk_identity(c->tls.sess);
   conn_update_access(c);
   proto_hs_tls_started(c->hs);
+  conn_set_state(c, CONN_HANDSHAKE, "TLS established");
 }
 
 /* Decrypt what the session holds into rx; returns the bytes added. */
@@ -788,61 +843,55 @@ static size_t tls_fill_rx(struct conn *c)
   if (r > 0)
     c->eof = true;
   else if (r < 0)
-    c->dead = true;
+    conn_set_state(c, CONN_FAILED, "TLS failure");
   return got;
 }
 
-static void conn_process(struct conn *c)
+/* Parse what the receive buffers hold, in the states that take it. */
+static bool conn_process(struct conn *c)
 {
-  if (c->closing)
-    return;   /* the handshake already ended (or shutdown began) */
-  if (c->phase == CONN_HANDSHAKE) {
+  if (c->state == CONN_HANDSHAKE) {
     /* Options are taken only while their replies are out (a client that
      * sends options without reading replies stalls itself, not the server). */
     if (sendq_idle(&c->sq))
       process_handshake(c);
-  } else
+  } else if (c->state == CONN_TRANSMISSION || c->state == CONN_DRAINING) {
     process_transmission(c);
+  } else {
+    return false;
+  }
+  return true;
 }
 
-/* Feed the state machines from the transport. */
+/* Feed the state machine from the transport. */
 static void conn_input(struct conn *c)
 {
-  size_t got;
-
-  if (c->starttls_pending) {
+  if (c->state == CONN_STARTTLS) {
     if (!sendq_idle(&c->sq))
       return;   /* the ACK is not out yet */
-    if (c->recv_busy) {
-      /* A plaintext recv is in flight: take its bytes before switching. */
-      if (!c->cancel_sent) {
-        struct io_uring_sqe *sqe = engine_sqe(c->eng, &worker_ignore_op);
-        io_uring_prep_cancel(sqe, &c->recv_op, 0);
-        c->cancel_sent = true;
-      }
-      return;
-    }
+    if (recv_cancel(c))
+      return;   /* a plaintext recv is in flight: its bytes come before the switch */
     tls_begin(c);
   }
+  if (c->state == CONN_TLS_HANDSHAKE)
+    tls_step_handshake(c);
   if (!conn_tls_on(&c->tls)) {
     conn_process(c);
     return;
   }
-  if (c->tls_handshaking && !c->dead)
-    tls_step_handshake(c);
-  if (c->tls_handshaking || c->tls_failed)
-    return;
   /* Decrypted bytes may exceed rx: decrypt, process, repeat while both move. */
-  do {
-    got = tls_fill_rx(c);
-    conn_process(c);
-  } while (got && !c->dead && !c->closing && !c->paused);
+  while (c->state == CONN_HANDSHAKE || c->state == CONN_TRANSMISSION || c->state == CONN_DRAINING) {
+    size_t got = tls_fill_rx(c);
+    if (!conn_process(c) || !got || c->paused)
+      break;
+  }
 }
 
 /* ---- lifetime ---- */
 
 static void conn_destroy(struct conn *c)
 {
+  conn_set_state(c, CONN_CLOSED, "all done");
   log_msg(LOG_INFO, c->peer, export_name(c), "disconnected after %llu requests", c->nrequests);
   close(c->rfd);
   if (c->wfd != c->rfd)
@@ -861,61 +910,67 @@ static void conn_destroy(struct conn *c)
   free(c);
 }
 
+/* The input ended in the middle of a WRITE payload: nothing more can be
+ * parsed from this stream. */
+static void conn_payload_cut(struct conn *c)
+{
+  struct request *r = c->rx_req;
+
+  c->rx_req = NULL;
+  c->rx_state = RX_HEADER;
+  conn_set_state(c, CONN_FAILED, "input ended in a request payload");
+  log_msg(LOG_INFO, c->peer, export_name(c), "client went away in the middle of a request payload");
+  if (!(c->dp->payload_abort && c->dp->payload_abort(r))) {
+    r->finished = true;
+    request_free(r);
+  }   /* else writes of its first chunks are running: the data path finishes it */
+}
+
+/* The close sequence: once the connection is closing or failed, or its
+ * input ended (then what was received is still taken).  Each step that has
+ * to wait returns; what it waits for pumps again. */
+static void conn_wind_down(struct conn *c)
+{
+  if (recv_cancel(c))
+    return;
+  if (hs_timer_stop(c))
+    return;
+  if (c->rx_req)
+    conn_payload_cut(c);
+  if (c->inflight_reqs || !sendq_idle(&c->sq))
+    return;   /* the last request freed, or the queue gone idle, pumps again */
+  conn_set_state(c, CONN_CLOSING, "input ended, all answered");   /* (when still live) */
+  if (conn_tls_close(&c->tls, c->state == CONN_FAILED))
+    return;   /* close_notify or ciphertext still going out; tls_sent pumps again */
+  if (!c->pump_scheduled)
+    conn_destroy(c);
+}
+
 static void conn_pump(struct conn *c)
 {
-  if (!c->dead) {
+  if (conn_live(c)) {
     c->paused = false;   /* process_transmission pauses again if still over the cap */
     conn_input(c);
     arm_recv(c);
   }
-  if (c->dead || c->eof || c->closing) {
-    if (c->recv_busy) {
-      if (!c->cancel_sent) {
-        struct io_uring_sqe *sqe = engine_sqe(c->eng, &worker_ignore_op);
-        io_uring_prep_cancel(sqe, &c->recv_op, 0);
-        c->cancel_sent = true;
-      }
-      return;
-    }
-    if (c->hs_timer_armed) {
-      hs_timer_stop(c);
-      return;   /* hs_timer_cb pumps again */
-    }
-    if (c->rx_req) {   /* hung up in the middle of a WRITE payload */
-      struct request *r = c->rx_req;
-      c->rx_req = NULL;
-      c->rx_state = RX_HEADER;
-      c->dead = true;   /* nothing more can be parsed from this stream */
-      log_msg(LOG_INFO, c->peer, export_name(c), "client went away in the middle of a request payload");
-      if (!(c->dp->payload_abort && c->dp->payload_abort(r))) {
-        r->finished = true;
-        request_free(r);
-      }   /* else writes of its first chunks are running: the data path finishes it */
-    }
-    if (c->inflight_reqs || !sendq_idle(&c->sq))
-      return;   /* the last request freed, or the queue gone idle, pumps again */
-    if (conn_tls_close(&c->tls, c->dead))
-      return;   /* ciphertext still going out; tls_sent pumps again */
-    if (!c->pump_scheduled)
-      conn_destroy(c);
-  }
+  if (!conn_live(c) || c->eof)
+    conn_wind_down(c);
 }
 
 static void sendq_idle_cb(struct sendq *q)
 {
   struct conn *c = container_of(q, struct conn, sq);
   if (q->error)
-    c->dead = true;
+    conn_set_state(c, CONN_FAILED, "send failed");
   conn_schedule(c);
 }
 
 void conn_stop(struct conn *c)
 {
-  c->stopping = true;
-  if (c->phase == CONN_HANDSHAKE)
-    c->closing = true;
-  else if (c->rx_state == RX_HEADER && !c->rx_waiting)
-    c->closing = true;
+  if (c->state < CONN_TRANSMISSION || (c->state == CONN_TRANSMISSION && c->rx_state == RX_HEADER))
+    conn_set_state(c, CONN_CLOSING, "server shutdown");
+  else if (c->state == CONN_TRANSMISSION)
+    conn_set_state(c, CONN_DRAINING, "server shutdown");
   conn_schedule(c);
 }
 
@@ -923,7 +978,7 @@ void conn_abort(struct conn *c)
 {
   /* Also when already failed: it may still wait for zero-copy sends that
    * only a reset releases. */
-  if (!c->dead)
+  if (c->state != CONN_FAILED)
     log_msg(LOG_WARN, c->peer, export_name(c), "still busy at the end of the shutdown grace period: disconnecting");
   conn_cut(c);
 }
@@ -931,7 +986,7 @@ void conn_abort(struct conn *c)
 /* Cut the connection now: a pending send or receive fails at once. */
 static void conn_cut(struct conn *c)
 {
-  c->dead = true;
+  conn_set_state(c, CONN_FAILED, "cut");
   /* Makes a pending send or receive on a socket fail at once. */
   shutdown(c->rfd, SHUT_RDWR);
   if (c->wfd != c->rfd)
@@ -1015,12 +1070,12 @@ void conn_tick(struct conn *c, uint64_t now_ms)
   /* Holding buffers the client must release: a send it does not take (or
    * zero-copy sends not yet let go), or a WRITE payload it does not finish
    * (not while the server itself holds the payload back for the budget). */
-  bool holding = c->phase == CONN_TRANSMISSION && !c->timed_out
+  bool holding = c->export && !c->timed_out   /* (in or past transmission) */
                  && (c->sq.busy || c->sq.zc_outstanding || (c->rx_req && !c->budget_wait));
   bool progress = c->sq.bytes_sent != c->stall_sent || c->rx_total != c->stall_rx
                   || c->sq.zc_outstanding != c->stall_zc;
 
-  if (c->budget_wait && !c->dead)
+  if (c->budget_wait && c->state != CONN_FAILED)
     conn_schedule(c);   /* memory may have been freed by any connection */
   if (!holding || progress) {
     c->stall_sent = c->sq.bytes_sent;
