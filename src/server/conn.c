@@ -1,11 +1,12 @@
-/* conn.c: a client connection's state machine.  Bytes arrive by io_uring recv
- * into a bounded receive buffer (or, for a large WRITE payload, straight into
- * the request's buffer); handshake bytes go to proto/handshake.c, requests to
- * proto/request.c and then the export's data path; replies leave through the
- * connection's send queue.  A small WRITE is executed from the receive buffer
- * itself (rxbuf.h).  Memory per connection is bounded: the
- * receive buffer and its spares, plus at most max_inflight bytes of requests
- * and of retired receive buffers (reading pauses above). */
+/* conn.c: a client connection's life as a state machine (conn_int.h lists
+ * the states): the recv that feeds it, the input routed by state to the
+ * handshake (conn_handshake.c) or to requests (conn_transmission.c), the
+ * close sequence, and the request API of request.h.  Bytes arrive by
+ * io_uring recv into the receive buffers (rxbuf.h), a large WRITE payload
+ * straight into its request's buffer, or as TLS records (conn_tls.h);
+ * replies leave through the connection's send queue.  Memory per connection
+ * is bounded: the receive buffer and its spares, plus at most max_inflight
+ * bytes of requests and of retired receive buffers (reading pauses above). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,48 +16,18 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/macros.h"
 #include "datapath/datapath.h"
-#include "datapath/dpworker.h"
-#include "proto/handshake.h"
 #include "proto/nbd-protocol.h"
-#include "server/conn.h"
-#include "server/conn_tls.h"
-#include "server/export.h"
-#include "server/access.h"
+#include "server/conn_int.h"
 #include "server/request.h"
-#include "server/rxbuf.h"
-#include "server/server.h"
 #include "server/tls.h"
 #include "server/worker.h"
-#include "common/macros.h"
 
-#define MAX_INFLIGHT_REQ 1024u
-/* In-flight bytes a connection may always have, whatever --memory-budget
- * others used up: one 1 MiB request and its overhead. */
-#define CONN_MIN_BUDGET  (2u << 20)
-/* A WRITE payload is charged against the caps as it arrives, this much at a
- * time: a header alone (a client announcing 32 MiB, then silence) holds one
- * step of them, not the length it claims. */
-#define PAYLOAD_STEP     (1u << 20)
 #define RECV_MAX         (1u << 30)
 /* Handshake replies buffered before the connection stops taking options
  * (a client that sends options without reading replies). */
 #define HS_OUT_MAX       (64u * 1024)
-
-
-/* The connection's life.  conn_set_state() is the one place that changes
- * it.  The live states (below CONN_CLOSING) take input; a connection never
- * goes back to one once it is closing or failed. */
-enum conn_state {
-  CONN_HANDSHAKE,       /* options (plaintext, or over TLS once it is up) */
-  CONN_STARTTLS,        /* STARTTLS accepted: its ACK goes out, the plaintext recv ends */
-  CONN_TLS_HANDSHAKE,   /* the TLS handshake */
-  CONN_TRANSMISSION,    /* requests */
-  CONN_DRAINING,        /* server shutdown: the request being received is taken, no new one */
-  CONN_CLOSING,         /* no more input: requests in flight finish, replies and close_notify go out */
-  CONN_FAILED,          /* nothing more is sent or received: requests in flight finish internally */
-  CONN_CLOSED,          /* released (conn_destroy) */
-};
 
 static const char *const conn_state_names[] = {
   [CONN_HANDSHAKE] = "handshake", [CONN_STARTTLS] = "starttls",
@@ -65,85 +36,11 @@ static const char *const conn_state_names[] = {
   [CONN_CLOSED] = "closed",
 };
 
-/* Transmission's parser: where the bytes at rx.start belong. */
-enum rx_state {
-  RX_HEADER,            /* a request header (or nothing yet): between requests */
-  RX_IN_PLACE,          /* a small WRITE's header, waiting for its payload behind it */
-  RX_PAYLOAD,           /* rx_req's payload, copied (or received) into its buffer */
-  RX_DISCARD,           /* rx_req's payload, skipped (the request is refused) */
-};
-
-/* An io_uring operation the connection may have to cancel before closing. */
-enum op_state { OP_IDLE, OP_BUSY, OP_CANCELLING };
-
-/* Where the recv in flight puts its bytes. */
-enum recv_target { RECV_RX, RECV_PAYLOAD, RECV_TLS };
-
-struct conn {
-  struct worker *w;
-  struct engine *eng;
-  struct conn *prev, *next;
-  int rfd, wfd;
-  bool rsock, wsock;
-  char peer[96];
-  enum conn_state state;
-  struct proto_hs *hs;
-  struct proto_session session;
-  struct export *export;
-  struct sendq sq;
-  struct rxbufs rx;             /* receive buffers (rxbuf.h) */
-  struct engine_op recv_op;
-  enum op_state recv_state;
-  enum recv_target recv_target;
-  struct engine_op pump_op;
-  bool pump_scheduled;          /* pump_op is deferred: conn_pump() runs soon */
-  enum rx_state rx_state;
-  struct request *rx_req;       /* request whose payload is arriving (or being discarded) */
-  uint64_t rx_got;
-  uint64_t rx_charged;          /* payload bytes of rx_req charged so far (<= its length) */
-  uint64_t discard_left;
-  uint32_t discard_error;       /* reply for rx_req once its payload is skipped */
-  size_t inflight_bytes;
-  unsigned inflight_reqs;
-  struct dp_share share;        /* its part of the worker's pipes and arena */
-  /* Facts that hold across states: */
-  bool paused;                  /* over a cap: no recv until a request is freed (reset each pump) */
-  bool budget_wait;             /* paused for --memory-budget: the worker's tick resumes it */
-  bool eof;                     /* the input ended: what was received is still taken, then it closes */
-  uint64_t rx_total;            /* bytes received, for --send-timeout */
-  uint64_t stall_sent, stall_rx;   /* progress seen at the last tick */
-  unsigned stall_zc;
-  uint64_t stall_since_ms;      /* since when it holds buffers without progress */
-  bool timed_out;               /* cut by --send-timeout (once) */
-  unsigned long long nrequests;
-  const struct datapath *dp;    /* the export's, or copy under TLS */
-  /* Access rules and TLS. */
-  struct access_peer who;       /* address, and TLS identity once known */
-  uint8_t *access;              /* enum proto_access per export, read by the handshake */
-  struct conn_tls tls;          /* the TLS transport, from STARTTLS on (conn_tls.h) */
-  struct engine_op hs_timer_op;   /* --handshake-timeout */
-  struct __kernel_timespec hs_timer_ts;
-  enum op_state hs_timer;
-};
-
-static void conn_pump(struct conn *c);
-static void conn_cut(struct conn *c);
-
-static const char *export_name(const struct conn *c)
-{
-  return c->export ? c->export->cfg.name : NULL;
-}
-
-static bool conn_live(const struct conn *c)
-{
-  return c->state < CONN_CLOSING;
-}
-
 /* The one place the state changes (logged at debug level with why).  Among
  * the live states any move is allowed; otherwise only forward (closing to
  * failed, either to closed): asking a closing connection to close, or a
  * failed one to fail, does nothing.  True when the state changed. */
-static bool conn_set_state(struct conn *c, enum conn_state to, const char *why)
+bool conn_set_state(struct conn *c, enum conn_state to, const char *why)
 {
   if (to == c->state || (!conn_live(c) && to < c->state))
     return false;
@@ -153,66 +50,7 @@ static bool conn_set_state(struct conn *c, enum conn_state to, const char *why)
   return true;
 }
 
-/* In-flight bytes change: the connection's and the server's (--memory-budget). */
-static void inflight_add(struct conn *c, size_t n)
-{
-  c->inflight_bytes += n;
-  atomic_fetch_add(&c->w->srv->inflight, n);
-}
-
-static void inflight_sub(struct conn *c, size_t n)
-{
-  c->inflight_bytes -= n;
-  atomic_fetch_sub(&c->w->srv->inflight, n);
-}
-
-/* Charge cost bytes to the connection and the server (both counts) if
- * they may be taken now: within --max-inflight when the connection has
- * other requests in flight (alone, one request always goes on), and beyond
- * CONN_MIN_BUDGET in flight (so greedy or stalled connections cannot starve
- * the others) only within the server's --memory-budget.  Otherwise the
- * connection pauses, resumed when one of its requests is freed or, for the
- * budget, by the worker's tick; false. */
-static bool charge(struct conn *c, size_t cost, bool others)
-{
-  struct server *srv = c->w->srv;
-
-  if (others && c->inflight_bytes + cost > srv->cfg->max_inflight) {
-    c->paused = true;
-    return false;
-  }
-  size_t before = atomic_fetch_add(&srv->inflight, cost);
-  if (c->inflight_bytes + cost > CONN_MIN_BUDGET && before + cost > srv->memory_budget) {
-    atomic_fetch_sub(&srv->inflight, cost);
-    if (!c->budget_wait)
-      stat_add(&c->export->stats.budget_waits, 1);
-    c->paused = c->budget_wait = true;
-    return false;
-  }
-  c->budget_wait = false;
-  c->inflight_bytes += cost;
-  return true;
-}
-
-/* Before more of rx_req's payload is received: charge its next step once
- * what was charged has arrived (its other requests count against the cap).
- * False when the connection pauses instead (resumed as for a header). */
-static bool payload_charge(struct conn *c)
-{
-  struct request *r = c->rx_req;
-  uint64_t left = r->hdr.length - c->rx_charged;
-  size_t more = left < PAYLOAD_STEP ? (size_t)left : PAYLOAD_STEP;
-
-  if (c->rx_got < c->rx_charged || more == 0)
-    return true;
-  if (!charge(c, more, c->inflight_reqs > 1))
-    return false;
-  r->cost += more;
-  c->rx_charged += more;
-  return true;
-}
-
-static void conn_schedule(struct conn *c)
+void conn_schedule(struct conn *c)
 {
   if (!c->pump_scheduled) {
     c->pump_scheduled = true;
@@ -255,7 +93,7 @@ static int rx_space(struct conn *c, bool in_place, void **buf, size_t *len)
 
 /* ---- requests (the API in request.h) ---- */
 
-static struct request *request_new(struct conn *c, const struct proto_request *hdr, size_t cost)
+struct request *request_new(struct conn *c, const struct proto_request *hdr, size_t cost)
 {
   struct request *r = calloc(1, sizeof *r);
   if (!r)
@@ -391,299 +229,6 @@ void request_reply_status(struct request *r, uint32_t nbd_error, const char *msg
   request_finish(r);
 }
 
-/* ---- handshake ---- */
-
-struct hs_item {
-  struct sendq_item sq;
-  uint8_t data[];
-};
-
-static void hs_item_sent(struct sendq_item *sq, int err)
-{
-  (void)err;
-  free(sq);
-}
-
-static int send_copy(struct conn *c, const uint8_t *data, size_t len)
-{
-  struct hs_item *it = malloc(sizeof *it + len);
-  if (!it)
-    return -ENOMEM;
-  memcpy(it->data, data, len);
-  sendq_item_reset(&it->sq);
-  it->sq.iov[0] = (struct iovec){ it->data, len };
-  it->sq.niov = 1;
-  it->sq.done = hs_item_sent;
-  sendq_push(&c->sq, &it->sq);
-  return 0;
-}
-
-static void process_transmission(struct conn *c);
-
-/* ---- handshake timeout (an io_uring timeout per connection, no thread) ---- */
-
-static void hs_timer_cb(struct engine_op *op, int res, uint32_t flags)
-{
-  struct conn *c = container_of(op, struct conn, hs_timer_op);
-  (void)flags;
-
-  c->hs_timer = OP_IDLE;
-  if (res == -ETIME && c->state < CONN_TRANSMISSION) {
-    log_msg(LOG_WARN, c->peer, NULL, "handshake not finished within %u s: disconnecting",
-            c->w->srv->cfg->handshake_timeout);
-    conn_cut(c);
-  }
-  conn_pump(c);
-}
-
-static void hs_timer_start(struct conn *c, unsigned seconds)
-{
-  struct io_uring_sqe *sqe;
-
-  if (!seconds)
-    return;
-  c->hs_timer_op.cb = hs_timer_cb;
-  c->hs_timer_ts = (struct __kernel_timespec){ .tv_sec = seconds };
-  sqe = engine_sqe(c->eng, &c->hs_timer_op);
-  io_uring_prep_timeout(sqe, &c->hs_timer_ts, 0, 0);
-  c->hs_timer = OP_BUSY;
-}
-
-/* Disarm the timer.  True while it is armed: its completion (-ECANCELED)
- * still arrives, and pumps again. */
-static bool hs_timer_stop(struct conn *c)
-{
-  if (c->hs_timer == OP_BUSY) {
-    struct io_uring_sqe *sqe = engine_sqe(c->eng, &worker_ignore_op);
-    io_uring_prep_timeout_remove(sqe, (uint64_t)(uintptr_t)&c->hs_timer_op, 0);
-    c->hs_timer = OP_CANCELLING;
-  }
-  return c->hs_timer != OP_IDLE;
-}
-
-static void process_handshake(struct conn *c)
-{
-  struct proto_buf out = { 0 };
-  size_t used = 0;
-  int st = proto_hs_input(c->hs, rxbuf_data(&c->rx), rxbuf_avail(&c->rx), &used, &out);
-
-  c->rx.start += used;
-  if (out.len && send_copy(c, out.data, out.len) < 0)
-    st = -ENOMEM;
-  proto_buf_free(&out);
-  if (st < 0) {
-    log_msg(LOG_ERROR, c->peer, NULL, "handshake: %s", strerror(-st));
-    conn_set_state(c, CONN_FAILED, "handshake failed");
-  } else if (st == PROTO_HS_STARTTLS) {
-    conn_set_state(c, CONN_STARTTLS, "STARTTLS accepted");   /* TLS begins once the ACK is sent */
-  } else if (st == PROTO_HS_CLOSED) {
-    log_msg(c->hs->options_seen ? LOG_INFO : LOG_WARN, c->peer, NULL, "handshake ended: %s",
-            c->hs->close_reason ? c->hs->close_reason : "closed");
-    conn_set_state(c, CONN_CLOSING, "handshake ended");
-  } else if (st == PROTO_HS_DONE) {
-    hs_timer_stop(c);
-    c->session = c->hs->session;
-    c->export = &c->w->srv->exports.exports[c->session.export_index];
-    /* Under TLS the payload must pass through GnuTLS: the copy path, whose
-     * replies go through the send queue (no splice or zero-copy send). */
-    c->tls.export = export_name(c);
-    c->dp = conn_tls_on(&c->tls) ? &datapath_copy : c->export->datapath;
-    free(c->hs);
-    c->hs = NULL;
-    conn_set_state(c, CONN_TRANSMISSION, "export chosen");
-    log_msg(LOG_INFO, c->peer, export_name(c), "transmission: %s replies%s, size %llu%s%s",
-            c->session.extended ? "extended" : c->session.structured ? "structured" : "simple",
-            c->session.meta_base_allocation ? ", base:allocation" : "",
-            (unsigned long long)c->session.export->size,
-            conn_tls_on(&c->tls) ? ", TLS" : "", c->session.eflags & NBD_FLAG_READ_ONLY ? ", read-only" : "");
-    process_transmission(c);
-  }
-}
-
-/* ---- transmission ---- */
-
-static const char *refusal_message(uint32_t err)
-{
-  switch (err) {
-  case NBD_EPERM: return "export is read-only";
-  case NBD_ENOMEM: return "out of memory";
-  default: return "invalid request (range, alignment, size or flags)";
-  }
-}
-
-static size_t request_cost(const struct proto_request *h, uint32_t err)
-{
-  size_t cost = sizeof(struct request);
-  if (!err && h->type == NBD_CMD_READ)
-    cost += h->length;
-  else if (!err && h->type == NBD_CMD_WRITE)   /* the rest as it arrives: payload_charge */
-    cost += h->length < PAYLOAD_STEP ? h->length : PAYLOAD_STEP;
-  else if (!err && h->type == NBD_CMD_BLOCK_STATUS)
-    cost += 40 + 16 * 1024;
-  return cost;
-}
-
-/* A WRITE executed straight from the receive buffer: small enough to wait
- * for its whole payload there, a data path that takes any buffer (direct
- * writes from its arena), and one that would not start writing before the
- * payload is complete anyway (at most one chunk; larger ones still stream).
- * Not under TLS, whose decryption compacts the receive buffer. */
-static bool write_in_place(const struct conn *c, const struct proto_request *h)
-{
-  return !conn_tls_on(&c->tls) && !c->dp->alloc_buffer && h->type == NBD_CMD_WRITE && h->length > 0
-         && h->length <= RXBUF_SMALL_WRITE && (!c->dp->payload_progress || h->length <= c->export->chunk);
-}
-
-/* A READ/WRITE buffer: from the data path when it provides them. */
-static void *request_buffer(struct request *r, size_t len)
-{
-  const struct datapath *dp = r->conn->dp;
-  if (dp->alloc_buffer && dp->free_buffer) {
-    void *b = dp->alloc_buffer(r, len);
-    r->buf_from_datapath = b != NULL;
-    return b;
-  }
-  return malloc(len);
-}
-
-static void process_transmission(struct conn *c)
-{
-  const struct proto_session *s = &c->session;
-
-  while (c->state == CONN_TRANSMISSION || c->state == CONN_DRAINING) {
-    size_t avail = rxbuf_avail(&c->rx);
-    struct proto_request hdr;
-    enum proto_payload_action act;
-    struct request *r;
-    uint32_t err;
-    int n;
-
-    if (c->rx_state == RX_DISCARD) {
-      size_t k = avail < c->discard_left ? avail : (size_t)c->discard_left;
-      c->rx.start += k;
-      c->discard_left -= k;
-      if (c->discard_left)
-        return;
-      c->rx_state = RX_HEADER;
-      /* Reply only now: clients (libnbd) match replies to requests whose
-       * payload they have finished sending. */
-      r = c->rx_req;
-      c->rx_req = NULL;
-      request_reply_status(r, c->discard_error, refusal_message(c->discard_error));
-      continue;
-    }
-    if (c->rx_state == RX_PAYLOAD) {
-      r = c->rx_req;
-      if (!payload_charge(c))
-        return;
-      uint64_t need = c->rx_charged - c->rx_got;
-      size_t k = avail < need ? avail : (size_t)need;
-      memcpy((char *)r->buf + c->rx_got, rxbuf_data(&c->rx), k);
-      stat_add(&c->export->stats.memcpy_bytes, k);
-      stat_add(&c->export->stats.copied_write, k);
-      c->rx.start += k;
-      c->rx_got += k;
-      dp_times_net(&r->times);
-      if (c->rx_got < r->hdr.length) {
-        if (c->dp->payload_progress)   /* write what has arrived */
-          c->dp->payload_progress(r, c->rx_got);
-        if (rxbuf_avail(&c->rx))
-          continue;   /* more is here already: charge the next step */
-        return;
-      }
-      stat_add(&c->export->stats.copied_write, r->hdr.length);   /* recv(2) into our buffer */
-      c->rx_req = NULL;
-      c->rx_state = RX_HEADER;
-      c->dp->execute(r);
-      continue;
-    }
-    if (c->state == CONN_DRAINING && c->rx_state == RX_HEADER) {
-      conn_set_state(c, CONN_CLOSING, "server shutdown");   /* no new requests */
-      return;
-    }
-    n = proto_request_decode(s, rxbuf_data(&c->rx), avail, &hdr);
-    if (n == 0) {
-      c->rx.need = proto_request_header_size(s);
-      return;
-    }
-    if (n < 0) {
-      log_msg(LOG_WARN, c->peer, export_name(c), "protocol violation (bad request magic or oversized payload): disconnecting");
-      conn_set_state(c, CONN_FAILED, "protocol violation");
-      return;
-    }
-    err = proto_request_check(s, &hdr, &act);
-    bool in_place = !err && act == PROTO_PAYLOAD_RECEIVE && write_in_place(c, &hdr);
-    if (in_place && avail - (size_t)n < hdr.length) {
-      if (c->rx.start + (size_t)n + hdr.length <= RXBUF_SIZE) {
-        c->rx.need = (size_t)n + hdr.length;   /* arm_recv receives the rest behind it */
-        c->rx_state = RX_IN_PLACE;
-        return;
-      }
-      in_place = false;   /* not expected (see rxbuf.h); the copy is still correct */
-    }
-    /* In place, the payload's memory is the receive buffer's (charged
-     * against max_inflight once retired with requests in it). */
-    size_t cost = in_place ? sizeof(struct request) : request_cost(&hdr, err);
-    if (c->inflight_reqs >= MAX_INFLIGHT_REQ) {
-      c->paused = true;   /* resumes when a request is freed */
-      return;
-    }
-    if (!charge(c, cost, c->inflight_reqs > 0))
-      return;
-    c->rx.start += (size_t)n;
-    c->rx_state = RX_HEADER;
-    if (hdr.type == NBD_CMD_DISC) {
-      inflight_sub(c, cost);
-      conn_set_state(c, CONN_CLOSING, "client sent NBD_CMD_DISC");
-      return;
-    }
-    r = request_new(c, &hdr, cost);
-    if (!r) {
-      inflight_sub(c, cost);
-      log_msg(LOG_ERROR, c->peer, export_name(c), "out of memory: disconnecting");
-      conn_set_state(c, CONN_FAILED, "out of memory");
-      return;
-    }
-    if (in_place) {
-      r->buf = rxbuf_pin(&c->rx, hdr.length, &r->rx_pin);
-      /* recv(2) into the receive buffer; the backend write is the second
-       * (and last) copy. */
-      stat_add(&c->export->stats.copied_write, hdr.length);
-      dp_times_net(&r->times);
-      c->dp->execute(r);
-      continue;
-    }
-    if (!err && (hdr.type == NBD_CMD_WRITE || (hdr.type == NBD_CMD_READ && !c->dp->own_read_buffers))
-        && hdr.length && !(r->buf = request_buffer(r, hdr.length))) {
-      err = NBD_ENOMEM;
-      if (act == PROTO_PAYLOAD_RECEIVE)
-        act = PROTO_PAYLOAD_DISCARD;
-    }
-    if (err) {
-      if (act != PROTO_PAYLOAD_NONE) {
-        c->rx_state = RX_DISCARD;
-        c->discard_left = hdr.payload;
-        c->discard_error = err;
-        c->rx_req = r;
-        log_msg(LOG_DEBUG, c->peer, export_name(c), "%s at %llu+%llu: error %u; discarding %llu payload bytes",
-                proto_command_name(hdr.type), (unsigned long long)hdr.offset, (unsigned long long)hdr.length,
-                err, (unsigned long long)hdr.payload);
-        continue;
-      }
-      request_reply_status(r, err, refusal_message(err));
-      continue;
-    }
-    if (act == PROTO_PAYLOAD_RECEIVE) {
-      c->rx_req = r;
-      c->rx_got = 0;
-      c->rx_charged = cost - sizeof(struct request);   /* request_cost: the first step */
-      c->rx_state = RX_PAYLOAD;
-      continue;
-    }
-    c->dp->execute(r);
-  }
-}
-
 /* ---- receiving ---- */
 
 static void recv_cb(struct engine_op *op, int res, uint32_t flags)
@@ -770,13 +315,6 @@ static void arm_recv(struct conn *c)
 
 /* ---- TLS transport (conn_tls.h) ---- */
 
-/* The send queue's transport under TLS. */
-static int tls_submit(struct sendq *q, const struct iovec *iov, int niov)
-{
-  struct conn *c = container_of(q, struct conn, sq);
-  return conn_tls_submit(&c->tls, iov, niov);
-}
-
 static void tls_sent(struct conn_tls *t, int err)
 {
   struct conn *c = container_of(t, struct conn, tls);
@@ -784,54 +322,6 @@ static void tls_sent(struct conn_tls *t, int err)
   if (err && conn_set_state(c, CONN_FAILED, "TLS send failed"))
     log_msg(LOG_DEBUG, c->peer, export_name(c), "TLS send failed: %s", strerror(-err));
   conn_schedule(c);
-}
-
-/* Who the client is, for the access rules, and what it may see. */
-static void conn_update_access(struct conn *c)
-{
-  const struct export_table *t = &c->w->srv->exports;
-
-  for (size_t i = 0; i < t->n; i++)
-    c->access[i] = (uint8_t)access_check(&t->exports[i].cfg.access, &c->who);
-  if (c->hs)
-    c->hs->access = c->access;
-}
-
-/* The STARTTLS ACK is out and no plaintext recv is in flight: start the
- * session with whatever the client already sent after the option (the
- * start of its ClientHello). */
-static void tls_begin(struct conn *c)
-{
-  if (conn_tls_start(&c->tls, c->w->srv->tls, rxbuf_data(&c->rx), rxbuf_avail(&c->rx), c->eof) < 0) {
-    conn_set_state(c, CONN_FAILED, "cannot start TLS");
-    return;
-  }
-  c->rx.start = c->rx.end = 0;
-  c->sq.submit = tls_submit;
-  conn_set_state(c, CONN_TLS_HANDSHAKE, "STARTTLS ACK sent");
-}
-
-static void tls_step_handshake(struct conn *c)
-{
-  int r = conn_tls_handshake(&c->tls);
-
-  if (r == -EAGAIN) {
-    if (c->eof) {
-      log_msg(LOG_INFO, c->peer, NULL, "client hung up during the TLS handshake");
-      conn_set_state(c, CONN_CLOSING, "end of input during the TLS handshake");
-    }
-    return;
-  }
-  if (r < 0) {
-    conn_set_state(c, CONN_CLOSING, "TLS refused");   /* after the alert is sent */
-    return;
-  }
-  c->who.tls = true;
-  c->who.dn = tls_conn_dn(c->tls.sess);
-  c->who.psk_identity = tls_conn_psk_identity(c->tls.sess);
-  conn_update_access(c);
-  proto_hs_tls_started(c->hs);
-  conn_set_state(c, CONN_HANDSHAKE, "TLS established");
 }
 
 /* Decrypt what the session holds into rx; returns the bytes added. */
@@ -854,9 +344,9 @@ static bool conn_process(struct conn *c)
     /* Options are taken only while their replies are out (a client that
      * sends options without reading replies stalls itself, not the server). */
     if (sendq_idle(&c->sq))
-      process_handshake(c);
+      conn_handshake_input(c);
   } else if (c->state == CONN_TRANSMISSION || c->state == CONN_DRAINING) {
-    process_transmission(c);
+    conn_transmission_input(c);
   } else {
     return false;
   }
@@ -871,10 +361,10 @@ static void conn_input(struct conn *c)
       return;   /* the ACK is not out yet */
     if (recv_cancel(c))
       return;   /* a plaintext recv is in flight: its bytes come before the switch */
-    tls_begin(c);
+    conn_starttls_begin(c);
   }
   if (c->state == CONN_TLS_HANDSHAKE)
-    tls_step_handshake(c);
+    conn_starttls_step(c);
   if (!conn_tls_on(&c->tls)) {
     conn_process(c);
     return;
@@ -933,7 +423,7 @@ static void conn_wind_down(struct conn *c)
 {
   if (recv_cancel(c))
     return;
-  if (hs_timer_stop(c))
+  if (conn_hs_timer_stop(c))
     return;
   if (c->rx_req)
     conn_payload_cut(c);
@@ -946,10 +436,10 @@ static void conn_wind_down(struct conn *c)
     conn_destroy(c);
 }
 
-static void conn_pump(struct conn *c)
+void conn_pump(struct conn *c)
 {
   if (conn_live(c)) {
-    c->paused = false;   /* process_transmission pauses again if still over the cap */
+    c->paused = false;   /* conn_transmission_input pauses again if still over the cap */
     conn_input(c);
     arm_recv(c);
   }
@@ -984,7 +474,7 @@ void conn_abort(struct conn *c)
 }
 
 /* Cut the connection now: a pending send or receive fails at once. */
-static void conn_cut(struct conn *c)
+void conn_cut(struct conn *c)
 {
   conn_set_state(c, CONN_FAILED, "cut");
   /* Makes a pending send or receive on a socket fail at once. */
@@ -1050,9 +540,9 @@ int conn_start(struct worker *w, int rfd, int wfd, const char *peer)
   w->conns = c;
   worker_conn_added(w, c);
   log_msg(LOG_INFO, c->peer, NULL, "connected");
-  send_copy(c, greet.data, greet.len);
+  conn_send_copy(c, greet.data, greet.len);
   proto_buf_free(&greet);
-  hs_timer_start(c, w->srv->cfg->handshake_timeout);
+  conn_hs_timer_start(c, w->srv->cfg->handshake_timeout);
   if (w->stopping)
     conn_stop(c);
   conn_schedule(c);
