@@ -5,8 +5,9 @@ ASAN_BUILD ?= build-asan
 EXPORT     ?= var/default.img
 LISTEN     ?= 127.0.0.1:10809
 FUZZ_SECONDS ?= 60
+CLANG_FORMAT ?= clang-format
 
-.PHONY: all deps build asan run check check-fast check-all fuzz clean
+.PHONY: all deps build asan run check check-fast check-all fuzz format clean
 
 all: build
 
@@ -45,6 +46,11 @@ check-fast: deps build
 # what the fuzzers learn stays in build-fuzz/corpus/. `make check` runs them ~20 s each.
 fuzz: deps
 	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_KEEP=1 tests/fuzz/run.sh
+
+# Reformat every C file under src/ and tests/ in place with .clang-format.
+format:
+	@command -v $(CLANG_FORMAT) >/dev/null || scripts/deps.sh format
+	find src tests -name '*.[ch]' -print0 | xargs -0 $(CLANG_FORMAT) -i --style=file
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz build-tests-logs

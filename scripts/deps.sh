@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install the Debian packages shunt needs to build, test and benchmark.
 # Idempotent: only packages that are missing are installed.
-# Usage: scripts/deps.sh [build|test|bench|vm|all]   (default: all)
+# Usage: scripts/deps.sh [build|test|bench|vm|format|all]   (default: all)
 set -euo pipefail
 
 build_pkgs=(build-essential pkg-config meson ninja-build liburing-dev libgnutls28-dev
@@ -10,6 +10,7 @@ test_pkgs=(qemu-utils nbdkit libnbd-bin python3-libnbd nbd-server fio gnutls-bin
            xxd procps iproute2 util-linux e2fsprogs)
 test_pkgs+=(libfuse3-dev fuse3 dmsetup)  # tests/tools/eiofs; faults_backend.sh; shunt fuse
 bench_pkgs=(iperf3 fio python3 gcc)
+format_pkgs=(clang-format)   # make format
 vm_pkgs=(qemu-system-x86 busybox-static linux-image-amd64 cpio kmod nbd-client nbdkit e2fsprogs)
 
 want=()
@@ -18,8 +19,9 @@ case "${1:-all}" in
   test)  want=("${build_pkgs[@]}" "${test_pkgs[@]}") ;;
   bench) want=("${build_pkgs[@]}" "${test_pkgs[@]}" "${bench_pkgs[@]}") ;;
   vm)    want=("${vm_pkgs[@]}") ;;
+  format) want=("${format_pkgs[@]}") ;;
   all)   want=("${build_pkgs[@]}" "${test_pkgs[@]}" "${vm_pkgs[@]}") ;;
-  *) echo "usage: $0 [build|test|bench|vm|all]" >&2; exit 2 ;;
+  *) echo "usage: $0 [build|test|bench|vm|format|all]" >&2; exit 2 ;;
 esac
 
 missing=()

@@ -155,10 +155,11 @@ typedef void (*shunt_extent_fn)(void *user, uint64_t offset, uint64_t length, ui
 
 /* ---- Connecting ---- */
 
-/* Connect to uri (nbd://host[:port]/export, nbd+unix:///export?socket=PATH),
- * negotiate, and open extra connections if opt->connections > 1 and the server
- * allows multi-conn.  opt may be NULL.  On failure returns -errno and writes a
- * message into err (if errlen > 0).  nbds:// currently fails with -ENOTSUP. */
+/* Connect to uri (nbd://host[:port]/export, nbd+unix:///export?socket=PATH, or
+ * nbds:// and nbds+unix:// for TLS: STARTTLS first, credentials from the URI's
+ * tls-* parameters, docs/libshunt.md), negotiate, and open extra connections if
+ * opt->connections > 1 and the server allows multi-conn.  opt may be NULL.  On
+ * failure returns -errno and writes a message into err (if errlen > 0). */
 int shunt_connect(struct shunt_handle **hp, const char *uri, const struct shunt_options *opt,
                   char *err, size_t errlen);
 
@@ -305,8 +306,9 @@ struct shunt_stats {
   uint64_t bytes_read;        /* read payload received into caller buffers */
   uint64_t bytes_written;     /* write payload sent from caller buffers */
   uint64_t payload_bytes_copied; /* payload bytes the library copied through a
-                                 buffer of its own: 0 on the direct path (only
-                                 opt.copy_reads, or later TLS, copies) */
+                                 buffer of its own: 0 on the direct path, TLS
+                                 included (records are decrypted into the
+                                 caller's buffers); only opt.copy_reads copies */
   uint64_t hole_bytes;        /* read bytes that arrived as OFFSET_HOLE (zero-filled) */
   uint64_t chunks;            /* structured reply chunks received */
   uint64_t reconnects;        /* successful reconnects */

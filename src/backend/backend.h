@@ -10,7 +10,6 @@
 #include <stdint.h>
 
 #include "engine/engine.h"
-#include "proto/reply.h"
 
 enum bio_type { BIO_READ, BIO_WRITE, BIO_FLUSH, BIO_TRIM, BIO_ZERO, BIO_CACHE };
 
@@ -19,6 +18,15 @@ enum bio_type { BIO_READ, BIO_WRITE, BIO_FLUSH, BIO_TRIM, BIO_ZERO, BIO_CACHE };
 #define BIO_FAST_ZERO (1u << 2)  /* BIO_ZERO: fail with -ENOTSUP unless it is cheap */
 
 struct backend;
+
+/* One run of bytes of an allocation map, as extents() describes it. */
+struct backend_extent {
+  uint64_t length;
+  uint32_t flags;            /* BACKEND_EXTENT_* */
+};
+
+#define BACKEND_EXTENT_HOLE (1u << 0)  /* not allocated */
+#define BACKEND_EXTENT_ZERO (1u << 1)  /* reads as zeroes */
 
 /* One backend operation.  The submitter fills type..complete; the rest is the
  * backend's.  complete() runs exactly once, never inside submit(). */
@@ -47,7 +55,7 @@ struct backend_ops {
    * that leaves nothing), so that reads of it fail.  May block briefly
    * (lseek); see docs/design.md.  NULL when the backend cannot tell. */
   int (*extents)(struct backend *b, uint64_t offset, uint64_t length,
-                 struct proto_extent *ext, size_t max, size_t *n);
+                 struct backend_extent *ext, size_t max, size_t *n);
   /* Make everything durable, synchronously (used at shutdown). */
   int (*flush_sync)(struct backend *b);
   void (*close)(struct backend *b);

@@ -17,7 +17,6 @@
 #include <unistd.h>
 
 #include "backend/backend.h"
-#include "proto/nbd-protocol.h"
 
 #define ZERO_CHUNK (1u << 20)   /* writing zeroes by hand: this much per write */
 
@@ -216,7 +215,7 @@ static void file_step(struct bio *io)
       io->stage = ST_ZERO_RANGE;
     if (io->stage == ST_ZERO_RANGE && atomic_load(&p->no_zero_range)) {
       if (io->flags & BIO_FAST_ZERO) {
-        backend_complete_later(io, -ENOTSUP);   /* "MUST fail quickly with NBD_ENOTSUP" */
+        backend_complete_later(io, -ENOTSUP);   /* asked to fail rather than write zeroes */
         return;
       }
       io->stage = ST_ZERO_WRITE;
@@ -264,7 +263,7 @@ static void file_submit(struct backend *b, struct engine *e, struct bio *io)
 }
 
 static int file_extents(struct backend *b, uint64_t offset, uint64_t length,
-                        struct proto_extent *ext, size_t max, size_t *n)
+                        struct backend_extent *ext, size_t max, size_t *n)
 {
   struct file_priv *p = b->priv;
   uint64_t pos = offset, end = offset + length, stop, gen;
@@ -310,7 +309,7 @@ static int file_extents(struct backend *b, uint64_t offset, uint64_t length,
     }
     if (data < 0 || (uint64_t)data > pos) {
       stop = data < 0 ? end : (uint64_t)data;
-      flags = NBD_STATE_HOLE | NBD_STATE_ZERO;
+      flags = BACKEND_EXTENT_HOLE | BACKEND_EXTENT_ZERO;
     } else {
       off_t hole = lseek(b->fd, (off_t)pos, SEEK_HOLE);
       if (hole < 0)

@@ -23,7 +23,6 @@
 #include "common/parse.h"
 #include "common/sysmem.h"
 #include "common/units.h"
-#include "proto/nbd-protocol.h"
 
 #define PAGE      4096u
 #define MAX_SIZE  (UINT64_C(1) << 44)        /* 16 TiB */
@@ -144,7 +143,7 @@ static void mem_submit(struct backend *b, struct engine *e, struct bio *io)
 }
 
 static int mem_extents(struct backend *b, uint64_t offset, uint64_t length,
-                       struct proto_extent *ext, size_t max, size_t *n)
+                       struct backend_extent *ext, size_t max, size_t *n)
 {
   struct mem_priv *m = b->priv;
   uint64_t pos = offset, end = offset + length, last;
@@ -162,7 +161,7 @@ static int mem_extents(struct backend *b, uint64_t offset, uint64_t length,
       flags = 0;
     } else {
       stop = pt_next_data(&m->pt, pg + 1, last) * PAGE;
-      flags = NBD_STATE_HOLE | NBD_STATE_ZERO;
+      flags = BACKEND_EXTENT_HOLE | BACKEND_EXTENT_ZERO;
     }
     if (stop > end) stop = end;
     ext[k].length = stop - pos;

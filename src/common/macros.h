@@ -15,9 +15,13 @@
 #define ROUND_DOWN(v, align) ((v) & ~((__typeof__(v))(align) - 1))
 #define ROUND_UP(v, align)   ROUND_DOWN((v) + ((__typeof__(v))(align) - 1), (align))
 
-/* The smaller / larger of a and b (each evaluated once). */
-#define MIN(a, b) __extension__({ __typeof__(a) a_ = (a); __typeof__(b) b_ = (b); a_ < b_ ? a_ : b_; })
-#define MAX(a, b) __extension__({ __typeof__(a) a_ = (a); __typeof__(b) b_ = (b); a_ > b_ ? a_ : b_; })
+/* The smaller / larger of a and b (each evaluated once).  The temporaries
+ * get a name of their own per use, so MIN(MIN(a, b), c) does not shadow. */
+#define MIN(a, b) MINMAX_(a, b, <, __COUNTER__)
+#define MAX(a, b) MINMAX_(a, b, >, __COUNTER__)
+#define MINMAX_(a, b, op, n) MINMAX__(a, b, op, n)
+#define MINMAX__(a, b, op, n) __extension__({ \
+    __typeof__(a) a_##n = (a); __typeof__(b) b_##n = (b); a_##n op b_##n ? a_##n : b_##n; })
 
 /* True when the len bytes at p are all zero. */
 static inline bool is_zero(const void *p, size_t len)

@@ -81,25 +81,53 @@ char *text_escape(const char *s, size_t len, char *out, size_t outlen)
   return out;
 }
 
-void text_json_string(FILE *f, const char *s)
+void text_json_string_put(const char *s, void (*put)(void *ctx, const char *p, size_t n),
+                          void *ctx)
 {
   const unsigned char *p = (const unsigned char *)s;
-  size_t len = strlen(s), i = 0;
+  size_t len = strlen(s), i = 0, run = 0;
+  char esc[8];
 
-  fputc('"', f);
+  /* Runs of bytes that need no escaping go out in one piece. */
+  put(ctx, "\"", 1);
   while (i < len) {
     size_t n = text_utf8_seq(p + i, len - i);
+    const char *rep = NULL;
+    size_t replen = 0;
     if (n == 0) {
-      fputs("\\ufffd", f);
-      i++;
+      rep = "\\ufffd";
+      replen = 6;
     } else if (n == 1 && (p[i] == '"' || p[i] == '\\')) {
-      fprintf(f, "\\%c", p[i++]);
+      esc[0] = '\\';
+      esc[1] = (char)p[i];
+      rep = esc;
+      replen = 2;
     } else if (n == 1 && p[i] < 0x20) {
-      fprintf(f, "\\u%04x", p[i++]);
-    } else {
-      fwrite(p + i, 1, n, f);
-      i += n;
+      replen = (size_t)snprintf(esc, sizeof esc, "\\u%04x", p[i]);
+      rep = esc;
     }
+    if (!rep) {
+      run += n;
+      i += n;
+      continue;
+    }
+    if (run)
+      put(ctx, s + i - run, run);
+    run = 0;
+    put(ctx, rep, replen);
+    i += n ? n : 1;
   }
-  fputc('"', f);
+  if (run)
+    put(ctx, s + i - run, run);
+  put(ctx, "\"", 1);
+}
+
+static void put_file(void *ctx, const char *p, size_t n)
+{
+  fwrite(p, 1, n, ctx);
+}
+
+void text_json_string(FILE *f, const char *s)
+{
+  text_json_string_put(s, put_file, f);
 }

@@ -27,4 +27,9 @@ char *text_escape(const char *s, size_t len, char *out, size_t outlen);
  * escaped, bytes that are not valid UTF-8 written as \ufffd. */
 void text_json_string(FILE *f, const char *s);
 
+/* The same JSON string, handed piece by piece to put(ctx, bytes, n): for
+ * writers whose output is not a FILE. */
+void text_json_string_put(const char *s, void (*put)(void *ctx, const char *p, size_t n),
+                          void *ctx);
+
 #endif

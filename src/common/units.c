@@ -1,4 +1,4 @@
-/* units.c: size/duration parsing and formatting, JSON string escaping (see units.h). */
+/* units.c: size/duration parsing and formatting (see units.h). */
 #include "common/units.h"
 
 #include <errno.h>
@@ -72,18 +72,4 @@ const char *units_format_bytes(uint64_t bytes, char *buf, size_t len)
   else
     snprintf(buf, len, "%.1f %s", v, u[i]);
   return buf;
-}
-
-void units_json_string(FILE *f, const char *s)
-{
-  fputc('"', f);
-  for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
-    if (*p == '"' || *p == '\\')
-      fprintf(f, "\\%c", *p);
-    else if (*p < 0x20)
-      fprintf(f, "\\u%04x", *p);
-    else
-      fputc(*p, f);
-  }
-  fputc('"', f);
 }

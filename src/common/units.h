@@ -1,5 +1,5 @@
 /* units.h: sizes and durations for command lines and reports: parse "64K",
- * "1G", "30s"; format "1.5 GiB"; escape a string for JSON.  Pure. */
+ * "1G", "30s"; format "1.5 GiB".  Pure. */
 #ifndef SHUNT_COMMON_UNITS_H
 #define SHUNT_COMMON_UNITS_H
 
@@ -16,8 +16,5 @@ int units_parse_duration_ms(const char *s, uint64_t *ms);
 
 /* Format bytes as "123 B", "4.0 KiB", "1.5 GiB" into buf; returns buf. */
 const char *units_format_bytes(uint64_t bytes, char *buf, size_t len);
-
-/* Write s as a JSON string (with quotes) to f. */
-void units_json_string(FILE *f, const char *s);
 
 #endif

@@ -1,19 +1,18 @@
-/* copy.c: the `copy` data path: read from the backend into a buffer, then send
- * it; WRITE data was received into a buffer by conn.c, then it is written.
- * Sparse reads become OFFSET_HOLE chunks when structured replies are on. */
+/* copy.c: the `copy` data path, which serves every READ and WRITE: read from
+ * the backend into a buffer, then send it; a WRITE's payload was received
+ * into a buffer by the front end, then it is written.  Sparse reads become
+ * OFFSET_HOLE chunks when structured replies are on. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "backend/backend.h"
 #include "datapath/datapath.h"
+#include "datapath/dpexport.h"
+#include "datapath/request.h"
 #include "proto/nbd-protocol.h"
-#include "server/export.h"
-#include "server/request.h"
 
 #define READ_MAX_EXTENTS  64      /* content chunks per read reply, at most */
-#define BS_MAX_EXTENTS    1024    /* descriptors per block status reply */
-#define BS_COMPACT_LIMIT  UINT64_C(0xfffff000)   /* compact descriptors have 32-bit lengths */
 
 /* A read split into one backend read per data extent. */
 struct read_state {
@@ -21,58 +20,9 @@ struct read_state {
   unsigned pending;
   int error;                            /* first error, if any */
   int res[READ_MAX_EXTENTS];            /* each extent's read result */
-  struct proto_extent ext[READ_MAX_EXTENTS];
+  struct backend_extent ext[READ_MAX_EXTENTS];
   struct bio bios[READ_MAX_EXTENTS + 1];   /* the last one only releases the submit hold */
 };
-
-static const char *errmsg(int res)
-{
-  return res == -ENOTSUP ? "cannot zero this range quickly" : res ? strerror(-res) : NULL;
-}
-
-void copy_status_done(struct bio *io, int res)
-{
-  struct request *r = io->owner;
-  dp_times_disk(&r->times);
-  if (io->type == BIO_WRITE && res == 0) {
-    stat_add(&r->export->stats.bytes_written, io->length);
-    stat_add(&r->export->stats.bytes_path[DP_COPY], io->length);
-    stat_add(&r->export->stats.copied_write, io->length);   /* write(2) (or memcpy) from our buffer */
-  }
-  request_reply_status(r, proto_errno_to_nbd(res), errmsg(res));
-}
-
-static void submit_bio(struct request *r, enum bio_type type, unsigned flags,
-                       void (*done)(struct bio *io, int res))
-{
-  r->bio.type = type;
-  r->bio.flags = flags;
-  r->bio.buf = r->buf;
-  r->bio.offset = r->hdr.offset;
-  r->bio.length = type == BIO_FLUSH ? 0 : r->hdr.length;
-  r->bio.complete = done;
-  r->bio.owner = r;
-  r->times.disk_begin = dp_now();
-  backend_submit(r->export->backend, r->eng, &r->bio);
-}
-
-static void submit_status_bio(struct request *r, enum bio_type type, unsigned flags)
-{
-  submit_bio(r, type, flags, copy_status_done);
-}
-
-void copy_modify_request(struct request *r, void (*done)(struct bio *io, int res))
-{
-  unsigned f = (r->hdr.flags & NBD_CMD_FLAG_FUA) ? BIO_FUA : 0;
-
-  if (r->hdr.type == NBD_CMD_TRIM) {
-    submit_bio(r, BIO_TRIM, f, done);
-    return;
-  }
-  f |= ((r->hdr.flags & NBD_CMD_FLAG_NO_HOLE) ? BIO_NO_HOLE : 0)
-       | ((r->hdr.flags & NBD_CMD_FLAG_FAST_ZERO) ? BIO_FAST_ZERO : 0);
-  submit_bio(r, BIO_ZERO, f, done);
-}
 
 /* Queue the reply to a read whose data is in r->buf (st: the extent split, or NULL). */
 static void read_reply(struct request *r, struct read_state *st)
@@ -83,7 +33,7 @@ static void read_reply(struct request *r, struct read_state *st)
 
   if (st)
     for (size_t i = 0; i < st->n; i++)
-      if (st->res[i] < 0 || (st->ext[i].flags & NBD_STATE_ZERO))
+      if (st->res[i] < 0 || (st->ext[i].flags & BACKEND_EXTENT_ZERO))
         data -= st->ext[i].length;
   /* Two CPU copies per byte: into our buffer (read(2) or memcpy), and from
    * it into the socket (sendmsg). */
@@ -115,9 +65,9 @@ static void read_reply(struct request *r, struct read_state *st)
       /* The extents that did read still go out; the failed one is reported
        * with its offset ("NBD_REPLY_TYPE_ERROR_OFFSET"). */
       request_send(r, &items[i], proto_reply_error_chunk(items[i].hdr, s, &r->hdr, flags,
-                                                         proto_errno_to_nbd(st->res[i]), errmsg(st->res[i]),
+                                                         proto_errno_to_nbd(st->res[i]), dp_error_text(st->res[i]),
                                                          1, r->hdr.offset + rel), NULL, 0);
-    else if (st->ext[i].flags & NBD_STATE_ZERO)
+    else if (st->ext[i].flags & BACKEND_EXTENT_ZERO)
       request_send(r, &items[i], proto_reply_offset_hole(items[i].hdr, s, &r->hdr, flags,
                                                          r->hdr.offset + rel, len), NULL, 0);
     else if ((items[i].payload = true))
@@ -134,7 +84,7 @@ static void read_whole_done(struct bio *io, int res)
   struct request *r = io->owner;
   dp_times_disk(&r->times);
   if (res < 0)
-    request_reply_status(r, proto_errno_to_nbd(res), errmsg(res));
+    request_reply_status(r, proto_errno_to_nbd(res), dp_error_text(res));
   else
     read_reply(r, NULL);
 }
@@ -166,18 +116,19 @@ static struct read_state *read_split(struct request *r)
   if (!st)
     return NULL;
   if (!dp_read_extents(r, st->ext, READ_MAX_EXTENTS, &st->n)
-      || (st->n == 1 && !(st->ext[0].flags & NBD_STATE_ZERO))) {
+      || (st->n == 1 && !(st->ext[0].flags & BACKEND_EXTENT_ZERO))) {
     free(st);
     return NULL;
   }
   return st;
 }
 
-void copy_read_request(struct request *r)
+static void copy_read(const struct datapath *self, struct request *r)
 {
   struct read_state *st;
   uint64_t rel = 0;
 
+  (void)self;
   if (r->hdr.length == 0) {
     request_reply_status(r, 0, NULL);
     return;
@@ -193,7 +144,7 @@ void copy_read_request(struct request *r)
   r->dp_priv = st;
   st->pending = 1;   /* held until every read is submitted */
   for (size_t i = 0; i < st->n; i++) {
-    if (!(st->ext[i].flags & NBD_STATE_ZERO)) {
+    if (!(st->ext[i].flags & BACKEND_EXTENT_ZERO)) {
       st->bios[i] = (struct bio){ .type = BIO_READ, .buf = (char *)r->buf + rel,
                                   .offset = r->hdr.offset + rel, .length = st->ext[i].length,
                                   .complete = read_extent_done, .owner = r };
@@ -208,74 +159,18 @@ void copy_read_request(struct request *r)
   backend_complete_later(&st->bios[READ_MAX_EXTENTS], 0);
 }
 
-static void copy_block_status(struct request *r)
+static void copy_write(const struct datapath *self, struct request *r)
 {
-  const struct proto_session *s = r->session;
-  struct backend *b = r->export->backend;
-  bool one = r->hdr.flags & NBD_CMD_FLAG_REQ_ONE;
-  size_t max = one ? 1 : BS_MAX_EXTENTS, n = 0;
-  uint64_t len = r->hdr.length;
-  struct proto_extent *ext;
-  int res = -ENOTSUP;
-
-  if (len == 0) {
-    request_reply_status(r, NBD_EINVAL, "zero-length block status");
-    return;
-  }
-  if (!s->extended && len > BS_COMPACT_LIMIT)
-    len = BS_COMPACT_LIMIT;
-  ext = malloc(max * sizeof *ext);
-  r->buf = malloc(proto_block_status_size(s, max));
-  if (!ext || !r->buf) {
-    free(ext);
-    request_reply_status(r, NBD_ENOMEM, "out of memory");
-    return;
-  }
-  if (b->ops->extents)
-    res = b->ops->extents(b, r->hdr.offset, len, ext, max, &n);
-  if (res < 0) {
-    /* "a server MAY reply with a single block status descriptor with length
-     * matching the requested length" (status 0 is always safe). */
-    ext[0] = (struct proto_extent){ len, 0 };
-    n = 1;
-  }
-  r->buflen = proto_reply_block_status(r->buf, s, &r->hdr, PROTO_META_BASE_ALLOCATION_ID, ext, n);
-  free(ext);
-  request_send(r, &r->status_item, 0, r->buf, r->buflen);
-  request_finish(r);
-}
-
-static void copy_execute(struct request *r)
-{
-  unsigned fua = (r->hdr.flags & NBD_CMD_FLAG_FUA) ? BIO_FUA : 0;
-
-  switch (r->hdr.type) {
-  case NBD_CMD_READ:
-    copy_read_request(r);
-    return;
-  case NBD_CMD_WRITE:
-    submit_status_bio(r, BIO_WRITE, fua);
-    return;
-  case NBD_CMD_FLUSH:
-    submit_status_bio(r, BIO_FLUSH, 0);
-    return;
-  case NBD_CMD_TRIM:
-  case NBD_CMD_WRITE_ZEROES:
-    copy_modify_request(r, copy_status_done);
-    return;
-  case NBD_CMD_CACHE:
-    submit_status_bio(r, BIO_CACHE, 0);
-    return;
-  case NBD_CMD_BLOCK_STATUS:
-    copy_block_status(r);
-    return;
-  default:
-    request_reply_status(r, NBD_EINVAL, "unknown command");
-    return;
-  }
+  (void)self;
+  r->bio = (struct bio){ .type = BIO_WRITE, .flags = (r->hdr.flags & NBD_CMD_FLAG_FUA) ? BIO_FUA : 0,
+                         .buf = r->buf, .offset = r->hdr.offset, .length = r->hdr.length,
+                         .complete = dp_bio_status_done, .owner = r };
+  r->times.disk_begin = dp_now();
+  backend_submit(r->export->backend, r->eng, &r->bio);
 }
 
 const struct datapath datapath_copy = {
   .name = "copy",
-  .execute = copy_execute,
+  .read = copy_read,
+  .write = copy_write,
 };

@@ -1,20 +1,14 @@
 /* datapath.c: the table of data paths selectable per export
- * (datapath=copy|splice|direct|mmap|auto) and the choice made at start-up. */
-#include <errno.h>
-#include <fcntl.h>
-#include <stdio.h>
+ * (datapath=copy|splice|direct|mmap), the entry point that executes a
+ * request on its path, and the allocation map the paths split reads by. */
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "backend/backend.h"
-#include "common/log.h"
 #include "datapath/datapath.h"
-#include "datapath/dpworker.h"
+#include "datapath/dpexport.h"
+#include "datapath/request.h"
 #include "proto/nbd-protocol.h"
-#include "proto/reply.h"
-#include "server/export.h"
-#include "server/request.h"
 
 uint32_t dp_default_chunk = DP_DEFAULT_CHUNK;
 
@@ -26,6 +20,40 @@ static const struct datapath *const datapaths[] = {
   NULL,
 };
 
+void dp_execute(struct request *r)
+{
+  const struct datapath *dp = r->dp;
+
+  switch (r->hdr.type) {
+  case NBD_CMD_READ:
+    while (!dp->read)
+      dp = dp->fallback;
+    dp->read(dp, r);
+    return;
+  case NBD_CMD_WRITE:
+    while (!dp->write)
+      dp = dp->fallback;
+    dp->write(dp, r);
+    return;
+  default:
+    dp_command(r);
+    return;
+  }
+}
+
+void dp_fallback_read(const struct datapath *self, struct request *r)
+{
+  const struct datapath *next = self->fallback;
+
+  while (!next->read)
+    next = next->fallback;
+  if (!next->own_read_buffers && !r->buf && r->hdr.length > 0 && !(r->buf = malloc(r->hdr.length))) {
+    request_reply_status(r, NBD_ENOMEM, "out of memory");
+    return;
+  }
+  next->read(next, r);
+}
+
 const struct datapath *datapath_find(const char *name)
 {
   for (size_t i = 0; datapaths[i]; i++)
@@ -34,7 +62,7 @@ const struct datapath *datapath_find(const char *name)
   return NULL;
 }
 
-bool dp_read_extents(const struct request *r, struct proto_extent *ext, size_t max, size_t *n)
+bool dp_read_extents(const struct request *r, struct backend_extent *ext, size_t max, size_t *n)
 {
   struct backend *b = r->export->backend;
   uint64_t sum = 0, len = r->hdr.length;
@@ -48,8 +76,8 @@ bool dp_read_extents(const struct request *r, struct proto_extent *ext, size_t m
   for (size_t i = 0; i < *n; i++)
     sum += ext[i].length;
   if (sum < len) {   /* more extents than we asked for: the rest */
-    if (ext[*n - 1].flags & NBD_STATE_ZERO)
-      ext[(*n)++] = (struct proto_extent){ len - sum, 0 };
+    if (ext[*n - 1].flags & BACKEND_EXTENT_ZERO)
+      ext[(*n)++] = (struct backend_extent){ len - sum, 0 };
     else
       ext[*n - 1].length += len - sum;
   }
@@ -59,76 +87,4 @@ bool dp_read_extents(const struct request *r, struct proto_extent *ext, size_t m
 const char *datapath_kind_name(int kind)
 {
   return kind == DP_SPLICE ? "splice" : kind == DP_DIRECT ? "direct" : kind == DP_MMAP ? "mmap" : "copy";
-}
-
-/* Open path with O_DIRECT and read its first block: -errno when direct I/O
- * does not work there (tmpfs, some FUSE and network filesystems). */
-static int open_direct(const char *path, bool read_only, uint64_t size, int *out)
-{
-  int fd = open(path, (read_only ? O_RDONLY : O_RDWR) | O_DIRECT | O_CLOEXEC);
-  void *buf = NULL;
-  int r = 0;
-
-  if (fd < 0)
-    return -errno;
-  if (size >= DP_DIRECT_ALIGN) {
-    if (posix_memalign(&buf, DP_DIRECT_ALIGN, DP_DIRECT_ALIGN)) {
-      close(fd);
-      return -ENOMEM;
-    }
-    if (pread(fd, buf, DP_DIRECT_ALIGN, 0) < 0)
-      r = -errno;
-    free(buf);
-  }
-  if (r < 0) {
-    close(fd);
-    return r;
-  }
-  *out = fd;
-  return 0;
-}
-
-int datapath_setup(struct export *ex, char *err, size_t errlen)
-{
-  const char *want = ex->cfg.datapath ? ex->cfg.datapath : "copy";
-  struct backend *b = ex->backend;
-  const char *why = NULL;
-  int r;
-
-  ex->chunk = ex->cfg.chunk ? (uint32_t)ex->cfg.chunk : dp_default_chunk;
-  ex->datapath = &datapath_copy;
-  if (!strcmp(want, "copy")) {
-    /* nothing to open */
-  } else if (b->fd < 0) {
-    why = "the backend has no file descriptor";
-  } else if (!strcmp(want, "splice")) {
-    ex->datapath = &datapath_splice;
-  } else if (!strcmp(want, "mmap")) {
-    r = datapath_mmap_setup(ex);
-    if (r == 0) {
-      ex->datapath = &datapath_mmap;
-    } else {
-      ex->datapath = &datapath_splice;
-      log_msg(LOG_WARN, NULL, ex->cfg.name, "datapath=mmap: cannot map %s (%s); using splice", ex->cfg.path,
-              r == -ENODEV ? "not a regular file" : strerror(-r));
-    }
-  } else {
-    r = open_direct(ex->cfg.path, ex->cfg.read_only, b->size, &ex->direct_fd);
-    if (r == 0) {
-      ex->datapath = &datapath_direct;
-    } else if (!strcmp(want, "direct")) {
-      snprintf(err, errlen, "datapath=direct: O_DIRECT does not work on %s: %s", ex->cfg.path, strerror(-r));
-      return r;
-    } else {
-      ex->datapath = &datapath_splice;
-      log_msg(LOG_INFO, NULL, ex->cfg.name, "datapath=auto: O_DIRECT does not work here (%s): splice", strerror(-r));
-    }
-  }
-  if (why)
-    log_msg(LOG_WARN, NULL, ex->cfg.name, "datapath=%s: %s; using copy", want, why);
-  else if (!strcmp(want, "auto"))
-    log_msg(LOG_INFO, NULL, ex->cfg.name, "datapath=auto chose %s", ex->datapath->name);
-  if ((ex->datapath == &datapath_splice || ex->datapath == &datapath_mmap) && ex->chunk > dp_pipe_size)
-    dp_pipe_size = ex->chunk;
-  return 0;
 }

@@ -1,7 +1,10 @@
-/* datapath.h: how request bytes move between backend and socket.  A data path
- * executes a validated request and answers it through server/request.h.
- * `copy` (read into a buffer, then send) is the baseline; splice, direct and
- * mmap are further entries of the same table. */
+/* datapath.h: how request bytes move between backend and front end.
+ * dp_execute() is the one entry point: a READ or WRITE goes to the request's
+ * data path, every other command to dp_command() (command.c), which all
+ * paths share.  `copy` (read into a buffer, then send) serves everything;
+ * splice, direct and mmap serve what they are made for and hand the rest
+ * to their fallback path (mmap -> splice -> copy, direct -> copy).  Replies
+ * go out through request.h. */
 #ifndef SHUNT_DATAPATH_DATAPATH_H
 #define SHUNT_DATAPATH_DATAPATH_H
 
@@ -9,34 +12,42 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct request;
-struct export;
+struct backend_extent;
 struct bio;
+struct request;
 
 struct datapath {
   const char *name;
-  /* Execute r (already validated; WRITE payload already in r->buf).  Must
-   * end with request_finish() or request_reply_status(), possibly later.
-   * On a path without alloc_buffer, a small WRITE's r->buf may lie in the
-   * connection's receive buffer (conn.c executes it in place): read it,
-   * never write to it nor use it after the request ends. */
-  void (*execute)(struct request *r);
+  /* Serve r's READ or WRITE (r validated; a WRITE's payload complete in
+   * r->buf).  Must end with request_finish() or request_reply_status(),
+   * possibly later.  self is this table (for its fallback).  NULL: the
+   * fallback's.  On a path without alloc_buffer, a small WRITE's r->buf may
+   * lie in the front end's receive buffer (r->buf_lender): read it, never
+   * write to it nor use it after the request ends. */
+  void (*read)(const struct datapath *self, struct request *r);
+  void (*write)(const struct datapath *self, struct request *r);
+  /* The path that serves what this one hands over (NULL only for copy). */
+  const struct datapath *fallback;
   /* Optional: the buffer for a READ's data or a WRITE's payload (len bytes),
    * e.g. from a registered arena; NULL means out of memory.  When absent,
-   * conn.c uses malloc/free.  free_buffer gets back what alloc_buffer gave. */
+   * the front end uses malloc/free.  free_buffer gets back what
+   * alloc_buffer gave. */
   void *(*alloc_buffer)(struct request *r, size_t len);
   void (*free_buffer)(struct request *r, void *buf);
   /* Optional: called while a WRITE payload arrives, with the number of
    * payload bytes now in r->buf (a prefix), so writing may start early.
-   * execute() still follows once the payload is complete. */
+   * dp_execute() still follows once the payload is complete. */
   void (*payload_progress)(struct request *r, uint64_t got);
   /* Optional: the payload will never complete (the client hung up).
    * Returns true when operations started by payload_progress are still
    * running: the data path then calls request_finish() once they end
-   * (without a reply); false: conn.c frees the request now. */
+   * (without a reply); false: the front end finishes the request now. */
   bool (*payload_abort)(struct request *r);
   int kind;                 /* DP_COPY, DP_SPLICE, DP_DIRECT, DP_MMAP (stats.h) */
-  bool own_read_buffers;    /* READs get no r->buf from conn.c */
+  bool own_read_buffers;    /* READs get no r->buf from the front end */
+  /* Its writes go O_DIRECT, ordered by the export's range lock: its TRIM
+   * and WRITE_ZEROES take the lock too (command.c). */
+  bool range_locked;
 };
 
 #define DP_DEFAULT_CHUNK (256u << 10)
@@ -55,27 +66,17 @@ struct datapath {
 /* The chunk size of exports that do not set chunk= (--chunk). */
 extern uint32_t dp_default_chunk;
 
-/* Pick the export's effective data path from its configured name (copy,
- * splice, direct, mmap, auto): open the O_DIRECT fd for direct, fall back to copy
- * for backends without a file, probe O_DIRECT for auto.  Logs the choice.
- * Returns 0 or -errno with a message. */
-int datapath_setup(struct export *ex, char *err, size_t errlen);
-
-/* The mmap path (src/datapath/mmap.c): map ex's backend file read-only
- * (MAP_SHARED, whole file) into ex->map.  -ENODEV when it is not a regular
- * file, -errno when mmap fails (the caller then uses splice). */
-int datapath_mmap_setup(struct export *ex);
-
-/* Unmap what datapath_mmap_setup mapped (export close; no send may be queued). */
-void datapath_mmap_close(struct export *ex);
-
-struct proto_extent;
 /* The allocation map of a READ's whole range, to split its structured reply
- * along (holes as OFFSET_HOLE): at most max extents in ext[], *n of them,
- * summing to r->hdr.length (what the backend did not describe joins the last
- * extent, or follows a last hole as data).  False when the backend has no
- * map, the request is under 4 KiB, or the map could not be read. */
-bool dp_read_extents(const struct request *r, struct proto_extent *ext, size_t max, size_t *n);
+ * along (BACKEND_EXTENT_ZERO runs as OFFSET_HOLE): at most max extents in
+ * ext[], *n of them, summing to r->hdr.length (what the backend did not
+ * describe joins the last extent, or follows a last hole as data).  False
+ * when the backend has no map, the request is under 4 KiB, or the map could
+ * not be read. */
+bool dp_read_extents(const struct request *r, struct backend_extent *ext, size_t max, size_t *n);
+
+/* The base:allocation state bits (NBD_STATE_HOLE, NBD_STATE_ZERO) of a
+ * backend extent's BACKEND_EXTENT_* flags (command.c). */
+uint32_t dp_extent_state(uint32_t backend_flags);
 
 /* The name of a data path kind. */
 const char *datapath_kind_name(int kind);
@@ -83,7 +84,7 @@ const char *datapath_kind_name(int kind);
 /* The data path called name, or NULL. */
 const struct datapath *datapath_find(const char *name);
 
-/* The baseline path (src/datapath/copy.c). */
+/* The baseline path, serving every request (src/datapath/copy.c). */
 extern const struct datapath datapath_copy;
 /* splice and direct (src/datapath/stream.c). */
 extern const struct datapath datapath_splice, datapath_direct;
@@ -91,16 +92,26 @@ extern const struct datapath datapath_splice, datapath_direct;
  * (src/datapath/mmap.c). */
 extern const struct datapath datapath_mmap;
 
-/* The copy path's READ, for requests the streaming paths hand over (e.g.
- * NBD_CMD_FLAG_DF); needs r->buf of r->hdr.length bytes. */
-void copy_read_request(struct request *r);
+/* Execute r (validated; a WRITE's payload complete in r->buf): READ and
+ * WRITE on r->dp (or the first path down its fallbacks that serves them),
+ * everything else in dp_command(). */
+void dp_execute(struct request *r);
 
-/* The copy path's TRIM or WRITE_ZEROES of r: the bio its header's flags ask
- * for (FUA, NO_HOLE, FAST_ZERO), with done(bio, res) run at its end. */
-void copy_modify_request(struct request *r, void (*done)(struct bio *io, int res));
+/* Serve r's READ on the path after self (self->fallback, or further down),
+ * first giving r a buffer of r->hdr.length bytes when that path needs one
+ * (an ENOMEM reply when there is none). */
+void dp_fallback_read(const struct datapath *self, struct request *r);
+
+/* FLUSH, TRIM, WRITE_ZEROES, CACHE and BLOCK_STATUS, alike on every path
+ * (src/datapath/command.c); other commands get EINVAL. */
+void dp_command(struct request *r);
 
 /* Reply to r (io->owner) with the status res of its bio; a completed WRITE
- * is counted in the export's stats. */
-void copy_status_done(struct bio *io, int res);
+ * is counted in the export's stats as written by the copy path. */
+void dp_bio_status_done(struct bio *io, int res);
+
+/* The message that goes with error res (negative errno) in an error reply;
+ * NULL for 0. */
+const char *dp_error_text(int res);
 
 #endif

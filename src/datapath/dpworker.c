@@ -297,7 +297,7 @@ void dp_share_arena_put(struct dp_worker *dw, struct dp_share *sh, void *buf, si
 
 bool dp_pipe_fits(size_t pipe_bytes, uint64_t off, uint64_t len)
 {
-  uint64_t pages = ((off + len + 4095) >> 12) - (off >> 12);
+  uint64_t pages = (ROUND_UP(off + len, 4096) - ROUND_DOWN(off, 4096)) / 4096;
   return pages <= pipe_bytes / 4096;
 }
 
@@ -341,14 +341,14 @@ struct dp_cachestat { uint64_t nr_cache, nr_dirty, nr_writeback, nr_evicted, nr_
 int dp_range_cached(int fd, uint64_t off, uint64_t len)
 {
   static int unsupported;
-  struct dp_cachestat_range rg = { off & ~(uint64_t)4095, 0 };
+  struct dp_cachestat_range rg = { ROUND_DOWN(off, 4096), 0 };
   struct dp_cachestat cs = { 0 };
 
   if (len == 0)
     return 1;
   if (__atomic_load_n(&unsupported, __ATOMIC_RELAXED))
     return -ENOSYS;
-  rg.len = ((off + len + 4095) & ~(uint64_t)4095) - rg.off;
+  rg.len = ROUND_UP(off + len, 4096) - rg.off;
   if (syscall(__NR_cachestat, fd, &rg, &cs, 0) < 0) {
     int e = errno;
     if (e == ENOSYS || e == EPERM || e == EOPNOTSUPP)

@@ -55,8 +55,8 @@ struct dp_worker {
   unsigned seq_next;
 };
 
-/* A connection's part of its worker's pipes and arena (conn.c keeps one per
- * connection; its requests point to it).  One connection holds at most
+/* A connection's part of its worker's pipes and arena (each request sink
+ * keeps one, request.h; its requests point to it).  One connection holds at most
  * DP_SHARE_PIPES pipes and a quarter of the arena: beyond that its chunks
  * wait for its own pipes and buffers to come back (its own progress), in
  * its own first-come order; when the pool is taken by other connections

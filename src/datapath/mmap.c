@@ -1,9 +1,9 @@
 /* mmap.c: the `mmap` data path.  A READ whose range is all in the page cache
  * (cachestat(2)) is sent straight from a read-only MAP_SHARED mapping of the
  * backend file with an ordinary gathered send: one kernel copy into the
- * socket, no user-space copy, no pipe, no io-wq.  Everything else (cold
- * reads, writes, other commands) goes the splice path, so the event loop
- * never faults on a page that is not cached.
+ * socket, no user-space copy, no pipe, no io-wq.  Cold reads and writes
+ * go to its fallback, the splice path, so the event loop never faults on a
+ * page that is not cached.
  * The mapping lives as long as the export (datapath_mmap_setup, munmap at
  * export close), so it outlives every queued send.  If someone truncates the
  * file under us, a send from the mapping beyond the new end fails with
@@ -18,14 +18,14 @@
 #include "backend/backend.h"
 #include "common/log.h"
 #include "datapath/datapath.h"
+#include "datapath/dpexport.h"
 #include "datapath/dpworker.h"
+#include "datapath/request.h"
 #include "proto/nbd-protocol.h"
-#include "server/export.h"
-#include "server/request.h"
 
 #define MAX_EXTENTS 64
 
-int datapath_mmap_setup(struct export *ex)
+int datapath_mmap_setup(struct dp_export *ex)
 {
   struct backend *b = ex->backend;
   struct stat sb;
@@ -45,7 +45,7 @@ int datapath_mmap_setup(struct export *ex)
   return 0;
 }
 
-void datapath_mmap_close(struct export *ex)
+void datapath_mmap_close(struct dp_export *ex)
 {
   if (ex->map)
     munmap(ex->map, (size_t)ex->map_len);
@@ -71,13 +71,13 @@ static void send_data(struct request *r, struct reply_item *it, size_t hdr_len, 
 static bool send_split(struct request *r)
 {
   const struct proto_session *s = r->session;
-  struct proto_extent ext[MAX_EXTENTS];
+  struct backend_extent ext[MAX_EXTENTS];
   size_t n = 0;
   uint64_t rel = 0;
   struct reply_item *items;
 
   if ((r->hdr.flags & NBD_CMD_FLAG_DF) || !dp_read_extents(r, ext, MAX_EXTENTS, &n)
-      || (n == 1 && !(ext[0].flags & NBD_STATE_ZERO)))
+      || (n == 1 && !(ext[0].flags & BACKEND_EXTENT_ZERO)))
     return false;
   if (!(items = request_items(r, n))) {
     request_reply_status(r, NBD_ENOMEM, "out of memory");
@@ -86,7 +86,7 @@ static bool send_split(struct request *r)
   for (size_t i = 0; i < n; i++) {
     uint16_t flags = i + 1 == n ? NBD_REPLY_FLAG_DONE : 0;
     uint32_t len = (uint32_t)ext[i].length;
-    if (ext[i].flags & NBD_STATE_ZERO)
+    if (ext[i].flags & BACKEND_EXTENT_ZERO)
       request_send(r, &items[i], proto_reply_offset_hole(items[i].hdr, s, &r->hdr, flags,
                                                          r->hdr.offset + rel, len), NULL, 0);
     else
@@ -98,7 +98,8 @@ static bool send_split(struct request *r)
   return true;
 }
 
-static void mmap_read(struct request *r)
+/* A READ all in the mapping and the page cache: sent from the mapping. */
+static void send_from_map(struct request *r)
 {
   struct reply_item *it = &r->status_item;
   const struct proto_session *s = r->session;
@@ -118,36 +119,37 @@ static void mmap_read(struct request *r)
   request_finish(r);
 }
 
-static void mmap_execute(struct request *r)
+static void mmap_read(const struct datapath *self, struct request *r)
 {
-  struct export *ex = r->export;
+  struct dp_export *ex = r->export;
   uint64_t off = r->hdr.offset, len = r->hdr.length;
 
   /* The request was validated against the export size; the mapping covers
-   * it unless the file was smaller at setup (then: splice). */
-  if (r->hdr.type == NBD_CMD_READ && ex->map && len > 0 && off <= ex->map_len && len <= ex->map_len - off
+   * it unless the file was smaller at setup (then: the fallback). */
+  if (ex->map && len > 0 && off <= ex->map_len && len <= ex->map_len - off
       && dp_range_cached(ex->backend->fd, off, len) == 1) {
-    mmap_read(r);
+    send_from_map(r);
     return;
   }
-  datapath_splice.execute(r);
+  dp_fallback_read(self, r);
 }
 
-/* Writes: the splice path's (write(2) into the page cache, which the
+/* Writes: the fallback's (splice: write(2) into the page cache, which the
  * MAP_SHARED mapping sees at once). */
 static void mmap_payload_progress(struct request *r, uint64_t got)
 {
-  datapath_splice.payload_progress(r, got);
+  datapath_mmap.fallback->payload_progress(r, got);
 }
 
 static bool mmap_payload_abort(struct request *r)
 {
-  return datapath_splice.payload_abort(r);
+  return datapath_mmap.fallback->payload_abort(r);
 }
 
 const struct datapath datapath_mmap = {
   .name = "mmap",
-  .execute = mmap_execute,
+  .read = mmap_read,
+  .fallback = &datapath_splice,
   .payload_progress = mmap_payload_progress,
   .payload_abort = mmap_payload_abort,
   .kind = DP_MMAP,

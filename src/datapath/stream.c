@@ -19,19 +19,20 @@
  * A WRITE is written chunk by chunk while its payload arrives; on the direct
  * path the aligned middle goes O_DIRECT (WRITE_FIXED from the arena) and the
  * unaligned head/tail are read-modify-written O_DIRECT through bounce blocks,
- * ordered by the export's range lock (see "direct writes" below). */
+ * ordered by the export's range lock (see "direct writes" below).
+ * Both hand small or unsplit reads to their fallback, the copy path. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "backend/backend.h"
+#include "common/macros.h"
 #include "datapath/datapath.h"
+#include "datapath/dpexport.h"
 #include "datapath/dpworker.h"
 #include "datapath/rangelock.h"
+#include "datapath/request.h"
 #include "proto/nbd-protocol.h"
-#include "server/export.h"
-#include "server/request.h"
-#include "common/macros.h"
 
 #define A DP_DIRECT_ALIGN
 #define MAX_EXTENTS 64
@@ -152,7 +153,7 @@ static void read_cb(struct engine_op *op, int res, uint32_t flags)
 static void chunk_submit(struct chunk *c)
 {
   struct request *r = c->st->r;
-  struct export *ex = r->export;
+  struct dp_export *ex = r->export;
   struct io_uring_sqe *sqe = engine_sqe(r->eng, &c->op);
   uint64_t start = r->hdr.offset + c->rel;
 
@@ -421,14 +422,14 @@ static void chunk_read_done(struct chunk *c, int res)
 static struct stream *stream_plan(struct request *r, struct dp_worker *dw, uint32_t csize, bool whole,
                                   bool one)
 {
-  struct proto_extent ext[MAX_EXTENTS];
+  struct backend_extent ext[MAX_EXTENTS];
   size_t next = 0;
   bool structured = proto_uses_chunks(r->session);
   uint64_t off = r->hdr.offset, len = r->hdr.length;
   struct stream *st = NULL;
 
   if (!structured || one || !dp_read_extents(r, ext, MAX_EXTENTS, &next)) {
-    ext[0] = (struct proto_extent){ len, 0 };
+    ext[0] = (struct backend_extent){ len, 0 };
     next = 1;
   }
   for (int pass = 0; pass < 2; pass++) {   /* count, then fill */
@@ -436,7 +437,7 @@ static struct stream *stream_plan(struct request *r, struct dp_worker *dw, uint3
     unsigned k = 0, ndata = 0;
     for (size_t i = 0; i < next; i++) {
       uint64_t end = rel + ext[i].length;
-      bool hole = ext[i].flags & NBD_STATE_ZERO;
+      bool hole = ext[i].flags & BACKEND_EXTENT_ZERO;
       while (rel < end) {
         uint64_t stop = hole || whole ? end : ((off + rel) / csize + 1) * csize - off;
         if (stop > end)
@@ -465,7 +466,7 @@ static struct stream *stream_plan(struct request *r, struct dp_worker *dw, uint3
   return st;
 }
 
-static void stream_read(struct request *r)
+static void stream_read(const struct datapath *self, struct request *r)
 {
   struct dp_worker *dw = dp_worker_get(r->eng);
   uint32_t csize = r->export->chunk;
@@ -482,11 +483,7 @@ static void stream_read(struct request *r)
   if (!is_direct(r) && r->hdr.length < DP_SPLICE_MIN) {
     /* Small reads: a read into a buffer and a gathered send cost less
      * than two splices and a send of their own (docs/design.md). */
-    if (!(r->buf = malloc(r->hdr.length))) {
-      request_reply_status(r, NBD_ENOMEM, "out of memory");
-      return;
-    }
-    copy_read_request(r);
+    dp_fallback_read(self, r);
     return;
   }
   bool whole = false, one = false;
@@ -494,15 +491,11 @@ static void stream_read(struct request *r)
     /* One data chunk wanted ("don't fragment").  Direct: one O_DIRECT
      * chunk (a buffered read would fill the page cache of a direct export,
      * whose pages a concurrent O_DIRECT write may then fail to invalidate);
-     * otherwise the copy path does that. */
+     * otherwise the fallback (copy) path does that. */
     if (is_direct(r)) {
       whole = one = true;
     } else {
-      if (!(r->buf = malloc(r->hdr.length))) {
-        request_reply_status(r, NBD_ENOMEM, "out of memory");
-        return;
-      }
-      copy_read_request(r);
+      dp_fallback_read(self, r);
       return;
     }
   }
@@ -520,11 +513,7 @@ static void stream_read(struct request *r)
     if (dw->pipe_cap && dw->pipe_cap < DP_SPLICE_MIN) {
       /* 2-page pipes (the user's pipe pages ran out): a chunk, a header
        * and two splices per page would cost more than one copy. */
-      if (!(r->buf = malloc(r->hdr.length))) {
-        request_reply_status(r, NBD_ENOMEM, "out of memory");
-        return;
-      }
-      copy_read_request(r);
+      dp_fallback_read(self, r);
       return;
     }
     if (dw->pipe_cap && csize > dw->pipe_cap) {
@@ -535,7 +524,7 @@ static void stream_read(struct request *r)
         csize *= 2;
     }
     /* Page-cached and fits one pipe (the pages it spans): one chunk. */
-    uint64_t span = ((off + len + 4095) & ~(uint64_t)4095) - (off & ~(uint64_t)4095);
+    uint64_t span = ROUND_UP(off + len, 4096) - ROUND_DOWN(off, 4096);
     whole = len > csize && len <= DP_HOT_MAX && span <= dw->pipe_bytes && dp_range_cached(fd, off, len) == 1;
     /* Split reads that do not continue a recent one skip readahead. */
     rfd = len > csize && !whole ? dp_read_fd(dw, fd, off, len) : fd;
@@ -856,7 +845,7 @@ static void rmw_start(struct dpiece *dc, uint64_t pos, uint64_t a, uint64_t b)
 {
   struct wstate *ws = dc->ws;
   struct request *r = ws->r;
-  struct export *ex = r->export;
+  struct dp_export *ex = r->export;
   struct dp_stats *s = stats(r);
   struct rmw *m;
 
@@ -968,7 +957,7 @@ static void direct_write_range(struct wstate *ws, uint64_t a, uint64_t b)
 static void write_range(struct wstate *ws, uint64_t a, uint64_t b)
 {
   struct request *r = ws->r;
-  struct export *ex = r->export;
+  struct dp_export *ex = r->export;
   struct dp_stats *s = stats(r);
 
   stat_add(&s->chunks, 1);
@@ -996,7 +985,7 @@ static void stream_payload_progress(struct request *r, uint64_t got)
   uint64_t o = r->hdr.offset, csize = r->export->chunk;
 
   if (!ws)
-    return;   /* execute() reports ENOMEM */
+    return;   /* dp_execute() then reports ENOMEM (stream_write) */
   for (;;) {
     uint64_t next = ((o + ws->issued) / csize + 1) * csize - o;
     if (next > r->hdr.length || next > got)
@@ -1015,9 +1004,11 @@ static bool stream_payload_abort(struct request *r)
   return true;
 }
 
-static void stream_write(struct request *r)
+static void stream_write(const struct datapath *self, struct request *r)
 {
   struct wstate *ws = wstate(r);
+
+  (void)self;
 
   if (!ws) {
     request_reply_status(r, NBD_ENOMEM, "out of memory");
@@ -1073,80 +1064,11 @@ static void direct_free_buffer(struct request *r, void *buf)
     free(r->buf_base);
 }
 
-/* ---- TRIM and WRITE_ZEROES on the direct path ----
- * They change blocks behind the writes' back (fallocate; zeroes written by
- * hand where it is missing, and fallocate zeroes the partial blocks at
- * either end through the page cache): they hold an exclusive lock on every
- * block they touch, so no O_DIRECT write or read-modify-write of those
- * blocks runs meanwhile; the next O_DIRECT access flushes what they left
- * in the page cache. */
-
-struct dmodify {
-  struct rl_lock lk;
-  struct request *r;
-};
-
-static void dmodify_done(struct bio *io, int res)
-{
-  struct request *r = io->owner;
-  struct dmodify *m = r->dp_priv;
-
-  rangelock_unlock(&r->export->wlock, &m->lk);
-  copy_status_done(io, res);
-}
-
-static void dmodify_granted(struct rl_lock *l)
-{
-  copy_modify_request(container_of(l, struct dmodify, lk)->r, dmodify_done);
-}
-
-static void direct_modify(struct request *r)
-{
-  struct dmodify *m = calloc(1, sizeof *m);
-
-  if (!m) {
-    request_reply_status(r, NBD_ENOMEM, "out of memory");
-    return;
-  }
-  r->dp_priv = m;
-  m->r = r;
-  m->lk.start = r->hdr.offset & ~(uint64_t)(A - 1);
-  m->lk.end = (r->hdr.offset + r->hdr.length + A - 1) & ~(uint64_t)(A - 1);
-  m->lk.excl = true;
-  m->lk.eng = r->eng;
-  m->lk.granted = dmodify_granted;
-  if (rangelock_lock(&r->export->wlock, &m->lk))
-    dmodify_granted(&m->lk);
-  else
-    stat_add(&stats(r)->range_lock_waits, 1);
-}
-
-static void stream_execute(struct request *r)
-{
-  switch (r->hdr.type) {
-  case NBD_CMD_READ:
-    stream_read(r);
-    return;
-  case NBD_CMD_WRITE:
-    stream_write(r);
-    return;
-  case NBD_CMD_TRIM:
-  case NBD_CMD_WRITE_ZEROES:
-    if (is_direct(r)) {
-      direct_modify(r);
-      return;
-    }
-    datapath_copy.execute(r);
-    return;
-  default:
-    datapath_copy.execute(r);   /* no payload: nothing to do differently */
-    return;
-  }
-}
-
 const struct datapath datapath_splice = {
   .name = "splice",
-  .execute = stream_execute,
+  .read = stream_read,
+  .write = stream_write,
+  .fallback = &datapath_copy,
   .payload_progress = stream_payload_progress,
   .payload_abort = stream_payload_abort,
   .kind = DP_SPLICE,
@@ -1155,11 +1077,14 @@ const struct datapath datapath_splice = {
 
 const struct datapath datapath_direct = {
   .name = "direct",
-  .execute = stream_execute,
+  .read = stream_read,
+  .write = stream_write,
+  .fallback = &datapath_copy,
   .alloc_buffer = direct_alloc_buffer,
   .free_buffer = direct_free_buffer,
   .payload_progress = stream_payload_progress,
   .payload_abort = stream_payload_abort,
   .kind = DP_DIRECT,
   .own_read_buffers = true,
+  .range_locked = true,
 };

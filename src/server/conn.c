@@ -20,7 +20,7 @@
 #include "datapath/datapath.h"
 #include "proto/nbd-protocol.h"
 #include "server/conn_int.h"
-#include "server/request.h"
+#include "datapath/request.h"
 #include "server/tls.h"
 #include "server/worker.h"
 
@@ -91,116 +91,35 @@ static int rx_space(struct conn *c, bool in_place, void **buf, size_t *len)
   return r < 0 ? r : 0;
 }
 
-/* ---- requests (the API in request.h) ---- */
+/* ---- the request sink (datapath/request.h): what requests tell the connection ---- */
 
-struct request *request_new(struct conn *c, const struct proto_request *hdr, size_t cost)
+static struct conn *sink_conn(struct request_sink *s)
 {
-  struct request *r = calloc(1, sizeof *r);
-  if (!r)
-    return NULL;
-  r->conn = c;
-  r->eng = c->eng;
-  r->session = &c->session;
-  r->export = c->export;
-  r->hdr = *hdr;
-  r->cost = cost;
-  r->share = &c->share;
-  c->inflight_reqs++;   /* its cost was charged before (charge) */
-  c->nrequests++;
-  r->times.recv = dp_now();
-  stat_add(&c->export->stats.requests, 1);
-  stat_add(hdr->type == NBD_CMD_READ ? &c->export->stats.reads
-           : hdr->type == NBD_CMD_WRITE ? &c->export->stats.writes : &c->export->stats.other, 1);
-  return r;
+  return container_of(s, struct conn, sink);
 }
 
-static void request_free(struct request *r)
+static void sink_push(struct request_sink *s, struct sendq_item *it)
 {
-  struct conn *c = r->conn;
-
-  if (r->hdr.type == NBD_CMD_READ || r->hdr.type == NBD_CMD_WRITE)
-    dp_stats_account(&r->export->stats, &r->times, r->hdr.type == NBD_CMD_WRITE);
-  if (r->rx_pin)
-    rx_unpin(c, r->rx_pin);
-  else if (r->buf_from_datapath)
-    c->dp->free_buffer(r, r->buf);
-  else
-    free(r->buf);
-  free(r->items);
-  free(r->dp_priv);
-  c->inflight_reqs--;
-  inflight_sub(c, r->cost);
-  free(r);
-  conn_schedule(c);   /* maybe resume reading, or close */
+  sendq_push(&sink_conn(s)->sq, it);
 }
 
-struct reply_item *request_items(struct request *r, size_t n)
+static void sink_release(struct request_sink *s, struct sendq_item *it)
 {
-  if (r->items || n == 0)
-    return NULL;
-  r->items = calloc(n, sizeof *r->items);
-  r->nitems = r->items ? n : 0;
-  return r->items;
+  sendq_release(&sink_conn(s)->sq, it);
 }
 
-static void item_sent(struct sendq_item *sq, int err)
+static void sink_send_failed(struct request_sink *s, int err)
 {
-  struct reply_item *it = container_of(sq, struct reply_item, sq);
-  struct request *r = it->req;
+  struct conn *c = sink_conn(s);
 
-  if (err && conn_set_state(r->conn, CONN_FAILED, "a reply could not be sent")) {
-    log_msg(LOG_DEBUG, r->conn->peer, export_name(r->conn), "send failed: %s", strerror(-err));
-  }
-  if (it->payload && !err)
-    dp_times_net(&r->times);
-  if (it->release)
-    it->release(it, err);
-  if (--r->unsent == 0 && r->finished)
-    request_free(r);
+  if (conn_set_state(c, CONN_FAILED, "a reply could not be sent"))
+    log_msg(LOG_DEBUG, c->peer, export_name(c), "send failed: %s", strerror(-err));
 }
 
-void request_send(struct request *r, struct reply_item *it, size_t hdr_len,
-                  const void *data, size_t data_len)
+static void sink_fail(struct request_sink *s, struct request *r)
 {
-  it->req = r;
-  it->sq.niov = 0;
-  if (hdr_len)
-    it->sq.iov[it->sq.niov++] = (struct iovec){ it->hdr, hdr_len };
-  if (data_len)
-    it->sq.iov[it->sq.niov++] = (struct iovec){ (void *)data, data_len };
-  it->sq.done = item_sent;
-  r->unsent++;
-  sendq_push(&r->conn->sq, &it->sq);
-}
+  struct conn *c = sink_conn(s);
 
-void request_push(struct request *r, struct reply_item *it, bool held)
-{
-  it->req = r;
-  it->sq.done = item_sent;
-  it->sq.hold = held;
-  r->unsent++;
-  sendq_push(&r->conn->sq, &it->sq);
-}
-
-void request_send_held(struct request *r, struct reply_item *it, size_t hdr_len,
-                       const void *data, size_t data_len)
-{
-  it->sq.niov = 0;
-  if (hdr_len)
-    it->sq.iov[it->sq.niov++] = (struct iovec){ it->hdr, hdr_len };
-  if (data_len)
-    it->sq.iov[it->sq.niov++] = (struct iovec){ (void *)data, data_len };
-  request_push(r, it, true);
-}
-
-void request_release(struct request *r, struct reply_item *it)
-{
-  sendq_release(&r->conn->sq, &it->sq);
-}
-
-void request_fail_connection(struct request *r)
-{
-  struct conn *c = r->conn;
   if (c->state >= CONN_FAILED)
     return;
   log_msg(LOG_WARN, c->peer, export_name(c), "%s at %llu+%llu failed after part of its reply was sent: disconnecting",
@@ -210,23 +129,35 @@ void request_fail_connection(struct request *r)
   conn_schedule(c);
 }
 
-void request_finish(struct request *r)
+static void sink_freed(struct request_sink *s, struct request *r)
 {
-  r->finished = true;
-  if (r->unsent == 0)
-    request_free(r);
+  struct conn *c = sink_conn(s);
+
+  if (r->buf_lender)
+    rx_unpin(c, r->buf_lender);
+  c->inflight_reqs--;
+  inflight_sub(c, r->cost);
+  conn_schedule(c);   /* maybe resume reading, or close */
 }
 
-void request_reply_status(struct request *r, uint32_t nbd_error, const char *msg)
-{
-  struct reply_item *it = &r->status_item;
+static const struct request_sink_ops conn_sink_ops = {
+  .push = sink_push,
+  .release = sink_release,
+  .send_failed = sink_send_failed,
+  .fail = sink_fail,
+  .freed = sink_freed,
+};
 
-  if (nbd_error)
-    log_msg(LOG_DEBUG, r->conn->peer, export_name(r->conn), "%s at %llu+%llu: error %u%s%s",
-            proto_command_name(r->hdr.type), (unsigned long long)r->hdr.offset,
-            (unsigned long long)r->hdr.length, nbd_error, msg ? ": " : "", msg ? msg : "");
-  request_send(r, it, proto_reply_status(it->hdr, r->session, &r->hdr, nbd_error, msg), NULL, 0);
-  request_finish(r);
+struct request *conn_request_new(struct conn *c, const struct proto_request *hdr, size_t cost)
+{
+  struct request *r = request_new(&c->sink, hdr);
+
+  if (!r)
+    return NULL;
+  r->cost = cost;
+  c->inflight_reqs++;
+  c->nrequests++;
+  return r;
 }
 
 /* ---- receiving ---- */
@@ -410,10 +341,10 @@ static void conn_payload_cut(struct conn *c)
   c->rx_state = RX_HEADER;
   conn_set_state(c, CONN_FAILED, "input ended in a request payload");
   log_msg(LOG_INFO, c->peer, export_name(c), "client went away in the middle of a request payload");
-  if (!(c->dp->payload_abort && c->dp->payload_abort(r))) {
-    r->finished = true;
-    request_free(r);
-  }   /* else writes of its first chunks are running: the data path finishes it */
+  /* Unless writes of its first chunks are running (the data path then
+   * finishes it), nothing was queued for it: freed now. */
+  if (!(c->dp->payload_abort && c->dp->payload_abort(r)))
+    request_finish(r);
 }
 
 /* The close sequence: once the connection is closing or failed, or its
@@ -526,6 +457,8 @@ int conn_start(struct worker *w, int rfd, int wfd, const char *peer)
   snprintf(c->peer, sizeof c->peer, "%s", peer);
   c->recv_op.cb = recv_cb;
   c->pump_op.cb = pump_cb;
+  c->sink = (struct request_sink){ .ops = &conn_sink_ops, .eng = c->eng, .session = &c->session,
+                                  .share = &c->share, .peer = c->peer };
   proto_hs_init(c->hs, w->srv->exports.proto, w->srv->exports.n);
   c->hs->out_max = HS_OUT_MAX;
   sendq_init(&c->sq, c->eng, wfd, c->wsock, sendq_idle_cb);
@@ -578,7 +511,7 @@ void conn_tick(struct conn *c, uint64_t now_ms)
     log_msg(LOG_WARN, c->peer, export_name(c), "no progress for %u s while holding buffers (%s): disconnecting",
             timeout, c->rx_req ? "a request payload not sent on" : "replies not read");
     if (c->export)
-      stat_add(&c->export->stats.send_timeouts, 1);
+      stat_add(&c->export->dp.stats.send_timeouts, 1);
     c->timed_out = true;
     conn_cut(c);   /* also when it already failed otherwise: its zero-copy sends need the reset */
   }

@@ -102,7 +102,9 @@ void conn_handshake_input(struct conn *c)
     /* Under TLS the payload must pass through GnuTLS: the copy path, whose
      * replies go through the send queue (no splice or zero-copy send). */
     c->tls.export = export_name(c);
-    c->dp = conn_tls_on(&c->tls) ? &datapath_copy : c->export->datapath;
+    c->dp = conn_tls_on(&c->tls) ? &datapath_copy : c->export->dp.datapath;
+    c->sink.export = &c->export->dp;
+    c->sink.dp = c->dp;
     free(c->hs);
     c->hs = NULL;
     conn_set_state(c, CONN_TRANSMISSION, "export chosen");

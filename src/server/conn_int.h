@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "datapath/dpworker.h"
+#include "datapath/request.h"
 #include "engine/engine.h"
 #include "engine/sendq.h"
 #include "proto/handshake.h"
@@ -80,6 +81,7 @@ struct conn {
   size_t inflight_bytes;
   unsigned inflight_reqs;
   struct dp_share share;        /* its part of the worker's pipes and arena */
+  struct request_sink sink;     /* how its requests reach it (datapath/request.h) */
   /* Facts that hold across states: */
   bool paused;                  /* over a cap: no recv until a request is freed (reset each pump) */
   bool budget_wait;             /* paused for --memory-budget: the worker's tick resumes it */
@@ -133,9 +135,9 @@ void conn_schedule(struct conn *c);
 void conn_pump(struct conn *c);
 /* Fail the connection now: a pending send or receive fails at once. */
 void conn_cut(struct conn *c);
-/* A request for header hdr whose cost was charged (counted in flight until
- * it is freed).  NULL on ENOMEM. */
-struct request *request_new(struct conn *c, const struct proto_request *hdr, size_t cost);
+/* A request read off the connection; cost bytes were charged for it
+ * (counted in flight until it is freed).  NULL on ENOMEM. */
+struct request *conn_request_new(struct conn *c, const struct proto_request *hdr, size_t cost);
 
 /* conn_handshake.c */
 

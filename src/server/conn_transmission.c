@@ -11,7 +11,7 @@
 #include "proto/nbd-protocol.h"
 #include "proto/request.h"
 #include "server/conn_int.h"
-#include "server/request.h"
+#include "datapath/request.h"
 
 #define MAX_INFLIGHT_REQ 1024u
 /* In-flight bytes a connection may always have, whatever --memory-budget
@@ -41,7 +41,7 @@ static bool charge(struct conn *c, size_t cost, bool others)
   if (c->inflight_bytes + cost > CONN_MIN_BUDGET && before + cost > srv->memory_budget) {
     atomic_fetch_sub(&srv->inflight, cost);
     if (!c->budget_wait)
-      stat_add(&c->export->stats.budget_waits, 1);
+      stat_add(&c->export->dp.stats.budget_waits, 1);
     c->paused = c->budget_wait = true;
     return false;
   }
@@ -97,13 +97,13 @@ static size_t request_cost(const struct proto_request *h, uint32_t err)
 static bool write_in_place(const struct conn *c, const struct proto_request *h)
 {
   return !conn_tls_on(&c->tls) && !c->dp->alloc_buffer && h->type == NBD_CMD_WRITE && h->length > 0
-         && h->length <= RXBUF_SMALL_WRITE && (!c->dp->payload_progress || h->length <= c->export->chunk);
+         && h->length <= RXBUF_SMALL_WRITE && (!c->dp->payload_progress || h->length <= c->export->dp.chunk);
 }
 
 /* A READ/WRITE buffer: from the data path when it provides them. */
 static void *request_buffer(struct request *r, size_t len)
 {
-  const struct datapath *dp = r->conn->dp;
+  const struct datapath *dp = r->dp;
   if (dp->alloc_buffer && dp->free_buffer) {
     void *b = dp->alloc_buffer(r, len);
     r->buf_from_datapath = b != NULL;
@@ -145,8 +145,8 @@ void conn_transmission_input(struct conn *c)
       uint64_t need = c->rx_charged - c->rx_got;
       size_t k = avail < need ? avail : (size_t)need;
       memcpy((char *)r->buf + c->rx_got, rxbuf_data(&c->rx), k);
-      stat_add(&c->export->stats.memcpy_bytes, k);
-      stat_add(&c->export->stats.copied_write, k);
+      stat_add(&c->export->dp.stats.memcpy_bytes, k);
+      stat_add(&c->export->dp.stats.copied_write, k);
       c->rx.start += k;
       c->rx_got += k;
       dp_times_net(&r->times);
@@ -157,10 +157,10 @@ void conn_transmission_input(struct conn *c)
           continue;   /* more is here already: charge the next step */
         return;
       }
-      stat_add(&c->export->stats.copied_write, r->hdr.length);   /* recv(2) into our buffer */
+      stat_add(&c->export->dp.stats.copied_write, r->hdr.length);   /* recv(2) into our buffer */
       c->rx_req = NULL;
       c->rx_state = RX_HEADER;
-      c->dp->execute(r);
+      dp_execute(r);
       continue;
     }
     if (c->state == CONN_DRAINING && c->rx_state == RX_HEADER) {
@@ -203,7 +203,7 @@ void conn_transmission_input(struct conn *c)
       conn_set_state(c, CONN_CLOSING, "client sent NBD_CMD_DISC");
       return;
     }
-    r = request_new(c, &hdr, cost);
+    r = conn_request_new(c, &hdr, cost);
     if (!r) {
       inflight_sub(c, cost);
       log_msg(LOG_ERROR, c->peer, export_name(c), "out of memory: disconnecting");
@@ -211,12 +211,14 @@ void conn_transmission_input(struct conn *c)
       return;
     }
     if (in_place) {
-      r->buf = rxbuf_pin(&c->rx, hdr.length, &r->rx_pin);
+      struct rxbuf *pin;
+      r->buf = rxbuf_pin(&c->rx, hdr.length, &pin);
+      r->buf_lender = pin;
       /* recv(2) into the receive buffer; the backend write is the second
        * (and last) copy. */
-      stat_add(&c->export->stats.copied_write, hdr.length);
+      stat_add(&c->export->dp.stats.copied_write, hdr.length);
       dp_times_net(&r->times);
-      c->dp->execute(r);
+      dp_execute(r);
       continue;
     }
     if (!err && (hdr.type == NBD_CMD_WRITE || (hdr.type == NBD_CMD_READ && !c->dp->own_read_buffers))
@@ -246,6 +248,6 @@ void conn_transmission_input(struct conn *c)
       c->rx_state = RX_PAYLOAD;
       continue;
     }
-    c->dp->execute(r);
+    dp_execute(r);
   }
 }

@@ -4,7 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include "backend/backend.h"
 #include "common/log.h"
@@ -233,11 +232,10 @@ int export_table_open(struct export_table *t, struct export_config *cfgs, size_t
     }
     ex->cfg = cfgs[i];
     memset(&cfgs[i], 0, sizeof cfgs[i]);
-    ex->backend = b;
-    ex->direct_fd = -1;
-    rangelock_init(&ex->wlock);
     t->n = i + 1;
-    if ((r = datapath_setup(ex, berr, sizeof berr)) < 0) {
+    struct dp_export_setup ds = { .name = ex->cfg.name, .path = ex->cfg.path, .datapath = ex->cfg.datapath,
+                                  .chunk = (uint32_t)ex->cfg.chunk, .read_only = ex->cfg.read_only };
+    if ((r = datapath_setup(&ex->dp, b, &ds, berr, sizeof berr)) < 0) {
       snprintf(err, errlen, "export '%s': %s", ex->cfg.name, berr);
       export_table_close(t);
       return r;
@@ -270,17 +268,7 @@ void export_table_close(struct export_table *t)
 {
   for (size_t i = 0; i < t->n; i++) {
     struct export *ex = &t->exports[i];
-    if (ex->backend) {
-      int r = ex->backend->ops->flush_sync(ex->backend);
-      if (r < 0)
-        log_msg(LOG_ERROR, NULL, ex->cfg.name, "flush at exit failed: %s", strerror(-r));
-      backend_close(ex->backend);
-    }
-    if (ex->direct_fd >= 0)
-      close(ex->direct_fd);
-    datapath_mmap_close(ex);
-    if (ex->backend)
-      rangelock_fini(&ex->wlock);
+    dp_export_close(&ex->dp);
     export_config_free(&ex->cfg);
   }
   free(t->exports);

@@ -7,13 +7,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "datapath/rangelock.h"
-#include "datapath/stats.h"
+#include "datapath/dpexport.h"
 #include "proto/session.h"
 #include "server/access.h"
-
-struct backend;
-struct datapath;
 
 /* What the command line or config file says about one export. */
 struct export_config {
@@ -29,17 +25,10 @@ struct export_config {
   struct access_list access;   /* allow/allow-ro/deny rules, in order */
 };
 
-/* A running export. */
+/* A running export: its configuration and its storage side. */
 struct export {
   struct export_config cfg;
-  struct backend *backend;
-  const struct datapath *datapath;
-  int direct_fd;               /* O_DIRECT fd beside backend->fd (direct path), else -1 */
-  void *map;                   /* mmap path: the whole file, PROT_READ, MAP_SHARED; else NULL */
-  uint64_t map_len;
-  uint32_t chunk;              /* effective chunk size */
-  struct rangelock wlock;      /* direct path: orders writes to the same blocks (rangelock.h) */
-  struct dp_stats stats;
+  struct dp_export dp;
 };
 
 struct export_table {

@@ -68,11 +68,11 @@ static int write_stats(struct server *srv)
     fprintf(f, "%s{\"name\":", i ? "," : "");
     text_json_string(f, ex->cfg.name);
     fputs(",\"datapath\":", f);
-    text_json_string(f, ex->datapath->name);
+    text_json_string(f, ex->dp.datapath->name);
     fputs(",\"configured\":", f);
     text_json_string(f, ex->cfg.datapath ? ex->cfg.datapath : "copy");
-    fprintf(f, ",\"chunk\":%u,\"arena_per_worker\":%zu,", ex->chunk, dp_arena_size);
-    dp_stats_json(f, &ex->stats);
+    fprintf(f, ",\"chunk\":%u,\"arena_per_worker\":%zu,", ex->dp.chunk, dp_arena_size);
+    dp_stats_json(f, &ex->dp.stats);
     fputc('}', f);
   }
   fputs("]}\n", f);
@@ -239,10 +239,10 @@ int server_run(struct server_config *cfg)
   }
   for (size_t i = 0; i < srv.exports.n; i++)
     log_msg(LOG_INFO, NULL, srv.exports.exports[i].cfg.name, "%s backend on %s, %llu bytes%s, data path %s, chunk %u",
-            srv.exports.exports[i].backend->ops->name, srv.exports.exports[i].cfg.path,
+            srv.exports.exports[i].dp.backend->ops->name, srv.exports.exports[i].cfg.path,
             (unsigned long long)srv.exports.proto[i].size,
-            srv.exports.proto[i].read_only ? ", read-only" : "", srv.exports.exports[i].datapath->name,
-            srv.exports.exports[i].chunk);
+            srv.exports.proto[i].read_only ? ", read-only" : "", srv.exports.exports[i].dp.datapath->name,
+            srv.exports.exports[i].dp.chunk);
 
   /* SIGINT and SIGTERM arrive through a signalfd read by worker 0's ring;
    * SIGUSR1, SIGUSR2 and SIGHUP through the signal thread's sigwait.  Block

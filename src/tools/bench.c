@@ -10,6 +10,8 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "common/json.h"
+#include "common/macros.h"
 #include "common/units.h"
 #include "shunt/shunt.h"
 #include "tools/commands.h"
@@ -246,39 +248,47 @@ static void report(struct bench *b, const char *uri, double secs, unsigned conns
   double iops = secs > 0 ? (double)ops / secs : 0;
   double mibs = secs > 0 ? (double)b->bytes / secs / 1048576 : 0;
   if (b->json) {
-    printf("{\n  \"uri\": ");
-    units_json_string(stdout, uri);
-    printf(",\n  \"pattern\": \"%s\",\n  \"block_size\": %llu,\n  \"queue_depth\": %u,\n"
-           "  \"connections\": %u,\n  \"replies\": \"%s\",\n  \"read_percent\": %u,\n"
-           "  \"verify\": %s,\n"
-           "  \"seconds\": %.3f,\n  \"ops\": %llu,\n  \"reads\": %llu,\n  \"writes\": %llu,\n"
-           "  \"errors\": %llu,\n  \"verify_errors\": %llu,\n  \"unverified_reads\": %llu,\n"
-           "  \"reconnects\": %llu,\n  \"retried\": %llu,\n"
-           "  \"payload_bytes_copied\": %llu,\n  \"receive_calls\": %llu,\n"
-           "  \"cpu_seconds\": %.3f,\n"
-           "  \"cpu_seconds_per_gib\": %.3f,\n"
-           "  \"iops\": %.1f,\n  \"mib_per_second\": %.2f,\n",
-           b->random ? "rand" : "seq", (unsigned long long)b->bs, b->qd, conns,
-           in->extended ? "extended" : in->structured ? "structured" : "simple", b->read_pct,
-           b->verify ? "true" : "false", secs, (unsigned long long)ops,
-           (unsigned long long)b->reads, (unsigned long long)b->writes,
-           (unsigned long long)b->errors, (unsigned long long)b->verify_errors,
-           (unsigned long long)b->unverified, (unsigned long long)st.reconnects,
-           (unsigned long long)st.retried, (unsigned long long)st.payload_bytes_copied,
-           (unsigned long long)st.receive_calls, cpu,
-           gib > 0 ? cpu / gib : 0, iops, mibs);
+    struct json j;
+    json_init_file(&j, stdout);
+    json_object(&j, NULL, JSON_BLOCK);
+    json_string(&j, "uri", uri);
+    json_string(&j, "pattern", b->random ? "rand" : "seq");
+    json_uint(&j, "block_size", b->bs);
+    json_uint(&j, "queue_depth", b->qd);
+    json_uint(&j, "connections", conns);
+    json_string(&j, "replies", in->extended ? "extended" : in->structured ? "structured" : "simple");
+    json_uint(&j, "read_percent", b->read_pct);
+    json_bool(&j, "verify", b->verify);
+    json_double(&j, "seconds", secs, 3);
+    json_uint(&j, "ops", ops);
+    json_uint(&j, "reads", b->reads);
+    json_uint(&j, "writes", b->writes);
+    json_uint(&j, "errors", b->errors);
+    json_uint(&j, "verify_errors", b->verify_errors);
+    json_uint(&j, "unverified_reads", b->unverified);
+    json_uint(&j, "reconnects", st.reconnects);
+    json_uint(&j, "retried", st.retried);
+    json_uint(&j, "payload_bytes_copied", st.payload_bytes_copied);
+    json_uint(&j, "receive_calls", st.receive_calls);
+    json_double(&j, "cpu_seconds", cpu, 3);
+    json_double(&j, "cpu_seconds_per_gib", gib > 0 ? cpu / gib : 0, 3);
+    json_double(&j, "iops", iops, 1);
+    json_double(&j, "mib_per_second", mibs, 2);
     const struct { const char *name; struct lat *l; } L[] = {
       { "latency_us", &all }, { "read_latency_us", &b->lat_r }, { "write_latency_us", &b->lat_w },
     };
-    for (int i = 0; i < 3; i++)
-      printf("  \"%s\": { \"p50\": %u, \"p99\": %u, \"p99.9\": %u, \"max\": %u },\n", L[i].name,
-             pct(L[i].l, 50), pct(L[i].l, 99), pct(L[i].l, 99.9), pct(L[i].l, 100));
-    printf("  \"first_error\": ");
-    if (b->first_error[0])
-      units_json_string(stdout, b->first_error);
-    else
-      printf("null");
-    printf("\n}\n");
+    for (int i = 0; i < 3; i++) {
+      json_object(&j, L[i].name, JSON_LINE);
+      json_uint(&j, "p50", pct(L[i].l, 50));
+      json_uint(&j, "p99", pct(L[i].l, 99));
+      json_uint(&j, "p99.9", pct(L[i].l, 99.9));
+      json_uint(&j, "max", pct(L[i].l, 100));
+      json_end(&j);
+    }
+    json_string(&j, "first_error", b->first_error[0] ? b->first_error : NULL);
+    json_end(&j);
+    if (json_finish(&j) < 0)
+      fprintf(stderr, "shunt bench: writing the JSON report failed\n");
   } else {
     printf("shunt bench: %s: %s, block size %llu, queue depth %u, %u connection(s), %u%% reads%s\n",
            uri, b->random ? "random" : "sequential", (unsigned long long)b->bs, b->qd, conns,
@@ -389,7 +399,7 @@ int cmd_bench(int argc, char **argv)
     goto oom;
   for (unsigned i = 0; i < b.qd; i++) {
     b.ops[i].b = &b;
-    if (!(b.ops[i].buf = aligned_alloc(4096, (b.bs + 4095) / 4096 * 4096)))
+    if (!(b.ops[i].buf = aligned_alloc(4096, ROUND_UP(b.bs, 4096))))
       goto oom;
     memset(b.ops[i].buf, 0xa5, b.bs);
   }

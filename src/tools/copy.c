@@ -1,47 +1,33 @@
 /* copy.c: `shunt copy SRC DST` between files, block devices and NBD URIs in any
  * direction.  Sparse-aware (holes are neither read nor written; zeroes go as
- * WRITE_ZEROES or stay holes), parallel (multi-conn, many requests in flight
- * through libshunt's asynchronous API), with a progress bar and --json.
- * Payload from an NBD source goes through a pipe per slot (spliced in and out
- * by the kernel), a file source is sent with sendfile: only the first
+ * WRITE_ZEROES or stay holes), parallel (multi-conn, many requests in flight),
+ * with a progress bar and --json.  Both sides are endpoints (endpoint.h): this
+ * file plans the source's extents, runs requests through slots, checks data
+ * for zeroes and picks the kernel-moved paths the endpoints offer: payload
+ * through a pipe per slot (spliced in and out) when the source can fill one
+ * and the destination drain it, sendfile when the source has a file
+ * descriptor and the destination can send from one.  Then only the first
  * PROBE_BYTES of each request pass through user memory, to spot zero blocks. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <linux/falloc.h>
-#include <linux/fs.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/resource.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "common/json.h"
+#include "common/macros.h"
 #include "common/units.h"
-#include "common/uri.h"
-#include "shunt/shunt.h"
 #include "tools/commands.h"
-#include "tools/copy_io.h"
-#include "tools/copy_same.h"
+#include "tools/endpoint.h"
 
 #define EXTENT_BATCH (UINT64_C(1) << 30)   /* plan this much of the source at a time */
 #define MAX_ZERO_REQ (UINT64_C(1) << 30)   /* one WRITE_ZEROES at most */
 #define PROBE_BYTES 4096                   /* zero check before the kernel moves the rest */
-
-struct endpoint {
-  const char *name;
-  struct shunt_handle *h;  /* NBD, or NULL */
-  int fd;                  /* file or block device */
-  int dfd;                 /* destination opened O_DIRECT too (aligned writes), or -1 */
-  uint64_t size;
-  bool blockdev;
-  bool fresh;              /* destination known to read as zeroes */
-  struct stat st;          /* file or block device: its fstat */
-  uint64_t max_req;
-};
 
 struct extent {
   uint64_t off, len;
@@ -49,23 +35,20 @@ struct extent {
 };
 
 struct copy;
-enum file_op { FILE_NONE, FILE_READ, FILE_WRITE };
 
 struct slot {
   struct copy *cp;
   unsigned char *buf;
-  uint64_t off, len;
-  uint64_t xfer;           /* file op: bytes done so far */
-  uint64_t rd_end;         /* file read: read up to here (a probe, or len) */
-  enum file_op op;
+  uint64_t off, len;       /* the request */
+  struct ep_io io;         /* its operation in flight */
   bool busy;
-  bool direct_io;          /* the file write in flight went through dst.dfd */
-  int pipe[2];             /* NBD source: the payload's pipe, or -1 */
+  bool probing;            /* reading the first bytes only: sendfile the rest if data */
+  int pipe[2];             /* the payload's pipe, or -1 */
   uint64_t pipe_from, piped; /* the pipe holds request bytes [pipe_from, +piped) */
 };
 
 struct copy {
-  struct endpoint src, dst;
+  struct endpoint *src, *dst;
   struct extent *ext;
   size_t next, n, cap;
   uint64_t planned;        /* source extents known up to here */
@@ -74,17 +57,13 @@ struct copy {
   uint64_t req_size;
   bool sparse, target_is_zero, flush, json, progress;
   bool direct;             /* write file destinations with O_DIRECT where aligned */
-  unsigned direct_busy, direct_max; /* O_DIRECT writes in flight, and the most */
-  bool splice_src;         /* NBD source and destination: payload through pipes */
-  bool sendfile_src;       /* file source, NBD destination: sendfile */
+  bool splice_src;         /* payload through the slots' pipes */
+  bool sendfile_src;       /* the destination sends from the source's descriptor */
   uint64_t probe;          /* bytes checked for zeroes in user memory (0: none) */
   uint64_t data_bytes, zero_bytes, skipped_bytes, done_bytes, requests;
   uint64_t spliced_bytes, sendfile_bytes; /* data the kernel moved past user memory */
-  uint64_t direct_bytes;   /* written to a file destination with O_DIRECT */
   int error;
   char errmsg[1024];
-  unsigned char *zerobuf;
-  struct copy_io io;       /* file reads/writes, when either side is a file */
 };
 
 static void usage(FILE *f)
@@ -138,77 +117,6 @@ static void set_error(struct copy *cp, int err, const char *fmt, const char *a, 
 
 static unsigned reconnect_tries;
 
-static int open_endpoint(struct endpoint *e, const char *name, bool dst, uint64_t want_size,
-                         unsigned conns, struct copy *cp)
-{
-  memset(e, 0, sizeof *e);
-  e->name = name;
-  e->fd = e->dfd = -1;
-  if (nbd_uri_is_nbd(name)) {
-    struct shunt_options o = { .connections = conns, .reconnect = reconnect_tries };
-    char err[512];
-    if (shunt_connect(&e->h, name, &o, err, sizeof err) < 0) {
-      fprintf(stderr, "shunt copy: %s\n", err);
-      return -1;
-    }
-    const struct shunt_info *in = shunt_get_info(e->h);
-    e->size = in->size;
-    e->max_req = in->max_block;
-    if (dst && in->read_only) {
-      fprintf(stderr, "shunt copy: %s: export is read-only\n", name);
-      return -1;
-    }
-    return 0;
-  }
-  e->fd = open(name, dst ? O_WRONLY | O_CREAT | O_CLOEXEC : O_RDONLY | O_CLOEXEC, 0644);
-  if (e->fd < 0) {
-    fprintf(stderr, "shunt copy: %s: %s\n", name, strerror(errno));
-    return -1;
-  }
-  struct stat st;
-  if (fstat(e->fd, &st) < 0) {
-    fprintf(stderr, "shunt copy: %s: %s\n", name, strerror(errno));
-    return -1;
-  }
-  e->st = st;
-  /* The destination is truncated below: never when it is the source (the
-   * same path, a symlink or hard link to it, or the same block device). */
-  if (dst && cp->src.fd >= 0 && copy_same_file(&cp->src.st, &st)) {
-    fprintf(stderr, "shunt copy: %s and %s are the same file\n", cp->src.name, name);
-    return -1;
-  }
-  e->max_req = UINT64_C(1) << 30;
-  if (S_ISBLK(st.st_mode)) {
-    e->blockdev = true;
-    if (ioctl(e->fd, BLKGETSIZE64, &e->size) < 0) {
-      fprintf(stderr, "shunt copy: %s: BLKGETSIZE64: %s\n", name, strerror(errno));
-      return -1;
-    }
-  } else if (S_ISREG(st.st_mode)) {
-    e->size = (uint64_t)st.st_size;
-    if (dst) {
-      /* A regular destination file is recreated sparse: holes need no writing.
-       * A new (empty) one is only extended: on ext4, truncating to 0 arms
-       * auto_da_alloc, and close() then writes back the whole copy itself. */
-      if ((st.st_size > 0 && ftruncate(e->fd, 0) < 0) || ftruncate(e->fd, (off_t)want_size) < 0) {
-        fprintf(stderr, "shunt copy: %s: truncate: %s\n", name, strerror(errno));
-        return -1;
-      }
-      e->size = want_size;
-      e->fresh = true;
-    }
-  } else {
-    fprintf(stderr, "shunt copy: %s: not a regular file, block device or NBD URI\n", name);
-    return -1;
-  }
-  /* Aligned writes bypass the page cache: no copy into it, and no dirty
-   * pages for the kernel to write back later.  Where O_DIRECT is refused
-   * (some file systems), every write stays buffered. */
-  if (dst && cp->direct)
-    e->dfd = open(name, O_WRONLY | O_DIRECT | O_CLOEXEC);
-  return 0;
-}
-
 static int add_extent(struct copy *cp, uint64_t off, uint64_t len, bool zero)
 {
   if (!len)
@@ -238,22 +146,23 @@ struct bs_collect {
   int err;
 };
 
-static void on_extent(void *user, uint64_t off, uint64_t len, uint32_t flags)
+static void on_extent(void *user, uint64_t off, uint64_t len, bool zero)
 {
   struct bs_collect *b = user;
   if (off >= b->end)
     return;
   if (len > b->end - off)
     len = b->end - off;
-  if (add_extent(b->cp, off, len, flags & SHUNT_EXTENT_ZERO) < 0)
+  if (add_extent(b->cp, off, len, zero) < 0)
     b->err = -ENOMEM;
   b->reached = off + len;
 }
 
-/* Learn the next batch of the source's extents (drops the consumed ones). */
+/* Learn the next batch of the source's extents (drops the consumed ones).
+ * What the source cannot tell about is data. */
 static int plan_more(struct copy *cp)
 {
-  uint64_t size = cp->src.size;
+  uint64_t size = cp->src->size;
   if (cp->next) {
     memmove(cp->ext, cp->ext + cp->next, (cp->n - cp->next) * sizeof *cp->ext);
     cp->n -= cp->next;
@@ -263,43 +172,23 @@ static int plan_more(struct copy *cp)
   uint64_t end = size - start < EXTENT_BATCH ? size : start + EXTENT_BATCH;
   if (start >= size)
     return 0;
-  if (cp->src.h && cp->sparse && shunt_get_info(cp->src.h)->block_status) {
-    struct bs_collect b = { .cp = cp, .end = end, .reached = start };
-    while (b.reached < end) {
-      uint64_t before = b.reached;
-      if (shunt_block_status(cp->src.h, b.reached, end - b.reached, 0, on_extent, &b) < 0) {
-        set_error(cp, -EIO, "%s%s", shunt_last_error(cp->src.h), "");
-        return -EIO;
-      }
-      if (b.err)
-        return b.err;
-      if (b.reached == before)
-        return add_extent(cp, start, end - start, false);
+  struct bs_collect b = { .cp = cp, .end = end, .reached = start };
+  while (cp->sparse && b.reached < end) {
+    uint64_t before = b.reached;
+    int r = cp->src->ops->extents(cp->src, b.reached, end - b.reached, on_extent, &b);
+    if (r == -ENOTSUP)
+      break;
+    if (r < 0) {
+      set_error(cp, r, "%s%s", cp->src->errmsg, "");
+      return r;
     }
-  } else if (cp->src.fd >= 0 && cp->sparse) {
-    uint64_t pos = start;
-    while (pos < end) {
-      off_t d = lseek(cp->src.fd, (off_t)pos, SEEK_DATA);
-      if (d < 0 && errno == ENXIO)
-        d = (off_t)end; /* the rest is a hole */
-      else if (d < 0) {
-        add_extent(cp, pos, end - pos, false); /* no SEEK_DATA: all data */
-        break;
-      }
-      uint64_t du = (uint64_t)d < end ? (uint64_t)d : end;
-      if (add_extent(cp, pos, du - pos, true) < 0)
-        return -ENOMEM;
-      if (du >= end)
-        break;
-      off_t hl = lseek(cp->src.fd, d, SEEK_HOLE);
-      uint64_t hu = hl < 0 ? end : (uint64_t)hl < end ? (uint64_t)hl : end;
-      if (add_extent(cp, du, hu - du, false) < 0)
-        return -ENOMEM;
-      pos = hu;
-    }
-  } else if (add_extent(cp, start, end - start, false) < 0) {
-    return -ENOMEM;
+    if (b.err)
+      return b.err;
+    if (b.reached == before)
+      break;
   }
+  if (b.reached < end && add_extent(cp, b.reached, end - b.reached, false) < 0)
+    return -ENOMEM;
   cp->planned = end;
   return 0;
 }
@@ -308,7 +197,7 @@ static int plan_more(struct copy *cp)
 static bool next_work(struct copy *cp, uint64_t max_data, uint64_t *off, uint64_t *len, bool *zero)
 {
   while (cp->next == cp->n) {
-    if (cp->planned >= cp->src.size || cp->error)
+    if (cp->planned >= cp->src->size || cp->error)
       return false;
     if (plan_more(cp) < 0) {
       if (!cp->error)
@@ -334,94 +223,50 @@ static void slot_free(struct slot *s)
   s->cp->busy--;
 }
 
-static void on_write_done(const struct shunt_result *r)
+/* The slot's operation on request bytes [off, off + len). */
+static struct ep_io *slot_io(struct slot *s, uint64_t off, uint64_t len, ep_done_fn done)
 {
-  struct slot *s = r->user;
+  s->io = (struct ep_io){ .off = off, .len = len, .buf = s->buf + (off - s->off),
+                          .pipe_rfd = -1, .pipe_wfd = -1, .src_fd = -1,
+                          .done = done, .user = s };
+  return &s->io;
+}
+
+/* A write, zeroing or sendfile of the slot finished: the request is done. */
+static void on_write_done(struct ep_io *io, int err, const char *msg)
+{
+  struct slot *s = io->user;
   struct copy *cp = s->cp;
-  if (r->error)
-    set_error(cp, r->error, "%s%s", r->message, "");
+  if (err)
+    set_error(cp, err, "%s%s", msg, "");
   else
-    cp->done_bytes += r->length;
+    cp->done_bytes += io->len;
   cp->requests++;
   slot_free(s);
 }
 
-static bool is_zero(const unsigned char *p, uint64_t len)
+/* Make the slot's range of the destination read as zeroes; frees the slot
+ * when done. */
+static void dst_zero(struct copy *cp, struct slot *s)
 {
-  /* Word at a time; buffers are page-aligned. */
-  const uint64_t *w = (const uint64_t *)p;
-  uint64_t n = len / 8;
-  for (uint64_t i = 0; i < n; i++)
-    if (w[i])
-      return false;
-  for (uint64_t i = n * 8; i < len; i++)
-    if (p[i])
-      return false;
-  return true;
-}
-
-/* Make [off, off+len) of the destination read as zeroes; the slot (may be
- * NULL for synchronous paths) is freed when done. */
-static void dst_zero(struct copy *cp, struct slot *s, uint64_t off, uint64_t len)
-{
-  struct endpoint *d = &cp->dst;
-  cp->zero_bytes += len;
-  if (d->fresh || cp->target_is_zero) {
-    cp->skipped_bytes += len;
-    cp->done_bytes += len;
-    if (s)
-      slot_free(s);
+  cp->zero_bytes += s->len;
+  if (cp->dst->fresh || cp->target_is_zero) {
+    cp->skipped_bytes += s->len;
+    cp->done_bytes += s->len;
+    slot_free(s);
     return;
   }
-  if (d->h && shunt_get_info(d->h)->can_zero) {
-    if (!s) {
-      int r = shunt_zero(d->h, off, len, 0);
-      if (r < 0)
-        set_error(cp, r, "%s%s", shunt_last_error(d->h), "");
-      else
-        cp->done_bytes += len;
-      cp->requests++;
-      return;
-    }
-    s->off = off;
-    s->len = len;
-    if (shunt_aio_zero(d->h, off, len, 0, on_write_done, s) < 0) {
-      set_error(cp, -EIO, "%s%s", shunt_last_error(d->h), "");
-      slot_free(s);
-    }
-    return;
-  }
-  if (d->fd >= 0) {
-    int r = fallocate(d->fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len);
-    if (r < 0 && d->blockdev) {
-      uint64_t range[2] = { off, len };
-      r = ioctl(d->fd, BLKZEROOUT, range);
-    }
-    if (r == 0) {
-      cp->done_bytes += len;
-      if (s)
-        slot_free(s);
-      return;
-    }
-  }
-  /* No way to zero cheaply: write zeroes. */
-  for (uint64_t p = 0; p < len && !cp->error;) {
-    uint64_t l = len - p < cp->req_size ? len - p : cp->req_size;
-    int r;
-    if (d->h)
-      r = shunt_pwrite(d->h, cp->zerobuf, l, off + p, 0);
-    else
-      r = pwrite(d->fd, cp->zerobuf, l, (off_t)(off + p)) == (ssize_t)l ? 0 : -errno;
-    if (r < 0)
-      set_error(cp, r, "%s: write: %s", d->name, strerror(-r));
-    p += l;
-  }
-  cp->done_bytes += len;
-  if (s)
+  int r = cp->dst->ops->zero(cp->dst, slot_io(s, s->off, s->len, on_write_done));
+  if (r == 1)
+    cp->done_bytes += s->len;
+  else if (r < 0)
+    set_error(cp, r, "%s%s", cp->dst->errmsg, "");
+  if (r != 0)
     slot_free(s);
 }
 
-/* Move the slot's piped bytes into its buffer (for a full zero check). */
+/* Move the slot's piped bytes into its buffer (for a full zero check, or a
+ * destination that cannot take them from the pipe). */
 static int pipe_to_buf(struct copy *cp, struct slot *s)
 {
   for (uint64_t got = 0; got < s->piped;) {
@@ -439,29 +284,10 @@ static int pipe_to_buf(struct copy *cp, struct slot *s)
   return 0;
 }
 
-#define DIRECT_ALIGN 4096u  /* whole pages: direct and buffered writes never share one */
-
-/* Queue the rest of the slot's file write, from s->xfer: its aligned part
- * O_DIRECT (while fewer than direct_max are in flight), else, and an odd
- * tail, through the page cache. */
-static int queue_file_write(struct copy *cp, struct slot *s)
-{
-  uint64_t pos = s->xfer, off = s->off + pos, len = s->len - pos;
-  uint64_t aligned = len / DIRECT_ALIGN * DIRECT_ALIGN; /* an odd tail follows buffered */
-  s->direct_io = cp->dst.dfd >= 0 && off % DIRECT_ALIGN == 0 && pos % DIRECT_ALIGN == 0 &&
-                 aligned && cp->direct_busy < cp->direct_max;
-  cp->direct_busy += s->direct_io;
-  if (s->direct_io)
-    len = aligned;
-  return copy_io_queue(&cp->io, true, s->direct_io ? cp->dst.dfd : cp->dst.fd, s->buf + pos,
-                       (uint32_t)len, off, s);
-}
-
 /* Data for the slot is in its buffer and pipe: send it to the destination. */
 static void data_ready(struct slot *s)
 {
   struct copy *cp = s->cp;
-  struct endpoint *d = &cp->dst;
   if (cp->sparse) {
     /* Only the bytes in user memory are looked at; when they are all zero,
      * the piped rest is fetched to decide. */
@@ -474,54 +300,84 @@ static void data_ready(struct slot *s)
       zero = is_zero(s->buf + s->pipe_from, s->len - s->pipe_from);
     }
     if (zero) {
-      dst_zero(cp, s, s->off, s->len);
+      dst_zero(cp, s);
       return;
     }
   }
+  if (s->piped && !(cp->dst->caps & EP_WRITE_PIPE) && pipe_to_buf(cp, s) < 0) {
+    slot_free(s);
+    return;
+  }
   cp->data_bytes += s->len;
-  if (d->h) {
-    struct iovec v = { s->buf, s->len };
-    int64_t r = s->piped ? shunt_aio_pwrite_pipe(d->h, &v, 1, s->off, 0, s->pipe[0], s->pipe_from,
-                                                 s->piped, on_write_done, s)
-                         : shunt_aio_pwrite(d->h, &v, 1, s->off, 0, on_write_done, s);
-    if (r < 0) {
-      set_error(cp, -EIO, "%s%s", shunt_last_error(d->h), "");
-      slot_free(s);
-    }
-    return;
+  struct ep_io *io = slot_io(s, s->off, s->len, on_write_done);
+  if (s->piped) {
+    io->pipe_rfd = s->pipe[0];
+    io->pipe_from = s->pipe_from;
+    io->piped = s->piped;
   }
-  s->op = FILE_WRITE;
-  s->xfer = 0;
-  int r = queue_file_write(cp, s);
+  int r = cp->dst->ops->write(cp->dst, io);
   if (r < 0) {
-    set_error(cp, r, "%s: write: %s", d->name, strerror(-r));
-    s->op = FILE_NONE;
+    set_error(cp, r, "%s%s", cp->dst->errmsg, "");
     slot_free(s);
   }
 }
 
-static void on_read_done(const struct shunt_result *r)
-{
-  struct slot *s = r->user;
-  s->cp->requests++;
-  s->piped = r->piped;
-  s->cp->spliced_bytes += r->piped;
-  if (r->error) {
-    set_error(s->cp, r->error, "%s%s", r->message, "");
-    slot_free(s);
-    return;
-  }
-  data_ready(s);
-}
-
-/* File source, NBD destination: the kernel sends the slot's range. */
+/* The destination sends the slot's range from the source's descriptor. */
 static void send_file(struct copy *cp, struct slot *s)
 {
   cp->data_bytes += s->len;
   cp->sendfile_bytes += s->len;
-  if (shunt_aio_pwrite_file(cp->dst.h, cp->src.fd, s->off, s->len, s->off, 0, on_write_done,
-                            s) < 0) {
-    set_error(cp, -EIO, "%s%s", shunt_last_error(cp->dst.h), "");
+  struct ep_io *io = slot_io(s, s->off, s->len, on_write_done);
+  io->src_fd = cp->src->fd;
+  io->src_off = s->off;
+  int r = cp->dst->ops->write_from_fd(cp->dst, io);
+  if (r < 0) {
+    set_error(cp, r, "%s%s", cp->dst->errmsg, "");
+    slot_free(s);
+  }
+}
+
+/* Read request bytes [from, len) of the slot. */
+static void read_from(struct copy *cp, struct slot *s, uint64_t from);
+
+static void on_read_done(struct ep_io *io, int err, const char *msg)
+{
+  struct slot *s = io->user;
+  struct copy *cp = s->cp;
+  if (err) {
+    set_error(cp, err, "%s%s", msg, "");
+    slot_free(s);
+    return;
+  }
+  if (s->probing) {
+    /* The probe is read: data goes by sendfile, zeroes are read in full. */
+    s->probing = false;
+    if (!is_zero(s->buf, io->len)) {
+      cp->requests++;
+      send_file(cp, s);
+    } else {
+      read_from(cp, s, io->len);
+    }
+    return;
+  }
+  cp->requests++;
+  s->piped = io->piped;
+  cp->spliced_bytes += io->piped;
+  data_ready(s);
+}
+
+static void read_from(struct copy *cp, struct slot *s, uint64_t from)
+{
+  uint64_t to = s->probing ? MIN(cp->probe, s->len) : s->len;
+  struct ep_io *io = slot_io(s, s->off + from, to - from, on_read_done);
+  if (cp->splice_src) {
+    s->pipe_from = MIN(cp->probe, s->len);
+    io->pipe_wfd = s->pipe[1];
+    io->pipe_from = s->pipe_from;
+  }
+  int r = cp->src->ops->read(cp->src, io);
+  if (r < 0) {
+    set_error(cp, r, "%s%s", cp->src->errmsg, "");
     slot_free(s);
   }
 }
@@ -533,94 +389,13 @@ static void start_slot(struct copy *cp, struct slot *s, uint64_t off, uint64_t l
   s->len = len;
   cp->busy++;
   s->piped = 0;
-  if (cp->src.h) {
-    struct iovec v = { s->buf, len };
-    int64_t r;
-    if (cp->splice_src) {
-      s->pipe_from = cp->probe < len ? cp->probe : len;
-      r = shunt_aio_pread_pipe(cp->src.h, &v, 1, off, 0, s->pipe[1], s->pipe_from,
-                               on_read_done, s);
-    } else {
-      r = shunt_aio_pread(cp->src.h, &v, 1, off, 0, on_read_done, s);
-    }
-    if (r < 0) {
-      set_error(cp, -EIO, "%s%s", shunt_last_error(cp->src.h), "");
-      slot_free(s);
-    }
-    return;
-  }
+  s->probing = false;
   if (cp->sendfile_src && !cp->probe) {
     send_file(cp, s);
     return;
   }
-  s->op = FILE_READ;
-  s->xfer = 0;
-  s->rd_end = cp->sendfile_src && cp->probe < len ? cp->probe : len;
-  int r = copy_io_queue(&cp->io, false, cp->src.fd, s->buf, (uint32_t)s->rd_end, off, s);
-  if (r < 0) {
-    set_error(cp, r, "%s: read: %s", cp->src.name, strerror(-r));
-    s->op = FILE_NONE;
-    slot_free(s);
-  }
-}
-
-/* A file read or write finished (res: bytes or -errno); short ones continue. */
-static void on_file_done(void *tag, int res, void *ctx)
-{
-  struct slot *s = tag;
-  struct copy *cp = ctx;
-  bool write = s->op == FILE_WRITE;
-  const char *name = write ? cp->dst.name : cp->src.name;
-  if (write && s->direct_io) {
-    cp->direct_busy--;
-    cp->direct_bytes += res > 0 ? (uint64_t)res : 0;
-  }
-  if (write && res == -EINVAL && s->direct_io) {
-    /* The device wants a larger alignment than pages: no O_DIRECT then. */
-    close(cp->dst.dfd);
-    cp->dst.dfd = -1;
-    res = queue_file_write(cp, s);
-    if (res == 0)
-      return;
-  }
-  if (res <= 0) {
-    set_error(cp, res < 0 ? res : -EIO, write ? "%s: write: %s" : "%s: read: %s", name,
-              res < 0 ? strerror(-res) : "unexpected end of file");
-    s->op = FILE_NONE;
-    slot_free(s);
-    return;
-  }
-  s->xfer += (uint64_t)res;
-  if (!write && s->xfer == s->rd_end && s->rd_end < s->len) {
-    /* The probe is read: data goes by sendfile, zeroes are read in full. */
-    if (!is_zero(s->buf, s->rd_end)) {
-      s->op = FILE_NONE;
-      cp->requests++;
-      send_file(cp, s);
-      return;
-    }
-    s->rd_end = s->len;
-  }
-  if (s->xfer < (write ? s->len : s->rd_end)) {
-    int r = write ? queue_file_write(cp, s)
-                  : copy_io_queue(&cp->io, false, cp->src.fd, s->buf + s->xfer,
-                                  (uint32_t)(s->rd_end - s->xfer), s->off + s->xfer, s);
-    if (r < 0) {
-      set_error(cp, r, write ? "%s: write: %s" : "%s: read: %s", name, strerror(-r));
-      s->op = FILE_NONE;
-      slot_free(s);
-    }
-    return;
-  }
-  s->op = FILE_NONE;
-  if (write) {
-    cp->done_bytes += s->len;
-    cp->requests++;
-    slot_free(s);
-  } else {
-    cp->requests++;
-    data_ready(s);
-  }
+  s->probing = cp->sendfile_src && cp->probe < len;
+  read_from(cp, s, 0);
 }
 
 static void fill(struct copy *cp)
@@ -635,8 +410,10 @@ static void fill(struct copy *cp)
       return;
     if (zero) {
       s->busy = true;
+      s->off = off;
+      s->len = len;
       cp->busy++;
-      dst_zero(cp, s, off, len);
+      dst_zero(cp, s);
     } else {
       start_slot(cp, s, off, len);
     }
@@ -650,11 +427,11 @@ static void progress(struct copy *cp, double t0, bool final)
   char a[32], b[32], r[32];
   double dt = now_s() - t0;
   double rate = dt > 0 ? (double)cp->done_bytes / dt : 0;
-  double pct = cp->src.size ? 100.0 * (double)cp->done_bytes / (double)cp->src.size : 100;
-  double eta = rate > 0 ? (double)(cp->src.size - cp->done_bytes) / rate : 0;
+  double pct = cp->src->size ? 100.0 * (double)cp->done_bytes / (double)cp->src->size : 100;
+  double eta = rate > 0 ? (double)(cp->src->size - cp->done_bytes) / rate : 0;
   fprintf(stderr, "\r\033[Kshunt copy: %5.1f%%  %s / %s  %s/s  ETA %.0fs", pct,
           units_format_bytes(cp->done_bytes, a, sizeof a),
-          units_format_bytes(cp->src.size, b, sizeof b),
+          units_format_bytes(cp->src->size, b, sizeof b),
           units_format_bytes((uint64_t)rate, r, sizeof r), eta);
   if (final)
     fputc('\n', stderr);
@@ -662,38 +439,41 @@ static void progress(struct copy *cp, double t0, bool final)
 
 static int run(struct copy *cp)
 {
+  struct endpoint *eps[2] = { cp->src, cp->dst };
   double t0 = now_s(), last = 0;
   for (;;) {
     if (!cp->error)
       fill(cp);
-    if (cp->busy == 0 && (cp->error || (cp->next == cp->n && cp->planned >= cp->src.size)))
+    if (cp->busy == 0 && (cp->error || (cp->next == cp->n && cp->planned >= cp->src->size)))
       break;
     if (cp->busy == 0)
       continue;
-    struct pollfd pfd[2 * 65 + 1];
-    unsigned ns = 0, nd = 0, nf = 0;
-    int r = copy_io_submit(&cp->io);
-    if (r < 0)
-      set_error(cp, r, "io_uring submit: %s%s", strerror(-r), "");
-    if (cp->src.h)
-      ns = shunt_pollfds(cp->src.h, pfd, 65);
-    if (cp->dst.h)
-      nd = shunt_pollfds(cp->dst.h, pfd + ns, 65);
-    if (cp->io.pending) {
-      pfd[ns + nd] = (struct pollfd){ .fd = copy_io_fd(&cp->io), .events = POLLIN };
-      nf = 1;
+    struct pollfd pfd[2 * EP_MAX_POLLFDS];
+    unsigned np[2], total = 0;
+    int reaped = 0;
+    for (int i = 0; i < 2; i++)
+      if (eps[i]->ops->submit(eps[i]) < 0)
+        set_error(cp, -EIO, "%s%s", eps[i]->errmsg, "");
+    for (int i = 0; i < 2; i++) {
+      np[i] = eps[i]->ops->pollfds(eps[i], pfd + total, EP_MAX_POLLFDS);
+      total += np[i];
     }
-    if (copy_io_reap(&cp->io, on_file_done, cp) > 0)
+    for (int i = 0; i < 2; i++) {
+      int r = eps[i]->ops->reap(eps[i]);
+      if (r < 0)
+        set_error(cp, r, "%s%s", eps[i]->errmsg, "");
+      else
+        reaped += r;
+    }
+    if (reaped > 0)
       continue; /* completions were already waiting */
-    if (poll(pfd, ns + nd + nf, cp->progress ? 250 : -1) < 0 && errno != EINTR) {
+    if (poll(pfd, total, cp->progress ? 250 : -1) < 0 && errno != EINTR) {
       set_error(cp, -errno, "poll: %s%s", strerror(errno), "");
       break;
     }
-    if (cp->src.h && shunt_pollfds_process(cp->src.h, pfd, ns) < 0)
-      set_error(cp, -EIO, "%s%s", shunt_last_error(cp->src.h), "");
-    if (cp->dst.h && shunt_pollfds_process(cp->dst.h, pfd + ns, nd) < 0)
-      set_error(cp, -EIO, "%s%s", shunt_last_error(cp->dst.h), "");
-    copy_io_reap(&cp->io, on_file_done, cp);
+    for (unsigned i = 0, at = 0; i < 2; at += np[i], i++)
+      if (eps[i]->ops->process(eps[i], pfd + at, np[i]) < 0)
+        set_error(cp, -EIO, "%s%s", eps[i]->errmsg, "");
     if (cp->progress && now_s() - last > 0.25) {
       progress(cp, t0, false);
       last = now_s();
@@ -720,7 +500,6 @@ int cmd_copy(int argc, char **argv)
     { NULL, 0, NULL, 0 },
   };
   struct copy cp = { .sparse = true, .direct = true, .req_size = 256 * 1024 };
-  cp.src.fd = cp.src.dfd = cp.dst.fd = cp.dst.dfd = -1;
   uint64_t conns = 4, reqs = 64;
   int progress_opt = -1, c;
   bool splice = true;
@@ -773,56 +552,51 @@ int cmd_copy(int argc, char **argv)
   cp.progress = progress_opt >= 0 ? progress_opt : (isatty(2) && !cp.json);
   int rc = 1;
   double t0 = now_s();
-  if (nbd_uri_is_nbd(argv[optind]) && nbd_uri_is_nbd(argv[optind + 1]) &&
-      copy_same_export(argv[optind], argv[optind + 1])) {
-    fprintf(stderr, "shunt copy: %s and %s are the same export\n", argv[optind], argv[optind + 1]);
-    goto out;
-  }
-  if (open_endpoint(&cp.src, argv[optind], false, 0, (unsigned)conns, &cp) < 0)
-    goto out;
-  if (open_endpoint(&cp.dst, argv[optind + 1], true, cp.src.size, (unsigned)conns, &cp) < 0)
-    goto out;
-  if (cp.dst.size < cp.src.size) {
-    fprintf(stderr, "shunt copy: %s (%llu bytes) is smaller than %s (%llu bytes)\n",
-            cp.dst.name, (unsigned long long)cp.dst.size, cp.src.name,
-            (unsigned long long)cp.src.size);
-    goto out;
-  }
-  if (cp.req_size > cp.src.max_req)
-    cp.req_size = cp.src.max_req;
-  if (cp.req_size > cp.dst.max_req)
-    cp.req_size = cp.dst.max_req;
+  char err[1024];
+  const char *dst_name = argv[optind + 1];
+  uint64_t direct_bytes = 0;
   cp.nslots = (unsigned)reqs;
-  cp.slots = calloc(cp.nslots, sizeof *cp.slots);
-  for (unsigned i = 0; cp.slots && i < cp.nslots; i++)
-    cp.slots[i].pipe[0] = cp.slots[i].pipe[1] = -1;
-  cp.zerobuf = aligned_alloc(4096, (cp.req_size + 4095) / 4096 * 4096);
-  if (!cp.slots || !cp.zerobuf)
-    goto oom;
-  memset(cp.zerobuf, 0, cp.req_size);
-  if (cp.src.fd >= 0 || cp.dst.fd >= 0) {
-    int r = copy_io_init(&cp.io, cp.nslots * 2);
-    if (r < 0) {
-      fprintf(stderr, "shunt copy: io_uring: %s\n", strerror(-r));
-      goto out;
-    }
+  struct endpoint_params sp = { .connections = (unsigned)conns, .reconnect = reconnect_tries,
+                                .depth = cp.nslots * 2 };
+  if (endpoint_open(&cp.src, argv[optind], &sp, err, sizeof err) < 0) {
+    fprintf(stderr, "shunt copy: %s\n", err);
+    goto out;
   }
-  /* splice and sendfile need plain sockets (not TLS: nbds://). */
-  bool src_plain = cp.src.h && strncmp(cp.src.name, "nbds", 4) != 0;
-  bool dst_plain = cp.dst.h && strncmp(cp.dst.name, "nbds", 4) != 0;
-  /* A write whose pipe bytes were partly sent cannot be resent after a
-   * reconnect: with --reconnect, NBD -> NBD keeps the payload in buffers. */
-  cp.splice_src = splice && src_plain && dst_plain && reconnect_tries == 0;
-  cp.sendfile_src = splice && cp.src.fd >= 0 && dst_plain;
-  cp.probe = cp.sparse ? PROBE_BYTES : 0;
+  struct endpoint_params dp = sp;
+  dp.write = true;
+  dp.size = cp.src->size;
+  dp.direct = cp.direct;
   /* O_DIRECT for up to half the requests in flight: while the disk keeps up,
    * every write bypasses the page cache; when it falls behind, the overflow
    * goes to the page cache instead of waiting (costs a copy, keeps the pace). */
-  cp.direct_max = cp.nslots / 2 ? cp.nslots / 2 : 1;
+  dp.direct_max = cp.nslots / 2 ? cp.nslots / 2 : 1;
+  dp.source = cp.src;
+  if (endpoint_open(&cp.dst, dst_name, &dp, err, sizeof err) < 0) {
+    fprintf(stderr, "shunt copy: %s\n", err);
+    goto out;
+  }
+  if (cp.dst->size < cp.src->size) {
+    fprintf(stderr, "shunt copy: %s (%llu bytes) is smaller than %s (%llu bytes)\n",
+            cp.dst->name, (unsigned long long)cp.dst->size, cp.src->name,
+            (unsigned long long)cp.src->size);
+    goto out;
+  }
+  cp.req_size = MIN(cp.req_size, cp.src->max_req);
+  cp.req_size = MIN(cp.req_size, cp.dst->max_req);
+  cp.slots = calloc(cp.nslots, sizeof *cp.slots);
+  if (!cp.slots)
+    goto oom;
+  for (unsigned i = 0; i < cp.nslots; i++)
+    cp.slots[i].pipe[0] = cp.slots[i].pipe[1] = -1;
+  /* A write whose pipe bytes were partly sent cannot be resent after a
+   * reconnect: the endpoints offer pipes only when that cannot happen. */
+  cp.splice_src = splice && (cp.src->caps & EP_READ_PIPE) && (cp.dst->caps & EP_WRITE_PIPE);
+  cp.sendfile_src = splice && cp.src->fd >= 0 && (cp.dst->caps & EP_WRITE_FROM_FD);
+  cp.probe = cp.sparse ? PROBE_BYTES : 0;
   for (unsigned i = 0; i < cp.nslots; i++) {
     struct slot *s = &cp.slots[i];
     s->cp = &cp;
-    if (!(s->buf = aligned_alloc(4096, (cp.req_size + 4095) / 4096 * 4096)))
+    if (!(s->buf = aligned_alloc(4096, ROUND_UP(cp.req_size, 4096))))
       goto oom;
     if (cp.splice_src) {
       if (pipe2(s->pipe, O_CLOEXEC) < 0) {
@@ -836,19 +610,15 @@ int cmd_copy(int argc, char **argv)
     }
   }
   if (run(&cp) == 0 && cp.flush) {
-    int r = cp.dst.h ? shunt_flush(cp.dst.h) : fsync(cp.dst.fd) < 0 ? -errno : 0;
+    int r = cp.dst->ops->flush(cp.dst);
     if (r < 0)
-      set_error(&cp, r, "flush %s: %s", cp.dst.name,
-                cp.dst.h ? shunt_last_error(cp.dst.h) : strerror(-r));
+      set_error(&cp, r, "flush %s: %s", cp.dst->name, cp.dst->errmsg);
   }
-  if (cp.dst.dfd >= 0 && close(cp.dst.dfd) < 0 && !cp.error)
-    set_error(&cp, -errno, "%s: close: %s", cp.dst.name, strerror(errno));
-  cp.dst.dfd = -1;
-  if (!cp.error && cp.dst.fd >= 0 && close(cp.dst.fd) < 0)
-    set_error(&cp, -errno, "%s: close: %s", cp.dst.name, strerror(errno));
-  else if (cp.dst.fd >= 0)
-    close(cp.dst.fd);
-  cp.dst.fd = -1;
+  direct_bytes = cp.dst->direct_bytes;
+  int r = endpoint_close(cp.dst, err, sizeof err);
+  cp.dst = NULL;
+  if (r < 0)
+    set_error(&cp, r, "%s%s", err, "");
   if (cp.error)
     fprintf(stderr, "shunt copy: %s\n", cp.errmsg);
   rc = cp.error ? 1 : 0;
@@ -856,44 +626,41 @@ int cmd_copy(int argc, char **argv)
     double dt = now_s() - t0;
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    printf("{\n  \"source\": ");
-    units_json_string(stdout, cp.src.name);
-    printf(",\n  \"destination\": ");
-    units_json_string(stdout, cp.dst.name);
-    printf(",\n  \"size\": %llu,\n  \"copied_bytes\": %llu,\n  \"data_bytes\": %llu,\n"
-           "  \"zero_bytes\": %llu,\n  \"zero_bytes_skipped\": %llu,\n"
-           "  \"spliced_bytes\": %llu,\n  \"sendfile_bytes\": %llu,\n  \"direct_bytes\": %llu,\n"
-           "  \"requests\": %llu,\n"
-           "  \"seconds\": %.3f,\n  \"mib_per_second\": %.1f,\n  \"cpu_user_seconds\": %.3f,\n"
-           "  \"cpu_system_seconds\": %.3f,\n  \"flushed\": %s,\n  \"error\": ",
-           (unsigned long long)cp.src.size, (unsigned long long)cp.done_bytes,
-           (unsigned long long)cp.data_bytes, (unsigned long long)cp.zero_bytes,
-           (unsigned long long)cp.skipped_bytes, (unsigned long long)cp.spliced_bytes,
-           (unsigned long long)cp.sendfile_bytes, (unsigned long long)cp.direct_bytes,
-           (unsigned long long)cp.requests, dt,
-           dt > 0 ? (double)cp.done_bytes / dt / 1048576 : 0,
-           (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6,
-           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6,
-           cp.flush && !cp.error ? "true" : "false");
-    if (cp.error)
-      units_json_string(stdout, cp.errmsg);
-    else
-      printf("null");
-    printf("\n}\n");
+    struct json j;
+    json_init_file(&j, stdout);
+    json_object(&j, NULL, JSON_BLOCK);
+    json_string(&j, "source", cp.src->name);
+    json_string(&j, "destination", dst_name);
+    json_uint(&j, "size", cp.src->size);
+    json_uint(&j, "copied_bytes", cp.done_bytes);
+    json_uint(&j, "data_bytes", cp.data_bytes);
+    json_uint(&j, "zero_bytes", cp.zero_bytes);
+    json_uint(&j, "zero_bytes_skipped", cp.skipped_bytes);
+    json_uint(&j, "spliced_bytes", cp.spliced_bytes);
+    json_uint(&j, "sendfile_bytes", cp.sendfile_bytes);
+    json_uint(&j, "direct_bytes", direct_bytes);
+    json_uint(&j, "requests", cp.requests);
+    json_double(&j, "seconds", dt, 3);
+    json_double(&j, "mib_per_second", dt > 0 ? (double)cp.done_bytes / dt / 1048576 : 0, 1);
+    json_double(&j, "cpu_user_seconds",
+                (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6, 3);
+    json_double(&j, "cpu_system_seconds",
+                (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6, 3);
+    json_bool(&j, "flushed", cp.flush && !cp.error);
+    json_string(&j, "error", cp.error ? cp.errmsg : NULL);
+    json_end(&j);
+    if (json_finish(&j) < 0 && !rc) {
+      fprintf(stderr, "shunt copy: writing the JSON summary failed\n");
+      rc = 1;
+    }
   }
   goto out;
 oom:
   fprintf(stderr, "shunt copy: out of memory\n");
   rc = 1;
 out:
-  shunt_close(cp.src.h);
-  shunt_close(cp.dst.h);
-  if (cp.src.fd >= 0)
-    close(cp.src.fd);
-  if (cp.dst.fd >= 0)
-    close(cp.dst.fd);
-  if (cp.dst.dfd >= 0)
-    close(cp.dst.dfd);
+  endpoint_close(cp.src, NULL, 0);
+  endpoint_close(cp.dst, NULL, 0);
   for (unsigned i = 0; cp.slots && i < cp.nslots; i++) {
     free(cp.slots[i].buf);
     for (int k = 0; k < 2; k++)
@@ -901,8 +668,6 @@ out:
         close(cp.slots[i].pipe[k]);
   }
   free(cp.slots);
-  free(cp.zerobuf);
   free(cp.ext);
-  copy_io_exit(&cp.io);
   return rc;
 }

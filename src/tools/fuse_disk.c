@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "common/checked.h"
+#include "common/macros.h"
 #include "tools/fuse_disk.h"
 
 #define DISK_INO_DIR FUSE_ROOT_ID
@@ -492,7 +493,7 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
   (void)ino;
   struct fuse_disk *d = disk_of(req);
   struct statvfs s = { .f_bsize = 4096, .f_frsize = 4096, .f_namemax = 255,
-                       .f_blocks = (d->size + 4095) / 4096, .f_files = 2 };
+                       .f_blocks = ROUND_UP(d->size, 4096) / 4096, .f_files = 2 };
   fuse_reply_statfs(req, &s);
 }
 

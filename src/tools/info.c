@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/json.h"
 #include "common/units.h"
 #include "shunt/shunt.h"
 #include "tools/commands.h"
@@ -31,9 +32,7 @@ static void usage(FILE *f)
 }
 
 struct map_state {
-  FILE *out;
-  bool json;
-  bool first;
+  struct json *json;     /* JSON output, or NULL: text on stdout */
   uint64_t start, len;   /* pending merged extent */
   uint32_t flags;
   bool have;
@@ -52,15 +51,16 @@ static void emit(struct map_state *m)
   if (!m->have)
     return;
   if (m->json) {
-    fprintf(m->out, "%s\n    { \"offset\": %llu, \"length\": %llu, \"type\": %u, "
-            "\"description\": \"%s\" }", m->first ? "" : ",",
-            (unsigned long long)m->start, (unsigned long long)m->len, m->flags,
-            extent_name(m->flags));
+    json_object(m->json, NULL, JSON_LINE);
+    json_uint(m->json, "offset", m->start);
+    json_uint(m->json, "length", m->len);
+    json_uint(m->json, "type", m->flags);
+    json_string(m->json, "description", extent_name(m->flags));
+    json_end(m->json);
   } else {
-    fprintf(m->out, "%14llu %14llu %3u  %s\n", (unsigned long long)m->start,
-            (unsigned long long)m->len, m->flags, extent_name(m->flags));
+    printf("%14llu %14llu %3u  %s\n", (unsigned long long)m->start,
+           (unsigned long long)m->len, m->flags, extent_name(m->flags));
   }
-  m->first = false;
   m->have = false;
 }
 
@@ -83,10 +83,11 @@ static void on_extent(void *user, uint64_t off, uint64_t len, uint32_t flags)
   m->next = off + len;
 }
 
-static int print_map(struct shunt_handle *h, bool json)
+/* The extent map of the whole export: text lines, or a "map" array in json. */
+static int print_map(struct shunt_handle *h, struct json *json)
 {
   const struct shunt_info *in = shunt_get_info(h);
-  struct map_state m = { .out = stdout, .json = json, .first = true, .end = in->size };
+  struct map_state m = { .json = json, .end = in->size };
   if (!in->block_status) {
     fprintf(stderr, "shunt info: %s: the server offers no base:allocation context\n", in->server);
     return 1;
@@ -94,7 +95,7 @@ static int print_map(struct shunt_handle *h, bool json)
   /* Ask in pieces a compact header can express, aligned to the minimum block. */
   uint64_t piece = in->extended ? UINT64_C(1) << 40 : (UINT64_C(1) << 31);
   if (json)
-    printf("  \"map\": [");
+    json_array(json, "map", JSON_BLOCK);
   while (m.next < in->size) {
     uint64_t before = m.next;
     uint64_t len = in->size - m.next < piece ? in->size - m.next : piece;
@@ -110,7 +111,7 @@ static int print_map(struct shunt_handle *h, bool json)
   }
   emit(&m);
   if (json)
-    printf("\n  ]");
+    json_end(json);
   return 0;
 }
 
@@ -123,25 +124,29 @@ static int do_list(const char *uri, const struct shunt_options *o, bool json)
     fprintf(stderr, "shunt info: %s\n", err);
     return 1;
   }
+  int rc = 0;
   if (json) {
-    printf("{\n  \"exports\": [");
+    struct json j;
+    json_init_file(&j, stdout);
+    json_object(&j, NULL, JSON_BLOCK);
+    json_array(&j, "exports", JSON_BLOCK);
     for (size_t i = 0; i < n; i++) {
-      printf("%s\n    { \"name\": ", i ? "," : "");
-      units_json_string(stdout, list[i].name);
-      if (list[i].description) {
-        printf(", \"description\": ");
-        units_json_string(stdout, list[i].description);
-      }
-      printf(" }");
+      json_object(&j, NULL, JSON_LINE);
+      json_string(&j, "name", list[i].name);
+      if (list[i].description)
+        json_string(&j, "description", list[i].description);
+      json_end(&j);
     }
-    printf("\n  ]\n}\n");
+    json_end(&j);
+    json_end(&j);
+    rc = json_finish(&j) < 0;
   } else {
     for (size_t i = 0; i < n; i++)
       printf("%s%s%s\n", list[i].name, list[i].description ? "\t" : "",
              list[i].description ? list[i].description : "");
   }
   shunt_free_exports(list, n);
-  return 0;
+  return rc;
 }
 
 static const struct { const char *name; size_t off; } flag_names[] = {
@@ -193,29 +198,34 @@ int cmd_info(int argc, char **argv)
   char sz[32];
   int rc = 0;
   if (json) {
-    printf("{\n  \"uri\": ");
-    units_json_string(stdout, uri);
-    printf(",\n  \"export\": ");
-    units_json_string(stdout, in->export_name);
-    if (in->description) {
-      printf(",\n  \"description\": ");
-      units_json_string(stdout, in->description);
-    }
-    printf(",\n  \"size\": %llu,\n  \"eflags\": %u,\n", (unsigned long long)in->size, in->eflags);
+    struct json j;
+    json_init_file(&j, stdout);
+    json_object(&j, NULL, JSON_BLOCK);
+    json_string(&j, "uri", uri);
+    json_string(&j, "export", in->export_name);
+    if (in->description)
+      json_string(&j, "description", in->description);
+    json_uint(&j, "size", in->size);
+    json_uint(&j, "eflags", in->eflags);
     for (size_t i = 0; i < sizeof flag_names / sizeof flag_names[0]; i++)
-      printf("  \"%s\": %s,\n", flag_names[i].name,
-             *(const bool *)((const char *)in + flag_names[i].off) ? "true" : "false");
-    printf("  \"block_size_minimum\": %u,\n  \"block_size_preferred\": %u,\n"
-           "  \"block_size_maximum\": %u,\n", in->min_block, in->pref_block, in->max_block);
-    printf("  \"structured_replies\": %s,\n  \"extended_headers\": %s,\n"
-           "  \"base_allocation\": %s,\n  \"negotiation\": \"%s\"",
-           in->structured ? "true" : "false", in->extended ? "true" : "false",
-           in->block_status ? "true" : "false", in->used_export_name ? "EXPORT_NAME" : "GO");
+      json_bool(&j, flag_names[i].name, *(const bool *)((const char *)in + flag_names[i].off));
+    json_uint(&j, "block_size_minimum", in->min_block);
+    json_uint(&j, "block_size_preferred", in->pref_block);
+    json_uint(&j, "block_size_maximum", in->max_block);
+    json_bool(&j, "structured_replies", in->structured);
+    json_bool(&j, "extended_headers", in->extended);
+    json_bool(&j, "base_allocation", in->block_status);
+    json_string(&j, "negotiation", in->used_export_name ? "EXPORT_NAME" : "GO");
     if (map) {
-      printf(",\n");
-      rc = print_map(h, true);
+      rc = print_map(h, &j);
+      /* A failed map leaves its array open: close what is open. */
+      while (j.depth > 0)
+        json_end(&j);
+    } else {
+      json_end(&j);
     }
-    printf("\n}\n");
+    if (json_finish(&j) < 0 && !rc)
+      rc = 1;
   } else {
     printf("uri:          %s\n", uri);
     printf("export:       %s\n", in->export_name);
@@ -233,7 +243,7 @@ int cmd_info(int argc, char **argv)
            in->extended ? "extended" : in->structured ? "structured" : "simple",
            in->block_status ? ", base:allocation" : "", "");
     if (map)
-      rc = print_map(h, false);
+      rc = print_map(h, NULL);
   }
   shunt_close(h);
   return rc;

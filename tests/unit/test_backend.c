@@ -18,6 +18,7 @@
 #include "common/sysmem.h"
 #include "engine/engine.h"
 #include "engine/sendq.h"
+#include "datapath/datapath.h"
 #include "proto/nbd-protocol.h"
 #include "tap.h"
 
@@ -55,7 +56,7 @@ static enum bio_type round_trip_type(int i) { return i ? BIO_ZERO : BIO_TRIM; }
 static void exercise(struct backend *b, const char *what)
 {
   uint8_t *w = malloc(1 << 20), *r = malloc(1 << 20), *z = calloc(1, 1 << 20);
-  struct proto_extent ext[16];
+  struct backend_extent ext[16];
   size_t n = 0;
 
   memset(w, 0x5a, 1 << 20);
@@ -65,24 +66,24 @@ static void exercise(struct backend *b, const char *what)
   ok(run_bio(b, BIO_READ, 0, r, 0, 4096) == 0 && r[99] == 0 && r[100] == 0x5a && r[1099] == 0x5a && r[1100] == 0,
      "%s: unaligned write lands exactly", what);
   ok(run_bio(b, BIO_FLUSH, 0, NULL, 0, 0) == 0, "%s: flush", what);
-  ok(b->ops->extents(b, 0, 4 << 20, ext, 16, &n) == 0 && n >= 2 && !(ext[0].flags & NBD_STATE_HOLE),
+  ok(b->ops->extents(b, 0, 4 << 20, ext, 16, &n) == 0 && n >= 2 && !(ext[0].flags & BACKEND_EXTENT_HOLE),
      "%s: extents start with data (n=%zu)", what, n);
   uint64_t sum = 0;
   for (size_t i = 0; i < n; i++) sum += ext[i].length;
-  ok(sum == 4 << 20 && (ext[n - 1].flags == (NBD_STATE_HOLE | NBD_STATE_ZERO)), "%s: extents cover the range, end in a hole", what);
+  ok(sum == 4 << 20 && (ext[n - 1].flags == (BACKEND_EXTENT_HOLE | BACKEND_EXTENT_ZERO)), "%s: extents cover the range, end in a hole", what);
   ok(run_bio(b, BIO_TRIM, 0, NULL, 1 << 20, 512 << 10) == 0, "%s: trim", what);
   ok(run_bio(b, BIO_ZERO, 0, NULL, 1 << 20, 1 << 20) == 0, "%s: zero", what);
   ok(run_bio(b, BIO_READ, 0, r, 1 << 20, 1 << 20) == 0 && !memcmp(r, z, 1 << 20), "%s: zeroed range reads zeroes", what);
-  ok(b->ops->extents(b, 1 << 20, 1 << 20, ext, 16, &n) == 0 && n == 1 && ext[0].flags == (NBD_STATE_HOLE | NBD_STATE_ZERO),
+  ok(b->ops->extents(b, 1 << 20, 1 << 20, ext, 16, &n) == 0 && n == 1 && ext[0].flags == (BACKEND_EXTENT_HOLE | BACKEND_EXTENT_ZERO),
      "%s: zeroed range is a hole", what);
   ok(run_bio(b, BIO_ZERO, BIO_NO_HOLE | BIO_FUA, NULL, 1 << 20, 64 << 10) == 0, "%s: zero with NO_HOLE, FUA", what);
   ok(run_bio(b, BIO_READ, 0, r, 1 << 20, 64 << 10) == 0 && !memcmp(r, z, 64 << 10), "%s: still zeroes", what);
   if (strcmp(what, "memory"))
-    ok(b->ops->extents(b, 1 << 20, 64 << 10, ext, 16, &n) == 0 && !(ext[0].flags & NBD_STATE_HOLE),
+    ok(b->ops->extents(b, 1 << 20, 64 << 10, ext, 16, &n) == 0 && !(ext[0].flags & BACKEND_EXTENT_HOLE),
        "%s: NO_HOLE range is allocated", what);
   else   /* an absent page reads as zeroes and reserves nothing either */
     ok(b->ops->extents(b, 1 << 20, 64 << 10, ext, 16, &n) == 0 && n == 1
-       && ext[0].flags == (NBD_STATE_HOLE | NBD_STATE_ZERO), "%s: NO_HOLE zeroes allocate no pages", what);
+       && ext[0].flags == (BACKEND_EXTENT_HOLE | BACKEND_EXTENT_ZERO), "%s: NO_HOLE zeroes allocate no pages", what);
   int fz = run_bio(b, BIO_ZERO, BIO_FAST_ZERO, NULL, 2 << 20, 1 << 20);
   ok(fz == 0 || fz == -ENOTSUP, "%s: fast zero succeeds or says ENOTSUP (%d)", what, fz);
   ok(run_bio(b, BIO_CACHE, 0, NULL, 0, 1 << 20) == 0, "%s: cache", what);
@@ -97,13 +98,13 @@ static void exercise(struct backend *b, const char *what)
   }
   ok(run_bio(b, round_trip_type(0), 0, NULL, (4 << 20) + (256 << 10), 256 << 10) == 0, "%s: trim inside it", what);
   ok(b->ops->extents(b, 4 << 20, 1 << 20, ext, 16, &n) == 0 && n == 3 && ext[0].flags == 0
-     && ext[0].length == 256 << 10 && ext[1].flags == (NBD_STATE_HOLE | NBD_STATE_ZERO) && ext[2].flags == 0,
+     && ext[0].length == 256 << 10 && ext[1].flags == (BACKEND_EXTENT_HOLE | BACKEND_EXTENT_ZERO) && ext[2].flags == 0,
      "%s: after the trim: data, hole, data (n=%zu)", what, n);
   ok(b->ops->extents(b, 4 << 20, 64 << 10, ext, 16, &n) == 0 && n == 1 && ext[0].flags == 0,
      "%s: the data before the hole is still data", what);
   ok(run_bio(b, round_trip_type(1), 0, NULL, 4 << 20, 128 << 10) == 0, "%s: zero the start", what);
   ok(b->ops->extents(b, 4 << 20, 64 << 10, ext, 16, &n) == 0 && n == 1
-     && ext[0].flags == (NBD_STATE_HOLE | NBD_STATE_ZERO), "%s: zeroed start is a hole now", what);
+     && ext[0].flags == (BACKEND_EXTENT_HOLE | BACKEND_EXTENT_ZERO), "%s: zeroed start is a hole now", what);
   free(w); free(r); free(z);
 }
 
@@ -129,7 +130,7 @@ static struct backend_memory_stats mstats(struct backend *b)
 static void memory_huge(void)
 {
   struct backend_options o = { .allow_overcommit = true };
-  struct proto_extent ext[16];
+  struct backend_extent ext[16];
   struct backend *b;
   char err[256];
   size_t n = 0;
@@ -149,7 +150,7 @@ static void memory_huge(void)
   int r = b->ops->extents(b, 0, 16 * TiB, ext, 16, &n);
   t = now_s() - t;
   ok(r == 0 && n == 5 && ext[0].flags == 0 && ext[0].length == 4096
-     && ext[1].flags == (NBD_STATE_HOLE | NBD_STATE_ZERO) && ext[1].length == TiB - 4096
+     && ext[1].flags == (BACKEND_EXTENT_HOLE | BACKEND_EXTENT_ZERO) && ext[1].length == TiB - 4096
      && ext[2].flags == 0 && ext[2].length == 4096 && ext[3].length == 15 * TiB - 8192
      && ext[4].flags == 0 && ext[4].length == 4096, "memory 16T: whole-export extents: data, hole, data, hole, data (n=%zu)", n);
   steps = mstats(b).walk_steps - steps;
@@ -165,7 +166,7 @@ static void memory_huge(void)
   ok(mstats(b).table_bytes < 16 << 10, "memory 16T: the emptied page table shrank back (%llu bytes)",
      (unsigned long long)mstats(b).table_bytes);
   ok(b->ops->extents(b, 0, 16 * TiB, ext, 16, &n) == 0 && n == 1 && ext[0].length == 16 * TiB
-     && ext[0].flags == (NBD_STATE_HOLE | NBD_STATE_ZERO), "memory 16T: one hole after it");
+     && ext[0].flags == (BACKEND_EXTENT_HOLE | BACKEND_EXTENT_ZERO), "memory 16T: one hole after it");
   ok(run_bio(b, BIO_ZERO, BIO_NO_HOLE, NULL, 0, 16 * TiB) == 0 && mstats(b).bytes == 0,
      "memory 16T: whole-export WRITE_ZEROES with NO_HOLE allocates nothing");
   ok(mstats(b).max_bytes == sys_memory_limit() / 2 / 4096 * 4096,
@@ -218,7 +219,7 @@ static void memory_model(void)
 {
   enum { NPAGES = 512 << 10 };
   static uint8_t present[NPAGES];
-  struct proto_extent ext[64];
+  struct backend_extent ext[64];
   struct backend *b;
   char err[256];
   uint8_t page[4096] = { 1 };
@@ -246,7 +247,7 @@ static void memory_model(void)
     for (size_t i = 0; i < n && !bad; i++) {
       if (ext[i].length == 0 || (i && ext[i].flags == ext[i - 1].flags)) bad++;
       for (uint64_t q = pos; q < pos + ext[i].length && !bad; q = (q / 4096 + 1) * 4096)
-        if (present[q / 4096] != !(ext[i].flags & NBD_STATE_HOLE)) bad++;
+        if (present[q / 4096] != !(ext[i].flags & BACKEND_EXTENT_HOLE)) bad++;
       pos += ext[i].length;
     }
     if (pos > off + len || (n < 64 && pos != off + len)) bad++;
@@ -263,7 +264,7 @@ static void memory_model(void)
  * the new end. */
 static void file_shrunk(const char *path)
 {
-  struct proto_extent ext[16];
+  struct backend_extent ext[16];
   struct backend *b;
   char err[256];
   uint8_t *buf = malloc(1 << 20);
@@ -280,7 +281,7 @@ static void file_shrunk(const char *path)
   uint64_t sum = 0;
   int r = b->ops->extents(b, 0, 8 << 20, ext, 16, &n);
   for (size_t i = 0; i < n; i++) sum += ext[i].length;
-  ok(r == 0 && sum == 3 << 20 && ext[0].flags == 0 && ext[n - 1].flags == (NBD_STATE_HOLE | NBD_STATE_ZERO),
+  ok(r == 0 && sum == 3 << 20 && ext[0].flags == 0 && ext[n - 1].flags == (BACKEND_EXTENT_HOLE | BACKEND_EXTENT_ZERO),
      "shrunk: extents describe up to the new end only (%llu bytes in %zu)", (unsigned long long)sum, n);
   ok(b->ops->extents(b, 5 << 20, 1 << 20, ext, 16, &n) == -EIO, "shrunk: extents past the new end: EIO");
   backend_close(b);
@@ -305,6 +306,9 @@ int main(void)
   memory_huge();
   memory_cap();
   memory_model();
+  ok(dp_extent_state(0) == 0 && dp_extent_state(BACKEND_EXTENT_ZERO) == NBD_STATE_ZERO
+     && dp_extent_state(BACKEND_EXTENT_HOLE | BACKEND_EXTENT_ZERO) == (NBD_STATE_HOLE | NBD_STATE_ZERO),
+     "extent flags map to base:allocation states where replies are built");
 
   fd = mkstemp(path);
   ok(fd >= 0 && ftruncate(fd, 8 << 20) == 0, "sparse file");

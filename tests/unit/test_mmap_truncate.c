@@ -17,7 +17,7 @@
 #include "datapath/datapath.h"
 #include "engine/engine.h"
 #include "engine/sendq.h"
-#include "server/export.h"
+#include "datapath/dpexport.h"
 #include "tap.h"
 #include "tcp_pair.h"
 
@@ -34,7 +34,7 @@ int main(void)
 {
   char path[] = "/tmp/shunt-mmap-XXXXXX", err[256];
   int fd = mkstemp(path);
-  struct export ex = { .direct_fd = -1 };
+  struct dp_export ex = { .direct_fd = -1 };
   struct backend *b = NULL;
 
   signal(SIGBUS, on_sigbus);   /* a SIGBUS ends the test with status 3: fails */
