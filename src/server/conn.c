@@ -1,8 +1,9 @@
 /* conn.c: a client connection's life as a state machine (conn_int.h lists
  * the states): the recv that feeds it, the input routed by state to the
  * handshake (conn_handshake.c) or to requests (conn_transmission.c), the
- * close sequence, and the request API of request.h.  Bytes arrive by
- * io_uring recv into the receive buffers (rxbuf.h), a large WRITE payload
+ * close sequence, and the request sink (datapath/request.h) that the data
+ * paths answer through.  Bytes arrive by io_uring recv into the receive
+ * buffers (rxbuf.h), a large WRITE payload
  * straight into its request's buffer, or as TLS records (conn_tls.h);
  * replies leave through the connection's send queue.  Memory per connection
  * is bounded: the receive buffer and its spares, plus at most max_inflight
