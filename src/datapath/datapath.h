@@ -4,7 +4,7 @@
  * paths share.  `copy` (read into a buffer, then send) serves everything;
  * splice, direct and mmap serve what they are made for and hand the rest
  * to their fallback path (mmap -> splice -> copy, direct -> copy).  Replies
- * go out through request.h. */
+ * go out through the request layer (request.h). */
 #ifndef SHUNT_DATAPATH_DATAPATH_H
 #define SHUNT_DATAPATH_DATAPATH_H
 
