@@ -25,6 +25,8 @@ struct dp_stats {
   stat_t requests, reads, writes, other;
   stat_t bytes_read, bytes_written;
   stat_t bytes_path[DP_NPATHS];          /* payload bytes (read + written) per path */
+  stat_t auto_requests[DP_NPATHS];       /* datapath=auto: READs and WRITEs per path chosen */
+  stat_t auto_bytes[DP_NPATHS];          /* ... and their lengths */
   stat_t copied_read, copied_write;      /* payload byte copies by the server's code/syscalls */
   stat_t memcpy_bytes;                   /* of which memcpy in user space (receive buffer, bounces) */
   stat_t bounce_bytes;                   /* unaligned edges of direct writes, merged into their blocks

@@ -445,7 +445,7 @@ static void process_handshake(struct conn *c)
     c->export = &c->w->srv->exports.exports[c->session.export_index];
     /* Under TLS the payload must pass through GnuTLS: the copy path, whose
      * replies go through the send queue (no splice or zero-copy send). */
-    c->dp = c->tls ? &datapath_copy : c->export->dp.datapath;
+    c->dp = c->tls ? dp_export_tls_path(&c->export->dp) : c->export->dp.datapath;
     c->sink.export = &c->export->dp;
     c->sink.dp = c->dp;
     free(c->hs);
