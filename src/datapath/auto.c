@@ -1,7 +1,7 @@
 /* auto.c: the `auto` data path (the default), which picks one of the other
  * paths for every READ and WRITE, and the path of TLS connections to
  * exports that write O_DIRECT.  Each choice is counted in the export's
- * stats (auto_choice: requests and bytes per path).
+ * stats (auto_choice: READs and WRITEs, and their bytes, per path).
  *
  * READ, by whether its pages are in the page cache (cachestat(2)):
  * - cached: the cheapest way out of the cache, the mmap path's send from
@@ -44,8 +44,13 @@ static void choose(struct request *r, const struct datapath *dp)
   struct dp_stats *s = &r->export->stats;
 
   r->dp = dp;
-  stat_add(&s->auto_requests[dp->kind], 1);
-  stat_add(&s->auto_bytes[dp->kind], r->hdr.length);
+  if (r->hdr.type == NBD_CMD_WRITE) {
+    stat_add(&s->auto_writes[dp->kind], 1);
+    stat_add(&s->auto_write_bytes[dp->kind], r->hdr.length);
+  } else {
+    stat_add(&s->auto_reads[dp->kind], 1);
+    stat_add(&s->auto_read_bytes[dp->kind], r->hdr.length);
+  }
 }
 
 static void auto_read(const struct datapath *self, struct request *r)
