@@ -32,6 +32,7 @@ rnd = random.Random(args.seed)
 def connect(uri):
     h = nbd.NBD()
     h.set_strict_mode(0)   # unaligned requests: the server's min block is 512
+    h.set_uri_allow_local_file(True)   # tls-psk-file=
     h.connect_uri(uri)
     return h
 

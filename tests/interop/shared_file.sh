@@ -6,15 +6,24 @@
 # and cached, and the file holds them all after FLUSH (dp_shared.py); the
 # stats show auto's write discipline following the other export (O_DIRECT
 # beside direct, buffered beside mmap).  Fixed paths that write one file
-# both ways (direct + copy) get a warning at start.  The concurrent
+# both ways (direct + copy) get a warning at start.  A TLS connection
+# (--tls=on, PSK) to an auto export writes as auto's plaintext connections
+# do (O_DIRECT where it works), and its writes and theirs read back
+# through each other.  The concurrent
 # overlapping writers run across two exports of one file in
 # overlap_writes.sh.
 . "$(dirname "$0")/../lib.sh"
 . "$SHUNT_TOP/tests/tools/trust-lib.sh"
+. "$(dirname "$0")/tls_lib.sh"
 need_deps
 here=$(cd "$(dirname "$0")" && pwd)
 PY=/usr/bin/python3
 
+dump_stats() {
+  rm -f "$1"; kill -USR1 "$SHUNT_PID"
+  for _ in $(seq 50); do [ -s "$1" ] && return 0; sleep 0.1; done
+  return 1
+}
 # auto_writes FILE EXPORT PATH: the WRITE requests auto sent on PATH.
 auto_writes() {
   "$PY" -c 'import json,sys
@@ -61,6 +70,42 @@ for pair in "datapath=direct:" ":datapath=mmap" ":"; do
   fi
   tap_check "$label: no sanitizer report in the server log" sanitizer_clean "$T/shunt.log"
 done
+
+# TLS and plaintext connections to one auto export and to a direct export
+# of the same file.
+if command -v certtool >/dev/null; then
+  make_psk "$T/keys.psk" alice
+  : >"$T/shunt.log"
+  if start_shunt --tls=on --tls-psk "$T/keys.psk" --stats "$T/st.json" "a=$img,chunk=64K" \
+       "d=$img,datapath=direct,chunk=64K"; then
+    for other in a d; do
+      tap_relay timeout 300 "$PY" "$here/dp_shared.py" "nbds://alice@127.0.0.1:$PORT/a?tls-psk-file=$T/keys.psk" \
+        "nbd://127.0.0.1:$PORT/$other" "$img" "TLS to auto, plaintext to $other" --seed $RANDOM --rounds 10
+    done
+    if [ "$direct_ok" = 1 ]; then
+      # Writes over TLS (unaligned, small and large) go the direct path's
+      # way: counted as direct bytes, none as copy (buffered) bytes.
+      dump_stats "$T/st.json" && cp "$T/st.json" "$T/st0.json"
+      "$PY" -c 'import nbd,os,sys
+h=nbd.NBD(); h.set_strict_mode(0); h.set_uri_allow_local_file(True); h.connect_uri(sys.argv[1])
+h.pwrite(os.urandom(1536), 512); h.pwrite(os.urandom((1<<20)+1024), 3*4096+512); h.shutdown()' \
+        "nbds://alice@127.0.0.1:$PORT/a?tls-psk-file=$T/keys.psk" && dump_stats "$T/st.json" && cp "$T/st.json" "$T/st1.json"
+      got=$("$PY" -c 'import json,sys
+a,b=([x for x in json.load(open(f))["exports"] if x["name"]=="a"][0] for f in sys.argv[1:3])
+print(*(b["bytes_by_path"][k]-a["bytes_by_path"][k] for k in ("direct","copy","splice")))' "$T/st0.json" "$T/st1.json")
+      [ "$got" = "$((1536 + (1 << 20) + 1024)) 0 0" ] \
+        && tap_ok "TLS: writes to an auto export go O_DIRECT like its plaintext ones (direct, copy, splice bytes: $got)" \
+        || tap_fail "TLS: writes to an auto export counted as direct, copy, splice bytes: $got"
+    fi
+    stop_shunt; rc=$?
+    [ $rc -eq 0 ] && tap_ok "TLS: server exits with status 0" || tap_fail "TLS: exit status $rc"
+    tap_check "TLS: no sanitizer report in the server log" sanitizer_clean "$T/shunt.log"
+  else
+    tap_fail "TLS: server starts"
+  fi
+else
+  tap_skip "TLS to an auto export" "certtool not installed"
+fi
 
 # Fixed paths writing one file through O_DIRECT and the page cache: warned.
 : >"$T/shunt.log"
