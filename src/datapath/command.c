@@ -2,8 +2,9 @@
  * WRITE_ZEROES and CACHE as one backend bio each, answered with a status
  * reply, and BLOCK_STATUS from the backend's allocation map (its extent
  * flags become base:allocation states here, where the reply is built).  On
- * a path whose writes are ordered by the export's range lock (direct),
- * TRIM and WRITE_ZEROES take the lock on every block they touch. */
+ * an export whose writes are ordered by the file's range lock (direct, or
+ * auto writing O_DIRECT: dp_export_writes_direct()), TRIM and WRITE_ZEROES
+ * take the lock on every block they touch. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>

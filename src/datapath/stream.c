@@ -19,7 +19,8 @@
  * A WRITE is written chunk by chunk while its payload arrives; on the direct
  * path the aligned middle goes O_DIRECT (WRITE_FIXED from the arena) and the
  * unaligned head/tail are read-modify-written O_DIRECT through bounce blocks,
- * ordered by the export's range lock (see "direct writes" below).
+ * ordered by the file's range lock, which all its exports share (see
+ * "direct writes" below).
  * Both hand small or unsplit reads to their fallback, the copy path. */
 #include <errno.h>
 #include <stdlib.h>
