@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "backend/backend.h"
@@ -75,9 +76,19 @@ static struct dp_file *file_get(int fd)
   return f;
 }
 
-static void file_put(struct dp_file *f)
+/* Drop dx's reference on its file (and its count among the writers). */
+static void file_put(struct dp_export *dx)
 {
+  struct dp_file *f = dx->file;
+
   pthread_mutex_lock(&files_mu);
+  if (dx->counted) {
+    if (dx->datapath->range_locked)
+      f->direct_writers--;
+    else
+      f->buffered_writers--;
+    dx->counted = false;
+  }
   if (--f->refs == 0) {
     for (struct dp_file **p = &files; *p; p = &(*p)->next)
       if (*p == f) {
@@ -90,20 +101,28 @@ static void file_put(struct dp_file *f)
   pthread_mutex_unlock(&files_mu);
 }
 
-/* Count dx among its file's writers (auto adapts and is not counted); warn
- * when the file is now written both through the page cache and O_DIRECT by
- * fixed paths, which nothing can make safe. */
+/* Whether dx counts among its file's writers: a writable export of a file
+ * on a fixed path (auto adapts to the others and is not counted). */
+static bool fixed_writer(const struct dp_export *dx)
+{
+  return !dx->read_only && dx->datapath != &datapath_auto && dx->backend->fd >= 0;
+}
+
+/* Count dx among its file's writers; warn when the file is now written both
+ * through the page cache and O_DIRECT by fixed paths, which nothing can make
+ * safe. */
 static void file_join(struct dp_export *dx)
 {
   struct dp_file *f = dx->file;
 
-  if (dx->read_only || dx->datapath == &datapath_auto || dx->backend->fd < 0)
+  if (!fixed_writer(dx))
     return;
   pthread_mutex_lock(&files_mu);
   if (dx->datapath->range_locked)
     f->direct_writers++;
   else
     f->buffered_writers++;
+  dx->counted = true;
   bool mixed = f->direct_writers && f->buffered_writers;
   pthread_mutex_unlock(&files_mu);
   if (mixed)
@@ -125,11 +144,18 @@ const struct datapath *dp_export_tls_path(const struct dp_export *dx)
   return dp_export_writes_direct(dx) ? &datapath_tls_direct : &datapath_copy;
 }
 
+/* FUSE's statfs f_type. */
+#define FUSE_FS_MAGIC 0x65735546
+
 /* datapath=auto: the O_DIRECT fd and the mapping when they work; copy
- * without a file. */
+ * without a file.  Not O_DIRECT on FUSE: there the daemon serves O_DIRECT
+ * requests as it likes, and acknowledged FUA writes (RWF_DSYNC on an
+ * asynchronous O_DIRECT write) were seen lost at a power cut that the same
+ * writes through the page cache survive (tests/tools/lossyfs.c). */
 static void setup_auto(struct dp_export *dx, const struct dp_export_setup *setup)
 {
   struct backend *b = dx->backend;
+  struct statfs fs;
   int r;
 
   if (b->fd < 0) {
@@ -137,8 +163,11 @@ static void setup_auto(struct dp_export *dx, const struct dp_export_setup *setup
     return;
   }
   dx->datapath = &datapath_auto;
-  r = open_direct(setup->path, setup->read_only, b->size, &dx->direct_fd);
-  if (r < 0)
+  bool fuse = fstatfs(b->fd, &fs) == 0 && fs.f_type == FUSE_FS_MAGIC;
+  r = fuse ? 0 : open_direct(setup->path, setup->read_only, b->size, &dx->direct_fd);
+  if (fuse)
+    log_msg(LOG_INFO, NULL, dx->name, "datapath=auto: a FUSE file: reads and writes go through the page cache");
+  else if (r < 0)
     log_msg(LOG_INFO, NULL, dx->name, "datapath=auto: O_DIRECT does not work here (%s): reads go through "
             "the page cache", strerror(-r));
   r = datapath_mmap_setup(dx);
@@ -160,6 +189,7 @@ int datapath_setup(struct dp_export *dx, struct backend *b, const struct dp_expo
   dx->map = NULL;
   dx->map_len = 0;
   dx->read_only = setup->read_only;
+  dx->counted = false;
   dx->file = file_get(b->fd);
   dx->wlock = dx->file ? &dx->file->wlock : NULL;
   dx->chunk = setup->chunk ? setup->chunk : dp_default_chunk;
@@ -216,7 +246,7 @@ void dp_export_close(struct dp_export *dx)
   dx->direct_fd = -1;
   datapath_mmap_close(dx);
   if (dx->file)
-    file_put(dx->file);
+    file_put(dx);
   dx->file = NULL;
   dx->wlock = NULL;
 }

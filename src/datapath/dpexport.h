@@ -39,6 +39,7 @@ struct dp_export {
   uint32_t chunk;              /* effective chunk size */
   bool read_only;
   struct dp_file *file;        /* shared with the other exports of the same file */
+  bool counted;                /* counted in file's direct_writers or buffered_writers */
   struct rangelock *wlock;     /* &file->wlock: orders O_DIRECT writes to the same blocks (rangelock.h) */
   struct dp_stats stats;
 };

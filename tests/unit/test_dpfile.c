@@ -80,7 +80,9 @@ int main(void)
        "auto alone: O_DIRECT writes, TLS writes as direct");
   else
     printf("ok %d - auto alone: O_DIRECT writes # SKIP O_DIRECT does not work in %s\n", ++tap_n, dir);
+  ok(a.file->buffered_writers == 1 && a.file->refs == 2, "the file counts the mmap export as a page-cache writer");
   dp_export_close(&b);
+  ok(a.file->buffered_writers == 0 && a.file->refs == 1, "closed, it no longer counts");
   dp_export_close(&c);
   dp_export_close(&a);
 
