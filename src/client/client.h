@@ -12,8 +12,9 @@
 #include "client/cover.h"
 #include "client/handshake.h"
 #include "client/transport.h"
-#include "client/wire.h"
 #include "common/uri.h"
+#include "proto/reply.h"
+#include "proto/request.h"
 #include "shunt/shunt.h"
 
 #define SH_IOV_INLINE 4
@@ -73,11 +74,11 @@ struct sh_conn {
   unsigned char hbuf[32];
   size_t hgot, hneed;
   unsigned char labuf[32];   /* the next reply header, read ahead (receive.c) */
-  struct nbd_reply rep;
+  struct proto_reply rep;
   struct sh_req *cur;
   uint64_t left;             /* RS_DATA/RS_BS_DESC: payload bytes still to read */
   uint64_t data_rel;         /* RS_DATA: where in the request the next byte goes */
-  unsigned char mbuf[NBD_CLIENT_MAX_ERROR_CHUNK + 16];
+  unsigned char mbuf[PROTO_MAX_ERROR_CHUNK + 16];
   size_t mgot, mneed;
   bool bs_ext, bs_mine;
   uint32_t meta_id;          /* base:allocation context id on this connection */

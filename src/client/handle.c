@@ -74,7 +74,7 @@ static void init_conn(struct sh_conn *c, struct sh_transport *t, bool extended, 
   c->t = *t;
   c->live = true;
   c->rs = RS_HDR;
-  c->hneed = nbd_reply_min_header(extended);
+  c->hneed = proto_reply_min_header(extended);
   c->meta_id = meta_id;
 }
 
@@ -268,7 +268,7 @@ void shunt_close(struct shunt_handle *h)
     if (c->live && !c->sq_head && c->rs == RS_HDR && c->hgot == 0) {
       /* Spec: NBD_CMD_DISC before closing; best effort, never blocks long. */
       unsigned char hdr[32];
-      size_t len = nbd_request_encode(hdr, h->neg.extended, 0, NBD_CMD_DISC, 0, 0, 0);
+      size_t len = proto_request_encode(hdr, h->neg.extended, 0, NBD_CMD_DISC, 0, 0, 0);
       struct iovec v = { hdr, len };
       (void)sh_transport_writev(&c->t, &v, 1);
     }

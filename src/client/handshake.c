@@ -3,7 +3,6 @@
  * exchange; replies are read into a bounded buffer, never sized by the peer. */
 #include "client/handshake.h"
 
-#include <endian.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -11,8 +10,11 @@
 #include <string.h>
 
 #include "client/transport.h"
-#include "client/wire.h"
+#include "proto/option.h"
+#include "proto/reply.h"
+#include "proto/request.h"
 #include "common/text.h"
+#include "common/wire.h"
 #include "proto/nbd-protocol.h"
 
 /* No option reply we care about needs more: strings are at most 4096 bytes. */
@@ -37,8 +39,8 @@ static int failf(char *err, size_t errlen, int r, const char *fmt, ...)
 
 static int send_option(struct sh_transport *t, uint32_t opt, const void *data, uint32_t len)
 {
-  unsigned char hdr[sizeof(struct nbd_option)];
-  nbd_opt_encode(hdr, opt, len);
+  unsigned char hdr[PROTO_OPT_SIZE];
+  proto_opt_encode(hdr, opt, len);
   int r = sh_transport_write_full(t, hdr, sizeof hdr);
   if (r == 0 && len)
     r = sh_transport_write_full(t, data, len);
@@ -48,11 +50,11 @@ static int send_option(struct sh_transport *t, uint32_t opt, const void *data, u
 static int read_reply(struct sh_transport *t, uint32_t opt, struct opt_reply *o,
                       char *err, size_t errlen)
 {
-  unsigned char hdr[sizeof(struct nbd_fixed_new_option_reply)];
+  unsigned char hdr[PROTO_OPT_REPLY_SIZE];
   int r = sh_transport_read_full(t, hdr, sizeof hdr);
   if (r < 0)
     return failf(err, errlen, r, "reading the reply to option %u: %s", opt, strerror(-r));
-  if (nbd_opt_reply_decode(hdr, opt, &o->reply, &o->len) < 0)
+  if (proto_opt_reply_decode(hdr, opt, &o->reply, &o->len) < 0)
     return failf(err, errlen, -EPROTO, "bad option reply header (option %u)", opt);
   if (o->len > OPT_REPLY_MAX)
     return failf(err, errlen, -EPROTO, "option %u reply of %u bytes is too large", opt, o->len);
@@ -66,9 +68,9 @@ static int read_reply(struct sh_transport *t, uint32_t opt, struct opt_reply *o,
 static void error_text(const struct opt_reply *o, char *buf, size_t len)
 {
   if (o->len)
-    snprintf(buf, len, "%s: %.*s", nbd_rep_name(o->reply), (int)o->len, (const char *)o->data);
+    snprintf(buf, len, "%s: %.*s", proto_rep_name(o->reply), (int)o->len, (const char *)o->data);
   else
-    snprintf(buf, len, "%s", nbd_rep_name(o->reply));
+    snprintf(buf, len, "%s", proto_rep_name(o->reply));
 }
 
 static int reply_errno(uint32_t reply)
@@ -113,11 +115,9 @@ static int simple_option(struct sh_transport *t, uint32_t opt, char *err, size_t
 /* Read the 18-byte greeting.  The magic is checked byte by byte as it
  * arrives, so a peer that is not an NBD server is recognised by its first
  * byte, however little it sends and however long it then waits. */
-static int read_greeting(struct sh_transport *t, struct nbd_new_handshake *hs,
-                         char *err, size_t errlen)
+static int read_greeting(struct sh_transport *t, uint8_t *g, char *err, size_t errlen)
 {
   static const char magic[8] = "NBDMAGIC";
-  unsigned char *g = (unsigned char *)hs;
   unsigned full = t->timeout_ms;
   unsigned wait = full && full < GREETING_TIMEOUT_MS ? full : GREETING_TIMEOUT_MS;
   int r = sh_transport_set_timeout(t, wait);
@@ -137,7 +137,7 @@ static int read_greeting(struct sh_transport *t, struct nbd_new_handshake *hs,
     }
   }
   if (r == 0)
-    r = sh_transport_read_full(t, g + sizeof magic, sizeof *hs - sizeof magic);
+    r = sh_transport_read_full(t, g + sizeof magic, PROTO_GREETING_SIZE - sizeof magic);
   if (r == -ETIMEDOUT)
     return failf(err, errlen, r, "no NBD greeting within %g s: not an NBD server?", wait / 1000.0);
   if (r < 0)
@@ -149,17 +149,18 @@ static int read_greeting(struct sh_transport *t, struct nbd_new_handshake *hs,
 
 static int greet(struct sh_transport *t, char *err, size_t errlen)
 {
-  struct nbd_new_handshake hs;
-  int r = read_greeting(t, &hs, err, errlen);
+  uint8_t g[PROTO_GREETING_SIZE];
+  uint16_t gflags;
+  int r = read_greeting(t, g, err, errlen);
   if (r < 0)
     return r;
-  if (be64toh(hs.version) != NBD_NEW_VERSION)
+  if (proto_greeting_decode(g, &gflags) < 0)  /* the magic is checked already */
     return failf(err, errlen, -EPROTO, "server speaks the oldstyle protocol (unsupported)");
-  uint16_t gflags = be16toh(hs.gflags);
   if (!(gflags & NBD_FLAG_FIXED_NEWSTYLE))
     return failf(err, errlen, -EPROTO, "server does not speak fixed newstyle");
-  uint32_t cflags = htobe32(NBD_FLAG_C_FIXED_NEWSTYLE | (gflags & NBD_FLAG_NO_ZEROES));
-  r = sh_transport_write_full(t, &cflags, sizeof cflags);
+  uint8_t cflags[4];
+  put_be32(cflags, NBD_FLAG_C_FIXED_NEWSTYLE | (gflags & NBD_FLAG_NO_ZEROES));
+  r = sh_transport_write_full(t, cflags, sizeof cflags);
   if (r < 0)
     return failf(err, errlen, r, "sending client flags: %s", strerror(-r));
   if (t->tls) {
@@ -188,13 +189,10 @@ static int set_meta(struct sh_transport *t, const char *name, struct sh_negotiat
   int r = -ENOMEM;
   if (!buf || !o)
     goto out;
-  uint32_t v = htobe32((uint32_t)nl);
-  memcpy(buf, &v, 4);
+  put_be32(buf, (uint32_t)nl);
   memcpy(buf + 4, name, nl);
-  v = htobe32(1);
-  memcpy(buf + 4 + nl, &v, 4);
-  v = htobe32((uint32_t)cl);
-  memcpy(buf + 8 + nl, &v, 4);
+  put_be32(buf + 4 + nl, 1);
+  put_be32(buf + 8 + nl, (uint32_t)cl);
   memcpy(buf + 12 + nl, ctx, cl);
   if ((r = send_option(t, NBD_OPT_SET_META_CONTEXT, buf, (uint32_t)len)) < 0) {
     failf(err, errlen, r, "sending SET_META_CONTEXT: %s", strerror(-r));
@@ -207,8 +205,7 @@ static int set_meta(struct sh_transport *t, const char *name, struct sh_negotiat
       break;
     if (o->reply == NBD_REP_META_CONTEXT && o->len >= 4) {
       if (o->len - 4 == cl && !memcmp(o->data + 4, ctx, cl)) {
-        memcpy(&v, o->data, 4);
-        n->meta_id = be32toh(v);
+        n->meta_id = get_be32(o->data);
         n->have_meta = true;
       }
     }
@@ -231,31 +228,20 @@ static char *dup_bytes(const unsigned char *p, size_t len)
 static int parse_info(const struct opt_reply *o, struct sh_negotiated *n, bool *got_export)
 {
   uint16_t type;
-  if (o->len < 2)
+  if (proto_info_type(o->data, o->len, &type) < 0)
     return -EPROTO;
-  memcpy(&type, o->data, 2);
-  switch (be16toh(type)) {
-  case NBD_INFO_EXPORT: {
-    struct nbd_info_export ie;
-    if (o->len != sizeof ie)
+  switch (type) {
+  case NBD_INFO_EXPORT:
+    if (proto_info_export_decode(o->data, o->len, &n->size, &n->eflags) < 0)
       return -EPROTO;
-    memcpy(&ie, o->data, sizeof ie);
-    n->size = be64toh(ie.exportsize);
-    n->eflags = be16toh(ie.eflags);
     *got_export = true;
     break;
-  }
-  case NBD_INFO_BLOCK_SIZE: {
-    struct nbd_info_block_size bs;
-    if (o->len != sizeof bs)
+  case NBD_INFO_BLOCK_SIZE:
+    if (proto_info_block_size_decode(o->data, o->len, &n->min_block, &n->pref_block,
+                                     &n->max_block) < 0)
       return -EPROTO;
-    memcpy(&bs, o->data, sizeof bs);
-    n->min_block = be32toh(bs.minimum);
-    n->pref_block = be32toh(bs.preferred);
-    n->max_block = be32toh(bs.maximum);
     n->have_block_size = true;
     break;
-  }
   case NBD_INFO_NAME:
     free(n->name);
     n->name = dup_bytes(o->data + 2, o->len - 2);
@@ -284,15 +270,11 @@ static int go_or_info(struct sh_transport *t, uint32_t opt, const char *name,
   int r = -ENOMEM;
   if (!buf || !o)
     goto out;
-  uint32_t v = htobe32((uint32_t)nl);
-  memcpy(buf, &v, 4);
+  put_be32(buf, (uint32_t)nl);
   memcpy(buf + 4, name, nl);
-  uint16_t c = htobe16(sizeof infos / sizeof infos[0]);
-  memcpy(buf + 4 + nl, &c, 2);
-  for (size_t i = 0; i < sizeof infos / sizeof infos[0]; i++) {
-    c = htobe16(infos[i]);
-    memcpy(buf + 6 + nl + 2 * i, &c, 2);
-  }
+  put_be16(buf + 4 + nl, sizeof infos / sizeof infos[0]);
+  for (size_t i = 0; i < sizeof infos / sizeof infos[0]; i++)
+    put_be16(buf + 6 + nl + 2 * i, infos[i]);
   if ((r = send_option(t, opt, buf, (uint32_t)len)) < 0) {
     failf(err, errlen, r, "sending %s: %s", opt == NBD_OPT_GO ? "GO" : "INFO", strerror(-r));
     goto out;
@@ -336,15 +318,14 @@ static int export_name(struct sh_transport *t, const char *name, bool no_zeroes,
   int r = send_option(t, NBD_OPT_EXPORT_NAME, name, (uint32_t)strlen(name));
   if (r < 0)
     return failf(err, errlen, r, "sending EXPORT_NAME: %s", strerror(-r));
-  struct nbd_export_name_reply rep;
-  size_t len = no_zeroes ? offsetof(struct nbd_export_name_reply, zeroes) : sizeof rep;
-  r = sh_transport_read_full(t, &rep, len);
+  uint8_t rep[PROTO_EXPORT_NAME_REPLY_FULL];
+  size_t len = no_zeroes ? PROTO_EXPORT_NAME_REPLY_SHORT : PROTO_EXPORT_NAME_REPLY_FULL;
+  r = sh_transport_read_full(t, rep, len);
   if (r < 0)
     return failf(err, errlen, r == -ECONNRESET ? -ENOENT : r,
                  "export '%s': server closed the connection after EXPORT_NAME (no such export?)",
                  name);
-  n->size = be64toh(rep.exportsize);
-  n->eflags = be16toh(rep.eflags);
+  proto_export_name_reply_decode(rep, &n->size, &n->eflags);
   n->used_export_name = true;
   return 0;
 }
@@ -435,9 +416,7 @@ int sh_list(struct sh_transport *t, char ***names, char ***descs, size_t *count,
       r = failf(err, errlen, -EPROTO, "malformed LIST reply");
       goto fail;
     }
-    uint32_t nl;
-    memcpy(&nl, o->data, 4);
-    nl = be32toh(nl);
+    uint32_t nl = get_be32(o->data);
     if (nl > o->len - 4) {
       r = failf(err, errlen, -EPROTO, "LIST reply name longer than the reply");
       goto fail;

@@ -5,7 +5,6 @@
  * for shunt_aio_pread_pipe() the in-order part is spliced into the caller's
  * pipe instead.  One readv may also take what the stream must hold next (see
  * struct lookahead), so a simple read reply costs one system call. */
-#include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -15,6 +14,7 @@
 
 #include "client/client.h"
 #include "client/tls.h"
+#include "common/wire.h"
 #include "proto/nbd-protocol.h"
 
 static void set_error(struct sh_req *r, int err, const char *msg, size_t msglen)
@@ -40,7 +40,7 @@ static void start_header(struct shunt_handle *h, struct sh_conn *c)
 {
   c->rs = RS_HDR;
   c->hgot = 0;
-  c->hneed = nbd_reply_min_header(h->neg.extended);
+  c->hneed = proto_reply_min_header(h->neg.extended);
   c->cur = NULL;
 }
 
@@ -103,7 +103,7 @@ static int header_done(struct shunt_handle *h, struct sh_conn *c, const char **w
   c->cur = r;
   if (!c->rep.chunk) {
     if (c->rep.error) {
-      set_error(r, -nbd_error_to_errno(c->rep.error), NULL, 0);
+      set_error(r, -proto_nbd_to_errno(c->rep.error), NULL, 0);
       return chunk_done(h, c, why);
     } else if (r->cmd == NBD_CMD_READ) {
       c->rs = RS_DATA;
@@ -116,7 +116,7 @@ static int header_done(struct shunt_handle *h, struct sh_conn *c, const char **w
     return 0;
   }
   h->stats.chunks++;
-  if (nbd_chunk_check(&c->rep, r->cmd, h->neg.extended, r->offset, r->length, why) < 0)
+  if (proto_chunk_check(&c->rep, r->cmd, h->neg.extended, r->offset, r->length, why) < 0)
     return -EPROTO;
   switch (c->rep.type) {
   case NBD_REPLY_TYPE_NONE:
@@ -130,13 +130,13 @@ static int header_done(struct shunt_handle *h, struct sh_conn *c, const char **w
   case NBD_REPLY_TYPE_BLOCK_STATUS:
   case NBD_REPLY_TYPE_BLOCK_STATUS_EXT:
     c->bs_ext = c->rep.type == NBD_REPLY_TYPE_BLOCK_STATUS_EXT;
-    if (c->rep.length < nbd_bs_head_size(c->bs_ext)) {
+    if (c->rep.length < proto_bs_head_size(c->bs_ext)) {
       *why = "block status chunk too short";
       return -EPROTO;
     }
-    start_meta(c, nbd_bs_head_size(c->bs_ext));
+    start_meta(c, proto_bs_head_size(c->bs_ext));
     break;
-  default: /* an error chunk, length already bounded by nbd_chunk_check */
+  default: /* an error chunk, length already bounded by proto_chunk_check */
     start_meta(c, (size_t)c->rep.length);
     break;
   }
@@ -149,7 +149,7 @@ static int meta_done(struct shunt_handle *h, struct sh_conn *c, const char **why
   uint64_t rel, len;
   switch (c->rep.type) {
   case NBD_REPLY_TYPE_OFFSET_DATA:
-    if (nbd_chunk_data_decode(c->mbuf, c->rep.length, r->offset, r->length, &rel, &len) < 0) {
+    if (proto_chunk_data_decode(c->mbuf, c->rep.length, r->offset, r->length, &rel, &len) < 0) {
       *why = "OFFSET_DATA chunk outside the request";
       return -EPROTO;
     }
@@ -161,7 +161,7 @@ static int meta_done(struct shunt_handle *h, struct sh_conn *c, const char **why
     r->covered += len;
     return 0;
   case NBD_REPLY_TYPE_OFFSET_HOLE: {
-    if (nbd_chunk_hole_decode(c->mbuf, c->rep.length, r->offset, r->length, &rel, &len) < 0) {
+    if (proto_chunk_hole_decode(c->mbuf, c->rep.length, r->offset, r->length, &rel, &len) < 0) {
       *why = "OFFSET_HOLE chunk outside the request";
       return -EPROTO;
     }
@@ -186,19 +186,19 @@ static int meta_done(struct shunt_handle *h, struct sh_conn *c, const char **why
   case NBD_REPLY_TYPE_BLOCK_STATUS_EXT: {
     uint32_t ctx;
     uint64_t ndesc;
-    if (nbd_bs_head_decode(c->mbuf, c->rep.length, c->bs_ext, &ctx, &ndesc) < 0) {
+    if (proto_bs_head_decode(c->mbuf, c->rep.length, c->bs_ext, &ctx, &ndesc) < 0) {
       *why = "malformed block status chunk";
       return -EPROTO;
     }
     c->bs_mine = ctx == c->meta_id; /* context ids are per connection */
     c->rs = RS_BS_DESC;
-    c->left = ndesc * nbd_bs_desc_size(c->bs_ext);
+    c->left = ndesc * proto_bs_desc_size(c->bs_ext);
     c->mgot = 0;
     return 0;
   }
   default: {
-    struct nbd_chunk_error_info e;
-    if (nbd_chunk_error_decode(c->mbuf, c->mneed, c->rep.type, &e) < 0) {
+    struct proto_chunk_error e;
+    if (proto_chunk_error_decode(c->mbuf, c->mneed, c->rep.type, &e) < 0) {
       *why = "malformed error chunk";
       return -EPROTO;
     }
@@ -214,7 +214,7 @@ static int meta_done(struct shunt_handle *h, struct sh_conn *c, const char **why
       if (!sh_cover_has(&r->cover, at)) /* -ENOMEM only: the read fails anyway */
         (void)sh_cover_claim(&r->cover, r->length, at, 1);
     }
-    set_error(r, -nbd_error_to_errno(e.error), e.msg, e.msglen);
+    set_error(r, -proto_nbd_to_errno(e.error), e.msg, e.msglen);
     return chunk_done(h, c, why);
   }
   }
@@ -224,12 +224,12 @@ static int meta_done(struct shunt_handle *h, struct sh_conn *c, const char **why
 static int bs_batch(struct shunt_handle *h, struct sh_conn *c, size_t bytes, const char **why)
 {
   struct sh_req *r = c->cur;
-  size_t ds = nbd_bs_desc_size(c->bs_ext);
+  size_t ds = proto_bs_desc_size(c->bs_ext);
   (void)h;
   for (size_t i = 0; i + ds <= bytes; i += ds) {
     uint64_t len;
     uint32_t flags;
-    if (nbd_bs_desc_decode(c->mbuf + i, c->bs_ext, &len, &flags) < 0) {
+    if (proto_bs_desc_decode(c->mbuf + i, c->bs_ext, &len, &flags) < 0) {
       *why = "block status descriptor with zero length or 64-bit status";
       return -EPROTO;
     }
@@ -309,7 +309,7 @@ struct lookahead {
 /* RS_BS_DESC: the bytes of the batch of whole descriptors being read into mbuf. */
 static size_t bs_want(const struct sh_conn *c)
 {
-  size_t ds = nbd_bs_desc_size(c->bs_ext);
+  size_t ds = proto_bs_desc_size(c->bs_ext);
   size_t room = sizeof c->mbuf / ds * ds;
   return c->left < room ? (size_t)c->left : room;
 }
@@ -323,7 +323,7 @@ static int consume(struct shunt_handle *h, struct sh_conn *c, size_t n, const ch
     if (c->hgot < c->hneed)
       return 0;
     size_t need;
-    int d = nbd_reply_decode(c->hbuf, c->hgot, h->neg.extended, h->neg.structured, &c->rep, &need);
+    int d = proto_reply_decode(c->hbuf, c->hgot, h->neg.extended, h->neg.structured, &c->rep, &need);
     if (d < 0) {
       *why = "bad reply magic";
       return -EPROTO;
@@ -362,15 +362,11 @@ static int consume(struct shunt_handle *h, struct sh_conn *c, size_t n, const ch
 static struct lookahead header_lookahead(const struct shunt_handle *h, const struct sh_conn *c)
 {
   struct lookahead la = { 0, false };
-  uint32_t magic;
-  uint16_t type;
   if (h->neg.extended || c->hgot < 8 || c->hneed != sizeof(struct nbd_structured_reply))
     return la;
-  memcpy(&magic, c->hbuf, 4);
-  memcpy(&type, c->hbuf + 6, 2);
-  if (be32toh(magic) != NBD_STRUCTURED_REPLY_MAGIC)
+  if (get_be32(c->hbuf) != NBD_STRUCTURED_REPLY_MAGIC)
     return la;
-  switch (be16toh(type)) {
+  switch (get_be16(c->hbuf + 6)) {
   case NBD_REPLY_TYPE_OFFSET_DATA:
     la.meta = sizeof(struct nbd_chunk_offset_data);
     break;
@@ -418,7 +414,7 @@ int sh_conn_receive(struct shunt_handle *h, struct sh_conn *c, const char **why)
     int k = 0;
     size_t main_len = 0, asked = 0;
     struct lookahead la = { 0, false };
-    size_t hmin = nbd_reply_min_header(h->neg.extended);
+    size_t hmin = proto_reply_min_header(h->neg.extended);
     if (c->rs == RS_HDR) {
       v[k++] = (struct iovec){ c->hbuf + c->hgot, c->hneed - c->hgot };
       main_len = c->hneed - c->hgot;

@@ -30,7 +30,7 @@ static enum shunt_cmd shunt_cmd_of(uint16_t cmd)
 
 const char *shunt_cmd_name(enum shunt_cmd cmd)
 {
-  return (unsigned)cmd < sizeof cmd_of / sizeof cmd_of[0] ? nbd_cmd_name(cmd_of[cmd]) : "UNKNOWN";
+  return (unsigned)cmd < sizeof cmd_of / sizeof cmd_of[0] ? proto_command_spec_name(cmd_of[cmd]) : "UNKNOWN";
 }
 
 void sh_describe(const struct shunt_handle *h, const struct sh_req *r, char *buf, size_t len)
@@ -38,7 +38,7 @@ void sh_describe(const struct shunt_handle *h, const struct sh_req *r, char *buf
   if (r->cmd == NBD_CMD_FLUSH)
     snprintf(buf, len, "%s: FLUSH", h->uri_text);
   else
-    snprintf(buf, len, "%s: %s %llu bytes at offset %llu", h->uri_text, nbd_cmd_name(r->cmd),
+    snprintf(buf, len, "%s: %s %llu bytes at offset %llu", h->uri_text, proto_command_spec_name(r->cmd),
              (unsigned long long)r->length, (unsigned long long)r->offset);
 }
 
@@ -91,7 +91,7 @@ void sh_req_encode(struct shunt_handle *h, struct sh_req *r)
   uint16_t fl = r->wflags;
   if (h->neg.extended && r->cmd == NBD_CMD_WRITE)
     fl |= NBD_CMD_FLAG_PAYLOAD_LEN; /* spec: MUST be set for WRITE with extended headers */
-  r->hdrlen = nbd_request_encode(r->hdr, h->neg.extended, fl, r->cmd, r->cookie, r->offset,
+  r->hdrlen = proto_request_encode(r->hdr, h->neg.extended, fl, r->cmd, r->cookie, r->offset,
                                  r->length);
   r->sent = 0;
 }
@@ -315,7 +315,7 @@ static int64_t submit_locked(struct shunt_handle *h, uint16_t cmd, const struct 
                       shunt_done_fn done, void *user, const struct kpay *kp)
 {
   const struct shunt_info *in = &h->info;
-  const char *name = nbd_cmd_name(cmd);
+  const char *name = proto_command_spec_name(cmd);
   uint16_t wf = 0;
   if (flags & ~(SHUNT_CMD_FUA | SHUNT_CMD_NO_HOLE | SHUNT_CMD_DF | SHUNT_CMD_REQ_ONE |
                 SHUNT_CMD_FAST_ZERO))

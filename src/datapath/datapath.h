@@ -5,7 +5,7 @@
  * splice, direct and mmap serve what they are made for and hand the rest
  * to their fallback path (mmap -> splice -> copy, direct -> copy); `auto`
  * picks one of them per request (r->dp then names the one picked).  Replies
- * go out through request.h. */
+ * go out through the request layer (request.h). */
 #ifndef SHUNT_DATAPATH_DATAPATH_H
 #define SHUNT_DATAPATH_DATAPATH_H
 

@@ -8,6 +8,7 @@
 #include "common/wire.h"
 #include "proto/handshake.h"
 #include "proto/nbd-protocol.h"
+#include "proto/option.h"
 
 static const char base_allocation[] = "base:allocation";
 
@@ -87,11 +88,9 @@ void proto_hs_tls_started(struct proto_hs *hs)
 
 int proto_hs_greeting(struct proto_buf *out)
 {
-  uint8_t g[18];
+  uint8_t g[PROTO_GREETING_SIZE];
 
-  put_be64(g, NBD_MAGIC);
-  put_be64(g + 8, NBD_NEW_VERSION);
-  put_be16(g + 16, NBD_FLAG_FIXED_NEWSTYLE | NBD_FLAG_NO_ZEROES);
+  proto_greeting_encode(g, NBD_FLAG_FIXED_NEWSTYLE | NBD_FLAG_NO_ZEROES);
   return proto_buf_append(out, g, sizeof g);
 }
 
@@ -144,13 +143,10 @@ static uint16_t export_eflags(const struct proto_hs *hs, size_t idx)
 /* Append one option reply: header, then len bytes of data. */
 static int reply(struct proto_buf *out, uint32_t opt, uint32_t type, const void *data, uint32_t len)
 {
-  uint8_t h[20];
+  uint8_t h[PROTO_OPT_REPLY_SIZE];
   int r;
 
-  put_be64(h, NBD_REP_MAGIC);
-  put_be32(h + 8, opt);
-  put_be32(h + 12, type);
-  put_be32(h + 16, len);
+  proto_opt_reply_encode(h, opt, type, len);
   if ((r = proto_buf_append(out, h, sizeof h)) < 0)
     return r;
   return proto_buf_append(out, data, len);
@@ -213,7 +209,7 @@ static void choose_export(struct proto_hs *hs, size_t idx, bool strict)
 
 static int opt_export_name(struct proto_hs *hs, const uint8_t *d, uint32_t len, struct proto_buf *out)
 {
-  uint8_t buf[10 + 124];
+  uint8_t buf[PROTO_EXPORT_NAME_REPLY_FULL];
   long idx;
 
   if (hs->extended) {
@@ -229,10 +225,8 @@ static int opt_export_name(struct proto_hs *hs, const uint8_t *d, uint32_t len, 
     return 0;
   }
   choose_export(hs, (size_t)idx, false);
-  memset(buf, 0, sizeof buf);
-  put_be64(buf, hs->exports[idx].size);
-  put_be16(buf + 8, hs->session.eflags);
-  return proto_buf_append(out, buf, hs->no_zeroes ? 10 : sizeof buf);
+  return proto_buf_append(out, buf, proto_export_name_reply_encode(buf, hs->exports[idx].size,
+                                                                   hs->session.eflags, hs->no_zeroes));
 }
 
 static int opt_info_go(struct proto_hs *hs, uint32_t opt, const uint8_t *d, uint32_t len,
@@ -242,7 +236,7 @@ static int opt_info_go(struct proto_hs *hs, uint32_t opt, const uint8_t *d, uint
   uint16_t nreq;
   bool want_name = false, want_desc = false, want_bs = false;
   const struct proto_export *ex;
-  uint8_t buf[14];
+  uint8_t buf[PROTO_INFO_BLOCK_SIZE_SIZE];
   long idx;
   int r;
 
@@ -274,9 +268,8 @@ static int opt_info_go(struct proto_hs *hs, uint32_t opt, const uint8_t *d, uint
     return reply_err(out, opt, NBD_REP_ERR_UNKNOWN, "no such export");
   ex = &hs->exports[idx];
 
-  put_be64(buf, ex->size);
-  put_be16(buf + 8, export_eflags(hs, (size_t)idx));
-  if ((r = reply_info(out, opt, NBD_INFO_EXPORT, buf, 10)) < 0)
+  proto_info_export_encode(buf, ex->size, export_eflags(hs, (size_t)idx));
+  if ((r = reply(out, opt, NBD_REP_INFO, buf, PROTO_INFO_EXPORT_SIZE)) < 0)
     return r;
   if (want_name && (r = reply_info(out, opt, NBD_INFO_NAME, ex->name, (uint32_t)strlen(ex->name))) < 0)
     return r;
@@ -288,10 +281,8 @@ static int opt_info_go(struct proto_hs *hs, uint32_t opt, const uint8_t *d, uint
       return r;
   }
   /* Sent even when not asked: the client MUST ignore what it did not request. */
-  put_be32(buf, ex->min_block);
-  put_be32(buf + 4, ex->pref_block);
-  put_be32(buf + 8, ex->max_payload);
-  if ((r = reply_info(out, opt, NBD_INFO_BLOCK_SIZE, buf, 12)) < 0)
+  proto_info_block_size_encode(buf, ex->min_block, ex->pref_block, ex->max_payload);
+  if ((r = reply(out, opt, NBD_REP_INFO, buf, PROTO_INFO_BLOCK_SIZE_SIZE)) < 0)
     return r;
   if ((r = reply(out, opt, NBD_REP_ACK, NULL, 0)) < 0)
     return r;
@@ -468,13 +459,11 @@ int proto_hs_input(struct proto_hs *hs, const uint8_t *in, size_t len,
       uint32_t opt, optlen;
       if (avail < 16 || (hs->out_max && out->len >= hs->out_max))
         break;
-      if (get_be64(in + pos) != NBD_NEW_VERSION) {
+      if (proto_opt_decode(in + pos, &opt, &optlen) < 0) {
         hs->stage = PROTO_HS_CLOSED;
         hs->close_reason = "bad option magic";
         break;
       }
-      opt = get_be32(in + pos + 8);
-      optlen = get_be32(in + pos + 12);
       if (optlen > PROTO_MAX_OPTION_DATA) {
         if (opt == NBD_OPT_EXPORT_NAME) {
           hs->stage = PROTO_HS_CLOSED;

@@ -1,5 +1,5 @@
-/* request.c: request header decoding and validation ("Request message",
- * "Request types" and "Error values" in the NBD spec). */
+/* request.c: request header encoding, decoding and validation ("Request
+ * message", "Request types" and "Error values" in the NBD spec). */
 #include <errno.h>
 
 #include "common/checked.h"
@@ -10,6 +10,22 @@
 size_t proto_request_header_size(const struct proto_session *s)
 {
   return s->extended ? sizeof(struct nbd_request_ext) : sizeof(struct nbd_request);
+}
+
+size_t proto_request_encode(uint8_t *buf, bool extended, uint16_t flags, uint16_t type,
+                            uint64_t cookie, uint64_t offset, uint64_t count)
+{
+  put_be32(buf, extended ? NBD_EXTENDED_REQUEST_MAGIC : NBD_REQUEST_MAGIC);
+  put_be16(buf + 4, flags);
+  put_be16(buf + 6, type);
+  put_be64(buf + 8, cookie);
+  put_be64(buf + 16, offset);
+  if (extended) {
+    put_be64(buf + 24, count);
+    return sizeof(struct nbd_request_ext);
+  }
+  put_be32(buf + 24, (uint32_t)count);
+  return sizeof(struct nbd_request);
 }
 
 int proto_request_decode(const struct proto_session *s, const uint8_t *in, size_t len,
@@ -147,6 +163,14 @@ const char *proto_command_name(uint16_t type)
   return type < sizeof names / sizeof names[0] ? names[type] : "unknown";
 }
 
+const char *proto_command_spec_name(uint16_t type)
+{
+  static const char *const names[] = {
+    "READ", "WRITE", "DISC", "FLUSH", "TRIM", "CACHE", "WRITE_ZEROES", "BLOCK_STATUS",
+  };
+  return type < sizeof names / sizeof names[0] ? names[type] : "UNKNOWN";
+}
+
 uint32_t proto_errno_to_nbd(int err)
 {
   if (err < 0)
@@ -161,5 +185,20 @@ uint32_t proto_errno_to_nbd(int err)
   case ENOTSUP: return NBD_ENOTSUP;
   case ESHUTDOWN: return NBD_ESHUTDOWN;
   default: return NBD_EIO;
+  }
+}
+
+int proto_nbd_to_errno(uint32_t nbd_error)
+{
+  switch (nbd_error) {
+  case NBD_EPERM: return EPERM;
+  case NBD_EIO: return EIO;
+  case NBD_ENOMEM: return ENOMEM;
+  case NBD_EINVAL: return EINVAL;
+  case NBD_ENOSPC: return ENOSPC;
+  case NBD_EOVERFLOW: return EOVERFLOW;
+  case NBD_ENOTSUP: return ENOTSUP;
+  case NBD_ESHUTDOWN: return ESHUTDOWN;
+  default: return EIO;
   }
 }

@@ -1,6 +1,6 @@
 /* attach.c: `shunt attach`, `shunt detach` and `shunt list`: negotiate in userspace
  * (libshunt), hand the connected sockets to the Linux kernel nbd driver over generic
- * netlink (client/nbd-netlink.h), and with --persist stay as a monitor that reconnects
+ * netlink (tools/nbd-netlink.h), and with --persist stay as a monitor that reconnects
  * with backoff and gives the kernel new sockets before its dead-connection timeout. */
 #include <errno.h>
 #include <fcntl.h>
@@ -13,7 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "client/nbd-netlink.h"
+#include "tools/nbd-netlink.h"
 #include "proto/nbd-protocol.h"
 #include "tools/commands.h"
 

@@ -8,7 +8,7 @@
 #include "fuzz_requests.h"
 #include "proto/handshake.h"
 
-#define RX_CAP (PROTO_HS_MAX_UNIT + 4096)   /* as in src/server/conn.c */
+#define RX_CAP (PROTO_HS_MAX_UNIT + 4096)   /* as RXBUF_CAP in src/server/rxbuf.h */
 
 /* Walk the replies one proto_hs_input() call appended.  An EXPORT_NAME
  * success (no option-reply header) may only end the output of the call that

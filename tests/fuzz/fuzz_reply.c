@@ -1,4 +1,4 @@
-/* fuzz_reply.c: libFuzzer harness for libshunt's reply parsing (src/client/wire.c):
+/* fuzz_reply.c: libFuzzer harness for libshunt's reply parsing (src/proto/reply_decode.c):
  * simple replies, structured and extended chunks (OFFSET_DATA/HOLE, BLOCK_STATUS
  * and _EXT, ERROR/ERROR_OFFSET), driven as the client's receive path uses them:
  * decode a header, check the chunk against its request, decode the payload,
@@ -8,7 +8,9 @@
  * (big-endian); the rest = the server's bytes. */
 #include <errno.h>
 
-#include "client/wire.h"
+#include "proto/option.h"
+#include "proto/reply.h"
+#include "proto/request.h"
 #include "fuzz_common.h"
 
 static const uint16_t cmds[8] = {
@@ -21,10 +23,10 @@ static void option_replies(uint32_t want, const uint8_t *p, size_t len)
 {
   while (len >= 20) {
     uint32_t reply, rlen;
-    if (nbd_opt_reply_decode(p, want, &reply, &rlen) < 0)
+    if (proto_opt_reply_decode(p, want, &reply, &rlen) < 0)
       break;
     FUZZ_CHECK(get_be64(p) == NBD_REP_MAGIC && get_be32(p + 8) == want);
-    FUZZ_CHECK(nbd_rep_name(reply) != NULL);
+    FUZZ_CHECK(proto_rep_name(reply) != NULL);
     p += 20;
     len -= 20;
     if (rlen > len)
@@ -34,7 +36,7 @@ static void option_replies(uint32_t want, const uint8_t *p, size_t len)
   }
 }
 
-static void chunk_payload(const struct nbd_reply *r, bool ext, uint64_t req_off, uint64_t req_len,
+static void chunk_payload(const struct proto_reply *r, bool ext, uint64_t req_off, uint64_t req_len,
                           const uint8_t *pl, size_t plen, uint8_t *dst)
 {
   uint64_t rel, n;
@@ -45,7 +47,7 @@ static void chunk_payload(const struct nbd_reply *r, bool ext, uint64_t req_off,
     break;
   case NBD_REPLY_TYPE_OFFSET_DATA:
     FUZZ_CHECK(plen > 8 && plen - 8 <= req_len);
-    if (nbd_chunk_data_decode(pl, plen, req_off, req_len, &rel, &n) == 0) {
+    if (proto_chunk_data_decode(pl, plen, req_off, req_len, &rel, &n) == 0) {
       FUZZ_CHECK(n == plen - 8 && rel <= req_len && n <= req_len - rel);
       if (dst)
         memcpy(dst + rel, pl + 8, n);
@@ -53,7 +55,7 @@ static void chunk_payload(const struct nbd_reply *r, bool ext, uint64_t req_off,
     break;
   case NBD_REPLY_TYPE_OFFSET_HOLE:
     FUZZ_CHECK(plen == 12);
-    if (nbd_chunk_hole_decode(pl, plen, req_off, req_len, &rel, &n) == 0) {
+    if (proto_chunk_hole_decode(pl, plen, req_off, req_len, &rel, &n) == 0) {
       FUZZ_CHECK(n > 0 && rel <= req_len && n <= req_len - rel);
       if (dst)
         memset(dst + rel, 0, n);
@@ -62,16 +64,16 @@ static void chunk_payload(const struct nbd_reply *r, bool ext, uint64_t req_off,
   case NBD_REPLY_TYPE_BLOCK_STATUS:
   case NBD_REPLY_TYPE_BLOCK_STATUS_EXT: {
     bool et = r->type == NBD_REPLY_TYPE_BLOCK_STATUS_EXT;
-    size_t hs = nbd_bs_head_size(et), ds = nbd_bs_desc_size(et);
+    size_t hs = proto_bs_head_size(et), ds = proto_bs_desc_size(et);
     uint32_t ctx, flags;
     uint64_t nd, total = 0;
     FUZZ_CHECK(et == ext);
-    if (plen < hs || nbd_bs_head_decode(pl, plen, et, &ctx, &nd) < 0)
+    if (plen < hs || proto_bs_head_decode(pl, plen, et, &ctx, &nd) < 0)
       break;
-    FUZZ_CHECK(nd >= 1 && nd <= NBD_CLIENT_MAX_EXTENTS && hs + nd * ds == plen);
+    FUZZ_CHECK(nd >= 1 && nd <= PROTO_MAX_EXTENTS && hs + nd * ds == plen);
     for (uint64_t i = 0; i < nd; i++) {
       uint64_t l;
-      if (nbd_bs_desc_decode(pl + hs + i * ds, et, &l, &flags) < 0)
+      if (proto_bs_desc_decode(pl + hs + i * ds, et, &l, &flags) < 0)
         break;
       FUZZ_CHECK(l > 0);
       if (__builtin_add_overflow(total, l, &total))
@@ -80,15 +82,15 @@ static void chunk_payload(const struct nbd_reply *r, bool ext, uint64_t req_off,
     break;
   }
   default: {
-    struct nbd_chunk_error_info e;
+    struct proto_chunk_error e;
     FUZZ_CHECK(r->type & NBD_REPLY_TYPE_ERROR_BIT);
-    FUZZ_CHECK(plen >= 6 && plen <= NBD_CLIENT_MAX_ERROR_CHUNK);
-    if (nbd_chunk_error_decode(pl, plen, r->type, &e) < 0)
+    FUZZ_CHECK(plen >= 6 && plen <= PROTO_MAX_ERROR_CHUNK);
+    if (proto_chunk_error_decode(pl, plen, r->type, &e) < 0)
       break;
     FUZZ_CHECK(e.error != 0 && e.msglen <= plen - 6 && e.msg == (const char *)pl + 6);
     if (e.has_offset)
       FUZZ_CHECK(r->type == NBD_REPLY_TYPE_ERROR_OFFSET && 6u + e.msglen + 8u == plen);
-    FUZZ_CHECK(nbd_error_to_errno(e.error) > 0);
+    FUZZ_CHECK(proto_nbd_to_errno(e.error) > 0);
     break;
   }
   }
@@ -121,10 +123,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     dst = malloc(req_len ? req_len : 1);
 
   while (len > 0) {
-    struct nbd_reply r;
+    struct proto_reply r;
     size_t need;
     const char *why = NULL;
-    int rc = nbd_reply_decode(p, len, ext, structured, &r, &need);
+    int rc = proto_reply_decode(p, len, ext, structured, &r, &need);
 
     if (rc == 1) {
       FUZZ_CHECK(need > len && need <= 32);
@@ -152,7 +154,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
       }
       continue;
     }
-    if (nbd_chunk_check(&r, cmd, ext, req_off, req_len, &why) < 0) {
+    if (proto_chunk_check(&r, cmd, ext, req_off, req_len, &why) < 0) {
       FUZZ_CHECK(why != NULL);
       break;
     }

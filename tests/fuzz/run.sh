@@ -17,11 +17,11 @@ build_only=0
 
 # name: sources (besides the harness itself)
 declare -A srcs=(
-  [handshake]="src/proto/handshake.c src/proto/request.c src/proto/reply.c"
-  [request]="src/proto/request.c src/proto/reply.c src/proto/handshake.c"
+  [handshake]="src/proto/handshake.c src/proto/option.c src/proto/request.c src/proto/reply.c"
+  [request]="src/proto/request.c src/proto/reply.c src/proto/handshake.c src/proto/option.c"
 )
-srcs[reply]="src/client/wire.c"
-srcs[client_handshake]="src/client/handshake.c src/client/wire.c src/common/text.c"
+srcs[reply]="src/proto/reply_decode.c src/proto/option.c src/proto/request.c"
+srcs[client_handshake]="src/client/handshake.c src/proto/option.c src/common/text.c"
 names=("$@")
 [ ${#names[@]} -gt 0 ] || names=($(printf '%s\n' "${!srcs[@]}" | sort))
 

@@ -61,5 +61,6 @@ need_tls_tools() {
   done
 }
 
-# raw_nbd.py: a minimal NBD client for checks libnbd cannot make (see the file).
-RAW_NBD="$(dirname "${BASH_SOURCE[0]}")/raw_nbd.py"
+# The raw NBD client's handshake probes, for checks libnbd cannot make (see
+# probe_main in tests/tools/nbdraw.py).
+RAW_NBD="$(dirname "${BASH_SOURCE[0]}")/../tools/nbdraw.py"

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 from nbdraw import *  # noqa: E402,F401,F403
 import nbdraw  # noqa: E402
 

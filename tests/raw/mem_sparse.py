@@ -11,7 +11,7 @@ import struct
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 from nbdraw import *  # noqa: E402,F401,F403  (constants and the client)
 import nbdraw  # noqa: E402
 

@@ -10,7 +10,7 @@
 #include <linux/nbd-netlink.h>
 #include <linux/netlink.h>
 
-#include "client/nbd-netlink.h"
+#include "tools/nbd-netlink.h"
 #include "tap.h"
 
 /* A tiny independent writer for the kernel's side of the conversation. */

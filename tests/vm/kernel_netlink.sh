@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# tests/vm/kernel_netlink.sh: client/nbd-netlink.c against the kernel nbd driver in a
+# tests/vm/kernel_netlink.sh: tools/nbd-netlink.c against the kernel nbd driver in a
 # guest: CONNECT (2 sockets, block size, flags, backend), STATUS, a link drop repaired
 # with LINK_DEAD + RECONFIGURE under I/O, refusals, DISCONNECT. The server side is the
 # in-guest fixture tests/vm/nbd_fixture.c (a memory disk on socketpairs).

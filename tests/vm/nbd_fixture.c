@@ -1,4 +1,4 @@
-/* nbd_fixture.c: a guest-side test fixture for client/nbd-netlink.c. It serves a
+/* nbd_fixture.c: a guest-side test fixture for tools/nbd-netlink.c. It serves a
  * memory disk over socketpairs whose other ends it hands to the kernel nbd driver with
  * NBD_CMD_CONNECT (no handshake: the kernel only speaks the transmission phase), and
  * reconnects through LINK_DEAD + NBD_CMD_RECONFIGURE when told to drop its links.
@@ -23,7 +23,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "client/nbd-netlink.h"
+#include "tools/nbd-netlink.h"
 #include "proto/nbd-protocol.h"
 
 static uint8_t *disk;

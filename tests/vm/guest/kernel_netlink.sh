@@ -1,5 +1,5 @@
 # tests/vm/guest/kernel_netlink.sh: runs inside the guest (see kernel_netlink.sh).
-# client/nbd-netlink.c against the real kernel driver, through nbd-fixture ($FX): a
+# tools/nbd-netlink.c against the real kernel driver, through nbd-fixture ($FX): a
 # memory disk served over socketpairs handed to the kernel with NBD_CMD_CONNECT.
 g_check "STATUS lists nbd0 as free" sh -c "$FX status | grep -qx 'nbd0 free'"
 

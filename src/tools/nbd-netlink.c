@@ -1,7 +1,7 @@
 /* nbd-netlink.c: generic-netlink messages for the kernel nbd driver: building them,
  * parsing the kernel's answers (every length checked against the buffer), and the
  * request/ack exchange over an AF_NETLINK socket. See nbd-netlink.h. */
-#include "client/nbd-netlink.h"
+#include "tools/nbd-netlink.h"
 
 #include <errno.h>
 #include <poll.h>

@@ -11,8 +11,8 @@
  * no extra shared libraries.
  *
  * All functions return 0 or a negative errno. */
-#ifndef SHUNT_CLIENT_NBD_NETLINK_H
-#define SHUNT_CLIENT_NBD_NETLINK_H
+#ifndef SHUNT_TOOLS_NBD_NETLINK_H
+#define SHUNT_TOOLS_NBD_NETLINK_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -1,0 +1,193 @@
+/* conn_tls.c: a connection's TLS transport (see conn_tls.h): the session's
+ * ciphertext comes in through the connection's recv and goes out through
+ * sends of its own on the connection's ring, one at a time. */
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "common/log.h"
+#include "common/macros.h"
+#include "server/conn_tls.h"
+
+#define TLS_SEND_CHUNK (256u * 1024)   /* plaintext encrypted per submit */
+#define TLS_SEND_MAX   (1u << 30)      /* ciphertext bytes per send */
+
+/* Send pending ciphertext; once all is out, tell the send queue that the
+ * plaintext it handed over is gone. */
+static void conn_tls_flush(struct conn_tls *t)
+{
+  struct io_uring_sqe *sqe;
+  const void *p;
+  size_t len;
+
+  if (t->send_busy || t->send_error)
+    return;
+  len = tls_out_pending(t->sess, &p);
+  if (len == 0) {
+    if (t->plain) {
+      size_t n = t->plain;
+      t->plain = 0;
+      sendq_sent(t->sq, (int)n);
+    }
+    return;
+  }
+  len = MIN(len, (size_t)TLS_SEND_MAX);
+  sqe = engine_sqe(t->eng, &t->send_op);
+  if (t->wsock)
+    io_uring_prep_send(sqe, t->wfd, p, len, MSG_NOSIGNAL);
+  else
+    io_uring_prep_write(sqe, t->wfd, p, (unsigned)len, (uint64_t)-1);
+  t->send_busy = true;
+}
+
+static void conn_tls_send_cb(struct engine_op *op, int res, uint32_t flags)
+{
+  struct conn_tls *t = container_of(op, struct conn_tls, send_op);
+  (void)flags;
+
+  t->send_busy = false;
+  if (res > 0) {
+    tls_out_consumed(t->sess, (size_t)res);
+  } else if (res != -EINTR && res != -EAGAIN) {
+    t->send_error = res < 0 ? res : -EPIPE;
+    t->sent(t, t->send_error);
+    if (t->plain) {
+      t->plain = 0;
+      sendq_sent(t->sq, t->send_error);
+    }
+    return;
+  }
+  conn_tls_flush(t);
+  t->sent(t, 0);   /* maybe close, now that the output drained */
+}
+
+void conn_tls_init(struct conn_tls *t, struct engine *eng, struct sendq *sq, int wfd, bool wsock,
+                   const char *peer, void (*sent)(struct conn_tls *t, int err))
+{
+  *t = (struct conn_tls){ .eng = eng, .sq = sq, .wfd = wfd, .wsock = wsock, .peer = peer, .sent = sent };
+  t->send_op.cb = conn_tls_send_cb;
+}
+
+int conn_tls_start(struct conn_tls *t, const struct tls_creds *creds, const void *early, size_t n,
+                   bool eof)
+{
+  int r = tls_conn_new(&t->sess, creds);
+
+  if (r < 0) {
+    log_msg(LOG_ERROR, t->peer, NULL, "cannot start TLS: %s", strerror(-r));
+    t->sess = NULL;
+    return r;
+  }
+  if (n && (r = tls_in_put(t->sess, early, n)) < 0) {
+    log_msg(LOG_ERROR, t->peer, NULL, "cannot start TLS: %s", strerror(-r));
+    tls_conn_free(t->sess);
+    t->sess = NULL;
+    return r;
+  }
+  if (eof)
+    tls_in_eof(t->sess);
+  return 0;
+}
+
+int conn_tls_handshake(struct conn_tls *t)
+{
+  char desc[128];
+  int r = tls_conn_handshake(t->sess);
+
+  conn_tls_flush(t);
+  if (r == -EAGAIN) {
+    t->want_input = true;
+    return r;
+  }
+  if (r < 0) {
+    /* Too late for plaintext: "the server MUST terminate the session". */
+    log_msg(LOG_WARN, t->peer, NULL, "TLS refused: %s", tls_conn_error(t->sess));
+    return r;
+  }
+  t->bye_due = true;
+  const char *dn = tls_conn_dn(t->sess), *psk = tls_conn_psk_identity(t->sess);
+  log_msg(LOG_INFO, t->peer, NULL, "TLS established: %s%s%s%s%s",
+          tls_conn_description(t->sess, desc, sizeof desc),
+          dn ? ", client " : "", dn ? dn : "", psk ? ", PSK identity " : "", psk ? psk : "");
+  return 0;
+}
+
+void *conn_tls_recv_space(struct conn_tls *t, size_t *len)
+{
+  void *p = tls_in_space(t->sess, len);
+  return *len ? p : NULL;
+}
+
+void conn_tls_received(struct conn_tls *t, size_t n)
+{
+  tls_in_commit(t->sess, n);
+  t->want_input = false;
+}
+
+void conn_tls_eof(struct conn_tls *t)
+{
+  if (t->sess)
+    tls_in_eof(t->sess);
+}
+
+int conn_tls_decrypt(struct conn_tls *t, struct rxbufs *rx, size_t *got)
+{
+  int st = 0;
+  void *buf;
+  size_t len;
+
+  while (st == 0 && rxbuf_recv_space(rx, false, &buf, &len) == 0) {
+    ssize_t n = tls_conn_read(t->sess, buf, len);
+    if (n > 0) {
+      rx->end += (size_t)n;
+      *got += (size_t)n;
+    } else if (n == -EAGAIN) {
+      t->want_input = true;
+      break;
+    } else if (n == 0) {
+      st = 1;
+    } else {
+      log_msg(LOG_WARN, t->peer, t->export, "%s: disconnecting", tls_conn_error(t->sess));
+      st = -EPROTO;
+    }
+  }
+  conn_tls_flush(t);   /* a post-handshake message may have produced output */
+  return st;
+}
+
+int conn_tls_submit(struct conn_tls *t, const struct iovec *iov, int niov)
+{
+  size_t total = 0;
+
+  if (t->send_error)
+    return t->send_error;
+  for (int i = 0; i < niov && total < TLS_SEND_CHUNK; i++) {
+    size_t k = MIN(iov[i].iov_len, TLS_SEND_CHUNK - total);
+    if (tls_conn_write(t->sess, iov[i].iov_base, k) < 0) {
+      log_msg(LOG_ERROR, t->peer, t->export, "%s", tls_conn_error(t->sess));
+      return -EPROTO;
+    }
+    total += k;
+  }
+  t->plain = total;
+  conn_tls_flush(t);
+  return 0;
+}
+
+bool conn_tls_close(struct conn_tls *t, bool failed)
+{
+  if (!t->sess)
+    return false;
+  if (t->bye_due && !failed) {
+    t->bye_due = false;   /* close_notify, so the client sees a clean end */
+    tls_conn_bye(t->sess);
+    conn_tls_flush(t);
+  }
+  return t->send_busy || (!failed && tls_out_pending(t->sess, &(const void *){ NULL }));
+}
+
+void conn_tls_fini(struct conn_tls *t)
+{
+  tls_conn_free(t->sess);
+  t->sess = NULL;
+}
