@@ -40,9 +40,15 @@ locked=$dp
 # 1024 regions (16 MiB); rounds until 25600 write pairs or 20 s.
 OVERLAP_SEED=$RANDOM tap_relay timeout 120 "$PY" "$top/tests/raw/overlap_writes.py" "$PORT" disk 1024 25600 20
 # 8000 requests, 64 in flight, the writes within 4 blocks (each written by
-# about 500 of them): a write may be overtaken by at most 4 windows' worth.
+# about 500 of them): a write may be overtaken by at most 4 windows' worth;
+# on auto 8: its reads of cached blocks go from the mapping without the
+# disk, while each write waits for the O_DIRECT read-modify-write chain of
+# its block, so more reads pass a write than on any fixed path (264 seen).
+# A starved write is still caught (it would be passed by thousands).
+max_over=256
+[ "$dp" = auto ] && max_over=512
 WRITE_ORDER_SEED=$RANDOM WRITE_ORDER_BLOCKS=4 tap_relay timeout 120 \
-  "$PY" "$top/tests/raw/write_order.py" "$PORT" disk 8000 64 256
+  "$PY" "$top/tests/raw/write_order.py" "$PORT" disk 8000 64 $max_over
 
 # An export of 10000 bytes (its last 4 KiB block partial): unaligned writes
 # and zeroes up to its end read back, and the file keeps its size.
