@@ -37,7 +37,7 @@ run: deps build
 # interop tests again against the ASan+UBSan build; one summary line at the end.
 check: deps build asan
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-	  tests/run.sh --datapaths splice,direct,mmap $(BUILD):all $(ASAN_BUILD):fast
+	  tests/run.sh --datapaths splice,direct,mmap,auto $(BUILD):all $(ASAN_BUILD):fast
 
 check-fast: deps build
 	tests/run.sh $(BUILD)

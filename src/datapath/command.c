@@ -2,8 +2,9 @@
  * WRITE_ZEROES and CACHE as one backend bio each, answered with a status
  * reply, and BLOCK_STATUS from the backend's allocation map (its extent
  * flags become base:allocation states here, where the reply is built).  On
- * a path whose writes are ordered by the export's range lock (direct),
- * TRIM and WRITE_ZEROES take the lock on every block they touch. */
+ * an export whose writes are ordered by the file's range lock (direct, or
+ * auto writing O_DIRECT: dp_export_writes_direct()), TRIM and WRITE_ZEROES
+ * take the lock on every block they touch. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,7 +90,7 @@ static void locked_modify_done(struct bio *io, int res)
   struct request *r = io->owner;
   struct locked_modify *m = r->dp_priv;
 
-  rangelock_unlock(&r->export->wlock, &m->lk);
+  rangelock_unlock(r->export->wlock, &m->lk);
   dp_bio_status_done(io, res);
 }
 
@@ -113,7 +114,7 @@ static void locked_modify(struct request *r)
   m->lk.excl = true;
   m->lk.eng = r->eng;
   m->lk.granted = locked_modify_granted;
-  if (rangelock_lock(&r->export->wlock, &m->lk))
+  if (rangelock_lock(r->export->wlock, &m->lk))
     locked_modify_granted(&m->lk);
   else
     stat_add(&r->export->stats.range_lock_waits, 1);
@@ -170,7 +171,7 @@ void dp_command(struct request *r)
     return;
   case NBD_CMD_TRIM:
   case NBD_CMD_WRITE_ZEROES:
-    if (r->dp->range_locked)
+    if (dp_export_writes_direct(r->export))
       locked_modify(r);
     else
       modify(r, dp_bio_status_done);

@@ -1,5 +1,5 @@
 /* datapath.c: the table of data paths selectable per export
- * (datapath=copy|splice|direct|mmap), the entry point that executes a
+ * (datapath=copy|splice|direct|mmap|auto), the entry point that executes a
  * request on its path, and the allocation map the paths split reads by. */
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +17,7 @@ static const struct datapath *const datapaths[] = {
   &datapath_splice,
   &datapath_direct,
   &datapath_mmap,
+  &datapath_auto,
   NULL,
 };
 

@@ -3,7 +3,8 @@
  * data path, every other command to dp_command() (command.c), which all
  * paths share.  `copy` (read into a buffer, then send) serves everything;
  * splice, direct and mmap serve what they are made for and hand the rest
- * to their fallback path (mmap -> splice -> copy, direct -> copy).  Replies
+ * to their fallback path (mmap -> splice -> copy, direct -> copy); `auto`
+ * picks one of them per request (r->dp then names the one picked).  Replies
  * go out through the request layer (request.h). */
 #ifndef SHUNT_DATAPATH_DATAPATH_H
 #define SHUNT_DATAPATH_DATAPATH_H
@@ -91,6 +92,15 @@ extern const struct datapath datapath_splice, datapath_direct;
 /* Page-cached READs sent from a mapping of the file, the rest as splice
  * (src/datapath/mmap.c). */
 extern const struct datapath datapath_mmap;
+/* Chooses one of the above per request (src/datapath/auto.c): the default. */
+extern const struct datapath datapath_auto;
+/* TLS connections to an export that writes O_DIRECT: READs as copy, WRITEs
+ * as direct (dp_export_tls_path(), src/datapath/auto.c). */
+extern const struct datapath datapath_tls_direct;
+
+/* Send r's READ, validated, non-empty, within r->export's mapping and all
+ * in the page cache, from the mapping (src/datapath/mmap.c). */
+void dp_mmap_send(struct request *r);
 
 /* Execute r (validated; a WRITE's payload complete in r->buf): READ and
  * WRITE on r->dp (or the first path down its fallbacks that serves them),

@@ -1,7 +1,7 @@
 /* dpexport.h: the storage side of an export, as the data paths see it: the
  * open backend, the data path chosen for it, the O_DIRECT fd or the mapping
- * that path uses, the chunk size, the range lock that orders direct writes,
- * and the export's stats.  A front end (the NBD server's struct export)
+ * that path uses, the chunk size, the range lock that orders direct writes
+ * (one per file, shared by every export of it), and the export's stats.  A front end (the NBD server's struct export)
  * embeds one per export and hands it to every request (request.h). */
 #ifndef SHUNT_DATAPATH_DPEXPORT_H
 #define SHUNT_DATAPATH_DPEXPORT_H
@@ -16,6 +16,19 @@
 struct backend;
 struct datapath;
 
+/* What every export of one file shares (keyed by device and inode): the
+ * range lock that orders O_DIRECT writes against each other and against
+ * TRIM/WRITE_ZEROES, and how the file's writable exports write, so that
+ * `auto` picks the write discipline that cannot race with theirs. */
+struct dp_file {
+  uint64_t dev, ino;           /* 0, 0: not shared (a backend without a file) */
+  unsigned refs;
+  unsigned direct_writers;     /* writable exports on a fixed O_DIRECT-writing path */
+  unsigned buffered_writers;   /* writable exports on a fixed page-cache-writing path */
+  struct rangelock wlock;
+  struct dp_file *next;
+};
+
 struct dp_export {
   const char *name;            /* for log messages; owned by the front end */
   struct backend *backend;
@@ -24,7 +37,10 @@ struct dp_export {
   void *map;                   /* mmap path: the whole file, PROT_READ, MAP_SHARED; else NULL */
   uint64_t map_len;
   uint32_t chunk;              /* effective chunk size */
-  struct rangelock wlock;      /* direct path: orders writes to the same blocks (rangelock.h) */
+  bool read_only;
+  struct dp_file *file;        /* shared with the other exports of the same file */
+  bool counted;                /* counted in file's direct_writers or buffered_writers */
+  struct rangelock *wlock;     /* &file->wlock: orders O_DIRECT writes to the same blocks (rangelock.h) */
   struct dp_stats stats;
 };
 
@@ -32,15 +48,18 @@ struct dp_export {
 struct dp_export_setup {
   const char *name;            /* kept in dp_export.name: must outlive it */
   const char *path;            /* the backend's file: the direct path opens it again */
-  const char *datapath;        /* copy (NULL means copy), splice, direct, mmap, auto */
+  const char *datapath;        /* auto (also NULL), copy, splice, direct, mmap */
   uint32_t chunk;              /* 0: dp_default_chunk */
   bool read_only;
 };
 
 /* Take backend b into dx and pick dx's effective data path from
  * setup->datapath: open the O_DIRECT fd for direct, fall back to copy for
- * backends without a file, probe O_DIRECT for auto, map the file for mmap.
- * Logs the choice.  Returns 0 or -errno with a message; either way dx then
+ * backends without a file, map the file for mmap; auto does both when it
+ * can (without O_DIRECT it reads through the page cache only, without a
+ * mapping it sends cached reads by splice).  Joins the dp_file of the
+ * backend's file.  Logs the choice and warns when this export writes the
+ * file through the page cache while another writes it O_DIRECT.  Returns 0 or -errno with a message; either way dx then
  * holds b and must be closed with dp_export_close(). */
 int datapath_setup(struct dp_export *dx, struct backend *b, const struct dp_export_setup *setup,
                    char *err, size_t errlen);
@@ -48,6 +67,17 @@ int datapath_setup(struct dp_export *dx, struct backend *b, const struct dp_expo
 /* Flush the backend synchronously (logged when it fails), close it and what
  * datapath_setup opened.  No request may be in flight. */
 void dp_export_close(struct dp_export *dx);
+
+/* True when dx's WRITEs go O_DIRECT under its range lock: the direct path,
+ * or auto on a file no fixed path writes through the page cache (auto.c).
+ * Then TRIM and WRITE_ZEROES take the range lock too (command.c). */
+bool dp_export_writes_direct(const struct dp_export *dx);
+
+/* The data path of a TLS connection to dx (which needs the bytes in user
+ * memory): copy, whose reads and writes go through the page cache, unless
+ * dx writes O_DIRECT: then reads as copy and writes as the direct path's, so
+ * that a TLS client never writes the page cache under an O_DIRECT writer. */
+const struct datapath *dp_export_tls_path(const struct dp_export *dx);
 
 /* The mmap path (src/datapath/mmap.c): map dx's backend file read-only
  * (MAP_SHARED, whole file) into dx->map.  -ENODEV when it is not a regular

@@ -98,8 +98,7 @@ static bool send_split(struct request *r)
   return true;
 }
 
-/* A READ all in the mapping and the page cache: sent from the mapping. */
-static void send_from_map(struct request *r)
+void dp_mmap_send(struct request *r)
 {
   struct reply_item *it = &r->status_item;
   const struct proto_session *s = r->session;
@@ -128,7 +127,7 @@ static void mmap_read(const struct datapath *self, struct request *r)
    * it unless the file was smaller at setup (then: the fallback). */
   if (ex->map && len > 0 && off <= ex->map_len && len <= ex->map_len - off
       && dp_range_cached(ex->backend->fd, off, len) == 1) {
-    send_from_map(r);
+    dp_mmap_send(r);
     return;
   }
   dp_fallback_read(self, r);

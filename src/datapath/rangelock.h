@@ -1,5 +1,5 @@
-/* rangelock.h: ordering of writes to the same blocks of one export, across
- * all workers (the direct data path).  A writer locks the blocks it touches:
+/* rangelock.h: ordering of writes to the same blocks of one file, across
+ * all workers and the file's exports (the direct data path's writes).  A writer locks the blocks it touches:
  * shared when it only overwrites whole blocks (O_DIRECT writes of aligned
  * data: any number at once), exclusive when it reads and rewrites a block
  * (the unaligned edge of a write, read-modify-write) or changes blocks

@@ -85,6 +85,11 @@ void dp_stats_json(FILE *f, const struct dp_stats *st)
           ld(&st->bytes_read), ld(&st->bytes_written));
   for (int i = 0; i < DP_NPATHS; i++)
     fprintf(f, "%s\"%s\":%" PRIu64, i ? "," : "", path_names[i], ld(&st->bytes_path[i]));
+  fputs("},\"auto_choice\":{", f);
+  for (int i = 0; i < DP_NPATHS; i++)
+    fprintf(f, "%s\"%s\":{\"reads\":%" PRIu64 ",\"read_bytes\":%" PRIu64 ",\"writes\":%" PRIu64
+            ",\"write_bytes\":%" PRIu64 "}", i ? "," : "", path_names[i], ld(&st->auto_reads[i]),
+            ld(&st->auto_read_bytes[i]), ld(&st->auto_writes[i]), ld(&st->auto_write_bytes[i]));
   fprintf(f, "},\"cpu_copied_bytes\":%" PRIu64 ",\"server_copied_read_bytes\":%" PRIu64
           ",\"server_copied_write_bytes\":%" PRIu64 ",\"memcpy_bytes\":%" PRIu64 ",\"bounce_bytes\":%" PRIu64
           ",\"zc_sends\":%" PRIu64 ",\"zc_copied_sends\":%" PRIu64 ",\"zc_copied_bytes\":%" PRIu64

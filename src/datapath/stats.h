@@ -25,6 +25,10 @@ struct dp_stats {
   stat_t requests, reads, writes, other;
   stat_t bytes_read, bytes_written;
   stat_t bytes_path[DP_NPATHS];          /* payload bytes (read + written) per path */
+  stat_t auto_reads[DP_NPATHS];          /* datapath=auto: READs per path chosen, */
+  stat_t auto_read_bytes[DP_NPATHS];     /* their lengths, */
+  stat_t auto_writes[DP_NPATHS];         /* WRITEs per path chosen, */
+  stat_t auto_write_bytes[DP_NPATHS];    /* and theirs */
   stat_t copied_read, copied_write;      /* payload byte copies by the server's code/syscalls */
   stat_t memcpy_bytes;                   /* of which memcpy in user space (receive buffer, bounces) */
   stat_t bounce_bytes;                   /* unaligned edges of direct writes, merged into their blocks

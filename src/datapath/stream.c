@@ -19,7 +19,8 @@
  * A WRITE is written chunk by chunk while its payload arrives; on the direct
  * path the aligned middle goes O_DIRECT (WRITE_FIXED from the arena) and the
  * unaligned head/tail are read-modify-written O_DIRECT through bounce blocks,
- * ordered by the export's range lock (see "direct writes" below).
+ * ordered by the file's range lock, which all its exports share (see
+ * "direct writes" below).
  * Both hand small or unsplit reads to their fallback, the copy path. */
 #include <errno.h>
 #include <stdlib.h>
@@ -76,7 +77,8 @@ struct stream {
   struct chunk c[];
 };
 
-static bool is_direct(const struct request *r) { return r->export->datapath->kind == DP_DIRECT; }
+/* r->dp: the export's path, or the one auto chose for r (auto.c). */
+static bool is_direct(const struct request *r) { return r->dp->kind == DP_DIRECT; }
 /* The kind bytes are counted as: the mmap path hands its cold reads and
  * its writes to the splice path, and they count as splice. */
 static int path_kind(const struct request *r) { return is_direct(r) ? DP_DIRECT : DP_SPLICE; }
@@ -737,7 +739,7 @@ static void dpiece_put(struct dpiece *dc, int res)
   dp_times_disk(&ws->r->times);
   if (--dc->pending)
     return;
-  rangelock_unlock(&ws->r->export->wlock, &dc->lk);
+  rangelock_unlock(ws->r->export->wlock, &dc->lk);
   res = dc->err;
   free(dc);
   ws_put(ws, res);
@@ -767,7 +769,7 @@ static void rmw_merge(struct rmw *m)
   struct dp_stats *s = stats(r);
 
   m->fua = r->hdr.flags & NBD_CMD_FLAG_FUA;
-  m->nmerged = rangelock_take_same(&r->export->wlock, &m->dc->lk, m->merged, RMW_MERGE_MAX);
+  m->nmerged = rangelock_take_same(r->export->wlock, &m->dc->lk, m->merged, RMW_MERGE_MAX);
   for (size_t i = 0; i < m->nmerged; i++) {
     struct dpiece *x = container_of(m->merged[i], struct dpiece, lk);
     struct request *xr = x->ws->r;
@@ -923,7 +925,7 @@ static void dpiece_new(struct wstate *ws, uint64_t a, uint64_t b, bool edge)
   ws->pending++;
   if (!r->times.disk_begin)
     r->times.disk_begin = dp_now();
-  if (rangelock_lock(&r->export->wlock, &dc->lk))
+  if (rangelock_lock(r->export->wlock, &dc->lk))
     dpiece_start(dc);
   else
     stat_add(&stats(r)->range_lock_waits, 1);

@@ -100,9 +100,10 @@ void conn_handshake_input(struct conn *c)
     c->session = c->hs->session;
     c->export = &c->w->srv->exports.exports[c->session.export_index];
     /* Under TLS the payload must pass through GnuTLS: the copy path, whose
-     * replies go through the send queue (no splice or zero-copy send). */
+     * replies go through the send queue (no splice or zero-copy send); its
+     * writes go O_DIRECT when the export's do (dp_export_tls_path). */
     c->tls.export = export_name(c);
-    c->dp = conn_tls_on(&c->tls) ? &datapath_copy : c->export->dp.datapath;
+    c->dp = conn_tls_on(&c->tls) ? dp_export_tls_path(&c->export->dp) : c->export->dp.datapath;
     c->sink.export = &c->export->dp;
     c->sink.dp = c->dp;
     free(c->hs);

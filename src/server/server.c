@@ -74,7 +74,7 @@ static int write_stats(struct server *srv)
     fputs(",\"datapath\":", f);
     text_json_string(f, ex->dp.datapath->name);
     fputs(",\"configured\":", f);
-    text_json_string(f, ex->cfg.datapath ? ex->cfg.datapath : "copy");
+    text_json_string(f, ex->cfg.datapath ? ex->cfg.datapath : "auto");
     fprintf(f, ",\"chunk\":%u,\"arena_per_worker\":%zu,", ex->dp.chunk, dp_arena_size);
     dp_stats_json(f, &ex->dp.stats);
     fputc('}', f);

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# datapaths.sh: the copy, splice, direct and mmap data paths.  For each
+# datapaths.sh: the copy, splice, direct, mmap and auto data paths.  For each
 # path, with structured replies on and off and a small chunk size (so large
 # reads become many chunks, completing and going out of order): libnbd reads
 # and writes at odd offsets/lengths against a local mirror (dp_verify.py),
@@ -10,7 +10,9 @@
 # reads stay correct and count waits/fallbacks; the chunk policy (cold reads
 # split, page-cached ones on splice one chunk: dp_chunks.py); pipelined small
 # writes from several connections read back as written and, except on
-# direct, count 2 copies per byte (dp_smallwrites.py).
+# direct and auto, count 2 copies per byte (dp_smallwrites.py).  auto: a
+# cached read goes from the mapping, an uncached one O_DIRECT, each counted
+# in auto_choice; with no datapath= an export is auto (a memory one copy).
 . "$(dirname "$0")/../lib.sh"
 here=$(cd "$(dirname "$0")" && pwd)
 PY=/usr/bin/python3
@@ -62,7 +64,7 @@ truncate -s 16M "$img"
 head -c 8M /dev/urandom >>"$img"
 cp "$img" "$T/orig.img"
 
-for dp in copy splice direct mmap; do
+for dp in copy splice direct mmap auto; do
   cp "$T/orig.img" "$img"
   if ! start_shunt --stats "$T/st-$dp.json" "disk=$img,datapath=$dp,chunk=64K"; then
     tap_fail "$dp: server starts"; continue
@@ -78,12 +80,12 @@ sys.exit(d != open(sys.argv[2],"rb").read(8<<20))' "$uri" "$T/orig.img" && dump_
     zc=$(stat "$T/st-$dp.json" zc_copied_bytes)
     if [ "$dp" = copy ]; then
       [ "$copied" -gt 0 ] && tap_ok "copy: reads report CPU-copied bytes ($copied)" || tap_fail "copy: copied bytes $copied"
-    elif [ "$dp" = mmap ]; then
+    elif [ "$dp" = mmap ] || [ "$dp" = auto ]; then
       # The image was just written: page-cached, so all 16 MiB go from the mapping.
       m=$(stat_path "$T/st-$dp.json" mmap)
       [ "$copied" -eq $((16 << 20)) ] && [ "$m" -eq $((16 << 20)) ] \
-        && tap_ok "mmap: hot reads sent from the mapping, 1 kernel copy per byte counted ($copied)" \
-        || tap_fail "mmap: hot reads: mmap bytes $m, copied bytes $copied (want 16 MiB each)"
+        && tap_ok "$dp: hot reads sent from the mapping, 1 kernel copy per byte counted ($copied)" \
+        || tap_fail "$dp: hot reads: mmap bytes $m, copied bytes $copied (want 16 MiB each)"
     else
       [ "$copied" -eq 0 ] && tap_ok "$dp: reads report 0 CPU-copied bytes (SEND_ZC copied by the kernel: $zc)" \
         || tap_fail "$dp: reads copied $copied bytes"
@@ -117,7 +119,7 @@ print(b["bytes_by_path"]["copy"]-a["bytes_by_path"]["copy"], b["server_copied_re
         [ "$dcopy" -eq $((64 * 4096)) ] && [ "$dcopied" -eq $((2 * 64 * 4096)) ] \
           && tap_ok "splice: 64 concurrent 4 KiB reads correct, served and counted as copy ($delta)" \
           || tap_fail "splice: small reads counted as: copy bytes, copied bytes, zc sends = $delta"
-      else   # direct: O_DIRECT, no SEND_ZC; mmap: hot, from the mapping
+      else   # direct: O_DIRECT, no SEND_ZC; mmap and auto: hot, from the mapping
         [ "$dzc" -eq 0 ] && [ "$dcopied" -eq $((64 * 4096)) ] && [ "$dcopy" -eq 0 ] \
           && tap_ok "$dp: 64 concurrent 4 KiB reads correct, sent without SEND_ZC, kernel copy counted ($delta)" \
           || tap_fail "$dp: small reads counted as: copy bytes, copied bytes, zc sends = $delta"
@@ -134,8 +136,8 @@ print(b["bytes_by_path"]["copy"]-a["bytes_by_path"]["copy"], b["server_copied_re
   relay "$PY" "$here/dp_smallwrites.py" "$uri" "$img" --span $((8 << 20)) --seed $RANDOM --label "$dp: small writes"
   if dump_stats "$T/st-$dp.json"; then
     read -r dw dc dm <<<"$(delta "$T/st-$dp-before.json" "$T/st-$dp.json" bytes_written server_copied_write_bytes memcpy_bytes)"
-    if [ "$dp" = direct ]; then
-      echo "# direct: small writes: $dw bytes written, $dc copies counted, $dm of them memcpy"
+    if [ "$dp" = direct ] || [ "$dp" = auto ]; then
+      echo "# $dp: small writes: $dw bytes written, $dc copies counted, $dm of them memcpy"
     else
       [ "$dw" -gt 0 ] && [ "$dc" -eq $((2 * dw)) ] && [ "$dm" -eq 0 ] \
         && tap_ok "$dp: small writes counted as 2 CPU copies per byte, none a memcpy ($dw bytes, $dc copies)" \
@@ -187,6 +189,41 @@ h=nbd.NBD(); h.set_request_structured_replies(False); h.connect_uri(sys.argv[1])
     [ "${holes:-0}" -ge 1 ] && [ "$dm" -eq $((16 << 20)) ] && [ "$ds" -eq $((8 << 20)) ] \
       && tap_ok "mmap: a cached sparse read from the mapping sends OFFSET_HOLE chunks ($holes; mmap, splice bytes: $dm $ds)" \
       || tap_fail "mmap: cached sparse read: $holes hole chunks, mmap, splice bytes: $dm $ds"
+  fi
+  # auto: a read of pages not in the page cache goes O_DIRECT (and leaves
+  # them out of it), counted as direct in auto_choice; once something has
+  # read them into the page cache, the same read goes from the mapping.
+  # (The never-read hole, as for mmap; simple replies, so it is data.)
+  if [ "$dp" = auto ]; then
+    for round in cold hot; do
+      cp "$T/st-$dp.json" "$T/st-$dp-before.json"
+      if "$PY" -c 'import nbd,os,sys
+fd = os.open(sys.argv[2], os.O_RDONLY)
+if sys.argv[3] == "cold":
+    os.fsync(fd); os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+else:
+    os.pread(fd, 4<<20, 8<<20)
+os.close(fd)
+h=nbd.NBD(); h.set_request_structured_replies(False); h.connect_uri(sys.argv[1]); d=h.pread(4<<20, 8<<20); h.shutdown()
+sys.exit(d != bytes(4<<20))' "$uri" "$img" $round && dump_stats "$T/st-$dp.json"; then
+        got=$("$PY" -c 'import json,sys
+a,b=(json.load(open(f))["exports"][0] for f in sys.argv[1:3])
+c=lambda e,p,k: e["auto_choice"][p][k]
+print(*(c(b,p,k)-c(a,p,k) for p in ("direct","mmap") for k in ("reads","read_bytes")),
+      b["bytes_by_path"]["direct"]-a["bytes_by_path"]["direct"], b["bytes_by_path"]["mmap"]-a["bytes_by_path"]["mmap"])' \
+          "$T/st-$dp-before.json" "$T/st-$dp.json")
+        if [ $round = cold ]; then
+          want="1 $((4 << 20)) 0 0 $((4 << 20)) 0" how=O_DIRECT
+        else
+          want="0 0 1 $((4 << 20)) 0 $((4 << 20))" how="from the mapping"
+        fi
+        [ "$got" = "$want" ] \
+          && tap_ok "auto: a $round 4 MiB read is correct and went $how (direct reads, bytes, mmap reads, bytes, direct bytes, mmap bytes: $got)" \
+          || tap_fail "auto: $round read counted as $got (want $want)"
+      else
+        tap_fail "auto: $round read"
+      fi
+    done
   fi
   # Holes are reported as holes by every path.
   holes=$(hole_chunks "$uri")
@@ -288,12 +325,18 @@ else
   tap_fail "odd-sized image: server starts"
 fi
 
-# auto: direct on this filesystem (or splice where O_DIRECT fails), logged.
-if start_shunt "disk=$img,datapath=auto"; then
-  grep -q "datapath=auto chose" "$T/shunt.log" && tap_ok "auto: choice logged ($(grep -o 'auto chose [a-z]*' "$T/shunt.log" | tail -1))" \
-    || tap_fail "auto: choice not logged"
+# No datapath=: auto for a file, copy for the memory backend (no file to
+# map or open O_DIRECT), said at start and in the stats file.
+: >"$T/shunt.log"
+if start_shunt --stats "$T/st-default.json" "disk=$img" "mem=1M,backend=memory"; then
   stop_shunt
+  cfg=$("$PY" -c 'import json,sys
+print(*(e["datapath"]+"/"+e["configured"] for e in json.load(open(sys.argv[1]))["exports"]))' "$T/st-default.json")
+  grep -q "export 'disk':.*data path auto" "$T/shunt.log" && grep -q "export 'mem':.*data path copy" "$T/shunt.log" \
+    && [ "$cfg" = "auto/auto copy/auto" ] && ! grep -q "warning" "$T/shunt.log" \
+    && tap_ok "no datapath=: a file export is auto, a memory export copy, without a warning ($cfg)" \
+    || { tap_fail "no datapath=: exports are $cfg"; sed 's/^/#   /' "$T/shunt.log"; }
 else
-  tap_fail "auto: server starts"
+  tap_fail "default data path: server starts"
 fi
 tap_done

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # split_writes.sh: WRITE payloads arriving in pieces (tests/raw/split_writes.py) on
-# every data path: pipelines of small and large writes, reads and a flush cut into
+# every data path (auto too): pipelines of small and large writes, reads and a flush cut into
 # random pieces (compact and extended headers, simple and structured replies) all
 # succeed and read back; hang-ups in the middle of a header or payload write
 # nothing; SIGTERM while a small write's payload arrives still writes and answers
@@ -11,7 +11,7 @@ need_deps
 top=$(cd "$(dirname "$0")/../.." && pwd)
 
 img=$T/disk.img
-for dp in copy splice mmap direct; do
+for dp in copy splice mmap direct auto; do
   head -c 16M /dev/urandom >"$img"
   : >"$T/shunt.log"
   if ! start_shunt "disk=$img,datapath=$dp,chunk=64K"; then

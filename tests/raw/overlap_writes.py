@@ -1,8 +1,10 @@
 #!/usr/bin/python3
 """overlap_writes.py: overlapping WRITEs in flight on two connections at once.
 
-  overlap_writes.py PORT EXPORT REGIONS MAX_PAIRS MAX_SECONDS
-EXPORT is at least REGIONS * 16 KiB.  In every round, connection A writes
+  overlap_writes.py PORT EXPORT[,EXPORT_B] REGIONS MAX_PAIRS MAX_SECONDS
+EXPORT is at least REGIONS * 16 KiB; with EXPORT_B (another export of the
+same file), connection B uses that one, and the rounds are read back
+through A and B in turn.  In every round, connection A writes
 [k*16K, +8192) (4 KiB aligned) and connection B writes [k*16K+100, +9900)
 (unaligned at both ends; its head shares a block with A's write; every
 third round B zeroes that range with WRITE_ZEROES instead) for every region
@@ -23,7 +25,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from nbdraw import *  # noqa: E402,F401,F403  (constants and the client)
 import nbdraw  # noqa: E402
 
-port, name = int(sys.argv[1]), sys.argv[2]
+port = int(sys.argv[1])
+name_a, _, name_b = sys.argv[2].partition(",")
+name_b = name_b or name_a
 regions, max_pairs, max_seconds = int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
 REGION = 16 << 10
 A_OFF, A_LEN = 0, 8192
@@ -32,7 +36,7 @@ tap = nbdraw.Tap()
 rnd = random.Random(int(os.environ.get("OVERLAP_SEED", "11")))
 
 
-def client():
+def client(name):
     c = nbdraw.Client(port=port, timeout=60)
     c.greeting()
     c.go(name, infos=())   # no block size info asked: unaligned requests are fine
@@ -88,7 +92,7 @@ def check_round(img, old, da, db):
 
 
 def main():
-    ca, cb = client(), client()
+    ca, cb = client(name_a), client(name_b)
     span = regions * REGION
     old = read_all(ca, span)
     t0 = time.monotonic()
@@ -121,7 +125,7 @@ def main():
             err = nbdraw.reply_error(c.replies(c.request(NBD_CMD_FLUSH)))
             if err:
                 flush_errors.append((rounds, err))
-        img = read_all(ca, span)
+        img = read_all(cb if rounds % 2 else ca, span)
         for p in check_round(img, old, da, db):
             problems.append((rounds,) + p)
         old = img

@@ -1,0 +1,223 @@
+/* auto.c: the `auto` data path (the default), which picks one of the other
+ * paths for every READ and WRITE, and the path of TLS connections to
+ * exports that write O_DIRECT.  Each choice is counted in the export's
+ * stats (auto_choice: READs and WRITEs, and their bytes, per path).
+ *
+ * READ, by whether its pages are in the page cache (cachestat(2)):
+ * - cached: the cheapest way out of the cache, the mmap path's send from
+ *   the mapping (one kernel copy, no pipe) when the file is mapped; else
+ *   splice, or copy under DP_SPLICE_MIN (the splice path's own threshold);
+ * - not cached: direct, O_DIRECT into the worker's arena with chunks sent as
+ *   they complete, which leaves the page cache alone, so a cold scan does
+ *   not evict what other reads keep hot.  Small uncached reads go direct
+ *   too: a buffered read would cost the same one disk read and syscall,
+ *   plus inserting (and later evicting) page-cache pages that a random
+ *   small read rarely meets again; below DP_ZC_MIN the direct path sends
+ *   with an ordinary gathered send, as copy does.  Without O_DIRECT on the
+ *   file system: splice (or copy when small).
+ * WRITE: one discipline per export, decided by the file's other exports
+ * (dp_export_writes_direct()) so that the same blocks are never written
+ * through the page cache and O_DIRECT at once, which loses acknowledged
+ * writes (docs/design.md, "Direct writes never go through the page cache"):
+ * - O_DIRECT, range-locked, unaligned edges read-modify-written (the direct
+ *   path's writes), when O_DIRECT works and no export of the file on a
+ *   fixed path writes through the page cache.  Small writes too: a
+ *   buffered small write would be cheaper (no read-modify-write of an
+ *   unaligned edge), but it would race with the O_DIRECT writes of larger
+ *   ones to the same block;
+ * - otherwise buffered, as the splice path writes (chunk by chunk while
+ *   the payload arrives).  Reads stay coherent either way: an O_DIRECT read
+ *   first writes back dirty cached pages of its range, and an O_DIRECT
+ *   write drops the cached pages it overwrites. */
+#include <stdlib.h>
+
+#include "backend/backend.h"
+#include "datapath/datapath.h"
+#include "datapath/dpexport.h"
+#include "datapath/dpworker.h"
+#include "datapath/request.h"
+#include "proto/nbd-protocol.h"
+
+/* Hand r to path dp (now r->dp), counting the choice. */
+static void choose(struct request *r, const struct datapath *dp)
+{
+  struct dp_stats *s = &r->export->stats;
+
+  r->dp = dp;
+  if (r->hdr.type == NBD_CMD_WRITE) {
+    stat_add(&s->auto_writes[dp->kind], 1);
+    stat_add(&s->auto_write_bytes[dp->kind], r->hdr.length);
+  } else {
+    stat_add(&s->auto_reads[dp->kind], 1);
+    stat_add(&s->auto_read_bytes[dp->kind], r->hdr.length);
+  }
+}
+
+static void auto_read(const struct datapath *self, struct request *r)
+{
+  struct dp_export *ex = r->export;
+  uint64_t off = r->hdr.offset, len = r->hdr.length;
+  bool small = len < DP_SPLICE_MIN;
+
+  (void)self;
+  if (len > 0 && dp_range_cached(ex->backend->fd, off, len) == 1) {
+    if (ex->map && off <= ex->map_len && len <= ex->map_len - off) {
+      choose(r, &datapath_mmap);
+      dp_mmap_send(r);
+    } else if (small) {
+      choose(r, &datapath_copy);
+      dp_fallback_read(&datapath_splice, r);
+    } else {
+      choose(r, &datapath_splice);
+      datapath_splice.read(&datapath_splice, r);
+    }
+    return;
+  }
+  if (ex->direct_fd >= 0) {
+    choose(r, &datapath_direct);
+    datapath_direct.read(&datapath_direct, r);
+  } else if (small && len > 0) {
+    choose(r, &datapath_copy);
+    dp_fallback_read(&datapath_splice, r);
+  } else {
+    choose(r, &datapath_splice);
+    datapath_splice.read(&datapath_splice, r);
+  }
+}
+
+/* ---- writes ---- */
+
+/* A READ or WRITE buffer from the worker's buffer pool (a READ's pages
+ * faulted in at once, a WRITE payload's as it arrives), returned by
+ * auto_free_buffer. */
+static void *heap_buffer(struct request *r, size_t len)
+{
+  void *b = dp_buffer_get(r->eng, len ? len : 1, r->hdr.type != NBD_CMD_WRITE, &r->export->stats);
+  r->buf_base = b;
+  r->buf_alloc = len ? len : 1;
+  return b;
+}
+
+/* The direct path frees its arena units, and returns to the worker's
+ * buffer pool what came from elsewhere (r->buf_base: its own fallback, or
+ * heap_buffer). */
+static void auto_free_buffer(struct request *r, void *buf)
+{
+  datapath_direct.free_buffer(r, buf);
+}
+
+static void buffered_write(const struct datapath *self, struct request *r)
+{
+  (void)self;
+  datapath_splice.write(&datapath_splice, r);
+}
+
+static void buffered_progress(struct request *r, uint64_t got)
+{
+  datapath_splice.payload_progress(r, got);
+}
+
+static bool buffered_abort(struct request *r)
+{
+  return datapath_splice.payload_abort(r);
+}
+
+/* auto's buffered writes: the splice path's, from a heap buffer that
+ * auto_free_buffer returns (the splice path has no buffers of its own). */
+static const struct datapath auto_buffered = {
+  .name = "splice",
+  .write = buffered_write,
+  .fallback = &datapath_copy,
+  .alloc_buffer = heap_buffer,
+  .free_buffer = auto_free_buffer,
+  .payload_progress = buffered_progress,
+  .payload_abort = buffered_abort,
+  .kind = DP_SPLICE,
+  .own_read_buffers = true,
+};
+
+/* The path that writes r, chosen (and counted) once per WRITE: at its
+ * buffer's allocation, or at execution for a WRITE without payload. */
+static const struct datapath *write_path(struct request *r)
+{
+  if (r->dp == &datapath_auto)
+    choose(r, dp_export_writes_direct(r->export) ? &datapath_direct : &auto_buffered);
+  return r->dp;
+}
+
+static void *auto_alloc_buffer(struct request *r, size_t len)
+{
+  const struct datapath *dp = write_path(r);
+  return dp->alloc_buffer(r, len);
+}
+
+static void auto_write(const struct datapath *self, struct request *r)
+{
+  const struct datapath *dp = write_path(r);
+  (void)self;
+  dp->write(dp, r);
+}
+
+/* Called only after auto_alloc_buffer chose r->dp. */
+static void auto_payload_progress(struct request *r, uint64_t got)
+{
+  r->dp->payload_progress(r, got);
+}
+
+static bool auto_payload_abort(struct request *r)
+{
+  return r->dp != &datapath_auto && r->dp->payload_abort(r);
+}
+
+const struct datapath datapath_auto = {
+  .name = "auto",
+  .read = auto_read,
+  .write = auto_write,
+  .fallback = &datapath_copy,
+  .alloc_buffer = auto_alloc_buffer,
+  .free_buffer = auto_free_buffer,
+  .payload_progress = auto_payload_progress,
+  .payload_abort = auto_payload_abort,
+  .kind = DP_COPY,
+  .own_read_buffers = true,
+  /* TRIM and WRITE_ZEROES lock per export: dp_export_writes_direct(). */
+};
+
+/* ---- TLS connections to an export that writes O_DIRECT ---- */
+
+static void *tls_alloc_buffer(struct request *r, size_t len)
+{
+  if (r->hdr.type == NBD_CMD_WRITE)
+    return datapath_direct.alloc_buffer(r, len);
+  return heap_buffer(r, len);
+}
+
+static void tls_write(const struct datapath *self, struct request *r)
+{
+  (void)self;
+  datapath_direct.write(&datapath_direct, r);
+}
+
+static void tls_progress(struct request *r, uint64_t got)
+{
+  datapath_direct.payload_progress(r, got);
+}
+
+static bool tls_abort(struct request *r)
+{
+  return datapath_direct.payload_abort(r);
+}
+
+/* READs as copy (no .read: its fallback), into a heap buffer; WRITEs as
+ * the direct path's, from its buffers. */
+const struct datapath datapath_tls_direct = {
+  .name = "copy",
+  .write = tls_write,
+  .fallback = &datapath_copy,
+  .alloc_buffer = tls_alloc_buffer,
+  .free_buffer = auto_free_buffer,
+  .payload_progress = tls_progress,
+  .payload_abort = tls_abort,
+  .kind = DP_DIRECT,
+  .range_locked = true,
+};
