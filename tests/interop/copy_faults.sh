@@ -3,7 +3,7 @@
 # buffers: in steady state the server takes far fewer minor page faults than
 # it serves requests (copy_faults.py counts them from /proc/PID/stat), in
 # plaintext and with TLS (PSK, where every export is served by the copy
-# path).  Not a timing: a count (shown, not asserted, on an ASan build).
+# path), and over TLS on the default data path.  Not a timing: a count (shown, not asserted, on an ASan build).
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/tls_lib.sh"
 need_tls_tools
@@ -41,5 +41,15 @@ if start_shunt --tls=require --tls-psk "$T/keys.psk" "disk=$img,datapath=copy"; 
   [ "$st" -eq 0 ] && tap_ok "TLS: server exits 0" || tap_fail "TLS: server exits $st"
 else
   tap_fail "TLS: server starts"
+fi
+# The default data path (auto): over TLS, where the file takes O_DIRECT, READs
+# go into pooled buffers and WRITEs come from the arena.
+if start_shunt --tls=require --tls-psk "$T/keys.psk" "disk=$img"; then
+  tap_relay "$PY" "$here/copy_faults.py" "nbds://alice@127.0.0.1:$PORT/disk?tls-psk-file=$T/keys.psk" \
+    "$SHUNT_PID" "TLS, default data path"
+  stop_shunt; st=$?
+  [ "$st" -eq 0 ] && tap_ok "TLS, default data path: server exits 0" || tap_fail "TLS, default data path: server exits $st"
+else
+  tap_fail "TLS, default data path: server starts"
 fi
 tap_finish
