@@ -1,9 +1,9 @@
 #!/bin/bash
 # copy_faults.sh: the copy path and TLS connections reuse their payload
 # buffers: in steady state the server takes far fewer minor page faults than
-# it serves requests (copy_faults.py counts them from /proc/PID/stat), in
-# plaintext and with TLS (PSK, where every export is served by the copy
-# path), and over TLS on the default data path.  Not a timing: a count (shown, not asserted, on an ASan build).
+# it serves requests (copy_faults.py counts them from /proc/PID/stat), on the
+# copy path in plaintext and over TLS (PSK), and over TLS on the default data
+# path.  Not a timing: a count (shown, not asserted, on an ASan build).
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/tls_lib.sh"
 need_tls_tools
