@@ -87,17 +87,20 @@ static void auto_read(const struct datapath *self, struct request *r)
 
 /* ---- writes ---- */
 
-/* A payload buffer from plain memory (freed by auto_free_buffer). */
+/* A READ or WRITE buffer from the worker's buffer pool (a READ's pages
+ * faulted in at once, a WRITE payload's as it arrives), returned by
+ * auto_free_buffer. */
 static void *heap_buffer(struct request *r, size_t len)
 {
-  void *b = malloc(len ? len : 1);
+  void *b = dp_buffer_get(r->eng, len ? len : 1, r->hdr.type != NBD_CMD_WRITE, &r->export->stats);
   r->buf_base = b;
-  r->buf_alloc = len;
+  r->buf_alloc = len ? len : 1;
   return b;
 }
 
-/* The direct path frees its arena units, and with free() what came from
- * elsewhere (r->buf_base: posix_memalign, or heap_buffer). */
+/* The direct path frees its arena units, and returns to the worker's
+ * buffer pool what came from elsewhere (r->buf_base: its own fallback, or
+ * heap_buffer). */
 static void auto_free_buffer(struct request *r, void *buf)
 {
   datapath_direct.free_buffer(r, buf);

@@ -139,15 +139,15 @@ static void block_status(struct request *r)
   }
   if (!s->extended && len > BS_COMPACT_LIMIT)
     len = BS_COMPACT_LIMIT;
-  ext = malloc(max * sizeof *ext);
-  desc = malloc(max * sizeof *desc);
-  r->buf = malloc(proto_block_status_size(s, max));
-  if (!ext || !desc || !r->buf) {
-    free(ext);
-    free(desc);
+  /* One pooled buffer: the reply, then the backend's extents and their
+   * descriptors (scratch while the reply is encoded). */
+  size_t reply_max = (proto_block_status_size(s, max) + 15) & ~(size_t)15;
+  if (!request_pool_buffer(r, reply_max + max * (sizeof *ext + sizeof *desc))) {
     request_reply_status(r, NBD_ENOMEM, "out of memory");
     return;
   }
+  ext = (struct backend_extent *)((char *)r->buf + reply_max);
+  desc = (struct proto_extent *)(ext + max);
   if (b->ops->extents)
     res = b->ops->extents(b, r->hdr.offset, len, ext, max, &n);
   if (res < 0) {
@@ -159,8 +159,6 @@ static void block_status(struct request *r)
   for (size_t i = 0; i < n; i++)
     desc[i] = (struct proto_extent){ ext[i].length, dp_extent_state(ext[i].flags) };
   r->buflen = proto_reply_block_status(r->buf, s, &r->hdr, PROTO_META_BASE_ALLOCATION_ID, desc, n);
-  free(ext);
-  free(desc);
   request_send(r, &r->status_item, 0, r->buf, r->buflen);
   request_finish(r);
 }

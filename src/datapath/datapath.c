@@ -48,7 +48,7 @@ void dp_fallback_read(const struct datapath *self, struct request *r)
 
   while (!next->read)
     next = next->fallback;
-  if (!next->own_read_buffers && !r->buf && r->hdr.length > 0 && !(r->buf = malloc(r->hdr.length))) {
+  if (!next->own_read_buffers && !r->buf && r->hdr.length > 0 && !request_pool_buffer(r, r->hdr.length)) {
     request_reply_status(r, NBD_ENOMEM, "out of memory");
     return;
   }

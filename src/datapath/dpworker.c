@@ -1,9 +1,10 @@
-/* dpworker.c: per-worker arena and pipe pool (see dpworker.h). */
+/* dpworker.c: per-worker arena, pipe pool and buffer pool (see dpworker.h). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -14,6 +15,7 @@
 
 size_t dp_arena_size = 64u << 20;
 size_t dp_pipe_size = 256u << 10;
+size_t dp_pool_size = 64u << 20;
 
 static void random_fds_close(struct dp_worker *dw)
 {
@@ -31,6 +33,7 @@ static void dp_worker_fini(struct engine *e)
   if (dw->arena_ok)
     arena_fini(&dw->arena);
   random_fds_close(dw);
+  bufpool_fini(&dw->pool);
   while (dw->free_pipes) {
     struct dp_pipe *p = dw->free_pipes;
     dw->free_pipes = p->next;
@@ -52,6 +55,7 @@ struct dp_worker *dp_worker_get(struct engine *e)
     return NULL;
   dw->eng = e;
   dw->wait_tail = &dw->wait_head;
+  bufpool_init(&dw->pool, dp_pool_size);
   e->dp = dw;
   e->dp_fini = dp_worker_fini;
   return dw;
@@ -72,6 +76,40 @@ struct arena *dp_arena(struct dp_worker *dw)
               dw->arena.registered ? "" : "NOT ");
   }
   return dw->arena_ok ? &dw->arena : NULL;
+}
+
+void *dp_buffer_get(struct engine *e, size_t len, bool prefault, struct dp_stats *st)
+{
+  struct dp_worker *dw = dp_worker_get(e);
+  bool hit;
+  void *b;
+
+  if (!dw)
+    return NULL;
+  b = bufpool_get(&dw->pool, len, prefault, &hit);
+  if (b && st)
+    stat_add(hit ? &st->pool_hits : &st->pool_allocs, 1);
+  return b;
+}
+
+void dp_buffer_put(struct engine *e, void *buf, size_t len)
+{
+  struct dp_worker *dw = e->dp;
+
+  if (!buf)
+    return;
+  if (dw)
+    bufpool_put(&dw->pool, buf, len);
+  else   /* the worker's state is gone (cannot happen while requests live) */
+    munmap(buf, bufpool_size(len));
+}
+
+void dp_worker_idle(struct engine *e)
+{
+  struct dp_worker *dw = e->dp;
+
+  if (dw)
+    bufpool_trim(&dw->pool, 0);
 }
 
 static struct dp_pipe *pipe_new(struct dp_worker *dw)

@@ -1,6 +1,7 @@
 /* dpworker.h: the data paths' per-worker resources, made on first use on
  * the worker's own thread and hung off its engine (engine->dp): the buffer
- * arena (direct path) and a pool of pipes (splice path).  The data paths
+ * arena (direct path), a pool of pipes (splice path) and a pool of payload
+ * buffers (bufpool.h: every buffer that is not the arena's).  The data paths
  * take them through per-connection shares (struct dp_share): a chunk waits
  * only for pipes and buffers its own connection holds, and does without
  * (a buffer of its own) when other connections hold the pool. */
@@ -12,6 +13,8 @@
 #include <stdint.h>
 
 #include "datapath/arena.h"
+#include "datapath/bufpool.h"
+#include "datapath/stats.h"
 #include "engine/engine.h"
 
 /* Pipes per worker: 32 pipes of 1 MiB are 8192 pages, half the default
@@ -40,6 +43,7 @@ struct pipe_waiter {
 struct dp_worker {
   struct engine *eng;
   struct arena arena;
+  struct bufpool pool;            /* payload buffers (bufpool.h), bounded by dp_pool_size */
   bool arena_tried, arena_ok;
   struct dp_pipe *free_pipes;
   unsigned npipes;                /* pipes that exist (free or in use) */
@@ -74,6 +78,7 @@ struct dp_share {
 /* Sizes every worker uses (set once at start-up, before workers run). */
 extern size_t dp_arena_size;      /* per worker; default 64 MiB */
 extern size_t dp_pipe_size;       /* the largest chunk of any splice export */
+extern size_t dp_pool_size;       /* bound of each worker's buffer pool; default 64 MiB */
 
 /* The worker state of engine e, created on first use; NULL on ENOMEM. */
 struct dp_worker *dp_worker_get(struct engine *e);
@@ -81,6 +86,19 @@ struct dp_worker *dp_worker_get(struct engine *e);
 /* The worker's arena, mapped and registered on first use; NULL when no
  * memory could be mapped at all. */
 struct arena *dp_arena(struct dp_worker *dw);
+
+/* A buffer of at least len bytes from the buffer pool of engine e's worker
+ * (bufpool_get; prefault for memory the kernel fills at once, not for a
+ * WRITE payload that arrives over time), counted as a pool hit or
+ * allocation in st (may be NULL).  Page-aligned.  NULL on ENOMEM.  On e's
+ * thread. */
+void *dp_buffer_get(struct engine *e, size_t len, bool prefault, struct dp_stats *st);
+/* Give back buf from dp_buffer_get(e, len, ...). */
+void dp_buffer_put(struct engine *e, void *buf, size_t len);
+/* Engine e's worker serves nobody now: its buffer pool unmaps its idle
+ * buffers (buffers still in use come back to the pool as usual).  On e's
+ * thread. */
+void dp_worker_idle(struct engine *e);
 
 /* A free pipe, or NULL (all DP_MAX_PIPES in use, someone waits, or pipe()
  * failed).  The data paths go through dp_share_pipe_get, which uses it.  A

@@ -8,6 +8,7 @@
 #include "common/macros.h"
 #include "datapath/datapath.h"
 #include "datapath/dpexport.h"
+#include "datapath/dpworker.h"
 #include "datapath/request.h"
 #include "proto/nbd-protocol.h"
 
@@ -37,12 +38,33 @@ static void request_free(struct request *r)
     dp_stats_account(&r->export->stats, &r->times, r->hdr.type == NBD_CMD_WRITE);
   if (r->buf_from_datapath)
     r->dp->free_buffer(r, r->buf);
+  else if (r->buf_pooled)
+    dp_buffer_put(r->eng, r->buf, r->buf_pooled);
   else if (!r->buf_lender)   /* else the front end's memory, taken back in freed() */
     free(r->buf);
   free(r->items);
   free(r->dp_priv);
   r->sink->ops->freed(r->sink, r);
   free(r);
+}
+
+void *request_pool_buffer(struct request *r, size_t len)
+{
+  r->buf = dp_buffer_get(r->eng, len, r->hdr.type != NBD_CMD_WRITE, &r->export->stats);
+  r->buf_pooled = r->buf ? len : 0;
+  return r->buf;
+}
+
+void *request_alloc_buffer(struct request *r, size_t len)
+{
+  const struct datapath *dp = r->dp;
+
+  if (dp->alloc_buffer && dp->free_buffer) {
+    r->buf = dp->alloc_buffer(r, len);
+    r->buf_from_datapath = r->buf != NULL;
+    return r->buf;
+  }
+  return request_pool_buffer(r, len);
 }
 
 struct reply_item *request_items(struct request *r, size_t n)

@@ -76,6 +76,8 @@ struct request {
   void *buf;                           /* payload buffer: WRITE data, READ data, BLOCK_STATUS reply */
   size_t buflen;
   bool buf_from_datapath;              /* buf came from dp->alloc_buffer */
+  size_t buf_pooled;                   /* buf came from the worker's buffer pool for this
+                                        * many bytes (request_pool_buffer); 0: it did not */
   void *buf_lender;                    /* the front end's: buf lies in this memory of its own
                                         * (e.g. a receive buffer), which stays put until the
                                         * request is freed; not freed here */
@@ -96,6 +98,18 @@ struct request {
 /* A new request with header hdr from sink s (the export's request counters
  * go up).  NULL on ENOMEM. */
 struct request *request_new(struct request_sink *s, const struct proto_request *hdr);
+
+/* Give r its READ data or WRITE payload buffer of len bytes in r->buf:
+ * from its data path's alloc_buffer when the path has one, else from the
+ * worker's buffer pool (request_pool_buffer).  Returns r->buf, NULL on
+ * ENOMEM.  Freed with the request. */
+void *request_alloc_buffer(struct request *r, size_t len);
+
+/* Give r a buffer of len bytes in r->buf from its worker's buffer pool
+ * (dpworker.h, bufpool.h): a READ's pages faulted in already, a WRITE
+ * payload's as it arrives.  Returns r->buf, NULL on ENOMEM.  Returned to
+ * the pool when the request is freed. */
+void *request_pool_buffer(struct request *r, size_t len);
 
 /* Allocate n reply items for this request (once per request).  NULL on ENOMEM. */
 struct reply_item *request_items(struct request *r, size_t n);

@@ -41,6 +41,7 @@ struct dp_stats {
   stat_t chunks_out_of_order;            /* structured data chunks sent before a chunk at a lower offset */
   stat_t send_timeouts;                  /* connections cut by --send-timeout */
   stat_t budget_waits;                   /* times a connection paused for --memory-budget */
+  stat_t pool_hits, pool_allocs;         /* payload buffers reused from a worker's pool / newly mapped */
   struct dp_phase_stats read_phase, write_phase;
 };
 

@@ -101,7 +101,7 @@ static void chunk_free_resources(struct chunk *c)
     if (c->in_arena)
       dp_share_arena_put(dw, c->st->r->share, c->mem, c->memlen);
     else
-      free(c->mem);
+      dp_buffer_put(c->st->r->eng, c->mem, c->memlen);
   }
   c->mem = NULL;
 }
@@ -213,8 +213,7 @@ static void own_buffer(struct chunk *c)
   struct request *r = c->st->r;
 
   stat_add(&stats(r)->arena_fallbacks, 1);
-  if (posix_memalign((void **)&c->mem, A, c->memlen)) {
-    c->mem = NULL;
+  if (!(c->mem = dp_buffer_get(r->eng, c->memlen, true, stats(r)))) {
     c->op.cb = fail_later_cb;
     engine_defer(r->eng, &c->op, -ENOMEM);
     return;
@@ -253,7 +252,8 @@ static void got_pipe(struct pipe_waiter *w, struct dp_pipe *p)
     chunk_ready(c);
     return;
   }
-  if (!(c->mem = malloc(c->len))) {
+  c->memlen = c->len;
+  if (!(c->mem = dp_buffer_get(r->eng, c->memlen, true, stats(r)))) {
     c->op.cb = fail_later_cb;
     engine_defer(r->eng, &c->op, -ENOMEM);
     return;
@@ -821,7 +821,7 @@ static void rmw_cb(struct engine_op *op, int res, uint32_t flags)
     else
       engine_post(x->lk.eng, &x->merged_op, res);
   }
-  free(m->blk);
+  dp_buffer_put(r->eng, m->blk, A);
   free(m);
   dpiece_put(dc, res);
 }
@@ -862,7 +862,7 @@ static void rmw_start(struct dpiece *dc, uint64_t pos, uint64_t a, uint64_t b)
     return;
   }
   stat_add(&s->memcpy_bytes, b - a);
-  if (!(m = calloc(1, sizeof *m)) || posix_memalign((void **)&m->blk, A, A)) {
+  if (!(m = calloc(1, sizeof *m)) || !(m->blk = dp_buffer_get(r->eng, A, true, s))) {
     free(m);
     if (!dc->err)
       dc->err = -ENOMEM;
@@ -1048,7 +1048,7 @@ static void *direct_alloc_buffer(struct request *r, size_t len)
     stat_add(&stats(r)->arena_allocs, 1);
   } else {
     stat_add(&stats(r)->arena_fallbacks, 1);
-    if (posix_memalign(&base, A, memlen))
+    if (!(base = dp_buffer_get(r->eng, memlen, false, stats(r))))
       return NULL;
   }
   r->buf_base = base;
@@ -1063,7 +1063,7 @@ static void direct_free_buffer(struct request *r, void *buf)
   if (dw && dw->arena_ok && arena_owns(&dw->arena, r->buf_base))
     dp_share_arena_put(dw, r->share, r->buf_base, r->buf_alloc);
   else
-    free(r->buf_base);
+    dp_buffer_put(r->eng, r->buf_base, r->buf_alloc);
 }
 
 const struct datapath datapath_splice = {

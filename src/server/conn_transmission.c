@@ -100,18 +100,6 @@ static bool write_in_place(const struct conn *c, const struct proto_request *h)
          && h->length <= RXBUF_SMALL_WRITE && (!c->dp->payload_progress || h->length <= c->export->dp.chunk);
 }
 
-/* A READ/WRITE buffer: from the data path when it provides them. */
-static void *request_buffer(struct request *r, size_t len)
-{
-  const struct datapath *dp = r->dp;
-  if (dp->alloc_buffer && dp->free_buffer) {
-    void *b = dp->alloc_buffer(r, len);
-    r->buf_from_datapath = b != NULL;
-    return b;
-  }
-  return malloc(len);
-}
-
 void conn_transmission_input(struct conn *c)
 {
   const struct proto_session *s = &c->session;
@@ -222,7 +210,7 @@ void conn_transmission_input(struct conn *c)
       continue;
     }
     if (!err && (hdr.type == NBD_CMD_WRITE || (hdr.type == NBD_CMD_READ && !c->dp->own_read_buffers))
-        && hdr.length && !(r->buf = request_buffer(r, hdr.length))) {
+        && hdr.length && !request_alloc_buffer(r, hdr.length)) {
       err = NBD_ENOMEM;
       if (act == PROTO_PAYLOAD_RECEIVE)
         act = PROTO_PAYLOAD_DISCARD;

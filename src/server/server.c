@@ -5,6 +5,7 @@
  * are logged and ignored. */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -62,7 +63,10 @@ static int write_stats(struct server *srv)
     log_msg(LOG_ERROR, NULL, NULL, "--stats %s: %s", tmp, strerror(errno));
     return r;
   }
-  fprintf(f, "{\"pid\":%d,\"exports\":[", (int)getpid());
+  fprintf(f, "{\"pid\":%d,\"buffer_pools\":{\"bound_per_worker\":%zu,\"bytes_held\":%" PRIu64
+          ",\"bytes_idle\":%" PRIu64 "},\"exports\":[", (int)getpid(), dp_pool_size,
+          (uint64_t)atomic_load_explicit(&bufpool_total_held, memory_order_relaxed),
+          (uint64_t)atomic_load_explicit(&bufpool_total_idle, memory_order_relaxed));
   for (size_t i = 0; i < srv->exports.n; i++) {
     struct export *ex = &srv->exports.exports[i];
     fprintf(f, "%s{\"name\":", i ? "," : "");
@@ -276,6 +280,10 @@ int server_run(struct server_config *cfg)
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     srv.nworkers = n > 0 ? (unsigned)n : 1;
   }
+  /* What each worker's buffer pool keeps (idle and handed out) stays
+   * within its part of the memory budget. */
+  if (dp_pool_size > srv.memory_budget / srv.nworkers)
+    dp_pool_size = srv.memory_budget / srv.nworkers;
   srv.workers = calloc(srv.nworkers, sizeof *srv.workers);
   if (!srv.workers)
     goto out;

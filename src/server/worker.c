@@ -15,6 +15,7 @@
 #include <arpa/inet.h>
 
 #include "common/log.h"
+#include "datapath/dpworker.h"
 #include "server/conn.h"
 #include "server/server.h"
 #include "server/worker.h"
@@ -131,6 +132,8 @@ void worker_conn_removed(struct worker *w, struct conn *c)
   (void)c;
   w->nconns--;
   conn_slot_release(w->srv);
+  if (w->nconns == 0)
+    dp_worker_idle(&w->eng);   /* no buffers kept for nobody */
   if (w->srv->cfg->stdio)
     server_request_stop(w->srv);   /* --stdio serves exactly one client */
   if (w->stopping && w->nconns == 0 && w->grace_armed) {

@@ -1,0 +1,55 @@
+#!/bin/bash
+# copy_faults.sh: the copy path and TLS connections reuse their payload
+# buffers: in steady state the server takes far fewer minor page faults than
+# it serves requests (copy_faults.py counts them from /proc/PID/stat), on the
+# copy path in plaintext and over TLS (PSK), and over TLS on the default data
+# path.  Not a timing: a count (shown, not asserted, on an ASan build).
+. "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/tls_lib.sh"
+need_tls_tools
+here=$(cd "$(dirname "$0")" && pwd)
+PY=/usr/bin/python3
+"$PY" -c 'import nbd' 2>/dev/null || { tap_skip "page faults" "python3-libnbd not installed"; tap_done; exit 0; }
+
+# An ASan build's allocator quarantines freed memory: faults are counted, not asserted.
+grep -qa __asan_init "$SHUNT" && export SANITIZED=1
+
+img=$T/disk.img
+head -c 64M /dev/urandom >"$img"
+
+# pool_hits FILE: the buffers the export's requests got back from a pool.
+pool_hits() { "$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["exports"][0]["pool_hits"])' "$1"; }
+
+if start_shunt --stats "$T/copy.json" "disk=$img,datapath=copy"; then
+  tap_relay "$PY" "$here/copy_faults.py" "nbd://127.0.0.1:$PORT/disk" "$SHUNT_PID" "copy"
+  stop_shunt; st=$?
+  [ "$st" -eq 0 ] && tap_ok "copy: server exits 0" || tap_fail "copy: server exits $st"
+  # At least the measured READs and 1 MiB WRITEs (4 KiB WRITEs run in place
+  # in the receive buffer).
+  n=$(pool_hits "$T/copy.json" 2>/dev/null)
+  [ "${n:-0}" -ge 3000 ] && tap_ok "copy: stats count $n buffers reused from the pool" \
+    || tap_fail "copy: stats count ${n:-no} buffers reused from the pool"
+else
+  tap_fail "copy: server starts"
+fi
+
+make_psk "$T/keys.psk" alice
+if start_shunt --tls=require --tls-psk "$T/keys.psk" "disk=$img,datapath=copy"; then
+  tap_relay "$PY" "$here/copy_faults.py" "nbds://alice@127.0.0.1:$PORT/disk?tls-psk-file=$T/keys.psk" \
+    "$SHUNT_PID" "TLS"
+  stop_shunt; st=$?
+  [ "$st" -eq 0 ] && tap_ok "TLS: server exits 0" || tap_fail "TLS: server exits $st"
+else
+  tap_fail "TLS: server starts"
+fi
+# The default data path (auto): over TLS, where the file takes O_DIRECT, READs
+# go into pooled buffers and WRITEs come from the arena.
+if start_shunt --tls=require --tls-psk "$T/keys.psk" "disk=$img"; then
+  tap_relay "$PY" "$here/copy_faults.py" "nbds://alice@127.0.0.1:$PORT/disk?tls-psk-file=$T/keys.psk" \
+    "$SHUNT_PID" "TLS, default data path"
+  stop_shunt; st=$?
+  [ "$st" -eq 0 ] && tap_ok "TLS, default data path: server exits 0" || tap_fail "TLS, default data path: server exits $st"
+else
+  tap_fail "TLS, default data path: server starts"
+fi
+tap_finish
