@@ -222,6 +222,8 @@ int datapath_setup(struct dp_export *dx, struct backend *b, const struct dp_expo
       return r;
     }
     dx->datapath = &datapath_direct;
+    struct statfs fs;
+    dx->fua_by_sync = fstatfs(dx->direct_fd, &fs) == 0 && fs.f_type == FUSE_FS_MAGIC;
   }
   if (why)
     log_msg(LOG_WARN, NULL, dx->name, "datapath=%s: %s; using copy", want, why);

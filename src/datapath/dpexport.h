@@ -38,6 +38,10 @@ struct dp_export {
   uint64_t map_len;
   uint32_t chunk;              /* effective chunk size */
   bool read_only;
+  /* A FUA write through direct_fd is made durable by an fdatasync after it:
+   * the file system (FUSE) does not honour RWF_DSYNC on an asynchronous
+   * O_DIRECT write. */
+  bool fua_by_sync;
   struct dp_file *file;        /* shared with the other exports of the same file */
   bool counted;                /* counted in file's direct_writers or buffered_writers */
   struct rangelock *wlock;     /* &file->wlock: orders O_DIRECT writes to the same blocks (rangelock.h) */

@@ -574,6 +574,8 @@ struct wstate {
   int err;
   bool all;                      /* the payload is complete and all of it issued */
   bool aborted;                  /* the payload never completed: no reply */
+  bool synced;                   /* the fdatasync of a FUA write (fua_by_sync) is done */
+  struct engine_op sync_op;
 };
 
 struct dpiece;
@@ -592,9 +594,32 @@ static void wop_submit(struct wop *w);
 static void dpiece_hold(struct dpiece *dc);
 static void dpiece_put(struct dpiece *dc, int res);
 
+static void write_finish(struct wstate *ws);
+
+static void fua_sync_cb(struct engine_op *op, int res, uint32_t flags)
+{
+  struct wstate *ws = container_of(op, struct wstate, sync_op);
+  (void)flags;
+  if (res < 0 && !ws->err)
+    ws->err = res;
+  ws->synced = true;
+  write_finish(ws);
+}
+
+/* Reply to the write; a FUA write on an export whose file system ignores
+ * RWF_DSYNC on asynchronous O_DIRECT writes (fua_by_sync) is first made
+ * durable with an fdatasync of the O_DIRECT fd. */
 static void write_finish(struct wstate *ws)
 {
-  request_reply_status(ws->r, proto_errno_to_nbd(ws->err), errmsg(ws->err));
+  struct request *r = ws->r;
+  if (!ws->err && !ws->synced && (r->hdr.flags & NBD_CMD_FLAG_FUA) && r->export->fua_by_sync
+      && r->export->direct_fd >= 0) {
+    struct io_uring_sqe *sqe = engine_sqe(r->eng, &ws->sync_op);
+    ws->sync_op.cb = fua_sync_cb;
+    io_uring_prep_fsync(sqe, r->export->direct_fd, IORING_FSYNC_DATASYNC);
+    return;
+  }
+  request_reply_status(r, proto_errno_to_nbd(ws->err), errmsg(ws->err));
 }
 
 /* One of the request's writes (or direct pieces) ended with res. */

@@ -11,6 +11,8 @@
 # the page cache survives. It therefore checks the server's acknowledgement logic (no
 # FUA or FLUSH reply before the data reached the file), not power-loss durability;
 # durability_powerloss.sh covers that part.
+# The export is built with export_arg (durability-lib.sh), so the runner
+# repeats this test on every data path of --datapaths.
 . "$(dirname "$0")/../lib.sh"
 . "$SHUNT_TOP/tests/tools/trust-lib.sh"
 . "$SHUNT_TOP/tests/tools/durability-lib.sh"

@@ -8,6 +8,8 @@
 # fdatasync) of the data. A last round stops the server with SIGTERM and then cuts the
 # power: every acknowledged write must have been flushed.
 # What it does not model: reordering or tearing inside the disk, or fs metadata loss.
+# The export is built with export_arg (durability-lib.sh), so the runner
+# repeats this test on every data path of --datapaths.
 . "$(dirname "$0")/../lib.sh"
 . "$SHUNT_TOP/tests/tools/trust-lib.sh"
 . "$SHUNT_TOP/tests/tools/durability-lib.sh"
