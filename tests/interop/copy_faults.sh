@@ -20,36 +20,29 @@ head -c 64M /dev/urandom >"$img"
 # pool_hits FILE: the buffers the export's requests got back from a pool.
 pool_hits() { "$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["exports"][0]["pool_hits"])' "$1"; }
 
-if start_shunt --stats "$T/copy.json" "disk=$img,datapath=copy"; then
-  tap_relay "$PY" "$here/copy_faults.py" "nbd://127.0.0.1:$PORT/disk" "$SHUNT_PID" "copy"
-  stop_shunt; st=$?
-  [ "$st" -eq 0 ] && tap_ok "copy: server exits 0" || tap_fail "copy: server exits $st"
+# faults_case LABEL URI SERVE_ARGS...: serve, run copy_faults.py against
+# URI (its @PORT@ replaced by the port), stop; the server must start and exit 0.  $T/stats.json
+# is the stats file when SERVE_ARGS ask for it.
+faults_case() {
+  local label=$1 uri=$2; shift 2
+  if ! start_shunt "$@"; then tap_fail "$label: server starts"; return 1; fi
+  tap_relay "$PY" "$here/copy_faults.py" "${uri//@PORT@/$PORT}" "$SHUNT_PID" "$label"
+  stop_shunt; local st=$?
+  [ "$st" -eq 0 ] && tap_ok "$label: server exits 0" || tap_fail "$label: server exits $st"
+}
+
+if faults_case copy "nbd://127.0.0.1:@PORT@/disk" --stats "$T/copy.json" "disk=$img,datapath=copy"; then
   # At least the measured READs and 1 MiB WRITEs (4 KiB WRITEs run in place
   # in the receive buffer).
   n=$(pool_hits "$T/copy.json" 2>/dev/null)
   [ "${n:-0}" -ge 3000 ] && tap_ok "copy: stats count $n buffers reused from the pool" \
     || tap_fail "copy: stats count ${n:-no} buffers reused from the pool"
-else
-  tap_fail "copy: server starts"
 fi
 
 make_psk "$T/keys.psk" alice
-if start_shunt --tls=require --tls-psk "$T/keys.psk" "disk=$img,datapath=copy"; then
-  tap_relay "$PY" "$here/copy_faults.py" "nbds://alice@127.0.0.1:$PORT/disk?tls-psk-file=$T/keys.psk" \
-    "$SHUNT_PID" "TLS"
-  stop_shunt; st=$?
-  [ "$st" -eq 0 ] && tap_ok "TLS: server exits 0" || tap_fail "TLS: server exits $st"
-else
-  tap_fail "TLS: server starts"
-fi
+tls_uri="nbds://alice@127.0.0.1:@PORT@/disk?tls-psk-file=$T/keys.psk"
+faults_case TLS "$tls_uri" --tls=require --tls-psk "$T/keys.psk" "disk=$img,datapath=copy"
 # The default data path (auto): over TLS, where the file takes O_DIRECT, READs
 # go into pooled buffers and WRITEs come from the arena.
-if start_shunt --tls=require --tls-psk "$T/keys.psk" "disk=$img"; then
-  tap_relay "$PY" "$here/copy_faults.py" "nbds://alice@127.0.0.1:$PORT/disk?tls-psk-file=$T/keys.psk" \
-    "$SHUNT_PID" "TLS, default data path"
-  stop_shunt; st=$?
-  [ "$st" -eq 0 ] && tap_ok "TLS, default data path: server exits 0" || tap_fail "TLS, default data path: server exits $st"
-else
-  tap_fail "TLS, default data path: server starts"
-fi
+faults_case "TLS, default data path" "$tls_uri" --tls=require --tls-psk "$T/keys.psk" "disk=$img"
 tap_finish
