@@ -20,9 +20,8 @@ head -c 64M /dev/urandom >"$img"
 # pool_hits FILE: the buffers the export's requests got back from a pool.
 pool_hits() { "$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["exports"][0]["pool_hits"])' "$1"; }
 
-# faults_case LABEL URI SERVE_ARGS...: serve, run copy_faults.py against
-# URI (its @PORT@ replaced by the port), stop; the server must start and exit 0.  $T/stats.json
-# is the stats file when SERVE_ARGS ask for it.
+# faults_case LABEL URI SERVE_ARGS...: serve, run copy_faults.py against URI
+# (its @PORT@ replaced by the port), stop; the server must start and exit 0.
 faults_case() {
   local label=$1 uri=$2; shift 2
   if ! start_shunt "$@"; then tap_fail "$label: server starts"; return 1; fi
