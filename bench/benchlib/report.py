@@ -177,6 +177,10 @@ def markdown(records):
 
     ov = _by(records, kind="overlap")
     lim = next((r for r in records if r["kind"] == "overlap_limits"), None)
+    if lim and lim.get("status") != "ok":
+        md.append("## Overlap (disk and network both throttled)\n")
+        md.append(f"Not measured: {lim.get('reason', 'no reason recorded')}.\n")
+        lim = None
     if lim:
         md.append("## Overlap (disk and network both throttled)\n")
         md.append(f"Limits measured in this run: disk (blkio throttle {lim['disk_bps'] / 1e6:.0f} "
