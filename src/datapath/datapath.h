@@ -15,6 +15,7 @@
 
 struct backend_extent;
 struct bio;
+struct dp_export;
 struct request;
 
 struct datapath {
@@ -101,6 +102,15 @@ extern const struct datapath datapath_tls_direct;
 /* Send r's READ, validated, non-empty, within r->export's mapping and all
  * in the page cache, from the mapping (src/datapath/mmap.c). */
 void dp_mmap_send(struct request *r);
+
+/* Whether a small WRITE on dp to dx may be executed from the front end's
+ * own memory (its receive buffer, r->buf_lender) instead of a buffer of the
+ * path's: paths without alloc_buffer, and auto while dx writes through the
+ * page cache (the splice path's writes, which take any buffer).  Where
+ * writes go O_DIRECT the payload must sit in an aligned buffer of the
+ * path's, and copying it there stands in for the page-cache copy a
+ * buffered write makes: the copies per byte are the same. */
+bool dp_write_in_place(const struct datapath *dp, const struct dp_export *dx);
 
 /* Execute r (validated; a WRITE's payload complete in r->buf): READ and
  * WRITE on r->dp (or the first path down its fallbacks that serves them),
