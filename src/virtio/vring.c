@@ -241,6 +241,26 @@ int vring_pop(struct vring_q *q, struct iovec *iov, unsigned max_iov, uint64_t m
   return 1;
 }
 
+int vring_chain_at(struct vring_q *q, uint16_t head, struct iovec *iov, unsigned max_iov,
+                   uint64_t max_bytes, struct vring_chain *c)
+{
+  int rc;
+
+  memset(c, 0, sizeof *c);
+  c->head = head;
+  if (q->broken)
+    return -EIO;
+  if (head >= q->num)
+    return vring_fail(q, -EINVAL, "resubmitted head %u past the queue (size %u)", head, q->num);
+  rc = walk_chain(q, head, iov, max_iov, max_bytes, c);
+  if (rc < 0) {
+    c->n_out = c->n_in = 0;
+    c->out_bytes = c->in_bytes = 0;
+    return rc;
+  }
+  return 1;
+}
+
 void vring_push(struct vring_q *q, uint16_t head, uint32_t len)
 {
   struct vring_used_elem *e = &q->used->ring[q->used_idx % q->num];

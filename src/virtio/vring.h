@@ -79,6 +79,20 @@ struct vring_chain {
 int vring_pop(struct vring_q *q, struct iovec *iov, unsigned max_iov, uint64_t max_bytes,
               struct vring_chain *c);
 
+/* Read the chain at head again without taking anything from the available
+ * ring (resubmitting what the in-flight area lists after a restart).  Same
+ * checks and returns as vring_pop(), except 0 is never returned and a head
+ * past the queue fails that chain (-EINVAL). */
+int vring_chain_at(struct vring_q *q, uint16_t head, struct iovec *iov, unsigned max_iov,
+                   uint64_t max_bytes, struct vring_chain *c);
+
+/* Set the next available index to pop (after resubmitting in-flight chains:
+ * the used index plus their count). */
+static inline void vring_set_base(struct vring_q *q, uint16_t base)
+{
+  q->last_avail = base;
+}
+
 /* Give a chain back: used element {head, len} (len = bytes written to its
  * writable part), then the used index published with release.  head must be
  * one vring_pop() returned. */
