@@ -95,8 +95,17 @@ static void serve(struct vring_q *q, const struct vblk_params *p, struct iovec *
   int st;
 
   if (rc == -EINVAL) {
+    uint8_t *status;
+    struct iovec one;
     FUZZ_CHECK(c->head < q->num && c->n_out == 0 && c->n_in == 0);
-    vring_push(q, c->head, 0);
+    status = vring_chain_last_writable(q, c->head);
+    if (status) {
+      one.iov_base = status;
+      one.iov_len = 1;
+      check_iov(&one, 1);
+      *status = VIRTIO_BLK_S_IOERR;
+    }
+    vring_push(q, c->head, status ? 1 : 0);
     return;
   }
   FUZZ_CHECK(rc == 1);
