@@ -1,11 +1,29 @@
 /* memio.c: READ and WRITE of requests whose payload is the caller's memory
  * (r->mem_iov: a VM's pages), for memory front ends (request.h: a sink with
  * ops->done), and the checks a server would make before executing them.
- * Bytes move straight between the backend and the caller's segments with
- * preadv/pwritev (IORING_OP_READV/WRITEV) on the buffered fd: one kernel
- * copy through the page cache, none in user space.  A backend without a
- * file (memory) gets one bio per segment (its memcpy is counted).
- * Every request ends in request_reply_status(), which calls ops->done. */
+ * Bytes move straight between the backend and the caller's segments:
+ * - copy (the copy, splice and mmap paths; auto's cached reads and its
+ *   buffered writes): preadv/pwritev (IORING_OP_READV/WRITEV) on the
+ *   buffered fd, one kernel copy through the page cache, none in user space;
+ * - direct (the direct path; auto's uncached reads and its O_DIRECT
+ *   writes): O_DIRECT on the export's direct fd into and out of the
+ *   segments that O_DIRECT can take (address and length aligned as the
+ *   file system asks, dp_export.dio_*), with READ_FIXED/WRITE_FIXED (or
+ *   READV_FIXED/WRITEV_FIXED for several segments of one registered piece)
+ *   on memory registered with dp_mem_register() (memreg.c), READV/WRITEV
+ *   otherwise; a run of segments it cannot take is bounced through one
+ *   aligned buffer (the worker's arena within the sink's share, else the
+ *   buffer pool) and counted as copied.  Writes hold the export's range
+ *   lock shared over their blocks, as the direct path's aligned writes do
+ *   (its read-modify-writes and TRIM/WRITE_ZEROES take it exclusive).  A
+ *   write whose file range O_DIRECT cannot take (unaligned ends) is
+ *   gathered into one buffer and written by the direct path, which
+ *   read-modify-writes the edge blocks;
+ * - a backend without a file (memory): one bio per segment (its memcpy is
+ *   counted).
+ * Reads never go past the export (checked first); a read that meets the
+ * end of a file that shrank under the export fails with EIO.  Every
+ * request ends in request_reply_status(), which calls ops->done once. */
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -44,7 +62,7 @@ struct mio_op {
   /* bounce: memory [bounce, bounce + blen) is file [pos0, pos0 + blen);
    * the segments' bytes are file [dpos, dpos + dlen) */
   uint8_t *bounce;
-  size_t blen, bdone;
+  size_t blen, bdone, balloc;    /* I/O length, bytes done, length allocated */
   bool in_arena;
   uint64_t pos0, dpos, dlen;
   struct bio bio;                /* MIO_BIO */
@@ -148,9 +166,9 @@ static void mem_finish(struct memio *m)
     if (m->ops[i].bounce) {
       struct mio_op *o = &m->ops[i];
       if (o->in_arena)
-        dp_share_arena_put(r->eng->dp, r->share, o->bounce, o->blen);
+        dp_share_arena_put(r->eng->dp, r->share, o->bounce, o->balloc);
       else
-        dp_buffer_put(r->eng, o->bounce, o->blen);
+        dp_buffer_put(r->eng, o->bounce, o->balloc);
       o->bounce = NULL;
     }
   if (m->locked)
@@ -194,6 +212,10 @@ static void iov_advance(struct mio_op *o, size_t n)
     o->iov++;
     o->niov--;
   }
+  while (o->niov && o->iov->iov_len == 0) {
+    o->iov++;
+    o->niov--;
+  }
 }
 
 /* A bounce read is done: its bytes go to the segments. */
@@ -213,6 +235,13 @@ static void op_cb(struct engine_op *op, int res, uint32_t flags)
   (void)flags;
 
   if (res == -EINTR || res == -EAGAIN) {
+    op_submit(o);
+    return;
+  }
+  if ((res == -EINVAL || res == -EOPNOTSUPP) && o->fixed >= 0 && o->niov > 1 && !o->bounce
+      && dp_mem_vec_fixed(m->r->eng)) {
+    /* No READV_FIXED/WRITEV_FIXED after all: one segment per operation. */
+    dp_mem_no_vec_fixed(m->r->eng);
     op_submit(o);
     return;
   }
@@ -265,11 +294,20 @@ static void op_submit(struct mio_op *o)
       else
         io_uring_prep_read(sqe, o->fd, p, len, pos);
     }
-  } else if (o->fixed >= 0 && o->niov == 1) {
+  } else if (o->fixed >= 0 && (o->niov == 1 || !dp_mem_vec_fixed(r->eng))) {
+    /* One segment (the rest of a run follows as this one completes). */
     if (m->write)
       io_uring_prep_write_fixed(sqe, o->fd, o->iov->iov_base, (unsigned)o->iov->iov_len, o->pos, o->fixed);
     else
       io_uring_prep_read_fixed(sqe, o->fd, o->iov->iov_base, (unsigned)o->iov->iov_len, o->pos, o->fixed);
+  } else if (o->fixed >= 0) {
+    unsigned n = o->niov < IOV_MAX ? o->niov : IOV_MAX;
+    if (m->write)
+      io_uring_prep_writev(sqe, o->fd, o->iov, n, o->pos);
+    else
+      io_uring_prep_readv(sqe, o->fd, o->iov, n, o->pos);
+    sqe->opcode = m->write ? DP_OP_WRITEV_FIXED : DP_OP_READV_FIXED;
+    sqe->buf_index = (uint16_t)o->fixed;
   } else {
     unsigned n = o->niov < IOV_MAX ? o->niov : IOV_MAX;
     if (m->write)
@@ -355,6 +393,203 @@ static void mem_whole(struct memio *m)
     op_submit(o);
 }
 
+/* Direct mode: can O_DIRECT take segment v at file offset pos? */
+static bool dio_ok(const struct dp_export *dx, const struct iovec *v, uint64_t pos)
+{
+  return is_aligned((uintptr_t)v->iov_base, dx->dio_mem_align) && is_aligned(v->iov_len, dx->dio_off_align)
+         && is_aligned(pos, dx->dio_off_align);
+}
+
+/* A bounce buffer of o->blen bytes for op o: a piece of the worker's arena
+ * within the sink's share (never waiting), else from the buffer pool.
+ * False on ENOMEM. */
+static bool bounce_get(struct memio *m, struct mio_op *o)
+{
+  struct request *r = m->r;
+  struct dp_worker *dw = dp_worker_get(r->eng);
+  struct arena *a = dw && r->share ? dp_arena(dw) : NULL;
+  bool queued;
+
+  o->balloc = ROUND_UP(o->blen, (size_t)ARENA_UNIT);
+  if (a && (o->bounce = dp_share_arena_get(dw, r->share, NULL, o->balloc, &queued))) {
+    o->in_arena = true;
+    o->fixed = a->registered ? 0 : -1;   /* the arena is buffer 0 (memreg.h) */
+    stat_add(&stats(r)->arena_allocs, 1);
+    return true;
+  }
+  if (a)
+    stat_add(&stats(r)->arena_fallbacks, 1);
+  o->bounce = dp_buffer_get(r->eng, o->balloc, !m->write, stats(r));
+  return o->bounce != NULL;
+}
+
+/* Direct mode: plan the ops (runs of segments O_DIRECT takes, straight;
+ * runs it does not, bounced) and take the bounce buffers.  -ENOMEM or 0. */
+static int direct_plan(struct memio *m)
+{
+  struct request *r = m->r;
+  const struct dp_export *dx = r->export;
+  struct dp_stats *s = stats(r);
+  struct iovec *v = m->iov;
+  unsigned n = r->mem_niov, i = 0;
+  uint64_t pos = r->hdr.offset;
+  bool vec = dp_mem_vec_fixed(r->eng);
+
+  while (i < n) {
+    if (v[i].iov_len == 0) {
+      i++;
+      continue;
+    }
+    struct mio_op *o = &m->ops[m->nops++];
+    *o = (struct mio_op){ .m = m, .fd = dx->direct_fd, .pos = pos, .iov = &v[i], .fixed = -1 };
+    unsigned j = i;
+    uint64_t p = pos;
+    if (dio_ok(dx, &v[i], pos)) {
+      /* Straight: one registered piece (several segments with
+       * READV_FIXED), or segments of unregistered memory. */
+      o->fixed = dp_mem_fixed_index(r->eng, v[i].iov_base, v[i].iov_len);
+      while (j < n && (v[j].iov_len == 0 || dio_ok(dx, &v[j], p))) {
+        if (v[j].iov_len && j > i
+            && (dp_mem_fixed_index(r->eng, v[j].iov_base, v[j].iov_len) != o->fixed || (o->fixed >= 0 && !vec)))
+          break;
+        p += v[j++].iov_len;
+      }
+      if (o->fixed >= 0)
+        stat_add(&s->mem_fixed_ios, 1);
+    } else {
+      /* Bounced: the blocks around the run, one buffer. */
+      while (j < n && (v[j].iov_len == 0 || !dio_ok(dx, &v[j], p)))
+        p += v[j++].iov_len;
+      o->dpos = pos;
+      o->dlen = p - pos;
+      o->pos0 = ROUND_DOWN(pos, (uint64_t)dx->dio_off_align);
+      o->blen = ROUND_UP(p, (uint64_t)dx->dio_off_align) - o->pos0;
+      if (!bounce_get(m, o)) {
+        m->nops--;
+        return -ENOMEM;
+      }
+      stat_add(m->write ? &s->copied_write : &s->copied_read, o->dlen);
+      stat_add(&s->memcpy_bytes, o->dlen);
+      if (m->write) {   /* the run's bytes, gathered now: its blocks are whole (aligned ends) */
+        uint8_t *q = o->bounce;
+        for (unsigned k = i; k < j; k++) {
+          memcpy(q, v[k].iov_base, v[k].iov_len);
+          q += v[k].iov_len;
+        }
+      }
+    }
+    o->niov = j - i;
+    i = j;
+    pos = p;
+  }
+  return 0;
+}
+
+static void direct_issue(struct memio *m)
+{
+  m->pending = 1;   /* until every op is issued */
+  for (unsigned i = 0; i < m->nops; i++) {
+    m->pending++;
+    op_submit(&m->ops[i]);
+  }
+  op_put(m, 0);
+}
+
+static void direct_granted(struct rl_lock *l)
+{
+  direct_issue(container_of(l, struct memio, lk));
+}
+
+/* A direct write whose file range O_DIRECT cannot take: gathered into one
+ * buffer laid out as the direct path lays out a WRITE payload (file-aligned
+ * offsets memory-aligned), then written by the direct path. */
+static void gather_write(struct request *r)
+{
+  struct dp_worker *dw = dp_worker_get(r->eng);
+  struct arena *a = dw && r->share ? dp_arena(dw) : NULL;
+  size_t lead = r->hdr.offset & (DP_DIRECT_ALIGN - 1);
+  size_t memlen = ROUND_UP(lead + r->hdr.length, (size_t)DP_DIRECT_ALIGN);
+  struct dp_stats *s = stats(r);
+  uint8_t *base = NULL, *p;
+  bool queued;
+
+  if (a && (base = dp_share_arena_get(dw, r->share, NULL, memlen, &queued)))
+    stat_add(&s->arena_allocs, 1);
+  else if (!(base = dp_buffer_get(r->eng, memlen, false, s))) {
+    request_reply_status(r, NBD_ENOMEM, "out of memory");
+    return;
+  }
+  r->dp = &datapath_direct;   /* its free_buffer gives the buffer back */
+  r->buf_base = base;
+  r->buf_alloc = memlen;
+  r->buf = p = base + lead;
+  r->buf_from_datapath = true;
+  for (unsigned i = 0; i < r->mem_niov; i++) {
+    memcpy(p, r->mem_iov[i].iov_base, r->mem_iov[i].iov_len);
+    p += r->mem_iov[i].iov_len;
+  }
+  stat_add(&s->copied_write, r->hdr.length);
+  stat_add(&s->memcpy_bytes, r->hdr.length);
+  datapath_direct.write(&datapath_direct, r);
+}
+
+static void direct_rw(struct request *r)
+{
+  const struct dp_export *dx = r->export;
+  bool write = r->hdr.type == NBD_CMD_WRITE;
+  struct memio *m;
+
+  if (write && (!is_aligned(r->hdr.offset, dx->dio_off_align) || !is_aligned(r->hdr.length, dx->dio_off_align))) {
+    gather_write(r);
+    return;
+  }
+  if (!(m = memio_new(r, MIO_DIRECT, r->mem_niov))) {
+    request_reply_status(r, NBD_ENOMEM, "out of memory");
+    return;
+  }
+  r->times.disk_begin = dp_now();
+  if (direct_plan(m) < 0) {
+    m->pending = 1;
+    op_put(m, -ENOMEM);   /* gives back the bounce buffers taken */
+    return;
+  }
+  if (!write) {
+    direct_issue(m);
+    return;
+  }
+  m->lk = (struct rl_lock){ .start = ROUND_DOWN(r->hdr.offset, (uint64_t)DP_DIRECT_ALIGN),
+                            .end = ROUND_UP(r->hdr.offset + r->hdr.length, (uint64_t)DP_DIRECT_ALIGN),
+                            .eng = r->eng, .granted = direct_granted };
+  m->locked = true;
+  if (rangelock_lock(dx->wlock, &m->lk))
+    direct_issue(m);
+  else
+    stat_add(&stats(r)->range_lock_waits, 1);
+}
+
+/* The way r's bytes move (auto: chosen here and counted, as auto.c counts
+ * its choices). */
+static enum mio_mode mem_mode(struct request *r)
+{
+  struct dp_export *dx = r->export;
+  struct dp_stats *s = stats(r);
+  bool write = r->hdr.type == NBD_CMD_WRITE, direct;
+
+  if (dx->backend->fd < 0)
+    return MIO_BIO;
+  if (r->dp != &datapath_auto)
+    return r->dp->kind == DP_DIRECT && dx->direct_fd >= 0 ? MIO_DIRECT : MIO_COPY;
+  if (write)
+    direct = dp_export_writes_direct(dx);
+  else
+    direct = dx->direct_fd >= 0 && dp_range_cached(dx->backend->fd, r->hdr.offset, r->hdr.length) != 1;
+  int kind = direct ? DP_DIRECT : DP_COPY;
+  stat_add(write ? &s->auto_writes[kind] : &s->auto_reads[kind], 1);
+  stat_add(write ? &s->auto_write_bytes[kind] : &s->auto_read_bytes[kind], r->hdr.length);
+  r->dp = direct ? &datapath_direct : &datapath_copy;
+  return direct ? MIO_DIRECT : MIO_COPY;
+}
+
 void dp_mem_execute(struct request *r)
 {
   uint32_t err = mem_check(r);
@@ -372,7 +607,11 @@ void dp_mem_execute(struct request *r)
     request_reply_status(r, 0, NULL);
     return;
   }
-  enum mio_mode mode = r->export->backend->fd < 0 ? MIO_BIO : MIO_COPY;
+  enum mio_mode mode = mem_mode(r);
+  if (mode == MIO_DIRECT) {
+    direct_rw(r);
+    return;
+  }
   if (!(m = memio_new(r, mode, 1))) {
     request_reply_status(r, NBD_ENOMEM, "out of memory");
     return;

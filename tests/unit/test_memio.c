@@ -3,13 +3,15 @@
  * a fake front end whose sink answers with ops->done.  On a file in a
  * directory of the real disk (O_DIRECT works there, not on tmpfs), for
  * every data path: scattered segments (page-aligned, sector-aligned,
- * unaligned) written and read back against a model of the file at aligned
- * and unaligned offsets, FUA, FLUSH, TRIM, WRITE_ZEROES, requests out of
- * range or malformed, done() called exactly once per request with the
- * right status and no reply bytes pushed; the copy counters (nothing
- * copied by aligned direct I/O, bounced bytes counted); memory registered
- * as fixed buffers used by the direct path, and the unregistered
- * fallback.  Also a memory backend (one bio per segment). */
+ * unaligned, mixed) written and read back against a model of the file at
+ * aligned and unaligned offsets, FUA, FLUSH, TRIM, WRITE_ZEROES, requests
+ * out of range or malformed, EIO from a file that shrank under the export;
+ * done() called exactly once per request, before it is freed, with the
+ * right status, and no reply bytes pushed.  Direct I/O (the direct path and
+ * auto's): nothing copied for aligned segments, bounced bytes counted;
+ * memory registered as fixed buffers used (READV_FIXED where the kernel has
+ * it, one READ_FIXED per segment otherwise), and the unregistered fallback.
+ * Also a memory backend (one bio per segment). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -21,6 +23,8 @@
 #include "common/macros.h"
 #include "datapath/datapath.h"
 #include "datapath/dpexport.h"
+#include "datapath/dpworker.h"
+#include "datapath/memreg.h"
 #include "datapath/request.h"
 #include "engine/engine.h"
 #include "proto/nbd-protocol.h"
@@ -213,6 +217,49 @@ static void common_cases(struct fake *f, struct dp_export *dx, const char *dp)
   memset(model + FILE_SIZE - 3000, 0x5a, 3000);
   ok(run(f, NBD_CMD_WRITE, 0, FILE_SIZE - 3000, 3000, &tail, 1) == 0 && read_layout(f, &layouts[2], FILE_SIZE - 4096),
      "%s: the file's last 3000 bytes", dp);
+  /* A file that shrank under the export: reading its lost end fails. */
+  struct iovec big[2] = { { guest, 8192 }, { guest + 16384 + 1, 4096 } };
+  int fd = open(img, O_RDWR);
+  ok(fd >= 0 && ftruncate(fd, FILE_SIZE / 2) == 0, "%s: the file shrinks to half", dp);
+  ok(run(f, NBD_CMD_READ, 0, FILE_SIZE / 2 + 4096, 8192 + 4096, big, 2) == NBD_EIO,
+     "%s: a READ of what the file lost: EIO, never zeroes", dp);
+  ok(run(f, NBD_CMD_READ, 0, FILE_SIZE / 2 - 8192, 8192 + 4096, big, 2) == NBD_EIO,
+     "%s: a READ across the file's new end: EIO", dp);
+  ok(fd >= 0 && ftruncate(fd, FILE_SIZE) == 0, "%s: the file grows back", dp);
+  if (fd >= 0)
+    close(fd);
+  memset(model + FILE_SIZE / 2, 0, FILE_SIZE / 2);
+  ok(file_matches(), "%s: the file holds what was written", dp);
+}
+
+static uint64_t fixed_ios(const struct dp_export *dx) { return ld(&dx->stats.mem_fixed_ios); }
+
+/* Direct I/O: what is copied, and fixed buffers on registered memory. */
+static void direct_cases(struct fake *f, struct dp_export *dx, const char *dp, bool registered, unsigned want_fixed)
+{
+  uint64_t c0 = copied(dx), x0 = fixed_ios(dx);
+
+  ok(write_layout(f, &layouts[0], 8192, 0) == 0 && read_layout(f, &layouts[0], 8192) && copied(dx) == c0,
+     "%s: page-aligned segments at an aligned offset: nothing copied", dp);
+  ok(registered ? fixed_ios(dx) > x0 && (!want_fixed || fixed_ios(dx) == x0 + want_fixed) : fixed_ios(dx) == x0,
+     "%s: %s (%llu fixed I/Os)", dp,
+     registered ? "registered memory: fixed-buffer I/O" : "unregistered memory: plain READV/WRITEV",
+     (unsigned long long)(fixed_ios(dx) - x0));
+  c0 = copied(dx);
+  ok(write_layout(f, &layouts[1], 4096 * 30, 0) == 0 && read_layout(f, &layouts[1], 4096 * 30)
+     && (dx->dio_off_align > 512 || copied(dx) == c0),
+     "%s: sector-aligned segments: nothing copied where O_DIRECT takes 512-byte sectors (%u)", dp,
+     dx->dio_off_align);
+  c0 = copied(dx);
+  ok(write_layout(f, &layouts[2], 8192, 0) == 0 && read_layout(f, &layouts[2], 8192) && copied(dx) == c0 + 2 * 4096,
+     "%s: unaligned segments bounced, their bytes counted as copied (%llu)", dp,
+     (unsigned long long)(copied(dx) - c0));
+  c0 = copied(dx);
+  ok(write_layout(f, &layouts[3], 8192, 0) == 0 && read_layout(f, &layouts[3], 8192) && copied(dx) == c0 + 2 * 4096,
+     "%s: mixed segments: only the unaligned run bounced (%llu)", dp, (unsigned long long)(copied(dx) - c0));
+  c0 = copied(dx);
+  ok(write_layout(f, &layouts[0], 8192 + 100, NBD_CMD_FLAG_FUA) == 0 && read_layout(f, &layouts[0], 8192 + 100)
+     && copied(dx) > c0, "%s: an unaligned offset: written read-modify-write, copies counted", dp);
   ok(file_matches(), "%s: the file holds what was written", dp);
 }
 
@@ -245,6 +292,7 @@ int main(void)
 {
   static const char *const paths[] = { "copy", "splice", "mmap", "direct", "auto" };
   static struct fake f;
+  static struct dp_share share;
   struct dp_export dx;
   void *g = NULL;
   int fd;
@@ -262,16 +310,55 @@ int main(void)
   close(fd);
   bool direct = direct_works(img);
 
+  /* Registered before the worker's arena exists: the arena joins the table. */
+  ok(dp_mem_register(&eng, guest, GUEST_SIZE) == 0, "guest memory registered as fixed buffers");
+  ok(dp_mem_register(&eng, guest, GUEST_SIZE) == -EEXIST, "registered twice: EEXIST");
+  ok(dp_mem_register(&eng, NULL, 4096) == -EINVAL && dp_mem_register(&eng, guest, 0) == -EINVAL,
+     "nothing to register: EINVAL");
+
   for (size_t p = 0; p < NELEMS(paths); p++) {
-    if (!direct && (!strcmp(paths[p], "direct"))) {
+    bool is_direct = !strcmp(paths[p], "direct");
+    if (!direct && is_direct) {
       printf("ok %d - direct # SKIP O_DIRECT does not work in %s\n", ++tap_n, dir);
       continue;
     }
     ok(setup(&dx, img, "file", paths[p]) == 0, "%s export", paths[p]);
-    f = (struct fake){ .sink = { .ops = &fake_ops, .eng = &eng, .export = &dx, .dp = dx.datapath, .peer = "test" } };
+    /* Half the paths with a share of the worker's arena, half without. */
+    f = (struct fake){ .sink = { .ops = &fake_ops, .eng = &eng, .export = &dx, .dp = dx.datapath,
+                                 .share = p % 2 ? NULL : &share, .peer = "test" } };
     common_cases(&f, &dx, paths[p]);
+    if (is_direct) {
+      /* Three segments of one registered piece: one READV_FIXED/WRITEV_FIXED
+       * each way where the kernel has them. */
+      direct_cases(&f, &dx, "direct", true, dp_mem_vec_fixed(&eng) ? 2 : 6);
+      dp_mem_unregister(&eng, guest);
+      direct_cases(&f, &dx, "direct, unregistered", false, 0);
+      ok(dp_mem_register(&eng, guest, GUEST_SIZE) == 0, "registered again");
+      f.sink.share = NULL;
+      dp_mem_no_vec_fixed(&eng);
+      direct_cases(&f, &dx, "direct, no arena share, one fixed I/O per segment", true, 6);
+    }
+    if (!strcmp(paths[p], "auto") && dx.direct_fd >= 0) {
+      /* Uncached ranges go O_DIRECT, cached ones through the page cache. */
+      fd = open(img, O_RDONLY);
+      ok(fd >= 0 && fdatasync(fd) == 0 && posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED) == 0, "page cache dropped");
+      if (fd >= 0)
+        close(fd);
+      uint64_t d0 = ld(&dx.stats.auto_reads[DP_DIRECT]), c0 = ld(&dx.stats.auto_reads[DP_COPY]);
+      ok(read_layout(&f, &layouts[0], 4096 * 50) && ld(&dx.stats.auto_reads[DP_DIRECT]) == d0 + 1,
+         "auto: an uncached READ goes O_DIRECT");
+      struct iovec v = { guest + 300000, 4096 };
+      fd = open(img, O_RDONLY);
+      ok(fd >= 0 && pread(fd, guest + 300000, 65536, 4096 * 60) == 65536, "a range read into the page cache");
+      if (fd >= 0)
+        close(fd);
+      ok(run(&f, NBD_CMD_READ, 0, 4096 * 61, 4096, &v, 1) == 0 && !memcmp(guest + 300000, model + 4096 * 61, 4096)
+         && ld(&dx.stats.auto_reads[DP_COPY]) == c0 + 1, "auto: a cached READ goes through the page cache");
+      direct_cases(&f, &dx, "auto", true, 0);
+    }
     dp_export_close(&dx);
   }
+  dp_mem_unregister(&eng, guest);
 
   /* A memory backend: no file, one bio per segment. */
   ok(setup(&dx, "1M", "memory", "copy") == 0, "memory export");
