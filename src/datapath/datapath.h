@@ -127,7 +127,10 @@ void dp_mem_execute(struct request *r);
  * bytes, so that the direct path reads and writes it with
  * READ_FIXED/WRITE_FIXED.  Returns 0 or -errno (the kernel refused it: the
  * memory still works, with plain READV/WRITEV; the caller logs it once).
- * On e's thread.  -EEXIST when addr is registered already. */
+ * On e's thread; each worker's ring that serves requests on the memory
+ * needs its own registration.  -EEXIST when addr is registered already.
+ * Unregister before unmapping it: the kernel pins the pages it registered,
+ * and a fixed I/O reaches those, not what is mapped at addr later. */
 int dp_mem_register(struct engine *e, void *addr, size_t len);
 
 /* Undo dp_mem_register(e, addr, ...) (nothing when addr is not
@@ -137,6 +140,9 @@ void dp_mem_unregister(struct engine *e, void *addr);
 
 /* The kernel's limit on one registered buffer. */
 #define DP_MEM_PIECE_MAX (1ull << 30)
+/* The pieces dp_mem_register() makes: DP_MEM_PIECE_MAX (tests make it
+ * smaller; set before any registration). */
+extern size_t dp_mem_piece_max;
 
 /* Serve r's READ on the path after self (self->fallback, or further down),
  * first giving r a buffer of r->hdr.length bytes when that path needs one

@@ -13,6 +13,8 @@
 #include "datapath/memreg.h"
 
 
+size_t dp_mem_piece_max = DP_MEM_PIECE_MAX;
+
 struct dp_fixed_slot {
   void *owner;                   /* the addr dp_mem_register was called with; NULL: free */
   const uint8_t *addr;
@@ -119,7 +121,8 @@ int dp_mem_register(struct engine *e, void *addr, size_t len)
     if (fx->slot[k].owner == addr)
       return -EEXIST;
   while (done < len) {
-    size_t piece = len - done < DP_MEM_PIECE_MAX ? len - done : DP_MEM_PIECE_MAX;
+    size_t max = dp_mem_piece_max && dp_mem_piece_max < DP_MEM_PIECE_MAX ? dp_mem_piece_max : DP_MEM_PIECE_MAX;
+    size_t piece = len - done < max ? len - done : max;
     struct iovec v = { (uint8_t *)addr + done, piece };
     int r;
     while (i < DP_FIXED_SLOTS && fx->slot[i].owner)

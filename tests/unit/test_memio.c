@@ -356,6 +356,23 @@ int main(void)
          && ld(&dx.stats.auto_reads[DP_COPY]) == c0 + 1, "auto: a cached READ goes through the page cache");
       direct_cases(&f, &dx, "auto", true, 0);
     }
+    if (is_direct) {
+      /* Registered in 64 KiB pieces: a segment across two pieces goes as
+       * plain READV, those inside one piece as fixed I/O. */
+      dp_mem_unregister(&eng, guest);
+      dp_mem_piece_max = 65536;
+      ok(dp_mem_register(&eng, guest, GUEST_SIZE) == 0, "registered again in 64 KiB pieces");
+      struct iovec v[3] = { { guest + 65536 - 4096, 8192 }, { guest + 4096, 4096 }, { guest + 131072, 4096 } };
+      uint64_t x0 = fixed_ios(&dx);
+      for (int i = 0; i < 3; i++)
+        memset(v[i].iov_base, 0xee, v[i].iov_len);
+      ok(run(&f, NBD_CMD_READ, 0, 4096 * 10, 16384, v, 3) == 0 && !memcmp(v[0].iov_base, model + 4096 * 10, 8192)
+         && !memcmp(v[1].iov_base, model + 4096 * 12, 4096) && !memcmp(v[2].iov_base, model + 4096 * 13, 4096),
+         "a READ with a segment across two registered pieces");
+      ok(fixed_ios(&dx) == x0 + 2, "the two segments inside one piece each went as fixed I/O (%llu)",
+         (unsigned long long)(fixed_ios(&dx) - x0));
+      dp_mem_piece_max = DP_MEM_PIECE_MAX;
+    }
     dp_export_close(&dx);
   }
   dp_mem_unregister(&eng, guest);
