@@ -166,7 +166,10 @@ static bool read_layout(struct fake *f, const struct layout *l, uint64_t off)
 }
 
 static uint64_t ld(const stat_t *s) { return atomic_load(s); }
-static uint64_t copied(const struct dp_export *dx) { return ld(&dx->stats.copied_read) + ld(&dx->stats.copied_write); }
+/* The export's counters (the one place that knows where they live). */
+static const struct dp_stats *st(const struct dp_export *dx) { return &dx->stats; }
+static uint64_t copied(const struct dp_export *dx) { return ld(&st(dx)->copied_read) + ld(&st(dx)->copied_write); }
+static uint64_t auto_reads(const struct dp_export *dx, int kind) { return ld(&st(dx)->auto_reads[kind]); }
 
 /* The file as the model says, read with pread: what the exports wrote. */
 static bool file_matches(void)
@@ -232,7 +235,7 @@ static void common_cases(struct fake *f, struct dp_export *dx, const char *dp)
   ok(file_matches(), "%s: the file holds what was written", dp);
 }
 
-static uint64_t fixed_ios(const struct dp_export *dx) { return ld(&dx->stats.mem_fixed_ios); }
+static uint64_t fixed_ios(const struct dp_export *dx) { return ld(&st(dx)->mem_fixed_ios); }
 
 /* Direct I/O: what is copied, and fixed buffers on registered memory. */
 static void direct_cases(struct fake *f, struct dp_export *dx, const char *dp, bool registered, unsigned want_fixed)
@@ -344,8 +347,8 @@ int main(void)
       ok(fd >= 0 && fdatasync(fd) == 0 && posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED) == 0, "page cache dropped");
       if (fd >= 0)
         close(fd);
-      uint64_t d0 = ld(&dx.stats.auto_reads[DP_DIRECT]), c0 = ld(&dx.stats.auto_reads[DP_COPY]);
-      ok(read_layout(&f, &layouts[0], 4096 * 50) && ld(&dx.stats.auto_reads[DP_DIRECT]) == d0 + 1,
+      uint64_t d0 = auto_reads(&dx, DP_DIRECT), c0 = auto_reads(&dx, DP_COPY);
+      ok(read_layout(&f, &layouts[0], 4096 * 50) && auto_reads(&dx, DP_DIRECT) == d0 + 1,
          "auto: an uncached READ goes O_DIRECT");
       struct iovec v = { guest + 300000, 4096 };
       fd = open(img, O_RDONLY);
@@ -353,7 +356,7 @@ int main(void)
       if (fd >= 0)
         close(fd);
       ok(run(&f, NBD_CMD_READ, 0, 4096 * 61, 4096, &v, 1) == 0 && !memcmp(guest + 300000, model + 4096 * 61, 4096)
-         && ld(&dx.stats.auto_reads[DP_COPY]) == c0 + 1, "auto: a cached READ goes through the page cache");
+         && auto_reads(&dx, DP_COPY) == c0 + 1, "auto: a cached READ goes through the page cache");
       direct_cases(&f, &dx, "auto", true, 0);
     }
     if (is_direct) {
