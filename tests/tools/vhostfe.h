@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "virtio/vhost_user.h"
+
 #define FE_MAX_QUEUES 16
 #define FE_MAX_REGIONS 8
 
@@ -133,9 +135,12 @@ void fe_close(struct fe_dev *d);
 /* Send message REQ with payload and fds; NEED_REPLY sets the need-reply flag. 0 or -errno. */
 int fe_send(struct fe_dev *d, uint32_t req, const void *payload, uint32_t size, const int *fds,
             unsigned nfds, bool need_reply);
-/* Receive the reply to REQ into BUF (at most CAP bytes). Its size or -errno (-EPIPE: closed,
- * -ETIMEDOUT, -EPROTO: not a reply to REQ). *FD gets an attached fd when FD is not NULL. */
-int fe_recv(struct fe_dev *d, uint32_t req, void *buf, uint32_t cap, int *fd);
+/* Receive the reply to REQ (an acknowledgement when NEED_ACK; CONFIG_SIZE: the config bytes a
+ * GET_CONFIG asked) into OUT, checked by vu_reply_check(). Its payload size or -errno (-EPIPE:
+ * closed, -ETIMEDOUT, -EPROTO: malformed or not a reply to REQ, reason printed). *FD gets an
+ * attached fd when FD is not NULL. */
+int fe_recv(struct fe_dev *d, uint32_t req, bool need_ack, uint32_t config_size,
+            union vu_payload *out, int *fd);
 /* Wait up to MS milliseconds for the backend to close the connection: 1 closed, 0 not. */
 int fe_wait_closed(struct fe_dev *d, int ms);
 

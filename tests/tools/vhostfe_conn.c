@@ -2,7 +2,7 @@
  * unix socket, and the setup sequence a VMM runs (features, owner, config, memory table,
  * inflight region, rings) and its orderly end (GET_VRING_BASE on every ring). */
 #include "vhostfe.h"
-#include "vhostfe_wire.h"
+#include "virtio/vhost_user.h"
 
 #include <errno.h>
 #include <linux/virtio_config.h>
@@ -44,14 +44,14 @@ int fe_connect(struct fe_dev *d, const struct fe_opts *o)
 int fe_send(struct fe_dev *d, uint32_t req, const void *payload, uint32_t size, const int *fds,
             unsigned nfds, bool need_reply)
 {
-  struct fe_vu_hdr h = {req, FE_VU_VERSION | (need_reply ? FE_VU_FLAG_NEED_REPLY : 0), size};
+  struct vu_msg_hdr h = {req, VU_VERSION | (need_reply ? VU_FLAG_NEED_REPLY : 0), size};
   struct iovec iov[2] = {{&h, sizeof(h)}, {(void *)payload, size}};
   union {
-    char buf[CMSG_SPACE(sizeof(int) * FE_VU_MAX_REGIONS)];
+    char buf[CMSG_SPACE(sizeof(int) * VU_MAX_FDS)];
     struct cmsghdr align;
   } c;
   struct msghdr m = {.msg_iov = iov, .msg_iovlen = size ? 2 : 1};
-  if (nfds > FE_VU_MAX_REGIONS)
+  if (nfds > VU_MAX_FDS)
     return -EINVAL;
   if (nfds) {
     memset(&c, 0, sizeof(c));
@@ -98,17 +98,20 @@ static int read_full(int fd, void *buf, size_t len, int ms)
   return 0;
 }
 
-int fe_recv(struct fe_dev *d, uint32_t req, void *buf, uint32_t cap, int *fd)
+int fe_recv(struct fe_dev *d, uint32_t req, bool need_ack, uint32_t config_size,
+            union vu_payload *out, int *fd)
 {
   int ms = d->o->timeout_s * 1000;
-  struct fe_vu_hdr h;
-  struct iovec iov = {&h, sizeof(h)};
+  struct vu_msg msg;
+  struct iovec iov = {&msg.hdr, sizeof(msg.hdr)};
   union {
-    char buf[CMSG_SPACE(sizeof(int) * FE_VU_MAX_REGIONS)];
+    char buf[CMSG_SPACE(sizeof(int) * VU_MAX_FDS)];
     struct cmsghdr align;
   } c;
   struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = c.buf,
                      .msg_controllen = sizeof(c.buf)};
+  size_t nfds = 0;
+  char err[160];
   if (fd)
     *fd = -1;
   int r = wait_readable(d->sock, ms);
@@ -117,30 +120,34 @@ int fe_recv(struct fe_dev *d, uint32_t req, void *buf, uint32_t cap, int *fd)
   ssize_t n = recvmsg(d->sock, &m, MSG_CMSG_CLOEXEC | MSG_WAITALL);
   if (n < 0)
     return errno == ECONNRESET ? -EPIPE : -errno;
-  if (n == 0)
-    return -EPIPE;
   for (struct cmsghdr *cm = CMSG_FIRSTHDR(&m); cm; cm = CMSG_NXTHDR(&m, cm)) {
     if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
       continue;
     int nf = (int)((cm->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-    int fds[FE_VU_MAX_REGIONS];
+    int fds[VU_MAX_FDS];
     memcpy(fds, CMSG_DATA(cm), sizeof(int) * (size_t)nf);
-    for (int i = 0; i < nf; i++) {
+    for (int i = 0; i < nf; i++, nfds++) {
       if (fd && *fd < 0)
         *fd = fds[i];
       else
         close(fds[i]);
     }
   }
-  if ((size_t)n < sizeof(h))
+  if ((size_t)n < sizeof(msg.hdr))
     return -EPIPE;
-  if (h.request != req || !(h.flags & FE_VU_FLAG_REPLY) || h.size > cap) {
-    FE_ERR("expected the reply to request %u, got request %u flags %#x size %u", req,
-           h.request, h.flags, h.size);
+  if (msg.hdr.size > VU_MAX_PAYLOAD) {
+    FE_ERR("the reply to %s says %u payload bytes", vu_request_name(req), msg.hdr.size);
     return -EPROTO;
   }
-  r = read_full(d->sock, buf, h.size, ms);
-  return r < 0 ? r : (int)h.size;
+  r = read_full(d->sock, &msg.payload, msg.hdr.size, ms);
+  if (r < 0)
+    return r;
+  if (vu_reply_check(req, need_ack, config_size, &msg, nfds, err, sizeof(err)) < 0) {
+    FE_ERR("%s", err);
+    return -EPROTO;
+  }
+  memcpy(out, &msg.payload, msg.hdr.size);
+  return (int)msg.hdr.size;
 }
 
 int fe_wait_closed(struct fe_dev *d, int ms)
@@ -157,40 +164,22 @@ int fe_wait_closed(struct fe_dev *d, int ms)
   }
 }
 
-static const char *req_name(uint32_t req)
-{
-  switch (req) {
-  case FE_VU_SET_FEATURES: return "SET_FEATURES";
-  case FE_VU_SET_OWNER: return "SET_OWNER";
-  case FE_VU_SET_MEM_TABLE: return "SET_MEM_TABLE";
-  case FE_VU_SET_VRING_NUM: return "SET_VRING_NUM";
-  case FE_VU_SET_VRING_ADDR: return "SET_VRING_ADDR";
-  case FE_VU_SET_VRING_BASE: return "SET_VRING_BASE";
-  case FE_VU_SET_VRING_KICK: return "SET_VRING_KICK";
-  case FE_VU_SET_VRING_CALL: return "SET_VRING_CALL";
-  case FE_VU_SET_VRING_ENABLE: return "SET_VRING_ENABLE";
-  case FE_VU_SET_INFLIGHT_FD: return "SET_INFLIGHT_FD";
-  case FE_VU_ADD_MEM_REG: return "ADD_MEM_REG";
-  default: return "request";
-  }
-}
-
 /* A message without a reply of its own; with REPLY_ACK, ask for the ack and check it. */
 static int set_msg(struct fe_dev *d, uint32_t req, const void *p, uint32_t size, const int *fds,
                    unsigned nfds)
 {
-  bool ack = fe_has_pf(d, FE_VU_PF_REPLY_ACK);
+  bool ack = fe_has_pf(d, VU_PROTOCOL_F_REPLY_ACK);
   int r = fe_send(d, req, p, size, fds, nfds, ack);
   if (r < 0) {
-    FE_ERR("sending %s: %s", req_name(req), strerror(-r));
+    FE_ERR("sending %s: %s", vu_request_name(req), strerror(-r));
     return -1;
   }
   if (!ack)
     return 0;
-  uint64_t v = 0;
-  r = fe_recv(d, req, &v, sizeof(v), NULL);
-  if (r != (int)sizeof(v) || v != 0) {
-    FE_ERR("%s: %s", req_name(req), r < 0 ? strerror(-r) : "the backend answered failure");
+  union vu_payload reply;
+  r = fe_recv(d, req, true, 0, &reply, NULL);
+  if (r != (int)sizeof(reply.u64) || reply.u64 != 0) {
+    FE_ERR("%s: %s", vu_request_name(req), r < 0 ? strerror(-r) : "the backend answered failure");
     return -1;
   }
   return 0;
@@ -198,27 +187,30 @@ static int set_msg(struct fe_dev *d, uint32_t req, const void *p, uint32_t size,
 
 static int get_u64(struct fe_dev *d, uint32_t req, const char *what, uint64_t *v)
 {
+  union vu_payload p;
   int r = fe_send(d, req, NULL, 0, NULL, 0, false);
   if (r == 0)
-    r = fe_recv(d, req, v, sizeof(*v), NULL);
+    r = fe_recv(d, req, false, 0, &p, NULL);
   if (r != (int)sizeof(*v)) {
     FE_ERR("%s: %s", what, r < 0 ? strerror(-r) : "wrong reply size");
     return -1;
   }
+  *v = p.u64;
   return 0;
 }
 
 static int read_config(struct fe_dev *d, uint64_t offered)
 {
-  struct fe_vu_config c = {.offset = 0, .size = 60};
-  int r = fe_send(d, FE_VU_GET_CONFIG, &c, 12 + c.size, NULL, 0, false);
+  struct vu_config c = {.offset = 0, .size = 60};
+  union vu_payload p;
+  int r = fe_send(d, VU_GET_CONFIG, &c, VU_CONFIG_HDR_SIZE + c.size, NULL, 0, false);
   if (r == 0)
-    r = fe_recv(d, FE_VU_GET_CONFIG, &c, sizeof(c), NULL);
-  if (r != 12 + 60 || c.size != 60) {
+    r = fe_recv(d, VU_GET_CONFIG, false, c.size, &p, NULL);
+  if (r != VU_CONFIG_HDR_SIZE + 60 || p.config.size != 60) {
     FE_ERR("GET_CONFIG: %s", r < 0 ? strerror(-r) : "wrong reply size");
     return -1;
   }
-  memcpy(&d->cfg, c.region, 60);
+  memcpy(&d->cfg, p.config.region, 60);
   d->capacity = d->cfg.capacity;
   d->blk_size = (offered >> VIRTIO_BLK_F_BLK_SIZE & 1) ? d->cfg.blk_size : 512;
   d->seg_max = (offered >> VIRTIO_BLK_F_SEG_MAX & 1) ? d->cfg.seg_max : 1;
@@ -236,36 +228,36 @@ static int negotiate(struct fe_dev *d)
 {
   const struct fe_opts *o = d->o;
   uint64_t offered, pf_offered = 0, pf = 0, max_queues = 1;
-  if (get_u64(d, FE_VU_GET_FEATURES, "GET_FEATURES", &offered) < 0)
+  if (get_u64(d, VU_GET_FEATURES, "GET_FEATURES", &offered) < 0)
     return -1;
-  if (!(offered >> VIRTIO_F_VERSION_1 & 1) || !(offered >> FE_VU_F_PROTOCOL_FEATURES & 1)) {
+  if (!(offered >> VIRTIO_F_VERSION_1 & 1) || !(offered >> VU_F_PROTOCOL_FEATURES & 1)) {
     FE_ERR("the backend offers features %#llx: no VERSION_1 or no protocol features",
            (unsigned long long)offered);
     return -1;
   }
-  if (get_u64(d, FE_VU_GET_PROTOCOL_FEATURES, "GET_PROTOCOL_FEATURES", &pf_offered) < 0)
+  if (get_u64(d, VU_GET_PROTOCOL_FEATURES, "GET_PROTOCOL_FEATURES", &pf_offered) < 0)
     return -1;
-  uint64_t pf_want = 1ull << FE_VU_PF_MQ | 1ull << FE_VU_PF_REPLY_ACK | 1ull << FE_VU_PF_CONFIG;
+  uint64_t pf_want = 1ull << VU_PROTOCOL_F_MQ | 1ull << VU_PROTOCOL_F_REPLY_ACK | 1ull << VU_PROTOCOL_F_CONFIG;
   if (o->inflight)
-    pf_want |= 1ull << FE_VU_PF_INFLIGHT_SHMFD;
+    pf_want |= 1ull << VU_PROTOCOL_F_INFLIGHT_SHMFD;
   if (o->mem_slots)
-    pf_want |= 1ull << FE_VU_PF_CONFIGURE_MEM_SLOTS;
+    pf_want |= 1ull << VU_PROTOCOL_F_CONFIGURE_MEM_SLOTS;
   pf = pf_offered & pf_want;
-  uint64_t must = 1ull << FE_VU_PF_CONFIG | (pf_want & (1ull << FE_VU_PF_INFLIGHT_SHMFD |
-                                                       1ull << FE_VU_PF_CONFIGURE_MEM_SLOTS));
+  uint64_t must = 1ull << VU_PROTOCOL_F_CONFIG | (pf_want & (1ull << VU_PROTOCOL_F_INFLIGHT_SHMFD |
+                                                       1ull << VU_PROTOCOL_F_CONFIGURE_MEM_SLOTS));
   if ((pf & must) != must) {
     FE_ERR("the backend's protocol features %#llx lack some of %#llx",
            (unsigned long long)pf_offered, (unsigned long long)must);
     return -1;
   }
-  if (fe_send(d, FE_VU_SET_PROTOCOL_FEATURES, &pf, sizeof(pf), NULL, 0, false) < 0) {
+  if (fe_send(d, VU_SET_PROTOCOL_FEATURES, &pf, sizeof(pf), NULL, 0, false) < 0) {
     FE_ERR("SET_PROTOCOL_FEATURES: send failed");
     return -1;
   }
   d->proto_features = pf;
-  if (fe_has_pf(d, FE_VU_PF_MQ) && get_u64(d, FE_VU_GET_QUEUE_NUM, "GET_QUEUE_NUM", &max_queues) < 0)
+  if (fe_has_pf(d, VU_PROTOCOL_F_MQ) && get_u64(d, VU_GET_QUEUE_NUM, "GET_QUEUE_NUM", &max_queues) < 0)
     return -1;
-  if (set_msg(d, FE_VU_SET_OWNER, NULL, 0, NULL, 0) < 0 || read_config(d, offered) < 0)
+  if (set_msg(d, VU_SET_OWNER, NULL, 0, NULL, 0) < 0 || read_config(d, offered) < 0)
     return -1;
   if ((offered >> VIRTIO_BLK_F_MQ & 1) && d->cfg.num_queues < max_queues)
     max_queues = d->cfg.num_queues;
@@ -273,7 +265,7 @@ static int negotiate(struct fe_dev *d)
     FE_ERR("%u queues asked, the backend offers %llu", o->queues, (unsigned long long)max_queues);
     return -1;
   }
-  uint64_t want = 1ull << VIRTIO_F_VERSION_1 | 1ull << FE_VU_F_PROTOCOL_FEATURES |
+  uint64_t want = 1ull << VIRTIO_F_VERSION_1 | 1ull << VU_F_PROTOCOL_FEATURES |
                   1ull << VIRTIO_BLK_F_SIZE_MAX | 1ull << VIRTIO_BLK_F_SEG_MAX |
                   1ull << VIRTIO_BLK_F_RO | 1ull << VIRTIO_BLK_F_BLK_SIZE |
                   1ull << VIRTIO_BLK_F_FLUSH | 1ull << VIRTIO_BLK_F_TOPOLOGY |
@@ -289,7 +281,7 @@ static int negotiate(struct fe_dev *d)
     return -1;
   }
   d->nqueues = o->queues;
-  return set_msg(d, FE_VU_SET_FEATURES, &d->features, sizeof(d->features), NULL, 0);
+  return set_msg(d, VU_SET_FEATURES, &d->features, sizeof(d->features), NULL, 0);
 }
 
 static int share_memory(struct fe_dev *d)
@@ -301,9 +293,9 @@ static int share_memory(struct fe_dev *d)
            d->o->regions, strerror(-r));
     return -1;
   }
-  if (fe_has_pf(d, FE_VU_PF_CONFIGURE_MEM_SLOTS)) {
+  if (fe_has_pf(d, VU_PROTOCOL_F_CONFIGURE_MEM_SLOTS)) {
     uint64_t slots;
-    if (get_u64(d, FE_VU_GET_MAX_MEM_SLOTS, "GET_MAX_MEM_SLOTS", &slots) < 0)
+    if (get_u64(d, VU_GET_MAX_MEM_SLOTS, "GET_MAX_MEM_SLOTS", &slots) < 0)
       return -1;
     if (slots < m->nregions) {
       FE_ERR("the backend takes %llu memory slots, %u needed", (unsigned long long)slots,
@@ -311,30 +303,33 @@ static int share_memory(struct fe_dev *d)
       return -1;
     }
     for (unsigned i = 0; i < m->nregions; i++) {
-      struct fe_vu_mem_reg mr = {0, {m->r[i].gpa, m->r[i].size, (uintptr_t)m->r[i].host,
+      struct vu_mem_reg mr = {0, {m->r[i].gpa, m->r[i].size, (uintptr_t)m->r[i].host,
                                      m->r[i].offset}};
-      if (set_msg(d, FE_VU_ADD_MEM_REG, &mr, sizeof(mr), &m->fd, 1) < 0)
+      if (set_msg(d, VU_ADD_MEM_REG, &mr, sizeof(mr), &m->fd, 1) < 0)
         return -1;
     }
     return 0;
   }
-  struct fe_vu_memory t = {.nregions = m->nregions};
+  struct vu_memory t = {.nregions = m->nregions};
   int fds[FE_MAX_REGIONS];
   for (unsigned i = 0; i < m->nregions; i++) {
-    t.regions[i] = (struct fe_vu_region){m->r[i].gpa, m->r[i].size, (uintptr_t)m->r[i].host,
+    t.regions[i] = (struct vu_mem_region){m->r[i].gpa, m->r[i].size, (uintptr_t)m->r[i].host,
                                          m->r[i].offset};
     fds[i] = m->fd;
   }
-  return set_msg(d, FE_VU_SET_MEM_TABLE, &t, 8 + 32 * m->nregions, fds, m->nregions);
+  return set_msg(d, VU_SET_MEM_TABLE, &t, 8 + 32 * m->nregions, fds, m->nregions);
 }
 
 static int share_inflight(struct fe_dev *d)
 {
-  struct fe_vu_inflight in = {0, 0, (uint16_t)d->nqueues, (uint16_t)d->o->queue_size};
+  struct vu_inflight in = {0, 0, (uint16_t)d->nqueues, (uint16_t)d->o->queue_size};
   int fd = -1;
-  int r = fe_send(d, FE_VU_GET_INFLIGHT_FD, &in, sizeof(in), NULL, 0, false);
+  union vu_payload p;
+  int r = fe_send(d, VU_GET_INFLIGHT_FD, &in, sizeof(in), NULL, 0, false);
   if (r == 0)
-    r = fe_recv(d, FE_VU_GET_INFLIGHT_FD, &in, sizeof(in), &fd);
+    r = fe_recv(d, VU_GET_INFLIGHT_FD, false, 0, &p, &fd);
+  if (r == (int)sizeof(in))
+    in = p.inflight;
   if (r != (int)sizeof(in) || fd < 0 || in.mmap_size == 0) {
     FE_ERR("GET_INFLIGHT_FD: %s", r < 0 ? strerror(-r) : "no fd or empty region");
     if (fd >= 0)
@@ -352,7 +347,7 @@ static int share_inflight(struct fe_dev *d)
   }
   d->inflight_fd = fd;
   d->inflight_size = in.mmap_size;
-  return set_msg(d, FE_VU_SET_INFLIGHT_FD, &in, sizeof(in), &fd, 1);
+  return set_msg(d, VU_SET_INFLIGHT_FD, &in, sizeof(in), &fd, 1);
 }
 
 static int start_ring(struct fe_dev *d, unsigned i)
@@ -369,15 +364,15 @@ static int start_ring(struct fe_dev *d, unsigned i)
     FE_ERR("eventfd: %s", strerror(errno));
     return -1;
   }
-  struct fe_vu_state num = {i, q->num}, base = {i, 0};
-  struct fe_vu_addr a = {i, 0, (uintptr_t)q->vr.desc, (uintptr_t)q->vr.used,
+  struct vhost_vring_state num = {i, q->num}, base = {i, 0};
+  struct vhost_vring_addr a = {i, 0, (uintptr_t)q->vr.desc, (uintptr_t)q->vr.used,
                          (uintptr_t)q->vr.avail, 0};
   uint64_t idx = i;
-  if (set_msg(d, FE_VU_SET_VRING_NUM, &num, sizeof(num), NULL, 0) < 0 ||
-      set_msg(d, FE_VU_SET_VRING_BASE, &base, sizeof(base), NULL, 0) < 0 ||
-      set_msg(d, FE_VU_SET_VRING_ADDR, &a, sizeof(a), NULL, 0) < 0 ||
-      set_msg(d, FE_VU_SET_VRING_CALL, &idx, sizeof(idx), &q->call_fd, 1) < 0 ||
-      set_msg(d, FE_VU_SET_VRING_KICK, &idx, sizeof(idx), &q->kick_fd, 1) < 0)
+  if (set_msg(d, VU_SET_VRING_NUM, &num, sizeof(num), NULL, 0) < 0 ||
+      set_msg(d, VU_SET_VRING_BASE, &base, sizeof(base), NULL, 0) < 0 ||
+      set_msg(d, VU_SET_VRING_ADDR, &a, sizeof(a), NULL, 0) < 0 ||
+      set_msg(d, VU_SET_VRING_CALL, &idx, sizeof(idx), &q->call_fd, 1) < 0 ||
+      set_msg(d, VU_SET_VRING_KICK, &idx, sizeof(idx), &q->kick_fd, 1) < 0)
     return -1;
   return 0;
 }
@@ -386,14 +381,14 @@ int fe_setup(struct fe_dev *d)
 {
   if (negotiate(d) < 0 || share_memory(d) < 0)
     return -1;
-  if (fe_has_pf(d, FE_VU_PF_INFLIGHT_SHMFD) && share_inflight(d) < 0)
+  if (fe_has_pf(d, VU_PROTOCOL_F_INFLIGHT_SHMFD) && share_inflight(d) < 0)
     return -1;
   for (unsigned i = 0; i < d->nqueues; i++)
     if (start_ring(d, i) < 0)
       return -1;
   for (unsigned i = 0; i < d->nqueues; i++) {
-    struct fe_vu_state on = {i, 1};
-    if (set_msg(d, FE_VU_SET_VRING_ENABLE, &on, sizeof(on), NULL, 0) < 0)
+    struct vhost_vring_state on = {i, 1};
+    if (set_msg(d, VU_SET_VRING_ENABLE, &on, sizeof(on), NULL, 0) < 0)
       return -1;
   }
   if (d->o->verbose)
@@ -424,10 +419,13 @@ int fe_teardown(struct fe_dev *d)
 {
   int rc = 0;
   for (unsigned i = 0; i < d->nqueues; i++) {
-    struct fe_vu_state s = {i, 0};
-    int r = fe_send(d, FE_VU_GET_VRING_BASE, &s, sizeof(s), NULL, 0, false);
+    struct vhost_vring_state s = {i, 0};
+    union vu_payload p;
+    int r = fe_send(d, VU_GET_VRING_BASE, &s, sizeof(s), NULL, 0, false);
     if (r == 0)
-      r = fe_recv(d, FE_VU_GET_VRING_BASE, &s, sizeof(s), NULL);
+      r = fe_recv(d, VU_GET_VRING_BASE, false, 0, &p, NULL);
+    if (r == (int)sizeof(s))
+      s = p.state;
     if (r != (int)sizeof(s)) {
       FE_ERR("GET_VRING_BASE %u: %s", i, r < 0 ? strerror(-r) : "wrong reply size");
       rc = -1;
