@@ -47,8 +47,10 @@ static void usage(FILE *f)
     "  --expect-ro         the device must be read-only and refuse writes with IOERR\n"
     "--bench: --rw randread|randwrite|read, --bs BYTES (4096), --seconds S (5) or\n"
     "  --requests N, --backend-pid PID (report the backend's CPU time)\n"
-    "--hostile KIND: one of: %s\n"
-    "  then a fresh connection must still do verified I/O (and --backend-pid live)\n",
+    "--hostile KIND: all, or one of: %s\n"
+    "  the backend must refuse it (IOERR, a stopped ring: nothing within 2 s, a failure\n"
+    "  ack, a closed connection), then a fresh connection must still do verified I/O\n"
+    "  (and --backend-pid must live)\n",
     fe_hostile_kinds);
 }
 
