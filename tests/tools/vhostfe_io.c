@@ -77,24 +77,10 @@ static int io_init(struct fe_io *io, struct fe_dev *d, unsigned qd, uint32_t buf
   return 0;
 }
 
-/* Split [p, p+len) in pieces no larger than the device's size_max. */
-static unsigned add_data_segs(struct fe_io *io, struct fe_seg *segs, unsigned n, uint8_t *p,
-                              uint32_t len, bool writable)
-{
-  uint32_t max = io->d->size_max ? io->d->size_max : len;
-  while (len) {
-    uint32_t l = len < max ? len : max;
-    segs[n++] = (struct fe_seg){fe_mem_gpa(&io->d->mem, p), l, writable};
-    p += l;
-    len -= l;
-  }
-  return n;
-}
-
 /* Build R's chain and add it to its queue (not yet published). 0 or -ENOSPC. */
 static int io_submit(struct fe_io *io, struct fe_req *r)
 {
-  struct fe_seg segs[FE_MAX_DSEG * 4 + 2];
+  struct fe_seg segs[FE_MAX_DSEG + 2];
   struct fe_dev *d = io->d;
   unsigned n = 0;
   r->hdr->type = r->type;
@@ -104,7 +90,10 @@ static int io_submit(struct fe_io *io, struct fe_req *r)
   segs[n++] = (struct fe_seg){fe_mem_gpa(&d->mem, r->hdr), sizeof(*r->hdr), false};
   if (r->type == VIRTIO_BLK_T_IN || r->type == VIRTIO_BLK_T_OUT) {
     for (unsigned i = 0; i < r->npieces; i++)
-      n = add_data_segs(io, segs, n, r->piece[i], r->piece_len[i], r->type == VIRTIO_BLK_T_IN);
+      segs[n++] = (struct fe_seg){fe_mem_gpa(&d->mem, r->piece[i]), r->piece_len[i],
+                                  r->type == VIRTIO_BLK_T_IN};
+  } else if (r->type == VIRTIO_BLK_T_GET_ID) {
+    segs[n++] = (struct fe_seg){fe_mem_gpa(&d->mem, r->buf), VIRTIO_BLK_ID_BYTES, true};
   } else if (r->type == VIRTIO_BLK_T_DISCARD || r->type == VIRTIO_BLK_T_WRITE_ZEROES) {
     struct virtio_blk_discard_write_zeroes *z = (void *)r->buf;
     z->sector = r->sector;
@@ -200,7 +189,7 @@ struct fe_verify {
   uint8_t *tmp;
   unsigned smoke_n;           /* smoke: requests issued so far */
   uint64_t n[16];             /* completed requests per type */
-  uint64_t bytes_read, bytes_written, refused, unknown_sectors;
+  uint64_t bytes_read, bytes_written, refused, unknown_sectors, get_id_unsupported;
   bool ro;
 };
 
@@ -268,6 +257,8 @@ static uint32_t pick_type(struct fe_io *io, struct fe_verify *f)
   unsigned x = (unsigned)(fe_rand(&f->rng) % 100);
   if (f->ro)
     return x < 80 ? VIRTIO_BLK_T_IN : x < 95 ? VIRTIO_BLK_T_OUT : VIRTIO_BLK_T_FLUSH;
+  if (x < 2)
+    return VIRTIO_BLK_T_GET_ID;
   if (x < 45)
     return VIRTIO_BLK_T_IN;
   if (x < 85)
@@ -352,6 +343,7 @@ static const char *type_name(uint32_t t)
   case VIRTIO_BLK_T_FLUSH: return "flush";
   case VIRTIO_BLK_T_DISCARD: return "discard";
   case VIRTIO_BLK_T_WRITE_ZEROES: return "write-zeroes";
+  case VIRTIO_BLK_T_GET_ID: return "get-id";
   default: return "request";
   }
 }
@@ -373,6 +365,10 @@ static int verify_done(struct fe_io *io, struct fe_req *r, uint32_t used_len, vo
       return -1;
     }
     f->refused++;
+    return 0;
+  }
+  if (r->type == VIRTIO_BLK_T_GET_ID && st == VIRTIO_BLK_S_UNSUPP) {
+    f->get_id_unsupported++;
     return 0;
   }
   if (st != VIRTIO_BLK_S_OK) {
@@ -420,11 +416,11 @@ static bool verify_next(struct fe_io *io, struct fe_verify *f, struct fe_req *r,
     f->smoke_n++;
   } else {
     r->type = pick_type(io, f);
-    if (r->type != VIRTIO_BLK_T_FLUSH && !pick_range(io, f, r))
+    if (r->type != VIRTIO_BLK_T_FLUSH && r->type != VIRTIO_BLK_T_GET_ID && !pick_range(io, f, r))
       return false;
   }
   r->flags = 0;
-  if (r->type == VIRTIO_BLK_T_FLUSH) {
+  if (r->type == VIRTIO_BLK_T_FLUSH || r->type == VIRTIO_BLK_T_GET_ID) {
     r->sector = 0;
     r->len = 0;
     r->npieces = 0;
@@ -458,7 +454,9 @@ static int run_verify(struct fe_dev *d, const struct fe_verify_opts *v, bool smo
   int rc = 1;
   double t0 = fe_now();
   unsigned qd = smoke ? 1 : d->o->qd;
-  uint32_t max_bs = v->max_bs / d->blk_size * d->blk_size;
+  /* every piece of a request within the device's size_max: no request larger than it */
+  uint32_t max_bs = d->size_max && d->size_max < v->max_bs ? d->size_max : v->max_bs;
+  max_bs = max_bs / d->blk_size * d->blk_size;
   f.ro = fe_has(d, VIRTIO_BLK_F_RO);
   if (max_bs == 0 || (v->expect_ro && !f.ro) || (f.ro && !v->expect_ro && !smoke)) {
     FE_ERR("%s", max_bs == 0 ? "--max-bs is below the block size" : f.ro
@@ -505,14 +503,15 @@ out:
     printf("{\"mode\":\"verify\",\"result\":\"%s\",\"queues\":%u,\"qd\":%u,\"indirect\":%s,"
            "\"event_idx\":%s,\"regions\":%u,\"ro\":%s,\"requests\":%" PRIu64 ",\"reads\":%" PRIu64
            ",\"writes\":%" PRIu64 ",\"flushes\":%" PRIu64 ",\"discards\":%" PRIu64
-           ",\"write_zeroes\":%" PRIu64 ",\"refused_writes\":%" PRIu64 ",\"bytes_read\":%" PRIu64
+           ",\"write_zeroes\":%" PRIu64 ",\"get_id\":%" PRIu64 ",\"get_id_unsupported\":%" PRIu64
+           ",\"refused_writes\":%" PRIu64 ",\"bytes_read\":%" PRIu64
            ",\"bytes_written\":%" PRIu64 ",\"unverified_sectors_read\":%" PRIu64
            ",\"seconds\":%.3f}\n", rc ? "fail" : "ok", d->nqueues, qd,
            fe_has(d, VIRTIO_RING_F_INDIRECT_DESC) ? "true" : "false",
            fe_has(d, VIRTIO_RING_F_EVENT_IDX) ? "true" : "false", d->mem.nregions,
            f.ro ? "true" : "false", completed, f.n[VIRTIO_BLK_T_IN], f.n[VIRTIO_BLK_T_OUT],
            f.n[VIRTIO_BLK_T_FLUSH], f.n[VIRTIO_BLK_T_DISCARD], f.n[VIRTIO_BLK_T_WRITE_ZEROES],
-           f.refused, f.bytes_read, f.bytes_written, f.unknown_sectors, fe_now() - t0);
+           f.n[VIRTIO_BLK_T_GET_ID], f.get_id_unsupported, f.refused, f.bytes_read, f.bytes_written, f.unknown_sectors, fe_now() - t0);
     fflush(stdout);
   }
   free(io.reqs);
@@ -585,9 +584,13 @@ static void bench_next(struct fe_io *io, struct fe_bench *f, struct fe_req *r)
   else
     r->sector = fe_rand(&f->rng) % units * (f->b->bs / 512);
   r->len = f->b->bs;
-  r->npieces = 1;
-  r->piece[0] = r->buf;
-  r->piece_len[0] = f->b->bs;
+  /* one descriptor, or pieces of the device's size_max */
+  uint32_t max = io->d->size_max ? io->d->size_max : r->len;
+  r->npieces = 0;
+  for (uint32_t at = 0; at < r->len; at += max) {
+    r->piece[r->npieces] = r->buf + at;
+    r->piece_len[r->npieces++] = r->len - at < max ? r->len - at : max;
+  }
 }
 
 int fe_bench(struct fe_dev *d, const struct fe_bench_opts *b)
@@ -607,8 +610,15 @@ int fe_bench(struct fe_dev *d, const struct fe_bench_opts *b)
     FE_ERR("--bs %u: a multiple of the block size (%u) within the disk", b->bs, d->blk_size);
     return 2;
   }
+  uint32_t pieces = d->size_max ? (b->bs + d->size_max - 1) / d->size_max : 1;
   if (io_init(&io, d, d->o->qd, b->bs) < 0)
     return 1;
+  if (pieces > io.dseg) {
+    FE_ERR("--bs %u needs %u segments of the device's size_max %u; it takes %u", b->bs, pieces,
+           d->size_max, io.dseg);
+    free(io.reqs);
+    return 2;
+  }
   for (unsigned i = 0; i < d->nqueues * io.qd; i++)
     for (uint32_t j = 0; j < b->bs; j += 8) {
       uint64_t x = fe_rand(&f.rng);
