@@ -117,9 +117,9 @@ int main(int argc, char **argv)
     return fe_hostile(&o, hostile, b.backend_pid);
 
   struct fe_dev d;
-  if (fe_connect(&d, &o) < 0)
-    return 1;
-  if (fe_setup(&d) < 0) {
+  if (fe_connect(&d, &o) < 0 || fe_setup(&d) < 0) {
+    printf("{\"mode\":\"%s\",\"result\":\"fail\",\"stage\":\"setup\"}\n",
+           mode == VERIFY ? "verify" : "bench");
     fe_close(&d);
     return 1;
   }
