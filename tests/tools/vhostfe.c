@@ -107,9 +107,11 @@ int main(int argc, char **argv)
   }
   o.socket = argv[optind];
   if (o.queues == 0 || o.queues > FE_MAX_QUEUES || o.qd == 0 || o.qd > o.queue_size ||
+      o.queue_size < 4 || o.queue_size > 32768 || (o.queue_size & (o.queue_size - 1)) ||
       o.regions == 0 || o.regions > FE_MAX_REGIONS || o.timeout_s <= 0 || v.requests == 0 ||
       (mode == BENCH && !have_requests && b.seconds <= 0)) {
-    FE_ERR("bad option values: --queues 1..%d, --qd 1..queue-size, --regions 1..%d, "
+    FE_ERR("bad option values: --queues 1..%d, --queue-size a power of 2 in 4..32768, "
+           "--qd 1..queue-size, --regions 1..%d, "
            "--timeout and --requests above 0", FE_MAX_QUEUES, FE_MAX_REGIONS);
     return 2;
   }

@@ -186,6 +186,7 @@ struct fe_verify {
   uint64_t rng, seed;
   uint32_t *gen;              /* per 512-byte sector: 0 zeroes, FE_GEN_UNKNOWN, or a write */
   uint32_t next_gen;
+  uint32_t max_bs;            /* largest request: --max-bs within size_max, whole blocks */
   uint8_t *tmp;
   unsigned smoke_n;           /* smoke: requests issued so far */
   uint64_t n[16];             /* completed requests per type */
@@ -277,7 +278,7 @@ static uint32_t pick_type(struct fe_io *io, struct fe_verify *f)
 static bool pick_range(struct fe_io *io, struct fe_verify *f, struct fe_req *r)
 {
   struct fe_dev *d = io->d;
-  uint32_t unit = d->blk_size / 512, max_units = f->v->max_bs / d->blk_size;
+  uint32_t unit = d->blk_size / 512, max_units = f->max_bs / d->blk_size;
   uint64_t total_units = d->capacity / unit;
   if (r->type == VIRTIO_BLK_T_DISCARD || r->type == VIRTIO_BLK_T_WRITE_ZEROES) {
     uint32_t align = r->type == VIRTIO_BLK_T_DISCARD ? d->cfg.discard_sector_alignment : 0;
@@ -410,7 +411,7 @@ static bool verify_next(struct fe_io *io, struct fe_verify *f, struct fe_req *r,
     uint32_t unit = io->d->blk_size / 512;
     r->type = f->smoke_n < half ? VIRTIO_BLK_T_OUT : VIRTIO_BLK_T_IN;
     r->sector = (uint64_t)k * 256 / unit * unit % (io->d->capacity / unit * unit);
-    r->len = (uint32_t)(1 + fe_rand(&f->rng) % (f->v->max_bs / io->d->blk_size)) * io->d->blk_size;
+    r->len = (uint32_t)(1 + fe_rand(&f->rng) % (f->max_bs / io->d->blk_size)) * io->d->blk_size;
     if (r->sector + r->len / 512 > io->d->capacity)
       r->len = (uint32_t)(io->d->capacity - r->sector) * 512;
     f->smoke_n++;
@@ -457,6 +458,7 @@ static int run_verify(struct fe_dev *d, const struct fe_verify_opts *v, bool smo
   /* every piece of a request within the device's size_max: no request larger than it */
   uint32_t max_bs = d->size_max && d->size_max < v->max_bs ? d->size_max : v->max_bs;
   max_bs = max_bs / d->blk_size * d->blk_size;
+  f.max_bs = max_bs;
   f.ro = fe_has(d, VIRTIO_BLK_F_RO);
   if (max_bs == 0 || (v->expect_ro && !f.ro) || (f.ro && !v->expect_ro && !smoke)) {
     FE_ERR("%s", max_bs == 0 ? "--max-bs is below the block size" : f.ro
