@@ -124,6 +124,15 @@ static void io_publish(struct fe_io *io)
       fe_vq_kick(&io->d->vq[q]);
 }
 
+/* True when a used element is waiting on some queue. */
+static bool any_used(struct fe_dev *d)
+{
+  for (unsigned q = 0; q < d->nqueues; q++)
+    if (__atomic_load_n(&d->vq[q].vr.used->idx, __ATOMIC_ACQUIRE) != d->vq[q].last_used)
+      return true;
+  return false;
+}
+
 typedef int (*fe_complete_fn)(struct fe_io *io, struct fe_req *r, uint32_t used_len, void *arg);
 
 /* Wait for completions and hand each to DONE; returns how many, or -1 (timeout, or DONE
@@ -131,7 +140,7 @@ typedef int (*fe_complete_fn)(struct fe_io *io, struct fe_req *r, uint32_t used_
 static int io_reap(struct fe_io *io, fe_complete_fn done, void *arg)
 {
   struct fe_dev *d = io->d;
-  struct pollfd p[FE_MAX_QUEUES];
+  struct pollfd p[FE_MAX_QUEUES + 1];
   int got = 0;
   for (;;) {
     for (unsigned q = 0; q < d->nqueues; q++) {
@@ -155,12 +164,19 @@ static int io_reap(struct fe_io *io, fe_complete_fn done, void *arg)
       continue;
     for (unsigned q = 0; q < d->nqueues; q++)
       p[q] = (struct pollfd){d->vq[q].call_fd, POLLIN, 0};
-    int n = poll(p, d->nqueues, d->o->timeout_s * 1000);
+    /* the socket too: a backend that closes it will not complete anything */
+    p[d->nqueues] = (struct pollfd){d->sock, POLLIN, 0};
+    int n = poll(p, d->nqueues + 1, d->o->timeout_s * 1000);
     if (n < 0 && errno == EINTR)
       continue;
     if (n <= 0) {
       FE_ERR("no completion within %d s (%u requests in flight)", d->o->timeout_s,
              io->total_inflight);
+      return -1;
+    }
+    /* Closed: what it completed before closing still counts (fe_vq_arm said none). */
+    if (p[d->nqueues].revents && fe_wait_closed(d, 0) && !any_used(d)) {
+      FE_ERR("the backend closed the connection (%u requests in flight)", io->total_inflight);
       return -1;
     }
     for (unsigned q = 0; q < d->nqueues; q++) {
