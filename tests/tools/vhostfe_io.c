@@ -18,7 +18,7 @@
 #define FE_VERIFY_MAX_SECTORS (64ull << 21)  /* 64 GiB: 512 MiB of generations */
 
 struct fe_req {
-  unsigned q, slot;
+  unsigned q;                /* its queue */
   bool busy;
   uint32_t type;             /* VIRTIO_BLK_T_* */
   uint64_t sector;           /* 512-byte units */
@@ -29,8 +29,7 @@ struct fe_req {
   uint8_t *status;
   struct vring_desc *table;
   uint64_t table_gpa;
-  uint8_t *buf;
-  uint32_t buf_cap;
+  uint8_t *buf;              /* data (or the discard/write-zeroes segment, GET_ID's answer) */
   unsigned npieces;
   uint8_t *piece[FE_MAX_DSEG];
   uint32_t piece_len[FE_MAX_DSEG];
@@ -41,7 +40,6 @@ struct fe_io {
   unsigned qd, dseg;
   bool indirect;
   struct fe_req *reqs;       /* nqueues * qd */
-  unsigned inflight[FE_MAX_QUEUES];
   unsigned total_inflight;
 };
 
@@ -63,12 +61,10 @@ static int io_init(struct fe_io *io, struct fe_dev *d, unsigned qd, uint32_t buf
       unsigned region = q * qd + s;
       uint64_t gpa;
       r->q = q;
-      r->slot = s;
       r->hdr = fe_mem_alloc(&d->mem, region, sizeof(*r->hdr), 16, &gpa);
       r->status = fe_mem_alloc(&d->mem, region, 1, 1, &gpa);
       r->table = fe_mem_alloc(&d->mem, region, (FE_MAX_DSEG + 2) * 16, 16, &r->table_gpa);
       r->buf = fe_mem_alloc(&d->mem, region, buf_cap, 4096, &gpa);
-      r->buf_cap = buf_cap;
       if (!r->hdr || !r->status || !r->table || !r->buf) {
         FE_ERR("guest memory (%llu MiB) too small for %u queue(s) x %u requests of %u bytes",
                (unsigned long long)(d->mem.size >> 20), d->nqueues, qd, buf_cap);
@@ -114,7 +110,6 @@ static int io_submit(struct fe_io *io, struct fe_req *r)
   int rc = fe_vq_add(&d->vq[r->q], segs, n, r, indirect ? r->table : NULL, r->table_gpa);
   if (rc == 0) {
     r->busy = true;
-    io->inflight[r->q]++;
     io->total_inflight++;
   }
   return rc;
@@ -151,7 +146,6 @@ static int io_reap(struct fe_io *io, fe_complete_fn done, void *arg)
       uint32_t len;
       while ((r = fe_vq_get_used(&d->vq[q], &len))) {
         r->busy = false;
-        io->inflight[q]--;
         io->total_inflight--;
         got++;
         if (done(io, r, len, arg) < 0)
