@@ -480,6 +480,25 @@ static bool verify_next(struct fe_io *io, struct fe_verify *f, struct fe_req *r,
   return true;
 }
 
+static void print_verify_summary(struct fe_dev *d, const struct fe_verify *f, int rc,
+                                 unsigned qd, uint64_t completed, double seconds)
+{
+  printf("{\"mode\":\"verify\",\"result\":\"%s\",\"queues\":%u,\"qd\":%u,\"indirect\":%s,"
+         "\"event_idx\":%s,\"regions\":%u,\"ro\":%s,\"requests\":%" PRIu64 ",\"reads\":%" PRIu64
+         ",\"writes\":%" PRIu64 ",\"flushes\":%" PRIu64 ",\"discards\":%" PRIu64
+         ",\"write_zeroes\":%" PRIu64 ",\"get_id\":%" PRIu64 ",\"get_id_unsupported\":%" PRIu64
+         ",\"refused_writes\":%" PRIu64 ",\"bytes_read\":%" PRIu64 ",\"bytes_written\":%" PRIu64
+         ",\"unverified_sectors_read\":%" PRIu64 ",\"reconnects\":%u,\"seconds\":%.3f}\n",
+         rc ? "fail" : "ok", d->nqueues, qd,
+         fe_has(d, VIRTIO_RING_F_INDIRECT_DESC) ? "true" : "false",
+         fe_has(d, VIRTIO_RING_F_EVENT_IDX) ? "true" : "false", d->mem.nregions,
+         f->ro ? "true" : "false", completed, f->n[VIRTIO_BLK_T_IN], f->n[VIRTIO_BLK_T_OUT],
+         f->n[VIRTIO_BLK_T_FLUSH], f->n[VIRTIO_BLK_T_DISCARD], f->n[VIRTIO_BLK_T_WRITE_ZEROES],
+         f->n[VIRTIO_BLK_T_GET_ID], f->get_id_unsupported, f->refused, f->bytes_read,
+         f->bytes_written, f->unknown_sectors, d->reconnects, seconds);
+  fflush(stdout);
+}
+
 static int run_verify(struct fe_dev *d, const struct fe_verify_opts *v, bool smoke, bool print)
 {
   struct fe_io io = {0};
@@ -556,22 +575,8 @@ static int run_verify(struct fe_dev *d, const struct fe_verify_opts *v, bool smo
 out:
   if (rc)
     io_drain(&io);
-  if (print) {
-    printf("{\"mode\":\"verify\",\"result\":\"%s\",\"queues\":%u,\"qd\":%u,\"indirect\":%s,"
-           "\"event_idx\":%s,\"regions\":%u,\"ro\":%s,\"requests\":%" PRIu64 ",\"reads\":%" PRIu64
-           ",\"writes\":%" PRIu64 ",\"flushes\":%" PRIu64 ",\"discards\":%" PRIu64
-           ",\"write_zeroes\":%" PRIu64 ",\"get_id\":%" PRIu64 ",\"get_id_unsupported\":%" PRIu64
-           ",\"refused_writes\":%" PRIu64 ",\"bytes_read\":%" PRIu64
-           ",\"bytes_written\":%" PRIu64 ",\"unverified_sectors_read\":%" PRIu64
-           ",\"reconnects\":%u,\"seconds\":%.3f}\n", rc ? "fail" : "ok", d->nqueues, qd,
-           fe_has(d, VIRTIO_RING_F_INDIRECT_DESC) ? "true" : "false",
-           fe_has(d, VIRTIO_RING_F_EVENT_IDX) ? "true" : "false", d->mem.nregions,
-           f.ro ? "true" : "false", completed, f.n[VIRTIO_BLK_T_IN], f.n[VIRTIO_BLK_T_OUT],
-           f.n[VIRTIO_BLK_T_FLUSH], f.n[VIRTIO_BLK_T_DISCARD], f.n[VIRTIO_BLK_T_WRITE_ZEROES],
-           f.n[VIRTIO_BLK_T_GET_ID], f.get_id_unsupported, f.refused, f.bytes_read, f.bytes_written, f.unknown_sectors, d->reconnects,
-           fe_now() - t0);
-    fflush(stdout);
-  }
+  if (print)
+    print_verify_summary(d, &f, rc, qd, completed, fe_now() - t0);
   free(io.reqs);
   free(f.gen);
   free(f.tmp);
