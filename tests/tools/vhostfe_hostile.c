@@ -13,17 +13,27 @@
 #include <unistd.h>
 
 const char fe_hostile_kinds[] =
-  "desc-oob desc-wrap desc-loop chain-long indirect-len indirect-nested indirect-oob "
-  "avail-jump head-oob status-zero header-writable read-after-write "
-  "msg-size msg-nofd msg-kick-nofd msg-unknown msg-oversize msg-vring-num msg-ring-addr";
+    "desc-oob desc-wrap desc-loop chain-long indirect-len indirect-nested indirect-oob "
+    "avail-jump head-oob status-zero header-writable read-after-write "
+    "msg-size msg-nofd msg-kick-nofd msg-unknown msg-oversize msg-vring-num msg-ring-addr";
 
 /* Where a hostile run ended. An acknowledgement of success for a malformed message counts as
  * accepting it: the protocol's REPLY_ACK reports failure with a non-zero u64. */
-enum outcome { OUT_IOERR, OUT_UNANSWERED, OUT_CLOSED, OUT_STOPPED, OUT_NACK, OUT_IGNORED,
-               OUT_START_REFUSED, OUT_ACCEPTED, OUT_SETUP };
+enum outcome {
+  OUT_IOERR,
+  OUT_UNANSWERED,
+  OUT_CLOSED,
+  OUT_STOPPED,
+  OUT_NACK,
+  OUT_IGNORED,
+  OUT_START_REFUSED,
+  OUT_ACCEPTED,
+  OUT_SETUP
+};
 static const char *const outcome_name[] = {
-  "ioerr", "returned-without-status", "closed", "ring-stopped", "refused", "ignored",
-  "refused-at-ring-start", "ACCEPTED", "setup-failed"};
+  "ioerr",   "returned-without-status", "closed",   "ring-stopped", "refused",
+  "ignored", "refused-at-ring-start",   "ACCEPTED", "setup-failed"
+};
 
 struct hostile {
   struct fe_dev d;
@@ -36,7 +46,7 @@ struct hostile {
   uint64_t data_gpa;
   struct vring_desc *table, *table2;
   uint64_t table_gpa, table2_gpa;
-  uint64_t bad_gpa;        /* an address no region holds */
+  uint64_t bad_gpa; /* an address no region holds */
 };
 
 static void desc(struct vring_desc *t, unsigned i, uint64_t addr, uint32_t len, uint16_t flags,
@@ -49,8 +59,8 @@ static void desc(struct vring_desc *t, unsigned i, uint64_t addr, uint32_t len, 
 }
 
 #define NEXT VRING_DESC_F_NEXT
-#define WR VRING_DESC_F_WRITE
-#define IND VRING_DESC_F_INDIRECT
+#define WR   VRING_DESC_F_WRITE
+#define IND  VRING_DESC_F_INDIRECT
 
 /* Write the chain of KIND at descriptor 0 (and the tables); false for an unknown kind. */
 static bool build_chain(struct hostile *h, const char *kind, uint32_t type)
@@ -126,7 +136,7 @@ static enum outcome watch_ring(struct hostile *h, int wait_ms)
     int left = (int)((end - fe_now()) * 1000);
     if (left <= 0)
       return OUT_STOPPED;
-    struct pollfd p[2] = {{h->q->call_fd, POLLIN, 0}, {h->d.sock, POLLIN, 0}};
+    struct pollfd p[2] = { { h->q->call_fd, POLLIN, 0 }, { h->d.sock, POLLIN, 0 } };
     if (poll(p, 2, left < 100 ? left : 100) > 0) {
       uint64_t v;
       if (p[0].revents & POLLIN && read(p[0].fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
@@ -162,7 +172,7 @@ static enum outcome ring_kind(struct hostile *h, const char *kind, int wait_ms)
  * backend refuses to change a running ring, whatever the values). */
 static int stop_ring(struct fe_dev *d)
 {
-  struct vhost_vring_state s = {0, 0};
+  struct vhost_vring_state s = { 0, 0 };
   union vu_payload p;
   int r = fe_send(d, VU_GET_VRING_BASE, &s, sizeof(s), NULL, 0, false);
   if (r == 0)
@@ -215,8 +225,8 @@ static enum outcome msg_kind(struct hostile *h, const char *kind)
     req = VU_SET_VRING_NUM;
     r = fe_send(d, req, &half, sizeof(half), NULL, 0, ack);
   } else if (strcmp(kind, "msg-nofd") == 0) {
-    struct vu_memory t = {.nregions = 1};
-    t.regions[0] = (struct vu_mem_region){0, d->mem.size, (uintptr_t)d->mem.base, 0};
+    struct vu_memory t = { .nregions = 1 };
+    t.regions[0] = (struct vu_mem_region){ 0, d->mem.size, (uintptr_t)d->mem.base, 0 };
     req = VU_SET_MEM_TABLE;
     r = fe_send(d, req, &t, 8 + 32, NULL, 0, ack);
   } else if (strcmp(kind, "msg-kick-nofd") == 0) {
@@ -228,18 +238,21 @@ static enum outcome msg_kind(struct hostile *h, const char *kind)
     r = fe_send(d, req, NULL, 0, NULL, 0, ack);
   } else if (strcmp(kind, "msg-oversize") == 0) {
     /* a header announcing 1 MiB of payload, then 64 bytes and silence */
-    struct { struct vu_msg_hdr h; uint8_t junk[64]; } m = {{VU_SET_MEM_TABLE, VU_VERSION, 1u << 20}, {0}};
+    struct {
+      struct vu_msg_hdr h;
+      uint8_t junk[64];
+    } m = { { VU_SET_MEM_TABLE, VU_VERSION, 1u << 20 }, { 0 } };
     req = VU_SET_MEM_TABLE;
     r = write(d->sock, &m, sizeof(m)) == (ssize_t)sizeof(m) ? 0 : -errno;
     ack = false;
   } else if (strcmp(kind, "msg-vring-num") == 0) {
-    struct vhost_vring_state s = {0, 3};
+    struct vhost_vring_state s = { 0, 3 };
     if (stop_ring(d) < 0)
       return OUT_SETUP;
     req = VU_SET_VRING_NUM;
     r = fe_send(d, req, &s, sizeof(s), NULL, 0, ack);
   } else if (strcmp(kind, "msg-ring-addr") == 0) {
-    struct vhost_vring_addr a = {0, 0, h->bad_gpa, h->bad_gpa, h->bad_gpa, 0};
+    struct vhost_vring_addr a = { 0, 0, h->bad_gpa, h->bad_gpa, h->bad_gpa, 0 };
     if (stop_ring(d) < 0)
       return OUT_SETUP;
     req = VU_SET_VRING_ADDR;
@@ -295,7 +308,7 @@ static int hostile_one(const struct fe_opts *o, const char *kind, int backend_pi
   int wait_ms = 2000;
   bool msg = strncmp(kind, "msg-", 4) == 0;
   ho.queues = 1;
-  ho.timeout_s = 2;    /* the wait for a reaction; then "stopped" or "ignored" */
+  ho.timeout_s = 2; /* the wait for a reaction; then "stopped" or "ignored" */
   if (strcmp(kind, "chain-long") == 0 || strncmp(kind, "indirect-", 9) == 0)
     ho.indirect = true;
   if (fe_connect(&h.d, &ho) < 0 || fe_setup(&h.d) < 0)
@@ -323,8 +336,9 @@ report:;
   else if (!fresh)
     FE_ERR("%s: a fresh connection afterwards could not do verified I/O", kind);
   printf("{\"mode\":\"hostile\",\"kind\":\"%s\",\"result\":\"%s\",\"outcome\":\"%s\","
-         "\"backend_alive\":%s,\"fresh_connection_verified\":%s}\n", kind, ok ? "ok" : "fail",
-         outcome_name[out], alive ? "true" : "false", fresh ? "true" : "false");
+         "\"backend_alive\":%s,\"fresh_connection_verified\":%s}\n",
+         kind, ok ? "ok" : "fail", outcome_name[out], alive ? "true" : "false",
+         fresh ? "true" : "false");
   fflush(stdout);
   return ok ? 0 : 1;
 }
