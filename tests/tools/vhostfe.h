@@ -98,8 +98,10 @@ struct fe_opts {
   unsigned queues, queue_size, qd, regions;
   uint64_t mem_size;
   bool indirect, event_idx, inflight, mem_slots;
-  bool assume_zero; /* the disk starts zeroed: reads of unwritten sectors are verified */
-  bool reconnect;   /* a closed connection is reconnected (fe_reconnect) */
+  bool assume_zero;         /* the disk starts zeroed: reads of unwritten sectors are verified */
+  bool reconnect;           /* a closed connection is reconnected (fe_reconnect) */
+  uint64_t mem_claim_extra; /* hostile: the last region is announced this much larger than
+                             * the memfd holds */
   uint64_t seed;
   int timeout_s; /* longest wait for a completion or a reply */
   bool verbose;

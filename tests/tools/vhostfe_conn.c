@@ -309,6 +309,12 @@ static int make_memory(struct fe_dev *d)
   return 0;
 }
 
+/* The size region I is announced with (the last one larger in a hostile mode). */
+static uint64_t region_size(const struct fe_dev *d, unsigned i)
+{
+  return d->mem.r[i].size + (i + 1 == d->mem.nregions ? d->o->mem_claim_extra : 0);
+}
+
 static int share_memory(struct fe_dev *d)
 {
   struct fe_mem *m = &d->mem;
@@ -323,7 +329,7 @@ static int share_memory(struct fe_dev *d)
     }
     for (unsigned i = 0; i < m->nregions; i++) {
       struct vu_mem_reg mr = {
-        0, { m->r[i].gpa, m->r[i].size, (uintptr_t)m->r[i].host, m->r[i].offset }
+        0, { m->r[i].gpa, region_size(d, i), (uintptr_t)m->r[i].host, m->r[i].offset }
       };
       if (set_msg(d, VU_ADD_MEM_REG, &mr, sizeof(mr), &m->fd, 1) < 0)
         return -1;
@@ -333,7 +339,7 @@ static int share_memory(struct fe_dev *d)
   struct vu_memory t = { .nregions = m->nregions };
   int fds[FE_MAX_REGIONS];
   for (unsigned i = 0; i < m->nregions; i++) {
-    t.regions[i] = (struct vu_mem_region){ m->r[i].gpa, m->r[i].size, (uintptr_t)m->r[i].host,
+    t.regions[i] = (struct vu_mem_region){ m->r[i].gpa, region_size(d, i), (uintptr_t)m->r[i].host,
                                            m->r[i].offset };
     fds[i] = m->fd;
   }

@@ -15,7 +15,8 @@
 const char fe_hostile_kinds[] =
     "desc-oob desc-wrap desc-loop chain-long indirect-len indirect-nested indirect-oob "
     "avail-jump head-oob status-zero header-writable read-after-write "
-    "msg-size msg-nofd msg-kick-nofd msg-unknown msg-oversize msg-vring-num msg-ring-addr";
+    "msg-size msg-nofd msg-kick-nofd msg-unknown msg-oversize msg-vring-num msg-ring-addr "
+    "mem-beyond-fd";
 
 /* Where a hostile run ended. An acknowledgement of success for a malformed message counts as
  * accepting it: the protocol's REPLY_ACK reports failure with a non-zero u64. */
@@ -107,6 +108,12 @@ static bool build_chain(struct hostile *h, const char *kind, uint32_t type)
     desc(t, 2, h->status_gpa, 0, WR, 0);
   } else if (strcmp(kind, "header-writable") == 0) {
     desc(t, 0, h->hdr_gpa, 16, WR | NEXT, 1);
+    desc(t, 1, h->data_gpa, 4096, WR | NEXT, 2);
+    desc(t, 2, h->status_gpa, 1, WR, 0);
+  } else if (strcmp(kind, "mem-beyond-fd") == 0) {
+    /* the header in the announced part of the last region that no file page backs */
+    const struct fe_region *last = &h->d.mem.r[h->d.mem.nregions - 1];
+    desc(t, 0, last->gpa + last->size + 4096, 16, NEXT, 1);
     desc(t, 1, h->data_gpa, 4096, WR | NEXT, 2);
     desc(t, 2, h->status_gpa, 1, WR, 0);
   } else if (strcmp(kind, "read-after-write") == 0) {
@@ -282,6 +289,23 @@ static bool is_kind(const char *kind)
   return false;
 }
 
+/* True when PID (0: not watched) runs: it exists and is no zombie. */
+static bool process_alive(int pid)
+{
+  char path[64], buf[512];
+  if (pid <= 0)
+    return true;
+  snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+  FILE *f = fopen(path, "r");
+  if (!f)
+    return false;
+  size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+  fclose(f);
+  buf[n] = 0;
+  const char *p = strrchr(buf, ')');
+  return p && p[1] == ' ' && p[2] != 'Z' && p[2] != 'X';
+}
+
 /* A fresh connection that does verified I/O: 0, or -1 (message printed). */
 static int fresh_check(const struct fe_opts *o)
 {
@@ -311,8 +335,16 @@ static int hostile_one(const struct fe_opts *o, const char *kind, int backend_pi
   ho.timeout_s = 2; /* the wait for a reaction; then "stopped" or "ignored" */
   if (strcmp(kind, "chain-long") == 0 || strncmp(kind, "indirect-", 9) == 0)
     ho.indirect = true;
-  if (fe_connect(&h.d, &ho) < 0 || fe_setup(&h.d) < 0)
+  if (strcmp(kind, "mem-beyond-fd") == 0)
+    ho.mem_claim_extra = 1 << 20; /* 1 MiB announced past the memfd's end */
+  if (fe_connect(&h.d, &ho) < 0)
     goto report;
+  if (fe_setup(&h.d) < 0) {
+    /* refusing the memory table is the right answer to mem-beyond-fd */
+    if (ho.mem_claim_extra)
+      out = fe_wait_closed(&h.d, 0) ? OUT_CLOSED : OUT_NACK;
+    goto report;
+  }
   h.q = &h.d.vq[0];
   h.hdr = fe_mem_alloc(&h.d.mem, 0, 16, 16, &h.hdr_gpa);
   h.status = fe_mem_alloc(&h.d.mem, 0, 1, 1, &h.status_gpa);
@@ -326,8 +358,8 @@ static int hostile_one(const struct fe_opts *o, const char *kind, int backend_pi
 report:;
   if (h.d.sock >= 0 || h.d.mem.base)
     fe_close(&h.d);
-  bool alive = backend_pid <= 0 || kill(backend_pid, 0) == 0;
-  bool fresh = alive && fresh_check(o) == 0;
+  bool fresh = fresh_check(o) == 0;
+  bool alive = process_alive(backend_pid); /* after the check: a crash takes a moment */
   bool ok = out != OUT_ACCEPTED && out != OUT_SETUP && alive && fresh;
   if (out == OUT_ACCEPTED)
     FE_ERR("%s: the backend accepted it", kind);
