@@ -102,6 +102,7 @@ struct fe_opts {
   bool reconnect;           /* a closed connection is reconnected (fe_reconnect) */
   uint64_t mem_claim_extra; /* hostile: the last region is announced this much larger than
                              * the memfd holds */
+  bool inflight_lie;        /* hostile: SET_INFLIGHT_FD announces 1 MiB of a 4 KiB memfd */
   uint64_t seed;
   int timeout_s; /* longest wait for a completion or a reply */
   bool verbose;

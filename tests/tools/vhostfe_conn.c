@@ -377,6 +377,19 @@ static int share_inflight(struct fe_dev *d)
   return set_msg(d, VU_SET_INFLIGHT_FD, &in, sizeof(in), &fd, 1);
 }
 
+/* Hostile: an inflight area announced as 1 MiB of a memfd of 4 KiB (whether or not the
+ * feature was negotiated). */
+static int lie_inflight(struct fe_dev *d)
+{
+  struct vu_inflight in = { 1 << 20, 0, (uint16_t)d->nqueues, (uint16_t)d->o->queue_size };
+  d->inflight_fd = memfd_create("vhostfe-inflight", MFD_CLOEXEC);
+  if (d->inflight_fd < 0 || ftruncate(d->inflight_fd, 4096) < 0) {
+    FE_ERR("inflight memfd: %s", strerror(errno));
+    return -1;
+  }
+  return set_msg(d, VU_SET_INFLIGHT_FD, &in, sizeof(in), &d->inflight_fd, 1);
+}
+
 static int make_ring(struct fe_dev *d, unsigned i)
 {
   struct fe_vq *q = &d->vq[i];
@@ -426,7 +439,8 @@ int fe_setup(struct fe_dev *d)
 {
   if (negotiate(d) < 0 || make_memory(d) < 0 || share_memory(d) < 0)
     return -1;
-  if (fe_has_pf(d, VU_PROTOCOL_F_INFLIGHT_SHMFD) && share_inflight(d) < 0)
+  if (d->o->inflight_lie ? lie_inflight(d) < 0
+                         : fe_has_pf(d, VU_PROTOCOL_F_INFLIGHT_SHMFD) && share_inflight(d) < 0)
     return -1;
   for (unsigned i = 0; i < d->nqueues; i++)
     if (make_ring(d, i) < 0 || start_ring(d, i, 0) < 0)

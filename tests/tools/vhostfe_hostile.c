@@ -16,7 +16,7 @@ const char fe_hostile_kinds[] =
     "desc-oob desc-wrap desc-loop chain-long indirect-len indirect-nested indirect-oob "
     "avail-jump head-oob status-zero header-writable read-after-write "
     "msg-size msg-nofd msg-kick-nofd msg-unknown msg-oversize msg-vring-num msg-ring-addr "
-    "mem-beyond-fd";
+    "mem-beyond-fd msg-mem-wrap inflight-beyond-fd";
 
 /* Where a hostile run ended. An acknowledgement of success for a malformed message counts as
  * accepting it: the protocol's REPLY_ACK reports failure with a non-zero u64. */
@@ -28,12 +28,13 @@ enum outcome {
   OUT_NACK,
   OUT_IGNORED,
   OUT_START_REFUSED,
+  OUT_SURVIVED,
   OUT_ACCEPTED,
   OUT_SETUP
 };
 static const char *const outcome_name[] = {
-  "ioerr",   "returned-without-status", "closed",   "ring-stopped", "refused",
-  "ignored", "refused-at-ring-start",   "ACCEPTED", "setup-failed"
+  "ioerr",   "returned-without-status", "closed",           "ring-stopped", "refused",
+  "ignored", "refused-at-ring-start",   "taken-harmlessly", "ACCEPTED",     "setup-failed"
 };
 
 struct hostile {
@@ -264,6 +265,13 @@ static enum outcome msg_kind(struct hostile *h, const char *kind)
       return OUT_SETUP;
     req = VU_SET_VRING_ADDR;
     r = fe_send(d, req, &a, sizeof(a), NULL, 0, ack);
+  } else if (strcmp(kind, "msg-mem-wrap") == 0) {
+    /* one region whose guest addresses wrap around 2^64 */
+    struct vu_memory t = { .nregions = 1 };
+    t.regions[0] =
+        (struct vu_mem_region){ UINT64_MAX - 65535, d->mem.size, (uintptr_t)d->mem.base, 0 };
+    req = VU_SET_MEM_TABLE;
+    r = fe_send(d, req, &t, 8 + 32, &d->mem.fd, 1, ack);
   } else {
     return OUT_SETUP;
   }
@@ -337,12 +345,21 @@ static int hostile_one(const struct fe_opts *o, const char *kind, int backend_pi
     ho.indirect = true;
   if (strcmp(kind, "mem-beyond-fd") == 0)
     ho.mem_claim_extra = 1 << 20; /* 1 MiB announced past the memfd's end */
+  if (strcmp(kind, "inflight-beyond-fd") == 0) {
+    ho.inflight = false;
+    ho.inflight_lie = true;
+  }
   if (fe_connect(&h.d, &ho) < 0)
     goto report;
   if (fe_setup(&h.d) < 0) {
-    /* refusing the memory table is the right answer to mem-beyond-fd */
-    if (ho.mem_claim_extra)
+    /* refusing the memory table or the inflight area is the right answer to these */
+    if (ho.mem_claim_extra || ho.inflight_lie)
       out = fe_wait_closed(&h.d, 0) ? OUT_CLOSED : OUT_NACK;
+    goto report;
+  }
+  if (ho.inflight_lie) {
+    /* taken: requests must still be served, without the backend touching what no page backs */
+    out = fe_smoke(&h.d) == 0 ? OUT_SURVIVED : fe_wait_closed(&h.d, 0) ? OUT_CLOSED : OUT_STOPPED;
     goto report;
   }
   h.q = &h.d.vq[0];
