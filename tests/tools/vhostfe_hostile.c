@@ -30,12 +30,20 @@ enum outcome {
   OUT_START_REFUSED,
   OUT_SURVIVED,
   OUT_ACCEPTED,
+  OUT_GARBAGE,
   OUT_SETUP
 };
-static const char *const outcome_name[] = {
-  "ioerr",   "returned-without-status", "closed",           "ring-stopped", "refused",
-  "ignored", "refused-at-ring-start",   "taken-harmlessly", "ACCEPTED",     "setup-failed"
-};
+static const char *const outcome_name[] = { "ioerr",
+                                            "returned-without-status",
+                                            "closed",
+                                            "ring-stopped",
+                                            "refused",
+                                            "ignored",
+                                            "refused-at-ring-start",
+                                            "taken-harmlessly",
+                                            "ACCEPTED",
+                                            "USED-A-HEAD-NEVER-GIVEN",
+                                            "setup-failed" };
 
 struct hostile {
   struct fe_dev d;
@@ -133,10 +141,13 @@ static enum outcome watch_ring(struct hostile *h, int wait_ms)
 {
   double end = fe_now() + wait_ms / 1000.0;
   for (;;) {
-    uint32_t len;
     if (__atomic_load_n(&h->q->vr.used->idx, __ATOMIC_ACQUIRE) != h->q->last_used) {
-      void *c = fe_vq_get_used(h->q, &len);
-      (void)c;
+      /* read here, not with fe_vq_get_used(): the head may be one never made available */
+      struct vring_used_elem e = h->q->vr.used->ring[h->q->last_used % h->q->num];
+      if (e.id != 0 || !h->q->cookie[0]) {
+        FE_ERR("the device used head %u, which was never made available", e.id);
+        return OUT_GARBAGE;
+      }
       if (*h->status == VIRTIO_BLK_S_OK)
         return OUT_ACCEPTED;
       return *h->status == 0xff ? OUT_UNANSWERED : OUT_IOERR;
@@ -377,7 +388,7 @@ report:;
     fe_close(&h.d);
   bool fresh = fresh_check(o) == 0;
   bool alive = process_alive(backend_pid); /* after the check: a crash takes a moment */
-  bool ok = out != OUT_ACCEPTED && out != OUT_SETUP && alive && fresh;
+  bool ok = out != OUT_ACCEPTED && out != OUT_GARBAGE && out != OUT_SETUP && alive && fresh;
   if (out == OUT_ACCEPTED)
     FE_ERR("%s: the backend accepted it", kind);
   if (!alive)
