@@ -52,7 +52,8 @@ static void usage(FILE *f)
       "  --ready-file PATH   created once the first request completed\n"
       "--bench: --rw randread|randwrite|read, --bs BYTES (4096), --seconds S (5) or\n"
       "  --requests N, --backend-pid PID (report the backend's CPU time)\n"
-      "--hostile KIND: all, or one of: %s\n"
+      "--hostile KIND: all, fuzz (--requests N rounds of random rings, default 200), or one of:\n"
+      "  %s\n"
       "  the backend must refuse it (IOERR, a stopped ring: nothing within 2 s, a failure\n"
       "  ack, a closed connection), then a fresh connection must still do verified I/O\n"
       "  (and --backend-pid must live)\n",
@@ -149,7 +150,7 @@ int main(int argc, char **argv)
     return 2;
   }
   if (mode == HOSTILE)
-    return fe_hostile(&o, hostile, b.backend_pid);
+    return fe_hostile(&o, hostile, b.backend_pid, have_requests ? v.requests : 200);
 
   struct fe_dev d;
   if (fe_connect(&d, &o) < 0 || fe_setup(&d) < 0) {

@@ -111,6 +111,7 @@ struct fe_opts {
 struct fe_dev {
   int sock;
   const struct fe_opts *o;
+  uint64_t offered;        /* virtio features the backend offers */
   uint64_t features;       /* negotiated virtio features */
   uint64_t proto_features; /* negotiated protocol features */
   unsigned nqueues;
@@ -185,8 +186,17 @@ int fe_smoke(struct fe_dev *d);
 /* ---- hostile modes (vhostfe_hostile.c) ---- */
 
 /* Run hostile KIND against the socket, then check a fresh connection still does verified
- * I/O (and that BACKEND_PID, when not 0, lives). Prints the JSON summary; 0 or 1. */
-int fe_hostile(const struct fe_opts *o, const char *kind, int backend_pid);
+ * I/O (and that BACKEND_PID, when not 0, lives). KIND "fuzz" runs fe_fuzz() for ROUNDS.
+ * Prints the JSON summary; 0 or 1. */
+int fe_hostile(const struct fe_opts *o, const char *kind, int backend_pid, uint64_t rounds);
+/* ROUNDS fresh devices, each given random descriptor tables, indirect tables, request headers
+ * and avail entries (vhostfe_fuzz.c); the backend must survive every round and then serve a
+ * fresh connection with verified I/O. Prints the JSON summary; 0 or 1. */
+int fe_fuzz(const struct fe_opts *o, int backend_pid, uint64_t rounds);
+/* True when PID runs (it exists and is no zombie); true for PID 0 (nothing watched). */
+bool fe_process_alive(int pid);
+/* A fresh connection (one queue) that does a short verified write and read-back: 0 or -1. */
+int fe_fresh_check(const struct fe_opts *o);
 /* The known kinds, space-separated. */
 extern const char fe_hostile_kinds[];
 

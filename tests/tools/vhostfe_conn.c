@@ -242,6 +242,7 @@ static int negotiate(struct fe_dev *d)
   uint64_t offered, pf_offered = 0, pf = 0, max_queues = 1;
   if (get_u64(d, VU_GET_FEATURES, "GET_FEATURES", &offered) < 0)
     return -1;
+  d->offered = offered;
   if (!(offered >> VIRTIO_F_VERSION_1 & 1) || !(offered >> VU_F_PROTOCOL_FEATURES & 1)) {
     FE_ERR("the backend offers features %#llx: no VERSION_1 or no protocol features",
            (unsigned long long)offered);

@@ -308,8 +308,7 @@ static bool is_kind(const char *kind)
   return false;
 }
 
-/* True when PID (0: not watched) runs: it exists and is no zombie. */
-static bool process_alive(int pid)
+bool fe_process_alive(int pid)
 {
   char path[64], buf[512];
   if (pid <= 0)
@@ -325,8 +324,7 @@ static bool process_alive(int pid)
   return p && p[1] == ' ' && p[2] != 'Z' && p[2] != 'X';
 }
 
-/* A fresh connection that does verified I/O: 0, or -1 (message printed). */
-static int fresh_check(const struct fe_opts *o)
+int fe_fresh_check(const struct fe_opts *o)
 {
   struct fe_opts fo = *o;
   struct fe_dev d;
@@ -386,8 +384,8 @@ static int hostile_one(const struct fe_opts *o, const char *kind, int backend_pi
 report:;
   if (h.d.sock >= 0 || h.d.mem.base)
     fe_close(&h.d);
-  bool fresh = fresh_check(o) == 0;
-  bool alive = process_alive(backend_pid); /* after the check: a crash takes a moment */
+  bool fresh = fe_fresh_check(o) == 0;
+  bool alive = fe_process_alive(backend_pid); /* after the check: a crash takes a moment */
   bool ok = out != OUT_ACCEPTED && out != OUT_GARBAGE && out != OUT_SETUP && alive && fresh;
   if (out == OUT_ACCEPTED)
     FE_ERR("%s: the backend accepted it", kind);
@@ -403,9 +401,11 @@ report:;
   return ok ? 0 : 1;
 }
 
-int fe_hostile(const struct fe_opts *o, const char *kind, int backend_pid)
+int fe_hostile(const struct fe_opts *o, const char *kind, int backend_pid, uint64_t rounds)
 {
   signal(SIGPIPE, SIG_IGN);
+  if (strcmp(kind, "fuzz") == 0)
+    return fe_fuzz(o, backend_pid, rounds);
   if (strcmp(kind, "all") == 0) {
     char list[sizeof(fe_hostile_kinds)];
     int rc = 0;
