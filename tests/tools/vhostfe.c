@@ -50,6 +50,7 @@ static void usage(FILE *f)
       "                      memory, inflight area; rings restart at their used index)\n"
       "  --min-reconnects N  go on until N reconnects, then 100 requests more\n"
       "  --ready-file PATH   created once the first request completed\n"
+      "  --serial TEXT       GET_ID must answer TEXT\n"
       "--bench: --rw randread|randwrite|read, --bs BYTES (4096), --seconds S (5) or\n"
       "  --requests N, --backend-pid PID (report the backend's CPU time)\n"
       "--hostile KIND: all, fuzz (--requests N rounds of random rings, default 200), or one of:\n"
@@ -76,15 +77,20 @@ int main(int argc, char **argv)
   enum { NONE, VERIFY, BENCH, HOSTILE } mode = NONE;
   bool have_requests = false;
   static const struct option opts[] = {
-    { "queues", 1, 0, 'Q' },       { "queue-size", 1, 0, 'N' }, { "qd", 1, 0, 'd' },
-    { "mem-mib", 1, 0, 'm' },      { "regions", 1, 0, 'R' },    { "indirect", 0, 0, 'I' },
-    { "no-event-idx", 0, 0, 'E' }, { "inflight", 0, 0, 'F' },   { "mem-slots", 0, 0, 'S' },
-    { "seed", 1, 0, 's' },         { "timeout", 1, 0, 't' },    { "verify", 0, 0, 'V' },
-    { "requests", 1, 0, 'n' },     { "max-bs", 1, 0, 'M' },     { "assume-zero", 0, 0, 'Z' },
-    { "expect-ro", 0, 0, 'O' },    { "bench", 0, 0, 'B' },      { "rw", 1, 0, 'w' },
-    { "bs", 1, 0, 'b' },           { "seconds", 1, 0, 'T' },    { "backend-pid", 1, 0, 'p' },
-    { "hostile", 1, 0, 'H' },      { "reconnect", 0, 0, 'C' },  { "min-reconnects", 1, 0, 'K' },
-    { "ready-file", 1, 0, 'Y' },   { "help", 0, 0, 'h' },       { 0, 0, 0, 0 }
+    { "queues", 1, 0, 'Q' },       { "queue-size", 1, 0, 'N' },
+    { "qd", 1, 0, 'd' },           { "mem-mib", 1, 0, 'm' },
+    { "regions", 1, 0, 'R' },      { "indirect", 0, 0, 'I' },
+    { "no-event-idx", 0, 0, 'E' }, { "inflight", 0, 0, 'F' },
+    { "mem-slots", 0, 0, 'S' },    { "seed", 1, 0, 's' },
+    { "timeout", 1, 0, 't' },      { "verify", 0, 0, 'V' },
+    { "requests", 1, 0, 'n' },     { "max-bs", 1, 0, 'M' },
+    { "assume-zero", 0, 0, 'Z' },  { "expect-ro", 0, 0, 'O' },
+    { "bench", 0, 0, 'B' },        { "rw", 1, 0, 'w' },
+    { "bs", 1, 0, 'b' },           { "seconds", 1, 0, 'T' },
+    { "backend-pid", 1, 0, 'p' },  { "hostile", 1, 0, 'H' },
+    { "reconnect", 0, 0, 'C' },    { "min-reconnects", 1, 0, 'K' },
+    { "ready-file", 1, 0, 'Y' },   { "serial", 1, 0, 'D' },
+    { "help", 0, 0, 'h' },         { 0, 0, 0, 0 }
   };
   int c;
   while ((c = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
@@ -123,6 +129,7 @@ int main(int argc, char **argv)
       o.reconnect = true;
       break;
     case 'Y': v.ready_file = optarg; break;
+    case 'D': v.serial = optarg; break;
     case 'v': o.verbose = true; break;
     case 'h': usage(stdout); return 0;
     default: usage(stderr); return 2;

@@ -166,6 +166,7 @@ struct fe_verify_opts {
   bool expect_ro;
   unsigned min_reconnects; /* go on until this many reconnects, then 100 requests more */
   const char *ready_file;  /* created once the first request completed */
+  const char *serial;      /* GET_ID must answer this (NULL: not checked) */
 };
 
 struct fe_bench_opts {

@@ -382,6 +382,20 @@ static const char *type_name(uint32_t t)
   }
 }
 
+/* GET_ID's answer: --serial's text, NUL-padded to 20 bytes (not terminated at 20). */
+static int check_id(struct fe_verify *f, const struct fe_req *r)
+{
+  char want[VIRTIO_BLK_ID_BYTES] = { 0 };
+  if (!f->v->serial)
+    return 0;
+  memcpy(want, f->v->serial, strnlen(f->v->serial, sizeof(want)));
+  if (memcmp(want, r->buf, sizeof(want)) == 0)
+    return 0;
+  FE_ERR("GET_ID answered \"%.*s\", expected \"%.*s\"", VIRTIO_BLK_ID_BYTES, (char *)r->buf,
+         VIRTIO_BLK_ID_BYTES, want);
+  return -1;
+}
+
 static int verify_done(struct fe_io *io, struct fe_req *r, uint32_t used_len, void *arg)
 {
   struct fe_verify *f = arg;
@@ -421,6 +435,7 @@ static int verify_done(struct fe_io *io, struct fe_req *r, uint32_t used_len, vo
     break;
   case VIRTIO_BLK_T_DISCARD: g = FE_GEN_UNKNOWN; break;
   case VIRTIO_BLK_T_WRITE_ZEROES: g = 0; break;
+  case VIRTIO_BLK_T_GET_ID: return check_id(f, r);
   default: return 0;
   }
   for (uint32_t s = 0; s < r->len / 512; s++)
@@ -447,6 +462,8 @@ static bool verify_next(struct fe_io *io, struct fe_verify *f, struct fe_req *r,
       return false;
   }
   r->flags = 0;
+  if (r->type == VIRTIO_BLK_T_GET_ID)
+    memset(r->buf, 0xa5, VIRTIO_BLK_ID_BYTES);
   if (r->type == VIRTIO_BLK_T_FLUSH || r->type == VIRTIO_BLK_T_GET_ID) {
     r->sector = 0;
     r->len = 0;
@@ -481,14 +498,16 @@ static void print_verify_summary(struct fe_dev *d, const struct fe_verify *f, in
          ",\"writes\":%" PRIu64 ",\"flushes\":%" PRIu64 ",\"discards\":%" PRIu64
          ",\"write_zeroes\":%" PRIu64 ",\"get_id\":%" PRIu64 ",\"get_id_unsupported\":%" PRIu64
          ",\"refused_writes\":%" PRIu64 ",\"bytes_read\":%" PRIu64 ",\"bytes_written\":%" PRIu64
-         ",\"unverified_sectors_read\":%" PRIu64 ",\"reconnects\":%u,\"seconds\":%.3f}\n",
+         ",\"unverified_sectors_read\":%" PRIu64 ",\"reconnects\":%u,\"capacity_sectors\":%" PRIu64
+         ",\"blk_size\":%u,\"seg_max\":%u,\"num_queues\":%u,\"seconds\":%.3f}\n",
          rc ? "fail" : "ok", d->nqueues, qd,
          fe_has(d, VIRTIO_RING_F_INDIRECT_DESC) ? "true" : "false",
          fe_has(d, VIRTIO_RING_F_EVENT_IDX) ? "true" : "false", d->mem.nregions,
          f->ro ? "true" : "false", completed, f->n[VIRTIO_BLK_T_IN], f->n[VIRTIO_BLK_T_OUT],
          f->n[VIRTIO_BLK_T_FLUSH], f->n[VIRTIO_BLK_T_DISCARD], f->n[VIRTIO_BLK_T_WRITE_ZEROES],
          f->n[VIRTIO_BLK_T_GET_ID], f->get_id_unsupported, f->refused, f->bytes_read,
-         f->bytes_written, f->unknown_sectors, d->reconnects, seconds);
+         f->bytes_written, f->unknown_sectors, d->reconnects, d->capacity, d->blk_size, d->seg_max,
+         fe_has(d, VIRTIO_BLK_F_MQ) ? d->cfg.num_queues : 1, seconds);
   fflush(stdout);
 }
 
