@@ -32,7 +32,12 @@ int listener_split(const char *hp, char *host, size_t hostlen, char *port, size_
   const char *p, *h = hp;
   size_t hl;
 
-  if (hp[0] == '[') {
+  if (hp[0] && strspn(hp, "0123456789") == strlen(hp)) {
+    /* A bare number is a port on every address, as nbdkit's -p. */
+    h = hp;
+    hl = 0;
+    p = hp;
+  } else if (hp[0] == '[') {
     const char *close = strchr(hp, ']');
     if (!close || (close[1] && close[1] != ':'))
       return -EINVAL;
