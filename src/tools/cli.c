@@ -49,6 +49,14 @@ int cli_getopt(int argc, char **argv, const char *shortopts, const struct option
   return c;
 }
 
+const char *cli_option_name(const struct option *longopts, int val)
+{
+  for (; longopts->name; longopts++)
+    if (longopts->val == val)
+      return longopts->name;
+  return "?";
+}
+
 int cli_version(void)
 {
   printf("shunt %s\n", SHUNT_VERSION);

@@ -15,6 +15,9 @@ int cli_getopt(int argc, char **argv, const char *shortopts, const struct option
  * the exit status of a usage error. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* The long name of the option in longopts whose value is val ("?" if none). */
+const char *cli_option_name(const struct option *longopts, int val);
+
 /* Print "shunt VERSION" on stdout; returns 0. */
 int cli_version(void);
 

@@ -121,15 +121,6 @@ enum {   /* long options without a letter */
   OPT_MAX_CONNECTIONS, OPT_TLS, OPT_TLS_CERTIFICATES, OPT_TLS_PSK, OPT_TLS_ALLOW_DN,
 };
 
-/* The long name of the option whose getopt value is c. */
-static const char *option_key(const struct option *opts, int c)
-{
-  for (; opts->name; opts++)
-    if (opts->val == c)
-      return opts->name;
-  return "?";
-}
-
 /* The config file to read: --config FILE, or, when the command line names
  * no export either, the default one if it exists ($SHUNT_CONFIG, else
  * SHUNT_DEFAULT_CONFIG).  NULL: none.  A first pass over the options, quiet:
@@ -269,7 +260,7 @@ int cmd_serve(int argc, char **argv)
     case OPT_HANDSHAKE_TIMEOUT: case OPT_MAX_CONNECTIONS: case OPT_TLS:
     case OPT_TLS_CERTIFICATES: case OPT_TLS_PSK: case OPT_VERIFY_PEER: case OPT_TLS_ALLOW_DN: {
       /* Valued options are config-file keys: one parser validates both. */
-      const char *key = option_key(opts, c);
+      const char *key = cli_option_name(opts, c);
       if (config_set_server_key(&cfg, key, c == OPT_VERIFY_PEER ? "yes" : optarg, err, sizeof err) < 0) {
         config_free(&cfg);
         return cli_usage_error("serve", "--%s: %s", key, err);
