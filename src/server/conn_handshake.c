@@ -83,6 +83,12 @@ void conn_handshake_input(struct conn *c)
   int st = proto_hs_input(c->hs, rxbuf_data(&c->rx), rxbuf_avail(&c->rx), &used, &out);
 
   c->rx.start += used;
+  if (c->hs->refused_export) {
+    /* A refusal belongs in the default log: a mistyped name in a client's
+     * configuration shows here first. */
+    c->hs->refused_export = false;
+    log_msg(LOG_INFO, c->peer, NULL, "refused export '%s': no such export", c->hs->refused_name);
+  }
   if (out.len && conn_send_copy(c, out.data, out.len) < 0)
     st = -ENOMEM;
   proto_buf_free(&out);

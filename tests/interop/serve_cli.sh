@@ -102,6 +102,8 @@ tap_check "--log=syslog: nothing on stderr" bash -c "[ ! -s '$T/j3.log' ]"
 # The default log has no per-connection lines; -v adds them.
 "$SHUNT" serve -U "$T/q.sock" --run 'nbdinfo --size "$uri"' "$T/disk.img" >/dev/null 2>"$T/quiet.log"
 tap_check "default log: no per-connection lines" bash -c "! grep -q 'client ' '$T/quiet.log'"
+"$SHUNT" serve -U "$T/q.sock" --run 'nbdinfo --size "nbd+unix:///typo?socket=$unixsocket"' d="$T/disk.img" >/dev/null 2>"$T/refused.log"
+tap_check "default log: a refused export name is logged" grep -q "client unix#[0-9]*: refused export 'typo': no such export" "$T/refused.log"
 "$SHUNT" serve -v -U "$T/q.sock" --run 'nbdinfo --size "$uri"' "$T/disk.img" >/dev/null 2>"$T/verbose.log"
 tap_check "-v: the connection is logged" grep -q 'connected' "$T/verbose.log"
 tap_finish
