@@ -259,8 +259,12 @@ int cmd_serve(int argc, char **argv)
       config_add_listen(&cfg, optarg);
       break;
     case 'p':
+      if (!optarg[0] || strspn(optarg, "0123456789") != strlen(optarg) || strlen(optarg) > 5) {
+        config_free(&cfg);
+        return cli_usage_error("serve", "--port '%s': expected a port number", optarg);
+      }
       snprintf(listen, sizeof listen, ":%s", optarg);
-      config_add_listen(&cfg, strspn(optarg, "0123456789") == strlen(optarg) ? listen : optarg);
+      config_add_listen(&cfg, listen);
       break;
     case 'U':
       config_add_unix(&cfg, optarg);

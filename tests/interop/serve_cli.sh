@@ -19,6 +19,9 @@ tap_check "... one 'shunt: error:' line naming the option" grep -qx "shunt: erro
 tap_check "... and the hint, nothing more" \
   bash -c "[ \$(wc -l <'$T/typo') -eq 2 ] && grep -qx \"Try 'shunt serve --help' for more information.\" '$T/typo'"
 "$SHUNT" serve --listen >"$T/noval" 2>&1
+"$SHUNT" serve -p abc "$T/disk.img" >"$T/badport" 2>&1; st=$?
+[ "$st" -eq 2 ] && grep -q "expected a port number" "$T/badport" && tap_ok "-p with something else than a number: usage error" \
+  || tap_fail "-p abc: status $st"
 tap_check "an option without its value says so" grep -qx "shunt: error: option '--listen' needs a value" "$T/noval"
 
 # --fork + --pidfile: the command returns once the server listens; the pid
