@@ -223,12 +223,12 @@ struct run_waiter_arg {
 static void *run_wait(void *arg)
 {
   struct run_waiter_arg a = *(struct run_waiter_arg *)arg;
-  int st;
+  int st = 0, r;
 
   free(arg);
-  while (waitpid(a.p->run_pid, &st, 0) < 0 && errno == EINTR)
+  while ((r = waitpid(a.p->run_pid, &st, 0)) < 0 && errno == EINTR)
     ;
-  atomic_store(&a.p->run_status, WIFEXITED(st) ? WEXITSTATUS(st)
+  atomic_store(&a.p->run_status, r < 0 ? 1 : WIFEXITED(st) ? WEXITSTATUS(st)
                                  : WIFSIGNALED(st) ? 128 + WTERMSIG(st) : 1);
   log_msg(LOG_INFO, NULL, NULL, "--run: the command exited with status %d; stopping",
           atomic_load(&a.p->run_status));
