@@ -112,7 +112,9 @@ int listener_open_tcp(struct listen_set *set, const char *hostport, char *err, s
       setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
     if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, SOMAXCONN) < 0) {
       last = -errno;
-      snprintf(err, errlen, "--listen '%s': %s", hostport, strerror(errno));
+      /* Another server on the port is the usual cause: say how to move. */
+      snprintf(err, errlen, "--listen '%s': %s%s", hostport, strerror(errno),
+               errno == EADDRINUSE ? " (another server listens there: choose another port, -p PORT)" : "");
       close(fd);
       continue;
     }

@@ -36,6 +36,9 @@ pid=$(cat "$T/pid" 2>/dev/null)
 nbdinfo --list "nbd://127.0.0.1:$P" >"$T/list" 2>&1
 tap_check "-p PORT and a bare PATH: the export has the empty name" grep -q 'export="":' "$T/list"
 tap_check "... and is writable without -r" bash -c "nbdinfo --is readonly nbd://127.0.0.1:$P; [ \$? -eq 2 ]"
+"$SHUNT" serve -p "$P" "$T/disk.img" >"$T/inuse" 2>&1; st=$?
+[ "$st" -ne 0 ] && grep -q 'another server listens there: choose another port, -p PORT' "$T/inuse" \
+  && tap_ok "a port in use: the error says how to move" || tap_fail "a port in use: status $st, $(grep error "$T/inuse")"
 kill -TERM "$pid" 2>/dev/null
 for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
 kill -0 "$pid" 2>/dev/null && tap_fail "the forked server exits on SIGTERM" || tap_ok "the forked server exits on SIGTERM"
