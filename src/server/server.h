@@ -28,6 +28,7 @@ struct server {
   atomic_uint nconns;        /* connections open, all workers (--max-connections) */
   atomic_size_t inflight;    /* request bytes in flight, all connections (--memory-budget) */
   size_t memory_budget;      /* the cap on inflight */
+  uint64_t start_ns;         /* CLOCK_MONOTONIC at start, for uptime */
 };
 
 /* Run the server described by cfg until it is told to stop.

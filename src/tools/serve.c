@@ -55,6 +55,10 @@ static void serve_usage(FILE *f)
 "                           path (default 64M; hugepages when there are any)\n"
 "      --stats FILE         write per-export statistics as JSON to FILE on\n"
 "                           SIGUSR1 and at exit (format: docs/design.md)\n"
+"      --control PATH       control socket for `shunt stats` (mode 0600 unless\n"
+"                           --control-mode MODE, octal)\n"
+"      --metrics HOST:PORT  serve GET /metrics (Prometheus text format) over\n"
+"                           plain HTTP; off by default (docs/metrics.md)\n"
 "  -v, --verbose            one level more logging per -v: the default (info:\n"
 "                           connections, exports) becomes debug (every refused\n"
 "                           request)\n"
@@ -112,7 +116,8 @@ static void serve_usage(FILE *f)
 "  nbdinfo nbd://127.0.0.1:10809/disk\n");
 }
 
-enum { OPT_CHUNK = 1000, OPT_ARENA, OPT_STATS, OPT_SEND_TIMEOUT, OPT_MEMORY_BUDGET };   /* long options without a letter */
+enum { OPT_CHUNK = 1000, OPT_ARENA, OPT_STATS, OPT_SEND_TIMEOUT, OPT_MEMORY_BUDGET,
+       OPT_CONTROL, OPT_CONTROL_MODE, OPT_METRICS };   /* long options without a letter */
 
 /* The long name of the option whose getopt value is c. */
 static const char *option_key(const struct option *opts, int c)
@@ -139,6 +144,9 @@ int cmd_serve(int argc, char **argv)
     { "chunk", required_argument, NULL, OPT_CHUNK },
     { "arena", required_argument, NULL, OPT_ARENA },
     { "stats", required_argument, NULL, OPT_STATS },
+    { "control", required_argument, NULL, OPT_CONTROL },
+    { "control-mode", required_argument, NULL, OPT_CONTROL_MODE },
+    { "metrics", required_argument, NULL, OPT_METRICS },
     { "verbose", no_argument, NULL, 'v' },
     { "quiet", no_argument, NULL, 'q' },
     { "help", no_argument, NULL, 'h' },
@@ -182,7 +190,7 @@ int cmd_serve(int argc, char **argv)
     case 'c':
       break;   /* read above */
     case 't': case 'M': case OPT_CHUNK: case OPT_ARENA: case OPT_STATS:
-    case OPT_SEND_TIMEOUT: case OPT_MEMORY_BUDGET:
+    case OPT_SEND_TIMEOUT: case OPT_MEMORY_BUDGET: case OPT_CONTROL: case OPT_CONTROL_MODE: case OPT_METRICS:
     case 'H': case 'm': case 'T': case 'C': case 'P': case 'V': case 'D': {
       /* Valued options are config-file keys: one parser validates both. */
       const char *key = option_key(opts, c);
