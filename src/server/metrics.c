@@ -50,7 +50,10 @@ void metrics_json(struct server *srv, struct json *j)
   struct dp_stats *sums = export_sums(srv);
   uint64_t total, refused;
 
+  uint64_t pool_held, pool_idle;
+
   conn_totals(srv, &total, &refused);
+  bufpool_totals(&pool_held, &pool_idle);
   json_object(j, NULL, JSON_BLOCK);
   json_int(j, "pid", (int64_t)getpid());
   json_string(j, "version", SHUNT_VERSION);
@@ -62,8 +65,8 @@ void metrics_json(struct server *srv, struct json *j)
   json_end(j);
   json_object(j, "buffer_pools", JSON_LINE);
   json_uint(j, "bound_per_worker", dp_pool_size);
-  json_uint(j, "bytes_held", stat_get(&bufpool_total_held));
-  json_uint(j, "bytes_idle", stat_get(&bufpool_total_idle));
+  json_uint(j, "bytes_held", pool_held);
+  json_uint(j, "bytes_idle", pool_idle);
   json_end(j);
   json_array(j, "exports", JSON_BLOCK);
   for (size_t i = 0; sums && i < srv->exports.n; i++) {
@@ -333,9 +336,11 @@ void metrics_prometheus(struct server *srv, struct prom *p)
   prom_uint(p, "shunt_connections_refused_total", NULL, 0, refused);
   prom_family(p, "shunt_buffer_pool_bytes", "gauge", "Bytes the workers' payload buffer pools hold (held: handed out and idle; idle: of which idle).");
   struct prom_label st = { "state", "held" };
-  prom_uint(p, "shunt_buffer_pool_bytes", &st, 1, stat_get(&bufpool_total_held));
+  uint64_t pool_held, pool_idle;
+  bufpool_totals(&pool_held, &pool_idle);
+  prom_uint(p, "shunt_buffer_pool_bytes", &st, 1, pool_held);
   st.value = "idle";
-  prom_uint(p, "shunt_buffer_pool_bytes", &st, 1, stat_get(&bufpool_total_idle));
+  prom_uint(p, "shunt_buffer_pool_bytes", &st, 1, pool_idle);
   if (!sums) {
     if (srv->exports.n && !p->error)
       p->error = -ENOMEM;
