@@ -279,17 +279,28 @@ static void client_accept(struct ops *o, int fd, enum ops_kind kind, uint64_t no
   c->deadline = now + OPS_DEADLINE_MS;
 }
 
+struct ops_listener {
+  int fd;
+  enum ops_kind kind;
+};
+
 static void *ops_thread(void *arg)
 {
   struct ops *o = arg;
-  struct pollfd pfd[1 + 8 + OPS_MAX_CLIENTS];
-  struct { int fd; enum ops_kind kind; } lis[8];
-  size_t nlis = 0;
+  size_t nlis = o->control.n + o->metrics.n, k = 0;
+  struct ops_listener *lis = calloc(nlis, sizeof *lis);
+  struct pollfd *pfd = calloc(1 + nlis + OPS_MAX_CLIENTS, sizeof *pfd);
 
-  for (size_t i = 0; i < o->control.n && nlis < 8; i++)
-    lis[nlis++] = (typeof(lis[0])){ o->control.fds[i], OPS_CONTROL };
-  for (size_t i = 0; i < o->metrics.n && nlis < 8; i++)
-    lis[nlis++] = (typeof(lis[0])){ o->metrics.fds[i], OPS_HTTP };
+  if (!lis || !pfd) {
+    log_msg(LOG_ERROR, NULL, NULL, "control and metrics endpoints: out of memory; not serving");
+    free(lis);
+    free(pfd);
+    return NULL;
+  }
+  for (size_t i = 0; i < o->control.n; i++)
+    lis[k++] = (struct ops_listener){ o->control.fds[i], OPS_CONTROL };
+  for (size_t i = 0; i < o->metrics.n; i++)
+    lis[k++] = (struct ops_listener){ o->metrics.fds[i], OPS_HTTP };
   for (;;) {
     uint64_t now = now_ms();
     int timeout = -1;
@@ -309,7 +320,9 @@ static void *ops_thread(void *arg)
           timeout = left;
       }
     }
-    if (poll(pfd, n, timeout) < 0 && errno != EINTR) {
+    if (poll(pfd, n, timeout) < 0) {
+      if (errno == EINTR)
+        continue;
       log_msg(LOG_ERROR, NULL, NULL, "control and metrics endpoints: poll: %s", strerror(errno));
       break;
     }
@@ -332,6 +345,8 @@ static void *ops_thread(void *arg)
       if (pfd[1 + i].revents & POLLIN)
         client_accept(o, lis[i].fd, lis[i].kind, now);
   }
+  free(lis);
+  free(pfd);
   return NULL;
 }
 
