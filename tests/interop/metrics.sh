@@ -97,6 +97,25 @@ exec 7>&-
 wait $hpid
 shunt_alive && tap_ok "the server lives on" || tap_fail "the server lives on"
 
+# ---- refusals at start ----
+# start_fails WHAT EXPECT ARGS...: shunt serve ARGS exits non-zero at once, saying EXPECT.
+start_fails() {
+  local what=$1 expect=$2; shift 2
+  timeout 20 "$SHUNT" serve --unix "$T/bad.sock" "$@" "m=1M,backend=memory" >"$T/bad.log" 2>&1
+  local rc=$?
+  if [ $rc -ne 0 ] && [ $rc -ne 124 ] && grep -qF -- "$expect" "$T/bad.log"; then tap_ok "$what"
+  else tap_fail "$what (status $rc)"; sed 's/^/#   /' "$T/bad.log"; fi
+}
+start_fails "--metrics without a port number is refused, naming the option" "--metrics '127.0.0.1:none'" \
+  --metrics 127.0.0.1:none
+start_fails "--metrics '' is refused" "bad value '' for 'metrics'" --metrics ''
+start_fails "--control in a missing directory is refused, naming the option" "--control '$T/nodir/c.sock'" \
+  --control "$T/nodir/c.sock"
+start_fails "--control on the live control socket of another server is refused" "a server is listening" \
+  --control "$T/pub/ctl.sock"
+start_fails "--control-mode must be octal" "bad value '0999' for 'control-mode'" --control "$T/pub/x.sock" \
+  --control-mode 0999
+
 stop_shunt_within 20
 rc=$?
 [ $rc -eq 0 ] && tap_ok "clean exit" || tap_fail "exit status $rc"
