@@ -250,7 +250,13 @@ static void client_write(struct ops_client *c)
     }
     c->sent += (size_t)n;
   }
+  /* Closing with unread input resets the connection, and a reset may drop
+   * the answer before the client reads it: take what already arrived (a
+   * bounded amount, without waiting) after the FIN. */
   shutdown(c->fd, SHUT_WR);
+  char sink[4096];
+  for (int i = 0; i < 16 && recv(c->fd, sink, sizeof sink, MSG_DONTWAIT) > 0; i++)
+    ;
   client_close(c);
 }
 
