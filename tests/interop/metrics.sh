@@ -80,12 +80,17 @@ kill -TERM "$pid2"; wait "$pid2"
 [ ! -e "$T/pub/open.sock" ] && tap_ok "the control socket is removed at exit" || tap_fail "the control socket is removed at exit"
 
 # ---- hostile HTTP clients ----
+rss0=$(rss_kb "$SHUNT_PID")
 mkfifo "$T/hold"
 "$PY" "$here/metrics_check.py" hostile 127.0.0.1 "$MPORT" <"$T/hold" >"$T/hostile.out" 2>&1 &
 hpid=$!
 exec 7>"$T/hold"
 for _ in $(seq 300); do grep -q '^ready' "$T/hostile.out" && break; kill -0 $hpid 2>/dev/null || break; sleep 0.1; done
 tap_relay cat "$T/hostile.out"
+rss1=$(rss_kb "$SHUNT_PID")
+[ -n "$rss0" ] && [ -n "$rss1" ] && [ $((rss1 - rss0)) -lt 32768 ] \
+  && tap_ok "hostile HTTP clients grow the server's RSS by less than 32 MiB ($((rss1 - rss0)) KiB)" \
+  || tap_fail "hostile HTTP clients grow the server's RSS by less than 32 MiB (${rss0:-?} -> ${rss1:-?} KiB)"
 # With 60 hostile connections open: NBD and /metrics still answer.
 tap_check "NBD reads while hostile HTTP clients hang on" "$PY" -c 'import nbd,sys
 h=nbd.NBD(); h.connect_uri(sys.argv[1]); h.pread(65536, 0); h.shutdown()' "$disk"
