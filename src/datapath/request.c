@@ -156,6 +156,7 @@ void request_reply_status(struct request *r, uint32_t nbd_error, const char *msg
 {
   struct reply_item *it = &r->status_item;
 
+  r->answered = true;
   request_note_error(r, nbd_error);
   if (nbd_error)
     log_msg(LOG_DEBUG, r->sink->peer, r->export->name, "%s at %llu+%llu: error %u%s%s",

@@ -95,7 +95,7 @@ struct request {
   struct dp_times times;               /* phase timestamps (stats.h) */
   struct dp_stats *stats;              /* its worker's slot of the export's stats */
   uint32_t error;                      /* the first NBD error its reply carries (0: none) */
-  bool answered;                       /* a reply item was queued: counted when freed */
+  bool answered;                       /* a reply was queued or a status given: counted when freed */
 };
 
 /* A new request with header hdr from sink s (the export's request counters
