@@ -2,6 +2,7 @@
  * metrics.h; names and meanings: docs/metrics.md). */
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,7 +46,7 @@ static struct dp_stats *export_sums(const struct server *srv)
   return s;
 }
 
-void metrics_json(struct server *srv, struct json *j)
+static void json_locked(struct server *srv, struct json *j)
 {
   struct dp_stats *sums = export_sums(srv);
   uint64_t total, refused;
@@ -87,7 +88,7 @@ void metrics_json(struct server *srv, struct json *j)
   free(sums);
 }
 
-int metrics_text(struct server *srv, FILE *f)
+static int text_locked(struct server *srv, FILE *f)
 {
   struct dp_stats *sums = export_sums(srv);
   uint64_t total, refused;
@@ -316,7 +317,7 @@ static void phases(const struct prom_ctx *x)
       }
 }
 
-void metrics_prometheus(struct server *srv, struct prom *p)
+static void prometheus_locked(struct server *srv, struct prom *p)
 {
   struct dp_stats *sums = export_sums(srv);
   struct prom_ctx x = { p, srv, sums };
@@ -350,4 +351,28 @@ void metrics_prometheus(struct server *srv, struct prom *p)
   per_path(&x);
   phases(&x);
   free(sums);
+}
+
+/* ---- the entry points: the export table is read under srv->stats_lock ---- */
+
+void metrics_json(struct server *srv, struct json *j)
+{
+  pthread_mutex_lock(&srv->stats_lock);
+  json_locked(srv, j);
+  pthread_mutex_unlock(&srv->stats_lock);
+}
+
+int metrics_text(struct server *srv, FILE *f)
+{
+  pthread_mutex_lock(&srv->stats_lock);
+  int r = text_locked(srv, f);
+  pthread_mutex_unlock(&srv->stats_lock);
+  return r;
+}
+
+void metrics_prometheus(struct server *srv, struct prom *p)
+{
+  pthread_mutex_lock(&srv->stats_lock);
+  prometheus_locked(srv, p);
+  pthread_mutex_unlock(&srv->stats_lock);
 }

@@ -4,7 +4,8 @@
  * stats --json` over the control socket) and the Prometheus text format
  * (GET /metrics, `shunt stats --prometheus`).  The metrics and keys are
  * listed in docs/metrics.md.  Safe from any thread: counters are read
- * relaxed while the workers write them. */
+ * relaxed while the workers write them, the export table under
+ * srv->stats_lock. */
 #ifndef SHUNT_SERVER_METRICS_H
 #define SHUNT_SERVER_METRICS_H
 

@@ -201,6 +201,7 @@ int server_run(struct server_config *cfg)
   memset(&srv, 0, sizeof srv);
   srv.cfg = cfg;
   srv.start_ns = dp_now();
+  pthread_mutex_init(&srv.stats_lock, NULL);
   srv.sig_fd = -1;
   log_threshold = cfg->log_level;
 
@@ -328,5 +329,6 @@ out:
   tls_creds_free(srv.tls);
   if (srv.sig_fd >= 0)
     close(srv.sig_fd);
+  pthread_mutex_destroy(&srv.stats_lock);
   return status;
 }

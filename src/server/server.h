@@ -5,6 +5,7 @@
 #ifndef SHUNT_SERVER_SERVER_H
 #define SHUNT_SERVER_SERVER_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -29,6 +30,10 @@ struct server {
   atomic_size_t inflight;    /* request bytes in flight, all connections (--memory-budget) */
   size_t memory_budget;      /* the cap on inflight */
   uint64_t start_ns;         /* CLOCK_MONOTONIC at start, for uptime */
+  /* Held while the statistics are read (metrics.c: the signal thread's
+   * --stats, the control and metrics thread): whatever changes the export
+   * table while the server runs must hold it too. */
+  pthread_mutex_t stats_lock;
 };
 
 /* Run the server described by cfg until it is told to stop.
