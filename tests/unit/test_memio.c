@@ -170,8 +170,16 @@ static bool read_layout(struct fake *f, const struct layout *l, uint64_t off)
 }
 
 static uint64_t ld(const stat_t *s) { return atomic_load(s); }
-/* The export's counters (the one place that knows where they live). */
-static const struct dp_stats *st(const struct dp_export *dx) { return &dx->stats; }
+/* The export's counters, summed over its per-worker slots (the one place
+ * that knows where they live); each call sums them again into one buffer. */
+static const struct dp_stats *st(const struct dp_export *dx)
+{
+  static struct dp_stats sum;
+
+  memset(&sum, 0, sizeof sum);
+  dp_export_stats_sum(dx, &sum);
+  return &sum;
+}
 static uint64_t copied(const struct dp_export *dx) { return ld(&st(dx)->copied_read) + ld(&st(dx)->copied_write); }
 static uint64_t auto_reads(const struct dp_export *dx, int kind) { return ld(&st(dx)->auto_reads[kind]); }
 
