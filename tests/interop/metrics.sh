@@ -8,7 +8,8 @@
 # and lets it in only when --control-mode says so; hostile HTTP clients
 # (garbage, huge headers, slow requests never finished, answers never read)
 # leave the server serving NBD and /metrics; an export name with quotes and
-# backslashes comes out of the parser intact.
+# backslashes comes out of the parser intact; with --fork, both sockets answer
+# as soon as the command returns.
 . "$(dirname "$0")/../lib.sh"
 need_deps
 PY=/usr/bin/python3
@@ -120,6 +121,45 @@ start_fails "--control on the live control socket of another server is refused" 
   --control "$T/pub/ctl.sock"
 start_fails "--control-mode must be octal" "bad value '0999' for 'control-mode'" --control "$T/pub/x.sock" \
   --control-mode 0999
+# The hint for a port in use fits the option: -p moves only the NBD listener.
+start_fails "--metrics on a port in use: the error says to choose another port" \
+  "--metrics '127.0.0.1:$MPORT': Address already in use (another server listens there: choose another port)" \
+  --metrics "127.0.0.1:$MPORT"
+
+# ---- --fork: the control and metrics sockets answer once the command returns ----
+FPORT=$(free_port)
+timeout 30 "$SHUNT" serve --fork -P "$T/fork.pid" --unix "$T/nbd3.sock" --control "$T/pub/fork.sock" \
+  --metrics "127.0.0.1:$FPORT" "f=1M,backend=memory" 2>>"$T/shunt3.log"
+rc=$?
+fpid=$(cat "$T/fork.pid" 2>/dev/null)
+[ -n "$fpid" ] && _cleanup_pids+=("$fpid")
+if [ $rc -eq 0 ] && [ -n "$fpid" ]; then
+  tap_ok "--fork with --control and --metrics returns 0"
+  tap_check "--fork: shunt stats answers as soon as the command returned" \
+    sh -c '"$1" stats --control "$2" | grep -q "^export \"f\""' _ "$SHUNT" "$T/pub/fork.sock"
+  tap_check "--fork: GET /metrics answers as soon as the command returned" \
+    curl -sSf --max-time 10 -o "$T/m4.txt" "http://127.0.0.1:$FPORT/metrics"
+  kill -TERM "$fpid"
+  for _ in $(seq 100); do kill -0 "$fpid" 2>/dev/null || break; sleep 0.1; done
+  kill -0 "$fpid" 2>/dev/null && tap_fail "the forked server exits on SIGTERM" || tap_ok "the forked server exits on SIGTERM"
+else
+  tap_fail "--fork with --control and --metrics returns 0 (status $rc)"; sed 's/^/#   /' "$T/shunt3.log"
+fi
+
+# ---- -u: the control socket is bound before the privileges drop ----
+# $T/pub is root's: a server already running as nobody could not bind there.
+if [ "$(id -u)" -eq 0 ] && id nobody >/dev/null 2>&1; then
+  timeout 30 "$SHUNT" serve -u nobody --unix "$T/nbd4.sock" --control "$T/pub/u.sock" \
+    --run "stat -c 'owner %U' '$T/pub/u.sock'" "u=1M,backend=memory" >"$T/u.out" 2>>"$T/shunt4.log"
+  rc=$?
+  [ $rc -eq 0 ] && grep -qx "owner root" "$T/u.out" \
+    && tap_ok "-u nobody: the control socket is bound before the privileges drop" \
+    || { tap_fail "-u nobody: the control socket is bound before the privileges drop (status $rc)"
+         sed 's/^/#   /' "$T/u.out" "$T/shunt4.log"; }
+  rm -f "$T/pub/u.sock"
+else
+  tap_skip "-u nobody and --control" "not root, or no user nobody"
+fi
 
 stop_shunt_within 20
 rc=$?
