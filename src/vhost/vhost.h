@@ -1,0 +1,35 @@
+/* vhost.h: the running `shunt vhost` process: its devices (one unix socket
+ * and one source each), its worker threads (one io_uring engine each; a
+ * device, its frontend connection and its queues are served by one worker),
+ * signals and the statistics file.  SIGINT/SIGTERM: stop accepting, let
+ * every queue finish its in-flight requests, flush, exit 0. */
+#ifndef SHUNT_VHOST_VHOST_H
+#define SHUNT_VHOST_VHOST_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "vhost/vconfig.h"
+
+struct vdev;
+struct vworker;
+
+struct vhost {
+  struct vhost_config *cfg;
+  struct vdev *devs;
+  size_t ndevs;
+  struct vworker *workers;
+  unsigned nworkers;
+  int sig_fd;              /* SIGINT, SIGTERM: read by worker 0 */
+  atomic_bool stopping;
+};
+
+/* Run the devices of cfg until told to stop.  Returns the exit status
+ * (0 after a clean shutdown, 1 when a device could not start). */
+int vhost_run(struct vhost_config *cfg);
+
+/* Begin shutdown from any thread: every worker stops. */
+void vhost_request_stop(struct vhost *vh);
+
+#endif
