@@ -30,6 +30,11 @@ tap_check "--help documents the device options" bash -c "'$SHUNT' vhost --help |
 tap_check "-V prints the version" bash -c "'$SHUNT' vhost -V | grep -q '^shunt [0-9]'"
 tap_check "shunt --help lists vhost" bash -c "'$SHUNT' --help | grep -q '^  vhost '"
 
+vhost_fails "an unknown option is a usage error" 2 --colour "$T/a.sock=$img"
+err_says "... naming it, with a hint instead of the whole help" "unknown option '--colour'"
+tap_check "... one error line and the hint" bash -c "[ \$(wc -l <'$T/err') -eq 2 ] && grep -q \"Try 'shunt vhost --help'\" '$T/err'"
+vhost_fails "a missing option value is a usage error" 2 "$T/a.sock=$img" --threads
+err_says "... saying which" "'--threads' needs a value"
 vhost_fails "no device is a usage error" 2
 err_says "... saying so" "no devices given"
 vhost_fails "a spec without SOURCE is a usage error" 2 "$T/a.sock"
