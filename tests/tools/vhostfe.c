@@ -45,6 +45,10 @@ static void usage(FILE *f)
     "  --requests N        how many (default 1000)  --max-bs BYTES  largest request (131072)\n"
     "  --assume-zero       the disk starts zeroed (unwritten sectors are checked too)\n"
     "  --expect-ro         the device must be read-only and refuse writes with IOERR\n"
+    "  --reconnect         when the backend closes the connection, connect again (same\n"
+    "                      memory, inflight area; rings restart at their used index)\n"
+    "  --min-reconnects N  go on until N reconnects, then 100 requests more\n"
+    "  --ready-file PATH   created once the first request completed\n"
     "--bench: --rw randread|randwrite|read, --bs BYTES (4096), --seconds S (5) or\n"
     "  --requests N, --backend-pid PID (report the backend's CPU time)\n"
     "--hostile KIND: all, or one of: %s\n"
@@ -70,7 +74,9 @@ int main(int argc, char **argv)
     {"timeout", 1, 0, 't'}, {"verify", 0, 0, 'V'}, {"requests", 1, 0, 'n'},
     {"max-bs", 1, 0, 'M'}, {"assume-zero", 0, 0, 'Z'}, {"expect-ro", 0, 0, 'O'},
     {"bench", 0, 0, 'B'}, {"rw", 1, 0, 'w'}, {"bs", 1, 0, 'b'}, {"seconds", 1, 0, 'T'},
-    {"backend-pid", 1, 0, 'p'}, {"hostile", 1, 0, 'H'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+    {"backend-pid", 1, 0, 'p'}, {"hostile", 1, 0, 'H'}, {"reconnect", 0, 0, 'C'},
+    {"min-reconnects", 1, 0, 'K'}, {"ready-file", 1, 0, 'Y'}, {"help", 0, 0, 'h'},
+    {0, 0, 0, 0}};
   int c;
   while ((c = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
     switch (c) {
@@ -96,6 +102,9 @@ int main(int argc, char **argv)
     case 'T': b.seconds = atof(optarg); break;
     case 'p': b.backend_pid = atoi(optarg); break;
     case 'H': mode = HOSTILE; hostile = optarg; break;
+    case 'C': o.reconnect = true; break;
+    case 'K': v.min_reconnects = (unsigned)atoi(optarg); o.reconnect = true; break;
+    case 'Y': v.ready_file = optarg; break;
     case 'v': o.verbose = true; break;
     case 'h': usage(stdout); return 0;
     default: usage(stderr); return 2;
@@ -107,26 +116,33 @@ int main(int argc, char **argv)
   }
   o.socket = argv[optind];
   if (o.queues == 0 || o.queues > FE_MAX_QUEUES || o.qd == 0 || o.qd > o.queue_size ||
+      o.queue_size < 4 || o.queue_size > 32768 || (o.queue_size & (o.queue_size - 1)) ||
       o.regions == 0 || o.regions > FE_MAX_REGIONS || o.timeout_s <= 0 || v.requests == 0 ||
       (mode == BENCH && !have_requests && b.seconds <= 0)) {
-    FE_ERR("bad option values: --queues 1..%d, --qd 1..queue-size, --regions 1..%d, "
+    FE_ERR("bad option values: --queues 1..%d, --queue-size a power of 2 in 4..32768, "
+           "--qd 1..queue-size, --regions 1..%d, "
            "--timeout and --requests above 0", FE_MAX_QUEUES, FE_MAX_REGIONS);
+    return 2;
+  }
+  if (o.reconnect && !o.inflight && o.qd != 1) {
+    /* Without an inflight area the backend restarts each ring at its used index: only
+     * in-order completion (one request in flight per queue) makes that the right place. */
+    FE_ERR("--reconnect needs --inflight, or --qd 1");
     return 2;
   }
   if (mode == HOSTILE)
     return fe_hostile(&o, hostile, b.backend_pid);
 
   struct fe_dev d;
-  if (fe_connect(&d, &o) < 0)
-    return 1;
-  if (fe_setup(&d) < 0) {
+  if (fe_connect(&d, &o) < 0 || fe_setup(&d) < 0) {
+    printf("{\"mode\":\"%s\",\"result\":\"fail\",\"stage\":\"setup\"}\n",
+           mode == VERIFY ? "verify" : "bench");
     fe_close(&d);
     return 1;
   }
   int rc = mode == VERIFY ? fe_verify(&d, &v) : fe_bench(&d, &b);
-  if (rc == 0 && fe_teardown(&d) < 0)
-    return 1;
-  if (rc)
-    fe_close(&d);
+  /* after a failure too: what was in flight has been waited for, the rings are stopped */
+  if (fe_teardown(&d) < 0 && rc == 0)
+    rc = 1;
   return rc;
 }

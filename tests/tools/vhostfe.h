@@ -99,6 +99,7 @@ struct fe_opts {
   uint64_t mem_size;
   bool indirect, event_idx, inflight, mem_slots;
   bool assume_zero;     /* the disk starts zeroed: reads of unwritten sectors are verified */
+  bool reconnect;       /* a closed connection is reconnected (fe_reconnect) */
   uint64_t seed;
   int timeout_s;        /* longest wait for a completion or a reply */
   bool verbose;
@@ -118,6 +119,8 @@ struct fe_dev {
   int inflight_fd;
   void *inflight;
   uint64_t inflight_size;
+  struct vu_inflight inflight_desc; /* as GET_INFLIGHT_FD answered: sent again on reconnect */
+  unsigned reconnects;
 };
 
 static inline bool fe_has(const struct fe_dev *d, unsigned bit) { return d->features >> bit & 1; }
@@ -127,6 +130,10 @@ static inline bool fe_has_pf(const struct fe_dev *d, unsigned bit) { return d->p
 int fe_connect(struct fe_dev *d, const struct fe_opts *o);
 /* Negotiate, read the config, share memory, start every ring. 0 or -1 (message printed). */
 int fe_setup(struct fe_dev *d);
+/* After the backend closed the connection: connect again (retrying up to --timeout), negotiate
+ * the same features, share the same memory and inflight area, restart every ring at its used
+ * index (the backend resubmits what it had in flight) and kick. 0 or -1 (message printed). */
+int fe_reconnect(struct fe_dev *d);
 /* GET_VRING_BASE on every ring (checks it matches what was submitted), then close. 0 or -1. */
 int fe_teardown(struct fe_dev *d);
 /* Close without the orderly end (after the backend broke the device). */
@@ -150,6 +157,8 @@ struct fe_verify_opts {
   uint64_t requests;
   uint32_t max_bs;
   bool expect_ro;
+  unsigned min_reconnects;  /* go on until this many reconnects, then 100 requests more */
+  const char *ready_file;   /* created once the first request completed */
 };
 
 struct fe_bench_opts {

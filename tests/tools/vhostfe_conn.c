@@ -16,29 +16,36 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-int fe_connect(struct fe_dev *d, const struct fe_opts *o)
+/* A connected socket to PATH, or -errno (QUIET: no message). */
+static int open_socket(const char *path, bool quiet)
 {
   struct sockaddr_un a = {.sun_family = AF_UNIX};
+  if (strlen(path) >= sizeof(a.sun_path)) {
+    FE_ERR("socket path too long: %s", path);
+    return -ENAMETOOLONG;
+  }
+  strcpy(a.sun_path, path);
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+    int e = errno;
+    if (!quiet)
+      FE_ERR("connect %s: %s", path, strerror(e));
+    if (fd >= 0)
+      close(fd);
+    return -e;
+  }
+  return fd;
+}
+
+int fe_connect(struct fe_dev *d, const struct fe_opts *o)
+{
   memset(d, 0, sizeof(*d));
   d->o = o;
   d->sock = d->inflight_fd = d->mem.fd = -1;
   for (unsigned i = 0; i < FE_MAX_QUEUES; i++)
     d->vq[i].kick_fd = d->vq[i].call_fd = -1;
-  if (strlen(o->socket) >= sizeof(a.sun_path)) {
-    FE_ERR("socket path too long: %s", o->socket);
-    return -ENAMETOOLONG;
-  }
-  strcpy(a.sun_path, o->socket);
-  d->sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (d->sock < 0 || connect(d->sock, (struct sockaddr *)&a, sizeof(a)) < 0) {
-    int e = errno;
-    FE_ERR("connect %s: %s", o->socket, strerror(e));
-    if (d->sock >= 0)
-      close(d->sock);
-    d->sock = -1;
-    return -e;
-  }
-  return 0;
+  d->sock = open_socket(o->socket, false);
+  return d->sock < 0 ? d->sock : 0;
 }
 
 int fe_send(struct fe_dev *d, uint32_t req, const void *payload, uint32_t size, const int *fds,
@@ -155,12 +162,16 @@ int fe_wait_closed(struct fe_dev *d, int ms)
   char junk[4096];
   double end = fe_now() + ms / 1000.0;
   for (;;) {
-    int left = (int)((end - fe_now()) * 1000);
-    if (left <= 0 || wait_readable(d->sock, left) < 0)
-      return 0;
     ssize_t n = recv(d->sock, junk, sizeof(junk), MSG_DONTWAIT);
     if (n == 0 || (n < 0 && errno == ECONNRESET))
       return 1;
+    if (n > 0)
+      continue;                 /* stray bytes: drain them */
+    if (errno != EAGAIN && errno != EINTR)
+      return 1;
+    int left = (int)((end - fe_now()) * 1000);
+    if (left <= 0 || wait_readable(d->sock, left) < 0)
+      return 0;
   }
 }
 
@@ -284,15 +295,20 @@ static int negotiate(struct fe_dev *d)
   return set_msg(d, VU_SET_FEATURES, &d->features, sizeof(d->features), NULL, 0);
 }
 
-static int share_memory(struct fe_dev *d)
+static int make_memory(struct fe_dev *d)
 {
-  struct fe_mem *m = &d->mem;
-  int r = fe_mem_init(m, d->o->mem_size, d->o->regions);
+  int r = fe_mem_init(&d->mem, d->o->mem_size, d->o->regions);
   if (r < 0) {
     FE_ERR("guest memory of %llu bytes in %u regions: %s", (unsigned long long)d->o->mem_size,
            d->o->regions, strerror(-r));
     return -1;
   }
+  return 0;
+}
+
+static int share_memory(struct fe_dev *d)
+{
+  struct fe_mem *m = &d->mem;
   if (fe_has_pf(d, VU_PROTOCOL_F_CONFIGURE_MEM_SLOTS)) {
     uint64_t slots;
     if (get_u64(d, VU_GET_MAX_MEM_SLOTS, "GET_MAX_MEM_SLOTS", &slots) < 0)
@@ -347,10 +363,11 @@ static int share_inflight(struct fe_dev *d)
   }
   d->inflight_fd = fd;
   d->inflight_size = in.mmap_size;
+  d->inflight_desc = in;
   return set_msg(d, VU_SET_INFLIGHT_FD, &in, sizeof(in), &fd, 1);
 }
 
-static int start_ring(struct fe_dev *d, unsigned i)
+static int make_ring(struct fe_dev *d, unsigned i)
 {
   struct fe_vq *q = &d->vq[i];
   int r = fe_vq_init(q, &d->mem, i, d->o->queue_size, fe_has(d, VIRTIO_RING_F_EVENT_IDX));
@@ -364,7 +381,14 @@ static int start_ring(struct fe_dev *d, unsigned i)
     FE_ERR("eventfd: %s", strerror(errno));
     return -1;
   }
-  struct vhost_vring_state num = {i, q->num}, base = {i, 0};
+  return 0;
+}
+
+/* Hand ring I to the backend, its first available entry being BASE. */
+static int start_ring(struct fe_dev *d, unsigned i, uint16_t base_idx)
+{
+  struct fe_vq *q = &d->vq[i];
+  struct vhost_vring_state num = {i, q->num}, base = {i, base_idx};
   struct vhost_vring_addr a = {i, 0, (uintptr_t)q->vr.desc, (uintptr_t)q->vr.used,
                          (uintptr_t)q->vr.avail, 0};
   uint64_t idx = i;
@@ -377,25 +401,84 @@ static int start_ring(struct fe_dev *d, unsigned i)
   return 0;
 }
 
-int fe_setup(struct fe_dev *d)
+static int enable_rings(struct fe_dev *d)
 {
-  if (negotiate(d) < 0 || share_memory(d) < 0)
-    return -1;
-  if (fe_has_pf(d, VU_PROTOCOL_F_INFLIGHT_SHMFD) && share_inflight(d) < 0)
-    return -1;
-  for (unsigned i = 0; i < d->nqueues; i++)
-    if (start_ring(d, i) < 0)
-      return -1;
   for (unsigned i = 0; i < d->nqueues; i++) {
     struct vhost_vring_state on = {i, 1};
     if (set_msg(d, VU_SET_VRING_ENABLE, &on, sizeof(on), NULL, 0) < 0)
       return -1;
   }
+  return 0;
+}
+
+int fe_setup(struct fe_dev *d)
+{
+  if (negotiate(d) < 0 || make_memory(d) < 0 || share_memory(d) < 0)
+    return -1;
+  if (fe_has_pf(d, VU_PROTOCOL_F_INFLIGHT_SHMFD) && share_inflight(d) < 0)
+    return -1;
+  for (unsigned i = 0; i < d->nqueues; i++)
+    if (make_ring(d, i) < 0 || start_ring(d, i, 0) < 0)
+      return -1;
+  if (enable_rings(d) < 0)
+    return -1;
   if (d->o->verbose)
     fprintf(stderr, "vhostfe: features %#llx protocol %#llx, %llu sectors, blk_size %u, "
             "seg_max %u, %u queue(s) of %u\n", (unsigned long long)d->features,
             (unsigned long long)d->proto_features, (unsigned long long)d->capacity,
             d->blk_size, d->seg_max, d->nqueues, d->o->queue_size);
+  return 0;
+}
+
+/* One attempt at fe_reconnect(): connect, negotiate, share, restart the rings. */
+static int reconnect_once(struct fe_dev *d, uint64_t features, uint64_t pf)
+{
+  if (d->sock >= 0)
+    close(d->sock);
+  if ((d->sock = open_socket(d->o->socket, true)) < 0)
+    return -1;
+  if (negotiate(d) < 0)
+    return -1;
+  if (d->features != features || d->proto_features != pf) {
+    FE_ERR("reconnecting: features %#llx and protocol %#llx, before %#llx and %#llx",
+           (unsigned long long)d->features, (unsigned long long)d->proto_features,
+           (unsigned long long)features, (unsigned long long)pf);
+    return -1;
+  }
+  if (share_memory(d) < 0)
+    return -1;
+  /* The same inflight area as before: the backend resubmits what it lists. */
+  if (fe_has_pf(d, VU_PROTOCOL_F_INFLIGHT_SHMFD) &&
+      set_msg(d, VU_SET_INFLIGHT_FD, &d->inflight_desc, sizeof(d->inflight_desc),
+              &d->inflight_fd, 1) < 0)
+    return -1;
+  /* As a VMM does after losing its backend: every ring restarts at its used index. */
+  for (unsigned i = 0; i < d->nqueues; i++)
+    if (start_ring(d, i, __atomic_load_n(&d->vq[i].vr.used->idx, __ATOMIC_ACQUIRE)) < 0)
+      return -1;
+  if (enable_rings(d) < 0)
+    return -1;
+  for (unsigned i = 0; i < d->nqueues; i++)
+    fe_vq_kick(&d->vq[i]);
+  return 0;
+}
+
+int fe_reconnect(struct fe_dev *d)
+{
+  uint64_t features = d->features, pf = d->proto_features;
+  double end = fe_now() + d->o->timeout_s;
+  /* the backend may be gone again while we set it up: retry until the time is up */
+  while (reconnect_once(d, features, pf) < 0) {
+    if (fe_now() > end) {
+      FE_ERR("reconnecting to %s: no working backend within %d s", d->o->socket,
+             d->o->timeout_s);
+      return -1;
+    }
+    usleep(50 * 1000);
+  }
+  d->reconnects++;
+  if (d->o->verbose)
+    fprintf(stderr, "vhostfe: reconnected (%u)\n", d->reconnects);
   return 0;
 }
 

@@ -20,10 +20,10 @@ const char fe_hostile_kinds[] =
 /* Where a hostile run ended. An acknowledgement of success for a malformed message counts as
  * accepting it: the protocol's REPLY_ACK reports failure with a non-zero u64. */
 enum outcome { OUT_IOERR, OUT_UNANSWERED, OUT_CLOSED, OUT_STOPPED, OUT_NACK, OUT_IGNORED,
-               OUT_ACCEPTED, OUT_SETUP };
+               OUT_START_REFUSED, OUT_ACCEPTED, OUT_SETUP };
 static const char *const outcome_name[] = {
   "ioerr", "returned-without-status", "closed", "ring-stopped", "refused", "ignored",
-  "ACCEPTED", "setup-failed"};
+  "refused-at-ring-start", "ACCEPTED", "setup-failed"};
 
 struct hostile {
   struct fe_dev d;
@@ -158,6 +158,51 @@ static enum outcome ring_kind(struct hostile *h, const char *kind, int wait_ms)
   return watch_ring(h, wait_ms);
 }
 
+/* GET_VRING_BASE on ring 0, so that the ring's size and addresses may be set again (a
+ * backend refuses to change a running ring, whatever the values). */
+static int stop_ring(struct fe_dev *d)
+{
+  struct vhost_vring_state s = {0, 0};
+  union vu_payload p;
+  int r = fe_send(d, VU_GET_VRING_BASE, &s, sizeof(s), NULL, 0, false);
+  if (r == 0)
+    r = fe_recv(d, VU_GET_VRING_BASE, false, 0, &p, NULL);
+  if (r != (int)sizeof(s)) {
+    FE_ERR("GET_VRING_BASE before the hostile message: %s", r < 0 ? strerror(-r) : "bad size");
+    return -1;
+  }
+  return 0;
+}
+
+/* The answer to a message sent with NEED_REPLY. */
+static enum outcome ack_outcome(struct fe_dev *d, uint32_t req)
+{
+  union vu_payload p;
+  int r = fe_recv(d, req, true, 0, &p, NULL);
+  if (r == (int)sizeof(p.u64))
+    return p.u64 ? OUT_NACK : OUT_ACCEPTED;
+  if (r == -EPIPE || fe_wait_closed(d, 0))
+    return OUT_CLOSED;
+  return r == -ETIMEDOUT ? OUT_IGNORED : OUT_NACK;
+}
+
+/* A backend may take ring addresses as they come and translate them when the ring starts:
+ * start ring 0 (new kick fd, then a kick). It must refuse, close, or never serve it. */
+static enum outcome start_bad_ring(struct hostile *h)
+{
+  struct fe_dev *d = &h->d;
+  uint64_t idx = 0;
+  if (fe_send(d, VU_SET_VRING_KICK, &idx, sizeof(idx), &h->q->kick_fd, 1, true) < 0)
+    return OUT_CLOSED;
+  enum outcome out = ack_outcome(d, VU_SET_VRING_KICK);
+  if (out == OUT_NACK || out == OUT_CLOSED)
+    return out == OUT_NACK ? OUT_START_REFUSED : OUT_CLOSED;
+  if (out != OUT_ACCEPTED)
+    return out;
+  fe_vq_kick(h->q);
+  return fe_wait_closed(d, 1000) ? OUT_CLOSED : OUT_STOPPED;
+}
+
 /* Send a malformed message (asking for an ack when REPLY_ACK is on) and classify the answer. */
 static enum outcome msg_kind(struct hostile *h, const char *kind)
 {
@@ -189,10 +234,14 @@ static enum outcome msg_kind(struct hostile *h, const char *kind)
     ack = false;
   } else if (strcmp(kind, "msg-vring-num") == 0) {
     struct vhost_vring_state s = {0, 3};
+    if (stop_ring(d) < 0)
+      return OUT_SETUP;
     req = VU_SET_VRING_NUM;
     r = fe_send(d, req, &s, sizeof(s), NULL, 0, ack);
   } else if (strcmp(kind, "msg-ring-addr") == 0) {
     struct vhost_vring_addr a = {0, 0, h->bad_gpa, h->bad_gpa, h->bad_gpa, 0};
+    if (stop_ring(d) < 0)
+      return OUT_SETUP;
     req = VU_SET_VRING_ADDR;
     r = fe_send(d, req, &a, sizeof(a), NULL, 0, ack);
   } else {
@@ -202,13 +251,10 @@ static enum outcome msg_kind(struct hostile *h, const char *kind)
     return r == -EPIPE || r == -ECONNRESET ? OUT_CLOSED : OUT_SETUP;
   if (!ack)
     return fe_wait_closed(d, d->o->timeout_s * 1000) ? OUT_CLOSED : OUT_IGNORED;
-  union vu_payload p;
-  r = fe_recv(d, req, true, 0, &p, NULL);
-  if (r == (int)sizeof(p.u64))
-    return p.u64 ? OUT_NACK : OUT_ACCEPTED;
-  if (r == -EPIPE || fe_wait_closed(d, 0))
-    return OUT_CLOSED;
-  return r == -ETIMEDOUT ? OUT_IGNORED : OUT_NACK;
+  enum outcome out = ack_outcome(d, req);
+  if (out == OUT_ACCEPTED && req == VU_SET_VRING_ADDR)
+    out = start_bad_ring(h);
+  return out;
 }
 
 static bool is_kind(const char *kind)

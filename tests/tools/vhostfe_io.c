@@ -15,6 +15,7 @@
 
 #define FE_MAX_DSEG 16        /* data segments per request at most */
 #define FE_GEN_UNKNOWN UINT32_MAX
+#define FE_VERIFY_MAX_SECTORS (64ull << 21)  /* 64 GiB: 512 MiB of generations */
 
 struct fe_req {
   unsigned q, slot;
@@ -71,30 +72,18 @@ static int io_init(struct fe_io *io, struct fe_dev *d, unsigned qd, uint32_t buf
       if (!r->hdr || !r->status || !r->table || !r->buf) {
         FE_ERR("guest memory (%llu MiB) too small for %u queue(s) x %u requests of %u bytes",
                (unsigned long long)(d->mem.size >> 20), d->nqueues, qd, buf_cap);
+        free(io->reqs);
+        io->reqs = NULL;
         return -1;
       }
     }
   return 0;
 }
 
-/* Split [p, p+len) in pieces no larger than the device's size_max. */
-static unsigned add_data_segs(struct fe_io *io, struct fe_seg *segs, unsigned n, uint8_t *p,
-                              uint32_t len, bool writable)
-{
-  uint32_t max = io->d->size_max ? io->d->size_max : len;
-  while (len) {
-    uint32_t l = len < max ? len : max;
-    segs[n++] = (struct fe_seg){fe_mem_gpa(&io->d->mem, p), l, writable};
-    p += l;
-    len -= l;
-  }
-  return n;
-}
-
 /* Build R's chain and add it to its queue (not yet published). 0 or -ENOSPC. */
 static int io_submit(struct fe_io *io, struct fe_req *r)
 {
-  struct fe_seg segs[FE_MAX_DSEG * 4 + 2];
+  struct fe_seg segs[FE_MAX_DSEG + 2];
   struct fe_dev *d = io->d;
   unsigned n = 0;
   r->hdr->type = r->type;
@@ -104,7 +93,10 @@ static int io_submit(struct fe_io *io, struct fe_req *r)
   segs[n++] = (struct fe_seg){fe_mem_gpa(&d->mem, r->hdr), sizeof(*r->hdr), false};
   if (r->type == VIRTIO_BLK_T_IN || r->type == VIRTIO_BLK_T_OUT) {
     for (unsigned i = 0; i < r->npieces; i++)
-      n = add_data_segs(io, segs, n, r->piece[i], r->piece_len[i], r->type == VIRTIO_BLK_T_IN);
+      segs[n++] = (struct fe_seg){fe_mem_gpa(&d->mem, r->piece[i]), r->piece_len[i],
+                                  r->type == VIRTIO_BLK_T_IN};
+  } else if (r->type == VIRTIO_BLK_T_GET_ID) {
+    segs[n++] = (struct fe_seg){fe_mem_gpa(&d->mem, r->buf), VIRTIO_BLK_ID_BYTES, true};
   } else if (r->type == VIRTIO_BLK_T_DISCARD || r->type == VIRTIO_BLK_T_WRITE_ZEROES) {
     struct virtio_blk_discard_write_zeroes *z = (void *)r->buf;
     z->sector = r->sector;
@@ -135,14 +127,23 @@ static void io_publish(struct fe_io *io)
       fe_vq_kick(&io->d->vq[q]);
 }
 
+/* True when a used element is waiting on some queue. */
+static bool any_used(struct fe_dev *d)
+{
+  for (unsigned q = 0; q < d->nqueues; q++)
+    if (__atomic_load_n(&d->vq[q].vr.used->idx, __ATOMIC_ACQUIRE) != d->vq[q].last_used)
+      return true;
+  return false;
+}
+
 typedef int (*fe_complete_fn)(struct fe_io *io, struct fe_req *r, uint32_t used_len, void *arg);
 
-/* Wait for completions and hand each to DONE; returns how many, or -1 (timeout, or DONE
- * failed). */
+/* Wait for completions and hand each to DONE; returns how many (0 after a reconnect), or -1
+ * (timeout, closed connection, or DONE failed). */
 static int io_reap(struct fe_io *io, fe_complete_fn done, void *arg)
 {
   struct fe_dev *d = io->d;
-  struct pollfd p[FE_MAX_QUEUES];
+  struct pollfd p[FE_MAX_QUEUES + 1];
   int got = 0;
   for (;;) {
     for (unsigned q = 0; q < d->nqueues; q++) {
@@ -166,12 +167,24 @@ static int io_reap(struct fe_io *io, fe_complete_fn done, void *arg)
       continue;
     for (unsigned q = 0; q < d->nqueues; q++)
       p[q] = (struct pollfd){d->vq[q].call_fd, POLLIN, 0};
-    int n = poll(p, d->nqueues, d->o->timeout_s * 1000);
+    /* the socket too: a backend that closes it will not complete anything */
+    p[d->nqueues] = (struct pollfd){d->sock, POLLIN, 0};
+    int n = poll(p, d->nqueues + 1, d->o->timeout_s * 1000);
     if (n < 0 && errno == EINTR)
       continue;
     if (n <= 0) {
       FE_ERR("no completion within %d s (%u requests in flight)", d->o->timeout_s,
              io->total_inflight);
+      return -1;
+    }
+    /* Closed: what it completed before closing still counts (fe_vq_arm said none). */
+    if (p[d->nqueues].revents && fe_wait_closed(d, 0) && !any_used(d)) {
+      if (d->o->reconnect) {
+        if (fe_reconnect(d) < 0)
+          return -1;
+        return 0;
+      }
+      FE_ERR("the backend closed the connection (%u requests in flight)", io->total_inflight);
       return -1;
     }
     for (unsigned q = 0; q < d->nqueues; q++) {
@@ -180,6 +193,20 @@ static int io_reap(struct fe_io *io, fe_complete_fn done, void *arg)
         perror("vhostfe: call eventfd");
     }
   }
+}
+
+static int drop_done(struct fe_io *io, struct fe_req *r, uint32_t used_len, void *arg)
+{
+  (void)io, (void)r, (void)used_len, (void)arg;
+  return 0;
+}
+
+/* After a failure: let what is in flight complete (as a guest that stops would) before the
+ * device is stopped; gives up on a timeout or a closed connection. */
+static void io_drain(struct fe_io *io)
+{
+  while (io->reqs && io->total_inflight && io_reap(io, drop_done, NULL) >= 0)
+    ;
 }
 
 static struct fe_req *free_slot(struct fe_io *io, unsigned q)
@@ -197,10 +224,12 @@ struct fe_verify {
   uint64_t rng, seed;
   uint32_t *gen;              /* per 512-byte sector: 0 zeroes, FE_GEN_UNKNOWN, or a write */
   uint32_t next_gen;
+  uint32_t max_bs;            /* largest request: --max-bs within size_max, whole blocks */
+  uint64_t sectors;           /* the part of the disk verified (all of it up to 64 GiB) */
   uint8_t *tmp;
   unsigned smoke_n;           /* smoke: requests issued so far */
   uint64_t n[16];             /* completed requests per type */
-  uint64_t bytes_read, bytes_written, refused, unknown_sectors;
+  uint64_t bytes_read, bytes_written, refused, unknown_sectors, get_id_unsupported;
   bool ro;
 };
 
@@ -268,6 +297,8 @@ static uint32_t pick_type(struct fe_io *io, struct fe_verify *f)
   unsigned x = (unsigned)(fe_rand(&f->rng) % 100);
   if (f->ro)
     return x < 80 ? VIRTIO_BLK_T_IN : x < 95 ? VIRTIO_BLK_T_OUT : VIRTIO_BLK_T_FLUSH;
+  if (x < 2)
+    return VIRTIO_BLK_T_GET_ID;
   if (x < 45)
     return VIRTIO_BLK_T_IN;
   if (x < 85)
@@ -286,8 +317,8 @@ static uint32_t pick_type(struct fe_io *io, struct fe_verify *f)
 static bool pick_range(struct fe_io *io, struct fe_verify *f, struct fe_req *r)
 {
   struct fe_dev *d = io->d;
-  uint32_t unit = d->blk_size / 512, max_units = f->v->max_bs / d->blk_size;
-  uint64_t total_units = d->capacity / unit;
+  uint32_t unit = d->blk_size / 512, max_units = f->max_bs / d->blk_size;
+  uint64_t total_units = f->sectors / unit;
   if (r->type == VIRTIO_BLK_T_DISCARD || r->type == VIRTIO_BLK_T_WRITE_ZEROES) {
     uint32_t align = r->type == VIRTIO_BLK_T_DISCARD ? d->cfg.discard_sector_alignment : 0;
     uint32_t maxs = r->type == VIRTIO_BLK_T_DISCARD ? d->cfg.max_discard_sectors
@@ -296,7 +327,7 @@ static bool pick_range(struct fe_io *io, struct fe_verify *f, struct fe_req *r)
       unit = align;
     if (maxs && maxs / unit < max_units)
       max_units = maxs / unit;
-    total_units = d->capacity / unit;
+    total_units = f->sectors / unit;
   }
   if (max_units == 0 || total_units == 0)
     return false;
@@ -352,6 +383,7 @@ static const char *type_name(uint32_t t)
   case VIRTIO_BLK_T_FLUSH: return "flush";
   case VIRTIO_BLK_T_DISCARD: return "discard";
   case VIRTIO_BLK_T_WRITE_ZEROES: return "write-zeroes";
+  case VIRTIO_BLK_T_GET_ID: return "get-id";
   default: return "request";
   }
 }
@@ -373,6 +405,10 @@ static int verify_done(struct fe_io *io, struct fe_req *r, uint32_t used_len, vo
       return -1;
     }
     f->refused++;
+    return 0;
+  }
+  if (r->type == VIRTIO_BLK_T_GET_ID && st == VIRTIO_BLK_S_UNSUPP) {
+    f->get_id_unsupported++;
     return 0;
   }
   if (st != VIRTIO_BLK_S_OK) {
@@ -413,18 +449,18 @@ static bool verify_next(struct fe_io *io, struct fe_verify *f, struct fe_req *r,
     unsigned half = (unsigned)f->v->requests / 2, k = f->smoke_n % half;
     uint32_t unit = io->d->blk_size / 512;
     r->type = f->smoke_n < half ? VIRTIO_BLK_T_OUT : VIRTIO_BLK_T_IN;
-    r->sector = (uint64_t)k * 256 / unit * unit % (io->d->capacity / unit * unit);
-    r->len = (uint32_t)(1 + fe_rand(&f->rng) % (f->v->max_bs / io->d->blk_size)) * io->d->blk_size;
-    if (r->sector + r->len / 512 > io->d->capacity)
-      r->len = (uint32_t)(io->d->capacity - r->sector) * 512;
+    r->sector = (uint64_t)k * 256 / unit * unit % (f->sectors / unit * unit);
+    r->len = (uint32_t)(1 + fe_rand(&f->rng) % (f->max_bs / io->d->blk_size)) * io->d->blk_size;
+    if (r->sector + r->len / 512 > f->sectors)
+      r->len = (uint32_t)(f->sectors - r->sector) * 512;
     f->smoke_n++;
   } else {
     r->type = pick_type(io, f);
-    if (r->type != VIRTIO_BLK_T_FLUSH && !pick_range(io, f, r))
+    if (r->type != VIRTIO_BLK_T_FLUSH && r->type != VIRTIO_BLK_T_GET_ID && !pick_range(io, f, r))
       return false;
   }
   r->flags = 0;
-  if (r->type == VIRTIO_BLK_T_FLUSH) {
+  if (r->type == VIRTIO_BLK_T_FLUSH || r->type == VIRTIO_BLK_T_GET_ID) {
     r->sector = 0;
     r->len = 0;
     r->npieces = 0;
@@ -452,13 +488,16 @@ static bool verify_next(struct fe_io *io, struct fe_verify *f, struct fe_req *r,
 
 static int run_verify(struct fe_dev *d, const struct fe_verify_opts *v, bool smoke, bool print)
 {
-  struct fe_io io;
+  struct fe_io io = {0};
   struct fe_verify f = {.v = v, .rng = d->o->seed * 2 + 1, .seed = d->o->seed};
   uint64_t submitted = 0, completed = 0;
   int rc = 1;
   double t0 = fe_now();
   unsigned qd = smoke ? 1 : d->o->qd;
-  uint32_t max_bs = v->max_bs / d->blk_size * d->blk_size;
+  /* every piece of a request within the device's size_max: no request larger than it */
+  uint32_t max_bs = d->size_max && d->size_max < v->max_bs ? d->size_max : v->max_bs;
+  max_bs = max_bs / d->blk_size * d->blk_size;
+  f.max_bs = max_bs;
   f.ro = fe_has(d, VIRTIO_BLK_F_RO);
   if (max_bs == 0 || (v->expect_ro && !f.ro) || (f.ro && !v->expect_ro && !smoke)) {
     FE_ERR("%s", max_bs == 0 ? "--max-bs is below the block size" : f.ro
@@ -466,20 +505,34 @@ static int run_verify(struct fe_dev *d, const struct fe_verify_opts *v, bool smo
            : "--expect-ro, but the device does not offer VIRTIO_BLK_F_RO");
     return 1;
   }
-  f.gen = malloc(d->capacity * sizeof(*f.gen));
+  /* the generations of a very large disk would not fit: verify its first 64 GiB */
+  f.sectors = d->capacity < FE_VERIFY_MAX_SECTORS ? d->capacity : FE_VERIFY_MAX_SECTORS;
+  f.gen = malloc(f.sectors * sizeof(*f.gen));
   f.tmp = malloc(max_bs);
   if (!f.gen || !f.tmp || io_init(&io, d, qd, max_bs + FE_MAX_DSEG * 64 + 64) < 0)
     goto out;
   /* Unless the disk is known to start zeroed, what is on it is not known until written. */
-  for (uint64_t s = 0; s < d->capacity; s++)
-    f.gen[s] = v->expect_ro || !d->o->assume_zero ? FE_GEN_UNKNOWN : 0;
-  if (f.ro && d->o->assume_zero)
-    memset(f.gen, 0, d->capacity * sizeof(*f.gen));
-  while (completed < v->requests) {
+  for (uint64_t s = 0; s < f.sectors; s++)
+    f.gen[s] = d->o->assume_zero ? 0 : FE_GEN_UNKNOWN;
+  uint64_t at_reconnect = 0;     /* completed when the last reconnect happened */
+  unsigned reconnects = 0;
+  bool ready = false;
+  for (;;) {
+    if (d->reconnects != reconnects) {
+      reconnects = d->reconnects;
+      at_reconnect = completed;
+      ready = false;            /* the ready file again once a request completed */
+    }
+    /* --min-reconnects: go on until they happened, then 100 requests more */
+    bool more = d->reconnects < v->min_reconnects || (v->min_reconnects &&
+                                                      completed - at_reconnect < 100);
+    uint64_t target = more ? UINT64_MAX : v->requests;
+    if (completed >= target)
+      break;
     bool added = false;
-    for (unsigned q = 0; q < d->nqueues && submitted < v->requests; q++) {
+    for (unsigned q = 0; q < d->nqueues && submitted < target; q++) {
       struct fe_req *r;
-      while (submitted < v->requests && (r = free_slot(&io, q))) {
+      while (submitted < target && (r = free_slot(&io, q))) {
         if (!verify_next(&io, &f, r, smoke))
           break;
         if (io_submit(&io, r) < 0)
@@ -498,21 +551,31 @@ static int run_verify(struct fe_dev *d, const struct fe_verify_opts *v, bool smo
     if (n < 0)
       goto out;
     completed += (uint64_t)n;
+    if (!ready && completed > at_reconnect && v->ready_file) {
+      FILE *rf = fopen(v->ready_file, "w");
+      if (rf)
+        fclose(rf);
+      ready = true;
+    }
   }
   rc = 0;
 out:
+  if (rc)
+    io_drain(&io);
   if (print) {
     printf("{\"mode\":\"verify\",\"result\":\"%s\",\"queues\":%u,\"qd\":%u,\"indirect\":%s,"
            "\"event_idx\":%s,\"regions\":%u,\"ro\":%s,\"requests\":%" PRIu64 ",\"reads\":%" PRIu64
            ",\"writes\":%" PRIu64 ",\"flushes\":%" PRIu64 ",\"discards\":%" PRIu64
-           ",\"write_zeroes\":%" PRIu64 ",\"refused_writes\":%" PRIu64 ",\"bytes_read\":%" PRIu64
+           ",\"write_zeroes\":%" PRIu64 ",\"get_id\":%" PRIu64 ",\"get_id_unsupported\":%" PRIu64
+           ",\"refused_writes\":%" PRIu64 ",\"bytes_read\":%" PRIu64
            ",\"bytes_written\":%" PRIu64 ",\"unverified_sectors_read\":%" PRIu64
-           ",\"seconds\":%.3f}\n", rc ? "fail" : "ok", d->nqueues, qd,
+           ",\"reconnects\":%u,\"seconds\":%.3f}\n", rc ? "fail" : "ok", d->nqueues, qd,
            fe_has(d, VIRTIO_RING_F_INDIRECT_DESC) ? "true" : "false",
            fe_has(d, VIRTIO_RING_F_EVENT_IDX) ? "true" : "false", d->mem.nregions,
            f.ro ? "true" : "false", completed, f.n[VIRTIO_BLK_T_IN], f.n[VIRTIO_BLK_T_OUT],
            f.n[VIRTIO_BLK_T_FLUSH], f.n[VIRTIO_BLK_T_DISCARD], f.n[VIRTIO_BLK_T_WRITE_ZEROES],
-           f.refused, f.bytes_read, f.bytes_written, f.unknown_sectors, fe_now() - t0);
+           f.n[VIRTIO_BLK_T_GET_ID], f.get_id_unsupported, f.refused, f.bytes_read, f.bytes_written, f.unknown_sectors, d->reconnects,
+           fe_now() - t0);
     fflush(stdout);
   }
   free(io.reqs);
@@ -585,9 +648,13 @@ static void bench_next(struct fe_io *io, struct fe_bench *f, struct fe_req *r)
   else
     r->sector = fe_rand(&f->rng) % units * (f->b->bs / 512);
   r->len = f->b->bs;
-  r->npieces = 1;
-  r->piece[0] = r->buf;
-  r->piece_len[0] = f->b->bs;
+  /* one descriptor, or pieces of the device's size_max */
+  uint32_t max = io->d->size_max ? io->d->size_max : r->len;
+  r->npieces = 0;
+  for (uint32_t at = 0; at < r->len; at += max) {
+    r->piece[r->npieces] = r->buf + at;
+    r->piece_len[r->npieces++] = r->len - at < max ? r->len - at : max;
+  }
 }
 
 int fe_bench(struct fe_dev *d, const struct fe_bench_opts *b)
@@ -607,8 +674,15 @@ int fe_bench(struct fe_dev *d, const struct fe_bench_opts *b)
     FE_ERR("--bs %u: a multiple of the block size (%u) within the disk", b->bs, d->blk_size);
     return 2;
   }
+  uint32_t pieces = d->size_max ? (b->bs + d->size_max - 1) / d->size_max : 1;
   if (io_init(&io, d, d->o->qd, b->bs) < 0)
     return 1;
+  if (pieces > io.dseg) {
+    FE_ERR("--bs %u needs %u segments of the device's size_max %u; it takes %u", b->bs, pieces,
+           d->size_max, io.dseg);
+    free(io.reqs);
+    return 2;
+  }
   for (unsigned i = 0; i < d->nqueues * io.qd; i++)
     for (uint32_t j = 0; j < b->bs; j += 8) {
       uint64_t x = fe_rand(&f.rng);
@@ -639,7 +713,9 @@ int fe_bench(struct fe_dev *d, const struct fe_bench_opts *b)
   }
   t1 = fe_now();
   rc = 0;
-out:;
+out:
+  if (rc)
+    io_drain(&io);
   double cpu1 = backend_cpu(b->backend_pid), secs = t1 - t0;
   double cpu = cpu0 >= 0 && cpu1 >= 0 ? cpu1 - cpu0 : -1;
   double gib = (double)f.done * b->bs / (1024.0 * 1024 * 1024);
