@@ -67,10 +67,33 @@ static void *ring_part(const struct memtable *mt, uint64_t uaddr, uint64_t len, 
   return p && is_aligned((uintptr_t)p, align) ? p : NULL;
 }
 
+/* Translate the three ring parts of q (num, features and user addresses
+ * set) on mt. */
+static int map_rings(struct vring_q *q, const struct memtable *mt)
+{
+  uint64_t ev = q->event_idx ? sizeof(uint16_t) : 0;
+  unsigned num = q->num;
+
+  q->mt = mt;
+  q->desc = ring_part(mt, q->desc_uaddr, (uint64_t)num * sizeof(struct vring_desc), 16);
+  if (!q->desc)
+    return vring_fail(q, -EINVAL, "descriptor table at 0x%llx (%u entries) is not 16-aligned inside one memory region",
+                      (unsigned long long)q->desc_uaddr, num);
+  q->avail = ring_part(mt, q->avail_uaddr, 4 + 2 * (uint64_t)num + ev, 2);
+  if (!q->avail)
+    return vring_fail(q, -EINVAL, "available ring at 0x%llx (%u entries) is not 2-aligned inside one memory region",
+                      (unsigned long long)q->avail_uaddr, num);
+  q->used = ring_part(mt, q->used_uaddr, 4 + 8 * (uint64_t)num + ev, 4);
+  if (!q->used)
+    return vring_fail(q, -EINVAL, "used ring at 0x%llx (%u entries) is not 4-aligned inside one memory region",
+                      (unsigned long long)q->used_uaddr, num);
+  return 0;
+}
+
 int vring_setup(struct vring_q *q, const struct memtable *mt, unsigned num, uint64_t desc_uaddr,
                 uint64_t avail_uaddr, uint64_t used_uaddr, uint64_t features, uint16_t base)
 {
-  uint64_t ev;
+  int rc;
 
   memset(q, 0, sizeof *q);
   q->mt = mt;
@@ -80,21 +103,25 @@ int vring_setup(struct vring_q *q, const struct memtable *mt, unsigned num, uint
   q->num = (uint16_t)num;   /* 32768 fits; "% num" below is on unsigned */
   q->event_idx = features & VU_BIT(VIRTIO_RING_F_EVENT_IDX);
   q->indirect = features & VU_BIT(VIRTIO_RING_F_INDIRECT_DESC);
-  ev = q->event_idx ? sizeof(uint16_t) : 0;
-  q->desc = ring_part(mt, desc_uaddr, (uint64_t)num * sizeof(struct vring_desc), 16);
-  if (!q->desc)
-    return vring_fail(q, -EINVAL, "descriptor table at 0x%llx (%u entries) is not 16-aligned inside one memory region",
-                      (unsigned long long)desc_uaddr, num);
-  q->avail = ring_part(mt, avail_uaddr, 4 + 2 * (uint64_t)num + ev, 2);
-  if (!q->avail)
-    return vring_fail(q, -EINVAL, "available ring at 0x%llx (%u entries) is not 2-aligned inside one memory region",
-                      (unsigned long long)avail_uaddr, num);
-  q->used = ring_part(mt, used_uaddr, 4 + 8 * (uint64_t)num + ev, 4);
-  if (!q->used)
-    return vring_fail(q, -EINVAL, "used ring at 0x%llx (%u entries) is not 4-aligned inside one memory region",
-                      (unsigned long long)used_uaddr, num);
+  q->desc_uaddr = desc_uaddr;
+  q->avail_uaddr = avail_uaddr;
+  q->used_uaddr = used_uaddr;
+  if ((rc = map_rings(q, mt)) < 0)
+    return rc;
   q->last_avail = base;
   q->used_idx = load16(&q->used->idx, __ATOMIC_ACQUIRE);
+  return 0;
+}
+
+int vring_remap(struct vring_q *q, const struct memtable *mt)
+{
+  if (map_rings(q, mt) < 0) {
+    q->desc = NULL;
+    q->avail = NULL;
+    q->used = NULL;
+    q->broken = true;
+    return -EIO;
+  }
   return 0;
 }
 
@@ -130,9 +157,17 @@ static int add_buffer(struct vring_q *q, uint64_t addr, uint32_t len, struct iov
   return 0;
 }
 
-/* Walk the chain from head, filling iov and c. */
+/* A chain's last writable descriptor (host byte order). */
+struct last_writable {
+  uint64_t addr;
+  uint32_t len;
+};
+
+/* Walk the chain from head, filling iov and c.  With iov NULL, only the
+ * chain's structure is checked (no buffer is translated, no bound applies)
+ * and *last_w gets the last writable descriptor's address and length. */
 static int walk_chain(struct vring_q *q, uint16_t head, struct iovec *iov, unsigned max_iov,
-                      uint64_t max_bytes, struct vring_chain *c)
+                      uint64_t max_bytes, struct vring_chain *c, struct last_writable *last_w)
 {
   struct desc_table t = { q->desc, q->num, false };
   unsigned i = head, count = 0, niov = 0;
@@ -178,11 +213,16 @@ static int walk_chain(struct vring_q *q, uint16_t head, struct iovec *iov, unsig
     } else if (writable) {
       return vring_fail(q, -EINVAL, "chain from head %u: readable descriptor after a writable one", head);
     }
-    if (ck_add_overflow(total, (uint64_t)len, &total) || total > max_bytes)
-      return vring_fail(q, -EINVAL, "chain from head %u: more than %llu bytes", head,
-                        (unsigned long long)max_bytes);
-    {
+    if (!iov) {
+      if (flags & VRING_DESC_F_WRITE) {
+        last_w->addr = addr;
+        last_w->len = len;
+      }
+    } else {
       unsigned before = niov;
+      if (ck_add_overflow(total, (uint64_t)len, &total) || total > max_bytes)
+        return vring_fail(q, -EINVAL, "chain from head %u: more than %llu bytes", head,
+                          (unsigned long long)max_bytes);
       if ((rc = add_buffer(q, addr, len, iov, max_iov, &niov)) < 0)
         return rc;
       if (flags & VRING_DESC_F_WRITE) {
@@ -232,7 +272,7 @@ int vring_pop(struct vring_q *q, struct iovec *iov, unsigned max_iov, uint64_t m
                        q->num);
   q->last_avail++;
   c->head = head;
-  rc = walk_chain(q, head, iov, max_iov, max_bytes, c);
+  rc = walk_chain(q, head, iov, max_iov, max_bytes, c, NULL);
   if (rc < 0) {
     c->n_out = c->n_in = 0;
     c->out_bytes = c->in_bytes = 0;
@@ -252,7 +292,7 @@ int vring_chain_at(struct vring_q *q, uint16_t head, struct iovec *iov, unsigned
     return -EIO;
   if (head >= q->num)
     return vring_fail(q, -EINVAL, "resubmitted head %u past the queue (size %u)", head, q->num);
-  rc = walk_chain(q, head, iov, max_iov, max_bytes, c);
+  rc = walk_chain(q, head, iov, max_iov, max_bytes, c, NULL);
   if (rc < 0) {
     c->n_out = c->n_in = 0;
     c->out_bytes = c->in_bytes = 0;
@@ -261,10 +301,32 @@ int vring_chain_at(struct vring_q *q, uint16_t head, struct iovec *iov, unsigned
   return 1;
 }
 
+uint8_t *vring_chain_last_writable(struct vring_q *q, uint16_t head)
+{
+  struct last_writable last = { 0, 0 };
+  struct vring_chain c;
+  char why[sizeof q->why];
+  uint8_t *p = NULL;
+  uint64_t end;
+
+  if (q->broken || head >= q->num)
+    return NULL;
+  memcpy(why, q->why, sizeof why);   /* keep the reason the chain failed */
+  memset(&c, 0, sizeof c);
+  if (walk_chain(q, head, NULL, 0, 0, &c, &last) == 0 && last.len > 0
+      && !ck_add_overflow(last.addr, (uint64_t)last.len - 1, &end))
+    p = memtable_gpa_range(q->mt, end, 1);
+  memcpy(q->why, why, sizeof why);
+  return p;
+}
+
 void vring_push(struct vring_q *q, uint16_t head, uint32_t len)
 {
-  struct vring_used_elem *e = &q->used->ring[q->used_idx % q->num];
+  struct vring_used_elem *e;
 
+  if (!q->used)   /* rings gone (vring_remap() failed) */
+    return;
+  e = &q->used->ring[q->used_idx % q->num];
   __atomic_store_n(&e->id, htole32((uint32_t)head), __ATOMIC_RELAXED);
   __atomic_store_n(&e->len, htole32(len), __ATOMIC_RELAXED);
   q->used_idx++;
@@ -276,6 +338,8 @@ bool vring_need_notify(struct vring_q *q)
   uint16_t old = q->signalled_used, cur = q->used_idx;
   bool valid = q->signalled_valid;
 
+  if (!q->avail)
+    return false;
   /* The used index published above must be visible before the driver's
    * event index or flags are read (the driver does the mirror image). */
   __atomic_thread_fence(__ATOMIC_SEQ_CST);
@@ -290,6 +354,8 @@ bool vring_need_notify(struct vring_q *q)
 
 bool vring_kick_enable(struct vring_q *q)
 {
+  if (q->broken)
+    return false;
   if (q->event_idx) {
     store16(avail_event_field(q), q->last_avail, __ATOMIC_RELAXED);
   } else {
@@ -303,7 +369,7 @@ bool vring_kick_enable(struct vring_q *q)
 
 void vring_kick_disable(struct vring_q *q)
 {
-  if (!q->event_idx) {
+  if (!q->broken && !q->event_idx) {
     uint16_t f = load16(&q->used->flags, __ATOMIC_RELAXED);
     store16(&q->used->flags, (uint16_t)(f | VRING_USED_F_NO_NOTIFY), __ATOMIC_RELAXED);
   }

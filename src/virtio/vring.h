@@ -8,7 +8,8 @@
  * loops, indirect tables, readable parts before writable ones), and indices
  * are bounded.  A bad chain fails that request; ring state that makes no
  * sense (an available index that jumps by more than the queue size, a head
- * index past the queue, ring memory that is no longer mapped) marks the queue
+ * index past the queue, rings no longer mapped after a memory table change)
+ * marks the queue
  * broken, after which it pops nothing.  Shared-ring ordering: the available
  * index is read with acquire, the used index published with release, and a
  * full fence separates publishing from reading the driver's event index.
@@ -28,6 +29,7 @@ struct vring_q {
   struct vring_desc *desc;     /* host addresses of the three parts */
   struct vring_avail *avail;
   struct vring_used *used;
+  uint64_t desc_uaddr, avail_uaddr, used_uaddr;   /* as SET_VRING_ADDR gave them */
   uint16_t last_avail;         /* the next available entry to pop */
   uint16_t used_idx;           /* the used index as this side last published it */
   uint16_t signalled_used;     /* used_idx when the driver was last notified */
@@ -47,6 +49,11 @@ struct vring_q {
  * Returns 0 or -EINVAL with the reason in q->why. */
 int vring_setup(struct vring_q *q, const struct memtable *mt, unsigned num, uint64_t desc_uaddr,
                 uint64_t avail_uaddr, uint64_t used_uaddr, uint64_t features, uint16_t base);
+
+/* After the VM's memory table changed (the queue stopped meanwhile): find
+ * the rings again in mt, now q's table.  Returns 0, or -EIO and breaks the
+ * queue when a ring is no longer inside one region. */
+int vring_remap(struct vring_q *q, const struct memtable *mt);
 
 /* The next index to pop: GET_VRING_BASE's answer once the queue is drained. */
 static inline uint16_t vring_base(const struct vring_q *q)
@@ -74,10 +81,19 @@ struct vring_chain {
  * none), with at most max_bytes in all.
  * Returns 1 with the chain in *c; 0 when nothing is available; -EINVAL when
  * the chain is bad: c->head is set, the chain was consumed, the caller must
- * push it back (length 0) and must not touch the iovecs; -EIO when the queue
+ * push it back (length 0, or 1 after writing a status: see
+ * vring_chain_last_writable()) and must not touch the iovecs; -EIO when the queue
  * is broken (q->why says why). */
 int vring_pop(struct vring_q *q, struct iovec *iov, unsigned max_iov, uint64_t max_bytes,
               struct vring_chain *c);
+
+/* For a chain vring_pop() refused (-EINVAL): the host address of the last
+ * byte of its last writable descriptor, when the chain's structure is sound
+ * (indices, length, indirect table) and that byte lies in the VM's memory,
+ * else NULL.  Where virtio-blk keeps the status byte: the caller writes
+ * VIRTIO_BLK_S_IOERR there and pushes the chain with length 1, so the driver
+ * sees an I/O error rather than a status it never got.  q->why is kept. */
+uint8_t *vring_chain_last_writable(struct vring_q *q, uint16_t head);
 
 /* Read the chain at head again without taking anything from the available
  * ring (resubmitting what the in-flight area lists after a restart).  Same
@@ -95,7 +111,8 @@ static inline void vring_set_base(struct vring_q *q, uint16_t base)
 
 /* Give a chain back: used element {head, len} (len = bytes written to its
  * writable part), then the used index published with release.  head must be
- * one vring_pop() returned. */
+ * one vring_pop() returned.  Still works on a queue broken by its indices (the
+ * chains in flight complete); does nothing once its rings are gone. */
 void vring_push(struct vring_q *q, uint16_t head, uint32_t len);
 
 /* Should the driver be notified (call eventfd) now, for what was pushed since

@@ -9,8 +9,9 @@
  * Input: byte 0: bit 0 RING_EVENT_IDX, bit 1 INDIRECT_DESC, bits 2-4 queue
  * size log2 (1..128), bit 5 read-only device, bit 6 4096-byte blocks;
  * byte 1: bits 0-5 segment bound - 1, bits 6-7 byte bound (512, 4 KiB,
- * 64 KiB, 1 MiB); bytes 2-3: the first index to pop (little-endian); the rest
- * fills guest memory: region A (guest 0x0, 8 KiB: descriptor table at 0,
+ * 64 KiB, 1 MiB); bytes 2-3: the first index to pop (little-endian); byte 4:
+ * the device's capacity in sectors (0-255, small so that requests reach its
+ * end); the rest fills guest memory: region A (guest 0x0, 8 KiB: descriptor table at 0,
  * available ring at 0x800, used ring at 0x1000), region B (guest 0x2000,
  * 8 KiB, adjacent to A in the guest, elsewhere on the host), region C (guest
  * 0x100000, 4 KiB: also the in-flight area). */
@@ -66,17 +67,45 @@ static void touch(struct iovec *iov, const struct vring_chain *c)
   (void)sum;
 }
 
+/* A request accepted on p, reaching sector end, is accepted on a device that
+ * ends exactly there and refused on one a sector shorter. */
+static void check_edge(const struct vblk_params *p, const struct iovec *saved, const struct vring_chain *c,
+                       uint64_t end)
+{
+  struct vblk_params q = *p;
+  struct iovec iov[64];
+  struct vblk_seg segs[8];
+  struct vblk_req r;
+
+  q.capacity = end;
+  memcpy(iov, saved, (c->n_out + c->n_in) * sizeof *iov);
+  FUZZ_CHECK(vblk_parse(&q, iov, c, segs, 8, &r) == VIRTIO_BLK_S_OK);
+  q.capacity = end - 1;
+  memcpy(iov, saved, (c->n_out + c->n_in) * sizeof *iov);
+  FUZZ_CHECK(vblk_parse(&q, iov, c, segs, 8, &r) == VIRTIO_BLK_S_IOERR);
+}
+
 static void serve(struct vring_q *q, const struct vblk_params *p, struct iovec *iov, unsigned max_iov,
                   uint64_t max_bytes, struct vring_chain *c, int rc)
 {
+  struct iovec saved[64];
   struct vblk_seg segs[8];
   struct vblk_req r;
   uint32_t id_len = 0;
   int st;
 
   if (rc == -EINVAL) {
+    uint8_t *status;
+    struct iovec one;
     FUZZ_CHECK(c->head < q->num && c->n_out == 0 && c->n_in == 0);
-    vring_push(q, c->head, 0);
+    status = vring_chain_last_writable(q, c->head);
+    if (status) {
+      one.iov_base = status;
+      one.iov_len = 1;
+      check_iov(&one, 1);
+      *status = VIRTIO_BLK_S_IOERR;
+    }
+    vring_push(q, c->head, status ? 1 : 0);
     return;
   }
   FUZZ_CHECK(rc == 1);
@@ -84,6 +113,7 @@ static void serve(struct vring_q *q, const struct vblk_params *p, struct iovec *
   FUZZ_CHECK(c->out_bytes + c->in_bytes <= max_bytes);
   check_iov(iov, c->n_out + c->n_in);
   touch(iov, c);
+  memcpy(saved, iov, (c->n_out + c->n_in) * sizeof *iov);
   st = vblk_parse(p, iov, c, segs, 8, &r);
   if (st < 0) {
     FUZZ_CHECK(st == -EINVAL);
@@ -100,12 +130,18 @@ static void serve(struct vring_q *q, const struct vblk_params *p, struct iovec *
       FUZZ_CHECK(len == r.len && r.len % 512 == 0 && r.len > 0);
       FUZZ_CHECK(r.sector <= p->capacity && r.len / 512 <= p->capacity - r.sector);
       FUZZ_CHECK(r.type == VIRTIO_BLK_T_IN || !p->read_only);
+      check_edge(p, saved, c, r.sector + r.len / 512);
     }
     if (r.type == VIRTIO_BLK_T_DISCARD || r.type == VIRTIO_BLK_T_WRITE_ZEROES) {
       FUZZ_CHECK(r.nseg >= 1 && r.nseg <= 8);
-      for (unsigned i = 0; i < r.nseg; i++)
+      uint64_t end = 0;
+      for (unsigned i = 0; i < r.nseg; i++) {
         FUZZ_CHECK(segs[i].num_sectors > 0 && segs[i].sector <= p->capacity
                    && segs[i].num_sectors <= p->capacity - segs[i].sector);
+        if (segs[i].sector + segs[i].num_sectors > end)
+          end = segs[i].sector + segs[i].num_sectors;
+      }
+      check_edge(p, saved, c, end);
     }
     if (r.type == VIRTIO_BLK_T_GET_ID)
       id_len = vblk_fill_id(&r, p->serial);
@@ -131,10 +167,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   uint64_t features = 0, max_bytes;
   unsigned num, max_iov, n;
   uint16_t base;
-  size_t off = 4;
+  size_t off = 5;
   int rc;
 
-  if (size < 4)
+  if (size < 5)
     return 0;
   features |= (data[0] & 1) ? VU_BIT(VIRTIO_RING_F_EVENT_IDX) : 0;
   features |= (data[0] & 2) ? VU_BIT(VIRTIO_RING_F_INDIRECT_DESC) : 0;
@@ -144,6 +180,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   max_iov = (data[1] & 63) + 1;
   max_bytes = byte_bounds[data[1] >> 6];
   base = (uint16_t)(data[2] | data[3] << 8);
+  p.capacity = data[4];
 
   memtable_init(&mt);
   for (int r = 0; r < 3; r++) {

@@ -195,7 +195,7 @@ def desc(addr, length, flags=0, nxt=0):
 
 
 def vring_input(b0, b1, base, descs, avail, extra_a=(), b=b"", c=b""):
-    """region A: descriptor table at 0, available ring at 0x800 (flags, idx, ring),
+    """capacity 64 sectors; region A: descriptor table at 0, available ring at 0x800 (flags, idx, ring),
     used ring at 0x1000; extra_a: (offset, bytes) written into A."""
     a = bytearray(0x2000)
     t = b"".join(descs)
@@ -206,7 +206,7 @@ def vring_input(b0, b1, base, descs, avail, extra_a=(), b=b"", c=b""):
         a[off:off + len(data)] = data
     bb = bytearray(0x2000)
     bb[0:len(b)] = b
-    return bytes([b0, b1]) + struct.pack("<H", base) + bytes(a) + bytes(bb) + c
+    return bytes([b0, b1]) + struct.pack("<H", base) + bytes([64]) + bytes(a) + bytes(bb) + c
 
 
 def blk_hdr(t, sector):

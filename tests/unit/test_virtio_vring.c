@@ -74,6 +74,22 @@ static void test_setup(void)
      "a descriptor table across a region boundary is refused: %s", g.q.why);
   ok(vring_setup(&g.q, &g.mt, 8, 0x1000, G_UADDR + G_AVAIL, G_UADDR + G_USED, 0, 0) == -EINVAL,
      "a descriptor table outside the user addresses is refused");
+  {
+    struct memtable mt2;
+    struct vu_mem_region a = { 0, G_REGION, G_UADDR, 0 };
+    uint8_t *copy = calloc(1, G_REGION);
+    memtable_init(&mt2);
+    memtable_add(&mt2, &a, copy, copy, G_REGION, NULL, 0);
+    vring_setup(&g.q, &g.mt, 8, G_UADDR + G_DESC, G_UADDR + G_AVAIL, G_UADDR + G_USED, 0, 0);
+    ok(vring_remap(&g.q, &mt2) == 0 && (uint8_t *)g.q.desc == copy + G_DESC && g.q.mt == &mt2,
+       "after a table change the rings are found at their new host address");
+    memtable_remove(&mt2, &a, NULL);
+    ok(vring_remap(&g.q, &mt2) == -EIO && g.q.broken && strstr(g.q.why, "descriptor table"),
+       "rings no longer mapped break the queue: %s", g.q.why);
+    vring_push(&g.q, 0, 0);
+    ok(!vring_need_notify(&g.q) && !vring_kick_enable(&g.q), "a queue without rings pushes and notifies nothing");
+    free(copy);
+  }
   g_used(&g)->idx = htole16(5);
   ok(vring_setup(&g.q, &g.mt, 8, G_UADDR + G_DESC, G_UADDR + G_AVAIL, G_UADDR + G_USED, 0, 3) == 0
      && g.q.used_idx == 5 && vring_base(&g.q) == 3, "setup reads the used index and takes the base");
@@ -208,6 +224,25 @@ static void test_rejections(void)
   expect_bad(&g, 0, 64, 1 << 20, "a loop inside an indirect table", "longer than its indirect table");
   g_set_desc(ind, 1, 0x10000, 16, VRING_DESC_F_NEXT, 2);
   expect_bad(&g, 0, 64, 1 << 20, "an indirect next index past its table", "next index 2");
+
+  /* Where a refused chain's status byte would be. */
+  g_set_desc(g_desc(&g, 0), 0, 0x10000, 16, VRING_DESC_F_NEXT, 1);
+  g_set_desc(g_desc(&g, 0), 1, 0x100000, 512, VRING_DESC_F_NEXT | VRING_DESC_F_WRITE, 2);
+  g_set_desc(g_desc(&g, 0), 2, 0x30000, 4, VRING_DESC_F_WRITE, 0);
+  g_offer(&g, 0);
+  ok(vring_pop(&g.q, iov, 64, 1 << 20, &c) == -EINVAL
+     && vring_chain_last_writable(&g.q, 0) == g_host(&g, 0x30003) && strstr(g.q.why, "outside"),
+     "a chain refused for a data buffer still has its last writable byte (reason kept: %s)", g.q.why);
+  g_set_desc(g_desc(&g, 0), 2, 0x100000, 4, VRING_DESC_F_WRITE, 0);
+  ok(vring_chain_last_writable(&g.q, 0) == NULL, "a last writable byte outside memory: none");
+  g_set_desc(g_desc(&g, 0), 2, UINT64_MAX - 1, 4, VRING_DESC_F_WRITE, 0);
+  ok(vring_chain_last_writable(&g.q, 0) == NULL, "a last writable buffer that wraps: none");
+  g_set_desc(g_desc(&g, 0), 2, 0x30000, 4, VRING_DESC_F_WRITE | VRING_DESC_F_NEXT, 0);
+  ok(vring_chain_last_writable(&g.q, 0) == NULL, "a looping chain: none");
+  g_set_desc(g_desc(&g, 0), 1, 0x20000, 16, VRING_DESC_F_NEXT, 2);
+  g_set_desc(g_desc(&g, 0), 2, 0x30000, 4, 0, 0);
+  ok(vring_chain_last_writable(&g.q, 0) == NULL, "a chain with nothing writable: none");
+  ok(vring_chain_last_writable(&g.q, 8) == NULL, "a head past the queue: none");
 
   /* The queue still works after all that. */
   g_set_desc(g_desc(&g, 0), 0, 0x10000, 16, 0, 0);
