@@ -45,17 +45,24 @@ static void retired_release(struct vconn *c)
   c->nretired = 0;
 }
 
+/* Drop a region removed from the table.  While a queue runs it may still
+ * hold pointers into it (its rings, requests in flight): the mapping stays
+ * until no queue runs.  The caller made sure there is room to keep it. */
 static void region_drop(struct vconn *c, struct mt_region *r)
 {
-  if (c->nqueues_alive && c->nretired < VU_MEM_SLOTS_MAX) {
-    /* A running queue may still hold pointers into it (its rings, requests
-     * in flight): keep the mapping until no queue runs. */
+  if (c->nqueues_alive) {
     dp_mem_unregister(&c->d->w->eng, r->host);
     r->host = NULL;
     c->retired[c->nretired++] = *r;
     return;
   }
   region_unmap(c, r);
+}
+
+/* Room to keep n more regions mapped until no queue runs. */
+static bool retire_room(const struct vconn *c, unsigned n)
+{
+  return !c->nqueues_alive || c->nretired + n <= VU_MEM_SLOTS_MAX;
 }
 
 static int op_mem_add(void *ctx, const struct vu_mem_region *d, int fd)
@@ -107,9 +114,14 @@ static int op_mem_remove(void *ctx, const struct vu_mem_region *d)
 {
   struct vconn *c = ctx;
   struct mt_region out;
-  int r = memtable_remove(&c->mt, d, &out);
+  int r;
 
-  if (r == 0)
+  if (!retire_room(c, 1)) {
+    log_msg(LOG_WARN, c->peer, c->d->cfg->socket, "memory region removal refused: %d regions removed "
+            "while queues run are still mapped", VU_MEM_SLOTS_MAX);
+    return -EBUSY;
+  }
+  if ((r = memtable_remove(&c->mt, d, &out)) == 0)
     region_drop(c, &out);
   return r;
 }
@@ -118,6 +130,14 @@ static void op_mem_clear(void *ctx)
 {
   struct vconn *c = ctx;
 
+  if (!retire_room(c, c->mt.n)) {
+    /* The table cannot be replaced safely while queues run: the frontend
+     * is dropped (its queues drain, then everything is unmapped). */
+    log_msg(LOG_WARN, c->peer, c->d->cfg->socket, "memory table replaced too often while queues run: "
+            "dropping the frontend");
+    c->fatal = true;
+    return;
+  }
   while (c->mt.n) {
     struct mt_region out;
     struct vu_mem_region d = { .guest_addr = c->mt.r[0].gpa, .size = c->mt.r[0].size,
@@ -378,6 +398,11 @@ static bool dispatch(struct vconn *c)
   c->dispatching = false;
   c->nfds = 0;   /* the handler owns them now */
   c->got = 0;
+  if (c->fatal) {
+    if (res == VU_REPLY && reply_fd >= 0)
+      close(reply_fd);
+    return false;
+  }
   switch (res) {
   case VU_NO_REPLY:
   case VU_WAIT:

@@ -43,6 +43,7 @@ struct vconn {
   struct vqueue *q[VHOST_MAX_QUEUES];  /* running or draining queues */
   unsigned nqueues_alive;
   bool closing;                        /* the connection ends: no more messages */
+  bool fatal;                          /* a side effect could not be done safely: drop the frontend */
 };
 
 /* Serve the frontend on fd (accepted on d's socket): d->conn is set.
