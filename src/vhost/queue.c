@@ -1,7 +1,10 @@
 /* queue.c: serving one virtqueue (see queue.h).  A kick (or a completion
  * that made room) runs the queue: pop chains while fewer than its limit are
  * in flight, turn each into a request; completions push used elements, and
- * the driver is notified once per loop turn at most. */
+ * the driver is notified once per loop turn at most.  The queue lives on
+ * its own worker; the connection's worker talks to it only through posted
+ * messages (start, stop, a new call fd, a new memory table) and hears back
+ * once it drained. */
 #include <endian.h>
 #include <errno.h>
 #include <stdatomic.h>
@@ -19,6 +22,7 @@
 #include "proto/nbd-protocol.h"
 #include "vhost/blkconfig.h"
 #include "vhost/device.h"
+#include "vhost/vhost.h"
 #include "vhost/queue.h"
 #include "vhost/vconn.h"
 #include "vhost/vworker.h"
@@ -33,7 +37,11 @@
 struct vqueue {
   struct vconn *c;
   struct vdev *d;
+  struct vworker *w;                 /* the worker serving it */
   unsigned index;
+  struct memtable mt;                /* its copy of the guest's memory table */
+  void *reg[VU_MEM_SLOTS_MAX];       /* regions it registered on its worker's ring */
+  unsigned nreg;
   struct vring_q ring;
   struct request_sink sink;
   struct dp_share share;
@@ -64,9 +72,33 @@ struct vreq {
   struct iovec iov[];                /* its data segments */
 };
 
+/* A message between the connection's worker and the queue's. */
+struct qmsg {
+  struct engine_op op;
+  struct vqueue *q;
+  struct vconn *c;                   /* drained: the connection, */
+  unsigned index;                    /* the queue's index */
+  uint16_t base;                     /* and its next avail index */
+  int fd;                            /* a new call fd */
+  struct memtable mt;                /* a new memory table */
+};
+
 static struct engine *q_eng(const struct vqueue *q)
 {
-  return &q->d->w->eng;
+  return &q->w->eng;
+}
+
+/* Run cb(msg) on engine e's thread soon.  False when out of memory. */
+static bool post(struct engine *e, engine_cb cb, const struct qmsg *m)
+{
+  struct qmsg *copy = malloc(sizeof *copy);
+
+  if (!copy)
+    return false;
+  *copy = *m;
+  copy->op.cb = cb;
+  engine_post(e, &copy->op, 0);
+  return true;
 }
 
 static void queue_run(struct vqueue *q);
@@ -248,12 +280,65 @@ static void chain_run(struct vqueue *q, const struct vring_chain *c)
 
 /* ---- running ---- */
 
-/* The stop is complete once nothing is in flight or armed. */
+static void drained_cb(struct engine_op *op, int res, uint32_t flags)
+{
+  struct qmsg *m = container_of(op, struct qmsg, op);
+  (void)res; (void)flags;
+
+  vconn_queue_drained(m->c, m->index, m->base);
+  free(m);
+}
+
+static bool registered(const struct vqueue *q, const void *host)
+{
+  for (unsigned i = 0; i < q->nreg; i++)
+    if (q->reg[i] == host)
+      return true;
+  return false;
+}
+
+static bool in_table(const struct memtable *mt, const void *host)
+{
+  for (unsigned i = 0; i < mt->n; i++)
+    if (mt->r[i].host == host)
+      return true;
+  return false;
+}
+
+/* Register the regions of the queue's table with its worker's ring (a
+ * region another queue of the worker registered already is used as it is)
+ * and unregister those it registered that the table no longer has. */
+static void mem_sync(struct vqueue *q)
+{
+  for (unsigned i = 0; i < q->nreg;)
+    if (!in_table(&q->mt, q->reg[i])) {
+      dp_mem_unregister(q_eng(q), q->reg[i]);
+      q->reg[i] = q->reg[--q->nreg];
+    } else {
+      i++;
+    }
+  for (unsigned i = 0; i < q->mt.n; i++) {
+    const struct mt_region *r = &q->mt.r[i];
+    int rc;
+    if (registered(q, r->host) || q->nreg == VU_MEM_SLOTS_MAX)
+      continue;
+    rc = dp_mem_register(q_eng(q), r->host, (size_t)r->size);
+    if (rc == 0) {
+      q->reg[q->nreg++] = r->host;
+    } else if (rc != -EEXIST && !q->w->mem_register_refused) {
+      q->w->mem_register_refused = true;
+      log_msg(LOG_INFO, q->c->peer, q->d->cfg->socket, "guest memory cannot be registered with io_uring (%s): "
+              "O_DIRECT reads and writes use it unregistered (said once per worker)", strerror(-rc));
+    }
+  }
+}
+
+/* The stop is complete once nothing is in flight or armed: the queue goes
+ * and its connection hears of it on its own worker. */
 static bool stop_finished(struct vqueue *q)
 {
-  struct vconn *c = q->c;
-  unsigned index = q->index;
-  uint16_t base = vring_base(&q->ring);
+  struct vworker *w = q->w;
+  struct qmsg m = { .c = q->c, .index = q->index, .base = vring_base(&q->ring) };
 
   if (!q->stopping || q->inflight || q->kick_armed || q->run_armed || q->notify_armed)
     return false;
@@ -261,8 +346,12 @@ static bool stop_finished(struct vqueue *q)
     close(q->kick_fd);
   if (q->call_fd >= 0)
     close(q->call_fd);
+  for (unsigned i = 0; i < q->nreg; i++)
+    dp_mem_unregister(q_eng(q), q->reg[i]);
   free(q);
-  vconn_queue_drained(c, index, base);
+  while (!post(&m.c->d->w->eng, drained_cb, &m))
+    usleep(1000);   /* the connection cannot end without it */
+  atomic_fetch_sub(&w->nhosted, 1);
   return true;
 }
 
@@ -361,10 +450,28 @@ static void resubmit(struct vqueue *q)
   free(e);
 }
 
+static void start_cb(struct engine_op *op, int res, uint32_t flags)
+{
+  struct qmsg *m = container_of(op, struct qmsg, op);
+  struct vqueue *q = m->q;
+  (void)res; (void)flags;
+
+  free(m);
+  mem_sync(q);
+  if (q->has_infl)
+    resubmit(q);
+  arm_kick(q);
+  /* Chains made available before the kick fd was set get no kick. */
+  q->run_armed = true;
+  engine_defer(q_eng(q), &q->run_op, 0);
+}
+
 int vqueue_start(struct vconn *c, unsigned index, const struct vu_vring_conf *vc, struct vqueue **out)
 {
   struct vdev *d = c->d;
+  struct vhost *vh = d->vh;
   struct vqueue *q = calloc(1, sizeof *q);
+  struct qmsg m;
   int r;
 
   if (!q)
@@ -372,8 +479,15 @@ int vqueue_start(struct vconn *c, unsigned index, const struct vu_vring_conf *vc
   q->c = c;
   q->d = d;
   q->index = index;
+  /* Queue 0 on the device's worker, the next ones on the next workers. */
+  q->w = &vh->workers[((size_t)(d - vh->devs) + index) % vh->nworkers];
+  if (!atomic_load(&q->w->eng_live)) {
+    free(q);
+    return -EIO;   /* that worker is not running (the process is stopping) */
+  }
   q->kick_fd = q->call_fd = -1;
-  r = vring_setup(&q->ring, &c->mt, vc->num, vc->addr.desc_user_addr, vc->addr.avail_user_addr,
+  q->mt = c->mt;
+  r = vring_setup(&q->ring, &q->mt, vc->num, vc->addr.desc_user_addr, vc->addr.avail_user_addr,
                   vc->addr.used_user_addr, c->h.features, vc->base);
   if (r < 0) {
     log_msg(LOG_WARN, c->peer, d->cfg->socket, "queue %u: %s", index, q->ring.why);
@@ -401,19 +515,29 @@ int vqueue_start(struct vconn *c, unsigned index, const struct vu_vring_conf *vc
               "a ring of %u: not used", index, c->inflight_nq, c->inflight_qsize, vc->num);
     q->has_infl = r == 0;
   }
+  m = (struct qmsg){ .q = q };
+  atomic_fetch_add(&q->w->nhosted, 1);
+  if (!post(q_eng(q), start_cb, &m)) {
+    atomic_fetch_sub(&q->w->nhosted, 1);
+    close(q->kick_fd);
+    if (q->call_fd >= 0)
+      close(q->call_fd);
+    free(q);
+    return -ENOMEM;
+  }
   *out = q;
-  log_msg(LOG_DEBUG, c->peer, d->cfg->socket, "queue %u started: %u entries, base %u", index, vc->num, vc->base);
-  if (q->has_infl)
-    resubmit(q);
-  arm_kick(q);
-  /* Chains made available before the kick fd was set get no kick. */
-  q->run_armed = true;
-  engine_defer(q_eng(q), &q->run_op, 0);
+  log_msg(LOG_DEBUG, c->peer, d->cfg->socket, "queue %u started on worker %d: %u entries, base %u", index,
+          q->w->id, vc->num, vc->base);
   return 0;
 }
 
-void vqueue_stop(struct vqueue *q)
+static void stop_cb(struct engine_op *op, int res, uint32_t flags)
 {
+  struct qmsg *m = container_of(op, struct qmsg, op);
+  struct vqueue *q = m->q;
+  (void)res; (void)flags;
+
+  free(m);
   if (q->stopping)
     return;
   q->stopping = true;
@@ -421,18 +545,56 @@ void vqueue_stop(struct vqueue *q)
     struct io_uring_sqe *sqe = engine_sqe(q_eng(q), &vworker_ignore_op);
     io_uring_prep_cancel(sqe, &q->kick_op, 0);
   }
-  /* Finish on a later turn (never inside the caller). */
   if (!q->run_armed) {
     q->run_armed = true;
     engine_defer(q_eng(q), &q->run_op, 0);
   }
 }
 
-void vqueue_set_call(struct vqueue *q, int call_fd)
+void vqueue_stop(struct vqueue *q)
 {
-  int fd = call_fd >= 0 ? dup(call_fd) : -1;
+  struct qmsg m = { .q = q };
+
+  while (!post(q_eng(q), stop_cb, &m))
+    usleep(1000);   /* a stop must arrive: the connection waits for it */
+}
+
+static void set_call_cb(struct engine_op *op, int res, uint32_t flags)
+{
+  struct qmsg *m = container_of(op, struct qmsg, op);
+  struct vqueue *q = m->q;
+  (void)res; (void)flags;
 
   if (q->call_fd >= 0)
     close(q->call_fd);
-  q->call_fd = fd;
+  q->call_fd = m->fd;
+  free(m);
+}
+
+void vqueue_set_call(struct vqueue *q, int call_fd)
+{
+  struct qmsg m = { .q = q, .fd = call_fd >= 0 ? dup(call_fd) : -1 };
+
+  if (!post(q_eng(q), set_call_cb, &m) && m.fd >= 0)
+    close(m.fd);
+}
+
+static void set_mem_cb(struct engine_op *op, int res, uint32_t flags)
+{
+  struct qmsg *m = container_of(op, struct qmsg, op);
+  struct vqueue *q = m->q;
+  (void)res; (void)flags;
+
+  q->mt = m->mt;
+  free(m);
+  mem_sync(q);
+}
+
+void vqueue_set_mem(struct vqueue *q, const struct memtable *mt)
+{
+  struct qmsg m = { .q = q, .mt = *mt };
+
+  if (!post(q_eng(q), set_mem_cb, &m))
+    log_msg(LOG_WARN, q->c->peer, q->d->cfg->socket, "queue %u: out of memory: it keeps the previous memory table",
+            q->index);
 }

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "vhost/vu_handler.h"
+#include "virtio/memtable.h"
 
 struct vconn;
 struct vqueue;
@@ -26,17 +27,24 @@ struct vqueue;
 #define VQ_MAX_BYTES (64u << 20)
 
 /* Start serving queue index of c as vq describes (ring addresses checked
- * against c's memory table; kick and call fds duplicated).  Requests the
- * frontend's in-flight region lists are resubmitted first.  Returns 0 with
- * *out set, or -errno. */
+ * against c's memory table, of which the queue keeps a copy; kick and call
+ * fds duplicated), on worker (device index + queue index) mod workers: the
+ * rest happens there.  Requests the frontend's in-flight region lists are
+ * resubmitted first.  Returns 0 with *out set, or -errno.  This and the
+ * other calls below run on the connection's worker. */
 int vqueue_start(struct vconn *c, unsigned index, const struct vu_vring_conf *vq, struct vqueue **out);
 
 /* Stop: pop nothing more; once its kick read is cancelled and its in-flight
- * requests completed, vconn_queue_drained(c, index, base) is called (never
- * from inside this call) and the queue is freed. */
+ * requests completed, the queue is freed and vconn_queue_drained(c, index,
+ * base) runs on the connection's worker (never inside this call).  No other
+ * call on q may follow. */
 void vqueue_stop(struct vqueue *q);
 
-/* The driver's call eventfd changed (-1: none). */
+/* The driver's call eventfd changed (-1: none; the queue keeps a copy). */
 void vqueue_set_call(struct vqueue *q, int call_fd);
+
+/* The guest's memory table changed: the queue takes a copy of mt (regions
+ * removed stay mapped by the connection until no queue runs). */
+void vqueue_set_mem(struct vqueue *q, const struct memtable *mt);
 
 #endif

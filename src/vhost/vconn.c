@@ -31,7 +31,7 @@ static void conn_maybe_free(struct vconn *c);
 
 static void region_unmap(struct vconn *c, struct mt_region *r)
 {
-  dp_mem_unregister(&c->d->w->eng, r->host);
+  (void)c;
   munmap(r->map_base, r->map_len);
 }
 
@@ -50,9 +50,8 @@ static void retired_release(struct vconn *c)
  * until no queue runs.  The caller made sure there is room to keep it. */
 static void region_drop(struct vconn *c, struct mt_region *r)
 {
+  c->mt_dirty = true;
   if (c->nqueues_alive) {
-    dp_mem_unregister(&c->d->w->eng, r->host);
-    r->host = NULL;
     c->retired[c->nretired++] = *r;
     return;
   }
@@ -68,7 +67,6 @@ static bool retire_room(const struct vconn *c, unsigned n)
 static int op_mem_add(void *ctx, const struct vu_mem_region *d, int fd)
 {
   struct vconn *c = ctx;
-  struct vworker *w = c->d->w;
   long page = sysconf(_SC_PAGESIZE);
   uint64_t off, lead, len;
   char err[160];
@@ -99,12 +97,7 @@ static int op_mem_add(void *ctx, const struct vu_mem_region *d, int fd)
     munmap(base, (size_t)len);
     return r;
   }
-  r = dp_mem_register(&w->eng, (uint8_t *)base + lead, (size_t)d->size);
-  if (r < 0 && !w->mem_register_refused) {
-    w->mem_register_refused = true;
-    log_msg(LOG_INFO, c->peer, c->d->cfg->socket, "guest memory cannot be registered with io_uring (%s): "
-            "O_DIRECT reads and writes use it unregistered (said once per worker)", strerror(-r));
-  }
+  c->mt_dirty = true;
   log_msg(LOG_DEBUG, c->peer, c->d->cfg->socket, "memory region gpa 0x%llx size %llu mapped",
           (unsigned long long)d->guest_addr, (unsigned long long)d->size);
   return 0;
@@ -223,8 +216,10 @@ static int op_queue_start(void *ctx, unsigned q, const struct vu_vring_conf *vq)
   struct vconn *c = ctx;
   int r = vqueue_start(c, q, vq, &c->q[q]);
 
-  if (r == 0)
+  if (r == 0) {
     c->nqueues_alive++;
+    c->q_stopping[q] = false;
+  }
   return r;
 }
 
@@ -232,15 +227,27 @@ static int op_queue_stop(void *ctx, unsigned q, uint16_t *base)
 {
   struct vconn *c = ctx;
   (void)base;
+  c->q_stopping[q] = true;
   vqueue_stop(c->q[q]);
-  return 1;   /* always later: its kick read must be cancelled first */
+  return 1;   /* always later: it stops on its own worker */
 }
 
 static void op_queue_set_call(void *ctx, unsigned q, int call_fd)
 {
   struct vconn *c = ctx;
-  if (c->q[q])
+  if (c->q[q] && !c->q_stopping[q])
     vqueue_set_call(c->q[q], call_fd);
+}
+
+/* The running queues take the new memory table. */
+static void mem_publish(struct vconn *c)
+{
+  if (!c->mt_dirty)
+    return;
+  c->mt_dirty = false;
+  for (unsigned i = 0; i < VHOST_MAX_QUEUES; i++)
+    if (c->q[i] && !c->q_stopping[i])
+      vqueue_set_mem(c->q[i], &c->mt);
 }
 
 static void op_close_fd(void *ctx, int fd)
@@ -398,6 +405,7 @@ static bool dispatch(struct vconn *c)
   c->dispatching = false;
   c->nfds = 0;   /* the handler owns them now */
   c->got = 0;
+  mem_publish(c);
   if (c->fatal) {
     if (res == VU_REPLY && reply_fd >= 0)
       close(reply_fd);
@@ -539,6 +547,7 @@ void vconn_queue_drained(struct vconn *c, unsigned index, uint16_t base)
   struct vu_msg reply;
 
   c->q[index] = NULL;
+  c->q_stopping[index] = false;
   c->nqueues_alive--;
   retired_release(c);
   if (c->closing) {

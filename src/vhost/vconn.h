@@ -40,7 +40,9 @@ struct vconn {
   void *inflight;                      /* the in-flight region (mapped), or NULL (virtio/inflight.h) */
   uint64_t inflight_len;
   uint16_t inflight_nq, inflight_qsize;
-  struct vqueue *q[VHOST_MAX_QUEUES];  /* running or draining queues */
+  struct vqueue *q[VHOST_MAX_QUEUES];  /* running or draining queues (each on its worker) */
+  bool q_stopping[VHOST_MAX_QUEUES];   /* told to stop: nothing more is sent to it */
+  bool mt_dirty;                       /* the table changed since the queues last got it */
   unsigned nqueues_alive;
   bool closing;                        /* the connection ends: no more messages */
   bool fatal;                          /* a side effect could not be done safely: drop the frontend */
@@ -55,7 +57,8 @@ int vconn_start(struct vdev *d, int fd);
 void vconn_stop(struct vconn *c);
 
 /* Queue index has no request in flight any more after a stop, its next
- * avail index is base; the queue is gone (called by queue.c). */
+ * avail index is base; the queue is gone (queue.c, on the connection's
+ * worker). */
 void vconn_queue_drained(struct vconn *c, unsigned index, uint16_t base);
 
 #endif

@@ -22,6 +22,25 @@
 #include "vhost/vhost.h"
 #include "vhost/vworker.h"
 
+void vhost_gate_wait(struct vhost *vh)
+{
+  pthread_mutex_lock(&vh->gate_lock);
+  vh->gate_arrived++;
+  pthread_cond_broadcast(&vh->gate_cond);
+  while (vh->gate_arrived < vh->gate_expected)
+    pthread_cond_wait(&vh->gate_cond, &vh->gate_lock);
+  pthread_mutex_unlock(&vh->gate_lock);
+}
+
+/* Fewer workers than planned will arrive at the gate. */
+static void gate_expect(struct vhost *vh, unsigned n)
+{
+  pthread_mutex_lock(&vh->gate_lock);
+  vh->gate_expected = n;
+  pthread_cond_broadcast(&vh->gate_cond);
+  pthread_mutex_unlock(&vh->gate_lock);
+}
+
 void vhost_request_stop(struct vhost *vh)
 {
   atomic_store(&vh->stopping, true);
@@ -181,6 +200,8 @@ int vhost_run(struct vhost_config *cfg)
   memset(&vh, 0, sizeof vh);
   vh.cfg = cfg;
   vh.sig_fd = -1;
+  pthread_mutex_init(&vh.gate_lock, NULL);
+  pthread_cond_init(&vh.gate_cond, NULL);
   log_threshold = cfg->log_level;
   if (cfg->arena)
     dp_arena_size = cfg->arena;
@@ -191,6 +212,7 @@ int vhost_run(struct vhost_config *cfg)
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     vh.nworkers = n > 0 ? (unsigned)n : 1;
   }
+  vh.gate_expected = vh.nworkers;
   vh.workers = calloc(vh.nworkers, sizeof *vh.workers);
   if (!vh.workers)
     return 1;
@@ -219,16 +241,19 @@ int vhost_run(struct vhost_config *cfg)
     log_msg(LOG_ERROR, NULL, NULL, "signalfd: %s", strerror(errno));
     goto out;
   }
-  if (pthread_create(&sig_tid, NULL, signal_thread, &vh) == 0)
-    sig_started = true;
   if (open_devices(&vh, &set) < 0)
     goto out;
+  atomic_store(&vh.busy_devices, (unsigned)vh.ndevs);
+  /* The signal thread reads the devices (SIGUSR1): started once they exist. */
+  if (pthread_create(&sig_tid, NULL, signal_thread, &vh) == 0)
+    sig_started = true;
 
   /* Worker 0 runs on this thread; the others get their own. */
   for (started = 1; started < vh.nworkers; started++)
     if ((r = pthread_create(&vh.workers[started].thread, NULL, worker_thread, &vh.workers[started])) != 0) {
       log_msg(LOG_ERROR, NULL, NULL, "cannot start worker thread: %s", strerror(r));
       vhost_request_stop(&vh);
+      gate_expect(&vh, started);
       break;
     }
   r = vworker_run(&vh.workers[0]);
@@ -258,5 +283,7 @@ out:
   free(vh.devs);
   if (vh.sig_fd >= 0)
     close(vh.sig_fd);
+  pthread_cond_destroy(&vh.gate_cond);
+  pthread_mutex_destroy(&vh.gate_lock);
   return status;
 }

@@ -6,6 +6,7 @@
 #ifndef SHUNT_VHOST_VHOST_H
 #define SHUNT_VHOST_VHOST_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -22,12 +23,22 @@ struct vhost {
   struct vworker *workers;
   unsigned nworkers;
   int sig_fd;              /* SIGINT, SIGTERM: read by worker 0 */
+  atomic_uint busy_devices;  /* devices not yet shut down (vworker_device_done) */
+  /* The start gate: no worker starts its devices before every worker's
+   * engine exists (a device's queues are posted to other workers). */
+  pthread_mutex_t gate_lock;
+  pthread_cond_t gate_cond;
+  unsigned gate_arrived, gate_expected;
   atomic_bool stopping;
 };
 
 /* Run the devices of cfg until told to stop.  Returns the exit status
  * (0 after a clean shutdown, 1 when a device could not start). */
 int vhost_run(struct vhost_config *cfg);
+
+/* A worker's engine exists (or could not be made): wait until every
+ * worker's does (vworker.c). */
+void vhost_gate_wait(struct vhost *vh);
 
 /* Begin shutdown from any thread: every worker stops. */
 void vhost_request_stop(struct vhost *vh);

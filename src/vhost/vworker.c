@@ -85,14 +85,22 @@ static void signal_cb(struct engine_op *op, int res, uint32_t flags)
 
 void vworker_device_done(struct vworker *w)
 {
-  w->nbusy--;
+  struct vhost *vh = w->vh;
+
+  if (atomic_fetch_sub(&vh->busy_devices, 1) != 1)
+    return;
+  for (unsigned i = 0; i < vh->nworkers; i++)
+    if (atomic_load(&vh->workers[i].eng_live))
+      engine_post(&vh->workers[i].eng, &vh->workers[i].nudge_op, 0);
 }
 
 static bool vworker_done(void *arg)
 {
   struct vworker *w = arg;
-  /* The signal read (worker 0) stays armed to catch a second signal. */
-  return w->stopping && w->nbusy == 0 && w->eng.pending == (w->sig_armed ? 1u : 0u);
+  /* Queues of another worker's device may run here until that device is
+   * done.  The signal read (worker 0) stays armed to catch a second signal. */
+  return w->stopping && atomic_load(&w->vh->busy_devices) == 0 && atomic_load(&w->nhosted) == 0 &&
+         w->eng.pending == (w->sig_armed ? 1u : 0u);
 }
 
 int vworker_init(struct vworker *w, struct vhost *vh, int id)
@@ -102,6 +110,7 @@ int vworker_init(struct vworker *w, struct vhost *vh, int id)
   w->id = id;
   w->wake_op.cb = wake_cb;
   w->sig_op.cb = signal_cb;
+  w->nudge_op.cb = ignore_cb;
   w->wake_fd = eventfd(0, EFD_CLOEXEC);
   return w->wake_fd < 0 ? -errno : 0;
 }
@@ -110,20 +119,28 @@ int vworker_run(struct vworker *w)
 {
   /* The ring is made on the thread that uses it (IORING_SETUP_SINGLE_ISSUER). */
   int r = engine_init(&w->eng, 256, w->id);
-  if (r < 0)
+  if (r < 0) {
+    vhost_gate_wait(w->vh);
+    vhost_request_stop(w->vh);
+    for (size_t i = 0; i < w->vh->ndevs; i++)   /* they never start: count them done */
+      if (w->vh->devs[i].w == w)
+        vworker_device_done(w);
     return r;
+  }
   w->eng_ready = true;
+  atomic_store(&w->eng_live, true);
+  vhost_gate_wait(w->vh);
   for (size_t i = 0; i < w->vh->ndevs; i++)
-    if (w->vh->devs[i].w == w) {
-      w->nbusy++;
+    if (w->vh->devs[i].w == w)
       vdev_start(&w->vh->devs[i]);
-    }
   arm_wake(w);
   if (w->id == 0 && w->vh->sig_fd >= 0)
     arm_signal(w);
   if (atomic_load(&w->vh->stopping))
     vworker_stop(w);
-  return engine_run(&w->eng, vworker_done, w);
+  r = engine_run(&w->eng, vworker_done, w);
+  atomic_store(&w->eng_live, false);
+  return r;
 }
 
 void vworker_wake(struct vworker *w)

@@ -6,6 +6,7 @@
 #define SHUNT_VHOST_VWORKER_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/signalfd.h>
@@ -28,7 +29,9 @@ struct vworker {
   struct signalfd_siginfo siginfo;
   bool sig_armed;
   bool stopping;
-  unsigned nbusy;                /* its devices not yet shut down */
+  atomic_uint nhosted;           /* queues served here (of devices of any worker) */
+  atomic_bool eng_live;          /* the engine takes posts (engine_post) */
+  struct engine_op nudge_op;     /* posted when the last device shut down: the loop looks again */
   bool mem_register_refused;     /* dp_mem_register refused once (logged once) */
 };
 
@@ -42,7 +45,8 @@ int vworker_run(struct vworker *w);
 void vworker_fini(struct vworker *w);
 /* Ask the worker (from any thread) to stop. */
 void vworker_wake(struct vworker *w);
-/* A device of w finished shutting down (on w's thread). */
+/* A device of w finished shutting down (on w's thread).  After the last
+ * device of the process, every worker ends once it serves no queue. */
 void vworker_device_done(struct vworker *w);
 
 /* An engine op whose completion is ignored (cancellations). */
