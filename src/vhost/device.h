@@ -2,7 +2,7 @@
  * storage side, a dp_export as the NBD server's exports have), its listening
  * unix socket, and the frontend connected to it now (one at a time: another
  * frontend waits in the socket's backlog until this one leaves).  All of it
- * runs on the device's worker. */
+ * runs on the device's worker; its queues on theirs (queue.h). */
 #ifndef SHUNT_VHOST_DEVICE_H
 #define SHUNT_VHOST_DEVICE_H
 

@@ -3,7 +3,8 @@
  * SCM_RIGHTS; surplus fds are closed), answering them through the message
  * state machine (vu_handler.h), the guest memory it hands over (mapped,
  * recorded in a memtable, registered with the worker's ring), its in-flight
- * region, and its queues (queue.h).  Runs on the device's worker. */
+ * region, and its queues (queue.h, each on its own worker).  Runs on the
+ * device's worker. */
 #ifndef SHUNT_VHOST_VCONN_H
 #define SHUNT_VHOST_VCONN_H
 

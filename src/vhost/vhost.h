@@ -1,6 +1,7 @@
 /* vhost.h: the running `shunt vhost` process: its devices (one unix socket
  * and one source each), its worker threads (one io_uring engine each; a
- * device, its frontend connection and its queues are served by one worker),
+ * device and its frontend connection are served by one worker, its queues
+ * by that worker and the next ones),
  * signals and the statistics file.  SIGINT/SIGTERM: stop accepting, let
  * every queue finish its in-flight requests, flush, exit 0. */
 #ifndef SHUNT_VHOST_VHOST_H

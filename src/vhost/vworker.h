@@ -1,7 +1,7 @@
 /* vworker.h: a worker thread of `shunt vhost`: its engine (one io_uring
- * loop), the devices assigned to it (their accepts, connections and queues
- * all run on this loop), an eventfd to be told to stop and, on worker 0, the
- * signalfd. */
+ * loop), the devices assigned to it (their accepts and connections run on
+ * this loop), the queues it serves (of its devices and of others'), an
+ * eventfd to be told to stop and, on worker 0, the signalfd. */
 #ifndef SHUNT_VHOST_VWORKER_H
 #define SHUNT_VHOST_VWORKER_H
 
