@@ -9,11 +9,14 @@
  * are bounded.  A bad chain fails that request; ring state that makes no
  * sense (an available index that jumps by more than the queue size, a head
  * index past the queue, rings no longer mapped after a memory table change)
- * marks the queue
- * broken, after which it pops nothing.  Shared-ring ordering: the available
- * index is read with acquire, the used index published with release, and a
- * full fence separates publishing from reading the driver's event index.
- * Pure: no syscalls; one thread per queue. */
+ * marks the queue broken, after which it pops nothing.  Shared-ring
+ * ordering: the available index is read with acquire, the used index
+ * published with release, and a full fence separates publishing from reading
+ * the driver's event index.  Pure: no syscalls; one thread per queue.
+ *
+ * Bounds: a caller serving virtio-blk pops with at least seg_max + 2
+ * segments (header, data, status) plus one per region boundary a buffer may
+ * cross, and a byte bound of its largest request plus the header and status. */
 #ifndef SHUNT_VIRTIO_VRING_H
 #define SHUNT_VIRTIO_VRING_H
 

@@ -81,6 +81,8 @@ if start_qsd "$img" "$sock" on; then
     tap_check "hostile $kind: refused, the backend lives, a fresh connection verifies" \
       fe "hostile-$kind" --hostile "$kind" --backend-pid "$QSD_PID" "$sock"
   done
+  tap_check "hostile fuzz: 100 rounds of random rings, the backend lives, a fresh connection verifies" \
+    fe fuzz --hostile fuzz --requests 100 --seed 19 --backend-pid "$QSD_PID" "$sock"
   tap_check "qemu-storage-daemon is still running" kill -0 "$QSD_PID"
   stop_qsd
 else

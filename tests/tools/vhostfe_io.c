@@ -13,24 +13,23 @@
 #include <string.h>
 #include <unistd.h>
 
-#define FE_MAX_DSEG 16        /* data segments per request at most */
-#define FE_GEN_UNKNOWN UINT32_MAX
-#define FE_VERIFY_MAX_SECTORS (64ull << 21)  /* 64 GiB: 512 MiB of generations */
+#define FE_MAX_DSEG           16 /* data segments per request at most */
+#define FE_GEN_UNKNOWN        UINT32_MAX
+#define FE_VERIFY_MAX_SECTORS (64ull << 21) /* 64 GiB: 512 MiB of generations */
 
 struct fe_req {
-  unsigned q, slot;
+  unsigned q; /* its queue */
   bool busy;
-  uint32_t type;             /* VIRTIO_BLK_T_* */
-  uint64_t sector;           /* 512-byte units */
-  uint32_t len;              /* data bytes (IN/OUT/DISCARD/WRITE_ZEROES range) */
-  uint32_t gen;              /* OUT: the write's generation */
-  uint32_t flags;            /* WRITE_ZEROES: VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP */
+  uint32_t type;   /* VIRTIO_BLK_T_* */
+  uint64_t sector; /* 512-byte units */
+  uint32_t len;    /* data bytes (IN/OUT/DISCARD/WRITE_ZEROES range) */
+  uint32_t gen;    /* OUT: the write's generation */
+  uint32_t flags;  /* WRITE_ZEROES: VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP */
   struct virtio_blk_outhdr *hdr;
   uint8_t *status;
   struct vring_desc *table;
   uint64_t table_gpa;
-  uint8_t *buf;
-  uint32_t buf_cap;
+  uint8_t *buf; /* data (or the discard/write-zeroes segment, GET_ID's answer) */
   unsigned npieces;
   uint8_t *piece[FE_MAX_DSEG];
   uint32_t piece_len[FE_MAX_DSEG];
@@ -40,8 +39,7 @@ struct fe_io {
   struct fe_dev *d;
   unsigned qd, dseg;
   bool indirect;
-  struct fe_req *reqs;       /* nqueues * qd */
-  unsigned inflight[FE_MAX_QUEUES];
+  struct fe_req *reqs; /* nqueues * qd */
   unsigned total_inflight;
 };
 
@@ -63,12 +61,10 @@ static int io_init(struct fe_io *io, struct fe_dev *d, unsigned qd, uint32_t buf
       unsigned region = q * qd + s;
       uint64_t gpa;
       r->q = q;
-      r->slot = s;
       r->hdr = fe_mem_alloc(&d->mem, region, sizeof(*r->hdr), 16, &gpa);
       r->status = fe_mem_alloc(&d->mem, region, 1, 1, &gpa);
       r->table = fe_mem_alloc(&d->mem, region, (FE_MAX_DSEG + 2) * 16, 16, &r->table_gpa);
       r->buf = fe_mem_alloc(&d->mem, region, buf_cap, 4096, &gpa);
-      r->buf_cap = buf_cap;
       if (!r->hdr || !r->status || !r->table || !r->buf) {
         FE_ERR("guest memory (%llu MiB) too small for %u queue(s) x %u requests of %u bytes",
                (unsigned long long)(d->mem.size >> 20), d->nqueues, qd, buf_cap);
@@ -90,22 +86,22 @@ static int io_submit(struct fe_io *io, struct fe_req *r)
   r->hdr->ioprio = 0;
   r->hdr->sector = r->sector;
   *r->status = 0xff;
-  segs[n++] = (struct fe_seg){fe_mem_gpa(&d->mem, r->hdr), sizeof(*r->hdr), false};
+  segs[n++] = (struct fe_seg){ fe_mem_gpa(&d->mem, r->hdr), sizeof(*r->hdr), false };
   if (r->type == VIRTIO_BLK_T_IN || r->type == VIRTIO_BLK_T_OUT) {
     for (unsigned i = 0; i < r->npieces; i++)
-      segs[n++] = (struct fe_seg){fe_mem_gpa(&d->mem, r->piece[i]), r->piece_len[i],
-                                  r->type == VIRTIO_BLK_T_IN};
+      segs[n++] = (struct fe_seg){ fe_mem_gpa(&d->mem, r->piece[i]), r->piece_len[i],
+                                   r->type == VIRTIO_BLK_T_IN };
   } else if (r->type == VIRTIO_BLK_T_GET_ID) {
-    segs[n++] = (struct fe_seg){fe_mem_gpa(&d->mem, r->buf), VIRTIO_BLK_ID_BYTES, true};
+    segs[n++] = (struct fe_seg){ fe_mem_gpa(&d->mem, r->buf), VIRTIO_BLK_ID_BYTES, true };
   } else if (r->type == VIRTIO_BLK_T_DISCARD || r->type == VIRTIO_BLK_T_WRITE_ZEROES) {
     struct virtio_blk_discard_write_zeroes *z = (void *)r->buf;
     z->sector = r->sector;
     z->num_sectors = r->len / 512;
     z->flags = r->flags;
     r->hdr->sector = 0;
-    segs[n++] = (struct fe_seg){fe_mem_gpa(&d->mem, z), sizeof(*z), false};
+    segs[n++] = (struct fe_seg){ fe_mem_gpa(&d->mem, z), sizeof(*z), false };
   }
-  segs[n++] = (struct fe_seg){fe_mem_gpa(&d->mem, r->status), 1, true};
+  segs[n++] = (struct fe_seg){ fe_mem_gpa(&d->mem, r->status), 1, true };
   bool indirect = io->indirect && n > 2;
   if (!indirect && n > d->o->queue_size) {
     FE_ERR("a request of %u descriptors does not fit a ring of %u", n, d->o->queue_size);
@@ -114,7 +110,6 @@ static int io_submit(struct fe_io *io, struct fe_req *r)
   int rc = fe_vq_add(&d->vq[r->q], segs, n, r, indirect ? r->table : NULL, r->table_gpa);
   if (rc == 0) {
     r->busy = true;
-    io->inflight[r->q]++;
     io->total_inflight++;
   }
   return rc;
@@ -151,7 +146,6 @@ static int io_reap(struct fe_io *io, fe_complete_fn done, void *arg)
       uint32_t len;
       while ((r = fe_vq_get_used(&d->vq[q], &len))) {
         r->busy = false;
-        io->inflight[q]--;
         io->total_inflight--;
         got++;
         if (done(io, r, len, arg) < 0)
@@ -166,9 +160,9 @@ static int io_reap(struct fe_io *io, fe_complete_fn done, void *arg)
     if (pending)
       continue;
     for (unsigned q = 0; q < d->nqueues; q++)
-      p[q] = (struct pollfd){d->vq[q].call_fd, POLLIN, 0};
+      p[q] = (struct pollfd){ d->vq[q].call_fd, POLLIN, 0 };
     /* the socket too: a backend that closes it will not complete anything */
-    p[d->nqueues] = (struct pollfd){d->sock, POLLIN, 0};
+    p[d->nqueues] = (struct pollfd){ d->sock, POLLIN, 0 };
     int n = poll(p, d->nqueues + 1, d->o->timeout_s * 1000);
     if (n < 0 && errno == EINTR)
       continue;
@@ -222,13 +216,13 @@ static struct fe_req *free_slot(struct fe_io *io, unsigned q)
 struct fe_verify {
   const struct fe_verify_opts *v;
   uint64_t rng, seed;
-  uint32_t *gen;              /* per 512-byte sector: 0 zeroes, FE_GEN_UNKNOWN, or a write */
+  uint32_t *gen; /* per 512-byte sector: 0 zeroes, FE_GEN_UNKNOWN, or a write */
   uint32_t next_gen;
-  uint32_t max_bs;            /* largest request: --max-bs within size_max, whole blocks */
-  uint64_t sectors;           /* the part of the disk verified (all of it up to 64 GiB) */
+  uint32_t max_bs;  /* largest request: --max-bs within size_max, whole blocks */
+  uint64_t sectors; /* the part of the disk verified (all of it up to 64 GiB) */
   uint8_t *tmp;
-  unsigned smoke_n;           /* smoke: requests issued so far */
-  uint64_t n[16];             /* completed requests per type */
+  unsigned smoke_n; /* smoke: requests issued so far */
+  uint64_t n[16];   /* completed requests per type */
   uint64_t bytes_read, bytes_written, refused, unknown_sectors, get_id_unsupported;
   bool ro;
 };
@@ -322,7 +316,7 @@ static bool pick_range(struct fe_io *io, struct fe_verify *f, struct fe_req *r)
   if (r->type == VIRTIO_BLK_T_DISCARD || r->type == VIRTIO_BLK_T_WRITE_ZEROES) {
     uint32_t align = r->type == VIRTIO_BLK_T_DISCARD ? d->cfg.discard_sector_alignment : 0;
     uint32_t maxs = r->type == VIRTIO_BLK_T_DISCARD ? d->cfg.max_discard_sectors
-                                                     : d->cfg.max_write_zeroes_sectors;
+                                                    : d->cfg.max_write_zeroes_sectors;
     if (align > unit && align % unit == 0)
       unit = align;
     if (maxs && maxs / unit < max_units)
@@ -367,8 +361,8 @@ static int verify_read(struct fe_verify *f, struct fe_req *r)
     while (expect[b] == f->tmp[s * 512 + b])
       b++;
     FE_ERR("MISMATCH: queue %u read of %u bytes at sector %" PRIu64 ": byte %" PRIu64
-           " of the disk is 0x%02x, expected 0x%02x (%s%u)", r->q, r->len, r->sector,
-           (r->sector + s) * 512 + b, f->tmp[s * 512 + b], expect[b],
+           " of the disk is 0x%02x, expected 0x%02x (%s%u)",
+           r->q, r->len, r->sector, (r->sector + s) * 512 + b, f->tmp[s * 512 + b], expect[b],
            g ? "written by write #" : "zeroes, generation ", g);
     return -1;
   }
@@ -386,6 +380,20 @@ static const char *type_name(uint32_t t)
   case VIRTIO_BLK_T_GET_ID: return "get-id";
   default: return "request";
   }
+}
+
+/* GET_ID's answer: --serial's text, NUL-padded to 20 bytes (not terminated at 20). */
+static int check_id(struct fe_verify *f, const struct fe_req *r)
+{
+  char want[VIRTIO_BLK_ID_BYTES] = { 0 };
+  if (!f->v->serial)
+    return 0;
+  memcpy(want, f->v->serial, strnlen(f->v->serial, sizeof(want)));
+  if (memcmp(want, r->buf, sizeof(want)) == 0)
+    return 0;
+  FE_ERR("GET_ID answered \"%.*s\", expected \"%.*s\"", VIRTIO_BLK_ID_BYTES, (char *)r->buf,
+         VIRTIO_BLK_ID_BYTES, want);
+  return -1;
 }
 
 static int verify_done(struct fe_io *io, struct fe_req *r, uint32_t used_len, void *arg)
@@ -420,21 +428,15 @@ static int verify_done(struct fe_io *io, struct fe_req *r, uint32_t used_len, vo
   f->n[r->type & 15]++;
   uint32_t g = 0;
   switch (r->type) {
-  case VIRTIO_BLK_T_IN:
-    f->bytes_read += r->len;
-    return verify_read(f, r);
+  case VIRTIO_BLK_T_IN: f->bytes_read += r->len; return verify_read(f, r);
   case VIRTIO_BLK_T_OUT:
     f->bytes_written += r->len;
     g = r->gen;
     break;
-  case VIRTIO_BLK_T_DISCARD:
-    g = FE_GEN_UNKNOWN;
-    break;
-  case VIRTIO_BLK_T_WRITE_ZEROES:
-    g = 0;
-    break;
-  default:
-    return 0;
+  case VIRTIO_BLK_T_DISCARD: g = FE_GEN_UNKNOWN; break;
+  case VIRTIO_BLK_T_WRITE_ZEROES: g = 0; break;
+  case VIRTIO_BLK_T_GET_ID: return check_id(f, r);
+  default: return 0;
   }
   for (uint32_t s = 0; s < r->len / 512; s++)
     f->gen[r->sector + s] = g;
@@ -460,6 +462,8 @@ static bool verify_next(struct fe_io *io, struct fe_verify *f, struct fe_req *r,
       return false;
   }
   r->flags = 0;
+  if (r->type == VIRTIO_BLK_T_GET_ID)
+    memset(r->buf, 0xa5, VIRTIO_BLK_ID_BYTES);
   if (r->type == VIRTIO_BLK_T_FLUSH || r->type == VIRTIO_BLK_T_GET_ID) {
     r->sector = 0;
     r->len = 0;
@@ -486,10 +490,31 @@ static bool verify_next(struct fe_io *io, struct fe_verify *f, struct fe_req *r,
   return true;
 }
 
+static void print_verify_summary(struct fe_dev *d, const struct fe_verify *f, int rc, unsigned qd,
+                                 uint64_t completed, double seconds)
+{
+  printf("{\"mode\":\"verify\",\"result\":\"%s\",\"queues\":%u,\"qd\":%u,\"indirect\":%s,"
+         "\"event_idx\":%s,\"regions\":%u,\"ro\":%s,\"requests\":%" PRIu64 ",\"reads\":%" PRIu64
+         ",\"writes\":%" PRIu64 ",\"flushes\":%" PRIu64 ",\"discards\":%" PRIu64
+         ",\"write_zeroes\":%" PRIu64 ",\"get_id\":%" PRIu64 ",\"get_id_unsupported\":%" PRIu64
+         ",\"refused_writes\":%" PRIu64 ",\"bytes_read\":%" PRIu64 ",\"bytes_written\":%" PRIu64
+         ",\"unverified_sectors_read\":%" PRIu64 ",\"reconnects\":%u,\"capacity_sectors\":%" PRIu64
+         ",\"blk_size\":%u,\"seg_max\":%u,\"num_queues\":%u,\"seconds\":%.3f}\n",
+         rc ? "fail" : "ok", d->nqueues, qd,
+         fe_has(d, VIRTIO_RING_F_INDIRECT_DESC) ? "true" : "false",
+         fe_has(d, VIRTIO_RING_F_EVENT_IDX) ? "true" : "false", d->mem.nregions,
+         f->ro ? "true" : "false", completed, f->n[VIRTIO_BLK_T_IN], f->n[VIRTIO_BLK_T_OUT],
+         f->n[VIRTIO_BLK_T_FLUSH], f->n[VIRTIO_BLK_T_DISCARD], f->n[VIRTIO_BLK_T_WRITE_ZEROES],
+         f->n[VIRTIO_BLK_T_GET_ID], f->get_id_unsupported, f->refused, f->bytes_read,
+         f->bytes_written, f->unknown_sectors, d->reconnects, d->capacity, d->blk_size, d->seg_max,
+         fe_has(d, VIRTIO_BLK_F_MQ) ? d->cfg.num_queues : 1, seconds);
+  fflush(stdout);
+}
+
 static int run_verify(struct fe_dev *d, const struct fe_verify_opts *v, bool smoke, bool print)
 {
-  struct fe_io io = {0};
-  struct fe_verify f = {.v = v, .rng = d->o->seed * 2 + 1, .seed = d->o->seed};
+  struct fe_io io = { 0 };
+  struct fe_verify f = { .v = v, .rng = d->o->seed * 2 + 1, .seed = d->o->seed };
   uint64_t submitted = 0, completed = 0;
   int rc = 1;
   double t0 = fe_now();
@@ -500,9 +525,9 @@ static int run_verify(struct fe_dev *d, const struct fe_verify_opts *v, bool smo
   f.max_bs = max_bs;
   f.ro = fe_has(d, VIRTIO_BLK_F_RO);
   if (max_bs == 0 || (v->expect_ro && !f.ro) || (f.ro && !v->expect_ro && !smoke)) {
-    FE_ERR("%s", max_bs == 0 ? "--max-bs is below the block size" : f.ro
-           ? "the device is read-only (VIRTIO_BLK_F_RO): say --expect-ro"
-           : "--expect-ro, but the device does not offer VIRTIO_BLK_F_RO");
+    FE_ERR("%s", max_bs == 0 ? "--max-bs is below the block size"
+                 : f.ro      ? "the device is read-only (VIRTIO_BLK_F_RO): say --expect-ro"
+                             : "--expect-ro, but the device does not offer VIRTIO_BLK_F_RO");
     return 1;
   }
   /* the generations of a very large disk would not fit: verify its first 64 GiB */
@@ -514,18 +539,18 @@ static int run_verify(struct fe_dev *d, const struct fe_verify_opts *v, bool smo
   /* Unless the disk is known to start zeroed, what is on it is not known until written. */
   for (uint64_t s = 0; s < f.sectors; s++)
     f.gen[s] = d->o->assume_zero ? 0 : FE_GEN_UNKNOWN;
-  uint64_t at_reconnect = 0;     /* completed when the last reconnect happened */
+  uint64_t at_reconnect = 0; /* completed when the last reconnect happened */
   unsigned reconnects = 0;
   bool ready = false;
   for (;;) {
     if (d->reconnects != reconnects) {
       reconnects = d->reconnects;
       at_reconnect = completed;
-      ready = false;            /* the ready file again once a request completed */
+      ready = false; /* the ready file again once a request completed */
     }
     /* --min-reconnects: go on until they happened, then 100 requests more */
-    bool more = d->reconnects < v->min_reconnects || (v->min_reconnects &&
-                                                      completed - at_reconnect < 100);
+    bool more =
+        d->reconnects < v->min_reconnects || (v->min_reconnects && completed - at_reconnect < 100);
     uint64_t target = more ? UINT64_MAX : v->requests;
     if (completed >= target)
       break;
@@ -562,22 +587,8 @@ static int run_verify(struct fe_dev *d, const struct fe_verify_opts *v, bool smo
 out:
   if (rc)
     io_drain(&io);
-  if (print) {
-    printf("{\"mode\":\"verify\",\"result\":\"%s\",\"queues\":%u,\"qd\":%u,\"indirect\":%s,"
-           "\"event_idx\":%s,\"regions\":%u,\"ro\":%s,\"requests\":%" PRIu64 ",\"reads\":%" PRIu64
-           ",\"writes\":%" PRIu64 ",\"flushes\":%" PRIu64 ",\"discards\":%" PRIu64
-           ",\"write_zeroes\":%" PRIu64 ",\"get_id\":%" PRIu64 ",\"get_id_unsupported\":%" PRIu64
-           ",\"refused_writes\":%" PRIu64 ",\"bytes_read\":%" PRIu64
-           ",\"bytes_written\":%" PRIu64 ",\"unverified_sectors_read\":%" PRIu64
-           ",\"reconnects\":%u,\"seconds\":%.3f}\n", rc ? "fail" : "ok", d->nqueues, qd,
-           fe_has(d, VIRTIO_RING_F_INDIRECT_DESC) ? "true" : "false",
-           fe_has(d, VIRTIO_RING_F_EVENT_IDX) ? "true" : "false", d->mem.nregions,
-           f.ro ? "true" : "false", completed, f.n[VIRTIO_BLK_T_IN], f.n[VIRTIO_BLK_T_OUT],
-           f.n[VIRTIO_BLK_T_FLUSH], f.n[VIRTIO_BLK_T_DISCARD], f.n[VIRTIO_BLK_T_WRITE_ZEROES],
-           f.n[VIRTIO_BLK_T_GET_ID], f.get_id_unsupported, f.refused, f.bytes_read, f.bytes_written, f.unknown_sectors, d->reconnects,
-           fe_now() - t0);
-    fflush(stdout);
-  }
+  if (print)
+    print_verify_summary(d, &f, rc, qd, completed, fe_now() - t0);
   free(io.reqs);
   free(f.gen);
   free(f.tmp);
@@ -591,7 +602,9 @@ int fe_verify(struct fe_dev *d, const struct fe_verify_opts *v)
 
 int fe_smoke(struct fe_dev *d)
 {
-  struct fe_verify_opts v = {.requests = 16, .max_bs = 65536, .expect_ro = fe_has(d, VIRTIO_BLK_F_RO)};
+  struct fe_verify_opts v = { .requests = 16,
+                              .max_bs = 65536,
+                              .expect_ro = fe_has(d, VIRTIO_BLK_F_RO) };
   return run_verify(d, &v, true, false);
 }
 
@@ -660,7 +673,7 @@ static void bench_next(struct fe_io *io, struct fe_bench *f, struct fe_req *r)
 int fe_bench(struct fe_dev *d, const struct fe_bench_opts *b)
 {
   struct fe_io io;
-  struct fe_bench f = {.b = b, .rng = d->o->seed * 2 + 1};
+  struct fe_bench f = { .b = b, .rng = d->o->seed * 2 + 1 };
   int rc = 1;
   if (strcmp(b->rw, "randread") == 0 || strcmp(b->rw, "read") == 0)
     f.type = VIRTIO_BLK_T_IN;
