@@ -4,6 +4,7 @@
  * machine (the ops of vu_handler.h), and the connection's end: queues stop
  * and drain, then guest memory is unmapped and the device accepts again. */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -11,6 +12,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -28,6 +30,35 @@ static void conn_close(struct vconn *c);
 static void conn_maybe_free(struct vconn *c);
 
 /* ---- guest memory ---- */
+
+/* Can [offset, offset + len) of fd be mapped without a SIGBUS waiting in
+ * it?  The fd must be a regular file (a memfd, a file on hugetlbfs or
+ * /dev/shm) that long; it is sealed against shrinking where it allows (a
+ * memfd qemu made with seal=on is sealed already).  0 or -errno with a
+ * reason in why. */
+static int check_fd_extent(int fd, uint64_t offset, uint64_t len, const char **why)
+{
+  struct stat st;
+  uint64_t end;
+  int seals;
+
+  if (fstat(fd, &st) < 0) {
+    *why = "cannot stat its fd";
+    return -errno;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    *why = "its fd is not a memory file";
+    return -EINVAL;
+  }
+  if (__builtin_add_overflow(offset, len, &end) || end > (uint64_t)st.st_size) {
+    *why = "it extends past the end of its fd";
+    return -EINVAL;
+  }
+  seals = fcntl(fd, F_GET_SEALS);
+  if (seals >= 0 && !(seals & F_SEAL_SHRINK))
+    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK);   /* refused when F_SEAL_SEAL is set: nothing to do then */
+  return 0;
+}
 
 static void region_unmap(struct vconn *c, struct mt_region *r)
 {
@@ -72,9 +103,17 @@ static int op_mem_add(void *ctx, const struct vu_mem_region *d, int fd)
   char err[160];
   void *base;
   int r;
+  const char *why;
 
   if ((r = memtable_check(&c->mt, d, err, sizeof err)) < 0) {
     log_msg(LOG_WARN, c->peer, c->d->cfg->socket, "memory region refused: %s", err);
+    close(fd);
+    return r;
+  }
+  if ((r = check_fd_extent(fd, d->mmap_offset, d->size, &why)) < 0) {
+    log_msg(LOG_WARN, c->peer, c->d->cfg->socket, "memory region gpa 0x%llx size %llu at offset %llu refused: %s",
+            (unsigned long long)d->guest_addr, (unsigned long long)d->size,
+            (unsigned long long)d->mmap_offset, why);
     close(fd);
     return r;
   }
@@ -174,6 +213,8 @@ static int op_inflight_new(void *ctx, uint16_t nq, uint16_t qsize, int *fd, uint
     close(mfd);
     return r;
   }
+  /* The frontend keeps it: it must not be able to shrink it under us. */
+  fcntl(mfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL);
   inflight_unmap(c);
   inflight_area_init(p, nq, qsize);
   c->inflight = p;
@@ -189,12 +230,19 @@ static int op_inflight_set(void *ctx, int fd, uint64_t size, uint64_t offset, ui
 {
   struct vconn *c = ctx;
   uint64_t want = inflight_area_size(nq, qsize);
+  const char *why;
   void *p;
   int r;
 
   if (want == 0 || size < want || offset % (uint64_t)sysconf(_SC_PAGESIZE) || size > SIZE_MAX) {
     close(fd);
     return -EINVAL;
+  }
+  if ((r = check_fd_extent(fd, offset, size, &why)) < 0) {
+    log_msg(LOG_WARN, c->peer, c->d->cfg->socket, "in-flight region of %llu bytes refused: %s",
+            (unsigned long long)size, why);
+    close(fd);
+    return r;
   }
   p = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)offset);
   r = p == MAP_FAILED ? -errno : 0;

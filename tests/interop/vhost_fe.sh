@@ -84,6 +84,10 @@ busy=$!
 tap_check "hostile modes (all kinds): each refused, the process lives, a fresh connection verifies" \
   fe hostile --hostile all --backend-pid "$SHUNT_PID" "$T/evil.sock"
 tap_check "... every kind reported ok" bash -c "[ \$(grep -c '\"result\":\"ok\"' '$T/hostile.json') -ge 19 ] && ! grep -q '\"result\":\"fail' '$T/hostile.json'"
+tap_check "... among them memory and in-flight areas past the end of their fd (no SIGBUS)" \
+  bash -c "grep -q '\"kind\":\"mem-beyond-fd\",\"result\":\"ok\"' '$T/hostile.json' && grep -q '\"kind\":\"inflight-beyond-fd\",\"result\":\"ok\"' '$T/hostile.json'"
+tap_check "hostile fuzz: 200 rounds of random rings, the process lives, a fresh connection verifies" \
+  fe fuzz --hostile fuzz --requests 200 --seed 31 --backend-pid "$SHUNT_PID" "$T/evil.sock"
 wait "$busy"
 tap_check "meanwhile another device's 20000 requests on 2 queues verified" verified busy
 tap_check "shunt vhost is still running" shunt_alive
