@@ -19,6 +19,7 @@
 #include "datapath/dpworker.h"
 #include "server/listener.h"
 #include "vhost/device.h"
+#include "vhost/guardmem.h"
 #include "vhost/vhost.h"
 #include "vhost/vworker.h"
 
@@ -78,7 +79,7 @@ static int write_stats(struct vhost *vh)
     log_msg(LOG_ERROR, NULL, NULL, "--stats %s: %s", tmp, strerror(errno));
     return r;
   }
-  fprintf(f, "{\"pid\":%d,\"devices\":[", (int)getpid());
+  fprintf(f, "{\"pid\":%d,\"guest_pages_lost\":%" PRIu64 ",\"devices\":[", (int)getpid(), guardmem_repaired());
   for (size_t i = 0; i < vh->ndevs; i++) {
     struct vdev *d = &vh->devs[i];
     fprintf(f, "%s{\"socket\":", i ? "," : "");
@@ -239,6 +240,10 @@ int vhost_run(struct vhost_config *cfg)
   vh.sig_fd = signalfd(-1, &mask, SFD_CLOEXEC);
   if (vh.sig_fd < 0) {
     log_msg(LOG_ERROR, NULL, NULL, "signalfd: %s", strerror(errno));
+    goto out;
+  }
+  if ((r = guardmem_init()) < 0) {
+    log_msg(LOG_ERROR, NULL, NULL, "cannot install the SIGBUS handler: %s", strerror(-r));
     goto out;
   }
   if (open_devices(&vh, &set) < 0)
