@@ -56,7 +56,7 @@ err_says "... as not a file or block device" "not a regular file or block device
 vhost_fails "an NBD URI as source is refused for now" 1 "$T/a.sock=nbd://127.0.0.1/x"
 err_says "... with a clear message" "NBD sources are not supported yet"
 vhost_fails "a socket in a missing directory fails the start" 1 "$T/no/such/dir/a.sock=$img"
-err_says "... naming the socket" "unix socket '$T/no/such/dir/a.sock'"
+err_says "... naming the socket" "'$T/no/such/dir/a.sock': No such file"
 vhost_fails "--stats in a missing directory fails the start" 1 --stats "$T/no/stats.json" "$T/a.sock=$img"
 
 # A disk image named by mistake as the socket path is never replaced.
