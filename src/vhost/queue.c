@@ -371,9 +371,12 @@ static void queue_run(struct vqueue *q)
     if (r == 1) {
       chain_run(q, &c);
     } else if (r == -EINVAL) {
-      log_msg(LOG_DEBUG, q->c->peer, q->d->cfg->socket, "queue %u: bad descriptor chain (head %u) failed",
-              q->index, c.head);
-      chain_fail(q, c.head, NULL, 0);
+      /* Answered with IOERR where its status byte can be found, so that
+       * the driver sees an error rather than waiting for a status. */
+      log_msg(LOG_DEBUG, q->c->peer, q->d->cfg->socket, "queue %u: bad descriptor chain (head %u): %s",
+              q->index, c.head, q->ring.why);
+      uint8_t *st = vring_chain_last_writable(&q->ring, c.head);
+      chain_fail(q, c.head, st, VIRTIO_BLK_S_IOERR);
     } else if (r == 0) {
       if (!vring_kick_enable(&q->ring))
         return;
@@ -445,7 +448,7 @@ static void resubmit(struct vqueue *q)
     if (r == 1)
       chain_run(q, &c);
     else
-      chain_fail(q, e[i].head, NULL, 0);
+      chain_fail(q, e[i].head, vring_chain_last_writable(&q->ring, e[i].head), VIRTIO_BLK_S_IOERR);
   }
   free(e);
 }
@@ -588,6 +591,14 @@ static void set_mem_cb(struct engine_op *op, int res, uint32_t flags)
   q->mt = m->mt;
   free(m);
   mem_sync(q);
+  /* Its rings may have moved to another mapping, or be gone (the queue
+   * then breaks; the old mappings stay until no queue runs). */
+  if (vring_remap(&q->ring, &q->mt) < 0 && !q->broken_logged) {
+    q->broken_logged = true;
+    atomic_fetch_add(&q->d->broken_queues, 1);
+    log_msg(LOG_WARN, q->c->peer, q->d->cfg->socket, "queue %u broken by a memory table change: %s",
+            q->index, q->ring.why);
+  }
 }
 
 void vqueue_set_mem(struct vqueue *q, const struct memtable *mt)
