@@ -18,8 +18,10 @@
 #include "datapath/datapath.h"
 #include "datapath/dpworker.h"
 #include "server/listener.h"
+#include "shunt/shunt.h"
 #include "vhost/device.h"
 #include "vhost/guardmem.h"
+#include "vhost/remote.h"
 #include "vhost/vhost.h"
 #include "vhost/vworker.h"
 
@@ -87,7 +89,13 @@ static int write_stats(struct vhost *vh)
     fputs(",\"source\":", f);
     text_json_string(f, d->cfg->source);
     fputs(",\"datapath\":", f);
-    text_json_string(f, d->dx.datapath ? d->dx.datapath->name : "none");
+    text_json_string(f, d->remote ? "nbd" : d->dx.datapath ? d->dx.datapath->name : "none");
+    if (d->remote) {
+      uint64_t copied = 0;
+      for (unsigned q = 0; q < d->nqueues; q++)
+        copied += shunt_payload_bytes_copied(d->remote[q].h);
+      fprintf(f, ",\"remote_copied_bytes\":%" PRIu64, copied);
+    }
     fprintf(f, ",\"queues\":%u,\"connections\":%" PRIu64 ",\"broken_queues\":%" PRIu64
             ",\"bad_requests\":%" PRIu64 ",\"arena_per_worker\":%zu,",
             d->nqueues, (uint64_t)atomic_load(&d->connections), (uint64_t)atomic_load(&d->broken_queues),
