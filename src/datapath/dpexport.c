@@ -210,12 +210,7 @@ int datapath_setup(struct dp_export *dx, struct backend *b, const struct dp_expo
   dx->wlock = dx->file ? &dx->file->wlock : NULL;
   dx->chunk = setup->chunk ? setup->chunk : dp_default_chunk;
   dx->datapath = &datapath_copy;
-  dx->nstats = dp_stats_slots ? dp_stats_slots : 1;
-  dx->stats = aligned_alloc(_Alignof(struct dp_stats_slot), dx->nstats * sizeof *dx->stats);
-  if (dx->stats)
-    memset(dx->stats, 0, dx->nstats * sizeof *dx->stats);
-  else
-    dx->nstats = 0;
+  dp_export_stats_init(dx);
   if (!dx->file || !dx->stats) {
     snprintf(err, errlen, "out of memory");
     return -ENOMEM;
@@ -254,6 +249,18 @@ int datapath_setup(struct dp_export *dx, struct backend *b, const struct dp_expo
   if ((dx->datapath == &datapath_splice || dx->datapath == &datapath_mmap || dx->datapath == &datapath_auto)
       && dx->chunk > dp_pipe_size)
     dp_pipe_size = dx->chunk;
+  return 0;
+}
+
+int dp_export_stats_init(struct dp_export *dx)
+{
+  dx->nstats = dp_stats_slots ? dp_stats_slots : 1;
+  dx->stats = aligned_alloc(_Alignof(struct dp_stats_slot), dx->nstats * sizeof *dx->stats);
+  if (!dx->stats) {
+    dx->nstats = 0;
+    return -ENOMEM;
+  }
+  memset(dx->stats, 0, dx->nstats * sizeof *dx->stats);
   return 0;
 }
 

@@ -53,6 +53,12 @@ struct dp_export {
   unsigned nstats;
 };
 
+/* Make dx's per-worker stats slots (dp_stats_slots of them), as
+ * datapath_setup does: for a front end whose device has no backend here
+ * (a remote source) but counts its requests alike.  0 or -ENOMEM.  Freed by
+ * dp_export_close(). */
+int dp_export_stats_init(struct dp_export *dx);
+
 /* Worker (engine id) worker's slot of dx's stats, written only by that
  * worker.  An export datapath_setup did not make slots for counts into a
  * slot of its own that nobody reads. */

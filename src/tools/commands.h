@@ -25,6 +25,8 @@ int cmd_stats(int argc, char **argv);   /* stats.c: a running server's statistic
 int cmd_info(int argc, char **argv);
 int cmd_copy(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+/* vhost-user-blk disks for virtual machines (vhost.c, src/vhost/). */
+int cmd_vhost(int argc, char **argv);
 /* FUSE: the export as one file, for losetup (fuse.c, fuse_disk.c; built when
  * SHUNT_HAVE_FUSE is defined, meson -Dfuse). */
 int cmd_fuse(int argc, char **argv);

@@ -28,7 +28,8 @@ srcs[reply]="src/proto/reply_decode.c src/proto/option.c src/proto/request.c"
 srcs[client_handshake]="src/client/handshake.c src/proto/option.c src/common/text.c"
 srcs[vring]="src/virtio/vring.c src/virtio/memtable.c src/virtio/virtio_blk.c src/virtio/inflight.c"
 srcs[vhost_msg]="src/virtio/vhost_user.c src/virtio/memtable.c"
-declare -A dicts=([vring]="" [vhost_msg]="")
+srcs[vu_handler]="src/vhost/vu_handler.c src/virtio/vhost_user.c src/virtio/memtable.c"
+declare -A dicts=([vring]="" [vhost_msg]="" [vu_handler]="")
 names=("$@")
 [ ${#names[@]} -gt 0 ] || names=($(printf '%s\n' "${!srcs[@]}" | sort))
 
@@ -44,7 +45,7 @@ build() {
   for f in ${srcs[$name]}; do files+=("$top/$f"); done
   [ -x "$exe" ] || newer=1
   for f in "${files[@]}" "$top"/tests/fuzz/*.h "$top"/src/proto/*.h "$top"/src/common/*.h \
-           "$top"/src/client/*.h "$top"/src/virtio/*.h "$0"; do
+           "$top"/src/client/*.h "$top"/src/virtio/*.h "$top"/src/vhost/*.h "$0"; do
     [ -e "$f" ] && [ "$f" -nt "$exe" ] && newer=1
   done
   [ $newer -eq 0 ] && return 0
