@@ -94,8 +94,10 @@ int vdev_open(struct vdev *d, struct vhost *vh, const struct vhost_dev_config *c
     d->nqueues = VHOST_MAX_QUEUES;
   d->blk_size = 512;
   if (vhost_source_is_uri(cfg->source)) {
-    if ((r = open_remote(d, err, errlen)) < 0)
+    if ((r = open_remote(d, err, errlen)) < 0) {
+      vdev_close(d);   /* what open_remote got so far */
       return r;
+    }
     vhost_blk_params(d, &d->blk);
     log_msg(LOG_INFO, NULL, cfg->socket, "%s, %llu bytes%s, %u queue%s, one NBD connection each", cfg->source,
             (unsigned long long)d->size, cfg->read_only ? ", read-only" : "", d->nqueues, d->nqueues == 1 ? "" : "s");
