@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "backend/backend.h"
+#include "datapath/iosched.h"
 #include "datapath/stats.h"
 #include "engine/sendq.h"
 #include "proto/reply.h"
@@ -21,6 +22,7 @@
 
 struct datapath;
 struct dp_export;
+struct dp_flow;
 struct dp_share;
 struct request;
 struct request_sink;
@@ -53,6 +55,7 @@ struct request_sink {
   const struct datapath *dp;           /* the path executing its requests */
   struct dp_share *share;              /* its part of its worker's pipes and arena */
   const char *peer;                    /* who it serves, for log messages */
+  struct dp_flow *flow;                /* its flow in the device's scheduler (qos.h), or NULL */
 };
 
 /* One piece of a reply: an encoded header plus an optional data iovec. */
@@ -93,6 +96,12 @@ struct request {
   void *buf_base;                      /* for the data path: what alloc_buffer really allocated */
   size_t buf_alloc;
   struct dp_times times;               /* phase timestamps (stats.h) */
+  /* The device's scheduler (qos.h): */
+  struct dp_flow *flow;                /* the sink's flow; NULL: not scheduled */
+  struct sched_req qos_req;
+  struct engine_op qos_op;             /* runs it on its loop once let in */
+  uint8_t qos_state;                   /* DP_QOS_NONE, _QUEUED, _STARTING, _ADMITTED, _DONE */
+  bool qos_abort;                      /* finish it without executing once let in */
 };
 
 /* A new request with header hdr from sink s (the export's request counters

@@ -44,6 +44,9 @@ struct server_config {
   uint64_t chunk;          /* default chunk size of split reads/writes (0: 256 KiB) */
   uint64_t arena;          /* direct path buffer arena per worker (0: 64 MiB) */
   char *stats_path;        /* --stats FILE: JSON written on SIGUSR1 and at exit */
+  bool qos_off;            /* --qos=off: no scheduler in front of the devices */
+  int qos_key;             /* --qos-key: DP_QOS_KEY_CONN (default), _ADDR, _TLS */
+  uint64_t device_iops, device_bw;   /* --device-iops, --device-bw (0: estimated) */
   struct export_config *exports;
   size_t nexports;
   struct tls_config tls;   /* STARTTLS (docs/config.md, "TLS") */
@@ -66,7 +69,7 @@ int config_set_tls(struct server_config *cfg, const char *key, const char *val,
 
 /* Set one server-wide setting by its config-file key (threads, max-inflight,
  * chunk, arena, stats, handshake-timeout, max-connections, send-timeout,
- * memory-budget, log, listen, unix,
+ * memory-budget, qos, qos-key, device-iops, device-bw, log, listen, unix,
  * export, tls*), validating the value. The command line's long options go
  * through here too, so both accept exactly the same values.
  * Returns 0, or -EINVAL with a message in err. */

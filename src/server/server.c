@@ -21,6 +21,7 @@
 #include "common/text.h"
 #include "datapath/datapath.h"
 #include "datapath/dpworker.h"
+#include "datapath/qos.h"
 #include "datapath/stats.h"
 #include "server/conn.h"
 #include "server/listener.h"
@@ -77,6 +78,8 @@ static int write_stats(struct server *srv)
     text_json_string(f, ex->cfg.datapath ? ex->cfg.datapath : "auto");
     fprintf(f, ",\"chunk\":%u,\"arena_per_worker\":%zu,", ex->dp.chunk, dp_arena_size);
     dp_stats_json(f, &ex->dp.stats);
+    fputs(",\"flows\":", f);
+    dp_qos_json(f, &ex->dp);
     fputc('}', f);
   }
   fputs("]}\n", f);
@@ -220,6 +223,10 @@ int server_run(struct server_config *cfg)
     dp_default_chunk = (uint32_t)cfg->chunk;
   if (cfg->arena)
     dp_arena_size = cfg->arena;
+  dp_qos.off = cfg->qos_off;
+  dp_qos.key = (enum dp_qos_key)cfg->qos_key;
+  dp_qos.dev.device_iops = cfg->device_iops;
+  dp_qos.dev.device_bw = cfg->device_bw;
   if (cfg->stats_path && check_stats_path(cfg->stats_path) < 0)
     return 1;
   srv.memory_budget = memory_budget(cfg);

@@ -55,6 +55,15 @@ static void serve_usage(FILE *f)
 "                           path (default 64M; hugepages when there are any)\n"
 "      --stats FILE         write per-export statistics as JSON to FILE on\n"
 "                           SIGUSR1 and at exit (format: docs/design.md)\n"
+"      --qos=on|off         a scheduler in front of each device, shared by every\n"
+"                           export on it: per-flow shares by weight=, floors by\n"
+"                           reserve-iops=, ceilings by limit-iops=/limit-bw=\n"
+"                           (default on; docs/qos.md)\n"
+"      --qos-key=conn|addr|tls  what one flow is: a connection (default), the\n"
+"                           connections of one client address, or of one TLS\n"
+"                           identity (then a multi-conn client is one flow)\n"
+"      --device-iops N, --device-bw SIZE  the devices' capacity when known\n"
+"                           (default: estimated from completions)\n"
 "  -v, --verbose            one level more logging per -v: the default (info:\n"
 "                           connections, exports) becomes debug (every refused\n"
 "                           request)\n"
@@ -91,6 +100,10 @@ static void serve_usage(FILE *f)
 "                       splice to serve from the page cache (auto never fills\n"
 "                       it), direct to keep every read on the disk\n"
 "    chunk=SIZE         this export's chunk size (see --chunk)\n"
+"    weight=N           each flow's share of the device while it is busy\n"
+"                       (1..10000, default 100)\n"
+"    reserve-iops=N     requests per second each flow gets first (a floor)\n"
+"    limit-iops=N, limit-bw=SIZE  each flow's ceiling, per second\n"
 "    max-memory=SIZE    backend=memory: at most SIZE of pages; writes beyond\n"
 "                       get ENOSPC (default: the size, or half of the memory\n"
 "                       the process may use with allow-overcommit)\n"
@@ -112,7 +125,8 @@ static void serve_usage(FILE *f)
 "  nbdinfo nbd://127.0.0.1:10809/disk\n");
 }
 
-enum { OPT_CHUNK = 1000, OPT_ARENA, OPT_STATS, OPT_SEND_TIMEOUT, OPT_MEMORY_BUDGET };   /* long options without a letter */
+enum { OPT_CHUNK = 1000, OPT_ARENA, OPT_STATS, OPT_SEND_TIMEOUT, OPT_MEMORY_BUDGET, OPT_QOS, OPT_QOS_KEY,
+       OPT_DEVICE_IOPS, OPT_DEVICE_BW };   /* long options without a letter */
 
 /* The long name of the option whose getopt value is c. */
 static const char *option_key(const struct option *opts, int c)
@@ -139,6 +153,10 @@ int cmd_serve(int argc, char **argv)
     { "chunk", required_argument, NULL, OPT_CHUNK },
     { "arena", required_argument, NULL, OPT_ARENA },
     { "stats", required_argument, NULL, OPT_STATS },
+    { "qos", required_argument, NULL, OPT_QOS },
+    { "qos-key", required_argument, NULL, OPT_QOS_KEY },
+    { "device-iops", required_argument, NULL, OPT_DEVICE_IOPS },
+    { "device-bw", required_argument, NULL, OPT_DEVICE_BW },
     { "verbose", no_argument, NULL, 'v' },
     { "quiet", no_argument, NULL, 'q' },
     { "help", no_argument, NULL, 'h' },
@@ -182,6 +200,7 @@ int cmd_serve(int argc, char **argv)
     case 'c':
       break;   /* read above */
     case 't': case 'M': case OPT_CHUNK: case OPT_ARENA: case OPT_STATS:
+    case OPT_QOS: case OPT_QOS_KEY: case OPT_DEVICE_IOPS: case OPT_DEVICE_BW:
     case OPT_SEND_TIMEOUT: case OPT_MEMORY_BUDGET:
     case 'H': case 'm': case 'T': case 'C': case 'P': case 'V': case 'D': {
       /* Valued options are config-file keys: one parser validates both. */
