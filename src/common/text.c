@@ -1,4 +1,5 @@
 /* text.c: UTF-8 checks and escaping for logs and JSON (see text.h). */
+#include <stdarg.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -130,4 +131,15 @@ static void put_file(void *ctx, const char *p, size_t n)
 void text_json_string(FILE *f, const char *s)
 {
   text_json_string_put(s, put_file, f);
+}
+
+int text_refuse(int rc, char *err, size_t errlen, const char *fmt, ...)
+{
+  if (err && errlen) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+  }
+  return rc;
 }

@@ -32,4 +32,9 @@ void text_json_string(FILE *f, const char *s);
 void text_json_string_put(const char *s, void (*put)(void *ctx, const char *p, size_t n),
                           void *ctx);
 
+/* Format a message into err (when err is not NULL and errlen not 0) and
+ * return rc: the one-line way a function refuses with a reason. */
+__attribute__((format(printf, 4, 5)))
+int text_refuse(int rc, char *err, size_t errlen, const char *fmt, ...);
+
 #endif

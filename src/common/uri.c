@@ -4,21 +4,11 @@
 #include "common/uri.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-  if (err && errlen) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-  }
-  return -EINVAL;
-}
+#include "common/text.h"
 
 static int hexval(char c)
 {
@@ -80,11 +70,11 @@ static int decode_text(const char *s, size_t len, char **dst, const char *what,
   if (r == -ENOMEM)
     return r;
   if (r < 0)
-    return fail(err, errlen, "bad percent-escape in %s", what);
+    return text_refuse(-EINVAL, err, errlen, "bad percent-escape in %s", what);
   if (strlen(*dst) != n) {
     free(*dst);
     *dst = NULL;
-    return fail(err, errlen, "%s contains a NUL byte", what);
+    return text_refuse(-EINVAL, err, errlen, "%s contains a NUL byte", what);
   }
   return 0;
 }
@@ -105,12 +95,12 @@ static int parse_authority(const char *a, size_t len, struct nbd_uri *u, char *e
   if (len && a[0] == '[') {
     const char *close = memchr(a, ']', len);
     if (!close)
-      return fail(err, errlen, "unterminated IPv6 literal in authority");
+      return text_refuse(-EINVAL, err, errlen, "unterminated IPv6 literal in authority");
     host = a + 1;
     hostlen = (size_t)(close - a - 1);
     if (close + 1 < a + len) {
       if (close[1] != ':')
-        return fail(err, errlen, "junk after IPv6 literal in authority");
+        return text_refuse(-EINVAL, err, errlen, "junk after IPv6 literal in authority");
       port = close + 2;
     }
   } else {
@@ -126,14 +116,14 @@ static int parse_authority(const char *a, size_t len, struct nbd_uri *u, char *e
     size_t plen = (size_t)(a + len - port);
     unsigned long v = 0;
     if (plen == 0 || plen > 5)
-      return fail(err, errlen, "bad port '%.*s'", (int)plen, port);
+      return text_refuse(-EINVAL, err, errlen, "bad port '%.*s'", (int)plen, port);
     for (size_t i = 0; i < plen; i++) {
       if (port[i] < '0' || port[i] > '9')
-        return fail(err, errlen, "bad port '%.*s'", (int)plen, port);
+        return text_refuse(-EINVAL, err, errlen, "bad port '%.*s'", (int)plen, port);
       v = v * 10 + (unsigned long)(port[i] - '0');
     }
     if (v == 0 || v > 65535)
-      return fail(err, errlen, "port %lu out of range", v);
+      return text_refuse(-EINVAL, err, errlen, "port %lu out of range", v);
     if (!(u->port = strndup(port, plen)))
       return -ENOMEM;
   }
@@ -149,7 +139,7 @@ static int parse_query(const char *q, size_t len, struct nbd_uri *u, char *err, 
     const char *eq = memchr(q, '=', (size_t)(pend - q));
     if (pend == q) { q = pend + 1; continue; }
     if (!eq)
-      return fail(err, errlen, "query parameter '%.*s' has no value", (int)(pend - q), q);
+      return text_refuse(-EINVAL, err, errlen, "query parameter '%.*s' has no value", (int)(pend - q), q);
     char *key, *val;
     size_t vlen;
     int r = decode_text(q, (size_t)(eq - q), &key, "query key", err, errlen);
@@ -158,7 +148,7 @@ static int parse_query(const char *q, size_t len, struct nbd_uri *u, char *err, 
     r = nbd_uri_decode(eq + 1, (size_t)(pend - eq - 1), &val, &vlen);
     if (r < 0) {
       free(key);
-      return r == -ENOMEM ? r : fail(err, errlen, "bad percent-escape in query value");
+      return r == -ENOMEM ? r : text_refuse(-EINVAL, err, errlen, "bad percent-escape in query value");
     }
     char **slot = NULL;
     if (!strcmp(key, "socket")) {
@@ -169,7 +159,7 @@ static int parse_query(const char *q, size_t len, struct nbd_uri *u, char *err, 
     } else if (!strcmp(key, "tls-type")) {
       slot = &u->tls_type;
       if (strcmp(val, "anon") && strcmp(val, "x509") && strcmp(val, "psk")) {
-        fail(err, errlen, "tls-type must be anon, x509 or psk, not '%s'", val);
+        text_refuse(-EINVAL, err, errlen, "tls-type must be anon, x509 or psk, not '%s'", val);
         free(key); free(val);
         return -EINVAL;
       }
@@ -183,19 +173,19 @@ static int parse_query(const char *q, size_t len, struct nbd_uri *u, char *err, 
       slot = &u->tls_certificates;
     } else if (!strcmp(key, "tls-verify-peer")) {
       if (strcmp(val, "0") && strcmp(val, "1")) {
-        fail(err, errlen, "tls-verify-peer must be 0 or 1, not '%s'", val);
+        text_refuse(-EINVAL, err, errlen, "tls-verify-peer must be 0 or 1, not '%s'", val);
         free(key); free(val);
         return -EINVAL;
       }
       u->tls_verify_peer = val[0] == '1';
     } else if (strncmp(key, "x-", 2)) {
       /* doc/uri.md: unknown parameters SHOULD be diagnosed (x- ones are experimental). */
-      fail(err, errlen, "unknown query parameter '%s'", key);
+      text_refuse(-EINVAL, err, errlen, "unknown query parameter '%s'", key);
       free(key); free(val);
       return -EINVAL;
     }
     if (slot && val && strlen(val) != vlen) {
-      fail(err, errlen, "query parameter '%s' contains a NUL byte", key);
+      text_refuse(-EINVAL, err, errlen, "query parameter '%s' contains a NUL byte", key);
       free(key); free(val);
       return -EINVAL;
     }
@@ -224,7 +214,7 @@ int nbd_uri_parse(const char *text, struct nbd_uri *u, char *err, size_t errlen)
         !strncasecmp(text, schemes[i].name, (size_t)(sep - text)))
       break;
   if (!sep || i == n)
-    return fail(err, errlen, "'%s' is not an NBD URI (nbd://, nbds://, nbd+unix://, nbds+unix://)", text);
+    return text_refuse(-EINVAL, err, errlen, "'%s' is not an NBD URI (nbd://, nbds://, nbd+unix://, nbds+unix://)", text);
   u->tls = schemes[i].tls;
   u->unix_socket = schemes[i].unix_socket;
 
@@ -249,20 +239,20 @@ int nbd_uri_parse(const char *text, struct nbd_uri *u, char *err, size_t errlen)
     goto out;
   if (u->unix_socket) {
     if (u->host || u->port) {
-      r = fail(err, errlen, "a unix-socket URI must not name a host or port");
+      r = text_refuse(-EINVAL, err, errlen, "a unix-socket URI must not name a host or port");
       goto out;
     }
     if (!u->socket || u->socket_len == 0) {
-      r = fail(err, errlen, "%s:// needs ?socket=PATH", schemes[i].name);
+      r = text_refuse(-EINVAL, err, errlen, "%s:// needs ?socket=PATH", schemes[i].name);
       goto out;
     }
   } else {
     if (u->socket) {
-      r = fail(err, errlen, "?socket= is only valid with nbd+unix:// or nbds+unix://");
+      r = text_refuse(-EINVAL, err, errlen, "?socket= is only valid with nbd+unix:// or nbds+unix://");
       goto out;
     }
     if (!u->host) {
-      r = fail(err, errlen, "'%s' names no host", text);
+      r = text_refuse(-EINVAL, err, errlen, "'%s' names no host", text);
       goto out;
     }
     if (!u->port && !(u->port = strdup(NBD_URI_DEFAULT_PORT))) {

@@ -42,7 +42,7 @@
 /* Hand r to path dp (now r->dp), counting the choice. */
 static void choose(struct request *r, const struct datapath *dp)
 {
-  struct dp_stats *s = &r->export->stats;
+  struct dp_stats *s = r->stats;
 
   r->dp = dp;
   if (r->hdr.type == NBD_CMD_WRITE) {
@@ -93,7 +93,7 @@ static void auto_read(const struct datapath *self, struct request *r)
  * auto_free_buffer. */
 static void *heap_buffer(struct request *r, size_t len)
 {
-  void *b = dp_buffer_get(r->eng, len ? len : 1, r->hdr.type != NBD_CMD_WRITE, &r->export->stats);
+  void *b = dp_buffer_get(r->eng, len ? len : 1, r->hdr.type != NBD_CMD_WRITE, r->stats);
   r->buf_base = b;
   r->buf_alloc = len ? len : 1;
   return b;

@@ -21,24 +21,30 @@
 #define BUFPOOL_MAX_SHIFT 25u     /* 32 MiB, the largest payload the server accepts */
 #define BUFPOOL_CLASSES   (BUFPOOL_MAX_SHIFT - BUFPOOL_MIN_SHIFT + 1)
 
-/* Bytes held by every pool of the process (handed out and idle), and how
- * many of them are idle: for the stats file. */
-extern _Atomic uint64_t bufpool_total_held, bufpool_total_idle;
 
 struct bufpool {
   void *free[BUFPOOL_CLASSES];    /* idle buffers per class, linked through their first word */
   unsigned nfree[BUFPOOL_CLASSES];
   _Atomic size_t held;            /* bytes of the pool's buffers that exist (idle or handed out) */
-  size_t idle;                    /* bytes of them on the free lists */
+  _Atomic size_t idle;            /* bytes of them on the free lists (written by the owner only) */
   size_t max;                     /* bound on held beyond which returned buffers are unmapped */
   uint64_t hits, allocs;          /* gets served from a free list / by mapping a new buffer */
   pthread_t owner;                /* the thread whose lists these are */
+  struct bufpool *next_pool;      /* every pool of the process, for bufpool_totals */
+  struct bufpool **prev_pool;
 };
 
-/* An empty pool owned by the calling thread, keeping at most max bytes. */
+/* Bytes held by every pool of the process (handed out and idle), and how
+ * many of them are idle: for the stats.  Each pool keeps its own counts (no
+ * counter shared by the workers); this sums them, from any thread. */
+void bufpool_totals(uint64_t *held, uint64_t *idle);
+
+/* An empty pool owned by the calling thread, keeping at most max bytes
+ * (counted in bufpool_totals until bufpool_fini). */
 void bufpool_init(struct bufpool *p, size_t max);
 
-/* Unmap the idle buffers (the owner thread, none handed out any more). */
+/* Unmap the idle buffers (the owner thread, none handed out any more); the
+ * pool leaves bufpool_totals. */
 void bufpool_fini(struct bufpool *p);
 
 /* The bytes a buffer for len bytes really has: its class's size (len

@@ -36,9 +36,9 @@ void dp_bio_status_done(struct bio *io, int res)
   struct request *r = io->owner;
   dp_times_disk(&r->times);
   if (io->type == BIO_WRITE && res == 0) {
-    stat_add(&r->export->stats.bytes_written, io->length);
-    stat_add(&r->export->stats.bytes_path[DP_COPY], io->length);
-    stat_add(&r->export->stats.copied_write, io->length);   /* write(2) (or memcpy) from our buffer */
+    stat_add(&r->stats->bytes_written, io->length);
+    stat_add(&r->stats->bytes_path[DP_COPY], io->length);
+    stat_add(&r->stats->copied_write, io->length);   /* write(2) (or memcpy) from our buffer */
   }
   request_reply_status(r, proto_errno_to_nbd(res), dp_error_text(res));
 }
@@ -117,7 +117,7 @@ static void locked_modify(struct request *r)
   if (rangelock_lock(r->export->wlock, &m->lk))
     locked_modify_granted(&m->lk);
   else
-    stat_add(&r->export->stats.range_lock_waits, 1);
+    stat_add(&r->stats->range_lock_waits, 1);
 }
 
 /* ---- BLOCK_STATUS ---- */

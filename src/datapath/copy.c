@@ -37,9 +37,9 @@ static void read_reply(struct request *r, struct read_state *st)
         data -= st->ext[i].length;
   /* Two CPU copies per byte: into our buffer (read(2) or memcpy), and from
    * it into the socket (sendmsg). */
-  stat_add(&r->export->stats.bytes_read, data);
-  stat_add(&r->export->stats.bytes_path[DP_COPY], data);
-  stat_add(&r->export->stats.copied_read, 2 * data);
+  stat_add(&r->stats->bytes_read, data);
+  stat_add(&r->stats->bytes_path[DP_COPY], data);
+  stat_add(&r->stats->copied_read, 2 * data);
   it->payload = true;
   r->times.net_begin = dp_now();
   if (!proto_uses_chunks(s)) {
@@ -61,13 +61,14 @@ static void read_reply(struct request *r, struct read_state *st)
   for (size_t i = 0; i < st->n; i++) {
     uint16_t flags = i + 1 == st->n ? NBD_REPLY_FLAG_DONE : 0;
     uint32_t len = (uint32_t)st->ext[i].length;
-    if (st->res[i] < 0)
+    if (st->res[i] < 0) {
       /* The extents that did read still go out; the failed one is reported
        * with its offset ("NBD_REPLY_TYPE_ERROR_OFFSET"). */
+      request_note_error(r, proto_errno_to_nbd(st->res[i]));
       request_send(r, &items[i], proto_reply_error_chunk(items[i].hdr, s, &r->hdr, flags,
                                                          proto_errno_to_nbd(st->res[i]), dp_error_text(st->res[i]),
                                                          1, r->hdr.offset + rel), NULL, 0);
-    else if (st->ext[i].flags & BACKEND_EXTENT_ZERO)
+    } else if (st->ext[i].flags & BACKEND_EXTENT_ZERO)
       request_send(r, &items[i], proto_reply_offset_hole(items[i].hdr, s, &r->hdr, flags,
                                                          r->hdr.offset + rel, len), NULL, 0);
     else if ((items[i].payload = true))

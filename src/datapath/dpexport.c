@@ -211,7 +211,13 @@ int datapath_setup(struct dp_export *dx, struct backend *b, const struct dp_expo
   dx->wlock = dx->file ? &dx->file->wlock : NULL;
   dx->chunk = setup->chunk ? setup->chunk : dp_default_chunk;
   dx->datapath = &datapath_copy;
-  if (!dx->file) {
+  dx->nstats = dp_stats_slots ? dp_stats_slots : 1;
+  dx->stats = aligned_alloc(_Alignof(struct dp_stats_slot), dx->nstats * sizeof *dx->stats);
+  if (dx->stats)
+    memset(dx->stats, 0, dx->nstats * sizeof *dx->stats);
+  else
+    dx->nstats = 0;
+  if (!dx->file || !dx->stats) {
     snprintf(err, errlen, "out of memory");
     return -ENOMEM;
   }
@@ -255,8 +261,25 @@ int datapath_setup(struct dp_export *dx, struct backend *b, const struct dp_expo
   return 0;
 }
 
+struct dp_stats *dp_export_stats(struct dp_export *dx, int worker)
+{
+  static struct dp_stats_slot unread;   /* exports without slots: counted nowhere */
+
+  if (!dx->nstats)
+    return &unread.s;
+  return &dx->stats[(unsigned)worker % dx->nstats].s;
+}
+
+void dp_export_stats_sum(const struct dp_export *dx, struct dp_stats *out)
+{
+  dp_stats_sum(out, dx->stats, dx->nstats);
+}
+
 void dp_export_close(struct dp_export *dx)
 {
+  free(dx->stats);
+  dx->stats = NULL;
+  dx->nstats = 0;
   if (!dx->backend)
     return;
   int r = dx->backend->ops->flush_sync(dx->backend);

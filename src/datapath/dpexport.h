@@ -51,10 +51,19 @@ struct dp_export {
   struct dp_file *file;        /* shared with the other exports of the same file */
   bool counted;                /* counted in file's direct_writers or buffered_writers */
   struct rangelock *wlock;     /* &file->wlock: orders O_DIRECT writes to the same blocks (rangelock.h) */
-  struct dp_stats stats;
   struct sched_params qos;     /* what each of its flows is entitled to (qos.h) */
   struct dp_device *qdev;      /* its device's scheduler; NULL: not scheduled */
+  struct dp_stats_slot *stats;  /* one slot per worker (stats.h), made by datapath_setup */
+  unsigned nstats;
 };
+
+/* Worker (engine id) worker's slot of dx's stats, written only by that
+ * worker.  An export datapath_setup did not make slots for counts into a
+ * slot of its own that nobody reads. */
+struct dp_stats *dp_export_stats(struct dp_export *dx, int worker);
+
+/* The sum of dx's slots into *out (from any thread). */
+void dp_export_stats_sum(const struct dp_export *dx, struct dp_stats *out);
 
 /* What datapath_setup needs to know about an export. */
 struct dp_export_setup {
@@ -78,7 +87,7 @@ int datapath_setup(struct dp_export *dx, struct backend *b, const struct dp_expo
                    char *err, size_t errlen);
 
 /* Flush the backend synchronously (logged when it fails), close it and what
- * datapath_setup opened.  No request may be in flight. */
+ * datapath_setup opened (its stats too).  No request may be in flight. */
 void dp_export_close(struct dp_export *dx);
 
 /* True when dx's WRITEs go O_DIRECT under its range lock: the direct path,

@@ -82,7 +82,7 @@ struct memio {
   struct iovec *iov;             /* a copy of r->mem_iov the ops advance through */
 };
 
-static struct dp_stats *stats(const struct request *r) { return &r->export->stats; }
+static struct dp_stats *stats(const struct request *r) { return r->stats; }
 
 /* ---- checks ---- */
 

@@ -56,7 +56,7 @@ void datapath_mmap_close(struct dp_export *ex)
 /* Queue one data item (header + data from the mapping) and count it. */
 static void send_data(struct request *r, struct reply_item *it, size_t hdr_len, uint64_t rel, uint64_t len)
 {
-  struct dp_stats *s = &r->export->stats;
+  struct dp_stats *s = r->stats;
 
   it->payload = true;
   /* One copy per byte: the kernel's, from the mapping into the socket. */

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "backend/backend.h"
+#include "common/json.h"
 #include "common/log.h"
 #include "common/macros.h"
 #include "datapath/datapath.h"
@@ -292,40 +293,32 @@ void dp_qos_done(struct request *r)
   pump(d, r->eng, NULL);
 }
 
-void dp_qos_json(FILE *f, const struct dp_export *dx)
+void dp_qos_json(struct json *j, const struct dp_export *dx)
 {
   struct dp_device *d = dx->qdev;
-  bool first = true;
 
-  fputc('[', f);
+  json_array(j, "flows", JSON_BLOCK);
   if (d) {
     pthread_mutex_lock(&d->lock);
     for (struct dp_flow *fl = d->flows; fl; fl = fl->next) {
       if (fl->export != dx)
         continue;
       const struct sched_flow_stats *st = &fl->sf.st;
-      fprintf(f, "%s{\"key\":", first ? "" : ",");
-      if (fl->key) {
-        fputc('"', f);
-        for (const unsigned char *c = (const unsigned char *)fl->key; *c; c++) {
-          if (*c < 0x20 || *c == '"' || *c == '\\')
-            fprintf(f, "\\u%04x", *c);
-          else
-            fputc(*c, f);
-        }
-        fputc('"', f);
-      } else {
-        fputs("null", f);
-      }
-      fprintf(f, ",\"weight\":%" PRIu32 ",\"queued\":%u,\"inflight\":%u,\"requests\":%" PRIu64
-              ",\"bytes\":%" PRIu64 ",\"reserved\":%" PRIu64 ",\"throttled_s\":%.3f"
-              ",\"delay_p50_us\":%.1f,\"delay_p99_us\":%.1f,\"delay_p999_us\":%.1f}",
-              fl->sf.p.weight, fl->sf.queued, fl->sf.inflight, st->requests, st->bytes, st->reserved,
-              (double)st->throttled_ns / 1e9, sched_flow_delay_quantile(&fl->sf, 0.5) / 1e3,
-              sched_flow_delay_quantile(&fl->sf, 0.99) / 1e3, sched_flow_delay_quantile(&fl->sf, 0.999) / 1e3);
-      first = false;
+      json_object(j, NULL, JSON_LINE);
+      json_string(j, "key", fl->key);
+      json_uint(j, "weight", fl->sf.p.weight);
+      json_uint(j, "queued", fl->sf.queued);
+      json_uint(j, "inflight", fl->sf.inflight);
+      json_uint(j, "requests", st->requests);
+      json_uint(j, "bytes", st->bytes);
+      json_uint(j, "reserved", st->reserved);
+      json_double(j, "throttled_s", (double)st->throttled_ns / 1e9, 3);
+      json_double(j, "delay_p50_us", (double)sched_flow_delay_quantile(&fl->sf, 0.5) / 1e3, 1);
+      json_double(j, "delay_p99_us", (double)sched_flow_delay_quantile(&fl->sf, 0.99) / 1e3, 1);
+      json_double(j, "delay_p999_us", (double)sched_flow_delay_quantile(&fl->sf, 0.999) / 1e3, 1);
+      json_end(j);
     }
     pthread_mutex_unlock(&d->lock);
   }
-  fputc(']', f);
+  json_end(j);
 }

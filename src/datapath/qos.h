@@ -15,11 +15,11 @@
 
 #include <stdbool.h>
 #include <stdint.h>
-#include <stdio.h>
 
 #include "datapath/iosched.h"
 
 struct dp_export;
+struct json;
 struct request;
 
 /* How flows are formed (--qos-key). */
@@ -94,8 +94,9 @@ void dp_qos_done(struct request *r);
  * keeps other flows out; its remaining chunks follow its client's pace. */
 void dp_qos_waiting(struct request *r);
 
-/* The flows of dx, as a JSON array (requests, bytes, queue delay
- * quantiles, time throttled), for the stats file. */
-void dp_qos_json(FILE *f, const struct dp_export *dx);
+/* The flows of dx now open, as the array "flows" of the current JSON
+ * object (key, weight, queued, in flight, requests, bytes, time throttled,
+ * queue delay quantiles), for the stats. */
+void dp_qos_json(struct json *j, const struct dp_export *dx);
 
 #endif

@@ -16,10 +16,11 @@
 struct request *request_new(struct request_sink *s, const struct proto_request *hdr)
 {
   struct request *r = calloc(1, sizeof *r);
-  struct dp_stats *st = &s->export->stats;
+  struct dp_stats *st = dp_export_stats(s->export, s->eng ? s->eng->id : 0);
 
   if (!r)
     return NULL;
+  r->stats = st;
   r->sink = s;
   r->eng = s->eng;
   r->session = s->session;
@@ -36,8 +37,10 @@ struct request *request_new(struct request_sink *s, const struct proto_request *
 
 static void request_free(struct request *r)
 {
+  if (r->answered)
+    dp_stats_complete(r->stats, r->hdr.type, r->hdr.length, r->error, dp_now() - r->times.recv);
   if (r->hdr.type == NBD_CMD_READ || r->hdr.type == NBD_CMD_WRITE)
-    dp_stats_account(&r->export->stats, &r->times, r->hdr.type == NBD_CMD_WRITE);
+    dp_stats_account(r->stats, &r->times, r->hdr.type == NBD_CMD_WRITE);
   if (r->buf_from_datapath)
     r->dp->free_buffer(r, r->buf);
   else if (r->buf_pooled)
@@ -52,7 +55,7 @@ static void request_free(struct request *r)
 
 void *request_pool_buffer(struct request *r, size_t len)
 {
-  r->buf = dp_buffer_get(r->eng, len, r->hdr.type != NBD_CMD_WRITE, &r->export->stats);
+  r->buf = dp_buffer_get(r->eng, len, r->hdr.type != NBD_CMD_WRITE, r->stats);
   r->buf_pooled = r->buf ? len : 0;
   return r->buf;
 }
@@ -93,8 +96,15 @@ static void item_sent(struct sendq_item *sq, int err)
     request_free(r);
 }
 
+void request_note_error(struct request *r, uint32_t nbd_error)
+{
+  if (!r->error)
+    r->error = nbd_error;
+}
+
 void request_push(struct request *r, struct reply_item *it, bool held)
 {
+  r->answered = true;
   it->req = r;
   it->sq.done = item_sent;
   it->sq.hold = held;
@@ -133,6 +143,7 @@ void request_release(struct request *r, struct reply_item *it)
 
 void request_fail_connection(struct request *r)
 {
+  request_note_error(r, NBD_EIO);   /* the client sees its reply cut short */
   r->sink->ops->fail(r->sink, r);
 }
 
@@ -148,6 +159,8 @@ void request_reply_status(struct request *r, uint32_t nbd_error, const char *msg
 {
   struct reply_item *it = &r->status_item;
 
+  r->answered = true;
+  request_note_error(r, nbd_error);
   if (nbd_error)
     log_msg(LOG_DEBUG, r->sink->peer, r->export->name, "%s at %llu+%llu: error %u%s%s",
             proto_command_name(r->hdr.type), (unsigned long long)r->hdr.offset,

@@ -121,10 +121,14 @@ struct request {
   struct engine_op qos_op;             /* runs it on its loop once let in */
   uint8_t qos_state;                   /* DP_QOS_NONE, _QUEUED, _STARTING, _ADMITTED, _DONE */
   bool qos_abort;                      /* finish it without executing once let in */
+  struct dp_stats *stats;              /* its worker's slot of the export's stats */
+  uint32_t error;                      /* the first NBD error its reply carries (0: none) */
+  bool answered;                       /* a reply was queued or a status given: counted when freed */
 };
 
 /* A new request with header hdr from sink s (the export's request counters
- * go up).  NULL on ENOMEM. */
+ * go up; its completion, error and latency are counted when it is freed,
+ * if it was answered).  NULL on ENOMEM. */
 struct request *request_new(struct request_sink *s, const struct proto_request *hdr);
 
 /* Give r its READ data or WRITE payload buffer of len bytes in r->buf:
@@ -151,6 +155,11 @@ void request_send(struct request *r, struct reply_item *it, size_t hdr_len,
  * pieces are still being read.  Set it->sq.zc / splice fields before. */
 void request_send_held(struct request *r, struct reply_item *it, size_t hdr_len,
                        const void *data, size_t data_len);
+
+/* Note that r's reply carries NBD error nbd_error (an error chunk; the
+ * stats count the request under its first error).  request_reply_status
+ * notes its own. */
+void request_note_error(struct request *r, uint32_t nbd_error);
 
 /* Queue item it as prepared by the caller (it->sq.iov/niov, zc, splice). */
 void request_push(struct request *r, struct reply_item *it, bool held);

@@ -83,7 +83,7 @@ static bool is_direct(const struct request *r) { return r->dp->kind == DP_DIRECT
 /* The kind bytes are counted as: the mmap path hands its cold reads and
  * its writes to the splice path, and they count as splice. */
 static int path_kind(const struct request *r) { return is_direct(r) ? DP_DIRECT : DP_SPLICE; }
-static struct dp_stats *stats(const struct request *r) { return &r->export->stats; }
+static struct dp_stats *stats(const struct request *r) { return r->stats; }
 
 static const char *errmsg(int res) { return res ? strerror(-res) : NULL; }
 
@@ -380,6 +380,7 @@ static void chunk_read_done(struct chunk *c, int res)
   } else if (st->structured) {
     uint16_t flags = st->pending == 0 ? NBD_REPLY_FLAG_DONE : 0;
     if (res < 0) {
+      request_note_error(r, proto_errno_to_nbd(res));
       fill_item(c, proto_reply_error_chunk(it->hdr, s, &r->hdr, flags, proto_errno_to_nbd(res), errmsg(res),
                                            1, r->hdr.offset + c->rel));
       chunk_free_resources(c);

@@ -26,6 +26,7 @@ void config_init(struct server_config *cfg)
   cfg->handshake_timeout = SHUNT_DEFAULT_HANDSHAKE_TIMEOUT;
   cfg->max_connections = SHUNT_DEFAULT_MAX_CONNECTIONS;
   cfg->send_timeout = SHUNT_DEFAULT_SEND_TIMEOUT;
+  cfg->control_mode = 0600;
 }
 
 static void free_strv(char **v, size_t n)
@@ -40,6 +41,8 @@ void config_free(struct server_config *cfg)
   free_strv(cfg->listen, cfg->nlisten);
   free_strv(cfg->unix_paths, cfg->nunix);
   free(cfg->stats_path);
+  free(cfg->control_path);
+  free(cfg->metrics_listen);
   for (size_t i = 0; i < cfg->nexports; i++)
     export_config_free(&cfg->exports[i]);
   free(cfg->exports);
@@ -194,11 +197,20 @@ int config_set_server_key(struct server_config *cfg, const char *key, const char
     cfg->device_bw = v;
     return 0;
   }
-  if (!strcmp(key, "stats")) {
-    char *p = strdup(val);
-    if (!p) return -ENOMEM;
-    free(cfg->stats_path);
-    cfg->stats_path = p;
+  if (!strcmp(key, "stats") || !strcmp(key, "control") || !strcmp(key, "metrics")) {
+    char **dst = key[0] == 's' ? &cfg->stats_path : key[0] == 'c' ? &cfg->control_path : &cfg->metrics_listen;
+    char *p;
+    if (!val[0] && dst != &cfg->stats_path) goto bad;
+    if (!(p = strdup(val))) return -ENOMEM;
+    free(*dst);
+    *dst = p;
+    return 0;
+  }
+  if (!strcmp(key, "control-mode")) {
+    char *end;
+    unsigned long m = strtoul(val, &end, 8);
+    if (!val[0] || *end || m > 0777) goto bad;
+    cfg->control_mode = (unsigned)m;
     return 0;
   }
   if (!strncmp(key, "tls", 3))

@@ -56,6 +56,9 @@ struct server_config {
   bool qos_off;            /* --qos=off: no scheduler in front of the devices */
   int qos_key;             /* --qos-key: DP_QOS_KEY_CONN (default), _ADDR, _TLS */
   uint64_t device_iops, device_bw;   /* --device-iops, --device-bw (0: estimated) */
+  char *control_path;      /* --control PATH: the control socket (`shunt stats`); NULL: none */
+  unsigned control_mode;   /* its file mode (default 0600: its owner only) */
+  char *metrics_listen;    /* --metrics HOST:PORT: GET /metrics over HTTP; NULL: none */
   struct export_config *exports;
   size_t nexports;
   struct tls_config tls;   /* STARTTLS (docs/config.md, "TLS") */
@@ -79,8 +82,9 @@ int config_set_tls(struct server_config *cfg, const char *key, const char *val,
                    char *err, size_t errlen);
 
 /* Set one server-wide setting by its config-file key (threads, max-inflight,
- * chunk, arena, stats, handshake-timeout, max-connections, send-timeout,
- * memory-budget, qos, qos-key, device-iops, device-bw, log (a level, or stderr or
+ * chunk, arena, stats, control, control-mode, metrics, handshake-timeout,
+ * max-connections, send-timeout, memory-budget, qos, qos-key, device-iops,
+ * device-bw, log (a level, or stderr or
  * syslog), listen, unix,
  * export, tls*), validating the value. The command line's long options go
  * through here too, so both accept exactly the same values.

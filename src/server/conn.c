@@ -514,7 +514,7 @@ void conn_tick(struct conn *c, uint64_t now_ms)
     log_msg(LOG_WARN, c->peer, export_name(c), "no progress for %u s while holding buffers (%s): disconnecting",
             timeout, c->rx_req ? "a request payload not sent on" : "replies not read");
     if (c->export)
-      stat_add(&c->export->dp.stats.send_timeouts, 1);
+      stat_add(&conn_stats(c)->send_timeouts, 1);
     c->timed_out = true;
     conn_cut(c);   /* also when it already failed otherwise: its zero-copy sends need the reset */
   }

@@ -107,6 +107,12 @@ static inline const char *export_name(const struct conn *c)
   return c->export ? c->export->cfg.name : NULL;
 }
 
+/* The connection's worker's slot of its export's stats (once it has one). */
+static inline struct dp_stats *conn_stats(struct conn *c)
+{
+  return dp_export_stats(&c->export->dp, c->eng->id);
+}
+
 static inline bool conn_live(const struct conn *c)
 {
   return c->state < CONN_CLOSING;

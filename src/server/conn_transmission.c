@@ -42,7 +42,7 @@ static bool charge(struct conn *c, size_t cost, bool others)
   if (c->inflight_bytes + cost > CONN_MIN_BUDGET && before + cost > srv->memory_budget) {
     atomic_fetch_sub(&srv->inflight, cost);
     if (!c->budget_wait)
-      stat_add(&c->export->dp.stats.budget_waits, 1);
+      stat_add(&conn_stats(c)->budget_waits, 1);
     c->paused = c->budget_wait = true;
     return false;
   }
@@ -134,8 +134,8 @@ void conn_transmission_input(struct conn *c)
       uint64_t need = c->rx_charged - c->rx_got;
       size_t k = avail < need ? avail : (size_t)need;
       memcpy((char *)r->buf + c->rx_got, rxbuf_data(&c->rx), k);
-      stat_add(&c->export->dp.stats.memcpy_bytes, k);
-      stat_add(&c->export->dp.stats.copied_write, k);
+      stat_add(&conn_stats(c)->memcpy_bytes, k);
+      stat_add(&conn_stats(c)->copied_write, k);
       c->rx.start += k;
       c->rx_got += k;
       dp_times_net(&r->times);
@@ -146,7 +146,7 @@ void conn_transmission_input(struct conn *c)
           continue;   /* more is here already: charge the next step */
         return;
       }
-      stat_add(&c->export->dp.stats.copied_write, r->hdr.length);   /* recv(2) into our buffer */
+      stat_add(&conn_stats(c)->copied_write, r->hdr.length);   /* recv(2) into our buffer */
       c->rx_req = NULL;
       c->rx_state = RX_HEADER;
       dp_submit(r);
@@ -205,7 +205,7 @@ void conn_transmission_input(struct conn *c)
       r->buf_lender = pin;
       /* recv(2) into the receive buffer; the backend write is the second
        * (and last) copy. */
-      stat_add(&c->export->dp.stats.copied_write, hdr.length);
+      stat_add(&conn_stats(c)->copied_write, hdr.length);
       dp_times_net(&r->times);
       dp_submit(r);
       continue;

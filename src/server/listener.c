@@ -68,30 +68,36 @@ int listener_split(const char *hp, char *host, size_t hostlen, char *port, size_
 
 /* Log the address fd is bound to: with port 0 the kernel picked one, and
  * that is the port a client needs. */
-static void print_listening(int fd)
+static void print_listening(int fd, const char *option)
 {
   char host[NI_MAXHOST], serv[NI_MAXSERV];
   struct sockaddr_storage ss;
   struct sockaddr *sa = (struct sockaddr *)&ss;
   socklen_t sl = sizeof ss;
   if (getsockname(fd, sa, &sl) == 0 && getnameinfo(sa, sl, host, sizeof host, serv, sizeof serv, NI_NUMERICHOST | NI_NUMERICSERV) == 0)
-    log_msg(LOG_NOTICE, NULL, NULL,
-            sa->sa_family == AF_INET6 ? "listening on [%s]:%s" : "listening on %s:%s", host, serv);
+    log_msg(LOG_NOTICE, NULL, NULL, sa->sa_family == AF_INET6 ? "%s%slistening on [%s]:%s" : "%s%slistening on %s:%s",
+            option ? option : "", option ? ": " : "", host, serv);
 }
 
 int listener_open_tcp(struct listen_set *set, const char *hostport, char *err, size_t errlen)
 {
+  return listener_open_tcp_as(set, hostport, NULL, err, errlen);
+}
+
+int listener_open_tcp_as(struct listen_set *set, const char *hostport, const char *option, char *err, size_t errlen)
+{
+  const char *opt = option ? option : "--listen";
   char host[256], port[16];
   struct addrinfo hints, *res, *ai;
   int r, opened = 0, last = 0;
 
   if (!hostport[0]) {
     /* An unset variable in --listen "$ADDR" must not expose every address. */
-    snprintf(err, errlen, "--listen '': empty address (use :PORT to listen on every address)");
+    snprintf(err, errlen, "%s '': empty address (use :PORT to listen on every address)", opt);
     return -EINVAL;
   }
   if (listener_split(hostport, host, sizeof host, port, sizeof port) < 0) {
-    snprintf(err, errlen, "--listen '%s': expected HOST:PORT, [IPV6]:PORT or :PORT", hostport);
+    snprintf(err, errlen, "%s '%s': expected HOST:PORT, [IPV6]:PORT or :PORT", opt, hostport);
     return -EINVAL;
   }
   memset(&hints, 0, sizeof hints);
@@ -100,7 +106,7 @@ int listener_open_tcp(struct listen_set *set, const char *hostport, char *err, s
   hints.ai_flags = AI_PASSIVE | AI_ADDRCONFIG;
   r = getaddrinfo(host[0] ? host : NULL, port, &hints, &res);
   if (r != 0) {
-    snprintf(err, errlen, "--listen '%s': %s", hostport, gai_strerror(r));
+    snprintf(err, errlen, "%s '%s': %s", opt, hostport, gai_strerror(r));
     return -EINVAL;
   }
   for (ai = res; ai; ai = ai->ai_next) {
@@ -112,9 +118,12 @@ int listener_open_tcp(struct listen_set *set, const char *hostport, char *err, s
       setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
     if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, SOMAXCONN) < 0) {
       last = -errno;
-      /* Another server on the port is the usual cause: say how to move. */
-      snprintf(err, errlen, "--listen '%s': %s%s", hostport, strerror(errno),
-               errno == EADDRINUSE ? " (another server listens there: choose another port, -p PORT)" : "");
+      /* Another server on the port is the usual cause: say how to move
+       * (-p moves the NBD listener, the other options take a new value). */
+      snprintf(err, errlen, "%s '%s': %s%s", opt, hostport, strerror(errno),
+               errno != EADDRINUSE ? ""
+               : option ? " (another server listens there: choose another port)"
+                        : " (another server listens there: choose another port, -p PORT)");
       close(fd);
       continue;
     }
@@ -124,12 +133,12 @@ int listener_open_tcp(struct listen_set *set, const char *hostport, char *err, s
       snprintf(err, errlen, "out of memory");
       return -ENOMEM;
     }
-    print_listening(fd);
+    print_listening(fd, option);
     opened++;
   }
   freeaddrinfo(res);
   if (!opened) {
-    if (!last) snprintf(err, errlen, "--listen '%s': no address", hostport);
+    if (!last) snprintf(err, errlen, "%s '%s': no address", opt, hostport);
     return last ? last : -EADDRNOTAVAIL;
   }
   return 0;
@@ -139,7 +148,7 @@ int listener_open_tcp(struct listen_set *set, const char *hostport, char *err, s
  * that no server answers on, which is removed), or -errno with a message.
  * Anything but a socket is left alone (a typo must not delete a disk image),
  * and so is a socket some server still accepts on. */
-static int clear_unix_path(const struct sockaddr_un *sun, char *err, size_t errlen)
+static int clear_unix_path(const struct sockaddr_un *sun, const char *opt, char *err, size_t errlen)
 {
   const char *path = sun->sun_path;
   struct stat st;
@@ -149,11 +158,11 @@ static int clear_unix_path(const struct sockaddr_un *sun, char *err, size_t errl
     if (errno == ENOENT)
       return 0;
     r = -errno;
-    snprintf(err, errlen, "--unix '%s': %s", path, strerror(errno));
+    snprintf(err, errlen, "%s '%s': %s", opt, path, strerror(errno));
     return r;
   }
   if (!S_ISSOCK(st.st_mode)) {
-    snprintf(err, errlen, "--unix '%s': exists and is not a socket; not replacing it", path);
+    snprintf(err, errlen, "%s '%s': exists and is not a socket; not replacing it", opt, path);
     return -EEXIST;
   }
   /* Non-blocking: a live server whose backlog is full answers EAGAIN
@@ -161,23 +170,23 @@ static int clear_unix_path(const struct sockaddr_un *sun, char *err, size_t errl
   fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) {
     r = -errno;
-    snprintf(err, errlen, "--unix '%s': %s", path, strerror(errno));
+    snprintf(err, errlen, "%s '%s': %s", opt, path, strerror(errno));
     return r;
   }
   r = connect(fd, (const struct sockaddr *)sun, sizeof *sun) == 0 ? 0 : -errno;
   close(fd);
   if (r == 0 || r == -EAGAIN || r == -EINPROGRESS) {
-    snprintf(err, errlen, "--unix '%s': a server is listening on this socket; not replacing it", path);
+    snprintf(err, errlen, "%s '%s': a server is listening on this socket; not replacing it", opt, path);
     return -EADDRINUSE;
   }
   if (r != -ECONNREFUSED) {
-    snprintf(err, errlen, "--unix '%s': cannot tell whether the socket is in use: %s", path, strerror(-r));
+    snprintf(err, errlen, "%s '%s': cannot tell whether the socket is in use: %s", opt, path, strerror(-r));
     return r;
   }
   /* Nobody listens: the socket file of a server that is gone. */
   if (unlink(path) < 0 && errno != ENOENT) {
     r = -errno;
-    snprintf(err, errlen, "--unix '%s': cannot remove the stale socket: %s", path, strerror(errno));
+    snprintf(err, errlen, "%s '%s': cannot remove the stale socket: %s", opt, path, strerror(errno));
     return r;
   }
   return 0;
@@ -206,29 +215,49 @@ static int owned_add(struct listen_set *set, const char *path)
 
 int listener_open_unix(struct listen_set *set, const char *path, char *err, size_t errlen)
 {
+  return listener_open_unix_as(set, path, NULL, 0, err, errlen);
+}
+
+int listener_open_unix_as(struct listen_set *set, const char *path, const char *option, unsigned mode,
+                          char *err, size_t errlen)
+{
+  const char *opt = option ? option : "--unix";
   struct sockaddr_un sun;
+  mode_t old_mask = 0;
   int fd, r;
 
   if (strlen(path) >= sizeof sun.sun_path) {
-    snprintf(err, errlen, "--unix '%s': path too long", path);
+    snprintf(err, errlen, "%s '%s': path too long", opt, path);
     return -ENAMETOOLONG;
   }
   memset(&sun, 0, sizeof sun);
   sun.sun_family = AF_UNIX;
   strcpy(sun.sun_path, path);
-  if ((r = clear_unix_path(&sun, err, errlen)) < 0)
+  if ((r = clear_unix_path(&sun, opt, err, errlen)) < 0)
     return r;
   fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0 || bind(fd, (struct sockaddr *)&sun, sizeof sun) < 0) {
+  /* With a mode, the file never exists with looser permissions: created
+   * under a umask that leaves at most mode, then set to mode exactly. */
+  if (mode)
+    old_mask = umask(~mode & 0777);
+  r = fd < 0 ? -errno : bind(fd, (struct sockaddr *)&sun, sizeof sun) < 0 ? -errno : 0;
+  if (mode)
+    umask(old_mask);
+  bool bound = r == 0;
+  if (bound && mode && chmod(path, mode) < 0)
     r = -errno;
-    snprintf(err, errlen, "--unix '%s': %s", path, strerror(errno));
-    if (fd >= 0) close(fd);
+  if (r < 0) {
+    snprintf(err, errlen, "%s '%s': %s", opt, path, strerror(-r));
+    if (bound)
+      unlink(path);
+    if (fd >= 0)
+      close(fd);
     return r;
   }
   /* From here on the file is ours: record it before anything else can fail. */
   if ((r = owned_add(set, path)) < 0 || listen(fd, SOMAXCONN) < 0) {
     r = r < 0 ? r : -errno;
-    snprintf(err, errlen, "--unix '%s': %s", path, strerror(-r));
+    snprintf(err, errlen, "%s '%s': %s", opt, path, strerror(-r));
     close(fd);
     return r;
   }
@@ -237,7 +266,8 @@ int listener_open_unix(struct listen_set *set, const char *path, char *err, size
     snprintf(err, errlen, "out of memory");
     return -ENOMEM;
   }
-  log_msg(LOG_NOTICE, NULL, NULL, "listening on unix:%s", path);
+  log_msg(LOG_NOTICE, NULL, NULL, "%s%slistening on unix:%s", option ? option : "", option ? ": " : "",
+          path);
   return 0;
 }
 

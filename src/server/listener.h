@@ -39,6 +39,15 @@ int listener_open_tcp(struct listen_set *set, const char *hostport, char *err, s
  * Returns 0 or -errno with a message. */
 int listener_open_unix(struct listen_set *set, const char *path, char *err, size_t errlen);
 
+/* The same for another option than --listen (its messages name option,
+ * its "listening on" line starts with it). */
+int listener_open_tcp_as(struct listen_set *set, const char *hostport, const char *option, char *err, size_t errlen);
+
+/* The same for another option than --unix, with file mode mode (0: as the
+ * umask leaves it; else the socket file never has more than mode). */
+int listener_open_unix_as(struct listen_set *set, const char *path, const char *option, unsigned mode,
+                          char *err, size_t errlen);
+
 /* Adopt sockets from systemd socket activation; returns how many (0 if none). */
 int listener_socket_activation(struct listen_set *set);
 

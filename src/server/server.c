@@ -2,7 +2,8 @@
  * for them, and shut down cleanly: after SIGINT/SIGTERM every worker stops
  * accepting, finishes its in-flight requests and closes; then every export is
  * flushed and the process exits 0.  SIGUSR1 writes --stats; SIGHUP and SIGUSR2
- * are logged and ignored. */
+ * are logged and ignored.  The control socket and /metrics run on a thread of
+ * their own (ops.h). */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -16,15 +17,17 @@
 #include <unistd.h>
 
 #include "backend/backend.h"
+#include "common/json.h"
 #include "common/log.h"
 #include "common/sysmem.h"
-#include "common/text.h"
 #include "datapath/datapath.h"
 #include "datapath/dpworker.h"
 #include "datapath/qos.h"
 #include "datapath/stats.h"
 #include "server/conn.h"
 #include "server/listener.h"
+#include "server/metrics.h"
+#include "server/ops.h"
 #include "server/sdnotify.h"
 #include "server/server.h"
 #include "server/tls.h"
@@ -69,6 +72,7 @@ static int write_stats(struct server *srv)
 {
   const char *path = srv->cfg->stats_path;
   char tmp[4096];
+  struct json j;
   FILE *f;
   int r = 0;
 
@@ -80,26 +84,10 @@ static int write_stats(struct server *srv)
     log_msg(LOG_ERROR, NULL, NULL, "--stats %s: %s", tmp, strerror(errno));
     return r;
   }
-  fprintf(f, "{\"pid\":%d,\"buffer_pools\":{\"bound_per_worker\":%zu,\"bytes_held\":%" PRIu64
-          ",\"bytes_idle\":%" PRIu64 "},\"exports\":[", (int)getpid(), dp_pool_size,
-          (uint64_t)atomic_load_explicit(&bufpool_total_held, memory_order_relaxed),
-          (uint64_t)atomic_load_explicit(&bufpool_total_idle, memory_order_relaxed));
-  for (size_t i = 0; i < srv->exports.n; i++) {
-    struct export *ex = &srv->exports.exports[i];
-    fprintf(f, "%s{\"name\":", i ? "," : "");
-    text_json_string(f, ex->cfg.name);
-    fputs(",\"datapath\":", f);
-    text_json_string(f, ex->dp.datapath->name);
-    fputs(",\"configured\":", f);
-    text_json_string(f, ex->cfg.datapath ? ex->cfg.datapath : "auto");
-    fprintf(f, ",\"chunk\":%u,\"arena_per_worker\":%zu,", ex->dp.chunk, dp_arena_size);
-    dp_stats_json(f, &ex->dp.stats);
-    fputs(",\"flows\":", f);
-    dp_qos_json(f, &ex->dp);
-    fputc('}', f);
-  }
-  fputs("]}\n", f);
-  if (ferror(f))
+  json_init_file(&j, f);
+  metrics_json(srv, &j);
+  r = json_finish(&j);
+  if (ferror(f) && r == 0)
     r = -EIO;
   if (fclose(f) != 0 && r == 0)
     r = -errno;
@@ -222,12 +210,15 @@ int server_run(struct server_config *cfg)
   sigset_t mask;
   char err[512];
   int status = 1, r;
-  unsigned started = 0;
+  unsigned started = 0, nworkers;
   pthread_t sig_tid;
   bool sig_started = false;
+  struct ops *ops = NULL;
 
   memset(&srv, 0, sizeof srv);
   srv.cfg = cfg;
+  srv.start_ns = dp_now();
+  pthread_mutex_init(&srv.stats_lock, NULL);
   srv.sig_fd = -1;
   log_threshold = cfg->log_level;
   log_set_target(cfg->log_target);
@@ -246,6 +237,12 @@ int server_run(struct server_config *cfg)
   dp_qos.dev.device_bw = cfg->device_bw;
   if (cfg->stats_path && check_stats_path(cfg->stats_path) < 0)
     return 1;
+  nworkers = cfg->stdio ? 1 : cfg->threads;
+  if (nworkers == 0) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    nworkers = n > 0 ? (unsigned)n : 1;
+  }
+  dp_stats_slots = nworkers;   /* every export counts per worker */
   srv.memory_budget = memory_budget(cfg);
   log_msg(LOG_INFO, NULL, NULL, "memory budget %zu MiB for the request buffers of all connections%s",
           srv.memory_budget >> 20, cfg->memory_budget ? "" : " (half of the memory the process may use)");
@@ -299,11 +296,7 @@ int server_run(struct server_config *cfg)
   srv.listen_fds = set.fds;
   srv.nlisten = set.n;
 
-  srv.nworkers = cfg->stdio ? 1 : cfg->threads;
-  if (srv.nworkers == 0) {
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    srv.nworkers = n > 0 ? (unsigned)n : 1;
-  }
+  srv.nworkers = nworkers;
   /* What each worker's buffer pool keeps (idle and handed out) stays
    * within its part of the memory budget. */
   if (dp_pool_size > srv.memory_budget / srv.nworkers)
@@ -317,6 +310,12 @@ int server_run(struct server_config *cfg)
       srv.nworkers = i;
       goto out;
     }
+  }
+  /* The control socket and /metrics are bound here, before the hook drops
+   * privileges, and answer before READY=1 or --fork's return. */
+  if (ops_start(&srv, &ops, err, sizeof err) < 0) {
+    log_msg(LOG_ERROR, NULL, NULL, "%s", err);
+    goto out;
   }
   /* Listening, and every worker able to serve: the caller's hook (pid
    * file, privileges, --fork, --run), then systemd hears of it. */
@@ -348,6 +347,7 @@ out:
     pthread_kill(sig_tid, SIGUSR1);
     pthread_join(sig_tid, NULL);
   }
+  ops_stop(ops);
   /* The final statistics are part of a clean exit: failing to write them
    * makes the exit status 1. */
   if (write_stats(&srv) < 0)
@@ -360,5 +360,6 @@ out:
   tls_creds_free(srv.tls);
   if (srv.sig_fd >= 0)
     close(srv.sig_fd);
+  pthread_mutex_destroy(&srv.stats_lock);
   return status;
 }

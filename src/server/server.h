@@ -6,6 +6,7 @@
 #ifndef SHUNT_SERVER_SERVER_H
 #define SHUNT_SERVER_SERVER_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -30,6 +31,11 @@ struct server {
   atomic_size_t inflight;    /* request bytes in flight, all connections (--memory-budget) */
   size_t memory_budget;      /* the cap on inflight */
   bool ready;                /* READY=1 sent (server_config.on_ready ran) */
+  uint64_t start_ns;         /* CLOCK_MONOTONIC at start, for uptime */
+  /* Held while the statistics are read (metrics.c: the signal thread's
+   * --stats, the control and metrics thread): whatever changes the export
+   * table while the server runs must hold it too. */
+  pthread_mutex_t stats_lock;
 };
 
 /* Run the server described by cfg until it is told to stop.

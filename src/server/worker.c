@@ -68,6 +68,7 @@ void worker_conn_added(struct worker *w, struct conn *c)
 {
   (void)c;
   w->nconns++;
+  stat_add(&w->conns_total, 1);
   if (!w->tick_armed && !w->stopping)
     arm_tick(w);
 }
@@ -99,6 +100,7 @@ static void refuse_connection(struct worker *w, int fd, const char *peer)
 
   close(fd);
   w->refused++;
+  stat_add(&w->refused_total, 1);
   clock_gettime(CLOCK_MONOTONIC, &now);
   if (w->refused_logged && now.tv_sec == w->refused_log_sec)
     return;

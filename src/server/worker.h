@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <sys/signalfd.h>
 
+#include "datapath/stats.h"
 #include "engine/engine.h"
 
 struct server;
@@ -50,6 +51,7 @@ struct worker {
   unsigned nconns;
   bool stopping;
   unsigned long long refused;    /* connections closed over --max-connections */
+  stat_t conns_total, refused_total;   /* connections served and refused, for the stats (metrics.h) */
   bool refused_logged;
   long refused_log_sec;          /* CLOCK_MONOTONIC second of the last such log line */
 };

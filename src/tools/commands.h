@@ -20,6 +20,7 @@ struct shunt_command {
 
 /* The subcommands (one file each). */
 int cmd_serve(int argc, char **argv);   /* serve.c */
+int cmd_stats(int argc, char **argv);   /* stats.c: a running server's statistics */
 /* Client tools (libshunt): info.c, copy.c, bench.c. */
 int cmd_info(int argc, char **argv);
 int cmd_copy(int argc, char **argv);

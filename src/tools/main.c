@@ -7,6 +7,7 @@
 
 static const struct shunt_command commands[] = {
   { "serve", cmd_serve, "serve files, block devices and RAM disks over NBD" },
+  { "stats", cmd_stats, "show a running server's statistics (its --control socket)" },
   { "info", cmd_info, "show an NBD export's size, flags, block sizes (--list, --map)" },
   { "copy", cmd_copy, "copy between files, block devices and NBD URIs, sparse-aware" },
   { "bench", cmd_bench, "load-test an NBD export: IOPS, throughput, latency percentiles" },

@@ -87,6 +87,10 @@ static void serve_usage(FILE *f)
 "      --log=syslog|stderr  where log lines go (default stderr; under systemd's\n"
 "                           journal, with priority prefixes); also a level:\n"
 "                           --log=error|warning|info|debug\n"
+"      --control PATH       control socket for `shunt stats` (mode 0600 unless\n"
+"                           --control-mode MODE, octal)\n"
+"      --metrics HOST:PORT  serve GET /metrics (Prometheus text format) over\n"
+"                           plain HTTP; off by default (docs/metrics.md)\n"
 "  -v, --verbose            one level more logging per -v: the default (info:\n"
 "                           listening, exports, errors, refusals) becomes debug\n"
 "                           (every connection, every refused request)\n"
@@ -157,6 +161,7 @@ enum {   /* long options without a letter */
   OPT_FORK, OPT_RUN, OPT_EXIT_WITH_PARENT, OPT_LOG, OPT_MAX_INFLIGHT, OPT_HANDSHAKE_TIMEOUT,
   OPT_MAX_CONNECTIONS, OPT_TLS, OPT_TLS_CERTIFICATES, OPT_TLS_PSK, OPT_TLS_ALLOW_DN,
   OPT_QOS, OPT_QOS_KEY, OPT_DEVICE_IOPS, OPT_DEVICE_BW,
+  OPT_CONTROL, OPT_CONTROL_MODE, OPT_METRICS,
 };
 
 /* The config file to read: --config FILE, or, when the command line names
@@ -243,6 +248,9 @@ int cmd_serve(int argc, char **argv)
     { "user", required_argument, NULL, 'u' },
     { "group", required_argument, NULL, 'g' },
     { "log", required_argument, NULL, OPT_LOG },
+    { "control", required_argument, NULL, OPT_CONTROL },
+    { "control-mode", required_argument, NULL, OPT_CONTROL_MODE },
+    { "metrics", required_argument, NULL, OPT_METRICS },
     { "verbose", no_argument, NULL, 'v' },
     { "quiet", no_argument, NULL, 'q' },
     { "version", no_argument, NULL, 'V' },
@@ -305,7 +313,8 @@ int cmd_serve(int argc, char **argv)
     case OPT_SEND_TIMEOUT: case OPT_MEMORY_BUDGET: case OPT_LOG:
     case OPT_QOS: case OPT_QOS_KEY: case OPT_DEVICE_IOPS: case OPT_DEVICE_BW:
     case OPT_HANDSHAKE_TIMEOUT: case OPT_MAX_CONNECTIONS: case OPT_TLS:
-    case OPT_TLS_CERTIFICATES: case OPT_TLS_PSK: case OPT_VERIFY_PEER: case OPT_TLS_ALLOW_DN: {
+    case OPT_TLS_CERTIFICATES: case OPT_TLS_PSK: case OPT_VERIFY_PEER: case OPT_TLS_ALLOW_DN:
+    case OPT_CONTROL: case OPT_CONTROL_MODE: case OPT_METRICS: {
       /* Valued options are config-file keys: one parser validates both. */
       const char *key = cli_option_name(opts, c);
       if (config_set_server_key(&cfg, key, c == OPT_VERIFY_PEER ? "yes" : optarg, err, sizeof err) < 0) {

@@ -3,9 +3,9 @@
  * One table says it for every request; vu_msg_check() and vu_reply_check()
  * only read it. */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 
+#include "common/text.h"
 #include "virtio/vhost_user.h"
 
 enum vu_shape {
@@ -81,33 +81,19 @@ const char *vu_request_name(uint32_t request)
   return "UNKNOWN";
 }
 
-/* Write the reason into err and return rc. */
-__attribute__((format(printf, 4, 5)))
-static int refuse(int rc, char *err, size_t errlen, const char *fmt, ...)
-{
-  va_list ap;
-
-  if (err && errlen) {
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-  }
-  return rc;
-}
-
 /* The fields of the header every message shares. */
 static int check_flags(const struct vu_msg_hdr *h, bool reply, char *err, size_t errlen)
 {
   const char *name = vu_request_name(h->request);
 
   if ((h->flags & VU_VERSION_MASK) != VU_VERSION)
-    return refuse(-EPROTO, err, errlen, "%s (%u): protocol version %u, expected %u", name,
+    return text_refuse(-EPROTO, err, errlen, "%s (%u): protocol version %u, expected %u", name,
                   h->request, h->flags & VU_VERSION_MASK, VU_VERSION);
   if (!!(h->flags & VU_FLAG_REPLY) != reply)
-    return refuse(-EPROTO, err, errlen, "%s (%u): flags 0x%x: the reply flag is %s", name,
+    return text_refuse(-EPROTO, err, errlen, "%s (%u): flags 0x%x: the reply flag is %s", name,
                   h->request, h->flags, reply ? "missing on a reply" : "set on a request");
   if (h->size > VU_MAX_PAYLOAD)
-    return refuse(-EPROTO, err, errlen, "%s (%u): payload of %u bytes, more than the %zu any message has",
+    return text_refuse(-EPROTO, err, errlen, "%s (%u): payload of %u bytes, more than the %zu any message has",
                   name, h->request, h->size, VU_MAX_PAYLOAD);
   return 0;
 }
@@ -115,7 +101,7 @@ static int check_flags(const struct vu_msg_hdr *h, bool reply, char *err, size_t
 static int check_fds(const char *name, uint32_t req, size_t nfds, size_t want, char *err, size_t errlen)
 {
   if (nfds != want)
-    return refuse(-EPROTO, err, errlen, "%s (%u): %zu file descriptors, expected %zu", name, req,
+    return text_refuse(-EPROTO, err, errlen, "%s (%u): %zu file descriptors, expected %zu", name, req,
                   nfds, want);
   return 0;
 }
@@ -126,16 +112,16 @@ static int check_config(const char *name, const struct vu_msg *msg, char *err, s
   uint32_t size = msg->hdr.size;
 
   if (size < VU_CONFIG_HDR_SIZE)
-    return refuse(-EPROTO, err, errlen, "%s (%u): payload of %u bytes, shorter than the %u-byte config header",
+    return text_refuse(-EPROTO, err, errlen, "%s (%u): payload of %u bytes, shorter than the %u-byte config header",
                   name, msg->hdr.request, size, VU_CONFIG_HDR_SIZE);
   if (c->size > VU_CONFIG_SPACE_MAX || c->offset > VU_CONFIG_SPACE_MAX - c->size)
-    return refuse(-EPROTO, err, errlen, "%s (%u): config offset %u size %u past the %u-byte config space",
+    return text_refuse(-EPROTO, err, errlen, "%s (%u): config offset %u size %u past the %u-byte config space",
                   name, msg->hdr.request, c->offset, c->size, VU_CONFIG_SPACE_MAX);
   if (size != VU_CONFIG_HDR_SIZE + c->size)
-    return refuse(-EPROTO, err, errlen, "%s (%u): payload of %u bytes for a config size of %u (expected %u)",
+    return text_refuse(-EPROTO, err, errlen, "%s (%u): payload of %u bytes for a config size of %u (expected %u)",
                   name, msg->hdr.request, size, c->size, VU_CONFIG_HDR_SIZE + c->size);
   if (c->flags > VU_CONFIG_F_MIGRATION)
-    return refuse(-EPROTO, err, errlen, "%s (%u): config flags %u (0 or 1 expected)", name,
+    return text_refuse(-EPROTO, err, errlen, "%s (%u): config flags %u (0 or 1 expected)", name,
                   msg->hdr.request, c->flags);
   return 0;
 }
@@ -150,26 +136,26 @@ int vu_msg_check(const struct vu_msg *msg, size_t nfds, char *err, size_t errlen
   if ((rc = check_flags(h, false, err, errlen)) < 0)
     return rc;
   if (h->request >= VU_REQUEST_MAX || !specs[h->request].name)
-    return refuse(-EOPNOTSUPP, err, errlen, "unknown request %u", h->request);
+    return text_refuse(-EOPNOTSUPP, err, errlen, "unknown request %u", h->request);
   sp = &specs[h->request];
   switch (sp->shape) {
   case VU_SHAPE_UNSUPPORTED:
-    return refuse(-EOPNOTSUPP, err, errlen, "%s (%u): not supported by this back-end", name,
+    return text_refuse(-EOPNOTSUPP, err, errlen, "%s (%u): not supported by this back-end", name,
                   h->request);
   case VU_SHAPE_EXACT:
   case VU_SHAPE_FD_OPTIONAL:
   case VU_SHAPE_VRING_FD:
     if (h->size != sp->size)
-      return refuse(-EPROTO, err, errlen, "%s (%u): payload of %u bytes, expected %u", name,
+      return text_refuse(-EPROTO, err, errlen, "%s (%u): payload of %u bytes, expected %u", name,
                     h->request, h->size, sp->size);
     if (sp->shape == VU_SHAPE_FD_OPTIONAL)
       return nfds <= sp->fds ? 0
-        : refuse(-EPROTO, err, errlen, "%s (%u): %zu file descriptors, expected at most %u", name,
+        : text_refuse(-EPROTO, err, errlen, "%s (%u): %zu file descriptors, expected at most %u", name,
                  h->request, nfds, sp->fds);
     if (sp->shape == VU_SHAPE_VRING_FD) {
       uint64_t v = msg->payload.u64;
       if (v & ~(VU_VRING_IDX_MASK | VU_VRING_NOFD))
-        return refuse(-EPROTO, err, errlen, "%s (%u): value 0x%llx has bits other than the ring index and no-fd flag",
+        return text_refuse(-EPROTO, err, errlen, "%s (%u): value 0x%llx has bits other than the ring index and no-fd flag",
                       name, h->request, (unsigned long long)v);
       return check_fds(name, h->request, nfds, (v & VU_VRING_NOFD) ? 0 : 1, err, errlen);
     }
@@ -177,14 +163,14 @@ int vu_msg_check(const struct vu_msg *msg, size_t nfds, char *err, size_t errlen
   case VU_SHAPE_MEM_TABLE: {
     uint32_t n;
     if (h->size < offsetof(struct vu_memory, regions))
-      return refuse(-EPROTO, err, errlen, "%s (%u): payload of %u bytes, shorter than the table header",
+      return text_refuse(-EPROTO, err, errlen, "%s (%u): payload of %u bytes, shorter than the table header",
                     name, h->request, h->size);
     n = msg->payload.memory.nregions;
     if (n == 0 || n > VU_MEMORY_MAX_NREGIONS)
-      return refuse(-EPROTO, err, errlen, "%s (%u): %u regions (1 to %u allowed)", name, h->request,
+      return text_refuse(-EPROTO, err, errlen, "%s (%u): %u regions (1 to %u allowed)", name, h->request,
                     n, VU_MEMORY_MAX_NREGIONS);
     if (h->size != offsetof(struct vu_memory, regions) + n * sizeof(struct vu_mem_region))
-      return refuse(-EPROTO, err, errlen, "%s (%u): payload of %u bytes for %u regions (expected %zu)",
+      return text_refuse(-EPROTO, err, errlen, "%s (%u): payload of %u bytes for %u regions (expected %zu)",
                     name, h->request, h->size, n,
                     offsetof(struct vu_memory, regions) + n * sizeof(struct vu_mem_region));
     return check_fds(name, h->request, nfds, n, err, errlen);
@@ -194,7 +180,7 @@ int vu_msg_check(const struct vu_msg *msg, size_t nfds, char *err, size_t errlen
       return rc;
     return check_fds(name, h->request, nfds, 0, err, errlen);
   }
-  return refuse(-EPROTO, err, errlen, "%s (%u): no rule", name, h->request);
+  return text_refuse(-EPROTO, err, errlen, "%s (%u): no rule", name, h->request);
 }
 
 int vu_reply_check(uint32_t request, bool need_ack, uint32_t config_size,
@@ -206,7 +192,7 @@ int vu_reply_check(uint32_t request, bool need_ack, uint32_t config_size,
   int rc;
 
   if (h->request != request)
-    return refuse(-EPROTO, err, errlen, "reply to %s (%u) names request %u", name, request,
+    return text_refuse(-EPROTO, err, errlen, "reply to %s (%u) names request %u", name, request,
                   h->request);
   if ((rc = check_flags(h, true, err, errlen)) < 0)
     return rc;
@@ -225,7 +211,7 @@ int vu_reply_check(uint32_t request, bool need_ack, uint32_t config_size,
       break;
     want_size = VU_CONFIG_HDR_SIZE + (size_t)config_size;
     if (h->size == want_size && reply->payload.config.size != config_size)
-      return refuse(-EPROTO, err, errlen, "reply to %s: config size %u, asked %u", name,
+      return text_refuse(-EPROTO, err, errlen, "reply to %s: config size %u, asked %u", name,
                     reply->payload.config.size, config_size);
     break;
   case VU_GET_INFLIGHT_FD:
@@ -234,11 +220,11 @@ int vu_reply_check(uint32_t request, bool need_ack, uint32_t config_size,
     break;
   default:
     if (!need_ack)
-      return refuse(-EPROTO, err, errlen, "%s (%u) has no reply", name, request);
+      return text_refuse(-EPROTO, err, errlen, "%s (%u) has no reply", name, request);
     break;
   }
   if (!(request == VU_GET_CONFIG && h->size == 0) && h->size != want_size)
-    return refuse(-EPROTO, err, errlen, "reply to %s: payload of %u bytes, expected %zu", name,
+    return text_refuse(-EPROTO, err, errlen, "reply to %s: payload of %u bytes, expected %zu", name,
                   h->size, want_size);
   if (request == VU_GET_CONFIG && h->size == 0)
     want_fds = 0;

@@ -170,10 +170,27 @@ static bool read_layout(struct fake *f, const struct layout *l, uint64_t off)
 }
 
 static uint64_t ld(const stat_t *s) { return atomic_load(s); }
-/* The export's counters (the one place that knows where they live). */
-static const struct dp_stats *st(const struct dp_export *dx) { return &dx->stats; }
+/* The export's counters, summed over its per-worker slots (the one place
+ * that knows where they live); each call sums them again into one buffer. */
+static const struct dp_stats *st(const struct dp_export *dx)
+{
+  static struct dp_stats sum;
+
+  memset(&sum, 0, sizeof sum);
+  dp_export_stats_sum(dx, &sum);
+  return &sum;
+}
 static uint64_t copied(const struct dp_export *dx) { return ld(&st(dx)->copied_read) + ld(&st(dx)->copied_write); }
 static uint64_t auto_reads(const struct dp_export *dx, int kind) { return ld(&st(dx)->auto_reads[kind]); }
+/* Every READ and WRITE decoded was answered through ops->done and counted
+ * under its command once freed (the per-command metrics). */
+static bool commands_counted(const struct dp_export *dx)
+{
+  const struct dp_stats *s = st(dx);
+
+  return ld(&s->reads) > 0 && ld(&s->cmd[DP_CMD_READ].count) == ld(&s->reads)
+         && ld(&s->cmd[DP_CMD_WRITE].count) == ld(&s->writes);
+}
 
 /* The file as the model says, read with pread: what the exports wrote. */
 static bool file_matches(void)
@@ -447,6 +464,9 @@ int main(void)
          (unsigned long long)(fixed_ios(&dx) - x0));
       dp_mem_piece_max = DP_MEM_PIECE_MAX;
     }
+    ok(commands_counted(&dx), "%s: every READ and WRITE counted under its command (%llu reads, %llu writes)",
+       paths[p], (unsigned long long)ld(&st(&dx)->cmd[DP_CMD_READ].count),
+       (unsigned long long)ld(&st(&dx)->cmd[DP_CMD_WRITE].count));
     dp_export_close(&dx);
   }
   dp_mem_unregister(&eng, guest);
@@ -459,6 +479,7 @@ int main(void)
      "memory backend: scattered write and read back");
   ok(copied(&dx) == 16384 + 4096, "memory backend: the backend's copies counted (%llu)",
      (unsigned long long)copied(&dx));
+  ok(commands_counted(&dx), "memory backend: every READ and WRITE counted under its command");
   dp_export_close(&dx);
 
   unlink(img);
