@@ -15,6 +15,7 @@
 #include "common/log.h"
 #include "datapath/datapath.h"
 #include "datapath/dpexport.h"
+#include "datapath/qos.h"
 #include "datapath/dpworker.h"
 
 /* Open path with O_DIRECT and read its first block: -errno when direct I/O
@@ -246,6 +247,9 @@ int datapath_setup(struct dp_export *dx, struct backend *b, const struct dp_expo
     log_msg(LOG_WARN, NULL, dx->name, "datapath=%s: %s; using copy", want, why);
   dio_align(dx);
   file_join(dx);
+  dx->qos = setup->qos;
+  if (dp_qos_join(dx) < 0)
+    log_msg(LOG_WARN, NULL, dx->name, "out of memory for its device's scheduler: requests go unscheduled");
   if ((dx->datapath == &datapath_splice || dx->datapath == &datapath_mmap || dx->datapath == &datapath_auto)
       && dx->chunk > dp_pipe_size)
     dp_pipe_size = dx->chunk;
@@ -294,6 +298,7 @@ void dp_export_close(struct dp_export *dx)
     close(dx->direct_fd);
   dx->direct_fd = -1;
   datapath_mmap_close(dx);
+  dp_qos_leave(dx);
   if (dx->file)
     file_put(dx);
   dx->file = NULL;

@@ -10,11 +10,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "datapath/iosched.h"
 #include "datapath/rangelock.h"
 #include "datapath/stats.h"
 
 struct backend;
 struct datapath;
+struct dp_device;
 
 /* What every export of one file shares (keyed by device and inode): the
  * range lock that orders O_DIRECT writes against each other and against
@@ -49,6 +51,8 @@ struct dp_export {
   struct dp_file *file;        /* shared with the other exports of the same file */
   bool counted;                /* counted in file's direct_writers or buffered_writers */
   struct rangelock *wlock;     /* &file->wlock: orders O_DIRECT writes to the same blocks (rangelock.h) */
+  struct sched_params qos;     /* what each of its flows is entitled to (qos.h) */
+  struct dp_device *qdev;      /* its device's scheduler; NULL: not scheduled */
   struct dp_stats_slot *stats;  /* one slot per worker (stats.h), made by datapath_setup */
   unsigned nstats;
 };
@@ -74,6 +78,7 @@ struct dp_export_setup {
   const char *datapath;        /* auto (also NULL), copy, splice, direct, mmap */
   uint32_t chunk;              /* 0: dp_default_chunk */
   bool read_only;
+  struct sched_params qos;     /* weight, reservation, limits of each flow */
 };
 
 /* Take backend b into dx and pick dx's effective data path from

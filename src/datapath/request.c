@@ -9,6 +9,7 @@
 #include "datapath/datapath.h"
 #include "datapath/dpexport.h"
 #include "datapath/dpworker.h"
+#include "datapath/qos.h"
 #include "datapath/request.h"
 #include "proto/nbd-protocol.h"
 
@@ -26,6 +27,7 @@ struct request *request_new(struct request_sink *s, const struct proto_request *
   r->export = s->export;
   r->dp = s->dp;
   r->share = s->share;
+  r->flow = s->flow;
   r->hdr = *hdr;
   r->times.recv = dp_now();
   stat_add(&st->requests, 1);
@@ -147,6 +149,7 @@ void request_fail_connection(struct request *r)
 
 void request_finish(struct request *r)
 {
+  dp_qos_done(r);   /* the device is done with it */
   r->finished = true;
   if (r->unsent == 0)
     request_free(r);

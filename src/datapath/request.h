@@ -17,6 +17,7 @@
 #include <sys/uio.h>
 
 #include "backend/backend.h"
+#include "datapath/iosched.h"
 #include "datapath/stats.h"
 #include "engine/sendq.h"
 #include "proto/reply.h"
@@ -25,6 +26,7 @@
 
 struct datapath;
 struct dp_export;
+struct dp_flow;
 struct dp_share;
 struct request;
 struct request_sink;
@@ -66,6 +68,7 @@ struct request_sink {
   struct dp_share *share;              /* its part of its worker's pipes and arena;
                                         * may be NULL (then its requests take no arena) */
   const char *peer;                    /* who it serves, for log messages */
+  struct dp_flow *flow;                /* its flow in the device's scheduler (qos.h), or NULL */
 };
 
 /* One piece of a reply: an encoded header plus an optional data iovec. */
@@ -112,6 +115,12 @@ struct request {
   void *buf_base;                      /* for the data path: what alloc_buffer really allocated */
   size_t buf_alloc;
   struct dp_times times;               /* phase timestamps (stats.h) */
+  /* The device's scheduler (qos.h): */
+  struct dp_flow *flow;                /* the sink's flow; NULL: not scheduled */
+  struct sched_req qos_req;
+  struct engine_op qos_op;             /* runs it on its loop once let in */
+  uint8_t qos_state;                   /* DP_QOS_NONE, _QUEUED, _STARTING, _ADMITTED, _DONE */
+  bool qos_abort;                      /* finish it without executing once let in */
   struct dp_stats *stats;              /* its worker's slot of the export's stats */
   uint32_t error;                      /* the first NBD error its reply carries (0: none) */
   bool answered;                       /* a reply was queued or a status given: counted when freed */

@@ -31,6 +31,7 @@
 #include "datapath/datapath.h"
 #include "datapath/dpexport.h"
 #include "datapath/dpworker.h"
+#include "datapath/qos.h"
 #include "datapath/rangelock.h"
 #include "datapath/request.h"
 #include "proto/nbd-protocol.h"
@@ -277,9 +278,10 @@ static void chunk_start(struct chunk *c)
   if (!is_direct(r)) {
     c->pw.ready = got_pipe;
     struct dp_pipe *p = dp_share_pipe_get(st->dw, r->share, &c->pw, &queued);
-    if (queued)
+    if (queued) {
       stat_add(&stats(r)->pipe_waits, 1);
-    else
+      dp_qos_waiting(r);
+    } else
       got_pipe(&c->pw, p);
     return;
   }
@@ -294,6 +296,7 @@ static void chunk_start(struct chunk *c)
     chunk_ready(c);
   } else if (queued) {
     stat_add(&stats(r)->arena_waits, 1);
+    dp_qos_waiting(r);
   } else {
     own_buffer(c);
   }

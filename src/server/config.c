@@ -10,6 +10,7 @@
 #include "common/inifile.h"
 #include "common/log.h"
 #include "common/parse.h"
+#include "datapath/qos.h"
 #include "server/config.h"
 
 void config_init(struct server_config *cfg)
@@ -155,6 +156,29 @@ int config_set_server_key(struct server_config *cfg, const char *key, const char
   if (!strcmp(key, "arena")) {
     if (parse_size(val, &v) < 0 || v < (1u << 20) || v > (UINT64_C(64) << 30)) goto bad;
     cfg->arena = v;
+    return 0;
+  }
+  if (!strcmp(key, "qos")) {
+    bool b;
+    if (parse_bool(val, &b) < 0) goto bad;
+    cfg->qos_off = !b;
+    return 0;
+  }
+  if (!strcmp(key, "qos-key")) {
+    if (!strcmp(val, "conn")) cfg->qos_key = DP_QOS_KEY_CONN;
+    else if (!strcmp(val, "addr")) cfg->qos_key = DP_QOS_KEY_ADDR;
+    else if (!strcmp(val, "tls")) cfg->qos_key = DP_QOS_KEY_TLS;
+    else goto bad;
+    return 0;
+  }
+  if (!strcmp(key, "device-iops")) {
+    if (parse_uint(val, 0, UINT64_C(1000000000), &v) < 0) goto bad;
+    cfg->device_iops = v;
+    return 0;
+  }
+  if (!strcmp(key, "device-bw")) {
+    if (parse_size(val, &v) < 0) goto bad;
+    cfg->device_bw = v;
     return 0;
   }
   if (!strcmp(key, "stats") || !strcmp(key, "control") || !strcmp(key, "metrics")) {

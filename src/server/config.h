@@ -53,6 +53,9 @@ struct server_config {
   uint64_t chunk;          /* default chunk size of split reads/writes (0: 256 KiB) */
   uint64_t arena;          /* direct path buffer arena per worker (0: 64 MiB) */
   char *stats_path;        /* --stats FILE: JSON written on SIGUSR1 and at exit */
+  bool qos_off;            /* --qos=off: no scheduler in front of the devices */
+  int qos_key;             /* --qos-key: DP_QOS_KEY_CONN (default), _ADDR, _TLS */
+  uint64_t device_iops, device_bw;   /* --device-iops, --device-bw (0: estimated) */
   char *control_path;      /* --control PATH: the control socket (`shunt stats`); NULL: none */
   unsigned control_mode;   /* its file mode (default 0600: its owner only) */
   char *metrics_listen;    /* --metrics HOST:PORT: GET /metrics over HTTP; NULL: none */
@@ -80,7 +83,8 @@ int config_set_tls(struct server_config *cfg, const char *key, const char *val,
 
 /* Set one server-wide setting by its config-file key (threads, max-inflight,
  * chunk, arena, stats, control, control-mode, metrics, handshake-timeout,
- * max-connections, send-timeout, memory-budget, log (a level, or stderr or
+ * max-connections, send-timeout, memory-budget, qos, qos-key, device-iops,
+ * device-bw, log (a level, or stderr or
  * syslog), listen, unix,
  * export, tls*), validating the value. The command line's long options go
  * through here too, so both accept exactly the same values.

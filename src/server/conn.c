@@ -18,6 +18,7 @@
 
 #include "common/log.h"
 #include "common/macros.h"
+#include "datapath/qos.h"
 #include "datapath/datapath.h"
 #include "proto/nbd-protocol.h"
 #include "server/conn_int.h"
@@ -321,6 +322,7 @@ static void conn_destroy(struct conn *c)
   free(c->hs);
   rxbuf_fini(&c->rx);   /* no request holds it or a retired one: none is in flight */
   free(c->access);
+  dp_flow_put(c->sink.flow);   /* none of its requests is left */
   conn_tls_fini(&c->tls);
   if (c->prev)
     c->prev->next = c->next;
@@ -344,7 +346,7 @@ static void conn_payload_cut(struct conn *c)
   log_msg(LOG_INFO, c->peer, export_name(c), "client went away in the middle of a request payload");
   /* Unless writes of its first chunks are running (the data path then
    * finishes it), nothing was queued for it: freed now. */
-  if (!(c->dp->payload_abort && c->dp->payload_abort(r)))
+  if (!dp_submit_abort(r))
     request_finish(r);
 }
 

@@ -2,12 +2,14 @@
  * proto/handshake.c (replies queued as copies), the --handshake-timeout
  * timer, and STARTTLS (the switch to the TLS transport and its handshake). */
 #include <errno.h>
+#include <netdb.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/log.h"
 #include "common/macros.h"
 #include "datapath/datapath.h"
+#include "datapath/qos.h"
 #include "proto/nbd-protocol.h"
 #include "server/conn_int.h"
 #include "server/worker.h"
@@ -76,6 +78,29 @@ bool conn_hs_timer_stop(struct conn *c)
   return c->hs_timer != OP_IDLE;
 }
 
+/* The connection's flow in its export's device scheduler: its own, or the
+ * one of its client's address or TLS identity (--qos-key). */
+static struct dp_flow *conn_flow(struct conn *c)
+{
+  char key[NI_MAXHOST + 8];
+  const char *id = NULL;
+
+  if (dp_qos.key == DP_QOS_KEY_CONN)
+    return dp_flow_get(&c->export->dp, NULL);
+  if (dp_qos.key == DP_QOS_KEY_TLS)
+    id = c->who.dn ? c->who.dn : c->who.psk_identity;
+  if (id) {
+    snprintf(key, sizeof key, "tls:%.*s", NI_MAXHOST, id);
+  } else if (c->who.addr.ss_family != AF_UNSPEC
+             && getnameinfo((const struct sockaddr *)&c->who.addr, sizeof c->who.addr, key + 5, NI_MAXHOST,
+                            NULL, 0, NI_NUMERICHOST) == 0) {
+    memcpy(key, "addr:", 5);
+  } else {
+    return dp_flow_get(&c->export->dp, NULL);   /* no address (stdio): a flow of its own */
+  }
+  return dp_flow_get(&c->export->dp, key);
+}
+
 void conn_handshake_input(struct conn *c)
 {
   struct proto_buf out = { 0 };
@@ -115,6 +140,7 @@ void conn_handshake_input(struct conn *c)
     c->dp = conn_tls_on(&c->tls) ? dp_export_tls_path(&c->export->dp) : c->export->dp.datapath;
     c->sink.export = &c->export->dp;
     c->sink.dp = c->dp;
+    c->sink.flow = conn_flow(c);
     free(c->hs);
     c->hs = NULL;
     conn_set_state(c, CONN_TRANSMISSION, "export chosen");

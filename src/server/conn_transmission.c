@@ -8,6 +8,7 @@
 
 #include "common/log.h"
 #include "datapath/datapath.h"
+#include "datapath/qos.h"
 #include "proto/nbd-protocol.h"
 #include "proto/request.h"
 #include "server/conn_int.h"
@@ -139,8 +140,8 @@ void conn_transmission_input(struct conn *c)
       c->rx_got += k;
       dp_times_net(&r->times);
       if (c->rx_got < r->hdr.length) {
-        if (c->dp->payload_progress)   /* write what has arrived */
-          c->dp->payload_progress(r, c->rx_got);
+        if (c->dp->payload_progress)   /* write what has arrived (once its device lets it in) */
+          dp_submit_progress(r, c->rx_got);
         if (rxbuf_avail(&c->rx))
           continue;   /* more is here already: charge the next step */
         return;
@@ -148,7 +149,7 @@ void conn_transmission_input(struct conn *c)
       stat_add(&conn_stats(c)->copied_write, r->hdr.length);   /* recv(2) into our buffer */
       c->rx_req = NULL;
       c->rx_state = RX_HEADER;
-      dp_execute(r);
+      dp_submit(r);
       continue;
     }
     if (c->state == CONN_DRAINING && c->rx_state == RX_HEADER) {
@@ -206,7 +207,7 @@ void conn_transmission_input(struct conn *c)
        * (and last) copy. */
       stat_add(&conn_stats(c)->copied_write, hdr.length);
       dp_times_net(&r->times);
-      dp_execute(r);
+      dp_submit(r);
       continue;
     }
     if (!err && (hdr.type == NBD_CMD_WRITE || (hdr.type == NBD_CMD_READ && !c->dp->own_read_buffers))
@@ -236,6 +237,6 @@ void conn_transmission_input(struct conn *c)
       c->rx_state = RX_PAYLOAD;
       continue;
     }
-    dp_execute(r);
+    dp_submit(r);
   }
 }

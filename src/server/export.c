@@ -73,6 +73,24 @@ int export_set_option(struct export_config *cfg, const char *key, const char *va
     cfg->chunk = v;
     return 0;
   }
+  if (!strcmp(key, "weight")) {
+    uint64_t v;
+    if (parse_uint(value, 1, 10000, &v) < 0) goto bad;
+    cfg->qos.weight = (uint32_t)v;
+    return 0;
+  }
+  if (!strcmp(key, "reserve-iops") || !strcmp(key, "limit-iops")) {
+    uint64_t v;
+    if (parse_uint(value, 0, 100000000, &v) < 0) goto bad;
+    *(key[0] == 'r' ? &cfg->qos.reserve_iops : &cfg->qos.limit_iops) = v;
+    return 0;
+  }
+  if (!strcmp(key, "limit-bw")) {
+    uint64_t v;
+    if (parse_size(value, &v) < 0) goto bad;
+    cfg->qos.limit_bw = v;
+    return 0;
+  }
   if (!strcmp(key, "max-memory")) {
     uint64_t v;
     if (parse_size(value, &v) < 0 || v == 0) goto bad;
@@ -241,7 +259,8 @@ int export_table_open(struct export_table *t, struct export_config *cfgs, size_t
     memset(&cfgs[i], 0, sizeof cfgs[i]);
     t->n = i + 1;
     struct dp_export_setup ds = { .name = ex->cfg.name, .path = ex->cfg.path, .datapath = ex->cfg.datapath,
-                                  .chunk = (uint32_t)ex->cfg.chunk, .read_only = ex->cfg.read_only };
+                                  .chunk = (uint32_t)ex->cfg.chunk, .read_only = ex->cfg.read_only,
+                                  .qos = ex->cfg.qos };
     if ((r = datapath_setup(&ex->dp, b, &ds, berr, sizeof berr)) < 0) {
       snprintf(err, errlen, "export '%s': %s", ex->cfg.name, berr);
       export_table_close(t);

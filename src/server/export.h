@@ -23,6 +23,7 @@ struct export_config {
   bool allow_overcommit;       /* memory: a size beyond the machine's memory */
   uint64_t max_memory;         /* memory: cap on allocated bytes; 0 = default */
   struct access_list access;   /* allow/allow-ro/deny rules, in order */
+  struct sched_params qos;     /* weight, reserve-iops, limit-iops, limit-bw of each flow */
 };
 
 /* A running export: its configuration and its storage side. */

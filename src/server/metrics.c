@@ -13,6 +13,7 @@
 #include "datapath/bufpool.h"
 #include "datapath/datapath.h"
 #include "datapath/dpworker.h"
+#include "datapath/qos.h"
 #include "datapath/stats.h"
 #include "server/metrics.h"
 #include "server/server.h"
@@ -79,6 +80,7 @@ static void json_locked(struct server *srv, struct json *j)
     json_uint(j, "chunk", ex->dp.chunk);
     json_uint(j, "arena_per_worker", dp_arena_size);
     dp_stats_json(j, &sums[i]);
+    dp_qos_json(j, &ex->dp);
     json_end(j);
   }
   json_end(j);

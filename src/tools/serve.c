@@ -65,6 +65,15 @@ static void serve_usage(FILE *f)
 "                           path (default 64M; hugepages when there are any)\n"
 "      --stats FILE         write per-export statistics as JSON to FILE on\n"
 "                           SIGUSR1 and at exit (format: docs/design.md)\n"
+"      --qos=on|off         a scheduler in front of each device, shared by every\n"
+"                           export on it: per-flow shares by weight=, floors by\n"
+"                           reserve-iops=, ceilings by limit-iops=/limit-bw=\n"
+"                           (default on; docs/qos.md)\n"
+"      --qos-key=conn|addr|tls  what one flow is: a connection (default), the\n"
+"                           connections of one client address, or of one TLS\n"
+"                           identity (then a multi-conn client is one flow)\n"
+"      --device-iops N, --device-bw SIZE  the devices' capacity when known\n"
+"                           (default: estimated from completions)\n"
 "  -P, --pidfile FILE       write the server's pid to FILE once listening\n"
 "      --fork               go to the background once listening: the command\n"
 "                           returns 0 when clients can connect (or the server's\n"
@@ -119,6 +128,10 @@ static void serve_usage(FILE *f)
 "                       splice to serve from the page cache (auto never fills\n"
 "                       it), direct to keep every read on the disk\n"
 "    chunk=SIZE         this export's chunk size (see --chunk)\n"
+"    weight=N           each flow's share of the device while it is busy\n"
+"                       (1..10000, default 100)\n"
+"    reserve-iops=N     requests per second each flow gets first (a floor)\n"
+"    limit-iops=N, limit-bw=SIZE  each flow's ceiling, per second\n"
 "    max-memory=SIZE    backend=memory: at most SIZE of pages; writes beyond\n"
 "                       get ENOSPC (default: the size, or half of the memory\n"
 "                       the process may use with allow-overcommit)\n"
@@ -147,6 +160,7 @@ enum {   /* long options without a letter */
   OPT_CHUNK = 1000, OPT_ARENA, OPT_STATS, OPT_SEND_TIMEOUT, OPT_MEMORY_BUDGET, OPT_VERIFY_PEER,
   OPT_FORK, OPT_RUN, OPT_EXIT_WITH_PARENT, OPT_LOG, OPT_MAX_INFLIGHT, OPT_HANDSHAKE_TIMEOUT,
   OPT_MAX_CONNECTIONS, OPT_TLS, OPT_TLS_CERTIFICATES, OPT_TLS_PSK, OPT_TLS_ALLOW_DN,
+  OPT_QOS, OPT_QOS_KEY, OPT_DEVICE_IOPS, OPT_DEVICE_BW,
   OPT_CONTROL, OPT_CONTROL_MODE, OPT_METRICS,
 };
 
@@ -223,6 +237,10 @@ int cmd_serve(int argc, char **argv)
     { "chunk", required_argument, NULL, OPT_CHUNK },
     { "arena", required_argument, NULL, OPT_ARENA },
     { "stats", required_argument, NULL, OPT_STATS },
+    { "qos", required_argument, NULL, OPT_QOS },
+    { "qos-key", required_argument, NULL, OPT_QOS_KEY },
+    { "device-iops", required_argument, NULL, OPT_DEVICE_IOPS },
+    { "device-bw", required_argument, NULL, OPT_DEVICE_BW },
     { "pidfile", required_argument, NULL, 'P' },
     { "fork", no_argument, NULL, OPT_FORK },
     { "run", required_argument, NULL, OPT_RUN },
@@ -293,6 +311,7 @@ int cmd_serve(int argc, char **argv)
     case 'g': proc.group = optarg; break;
     case 't': case OPT_MAX_INFLIGHT: case OPT_CHUNK: case OPT_ARENA: case OPT_STATS:
     case OPT_SEND_TIMEOUT: case OPT_MEMORY_BUDGET: case OPT_LOG:
+    case OPT_QOS: case OPT_QOS_KEY: case OPT_DEVICE_IOPS: case OPT_DEVICE_BW:
     case OPT_HANDSHAKE_TIMEOUT: case OPT_MAX_CONNECTIONS: case OPT_TLS:
     case OPT_TLS_CERTIFICATES: case OPT_TLS_PSK: case OPT_VERIFY_PEER: case OPT_TLS_ALLOW_DN:
     case OPT_CONTROL: case OPT_CONTROL_MODE: case OPT_METRICS: {

@@ -1,0 +1,302 @@
+/* iosched.c: the per-device I/O scheduler (iosched.h): mClock's reservation
+ * and limit tags, start-time fair queuing for the weights, an online cost
+ * model and the adaptive depth. */
+#include <string.h>
+
+#include "common/macros.h"
+#include "datapath/iosched.h"
+
+#define NS_PER_S 1000000000ull
+/* Without a configured capacity: a request costs as much as 32 KiB of
+ * transfer, at 500 MB/s; only the ratio matters for the shares, and the
+ * estimate from completions replaces the scale. */
+#define DEFAULT_T_REQ   64000ull                       /* ns */
+#define DEFAULT_T_BYTE16 ((2ull << 16))                /* 2 ns per byte, in 1/65536 ns */
+#define WINDOW_MIN      32u                            /* completions per depth window */
+
+static uint64_t per(uint64_t rate) { return rate ? NS_PER_S / rate : 0; }
+
+void sched_init(struct sched *s, const struct sched_config *cfg)
+{
+  memset(s, 0, sizeof *s);
+  s->cfg = *cfg;
+  if (!s->cfg.write_cost_pct)
+    s->cfg.write_cost_pct = 100;
+  if (!s->cfg.min_depth)
+    s->cfg.min_depth = 2;
+  if (!s->cfg.max_depth)
+    s->cfg.max_depth = 256;
+  if (s->cfg.max_depth < s->cfg.min_depth)
+    s->cfg.max_depth = s->cfg.min_depth;
+  s->t_req = cfg->device_iops ? per(cfg->device_iops) : DEFAULT_T_REQ;
+  s->t_byte16 = cfg->device_bw ? (NS_PER_S << 16) / cfg->device_bw : DEFAULT_T_BYTE16;
+  s->depth = MAX(s->cfg.min_depth, MIN(8u, s->cfg.max_depth));
+}
+
+static void set_params(struct sched_flow *f, const struct sched_params *p)
+{
+  f->p = *p;
+  if (!f->p.weight)
+    f->p.weight = SCHED_DEFAULT_WEIGHT;
+}
+
+void sched_flow_add(struct sched *s, struct sched_flow *f, const struct sched_params *p)
+{
+  memset(f, 0, sizeof *f);
+  f->s = s;
+  set_params(f, p);
+  f->tail = &f->head;
+  f->finish = s->vt;
+  f->next = s->flows;
+  s->flows = f;
+  s->nflows++;
+}
+
+void sched_flow_set(struct sched_flow *f, const struct sched_params *p) { set_params(f, p); }
+
+void sched_flow_remove(struct sched *s, struct sched_flow *f)
+{
+  for (struct sched_flow **pp = &s->flows; *pp; pp = &(*pp)->next)
+    if (*pp == f) {
+      *pp = f->next;
+      s->nflows--;
+      break;
+    }
+  f->s = NULL;
+}
+
+static uint64_t cost_of(const struct sched *s, uint64_t bytes, bool write)
+{
+  uint64_t c = s->t_req + ((bytes * s->t_byte16) >> 16);
+  return write ? c * s->cfg.write_cost_pct / 100 : c;
+}
+
+void sched_submit(struct sched *s, struct sched_flow *f, struct sched_req *r, uint64_t bytes, bool write,
+                  uint64_t now)
+{
+  r->next = NULL;
+  r->flow = f;
+  r->bytes = bytes;
+  r->write = write;
+  r->reserved = false;
+  r->arrive_ns = now;
+  r->dispatch_ns = 0;
+  r->cost = cost_of(s, bytes, write);
+  if (!f->head)
+    f->head_since = now;
+  *f->tail = r;
+  f->tail = &r->next;
+  f->queued++;
+  s->queued++;
+}
+
+/* The head's tags: reservation and limit in real time, from the flow's
+ * budgets and the head's arrival (an idle flow banks nothing). */
+static uint64_t r_tag(const struct sched_flow *f) { return MAX(f->r_tag, f->head->arrive_ns); }
+static uint64_t l_tag(const struct sched_flow *f)
+{
+  uint64_t t = f->head->arrive_ns;
+  if (f->p.limit_iops)
+    t = MAX(t, f->l_iops_tag);
+  if (f->p.limit_bw)
+    t = MAX(t, f->l_bw_tag);
+  return t;
+}
+/* The head's start tag in virtual time: where its flow's last request
+ * finished, or now's virtual time for a flow that was idle or held. */
+static uint64_t start_tag(const struct sched *s, const struct sched_flow *f) { return MAX(s->vt, f->finish); }
+
+static void hist_add(uint64_t *h, uint64_t ns)
+{
+  unsigned b = 0;
+  while (ns > 1 && b + 1 < SCHED_HIST_BUCKETS) {
+    ns >>= 1;
+    b++;
+  }
+  h[b]++;
+}
+
+static struct sched_req *take(struct sched *s, struct sched_flow *f, uint64_t now, bool reserved)
+{
+  struct sched_req *r = f->head;
+  uint64_t lt = l_tag(f), rt = r_tag(f);
+
+  if (lt > f->head_since)
+    f->st.throttled_ns += MIN(lt, now) - f->head_since;
+  if (f->p.reserve_iops)
+    f->r_tag = rt + per(f->p.reserve_iops);
+  if (f->p.limit_iops)
+    f->l_iops_tag = lt + per(f->p.limit_iops);
+  if (f->p.limit_bw)
+    f->l_bw_tag = lt + r->bytes * NS_PER_S / f->p.limit_bw;
+  if (!reserved) {   /* a reservation's requests do not count against the share */
+    uint64_t st = start_tag(s, f);
+    s->vt = st;
+    f->finish = st + r->cost * SCHED_DEFAULT_WEIGHT / f->p.weight;
+  }
+  f->head = r->next;
+  if (!f->head)
+    f->tail = &f->head;
+  f->head_since = now;
+  f->queued--;
+  f->inflight++;
+  s->queued--;
+  s->inflight++;
+  r->next = NULL;
+  r->reserved = reserved;
+  r->dispatch_ns = now;
+  f->st.requests++;
+  f->st.bytes += r->bytes;
+  if (reserved)
+    f->st.reserved++;
+  hist_add(f->st.delay_hist, now - r->arrive_ns);
+  return r;
+}
+
+struct sched_req *sched_dispatch(struct sched *s, uint64_t now, uint64_t *wake)
+{
+  struct sched_flow *best = NULL;
+  uint64_t best_tag = 0, next_wake = 0;
+
+  if (wake)
+    *wake = 0;
+  if (!s->queued)
+    return NULL;
+  if (s->inflight >= s->depth) {
+    s->win_full = true;
+    return NULL;
+  }
+  /* Reservations first: the flow furthest behind its floor. */
+  for (struct sched_flow *f = s->flows; f; f = f->next) {
+    if (!f->head || !f->p.reserve_iops || l_tag(f) > now)
+      continue;
+    uint64_t t = r_tag(f);
+    if (t <= now && (!best || t < best_tag)) {
+      best = f;
+      best_tag = t;
+    }
+  }
+  if (best)
+    return take(s, best, now, true);
+  /* Then the shares, among the flows within their limits. */
+  for (struct sched_flow *f = s->flows; f; f = f->next) {
+    if (!f->head)
+      continue;
+    uint64_t lt = l_tag(f);
+    if (lt > now) {
+      if (!next_wake || lt < next_wake)
+        next_wake = lt;
+      continue;
+    }
+    uint64_t t = start_tag(s, f);
+    if (!best || t < best_tag) {
+      best = f;
+      best_tag = t;
+    }
+  }
+  if (best)
+    return take(s, best, now, false);
+  if (wake)
+    *wake = next_wake;
+  return NULL;
+}
+
+/* Grow the depth by a quarter (at least one), within the bounds. */
+static unsigned grown(const struct sched *s, unsigned d) { return MIN(s->cfg.max_depth, d + MAX(1u, d / 4)); }
+static unsigned shrunk(const struct sched *s, unsigned d) { return MAX(s->cfg.min_depth, d - MAX(1u, d / 5)); }
+
+/* The throughput of a window in a measure that does not move with the
+ * cost model's estimate: reference cost (the default model) per us. */
+static uint64_t window_thr(const struct sched *s, uint64_t elapsed)
+{
+  uint64_t ref = s->win_n * DEFAULT_T_REQ + ((s->win_bytes * DEFAULT_T_BYTE16) >> 16);
+  return elapsed ? ref * 1000 / elapsed : 0;
+}
+
+/* A window of completions ended with the depth the limit.  A probed
+ * depth is kept when it did at least 5% more than the kept one (a larger
+ * depth) or at most 5% less (a smaller one: the same work, less queueing
+ * in the device); otherwise the kept depth comes back and the next probe
+ * waits PROBE_HOLD windows (a probe that fails costs throughput or
+ * latency for one window).  Probes go up and down in turn. */
+#define PROBE_HOLD 8u
+static void adapt(struct sched *s, uint64_t thr)
+{
+  unsigned d = s->depth;
+
+  if (!s->prev_depth || d == s->prev_depth) {
+    s->prev_thr = thr;
+    s->prev_depth = d;
+    if (s->hold) {
+      s->hold--;
+      return;
+    }
+    bool down = s->probe_down && d > s->cfg.min_depth;
+    if (!down && d >= s->cfg.max_depth)
+      down = d > s->cfg.min_depth;
+    s->depth = down ? shrunk(s, d) : grown(s, d);
+    s->probe_down = !down;
+    return;
+  }
+  bool keep = d > s->prev_depth ? thr * 100 >= s->prev_thr * 105 : thr * 100 >= s->prev_thr * 95;
+  if (keep) {
+    s->prev_thr = thr;
+    s->prev_depth = d;
+  } else {
+    s->depth = s->prev_depth;
+    s->hold = PROBE_HOLD;
+  }
+}
+
+/* Fit the cost model to a saturated window: n requests and bytes done in
+ * elapsed ns, which a saturated device spent entirely on them.  The ratio
+ * of the fixed to the per-byte part stays the configured (or default)
+ * one; the scale follows the device, a quarter of the way per window. */
+static void estimate(struct sched *s, uint64_t elapsed)
+{
+  if (s->cfg.device_iops && s->cfg.device_bw)
+    return;
+  uint64_t model = s->win_n * s->t_req + ((s->win_bytes * s->t_byte16) >> 16);
+  if (!model || !elapsed)
+    return;
+  uint64_t t_req = s->t_req * elapsed / model, t_byte16 = s->t_byte16 * elapsed / model;
+  s->t_req = MAX(1u, (3 * s->t_req + t_req) / 4);
+  s->t_byte16 = MAX(1u, (3 * s->t_byte16 + t_byte16) / 4);
+}
+
+void sched_complete(struct sched *s, struct sched_req *r, uint64_t now)
+{
+  if (s->inflight)
+    s->inflight--;
+  if (r->flow && r->flow->s == s && r->flow->inflight)
+    r->flow->inflight--;
+  if (!s->win_n && !s->win_start)
+    s->win_start = r->dispatch_ns;
+  s->win_n++;
+  s->win_bytes += r->bytes;
+  if (s->win_n < MAX(WINDOW_MIN, 4 * s->depth))
+    return;
+  if (s->win_full && now > s->win_start) {
+    uint64_t elapsed = now - s->win_start;
+    estimate(s, elapsed);
+    adapt(s, window_thr(s, elapsed));
+  }
+  s->win_n = s->win_bytes = 0;
+  s->win_full = false;
+  s->win_start = now;
+}
+
+uint64_t sched_flow_delay_quantile(const struct sched_flow *f, double q)
+{
+  uint64_t total = 0, seen = 0;
+  for (unsigned i = 0; i < SCHED_HIST_BUCKETS; i++)
+    total += f->st.delay_hist[i];
+  if (!total)
+    return 0;
+  for (unsigned i = 0; i < SCHED_HIST_BUCKETS; i++) {
+    seen += f->st.delay_hist[i];
+    if ((double)seen >= q * (double)total)
+      return i ? 2ull << i : 1;
+  }
+  return 2ull << (SCHED_HIST_BUCKETS - 1);
+}

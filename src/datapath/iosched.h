@@ -1,0 +1,138 @@
+/* iosched.h: the I/O scheduler in front of one device.  Every export (and
+ * vhost device) whose data live on one device shares one struct sched;
+ * each source of requests (a connection, a client address, a VM) is a
+ * struct sched_flow.  Requests wait in per-flow queues and the scheduler
+ * decides which one enters the device next, with at most `depth` of them
+ * in flight, so that the order is the scheduler's and not the device
+ * queue's.
+ *
+ * The model is mClock's (Gulati et al., OSDI 2010) with start-time fair
+ * queuing for the shares:
+ * - reservation: a flow with reserve_iops gets that many requests per
+ *   second first, whenever it asks for them (tag R advances 1/reserve per
+ *   request, served while R <= now);
+ * - weight: the rest of the device is shared in proportion to the weights
+ *   of the backlogged flows (start-time fair queuing over each request's
+ *   cost: a fixed part plus a part per byte, writes weighted); an idle flow
+ *   earns no credit, and what it does not use goes to the others at once
+ *   (work-conserving);
+ * - limits: limit_iops and limit_bw are ceilings (tags L advance 1/limit
+ *   per request and bytes/limit_bw per request); a flow over its limit
+ *   waits even when the device is idle.
+ * `depth` adapts to the device: it grows while more requests in flight
+ * bring more throughput, and shrinks when they only add latency.
+ *
+ * Pure code: no clock, no locks, no allocation.  Callers pass the time
+ * (nanoseconds, any monotonic origin) and serialise calls on one sched.
+ * Deterministic, so that tests run it on a virtual clock. */
+#ifndef SHUNT_DATAPATH_IOSCHED_H
+#define SHUNT_DATAPATH_IOSCHED_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define SCHED_DEFAULT_WEIGHT 100u
+#define SCHED_HIST_BUCKETS   40   /* log2 buckets of nanoseconds: up to ~18 minutes */
+
+/* What a flow is entitled to (0: no reservation, no limit). */
+struct sched_params {
+  uint32_t weight;                /* share while backlogged; 0 is taken as the default */
+  uint64_t reserve_iops;          /* requests per second it gets first, when it asks */
+  uint64_t limit_iops;            /* requests per second at most */
+  uint64_t limit_bw;              /* bytes per second at most */
+};
+
+/* The device: its capacity when known (0: estimated from completions) and
+ * the bounds of the adaptive depth. */
+struct sched_config {
+  uint64_t device_iops;           /* small requests per second */
+  uint64_t device_bw;             /* bytes per second */
+  uint32_t write_cost_pct;        /* a write's cost in % of a read's (0: 100) */
+  unsigned min_depth, max_depth;  /* 0: 2 and 256 */
+};
+
+struct sched_flow_stats {
+  uint64_t requests, bytes;       /* dispatched */
+  uint64_t reserved;              /* of which in the reservation phase */
+  uint64_t throttled_ns;          /* time its head request waited for a limit */
+  uint64_t delay_hist[SCHED_HIST_BUCKETS];   /* queue delay: bucket i holds [2^i, 2^(i+1)) ns (0 in 0) */
+};
+
+struct sched_flow;
+
+/* One request, embedded in the caller's. */
+struct sched_req {
+  struct sched_req *next;         /* scheduler-internal: its flow's queue */
+  struct sched_flow *flow;
+  uint64_t bytes;
+  uint64_t cost;                  /* ns of device time, at submission */
+  uint64_t arrive_ns, dispatch_ns;
+  bool write;
+  bool reserved;                  /* dispatched in the reservation phase */
+};
+
+struct sched;
+
+struct sched_flow {
+  struct sched *s;
+  struct sched_params p;
+  struct sched_flow *next;        /* scheduler-internal: every flow of s */
+  struct sched_req *head, **tail;
+  unsigned queued, inflight;
+  /* Tags (scheduler-internal): R and the limit tags in ns of real time,
+   * finish in virtual time (cost x SCHED_WSCALE / weight). */
+  uint64_t r_tag, l_iops_tag, l_bw_tag, finish;
+  uint64_t head_since;            /* when the head request became head */
+  struct sched_flow_stats st;
+};
+
+struct sched {
+  struct sched_config cfg;
+  struct sched_flow *flows;
+  unsigned nflows;
+  unsigned inflight, depth;
+  uint64_t queued;
+  uint64_t vt;                    /* virtual time: the start tag last dispatched */
+  /* Cost model (ns of device time): fixed per request, per byte in 1/65536 ns. */
+  uint64_t t_req, t_byte16;
+  /* Depth adaptation: a window of completions. */
+  uint64_t win_start, win_n, win_bytes;   /* win_start 0: at the window's first completion */
+  bool win_full;                  /* the depth was the limit during the window */
+  uint64_t prev_thr;              /* the kept depth's throughput (reference cost per us) */
+  unsigned prev_depth;            /* the kept depth (0: none yet) */
+  bool probe_down;                /* the next probe lowers the depth */
+  unsigned hold;                  /* windows at the kept depth before the next probe */
+};
+
+/* Set s up for a device described by cfg (copied). */
+void sched_init(struct sched *s, const struct sched_config *cfg);
+
+/* Add flow f with parameters p (copied). */
+void sched_flow_add(struct sched *s, struct sched_flow *f, const struct sched_params *p);
+
+/* Change f's parameters; its queued requests keep their place. */
+void sched_flow_set(struct sched_flow *f, const struct sched_params *p);
+
+/* Remove f: it has no queued request (requests in flight may still
+ * complete: sched_complete does not touch their flow). */
+void sched_flow_remove(struct sched *s, struct sched_flow *f);
+
+/* Queue r (bytes long, a write or not) for flow f at time now. */
+void sched_submit(struct sched *s, struct sched_flow *f, struct sched_req *r, uint64_t bytes, bool write,
+                  uint64_t now);
+
+/* The next request to send to the device at time now, out of its flow's
+ * queue and counted in flight; NULL when the depth is reached or nothing
+ * may go.  Then *wake (if wake is not NULL) is the earliest time at which a
+ * request held back by a limit becomes eligible, or 0 when none is. */
+struct sched_req *sched_dispatch(struct sched *s, uint64_t now, uint64_t *wake);
+
+/* r, dispatched, has completed at time now (its flow may be gone). */
+void sched_complete(struct sched *s, struct sched_req *r, uint64_t now);
+
+/* The queue delay below which a share q (0..1, e.g. 0.99) of f's
+ * dispatched requests waited, from its histogram (the upper edge of the
+ * bucket); 0 when none was dispatched. */
+uint64_t sched_flow_delay_quantile(const struct sched_flow *f, double q);
+
+#endif

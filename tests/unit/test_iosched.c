@@ -1,0 +1,448 @@
+/* test_iosched.c: the per-device scheduler (src/datapath/iosched.c) on a
+ * virtual clock, against a simulated device: K channels, each serving one
+ * request at a time in fixed + per-byte time, behind a FIFO queue of the
+ * device's own.  Flows are closed loops (each keeps its queue depth of
+ * requests outstanding).  Asserts shares by weight, work conservation,
+ * reservations, limits, many flows, flows coming and going, a small
+ * victim's latency beside a greedy neighbour, and the adaptive depth. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "datapath/iosched.h"
+#include "tap.h"
+
+#define diag(...) (printf("# "), printf(__VA_ARGS__), printf("\n"))
+
+static double fabs_(double x) { return x < 0 ? -x : x; }
+#define fabs fabs_
+
+#define MS 1000000ull
+#define S  1000000000ull
+#define MAXF 80
+#define MAXQD 64
+
+struct sreq {
+  struct sched_req sr;            /* first: the scheduler hands it back */
+  struct sflow *fl;
+  uint64_t arrive, done_at;
+  bool busy;
+};
+
+struct sflow {
+  struct sched_flow f;
+  unsigned qd;
+  uint64_t bytes;
+  bool write;
+  uint64_t start, stop;           /* active in [start, stop) */
+  struct sreq reqs[MAXQD];
+  uint64_t done, done_bytes;
+  uint64_t *lat; size_t nlat, caplat;   /* completion latencies, when recorded */
+  bool added;
+};
+
+struct dev {
+  unsigned k;                     /* channels */
+  uint64_t t_fixed, t_byte_ps;    /* per request ns, per byte ps */
+  struct sreq *chan[64];
+  uint64_t chan_end[64];
+  struct sreq *fifo[4096];        /* the device's own queue */
+  unsigned fhead, ftail;
+  bool fifo_only;                 /* no scheduler: everything straight into the device queue */
+};
+
+static struct sched sch;
+static struct sflow fl[MAXF];
+static unsigned nfl;
+static struct dev dv;
+static uint64_t now;
+
+static uint64_t service(const struct sreq *r) { return dv.t_fixed + r->sr.bytes * dv.t_byte_ps / 1000; }
+
+static void dev_push(struct sreq *r) { dv.fifo[dv.ftail++ % 4096] = r; }
+
+static void dev_start(void)
+{
+  for (unsigned c = 0; c < dv.k && dv.fhead != dv.ftail; c++)
+    if (!dv.chan[c]) {
+      dv.chan[c] = dv.fifo[dv.fhead++ % 4096];
+      dv.chan_end[c] = now + service(dv.chan[c]);
+    }
+}
+
+static void submit(struct sflow *f, struct sreq *r)
+{
+  r->busy = true;
+  r->fl = f;
+  r->arrive = now;
+  if (dv.fifo_only) {
+    r->sr.bytes = f->bytes;
+    r->sr.dispatch_ns = now;
+    dev_push(r);
+  } else {
+    sched_submit(&sch, &f->f, &r->sr, f->bytes, f->write, now);
+  }
+}
+
+static void record(struct sflow *f, uint64_t lat)
+{
+  if (!f->lat)
+    return;
+  if (f->nlat == f->caplat) {
+    f->caplat = f->caplat ? 2 * f->caplat : 1024;
+    f->lat = realloc(f->lat, f->caplat * sizeof *f->lat);
+  }
+  f->lat[f->nlat++] = lat;
+}
+
+static struct sflow *flow(uint32_t weight, unsigned qd, uint64_t bytes)
+{
+  struct sflow *f = &fl[nfl++];
+  memset(f, 0, sizeof *f);
+  f->qd = qd;
+  f->bytes = bytes;
+  f->f.p.weight = weight;
+  f->stop = UINT64_MAX;
+  return f;
+}
+
+static void reset(unsigned k, uint64_t t_fixed, uint64_t t_byte_ps, const struct sched_config *cfg)
+{
+  for (unsigned i = 0; i < nfl; i++)
+    free(fl[i].lat);
+  memset(fl, 0, sizeof fl);
+  nfl = 0;
+  memset(&dv, 0, sizeof dv);
+  dv.k = k;
+  dv.t_fixed = t_fixed;
+  dv.t_byte_ps = t_byte_ps;
+  now = 0;
+  struct sched_config c = { 0 };
+  sched_init(&sch, cfg ? cfg : &c);
+}
+
+/* Run the simulation until `until`; on_tick (if any) runs every `tick` ns. */
+static void run(uint64_t until, uint64_t tick, void (*on_tick)(uint64_t t))
+{
+  uint64_t next_tick = tick ? now + tick : UINT64_MAX;
+  while (now < until) {
+    /* flows join, leave, refill */
+    for (unsigned i = 0; i < nfl; i++) {
+      struct sflow *f = &fl[i];
+      if (now >= f->start && now < f->stop) {
+        if (!f->added && !dv.fifo_only) {
+          struct sched_params p = f->f.p;
+          sched_flow_add(&sch, &f->f, &p);
+        }
+        f->added = true;
+        for (unsigned q = 0; q < f->qd; q++)
+          if (!f->reqs[q].busy)
+            submit(f, &f->reqs[q]);
+      } else if (f->added && now >= f->stop && !dv.fifo_only && !f->f.queued) {
+        bool idle = true;
+        for (unsigned q = 0; q < f->qd; q++)
+          idle = idle && !f->reqs[q].busy;
+        if (idle) {
+          sched_flow_remove(&sch, &f->f);
+          f->added = false;
+          f->start = UINT64_MAX;
+        }
+      }
+    }
+    uint64_t wake = 0;
+    if (!dv.fifo_only) {
+      struct sched_req *sr;
+      while ((sr = sched_dispatch(&sch, now, &wake)))
+        dev_push((struct sreq *)sr);
+    }
+    dev_start();
+    /* next event */
+    uint64_t next = until;
+    for (unsigned c = 0; c < dv.k; c++)
+      if (dv.chan[c] && dv.chan_end[c] < next)
+        next = dv.chan_end[c];
+    if (wake && wake > now && wake < next)
+      next = wake;
+    if (next_tick < next)
+      next = next_tick;
+    for (unsigned i = 0; i < nfl; i++) {
+      if (fl[i].start > now && fl[i].start < next)
+        next = fl[i].start;
+      if (fl[i].stop > now && fl[i].stop < next)
+        next = fl[i].stop;
+    }
+    if (next <= now)
+      next = now + 1;
+    now = next;
+    if (now >= next_tick) {
+      if (on_tick)
+        on_tick(now);
+      next_tick += tick;
+    }
+    for (unsigned c = 0; c < dv.k; c++)
+      if (dv.chan[c] && dv.chan_end[c] <= now) {
+        struct sreq *r = dv.chan[c];
+        dv.chan[c] = NULL;
+        r->busy = false;
+        r->fl->done++;
+        r->fl->done_bytes += r->sr.bytes;
+        record(r->fl, now - r->arrive);
+        if (!dv.fifo_only)
+          sched_complete(&sch, &r->sr, now);
+      }
+  }
+}
+
+static double jain(const double *x, unsigned n)
+{
+  double s = 0, s2 = 0;
+  for (unsigned i = 0; i < n; i++) {
+    s += x[i];
+    s2 += x[i] * x[i];
+  }
+  return s2 > 0 ? s * s / (n * s2) : 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+static uint64_t p99(struct sflow *f)
+{
+  if (!f->nlat)
+    return 0;
+  qsort(f->lat, f->nlat, sizeof *f->lat, cmp_u64);
+  return f->lat[(size_t)(0.99 * (double)(f->nlat - 1))];
+}
+
+static void test_weights(void)
+{
+  reset(4, 50000, 2000, NULL);
+  struct sflow *f[3] = { flow(100, 32, 4096), flow(200, 32, 4096), flow(400, 32, 4096) };
+  run(200 * MS, 0, NULL);   /* warm up: the depth settles */
+  uint64_t d0[3];
+  for (int i = 0; i < 3; i++)
+    d0[i] = f[i]->done;
+  run(2 * S, 0, NULL);
+  uint64_t total = 0;
+  double norm[3];
+  for (int i = 0; i < 3; i++)
+    total += f[i]->done - d0[i];
+  bool within = total > 0;
+  for (int i = 0; i < 3; i++) {
+    double share = (double)(f[i]->done - d0[i]) / (double)total, want = (1 << i) / 7.0;
+    within = within && fabs(share - want) <= 0.05 * want;
+    norm[i] = (double)(f[i]->done - d0[i]) / (1 << i);
+    diag("weight %u: %.4f of the requests (its weight share %.4f)", f[i]->f.p.weight, share, want);
+  }
+  ok(within, "weights 1:2:4, all backlogged: each gets its weight share within 5%%");
+  ok(jain(norm, 3) >= 0.99, "weights 1:2:4: Jain's index on throughput/weight %.4f >= 0.99", jain(norm, 3));
+}
+
+static uint64_t solo_done;
+static void test_work_conserving(void)
+{
+  /* one flow alone: what the device does */
+  reset(4, 50000, 2000, NULL);
+  struct sflow *a = flow(100, 32, 4096);
+  run(1 * S, 0, NULL);
+  solo_done = a->done;
+  /* two flows, B stops at 0.5 s: A takes over at once */
+  reset(4, 50000, 2000, NULL);
+  a = flow(100, 32, 4096);
+  struct sflow *b = flow(100, 32, 4096);
+  b->stop = 500 * MS;
+  run(500 * MS, 0, NULL);
+  uint64_t a_half = a->done, b_half = b->done;
+  double split = (double)a_half / (double)(a_half + b_half);
+  ok(fabs(split - 0.5) < 0.03, "two equal flows share the device evenly (A %.3f)", split);
+  run(1 * S, 0, NULL);
+  double total = (double)(a->done + b->done);
+  ok(total >= 0.95 * (double)solo_done, "B idle from 0.5 s: A absorbs its share, total %.0f >= 0.95 x one flow alone %llu",
+     total, (unsigned long long)solo_done);
+  /* A alone in the second half: within 100 ms it runs at the whole device's rate */
+  uint64_t a0 = a->done;
+  run(1100 * MS, 0, NULL);
+  ok((double)(a->done - a0) >= 0.95 * (double)solo_done / 10,
+     "A alone does >= 95%% of the device's rate in the next 100 ms (%llu of %llu)",
+     (unsigned long long)(a->done - a0), (unsigned long long)solo_done / 10);
+}
+
+static struct sflow *res_flow;
+static uint64_t res_last, res_windows, res_met, res_need;
+static void res_tick(uint64_t t)
+{
+  (void)t;
+  uint64_t d = res_flow->done - res_last;
+  res_last = res_flow->done;
+  res_windows++;
+  if (d >= res_need)
+    res_met++;
+}
+
+static void test_reservation(void)
+{
+  /* the device: 4 channels of 58 us per 4 KiB request, about 69,000 IOPS */
+  reset(4, 50000, 2000, NULL);
+  uint64_t cap = 4 * S / (50000 + 4096 * 2);
+  res_flow = flow(100, 32, 4096);
+  res_flow->f.p.reserve_iops = cap / 2;
+  for (int i = 0; i < 3; i++)
+    flow(100, 32, 4096);
+  run(200 * MS, 0, NULL);
+  res_last = res_flow->done;
+  res_windows = res_met = 0;
+  res_need = cap / 2 / 10 * 98 / 100;   /* per 100 ms window, 2% slack for the window's edges */
+  run(200 * MS + 10 * S, 100 * MS, res_tick);
+  ok(res_windows >= 100 && res_met * 100 >= res_windows * 99,
+     "a flow reserved at half the device's capacity beside 3 equal noisy flows: met in %llu of %llu 100 ms windows",
+     (unsigned long long)res_met, (unsigned long long)res_windows);
+  struct sflow *n = &fl[1];
+  ok(n->f.st.reserved == 0 && res_flow->f.st.reserved > 0,
+     "only the reserved flow was served in the reservation phase (%llu requests)",
+     (unsigned long long)res_flow->f.st.reserved);
+  (void)n;
+}
+
+static void test_limits(void)
+{
+  reset(4, 50000, 2000, NULL);
+  struct sflow *a = flow(100, 32, 4096);
+  a->f.p.limit_iops = 5000;
+  run(10 * S, 0, NULL);
+  ok(a->done >= 49000 && a->done <= 51000, "limit-iops 5000 alone on an idle device: %llu requests in 10 s (50,000 +-2%%)",
+     (unsigned long long)a->done);
+  ok(a->f.st.throttled_ns > 5 * S, "its time held by the limit is counted (%.2f s)", (double)a->f.st.throttled_ns / S);
+
+  reset(4, 50000, 2000, NULL);
+  a = flow(100, 8, 128 << 10);
+  a->f.p.limit_bw = 20000000;
+  struct sflow *b = flow(100, 8, 128 << 10);
+  run(10 * S, 0, NULL);
+  double bw = (double)a->done_bytes / 10.0;
+  ok(bw >= 0.98 * 20e6 && bw <= 1.02 * 20e6, "limit-bw 20 MB/s beside a greedy flow: %.2f MB/s over 10 s", bw / 1e6);
+  ok(b->done_bytes > 10 * a->done_bytes, "the other flow gets the rest (%.0f MB/s)", (double)b->done_bytes / 10e6);
+}
+
+static void test_many(void)
+{
+  reset(4, 50000, 2000, NULL);
+  for (int i = 0; i < 64; i++)
+    flow(100, 4, 4096);
+  run(200 * MS, 0, NULL);
+  uint64_t d0[64];
+  for (int i = 0; i < 64; i++)
+    d0[i] = fl[i].done;
+  run(2200 * MS, 0, NULL);
+  double x[64];
+  for (int i = 0; i < 64; i++)
+    x[i] = (double)(fl[i].done - d0[i]);
+  ok(jain(x, 64) >= 0.99, "64 equal flows: Jain's index %.4f >= 0.99", jain(x, 64));
+}
+
+static void test_join(void)
+{
+  reset(4, 50000, 2000, NULL);
+  struct sflow *a = flow(100, 32, 4096), *b = flow(100, 32, 4096), *c = flow(100, 32, 4096);
+  c->start = 1 * S;
+  run(1 * S, 0, NULL);
+  uint64_t a0 = a->done, b0 = b->done;
+  run(1010 * MS, 0, NULL);
+  uint64_t first = c->done, all = (a->done - a0) + (b->done - b0) + c->done;
+  ok((double)first <= 0.40 * (double)all,
+     "a flow joining after 1 s of two backlogged ones banks no credit: %llu of %llu requests in its first 10 ms",
+     (unsigned long long)first, (unsigned long long)all);
+  a0 = a->done, b0 = b->done;
+  uint64_t c0 = c->done;
+  run(2 * S, 0, NULL);
+  double tot = (double)(a->done - a0 + b->done - b0 + c->done - c0);
+  double sc = (double)(c->done - c0) / tot;
+  ok(fabs(sc - 1.0 / 3) <= 0.05 / 3, "then it gets a third (%.4f)", sc);
+  /* B leaves; its flow is removed with nothing queued */
+  b->stop = 2 * S;
+  run(2500 * MS, 0, NULL);
+  ok(!b->added && sch.nflows == 2, "a flow that left is removed (%u flows)", sch.nflows);
+}
+
+static void test_victim(void)
+{
+  uint64_t alone = 0, with = 0, fifo = 0;
+  for (int mode = 0; mode < 3; mode++) {
+    reset(4, 50000, 2000, NULL);
+    struct sflow *v = flow(100, 1, 4096);
+    v->lat = malloc(1024 * sizeof *v->lat);
+    v->caplat = 1024;
+    if (mode > 0)
+      flow(100, 32, 128 << 10);
+    dv.fifo_only = mode == 2;
+    run(2 * S, 0, NULL);
+    uint64_t p = p99(v);
+    if (mode == 0)
+      alone = p;
+    else if (mode == 1)
+      with = p;
+    else
+      fifo = p;
+  }
+  diag("victim p99: alone %llu us, beside the neighbour %llu us, without a scheduler %llu us",
+       (unsigned long long)alone / 1000, (unsigned long long)with / 1000, (unsigned long long)fifo / 1000);
+  ok(with * 4 <= fifo, "a QD 1 victim beside a QD 32 neighbour: p99 %llu us, at most a quarter of the device queue's %llu us",
+     (unsigned long long)with / 1000, (unsigned long long)fifo / 1000);
+  ok(with <= alone + 2 * (50000 + (128 << 10) * 2), "... and at most its p99 alone plus two of the neighbour's requests");
+}
+
+static void test_depth(void)
+{
+  /* 8 channels: the depth must reach them */
+  reset(8, 50000, 2000, NULL);
+  struct sflow *a = flow(100, 64, 4096);
+  run(1 * S, 0, NULL);
+  uint64_t d0 = a->done;
+  run(2 * S, 0, NULL);
+  double rate = (double)(a->done - d0), max = 8.0 * S / (50000 + 4096 * 2);
+  ok(rate >= 0.95 * max, "8 channels: throughput %.0f/s >= 95%% of the device's %.0f/s (depth %u)", rate, max, sch.depth);
+  ok(sch.depth <= 32, "... with a depth of %u, not all 64 requests of the flow", sch.depth);
+  /* the cost model, estimated from completions: a 4 KiB request costs the
+   * device time it takes at saturation, 58 us over 8 channels */
+  double c4k = (double)(sch.t_req + ((4096 * sch.t_byte16) >> 16)), want = (50000.0 + 4096 * 2) / 8;
+  ok(fabs(c4k - want) <= 0.1 * want, "the estimated cost of a 4 KiB request %.0f ns is the device's %.0f ns +-10%%", c4k, want);
+  struct sched_config known = { .device_iops = 20000, .device_bw = 100000000 };
+  reset(8, 50000, 2000, &known);
+  flow(100, 64, 4096);
+  run(1 * S, 0, NULL);
+  ok(sch.t_req == 50000 && sch.t_byte16 == (1000000000ull << 16) / 100000000,
+     "a configured capacity (--device-iops, --device-bw) is kept as given");
+  /* one channel: more depth only queues */
+  reset(1, 50000, 2000, NULL);
+  flow(100, 64, 4096);
+  run(2 * S, 0, NULL);
+  ok(sch.depth <= 6, "1 channel: the depth stays small (%u)", sch.depth);
+}
+
+static void test_quantile(void)
+{
+  struct sched_flow f;
+  memset(&f, 0, sizeof f);
+  ok(sched_flow_delay_quantile(&f, 0.99) == 0, "no request: quantile 0");
+  f.st.delay_hist[10] = 99;   /* [1024, 2048) ns */
+  f.st.delay_hist[20] = 1;
+  ok(sched_flow_delay_quantile(&f, 0.5) == 2048, "p50 is the upper edge of its bucket");
+  ok(sched_flow_delay_quantile(&f, 0.999) == 2u << 20, "p99.9 reaches the last bucket");
+}
+
+int main(void)
+{
+  test_weights();
+  test_work_conserving();
+  test_reservation();
+  test_limits();
+  test_many();
+  test_join();
+  test_victim();
+  test_depth();
+  test_quantile();
+  for (unsigned i = 0; i < nfl; i++)
+    free(fl[i].lat);
+  return tap_done();
+}
