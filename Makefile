@@ -6,13 +6,19 @@ EXPORT     ?= var/default.img
 LISTEN     ?= 127.0.0.1:10809
 FUZZ_SECONDS ?= 60
 CLANG_FORMAT ?= clang-format
+# The project's version (meson.build), which names libshunt.so.VERSION.
+VERSION    := $(shell sed -n "s/^ *version: *'\(.*\)',/\1/p" meson.build | head -n 1)
 
-.PHONY: all deps build asan run check check-fast check-all fuzz format clean
+.PHONY: all deps deps-build build build-run asan run check check-fast check-all fuzz format clean
 
 all: build
 
 deps:
 	@scripts/deps.sh all
+
+# What building and serving need, nothing for the tests.
+deps-build:
+	@scripts/deps.sh build
 
 # -Dwerror=true: the project's own builds fail on any warning (a plain
 # `meson setup` leaves werror off).
@@ -25,11 +31,15 @@ $(ASAN_BUILD)/build.ninja:
 build: $(BUILD)/build.ninja
 	ninja -C $(BUILD)
 
+# The shunt command and libshunt only (what `make run` needs).
+build-run: $(BUILD)/build.ninja
+	ninja -C $(BUILD) shunt src/client/lib/libshunt.a src/client/lib/libshunt.so.$(VERSION)
+
 asan: $(ASAN_BUILD)/build.ninja
 	ninja -C $(ASAN_BUILD)
 
 # Serve the embedded default export (a 1 GiB sparse file) in the foreground.
-run: deps build
+run: deps-build build-run
 	@mkdir -p $(dir $(EXPORT))
 	@[ -e $(EXPORT) ] || truncate -s 1G $(EXPORT)
 	@echo "shunt: serving nbd://$(LISTEN)/default"

@@ -2,11 +2,14 @@
 # Install the Debian packages shunt needs to build, test and benchmark.
 # Idempotent: only packages that are missing are installed.
 # Usage: scripts/deps.sh [build|test|bench|vm|format|all]   (default: all)
+# build: what building and serving need (`make run`); test: that and what
+# `make check` needs; all: test and the VM tier.
 set -euo pipefail
 
 build_pkgs=(build-essential pkg-config meson ninja-build liburing-dev libgnutls28-dev
-            clang libclang-rt-14-dev libfuse3-dev)
-test_pkgs=(qemu-utils nbdkit libnbd-bin python3-libnbd nbd-server fio gnutls-bin
+            libfuse3-dev)
+test_pkgs=(clang libclang-rt-14-dev   # the libFuzzer harnesses (tests/fuzz)
+           qemu-utils nbdkit libnbd-bin python3-libnbd nbd-server fio gnutls-bin
            xxd procps iproute2 util-linux e2fsprogs)
 test_pkgs+=(libfuse3-dev fuse3 dmsetup)  # tests/tools/eiofs; faults_backend.sh; shunt fuse
 test_pkgs+=(groff-base)   # man_pages.sh renders the man pages
@@ -16,6 +19,10 @@ test_pkgs+=(qemu-system-x86)     # tests/interop/vhost_qemu_boot.sh boots a TCG 
 bench_pkgs=(iperf3 fio python3 gcc)
 format_pkgs=(clang-format)   # make format
 vm_pkgs=(qemu-system-x86 busybox-static linux-image-amd64 cpio kmod nbd-client nbdkit e2fsprogs)
+
+# SHUNT_DEPS_LOG=FILE: append the set asked for to FILE (a test checks that
+# `make run` asks for the build set only).
+[ -n "${SHUNT_DEPS_LOG:-}" ] && echo "${1:-all}" >>"$SHUNT_DEPS_LOG"
 
 want=()
 case "${1:-all}" in

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make_run.sh: the README's first command works: on a fresh clone of this
 # repository's HEAD, `make run` builds and serves nbd://127.0.0.1:10809/default
-# (a 1 GiB sparse file) within 120 s, and nbdinfo answers. Port 10809 is the one
+# (a 1 GiB sparse file) within 120 s, and nbdinfo answers; it asked
+# scripts/deps.sh for the build set only and built no test program. Port 10809 is the one
 # `make run` is documented to use: if something already listens there, the test
 # fails (it cannot check anything else).
 . "$(dirname "$0")/../lib.sh"
@@ -21,7 +22,7 @@ fi
 tap_ok "fresh clone of $(git -C "$clone" rev-parse --short HEAD)"
 
 # setsid: make and everything it starts share one process group we can stop.
-(cd "$clone" && exec setsid make run) >"$T/make-run.log" 2>&1 &
+(cd "$clone" && SHUNT_DEPS_LOG="$T/deps.log" exec setsid make run) >"$T/make-run.log" 2>&1 &
 mk=$!
 _cleanup_pids+=("$mk")
 stop_make_run() {
@@ -50,6 +51,10 @@ tap_check "the default export is 1 GiB" \
   bash -c "[ \"\$(timeout 30 nbdinfo --size nbd://127.0.0.1:$port/default)\" = 1073741824 ]"
 tap_check "make run printed the URI nbd://127.0.0.1:$port/default" \
   grep -q "nbd://127.0.0.1:$port/default" "$T/make-run.log"
+tap_check "make run asked scripts/deps.sh for the build set only ($(tr '\n' ' ' <"$T/deps.log" 2>/dev/null))" \
+  bash -c "[ \"\$(cat '$T/deps.log')\" = build ]"
+tap_check "make run built the shunt command and libshunt, not the tests" \
+  bash -c "[ -x '$clone/build/shunt' ] && [ -e '$clone/build/src/client/lib/libshunt.a' ] && [ ! -e '$clone/build/tests/unit/test_macros' ]"
 tap_check "the embedded export var/default.img is a sparse 1 GiB file" \
   bash -c "[ \$(stat -c %s '$clone/var/default.img') = 1073741824 ] &&
            [ \$(stat -c %b '$clone/var/default.img') -lt 2048 ]"
