@@ -7,6 +7,17 @@
 #   vm_wait_mark NAME MARK [SECS]    wait until the guest ran `g_mark MARK`
 #   vm_send NAME WORD                the guest's `g_wait_host WORD` returns
 #   vm_report NAME                   turn the guest's results into TAP lines here
+#   vm_vhost_require                 fail the test (TAP) when the vhost-user backend is missing
+#   vm_vhost_start SPEC...           start the vhost-user-blk backend for SOCK=IMG[,queues=N]...
+#   vm_vhost_kill                    SIGKILL that backend (and reap it)
+#   vm_vhost_stop                    SIGTERM it; its exit status (124 if it had to be killed)
+#
+# Guests get vhost-user-blk disks from the sockets of VM_VHOST_SOCKS (in that order: vda,
+# vdb, ...), VM_VHOST_QUEUES queues each (one number per socket, or one for all), and
+# with VM_VHOST_RECONNECT=SECS qemu reconnects to a backend that went away. Their memory
+# is then a shared memfd (the backend maps it). VM_SMP sets the number of vCPUs (a guest
+# uses at most one virtio-blk queue per vCPU). The backend is `shunt vhost` ($SHUNT), or
+# qemu-storage-daemon's vhost-user-blk export with SHUNT_VHOST_BACKEND=qsd.
 #
 # The initramfs is busybox-static, the kernel modules of VM_MODULES (with their
 # dependencies), e2fsprogs, GNU dd, nbd-client and their libraries; it is cached under
@@ -25,12 +36,17 @@ VM_KERNEL=/boot/vmlinuz-$VM_KVER
 VM_MODDIR=/lib/modules/$VM_KVER
 # Load order matters only through dependencies, which modules.dep supplies.
 VM_MODULES=${VM_MODULES:-"virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci
-  failover net_failover virtio_net nbd crc16 crc32c_generic mbcache jbd2 ext4"}
+  failover net_failover virtio_net virtio_blk nbd crc16 crc32c_generic mbcache jbd2 ext4"}
 # Host programs every guest gets (with their libraries); called by full path in scripts.
 VM_BASE_BINS=${VM_BASE_BINS:-"/usr/sbin/mke2fs /usr/sbin/mkfs.ext4 /usr/sbin/e2fsck /usr/bin/dd
-  /usr/sbin/nbd-client /usr/bin/cmp"}
+  /usr/sbin/nbd-client /usr/bin/cmp /usr/sbin/blkdiscard"}
 VM_EXTRA_BINS=${VM_EXTRA_BINS:-}
 VM_EXTRA_FILES=${VM_EXTRA_FILES:-}
+VM_SMP=${VM_SMP:-1}
+VM_VHOST_SOCKS=${VM_VHOST_SOCKS:-}
+VM_VHOST_QUEUES=${VM_VHOST_QUEUES:-1}
+VM_VHOST_RECONNECT=${VM_VHOST_RECONNECT:-}
+VM_VHOST_BACKEND=${SHUNT_VHOST_BACKEND:-shunt}
 _vm_pids=()
 
 # vm_require: print a SKIP and exit 0 when qemu cannot boot a guest here at all.
@@ -145,15 +161,17 @@ vm_start() {
   : >"$T/$name.results"; : >"$T/$name.console"
   rm -f "$T/$name.ctl.in" "$T/$name.ctl.out"
   mkfifo "$T/$name.ctl.in" "$T/$name.ctl.out"
+  local vhost=()
+  _vm_vhost_args vhost "$name"
   date +%s.%N >"$T/$name.t0"
   timeout --kill-after=5 "$VM_TIMEOUT" qemu-system-x86_64 \
-    -machine pc,accel=tcg -m "$VM_MEM" -smp 1 \
+    -machine pc,accel=tcg -m "$VM_MEM" -smp "$VM_SMP" \
     -nodefaults -no-user-config -display none -no-reboot \
     -kernel "$VM_KERNEL" -initrd "$T/$name.initrd" \
     -append "console=ttyS0 panic=-1 loglevel=5 mitigations=off i8042.noaux i8042.nokbd tsc=reliable" \
     -serial "file:$T/$name.console" -serial "file:$T/$name.results" \
     -chardev "pipe,id=ctl,path=$T/$name.ctl" -serial chardev:ctl \
-    -netdev user,id=n0 -device virtio-net-pci,netdev=n0 \
+    -netdev user,id=n0 -device virtio-net-pci,netdev=n0 "${vhost[@]}" \
     >"$T/$name.qemu.log" 2>&1 &
   eval "_vm_pid_$name=$!"
   _cleanup_pids+=("$!")
@@ -170,6 +188,109 @@ vm_wait() {
 }
 
 vm_boot() { vm_start "$@" && vm_wait "$1"; }
+
+# _vm_vhost_args ARRAY NAME: append to ARRAY qemu's arguments for the vhost-user-blk disks
+# of VM_VHOST_SOCKS (none when it is empty) of guest NAME.
+_vm_vhost_args() {
+  local -n _a=$1
+  local socks=($VM_VHOST_SOCKS) queues=($VM_VHOST_QUEUES) i q chr
+  [ ${#socks[@]} = 0 ] && return 0
+  # vhost-user needs the guest's RAM in memory the backend can map: a shared memfd.
+  _a+=(-object "memory-backend-memfd,id=mem-$2,size=${VM_MEM}M,share=on" -numa "node,memdev=mem-$2")
+  for ((i = 0; i < ${#socks[@]}; i++)); do
+    q=${queues[$i]:-${queues[0]}}
+    chr="socket,id=vu$i,path=${socks[$i]}"
+    [ -n "$VM_VHOST_RECONNECT" ] && chr+=",reconnect=$VM_VHOST_RECONNECT"
+    _a+=(-chardev "$chr" -device "vhost-user-blk-pci,chardev=vu$i,num-queues=$q")
+  done
+}
+
+# vm_vhost_require: fail the whole test (TAP) when the chosen backend cannot run here.
+# `shunt vhost` missing is a failure, not a skip: it is the code under test.
+vm_vhost_require() {
+  local why=
+  case $VM_VHOST_BACKEND in
+    shunt) "$SHUNT" vhost --help >/dev/null 2>&1 || why="$SHUNT vhost --help fails (no vhost command?)" ;;
+    qsd) command -v qemu-storage-daemon >/dev/null || why="qemu-storage-daemon not installed" ;;
+    *) why="SHUNT_VHOST_BACKEND=$VM_VHOST_BACKEND is neither shunt nor qsd" ;;
+  esac
+  if [ -n "$why" ]; then
+    tap_fail "vhost-user backend $VM_VHOST_BACKEND: $why"
+    tap_done
+    exit 1
+  fi
+  echo "# vhost-user backend: $VM_VHOST_BACKEND"
+}
+
+# _vm_vhost_cmd ARRAY SPEC...: the backend's command line serving every SOCK=IMG[,queues=N].
+_vm_vhost_cmd() {
+  local -n _c=$1
+  local spec sock img opts o q i=0
+  shift
+  case $VM_VHOST_BACKEND in
+    shunt) _c=("$SHUNT" vhost "$@"); return 0 ;;
+  esac
+  _c=(qemu-storage-daemon)
+  for spec in "$@"; do
+    sock=${spec%%=*} img=${spec#*=} q=1
+    opts=${img#*,}; [ "$opts" = "$img" ] && opts=
+    img=${img%%,*}
+    for o in ${opts//,/ }; do case $o in queues=*) q=${o#queues=} ;; esac; done
+    _c+=(--blockdev "driver=file,node-name=f$i,filename=$img,cache.direct=on,aio=io_uring,discard=unmap"
+         --export "type=vhost-user-blk,id=e$i,node-name=f$i,addr.type=unix,addr.path=$sock,writable=on,num-queues=$q")
+    i=$((i + 1))
+  done
+}
+
+# vm_vhost_start SPEC...: start one backend process serving each SPEC (SOCK=IMG[,queues=N])
+# and wait until every SOCK is a socket it made (a stale one left by a killed backend does
+# not count); sets VHOST_PID. The log goes to $T/vhost.log.
+vm_vhost_start() {
+  local cmd=() spec sock i old
+  local -A before=()
+  for spec in "$@"; do
+    sock=${spec%%=*}
+    before[$sock]=$(stat -c "%i %z" "$sock" 2>/dev/null)
+  done
+  _vm_vhost_cmd cmd "$@"
+  echo "# vhost: ${cmd[*]}" >>"$T/vhost.log"
+  "${cmd[@]}" >>"$T/vhost.log" 2>&1 &
+  VHOST_PID=$!
+  _cleanup_pids+=("$VHOST_PID")
+  for spec in "$@"; do
+    sock=${spec%%=*} old=${before[$sock]}
+    for ((i = 0; i < 200; i++)); do
+      [ -S "$sock" ] && [ "$(stat -c "%i %z" "$sock" 2>/dev/null)" != "$old" ] && break
+      kill -0 "$VHOST_PID" 2>/dev/null || break
+      sleep 0.05
+    done
+    if ! [ -S "$sock" ] || [ "$(stat -c "%i %z" "$sock" 2>/dev/null)" = "$old" ]; then
+      echo "# vhost backend did not create $sock:"; tail -n 20 "$T/vhost.log" | sed 's/^/#   /'
+      return 1
+    fi
+  done
+}
+
+# vm_vhost_stop [SECS]: SIGTERM the backend started last and wait at most SECS (default
+# 20) for it; returns its exit status, or 124 after a SIGKILL.
+vm_vhost_stop() {
+  local i
+  kill -TERM "$VHOST_PID" 2>/dev/null
+  for ((i = 0; i < ${1:-20} * 10; i++)); do
+    kill -0 "$VHOST_PID" 2>/dev/null || { wait "$VHOST_PID"; return; }
+    sleep 0.1
+  done
+  echo "# vhost backend (pid $VHOST_PID) ignored SIGTERM for ${1:-20} s; killed"
+  vm_vhost_kill
+  return 124
+}
+
+# vm_vhost_kill: SIGKILL the backend started last and reap it.
+vm_vhost_kill() {
+  kill -KILL "$VHOST_PID" 2>/dev/null
+  wait "$VHOST_PID" 2>/dev/null
+  return 0
+}
 
 # vm_send NAME WORD: send WORD to the guest's control port (ttyS2; see g_wait_host).
 vm_send() { echo "$2" >"$T/$1.ctl.in"; }
