@@ -12,7 +12,7 @@ vm_vhost_require
 
 FS_MB=40 PAT_MB=40 DISC_MB=48 ZERO_MB=56 REGION_MB=8
 declare -A QUEUES=([vda]=1 [vdb]=2) BYTES=([vda]=$((64 << 20)) [vdb]=$((72 << 20)))
-specs=() socks= disks=
+specs=() socks='' disks=''
 for n in vda vdb; do
   truncate -s "${BYTES[$n]}" "$T/$n.img"
   head -c $((REGION_MB << 20)) /dev/urandom >"$T/pat-$n"
