@@ -11,6 +11,7 @@
 #   vm_vhost_start SPEC...           start the vhost-user-blk backend for SOCK=IMG[,queues=N]...
 #   vm_vhost_kill                    SIGKILL that backend (and reap it)
 #   vm_vhost_stop                    SIGTERM it; its exit status (124 if it had to be killed)
+#   vm_vhost_blk_verify NAME IMG PAT the host's own reading of a disk guest/vhost_blk.sh wrote
 #
 # Guests get vhost-user-blk disks from the sockets of VM_VHOST_SOCKS (in that order: vda,
 # vdb, ...), VM_VHOST_QUEUES queues each (one number per socket, or one for all), and
@@ -332,4 +333,44 @@ vm_report() {
     tr -d '\r' <"$T/$name.console" | tail -n 80 | sed 's/^/#   /'
     sed 's/^/#   qemu: /' "$T/$name.qemu.log" | tail -n 5
   fi
+}
+
+# The layout guest/vhost_blk.sh writes on each disk, in MiB (its variables): ext4 on
+# [0, FS_MB), the O_DIRECT pattern at PAT_MB, a discarded range at DISC_MB, a zeroed one at
+# ZERO_MB, each REGION_MB long. A disk needs at least 64 MiB.
+VM_VHOST_BLK_LAYOUT=(FS_MB=40 PAT_MB=40 DISC_MB=48 ZERO_MB=56 REGION_MB=8)
+
+# _vm_hole IMG OFF LEN: the byte range [OFF, OFF+LEN) of IMG holds no data (a hole).
+_vm_hole() {
+  python3 - "$@" <<'PY'
+import errno, os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+off, n = int(sys.argv[2]), int(sys.argv[3])
+try:
+    d = os.lseek(fd, off, os.SEEK_DATA)
+except OSError as e:
+    sys.exit(0 if e.errno == errno.ENXIO else 1)
+print(f"data at {d}, inside [{off}, {off + n})")
+sys.exit(0 if d >= off + n else 1)
+PY
+}
+
+# vm_vhost_blk_verify NAME IMG PAT: read the image IMG of guest/vhost_blk.sh's disk NAME on
+# the host, with tools the guest did not use (the backend must have stopped): e2fsck, the
+# 40 files' checksums through debugfs, the pattern PAT, the discarded range punched and
+# the zeroed range zero. One TAP line each.
+vm_vhost_blk_verify() {
+  local n=$1 img=$2 pat=$3 "${VM_VHOST_BLK_LAYOUT[@]}"
+  local r=$((REGION_MB << 20))
+  tap_check "host $n: e2fsck -fn of the image is clean" e2fsck -fn "$img"
+  rm -rf "$T/out-$n"; mkdir -p "$T/out-$n"
+  debugfs -R "rdump /d $T/out-$n" "$img" >/dev/null 2>&1
+  debugfs -R "cat /SUMS" "$img" 2>/dev/null >"$T/SUMS-$n"
+  tap_check "host $n: the 40 files have the guest's checksums (debugfs)" \
+    sh -c "test \$(wc -l <'$T/SUMS-$n') = 40 && cd '$T/out-$n/d' && md5sum -c --quiet '$T/SUMS-$n'"
+  tap_check "host $n: the O_DIRECT pattern is in the image at $PAT_MB MiB" \
+    cmp -i $((PAT_MB << 20)):0 -n $r "$img" "$pat"
+  tap_check "host $n: the discarded range at $DISC_MB MiB is a hole" _vm_hole "$img" $((DISC_MB << 20)) $r
+  tap_check "host $n: the zeroed range at $ZERO_MB MiB reads as zeroes" \
+    cmp -i $((ZERO_MB << 20)):0 -n $r "$img" /dev/zero
 }

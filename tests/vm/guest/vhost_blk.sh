@@ -2,7 +2,8 @@
 # For each vhost-user-blk disk of DISKS (NAME:QUEUES:BYTES, e.g. "vda:1:67108864"), laid
 # out in MiB as the host expects: ext4 on [0, FS_MB), the O_DIRECT pattern /data/pat-NAME
 # on [PAT_MB, +REGION_MB), a discarded range at DISC_MB and a zeroed one at ZERO_MB.
-# The host reads the image afterwards; nothing here is trusted on its own.
+# The host reads the image afterwards; nothing here is trusted on its own. With GO=WORD
+# the guest waits for the host's `vm_send NAME WORD` before its first I/O.
 DD=/usr/bin/dd
 VIRTIO_BLK_F_FLUSH=9 VIRTIO_BLK_F_CONFIG_WCE=11
 
@@ -39,6 +40,7 @@ fill() {
     oflag=direct conv=notrunc,fsync status=none
 }
 
+[ -n "${GO:-}" ] && { g_wait_host "$GO" 300 || exit 1; }
 for d in $DISKS; do
   N=${d%%:*} Q=${d#*:} Q=${Q%%:*} BYTES=${d##*:} D=/dev/$N
   g_must "$N: the disk exists" test -b $D
