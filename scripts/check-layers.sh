@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # scripts/check-layers.sh: fail when a source file includes a header of a layer
 # above its own.  The layers, lowest first:
-#   common < proto < engine < backend < datapath < {server, client} < tools
+#   common < {proto, virtio} < engine < backend < datapath < {server, client}
+#          < vhost < tools
 # A file under src/LAYER/ may include its own layer and any layer below it;
-# server and client (whose public header is include/shunt/) never include each
-# other.  Each offending include is printed as "file:line: include".
+# layers of one rank never include each other: proto and virtio (the NBD and
+# the vhost-user wire formats), server and client (whose public header is
+# include/shunt/).  Each offending include is printed as "file:line: include".
 #
 # Usage: check-layers.sh [--src DIR] [--allow FILE]
 #   --src DIR     the tree to check (default: src/ of this repository)
@@ -40,9 +42,9 @@ list_includes() {
 
 list_includes | awk -F'\t' -v allowfile="$allow" '
   BEGIN {
-    rank["common"] = 0; rank["proto"] = 1; rank["engine"] = 2; rank["backend"] = 3
-    rank["datapath"] = 4; rank["server"] = 5; rank["client"] = 5; rank["shunt"] = 5
-    rank["tools"] = 6
+    rank["common"] = 0; rank["proto"] = 1; rank["virtio"] = 1; rank["engine"] = 2
+    rank["backend"] = 3; rank["datapath"] = 4; rank["server"] = 5; rank["client"] = 5
+    rank["shunt"] = 5; rank["vhost"] = 6; rank["tools"] = 7
     while ((getline line < allowfile) > 0) {
       sub(/#.*/, "", line); gsub(/^[ \t]+|[ \t]+$/, "", line)
       if (line == "") continue
@@ -57,7 +59,7 @@ list_includes | awk -F'\t' -v allowfile="$allow" '
     if (!(to in rank) || index($3, "/") == 0) next
     if (to == "shunt") to = "client"
     if (own == to) next
-    if (rank[to] < rank[own]) next   # same rank, another layer: server vs client
+    if (rank[to] < rank[own]) next   # same rank, another layer: server vs client, proto vs virtio
     key = $1 ": " $3
     if (key in allowed) { seen[key]++; next }
     printf "%s:%s: #include \"%s\" (%s includes %s)\n", $1, $2, $3, own, to

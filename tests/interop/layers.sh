@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # tests/interop/layers.sh: the layer check (scripts/check-layers.sh) passes on the
 # tree, and, in a scratch copy of src/, catches what it must: an upward include
-# (named as file:line), server and client including each other, and an
-# allowlist entry whose include is gone.
+# (named as file:line), server and client including each other, virtio and
+# vhost out of their ranks, and an allowlist entry whose include is gone.
 . "$(dirname "$0")/../lib.sh"
 check=$SHUNT_TOP/scripts/check-layers.sh
 
@@ -51,6 +51,31 @@ rc=$?
   grep -q '^src/common/log.c:[0-9]*: #include "proto/nbd-protocol.h"' "$T/out" &&
   tap_ok "proto including engine and common including proto both fail" ||
   { tap_fail "proto including engine and common including proto both fail"; sed 's/^/#   /' "$T/out"; }
+
+# virtio (the vhost-user wire format, beside proto) includes neither the data
+# paths nor proto; the vhost front end sits above server and client and below
+# the tools.
+copy
+printf '#include "datapath/request.h"\n' >>"$T/src/virtio/vhost_user.c"
+printf '#include "proto/nbd-protocol.h"\n' >>"$T/src/virtio/vhost_user.h"
+"$check" --src "$T/src" >"$T/out" 2>&1
+rc=$?
+[ $rc -ne 0 ] && grep -q '^src/virtio/vhost_user.c:[0-9]*: #include "datapath/request.h" (virtio includes datapath)' "$T/out" &&
+  grep -q '^src/virtio/vhost_user.h:[0-9]*: #include "proto/nbd-protocol.h" (virtio includes proto)' "$T/out" &&
+  tap_ok "virtio including datapath or proto fails" ||
+  { tap_fail "virtio including datapath or proto fails"; sed 's/^/#   /' "$T/out"; }
+copy
+mkdir -p "$T/src/vhost"
+printf '#include "server/conn.h"\n#include "client/client.h"\n#include "virtio/vhost_user.h"\n' >"$T/src/vhost/device.c"
+tap_check "vhost including server, client and virtio passes" "$check" --src "$T/src"
+printf '#include "tools/commands.h"\n' >>"$T/src/vhost/device.c"
+printf '#include "vhost/device.h"\n' >>"$T/src/server/conn.c"
+"$check" --src "$T/src" >"$T/out" 2>&1
+rc=$?
+[ $rc -ne 0 ] && grep -q '^src/vhost/device.c:4: #include "tools/commands.h" (vhost includes tools)' "$T/out" &&
+  grep -q '^src/server/conn.c:[0-9]*: #include "vhost/device.h" (server includes vhost)' "$T/out" &&
+  tap_ok "vhost including tools and server including vhost fail" ||
+  { tap_fail "vhost including tools and server including vhost fail"; sed 's/^/#   /' "$T/out"; }
 
 # server and client are side by side: neither includes the other (nor libshunt's
 # public header from the server).
