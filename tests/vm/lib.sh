@@ -226,24 +226,29 @@ vm_vhost_require() {
 # _vm_vhost_cmd ARRAY SPEC...: the backend's command line serving every SOCK=IMG[,queues=N].
 _vm_vhost_cmd() {
   local -n _c=$1
-  local spec sock img opts o q i=0
+  local spec sock img opts o q ro i=0
   shift
   case $VM_VHOST_BACKEND in
     shunt) _c=("$SHUNT" vhost "$@"); return 0 ;;
   esac
+  # qemu-storage-daemon: queues= and ro are translated; it has no serial (GET_ID answers
+  # a fixed text).
   _c=(qemu-storage-daemon)
   for spec in "$@"; do
-    sock=${spec%%=*} img=${spec#*=} q=1
+    sock=${spec%%=*} img=${spec#*=} q=1 ro=off
     opts=${img#*,}; [ "$opts" = "$img" ] && opts=
     img=${img%%,*}
-    for o in ${opts//,/ }; do case $o in queues=*) q=${o#queues=} ;; esac; done
-    _c+=(--blockdev "driver=file,node-name=f$i,filename=$img,cache.direct=on,aio=io_uring,discard=unmap"
-         --export "type=vhost-user-blk,id=e$i,node-name=f$i,addr.type=unix,addr.path=$sock,writable=on,num-queues=$q")
+    for o in ${opts//,/ }; do
+      case $o in queues=*) q=${o#queues=} ;; ro) ro=on ;; esac
+    done
+    _c+=(--blockdev "driver=file,node-name=f$i,filename=$img,cache.direct=on,aio=io_uring,discard=unmap,read-only=$ro"
+         --export "type=vhost-user-blk,id=e$i,node-name=f$i,addr.type=unix,addr.path=$sock,writable=$([ $ro = on ] && echo off || echo on),num-queues=$q")
     i=$((i + 1))
   done
 }
 
-# vm_vhost_start SPEC...: start one backend process serving each SPEC (SOCK=IMG[,queues=N])
+# vm_vhost_start SPEC...: start one backend process serving each SPEC (SOCK=IMG[,OPT...],
+# `shunt vhost`'s syntax: queues=N, ro, serial=TEXT)
 # and wait until every SOCK is a socket it made (a stale one left by a killed backend does
 # not count); sets VHOST_PID. The log goes to $T/vhost.log.
 vm_vhost_start() {

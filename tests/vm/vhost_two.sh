@@ -16,13 +16,16 @@ if [ -n "${kinds// /}" ]; then tap_ok "vhostfe has hostile modes:$kinds"
 else tap_fail "vhostfe --help lists hostile modes"; fi
 
 declare "${VM_VHOST_BLK_LAYOUT[@]}"
-declare -A BYTES=([vm1]=$((64 << 20)) [vm2]=$((72 << 20)))
+declare -A BYTES=([vm1]=$((64 << 20)) [vm2]=$((72 << 20))) serial=()
 specs=()
 for g in vm1 vm2; do
   truncate -s "${BYTES[$g]}" "$T/$g.img"
   mkdir -p "$T/$g"
   head -c $((REGION_MB << 20)) /dev/urandom >"$T/$g/pat-vda"
-  specs+=("$T/$g.sock=$T/$g.img,queues=1")
+  spec="$T/$g.sock=$T/$g.img,queues=1" serial[$g]=-
+  # Each guest must see its own disk: with shunt vhost, its serial says which.
+  [ "$VM_VHOST_BACKEND" = shunt ] && serial[$g]=disk-$g spec+=",serial=disk-$g"
+  specs+=("$spec")
 done
 truncate -s $((64 << 20)) "$T/evil.img"
 specs+=("$T/evil.sock=$T/evil.img,queues=2")
@@ -31,7 +34,7 @@ tap_ok "one backend process serves two guests' sockets and a third one"
 
 for g in vm1 vm2; do
   VM_VHOST_SOCKS=$T/$g.sock VM_EXTRA_FILES=$T/$g/pat-vda \
-    vm_start $g "$VM_DIR/guest/vhost_blk.sh" DISKS="vda:1:${BYTES[$g]}" GO=attack-running \
+    vm_start $g "$VM_DIR/guest/vhost_blk.sh" DISKS="vda:1:${BYTES[$g]}:${serial[$g]}" GO=attack-running \
     "${VM_VHOST_BLK_LAYOUT[@]}"
 done
 

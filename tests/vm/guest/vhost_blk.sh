@@ -1,9 +1,10 @@
 # tests/vm/guest/vhost_blk.sh: runs inside the guest (see vhost_blk.sh).
-# For each vhost-user-blk disk of DISKS (NAME:QUEUES:BYTES, e.g. "vda:1:67108864"), laid
-# out in MiB as the host expects: ext4 on [0, FS_MB), the O_DIRECT pattern /data/pat-NAME
-# on [PAT_MB, +REGION_MB), a discarded range at DISC_MB and a zeroed one at ZERO_MB.
-# The host reads the image afterwards; nothing here is trusted on its own. With GO=WORD
-# the guest waits for the host's `vm_send NAME WORD` before its first I/O.
+# For each vhost-user-blk disk of DISKS (NAME:QUEUES:BYTES:SERIAL, e.g. "vda:1:67108864:-";
+# SERIAL "-" when the backend sets none), laid out in MiB as the host expects: ext4 on
+# [0, FS_MB), the O_DIRECT pattern /data/pat-NAME on [PAT_MB, +REGION_MB), a discarded
+# range at DISC_MB and a zeroed one at ZERO_MB. RO_DISK=NAME names a read-only disk whose
+# content is /data/ro-NAME. The host reads the images afterwards; nothing here is trusted
+# on its own. With GO=WORD the guest waits for the host's `vm_send NAME WORD` first.
 DD=/usr/bin/dd
 VIRTIO_BLK_F_FLUSH=9 VIRTIO_BLK_F_CONFIG_WCE=11
 
@@ -42,9 +43,13 @@ fill() {
 
 [ -n "${GO:-}" ] && { g_wait_host "$GO" 300 || exit 1; }
 for d in $DISKS; do
-  N=${d%%:*} Q=${d#*:} Q=${Q%%:*} BYTES=${d##*:} D=/dev/$N
+  set -- $(echo "$d" | tr : ' ')
+  N=$1 Q=$2 BYTES=$3 SERIAL=$4 D=/dev/$1
   g_must "$N: the disk exists" test -b $D
   g_check "$N: size $BYTES bytes" test "$(cat /sys/block/$N/size)" = $((BYTES / 512))
+  g_check "$N: GET_ID answered (serial '$(cat /sys/block/$N/serial 2>&1)')" cat /sys/block/$N/serial
+  [ "$SERIAL" != - ] && g_check "$N: serial is $SERIAL" test "$(cat /sys/block/$N/serial)" = "$SERIAL"
+  g_check "$N: writable" test "$(cat /sys/block/$N/ro)" = 0
   g_check "$N: $Q hardware queue(s)" test "$(ls /sys/block/$N/mq | wc -l)" = $Q
   F=$(cat /sys/block/$N/device/features)
   g_note "$N: virtio features $F, cache $(cat /sys/block/$N/queue/write_cache)"
@@ -104,5 +109,13 @@ for d in $DISKS; do
   g_check "$N: the 40 files read back with their checksums" sh -c "cd /mnt/d && md5sum -c /tmp/sums-$N >/dev/null"
   g_check "$N: umount" umount /mnt
 done
+if [ -n "${RO_DISK:-}" ]; then
+  N=$RO_DISK D=/dev/$RO_DISK
+  g_must "$N: the read-only disk exists" test -b $D
+  g_check "$N: read-only (VIRTIO_BLK_F_RO)" test "$(cat /sys/block/$N/ro)" = 1
+  g_check "$N: reads back its content (O_DIRECT)" sh -c "$DD if=$D bs=64k iflag=direct status=none | /usr/bin/cmp - /data/ro-$N"
+  g_check "$N: an O_DIRECT write is refused" sh -c "! $DD if=/data/ro-$N of=$D bs=64k count=1 oflag=direct conv=notrunc status=none"
+  g_check "$N: blkdiscard is refused" sh -c "! /usr/sbin/blkdiscard $D"
+fi
 g_check "no I/O error in the kernel log" sh -c "! dmesg | grep -iE 'I/O error|blk_update_request|critical'"
 g_check "flush at the end (sync)" sync
