@@ -1,6 +1,6 @@
 # tests/vm/guest/vhost_restart.sh: runs inside the guest (see vhost_restart.sh).
 # Two writers on /dev/vda, one per vCPU (so one per queue): files with fsync on ext4 in
-# [0, FS_MB), and the pattern /data/pat rewritten O_DIRECT at PAT_MB. The host kills the
+# [0, FS_MB), and the pattern /data/pat rewritten O_DIRECT at PAT_MB by four writers. The host kills the
 # backend while they run and starts it again; the writes must go on without an error.
 D=/dev/vda DD=/usr/bin/dd
 R=$((REGION_MB << 20))
@@ -19,9 +19,23 @@ head -c 300000 /dev/urandom >/tmp/rnd
   done ) &
 FW=$!
 taskset -p 1 $FW >/dev/null
+# A pattern round: four O_DIRECT writers on the region's quarters at once, so that
+# several requests are in flight on the queue when the backend dies.
+round() {
+  _q=$((R / 4)) _k=0 _pids=
+  while [ $_k -lt 4 ]; do
+    $DD if=/data/pat of=$D bs=64k iflag=skip_bytes,count_bytes oflag=direct,seek_bytes \
+      skip=$((_k * _q)) seek=$(((PAT_MB << 20) + _k * _q)) count=$_q conv=notrunc,fsync status=none &
+    _pids="$_pids $!"
+    _k=$((_k + 1))
+  done
+  _rc=0
+  for _p in $_pids; do wait $_p || _rc=1; done
+  return $_rc
+}
 ( i=0
   while [ ! -e /tmp/stop ]; do
-    $DD if=/data/pat of=$D bs=64k seek=$((PAT_MB * 16)) oflag=direct conv=notrunc,fsync status=none || exit 1
+    round || exit 1
     i=$((i + 1))
     echo $i >/tmp/raws
   done ) &
