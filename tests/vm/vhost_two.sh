@@ -10,8 +10,8 @@ vm_require
 vm_vhost_require
 FE=${SHUNT_BUILD:-$(dirname "$SHUNT")}/tests/tools/vhostfe
 [ -x "$FE" ] || { tap_fail "vhostfe is built ($FE)"; tap_done; exit 1; }
-# The hostile modes, as vhostfe --help lists them ("--hostile KIND: one of: a, b, ...").
-kinds=$("$FE" --help | sed -n 's/.*--hostile KIND: one of: *//p' | tr ',' ' ')
+# The hostile modes, as vhostfe --help lists them ("--hostile KIND: ... one of: a b ...").
+kinds=$("$FE" --help | sed -n 's/.*--hostile KIND:.*one of: *//p' | tr ',' ' ')
 if [ -n "${kinds// /}" ]; then tap_ok "vhostfe has hostile modes:$kinds"
 else tap_fail "vhostfe --help lists hostile modes"; fi
 
@@ -74,7 +74,7 @@ for k in $kinds; do
   runs=$(awk -v k="$k" '$1 == k' "$T/attack.res" | wc -l)
   bad=$(awk -v k="$k" '$1 == k && $2 != 0' "$T/attack.res" | wc -l)
   if [ "$runs" -gt 0 ] && [ "$bad" = 0 ]; then
-    tap_ok "hostile $k ($runs runs during the guests' I/O): refused, and a fresh connection did verified I/O"
+    tap_ok "hostile $k ($runs runs alongside the guests): refused, and a fresh connection did verified I/O"
   else
     tap_fail "hostile $k: $bad of $runs runs failed"
     grep -A12 "\-\-hostile $k\$" "$T/attack.log" | tail -n 24 | sed 's/^/#   /'
