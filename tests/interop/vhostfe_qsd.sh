@@ -73,6 +73,13 @@ if start_qsd "$img" "$sock" on; then
     grep -q '"iops":[0-9].*"backend_cpu_us_per_req"' "$T/bench.json"
   tap_check "the benchmark loop: 1 MiB sequential read QD 8, 64 requests" \
     fe bench2 --bench --rw read --bs 1048576 --qd 8 --requests 64 "$sock"
+  # Hostile modes that libvhost-user refuses (it acknowledges malformed messages with
+  # success, and takes a nested indirect descriptor as a buffer: those kinds are for
+  # shunt vhost). Each is followed by a fresh connection doing verified I/O.
+  for kind in desc-oob desc-loop chain-long avail-jump status-zero msg-oversize; do
+    tap_check "hostile $kind: refused, the backend lives, a fresh connection verifies" \
+      fe "hostile-$kind" --hostile "$kind" --backend-pid "$QSD_PID" "$sock"
+  done
   tap_check "qemu-storage-daemon is still running" kill -0 "$QSD_PID"
   stop_qsd
 else

@@ -47,8 +47,10 @@ static void usage(FILE *f)
     "  --expect-ro         the device must be read-only and refuse writes with IOERR\n"
     "--bench: --rw randread|randwrite|read, --bs BYTES (4096), --seconds S (5) or\n"
     "  --requests N, --backend-pid PID (report the backend's CPU time)\n"
-    "--hostile KIND: one of: %s\n"
-    "  then a fresh connection must still do verified I/O (and --backend-pid live)\n",
+    "--hostile KIND: all, or one of: %s\n"
+    "  the backend must refuse it (IOERR, a stopped ring: nothing within 2 s, a failure\n"
+    "  ack, a closed connection), then a fresh connection must still do verified I/O\n"
+    "  (and --backend-pid must live)\n",
     fe_hostile_kinds);
 }
 
@@ -105,9 +107,11 @@ int main(int argc, char **argv)
   }
   o.socket = argv[optind];
   if (o.queues == 0 || o.queues > FE_MAX_QUEUES || o.qd == 0 || o.qd > o.queue_size ||
+      o.queue_size < 4 || o.queue_size > 32768 || (o.queue_size & (o.queue_size - 1)) ||
       o.regions == 0 || o.regions > FE_MAX_REGIONS || o.timeout_s <= 0 || v.requests == 0 ||
       (mode == BENCH && !have_requests && b.seconds <= 0)) {
-    FE_ERR("bad option values: --queues 1..%d, --qd 1..queue-size, --regions 1..%d, "
+    FE_ERR("bad option values: --queues 1..%d, --queue-size a power of 2 in 4..32768, "
+           "--qd 1..queue-size, --regions 1..%d, "
            "--timeout and --requests above 0", FE_MAX_QUEUES, FE_MAX_REGIONS);
     return 2;
   }
@@ -115,9 +119,9 @@ int main(int argc, char **argv)
     return fe_hostile(&o, hostile, b.backend_pid);
 
   struct fe_dev d;
-  if (fe_connect(&d, &o) < 0)
-    return 1;
-  if (fe_setup(&d) < 0) {
+  if (fe_connect(&d, &o) < 0 || fe_setup(&d) < 0) {
+    printf("{\"mode\":\"%s\",\"result\":\"fail\",\"stage\":\"setup\"}\n",
+           mode == VERIFY ? "verify" : "bench");
     fe_close(&d);
     return 1;
   }

@@ -155,12 +155,16 @@ int fe_wait_closed(struct fe_dev *d, int ms)
   char junk[4096];
   double end = fe_now() + ms / 1000.0;
   for (;;) {
-    int left = (int)((end - fe_now()) * 1000);
-    if (left <= 0 || wait_readable(d->sock, left) < 0)
-      return 0;
     ssize_t n = recv(d->sock, junk, sizeof(junk), MSG_DONTWAIT);
     if (n == 0 || (n < 0 && errno == ECONNRESET))
       return 1;
+    if (n > 0)
+      continue;                 /* stray bytes: drain them */
+    if (errno != EAGAIN && errno != EINTR)
+      return 1;
+    int left = (int)((end - fe_now()) * 1000);
+    if (left <= 0 || wait_readable(d->sock, left) < 0)
+      return 0;
   }
 }
 

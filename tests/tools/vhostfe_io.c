@@ -77,24 +77,10 @@ static int io_init(struct fe_io *io, struct fe_dev *d, unsigned qd, uint32_t buf
   return 0;
 }
 
-/* Split [p, p+len) in pieces no larger than the device's size_max. */
-static unsigned add_data_segs(struct fe_io *io, struct fe_seg *segs, unsigned n, uint8_t *p,
-                              uint32_t len, bool writable)
-{
-  uint32_t max = io->d->size_max ? io->d->size_max : len;
-  while (len) {
-    uint32_t l = len < max ? len : max;
-    segs[n++] = (struct fe_seg){fe_mem_gpa(&io->d->mem, p), l, writable};
-    p += l;
-    len -= l;
-  }
-  return n;
-}
-
 /* Build R's chain and add it to its queue (not yet published). 0 or -ENOSPC. */
 static int io_submit(struct fe_io *io, struct fe_req *r)
 {
-  struct fe_seg segs[FE_MAX_DSEG * 4 + 2];
+  struct fe_seg segs[FE_MAX_DSEG + 2];
   struct fe_dev *d = io->d;
   unsigned n = 0;
   r->hdr->type = r->type;
@@ -104,7 +90,10 @@ static int io_submit(struct fe_io *io, struct fe_req *r)
   segs[n++] = (struct fe_seg){fe_mem_gpa(&d->mem, r->hdr), sizeof(*r->hdr), false};
   if (r->type == VIRTIO_BLK_T_IN || r->type == VIRTIO_BLK_T_OUT) {
     for (unsigned i = 0; i < r->npieces; i++)
-      n = add_data_segs(io, segs, n, r->piece[i], r->piece_len[i], r->type == VIRTIO_BLK_T_IN);
+      segs[n++] = (struct fe_seg){fe_mem_gpa(&d->mem, r->piece[i]), r->piece_len[i],
+                                  r->type == VIRTIO_BLK_T_IN};
+  } else if (r->type == VIRTIO_BLK_T_GET_ID) {
+    segs[n++] = (struct fe_seg){fe_mem_gpa(&d->mem, r->buf), VIRTIO_BLK_ID_BYTES, true};
   } else if (r->type == VIRTIO_BLK_T_DISCARD || r->type == VIRTIO_BLK_T_WRITE_ZEROES) {
     struct virtio_blk_discard_write_zeroes *z = (void *)r->buf;
     z->sector = r->sector;
@@ -135,6 +124,15 @@ static void io_publish(struct fe_io *io)
       fe_vq_kick(&io->d->vq[q]);
 }
 
+/* True when a used element is waiting on some queue. */
+static bool any_used(struct fe_dev *d)
+{
+  for (unsigned q = 0; q < d->nqueues; q++)
+    if (__atomic_load_n(&d->vq[q].vr.used->idx, __ATOMIC_ACQUIRE) != d->vq[q].last_used)
+      return true;
+  return false;
+}
+
 typedef int (*fe_complete_fn)(struct fe_io *io, struct fe_req *r, uint32_t used_len, void *arg);
 
 /* Wait for completions and hand each to DONE; returns how many, or -1 (timeout, or DONE
@@ -142,7 +140,7 @@ typedef int (*fe_complete_fn)(struct fe_io *io, struct fe_req *r, uint32_t used_
 static int io_reap(struct fe_io *io, fe_complete_fn done, void *arg)
 {
   struct fe_dev *d = io->d;
-  struct pollfd p[FE_MAX_QUEUES];
+  struct pollfd p[FE_MAX_QUEUES + 1];
   int got = 0;
   for (;;) {
     for (unsigned q = 0; q < d->nqueues; q++) {
@@ -166,12 +164,19 @@ static int io_reap(struct fe_io *io, fe_complete_fn done, void *arg)
       continue;
     for (unsigned q = 0; q < d->nqueues; q++)
       p[q] = (struct pollfd){d->vq[q].call_fd, POLLIN, 0};
-    int n = poll(p, d->nqueues, d->o->timeout_s * 1000);
+    /* the socket too: a backend that closes it will not complete anything */
+    p[d->nqueues] = (struct pollfd){d->sock, POLLIN, 0};
+    int n = poll(p, d->nqueues + 1, d->o->timeout_s * 1000);
     if (n < 0 && errno == EINTR)
       continue;
     if (n <= 0) {
       FE_ERR("no completion within %d s (%u requests in flight)", d->o->timeout_s,
              io->total_inflight);
+      return -1;
+    }
+    /* Closed: what it completed before closing still counts (fe_vq_arm said none). */
+    if (p[d->nqueues].revents && fe_wait_closed(d, 0) && !any_used(d)) {
+      FE_ERR("the backend closed the connection (%u requests in flight)", io->total_inflight);
       return -1;
     }
     for (unsigned q = 0; q < d->nqueues; q++) {
@@ -197,10 +202,11 @@ struct fe_verify {
   uint64_t rng, seed;
   uint32_t *gen;              /* per 512-byte sector: 0 zeroes, FE_GEN_UNKNOWN, or a write */
   uint32_t next_gen;
+  uint32_t max_bs;            /* largest request: --max-bs within size_max, whole blocks */
   uint8_t *tmp;
   unsigned smoke_n;           /* smoke: requests issued so far */
   uint64_t n[16];             /* completed requests per type */
-  uint64_t bytes_read, bytes_written, refused, unknown_sectors;
+  uint64_t bytes_read, bytes_written, refused, unknown_sectors, get_id_unsupported;
   bool ro;
 };
 
@@ -268,6 +274,8 @@ static uint32_t pick_type(struct fe_io *io, struct fe_verify *f)
   unsigned x = (unsigned)(fe_rand(&f->rng) % 100);
   if (f->ro)
     return x < 80 ? VIRTIO_BLK_T_IN : x < 95 ? VIRTIO_BLK_T_OUT : VIRTIO_BLK_T_FLUSH;
+  if (x < 2)
+    return VIRTIO_BLK_T_GET_ID;
   if (x < 45)
     return VIRTIO_BLK_T_IN;
   if (x < 85)
@@ -286,7 +294,7 @@ static uint32_t pick_type(struct fe_io *io, struct fe_verify *f)
 static bool pick_range(struct fe_io *io, struct fe_verify *f, struct fe_req *r)
 {
   struct fe_dev *d = io->d;
-  uint32_t unit = d->blk_size / 512, max_units = f->v->max_bs / d->blk_size;
+  uint32_t unit = d->blk_size / 512, max_units = f->max_bs / d->blk_size;
   uint64_t total_units = d->capacity / unit;
   if (r->type == VIRTIO_BLK_T_DISCARD || r->type == VIRTIO_BLK_T_WRITE_ZEROES) {
     uint32_t align = r->type == VIRTIO_BLK_T_DISCARD ? d->cfg.discard_sector_alignment : 0;
@@ -352,6 +360,7 @@ static const char *type_name(uint32_t t)
   case VIRTIO_BLK_T_FLUSH: return "flush";
   case VIRTIO_BLK_T_DISCARD: return "discard";
   case VIRTIO_BLK_T_WRITE_ZEROES: return "write-zeroes";
+  case VIRTIO_BLK_T_GET_ID: return "get-id";
   default: return "request";
   }
 }
@@ -373,6 +382,10 @@ static int verify_done(struct fe_io *io, struct fe_req *r, uint32_t used_len, vo
       return -1;
     }
     f->refused++;
+    return 0;
+  }
+  if (r->type == VIRTIO_BLK_T_GET_ID && st == VIRTIO_BLK_S_UNSUPP) {
+    f->get_id_unsupported++;
     return 0;
   }
   if (st != VIRTIO_BLK_S_OK) {
@@ -414,17 +427,17 @@ static bool verify_next(struct fe_io *io, struct fe_verify *f, struct fe_req *r,
     uint32_t unit = io->d->blk_size / 512;
     r->type = f->smoke_n < half ? VIRTIO_BLK_T_OUT : VIRTIO_BLK_T_IN;
     r->sector = (uint64_t)k * 256 / unit * unit % (io->d->capacity / unit * unit);
-    r->len = (uint32_t)(1 + fe_rand(&f->rng) % (f->v->max_bs / io->d->blk_size)) * io->d->blk_size;
+    r->len = (uint32_t)(1 + fe_rand(&f->rng) % (f->max_bs / io->d->blk_size)) * io->d->blk_size;
     if (r->sector + r->len / 512 > io->d->capacity)
       r->len = (uint32_t)(io->d->capacity - r->sector) * 512;
     f->smoke_n++;
   } else {
     r->type = pick_type(io, f);
-    if (r->type != VIRTIO_BLK_T_FLUSH && !pick_range(io, f, r))
+    if (r->type != VIRTIO_BLK_T_FLUSH && r->type != VIRTIO_BLK_T_GET_ID && !pick_range(io, f, r))
       return false;
   }
   r->flags = 0;
-  if (r->type == VIRTIO_BLK_T_FLUSH) {
+  if (r->type == VIRTIO_BLK_T_FLUSH || r->type == VIRTIO_BLK_T_GET_ID) {
     r->sector = 0;
     r->len = 0;
     r->npieces = 0;
@@ -458,7 +471,10 @@ static int run_verify(struct fe_dev *d, const struct fe_verify_opts *v, bool smo
   int rc = 1;
   double t0 = fe_now();
   unsigned qd = smoke ? 1 : d->o->qd;
-  uint32_t max_bs = v->max_bs / d->blk_size * d->blk_size;
+  /* every piece of a request within the device's size_max: no request larger than it */
+  uint32_t max_bs = d->size_max && d->size_max < v->max_bs ? d->size_max : v->max_bs;
+  max_bs = max_bs / d->blk_size * d->blk_size;
+  f.max_bs = max_bs;
   f.ro = fe_has(d, VIRTIO_BLK_F_RO);
   if (max_bs == 0 || (v->expect_ro && !f.ro) || (f.ro && !v->expect_ro && !smoke)) {
     FE_ERR("%s", max_bs == 0 ? "--max-bs is below the block size" : f.ro
@@ -505,14 +521,15 @@ out:
     printf("{\"mode\":\"verify\",\"result\":\"%s\",\"queues\":%u,\"qd\":%u,\"indirect\":%s,"
            "\"event_idx\":%s,\"regions\":%u,\"ro\":%s,\"requests\":%" PRIu64 ",\"reads\":%" PRIu64
            ",\"writes\":%" PRIu64 ",\"flushes\":%" PRIu64 ",\"discards\":%" PRIu64
-           ",\"write_zeroes\":%" PRIu64 ",\"refused_writes\":%" PRIu64 ",\"bytes_read\":%" PRIu64
+           ",\"write_zeroes\":%" PRIu64 ",\"get_id\":%" PRIu64 ",\"get_id_unsupported\":%" PRIu64
+           ",\"refused_writes\":%" PRIu64 ",\"bytes_read\":%" PRIu64
            ",\"bytes_written\":%" PRIu64 ",\"unverified_sectors_read\":%" PRIu64
            ",\"seconds\":%.3f}\n", rc ? "fail" : "ok", d->nqueues, qd,
            fe_has(d, VIRTIO_RING_F_INDIRECT_DESC) ? "true" : "false",
            fe_has(d, VIRTIO_RING_F_EVENT_IDX) ? "true" : "false", d->mem.nregions,
            f.ro ? "true" : "false", completed, f.n[VIRTIO_BLK_T_IN], f.n[VIRTIO_BLK_T_OUT],
            f.n[VIRTIO_BLK_T_FLUSH], f.n[VIRTIO_BLK_T_DISCARD], f.n[VIRTIO_BLK_T_WRITE_ZEROES],
-           f.refused, f.bytes_read, f.bytes_written, f.unknown_sectors, fe_now() - t0);
+           f.n[VIRTIO_BLK_T_GET_ID], f.get_id_unsupported, f.refused, f.bytes_read, f.bytes_written, f.unknown_sectors, fe_now() - t0);
     fflush(stdout);
   }
   free(io.reqs);
@@ -585,9 +602,13 @@ static void bench_next(struct fe_io *io, struct fe_bench *f, struct fe_req *r)
   else
     r->sector = fe_rand(&f->rng) % units * (f->b->bs / 512);
   r->len = f->b->bs;
-  r->npieces = 1;
-  r->piece[0] = r->buf;
-  r->piece_len[0] = f->b->bs;
+  /* one descriptor, or pieces of the device's size_max */
+  uint32_t max = io->d->size_max ? io->d->size_max : r->len;
+  r->npieces = 0;
+  for (uint32_t at = 0; at < r->len; at += max) {
+    r->piece[r->npieces] = r->buf + at;
+    r->piece_len[r->npieces++] = r->len - at < max ? r->len - at : max;
+  }
 }
 
 int fe_bench(struct fe_dev *d, const struct fe_bench_opts *b)
@@ -607,8 +628,15 @@ int fe_bench(struct fe_dev *d, const struct fe_bench_opts *b)
     FE_ERR("--bs %u: a multiple of the block size (%u) within the disk", b->bs, d->blk_size);
     return 2;
   }
+  uint32_t pieces = d->size_max ? (b->bs + d->size_max - 1) / d->size_max : 1;
   if (io_init(&io, d, d->o->qd, b->bs) < 0)
     return 1;
+  if (pieces > io.dseg) {
+    FE_ERR("--bs %u needs %u segments of the device's size_max %u; it takes %u", b->bs, pieces,
+           d->size_max, io.dseg);
+    free(io.reqs);
+    return 2;
+  }
   for (unsigned i = 0; i < d->nqueues * io.qd; i++)
     for (uint32_t j = 0; j < b->bs; j += 8) {
       uint64_t x = fe_rand(&f.rng);
