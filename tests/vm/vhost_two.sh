@@ -39,16 +39,16 @@ for g in vm1 vm2; do
 done
 
 # hostile_rounds: every hostile mode against evil.sock, again and again, until
-# $T/stop-attack exists at the end of a round. One line per run in $T/attack.res.
+# $T/stop-attack exists at the end of a round. Each run's output goes to
+# $T/attack/ROUND-KIND, and a line "KIND STATUS ROUND" to $T/attack.res.
 hostile_rounds() {
-  local round=0 k rc
+  local round=0 k
+  mkdir -p "$T/attack"
   while :; do
     for k in $kinds; do
-      echo "# round $round: --hostile $k" >>"$T/attack.log"
       timeout 120 "$FE" --timeout 30 --hostile "$k" --backend-pid "$VHOST_PID" "$T/evil.sock" \
-        >>"$T/attack.log" 2>&1
-      rc=$?
-      echo "$k $rc" >>"$T/attack.res"
+        >"$T/attack/$round-$k" 2>&1
+      echo "$k $? $round" >>"$T/attack.res"
     done
     round=$((round + 1))
     [ -e "$T/stop-attack" ] && return 0
@@ -70,14 +70,29 @@ touch "$T/stop-attack"
 [ -n "${attacker:-}" ] && wait "$attacker"
 vm_report vm1
 vm_report vm2
+# shunt vhost must refuse every hostile mode. qemu-storage-daemon accepts some of them
+# (e.g. nested indirect tables); there only the process living and a fresh connection
+# doing verified I/O afterwards are required, and what it accepted is noted.
+survived='"backend_alive":true,"fresh_connection_verified":true'
 for k in $kinds; do
-  runs=$(awk -v k="$k" '$1 == k' "$T/attack.res" | wc -l)
-  bad=$(awk -v k="$k" '$1 == k && $2 != 0' "$T/attack.res" | wc -l)
+  runs=0 bad=0 accepted=0 last=
+  while read -r kind rc round; do
+    [ "$kind" = "$k" ] || continue
+    runs=$((runs + 1))
+    [ "$rc" = 0 ] && continue
+    if [ "$VM_VHOST_BACKEND" = qsd ] && grep -qF "$survived" "$T/attack/$round-$k"; then
+      accepted=$((accepted + 1))
+    else
+      bad=$((bad + 1)) last=$T/attack/$round-$k
+    fi
+  done <"$T/attack.res"
   if [ "$runs" -gt 0 ] && [ "$bad" = 0 ]; then
-    tap_ok "hostile $k ($runs runs alongside the guests): refused, and a fresh connection did verified I/O"
+    what="refused"
+    [ "$accepted" -gt 0 ] && what="accepted in $accepted of the runs (qsd), the process lived"
+    tap_ok "hostile $k ($runs runs alongside the guests): $what, and a fresh connection did verified I/O"
   else
     tap_fail "hostile $k: $bad of $runs runs failed"
-    grep -A12 "\-\-hostile $k\$" "$T/attack.log" | tail -n 24 | sed 's/^/#   /'
+    [ -n "$last" ] && sed 's/^/#   /' "$last" | tail -n 12
   fi
 done
 tap_check "host: the backend lived through the guests and the attacks" kill -0 "$VHOST_PID"
