@@ -11,6 +11,7 @@
 #   vm_vhost_start SPEC...           start the vhost-user-blk backend for SOCK=IMG[,queues=N]...
 #   vm_vhost_kill                    SIGKILL that backend (and reap it)
 #   vm_vhost_stop                    SIGTERM it; its exit status (124 if it had to be killed)
+#   vm_vhost_stats                   its --stats counters (data path, bytes copied) as comments
 #   vm_vhost_blk_verify NAME IMG PAT the host's own reading of a disk guest/vhost_blk.sh wrote
 #
 # Guests get vhost-user-blk disks from the sockets of VM_VHOST_SOCKS (in that order: vda,
@@ -18,7 +19,8 @@
 # with VM_VHOST_RECONNECT=SECS qemu reconnects to a backend that went away. Their memory
 # is then a shared memfd (the backend maps it). VM_SMP sets the number of vCPUs (a guest
 # uses at most one virtio-blk queue per vCPU). The backend is `shunt vhost` ($SHUNT), or
-# qemu-storage-daemon's vhost-user-blk export with SHUNT_VHOST_BACKEND=qsd.
+# qemu-storage-daemon's vhost-user-blk export with SHUNT_VHOST_BACKEND=qsd;
+# SHUNT_VHOST_OPTS (e.g. datapath=copy) is appended to every device of `shunt vhost`.
 #
 # The initramfs is busybox-static, the kernel modules of VM_MODULES (with their
 # dependencies), e2fsprogs, GNU dd, nbd-client and their libraries; it is cached under
@@ -229,7 +231,9 @@ _vm_vhost_cmd() {
   local spec sock img opts o q ro i=0
   shift
   case $VM_VHOST_BACKEND in
-    shunt) _c=("$SHUNT" vhost "$@"); return 0 ;;
+    shunt) _c=("$SHUNT" vhost --stats "$T/vhost-stats.json")
+           for spec in "$@"; do _c+=("$spec${SHUNT_VHOST_OPTS:+,$SHUNT_VHOST_OPTS}"); done
+           return 0 ;;
   esac
   # qemu-storage-daemon: queues= and ro are translated; it has no serial (GET_ID answers
   # a fixed text).
@@ -289,6 +293,19 @@ vm_vhost_stop() {
   echo "# vhost backend (pid $VHOST_PID) ignored SIGTERM for ${1:-20} s; killed"
   vm_vhost_kill
   return 124
+}
+
+# vm_vhost_stats: print, as TAP comments, what `shunt vhost --stats` counted per device
+# (written at exit): the data path's bytes and what the backend's CPU copied.
+vm_vhost_stats() {
+  [ "$VM_VHOST_BACKEND" = shunt ] && [ -s "$T/vhost-stats.json" ] || return 0
+  python3 - "$T/vhost-stats.json" <<'PY'
+import json, sys
+keys = ("requests", "bytes_by_path", "cpu_copied_bytes", "bounce_bytes", "mem_fixed_ios",
+        "bad_requests", "broken_queues")
+for d in json.load(open(sys.argv[1])).get("devices", []):
+    print(f"# stats {d.get('socket')}: " + ", ".join(f"{k} {d[k]}" for k in keys if k in d))
+PY
 }
 
 # vm_vhost_kill: SIGKILL the backend started last and reap it.

@@ -37,6 +37,7 @@ VM_SMP=2 VM_VHOST_SOCKS=$socks VM_VHOST_QUEUES="1 2 1" \
 vm_report blk
 tap_check "host: the backend lived through the guest" kill -0 "$VHOST_PID"
 tap_check "host: the backend exits with status 0 on SIGTERM" vm_vhost_stop
+vm_vhost_stats
 
 # An independent reader: the image files on the host, after the backend has exited.
 for n in vda vdb; do vm_vhost_blk_verify $n "$T/$n.img" "$T/pat-$n"; done

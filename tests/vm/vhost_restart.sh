@@ -75,6 +75,7 @@ echo "# what qemu said about the backend:"
 sed 's/^/#   qemu: /' "$T/restart.qemu.log"
 tap_check "host: the restarted backend lived through the guest" kill -0 "$VHOST_PID"
 tap_check "host: the backend exits with status 0 on SIGTERM" vm_vhost_stop
+vm_vhost_stats
 # What lossyfs got no sync for is gone with it: the checks below read what was flushed.
 umount "$mnt"
 wait "$lossy_pid"

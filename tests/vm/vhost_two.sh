@@ -97,6 +97,7 @@ for k in $kinds; do
 done
 tap_check "host: the backend lived through the guests and the attacks" kill -0 "$VHOST_PID"
 tap_check "host: the backend exits with status 0 on SIGTERM" vm_vhost_stop
+vm_vhost_stats
 for g in vm1 vm2; do vm_vhost_blk_verify "$g" "$T/$g.img" "$T/$g/pat-vda"; done
 if [ "$_tap_failed" -gt 0 ]; then
   echo "# backend log:"; tail -n 30 "$T/vhost.log" | sed 's/^/#   /'
