@@ -8,7 +8,7 @@
 #   vm_send NAME WORD                the guest's `g_wait_host WORD` returns
 #   vm_report NAME                   turn the guest's results into TAP lines here
 #   vm_vhost_require                 fail the test (TAP) when the vhost-user backend is missing
-#   vm_vhost_start SPEC...           start the vhost-user-blk backend for SOCK=IMG[,queues=N]...
+#   vm_vhost_start SPEC...           start the vhost-user-blk backend for SOCK=IMG[,OPT]...
 #   vm_vhost_kill                    SIGKILL that backend (and reap it)
 #   vm_vhost_stop                    SIGTERM it; its exit status (124 if it had to be killed)
 #   vm_vhost_stats                   its --stats counters (data path, bytes copied) as comments
@@ -225,10 +225,11 @@ vm_vhost_require() {
   echo "# vhost-user backend: $VM_VHOST_BACKEND"
 }
 
-# _vm_vhost_cmd ARRAY SPEC...: the backend's command line serving every SOCK=IMG[,queues=N].
+# _vm_vhost_cmd ARRAY SPEC...: the backend's command line serving every SPEC (see
+# vm_vhost_start).
 _vm_vhost_cmd() {
   local -n _c=$1
-  local spec sock img opts o q ro i=0
+  local spec sock img opts o q ro w i=0
   shift
   case $VM_VHOST_BACKEND in
     shunt) _c=("$SHUNT" vhost --stats "$T/vhost-stats.json")
@@ -239,22 +240,22 @@ _vm_vhost_cmd() {
   # a fixed text).
   _c=(qemu-storage-daemon)
   for spec in "$@"; do
-    sock=${spec%%=*} img=${spec#*=} q=1 ro=off
+    sock=${spec%%=*} img=${spec#*=} q=1 ro=off w=on
     opts=${img#*,}; [ "$opts" = "$img" ] && opts=
     img=${img%%,*}
     for o in ${opts//,/ }; do
-      case $o in queues=*) q=${o#queues=} ;; ro) ro=on ;; esac
+      case $o in queues=*) q=${o#queues=} ;; ro) ro=on w=off ;; esac
     done
     _c+=(--blockdev "driver=file,node-name=f$i,filename=$img,cache.direct=on,aio=io_uring,discard=unmap,read-only=$ro"
-         --export "type=vhost-user-blk,id=e$i,node-name=f$i,addr.type=unix,addr.path=$sock,writable=$([ $ro = on ] && echo off || echo on),num-queues=$q")
+         --export "type=vhost-user-blk,id=e$i,node-name=f$i,addr.type=unix,addr.path=$sock,writable=$w,num-queues=$q")
     i=$((i + 1))
   done
 }
 
-# vm_vhost_start SPEC...: start one backend process serving each SPEC (SOCK=IMG[,OPT...],
-# `shunt vhost`'s syntax: queues=N, ro, serial=TEXT)
-# and wait until every SOCK is a socket it made (a stale one left by a killed backend does
-# not count); sets VHOST_PID. The log goes to $T/vhost.log.
+# vm_vhost_start SPEC...: start one backend process serving each SPEC, in `shunt vhost`'s
+# syntax SOCK=IMG[,queues=N][,ro][,serial=TEXT], and wait until every SOCK is a socket it
+# made (a stale one left by a killed backend does not count); sets VHOST_PID. The log goes
+# to $T/vhost.log, the --stats of shunt vhost to $T/vhost-stats.json.
 vm_vhost_start() {
   local cmd=() spec sock i old
   local -A before=()
