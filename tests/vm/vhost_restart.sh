@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # tests/vm/vhost_restart.sh: the backend is SIGKILLed while a guest writes to its
-# vhost-user-blk disk (two queues, a writer on each) and started again on the same socket.
+# vhost-user-blk disk (two queues, a writer on each) and started again on the same socket,
+# then stopped with SIGTERM under the same writes and started again.
 # qemu reconnects (reconnect=1) and the backend resubmits the requests left in flight
 # (INFLIGHT_SHMFD): the guest's writes complete without an I/O error, e2fsck is clean in
 # the guest and on the host, and the host finds every file and the pattern in the image.
@@ -51,7 +52,7 @@ vm_vhost_start "$spec" || { tap_fail "backend serves $spec"; tap_done; exit 1; }
 
 VM_SMP=2 VM_VHOST_SOCKS=$sock VM_VHOST_QUEUES=2 VM_VHOST_RECONNECT=1 VM_EXTRA_FILES=$T/pat \
   vm_start restart "$VM_DIR/guest/vhost_restart.sh" FS_MB=$FS_MB PAT_MB=$PAT_MB REGION_MB=$REGION_MB
-if vm_wait_mark restart io-running "$VM_TIMEOUT"; then
+if vm_wait_mark restart io-running-kill "$VM_TIMEOUT"; then
   # The storage stalls; the guest goes on writing, so the backend soon waits on it.
   kill -STOP "$lossy_pid"
   for ((i = 0; i < 600; i++)); do [ "$(cat "$conn/waiting")" -gt 0 ] && break; sleep 0.1; done
@@ -67,7 +68,14 @@ if vm_wait_mark restart io-running "$VM_TIMEOUT"; then
   fi
   if vm_vhost_start "$spec"; then tap_ok "host: backend restarted on the same socket"
   else tap_fail "host: backend restarted on the same socket"; fi
-  vm_send restart backend-restarted
+  vm_send restart backend-restarted-kill
+fi
+# An orderly restart: SIGTERM finishes what is in flight and exits 0; qemu reconnects.
+if vm_wait_mark restart io-running-term "$VM_TIMEOUT"; then
+  tap_check "host: backend stopped with SIGTERM under the guest's writes, status 0" vm_vhost_stop
+  if vm_vhost_start "$spec"; then tap_ok "host: backend started again on the same socket"
+  else tap_fail "host: backend started again on the same socket"; fi
+  vm_send restart backend-restarted-term
 fi
 vm_wait restart
 vm_report restart

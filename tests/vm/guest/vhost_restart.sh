@@ -1,7 +1,8 @@
 # tests/vm/guest/vhost_restart.sh: runs inside the guest (see vhost_restart.sh).
 # Two writers on /dev/vda, one per vCPU (so one per queue): files with fsync on ext4 in
-# [0, FS_MB), and the pattern /data/pat rewritten O_DIRECT at PAT_MB by four writers. The host kills the
-# backend while they run and starts it again; the writes must go on without an error.
+# [0, FS_MB), and the pattern /data/pat rewritten O_DIRECT at PAT_MB by four writers.
+# The host kills the backend, then stops it with SIGTERM, each time while they run, and
+# starts it again; the writes must go on without an error.
 D=/dev/vda DD=/usr/bin/dd
 R=$((REGION_MB << 20))
 g_must "mkfs.ext4 on the first $FS_MB MiB of $D" /usr/sbin/mkfs.ext4 -q -F -b 4096 $D $((FS_MB * 256))
@@ -52,15 +53,19 @@ progress() {
   [ "$(files)" -ge $1 ] && [ "$(raws)" -ge $2 ]
 }
 g_check "both writers under way" progress 2 1
-g_note "before the kill: $(files) files, $(raws) pattern rounds"
-g_mark io-running
-g_wait_host backend-restarted 300
-nf=$(files) nr=$(raws)
-if ! g_check "writes go on after the restart (3 more files, 2 more pattern rounds)" progress $((nf + 3)) $((nr + 2)); then
-  g_note "writers stuck at $(files) files, $(raws) pattern rounds"
-  dmesg | tail -n 30
-  exit 1
-fi
+# Two restarts: after a SIGKILL (round "kill"), then after a SIGTERM (round "term").
+for r in kill term; do
+  g_note "before the $r: $(files) files, $(raws) pattern rounds"
+  g_mark io-running-$r
+  g_wait_host backend-restarted-$r 300 || exit 1
+  nf=$(files) nr=$(raws)
+  if ! g_check "writes go on after the $r and restart (3 more files, 2 more pattern rounds)" \
+      progress $((nf + 3)) $((nr + 2)); then
+    g_note "writers stuck at $(files) files, $(raws) pattern rounds"
+    dmesg | tail -n 30
+    exit 1
+  fi
+done
 touch /tmp/stop
 wait $FW
 g_check "file writer (fsync per file) ended without an error ($(files) files)" test $? = 0
