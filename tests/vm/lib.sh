@@ -208,10 +208,16 @@ _vm_vhost_args() {
   done
 }
 
-# vm_vhost_require: fail the whole test (TAP) when the chosen backend cannot run here.
-# `shunt vhost` missing is a failure, not a skip: it is the code under test.
+# vm_vhost_require: skip the whole test when qemu has no vhost-user-blk-pci device; fail it
+# (TAP) when the chosen backend cannot run: `shunt vhost` missing is a failure, not a
+# skip, since it is the code under test.
 vm_vhost_require() {
   local why=
+  if ! qemu-system-x86_64 -device help 2>/dev/null | grep -q '"vhost-user-blk-pci"'; then
+    tap_skip "vhost-user-blk guests ($(basename "$0"))" "this qemu has no vhost-user-blk-pci device"
+    tap_done
+    exit 0
+  fi
   case $VM_VHOST_BACKEND in
     shunt) "$SHUNT" vhost --help >/dev/null 2>&1 || why="$SHUNT vhost --help fails (no vhost command?)" ;;
     qsd) command -v qemu-storage-daemon >/dev/null || why="qemu-storage-daemon not installed" ;;
