@@ -242,8 +242,8 @@ _vm_vhost_cmd() {
            for spec in "$@"; do _c+=("$spec${SHUNT_VHOST_OPTS:+,$SHUNT_VHOST_OPTS}"); done
            return 0 ;;
   esac
-  # qemu-storage-daemon: queues= and ro are translated; it has no serial (GET_ID answers
-  # a fixed text).
+  # qemu-storage-daemon: queues= and ro are translated, an nbd://HOST:PORT/EXPORT source
+  # becomes its nbd driver; it has no serial (GET_ID answers a fixed text).
   _c=(qemu-storage-daemon)
   for spec in "$@"; do
     sock=${spec%%=*} img=${spec#*=} q=1 ro=off w=on
@@ -252,16 +252,23 @@ _vm_vhost_cmd() {
     for o in ${opts//,/ }; do
       case $o in queues=*) q=${o#queues=} ;; ro) ro=on w=off ;; esac
     done
-    _c+=(--blockdev "driver=file,node-name=f$i,filename=$img,cache.direct=on,aio=io_uring,discard=unmap,read-only=$ro"
-         --export "type=vhost-user-blk,id=e$i,node-name=f$i,addr.type=unix,addr.path=$sock,writable=$w,num-queues=$q")
+    case $img in
+      nbd://*)   # nbd://HOST:PORT/EXPORT
+        local hp=${img#nbd://} exp=${img#nbd://*/}
+        hp=${hp%%/*}
+        _c+=(--blockdev "driver=nbd,node-name=f$i,server.type=inet,server.host=${hp%:*},server.port=${hp##*:},export=$exp,discard=unmap,read-only=$ro") ;;
+      *) _c+=(--blockdev "driver=file,node-name=f$i,filename=$img,cache.direct=on,aio=io_uring,discard=unmap,read-only=$ro") ;;
+    esac
+    _c+=(--export "type=vhost-user-blk,id=e$i,node-name=f$i,addr.type=unix,addr.path=$sock,writable=$w,num-queues=$q")
     i=$((i + 1))
   done
 }
 
 # vm_vhost_start SPEC...: start one backend process serving each SPEC, in `shunt vhost`'s
-# syntax SOCK=IMG[,queues=N][,ro][,serial=TEXT], and wait until every SOCK is a socket it
-# made (a stale one left by a killed backend does not count); sets VHOST_PID. The log goes
-# to $T/vhost.log, the --stats of shunt vhost to $T/vhost-stats.json.
+# syntax SOCK=SOURCE[,queues=N][,ro][,serial=TEXT] (SOURCE a file or nbd://HOST:PORT/NAME),
+# and wait until every SOCK is a socket it made (a stale one left by a killed backend does
+# not count); sets VHOST_PID. The log goes to $T/vhost.log, the --stats of shunt vhost to
+# $T/vhost-stats.json.
 vm_vhost_start() {
   local cmd=() spec sock i old
   local -A before=()
