@@ -75,6 +75,9 @@ for d in $DISKS; do
   done
   g_check "$N: O_DIRECT read-back equals the pattern" sh -c \
     "$DD if=$D bs=64k iflag=direct skip=$((PAT_MB * 16)) count=$((REGION_MB * 16)) status=none | /usr/bin/cmp - /data/pat-$N"
+  g_note "$N: max_segments $(cat /sys/block/$N/queue/max_segments), max_sectors_kb $(cat /sys/block/$N/queue/max_sectors_kb)"
+  g_check "$N: O_DIRECT 4 MiB reads (requests of many segments) equal the pattern" sh -c \
+    "$DD if=$D bs=4M iflag=direct skip=$((PAT_MB / 4)) count=$((REGION_MB / 4)) status=none | /usr/bin/cmp - /data/pat-$N"
   g_check "$N: 33 O_DIRECT 4 KiB reads at +28 KiB equal the pattern" sh -c \
     "$DD if=$D bs=4k iflag=direct,skip_bytes skip=$(((PAT_MB << 20) + 4096 * 7)) count=33 status=none |
      /usr/bin/cmp -i 0:$((4096 * 7)) -n $((33 * 4096)) - /data/pat-$N"
