@@ -35,6 +35,16 @@ write_pattern() {
   return $_rc
 }
 
+# sectors DEV NAME: zero the pattern region's first 4 KiB, then write it back from the
+# pattern one 512-byte sector at a time, odd sectors first, O_DIRECT.
+sectors() {
+  $DD if=/dev/zero of=$1 bs=4k count=1 seek=$((PAT_MB * 256)) oflag=direct conv=notrunc,fsync status=none || return 1
+  for _s in 1 3 5 7 0 2 4 6; do
+    $DD if=/data/pat-$2 of=$1 bs=512 count=1 skip=$_s seek=$((PAT_MB * 2048 + _s)) oflag=direct \
+      conv=notrunc,fsync status=none || return 1
+  done
+}
+
 # fill DEV MB: overwrite [MB, +REGION_MB) with the byte 0xa5, O_DIRECT.
 fill() {
   tr '\000' '\245' </dev/zero | $DD of=$1 bs=1M count=$REGION_MB seek=$2 iflag=fullblock \
@@ -75,6 +85,9 @@ for d in $DISKS; do
   done
   g_check "$N: O_DIRECT read-back equals the pattern" sh -c \
     "$DD if=$D bs=64k iflag=direct skip=$((PAT_MB * 16)) count=$((REGION_MB * 16)) status=none | /usr/bin/cmp - /data/pat-$N"
+  g_check "$N: 512-byte O_DIRECT writes, one sector each" sectors $D $N
+  g_check "$N: 512-byte O_DIRECT reads equal the pattern" sh -c \
+    "$DD if=$D bs=512 iflag=direct skip=$((PAT_MB * 2048)) count=16 status=none | /usr/bin/cmp -n 8192 - /data/pat-$N"
   g_note "$N: max_segments $(cat /sys/block/$N/queue/max_segments), max_sectors_kb $(cat /sys/block/$N/queue/max_sectors_kb)"
   g_check "$N: O_DIRECT 4 MiB reads (requests of many segments) equal the pattern" sh -c \
     "$DD if=$D bs=4M iflag=direct skip=$((PAT_MB / 4)) count=$((REGION_MB / 4)) status=none | /usr/bin/cmp - /data/pat-$N"
