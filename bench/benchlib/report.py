@@ -213,6 +213,7 @@ def markdown(records):
                           "disk bytes / byte served", "image in cache / page cache + (MiB)"],
                          rows + _na_rows(records, 9)))
 
+    md.append(_tls_section(records, per_round))
     md.append(targets(all_records))
     na = _by(records, kind="server", status="n/a")
     if na:
@@ -242,6 +243,40 @@ def _client_us_per_req(r):
     return r.get("client_cpu_us_per_req")
 
 
+def _tls_section(records, per_round):
+    """The TLS experiment (tls.py): a table per workload, and shunt's ratios to nbdkit's
+    throughput and server CPU per GiB against the targets (≥ 1.2x at ≤ 0.8x)."""
+    tls = _by(records, kind="tls")
+    if not tls:
+        return ""
+    md = ["## TLS (X.509, --tls=require), hot, fio nbd engine over nbds://\n"]
+    rows = []
+    for r in tls:
+        w = r.get("workload", "")
+        each = _per_round(per_round, _speed_key(w), kind="tls", workload=w, server=r["server"],
+                          variant=r["variant"]) if per_round and w in fio.WORKLOADS else ""
+        if r.get("status") != "ok":
+            rows.append([r["server"], r["variant"], w, "error", "", "", "", each or "–"])
+            continue
+        rows.append([r["server"], r["variant"], fio.WORKLOADS[w][4], _f(r["mbps"], 0),
+                     _f(r["iops"], 0), _f(r["server_cpu_s_per_gib"]),
+                     _f(r["server_cpu_us_per_req"], 1), each or "–"])
+    md.append(_table(["server", "variant", "workload", "MB/s", "IOPS", "server CPU s/GiB",
+                      "server CPU µs/req", "per round"], rows))
+    lines = []
+    for w in sorted({r["workload"] for r in _ok(tls)}):
+        sh = _ok(tls, server="shunt", workload=w)
+        kit = _ok(tls, server="nbdkit", workload=w)
+        if not sh or not kit or not kit[0]["mbps"] or not kit[0]["server_cpu_s_per_gib"]:
+            continue
+        t = sh[0]["mbps"] / kit[0]["mbps"]
+        c = sh[0]["server_cpu_s_per_gib"] / kit[0]["server_cpu_s_per_gib"]
+        lines.append(f"- {fio.WORKLOADS[w][4]}: shunt/nbdkit throughput {t:.2f}x "
+                     f"(target ≥ 1.2x {'✓' if t >= 1.2 else '✗'}), server CPU per GiB "
+                     f"{c:.2f}x (target ≤ 0.8x {'✓' if c <= 0.8 else '✗'})")
+    return "\n".join(md) + ("\n" + "\n".join(lines) + "\n" if lines else "")
+
+
 def targets(records):
     """The performance targets, each with the best peer's figure, what shunt needs, and what each
     shunt configuration measured in this run. With --repeat, the figures are the medians, and
@@ -250,7 +285,7 @@ def targets(records):
     records, per_round = rounds.split(records)
     n_rounds = max((r["round"] for r in per_round), default=0)
     peers = [r for r in records if r.get("server") not in (None, "shunt")]
-    shunt = [r for r in records if r.get("server") == "shunt"]
+    shunt = [r for r in records if r.get("server") == "shunt" and r["kind"] != "tls"]
     variants = sorted({r["variant"] for r in shunt if r.get("status") == "ok"})
     rows = []
 

@@ -26,7 +26,8 @@
  *   unaligned edge), but it would race with the O_DIRECT writes of larger
  *   ones to the same block;
  * - otherwise buffered, as the splice path writes (chunk by chunk while
- *   the payload arrives).  Reads stay coherent either way: an O_DIRECT read
+ *   the payload arrives; a small one straight from the front end's receive
+ *   buffer, dp_write_in_place()).  Reads stay coherent either way: an O_DIRECT read
  *   first writes back dirty cached pages of its range, and an O_DIRECT
  *   write drops the cached pages it overwrites. */
 #include <stdlib.h>
@@ -143,6 +144,13 @@ static const struct datapath *write_path(struct request *r)
   if (r->dp == &datapath_auto)
     choose(r, dp_export_writes_direct(r->export) ? &datapath_direct : &auto_buffered);
   return r->dp;
+}
+
+bool dp_write_in_place(const struct datapath *dp, const struct dp_export *dx)
+{
+  if (dp == &datapath_auto)
+    return !dp_export_writes_direct(dx);
+  return !dp->alloc_buffer;
 }
 
 static void *auto_alloc_buffer(struct request *r, size_t len)

@@ -15,6 +15,8 @@
 
 struct backend_extent;
 struct bio;
+struct dp_export;
+struct engine;
 struct request;
 
 struct datapath {
@@ -102,10 +104,55 @@ extern const struct datapath datapath_tls_direct;
  * in the page cache, from the mapping (src/datapath/mmap.c). */
 void dp_mmap_send(struct request *r);
 
+/* Whether a small WRITE on dp to dx may be executed from the front end's
+ * own memory (its receive buffer, r->buf_lender) instead of a buffer of the
+ * path's: paths without alloc_buffer, and auto while dx writes through the
+ * page cache (the splice path's writes, which take any buffer).  Where
+ * writes go O_DIRECT the payload must sit in an aligned buffer of the
+ * path's, and copying it there stands in for the page-cache copy a
+ * buffered write makes: the copies per byte are the same. */
+bool dp_write_in_place(const struct datapath *dp, const struct dp_export *dx);
+
 /* Execute r (validated; a WRITE's payload complete in r->buf): READ and
  * WRITE on r->dp (or the first path down its fallbacks that serves them),
  * everything else in dp_command(). */
 void dp_execute(struct request *r);
+
+/* ---- caller memory (memory front ends, request.h: r->mem_iov) ----
+ * A request of a sink with ops->done is checked here (range, read-only:
+ * the NBD errors a server would answer) and its READ or WRITE moves bytes
+ * straight between the backend and r->mem_iov with the fewest copies its
+ * export's path allows (src/datapath/memio.c): copy, splice and mmap read
+ * and write through the page cache with preadv/pwritev into and out of the
+ * iovec (no copy in user space); direct does O_DIRECT into and out of the
+ * caller's pages, with fixed-buffer operations on memory registered with
+ * dp_mem_register(), segments O_DIRECT cannot take bounced (and counted as
+ * copied); auto reads cached ranges as copy, the rest as direct, and
+ * writes as the export writes (dp_export_writes_direct()). */
+void dp_mem_execute(struct request *r);
+
+/* Register [addr, addr + len) of the caller's memory (a VM's pages, stable
+ * for as long as it is registered) as io_uring fixed buffers on engine e's
+ * ring, beside the worker's arena, in pieces of at most DP_MEM_PIECE_MAX
+ * bytes, so that the direct path reads and writes it with
+ * READ_FIXED/WRITE_FIXED.  Returns 0 or -errno (the kernel refused it: the
+ * memory still works, with plain READV/WRITEV; the caller logs it once).
+ * On e's thread; each worker's ring that serves requests on the memory
+ * needs its own registration.  -EEXIST when addr is registered already.
+ * Unregister before unmapping it: the kernel pins the pages it registered,
+ * and a fixed I/O reaches those, not what is mapped at addr later. */
+int dp_mem_register(struct engine *e, void *addr, size_t len);
+
+/* Undo dp_mem_register(e, addr, ...) (nothing when addr is not
+ * registered).  I/O already submitted on it finishes normally (the kernel
+ * keeps the pages until then).  On e's thread. */
+void dp_mem_unregister(struct engine *e, void *addr);
+
+/* The kernel's limit on one registered buffer. */
+#define DP_MEM_PIECE_MAX (1ull << 30)
+/* The pieces dp_mem_register() makes: DP_MEM_PIECE_MAX (tests make it
+ * smaller; set before any registration). */
+extern size_t dp_mem_piece_max;
 
 /* Serve r's READ on the path after self (self->fallback, or further down),
  * first giving r a buffer of r->hdr.length bytes when that path needs one

@@ -176,6 +176,22 @@ static void setup_auto(struct dp_export *dx, const struct dp_export_setup *setup
             setup->path, r == -ENODEV ? "not a regular file" : strerror(-r));
 }
 
+/* What O_DIRECT on direct_fd needs aligned (dp_export.dio_*). */
+static void dio_align(struct dp_export *dx)
+{
+  struct statx sx;
+
+  dx->dio_mem_align = dx->dio_off_align = 0;
+  if (dx->direct_fd < 0)
+    return;
+  dx->dio_mem_align = dx->dio_off_align = DP_DIRECT_ALIGN;
+  if (statx(dx->direct_fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &sx) == 0 && (sx.stx_mask & STATX_DIOALIGN)
+      && sx.stx_dio_mem_align && sx.stx_dio_offset_align) {
+    dx->dio_mem_align = sx.stx_dio_mem_align;
+    dx->dio_off_align = sx.stx_dio_offset_align;
+  }
+}
+
 int datapath_setup(struct dp_export *dx, struct backend *b, const struct dp_export_setup *setup,
                    char *err, size_t errlen)
 {
@@ -227,6 +243,7 @@ int datapath_setup(struct dp_export *dx, struct backend *b, const struct dp_expo
   }
   if (why)
     log_msg(LOG_WARN, NULL, dx->name, "datapath=%s: %s; using copy", want, why);
+  dio_align(dx);
   file_join(dx);
   if ((dx->datapath == &datapath_splice || dx->datapath == &datapath_mmap || dx->datapath == &datapath_auto)
       && dx->chunk > dp_pipe_size)

@@ -42,6 +42,10 @@ struct dp_export {
    * the file system (FUSE) does not honour RWF_DSYNC on an asynchronous
    * O_DIRECT write. */
   bool fua_by_sync;
+  /* With direct_fd: the alignment O_DIRECT needs of memory addresses and
+   * of file offsets and lengths (statx STATX_DIOALIGN; DP_DIRECT_ALIGN when
+   * the kernel does not say).  0 without direct_fd. */
+  uint32_t dio_mem_align, dio_off_align;
   struct dp_file *file;        /* shared with the other exports of the same file */
   bool counted;                /* counted in file's direct_writers or buffered_writers */
   struct rangelock *wlock;     /* &file->wlock: orders O_DIRECT writes to the same blocks (rangelock.h) */

@@ -10,6 +10,7 @@
 
 #include "common/log.h"
 #include "datapath/dpworker.h"
+#include "datapath/memreg.h"
 #include "common/macros.h"
 
 
@@ -32,6 +33,7 @@ static void dp_worker_fini(struct engine *e)
     return;
   if (dw->arena_ok)
     arena_fini(&dw->arena);
+  dp_fixed_fini(dw);
   random_fds_close(dw);
   bufpool_fini(&dw->pool);
   while (dw->free_pipes) {
@@ -67,6 +69,8 @@ struct arena *dp_arena(struct dp_worker *dw)
     int r = arena_init(&dw->arena, dw->eng, dp_arena_size);
     dw->arena_tried = true;
     dw->arena_ok = r == 0;
+    if (r == 0 && !dw->arena.registered)
+      dp_fixed_adopt_arena(dw);   /* the table of registered memory exists: slot 0 */
     if (r < 0)
       log_msg(LOG_WARN, NULL, NULL, "worker %d: no buffer arena (%s): direct I/O uses ordinary memory",
               dw->eng->id, strerror(-r));

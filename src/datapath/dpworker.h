@@ -27,6 +27,8 @@
 #define DP_RANDOM_FDS 8           /* backend files with a random-access twin, per worker */
 #define DP_SEQ_SLOTS 16           /* recent read ends remembered, per worker */
 
+struct dp_fixed;
+
 struct dp_pipe {
   struct dp_pipe *next;
   int rfd, wfd;
@@ -45,6 +47,7 @@ struct dp_worker {
   struct arena arena;
   struct bufpool pool;            /* payload buffers (bufpool.h), bounded by dp_pool_size */
   bool arena_tried, arena_ok;
+  struct dp_fixed *fixed;         /* the registered buffer table (memreg.h), NULL until needed */
   struct dp_pipe *free_pipes;
   unsigned npipes;                /* pipes that exist (free or in use) */
   unsigned inuse;                 /* pipes handed out */

@@ -149,6 +149,11 @@ void request_reply_status(struct request *r, uint32_t nbd_error, const char *msg
     log_msg(LOG_DEBUG, r->sink->peer, r->export->name, "%s at %llu+%llu: error %u%s%s",
             proto_command_name(r->hdr.type), (unsigned long long)r->hdr.offset,
             (unsigned long long)r->hdr.length, nbd_error, msg ? ": " : "", msg ? msg : "");
+  if (r->sink->ops->done) {   /* a memory front end: the status is the whole answer */
+    r->sink->ops->done(r->sink, r, nbd_error);
+    request_finish(r);
+    return;
+  }
   request_send(r, it, proto_reply_status(it->hdr, r->session, &r->hdr, nbd_error, msg), NULL, 0);
   request_finish(r);
 }

@@ -4,13 +4,17 @@
  * request_sink: the sink's ops are how the request layer tells the front end
  * to queue reply bytes, that a reply cannot be completed, or that a request
  * is freed.  The request layer owns the request's memory and frees it once
- * every queued reply item is done and the data path has finished. */
+ * every queued reply item is done and the data path has finished.
+ * A memory front end (vhost: the payload is a VM's pages) sets ops->done
+ * instead of encoding replies: its requests carry their payload in
+ * r->mem_iov and are answered with a status only. */
 #ifndef SHUNT_DATAPATH_REQUEST_H
 #define SHUNT_DATAPATH_REQUEST_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include "backend/backend.h"
 #include "datapath/stats.h"
@@ -41,6 +45,13 @@ struct request_sink_ops {
   /* r is about to be freed (its buffers and items already are): release
    * what the front end holds for it (r->buf_lender, r->cost). */
   void (*freed)(struct request_sink *s, struct request *r);
+  /* Memory front ends only: r is answered with status nbd_error (0 =
+   * success; a READ's data is already in r->mem_iov).  When a sink sets
+   * done, no reply bytes are encoded or pushed for its requests (push,
+   * release, send_failed and fail are never called); the request is freed
+   * after done returns (freed() is still called).  Runs exactly once per
+   * request that reached dp_execute(). */
+  void (*done)(struct request_sink *s, struct request *r, uint32_t nbd_error);
 };
 
 /* A source of requests (one NBD connection, say).  The front end embeds it
@@ -48,10 +59,12 @@ struct request_sink_ops {
 struct request_sink {
   const struct request_sink_ops *ops;
   struct engine *eng;                  /* the loop its requests run on */
-  const struct proto_session *session; /* how replies are encoded */
+  const struct proto_session *session; /* how replies are encoded; NULL for a sink
+                                        * with ops->done (no replies are encoded) */
   struct dp_export *export;
   const struct datapath *dp;           /* the path executing its requests */
-  struct dp_share *share;              /* its part of its worker's pipes and arena */
+  struct dp_share *share;              /* its part of its worker's pipes and arena;
+                                        * may be NULL (then its requests take no arena) */
   const char *peer;                    /* who it serves, for log messages */
 };
 
@@ -74,6 +87,12 @@ struct request {
   const struct datapath *dp;           /* the path executing it */
   struct proto_request hdr;
   void *buf;                           /* payload buffer: WRITE data, READ data, BLOCK_STATUS reply */
+  /* The front end's memory (a VM's pages): a READ lands in it, a WRITE is
+   * taken from it; NULL for NBD requests.  Set after request_new(), before
+   * dp_execute(); its lengths sum to hdr.length; the memory stays valid
+   * until ops->done.  r->buf stays NULL (the data paths may use it). */
+  const struct iovec *mem_iov;
+  unsigned mem_niov;
   size_t buflen;
   bool buf_from_datapath;              /* buf came from dp->alloc_buffer */
   size_t buf_pooled;                   /* buf came from the worker's buffer pool for this
@@ -140,7 +159,8 @@ void request_fail_connection(struct request *r);
 void request_finish(struct request *r);
 
 /* Send the whole reply for a request without data (status or error) and
- * finish.  msg may be NULL; it goes into structured error chunks. */
+ * finish.  msg may be NULL; it goes into structured error chunks.  For a
+ * sink with ops->done: done(nbd_error) instead, then the request is freed. */
 void request_reply_status(struct request *r, uint32_t nbd_error, const char *msg);
 
 #endif

@@ -103,6 +103,7 @@ void dp_stats_json(FILE *f, const struct dp_stats *st)
           ld(&st->range_lock_waits), ld(&st->rmw_merged), ld(&st->chunks), ld(&st->chunks_out_of_order),
           ld(&st->send_timeouts), ld(&st->budget_waits));
   fprintf(f, "\"pool_hits\":%" PRIu64 ",\"pool_allocs\":%" PRIu64 ",", ld(&st->pool_hits), ld(&st->pool_allocs));
+  fprintf(f, "\"mem_fixed_ios\":%" PRIu64 ",", ld(&st->mem_fixed_ios));
   phase_json(f, "read_phases", &st->read_phase, 0);
   fputc(',', f);
   phase_json(f, "write_phases", &st->write_phase, 1);

@@ -42,6 +42,7 @@ struct dp_stats {
   stat_t send_timeouts;                  /* connections cut by --send-timeout */
   stat_t budget_waits;                   /* times a connection paused for --memory-budget */
   stat_t pool_hits, pool_allocs;         /* payload buffers reused from a worker's pool / newly mapped */
+  stat_t mem_fixed_ios;                  /* caller-memory direct I/Os on registered memory (fixed buffers) */
   struct dp_phase_stats read_phase, write_phase;
 };
 

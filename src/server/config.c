@@ -3,19 +3,14 @@
  * [export NAME] section per export; keys mirror the command line. */
 #include <ctype.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
+#include "common/inifile.h"
 #include "common/log.h"
 #include "common/parse.h"
 #include "server/config.h"
-
-/* Longest config line accepted, newline included. */
-#define CONFIG_MAX_LINE 8191
 
 void config_init(struct server_config *cfg)
 {
@@ -92,17 +87,6 @@ int config_add_export_spec(struct server_config *cfg, const char *spec, char *er
   }
   *e = ec;
   return 0;
-}
-
-static char *trim(char *s)
-{
-  char *end;
-  while (isspace((unsigned char)*s))
-    s++;
-  end = s + strlen(s);
-  while (end > s && isspace((unsigned char)end[-1]))
-    *--end = '\0';
-  return s;
 }
 
 int config_set_tls(struct server_config *cfg, const char *key, const char *val,
@@ -215,130 +199,65 @@ bad:
   return -EINVAL;
 }
 
-/* Open path for reading: a regular file, or a pipe (--config <(...)) read
- * to its end.  Anything else is refused: a directory reads as an empty file
- * on some systems (every tls = require and allow= silently gone), and a
- * device or socket is no config file. */
-static FILE *open_config(const char *path, char *err, size_t errlen, int *r)
-{
-  struct stat st;
-  FILE *f;
-  /* O_NONBLOCK: opening a FIFO must not wait for a writer before we know
-   * what it is (regular files ignore the flag). */
-  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+/* The reader's state between lines: the [export NAME] section being read
+ * (NULL: the [server] part). */
+struct config_reader {
+  struct server_config *cfg;
+  struct export_config *cur;
+};
 
-  if (fd >= 0 && fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode)) {
-    /* A pipe: reopen blocking, so that its writer is waited for. */
-    close(fd);
-    fd = open(path, O_RDONLY | O_CLOEXEC);
+static int config_section(void *arg, const char *s, char *msg, size_t msglen)
+{
+  struct config_reader *rd = arg;
+  struct server_config *cfg = rd->cfg;
+  int r;
+
+  if (!strcmp(s, "server")) {
+    rd->cur = NULL;
+    return 0;
   }
-  if (fd < 0 || fstat(fd, &st) < 0) {
-    *r = -errno;
-    snprintf(err, errlen, "%s: %s", path, strerror(errno));
-    if (fd >= 0) close(fd);
-    return NULL;
+  if (strncmp(s, "export", 6) || !isspace((unsigned char)s[6])) {
+    snprintf(msg, msglen, "unknown section [%s] (expected [server] or [export NAME])", s);
+    return -EINVAL;
   }
-  if (!S_ISREG(st.st_mode) && !S_ISFIFO(st.st_mode)) {
-    *r = -EINVAL;
-    snprintf(err, errlen, "%s: not a regular file%s", path, S_ISDIR(st.st_mode) ? " (a directory)" : "");
-    close(fd);
-    return NULL;
+  const char *name = s + 7;
+  while (isspace((unsigned char)*name))
+    name++;
+  if ((r = export_check_name(name, msg, msglen)) < 0)
+    return r;
+  for (size_t i = 0; i < cfg->nexports; i++)
+    if (!strcmp(cfg->exports[i].name, name)) {
+      snprintf(msg, msglen, "export '%s' defined twice", name);
+      return -EINVAL;
+    }
+  if (!(rd->cur = add_export(cfg)) || !(rd->cur->name = strdup(name))) {
+    snprintf(msg, msglen, "out of memory");
+    return -ENOMEM;
   }
-  if (!(f = fdopen(fd, "r"))) {
-    *r = -errno;
-    snprintf(err, errlen, "%s: %s", path, strerror(errno));
-    close(fd);
+  return 0;
+}
+
+static int config_key(void *arg, const char *key, const char *val, char *msg, size_t msglen)
+{
+  struct config_reader *rd = arg;
+
+  if (rd->cur)
+    return export_set_option(rd->cur, key, val, msg, msglen);
+  if (!val) {
+    snprintf(msg, msglen, "expected KEY = VALUE");
+    return -EINVAL;
   }
-  return f;
+  return config_set_server_key(rd->cfg, key, val, msg, msglen);
 }
 
 int config_load_file(struct server_config *cfg, const char *path, char *err, size_t errlen)
 {
-  char *line = NULL, msg[512];
-  size_t cap = 0;
-  ssize_t len;
-  struct export_config *cur = NULL;
-  unsigned lineno = 0;
-  int r = 0;
-  FILE *f = open_config(path, err, errlen, &r);
+  static const struct ini_handler handler = { .section = config_section, .key = config_key };
+  struct config_reader rd = { .cfg = cfg };
+  int r = ini_load_file(path, &handler, &rd, err, errlen);
 
-  if (!f)
+  if (r < 0)
     return r;
-  while (r == 0 && (len = getline(&line, &cap, f)) >= 0) {
-    char *s, *eq, *key, *val;
-    lineno++;
-    if (memchr(line, '\0', (size_t)len)) {
-      snprintf(msg, sizeof msg, "NUL byte in line");
-      r = -EINVAL;
-      break;
-    }
-    if (len > CONFIG_MAX_LINE) {
-      snprintf(msg, sizeof msg, "line too long (more than %d bytes)", CONFIG_MAX_LINE);
-      r = -EINVAL;
-      break;
-    }
-    s = trim(line);
-    if (!*s || *s == '#' || *s == ';')
-      continue;
-    if (*s == '[') {
-      char *end = strchr(s, ']');
-      if (!end || end[1]) {
-        snprintf(msg, sizeof msg, "malformed section header");
-        r = -EINVAL;
-        break;
-      }
-      *end = '\0';
-      s = trim(s + 1);
-      if (!strcmp(s, "server")) {
-        cur = NULL;
-      } else if (!strncmp(s, "export", 6) && isspace((unsigned char)s[6])) {
-        const char *name = trim(s + 7);
-        r = export_check_name(name, msg, sizeof msg);
-        for (size_t i = 0; r == 0 && i < cfg->nexports; i++)
-          if (!strcmp(cfg->exports[i].name, name)) {
-            snprintf(msg, sizeof msg, "export '%s' defined twice", name);
-            r = -EINVAL;
-          }
-        if (r == 0 && (!(cur = add_export(cfg)) || !(cur->name = strdup(name)))) {
-          snprintf(msg, sizeof msg, "out of memory");
-          r = -ENOMEM;
-        }
-      } else {
-        snprintf(msg, sizeof msg, "unknown section [%s] (expected [server] or [export NAME])", s);
-        r = -EINVAL;
-      }
-      continue;
-    }
-    eq = strchr(s, '=');
-    if (!eq) {
-      key = s;
-      val = NULL;
-    } else {
-      *eq = '\0';
-      key = trim(s);
-      val = trim(eq + 1);
-    }
-    if (cur) {
-      r = export_set_option(cur, key, val, msg, sizeof msg);
-    } else if (!val) {
-      snprintf(msg, sizeof msg, "expected KEY = VALUE");
-      r = -EINVAL;
-    } else {
-      r = config_set_server_key(cfg, key, val, msg, sizeof msg);
-    }
-  }
-  if (r == 0 && ferror(f)) {
-    /* A read error must not pass for the end of the file: the rest of it
-     * may hold the tls = require or allow= lines that matter most. */
-    r = -EIO;
-    snprintf(msg, sizeof msg, "read error after this line");
-  }
-  free(line);
-  fclose(f);
-  if (r < 0) {
-    snprintf(err, errlen, "%s:%u: %s", path, lineno, msg);
-    return r;
-  }
   for (size_t i = 0; i < cfg->nexports; i++)
     if (!cfg->exports[i].path) {
       snprintf(err, errlen, "%s: export '%s' has no path", path, cfg->exports[i].name);

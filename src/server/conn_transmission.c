@@ -90,13 +90,13 @@ static size_t request_cost(const struct proto_request *h, uint32_t err)
 }
 
 /* A WRITE executed straight from the receive buffer: small enough to wait
- * for its whole payload there, a data path that takes any buffer (direct
- * writes from its arena), and one that would not start writing before the
+ * for its whole payload there, a data path that takes any buffer
+ * (dp_write_in_place(): not one that writes O_DIRECT from its arena), and one that would not start writing before the
  * payload is complete anyway (at most one chunk; larger ones still stream).
  * Not under TLS, whose decryption compacts the receive buffer. */
 static bool write_in_place(const struct conn *c, const struct proto_request *h)
 {
-  return !conn_tls_on(&c->tls) && !c->dp->alloc_buffer && h->type == NBD_CMD_WRITE && h->length > 0
+  return !conn_tls_on(&c->tls) && dp_write_in_place(c->dp, &c->export->dp) && h->type == NBD_CMD_WRITE && h->length > 0
          && h->length <= RXBUF_SMALL_WRITE && (!c->dp->payload_progress || h->length <= c->export->dp.chunk);
 }
 

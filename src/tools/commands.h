@@ -24,6 +24,8 @@ int cmd_serve(int argc, char **argv);   /* serve.c */
 int cmd_info(int argc, char **argv);
 int cmd_copy(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+/* vhost-user-blk disks for virtual machines (vhost.c, src/vhost/). */
+int cmd_vhost(int argc, char **argv);
 /* FUSE: the export as one file, for losetup (fuse.c, fuse_disk.c). */
 int cmd_fuse(int argc, char **argv);
 

@@ -13,6 +13,7 @@ static const struct shunt_command commands[] = {
   { "attach", cmd_attach, "attach an NBD export as /dev/nbdN (kernel nbd driver)" },
   { "detach", cmd_detach, "detach /dev/nbdN" },
   { "list", cmd_list, "list attached nbd devices" },
+  { "vhost", cmd_vhost, "serve files to virtual machines as vhost-user-blk disks" },
   { "fuse", cmd_fuse, "expose an NBD export as a file through FUSE (for losetup)" },
   { NULL, NULL, NULL },
 };

@@ -1,7 +1,7 @@
 /* fuzz_common.h: shared by the libFuzzer harnesses in tests/fuzz/: export
  * shapes the server's protocol code is fuzzed against, a deterministic chunker
  * (the fuzzer picks the seed, so it picks where recv() boundaries fall), and
- * a check that aborts with a message so libFuzzer records the input. */
+ * FUZZ_CHECK (fuzz_check.h). */
 #ifndef SHUNT_FUZZ_COMMON_H
 #define SHUNT_FUZZ_COMMON_H
 
@@ -11,18 +11,10 @@
 #include <string.h>
 
 #include "common/wire.h"
+#include "fuzz_check.h"
 #include "proto/nbd-protocol.h"
 #include "proto/session.h"
 
-/* An invariant of the code under test; a failure is a finding. */
-#define FUZZ_CHECK(cond)                                                        \
-  do {                                                                          \
-    if (!(cond)) {                                                              \
-      fprintf(stderr, "fuzz invariant failed at %s:%d: %s\n", __FILE__,         \
-              __LINE__, #cond);                                                 \
-      abort();                                                                  \
-    }                                                                           \
-  } while (0)
 
 /* Names and descriptions at the 4096-byte limit (NBD_MAX_STRING), to reach
  * the edges of the reply buffers; filled by fuzz_exports_init(). */

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-# tests/fuzz/gen_corpus.py: writes the seed corpora tests/fuzz/corpus/{handshake,request,reply}/
+# tests/fuzz/gen_corpus.py: writes the seed corpora tests/fuzz/corpus/NAME/
 # from real exchanges (the input formats are described at the top of each fuzz_*.c).
 # Re-run after changing a format; files found by fuzzing (crash-*, named by what they
 # reproduce) are kept, generated seeds (seed-*) are rewritten.
@@ -146,6 +146,106 @@ client_handshake = {
 }
 
 
+# ---- vhost-user and virtqueues (native byte order: little-endian here) ----
+def vu(req, payload=b"", flags=1, nfds=0, size=None):
+    return bytes([nfds]) + struct.pack("<III", req, flags, len(payload) if size is None else size) + payload
+
+
+def region(gpa, size, uaddr, off=0):
+    return struct.pack("<QQQQ", gpa, size, uaddr, off)
+
+
+(GET_FEATURES, SET_FEATURES, SET_OWNER, SET_MEM_TABLE, SET_VRING_NUM, SET_VRING_ADDR, SET_VRING_BASE,
+ GET_VRING_BASE, SET_VRING_KICK, SET_VRING_CALL, GET_PROTOCOL_FEATURES, SET_PROTOCOL_FEATURES,
+ GET_QUEUE_NUM, SET_VRING_ENABLE, GET_CONFIG, SET_CONFIG, GET_INFLIGHT_FD, SET_INFLIGHT_FD,
+ GET_MAX_MEM_SLOTS, ADD_MEM_REG, REM_MEM_REG) = (1, 2, 3, 5, 8, 9, 10, 11, 12, 13, 15, 16, 17, 18, 24, 25,
+                                                 31, 32, 36, 37, 38)
+U = 0x7f0000000000
+vhost_msg = {
+    # a front-end's start-up, as qemu sends it (fd counts in the first byte of each)
+    "qemu-start": vu(GET_FEATURES) + vu(SET_FEATURES, struct.pack("<Q", (1 << 32) | (1 << 30) | (1 << 29)))
+    + vu(GET_PROTOCOL_FEATURES) + vu(SET_PROTOCOL_FEATURES, struct.pack("<Q", 0x9209), 9)
+    + vu(GET_QUEUE_NUM) + vu(GET_MAX_MEM_SLOTS) + vu(SET_OWNER)
+    + vu(GET_CONFIG, struct.pack("<III", 0, 60, 0) + bytes(60))
+    + vu(SET_VRING_CALL, struct.pack("<Q", 0), nfds=1)
+    + vu(SET_MEM_TABLE, struct.pack("<II", 2, 0) + region(0, 1 << 30, U) + region(1 << 32, 1 << 30, U + (1 << 30)),
+         nfds=2)
+    + vu(GET_INFLIGHT_FD, struct.pack("<QQHHI", 0, 0, 2, 128, 0))
+    + vu(SET_INFLIGHT_FD, struct.pack("<QQHHI", 8448, 0, 2, 128, 0), nfds=1)
+    + vu(SET_VRING_NUM, struct.pack("<II", 0, 128)) + vu(SET_VRING_BASE, struct.pack("<II", 0, 0))
+    + vu(SET_VRING_ADDR, struct.pack("<IIQQQQ", 0, 0, U + 0x10000, U + 0x11000, U + 0x10800, 0))
+    + vu(SET_VRING_KICK, struct.pack("<Q", 0), nfds=1) + vu(SET_VRING_ENABLE, struct.pack("<II", 0, 1))
+    + vu(GET_VRING_BASE, struct.pack("<II", 0, 0)),
+    "mem-slots": vu(ADD_MEM_REG, struct.pack("<Q", 0) + region(0, 1 << 20, U), nfds=1)
+    + vu(ADD_MEM_REG, struct.pack("<Q", 0) + region(1 << 20, 1 << 20, U + (1 << 20)), nfds=1)
+    + vu(ADD_MEM_REG, struct.pack("<Q", 0) + region(1 << 19, 1 << 20, U + (1 << 21)), nfds=1)
+    + vu(REM_MEM_REG, struct.pack("<Q", 0) + region(0, 1 << 20, U, 99))
+    + vu(ADD_MEM_REG, struct.pack("<Q", 0) + region((1 << 64) - 4096, 8192, 0), nfds=1),
+    "malformed": vu(SET_FEATURES, b"\0" * 4) + vu(SET_OWNER, flags=5) + vu(SET_OWNER, flags=2)
+    + vu(SET_MEM_TABLE, struct.pack("<II", 9, 0) + region(0, 4096, U) * 8, nfds=8)
+    + vu(SET_CONFIG, struct.pack("<III", 250, 10, 0) + bytes(10)) + vu(SET_VRING_KICK, struct.pack("<Q", 0x300))
+    + vu(28) + vu(99) + vu(GET_FEATURES, size=100000),
+}
+
+VRING_NEXT, VRING_WRITE, VRING_INDIRECT = 1, 2, 4
+
+
+def desc(addr, length, flags=0, nxt=0):
+    return struct.pack("<QIHH", addr, length, flags, nxt)
+
+
+def vring_input(b0, b1, base, descs, avail, extra_a=(), b=b"", c=b""):
+    """capacity 64 sectors; region A: descriptor table at 0, available ring at 0x800 (flags, idx, ring),
+    used ring at 0x1000; extra_a: (offset, bytes) written into A."""
+    a = bytearray(0x2000)
+    t = b"".join(descs)
+    a[0:len(t)] = t
+    av = struct.pack("<HH", 0, len(avail)) + b"".join(struct.pack("<H", h) for h in avail)
+    a[0x800:0x800 + len(av)] = av
+    for off, data in extra_a:
+        a[off:off + len(data)] = data
+    bb = bytearray(0x2000)
+    bb[0:len(b)] = b
+    return bytes([b0, b1]) + struct.pack("<H", base) + bytes([64]) + bytes(a) + bytes(bb) + c
+
+
+def blk_hdr(t, sector):
+    return struct.pack("<IIQ", t, 0, sector)
+
+
+vring = {
+    # byte 0: 0x13 = event idx, indirect, queue of 16; byte 1: 64 segments, 1 MiB
+    "blk-requests": vring_input(0x13, 0xff, 0, [
+        desc(0x1800, 16, VRING_NEXT, 1), desc(0x2000, 512, VRING_NEXT | VRING_WRITE, 2),
+        desc(0x1900, 1, VRING_WRITE),                                          # 0: IN
+        desc(0x1810, 16, VRING_NEXT, 4), desc(0x1f00, 512, VRING_NEXT, 5),
+        desc(0x1901, 1, VRING_WRITE),                                          # 3: OUT across regions
+        desc(0x100000, 48, VRING_INDIRECT),                                    # 6: GET_ID, indirect
+        desc(0x1840, 32, VRING_NEXT, 8), desc(0x1903, 1, VRING_WRITE),         # 7: DISCARD
+        desc(0x1860, 16, VRING_NEXT, 10), desc(0x1904, 1, VRING_WRITE),        # 9: FLUSH
+    ], [0, 3, 6, 7, 9], [(0x1800, blk_hdr(0, 0)), (0x1810, blk_hdr(1, 8)), (0x1820, blk_hdr(8, 0)),
+                         (0x1840, blk_hdr(11, 0) + struct.pack("<QII", 0, 8, 0)), (0x1860, blk_hdr(4, 0))],
+        c=desc(0x1820, 16, VRING_NEXT, 1) + desc(0x1a00, 20, VRING_NEXT | VRING_WRITE, 2)
+        + desc(0x1902, 1, VRING_WRITE)),
+    # event idx only, queue of 8; a loop, a readable after writable, a bad address
+    "bad-chains": vring_input(0x0d, 0x3f, 0, [
+        desc(0x1800, 16, VRING_NEXT, 1), desc(0x1810, 16, VRING_NEXT, 0),
+        desc(0x1800, 16, VRING_WRITE | VRING_NEXT, 3), desc(0x1810, 16),
+        desc(0x200000, 16), desc(0x1800, 16, VRING_INDIRECT)], [0, 2, 4, 5]),
+    # the available index jumps past the queue size: the queue breaks
+    "broken-jump": vring_input(0x0c, 0x3f, 0, [desc(0x1800, 16)], [0] * 8,
+                               [(0x802, struct.pack("<H", 100))]),
+    # in-flight area in region C (queue of 8): heads 1 and 5 in flight, a half-recorded batch
+    "inflight": vring_input(0x0c, 0x3f, 2, [
+        desc(0x1800, 16), desc(0x1800, 16, VRING_NEXT, 2), desc(0x1900, 1, VRING_WRITE),
+        desc(0x1800, 16), desc(0x1800, 16), desc(0x1810, 16, VRING_NEXT, 6), desc(0x1901, 1, VRING_WRITE)],
+        [4, 3], [(0x1000, struct.pack("<HH", 0, 1)), (0x1800, blk_hdr(0, 0))],
+        c=struct.pack("<QHHHH", 0, 1, 8, 4, 0)
+        + b"".join(struct.pack("<B5xHQ", 1 if i in (1, 4, 5) else 0, 0, {1: 3, 4: 9, 5: 7}.get(i, 0))
+                   for i in range(8))),
+}
+
+
 def write(name, seeds):
     d = os.path.join(HERE, "corpus", name)
     os.makedirs(d, exist_ok=True)
@@ -161,3 +261,5 @@ write("handshake", handshake)
 write("request", request)
 write("reply", reply)
 write("client_handshake", client_handshake)
+write("vhost_msg", vhost_msg)
+write("vring", vring)

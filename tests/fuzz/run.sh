@@ -15,6 +15,10 @@ CC_FUZZ=${CC_FUZZ:-clang}
 build_only=0
 [ "${1:-}" = --build-only ] && { build_only=1; shift; }
 
+# To add a harness: write tests/fuzz/fuzz_NAME.c (its input format described
+# at its top), list the sources it links below, put seeds in corpus/NAME/ and
+# add NAME to fuzz_replay in tests/unit/meson.build.  A harness uses
+# nbd.dict unless dicts[NAME] names another dictionary ("" for none).
 # name: sources (besides the harness itself)
 declare -A srcs=(
   [handshake]="src/proto/handshake.c src/proto/option.c src/proto/request.c src/proto/reply.c"
@@ -22,6 +26,10 @@ declare -A srcs=(
 )
 srcs[reply]="src/proto/reply_decode.c src/proto/option.c src/proto/request.c"
 srcs[client_handshake]="src/client/handshake.c src/proto/option.c src/common/text.c"
+srcs[vring]="src/virtio/vring.c src/virtio/memtable.c src/virtio/virtio_blk.c src/virtio/inflight.c"
+srcs[vhost_msg]="src/virtio/vhost_user.c src/virtio/memtable.c"
+srcs[vu_handler]="src/vhost/vu_handler.c src/virtio/vhost_user.c src/virtio/memtable.c"
+declare -A dicts=([vring]="" [vhost_msg]="" [vu_handler]="")
 names=("$@")
 [ ${#names[@]} -gt 0 ] || names=($(printf '%s\n' "${!srcs[@]}" | sort))
 
@@ -37,7 +45,7 @@ build() {
   for f in ${srcs[$name]}; do files+=("$top/$f"); done
   [ -x "$exe" ] || newer=1
   for f in "${files[@]}" "$top"/tests/fuzz/*.h "$top"/src/proto/*.h "$top"/src/common/*.h \
-           "$top"/src/client/*.h "$0"; do
+           "$top"/src/client/*.h "$top"/src/virtio/*.h "$top"/src/vhost/*.h "$0"; do
     [ -e "$f" ] && [ "$f" -nt "$exe" ] && newer=1
   done
   [ $newer -eq 0 ] && return 0
@@ -64,9 +72,12 @@ for n in "${names[@]}"; do
   # never into the committed seeds.
   if [ "${FUZZ_KEEP:-0}" = 1 ]; then work="$fb/corpus/$n"; else work="$T/corpus-$n"; fi
   mkdir -p "$work" "$fb/artifacts"
+  dict=()
+  if [ -z "${dicts[$n]+x}" ]; then dict=(-dict="$top/tests/fuzz/nbd.dict")
+  elif [ -n "${dicts[$n]}" ]; then dict=(-dict="$top/tests/fuzz/${dicts[$n]}"); fi
   t0=$SECONDS
   "$fb/fuzz_$n" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -max_len=140000 \
-    -dict="$top/tests/fuzz/nbd.dict" -artifact_prefix="$fb/artifacts/$n-" \
+    "${dict[@]}" -artifact_prefix="$fb/artifacts/$n-" \
     -print_final_stats=1 "$work" "$seeds" >"$T/fuzz-$n.log" 2>&1
   rc=$?
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$T/fuzz-$n.log")

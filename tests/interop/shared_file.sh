@@ -49,6 +49,27 @@ for pair in "datapath=direct:" ":datapath=mmap" ":"; do
   fi
   relay_args=("nbd://127.0.0.1:$PORT/a" "nbd://127.0.0.1:$PORT/b" "$img" "$label" --seed $RANDOM --rounds 20)
   tap_relay timeout 300 "$PY" "$here/dp_shared.py" "${relay_args[@]}"
+  # Beside mmap, auto writes through the page cache: small WRITEs straight
+  # from the receive buffer, as the fixed buffered paths do (2 CPU copies
+  # per byte, no memcpy).
+  if [ "$b_opts" = datapath=mmap ] && [ "$direct_ok" = 1 ]; then
+    if dump_stats "$T/st.json" && cp "$T/st.json" "$T/st-before.json"; then
+      tap_relay timeout 300 "$PY" "$here/dp_smallwrites.py" "nbd://127.0.0.1:$PORT/a" "$img" --span $((8 << 20)) \
+        --seed $RANDOM --label "$label: small writes to a"
+      if dump_stats "$T/st.json" && cp "$T/st.json" "$T/st-after.json"; then
+        read -r dw dc dm <<<"$("$PY" -c 'import json,sys
+a,b=([x for x in json.load(open(f))["exports"] if x["name"]=="a"][0] for f in sys.argv[1:3])
+print(*(b[k]-a[k] for k in ("bytes_written","server_copied_write_bytes","memcpy_bytes")))' "$T/st-before.json" "$T/st-after.json")"
+        [ "${dw:-0}" -gt 0 ] && [ "$dc" -eq $((2 * dw)) ] && [ "$dm" -eq 0 ] \
+          && tap_ok "$label: auto's buffered small writes go from the receive buffer ($dw bytes, $dc copies, no memcpy)" \
+          || tap_fail "$label: auto's buffered small writes: $dw bytes, $dc copies (want $((2 * ${dw:-0}))), $dm memcpy (want 0)"
+      else
+        tap_fail "$label: stats after the small writes"
+      fi
+    else
+      tap_fail "$label: stats before the small writes"
+    fi
+  fi
   stop_shunt; rc=$?
   [ $rc -eq 0 ] && tap_ok "$label: server exits with status 0" || tap_fail "$label: exit status $rc"
   if grep -q "O_DIRECT and page-cache writes" "$T/shunt.log"; then

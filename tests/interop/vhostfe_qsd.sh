@@ -3,7 +3,8 @@
 # qemu-storage-daemon's vhost-user-blk export, a backend nobody here wrote. Random
 # verified I/O with 1 and 2 queues (direct, indirect, several memory regions,
 # ADD_MEM_REG, without RING_EVENT_IDX), a checker that does catch a wrong byte, the
-# benchmark loop on a few requests, and a read-only export that refuses writes.
+# benchmark loop on a few requests, hostile modes the daemon refuses, reconnection across two
+# SIGKILLs of the daemon, and a read-only export that refuses writes.
 # Bounded by request counts, never by time.
 . "$(dirname "$0")/../lib.sh"
 need_deps
@@ -80,10 +81,41 @@ if start_qsd "$img" "$sock" on; then
     tap_check "hostile $kind: refused, the backend lives, a fresh connection verifies" \
       fe "hostile-$kind" --hostile "$kind" --backend-pid "$QSD_PID" "$sock"
   done
+  tap_check "hostile fuzz: 100 rounds of random rings, the backend lives, a fresh connection verifies" \
+    fe fuzz --hostile fuzz --requests 100 --seed 19 --backend-pid "$QSD_PID" "$sock"
   tap_check "qemu-storage-daemon is still running" kill -0 "$QSD_PID"
   stop_qsd
 else
   tap_fail "qemu-storage-daemon started (read-write)"
+fi
+
+# Restart: qemu-storage-daemon is SIGKILLed twice while the frontend runs verified I/O
+# (one request in flight per queue: without an inflight area the backend resumes each ring at
+# its used index, which is right for in-order completion); the frontend reconnects with the
+# same memory and rings, the request in flight is redone, and every read still verifies.
+rimg=$T/restart.img
+rsock=$T/restart.sock
+truncate -s 64M "$rimg"
+# wait_file PATH: wait (at most 30 s) until PATH exists.
+wait_file() { local i; for ((i = 0; i < 600; i++)); do [ -e "$1" ] && return 0; sleep 0.05; done; return 1; }
+if start_qsd "$rimg" "$rsock" on; then
+  timeout 120 "$FE" --timeout 30 --verify --reconnect --min-reconnects 2 --qd 1 --queues 2 \
+    --requests 2000 --assume-zero --seed 18 --ready-file "$T/ready" "$rsock" \
+    >"$T/restart.json" 2>"$T/restart.err" &
+  fe_pid=$!
+  # The frontend makes the ready file when a request has completed (again after a reconnect).
+  for round in 1 2; do
+    wait_file "$T/ready" || break
+    rm -f "$T/ready"
+    kill -KILL "$QSD_PID"; wait "$QSD_PID" 2>/dev/null
+    start_qsd "$rimg" "$rsock" on || break
+  done
+  tap_check "restart: the frontend reconnected twice and every read verified" wait "$fe_pid"
+  cat "$T/restart.json" "$T/restart.err"
+  tap_check "restart: the summary counts 2 reconnects" grep -q '"reconnects":2' "$T/restart.json"
+  stop_qsd
+else
+  tap_fail "qemu-storage-daemon started (restart)"
 fi
 
 # A read-only export: the device says VIRTIO_BLK_F_RO, every write is refused with

@@ -13,21 +13,21 @@
 
 #include "virtio/vhost_user.h"
 
-#define FE_MAX_QUEUES 16
+#define FE_MAX_QUEUES  16
 #define FE_MAX_REGIONS 8
 
 /* ---- guest memory (vhostfe_mem.c) ---- */
 
 struct fe_region {
-  uint64_t gpa;         /* guest physical address of the region's first byte */
+  uint64_t gpa; /* guest physical address of the region's first byte */
   uint64_t size;
-  uint64_t offset;      /* offset in the memfd */
-  uint8_t *host;        /* where this process sees it (also its "userspace address") */
-  uint64_t used;        /* bump allocator: bytes handed out from the start */
+  uint64_t offset; /* offset in the memfd */
+  uint8_t *host;   /* where this process sees it (also its "userspace address") */
+  uint64_t used;   /* bump allocator: bytes handed out from the start */
 };
 
 struct fe_mem {
-  int fd;               /* the memfd shared with the backend */
+  int fd; /* the memfd shared with the backend */
   uint8_t *base;
   uint64_t size;
   unsigned nregions;
@@ -51,23 +51,23 @@ uint64_t fe_mem_gpa_end(const struct fe_mem *m);
 struct fe_seg {
   uint64_t gpa;
   uint32_t len;
-  bool writable;        /* device-writable (VRING_DESC_F_WRITE) */
+  bool writable; /* device-writable (VRING_DESC_F_WRITE) */
 };
 
 struct fe_vq {
   unsigned index;
   unsigned num;
-  struct vring vr;      /* desc, avail and used inside guest memory */
+  struct vring vr; /* desc, avail and used inside guest memory */
   bool event_idx;
   int kick_fd, call_fd;
-  uint16_t avail_idx;   /* next avail index to publish */
-  uint16_t kicked_idx;  /* avail index at the last notification decision */
+  uint16_t avail_idx;  /* next avail index to publish */
+  uint16_t kicked_idx; /* avail index at the last notification decision */
   uint16_t last_used;
   uint16_t free_head;
   unsigned nfree;
-  uint16_t *next;       /* free list links, kept out of the shared table */
-  uint16_t *chain_len;  /* descriptors used by the chain whose head is i */
-  void **cookie;        /* the caller's pointer per in-flight head */
+  uint16_t *next;      /* free list links, kept out of the shared table */
+  uint16_t *chain_len; /* descriptors used by the chain whose head is i */
+  void **cookie;       /* the caller's pointer per in-flight head */
 };
 
 /* Lay out a ring of NUM (a power of two) entries in region 0 of M. 0 or -errno. */
@@ -98,35 +98,49 @@ struct fe_opts {
   unsigned queues, queue_size, qd, regions;
   uint64_t mem_size;
   bool indirect, event_idx, inflight, mem_slots;
-  bool assume_zero;     /* the disk starts zeroed: reads of unwritten sectors are verified */
+  bool assume_zero;         /* the disk starts zeroed: reads of unwritten sectors are verified */
+  bool reconnect;           /* a closed connection is reconnected (fe_reconnect) */
+  uint64_t mem_claim_extra; /* hostile: the last region is announced this much larger than
+                             * the memfd holds */
+  bool inflight_lie;        /* hostile: SET_INFLIGHT_FD announces 1 MiB of a 4 KiB memfd */
   uint64_t seed;
-  int timeout_s;        /* longest wait for a completion or a reply */
+  int timeout_s; /* longest wait for a completion or a reply */
   bool verbose;
 };
 
 struct fe_dev {
   int sock;
   const struct fe_opts *o;
+  uint64_t offered;        /* virtio features the backend offers */
   uint64_t features;       /* negotiated virtio features */
   uint64_t proto_features; /* negotiated protocol features */
   unsigned nqueues;
   struct virtio_blk_config cfg;
-  uint64_t capacity;       /* in 512-byte sectors */
+  uint64_t capacity; /* in 512-byte sectors */
   uint32_t blk_size, seg_max, size_max;
   struct fe_mem mem;
   struct fe_vq vq[FE_MAX_QUEUES];
   int inflight_fd;
   void *inflight;
   uint64_t inflight_size;
+  struct vu_inflight inflight_desc; /* as GET_INFLIGHT_FD answered: sent again on reconnect */
+  unsigned reconnects;
 };
 
 static inline bool fe_has(const struct fe_dev *d, unsigned bit) { return d->features >> bit & 1; }
-static inline bool fe_has_pf(const struct fe_dev *d, unsigned bit) { return d->proto_features >> bit & 1; }
+static inline bool fe_has_pf(const struct fe_dev *d, unsigned bit)
+{
+  return d->proto_features >> bit & 1;
+}
 
 /* Connect to the socket. 0 or -errno (message printed). */
 int fe_connect(struct fe_dev *d, const struct fe_opts *o);
 /* Negotiate, read the config, share memory, start every ring. 0 or -1 (message printed). */
 int fe_setup(struct fe_dev *d);
+/* After the backend closed the connection: connect again (retrying up to --timeout), negotiate
+ * the same features, share the same memory and inflight area, restart every ring at its used
+ * index (the backend resubmits what it had in flight) and kick. 0 or -1 (message printed). */
+int fe_reconnect(struct fe_dev *d);
 /* GET_VRING_BASE on every ring (checks it matches what was submitted), then close. 0 or -1. */
 int fe_teardown(struct fe_dev *d);
 /* Close without the orderly end (after the backend broke the device). */
@@ -150,14 +164,17 @@ struct fe_verify_opts {
   uint64_t requests;
   uint32_t max_bs;
   bool expect_ro;
+  unsigned min_reconnects; /* go on until this many reconnects, then 100 requests more */
+  const char *ready_file;  /* created once the first request completed */
+  const char *serial;      /* GET_ID must answer this (NULL: not checked) */
 };
 
 struct fe_bench_opts {
-  const char *rw;          /* randread, randwrite, read */
+  const char *rw; /* randread, randwrite, read */
   uint32_t bs;
-  uint64_t requests;       /* 0: run for SECONDS */
+  uint64_t requests; /* 0: run for SECONDS */
   double seconds;
-  int backend_pid;         /* 0: no CPU figures */
+  int backend_pid; /* 0: no CPU figures */
 };
 
 /* Random verified I/O; prints the JSON summary. 0, or 1 after a mismatch or error. */
@@ -170,8 +187,17 @@ int fe_smoke(struct fe_dev *d);
 /* ---- hostile modes (vhostfe_hostile.c) ---- */
 
 /* Run hostile KIND against the socket, then check a fresh connection still does verified
- * I/O (and that BACKEND_PID, when not 0, lives). Prints the JSON summary; 0 or 1. */
-int fe_hostile(const struct fe_opts *o, const char *kind, int backend_pid);
+ * I/O (and that BACKEND_PID, when not 0, lives). KIND "fuzz" runs fe_fuzz() for ROUNDS.
+ * Prints the JSON summary; 0 or 1. */
+int fe_hostile(const struct fe_opts *o, const char *kind, int backend_pid, uint64_t rounds);
+/* ROUNDS fresh devices, each given random descriptor tables, indirect tables, request headers
+ * and avail entries (vhostfe_fuzz.c); the backend must survive every round and then serve a
+ * fresh connection with verified I/O. Prints the JSON summary; 0 or 1. */
+int fe_fuzz(const struct fe_opts *o, int backend_pid, uint64_t rounds);
+/* True when PID runs (it exists and is no zombie); true for PID 0 (nothing watched). */
+bool fe_process_alive(int pid);
+/* A fresh connection (one queue) that does a short verified write and read-back: 0 or -1. */
+int fe_fresh_check(const struct fe_opts *o);
 /* The known kinds, space-separated. */
 extern const char fe_hostile_kinds[];
 

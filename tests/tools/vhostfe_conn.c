@@ -16,41 +16,48 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+/* A connected socket to PATH, or -errno (QUIET: no message). */
+static int open_socket(const char *path, bool quiet)
+{
+  struct sockaddr_un a = { .sun_family = AF_UNIX };
+  if (strlen(path) >= sizeof(a.sun_path)) {
+    FE_ERR("socket path too long: %s", path);
+    return -ENAMETOOLONG;
+  }
+  strcpy(a.sun_path, path);
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+    int e = errno;
+    if (!quiet)
+      FE_ERR("connect %s: %s", path, strerror(e));
+    if (fd >= 0)
+      close(fd);
+    return -e;
+  }
+  return fd;
+}
+
 int fe_connect(struct fe_dev *d, const struct fe_opts *o)
 {
-  struct sockaddr_un a = {.sun_family = AF_UNIX};
   memset(d, 0, sizeof(*d));
   d->o = o;
   d->sock = d->inflight_fd = d->mem.fd = -1;
   for (unsigned i = 0; i < FE_MAX_QUEUES; i++)
     d->vq[i].kick_fd = d->vq[i].call_fd = -1;
-  if (strlen(o->socket) >= sizeof(a.sun_path)) {
-    FE_ERR("socket path too long: %s", o->socket);
-    return -ENAMETOOLONG;
-  }
-  strcpy(a.sun_path, o->socket);
-  d->sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (d->sock < 0 || connect(d->sock, (struct sockaddr *)&a, sizeof(a)) < 0) {
-    int e = errno;
-    FE_ERR("connect %s: %s", o->socket, strerror(e));
-    if (d->sock >= 0)
-      close(d->sock);
-    d->sock = -1;
-    return -e;
-  }
-  return 0;
+  d->sock = open_socket(o->socket, false);
+  return d->sock < 0 ? d->sock : 0;
 }
 
 int fe_send(struct fe_dev *d, uint32_t req, const void *payload, uint32_t size, const int *fds,
             unsigned nfds, bool need_reply)
 {
-  struct vu_msg_hdr h = {req, VU_VERSION | (need_reply ? VU_FLAG_NEED_REPLY : 0), size};
-  struct iovec iov[2] = {{&h, sizeof(h)}, {(void *)payload, size}};
+  struct vu_msg_hdr h = { req, VU_VERSION | (need_reply ? VU_FLAG_NEED_REPLY : 0), size };
+  struct iovec iov[2] = { { &h, sizeof(h) }, { (void *)payload, size } };
   union {
     char buf[CMSG_SPACE(sizeof(int) * VU_MAX_FDS)];
     struct cmsghdr align;
   } c;
-  struct msghdr m = {.msg_iov = iov, .msg_iovlen = size ? 2 : 1};
+  struct msghdr m = { .msg_iov = iov, .msg_iovlen = size ? 2 : 1 };
   if (nfds > VU_MAX_FDS)
     return -EINVAL;
   if (nfds) {
@@ -71,7 +78,7 @@ int fe_send(struct fe_dev *d, uint32_t req, const void *payload, uint32_t size, 
 
 static int wait_readable(int fd, int ms)
 {
-  struct pollfd p = {fd, POLLIN, 0};
+  struct pollfd p = { fd, POLLIN, 0 };
   int r = poll(&p, 1, ms);
   if (r < 0)
     return -errno;
@@ -103,13 +110,14 @@ int fe_recv(struct fe_dev *d, uint32_t req, bool need_ack, uint32_t config_size,
 {
   int ms = d->o->timeout_s * 1000;
   struct vu_msg msg;
-  struct iovec iov = {&msg.hdr, sizeof(msg.hdr)};
+  struct iovec iov = { &msg.hdr, sizeof(msg.hdr) };
   union {
     char buf[CMSG_SPACE(sizeof(int) * VU_MAX_FDS)];
     struct cmsghdr align;
   } c;
-  struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = c.buf,
-                     .msg_controllen = sizeof(c.buf)};
+  struct msghdr m = {
+    .msg_iov = &iov, .msg_iovlen = 1, .msg_control = c.buf, .msg_controllen = sizeof(c.buf)
+  };
   size_t nfds = 0;
   char err[160];
   if (fd)
@@ -159,7 +167,7 @@ int fe_wait_closed(struct fe_dev *d, int ms)
     if (n == 0 || (n < 0 && errno == ECONNRESET))
       return 1;
     if (n > 0)
-      continue;                 /* stray bytes: drain them */
+      continue; /* stray bytes: drain them */
     if (errno != EAGAIN && errno != EINTR)
       return 1;
     int left = (int)((end - fe_now()) * 1000);
@@ -205,7 +213,7 @@ static int get_u64(struct fe_dev *d, uint32_t req, const char *what, uint64_t *v
 
 static int read_config(struct fe_dev *d, uint64_t offered)
 {
-  struct vu_config c = {.offset = 0, .size = 60};
+  struct vu_config c = { .offset = 0, .size = 60 };
   union vu_payload p;
   int r = fe_send(d, VU_GET_CONFIG, &c, VU_CONFIG_HDR_SIZE + c.size, NULL, 0, false);
   if (r == 0)
@@ -234,6 +242,7 @@ static int negotiate(struct fe_dev *d)
   uint64_t offered, pf_offered = 0, pf = 0, max_queues = 1;
   if (get_u64(d, VU_GET_FEATURES, "GET_FEATURES", &offered) < 0)
     return -1;
+  d->offered = offered;
   if (!(offered >> VIRTIO_F_VERSION_1 & 1) || !(offered >> VU_F_PROTOCOL_FEATURES & 1)) {
     FE_ERR("the backend offers features %#llx: no VERSION_1 or no protocol features",
            (unsigned long long)offered);
@@ -241,14 +250,16 @@ static int negotiate(struct fe_dev *d)
   }
   if (get_u64(d, VU_GET_PROTOCOL_FEATURES, "GET_PROTOCOL_FEATURES", &pf_offered) < 0)
     return -1;
-  uint64_t pf_want = 1ull << VU_PROTOCOL_F_MQ | 1ull << VU_PROTOCOL_F_REPLY_ACK | 1ull << VU_PROTOCOL_F_CONFIG;
+  uint64_t pf_want =
+      1ull << VU_PROTOCOL_F_MQ | 1ull << VU_PROTOCOL_F_REPLY_ACK | 1ull << VU_PROTOCOL_F_CONFIG;
   if (o->inflight)
     pf_want |= 1ull << VU_PROTOCOL_F_INFLIGHT_SHMFD;
   if (o->mem_slots)
     pf_want |= 1ull << VU_PROTOCOL_F_CONFIGURE_MEM_SLOTS;
   pf = pf_offered & pf_want;
-  uint64_t must = 1ull << VU_PROTOCOL_F_CONFIG | (pf_want & (1ull << VU_PROTOCOL_F_INFLIGHT_SHMFD |
-                                                       1ull << VU_PROTOCOL_F_CONFIGURE_MEM_SLOTS));
+  uint64_t must =
+      1ull << VU_PROTOCOL_F_CONFIG | (pf_want & (1ull << VU_PROTOCOL_F_INFLIGHT_SHMFD |
+                                                 1ull << VU_PROTOCOL_F_CONFIGURE_MEM_SLOTS));
   if ((pf & must) != must) {
     FE_ERR("the backend's protocol features %#llx lack some of %#llx",
            (unsigned long long)pf_offered, (unsigned long long)must);
@@ -259,7 +270,8 @@ static int negotiate(struct fe_dev *d)
     return -1;
   }
   d->proto_features = pf;
-  if (fe_has_pf(d, VU_PROTOCOL_F_MQ) && get_u64(d, VU_GET_QUEUE_NUM, "GET_QUEUE_NUM", &max_queues) < 0)
+  if (fe_has_pf(d, VU_PROTOCOL_F_MQ) &&
+      get_u64(d, VU_GET_QUEUE_NUM, "GET_QUEUE_NUM", &max_queues) < 0)
     return -1;
   if (set_msg(d, VU_SET_OWNER, NULL, 0, NULL, 0) < 0 || read_config(d, offered) < 0)
     return -1;
@@ -269,12 +281,11 @@ static int negotiate(struct fe_dev *d)
     FE_ERR("%u queues asked, the backend offers %llu", o->queues, (unsigned long long)max_queues);
     return -1;
   }
-  uint64_t want = 1ull << VIRTIO_F_VERSION_1 | 1ull << VU_F_PROTOCOL_FEATURES |
-                  1ull << VIRTIO_BLK_F_SIZE_MAX | 1ull << VIRTIO_BLK_F_SEG_MAX |
-                  1ull << VIRTIO_BLK_F_RO | 1ull << VIRTIO_BLK_F_BLK_SIZE |
-                  1ull << VIRTIO_BLK_F_FLUSH | 1ull << VIRTIO_BLK_F_TOPOLOGY |
-                  1ull << VIRTIO_BLK_F_MQ | 1ull << VIRTIO_BLK_F_DISCARD |
-                  1ull << VIRTIO_BLK_F_WRITE_ZEROES;
+  uint64_t want =
+      1ull << VIRTIO_F_VERSION_1 | 1ull << VU_F_PROTOCOL_FEATURES | 1ull << VIRTIO_BLK_F_SIZE_MAX |
+      1ull << VIRTIO_BLK_F_SEG_MAX | 1ull << VIRTIO_BLK_F_RO | 1ull << VIRTIO_BLK_F_BLK_SIZE |
+      1ull << VIRTIO_BLK_F_FLUSH | 1ull << VIRTIO_BLK_F_TOPOLOGY | 1ull << VIRTIO_BLK_F_MQ |
+      1ull << VIRTIO_BLK_F_DISCARD | 1ull << VIRTIO_BLK_F_WRITE_ZEROES;
   if (o->event_idx)
     want |= 1ull << VIRTIO_RING_F_EVENT_IDX;
   if (o->indirect)
@@ -288,15 +299,26 @@ static int negotiate(struct fe_dev *d)
   return set_msg(d, VU_SET_FEATURES, &d->features, sizeof(d->features), NULL, 0);
 }
 
-static int share_memory(struct fe_dev *d)
+static int make_memory(struct fe_dev *d)
 {
-  struct fe_mem *m = &d->mem;
-  int r = fe_mem_init(m, d->o->mem_size, d->o->regions);
+  int r = fe_mem_init(&d->mem, d->o->mem_size, d->o->regions);
   if (r < 0) {
     FE_ERR("guest memory of %llu bytes in %u regions: %s", (unsigned long long)d->o->mem_size,
            d->o->regions, strerror(-r));
     return -1;
   }
+  return 0;
+}
+
+/* The size region I is announced with (the last one larger in a hostile mode). */
+static uint64_t region_size(const struct fe_dev *d, unsigned i)
+{
+  return d->mem.r[i].size + (i + 1 == d->mem.nregions ? d->o->mem_claim_extra : 0);
+}
+
+static int share_memory(struct fe_dev *d)
+{
+  struct fe_mem *m = &d->mem;
   if (fe_has_pf(d, VU_PROTOCOL_F_CONFIGURE_MEM_SLOTS)) {
     uint64_t slots;
     if (get_u64(d, VU_GET_MAX_MEM_SLOTS, "GET_MAX_MEM_SLOTS", &slots) < 0)
@@ -307,18 +329,19 @@ static int share_memory(struct fe_dev *d)
       return -1;
     }
     for (unsigned i = 0; i < m->nregions; i++) {
-      struct vu_mem_reg mr = {0, {m->r[i].gpa, m->r[i].size, (uintptr_t)m->r[i].host,
-                                     m->r[i].offset}};
+      struct vu_mem_reg mr = {
+        0, { m->r[i].gpa, region_size(d, i), (uintptr_t)m->r[i].host, m->r[i].offset }
+      };
       if (set_msg(d, VU_ADD_MEM_REG, &mr, sizeof(mr), &m->fd, 1) < 0)
         return -1;
     }
     return 0;
   }
-  struct vu_memory t = {.nregions = m->nregions};
+  struct vu_memory t = { .nregions = m->nregions };
   int fds[FE_MAX_REGIONS];
   for (unsigned i = 0; i < m->nregions; i++) {
-    t.regions[i] = (struct vu_mem_region){m->r[i].gpa, m->r[i].size, (uintptr_t)m->r[i].host,
-                                         m->r[i].offset};
+    t.regions[i] = (struct vu_mem_region){ m->r[i].gpa, region_size(d, i), (uintptr_t)m->r[i].host,
+                                           m->r[i].offset };
     fds[i] = m->fd;
   }
   return set_msg(d, VU_SET_MEM_TABLE, &t, 8 + 32 * m->nregions, fds, m->nregions);
@@ -326,7 +349,7 @@ static int share_memory(struct fe_dev *d)
 
 static int share_inflight(struct fe_dev *d)
 {
-  struct vu_inflight in = {0, 0, (uint16_t)d->nqueues, (uint16_t)d->o->queue_size};
+  struct vu_inflight in = { 0, 0, (uint16_t)d->nqueues, (uint16_t)d->o->queue_size };
   int fd = -1;
   union vu_payload p;
   int r = fe_send(d, VU_GET_INFLIGHT_FD, &in, sizeof(in), NULL, 0, false);
@@ -340,8 +363,8 @@ static int share_inflight(struct fe_dev *d)
       close(fd);
     return -1;
   }
-  d->inflight = mmap(NULL, in.mmap_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
-                     (off_t)in.mmap_offset);
+  d->inflight =
+      mmap(NULL, in.mmap_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)in.mmap_offset);
   if (d->inflight == MAP_FAILED) {
     d->inflight = NULL;
     FE_ERR("mapping the inflight region (%llu bytes): %s", (unsigned long long)in.mmap_size,
@@ -351,10 +374,24 @@ static int share_inflight(struct fe_dev *d)
   }
   d->inflight_fd = fd;
   d->inflight_size = in.mmap_size;
+  d->inflight_desc = in;
   return set_msg(d, VU_SET_INFLIGHT_FD, &in, sizeof(in), &fd, 1);
 }
 
-static int start_ring(struct fe_dev *d, unsigned i)
+/* Hostile: an inflight area announced as 1 MiB of a memfd of 4 KiB (whether or not the
+ * feature was negotiated). */
+static int lie_inflight(struct fe_dev *d)
+{
+  struct vu_inflight in = { 1 << 20, 0, (uint16_t)d->nqueues, (uint16_t)d->o->queue_size };
+  d->inflight_fd = memfd_create("vhostfe-inflight", MFD_CLOEXEC);
+  if (d->inflight_fd < 0 || ftruncate(d->inflight_fd, 4096) < 0) {
+    FE_ERR("inflight memfd: %s", strerror(errno));
+    return -1;
+  }
+  return set_msg(d, VU_SET_INFLIGHT_FD, &in, sizeof(in), &d->inflight_fd, 1);
+}
+
+static int make_ring(struct fe_dev *d, unsigned i)
 {
   struct fe_vq *q = &d->vq[i];
   int r = fe_vq_init(q, &d->mem, i, d->o->queue_size, fe_has(d, VIRTIO_RING_F_EVENT_IDX));
@@ -368,9 +405,17 @@ static int start_ring(struct fe_dev *d, unsigned i)
     FE_ERR("eventfd: %s", strerror(errno));
     return -1;
   }
-  struct vhost_vring_state num = {i, q->num}, base = {i, 0};
-  struct vhost_vring_addr a = {i, 0, (uintptr_t)q->vr.desc, (uintptr_t)q->vr.used,
-                         (uintptr_t)q->vr.avail, 0};
+  return 0;
+}
+
+/* Hand ring I to the backend, its first available entry being BASE. */
+static int start_ring(struct fe_dev *d, unsigned i, uint16_t base_idx)
+{
+  struct fe_vq *q = &d->vq[i];
+  struct vhost_vring_state num = { i, q->num }, base = { i, base_idx };
+  struct vhost_vring_addr a = {
+    i, 0, (uintptr_t)q->vr.desc, (uintptr_t)q->vr.used, (uintptr_t)q->vr.avail, 0
+  };
   uint64_t idx = i;
   if (set_msg(d, VU_SET_VRING_NUM, &num, sizeof(num), NULL, 0) < 0 ||
       set_msg(d, VU_SET_VRING_BASE, &base, sizeof(base), NULL, 0) < 0 ||
@@ -381,25 +426,85 @@ static int start_ring(struct fe_dev *d, unsigned i)
   return 0;
 }
 
-int fe_setup(struct fe_dev *d)
+static int enable_rings(struct fe_dev *d)
 {
-  if (negotiate(d) < 0 || share_memory(d) < 0)
-    return -1;
-  if (fe_has_pf(d, VU_PROTOCOL_F_INFLIGHT_SHMFD) && share_inflight(d) < 0)
-    return -1;
-  for (unsigned i = 0; i < d->nqueues; i++)
-    if (start_ring(d, i) < 0)
-      return -1;
   for (unsigned i = 0; i < d->nqueues; i++) {
-    struct vhost_vring_state on = {i, 1};
+    struct vhost_vring_state on = { i, 1 };
     if (set_msg(d, VU_SET_VRING_ENABLE, &on, sizeof(on), NULL, 0) < 0)
       return -1;
   }
+  return 0;
+}
+
+int fe_setup(struct fe_dev *d)
+{
+  if (negotiate(d) < 0 || make_memory(d) < 0 || share_memory(d) < 0)
+    return -1;
+  if (d->o->inflight_lie ? lie_inflight(d) < 0
+                         : fe_has_pf(d, VU_PROTOCOL_F_INFLIGHT_SHMFD) && share_inflight(d) < 0)
+    return -1;
+  for (unsigned i = 0; i < d->nqueues; i++)
+    if (make_ring(d, i) < 0 || start_ring(d, i, 0) < 0)
+      return -1;
+  if (enable_rings(d) < 0)
+    return -1;
   if (d->o->verbose)
-    fprintf(stderr, "vhostfe: features %#llx protocol %#llx, %llu sectors, blk_size %u, "
-            "seg_max %u, %u queue(s) of %u\n", (unsigned long long)d->features,
-            (unsigned long long)d->proto_features, (unsigned long long)d->capacity,
-            d->blk_size, d->seg_max, d->nqueues, d->o->queue_size);
+    fprintf(stderr,
+            "vhostfe: features %#llx protocol %#llx, %llu sectors, blk_size %u, "
+            "seg_max %u, %u queue(s) of %u\n",
+            (unsigned long long)d->features, (unsigned long long)d->proto_features,
+            (unsigned long long)d->capacity, d->blk_size, d->seg_max, d->nqueues, d->o->queue_size);
+  return 0;
+}
+
+/* One attempt at fe_reconnect(): connect, negotiate, share, restart the rings. */
+static int reconnect_once(struct fe_dev *d, uint64_t features, uint64_t pf)
+{
+  if (d->sock >= 0)
+    close(d->sock);
+  if ((d->sock = open_socket(d->o->socket, true)) < 0)
+    return -1;
+  if (negotiate(d) < 0)
+    return -1;
+  if (d->features != features || d->proto_features != pf) {
+    FE_ERR("reconnecting: features %#llx and protocol %#llx, before %#llx and %#llx",
+           (unsigned long long)d->features, (unsigned long long)d->proto_features,
+           (unsigned long long)features, (unsigned long long)pf);
+    return -1;
+  }
+  if (share_memory(d) < 0)
+    return -1;
+  /* The same inflight area as before: the backend resubmits what it lists. */
+  if (fe_has_pf(d, VU_PROTOCOL_F_INFLIGHT_SHMFD) &&
+      set_msg(d, VU_SET_INFLIGHT_FD, &d->inflight_desc, sizeof(d->inflight_desc), &d->inflight_fd,
+              1) < 0)
+    return -1;
+  /* As a VMM does after losing its backend: every ring restarts at its used index. */
+  for (unsigned i = 0; i < d->nqueues; i++)
+    if (start_ring(d, i, __atomic_load_n(&d->vq[i].vr.used->idx, __ATOMIC_ACQUIRE)) < 0)
+      return -1;
+  if (enable_rings(d) < 0)
+    return -1;
+  for (unsigned i = 0; i < d->nqueues; i++)
+    fe_vq_kick(&d->vq[i]);
+  return 0;
+}
+
+int fe_reconnect(struct fe_dev *d)
+{
+  uint64_t features = d->features, pf = d->proto_features;
+  double end = fe_now() + d->o->timeout_s;
+  /* the backend may be gone again while we set it up: retry until the time is up */
+  while (reconnect_once(d, features, pf) < 0) {
+    if (fe_now() > end) {
+      FE_ERR("reconnecting to %s: no working backend within %d s", d->o->socket, d->o->timeout_s);
+      return -1;
+    }
+    usleep(50 * 1000);
+  }
+  d->reconnects++;
+  if (d->o->verbose)
+    fprintf(stderr, "vhostfe: reconnected (%u)\n", d->reconnects);
   return 0;
 }
 
@@ -423,7 +528,7 @@ int fe_teardown(struct fe_dev *d)
 {
   int rc = 0;
   for (unsigned i = 0; i < d->nqueues; i++) {
-    struct vhost_vring_state s = {i, 0};
+    struct vhost_vring_state s = { i, 0 };
     union vu_payload p;
     int r = fe_send(d, VU_GET_VRING_BASE, &s, sizeof(s), NULL, 0, false);
     if (r == 0)
@@ -434,8 +539,8 @@ int fe_teardown(struct fe_dev *d)
       FE_ERR("GET_VRING_BASE %u: %s", i, r < 0 ? strerror(-r) : "wrong reply size");
       rc = -1;
     } else if (s.index != i || s.num != d->vq[i].avail_idx) {
-      FE_ERR("GET_VRING_BASE %u: the backend answers ring %u at %u, %u were made available",
-             i, s.index, s.num, d->vq[i].avail_idx);
+      FE_ERR("GET_VRING_BASE %u: the backend answers ring %u at %u, %u were made available", i,
+             s.index, s.num, d->vq[i].avail_idx);
       rc = -1;
     }
   }

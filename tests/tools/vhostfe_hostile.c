@@ -13,17 +13,37 @@
 #include <unistd.h>
 
 const char fe_hostile_kinds[] =
-  "desc-oob desc-wrap desc-loop chain-long indirect-len indirect-nested indirect-oob "
-  "avail-jump head-oob status-zero header-writable read-after-write "
-  "msg-size msg-nofd msg-kick-nofd msg-unknown msg-oversize msg-vring-num msg-ring-addr";
+    "desc-oob desc-wrap desc-loop chain-long indirect-len indirect-nested indirect-oob "
+    "avail-jump head-oob status-zero header-writable read-after-write "
+    "msg-size msg-nofd msg-kick-nofd msg-unknown msg-oversize msg-vring-num msg-ring-addr "
+    "mem-beyond-fd msg-mem-wrap inflight-beyond-fd";
 
 /* Where a hostile run ended. An acknowledgement of success for a malformed message counts as
  * accepting it: the protocol's REPLY_ACK reports failure with a non-zero u64. */
-enum outcome { OUT_IOERR, OUT_UNANSWERED, OUT_CLOSED, OUT_STOPPED, OUT_NACK, OUT_IGNORED,
-               OUT_START_REFUSED, OUT_ACCEPTED, OUT_SETUP };
-static const char *const outcome_name[] = {
-  "ioerr", "returned-without-status", "closed", "ring-stopped", "refused", "ignored",
-  "refused-at-ring-start", "ACCEPTED", "setup-failed"};
+enum outcome {
+  OUT_IOERR,
+  OUT_UNANSWERED,
+  OUT_CLOSED,
+  OUT_STOPPED,
+  OUT_NACK,
+  OUT_IGNORED,
+  OUT_START_REFUSED,
+  OUT_SURVIVED,
+  OUT_ACCEPTED,
+  OUT_GARBAGE,
+  OUT_SETUP
+};
+static const char *const outcome_name[] = { "ioerr",
+                                            "returned-without-status",
+                                            "closed",
+                                            "ring-stopped",
+                                            "refused",
+                                            "ignored",
+                                            "refused-at-ring-start",
+                                            "taken-harmlessly",
+                                            "ACCEPTED",
+                                            "USED-A-HEAD-NEVER-GIVEN",
+                                            "setup-failed" };
 
 struct hostile {
   struct fe_dev d;
@@ -36,7 +56,7 @@ struct hostile {
   uint64_t data_gpa;
   struct vring_desc *table, *table2;
   uint64_t table_gpa, table2_gpa;
-  uint64_t bad_gpa;        /* an address no region holds */
+  uint64_t bad_gpa; /* an address no region holds */
 };
 
 static void desc(struct vring_desc *t, unsigned i, uint64_t addr, uint32_t len, uint16_t flags,
@@ -49,8 +69,8 @@ static void desc(struct vring_desc *t, unsigned i, uint64_t addr, uint32_t len, 
 }
 
 #define NEXT VRING_DESC_F_NEXT
-#define WR VRING_DESC_F_WRITE
-#define IND VRING_DESC_F_INDIRECT
+#define WR   VRING_DESC_F_WRITE
+#define IND  VRING_DESC_F_INDIRECT
 
 /* Write the chain of KIND at descriptor 0 (and the tables); false for an unknown kind. */
 static bool build_chain(struct hostile *h, const char *kind, uint32_t type)
@@ -99,6 +119,12 @@ static bool build_chain(struct hostile *h, const char *kind, uint32_t type)
     desc(t, 0, h->hdr_gpa, 16, WR | NEXT, 1);
     desc(t, 1, h->data_gpa, 4096, WR | NEXT, 2);
     desc(t, 2, h->status_gpa, 1, WR, 0);
+  } else if (strcmp(kind, "mem-beyond-fd") == 0) {
+    /* the header in the announced part of the last region that no file page backs */
+    const struct fe_region *last = &h->d.mem.r[h->d.mem.nregions - 1];
+    desc(t, 0, last->gpa + last->size + 4096, 16, NEXT, 1);
+    desc(t, 1, h->data_gpa, 4096, WR | NEXT, 2);
+    desc(t, 2, h->status_gpa, 1, WR, 0);
   } else if (strcmp(kind, "read-after-write") == 0) {
     h->hdr->type = VIRTIO_BLK_T_OUT;
     desc(t, 0, h->hdr_gpa, 16, NEXT, 1);
@@ -115,10 +141,13 @@ static enum outcome watch_ring(struct hostile *h, int wait_ms)
 {
   double end = fe_now() + wait_ms / 1000.0;
   for (;;) {
-    uint32_t len;
     if (__atomic_load_n(&h->q->vr.used->idx, __ATOMIC_ACQUIRE) != h->q->last_used) {
-      void *c = fe_vq_get_used(h->q, &len);
-      (void)c;
+      /* read here, not with fe_vq_get_used(): the head may be one never made available */
+      struct vring_used_elem e = h->q->vr.used->ring[h->q->last_used % h->q->num];
+      if (e.id != 0 || !h->q->cookie[0]) {
+        FE_ERR("the device used head %u, which was never made available", e.id);
+        return OUT_GARBAGE;
+      }
       if (*h->status == VIRTIO_BLK_S_OK)
         return OUT_ACCEPTED;
       return *h->status == 0xff ? OUT_UNANSWERED : OUT_IOERR;
@@ -126,7 +155,7 @@ static enum outcome watch_ring(struct hostile *h, int wait_ms)
     int left = (int)((end - fe_now()) * 1000);
     if (left <= 0)
       return OUT_STOPPED;
-    struct pollfd p[2] = {{h->q->call_fd, POLLIN, 0}, {h->d.sock, POLLIN, 0}};
+    struct pollfd p[2] = { { h->q->call_fd, POLLIN, 0 }, { h->d.sock, POLLIN, 0 } };
     if (poll(p, 2, left < 100 ? left : 100) > 0) {
       uint64_t v;
       if (p[0].revents & POLLIN && read(p[0].fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
@@ -162,7 +191,7 @@ static enum outcome ring_kind(struct hostile *h, const char *kind, int wait_ms)
  * backend refuses to change a running ring, whatever the values). */
 static int stop_ring(struct fe_dev *d)
 {
-  struct vhost_vring_state s = {0, 0};
+  struct vhost_vring_state s = { 0, 0 };
   union vu_payload p;
   int r = fe_send(d, VU_GET_VRING_BASE, &s, sizeof(s), NULL, 0, false);
   if (r == 0)
@@ -215,8 +244,8 @@ static enum outcome msg_kind(struct hostile *h, const char *kind)
     req = VU_SET_VRING_NUM;
     r = fe_send(d, req, &half, sizeof(half), NULL, 0, ack);
   } else if (strcmp(kind, "msg-nofd") == 0) {
-    struct vu_memory t = {.nregions = 1};
-    t.regions[0] = (struct vu_mem_region){0, d->mem.size, (uintptr_t)d->mem.base, 0};
+    struct vu_memory t = { .nregions = 1 };
+    t.regions[0] = (struct vu_mem_region){ 0, d->mem.size, (uintptr_t)d->mem.base, 0 };
     req = VU_SET_MEM_TABLE;
     r = fe_send(d, req, &t, 8 + 32, NULL, 0, ack);
   } else if (strcmp(kind, "msg-kick-nofd") == 0) {
@@ -228,22 +257,32 @@ static enum outcome msg_kind(struct hostile *h, const char *kind)
     r = fe_send(d, req, NULL, 0, NULL, 0, ack);
   } else if (strcmp(kind, "msg-oversize") == 0) {
     /* a header announcing 1 MiB of payload, then 64 bytes and silence */
-    struct { struct vu_msg_hdr h; uint8_t junk[64]; } m = {{VU_SET_MEM_TABLE, VU_VERSION, 1u << 20}, {0}};
+    struct {
+      struct vu_msg_hdr h;
+      uint8_t junk[64];
+    } m = { { VU_SET_MEM_TABLE, VU_VERSION, 1u << 20 }, { 0 } };
     req = VU_SET_MEM_TABLE;
     r = write(d->sock, &m, sizeof(m)) == (ssize_t)sizeof(m) ? 0 : -errno;
     ack = false;
   } else if (strcmp(kind, "msg-vring-num") == 0) {
-    struct vhost_vring_state s = {0, 3};
+    struct vhost_vring_state s = { 0, 3 };
     if (stop_ring(d) < 0)
       return OUT_SETUP;
     req = VU_SET_VRING_NUM;
     r = fe_send(d, req, &s, sizeof(s), NULL, 0, ack);
   } else if (strcmp(kind, "msg-ring-addr") == 0) {
-    struct vhost_vring_addr a = {0, 0, h->bad_gpa, h->bad_gpa, h->bad_gpa, 0};
+    struct vhost_vring_addr a = { 0, 0, h->bad_gpa, h->bad_gpa, h->bad_gpa, 0 };
     if (stop_ring(d) < 0)
       return OUT_SETUP;
     req = VU_SET_VRING_ADDR;
     r = fe_send(d, req, &a, sizeof(a), NULL, 0, ack);
+  } else if (strcmp(kind, "msg-mem-wrap") == 0) {
+    /* one region whose guest addresses wrap around 2^64 */
+    struct vu_memory t = { .nregions = 1 };
+    t.regions[0] =
+        (struct vu_mem_region){ UINT64_MAX - 65535, d->mem.size, (uintptr_t)d->mem.base, 0 };
+    req = VU_SET_MEM_TABLE;
+    r = fe_send(d, req, &t, 8 + 32, &d->mem.fd, 1, ack);
   } else {
     return OUT_SETUP;
   }
@@ -269,8 +308,23 @@ static bool is_kind(const char *kind)
   return false;
 }
 
-/* A fresh connection that does verified I/O: 0, or -1 (message printed). */
-static int fresh_check(const struct fe_opts *o)
+bool fe_process_alive(int pid)
+{
+  char path[64], buf[512];
+  if (pid <= 0)
+    return true;
+  snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+  FILE *f = fopen(path, "r");
+  if (!f)
+    return false;
+  size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+  fclose(f);
+  buf[n] = 0;
+  const char *p = strrchr(buf, ')');
+  return p && p[1] == ' ' && p[2] != 'Z' && p[2] != 'X';
+}
+
+int fe_fresh_check(const struct fe_opts *o)
 {
   struct fe_opts fo = *o;
   struct fe_dev d;
@@ -295,11 +349,28 @@ static int hostile_one(const struct fe_opts *o, const char *kind, int backend_pi
   int wait_ms = 2000;
   bool msg = strncmp(kind, "msg-", 4) == 0;
   ho.queues = 1;
-  ho.timeout_s = 2;    /* the wait for a reaction; then "stopped" or "ignored" */
+  ho.timeout_s = 2; /* the wait for a reaction; then "stopped" or "ignored" */
   if (strcmp(kind, "chain-long") == 0 || strncmp(kind, "indirect-", 9) == 0)
     ho.indirect = true;
-  if (fe_connect(&h.d, &ho) < 0 || fe_setup(&h.d) < 0)
+  if (strcmp(kind, "mem-beyond-fd") == 0)
+    ho.mem_claim_extra = 1 << 20; /* 1 MiB announced past the memfd's end */
+  if (strcmp(kind, "inflight-beyond-fd") == 0) {
+    ho.inflight = false;
+    ho.inflight_lie = true;
+  }
+  if (fe_connect(&h.d, &ho) < 0)
     goto report;
+  if (fe_setup(&h.d) < 0) {
+    /* refusing the memory table or the inflight area is the right answer to these */
+    if (ho.mem_claim_extra || ho.inflight_lie)
+      out = fe_wait_closed(&h.d, 0) ? OUT_CLOSED : OUT_NACK;
+    goto report;
+  }
+  if (ho.inflight_lie) {
+    /* taken: requests must still be served, without the backend touching what no page backs */
+    out = fe_smoke(&h.d) == 0 ? OUT_SURVIVED : fe_wait_closed(&h.d, 0) ? OUT_CLOSED : OUT_STOPPED;
+    goto report;
+  }
   h.q = &h.d.vq[0];
   h.hdr = fe_mem_alloc(&h.d.mem, 0, 16, 16, &h.hdr_gpa);
   h.status = fe_mem_alloc(&h.d.mem, 0, 1, 1, &h.status_gpa);
@@ -313,9 +384,9 @@ static int hostile_one(const struct fe_opts *o, const char *kind, int backend_pi
 report:;
   if (h.d.sock >= 0 || h.d.mem.base)
     fe_close(&h.d);
-  bool alive = backend_pid <= 0 || kill(backend_pid, 0) == 0;
-  bool fresh = alive && fresh_check(o) == 0;
-  bool ok = out != OUT_ACCEPTED && out != OUT_SETUP && alive && fresh;
+  bool fresh = fe_fresh_check(o) == 0;
+  bool alive = fe_process_alive(backend_pid); /* after the check: a crash takes a moment */
+  bool ok = out != OUT_ACCEPTED && out != OUT_GARBAGE && out != OUT_SETUP && alive && fresh;
   if (out == OUT_ACCEPTED)
     FE_ERR("%s: the backend accepted it", kind);
   if (!alive)
@@ -323,15 +394,18 @@ report:;
   else if (!fresh)
     FE_ERR("%s: a fresh connection afterwards could not do verified I/O", kind);
   printf("{\"mode\":\"hostile\",\"kind\":\"%s\",\"result\":\"%s\",\"outcome\":\"%s\","
-         "\"backend_alive\":%s,\"fresh_connection_verified\":%s}\n", kind, ok ? "ok" : "fail",
-         outcome_name[out], alive ? "true" : "false", fresh ? "true" : "false");
+         "\"backend_alive\":%s,\"fresh_connection_verified\":%s}\n",
+         kind, ok ? "ok" : "fail", outcome_name[out], alive ? "true" : "false",
+         fresh ? "true" : "false");
   fflush(stdout);
   return ok ? 0 : 1;
 }
 
-int fe_hostile(const struct fe_opts *o, const char *kind, int backend_pid)
+int fe_hostile(const struct fe_opts *o, const char *kind, int backend_pid, uint64_t rounds)
 {
   signal(SIGPIPE, SIG_IGN);
+  if (strcmp(kind, "fuzz") == 0)
+    return fe_fuzz(o, backend_pid, rounds);
   if (strcmp(kind, "all") == 0) {
     char list[sizeof(fe_hostile_kinds)];
     int rc = 0;

@@ -13,23 +13,23 @@
 #include <string.h>
 #include <unistd.h>
 
-#define FE_MAX_DSEG 16        /* data segments per request at most */
-#define FE_GEN_UNKNOWN UINT32_MAX
+#define FE_MAX_DSEG           16 /* data segments per request at most */
+#define FE_GEN_UNKNOWN        UINT32_MAX
+#define FE_VERIFY_MAX_SECTORS (64ull << 21) /* 64 GiB: 512 MiB of generations */
 
 struct fe_req {
-  unsigned q, slot;
+  unsigned q; /* its queue */
   bool busy;
-  uint32_t type;             /* VIRTIO_BLK_T_* */
-  uint64_t sector;           /* 512-byte units */
-  uint32_t len;              /* data bytes (IN/OUT/DISCARD/WRITE_ZEROES range) */
-  uint32_t gen;              /* OUT: the write's generation */
-  uint32_t flags;            /* WRITE_ZEROES: VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP */
+  uint32_t type;   /* VIRTIO_BLK_T_* */
+  uint64_t sector; /* 512-byte units */
+  uint32_t len;    /* data bytes (IN/OUT/DISCARD/WRITE_ZEROES range) */
+  uint32_t gen;    /* OUT: the write's generation */
+  uint32_t flags;  /* WRITE_ZEROES: VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP */
   struct virtio_blk_outhdr *hdr;
   uint8_t *status;
   struct vring_desc *table;
   uint64_t table_gpa;
-  uint8_t *buf;
-  uint32_t buf_cap;
+  uint8_t *buf; /* data (or the discard/write-zeroes segment, GET_ID's answer) */
   unsigned npieces;
   uint8_t *piece[FE_MAX_DSEG];
   uint32_t piece_len[FE_MAX_DSEG];
@@ -39,8 +39,7 @@ struct fe_io {
   struct fe_dev *d;
   unsigned qd, dseg;
   bool indirect;
-  struct fe_req *reqs;       /* nqueues * qd */
-  unsigned inflight[FE_MAX_QUEUES];
+  struct fe_req *reqs; /* nqueues * qd */
   unsigned total_inflight;
 };
 
@@ -62,15 +61,15 @@ static int io_init(struct fe_io *io, struct fe_dev *d, unsigned qd, uint32_t buf
       unsigned region = q * qd + s;
       uint64_t gpa;
       r->q = q;
-      r->slot = s;
       r->hdr = fe_mem_alloc(&d->mem, region, sizeof(*r->hdr), 16, &gpa);
       r->status = fe_mem_alloc(&d->mem, region, 1, 1, &gpa);
       r->table = fe_mem_alloc(&d->mem, region, (FE_MAX_DSEG + 2) * 16, 16, &r->table_gpa);
       r->buf = fe_mem_alloc(&d->mem, region, buf_cap, 4096, &gpa);
-      r->buf_cap = buf_cap;
       if (!r->hdr || !r->status || !r->table || !r->buf) {
         FE_ERR("guest memory (%llu MiB) too small for %u queue(s) x %u requests of %u bytes",
                (unsigned long long)(d->mem.size >> 20), d->nqueues, qd, buf_cap);
+        free(io->reqs);
+        io->reqs = NULL;
         return -1;
       }
     }
@@ -87,22 +86,22 @@ static int io_submit(struct fe_io *io, struct fe_req *r)
   r->hdr->ioprio = 0;
   r->hdr->sector = r->sector;
   *r->status = 0xff;
-  segs[n++] = (struct fe_seg){fe_mem_gpa(&d->mem, r->hdr), sizeof(*r->hdr), false};
+  segs[n++] = (struct fe_seg){ fe_mem_gpa(&d->mem, r->hdr), sizeof(*r->hdr), false };
   if (r->type == VIRTIO_BLK_T_IN || r->type == VIRTIO_BLK_T_OUT) {
     for (unsigned i = 0; i < r->npieces; i++)
-      segs[n++] = (struct fe_seg){fe_mem_gpa(&d->mem, r->piece[i]), r->piece_len[i],
-                                  r->type == VIRTIO_BLK_T_IN};
+      segs[n++] = (struct fe_seg){ fe_mem_gpa(&d->mem, r->piece[i]), r->piece_len[i],
+                                   r->type == VIRTIO_BLK_T_IN };
   } else if (r->type == VIRTIO_BLK_T_GET_ID) {
-    segs[n++] = (struct fe_seg){fe_mem_gpa(&d->mem, r->buf), VIRTIO_BLK_ID_BYTES, true};
+    segs[n++] = (struct fe_seg){ fe_mem_gpa(&d->mem, r->buf), VIRTIO_BLK_ID_BYTES, true };
   } else if (r->type == VIRTIO_BLK_T_DISCARD || r->type == VIRTIO_BLK_T_WRITE_ZEROES) {
     struct virtio_blk_discard_write_zeroes *z = (void *)r->buf;
     z->sector = r->sector;
     z->num_sectors = r->len / 512;
     z->flags = r->flags;
     r->hdr->sector = 0;
-    segs[n++] = (struct fe_seg){fe_mem_gpa(&d->mem, z), sizeof(*z), false};
+    segs[n++] = (struct fe_seg){ fe_mem_gpa(&d->mem, z), sizeof(*z), false };
   }
-  segs[n++] = (struct fe_seg){fe_mem_gpa(&d->mem, r->status), 1, true};
+  segs[n++] = (struct fe_seg){ fe_mem_gpa(&d->mem, r->status), 1, true };
   bool indirect = io->indirect && n > 2;
   if (!indirect && n > d->o->queue_size) {
     FE_ERR("a request of %u descriptors does not fit a ring of %u", n, d->o->queue_size);
@@ -111,7 +110,6 @@ static int io_submit(struct fe_io *io, struct fe_req *r)
   int rc = fe_vq_add(&d->vq[r->q], segs, n, r, indirect ? r->table : NULL, r->table_gpa);
   if (rc == 0) {
     r->busy = true;
-    io->inflight[r->q]++;
     io->total_inflight++;
   }
   return rc;
@@ -135,8 +133,8 @@ static bool any_used(struct fe_dev *d)
 
 typedef int (*fe_complete_fn)(struct fe_io *io, struct fe_req *r, uint32_t used_len, void *arg);
 
-/* Wait for completions and hand each to DONE; returns how many, or -1 (timeout, or DONE
- * failed). */
+/* Wait for completions and hand each to DONE; returns how many (0 after a reconnect), or -1
+ * (timeout, closed connection, or DONE failed). */
 static int io_reap(struct fe_io *io, fe_complete_fn done, void *arg)
 {
   struct fe_dev *d = io->d;
@@ -148,7 +146,6 @@ static int io_reap(struct fe_io *io, fe_complete_fn done, void *arg)
       uint32_t len;
       while ((r = fe_vq_get_used(&d->vq[q], &len))) {
         r->busy = false;
-        io->inflight[q]--;
         io->total_inflight--;
         got++;
         if (done(io, r, len, arg) < 0)
@@ -163,9 +160,9 @@ static int io_reap(struct fe_io *io, fe_complete_fn done, void *arg)
     if (pending)
       continue;
     for (unsigned q = 0; q < d->nqueues; q++)
-      p[q] = (struct pollfd){d->vq[q].call_fd, POLLIN, 0};
+      p[q] = (struct pollfd){ d->vq[q].call_fd, POLLIN, 0 };
     /* the socket too: a backend that closes it will not complete anything */
-    p[d->nqueues] = (struct pollfd){d->sock, POLLIN, 0};
+    p[d->nqueues] = (struct pollfd){ d->sock, POLLIN, 0 };
     int n = poll(p, d->nqueues + 1, d->o->timeout_s * 1000);
     if (n < 0 && errno == EINTR)
       continue;
@@ -176,6 +173,11 @@ static int io_reap(struct fe_io *io, fe_complete_fn done, void *arg)
     }
     /* Closed: what it completed before closing still counts (fe_vq_arm said none). */
     if (p[d->nqueues].revents && fe_wait_closed(d, 0) && !any_used(d)) {
+      if (d->o->reconnect) {
+        if (fe_reconnect(d) < 0)
+          return -1;
+        return 0;
+      }
       FE_ERR("the backend closed the connection (%u requests in flight)", io->total_inflight);
       return -1;
     }
@@ -185,6 +187,20 @@ static int io_reap(struct fe_io *io, fe_complete_fn done, void *arg)
         perror("vhostfe: call eventfd");
     }
   }
+}
+
+static int drop_done(struct fe_io *io, struct fe_req *r, uint32_t used_len, void *arg)
+{
+  (void)io, (void)r, (void)used_len, (void)arg;
+  return 0;
+}
+
+/* After a failure: let what is in flight complete (as a guest that stops would) before the
+ * device is stopped; gives up on a timeout or a closed connection. */
+static void io_drain(struct fe_io *io)
+{
+  while (io->reqs && io->total_inflight && io_reap(io, drop_done, NULL) >= 0)
+    ;
 }
 
 static struct fe_req *free_slot(struct fe_io *io, unsigned q)
@@ -200,12 +216,13 @@ static struct fe_req *free_slot(struct fe_io *io, unsigned q)
 struct fe_verify {
   const struct fe_verify_opts *v;
   uint64_t rng, seed;
-  uint32_t *gen;              /* per 512-byte sector: 0 zeroes, FE_GEN_UNKNOWN, or a write */
+  uint32_t *gen; /* per 512-byte sector: 0 zeroes, FE_GEN_UNKNOWN, or a write */
   uint32_t next_gen;
-  uint32_t max_bs;            /* largest request: --max-bs within size_max, whole blocks */
+  uint32_t max_bs;  /* largest request: --max-bs within size_max, whole blocks */
+  uint64_t sectors; /* the part of the disk verified (all of it up to 64 GiB) */
   uint8_t *tmp;
-  unsigned smoke_n;           /* smoke: requests issued so far */
-  uint64_t n[16];             /* completed requests per type */
+  unsigned smoke_n; /* smoke: requests issued so far */
+  uint64_t n[16];   /* completed requests per type */
   uint64_t bytes_read, bytes_written, refused, unknown_sectors, get_id_unsupported;
   bool ro;
 };
@@ -295,16 +312,16 @@ static bool pick_range(struct fe_io *io, struct fe_verify *f, struct fe_req *r)
 {
   struct fe_dev *d = io->d;
   uint32_t unit = d->blk_size / 512, max_units = f->max_bs / d->blk_size;
-  uint64_t total_units = d->capacity / unit;
+  uint64_t total_units = f->sectors / unit;
   if (r->type == VIRTIO_BLK_T_DISCARD || r->type == VIRTIO_BLK_T_WRITE_ZEROES) {
     uint32_t align = r->type == VIRTIO_BLK_T_DISCARD ? d->cfg.discard_sector_alignment : 0;
     uint32_t maxs = r->type == VIRTIO_BLK_T_DISCARD ? d->cfg.max_discard_sectors
-                                                     : d->cfg.max_write_zeroes_sectors;
+                                                    : d->cfg.max_write_zeroes_sectors;
     if (align > unit && align % unit == 0)
       unit = align;
     if (maxs && maxs / unit < max_units)
       max_units = maxs / unit;
-    total_units = d->capacity / unit;
+    total_units = f->sectors / unit;
   }
   if (max_units == 0 || total_units == 0)
     return false;
@@ -344,8 +361,8 @@ static int verify_read(struct fe_verify *f, struct fe_req *r)
     while (expect[b] == f->tmp[s * 512 + b])
       b++;
     FE_ERR("MISMATCH: queue %u read of %u bytes at sector %" PRIu64 ": byte %" PRIu64
-           " of the disk is 0x%02x, expected 0x%02x (%s%u)", r->q, r->len, r->sector,
-           (r->sector + s) * 512 + b, f->tmp[s * 512 + b], expect[b],
+           " of the disk is 0x%02x, expected 0x%02x (%s%u)",
+           r->q, r->len, r->sector, (r->sector + s) * 512 + b, f->tmp[s * 512 + b], expect[b],
            g ? "written by write #" : "zeroes, generation ", g);
     return -1;
   }
@@ -363,6 +380,20 @@ static const char *type_name(uint32_t t)
   case VIRTIO_BLK_T_GET_ID: return "get-id";
   default: return "request";
   }
+}
+
+/* GET_ID's answer: --serial's text, NUL-padded to 20 bytes (not terminated at 20). */
+static int check_id(struct fe_verify *f, const struct fe_req *r)
+{
+  char want[VIRTIO_BLK_ID_BYTES] = { 0 };
+  if (!f->v->serial)
+    return 0;
+  memcpy(want, f->v->serial, strnlen(f->v->serial, sizeof(want)));
+  if (memcmp(want, r->buf, sizeof(want)) == 0)
+    return 0;
+  FE_ERR("GET_ID answered \"%.*s\", expected \"%.*s\"", VIRTIO_BLK_ID_BYTES, (char *)r->buf,
+         VIRTIO_BLK_ID_BYTES, want);
+  return -1;
 }
 
 static int verify_done(struct fe_io *io, struct fe_req *r, uint32_t used_len, void *arg)
@@ -397,21 +428,15 @@ static int verify_done(struct fe_io *io, struct fe_req *r, uint32_t used_len, vo
   f->n[r->type & 15]++;
   uint32_t g = 0;
   switch (r->type) {
-  case VIRTIO_BLK_T_IN:
-    f->bytes_read += r->len;
-    return verify_read(f, r);
+  case VIRTIO_BLK_T_IN: f->bytes_read += r->len; return verify_read(f, r);
   case VIRTIO_BLK_T_OUT:
     f->bytes_written += r->len;
     g = r->gen;
     break;
-  case VIRTIO_BLK_T_DISCARD:
-    g = FE_GEN_UNKNOWN;
-    break;
-  case VIRTIO_BLK_T_WRITE_ZEROES:
-    g = 0;
-    break;
-  default:
-    return 0;
+  case VIRTIO_BLK_T_DISCARD: g = FE_GEN_UNKNOWN; break;
+  case VIRTIO_BLK_T_WRITE_ZEROES: g = 0; break;
+  case VIRTIO_BLK_T_GET_ID: return check_id(f, r);
+  default: return 0;
   }
   for (uint32_t s = 0; s < r->len / 512; s++)
     f->gen[r->sector + s] = g;
@@ -426,10 +451,10 @@ static bool verify_next(struct fe_io *io, struct fe_verify *f, struct fe_req *r,
     unsigned half = (unsigned)f->v->requests / 2, k = f->smoke_n % half;
     uint32_t unit = io->d->blk_size / 512;
     r->type = f->smoke_n < half ? VIRTIO_BLK_T_OUT : VIRTIO_BLK_T_IN;
-    r->sector = (uint64_t)k * 256 / unit * unit % (io->d->capacity / unit * unit);
+    r->sector = (uint64_t)k * 256 / unit * unit % (f->sectors / unit * unit);
     r->len = (uint32_t)(1 + fe_rand(&f->rng) % (f->max_bs / io->d->blk_size)) * io->d->blk_size;
-    if (r->sector + r->len / 512 > io->d->capacity)
-      r->len = (uint32_t)(io->d->capacity - r->sector) * 512;
+    if (r->sector + r->len / 512 > f->sectors)
+      r->len = (uint32_t)(f->sectors - r->sector) * 512;
     f->smoke_n++;
   } else {
     r->type = pick_type(io, f);
@@ -437,6 +462,8 @@ static bool verify_next(struct fe_io *io, struct fe_verify *f, struct fe_req *r,
       return false;
   }
   r->flags = 0;
+  if (r->type == VIRTIO_BLK_T_GET_ID)
+    memset(r->buf, 0xa5, VIRTIO_BLK_ID_BYTES);
   if (r->type == VIRTIO_BLK_T_FLUSH || r->type == VIRTIO_BLK_T_GET_ID) {
     r->sector = 0;
     r->len = 0;
@@ -463,10 +490,31 @@ static bool verify_next(struct fe_io *io, struct fe_verify *f, struct fe_req *r,
   return true;
 }
 
+static void print_verify_summary(struct fe_dev *d, const struct fe_verify *f, int rc, unsigned qd,
+                                 uint64_t completed, double seconds)
+{
+  printf("{\"mode\":\"verify\",\"result\":\"%s\",\"queues\":%u,\"qd\":%u,\"indirect\":%s,"
+         "\"event_idx\":%s,\"regions\":%u,\"ro\":%s,\"requests\":%" PRIu64 ",\"reads\":%" PRIu64
+         ",\"writes\":%" PRIu64 ",\"flushes\":%" PRIu64 ",\"discards\":%" PRIu64
+         ",\"write_zeroes\":%" PRIu64 ",\"get_id\":%" PRIu64 ",\"get_id_unsupported\":%" PRIu64
+         ",\"refused_writes\":%" PRIu64 ",\"bytes_read\":%" PRIu64 ",\"bytes_written\":%" PRIu64
+         ",\"unverified_sectors_read\":%" PRIu64 ",\"reconnects\":%u,\"capacity_sectors\":%" PRIu64
+         ",\"blk_size\":%u,\"seg_max\":%u,\"num_queues\":%u,\"seconds\":%.3f}\n",
+         rc ? "fail" : "ok", d->nqueues, qd,
+         fe_has(d, VIRTIO_RING_F_INDIRECT_DESC) ? "true" : "false",
+         fe_has(d, VIRTIO_RING_F_EVENT_IDX) ? "true" : "false", d->mem.nregions,
+         f->ro ? "true" : "false", completed, f->n[VIRTIO_BLK_T_IN], f->n[VIRTIO_BLK_T_OUT],
+         f->n[VIRTIO_BLK_T_FLUSH], f->n[VIRTIO_BLK_T_DISCARD], f->n[VIRTIO_BLK_T_WRITE_ZEROES],
+         f->n[VIRTIO_BLK_T_GET_ID], f->get_id_unsupported, f->refused, f->bytes_read,
+         f->bytes_written, f->unknown_sectors, d->reconnects, d->capacity, d->blk_size, d->seg_max,
+         fe_has(d, VIRTIO_BLK_F_MQ) ? d->cfg.num_queues : 1, seconds);
+  fflush(stdout);
+}
+
 static int run_verify(struct fe_dev *d, const struct fe_verify_opts *v, bool smoke, bool print)
 {
-  struct fe_io io;
-  struct fe_verify f = {.v = v, .rng = d->o->seed * 2 + 1, .seed = d->o->seed};
+  struct fe_io io = { 0 };
+  struct fe_verify f = { .v = v, .rng = d->o->seed * 2 + 1, .seed = d->o->seed };
   uint64_t submitted = 0, completed = 0;
   int rc = 1;
   double t0 = fe_now();
@@ -477,25 +525,39 @@ static int run_verify(struct fe_dev *d, const struct fe_verify_opts *v, bool smo
   f.max_bs = max_bs;
   f.ro = fe_has(d, VIRTIO_BLK_F_RO);
   if (max_bs == 0 || (v->expect_ro && !f.ro) || (f.ro && !v->expect_ro && !smoke)) {
-    FE_ERR("%s", max_bs == 0 ? "--max-bs is below the block size" : f.ro
-           ? "the device is read-only (VIRTIO_BLK_F_RO): say --expect-ro"
-           : "--expect-ro, but the device does not offer VIRTIO_BLK_F_RO");
+    FE_ERR("%s", max_bs == 0 ? "--max-bs is below the block size"
+                 : f.ro      ? "the device is read-only (VIRTIO_BLK_F_RO): say --expect-ro"
+                             : "--expect-ro, but the device does not offer VIRTIO_BLK_F_RO");
     return 1;
   }
-  f.gen = malloc(d->capacity * sizeof(*f.gen));
+  /* the generations of a very large disk would not fit: verify its first 64 GiB */
+  f.sectors = d->capacity < FE_VERIFY_MAX_SECTORS ? d->capacity : FE_VERIFY_MAX_SECTORS;
+  f.gen = malloc(f.sectors * sizeof(*f.gen));
   f.tmp = malloc(max_bs);
   if (!f.gen || !f.tmp || io_init(&io, d, qd, max_bs + FE_MAX_DSEG * 64 + 64) < 0)
     goto out;
   /* Unless the disk is known to start zeroed, what is on it is not known until written. */
-  for (uint64_t s = 0; s < d->capacity; s++)
-    f.gen[s] = v->expect_ro || !d->o->assume_zero ? FE_GEN_UNKNOWN : 0;
-  if (f.ro && d->o->assume_zero)
-    memset(f.gen, 0, d->capacity * sizeof(*f.gen));
-  while (completed < v->requests) {
+  for (uint64_t s = 0; s < f.sectors; s++)
+    f.gen[s] = d->o->assume_zero ? 0 : FE_GEN_UNKNOWN;
+  uint64_t at_reconnect = 0; /* completed when the last reconnect happened */
+  unsigned reconnects = 0;
+  bool ready = false;
+  for (;;) {
+    if (d->reconnects != reconnects) {
+      reconnects = d->reconnects;
+      at_reconnect = completed;
+      ready = false; /* the ready file again once a request completed */
+    }
+    /* --min-reconnects: go on until they happened, then 100 requests more */
+    bool more =
+        d->reconnects < v->min_reconnects || (v->min_reconnects && completed - at_reconnect < 100);
+    uint64_t target = more ? UINT64_MAX : v->requests;
+    if (completed >= target)
+      break;
     bool added = false;
-    for (unsigned q = 0; q < d->nqueues && submitted < v->requests; q++) {
+    for (unsigned q = 0; q < d->nqueues && submitted < target; q++) {
       struct fe_req *r;
-      while (submitted < v->requests && (r = free_slot(&io, q))) {
+      while (submitted < target && (r = free_slot(&io, q))) {
         if (!verify_next(&io, &f, r, smoke))
           break;
         if (io_submit(&io, r) < 0)
@@ -514,24 +576,19 @@ static int run_verify(struct fe_dev *d, const struct fe_verify_opts *v, bool smo
     if (n < 0)
       goto out;
     completed += (uint64_t)n;
+    if (!ready && completed > at_reconnect && v->ready_file) {
+      FILE *rf = fopen(v->ready_file, "w");
+      if (rf)
+        fclose(rf);
+      ready = true;
+    }
   }
   rc = 0;
 out:
-  if (print) {
-    printf("{\"mode\":\"verify\",\"result\":\"%s\",\"queues\":%u,\"qd\":%u,\"indirect\":%s,"
-           "\"event_idx\":%s,\"regions\":%u,\"ro\":%s,\"requests\":%" PRIu64 ",\"reads\":%" PRIu64
-           ",\"writes\":%" PRIu64 ",\"flushes\":%" PRIu64 ",\"discards\":%" PRIu64
-           ",\"write_zeroes\":%" PRIu64 ",\"get_id\":%" PRIu64 ",\"get_id_unsupported\":%" PRIu64
-           ",\"refused_writes\":%" PRIu64 ",\"bytes_read\":%" PRIu64
-           ",\"bytes_written\":%" PRIu64 ",\"unverified_sectors_read\":%" PRIu64
-           ",\"seconds\":%.3f}\n", rc ? "fail" : "ok", d->nqueues, qd,
-           fe_has(d, VIRTIO_RING_F_INDIRECT_DESC) ? "true" : "false",
-           fe_has(d, VIRTIO_RING_F_EVENT_IDX) ? "true" : "false", d->mem.nregions,
-           f.ro ? "true" : "false", completed, f.n[VIRTIO_BLK_T_IN], f.n[VIRTIO_BLK_T_OUT],
-           f.n[VIRTIO_BLK_T_FLUSH], f.n[VIRTIO_BLK_T_DISCARD], f.n[VIRTIO_BLK_T_WRITE_ZEROES],
-           f.n[VIRTIO_BLK_T_GET_ID], f.get_id_unsupported, f.refused, f.bytes_read, f.bytes_written, f.unknown_sectors, fe_now() - t0);
-    fflush(stdout);
-  }
+  if (rc)
+    io_drain(&io);
+  if (print)
+    print_verify_summary(d, &f, rc, qd, completed, fe_now() - t0);
   free(io.reqs);
   free(f.gen);
   free(f.tmp);
@@ -545,7 +602,9 @@ int fe_verify(struct fe_dev *d, const struct fe_verify_opts *v)
 
 int fe_smoke(struct fe_dev *d)
 {
-  struct fe_verify_opts v = {.requests = 16, .max_bs = 65536, .expect_ro = fe_has(d, VIRTIO_BLK_F_RO)};
+  struct fe_verify_opts v = { .requests = 16,
+                              .max_bs = 65536,
+                              .expect_ro = fe_has(d, VIRTIO_BLK_F_RO) };
   return run_verify(d, &v, true, false);
 }
 
@@ -614,7 +673,7 @@ static void bench_next(struct fe_io *io, struct fe_bench *f, struct fe_req *r)
 int fe_bench(struct fe_dev *d, const struct fe_bench_opts *b)
 {
   struct fe_io io;
-  struct fe_bench f = {.b = b, .rng = d->o->seed * 2 + 1};
+  struct fe_bench f = { .b = b, .rng = d->o->seed * 2 + 1 };
   int rc = 1;
   if (strcmp(b->rw, "randread") == 0 || strcmp(b->rw, "read") == 0)
     f.type = VIRTIO_BLK_T_IN;
@@ -667,7 +726,9 @@ int fe_bench(struct fe_dev *d, const struct fe_bench_opts *b)
   }
   t1 = fe_now();
   rc = 0;
-out:;
+out:
+  if (rc)
+    io_drain(&io);
   double cpu1 = backend_cpu(b->backend_pid), secs = t1 - t0;
   double cpu = cpu0 >= 0 && cpu1 >= 0 ? cpu1 - cpu0 : -1;
   double gib = (double)f.done * b->bs / (1024.0 * 1024 * 1024);

@@ -105,7 +105,8 @@ bool fe_vq_publish(struct fe_vq *q)
   if (old == now)
     return false;
   if (q->event_idx)
-    return vring_need_event(__atomic_load_n(&vring_avail_event(&q->vr), __ATOMIC_ACQUIRE), now, old);
+    return vring_need_event(__atomic_load_n(&vring_avail_event(&q->vr), __ATOMIC_ACQUIRE), now,
+                            old);
   return !(__atomic_load_n(&q->vr.used->flags, __ATOMIC_ACQUIRE) & VRING_USED_F_NO_NOTIFY);
 }
 
@@ -150,10 +151,7 @@ bool fe_vq_arm(struct fe_vq *q)
   return __atomic_load_n(&q->vr.used->idx, __ATOMIC_ACQUIRE) != q->last_used;
 }
 
-void fe_vq_add_raw_head(struct fe_vq *q, uint16_t head)
-{
-  put_avail(q, head);
-}
+void fe_vq_add_raw_head(struct fe_vq *q, uint16_t head) { put_avail(q, head); }
 
 void fe_vq_set_avail_idx(struct fe_vq *q, uint16_t idx)
 {

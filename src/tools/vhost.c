@@ -1,0 +1,181 @@
+/* vhost.c: `shunt vhost`, the vhost-user-blk back end's command line.
+ * Parses options and device specs into a vhost_config (src/vhost/vconfig.h)
+ * and runs it (src/vhost/vhost.h). */
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "tools/commands.h"
+#include "vhost/vconfig.h"
+#include "vhost/vhost.h"
+
+static void vhost_usage(FILE *f)
+{
+  fprintf(f,
+"usage: shunt vhost [OPTION]... SOCKET=SOURCE[,OPTION]...\n"
+"\n"
+"Serve files and block devices to virtual machines as vhost-user-blk disks:\n"
+"the VMM (qemu, cloud-hypervisor) connects to SOCKET and hands over the guest's\n"
+"memory and virtqueues; requests move between SOURCE and guest pages with no\n"
+"VMM on the data path.  One socket per disk; one frontend at a time on each.\n"
+"\n"
+"Options:\n"
+"  -c, --config FILE        read settings and devices from FILE: a [server]\n"
+"                           part (threads, stats, log, arena) and one\n"
+"                           [vhost SOCKET] section per device (source = ...,\n"
+"                           and the device options below as KEY = VALUE)\n"
+"  -t, --threads N          io_uring worker threads (default: one per CPU)\n"
+"      --arena SIZE         registered buffer arena per worker (default 64M)\n"
+"      --stats FILE         write per-device statistics as JSON to FILE on\n"
+"                           SIGUSR1 and at exit\n"
+"  -v, --verbose            more logging (debug: every refused request)\n"
+"  -q, --quiet              errors only\n"
+"  -h, --help               this text\n"
+"  -V, --version            the version\n"
+"\n"
+"Devices: SOCKET=SOURCE[,OPTION]...\n"
+"  SOCKET is the path of the unix socket to create (a stale socket there is\n"
+"  replaced; a live one or any other file is refused).  SOURCE is a regular\n"
+"  file or block device (NBD URIs as sources are not supported yet).  Options:\n"
+"    ro                 read-only: the guest sees a read-only disk (VIRTIO_BLK_F_RO)\n"
+"    queues=N           virtqueues offered (1..64; default: one per worker)\n"
+"    datapath=PATH      direct (default: O_DIRECT straight into guest pages),\n"
+"                       copy, splice, mmap or auto, as for shunt serve\n"
+"    serial=TEXT        the disk's serial number (GET_ID; 20 bytes at most)\n"
+"    discard=on|off     offer DISCARD and WRITE_ZEROES (default on)\n"
+"\n"
+"SIGINT/SIGTERM: stop serving, finish in-flight requests, exit 0.\n"
+"SIGUSR1: write --stats.\n"
+"\n"
+"Example:\n"
+"  shunt vhost /run/vm1.sock=/srv/vm1.img,queues=2\n"
+"  qemu-system-x86_64 -object memory-backend-memfd,id=mem,size=1G,share=on \\\n"
+"      -numa node,memdev=mem -chardev socket,id=vu,path=/run/vm1.sock \\\n"
+"      -device vhost-user-blk-pci,chardev=vu,num-queues=2 ...\n");
+}
+
+enum { OPT_ARENA = 1000, OPT_STATS };
+
+/* A usage mistake: one error line and a hint, not the whole --help.
+ * Returns 2, the exit status of a usage error. */
+__attribute__((format(printf, 1, 2)))
+static int usage_error(const char *fmt, ...)
+{
+  char msg[600];
+  va_list ap;
+
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  log_msg(LOG_ERROR, NULL, NULL, "%s", msg);
+  fprintf(stderr, "Try 'shunt vhost --help' for more information.\n");
+  return 2;
+}
+
+/* The long name of the option whose getopt value is c. */
+static const char *option_key(const struct option *opts, int c)
+{
+  for (; opts->name; opts++)
+    if (opts->val == c)
+      return opts->name;
+  return "?";
+}
+
+int cmd_vhost(int argc, char **argv)
+{
+  static const struct option opts[] = {
+    { "config", required_argument, NULL, 'c' },
+    { "threads", required_argument, NULL, 't' },
+    { "arena", required_argument, NULL, OPT_ARENA },
+    { "stats", required_argument, NULL, OPT_STATS },
+    { "verbose", no_argument, NULL, 'v' },
+    { "quiet", no_argument, NULL, 'q' },
+    { "help", no_argument, NULL, 'h' },
+    { "version", no_argument, NULL, 'V' },
+    { NULL, 0, NULL, 0 },
+  };
+  struct vhost_config cfg;
+  char err[512];
+  int c, verbose = 0, quiet = 0, status;
+  const char *config_file = NULL;
+
+  vhost_config_init(&cfg);
+  /* The config file is read first so that the command line adds to it. */
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--"))
+      break;
+    if ((!strcmp(argv[i], "--config") || !strcmp(argv[i], "-c")) && i + 1 < argc)
+      config_file = argv[i + 1];
+    else if (!strncmp(argv[i], "--config=", 9))
+      config_file = argv[i] + 9;
+  }
+  if (config_file && vhost_config_load_file(&cfg, config_file, err, sizeof err) < 0) {
+    vhost_config_free(&cfg);
+    return usage_error("%s", err);
+  }
+  optind = 1;
+  opterr = 0;   /* our own message, then the hint */
+  while ((c = getopt_long(argc, argv, ":c:t:vqhV", opts, NULL)) != -1) {
+    switch (c) {
+    case 'c':
+      break;   /* read above */
+    case 't': case OPT_ARENA: case OPT_STATS: {
+      const char *key = option_key(opts, c);
+      if (vhost_config_set_key(&cfg, key, optarg, err, sizeof err) < 0) {
+        vhost_config_free(&cfg);
+        return usage_error("--%s: %s", key, err);
+      }
+      break;
+    }
+    case 'v':
+      verbose++;
+      break;
+    case 'q':
+      quiet = 1;
+      break;
+    case 'h':
+      vhost_usage(stdout);
+      vhost_config_free(&cfg);
+      return 0;
+    case 'V':
+      printf("shunt %s\n", SHUNT_VERSION);
+      vhost_config_free(&cfg);
+      return 0;
+    case ':':
+      vhost_config_free(&cfg);
+      if (strncmp(argv[optind - 1], "--", 2) && optopt && optopt < 256)
+        return usage_error("option '-%c' needs a value", optopt);
+      return usage_error("option '%s' needs a value", argv[optind - 1]);
+    default:
+      vhost_config_free(&cfg);
+      if (strncmp(argv[optind - 1], "--", 2) && optopt && optopt < 256)
+        return usage_error("unknown option '-%c'", optopt);
+      return usage_error("unknown option '%s'", argv[optind - 1]);
+    }
+  }
+  if (quiet)
+    cfg.log_level = LOG_ERROR;
+  else if (cfg.log_level + verbose > LOG_DEBUG)
+    cfg.log_level = LOG_DEBUG;
+  else
+    cfg.log_level += verbose;
+  for (int i = optind; i < argc; i++)
+    if (vhost_config_add_spec(&cfg, argv[i], err, sizeof err) < 0) {
+      vhost_config_free(&cfg);
+      return usage_error("%s", err);
+    }
+  if (cfg.ndevs == 0) {
+    vhost_config_free(&cfg);
+    return usage_error("no devices given: name one as SOCKET=SOURCE, or in --config FILE");
+  }
+  if (vhost_config_check(&cfg, err, sizeof err) < 0) {
+    vhost_config_free(&cfg);
+    return usage_error("%s", err);
+  }
+  status = vhost_run(&cfg);
+  vhost_config_free(&cfg);
+  return status;
+}

@@ -1,0 +1,174 @@
+/* device.c: a device's source and its socket's accepts (see device.h). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "backend/backend.h"
+#include "common/log.h"
+#include "common/macros.h"
+#include "datapath/datapath.h"
+#include "vhost/blkconfig.h"
+#include "vhost/device.h"
+#include "vhost/vconn.h"
+#include "vhost/vhost.h"
+#include "vhost/vworker.h"
+
+/* A source must be a regular file or a block device: a FIFO would block the
+ * start, and a character device or socket has no size. */
+static int check_source(const struct vhost_dev_config *cfg, char *err, size_t errlen)
+{
+  struct stat st;
+
+  if (vhost_source_is_uri(cfg->source)) {
+    snprintf(err, errlen, "'%s': %s: NBD sources are not supported yet (give a file or block device)",
+             cfg->socket, cfg->source);
+    return -ENOTSUP;
+  }
+  if (stat(cfg->source, &st) < 0) {
+    int r = -errno;
+    snprintf(err, errlen, "'%s': %s: %s", cfg->socket, cfg->source, strerror(errno));
+    return r;
+  }
+  if (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode))
+    return 0;
+  snprintf(err, errlen, "'%s': %s is not a regular file or block device", cfg->socket, cfg->source);
+  return -EINVAL;
+}
+
+static int open_source(struct vdev *d, const char *datapath, char *err, size_t errlen)
+{
+  const struct vhost_dev_config *cfg = d->cfg;
+  struct backend *b;
+  char berr[256];
+  int r = backend_open_opts("file", cfg->source, cfg->read_only, NULL, &b, berr, sizeof berr);
+
+  if (r < 0) {
+    snprintf(err, errlen, "'%s': %s", cfg->socket, berr);
+    return r;
+  }
+  struct dp_export_setup ds = { .name = cfg->socket, .path = cfg->source, .datapath = datapath,
+                                .read_only = cfg->read_only };
+  d->dx_open = true;
+  if ((r = datapath_setup(&d->dx, b, &ds, berr, sizeof berr)) < 0)
+    snprintf(err, errlen, "'%s': %s", cfg->socket, berr);
+  return r;
+}
+
+int vdev_open(struct vdev *d, struct vhost *vh, const struct vhost_dev_config *cfg, char *err, size_t errlen)
+{
+  int r;
+
+  memset(d, 0, sizeof *d);
+  d->vh = vh;
+  d->cfg = cfg;
+  d->listen_fd = -1;
+  d->nqueues = cfg->queues ? cfg->queues : vh->nworkers;
+  if (d->nqueues > VHOST_MAX_QUEUES)
+    d->nqueues = VHOST_MAX_QUEUES;
+  d->blk_size = 512;
+  if ((r = check_source(cfg, err, errlen)) < 0)
+    return r;
+  r = open_source(d, cfg->datapath ? cfg->datapath : "direct", err, errlen);
+  if (r < 0 && !cfg->datapath) {
+    /* direct is the default, not a demand: a file system without O_DIRECT
+     * (tmpfs) is served through the page cache instead. */
+    log_msg(LOG_WARN, NULL, cfg->socket, "%s; using datapath=copy", err);
+    dp_export_close(&d->dx);
+    d->dx_open = false;
+    r = open_source(d, "copy", err, errlen);
+  }
+  if (r < 0)
+    return r;
+  if (d->dx.backend->size % 512)
+    log_msg(LOG_WARN, NULL, cfg->socket, "%s: size %llu is not a multiple of 512: the last %llu bytes are "
+            "not reachable by the guest", cfg->source, (unsigned long long)d->dx.backend->size,
+            (unsigned long long)(d->dx.backend->size % 512));
+  vhost_blk_params(d, &d->blk);
+  log_msg(LOG_INFO, NULL, cfg->socket, "%s, %llu bytes%s, data path %s, %u queue%s", cfg->source,
+          (unsigned long long)d->dx.backend->size, cfg->read_only ? ", read-only" : "",
+          d->dx.datapath->name, d->nqueues, d->nqueues == 1 ? "" : "s");
+  return 0;
+}
+
+static void accept_cb(struct engine_op *op, int res, uint32_t flags);
+
+static void arm_accept(struct vdev *d)
+{
+  struct io_uring_sqe *sqe = engine_sqe(&d->w->eng, &d->accept_op);
+  io_uring_prep_accept(sqe, d->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+  d->accept_armed = true;
+}
+
+static void finish_stop(struct vdev *d)
+{
+  if (d->done || d->conn || d->accept_armed)
+    return;
+  d->done = true;
+  vworker_device_done(d->w);
+}
+
+static void accept_cb(struct engine_op *op, int res, uint32_t flags)
+{
+  struct vdev *d = container_of(op, struct vdev, accept_op);
+  (void)flags;
+
+  d->accept_armed = false;
+  if (d->stopping) {
+    if (res >= 0)
+      close(res);
+    finish_stop(d);
+    return;
+  }
+  if (res < 0) {
+    if (res != -EINTR && res != -ECONNABORTED && res != -EAGAIN)
+      log_msg(LOG_WARN, NULL, d->cfg->socket, "accept failed: %s", strerror(-res));
+    arm_accept(d);
+    return;
+  }
+  atomic_fetch_add(&d->connections, 1);
+  if (vconn_start(d, res) < 0) {
+    log_msg(LOG_WARN, NULL, d->cfg->socket, "frontend refused: out of memory for its state");
+    arm_accept(d);
+  }
+  /* Accepting again waits until this frontend leaves (vdev_conn_closed). */
+}
+
+void vdev_start(struct vdev *d)
+{
+  d->accept_op.cb = accept_cb;
+  arm_accept(d);
+}
+
+void vdev_stop(struct vdev *d)
+{
+  if (d->stopping)
+    return;
+  d->stopping = true;
+  if (d->accept_armed) {
+    struct io_uring_sqe *sqe = engine_sqe(&d->w->eng, &vworker_ignore_op);
+    io_uring_prep_cancel(sqe, &d->accept_op, 0);
+  }
+  if (d->conn)
+    vconn_stop(d->conn);
+  finish_stop(d);
+}
+
+void vdev_conn_closed(struct vdev *d)
+{
+  d->conn = NULL;
+  if (d->stopping)
+    finish_stop(d);
+  else
+    arm_accept(d);
+}
+
+void vdev_close(struct vdev *d)
+{
+  if (d->dx_open)
+    dp_export_close(&d->dx);
+  d->dx_open = false;
+}

@@ -1,0 +1,292 @@
+/* vconfig.c: the configuration of `shunt vhost` (see vconfig.h); the file
+ * format is serve's (common/inifile.h) with [vhost SOCKET] sections. */
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/inifile.h"
+#include "common/log.h"
+#include "common/parse.h"
+#include "common/text.h"
+#include "datapath/datapath.h"
+#include "vhost/vconfig.h"
+
+void vhost_config_init(struct vhost_config *cfg)
+{
+  memset(cfg, 0, sizeof *cfg);
+  cfg->log_level = LOG_INFO;
+}
+
+static void dev_free(struct vhost_dev_config *d)
+{
+  free(d->socket);
+  free(d->source);
+  free(d->datapath);
+  free(d->serial);
+  memset(d, 0, sizeof *d);
+}
+
+void vhost_config_free(struct vhost_config *cfg)
+{
+  for (size_t i = 0; i < cfg->ndevs; i++)
+    dev_free(&cfg->devs[i]);
+  free(cfg->devs);
+  free(cfg->stats_path);
+  memset(cfg, 0, sizeof *cfg);
+}
+
+static struct vhost_dev_config *add_dev(struct vhost_config *cfg)
+{
+  struct vhost_dev_config *d = realloc(cfg->devs, (cfg->ndevs + 1) * sizeof *d);
+  if (!d)
+    return NULL;
+  cfg->devs = d;
+  d += cfg->ndevs++;
+  memset(d, 0, sizeof *d);
+  d->discard = true;
+  return d;
+}
+
+static int set_str(char **dst, const char *v, char *err, size_t errlen)
+{
+  char *s = strdup(v);
+  if (!s) {
+    snprintf(err, errlen, "out of memory");
+    return -ENOMEM;
+  }
+  free(*dst);
+  *dst = s;
+  return 0;
+}
+
+bool vhost_source_is_uri(const char *source)
+{
+  return !strncmp(source, "nbd://", 6) || !strncmp(source, "nbds://", 7) ||
+         !strncmp(source, "nbd+unix://", 11) || !strncmp(source, "nbds+unix://", 12) ||
+         !strncmp(source, "nbd+vsock://", 12);
+}
+
+/* The serial: at most 20 bytes of printable ASCII (the guest shows it as
+ * /sys/block/vdX/serial and in /dev/disk/by-id names). */
+static int check_serial(const struct vhost_dev_config *d, const char *v, char *err, size_t errlen)
+{
+  if (strlen(v) > VHOST_SERIAL_MAX) {
+    snprintf(err, errlen, "'%s': serial longer than %d bytes", d->socket ? d->socket : "", VHOST_SERIAL_MAX);
+    return -EINVAL;
+  }
+  for (const char *p = v; *p; p++)
+    if (!isprint((unsigned char)*p)) {
+      snprintf(err, errlen, "'%s': serial must be printable ASCII", d->socket ? d->socket : "");
+      return -EINVAL;
+    }
+  return 0;
+}
+
+int vhost_dev_set_option(struct vhost_dev_config *d, const char *key, const char *val,
+                         char *err, size_t errlen)
+{
+  const char *who = d->socket ? d->socket : "";
+  bool b;
+  uint64_t v;
+
+  if (!strcmp(key, "ro") || !strcmp(key, "readonly") || !strcmp(key, "read-only")) {
+    if (!val) { d->read_only = true; return 0; }
+    if (parse_bool(val, &b) < 0) goto bad;
+    d->read_only = b;
+    return 0;
+  }
+  if (!strcmp(key, "rw") && !val) {
+    d->read_only = false;
+    return 0;
+  }
+  if (!strcmp(key, "discard")) {
+    if (!val) { d->discard = true; return 0; }
+    if (parse_bool(val, &b) < 0) goto bad;
+    d->discard = b;
+    return 0;
+  }
+  if (!val)
+    goto unknown;
+  if (!strcmp(key, "queues")) {
+    if (parse_uint(val, 1, VHOST_MAX_QUEUES, &v) < 0) {
+      snprintf(err, errlen, "'%s': queues must be from 1 to %d", who, VHOST_MAX_QUEUES);
+      return -EINVAL;
+    }
+    d->queues = (unsigned)v;
+    return 0;
+  }
+  if (!strcmp(key, "datapath")) {
+    if (!datapath_find(val) && strcmp(val, "auto")) goto bad;
+    return set_str(&d->datapath, val, err, errlen);
+  }
+  if (!strcmp(key, "serial")) {
+    int r = check_serial(d, val, err, errlen);
+    return r < 0 ? r : set_str(&d->serial, val, err, errlen);
+  }
+  if (!strcmp(key, "source") || !strcmp(key, "path"))
+    return set_str(&d->source, val, err, errlen);
+unknown:
+  snprintf(err, errlen, "'%s': unknown option '%s'", who, key);
+  return -EINVAL;
+bad:
+  snprintf(err, errlen, "'%s': bad value '%s' for option '%s'", who, val, key);
+  return -EINVAL;
+}
+
+/* A socket path as given: not empty, clean text, short enough for sun_path. */
+static int check_socket(const char *path, char *err, size_t errlen)
+{
+  char shown[256];
+
+  if (!*path) {
+    snprintf(err, errlen, "empty socket path");
+    return -EINVAL;
+  }
+  if (!text_is_clean(path, strlen(path))) {
+    snprintf(err, errlen, "socket path '%s' is not valid UTF-8 or holds control characters",
+             text_escape(path, strlen(path), shown, sizeof shown));
+    return -EINVAL;
+  }
+  if (strlen(path) >= 108) {
+    snprintf(err, errlen, "socket path '%s': too long for a unix socket (107 bytes at most)", path);
+    return -ENAMETOOLONG;
+  }
+  return 0;
+}
+
+int vhost_config_add_spec(struct vhost_config *cfg, const char *spec, char *err, size_t errlen)
+{
+  const char *eq = strchr(spec, '=');
+  char *rest, *opt, *save = NULL;
+  struct vhost_dev_config *d;
+  int r = 0;
+
+  if (!eq || eq == spec || !eq[1] || eq[1] == ',') {
+    snprintf(err, errlen, "'%s': expected SOCKET=SOURCE[,OPTION]...", spec);
+    return -EINVAL;
+  }
+  if (!(d = add_dev(cfg)) || !(d->socket = strndup(spec, (size_t)(eq - spec))) || !(rest = strdup(eq + 1))) {
+    snprintf(err, errlen, "out of memory");
+    return -ENOMEM;
+  }
+  if ((r = check_socket(d->socket, err, errlen)) < 0) {
+    free(rest);
+    return r;
+  }
+  opt = strtok_r(rest, ",", &save);
+  r = set_str(&d->source, opt, err, errlen);
+  while (r == 0 && (opt = strtok_r(NULL, ",", &save))) {
+    char *v = strchr(opt, '=');
+    if (v)
+      *v++ = '\0';
+    r = vhost_dev_set_option(d, opt, v, err, errlen);
+  }
+  free(rest);
+  return r;
+}
+
+int vhost_config_set_key(struct vhost_config *cfg, const char *key, const char *val,
+                         char *err, size_t errlen)
+{
+  uint64_t v;
+
+  if (!strcmp(key, "device") || !strcmp(key, "vhost"))
+    return vhost_config_add_spec(cfg, val, err, errlen);
+  if (!strcmp(key, "threads")) {
+    if (parse_uint(val, 1, 1024, &v) < 0) goto bad;
+    cfg->threads = (unsigned)v;
+    return 0;
+  }
+  if (!strcmp(key, "arena")) {
+    if (parse_size(val, &v) < 0 || v < (1u << 20) || v > (UINT64_C(64) << 30)) goto bad;
+    cfg->arena = v;
+    return 0;
+  }
+  if (!strcmp(key, "stats"))
+    return set_str(&cfg->stats_path, val, err, errlen);
+  if (!strcmp(key, "log")) {
+    static const char *const names[] = { "error", "warning", "info", "debug" };
+    for (int i = 0; i < 4; i++)
+      if (!strcmp(val, names[i])) {
+        cfg->log_level = i;
+        return 0;
+      }
+    goto bad;
+  }
+  snprintf(err, errlen, "unknown server key '%s'", key);
+  return -EINVAL;
+bad:
+  snprintf(err, errlen, "bad value '%s' for '%s'", val, key);
+  return -EINVAL;
+}
+
+/* The config file reader's state: the [vhost SOCKET] section being read. */
+struct vconfig_reader {
+  struct vhost_config *cfg;
+  struct vhost_dev_config *cur;
+};
+
+static int vconfig_section(void *arg, const char *s, char *msg, size_t msglen)
+{
+  struct vconfig_reader *rd = arg;
+  const char *sock;
+  int r;
+
+  if (!strcmp(s, "server")) {
+    rd->cur = NULL;
+    return 0;
+  }
+  if (strncmp(s, "vhost", 5) || !isspace((unsigned char)s[5])) {
+    snprintf(msg, msglen, "unknown section [%s] (expected [server] or [vhost SOCKET])", s);
+    return -EINVAL;
+  }
+  for (sock = s + 6; isspace((unsigned char)*sock); sock++)
+    ;
+  if ((r = check_socket(sock, msg, msglen)) < 0)
+    return r;
+  if (!(rd->cur = add_dev(rd->cfg)) || !(rd->cur->socket = strdup(sock))) {
+    snprintf(msg, msglen, "out of memory");
+    return -ENOMEM;
+  }
+  return 0;
+}
+
+static int vconfig_key(void *arg, const char *key, const char *val, char *msg, size_t msglen)
+{
+  struct vconfig_reader *rd = arg;
+
+  if (rd->cur)
+    return vhost_dev_set_option(rd->cur, key, val, msg, msglen);
+  if (!val) {
+    snprintf(msg, msglen, "expected KEY = VALUE");
+    return -EINVAL;
+  }
+  return vhost_config_set_key(rd->cfg, key, val, msg, msglen);
+}
+
+int vhost_config_load_file(struct vhost_config *cfg, const char *path, char *err, size_t errlen)
+{
+  static const struct ini_handler handler = { .section = vconfig_section, .key = vconfig_key };
+  struct vconfig_reader rd = { .cfg = cfg };
+
+  return ini_load_file(path, &handler, &rd, err, errlen);
+}
+
+int vhost_config_check(const struct vhost_config *cfg, char *err, size_t errlen)
+{
+  for (size_t i = 0; i < cfg->ndevs; i++) {
+    const struct vhost_dev_config *d = &cfg->devs[i];
+    if (!d->source || !*d->source) {
+      snprintf(err, errlen, "'%s': no source (SOCKET=SOURCE, or source = in its section)", d->socket);
+      return -EINVAL;
+    }
+    for (size_t j = 0; j < i; j++)
+      if (!strcmp(cfg->devs[j].socket, d->socket)) {
+        snprintf(err, errlen, "socket '%s' given twice", d->socket);
+        return -EINVAL;
+      }
+  }
+  return 0;
+}

@@ -1,0 +1,67 @@
+/* vconfig.h: everything `shunt vhost` can be told, from the command line
+ * (src/tools/vhost.c) or a config file in serve's format (docs/vhost.md):
+ * a [server] part with the process-wide keys and one [vhost SOCKET]
+ * section per device. */
+#ifndef SHUNT_VHOST_VCONFIG_H
+#define SHUNT_VHOST_VCONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* The most queues one device offers (VIRTIO_BLK_F_MQ num_queues). */
+#define VHOST_MAX_QUEUES 64
+/* virtio-blk's GET_ID answer is at most this many bytes. */
+#define VHOST_SERIAL_MAX 20
+
+/* One device: SOCKET=SOURCE[,OPTION]... */
+struct vhost_dev_config {
+  char *socket;        /* the unix socket the frontend (qemu) connects to */
+  char *source;        /* a file or block device (an NBD URI: not yet) */
+  char *datapath;      /* copy, splice, direct, mmap, auto; NULL: direct */
+  char *serial;        /* GET_ID's answer; NULL: none */
+  unsigned queues;     /* queues offered; 0: one per worker */
+  bool read_only;
+  bool discard;        /* DISCARD and WRITE_ZEROES offered (default on) */
+};
+
+struct vhost_config {
+  struct vhost_dev_config *devs;
+  size_t ndevs;
+  unsigned threads;    /* 0: one per online CPU */
+  int log_level;       /* LOG_ERROR..LOG_DEBUG */
+  uint64_t arena;      /* direct path's arena per worker; 0: the default */
+  char *stats_path;    /* --stats FILE: JSON written on SIGUSR1 and at exit */
+};
+
+/* Defaults: no devices, info logging. */
+void vhost_config_init(struct vhost_config *cfg);
+void vhost_config_free(struct vhost_config *cfg);
+
+/* Add a device from "SOCKET=SOURCE[,OPTION]...".  Returns 0 or -errno with a
+ * message in err. */
+int vhost_config_add_spec(struct vhost_config *cfg, const char *spec, char *err, size_t errlen);
+
+/* Set one device option (ro, rw, queues=N, datapath=PATH, serial=TEXT,
+ * discard=on|off, source=SOURCE; val NULL for a bare flag).  Shared by the
+ * command line and the config file.  Returns 0 or -EINVAL with a message. */
+int vhost_dev_set_option(struct vhost_dev_config *d, const char *key, const char *val,
+                         char *err, size_t errlen);
+
+/* Set one process-wide key (threads, arena, stats, log, device); the command
+ * line's long options go through here too.  Returns 0 or -EINVAL with a
+ * message. */
+int vhost_config_set_key(struct vhost_config *cfg, const char *key, const char *val,
+                         char *err, size_t errlen);
+
+/* Read a config file into cfg.  Returns 0 or -errno with "FILE:LINE: message". */
+int vhost_config_load_file(struct vhost_config *cfg, const char *path, char *err, size_t errlen);
+
+/* Every device has a source, no socket is given twice.  Returns 0 or
+ * -EINVAL with a message. */
+int vhost_config_check(const struct vhost_config *cfg, char *err, size_t errlen);
+
+/* True when source names a remote export (nbd://, nbds://, nbd+unix://, ...). */
+bool vhost_source_is_uri(const char *source);
+
+#endif

@@ -1,0 +1,289 @@
+/* vhost.c: bring `shunt vhost` up (devices, sockets, signals, workers), wait
+ * for the workers, and shut down cleanly (see vhost.h).  SIGUSR1 writes
+ * --stats; SIGHUP and SIGUSR2 are logged and ignored. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/text.h"
+#include "datapath/datapath.h"
+#include "datapath/dpworker.h"
+#include "server/listener.h"
+#include "vhost/device.h"
+#include "vhost/vhost.h"
+#include "vhost/vworker.h"
+
+void vhost_gate_wait(struct vhost *vh)
+{
+  pthread_mutex_lock(&vh->gate_lock);
+  vh->gate_arrived++;
+  pthread_cond_broadcast(&vh->gate_cond);
+  while (vh->gate_arrived < vh->gate_expected)
+    pthread_cond_wait(&vh->gate_cond, &vh->gate_lock);
+  pthread_mutex_unlock(&vh->gate_lock);
+}
+
+/* Fewer workers than planned will arrive at the gate. */
+static void gate_expect(struct vhost *vh, unsigned n)
+{
+  pthread_mutex_lock(&vh->gate_lock);
+  vh->gate_expected = n;
+  pthread_cond_broadcast(&vh->gate_cond);
+  pthread_mutex_unlock(&vh->gate_lock);
+}
+
+void vhost_request_stop(struct vhost *vh)
+{
+  atomic_store(&vh->stopping, true);
+  for (unsigned i = 0; i < vh->nworkers; i++)
+    vworker_wake(&vh->workers[i]);
+}
+
+static void *worker_thread(void *arg)
+{
+  struct vworker *w = arg;
+  int r = vworker_run(w);
+  if (r < 0)
+    log_msg(LOG_ERROR, NULL, NULL, "worker %d: event loop failed: %s", w->id, strerror(-r));
+  return NULL;
+}
+
+/* ---- statistics file (--stats): SIGUSR1 and exit ---- */
+
+/* Write the statistics file through FILE.tmp and a rename (a reader never
+ * sees half of it): per device its data path and the datapath counters
+ * (requests, bytes, bytes copied), in serve's format with "devices" for
+ * "exports".  Returns 0 or -errno, with an error line logged. */
+static int write_stats(struct vhost *vh)
+{
+  const char *path = vh->cfg->stats_path;
+  char tmp[4096];
+  FILE *f;
+  int r = 0;
+
+  if (!path)
+    return 0;
+  snprintf(tmp, sizeof tmp, "%s.tmp", path);
+  if (!(f = fopen(tmp, "w"))) {
+    r = -errno;
+    log_msg(LOG_ERROR, NULL, NULL, "--stats %s: %s", tmp, strerror(errno));
+    return r;
+  }
+  fprintf(f, "{\"pid\":%d,\"devices\":[", (int)getpid());
+  for (size_t i = 0; i < vh->ndevs; i++) {
+    struct vdev *d = &vh->devs[i];
+    fprintf(f, "%s{\"socket\":", i ? "," : "");
+    text_json_string(f, d->cfg->socket);
+    fputs(",\"source\":", f);
+    text_json_string(f, d->cfg->source);
+    fputs(",\"datapath\":", f);
+    text_json_string(f, d->dx.datapath ? d->dx.datapath->name : "none");
+    fprintf(f, ",\"queues\":%u,\"connections\":%" PRIu64 ",\"broken_queues\":%" PRIu64
+            ",\"bad_requests\":%" PRIu64 ",\"arena_per_worker\":%zu,",
+            d->nqueues, (uint64_t)atomic_load(&d->connections), (uint64_t)atomic_load(&d->broken_queues),
+            (uint64_t)atomic_load(&d->bad_requests), dp_arena_size);
+    dp_stats_json(f, &d->dx.stats);
+    fputc('}', f);
+  }
+  fputs("]}\n", f);
+  if (ferror(f))
+    r = -EIO;
+  if (fclose(f) != 0 && r == 0)
+    r = -errno;
+  if (r == 0 && rename(tmp, path) < 0)
+    r = -errno;
+  if (r < 0) {
+    log_msg(LOG_ERROR, NULL, NULL, "--stats %s: %s", path, strerror(-r));
+    unlink(tmp);
+  }
+  return r;
+}
+
+/* At start: can the statistics file be written at all? */
+static int check_stats_path(const char *path)
+{
+  char tmp[4096];
+  struct stat st;
+  bool created = true;
+  int fd;
+
+  if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+    log_msg(LOG_ERROR, NULL, NULL, "--stats %s: is a directory", path);
+    return -EISDIR;
+  }
+  if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp) {
+    log_msg(LOG_ERROR, NULL, NULL, "--stats %s: path too long", path);
+    return -ENAMETOOLONG;
+  }
+  fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0 && errno == EEXIST) {
+    created = false;
+    fd = open(tmp, O_WRONLY | O_CLOEXEC);
+  }
+  if (fd < 0) {
+    int r = -errno;
+    log_msg(LOG_ERROR, NULL, NULL, "--stats %s: cannot create %s: %s", path, tmp, strerror(errno));
+    return r;
+  }
+  close(fd);
+  if (created)
+    unlink(tmp);
+  return 0;
+}
+
+static atomic_bool sigthread_quit;
+
+static void *signal_thread(void *arg)
+{
+  struct vhost *vh = arg;
+  sigset_t set;
+  int sig;
+
+  sigemptyset(&set);
+  sigaddset(&set, SIGUSR1);
+  sigaddset(&set, SIGUSR2);
+  sigaddset(&set, SIGHUP);
+  while (sigwait(&set, &sig) == 0 && !atomic_load(&sigthread_quit)) {
+    if (sig == SIGUSR1)
+      write_stats(vh);
+    else
+      log_msg(LOG_WARN, NULL, NULL, "%s: no meaning; ignored", sig == SIGHUP ? "SIGHUP" : "SIGUSR2");
+  }
+  return NULL;
+}
+
+/* Open every device's source and socket (before any worker runs). */
+static int open_devices(struct vhost *vh, struct listen_set *set)
+{
+  char err[512];
+  int r;
+
+  vh->devs = calloc(vh->cfg->ndevs, sizeof *vh->devs);
+  if (!vh->devs)
+    return -ENOMEM;
+  for (size_t i = 0; i < vh->cfg->ndevs; i++) {
+    struct vdev *d = &vh->devs[i];
+    if ((r = vdev_open(d, vh, &vh->cfg->devs[i], err, sizeof err)) < 0) {
+      log_msg(LOG_ERROR, NULL, NULL, "%s", err);
+      return r;
+    }
+    vh->ndevs = i + 1;
+    if ((r = listener_open_unix(set, d->cfg->socket, err, sizeof err)) < 0) {
+      log_msg(LOG_ERROR, NULL, NULL, "%s", err);
+      return r;
+    }
+    d->listen_fd = set->fds[set->n - 1];
+    d->w = &vh->workers[i % vh->nworkers];
+  }
+  return 0;
+}
+
+int vhost_run(struct vhost_config *cfg)
+{
+  struct vhost vh;
+  struct listen_set set = { 0 };
+  sigset_t mask;
+  int status = 1, r = 0;
+  unsigned started = 0;
+  pthread_t sig_tid;
+  bool sig_started = false;
+
+  memset(&vh, 0, sizeof vh);
+  vh.cfg = cfg;
+  vh.sig_fd = -1;
+  pthread_mutex_init(&vh.gate_lock, NULL);
+  pthread_cond_init(&vh.gate_cond, NULL);
+  log_threshold = cfg->log_level;
+  if (cfg->arena)
+    dp_arena_size = cfg->arena;
+  if (cfg->stats_path && check_stats_path(cfg->stats_path) < 0)
+    return 1;
+  vh.nworkers = cfg->threads;
+  if (vh.nworkers == 0) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    vh.nworkers = n > 0 ? (unsigned)n : 1;
+  }
+  vh.gate_expected = vh.nworkers;
+  vh.workers = calloc(vh.nworkers, sizeof *vh.workers);
+  if (!vh.workers)
+    return 1;
+  for (unsigned i = 0; i < vh.nworkers; i++)
+    if ((r = vworker_init(&vh.workers[i], &vh, (int)i)) < 0) {
+      log_msg(LOG_ERROR, NULL, NULL, "cannot create a worker: %s", strerror(-r));
+      vh.nworkers = i;
+      goto out;
+    }
+
+  /* SIGINT and SIGTERM arrive through a signalfd read by worker 0's ring;
+   * SIGUSR1, SIGUSR2 and SIGHUP through the signal thread's sigwait. */
+  signal(SIGPIPE, SIG_IGN);
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGINT);
+  sigaddset(&mask, SIGTERM);
+  sigaddset(&mask, SIGUSR1);
+  sigaddset(&mask, SIGUSR2);
+  sigaddset(&mask, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &mask, NULL);
+  sigdelset(&mask, SIGUSR1);
+  sigdelset(&mask, SIGUSR2);
+  sigdelset(&mask, SIGHUP);
+  vh.sig_fd = signalfd(-1, &mask, SFD_CLOEXEC);
+  if (vh.sig_fd < 0) {
+    log_msg(LOG_ERROR, NULL, NULL, "signalfd: %s", strerror(errno));
+    goto out;
+  }
+  if (open_devices(&vh, &set) < 0)
+    goto out;
+  atomic_store(&vh.busy_devices, (unsigned)vh.ndevs);
+  /* The signal thread reads the devices (SIGUSR1): started once they exist. */
+  if (pthread_create(&sig_tid, NULL, signal_thread, &vh) == 0)
+    sig_started = true;
+
+  /* Worker 0 runs on this thread; the others get their own. */
+  for (started = 1; started < vh.nworkers; started++)
+    if ((r = pthread_create(&vh.workers[started].thread, NULL, worker_thread, &vh.workers[started])) != 0) {
+      log_msg(LOG_ERROR, NULL, NULL, "cannot start worker thread: %s", strerror(r));
+      vhost_request_stop(&vh);
+      gate_expect(&vh, started);
+      break;
+    }
+  r = vworker_run(&vh.workers[0]);
+  if (r < 0) {
+    log_msg(LOG_ERROR, NULL, NULL, "worker 0: event loop failed: %s", strerror(-r));
+    vhost_request_stop(&vh);
+  }
+  for (unsigned i = 1; i < started; i++)
+    pthread_join(vh.workers[i].thread, NULL);
+  status = r < 0 ? 1 : 0;
+  log_msg(LOG_INFO, NULL, NULL, "all devices stopped; flushing");
+
+out:
+  if (sig_started) {
+    atomic_store(&sigthread_quit, true);
+    pthread_kill(sig_tid, SIGUSR1);
+    pthread_join(sig_tid, NULL);
+  }
+  if (write_stats(&vh) < 0)
+    status = 1;
+  for (unsigned i = 0; i < vh.nworkers; i++)
+    vworker_fini(&vh.workers[i]);
+  free(vh.workers);
+  listener_close_all(&set);   /* also removes the socket files it created */
+  for (size_t i = 0; i < vh.ndevs; i++)
+    vdev_close(&vh.devs[i]);
+  free(vh.devs);
+  if (vh.sig_fd >= 0)
+    close(vh.sig_fd);
+  pthread_cond_destroy(&vh.gate_cond);
+  pthread_mutex_destroy(&vh.gate_lock);
+  return status;
+}

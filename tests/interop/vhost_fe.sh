@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# vhost_fe.sh: the in-tree vhost-user frontend (tests/tools/vhostfe, acting as the
+# VMM) against `shunt vhost`: random verified I/O with 1 and 2 queues (indirect
+# descriptors, several memory regions, ADD_MEM_REG, an in-flight region, without
+# RING_EVENT_IDX, a ring smaller than the queue depth), on the direct and copy data
+# paths; a read-only device refuses writes and its image stays unchanged; every
+# hostile mode (bad descriptors, loops, absurd chains, ring indices, malformed
+# messages) is refused while another device of the same process does verified I/O
+# meanwhile, and the process lives; --stats counts requests and bytes per device;
+# SIGTERM exits 0.  Bounded by request counts, never by time.
+. "$(dirname "$0")/../lib.sh"
+need_deps
+: "${SHUNT_BUILD:=$SHUNT_TOP/build}"
+FE=$SHUNT_BUILD/tests/tools/vhostfe
+
+[ -x "$FE" ] || { tap_fail "vhostfe is built ($FE)"; tap_done; exit; }
+
+# fe NAME ARGS...: run vhostfe; its JSON summary goes to $T/NAME.json, stderr to $T/NAME.err.
+fe() {
+  local name=$1; shift
+  timeout 120 "$FE" --timeout 30 "$@" >"$T/$name.json" 2>"$T/$name.err"
+  local rc=$?
+  cat "$T/$name.json" "$T/$name.err"
+  return $rc
+}
+json_num() { sed -n "s/.*\"$2\":\([0-9.]*\).*/\1/p" "$T/$1.json"; }
+verified() {
+  grep -q '"result":"ok"' "$T/$1.json" && [ "$(json_num "$1" reads)" -gt 0 ] &&
+    { [ "$(json_num "$1" writes)" -gt 0 ] || [ "$(json_num "$1" refused_writes)" -gt 0 ]; }
+}
+
+img=$T/disk.img copyimg=$T/copy.img roimg=$T/ro.img evil=$T/evil.img
+truncate -s 64M "$img" "$copyimg" "$evil"
+truncate -s 16M "$roimg"
+stats=$T/stats.json
+"$SHUNT" vhost --threads 2 --stats "$stats" \
+  "$T/d.sock=$img,queues=2,serial=shunt-disk-1" \
+  "$T/c.sock=$copyimg,datapath=copy,queues=2" \
+  "$T/ro.sock=$roimg,ro" \
+  "$T/evil.sock=$evil" >>"$T/shunt.log" 2>&1 &
+SHUNT_PID=$!
+_cleanup_pids+=("$SHUNT_PID")
+for s in d c ro evil; do
+  wait_unix "$T/$s.sock" 10 || { tap_fail "shunt vhost started ($s.sock)"; cat "$T/shunt.log"; tap_done; exit; }
+done
+tap_check "the log names the data paths (direct by default, copy as asked)" \
+  bash -c "grep -q 'd.sock.*data path direct' '$T/shunt.log' || grep -q 'd.sock.*using datapath=copy' '$T/shunt.log'"
+
+sock=$T/d.sock
+tap_check "1 queue: 3000 verified requests on a zeroed disk (unwritten sectors must read zero)" \
+  fe q1 --verify --requests 3000 --assume-zero --seed 21 "$sock"
+tap_check "1 queue: reads and writes happened, summary ok" verified q1
+tap_check "1 queue: flush, discard and write-zeroes were offered and used" \
+  bash -c "[ $(json_num q1 flushes) -gt 0 ] && [ $(json_num q1 discards) -gt 0 ] && [ $(json_num q1 write_zeroes) -gt 0 ]"
+tap_check "2 queues, QD 32 each: 4000 verified requests" \
+  fe q2 --verify --queues 2 --qd 32 --requests 4000 --seed 22 "$sock"
+tap_check "2 queues: summary ok" verified q2
+tap_check "2 queues, indirect descriptors, 3 memory regions: 3000 verified requests" \
+  fe q2ind --verify --queues 2 --indirect --regions 3 --requests 3000 --seed 23 "$sock"
+tap_check "2 queues, ADD_MEM_REG for 4 regions, an in-flight region: 3000 verified requests" \
+  fe q2slots --verify --queues 2 --mem-slots --regions 4 --inflight --requests 3000 --seed 24 "$sock"
+tap_check "no RING_EVENT_IDX: 2000 verified requests" \
+  fe noevent --verify --no-event-idx --requests 2000 --seed 25 "$sock"
+tap_check "a ring of 16 entries with 16 requests in flight: 2000 verified requests" \
+  fe small --verify --queue-size 16 --qd 16 --requests 2000 --seed 26 "$sock"
+tap_check "the checker reports a mismatch when the disk is not what it expects" \
+  bash -c "! '$FE' --verify --assume-zero --requests 3000 --seed 27 '$sock' >'$T/neg.json' 2>'$T/neg.err' && grep -q MISMATCH '$T/neg.err'"
+
+tap_check "datapath=copy, 2 queues: 3000 verified requests on a zeroed disk" \
+  fe copy --verify --queues 2 --requests 3000 --assume-zero --seed 28 "$T/c.sock"
+tap_check "datapath=copy: summary ok" verified copy
+
+tap_check "read-only device: reads verified, writes refused with IOERR" \
+  fe ro --verify --expect-ro --assume-zero --requests 1000 --seed 29 "$T/ro.sock"
+tap_check "read-only device: some writes were tried and refused" verified ro
+tap_check "read-only device: without --expect-ro the frontend refuses to run" \
+  bash -c "! '$FE' --verify --requests 10 '$T/ro.sock' 2>&1 | grep -q '\"result\":\"ok\"'"
+tap_check "read-only device: the image is still all zeroes" cmp -s "$roimg" <(head -c 16M /dev/zero)
+
+# Every hostile mode on one device while another device of the same process does
+# verified I/O: the hostile one is refused, the other one is not disturbed.
+fe busy --verify --queues 2 --requests 20000 --seed 30 "$sock" >/dev/null &
+busy=$!
+tap_check "hostile modes (all kinds): each refused, the process lives, a fresh connection verifies" \
+  fe hostile --hostile all --backend-pid "$SHUNT_PID" "$T/evil.sock"
+tap_check "... every kind reported ok" bash -c "[ \$(grep -c '\"result\":\"ok\"' '$T/hostile.json') -ge 19 ] && ! grep -q '\"result\":\"fail' '$T/hostile.json'"
+tap_check "... among them memory and in-flight areas past the end of their fd (no SIGBUS)" \
+  bash -c "grep -q '\"kind\":\"mem-beyond-fd\",\"result\":\"ok\"' '$T/hostile.json' && grep -q '\"kind\":\"inflight-beyond-fd\",\"result\":\"ok\"' '$T/hostile.json'"
+tap_check "hostile fuzz: 200 rounds of random rings, the process lives, a fresh connection verifies" \
+  fe fuzz --hostile fuzz --requests 200 --seed 31 --backend-pid "$SHUNT_PID" "$T/evil.sock"
+wait "$busy"
+tap_check "meanwhile another device's 20000 requests on 2 queues verified" verified busy
+tap_check "shunt vhost is still running" shunt_alive
+tap_check "the hostile device's broken rings were counted and logged" grep -q "queue 0 broken" "$T/shunt.log"
+
+# --stats: SIGUSR1 writes it; per device requests and bytes from the data path counters.
+rm -f "$stats"
+kill -USR1 "$SHUNT_PID"
+for i in $(seq 50); do [ -s "$stats" ] && break; sleep 0.1; done
+tap_check "SIGUSR1 writes --stats" test -s "$stats"
+tap_check "--stats is JSON with the four devices" \
+  python3 -c "import json,sys; d=json.load(open(sys.argv[1])); assert len(d['devices']) == 4" "$stats"
+tap_check "--stats counts the first device's requests and bytes, and its copies" \
+  python3 -c "
+import json,sys
+d = json.load(open(sys.argv[1]))['devices'][0]
+assert d['socket'].endswith('d.sock'), d
+assert d['requests'] > 10000 and d['bytes_read'] > 0 and d['bytes_written'] > 0, d
+assert 'cpu_copied_bytes' in d and 'mem_fixed_ios' in d, d
+" "$stats"
+tap_check "--stats counts the hostile device's bad requests" \
+  python3 -c "import json,sys; d=json.load(open(sys.argv[1]))['devices'][3]; assert d['bad_requests'] > 0 and d['broken_queues'] > 0, d" "$stats"
+
+tap_check "SIGTERM exits 0" stop_shunt_within 20
+tap_check "the sockets are removed at exit" bash -c "! ls '$T'/*.sock 2>/dev/null | grep -q ."
+tap_check "no sanitizer report in the log" bash -c "! grep -qE 'Sanitizer|runtime error:' '$T/shunt.log'"
+tap_finish
