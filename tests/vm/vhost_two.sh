@@ -2,8 +2,9 @@
 # tests/vm/vhost_two.sh: two guests on one backend process, each with its own image,
 # while the in-tree frontend (tests/tools/vhostfe --hostile) attacks a third socket of the
 # same process with every hostile mode it has and with random rings, round after round,
-# until both guests are done. Each guest runs guest/vhost_blk.sh on its disk; the host then verifies both images
-# itself, and the process must have lived through it all and exit cleanly.
+# until both guests are done. Each guest runs guest/vhost_blk.sh on its disk; the host
+# then verifies both images itself, and the process must have lived through it all and
+# exit cleanly.
 # The backend is `shunt vhost`; SHUNT_VHOST_BACKEND=qsd uses qemu-storage-daemon.
 . "$(dirname "$0")/lib.sh"
 vm_require
