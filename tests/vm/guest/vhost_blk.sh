@@ -7,16 +7,19 @@
 # on its own. With GO=WORD the guest waits for the host's `vm_send NAME WORD` first.
 DD=/usr/bin/dd
 VIRTIO_BLK_F_FLUSH=9 VIRTIO_BLK_F_CONFIG_WCE=11
+R=$((REGION_MB << 20))
 
 # feature FEATURES BIT: true when the virtio feature string (sysfs, bit 0 first) has BIT.
 feature() { [ "$(echo "$1" | cut -c$(($2 + 1)))" = 1 ]; }
-R=$((REGION_MB << 20))
 
 # irqs DEV QUEUE: interrupts taken so far by request queue QUEUE of disk DEV (all CPUs).
 irqs() {
   _v=$(basename "$(readlink -f /sys/block/$1/device)")
-  awk -v q="$_v-req.$2" '$NF == q { s = 0; for (i = 2; i <= NF; i++) if ($i ~ /^[0-9]+$/) s += $i; else break; print s }' \
-    /proc/interrupts
+  awk -v q="$_v-req.$2" '$NF == q {
+    s = 0
+    for (i = 2; i <= NF && $i ~ /^[0-9]+$/; i++) s += $i
+    print s
+  }' /proc/interrupts
 }
 
 # write_pattern DEV NAME QUEUES: write the pattern in QUEUES parts, part k from vCPU k
@@ -38,7 +41,8 @@ write_pattern() {
 # sectors DEV NAME: zero the pattern region's first 4 KiB, then write it back from the
 # pattern one 512-byte sector at a time, odd sectors first, O_DIRECT.
 sectors() {
-  $DD if=/dev/zero of=$1 bs=4k count=1 seek=$((PAT_MB * 256)) oflag=direct conv=notrunc,fsync status=none || return 1
+  $DD if=/dev/zero of=$1 bs=4k count=1 seek=$((PAT_MB * 256)) oflag=direct conv=notrunc,fsync \
+    status=none || return 1
   for _s in 1 3 5 7 0 2 4 6; do
     $DD if=/data/pat-$2 of=$1 bs=512 count=1 skip=$_s seek=$((PAT_MB * 2048 + _s)) oflag=direct \
       conv=notrunc,fsync status=none || return 1
@@ -88,7 +92,8 @@ for d in $DISKS; do
   g_check "$N: 512-byte O_DIRECT writes, one sector each" sectors $D $N
   g_check "$N: 512-byte O_DIRECT reads equal the pattern" sh -c \
     "$DD if=$D bs=512 iflag=direct skip=$((PAT_MB * 2048)) count=16 status=none | /usr/bin/cmp -n 8192 - /data/pat-$N"
-  g_note "$N: max_segments $(cat /sys/block/$N/queue/max_segments), max_sectors_kb $(cat /sys/block/$N/queue/max_sectors_kb)"
+  g_note "$N: max_segments $(cat /sys/block/$N/queue/max_segments)," \
+    "max_sectors_kb $(cat /sys/block/$N/queue/max_sectors_kb)"
   g_check "$N: O_DIRECT 4 MiB reads (requests of many segments) equal the pattern" sh -c \
     "$DD if=$D bs=4M iflag=direct skip=$((PAT_MB / 4)) count=$((REGION_MB / 4)) status=none | /usr/bin/cmp - /data/pat-$N"
   g_check "$N: 33 O_DIRECT 4 KiB reads at +28 KiB equal the pattern" sh -c \
@@ -116,21 +121,26 @@ for d in $DISKS; do
     done'
   (cd /mnt/d && md5sum f*) >/tmp/sums-$N
   cp /tmp/sums-$N /mnt/SUMS
-  g_check "$N: scratch file for fstrim, deleted" sh -c "head -c 6000000 /dev/urandom >/mnt/scratch && sync && rm /mnt/scratch"
+  g_check "$N: scratch file for fstrim, deleted" \
+    sh -c "head -c 6000000 /dev/urandom >/mnt/scratch && sync && rm /mnt/scratch"
   g_check "$N: flush (sync)" sync
   g_check "$N: fstrim on the mount (discard through ext4)" fstrim /mnt
   g_check "$N: umount" umount /mnt
   g_check "$N: e2fsck -fn clean" /usr/sbin/e2fsck -fn $D
+  echo 3 >/proc/sys/vm/drop_caches
   g_must "$N: mount again" mount -t ext4 -o ro $D /mnt
-  g_check "$N: the 40 files read back with their checksums" sh -c "cd /mnt/d && md5sum -c /tmp/sums-$N >/dev/null"
+  g_check "$N: the 40 files read back with their checksums" \
+    sh -c "cd /mnt/d && md5sum -c /tmp/sums-$N >/dev/null"
   g_check "$N: umount" umount /mnt
 done
 if [ -n "${RO_DISK:-}" ]; then
   N=$RO_DISK D=/dev/$RO_DISK
   g_must "$N: the read-only disk exists" test -b $D
   g_check "$N: read-only (VIRTIO_BLK_F_RO)" test "$(cat /sys/block/$N/ro)" = 1
-  g_check "$N: reads back its content (O_DIRECT)" sh -c "$DD if=$D bs=64k iflag=direct status=none | /usr/bin/cmp - /data/ro-$N"
-  g_check "$N: an O_DIRECT write is refused" sh -c "! $DD if=/data/ro-$N of=$D bs=64k count=1 oflag=direct conv=notrunc status=none"
+  g_check "$N: reads back its content (O_DIRECT)" \
+    sh -c "$DD if=$D bs=64k iflag=direct status=none | /usr/bin/cmp - /data/ro-$N"
+  g_check "$N: an O_DIRECT write is refused" \
+    sh -c "! $DD if=/data/ro-$N of=$D bs=64k count=1 oflag=direct conv=notrunc status=none"
   g_check "$N: blkdiscard is refused" sh -c "! /usr/sbin/blkdiscard $D"
 fi
 g_check "no I/O error in the kernel log" sh -c "! dmesg | grep -iE 'I/O error|blk_update_request|critical'"
