@@ -3,7 +3,9 @@
 # SERIAL "-" when the backend sets none), laid out in MiB as the host expects: ext4 on
 # [0, FS_MB), the O_DIRECT pattern /data/pat-NAME on [PAT_MB, +REGION_MB), a discarded
 # range at DISC_MB and a zeroed one at ZERO_MB. RO_DISK=NAME names a read-only disk whose
-# content is /data/ro-NAME. The host reads the images afterwards; nothing here is trusted
+# content is /data/ro-NAME. EIO_DISK=NAME names a disk whose storage fails I/O at EIO_MB
+# MiB: errors must reach the guest as errors, and the disk work on elsewhere (it gets
+# /data/pat-eio at 2 MiB). The host reads the images afterwards; nothing here is trusted
 # on its own. With GO=WORD the guest waits for the host's `vm_send NAME WORD` first.
 DD=/usr/bin/dd
 VIRTIO_BLK_F_FLUSH=9 VIRTIO_BLK_F_CONFIG_WCE=11
@@ -143,5 +145,21 @@ if [ -n "${RO_DISK:-}" ]; then
     sh -c "! $DD if=/data/ro-$N of=$D bs=64k count=1 oflag=direct conv=notrunc status=none"
   g_check "$N: blkdiscard is refused" sh -c "! /usr/sbin/blkdiscard $D"
 fi
-g_check "no I/O error in the kernel log" sh -c "! dmesg | grep -iE 'I/O error|blk_update_request|critical'"
+if [ -n "${EIO_DISK:-}" ]; then
+  N=$EIO_DISK D=/dev/$EIO_DISK B=$((EIO_MB * 256))
+  g_must "$N: the disk on failing storage exists" test -b $D
+  g_check "$N: O_DIRECT read before the failing range" \
+    $DD if=$D of=/dev/null bs=64k count=16 iflag=direct status=none
+  g_check "$N: O_DIRECT read of the failing range ends in an error" \
+    sh -c "! $DD if=$D of=/dev/null bs=4k count=1 skip=$B iflag=direct status=none"
+  g_check "$N: O_DIRECT write into the failing range ends in an error" \
+    sh -c "! $DD if=/data/pat-eio of=$D bs=4k count=1 seek=$((B + 1)) oflag=direct conv=notrunc status=none"
+  g_check "$N: the kernel logged I/O errors for $N" sh -c "dmesg | grep -q 'I/O error, dev $N,'"
+  g_check "$N: after the errors, an O_DIRECT write of 1 MiB at 2 MiB" \
+    $DD if=/data/pat-eio of=$D bs=64k count=16 seek=32 oflag=direct conv=notrunc,fsync status=none
+  g_check "$N: and its O_DIRECT read-back" \
+    sh -c "$DD if=$D bs=64k count=16 skip=32 iflag=direct status=none | /usr/bin/cmp - /data/pat-eio"
+fi
+g_check "no I/O error in the kernel log${EIO_DISK:+ but $EIO_DISK's}" sh -c \
+  "! dmesg | grep -iE 'I/O error|blk_update_request|critical' | grep -v 'dev ${EIO_DISK:-none},'"
 g_check "flush at the end (sync)" sync
