@@ -49,20 +49,36 @@ dev=$(stat -c %d "$mnt")
 conn=$FUSECTL/$(( (dev >> 8 & 0xfff) << 20 | (dev & 0xff) | (dev >> 12 & 0xfff00) ))
 [ -r "$conn/waiting" ] || { tap_fail "fusectl shows the connection of $mnt ($conn)"; tap_done; exit 1; }
 vm_vhost_start "$spec" || { tap_fail "backend serves $spec"; tap_done; exit 1; }
+# backend_blocked: the backend's threads in D state, as "NAME:WCHAN" words.
+backend_blocked() {
+  local t
+  for t in /proc/"$VHOST_PID"/task/*; do
+    [ "$(awk '{ print $3 }' "$t/stat" 2>/dev/null)" = D ] && printf ' %s:%s' "$(cat "$t/comm")" "$(cat "$t/wchan")"
+  done 2>/dev/null
+}
 
 VM_SMP=2 VM_VHOST_SOCKS=$sock VM_VHOST_QUEUES=2 VM_VHOST_RECONNECT=1 VM_EXTRA_FILES=$T/pat \
   vm_start restart "$VM_DIR/guest/vhost_restart.sh" FS_MB=$FS_MB PAT_MB=$PAT_MB REGION_MB=$REGION_MB
 if vm_wait_mark restart io-running-kill "$VM_TIMEOUT"; then
-  # The storage stalls; the guest goes on writing, so the backend soon waits on it.
+  # The storage stalls; the guest goes on writing, so the backend soon waits on it: fusectl
+  # counts its requests, or a thread of it (an io_uring worker too) stays in D state (seen
+  # on two polls in a row: a short D sleep of something else does not count).
   kill -STOP "$lossy_pid"
-  for ((i = 0; i < 600; i++)); do [ "$(cat "$conn/waiting")" -gt 0 ] && break; sleep 0.1; done
-  waiting=$(cat "$conn/waiting")
+  prev=
+  for ((i = 0; i < 600; i++)); do
+    waiting=$(cat "$conn/waiting") blocked=$(backend_blocked)
+    [ "${waiting:-0}" -gt 0 ] && break
+    [ -n "$blocked" ] && [ -n "$prev" ] && break
+    prev=$blocked blocked=
+    sleep 0.1
+  done
   old=$VHOST_PID
   kill -KILL "$VHOST_PID"
   kill -CONT "$lossy_pid"
   wait "$VHOST_PID" 2>/dev/null
-  if [ "$waiting" -gt 0 ]; then
-    tap_ok "host: backend (pid $old) SIGKILLed with $waiting requests waiting on the stalled storage"
+  if [ "${waiting:-0}" -gt 0 ] || [ -n "$blocked" ]; then
+    tap_ok "host: backend (pid $old) SIGKILLed while it waited on the stalled storage" \
+      "(fusectl: $waiting requests; blocked:${blocked:- none})"
   else
     tap_fail "host: the backend had requests waiting on the stalled storage when killed"
   fi

@@ -16,7 +16,7 @@ head -c 300000 /dev/urandom >/tmp/rnd
     (cd /tmp && md5sum chunk) | sed "s| chunk\$| c$i|" >>/tmp/sums
     $DD if=/tmp/chunk of=/mnt/c/c$i bs=64k conv=fsync status=none || exit 1
     i=$((i + 1))
-    echo $i >/tmp/files
+    echo $i >/tmp/files.new && mv /tmp/files.new /tmp/files   # whole, for readers
   done ) &
 FW=$!
 taskset -p 1 $FW >/dev/null
@@ -38,7 +38,7 @@ round() {
   while [ ! -e /tmp/stop ]; do
     round || exit 1
     i=$((i + 1))
-    echo $i >/tmp/raws
+    echo $i >/tmp/raws.new && mv /tmp/raws.new /tmp/raws   # whole, for readers
   done ) &
 RW=$!
 taskset -p 2 $RW >/dev/null
