@@ -14,11 +14,13 @@ all: build
 deps:
 	@scripts/deps.sh all
 
+# -Dwerror=true: the project's own builds fail on any warning (a plain
+# `meson setup` leaves werror off).
 $(BUILD)/build.ninja:
-	meson setup $(BUILD)
+	meson setup $(BUILD) -Dwerror=true
 
 $(ASAN_BUILD)/build.ninja:
-	meson setup $(ASAN_BUILD) -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
+	meson setup $(ASAN_BUILD) -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
 
 build: $(BUILD)/build.ninja
 	ninja -C $(BUILD)

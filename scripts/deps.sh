@@ -10,6 +10,7 @@ test_pkgs=(qemu-utils nbdkit libnbd-bin python3-libnbd nbd-server fio gnutls-bin
            xxd procps iproute2 util-linux e2fsprogs)
 test_pkgs+=(libfuse3-dev fuse3 dmsetup)  # tests/tools/eiofs; faults_backend.sh; shunt fuse
 test_pkgs+=(qemu-system-common)  # qemu-storage-daemon: tests/interop/vhostfe_qsd.sh
+test_pkgs+=(groff-base)   # man_pages.sh renders the man pages
 bench_pkgs=(iperf3 fio python3 gcc)
 format_pkgs=(clang-format)   # make format
 vm_pkgs=(qemu-system-x86 busybox-static linux-image-amd64 cpio kmod nbd-client nbdkit e2fsprogs)

@@ -16,7 +16,6 @@
 struct backend_extent;
 struct bio;
 struct dp_export;
-struct engine;
 struct request;
 
 struct datapath {
@@ -118,6 +117,23 @@ bool dp_write_in_place(const struct datapath *dp, const struct dp_export *dx);
  * everything else in dp_command(). */
 void dp_execute(struct request *r);
 
+/* Serve r's READ on the path after self (self->fallback, or further down),
+ * first giving r a buffer of r->hdr.length bytes when that path needs one
+ * (an ENOMEM reply when there is none). */
+void dp_fallback_read(const struct datapath *self, struct request *r);
+
+/* FLUSH, TRIM, WRITE_ZEROES, CACHE and BLOCK_STATUS, alike on every path
+ * (src/datapath/command.c); other commands get EINVAL. */
+void dp_command(struct request *r);
+
+/* Reply to r (io->owner) with the status res of its bio; a completed WRITE
+ * is counted in the export's stats as written by the copy path. */
+void dp_bio_status_done(struct bio *io, int res);
+
+/* The message that goes with error res (negative errno) in an error reply;
+ * NULL for 0. */
+const char *dp_error_text(int res);
+
 /* ---- caller memory (memory front ends, request.h: r->mem_iov) ----
  * A request of a sink with ops->done is checked here (range, read-only:
  * the NBD errors a server would answer) and its READ or WRITE moves bytes
@@ -130,6 +146,8 @@ void dp_execute(struct request *r);
  * copied); auto reads cached ranges as copy, the rest as direct, and
  * writes as the export writes (dp_export_writes_direct()). */
 void dp_mem_execute(struct request *r);
+
+struct engine;
 
 /* Register [addr, addr + len) of the caller's memory (a VM's pages, stable
  * for as long as it is registered) as io_uring fixed buffers on engine e's
@@ -153,22 +171,5 @@ void dp_mem_unregister(struct engine *e, void *addr);
 /* The pieces dp_mem_register() makes: DP_MEM_PIECE_MAX (tests make it
  * smaller; set before any registration). */
 extern size_t dp_mem_piece_max;
-
-/* Serve r's READ on the path after self (self->fallback, or further down),
- * first giving r a buffer of r->hdr.length bytes when that path needs one
- * (an ENOMEM reply when there is none). */
-void dp_fallback_read(const struct datapath *self, struct request *r);
-
-/* FLUSH, TRIM, WRITE_ZEROES, CACHE and BLOCK_STATUS, alike on every path
- * (src/datapath/command.c); other commands get EINVAL. */
-void dp_command(struct request *r);
-
-/* Reply to r (io->owner) with the status res of its bio; a completed WRITE
- * is counted in the export's stats as written by the copy path. */
-void dp_bio_status_done(struct bio *io, int res);
-
-/* The message that goes with error res (negative errno) in an error reply;
- * NULL for 0. */
-const char *dp_error_text(int res);
 
 #endif

@@ -142,11 +142,11 @@ static int clear_unix_path(const struct sockaddr_un *sun, char *err, size_t errl
     if (errno == ENOENT)
       return 0;
     r = -errno;
-    snprintf(err, errlen, "unix socket '%s': %s", path, strerror(errno));
+    snprintf(err, errlen, "--unix '%s': %s", path, strerror(errno));
     return r;
   }
   if (!S_ISSOCK(st.st_mode)) {
-    snprintf(err, errlen, "unix socket '%s': exists and is not a socket; not replacing it", path);
+    snprintf(err, errlen, "--unix '%s': exists and is not a socket; not replacing it", path);
     return -EEXIST;
   }
   /* Non-blocking: a live server whose backlog is full answers EAGAIN
@@ -154,23 +154,23 @@ static int clear_unix_path(const struct sockaddr_un *sun, char *err, size_t errl
   fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) {
     r = -errno;
-    snprintf(err, errlen, "unix socket '%s': %s", path, strerror(errno));
+    snprintf(err, errlen, "--unix '%s': %s", path, strerror(errno));
     return r;
   }
   r = connect(fd, (const struct sockaddr *)sun, sizeof *sun) == 0 ? 0 : -errno;
   close(fd);
   if (r == 0 || r == -EAGAIN || r == -EINPROGRESS) {
-    snprintf(err, errlen, "unix socket '%s': a server is listening on this socket; not replacing it", path);
+    snprintf(err, errlen, "--unix '%s': a server is listening on this socket; not replacing it", path);
     return -EADDRINUSE;
   }
   if (r != -ECONNREFUSED) {
-    snprintf(err, errlen, "unix socket '%s': cannot tell whether the socket is in use: %s", path, strerror(-r));
+    snprintf(err, errlen, "--unix '%s': cannot tell whether the socket is in use: %s", path, strerror(-r));
     return r;
   }
   /* Nobody listens: the socket file of a server that is gone. */
   if (unlink(path) < 0 && errno != ENOENT) {
     r = -errno;
-    snprintf(err, errlen, "unix socket '%s': cannot remove the stale socket: %s", path, strerror(errno));
+    snprintf(err, errlen, "--unix '%s': cannot remove the stale socket: %s", path, strerror(errno));
     return r;
   }
   return 0;
@@ -203,7 +203,7 @@ int listener_open_unix(struct listen_set *set, const char *path, char *err, size
   int fd, r;
 
   if (strlen(path) >= sizeof sun.sun_path) {
-    snprintf(err, errlen, "unix socket '%s': path too long", path);
+    snprintf(err, errlen, "--unix '%s': path too long", path);
     return -ENAMETOOLONG;
   }
   memset(&sun, 0, sizeof sun);
@@ -214,14 +214,14 @@ int listener_open_unix(struct listen_set *set, const char *path, char *err, size
   fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0 || bind(fd, (struct sockaddr *)&sun, sizeof sun) < 0) {
     r = -errno;
-    snprintf(err, errlen, "unix socket '%s': %s", path, strerror(errno));
+    snprintf(err, errlen, "--unix '%s': %s", path, strerror(errno));
     if (fd >= 0) close(fd);
     return r;
   }
   /* From here on the file is ours: record it before anything else can fail. */
   if ((r = owned_add(set, path)) < 0 || listen(fd, SOMAXCONN) < 0) {
     r = r < 0 ? r : -errno;
-    snprintf(err, errlen, "unix socket '%s': %s", path, strerror(-r));
+    snprintf(err, errlen, "--unix '%s': %s", path, strerror(-r));
     close(fd);
     return r;
   }

@@ -26,7 +26,8 @@ int cmd_copy(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 /* vhost-user-blk disks for virtual machines (vhost.c, src/vhost/). */
 int cmd_vhost(int argc, char **argv);
-/* FUSE: the export as one file, for losetup (fuse.c, fuse_disk.c). */
+/* FUSE: the export as one file, for losetup (fuse.c, fuse_disk.c; built when
+ * SHUNT_HAVE_FUSE is defined, meson -Dfuse). */
 int cmd_fuse(int argc, char **argv);
 
 #endif

@@ -14,7 +14,9 @@ static const struct shunt_command commands[] = {
   { "detach", cmd_detach, "detach /dev/nbdN" },
   { "list", cmd_list, "list attached nbd devices" },
   { "vhost", cmd_vhost, "serve files to virtual machines as vhost-user-blk disks" },
+#ifdef SHUNT_HAVE_FUSE   /* meson -Dfuse */
   { "fuse", cmd_fuse, "expose an NBD export as a file through FUSE (for losetup)" },
+#endif
   { NULL, NULL, NULL },
 };
 

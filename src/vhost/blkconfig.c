@@ -2,25 +2,35 @@
 #include <string.h>
 
 #include "backend/backend.h"
+#include "shunt/shunt.h"
 #include "vhost/blkconfig.h"
 #include "vhost/device.h"
 #include "vhost/queue.h"
+#include "vhost/remote.h"
 
 void vhost_blk_params(const struct vdev *d, struct vblk_params *p)
 {
-  const struct backend *b = d->dx.backend;
-  bool rw = !d->cfg->read_only;
+  bool rw = !d->cfg->read_only, can_trim, can_zero, can_flush = true;
 
+  if (d->remote) {
+    const struct shunt_info *info = shunt_get_info(d->remote[0].h);
+    can_trim = info->can_trim;
+    can_zero = info->can_zero;
+    can_flush = info->can_flush;
+  } else {
+    can_trim = d->dx.backend->can_trim;
+    can_zero = d->dx.backend->can_zero;
+  }
   memset(p, 0, sizeof *p);
-  p->capacity = b->size / VBLK_SECTOR;
+  p->capacity = d->size / VBLK_SECTOR;
   p->blk_size = d->blk_size;
   p->seg_max = VQ_SEG_MAX;
   p->num_queues = (uint16_t)d->nqueues;
   p->read_only = d->cfg->read_only;
-  p->flush = true;
-  p->discard = d->cfg->discard && rw && b->can_trim;
-  p->write_zeroes = d->cfg->discard && rw && b->can_zero;
-  p->write_zeroes_may_unmap = p->write_zeroes && b->can_trim;
+  p->flush = can_flush;
+  p->discard = d->cfg->discard && rw && can_trim;
+  p->write_zeroes = d->cfg->discard && rw && can_zero;
+  p->write_zeroes_may_unmap = p->write_zeroes && can_trim;
   p->max_discard_sectors = p->max_write_zeroes_sectors = VHOST_MAX_DISCARD_SECTORS;
   p->max_discard_seg = p->max_write_zeroes_seg = 1;
   p->serial = d->cfg->serial;

@@ -11,8 +11,10 @@
 #include "common/log.h"
 #include "common/macros.h"
 #include "datapath/datapath.h"
+#include "shunt/shunt.h"
 #include "vhost/blkconfig.h"
 #include "vhost/device.h"
+#include "vhost/remote.h"
 #include "vhost/vconn.h"
 #include "vhost/vhost.h"
 #include "vhost/vworker.h"
@@ -23,11 +25,6 @@ static int check_source(const struct vhost_dev_config *cfg, char *err, size_t er
 {
   struct stat st;
 
-  if (vhost_source_is_uri(cfg->source)) {
-    snprintf(err, errlen, "'%s': %s: NBD sources are not supported yet (give a file or block device)",
-             cfg->socket, cfg->source);
-    return -ENOTSUP;
-  }
   if (stat(cfg->source, &st) < 0) {
     int r = -errno;
     snprintf(err, errlen, "'%s': %s: %s", cfg->socket, cfg->source, strerror(errno));
@@ -58,6 +55,32 @@ static int open_source(struct vdev *d, const char *datapath, char *err, size_t e
   return r;
 }
 
+/* An NBD export: one connection per queue, now (blocking, at start-up). */
+static int open_remote(struct vdev *d, char *err, size_t errlen)
+{
+  const struct vhost_dev_config *cfg = d->cfg;
+  const struct shunt_info *info;
+  char cerr[512];
+  int r;
+
+  if (!(d->remote = calloc(d->nqueues, sizeof *d->remote))) {
+    snprintf(err, errlen, "out of memory");
+    return -ENOMEM;
+  }
+  for (unsigned i = 0; i < d->nqueues; i++)
+    if ((r = vremote_open(&d->remote[i], cfg->source, cerr, sizeof cerr)) < 0) {
+      snprintf(err, errlen, "'%s': %s", cfg->socket, cerr);
+      return r;
+    }
+  info = shunt_get_info(d->remote[0].h);
+  d->size = info->size;
+  if (info->read_only && !cfg->read_only) {
+    snprintf(err, errlen, "'%s': %s is read-only: add ',ro'", cfg->socket, cfg->source);
+    return -EROFS;
+  }
+  return 0;
+}
+
 int vdev_open(struct vdev *d, struct vhost *vh, const struct vhost_dev_config *cfg, char *err, size_t errlen)
 {
   int r;
@@ -70,6 +93,14 @@ int vdev_open(struct vdev *d, struct vhost *vh, const struct vhost_dev_config *c
   if (d->nqueues > VHOST_MAX_QUEUES)
     d->nqueues = VHOST_MAX_QUEUES;
   d->blk_size = 512;
+  if (vhost_source_is_uri(cfg->source)) {
+    if ((r = open_remote(d, err, errlen)) < 0)
+      return r;
+    vhost_blk_params(d, &d->blk);
+    log_msg(LOG_INFO, NULL, cfg->socket, "%s, %llu bytes%s, %u queue%s, one NBD connection each", cfg->source,
+            (unsigned long long)d->size, cfg->read_only ? ", read-only" : "", d->nqueues, d->nqueues == 1 ? "" : "s");
+    return 0;
+  }
   if ((r = check_source(cfg, err, errlen)) < 0)
     return r;
   r = open_source(d, cfg->datapath ? cfg->datapath : "direct", err, errlen);
@@ -83,6 +114,7 @@ int vdev_open(struct vdev *d, struct vhost *vh, const struct vhost_dev_config *c
   }
   if (r < 0)
     return r;
+  d->size = d->dx.backend->size;
   if (d->dx.backend->size % 512)
     log_msg(LOG_WARN, NULL, cfg->socket, "%s: size %llu is not a multiple of 512: the last %llu bytes are "
             "not reachable by the guest", cfg->source, (unsigned long long)d->dx.backend->size,
@@ -171,4 +203,13 @@ void vdev_close(struct vdev *d)
   if (d->dx_open)
     dp_export_close(&d->dx);
   d->dx_open = false;
+  if (d->remote) {
+    for (unsigned i = 0; i < d->nqueues; i++)
+      if (d->remote[i].h) {
+        shunt_flush(d->remote[i].h);
+        vremote_close(&d->remote[i]);
+      }
+    free(d->remote);
+    d->remote = NULL;
+  }
 }

@@ -24,8 +24,10 @@ struct vdev {
   struct vhost *vh;
   struct vworker *w;                  /* its worker: accept, connection, queues */
   const struct vhost_dev_config *cfg;
-  struct dp_export dx;                /* the source */
+  struct dp_export dx;                /* the source: a file or block device */
   bool dx_open;
+  struct vremote *remote;             /* or an NBD export: one connection per queue (remote.h) */
+  uint64_t size;                      /* the source's size in bytes */
   unsigned nqueues;                   /* queues offered (num_queues) */
   uint32_t blk_size;                  /* logical block size the guest sees */
   struct vblk_params blk;             /* the virtio-blk device it is (blkconfig.h) */

@@ -20,10 +20,12 @@
 #include "datapath/dpworker.h"
 #include "datapath/request.h"
 #include "proto/nbd-protocol.h"
+#include "shunt/shunt.h"
 #include "vhost/blkconfig.h"
 #include "vhost/device.h"
 #include "vhost/vhost.h"
 #include "vhost/queue.h"
+#include "vhost/remote.h"
 #include "vhost/vconn.h"
 #include "vhost/vworker.h"
 #include "virtio/inflight.h"
@@ -38,6 +40,7 @@ struct vqueue {
   struct vconn *c;
   struct vdev *d;
   struct vworker *w;                 /* the worker serving it */
+  struct vremote *remote;            /* an NBD source: its connection (remote.h), else NULL */
   unsigned index;
   struct memtable mt;                /* its copy of the guest's memory table */
   void *reg[VU_MEM_SLOTS_MAX];       /* regions it registered on its worker's ring */
@@ -232,11 +235,78 @@ static bool to_nbd(const struct vblk_req *b, const struct vblk_seg *seg, struct 
   return false;
 }
 
+/* ---- an NBD source ---- */
+
+static void remote_done(const struct shunt_result *res)
+{
+  struct vreq *v = res->user;
+  struct vqueue *q = v->q;
+  struct dp_stats *st = &q->d->dx.stats;
+
+  if (res->error) {
+    log_msg(LOG_DEBUG, q->c->peer, q->d->cfg->socket, "queue %u: %s", q->index, res->message);
+  } else {
+    stat_add(&st->requests, 1);
+    if (res->cmd == SHUNT_READ) {
+      stat_add(&st->reads, 1);
+      stat_add(&st->bytes_read, res->length);
+    } else if (res->cmd == SHUNT_WRITE) {
+      stat_add(&st->writes, 1);
+      stat_add(&st->bytes_written, res->length);
+    } else {
+      stat_add(&st->other, 1);
+    }
+  }
+  complete(q, v->head, v->status, res->error ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK, res->error ? 1 : v->written);
+  free(v);
+  q->inflight--;
+  if (!q->run_armed) {
+    q->run_armed = true;
+    engine_defer(q_eng(q), &q->run_op, 0);
+  }
+}
+
+/* Send request b (its data segments in v) to the NBD source: a READ is
+ * received straight into the guest's pages, a WRITE sent from them. */
+static void remote_submit(struct vqueue *q, const struct vblk_req *b, const struct vblk_seg *seg, struct vreq *v)
+{
+  struct shunt_handle *h = q->remote->h;
+  uint64_t off = seg->sector * VBLK_SECTOR, len = (uint64_t)seg->num_sectors * VBLK_SECTOR;
+  int64_t r = -EINVAL;
+
+  q->inflight++;
+  switch (b->type) {
+  case VIRTIO_BLK_T_IN:
+    r = shunt_aio_pread(h, v->iov, (int)v->niov, b->sector * VBLK_SECTOR, 0, remote_done, v);
+    break;
+  case VIRTIO_BLK_T_OUT:
+    r = shunt_aio_pwrite(h, v->iov, (int)v->niov, b->sector * VBLK_SECTOR, 0, remote_done, v);
+    break;
+  case VIRTIO_BLK_T_FLUSH:
+    r = shunt_aio_flush(h, remote_done, v);
+    break;
+  case VIRTIO_BLK_T_DISCARD:
+    r = shunt_aio_trim(h, off, len, 0, remote_done, v);
+    break;
+  case VIRTIO_BLK_T_WRITE_ZEROES:
+    r = shunt_aio_zero(h, off, len, (seg->flags & VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP) ? 0 : SHUNT_CMD_NO_HOLE,
+                       remote_done, v);
+    break;
+  }
+  if (r < 0) {
+    q->inflight--;
+    log_msg(LOG_DEBUG, q->c->peer, q->d->cfg->socket, "queue %u: request refused: %s", q->index,
+            shunt_last_error(h));
+    complete(q, v->head, v->status, VIRTIO_BLK_S_IOERR, 1);
+    free(v);
+  }
+}
+
 /* Turn chain c (iovecs in q->iov) into a request and run it. */
 static void chain_run(struct vqueue *q, const struct vring_chain *c)
 {
   struct vblk_req b;
-  struct vblk_seg seg;
+  struct vblk_seg seg = { 0 };
   struct proto_request hdr = { 0 };
   struct vreq *v;
   struct request *r;
@@ -266,6 +336,10 @@ static void chain_run(struct vqueue *q, const struct vring_chain *c)
   v->head = c->head;
   v->status = b.status;
   v->written = vblk_used_len(&b, VIRTIO_BLK_S_OK, 0);
+  if (q->remote) {
+    remote_submit(q, &b, &seg, v);
+    return;
+  }
   hdr.cookie = (uintptr_t)v;
   if (!(r = request_new(&q->sink, &hdr))) {
     free(v);
@@ -355,10 +429,9 @@ static bool stop_finished(struct vqueue *q)
   return true;
 }
 
-static void queue_run(struct vqueue *q)
+/* Pop and start chains while the queue may have more in flight. */
+static void queue_pop(struct vqueue *q)
 {
-  if (stop_finished(q) || q->stopping)
-    return;
   vring_kick_disable(&q->ring);
   for (;;) {
     struct vring_chain c;
@@ -371,9 +444,12 @@ static void queue_run(struct vqueue *q)
     if (r == 1) {
       chain_run(q, &c);
     } else if (r == -EINVAL) {
-      log_msg(LOG_DEBUG, q->c->peer, q->d->cfg->socket, "queue %u: bad descriptor chain (head %u) failed",
-              q->index, c.head);
-      chain_fail(q, c.head, NULL, 0);
+      /* Answered with IOERR where its status byte can be found, so that
+       * the driver sees an error rather than waiting for a status. */
+      log_msg(LOG_DEBUG, q->c->peer, q->d->cfg->socket, "queue %u: bad descriptor chain (head %u): %s",
+              q->index, c.head, q->ring.why);
+      uint8_t *st = vring_chain_last_writable(&q->ring, c.head);
+      chain_fail(q, c.head, st, VIRTIO_BLK_S_IOERR);
     } else if (r == 0) {
       if (!vring_kick_enable(&q->ring))
         return;
@@ -387,6 +463,15 @@ static void queue_run(struct vqueue *q)
       return;
     }
   }
+}
+
+static void queue_run(struct vqueue *q)
+{
+  if (stop_finished(q) || q->stopping)
+    return;
+  queue_pop(q);
+  if (q->remote)
+    vremote_drive(q->remote, q_eng(q));
 }
 
 static void run_cb(struct engine_op *op, int res, uint32_t flags)
@@ -445,7 +530,7 @@ static void resubmit(struct vqueue *q)
     if (r == 1)
       chain_run(q, &c);
     else
-      chain_fail(q, e[i].head, NULL, 0);
+      chain_fail(q, e[i].head, vring_chain_last_writable(&q->ring, e[i].head), VIRTIO_BLK_S_IOERR);
   }
   free(e);
 }
@@ -486,6 +571,7 @@ int vqueue_start(struct vconn *c, unsigned index, const struct vu_vring_conf *vc
     return -EIO;   /* that worker is not running (the process is stopping) */
   }
   q->kick_fd = q->call_fd = -1;
+  q->remote = d->remote ? &d->remote[index] : NULL;
   q->mt = c->mt;
   r = vring_setup(&q->ring, &q->mt, vc->num, vc->addr.desc_user_addr, vc->addr.avail_user_addr,
                   vc->addr.used_user_addr, c->h.features, vc->base);
@@ -588,6 +674,14 @@ static void set_mem_cb(struct engine_op *op, int res, uint32_t flags)
   q->mt = m->mt;
   free(m);
   mem_sync(q);
+  /* Its rings may have moved to another mapping, or be gone (the queue
+   * then breaks; the old mappings stay until no queue runs). */
+  if (vring_remap(&q->ring, &q->mt) < 0 && !q->broken_logged) {
+    q->broken_logged = true;
+    atomic_fetch_add(&q->d->broken_queues, 1);
+    log_msg(LOG_WARN, q->c->peer, q->d->cfg->socket, "queue %u broken by a memory table change: %s",
+            q->index, q->ring.why);
+  }
 }
 
 void vqueue_set_mem(struct vqueue *q, const struct memtable *mt)

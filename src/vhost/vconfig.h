@@ -17,7 +17,7 @@
 /* One device: SOCKET=SOURCE[,OPTION]... */
 struct vhost_dev_config {
   char *socket;        /* the unix socket the frontend (qemu) connects to */
-  char *source;        /* a file or block device (an NBD URI: not yet) */
+  char *source;        /* a file or block device, or an NBD URI */
   char *datapath;      /* copy, splice, direct, mmap, auto; NULL: direct */
   char *serial;        /* GET_ID's answer; NULL: none */
   unsigned queues;     /* queues offered; 0: one per worker */

@@ -20,6 +20,7 @@
 #include "datapath/datapath.h"
 #include "vhost/blkconfig.h"
 #include "vhost/device.h"
+#include "vhost/guardmem.h"
 #include "vhost/queue.h"
 #include "vhost/vconn.h"
 #include "vhost/vworker.h"
@@ -63,6 +64,7 @@ static int check_fd_extent(int fd, uint64_t offset, uint64_t len, const char **w
 static void region_unmap(struct vconn *c, struct mt_region *r)
 {
   (void)c;
+  guardmem_remove(r->map_base);
   munmap(r->map_base, r->map_len);
 }
 
@@ -136,6 +138,9 @@ static int op_mem_add(void *ctx, const struct vu_mem_region *d, int fd)
     munmap(base, (size_t)len);
     return r;
   }
+  if (guardmem_add(base, (size_t)len) < 0)
+    log_msg(LOG_WARN, c->peer, c->d->cfg->socket, "too many guest memory regions to guard: a frontend that "
+            "shrinks this one's file could stop the process");
   c->mt_dirty = true;
   log_msg(LOG_DEBUG, c->peer, c->d->cfg->socket, "memory region gpa 0x%llx size %llu mapped",
           (unsigned long long)d->guest_addr, (unsigned long long)d->size);
@@ -190,8 +195,10 @@ static size_t op_get_config(void *ctx, uint8_t *buf, size_t len)
 
 static void inflight_unmap(struct vconn *c)
 {
-  if (c->inflight)
+  if (c->inflight) {
+    guardmem_remove(c->inflight);
     munmap(c->inflight, c->inflight_len);
+  }
   c->inflight = NULL;
   c->inflight_len = 0;
 }
@@ -250,6 +257,7 @@ static int op_inflight_set(void *ctx, int fd, uint64_t size, uint64_t offset, ui
   if (r < 0)
     return r;
   inflight_unmap(c);
+  guardmem_add(p, (size_t)size);
   c->inflight = p;
   c->inflight_len = size;
   c->inflight_nq = nq;
@@ -544,6 +552,7 @@ int vconn_start(struct vdev *d, int fd)
   snprintf(c->peer, sizeof c->peer, "frontend#%u", atomic_fetch_add(&frontends, 1) + 1);
   c->poll_op.cb = poll_cb;
   c->resume_op.cb = resume_cb;
+  c->lost_at_start = guardmem_repaired();
   memtable_init(&c->mt);
   vhost_blk_offer(d, &offer);
   vu_handler_init(&c->h, &offer, &conn_ops, c);
@@ -580,6 +589,10 @@ static void conn_maybe_free(struct vconn *c)
   retired_release(c);
   inflight_unmap(c);
   close(c->fd);
+  if (guardmem_repaired() != c->lost_at_start)
+    log_msg(LOG_WARN, c->peer, d->cfg->socket, "%llu pages of guest memory vanished while this frontend was "
+            "connected (its memory file shrank): they were replaced with zero pages",
+            (unsigned long long)(guardmem_repaired() - c->lost_at_start));
   log_msg(LOG_DEBUG, c->peer, d->cfg->socket, "frontend state released");
   free(c);
   vdev_conn_closed(d);

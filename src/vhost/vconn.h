@@ -46,6 +46,7 @@ struct vconn {
   bool mt_dirty;                       /* the table changed since the queues last got it */
   unsigned nqueues_alive;
   bool closing;                        /* the connection ends: no more messages */
+  uint64_t lost_at_start;              /* guardmem_repaired() when it connected */
   bool fatal;                          /* a side effect could not be done safely: drop the frontend */
 };
 

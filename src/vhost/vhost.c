@@ -18,7 +18,10 @@
 #include "datapath/datapath.h"
 #include "datapath/dpworker.h"
 #include "server/listener.h"
+#include "shunt/shunt.h"
 #include "vhost/device.h"
+#include "vhost/guardmem.h"
+#include "vhost/remote.h"
 #include "vhost/vhost.h"
 #include "vhost/vworker.h"
 
@@ -78,7 +81,7 @@ static int write_stats(struct vhost *vh)
     log_msg(LOG_ERROR, NULL, NULL, "--stats %s: %s", tmp, strerror(errno));
     return r;
   }
-  fprintf(f, "{\"pid\":%d,\"devices\":[", (int)getpid());
+  fprintf(f, "{\"pid\":%d,\"guest_pages_lost\":%" PRIu64 ",\"devices\":[", (int)getpid(), guardmem_repaired());
   for (size_t i = 0; i < vh->ndevs; i++) {
     struct vdev *d = &vh->devs[i];
     fprintf(f, "%s{\"socket\":", i ? "," : "");
@@ -86,7 +89,13 @@ static int write_stats(struct vhost *vh)
     fputs(",\"source\":", f);
     text_json_string(f, d->cfg->source);
     fputs(",\"datapath\":", f);
-    text_json_string(f, d->dx.datapath ? d->dx.datapath->name : "none");
+    text_json_string(f, d->remote ? "nbd" : d->dx.datapath ? d->dx.datapath->name : "none");
+    if (d->remote) {
+      uint64_t copied = 0;
+      for (unsigned q = 0; q < d->nqueues; q++)
+        copied += shunt_payload_bytes_copied(d->remote[q].h);
+      fprintf(f, ",\"remote_copied_bytes\":%" PRIu64, copied);
+    }
     fprintf(f, ",\"queues\":%u,\"connections\":%" PRIu64 ",\"broken_queues\":%" PRIu64
             ",\"bad_requests\":%" PRIu64 ",\"arena_per_worker\":%zu,",
             d->nqueues, (uint64_t)atomic_load(&d->connections), (uint64_t)atomic_load(&d->broken_queues),
@@ -239,6 +248,10 @@ int vhost_run(struct vhost_config *cfg)
   vh.sig_fd = signalfd(-1, &mask, SFD_CLOEXEC);
   if (vh.sig_fd < 0) {
     log_msg(LOG_ERROR, NULL, NULL, "signalfd: %s", strerror(errno));
+    goto out;
+  }
+  if ((r = guardmem_init()) < 0) {
+    log_msg(LOG_ERROR, NULL, NULL, "cannot install the SIGBUS handler: %s", strerror(-r));
     goto out;
   }
   if (open_devices(&vh, &set) < 0)

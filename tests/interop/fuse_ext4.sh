@@ -6,6 +6,8 @@
 # stopped), the fallocate mappings, a read-only export mounted on a file, SIGTERM.
 . "$(dirname "$0")/../lib.sh"
 
+"$SHUNT" --help | grep -q '^  fuse ' ||
+  { tap_skip "shunt fuse + ext4" "shunt built without FUSE (meson -Dfuse=disabled)"; tap_done; exit; }
 [ "$(id -u)" -eq 0 ] || { tap_skip "shunt fuse + ext4" "needs root (losetup, mount)"; tap_done; exit; }
 [ -c /dev/fuse ] || { tap_skip "shunt fuse + ext4" "no /dev/fuse"; tap_done; exit; }
 for t in losetup mkfs.ext4 e2fsck debugfs fstrim fusermount3 fallocate sha256sum; do

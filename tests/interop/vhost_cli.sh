@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # vhost_cli.sh: `shunt vhost`'s command line and start-up: --help and -V, the
 # usage errors (no device, a spec without SOURCE, bad options), what it refuses
-# to start on (a missing source, an NBD URI for now, a socket path that is a
+# to start on (a missing source, an NBD server that is not there, a socket path that is a
 # regular file or a live socket, a socket in a missing directory, an unwritable
 # --stats), a stale socket replaced, the config file ([vhost SOCKET] sections,
 # errors with FILE:LINE), and SIGTERM: exit 0 with the socket removed.
@@ -53,10 +53,10 @@ err_says "... naming the file" "missing.img: No such file"
 tap_check "... and leaves no socket behind" test ! -e "$T/a.sock"
 vhost_fails "a directory as source is refused" 1 "$T/a.sock=$T"
 err_says "... as not a file or block device" "not a regular file or block device"
-vhost_fails "an NBD URI as source is refused for now" 1 "$T/a.sock=nbd://127.0.0.1/x"
-err_says "... with a clear message" "NBD sources are not supported yet"
+vhost_fails "an NBD URI whose server is not there fails the start" 1 "$T/a.sock=nbd+unix:///x?socket=$T/none.sock"
+err_says "... naming the server and why" "none.sock.*(No such file|refused)"
 vhost_fails "a socket in a missing directory fails the start" 1 "$T/no/such/dir/a.sock=$img"
-err_says "... naming the socket" "unix socket '$T/no/such/dir/a.sock'"
+err_says "... naming the socket" "'$T/no/such/dir/a.sock': No such file"
 vhost_fails "--stats in a missing directory fails the start" 1 --stats "$T/no/stats.json" "$T/a.sock=$img"
 
 # A disk image named by mistake as the socket path is never replaced.

@@ -5,8 +5,10 @@
 # RING_EVENT_IDX, a ring smaller than the queue depth), on the direct and copy data
 # paths; a read-only device refuses writes and its image stays unchanged; every
 # hostile mode (bad descriptors, loops, absurd chains, ring indices, malformed
-# messages) is refused while another device of the same process does verified I/O
-# meanwhile, and the process lives; --stats counts requests and bytes per device;
+# messages, memory past the end of its fd, random rings) is refused while another
+# device of the same process does verified I/O meanwhile, and the process lives; a
+# frontend whose memory file is truncated under the back end does not kill it;
+# --stats counts requests and bytes per device;
 # SIGTERM exits 0.  Bounded by request counts, never by time.
 . "$(dirname "$0")/../lib.sh"
 need_deps
@@ -93,6 +95,25 @@ tap_check "meanwhile another device's 20000 requests on 2 queues verified" verif
 tap_check "shunt vhost is still running" shunt_alive
 tap_check "the hostile device's broken rings were counted and logged" grep -q "queue 0 broken" "$T/shunt.log"
 
+# A frontend whose memory file shrinks under the back end (an unsealed memfd,
+# truncated through /proc while requests run): the back end must not die of
+# SIGBUS; the frontend itself may.
+"$FE" --verify --requests 2000000 --timeout 10 "$T/evil.sock" >"$T/shrink.json" 2>"$T/shrink.err" &
+shrink=$!
+memfd=
+for ((i = 0; i < 100; i++)); do
+  memfd=$(ls -l "/proc/$shrink/fd" 2>/dev/null | awk '/memfd:/ { print $9; exit }')
+  [ -n "$memfd" ] && break
+  sleep 0.05
+done
+sleep 0.5
+tap_check "a frontend's guest memory file is truncated while its requests run" \
+  python3 -c "import os,sys; f=os.open(sys.argv[1], os.O_RDWR); os.ftruncate(f, 0)" "/proc/$shrink/fd/$memfd"
+wait "$shrink" 2>/dev/null
+tap_check "... shunt vhost lives" shunt_alive
+tap_check "... and says guest pages vanished" bash -c "for i in \$(seq 50); do grep -q 'pages of guest memory vanished' '$T/shunt.log' && exit 0; sleep 0.1; done; exit 1"
+tap_check "... a fresh connection to that device verifies" fe aftershrink --verify --requests 500 --seed 32 "$T/evil.sock"
+
 # --stats: SIGUSR1 writes it; per device requests and bytes from the data path counters.
 rm -f "$stats"
 kill -USR1 "$SHUNT_PID"
@@ -108,6 +129,8 @@ assert d['socket'].endswith('d.sock'), d
 assert d['requests'] > 10000 and d['bytes_read'] > 0 and d['bytes_written'] > 0, d
 assert 'cpu_copied_bytes' in d and 'mem_fixed_ios' in d, d
 " "$stats"
+tap_check "--stats counts the guest pages that vanished" \
+  python3 -c "import json,sys; assert json.load(open(sys.argv[1]))['guest_pages_lost'] > 0" "$stats"
 tap_check "--stats counts the hostile device's bad requests" \
   python3 -c "import json,sys; d=json.load(open(sys.argv[1]))['devices'][3]; assert d['bad_requests'] > 0 and d['broken_queues'] > 0, d" "$stats"
 

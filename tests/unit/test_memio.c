@@ -5,9 +5,10 @@
  * every data path: scattered segments (page-aligned, sector-aligned,
  * unaligned, mixed) written and read back against a model of the file at
  * aligned and unaligned offsets, FUA, FLUSH, TRIM, WRITE_ZEROES, requests
- * out of range or malformed, EIO from a file that shrank under the export;
- * done() called exactly once per request, before it is freed, with the
- * right status, and no reply bytes pushed.  Direct I/O (the direct path and
+ * out of range or malformed, EIO from a file that shrank under the export,
+ * many requests sharing blocks in flight at once; done() called exactly
+ * once per request, before it is freed, with the right status, and no
+ * reply bytes pushed.  Direct I/O (the direct path and
  * auto's): nothing copied for aligned segments, bounced bytes counted;
  * memory registered as fixed buffers used (READV_FIXED where the kernel has
  * it, one READ_FIXED per segment otherwise), and the unregistered fallback.
@@ -43,6 +44,8 @@ static uint8_t *guest;                /* the front end's memory */
 struct fake {
   struct request_sink sink;
   unsigned done, freed, pushed, bad;
+  unsigned errors;                    /* done() with a non-zero status */
+  bool many;                          /* several requests in flight: no order checks */
   uint32_t status;
   struct request *last;
 };
@@ -57,16 +60,17 @@ static void fake_fail(struct request_sink *s, struct request *r) { (void)r; fake
 static void fake_done(struct request_sink *s, struct request *r, uint32_t err)
 {
   struct fake *f = fake_of(s);
-  if (r != f->last || f->done != f->freed)
+  if (!f->many && (r != f->last || f->done != f->freed))
     f->bad++;   /* done twice, or for a request freed already */
   f->done++;
+  f->errors += err != 0;
   f->status = err;
 }
 
 static void fake_freed(struct request_sink *s, struct request *r)
 {
   struct fake *f = fake_of(s);
-  if (r != f->last || f->done != f->freed + 1)
+  if (!f->many && (r != f->last || f->done != f->freed + 1))
     f->bad++;   /* freed before done */
   f->freed++;
 }
@@ -235,6 +239,72 @@ static void common_cases(struct fake *f, struct dp_export *dx, const char *dp)
   ok(file_matches(), "%s: the file holds what was written", dp);
 }
 
+/* Many WRITEs in flight at once, packed end to end from offset 409600 + 512
+ * so that neighbours share blocks: 12 of 3072 bytes (sector-aligned, so
+ * O_DIRECT where the file system takes sectors), then 12 of 3000 (unaligned:
+ * read-modify-written), each from a page-aligned segment of 2048 bytes and
+ * an unaligned one (bounced).  The direct writes' range lock orders them.
+ * Then READs of the same, in flight at once too.  True when each was
+ * answered once, without error, and the memory and the file then hold
+ * every write. */
+static bool many_in_flight(struct fake *f, const char *dp)
+{
+  enum { N = 24, S0 = 2048 };
+  static struct iovec iov[N][2];
+  static uint64_t off[N];
+  unsigned d0 = f->done, f0 = f->freed, e0 = f->errors, p0 = f->pushed;
+  uint64_t pos = 409600 + 512;
+
+  for (unsigned k = 0; k < N; k++) {
+    size_t len = k < N / 2 ? 3072 : 3000;
+    uint8_t *page = guest + 401408 + k * 16384;   /* page-aligned */
+    off[k] = pos;
+    pos += len;
+    iov[k][0] = (struct iovec){ page, S0 };
+    iov[k][1] = (struct iovec){ page + 8192 + 1, len - S0 };
+  }
+  f->many = true;
+  for (int pass = 0; pass < 2; pass++) {
+    unsigned want = f->freed + N;
+    for (unsigned k = 0; k < N; k++) {
+      for (unsigned j = 0; j < 2; j++) {
+        uint8_t *b = iov[k][j].iov_base;
+        uint64_t at = off[k] + (j ? S0 : 0);
+        if (pass == 0) {
+          for (size_t x = 0; x < iov[k][j].iov_len; x++)
+            b[x] = (uint8_t)(rand_r(&seed) | 1);
+          memcpy(model + at, b, iov[k][j].iov_len);
+        } else {
+          memset(b, 0xee, iov[k][j].iov_len);
+        }
+      }
+      struct proto_request h = { .type = pass ? NBD_CMD_READ : NBD_CMD_WRITE, .offset = off[k],
+                                 .length = iov[k][0].iov_len + iov[k][1].iov_len };
+      struct request *r = request_new(&f->sink, &h);
+      if (!r)
+        return false;
+      r->mem_iov = iov[k];
+      r->mem_niov = 2;
+      dp_execute(r);
+    }
+    for (int turn = 0; turn < 200000 && f->freed < want; turn++) {
+      engine_poll(&eng);
+      if (f->freed < want)
+        usleep(50);
+    }
+  }
+  f->many = false;
+  bool same = true;
+  for (unsigned k = 0; k < N; k++)
+    for (unsigned j = 0; j < 2; j++)
+      same = same && !memcmp(iov[k][j].iov_base, model + off[k] + (j ? S0 : 0), iov[k][j].iov_len);
+  bool once = f->done == d0 + 2 * N && f->freed == f0 + 2 * N && f->errors == e0 && f->pushed == p0;
+  if (!once)
+    printf("# %s: %u done, %u freed, %u errors, %u pushed\n", dp, f->done - d0, f->freed - f0, f->errors - e0,
+           f->pushed - p0);
+  return same && once && file_matches();
+}
+
 static uint64_t fixed_ios(const struct dp_export *dx) { return ld(&st(dx)->mem_fixed_ios); }
 
 /* Direct I/O: what is copied, and fixed buffers on registered memory. */
@@ -330,6 +400,7 @@ int main(void)
     f = (struct fake){ .sink = { .ops = &fake_ops, .eng = &eng, .export = &dx, .dp = dx.datapath,
                                  .share = p % 2 ? NULL : &share, .peer = "test" } };
     common_cases(&f, &dx, paths[p]);
+    ok(many_in_flight(&f, paths[p]), "%s: 24 WRITEs sharing blocks in flight at once, then 24 READs", paths[p]);
     if (is_direct) {
       /* Three segments of one registered piece: one READV_FIXED/WRITEV_FIXED
        * each way where the kernel has them. */

@@ -48,7 +48,7 @@ int main(void)
      !strcmp(cfg.devs[0].serial, "abc-1") && !cfg.devs[0].discard, "every option");
   vhost_config_free(&cfg);
   ok(spec("/s=nbd://10.0.0.5/vm2,queues=2", &cfg, err, sizeof err) == 0 &&
-     vhost_source_is_uri(cfg.devs[0].source), "an NBD URI parses (refused later, at start)");
+     vhost_source_is_uri(cfg.devs[0].source), "an NBD URI parses as a source");
   vhost_config_free(&cfg);
   ok(!vhost_source_is_uri("/srv/nbd.img") && vhost_source_is_uri("nbd+unix:///x?socket=/s") &&
      vhost_source_is_uri("nbds://h/x"), "URI recognition");
