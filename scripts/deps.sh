@@ -9,8 +9,9 @@ build_pkgs=(build-essential pkg-config meson ninja-build liburing-dev libgnutls2
 test_pkgs=(qemu-utils nbdkit libnbd-bin python3-libnbd nbd-server fio gnutls-bin
            xxd procps iproute2 util-linux e2fsprogs)
 test_pkgs+=(libfuse3-dev fuse3 dmsetup)  # tests/tools/eiofs; faults_backend.sh; shunt fuse
-test_pkgs+=(qemu-system-common)  # qemu-storage-daemon: tests/interop/vhostfe_qsd.sh
 test_pkgs+=(groff-base)   # man_pages.sh renders the man pages
+test_pkgs+=(qemu-system-common)  # qemu-storage-daemon: tests/interop/vhostfe_qsd.sh
+test_pkgs+=(qemu-system-x86)     # tests/interop/vhost_qemu_boot.sh boots a TCG machine
 bench_pkgs=(iperf3 fio python3 gcc)
 format_pkgs=(clang-format)   # make format
 vm_pkgs=(qemu-system-x86 busybox-static linux-image-amd64 cpio kmod nbd-client nbdkit e2fsprogs)

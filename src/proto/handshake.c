@@ -207,6 +207,16 @@ static void choose_export(struct proto_hs *hs, size_t idx, bool strict)
   hs->stage = PROTO_HS_DONE;
 }
 
+/* Remember a name that selected no export, for the caller's log. */
+static void note_refused(struct proto_hs *hs, const uint8_t *name, size_t len)
+{
+  size_t n = len < sizeof hs->refused_name - 1 ? len : sizeof hs->refused_name - 1;
+
+  memcpy(hs->refused_name, name, n);
+  hs->refused_name[n] = '\0';
+  hs->refused_export = true;
+}
+
 static int opt_export_name(struct proto_hs *hs, const uint8_t *d, uint32_t len, struct proto_buf *out)
 {
   uint8_t buf[PROTO_EXPORT_NAME_REPLY_FULL];
@@ -219,6 +229,7 @@ static int opt_export_name(struct proto_hs *hs, const uint8_t *d, uint32_t len, 
   }
   idx = find_export(hs, (const char *)d, len);
   if (idx < 0) {
+    note_refused(hs, d, len);
     /* "the server MUST terminate the session" */
     hs->stage = PROTO_HS_CLOSED;
     hs->close_reason = "NBD_OPT_EXPORT_NAME for an unknown export";
@@ -264,8 +275,10 @@ static int opt_info_go(struct proto_hs *hs, uint32_t opt, const uint8_t *d, uint
      * TLS_REQD; a non-existent one "MAY", so both get it and answers do not
      * tell them apart. */
     return reply_err(out, opt, NBD_REP_ERR_TLS_REQD, "no such export, or it needs TLS");
-  if (idx < 0)
+  if (idx < 0) {
+    note_refused(hs, d + 4, namelen);
     return reply_err(out, opt, NBD_REP_ERR_UNKNOWN, "no such export");
+  }
   ex = &hs->exports[idx];
 
   proto_info_export_encode(buf, ex->size, export_eflags(hs, (size_t)idx));

@@ -70,6 +70,11 @@ struct proto_hs {
                               * (0: no limit); the caller feeds the rest later */
   struct proto_session session;  /* valid once stage == PROTO_HS_DONE */
   const char *close_reason;      /* static text, when stage == PROTO_HS_CLOSED */
+  /* Set when the client asked for an export it cannot have (GO, INFO or
+   * EXPORT_NAME): the name (truncated) for the server's log.  The caller
+   * clears the flag once it has logged it. */
+  bool refused_export;
+  char refused_name[128];
 };
 
 /* Prepare a handshake over an export table (which must outlive it).

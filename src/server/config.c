@@ -185,6 +185,11 @@ int config_set_server_key(struct server_config *cfg, const char *key, const char
   }
   if (!strcmp(key, "log")) {
     static const char *const names[] = { "error", "warning", "info", "debug" };
+    enum log_target target;
+    if (log_parse_target(val, &target) == 0) {
+      cfg->log_target = target;
+      return 0;
+    }
     for (int i = 0; i < 4; i++)
       if (!strcmp(val, names[i])) {
         cfg->log_level = i;

@@ -28,6 +28,14 @@
 #define SHUNT_MIN_MEMORY_BUDGET         (64u << 20)
 #define SHUNT_MIN_AUTO_MEMORY_BUDGET    (256u << 20)
 
+struct server;
+
+/* A hook server_run calls once every listener is open and the workers exist,
+ * before the first connection is served (the point a caller may announce
+ * readiness, drop privileges or start a client).  A negative return stops the
+ * server with exit status 1. */
+typedef int (*server_ready_fn)(struct server *srv, void *arg);
+
 struct server_config {
   char **listen;           /* HOST:PORT strings */
   size_t nlisten;
@@ -36,6 +44,7 @@ struct server_config {
   unsigned threads;        /* 0: one per online CPU */
   bool stdio;              /* serve one client on stdin/stdout, then exit */
   int log_level;           /* LOG_ERROR..LOG_DEBUG */
+  int log_target;          /* enum log_target: stderr (default) or syslog */
   uint64_t max_inflight;   /* per-connection cap on buffered request bytes */
   unsigned handshake_timeout;  /* seconds to finish the handshake; 0: unlimited */
   unsigned max_connections;    /* connections at once; 0: unlimited */
@@ -47,6 +56,8 @@ struct server_config {
   struct export_config *exports;
   size_t nexports;
   struct tls_config tls;   /* STARTTLS (docs/config.md, "TLS") */
+  server_ready_fn on_ready;    /* NULL: none */
+  void *on_ready_arg;
 };
 
 /* Defaults: no listeners yet (server.c adds the default), info logging. */
@@ -66,7 +77,7 @@ int config_set_tls(struct server_config *cfg, const char *key, const char *val,
 
 /* Set one server-wide setting by its config-file key (threads, max-inflight,
  * chunk, arena, stats, handshake-timeout, max-connections, send-timeout,
- * memory-budget, log, listen, unix,
+ * memory-budget, log (a level, or stderr or syslog), listen, unix,
  * export, tls*), validating the value. The command line's long options go
  * through here too, so both accept exactly the same values.
  * Returns 0, or -EINVAL with a message in err. */

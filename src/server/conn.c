@@ -314,7 +314,7 @@ static void conn_input(struct conn *c)
 static void conn_destroy(struct conn *c)
 {
   conn_set_state(c, CONN_CLOSED, "all done");
-  log_msg(LOG_INFO, c->peer, export_name(c), "disconnected after %llu requests", c->nrequests);
+  log_msg(LOG_DEBUG, c->peer, export_name(c), "disconnected after %llu requests", c->nrequests);
   close(c->rfd);
   if (c->wfd != c->rfd)
     close(c->wfd);
@@ -473,7 +473,7 @@ int conn_start(struct worker *w, int rfd, int wfd, const char *peer)
     w->conns->prev = c;
   w->conns = c;
   worker_conn_added(w, c);
-  log_msg(LOG_INFO, c->peer, NULL, "connected");
+  log_msg(LOG_DEBUG, c->peer, NULL, "connected");
   conn_send_copy(c, greet.data, greet.len);
   proto_buf_free(&greet);
   conn_hs_timer_start(c, w->srv->cfg->handshake_timeout);

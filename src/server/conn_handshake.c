@@ -83,6 +83,12 @@ void conn_handshake_input(struct conn *c)
   int st = proto_hs_input(c->hs, rxbuf_data(&c->rx), rxbuf_avail(&c->rx), &used, &out);
 
   c->rx.start += used;
+  if (c->hs->refused_export) {
+    /* A refusal belongs in the default log: a mistyped name in a client's
+     * configuration shows here first. */
+    c->hs->refused_export = false;
+    log_msg(LOG_INFO, c->peer, NULL, "refused export '%s': no such export", c->hs->refused_name);
+  }
   if (out.len && conn_send_copy(c, out.data, out.len) < 0)
     st = -ENOMEM;
   proto_buf_free(&out);
@@ -92,8 +98,11 @@ void conn_handshake_input(struct conn *c)
   } else if (st == PROTO_HS_STARTTLS) {
     conn_set_state(c, CONN_STARTTLS, "STARTTLS accepted");   /* TLS begins once the ACK is sent */
   } else if (st == PROTO_HS_CLOSED) {
-    log_msg(c->hs->options_seen ? LOG_INFO : LOG_WARN, c->peer, NULL, "handshake ended: %s",
-            c->hs->close_reason ? c->hs->close_reason : "closed");
+    /* A client's own NBD_OPT_ABORT (a listing, a probe) is routine; a
+     * refused export or a client that negotiated nothing is not. */
+    const char *why = c->hs->close_reason ? c->hs->close_reason : "closed";
+    log_msg(!c->hs->options_seen ? LOG_WARN : strstr(why, "ABORT") ? LOG_DEBUG : LOG_INFO,
+            c->peer, NULL, "handshake ended: %s", why);
     conn_set_state(c, CONN_CLOSING, "handshake ended");
   } else if (st == PROTO_HS_DONE) {
     conn_hs_timer_stop(c);
@@ -109,7 +118,7 @@ void conn_handshake_input(struct conn *c)
     free(c->hs);
     c->hs = NULL;
     conn_set_state(c, CONN_TRANSMISSION, "export chosen");
-    log_msg(LOG_INFO, c->peer, export_name(c), "transmission: %s replies%s, size %llu%s%s",
+    log_msg(LOG_DEBUG, c->peer, export_name(c), "transmission: %s replies%s, size %llu%s%s",
             c->session.extended ? "extended" : c->session.structured ? "structured" : "simple",
             c->session.meta_base_allocation ? ", base:allocation" : "",
             (unsigned long long)c->session.export->size,
@@ -156,7 +165,7 @@ void conn_starttls_step(struct conn *c)
 
   if (r == -EAGAIN) {
     if (c->eof) {
-      log_msg(LOG_INFO, c->peer, NULL, "client hung up during the TLS handshake");
+      log_msg(LOG_DEBUG, c->peer, NULL, "client hung up during the TLS handshake");
       conn_set_state(c, CONN_CLOSING, "end of input during the TLS handshake");
     }
     return;

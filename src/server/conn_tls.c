@@ -106,7 +106,7 @@ int conn_tls_handshake(struct conn_tls *t)
   }
   t->bye_due = true;
   const char *dn = tls_conn_dn(t->sess), *psk = tls_conn_psk_identity(t->sess);
-  log_msg(LOG_INFO, t->peer, NULL, "TLS established: %s%s%s%s%s",
+  log_msg(LOG_DEBUG, t->peer, NULL, "TLS established: %s%s%s%s%s",
           tls_conn_description(t->sess, desc, sizeof desc),
           dn ? ", client " : "", dn ? dn : "", psk ? ", PSK identity " : "", psk ? psk : "");
   return 0;

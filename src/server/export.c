@@ -219,6 +219,13 @@ int export_table_open(struct export_table *t, struct export_config *cfgs, size_t
     struct backend_options bo = { .allow_overcommit = cfgs[i].allow_overcommit,
                                   .max_memory = cfgs[i].max_memory };
     r = backend_open_opts(cfgs[i].backend, cfgs[i].path, cfgs[i].read_only, &bo, &b, berr, sizeof berr);
+    if (r < 0 && !cfgs[i].read_only && (r == -EACCES || r == -EROFS || r == -EPERM)) {
+      /* Readable but not writable: serving it read-only is the likely fix. */
+      snprintf(err, errlen, "export '%s': %s; to serve it read-only, add ',ro' (%s%s%s,ro) or -r",
+               cfgs[i].name, berr, cfgs[i].name, cfgs[i].name[0] ? "=" : "", cfgs[i].path);
+      export_table_close(t);
+      return r;
+    }
     if (r < 0) {
       snprintf(err, errlen, "export '%s': %s", cfgs[i].name, berr);
       export_table_close(t);

@@ -32,7 +32,12 @@ int listener_split(const char *hp, char *host, size_t hostlen, char *port, size_
   const char *p, *h = hp;
   size_t hl;
 
-  if (hp[0] == '[') {
+  if (hp[0] && strspn(hp, "0123456789") == strlen(hp)) {
+    /* A bare number is a port on every address, as nbdkit's -p. */
+    h = hp;
+    hl = 0;
+    p = hp;
+  } else if (hp[0] == '[') {
     const char *close = strchr(hp, ']');
     if (!close || (close[1] && close[1] != ':'))
       return -EINVAL;
@@ -107,7 +112,9 @@ int listener_open_tcp(struct listen_set *set, const char *hostport, char *err, s
       setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
     if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, SOMAXCONN) < 0) {
       last = -errno;
-      snprintf(err, errlen, "--listen '%s': %s", hostport, strerror(errno));
+      /* Another server on the port is the usual cause: say how to move. */
+      snprintf(err, errlen, "--listen '%s': %s%s", hostport, strerror(errno),
+               errno == EADDRINUSE ? " (another server listens there: choose another port, -p PORT)" : "");
       close(fd);
       continue;
     }

@@ -22,8 +22,9 @@ struct listen_set {
   size_t nowned;
 };
 
-/* Split "HOST:PORT", "[V6]:PORT", ":PORT", "HOST" into host (NULL = all
- * addresses) and port (default 10809).  Returns 0 or -EINVAL. */
+/* Split "HOST:PORT", "[V6]:PORT", ":PORT", "PORT" (digits only), "HOST"
+ * into host ("" = all addresses) and port (default 10809).  Returns 0 or
+ * -EINVAL. */
 int listener_split(const char *hostport, char *host, size_t hostlen, char *port, size_t portlen);
 
 /* Bind and listen on every address HOST:PORT resolves to; prints a

@@ -24,13 +24,29 @@
 #include "datapath/stats.h"
 #include "server/conn.h"
 #include "server/listener.h"
+#include "server/sdnotify.h"
 #include "server/server.h"
 #include "server/tls.h"
 #include "server/worker.h"
 
+/* Tell systemd (Type=notify) about a state change: READY=1 once serving,
+ * STOPPING=1 when a server that said so begins to shut down. */
+static void notify(struct server *srv, const char *state)
+{
+  int r;
+
+  if (!strcmp(state, "READY=1"))
+    srv->ready = true;
+  else if (!srv->ready)
+    return;
+  if ((r = sdnotify_send(state)) < 0)
+    log_msg(LOG_WARN, NULL, NULL, "NOTIFY_SOCKET: cannot send %s: %s", state, strerror(-r));
+}
+
 void server_request_stop(struct server *srv)
 {
-  atomic_store(&srv->stopping, true);
+  if (!atomic_exchange(&srv->stopping, true))
+    notify(srv, "STOPPING=1");
   for (unsigned i = 0; i < srv->nworkers; i++)
     worker_wake(&srv->workers[i]);
 }
@@ -211,6 +227,7 @@ int server_run(struct server_config *cfg)
   srv.cfg = cfg;
   srv.sig_fd = -1;
   log_threshold = cfg->log_level;
+  log_set_target(cfg->log_target);
 
   if (cfg->nexports == 0) {
     log_msg(LOG_ERROR, NULL, NULL, "no exports: give NAME=PATH on the command line or in --config");
@@ -294,6 +311,13 @@ int server_run(struct server_config *cfg)
       goto out;
     }
   }
+  /* Listening, and every worker able to serve: the caller's hook (pid
+   * file, privileges, --fork, --run), then systemd hears of it. */
+  if (cfg->on_ready && cfg->on_ready(&srv, cfg->on_ready_arg) < 0) {
+    status = 1;
+    goto out;
+  }
+  notify(&srv, "READY=1");
   /* Worker 0 runs on this thread; the others get their own. */
   for (started = 1; started < srv.nworkers; started++)
     if ((r = pthread_create(&srv.workers[started].thread, NULL, worker_thread, &srv.workers[started])) != 0) {

@@ -1,7 +1,8 @@
 /* server.h: the running server: configuration, export table, listening
  * sockets, worker threads, and the shutdown sequence (SIGINT/SIGTERM: stop
  * accepting, finish in-flight requests, flush, exit 0; SIGHUP and SIGUSR2 are
- * ignored). */
+ * ignored).  Under systemd (NOTIFY_SOCKET) it reports READY=1 once listening
+ * and STOPPING=1 when shutdown begins. */
 #ifndef SHUNT_SERVER_SERVER_H
 #define SHUNT_SERVER_SERVER_H
 
@@ -28,6 +29,7 @@ struct server {
   atomic_uint nconns;        /* connections open, all workers (--max-connections) */
   atomic_size_t inflight;    /* request bytes in flight, all connections (--memory-budget) */
   size_t memory_budget;      /* the cap on inflight */
+  bool ready;                /* READY=1 sent (server_config.on_ready ran) */
 };
 
 /* Run the server described by cfg until it is told to stop.

@@ -13,9 +13,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "tools/nbd-netlink.h"
+#include "common/log.h"
 #include "proto/nbd-protocol.h"
+#include "tools/cli.h"
 #include "tools/commands.h"
+#include "tools/connect.h"
+#include "tools/nbd-netlink.h"
 
 /* What negotiation hands to the kernel. */
 struct attach_session {
@@ -39,7 +42,7 @@ static int attach_negotiate(const char *uri, unsigned conns, struct attach_sessi
   struct shunt_options o = { .connections = conns, .no_structured = true,
                              .no_extended = true, .no_block_status = true };
   struct shunt_handle *h;
-  int e = shunt_connect(&h, uri, &o, err, errlen);
+  int e = tools_connect(&h, uri, &o, err, errlen);
   if (e)
     return e;
   const struct shunt_info *i = shunt_get_info(h);
@@ -130,7 +133,8 @@ static void make_blocking(struct attach_session *s)
 static const char *nl_error(int e)
 {
   if (e == -ENOENT)
-    return "the kernel has no nbd driver loaded (modprobe nbd)";
+    return "the kernel has no nbd driver loaded: modprobe nbd, or where there is no such "
+           "module, 'shunt fuse URI DIR' gives the export as a file (losetup it for a block device)";
   if (e == -EPERM)
     return "configuring nbd devices needs CAP_SYS_ADMIN (run as root)";
   return strerror(-e);
@@ -197,13 +201,13 @@ static int reconnect(const struct attach_opts *o, struct nbd_nl *nl, uint32_t in
       e = nbd_nl_reconfigure(nl, &c);
       close_fds(&s);
       if (!e) {
-        fprintf(stderr, "shunt attach: /dev/nbd%u: reconnected to %s (attempt %u)\n", index,
+        log_msg(LOG_INFO, NULL, NULL, "/dev/nbd%u: reconnected to %s (attempt %u)", index,
                 o->uri, attempt);
         return 0;
       }
       snprintf(err, sizeof err, "/dev/nbd%u: NBD_CMD_RECONFIGURE: %s", index, nl_error(e));
     }
-    fprintf(stderr, "shunt attach: reconnect attempt %u failed: %s; retrying in %u ms\n",
+    log_msg(LOG_WARN, NULL, NULL, "reconnect attempt %u failed: %s; retrying in %u ms",
             attempt, err, delay);
     sleep_ms(delay);
     delay = delay >= 2500 ? 5000 : delay * 2;
@@ -243,7 +247,7 @@ static int monitor(const struct attach_opts *o, struct nbd_nl *nl, struct nbd_nl
      * negotiation replaces them all. */
     while (ndead < o->conns && nbd_nl_next_event(ev, 200, &dead) == 0)
       ndead += dead == index;
-    fprintf(stderr, "shunt attach: /dev/nbd%u: %u connection(s) to %s died; reconnecting\n",
+    log_msg(LOG_WARN, NULL, NULL, "/dev/nbd%u: %u connection(s) to %s died; reconnecting",
             index, ndead, o->uri);
     e = reconnect(o, nl, index, size, ndead);
     if (e == -ENODEV)
@@ -260,25 +264,29 @@ static void attach_usage(FILE *f)
     "usage: shunt attach URI [/dev/nbdN] [options]\n"
     "Negotiate with the NBD server at URI and give the connection(s) to the kernel's nbd\n"
     "driver; prints the device (/dev/nbdN; the first free one unless given).\n\n"
-    "  -c, --connections N   connections (multi-conn; the server must allow it) [1]\n"
-    "  -t, --timeout S       per-request timeout in seconds (0: none) [0; 10 with --persist]\n"
-    "  -d, --dead-timeout S  how long I/O waits for a reconnect when every connection\n"
+    "  -C, --connections N   connections (multi-conn; the server must allow it) [1]\n"
+    "      --timeout S       per-request timeout in seconds (0: none) [0; 10 with --persist]\n"
+    "      --dead-timeout S  how long I/O waits for a reconnect when every connection\n"
     "                        died [0; 60 with --persist]\n"
     "  -b, --block-size B    logical block size, 512..4096 [from the server's preference]\n"
-    "  -p, --persist         stay in the foreground as a monitor: when connections die,\n"
+    "      --persist         stay in the foreground as a monitor: when connections die,\n"
     "                        reconnect with backoff and give the kernel the new sockets\n"
     "                        (NBD_CMD_RECONFIGURE); ends when the device is detached\n"
     "                        (SIGTERM ends the monitor and leaves the device attached)\n"
     "  -q, --quiet           print only the device\n"
-    "The nbd kernel module must be loaded; configuring it needs root.\n");
+    "  -V, --version         print the version\n"
+    "  -h, --help            this text\n"
+    "The nbd kernel module must be loaded (modprobe nbd); configuring it needs\n"
+    "root.  Without the module, 'shunt fuse' serves the export as a file.\n");
 }
 
 int cmd_attach(int argc, char **argv)
 {
   static const struct option lopts[] = {
-    { "connections", required_argument, NULL, 'c' }, { "timeout", required_argument, NULL, 't' },
+    { "connections", required_argument, NULL, 'C' }, { "timeout", required_argument, NULL, 't' },
     { "dead-timeout", required_argument, NULL, 'd' }, { "block-size", required_argument, NULL, 'b' },
     { "persist", no_argument, NULL, 'p' }, { "quiet", no_argument, NULL, 'q' },
+    { "version", no_argument, NULL, 'V' },
     { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
   };
   struct attach_opts o = { .index = -1, .conns = 1 };
@@ -286,20 +294,20 @@ int cmd_attach(int argc, char **argv)
   uint64_t v;
   int opt;
   optind = 1;
-  while ((opt = getopt_long(argc, argv, "c:t:d:b:pqh", lopts, NULL)) != -1) {
+  /* --timeout, --dead-timeout and --persist have no letter: -t, -d and -p
+   * mean threads, debug and port across the subcommands (docs/cli.md). */
+  while ((opt = cli_getopt(argc, argv, "C:b:qVh", lopts)) != -1) {
     switch (opt) {
-    case 'c':
+    case 'C':
       if (parse_u64(optarg, NBD_NL_MAX_SOCKETS, &v) || v == 0) {
-        fprintf(stderr, "shunt attach: --connections wants 1..%d, not '%s'\n", NBD_NL_MAX_SOCKETS, optarg);
-        return 2;
+        return cli_usage_error("attach", "--connections wants 1..%d, not '%s'", NBD_NL_MAX_SOCKETS, optarg);
       }
       o.conns = (unsigned)v;
       break;
     case 't':
     case 'd':
       if (parse_u64(optarg, 365ull * 86400, &v)) {
-        fprintf(stderr, "shunt attach: bad number of seconds '%s'\n", optarg);
-        return 2;
+        return cli_usage_error("attach", "--%s: bad number of seconds '%s'", cli_option_name(lopts, opt), optarg);
       }
       if (opt == 't')
         o.timeout_s = v, have_timeout = true;
@@ -308,28 +316,25 @@ int cmd_attach(int argc, char **argv)
       break;
     case 'b':
       if (parse_u64(optarg, 4096, &v) || v < 512 || (v & (v - 1))) {
-        fprintf(stderr, "shunt attach: --block-size wants a power of two 512..4096, not '%s'\n", optarg);
-        return 2;
+        return cli_usage_error("attach", "--block-size wants a power of two 512..4096, not '%s'", optarg);
       }
       o.block_size = v;
       break;
     case 'p': o.persist = true; break;
     case 'q': o.quiet = true; break;
+    case 'V': return cli_version();
     case 'h': attach_usage(stdout); return 0;
-    default: attach_usage(stderr); return 2;
+    default: return 2;
     }
   }
-  if (optind >= argc || argc - optind > 2) {
-    attach_usage(stderr);
-    return 2;
-  }
+  if (optind >= argc || argc - optind > 2)
+    return cli_usage_error("attach", "expected URI [/dev/nbdN]");
   o.uri = argv[optind];
   if (argc - optind == 2 && parse_device(argv[optind + 1], &o.index)) {
-    fprintf(stderr, "shunt attach: '%s' is not an nbd device (/dev/nbdN)\n", argv[optind + 1]);
-    return 2;
+    return cli_usage_error("attach", "'%s' is not an nbd device (/dev/nbdN)", argv[optind + 1]);
   }
   if (strlen(o.uri) >= NBD_NL_MAX_BACKEND) {
-    fprintf(stderr, "shunt attach: URI too long\n");
+    log_msg(LOG_ERROR, NULL, NULL, "URI too long");
     return 2;
   }
   /* Without a request timeout, a request in flight on a dead connection waits forever
@@ -342,12 +347,12 @@ int cmd_attach(int argc, char **argv)
   struct nbd_nl nl, ev = { .fd = -1 };
   int e = nbd_nl_open(&nl);
   if (e) {
-    fprintf(stderr, "shunt attach: %s\n", nl_error(e));
+    log_msg(LOG_ERROR, NULL, NULL, "%s", nl_error(e));
     return 1;
   }
   /* Subscribe before connecting, so no LINK_DEAD can slip between the two. */
   if (o.persist && ((e = nbd_nl_open(&ev)) || (e = nbd_nl_subscribe(&ev)))) {
-    fprintf(stderr, "shunt attach: cannot watch nbd events: %s\n", nl_error(e));
+    log_msg(LOG_ERROR, NULL, NULL, "cannot watch nbd events: %s", nl_error(e));
     nbd_nl_close(&nl);
     return 1;
   }
@@ -356,19 +361,19 @@ int cmd_attach(int argc, char **argv)
   char err[512] = "";
   e = attach_negotiate(o.uri, o.conns, &s, err, sizeof err);
   if (e) {
-    fprintf(stderr, "shunt attach: %s\n", err[0] ? err : strerror(-e));
+    log_msg(LOG_ERROR, NULL, NULL, "%s", err[0] ? err : strerror(-e));
     goto fail;
   }
   uint64_t bs = o.block_size;
   if (!bs && pick_block_size(&s, &bs)) {
-    fprintf(stderr, "shunt attach: %s: the server's minimum block size %" PRIu32
-            " exceeds what the kernel supports (4096)\n", o.uri, s.min_block);
+    log_msg(LOG_ERROR, NULL, NULL, "%s: the server's minimum block size %" PRIu32
+            " exceeds what the kernel supports (4096)", o.uri, s.min_block);
     e = -EINVAL;
     goto fail;
   }
   if (s.nfds < o.conns && !o.quiet)
-    fprintf(stderr, "shunt attach: %s: %u of %u connections (the server does not allow "
-            "multi-conn)\n", o.uri, s.nfds, o.conns);
+    log_msg(LOG_ERROR, NULL, NULL, "%s: %u of %u connections (the server does not allow "
+            "multi-conn)", o.uri, s.nfds, o.conns);
   make_blocking(&s);
   struct nbd_nl_config c = {
     .index = o.index, .size_bytes = s.size, .block_size = bs, .server_flags = s.eflags,
@@ -380,21 +385,21 @@ int cmd_attach(int argc, char **argv)
   close_fds(&s); /* the kernel holds its own references */
   if (e) {
     if (e == -EBUSY)
-      fprintf(stderr, "shunt attach: /dev/nbd%d is in use\n", o.index);
+      log_msg(LOG_ERROR, NULL, NULL, "/dev/nbd%d is in use", o.index);
     else
-      fprintf(stderr, "shunt attach: NBD_CMD_CONNECT: %s\n", nl_error(e));
+      log_msg(LOG_ERROR, NULL, NULL, "NBD_CMD_CONNECT: %s", nl_error(e));
     goto fail;
   }
   printf("/dev/nbd%u\n", index);
   fflush(stdout);
   if (!o.quiet)
-    fprintf(stderr, "shunt attach: /dev/nbd%u: %s, %" PRIu64 " bytes, %u connection(s), "
-            "block size %" PRIu64 "%s\n", index, o.uri, s.size, (unsigned)c.nfds, bs,
+    log_msg(LOG_INFO, NULL, NULL, "/dev/nbd%u: %s, %" PRIu64 " bytes, %u connection(s), "
+            "block size %" PRIu64 "%s", index, o.uri, s.size, (unsigned)c.nfds, bs,
             (s.eflags & NBD_FLAG_READ_ONLY) ? ", read-only" : "");
   if (o.persist) {
     e = monitor(&o, &nl, &ev, index, s.size);
     if (e)
-      fprintf(stderr, "shunt attach: /dev/nbd%u: monitor: %s\n", index, nl_error(e));
+      log_msg(LOG_ERROR, NULL, NULL, "/dev/nbd%u: monitor: %s", index, nl_error(e));
   }
   nbd_nl_close(&ev);
   nbd_nl_close(&nl);
@@ -412,25 +417,33 @@ fail:
 int cmd_detach(int argc, char **argv)
 {
   int32_t index;
-  if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-    printf("usage: shunt detach /dev/nbdN\nDisconnect an nbd device (a --persist monitor "
-           "then ends).\n");
-    return 0;
+  static const struct option lopts[] = {
+    { "version", no_argument, NULL, 'V' }, { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
+  };
+  int opt;
+  optind = 1;
+  while ((opt = cli_getopt(argc, argv, "Vh", lopts)) != -1) {
+    switch (opt) {
+    case 'V': return cli_version();
+    case 'h':
+      printf("usage: shunt detach /dev/nbdN\nDisconnect an nbd device (a --persist monitor "
+             "then ends).\n  -V, --version   print the version\n  -h, --help      this text\n");
+      return 0;
+    default: return 2;
+    }
   }
-  if (argc != 2 || parse_device(argv[1], &index)) {
-    fprintf(stderr, "usage: shunt detach /dev/nbdN\n");
-    return 2;
-  }
+  if (argc - optind != 1 || parse_device(argv[optind], &index))
+    return cli_usage_error("detach", "expected one device, /dev/nbdN");
   struct nbd_nl nl;
   int e = nbd_nl_open(&nl);
   if (e) {
-    fprintf(stderr, "shunt detach: %s\n", nl_error(e));
+    log_msg(LOG_ERROR, NULL, NULL, "%s", nl_error(e));
     return 1;
   }
   bool connected = false;
   e = device_connected(&nl, (uint32_t)index, &connected);
   if (!e && !connected) {
-    fprintf(stderr, "shunt detach: /dev/nbd%d is not attached\n", index);
+    log_msg(LOG_ERROR, NULL, NULL, "/dev/nbd%d is not attached", index);
     nbd_nl_close(&nl);
     return 1;
   }
@@ -444,11 +457,11 @@ int cmd_detach(int argc, char **argv)
   }
   nbd_nl_close(&nl);
   if (e) {
-    fprintf(stderr, "shunt detach: /dev/nbd%d: %s\n", index, nl_error(e));
+    log_msg(LOG_ERROR, NULL, NULL, "/dev/nbd%d: %s", index, nl_error(e));
     return 1;
   }
   if (connected) {
-    fprintf(stderr, "shunt detach: /dev/nbd%d: still connected after 5 s\n", index);
+    log_msg(LOG_ERROR, NULL, NULL, "/dev/nbd%d: still connected after 5 s", index);
     return 1;
   }
   return 0;
@@ -472,23 +485,31 @@ static void sysfs_line(uint32_t index, const char *attr, char *buf, size_t len)
 
 int cmd_list(int argc, char **argv)
 {
+  static const struct option lopts[] = {
+    { "all", no_argument, NULL, 'a' }, { "version", no_argument, NULL, 'V' },
+    { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
+  };
   bool all = false;
-  for (int i = 1; i < argc; i++) {
-    if (!strcmp(argv[i], "--all") || !strcmp(argv[i], "-a")) {
-      all = true;
-    } else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+  int opt;
+  optind = 1;
+  while ((opt = cli_getopt(argc, argv, "aVh", lopts)) != -1) {
+    switch (opt) {
+    case 'a': all = true; break;
+    case 'V': return cli_version();
+    case 'h':
       printf("usage: shunt list [--all]\nList attached nbd devices: device, size in bytes, "
-             "server (--all: free devices too).\n");
+             "server (--all: free devices too).\n  -V, --version   print the version\n"
+             "  -h, --help      this text\n");
       return 0;
-    } else {
-      fprintf(stderr, "usage: shunt list [--all]\n");
-      return 2;
+    default: return 2;
     }
   }
+  if (optind != argc)
+    return cli_usage_error("list", "unexpected argument '%s'", argv[optind]);
   struct nbd_nl nl;
   int e = nbd_nl_open(&nl);
   if (e) {
-    fprintf(stderr, "shunt list: %s\n", nl_error(e));
+    log_msg(LOG_ERROR, NULL, NULL, "%s", nl_error(e));
     return 1;
   }
   size_t max = 256, n = 0;
@@ -508,7 +529,7 @@ int cmd_list(int argc, char **argv)
   nbd_nl_close(&nl);
   if (e) {
     free(devs);
-    fprintf(stderr, "shunt list: %s\n", nl_error(e));
+    log_msg(LOG_ERROR, NULL, NULL, "%s", nl_error(e));
     return 1;
   }
   for (size_t i = 0; i < n && i < max; i++) {

@@ -14,6 +14,9 @@
 #include "common/macros.h"
 #include "common/units.h"
 #include "shunt/shunt.h"
+#include "common/log.h"
+#include "tools/cli.h"
+#include "tools/connect.h"
 #include "tools/commands.h"
 
 #define GEN_UNKNOWN UINT32_MAX   /* a write failed: content unknown, do not verify */
@@ -55,13 +58,13 @@ static void usage(FILE *f)
     "\n"
     "Load-test an NBD export and report IOPS, throughput and latency percentiles.\n"
     "\n"
-    "  -p, --pattern rand|seq   access pattern (rand)\n"
+    "      --pattern rand|seq   access pattern (rand)\n"
     "  -b, --block-size N       bytes per request (4K)\n"
-    "  -q, --queue-depth N      requests in flight (32)\n"
+    "      --queue-depth N      requests in flight (32)\n"
     "  -C, --connections N      connections, if the server allows multi-conn (1)\n"
-    "  -t, --duration T         run time: 10, 10s, 500ms, 1m (10s)\n"
-    "  -r, --read-percent N     percentage of reads, the rest writes (100)\n"
-    "  -s, --size N             use only the first N bytes of the export\n"
+    "      --duration T         run time: 10, 10s, 500ms, 1m (10s)\n"
+    "      --read-percent N     percentage of reads, the rest writes (100)\n"
+    "      --size N             use only the first N bytes of the export\n"
     "      --verify             writes carry a per-block pattern; every read of a\n"
     "                           block written in this run is checked\n"
     "      --reconnect N        after a dropped connection, reconnect up to N times\n"
@@ -72,6 +75,7 @@ static void usage(FILE *f)
     "                           with compact headers, as with servers that lack them)\n"
     "      --seed N             random seed (default: time)\n"
     "      --json               JSON report on stdout\n"
+    "  -V, --version            print the version\n"
     "  -h, --help               this text\n"
     "\n"
     "Exit status: 0 when every request succeeded (and verified), 1 otherwise.\n");
@@ -288,7 +292,7 @@ static void report(struct bench *b, const char *uri, double secs, unsigned conns
     json_string(&j, "first_error", b->first_error[0] ? b->first_error : NULL);
     json_end(&j);
     if (json_finish(&j) < 0)
-      fprintf(stderr, "shunt bench: writing the JSON report failed\n");
+      log_msg(LOG_ERROR, NULL, NULL, "writing the JSON report failed");
   } else {
     printf("shunt bench: %s: %s, block size %llu, queue depth %u, %u connection(s), %u%% reads%s\n",
            uri, b->random ? "random" : "sequential", (unsigned long long)b->bs, b->qd, conns,
@@ -324,13 +328,17 @@ int cmd_bench(int argc, char **argv)
     { "reconnect", required_argument, NULL, O_RECONNECT },
     { "staged", no_argument, NULL, O_STAGED },
     { "no-extended", no_argument, NULL, O_NO_EXTENDED },
+    { "version", no_argument, NULL, 'V' },
     { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
   };
   struct bench b = { .bs = 4096, .qd = 32, .read_pct = 100, .random = true };
   bool staged = false, no_extended = false;
   uint64_t conns = 1, dur_ms = 10000, qd = 32, rp = 100, limit = 0, seed = 0, reconnect = 0;
   int c;
-  while ((c = getopt_long(argc, argv, "p:b:q:C:t:r:s:h", lo, NULL)) != -1) {
+  /* --pattern, --queue-depth, --duration, --read-percent and --size have
+   * no letter: -p, -q, -t, -r and -s mean port, quiet, threads, read-only
+   * and stdio across the subcommands (docs/cli.md). */
+  while ((c = cli_getopt(argc, argv, "b:C:Vh", lo)) != -1) {
     bool bad = false;
     switch (c) {
     case 'p':
@@ -350,18 +358,15 @@ int cmd_bench(int argc, char **argv)
     case O_JSON: b.json = true; break;
     case O_STAGED: staged = true; break;
     case O_NO_EXTENDED: no_extended = true; break;
+    case 'V': return cli_version();
     case 'h': usage(stdout); return 0;
-    default: usage(stderr); return 2;
+    default: return 2;
     }
-    if (bad) {
-      fprintf(stderr, "shunt bench: bad value '%s' for -%c\n", optarg, c);
-      return 2;
-    }
+    if (bad)
+      return cli_usage_error("bench", "bad value '%s' for --%s", optarg, cli_option_name(lo, c));
   }
-  if (optind != argc - 1) {
-    usage(stderr);
-    return 2;
-  }
+  if (optind != argc - 1)
+    return cli_usage_error("bench", optind == argc ? "no URI given" : "one URI expected, not %d arguments", argc - optind);
   const char *uri = argv[optind];
   b.qd = (unsigned)qd;
   b.read_pct = (unsigned)rp;
@@ -371,25 +376,25 @@ int cmd_bench(int argc, char **argv)
   struct shunt_options o = { .connections = (unsigned)conns, .reconnect = (unsigned)reconnect,
                              .copy_reads = staged, .no_extended = no_extended };
   char err[512];
-  if (shunt_connect(&b.h, uri, &o, err, sizeof err) < 0) {
-    fprintf(stderr, "shunt bench: %s\n", err);
+  if (tools_connect(&b.h, uri, &o, err, sizeof err) < 0) {
+    log_msg(LOG_ERROR, NULL, NULL, "%s", err);
     return 1;
   }
   const struct shunt_info *in = shunt_get_info(b.h);
   uint64_t region = limit && limit < in->size ? limit : in->size;
   int rc = 1;
   if (b.read_pct < 100 && in->read_only) {
-    fprintf(stderr, "shunt bench: %s is read-only; use --read-percent 100\n", uri);
+    log_msg(LOG_ERROR, NULL, NULL, "%s is read-only; use --read-percent 100", uri);
     goto out;
   }
   if (b.bs > in->max_block || b.bs % in->min_block) {
-    fprintf(stderr, "shunt bench: block size %llu does not suit the server (min %u, max %u)\n",
+    log_msg(LOG_ERROR, NULL, NULL, "block size %llu does not suit the server (min %u, max %u)",
             (unsigned long long)b.bs, in->min_block, in->max_block);
     goto out;
   }
   b.nblocks = region / b.bs;
   if (b.nblocks == 0) {
-    fprintf(stderr, "shunt bench: export smaller than one block\n");
+    log_msg(LOG_ERROR, NULL, NULL, "export smaller than one block");
     goto out;
   }
   b.gen = calloc(b.nblocks, sizeof *b.gen);
@@ -423,7 +428,7 @@ int cmd_bench(int argc, char **argv)
   rc = b.errors || b.verify_errors ? 1 : 0;
   goto out;
 oom:
-  fprintf(stderr, "shunt bench: out of memory\n");
+  log_msg(LOG_ERROR, NULL, NULL, "out of memory");
 out:
   shunt_close(b.h);
   for (unsigned i = 0; b.ops && i < b.qd; i++)

@@ -22,7 +22,11 @@
 #include "common/json.h"
 #include "common/macros.h"
 #include "common/units.h"
+#include "common/log.h"
+#include "tools/cli.h"
 #include "tools/commands.h"
+#include "tools/copy_progress.h"
+#include "tools/copy_stream.h"
 #include "tools/endpoint.h"
 
 #define EXTENT_BATCH (UINT64_C(1) << 30)   /* plan this much of the source at a time */
@@ -55,7 +59,8 @@ struct copy {
   struct slot *slots;
   unsigned nslots, busy;
   uint64_t req_size;
-  bool sparse, target_is_zero, flush, json, progress;
+  bool sparse, target_is_zero, flush, json;
+  struct copy_progress progress;
   bool direct;             /* write file destinations with O_DIRECT where aligned */
   bool splice_src;         /* payload through the slots' pipes */
   bool sendfile_src;       /* the destination sends from the source's descriptor */
@@ -94,8 +99,14 @@ static void usage(FILE *f)
     "                        NBD then moves the payload through user memory)\n"
     "      --json            print a JSON summary on stdout\n"
     "      --progress        force the progress bar (default: when stderr is a tty)\n"
-    "      --no-progress     never show it\n"
+    "      --progress=FD     write the progress to descriptor FD as lines\n"
+    "                        \"PERCENT/100\" (as nbdcopy), for programs\n"
+    "      --no-progress     never show the bar\n"
+    "  -V, --version         print the version\n"
     "  -h, --help            this text\n"
+    "\n"
+    "SRC or DST may be '-': standard input or output, read or written in order\n"
+    "(no holes, one connection); e.g. shunt copy nbd://host/disk - | gzip >disk.gz\n"
     "\n"
     "Exit status: 0 on success, 1 on any error, 2 on bad usage.\n");
 }
@@ -422,25 +433,9 @@ static void fill(struct copy *cp)
   }
 }
 
-static void progress(struct copy *cp, double t0, bool final)
-{
-  char a[32], b[32], r[32];
-  double dt = now_s() - t0;
-  double rate = dt > 0 ? (double)cp->done_bytes / dt : 0;
-  double pct = cp->src->size ? 100.0 * (double)cp->done_bytes / (double)cp->src->size : 100;
-  double eta = rate > 0 ? (double)(cp->src->size - cp->done_bytes) / rate : 0;
-  fprintf(stderr, "\r\033[Kshunt copy: %5.1f%%  %s / %s  %s/s  ETA %.0fs", pct,
-          units_format_bytes(cp->done_bytes, a, sizeof a),
-          units_format_bytes(cp->src->size, b, sizeof b),
-          units_format_bytes((uint64_t)rate, r, sizeof r), eta);
-  if (final)
-    fputc('\n', stderr);
-}
-
 static int run(struct copy *cp)
 {
   struct endpoint *eps[2] = { cp->src, cp->dst };
-  double t0 = now_s(), last = 0;
   for (;;) {
     if (!cp->error)
       fill(cp);
@@ -467,20 +462,16 @@ static int run(struct copy *cp)
     }
     if (reaped > 0)
       continue; /* completions were already waiting */
-    if (poll(pfd, total, cp->progress ? 250 : -1) < 0 && errno != EINTR) {
+    if (poll(pfd, total, cp->progress.bar ? 250 : -1) < 0 && errno != EINTR) {
       set_error(cp, -errno, "poll: %s%s", strerror(errno), "");
       break;
     }
     for (unsigned i = 0, at = 0; i < 2; at += np[i], i++)
       if (eps[i]->ops->process(eps[i], pfd + at, np[i]) < 0)
         set_error(cp, -EIO, "%s%s", eps[i]->errmsg, "");
-    if (cp->progress && now_s() - last > 0.25) {
-      progress(cp, t0, false);
-      last = now_s();
-    }
+    copy_progress_update(&cp->progress, cp->done_bytes);
   }
-  if (cp->progress)
-    progress(cp, t0, true);
+  copy_progress_finish(&cp->progress, cp->done_bytes, !cp->error);
   return cp->error;
 }
 
@@ -492,43 +483,40 @@ int cmd_copy(int argc, char **argv)
     { "connections", required_argument, NULL, 'C' }, { "requests", required_argument, NULL, 'R' },
     { "request-size", required_argument, NULL, 'S' }, { "no-sparse", no_argument, NULL, O_NOSPARSE },
     { "target-is-zero", no_argument, NULL, O_TZ }, { "flush", no_argument, NULL, O_FLUSH },
-    { "json", no_argument, NULL, O_JSON }, { "progress", no_argument, NULL, O_PROGRESS },
+    { "json", no_argument, NULL, O_JSON }, { "progress", optional_argument, NULL, O_PROGRESS },
     { "no-progress", no_argument, NULL, O_NOPROGRESS }, { "help", no_argument, NULL, 'h' },
     { "reconnect", required_argument, NULL, O_RECONNECT },
     { "no-splice", no_argument, NULL, O_NOSPLICE },
     { "no-direct", no_argument, NULL, O_NODIRECT },
+    { "version", no_argument, NULL, 'V' },
     { NULL, 0, NULL, 0 },
   };
   struct copy cp = { .sparse = true, .direct = true, .req_size = 256 * 1024 };
   uint64_t conns = 4, reqs = 64;
-  int progress_opt = -1, c;
+  int progress_opt = -1, progress_fd = -1, c;
   bool splice = true;
-  while ((c = getopt_long(argc, argv, "C:R:S:h", lo, NULL)) != -1) {
+  while ((c = cli_getopt(argc, argv, "C:R:S:Vh", lo)) != -1) {
     switch (c) {
     case 'C':
       if (units_parse_size(optarg, &conns) < 0 || conns < 1 || conns > 64) {
-        fprintf(stderr, "shunt copy: bad --connections '%s' (1..64)\n", optarg);
-        return 2;
+        return cli_usage_error("copy", "bad --connections '%s' (1..64)", optarg);
       }
       break;
     case 'R':
       if (units_parse_size(optarg, &reqs) < 0 || reqs < 1 || reqs > 1024) {
-        fprintf(stderr, "shunt copy: bad --requests '%s' (1..1024)\n", optarg);
-        return 2;
+        return cli_usage_error("copy", "bad --requests '%s' (1..1024)", optarg);
       }
       break;
     case 'S':
       if (units_parse_size(optarg, &cp.req_size) < 0 || cp.req_size < 512 ||
           cp.req_size > (UINT64_C(64) << 20)) {
-        fprintf(stderr, "shunt copy: bad --request-size '%s' (512..64M)\n", optarg);
-        return 2;
+        return cli_usage_error("copy", "bad --request-size '%s' (512..64M)", optarg);
       }
       break;
     case O_RECONNECT: {
       uint64_t v;
       if (units_parse_size(optarg, &v) < 0 || v > 1000) {
-        fprintf(stderr, "shunt copy: bad --reconnect '%s' (0..1000)\n", optarg);
-        return 2;
+        return cli_usage_error("copy", "bad --reconnect '%s' (0..1000)", optarg);
       }
       reconnect_tries = (unsigned)v;
       break;
@@ -539,17 +527,35 @@ int cmd_copy(int argc, char **argv)
     case O_TZ: cp.target_is_zero = true; break;
     case O_FLUSH: cp.flush = true; break;
     case O_JSON: cp.json = true; break;
-    case O_PROGRESS: progress_opt = 1; break;
+    case O_PROGRESS: {
+      uint64_t fd;
+      if (!optarg) {
+        progress_opt = 1;
+      } else if (units_parse_size(optarg, &fd) < 0 || fd > INT32_MAX || fcntl((int)fd, F_GETFD) < 0) {
+        return cli_usage_error("copy", "--progress=%s: not an open file descriptor", optarg);
+      } else {
+        progress_fd = (int)fd;
+      }
+      break;
+    }
     case O_NOPROGRESS: progress_opt = 0; break;
+    case 'V': return cli_version();
     case 'h': usage(stdout); return 0;
-    default: usage(stderr); return 2;
+    default: return 2;
     }
   }
-  if (optind != argc - 2) {
-    usage(stderr);
-    return 2;
+  if (optind != argc - 2)
+    return cli_usage_error("copy", "expected SRC and DST, not %d argument%s", argc - optind,
+                           argc - optind == 1 ? "" : "s");
+  bool bar = progress_opt >= 0 ? progress_opt : (isatty(2) && !cp.json);
+  if (!strcmp(argv[optind], "-") || !strcmp(argv[optind + 1], "-")) {
+    struct copy_stream_params csp = { .request_size = cp.req_size, .flush = cp.flush,
+                                      .bar = bar, .progress_fd = progress_fd,
+                                      .reconnect = reconnect_tries };
+    if (cp.json)
+      return cli_usage_error("copy", "--json is not available with '-'");
+    return copy_stream(argv[optind], argv[optind + 1], &csp);
   }
-  cp.progress = progress_opt >= 0 ? progress_opt : (isatty(2) && !cp.json);
   int rc = 1;
   double t0 = now_s();
   char err[1024];
@@ -559,7 +565,7 @@ int cmd_copy(int argc, char **argv)
   struct endpoint_params sp = { .connections = (unsigned)conns, .reconnect = reconnect_tries,
                                 .depth = cp.nslots * 2 };
   if (endpoint_open(&cp.src, argv[optind], &sp, err, sizeof err) < 0) {
-    fprintf(stderr, "shunt copy: %s\n", err);
+    log_msg(LOG_ERROR, NULL, NULL, "%s", err);
     goto out;
   }
   struct endpoint_params dp = sp;
@@ -572,15 +578,16 @@ int cmd_copy(int argc, char **argv)
   dp.direct_max = cp.nslots / 2 ? cp.nslots / 2 : 1;
   dp.source = cp.src;
   if (endpoint_open(&cp.dst, dst_name, &dp, err, sizeof err) < 0) {
-    fprintf(stderr, "shunt copy: %s\n", err);
+    log_msg(LOG_ERROR, NULL, NULL, "%s", err);
     goto out;
   }
   if (cp.dst->size < cp.src->size) {
-    fprintf(stderr, "shunt copy: %s (%llu bytes) is smaller than %s (%llu bytes)\n",
+    log_msg(LOG_ERROR, NULL, NULL, "%s (%llu bytes) is smaller than %s (%llu bytes)",
             cp.dst->name, (unsigned long long)cp.dst->size, cp.src->name,
             (unsigned long long)cp.src->size);
     goto out;
   }
+  copy_progress_start(&cp.progress, bar, progress_fd, cp.src->size);
   cp.req_size = MIN(cp.req_size, cp.src->max_req);
   cp.req_size = MIN(cp.req_size, cp.dst->max_req);
   cp.slots = calloc(cp.nslots, sizeof *cp.slots);
@@ -600,7 +607,7 @@ int cmd_copy(int argc, char **argv)
       goto oom;
     if (cp.splice_src) {
       if (pipe2(s->pipe, O_CLOEXEC) < 0) {
-        fprintf(stderr, "shunt copy: pipe: %s\n", strerror(errno));
+        log_msg(LOG_ERROR, NULL, NULL, "pipe: %s", strerror(errno));
         goto out;
       }
       /* Room for a whole request; if the kernel refuses, bytes that do not
@@ -620,7 +627,7 @@ int cmd_copy(int argc, char **argv)
   if (r < 0)
     set_error(&cp, r, "%s%s", err, "");
   if (cp.error)
-    fprintf(stderr, "shunt copy: %s\n", cp.errmsg);
+    log_msg(LOG_ERROR, NULL, NULL, "%s", cp.errmsg);
   rc = cp.error ? 1 : 0;
   if (cp.json) {
     double dt = now_s() - t0;
@@ -650,13 +657,13 @@ int cmd_copy(int argc, char **argv)
     json_string(&j, "error", cp.error ? cp.errmsg : NULL);
     json_end(&j);
     if (json_finish(&j) < 0 && !rc) {
-      fprintf(stderr, "shunt copy: writing the JSON summary failed\n");
+      log_msg(LOG_ERROR, NULL, NULL, "writing the JSON summary failed");
       rc = 1;
     }
   }
   goto out;
 oom:
-  fprintf(stderr, "shunt copy: out of memory\n");
+  log_msg(LOG_ERROR, NULL, NULL, "out of memory");
   rc = 1;
 out:
   endpoint_close(cp.src, NULL, 0);

@@ -10,6 +10,7 @@
 
 #include "common/macros.h"
 #include "shunt/shunt.h"
+#include "tools/connect.h"
 #include "tools/endpoint.h"
 
 #define ZERO_CHUNK (1u << 20)
@@ -183,7 +184,7 @@ int endpoint_open_nbd(struct endpoint **ep, const char *name, const struct endpo
   n->e.name = name;
   n->e.fd = -1;
   struct shunt_options o = { .connections = p->connections, .reconnect = p->reconnect };
-  if (shunt_connect(&n->h, name, &o, err, errlen) < 0) {
+  if (tools_connect(&n->h, name, &o, err, errlen) < 0) {
     free(n);
     return -1;
   }

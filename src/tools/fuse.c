@@ -11,6 +11,9 @@
 #include <unistd.h>
 
 #include "common/units.h"
+#include "common/log.h"
+#include "tools/cli.h"
+#include "tools/connect.h"
 #include "tools/commands.h"
 #include "tools/fuse_disk.h"
 
@@ -47,6 +50,7 @@ static void fuse_usage(FILE *f)
 "  -o OPTIONS               extra FUSE mount options (e.g. allow_other)\n"
 "  -d, --debug              FUSE debug output (implies -f)\n"
 "  -q, --quiet              no summary line at unmount\n"
+"  -V, --version            print the version\n"
 "  -h, --help               this text\n");
 }
 
@@ -68,6 +72,8 @@ static int fuse_parse(int argc, char **argv, struct fuse_cli *c)
     { "threads", required_argument, NULL, 't' },
     { "name", required_argument, NULL, 'n' },
     { "read-only", no_argument, NULL, 'r' },
+    { "readonly", no_argument, NULL, 'r' },
+    { "version", no_argument, NULL, 'V' },
     { "discard", required_argument, NULL, OPT_DISCARD },
     { "max-io", required_argument, NULL, OPT_MAX_IO },
     { "reconnect", required_argument, NULL, OPT_RECONNECT },
@@ -81,7 +87,7 @@ static int fuse_parse(int argc, char **argv, struct fuse_cli *c)
   int ch;
   char *end;
   unsigned long v;
-  while ((ch = getopt_long(argc, argv, "+fC:t:n:ro:dqh", longopts, NULL)) != -1) {
+  while ((ch = cli_getopt(argc, argv, "+fC:t:n:ro:dqVh", longopts)) != -1) {
     switch (ch) {
     case 'f': c->foreground = true; break;
     case 'd': c->debug = c->foreground = true; break;
@@ -90,8 +96,7 @@ static int fuse_parse(int argc, char **argv, struct fuse_cli *c)
     case 'o': c->mount_opts = optarg; break;
     case 'n':
       if (!*optarg || strchr(optarg, '/') || !strcmp(optarg, ".") || !strcmp(optarg, "..")) {
-        fprintf(stderr, "shunt fuse: --name '%s': not a file name\n", optarg);
-        return 2;
+        return cli_usage_error("fuse", "--name '%s': not a file name", optarg);
       }
       c->name = optarg;
       break;
@@ -99,8 +104,7 @@ static int fuse_parse(int argc, char **argv, struct fuse_cli *c)
       errno = 0;
       v = strtoul(optarg, &end, 10);
       if (errno || *end || !*optarg || v > 1024 || (v == 0 && ch != OPT_RECONNECT)) {
-        fprintf(stderr, "shunt fuse: bad number '%s' (1..1024)\n", optarg);
-        return 2;
+        return cli_usage_error("fuse", "--%s: bad number '%s' (1..1024)", cli_option_name(longopts, ch), optarg);
       }
       if (ch == 'C')
         c->connections = (unsigned)v;
@@ -115,24 +119,21 @@ static int fuse_parse(int argc, char **argv, struct fuse_cli *c)
       else if (!strcmp(optarg, "trim"))
         c->discard = FUSE_DISCARD_TRIM;
       else {
-        fprintf(stderr, "shunt fuse: --discard '%s': zero or trim\n", optarg);
-        return 2;
+        return cli_usage_error("fuse", "--discard '%s': zero or trim", optarg);
       }
       break;
     case OPT_MAX_IO:
       if (units_parse_size(optarg, &c->max_io) || c->max_io < 4096 || c->max_io > (32u << 20)) {
-        fprintf(stderr, "shunt fuse: --max-io '%s': a size from 4K to 32M\n", optarg);
-        return 2;
+        return cli_usage_error("fuse", "--max-io '%s': a size from 4K to 32M", optarg);
       }
       break;
+    case 'V': cli_version(); return -1;
     case 'h': fuse_usage(stdout); return -1;
-    default: fuse_usage(stderr); return 2;
+    default: return 2;
     }
   }
-  if (argc - optind != 2) {
-    fuse_usage(stderr);
-    return 2;
-  }
+  if (argc - optind != 2)
+    return cli_usage_error("fuse", "expected URI and MOUNTPOINT");
   c->uri = argv[optind];
   c->mountpoint = argv[optind + 1];
   return 0;
@@ -191,7 +192,7 @@ static int fuse_serve(const struct fuse_cli *c, struct fuse_disk *d)
   if (fuse_session_mount(se, c->mountpoint))
     goto out_signals;
   if (!c->quiet)
-    fprintf(stderr, "shunt fuse: %s%s%s: %" PRIu64 " bytes from %s over %u connection%s%s\n",
+    log_msg(LOG_INFO, NULL, NULL, "%s%s%s: %" PRIu64 " bytes from %s over %u connection%s%s",
             c->mountpoint, d->file_root ? "" : "/", d->file_root ? "" : d->name, d->size,
             d->info->server, d->info->connections, d->info->connections == 1 ? "" : "s",
             d->read_only ? ", read-only" : "");
@@ -225,11 +226,11 @@ int cmd_fuse(int argc, char **argv)
 
   struct stat st;
   if (stat(c.mountpoint, &st)) {
-    fprintf(stderr, "shunt fuse: %s: %s\n", c.mountpoint, strerror(errno));
+    log_msg(LOG_ERROR, NULL, NULL, "%s: %s", c.mountpoint, strerror(errno));
     return 1;
   }
   if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode)) {
-    fprintf(stderr, "shunt fuse: %s: neither a directory nor a regular file\n", c.mountpoint);
+    log_msg(LOG_ERROR, NULL, NULL, "%s: neither a directory nor a regular file", c.mountpoint);
     return 1;
   }
 
@@ -237,9 +238,9 @@ int cmd_fuse(int argc, char **argv)
   char err[512];
   struct fuse_disk d = { .name = c.name, .discard = c.discard, .max_io = (unsigned)c.max_io,
                          .file_root = S_ISREG(st.st_mode) };
-  r = shunt_connect(&d.h, c.uri, &o, err, sizeof err);
+  r = tools_connect(&d.h, c.uri, &o, err, sizeof err);
   if (r) {
-    fprintf(stderr, "shunt fuse: %s\n", err);
+    log_msg(LOG_ERROR, NULL, NULL, "%s", err);
     return 1;
   }
   d.info = shunt_get_info(d.h);
@@ -249,13 +250,13 @@ int cmd_fuse(int argc, char **argv)
   clock_gettime(CLOCK_REALTIME, &d.mtime);
   r = fuse_disk_init(&d);
   if (r) {
-    fprintf(stderr, "shunt fuse: %s\n", strerror(-r));
+    log_msg(LOG_ERROR, NULL, NULL, "%s", strerror(-r));
     shunt_close(d.h);
     return 1;
   }
   r = fuse_serve(&c, &d);
   if (r)
-    fprintf(stderr, "shunt fuse: %s: cannot serve: %s\n", c.mountpoint, strerror(-r));
+    log_msg(LOG_ERROR, NULL, NULL, "%s: cannot serve: %s", c.mountpoint, strerror(-r));
   else
     fuse_summary(&c, &d);
   fuse_disk_fini(&d);

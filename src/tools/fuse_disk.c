@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/log.h"
 #include "common/checked.h"
 #include "common/macros.h"
 #include "tools/fuse_disk.h"
@@ -35,7 +36,7 @@ static int disk_errno(struct fuse_disk *d, int e)
 {
   atomic_fetch_add(&d->st.errors, 1);
   /* Every failure but a local allocation comes from libshunt, which names the request. */
-  fprintf(stderr, "shunt fuse: %s\n", e == -ENOMEM ? strerror(ENOMEM) : shunt_last_error(d->h));
+  log_msg(LOG_ERROR, NULL, NULL, "%s", e == -ENOMEM ? strerror(ENOMEM) : shunt_last_error(d->h));
   switch (-e) {
   case ECONNRESET: case ENOTCONN: case EPROTO: case ECANCELED: case EPIPE:
     return EIO;

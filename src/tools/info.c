@@ -10,6 +10,9 @@
 #include "common/json.h"
 #include "common/units.h"
 #include "shunt/shunt.h"
+#include "common/log.h"
+#include "tools/connect.h"
+#include "tools/cli.h"
 #include "tools/commands.h"
 
 static void usage(FILE *f)
@@ -23,12 +26,22 @@ static void usage(FILE *f)
     "and nbds+unix:// require TLS (?tls-psk-file=FILE with USER@HOST, or\n"
     "?tls-certificates=DIR; see docs/libshunt.md).\n"
     "\n"
-    "  --list          list the server's exports (NBD_OPT_LIST) instead\n"
-    "  --map           print the extent map (data, hole, zero) of the whole export\n"
-    "  --json          machine-readable output\n"
-    "  --no-extended   do not request extended headers\n"
-    "  --no-structured use simple replies only (implies no --map)\n"
-    "  -h, --help      this text\n");
+    "      --list          list the server's exports (NBD_OPT_LIST) instead\n"
+    "      --map           print only the extent map of the whole export, as\n"
+    "                      nbdinfo: offset, length, type, data|hole|zero|hole,zero\n"
+    "      --json          machine-readable output\n"
+    "      --no-extended   do not request extended headers\n"
+    "      --no-structured use simple replies only (implies no --map)\n"
+    "  -V, --version       print the version\n"
+    "  -h, --help          this text\n"
+    "\n"
+    "Predicates, as nbdinfo's: print nothing (--size: the size in bytes) and exit\n"
+    "0 when true, 2 when false, 1 on an error:\n"
+    "      --size          print the export's size\n"
+    "      --can WHAT      connect, read, write, flush, fua, trim, zero, fast-zero,\n"
+    "                      cache, df, multi-conn, block-status, structured-reply,\n"
+    "                      extended-headers\n"
+    "      --is WHAT       read-only, rotational, tls\n");
 }
 
 struct map_state {
@@ -40,10 +53,11 @@ struct map_state {
   uint64_t next;         /* next offset to ask about */
 };
 
+/* base:allocation types spelled as nbdinfo --map does. */
 static const char *extent_name(uint32_t f)
 {
-  return (f & SHUNT_EXTENT_ZERO) ? ((f & SHUNT_EXTENT_HOLE) ? "hole" : "zero")
-                                 : ((f & SHUNT_EXTENT_HOLE) ? "hole,data?" : "data");
+  static const char *const names[] = { "data", "hole", "zero", "hole,zero" };
+  return names[f & (SHUNT_EXTENT_HOLE | SHUNT_EXTENT_ZERO)];
 }
 
 static void emit(struct map_state *m)
@@ -89,7 +103,7 @@ static int print_map(struct shunt_handle *h, struct json *json)
   const struct shunt_info *in = shunt_get_info(h);
   struct map_state m = { .json = json, .end = in->size };
   if (!in->block_status) {
-    fprintf(stderr, "shunt info: %s: the server offers no base:allocation context\n", in->server);
+    log_msg(LOG_ERROR, NULL, NULL, "%s: the server offers no base:allocation context", in->server);
     return 1;
   }
   /* Ask in pieces a compact header can express, aligned to the minimum block. */
@@ -100,11 +114,11 @@ static int print_map(struct shunt_handle *h, struct json *json)
     uint64_t before = m.next;
     uint64_t len = in->size - m.next < piece ? in->size - m.next : piece;
     if (shunt_block_status(h, m.next, len, 0, on_extent, &m) < 0) {
-      fprintf(stderr, "shunt info: %s\n", shunt_last_error(h));
+      log_msg(LOG_ERROR, NULL, NULL, "%s", shunt_last_error(h));
       return 1;
     }
     if (m.next == before) {
-      fprintf(stderr, "shunt info: %s: block status made no progress at %llu\n", in->server,
+      log_msg(LOG_ERROR, NULL, NULL, "%s: block status made no progress at %llu", in->server,
               (unsigned long long)before);
       return 1;
     }
@@ -121,7 +135,7 @@ static int do_list(const char *uri, const struct shunt_options *o, bool json)
   size_t n;
   char err[512];
   if (shunt_list_exports(uri, o, &list, &n, err, sizeof err) < 0) {
-    fprintf(stderr, "shunt info: %s\n", err);
+    log_msg(LOG_ERROR, NULL, NULL, "%s", err);
     return 1;
   }
   int rc = 0;
@@ -149,6 +163,39 @@ static int do_list(const char *uri, const struct shunt_options *o, bool json)
   return rc;
 }
 
+/* --can WHAT and --is WHAT: whether it holds for the connected export. */
+static int predicate(const struct shunt_info *in, const char *uri, const char *kind, const char *what)
+{
+  static const struct { const char *kind, *what; size_t off; bool negate; } preds[] = {
+#define P(k, w, f, n) { k, w, offsetof(struct shunt_info, f), n }
+    P("can", "write", read_only, true),
+    P("can", "flush", can_flush, false), P("can", "fua", can_fua, false),
+    P("can", "trim", can_trim, false), P("can", "zero", can_zero, false),
+    P("can", "fast-zero", can_fast_zero, false), P("can", "cache", can_cache, false),
+    P("can", "df", can_df, false), P("can", "multi-conn", can_multi_conn, false),
+    P("can", "block-status", block_status, false), P("can", "structured-reply", structured, false),
+    P("can", "extended-headers", extended, false),
+    P("is", "read-only", read_only, false), P("is", "rotational", rotational, false),
+#undef P
+  };
+  if (!strcmp(kind, "can") && !strcmp(what, "connect"))
+    return 1;   /* connected */
+  if (!strcmp(kind, "can") && !strcmp(what, "read"))
+    return 1;   /* every export can be read */
+  if (!strcmp(kind, "is") && !strcmp(what, "tls"))
+    return !strncmp(uri, "nbds", 4);   /* libshunt requires TLS for nbds:// and nbds+unix:// */
+  for (size_t i = 0; i < sizeof preds / sizeof preds[0]; i++)
+    if (!strcmp(kind, preds[i].kind) && !strcmp(what, preds[i].what))
+      return *(const bool *)((const char *)in + preds[i].off) != preds[i].negate;
+  return -1;
+}
+
+static bool predicate_known(const char *kind, const char *what)
+{
+  static const struct shunt_info none;
+  return predicate(&none, "", kind, what) >= 0;
+}
+
 static const struct { const char *name; size_t off; } flag_names[] = {
 #define F(n, f) { n, offsetof(struct shunt_info, f) }
   F("read_only", read_only), F("can_flush", can_flush), F("can_fua", can_fua),
@@ -164,39 +211,60 @@ int cmd_info(int argc, char **argv)
     { "list", no_argument, NULL, 'l' }, { "map", no_argument, NULL, 'm' },
     { "json", no_argument, NULL, 'j' }, { "no-extended", no_argument, NULL, 'E' },
     { "no-structured", no_argument, NULL, 'S' }, { "help", no_argument, NULL, 'h' },
+    { "size", no_argument, NULL, 'z' }, { "can", required_argument, NULL, 'c' },
+    { "is", required_argument, NULL, 'i' }, { "version", no_argument, NULL, 'V' },
     { NULL, 0, NULL, 0 },
   };
-  bool list = false, map = false, json = false;
+  bool list = false, map = false, json = false, size = false;
+  const char *pred_kind = NULL, *pred_what = NULL;
   struct shunt_options o = { 0 };
   int c;
-  while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+  while ((c = cli_getopt(argc, argv, "Vh", lo)) != -1) {
     switch (c) {
     case 'l': list = true; break;
     case 'm': map = true; break;
     case 'j': json = true; break;
     case 'E': o.no_extended = true; break;
     case 'S': o.no_structured = true; break;
+    case 'z': size = true; break;
+    case 'c': case 'i':
+      pred_kind = c == 'c' ? "can" : "is";
+      pred_what = optarg;
+      if (!predicate_known(pred_kind, pred_what)) {
+        cli_usage_error("info", "--%s %s: unknown (shunt info --help lists them)", pred_kind, optarg);
+        return 1;   /* as nbdinfo: 2 would read as "false" */
+      }
+      break;
+    case 'V': return cli_version();
     case 'h': usage(stdout); return 0;
-    default: usage(stderr); return 2;
+    default: return 2;
     }
   }
-  if (optind != argc - 1) {
-    usage(stderr);
-    return 2;
-  }
+  if (optind != argc - 1)
+    return cli_usage_error("info", optind == argc ? "no URI given" : "one URI expected, not %d arguments", argc - optind);
+  if ((size || pred_kind) && (list || map || json || (size && pred_kind)))
+    return cli_usage_error("info", "--size, --can and --is are used alone");
   const char *uri = argv[optind];
   if (list)
     return do_list(uri, &o, json);
 
   struct shunt_handle *h;
   char err[512];
-  if (shunt_connect(&h, uri, &o, err, sizeof err) < 0) {
-    fprintf(stderr, "shunt info: %s\n", err);
+  if (tools_connect(&h, uri, &o, err, sizeof err) < 0) {
+    log_msg(LOG_ERROR, NULL, NULL, "%s", err);
     return 1;
   }
   const struct shunt_info *in = shunt_get_info(h);
   char sz[32];
   int rc = 0;
+  if (size || pred_kind) {
+    if (size)
+      printf("%llu\n", (unsigned long long)in->size);
+    else
+      rc = predicate(in, uri, pred_kind, pred_what) ? 0 : 2;
+    shunt_close(h);
+    return rc;
+  }
   if (json) {
     struct json j;
     json_init_file(&j, stdout);
@@ -226,6 +294,8 @@ int cmd_info(int argc, char **argv)
     }
     if (json_finish(&j) < 0 && !rc)
       rc = 1;
+  } else if (map) {
+    rc = print_map(h, NULL);   /* only the map, as nbdinfo --map */
   } else {
     printf("uri:          %s\n", uri);
     printf("export:       %s\n", in->export_name);
@@ -242,8 +312,6 @@ int cmd_info(int argc, char **argv)
     printf("negotiated:   %s, %s replies%s%s\n", in->used_export_name ? "EXPORT_NAME" : "GO",
            in->extended ? "extended" : in->structured ? "structured" : "simple",
            in->block_status ? ", base:allocation" : "", "");
-    if (map)
-      rc = print_map(h, NULL);
   }
   shunt_close(h);
   return rc;

@@ -38,14 +38,14 @@ int main(int argc, char **argv)
     usage(stdout);
     return 0;
   }
-  if (!strcmp(argv[1], "--version")) {
+  if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V")) {
     printf("shunt %s\n", SHUNT_VERSION);
     return 0;
   }
   for (const struct shunt_command *c = commands; c->name; c++)
     if (!strcmp(argv[1], c->name))
       return c->run(argc - 1, argv + 1);
-  fprintf(stderr, "shunt: unknown command '%s'\n", argv[1]);
-  usage(stderr);
+  fprintf(stderr, "shunt: error: unknown command '%s'\nTry 'shunt --help' for the list of commands.\n",
+          argv[1]);
   return 2;
 }

@@ -4,17 +4,22 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/log.h"
 #include "common/parse.h"
 #include "server/config.h"
 #include "server/server.h"
+#include "tools/cli.h"
 #include "tools/commands.h"
+#include "tools/serve_process.h"
 
 static void serve_usage(FILE *f)
 {
   fprintf(f,
 "usage: shunt serve [OPTION]... NAME=PATH[,OPTION]...\n"
+"       shunt serve [OPTION]... PATH[,OPTION]     (one export, the empty name)\n"
+"       shunt serve [OPTION]...                   (exports from the default config)\n"
 "\n"
 "Serve files, block devices or RAM disks over the NBD protocol (fixed newstyle\n"
 "handshake; structured replies, extended headers, base:allocation, multi-conn).\n"
@@ -23,12 +28,17 @@ static void serve_usage(FILE *f)
 "  -l, --listen HOST:PORT   listen on TCP (repeatable; IPv4 or [IPv6]; HOST may be\n"
 "                           empty for all addresses, PORT 0 for any free port).\n"
 "                           Default: port 10809 on all addresses, unless --unix,\n"
-"                           --stdio or socket activation\n"
+"                           --stdio or socket activation.  A bare number is a\n"
+"                           port on all addresses (--listen 10810)\n"
+"  -p, --port PORT          listen on PORT on all addresses (as --listen :PORT)\n"
 "  -U, --unix PATH          listen on a unix socket (repeatable); PATH may be a\n"
 "                           stale socket, not a live one or another file\n"
 "  -s, --stdio              serve one client on stdin/stdout, then exit (inetd,\n"
 "                           libnbd's nbd_connect_command)\n"
-"  -c, --config FILE        read settings and exports from FILE (docs/config.md)\n"
+"  -c, --config FILE        read settings and exports from FILE (docs/config.md);\n"
+"                           without it and without exports, " SHUNT_DEFAULT_CONFIG "\n"
+"                           ($SHUNT_CONFIG when set) is read if it exists\n"
+"  -r, --readonly           serve every export read-only\n"
 "  -t, --threads N          io_uring worker threads (default: one per CPU)\n"
 "      --max-inflight SIZE  per-connection cap on buffered request data\n"
 "                           (default 64M; reading pauses above it)\n"
@@ -55,10 +65,24 @@ static void serve_usage(FILE *f)
 "                           path (default 64M; hugepages when there are any)\n"
 "      --stats FILE         write per-export statistics as JSON to FILE on\n"
 "                           SIGUSR1 and at exit (format: docs/design.md)\n"
+"  -P, --pidfile FILE       write the server's pid to FILE once listening\n"
+"      --fork               go to the background once listening: the command\n"
+"                           returns 0 when clients can connect (or the server's\n"
+"                           failure status); stdin and stdout go to /dev/null\n"
+"      --run 'CMD'          once listening, run CMD with sh -c, $uri, $port\n"
+"                           (TCP) and $unixsocket (unix) set as nbdkit does;\n"
+"                           stop when it exits and exit with its status\n"
+"      --exit-with-parent   stop (as on SIGTERM) when the parent process exits\n"
+"  -u, --user USER          after binding, run as USER (name or number)\n"
+"  -g, --group GROUP        after binding, run as GROUP (default: USER's)\n"
+"      --log=syslog|stderr  where log lines go (default stderr; under systemd's\n"
+"                           journal, with priority prefixes); also a level:\n"
+"                           --log=error|warning|info|debug\n"
 "  -v, --verbose            one level more logging per -v: the default (info:\n"
-"                           connections, exports) becomes debug (every refused\n"
-"                           request)\n"
+"                           listening, exports, errors, refusals) becomes debug\n"
+"                           (every connection, every refused request)\n"
 "  -q, --quiet              errors only\n"
+"  -V, --version            print the version\n"
 "      --tls=off|on|require STARTTLS: off (default); on (offered); require (every\n"
 "                           option but STARTTLS and ABORT is refused before TLS)\n"
 "      --tls-certificates DIR  X.509: DIR/ca-cert.pem, server-cert.pem, server-key.pem\n"
@@ -103,75 +127,144 @@ static void serve_usage(FILE *f)
 "Fixed limits: option data 64 KiB (larger options get NBD_REP_ERR_TOO_BIG),\n"
 "request payload 32 MiB.\n"
 "\n"
-"Systemd socket activation (LISTEN_PID/LISTEN_FDS) is used when present.\n"
+"Systemd socket activation (LISTEN_PID/LISTEN_FDS) is used when present;\n"
+"with NOTIFY_SOCKET set (Type=notify) READY=1 is sent once listening and\n"
+"STOPPING=1 when shutdown begins.\n"
 "SIGINT/SIGTERM: stop accepting, finish in-flight requests, flush, exit 0.\n"
 "SIGUSR1: write --stats.  SIGHUP, SIGUSR2: logged and ignored.\n"
 "\n"
 "Example:\n"
 "  shunt serve --listen 127.0.0.1:10809 disk=/srv/disk.img logs=/srv/logs.img,ro\n"
-"  nbdinfo nbd://127.0.0.1:10809/disk\n");
+"  nbdinfo nbd://127.0.0.1:10809/disk\n"
+"  shunt serve -r -p 10810 /srv/disk.img --run 'qemu-img convert \"$uri\" disk.qcow2'\n");
 }
 
-enum { OPT_CHUNK = 1000, OPT_ARENA, OPT_STATS, OPT_SEND_TIMEOUT, OPT_MEMORY_BUDGET };   /* long options without a letter */
+enum {   /* long options without a letter */
+  OPT_CHUNK = 1000, OPT_ARENA, OPT_STATS, OPT_SEND_TIMEOUT, OPT_MEMORY_BUDGET, OPT_VERIFY_PEER,
+  OPT_FORK, OPT_RUN, OPT_EXIT_WITH_PARENT, OPT_LOG, OPT_MAX_INFLIGHT, OPT_HANDSHAKE_TIMEOUT,
+  OPT_MAX_CONNECTIONS, OPT_TLS, OPT_TLS_CERTIFICATES, OPT_TLS_PSK, OPT_TLS_ALLOW_DN,
+};
 
-/* The long name of the option whose getopt value is c. */
-static const char *option_key(const struct option *opts, int c)
+/* The config file to read: --config FILE, or, when the command line names
+ * no export either, the default one if it exists ($SHUNT_CONFIG, else
+ * SHUNT_DEFAULT_CONFIG).  NULL: none.  A first pass over the options, quiet:
+ * the second one reports mistakes. */
+static const char *config_path(int argc, char **argv, const char *shortopts, const struct option *opts)
 {
-  for (; opts->name; opts++)
-    if (opts->val == c)
-      return opts->name;
-  return "?";
+  const char *file = NULL, *dflt;
+  int c;
+
+  opterr = 0;
+  optind = 0;
+  while ((c = getopt_long(argc, argv, shortopts, opts, NULL)) != -1)
+    if (c == 'c')
+      file = optarg;
+  if (file || optind < argc)
+    return file;
+  dflt = getenv("SHUNT_CONFIG");
+  if (!dflt || !*dflt)
+    dflt = SHUNT_DEFAULT_CONFIG;
+  return access(dflt, F_OK) == 0 ? dflt : NULL;
+}
+
+/* The export arguments: NAME=PATH[,OPTION]..., or one bare PATH[,OPTION]...
+ * served under the default (empty) name, as nbdkit's and qemu-nbd's file
+ * argument.  Returns 0 or an exit status (reported). */
+static int add_exports(struct server_config *cfg, int argc, char **argv, int first)
+{
+  char err[512], *spec = NULL;
+  int r;
+
+  for (int i = first; i < argc; i++) {
+    const char *a = argv[i];
+    if (strchr(a, '=')) {
+      r = config_add_export_spec(cfg, a, err, sizeof err);
+    } else if (argc - first > 1) {
+      return cli_usage_error("serve", "'%s': with several exports each needs a name (NAME=%s)", a, a);
+    } else {
+      /* The spec parser wants a name: parse under a placeholder, then
+       * give the export the empty name. */
+      if (asprintf(&spec, "default=%s", a) < 0)
+        return 1;
+      r = config_add_export_spec(cfg, spec, err, sizeof err);
+      free(spec);
+      if (r == 0)
+        cfg->exports[cfg->nexports - 1].name[0] = '\0';
+    }
+    if (r < 0) {
+      log_msg(LOG_ERROR, NULL, NULL, "%s", err);
+      return 2;
+    }
+  }
+  return 0;
 }
 
 int cmd_serve(int argc, char **argv)
 {
   static const struct option opts[] = {
     { "listen", required_argument, NULL, 'l' },
+    { "port", required_argument, NULL, 'p' },
     { "unix", required_argument, NULL, 'U' },
     { "stdio", no_argument, NULL, 's' },
     { "config", required_argument, NULL, 'c' },
+    { "readonly", no_argument, NULL, 'r' },
+    { "read-only", no_argument, NULL, 'r' },
     { "threads", required_argument, NULL, 't' },
-    { "max-inflight", required_argument, NULL, 'M' },
-    { "handshake-timeout", required_argument, NULL, 'H' },
-    { "max-connections", required_argument, NULL, 'm' },
+    { "max-inflight", required_argument, NULL, OPT_MAX_INFLIGHT },
+    { "handshake-timeout", required_argument, NULL, OPT_HANDSHAKE_TIMEOUT },
+    { "max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS },
     { "send-timeout", required_argument, NULL, OPT_SEND_TIMEOUT },
     { "memory-budget", required_argument, NULL, OPT_MEMORY_BUDGET },
     { "chunk", required_argument, NULL, OPT_CHUNK },
     { "arena", required_argument, NULL, OPT_ARENA },
     { "stats", required_argument, NULL, OPT_STATS },
+    { "pidfile", required_argument, NULL, 'P' },
+    { "fork", no_argument, NULL, OPT_FORK },
+    { "run", required_argument, NULL, OPT_RUN },
+    { "exit-with-parent", no_argument, NULL, OPT_EXIT_WITH_PARENT },
+    { "user", required_argument, NULL, 'u' },
+    { "group", required_argument, NULL, 'g' },
+    { "log", required_argument, NULL, OPT_LOG },
     { "verbose", no_argument, NULL, 'v' },
     { "quiet", no_argument, NULL, 'q' },
+    { "version", no_argument, NULL, 'V' },
     { "help", no_argument, NULL, 'h' },
-    { "tls", required_argument, NULL, 'T' },
-    { "tls-certificates", required_argument, NULL, 'C' },
-    { "tls-psk", required_argument, NULL, 'P' },
-    { "tls-verify-peer", no_argument, NULL, 'V' },
-    { "tls-allow-dn", required_argument, NULL, 'D' },
+    { "tls", required_argument, NULL, OPT_TLS },
+    { "tls-certificates", required_argument, NULL, OPT_TLS_CERTIFICATES },
+    { "tls-psk", required_argument, NULL, OPT_TLS_PSK },
+    { "tls-verify-peer", no_argument, NULL, OPT_VERIFY_PEER },
+    { "tls-allow-dn", required_argument, NULL, OPT_TLS_ALLOW_DN },
     { NULL, 0, NULL, 0 },
   };
+  static const char shortopts[] = "l:p:U:sc:rt:P:u:g:vqVh";
   struct server_config cfg;
-  char err[512];
+  struct serve_process proc = { 0 };
+  char err[512], listen[32];
   int c, verbose = 0, quiet = 0, status;
-  const char *config_file = NULL;
+  bool read_only = false;
+  const char *config_file;
 
   config_init(&cfg);
   /* The config file is read first so that the command line adds to it. */
-  for (int i = 1; i < argc; i++) {
-    if ((!strcmp(argv[i], "--config") || !strcmp(argv[i], "-c")) && i + 1 < argc)
-      config_file = argv[i + 1];
-    else if (!strncmp(argv[i], "--config=", 9))
-      config_file = argv[i] + 9;
-  }
+  config_file = config_path(argc, argv, shortopts, opts);
   if (config_file && config_load_file(&cfg, config_file, err, sizeof err) < 0) {
-    fprintf(stderr, "shunt serve: %s\n", err);
+    log_msg(LOG_ERROR, NULL, NULL, "%s", err);
     config_free(&cfg);
     return 2;
   }
-  optind = 1;
-  while ((c = getopt_long(argc, argv, "l:U:sc:t:vqh", opts, NULL)) != -1) {
+  optind = 0;   /* glibc: start over after config_path's pass */
+  while ((c = cli_getopt(argc, argv, shortopts, opts)) != -1) {
     switch (c) {
     case 'l':
       config_add_listen(&cfg, optarg);
+      break;
+    case 'p':
+      if (!optarg[0] || strspn(optarg, "0123456789") != strlen(optarg) || strlen(optarg) > 5) {
+        config_free(&cfg);
+        return cli_usage_error("serve", "--port '%s': expected a port number", optarg);
+      }
+      snprintf(listen, sizeof listen, ":%s", optarg);
+      config_add_listen(&cfg, listen);
       break;
     case 'U':
       config_add_unix(&cfg, optarg);
@@ -181,15 +274,24 @@ int cmd_serve(int argc, char **argv)
       break;
     case 'c':
       break;   /* read above */
-    case 't': case 'M': case OPT_CHUNK: case OPT_ARENA: case OPT_STATS:
-    case OPT_SEND_TIMEOUT: case OPT_MEMORY_BUDGET:
-    case 'H': case 'm': case 'T': case 'C': case 'P': case 'V': case 'D': {
+    case 'r':
+      read_only = true;
+      break;
+    case 'P': proc.pidfile = optarg; break;
+    case OPT_FORK: proc.fork = true; break;
+    case OPT_RUN: proc.run = optarg; break;
+    case OPT_EXIT_WITH_PARENT: proc.exit_with_parent = true; break;
+    case 'u': proc.user = optarg; break;
+    case 'g': proc.group = optarg; break;
+    case 't': case OPT_MAX_INFLIGHT: case OPT_CHUNK: case OPT_ARENA: case OPT_STATS:
+    case OPT_SEND_TIMEOUT: case OPT_MEMORY_BUDGET: case OPT_LOG:
+    case OPT_HANDSHAKE_TIMEOUT: case OPT_MAX_CONNECTIONS: case OPT_TLS:
+    case OPT_TLS_CERTIFICATES: case OPT_TLS_PSK: case OPT_VERIFY_PEER: case OPT_TLS_ALLOW_DN: {
       /* Valued options are config-file keys: one parser validates both. */
-      const char *key = option_key(opts, c);
-      if (config_set_server_key(&cfg, key, c == 'V' ? "yes" : optarg, err, sizeof err) < 0) {
-        fprintf(stderr, "shunt serve: --%s: %s\n", key, err);
+      const char *key = cli_option_name(opts, c);
+      if (config_set_server_key(&cfg, key, c == OPT_VERIFY_PEER ? "yes" : optarg, err, sizeof err) < 0) {
         config_free(&cfg);
-        return 2;
+        return cli_usage_error("serve", "--%s: %s", key, err);
       }
       break;
     }
@@ -199,12 +301,14 @@ int cmd_serve(int argc, char **argv)
     case 'q':
       quiet = 1;
       break;
+    case 'V':
+      config_free(&cfg);
+      return cli_version();
     case 'h':
       serve_usage(stdout);
       config_free(&cfg);
       return 0;
     default:
-      serve_usage(stderr);
       config_free(&cfg);
       return 2;
     }
@@ -215,24 +319,31 @@ int cmd_serve(int argc, char **argv)
     cfg.log_level = LOG_DEBUG;
   else
     cfg.log_level += verbose;
-  for (int i = optind; i < argc; i++)
-    if (config_add_export_spec(&cfg, argv[i], err, sizeof err) < 0) {
-      fprintf(stderr, "shunt serve: %s\n", err);
-      config_free(&cfg);
-      return 2;
-    }
-  if (cfg.nexports == 0) {
-    fprintf(stderr, "shunt serve: no exports given\n");
-    serve_usage(stderr);
+  if ((status = add_exports(&cfg, argc, argv, optind)) != 0) {
     config_free(&cfg);
-    return 2;
+    return status;
+  }
+  if (cfg.nexports == 0) {
+    config_free(&cfg);
+    return cli_usage_error("serve", "no exports given: name one as NAME=PATH or PATH, or in --config FILE%s",
+                           access(SHUNT_DEFAULT_CONFIG, F_OK) == 0 ? "" : " (" SHUNT_DEFAULT_CONFIG " does not exist)");
   }
   if (cfg.stdio && (cfg.nlisten || cfg.nunix)) {
-    fprintf(stderr, "shunt serve: --stdio cannot be combined with --listen or --unix\n");
     config_free(&cfg);
-    return 2;
+    return cli_usage_error("serve", "--stdio cannot be combined with --listen or --unix");
   }
+  if (read_only)
+    for (size_t i = 0; i < cfg.nexports; i++)
+      cfg.exports[i].read_only = true;
+  if ((status = serve_process_check(&proc, cfg.stdio)) != 0 ||
+      (status = serve_process_start(&proc)) >= 0) {
+    config_free(&cfg);
+    return status;
+  }
+  cfg.on_ready = serve_process_ready;
+  cfg.on_ready_arg = &proc;
   status = server_run(&cfg);
+  status = serve_process_finish(&proc, status);
   config_free(&cfg);
   return status;
 }

@@ -2,12 +2,12 @@
  * Parses options and device specs into a vhost_config (src/vhost/vconfig.h)
  * and runs it (src/vhost/vhost.h). */
 #include <getopt.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/log.h"
+#include "tools/cli.h"
 #include "tools/commands.h"
 #include "vhost/vconfig.h"
 #include "vhost/vhost.h"
@@ -61,31 +61,6 @@ static void vhost_usage(FILE *f)
 
 enum { OPT_ARENA = 1000, OPT_STATS };
 
-/* A usage mistake: one error line and a hint, not the whole --help.
- * Returns 2, the exit status of a usage error. */
-__attribute__((format(printf, 1, 2)))
-static int usage_error(const char *fmt, ...)
-{
-  char msg[600];
-  va_list ap;
-
-  va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
-  va_end(ap);
-  log_msg(LOG_ERROR, NULL, NULL, "%s", msg);
-  fprintf(stderr, "Try 'shunt vhost --help' for more information.\n");
-  return 2;
-}
-
-/* The long name of the option whose getopt value is c. */
-static const char *option_key(const struct option *opts, int c)
-{
-  for (; opts->name; opts++)
-    if (opts->val == c)
-      return opts->name;
-  return "?";
-}
-
 int cmd_vhost(int argc, char **argv)
 {
   static const struct option opts[] = {
@@ -116,19 +91,18 @@ int cmd_vhost(int argc, char **argv)
   }
   if (config_file && vhost_config_load_file(&cfg, config_file, err, sizeof err) < 0) {
     vhost_config_free(&cfg);
-    return usage_error("%s", err);
+    return cli_usage_error("vhost", "%s", err);
   }
   optind = 1;
-  opterr = 0;   /* our own message, then the hint */
-  while ((c = getopt_long(argc, argv, ":c:t:vqhV", opts, NULL)) != -1) {
+  while ((c = cli_getopt(argc, argv, "c:t:vqhV", opts)) != -1) {
     switch (c) {
     case 'c':
       break;   /* read above */
     case 't': case OPT_ARENA: case OPT_STATS: {
-      const char *key = option_key(opts, c);
+      const char *key = cli_option_name(opts, c);
       if (vhost_config_set_key(&cfg, key, optarg, err, sizeof err) < 0) {
         vhost_config_free(&cfg);
-        return usage_error("--%s: %s", key, err);
+        return cli_usage_error("vhost", "--%s: %s", key, err);
       }
       break;
     }
@@ -143,19 +117,11 @@ int cmd_vhost(int argc, char **argv)
       vhost_config_free(&cfg);
       return 0;
     case 'V':
-      printf("shunt %s\n", SHUNT_VERSION);
       vhost_config_free(&cfg);
-      return 0;
-    case ':':
+      return cli_version();
+    default:   /* cli_getopt said what was wrong */
       vhost_config_free(&cfg);
-      if (strncmp(argv[optind - 1], "--", 2) && optopt && optopt < 256)
-        return usage_error("option '-%c' needs a value", optopt);
-      return usage_error("option '%s' needs a value", argv[optind - 1]);
-    default:
-      vhost_config_free(&cfg);
-      if (strncmp(argv[optind - 1], "--", 2) && optopt && optopt < 256)
-        return usage_error("unknown option '-%c'", optopt);
-      return usage_error("unknown option '%s'", argv[optind - 1]);
+      return 2;
     }
   }
   if (quiet)
@@ -167,15 +133,15 @@ int cmd_vhost(int argc, char **argv)
   for (int i = optind; i < argc; i++)
     if (vhost_config_add_spec(&cfg, argv[i], err, sizeof err) < 0) {
       vhost_config_free(&cfg);
-      return usage_error("%s", err);
+      return cli_usage_error("vhost", "%s", err);
     }
   if (cfg.ndevs == 0) {
     vhost_config_free(&cfg);
-    return usage_error("no devices given: name one as SOCKET=SOURCE, or in --config FILE");
+    return cli_usage_error("vhost", "no devices given: name one as SOCKET=SOURCE, or in --config FILE");
   }
   if (vhost_config_check(&cfg, err, sizeof err) < 0) {
     vhost_config_free(&cfg);
-    return usage_error("%s", err);
+    return cli_usage_error("vhost", "%s", err);
   }
   status = vhost_run(&cfg);
   vhost_config_free(&cfg);

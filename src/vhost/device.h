@@ -28,6 +28,7 @@ struct vdev {
   bool dx_open;
   struct vremote *remote;             /* or an NBD export: one connection per queue (remote.h) */
   uint64_t size;                      /* the source's size in bytes */
+  atomic_uint_fast64_t remote_copied_seen;   /* libshunt's copies already in dx.stats (--stats) */
   unsigned nqueues;                   /* queues offered (num_queues) */
   uint32_t blk_size;                  /* logical block size the guest sees */
   struct vblk_params blk;             /* the virtio-blk device it is (blkconfig.h) */

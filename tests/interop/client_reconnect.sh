@@ -11,7 +11,7 @@ jget() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.arg
 truncate -s 64M "$T/disk.img"
 start_nbdkit file "$T/disk.img"
 URI=nbd://127.0.0.1:$PORT/
-"$SHUNT" bench --verify -r 50 -t 4 -q 8 -C 2 -s 4M --reconnect 20 --json "$URI" >"$T/r.json" 2>"$T/r.err" &
+"$SHUNT" bench --verify --read-percent 50 --duration 4 --queue-depth 8 -C 2 --size 4M --reconnect 20 --json "$URI" >"$T/r.json" 2>"$T/r.err" &
 B=$!
 sleep 1.2
 kill -KILL "$NBDKIT_PID"; wait "$NBDKIT_PID" 2>/dev/null
@@ -29,7 +29,7 @@ tap_check "no errors ($(jget "$T/r.json" errors)), no verify errors ($(jget "$T/
 
 # Without reconnect: in-flight requests fail with a clear error, exit 1.
 wait_port "$PORT" 10
-"$SHUNT" bench -r 50 -t 3 -q 8 --json "$URI" >"$T/n.json" 2>"$T/n.err" &
+"$SHUNT" bench --read-percent 50 --duration 3 --queue-depth 8 --json "$URI" >"$T/n.json" 2>"$T/n.err" &
 B=$!
 sleep 1
 kill -KILL "$NBDKIT_PID"; wait "$NBDKIT_PID" 2>/dev/null

@@ -13,7 +13,7 @@ make_psk "$T/keys.psk" alice
 make_psk "$T/wrong.psk" alice
 head -c 3M /dev/urandom >"$T/src.bin"
 
-start_shunt --unix "$T/sock" --tls=require --tls-certificates "$T/certs/server" --tls-psk "$T/keys.psk" \
+start_shunt -v --unix "$T/sock" --tls=require --tls-certificates "$T/certs/server" --tls-psk "$T/keys.psk" \
   mem=8M,backend=memory || { tap_fail "server starts"; tap_done; exit 1; }
 P="nbds://alice@127.0.0.1:$PORT/mem?tls-psk-file=$T/keys.psk"
 X="nbds://127.0.0.1:$PORT/mem?tls-certificates=$T/certs/alice"
@@ -32,7 +32,7 @@ tap_check "shunt copy file -> nbds:// (PSK)" "$SHUNT" copy "$T/src.bin" "$P"
 tap_check "shunt copy nbds:// (X.509, 4 connections) -> file" "$SHUNT" copy -C 4 "$X" "$T/back.bin"
 tap_check "bytes read back equal bytes written" cmp -n $((3 << 20)) "$T/src.bin" "$T/back.bin"
 tap_check "shunt bench --verify over TLS (reads and writes, 2 connections)" \
-  "$SHUNT" bench -t 1 -b 64K -q 8 -C 2 -r 50 --verify "$X"
+  "$SHUNT" bench --duration 1 -b 64K --queue-depth 8 -C 2 --read-percent 50 --verify "$X"
 
 if "$SHUNT" info "nbds://alice@127.0.0.1:$PORT/mem?tls-psk-file=$T/wrong.psk" >"$T/w" 2>&1; then
   tap_fail "a wrong PSK is refused"

@@ -12,7 +12,7 @@ grep '^alice:' "$T/keys.psk" >"$T/alice.psk"
 make_psk "$T/eve.psk" eve
 head -c 2M /dev/urandom >"$T/src.bin"
 
-start_shunt --tls=require --tls-psk "$T/keys.psk" mem=16M,backend=memory \
+start_shunt -v --tls=require --tls-psk "$T/keys.psk" mem=16M,backend=memory \
   || { tap_fail "server starts with --tls-psk"; tap_done; exit 1; }
 tap_ok "server starts with --tls=require --tls-psk"
 U="nbds://alice@127.0.0.1:$PORT/mem?tls-psk-file=$T/alice.psk"

@@ -8,7 +8,7 @@ need_tls_tools nbdinfo qemu-img
 
 make_certs "$T/certs" || { tap_fail "certtool makes certificates"; tap_done; exit 1; }
 S=$T/certs/server
-start_shunt --tls=require --tls-certificates "$S" --tls-verify-peer mem=8M,backend=memory \
+start_shunt -v --tls=require --tls-certificates "$S" --tls-verify-peer mem=8M,backend=memory \
   || { tap_fail "server starts with --tls-verify-peer"; tap_done; exit 1; }
 U="nbds://127.0.0.1:$PORT/mem"
 nbdinfo "$U?tls-certificates=$T/certs/alice" >"$T/good" 2>&1

@@ -149,6 +149,9 @@ int main(void)
      ":port means all addresses");
   ok(listener_split("localhost", host, sizeof host, port, sizeof port) == 0 && !strcmp(port, "10809"),
      "default port");
+  ok(listener_split("10810", host, sizeof host, port, sizeof port) == 0 && !host[0] && !strcmp(port, "10810"),
+     "a bare number is a port on all addresses");
+  ok(listener_split("99999", host, sizeof host, port, sizeof port) < 0, "a bare number out of range refused");
   ok(listener_split("::1:80", host, sizeof host, port, sizeof port) < 0, "bare v6 refused");
   ok(listener_split("h:99999", host, sizeof host, port, sizeof port) < 0, "port out of range refused");
   {

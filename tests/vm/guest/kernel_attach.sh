@@ -25,7 +25,7 @@ g_check "shunt list no longer shows $DEV" sh -c "$S list | awk -v d=$DEV '\$1 ==
 g_check "$DEV has size 0" test "$(cat /sys/block/$N/size)" = 0
 g_check "shunt detach of a free device fails" sh -c "! $S detach $DEV"
 
-DEV2=$($S attach -c 2 "$URI" $DEV 2>/tmp/attach.err)
+DEV2=$($S attach -C 2 "$URI" $DEV 2>/tmp/attach.err)
 show /tmp/attach.err
 g_must "re-attach with --connections 2 on $DEV" test "$DEV2" = "$DEV"
 g_check "two connections in use (not refused for multi-conn)" sh -c "! grep -q 'of 2 connections' /tmp/attach.err"
@@ -37,7 +37,7 @@ g_check "detach" $S detach $DEV
 
 # --persist: kill the server during I/O, restart it; the monitor reconnects and
 # no error reaches the filesystem.
-$S attach --persist -c 2 "$URI" /dev/nbd1 >/tmp/persist.out 2>/tmp/persist.err &
+$S attach --persist -C 2 "$URI" /dev/nbd1 >/tmp/persist.out 2>/tmp/persist.err &
 MON=$!
 i=0
 while ! grep -q /dev/nbd1 /tmp/persist.out && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done

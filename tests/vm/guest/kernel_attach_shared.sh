@@ -3,7 +3,7 @@
 # both are done, each reads the other's region back.
 S=$SHUNT_BIN
 OTHER=$((1 - ME))
-DEV=$($S attach -c 2 "$URI" 2>/tmp/attach.err)
+DEV=$($S attach -C 2 "$URI" 2>/tmp/attach.err)
 sed 's/^/guest:   /' /tmp/attach.err
 g_must "shunt attach $URI (${DEV:-none})" test -n "$DEV"
 g_check "FUA advertised on $DEV" test "$(cat /sys/block/${DEV#/dev/}/queue/fua)" = 1
