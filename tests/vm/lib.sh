@@ -7,6 +7,20 @@
 #   vm_wait_mark NAME MARK [SECS]    wait until the guest ran `g_mark MARK`
 #   vm_send NAME WORD                the guest's `g_wait_host WORD` returns
 #   vm_report NAME                   turn the guest's results into TAP lines here
+#   vm_vhost_require                 fail the test (TAP) when the vhost-user backend is missing
+#   vm_vhost_start SPEC...           start the vhost-user-blk backend for SOCK=IMG[,OPT]...
+#   vm_vhost_kill                    SIGKILL that backend (and reap it)
+#   vm_vhost_stop                    SIGTERM it; its exit status (124 if it had to be killed)
+#   vm_vhost_stats                   its --stats counters (data path, bytes copied) as comments
+#   vm_vhost_blk_verify NAME IMG PAT the host's own reading of a disk guest/vhost_blk.sh wrote
+#
+# Guests get vhost-user-blk disks from the sockets of VM_VHOST_SOCKS (in that order: vda,
+# vdb, ...), VM_VHOST_QUEUES queues each (one number per socket, or one for all), and
+# with VM_VHOST_RECONNECT=SECS qemu reconnects to a backend that went away. Their memory
+# is then a shared memfd (the backend maps it). VM_SMP sets the number of vCPUs (a guest
+# uses at most one virtio-blk queue per vCPU). The backend is `shunt vhost` ($SHUNT), or
+# qemu-storage-daemon's vhost-user-blk export with SHUNT_VHOST_BACKEND=qsd;
+# SHUNT_VHOST_OPTS (e.g. datapath=copy) is appended to every device of `shunt vhost`.
 #
 # The initramfs is busybox-static, the kernel modules of VM_MODULES (with their
 # dependencies), e2fsprogs, GNU dd, nbd-client and their libraries; it is cached under
@@ -25,12 +39,17 @@ VM_KERNEL=/boot/vmlinuz-$VM_KVER
 VM_MODDIR=/lib/modules/$VM_KVER
 # Load order matters only through dependencies, which modules.dep supplies.
 VM_MODULES=${VM_MODULES:-"virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci
-  failover net_failover virtio_net nbd crc16 crc32c_generic mbcache jbd2 ext4"}
+  failover net_failover virtio_net virtio_blk nbd crc16 crc32c_generic mbcache jbd2 ext4"}
 # Host programs every guest gets (with their libraries); called by full path in scripts.
 VM_BASE_BINS=${VM_BASE_BINS:-"/usr/sbin/mke2fs /usr/sbin/mkfs.ext4 /usr/sbin/e2fsck /usr/bin/dd
-  /usr/sbin/nbd-client /usr/bin/cmp"}
+  /usr/sbin/nbd-client /usr/bin/cmp /usr/sbin/blkdiscard"}
 VM_EXTRA_BINS=${VM_EXTRA_BINS:-}
 VM_EXTRA_FILES=${VM_EXTRA_FILES:-}
+VM_SMP=${VM_SMP:-1}
+VM_VHOST_SOCKS=${VM_VHOST_SOCKS:-}
+VM_VHOST_QUEUES=${VM_VHOST_QUEUES:-1}
+VM_VHOST_RECONNECT=${VM_VHOST_RECONNECT:-}
+VM_VHOST_BACKEND=${SHUNT_VHOST_BACKEND:-shunt}
 _vm_pids=()
 
 # vm_require: print a SKIP and exit 0 when qemu cannot boot a guest here at all.
@@ -145,15 +164,17 @@ vm_start() {
   : >"$T/$name.results"; : >"$T/$name.console"
   rm -f "$T/$name.ctl.in" "$T/$name.ctl.out"
   mkfifo "$T/$name.ctl.in" "$T/$name.ctl.out"
+  local vhost=()
+  _vm_vhost_args vhost "$name"
   date +%s.%N >"$T/$name.t0"
   timeout --kill-after=5 "$VM_TIMEOUT" qemu-system-x86_64 \
-    -machine pc,accel=tcg -m "$VM_MEM" -smp 1 \
+    -machine pc,accel=tcg -m "$VM_MEM" -smp "$VM_SMP" \
     -nodefaults -no-user-config -display none -no-reboot \
     -kernel "$VM_KERNEL" -initrd "$T/$name.initrd" \
     -append "console=ttyS0 panic=-1 loglevel=5 mitigations=off i8042.noaux i8042.nokbd tsc=reliable" \
     -serial "file:$T/$name.console" -serial "file:$T/$name.results" \
     -chardev "pipe,id=ctl,path=$T/$name.ctl" -serial chardev:ctl \
-    -netdev user,id=n0 -device virtio-net-pci,netdev=n0 \
+    -netdev user,id=n0 -device virtio-net-pci,netdev=n0 "${vhost[@]}" \
     >"$T/$name.qemu.log" 2>&1 &
   eval "_vm_pid_$name=$!"
   _cleanup_pids+=("$!")
@@ -170,6 +191,143 @@ vm_wait() {
 }
 
 vm_boot() { vm_start "$@" && vm_wait "$1"; }
+
+# _vm_vhost_args ARRAY NAME: append to ARRAY qemu's arguments for the vhost-user-blk disks
+# of VM_VHOST_SOCKS (none when it is empty) of guest NAME.
+_vm_vhost_args() {
+  local -n _a=$1
+  local socks=($VM_VHOST_SOCKS) queues=($VM_VHOST_QUEUES) i q chr
+  [ ${#socks[@]} = 0 ] && return 0
+  # vhost-user needs the guest's RAM in memory the backend can map: a shared memfd.
+  _a+=(-object "memory-backend-memfd,id=mem-$2,size=${VM_MEM}M,share=on" -numa "node,memdev=mem-$2")
+  for ((i = 0; i < ${#socks[@]}; i++)); do
+    q=${queues[$i]:-${queues[0]}}
+    chr="socket,id=vu$i,path=${socks[$i]}"
+    [ -n "$VM_VHOST_RECONNECT" ] && chr+=",reconnect=$VM_VHOST_RECONNECT"
+    _a+=(-chardev "$chr" -device "vhost-user-blk-pci,chardev=vu$i,num-queues=$q")
+  done
+}
+
+# vm_vhost_require: skip the whole test when qemu has no vhost-user-blk-pci device; fail it
+# (TAP) when the chosen backend cannot run: `shunt vhost` missing is a failure, not a
+# skip, since it is the code under test.
+vm_vhost_require() {
+  local why=
+  if ! qemu-system-x86_64 -device help 2>/dev/null | grep -q '"vhost-user-blk-pci"'; then
+    tap_skip "vhost-user-blk guests ($(basename "$0"))" "this qemu has no vhost-user-blk-pci device"
+    tap_done
+    exit 0
+  fi
+  case $VM_VHOST_BACKEND in
+    shunt) "$SHUNT" vhost --help >/dev/null 2>&1 || why="$SHUNT vhost --help fails (no vhost command?)" ;;
+    qsd) command -v qemu-storage-daemon >/dev/null || why="qemu-storage-daemon not installed" ;;
+    *) why="SHUNT_VHOST_BACKEND=$VM_VHOST_BACKEND is neither shunt nor qsd" ;;
+  esac
+  if [ -n "$why" ]; then
+    tap_fail "vhost-user backend $VM_VHOST_BACKEND: $why"
+    tap_done
+    exit 1
+  fi
+  echo "# vhost-user backend: $VM_VHOST_BACKEND"
+}
+
+# _vm_vhost_cmd ARRAY SPEC...: the backend's command line serving every SPEC (see
+# vm_vhost_start).
+_vm_vhost_cmd() {
+  local -n _c=$1
+  local spec sock img opts o q ro w i=0
+  shift
+  case $VM_VHOST_BACKEND in
+    shunt) _c=("$SHUNT" vhost --stats "$T/vhost-stats.json")
+           for spec in "$@"; do _c+=("$spec${SHUNT_VHOST_OPTS:+,$SHUNT_VHOST_OPTS}"); done
+           return 0 ;;
+  esac
+  # qemu-storage-daemon: queues= and ro are translated, an nbd://HOST:PORT/EXPORT source
+  # becomes its nbd driver; it has no serial (GET_ID answers a fixed text).
+  _c=(qemu-storage-daemon)
+  for spec in "$@"; do
+    sock=${spec%%=*} img=${spec#*=} q=1 ro=off w=on
+    opts=${img#*,}; [ "$opts" = "$img" ] && opts=
+    img=${img%%,*}
+    for o in ${opts//,/ }; do
+      case $o in queues=*) q=${o#queues=} ;; ro) ro=on w=off ;; esac
+    done
+    case $img in
+      nbd://*)   # nbd://HOST:PORT/EXPORT
+        local hp=${img#nbd://} exp=${img#nbd://*/}
+        hp=${hp%%/*}
+        _c+=(--blockdev "driver=nbd,node-name=f$i,server.type=inet,server.host=${hp%:*},server.port=${hp##*:},export=$exp,discard=unmap,read-only=$ro") ;;
+      *) _c+=(--blockdev "driver=file,node-name=f$i,filename=$img,cache.direct=on,aio=io_uring,discard=unmap,read-only=$ro") ;;
+    esac
+    _c+=(--export "type=vhost-user-blk,id=e$i,node-name=f$i,addr.type=unix,addr.path=$sock,writable=$w,num-queues=$q")
+    i=$((i + 1))
+  done
+}
+
+# vm_vhost_start SPEC...: start one backend process serving each SPEC, in `shunt vhost`'s
+# syntax SOCK=SOURCE[,queues=N][,ro][,serial=TEXT] (SOURCE a file or nbd://HOST:PORT/NAME),
+# and wait until every SOCK is a socket it made (a stale one left by a killed backend does
+# not count); sets VHOST_PID. The log goes to $T/vhost.log, the --stats of shunt vhost to
+# $T/vhost-stats.json.
+vm_vhost_start() {
+  local cmd=() spec sock i old
+  local -A before=()
+  for spec in "$@"; do
+    sock=${spec%%=*}
+    before[$sock]=$(stat -c "%i %z" "$sock" 2>/dev/null)
+  done
+  _vm_vhost_cmd cmd "$@"
+  echo "# vhost: ${cmd[*]}" >>"$T/vhost.log"
+  "${cmd[@]}" >>"$T/vhost.log" 2>&1 &
+  VHOST_PID=$!
+  _cleanup_pids+=("$VHOST_PID")
+  for spec in "$@"; do
+    sock=${spec%%=*} old=${before[$sock]}
+    for ((i = 0; i < 200; i++)); do
+      [ -S "$sock" ] && [ "$(stat -c "%i %z" "$sock" 2>/dev/null)" != "$old" ] && break
+      kill -0 "$VHOST_PID" 2>/dev/null || break
+      sleep 0.05
+    done
+    if ! [ -S "$sock" ] || [ "$(stat -c "%i %z" "$sock" 2>/dev/null)" = "$old" ]; then
+      echo "# vhost backend did not create $sock:"; tail -n 20 "$T/vhost.log" | sed 's/^/#   /'
+      return 1
+    fi
+  done
+}
+
+# vm_vhost_stop [SECS]: SIGTERM the backend started last and wait at most SECS (default
+# 20) for it; returns its exit status, or 124 after a SIGKILL.
+vm_vhost_stop() {
+  local i
+  kill -TERM "$VHOST_PID" 2>/dev/null
+  for ((i = 0; i < ${1:-20} * 10; i++)); do
+    kill -0 "$VHOST_PID" 2>/dev/null || { wait "$VHOST_PID"; return; }
+    sleep 0.1
+  done
+  echo "# vhost backend (pid $VHOST_PID) ignored SIGTERM for ${1:-20} s; killed"
+  vm_vhost_kill
+  return 124
+}
+
+# vm_vhost_stats: print, as TAP comments, what `shunt vhost --stats` counted per device
+# (written at exit): the data path's bytes and what the backend's CPU copied.
+vm_vhost_stats() {
+  [ "$VM_VHOST_BACKEND" = shunt ] && [ -s "$T/vhost-stats.json" ] || return 0
+  python3 - "$T/vhost-stats.json" <<'PY'
+import json, sys
+keys = ("requests", "bytes_by_path", "cpu_copied_bytes", "bounce_bytes", "mem_fixed_ios",
+        "bad_requests", "broken_queues")
+for d in json.load(open(sys.argv[1])).get("devices", []):
+    print(f"# stats {d.get('socket')}: " + ", ".join(f"{k} {d[k]}" for k in keys if k in d))
+PY
+}
+
+# vm_vhost_kill: SIGKILL the backend started last and reap it.
+vm_vhost_kill() {
+  kill -KILL "$VHOST_PID" 2>/dev/null
+  wait "$VHOST_PID" 2>/dev/null
+  return 0
+}
 
 # vm_send NAME WORD: send WORD to the guest's control port (ttyS2; see g_wait_host).
 vm_send() { echo "$2" >"$T/$1.ctl.in"; }
@@ -211,4 +369,44 @@ vm_report() {
     tr -d '\r' <"$T/$name.console" | tail -n 80 | sed 's/^/#   /'
     sed 's/^/#   qemu: /' "$T/$name.qemu.log" | tail -n 5
   fi
+}
+
+# The layout guest/vhost_blk.sh writes on each disk, in MiB (its variables): ext4 on
+# [0, FS_MB), the O_DIRECT pattern at PAT_MB, a discarded range at DISC_MB, a zeroed one at
+# ZERO_MB, each REGION_MB long. A disk needs at least 64 MiB.
+VM_VHOST_BLK_LAYOUT=(FS_MB=40 PAT_MB=40 DISC_MB=48 ZERO_MB=56 REGION_MB=8)
+
+# _vm_hole IMG OFF LEN: the byte range [OFF, OFF+LEN) of IMG holds no data (a hole).
+_vm_hole() {
+  python3 - "$@" <<'PY'
+import errno, os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+off, n = int(sys.argv[2]), int(sys.argv[3])
+try:
+    d = os.lseek(fd, off, os.SEEK_DATA)
+except OSError as e:
+    sys.exit(0 if e.errno == errno.ENXIO else 1)
+print(f"data at {d}, inside [{off}, {off + n})")
+sys.exit(0 if d >= off + n else 1)
+PY
+}
+
+# vm_vhost_blk_verify NAME IMG PAT: read the image IMG of guest/vhost_blk.sh's disk NAME on
+# the host, with tools the guest did not use (the backend must have stopped): e2fsck, the
+# 40 files' checksums through debugfs, the pattern PAT, the discarded range punched and
+# the zeroed range zero. One TAP line each.
+vm_vhost_blk_verify() {
+  local n=$1 img=$2 pat=$3 "${VM_VHOST_BLK_LAYOUT[@]}"
+  local r=$((REGION_MB << 20))
+  tap_check "host $n: e2fsck -fn of the image is clean" e2fsck -fn "$img"
+  rm -rf "$T/out-$n"; mkdir -p "$T/out-$n"
+  debugfs -R "rdump /d $T/out-$n" "$img" >/dev/null 2>&1
+  debugfs -R "cat /SUMS" "$img" 2>/dev/null >"$T/SUMS-$n"
+  tap_check "host $n: the 40 files have the guest's checksums (debugfs)" \
+    sh -c "test \$(wc -l <'$T/SUMS-$n') = 40 && cd '$T/out-$n/d' && md5sum -c --quiet '$T/SUMS-$n'"
+  tap_check "host $n: the O_DIRECT pattern is in the image at $PAT_MB MiB" \
+    cmp -i $((PAT_MB << 20)):0 -n $r "$img" "$pat"
+  tap_check "host $n: the discarded range at $DISC_MB MiB is a hole" _vm_hole "$img" $((DISC_MB << 20)) $r
+  tap_check "host $n: the zeroed range at $ZERO_MB MiB reads as zeroes" \
+    cmp -i $((ZERO_MB << 20)):0 -n $r "$img" /dev/zero
 }
