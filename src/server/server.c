@@ -19,6 +19,7 @@
 #include "backend/backend.h"
 #include "common/json.h"
 #include "common/log.h"
+#include "common/statsfile.h"
 #include "common/sysmem.h"
 #include "datapath/datapath.h"
 #include "datapath/dpworker.h"
@@ -66,73 +67,12 @@ static void *worker_thread(void *arg)
 
 /* ---- statistics file (--stats): SIGUSR1 and exit ---- */
 
-/* Write the statistics file (through FILE.tmp and a rename, so that a reader
- * never sees half of it).  Returns 0 or -errno, with an error line logged. */
+static void stats_fill(struct json *j, void *arg) { metrics_json(arg, j); }
+
+/* Write the statistics file (statsfile.h).  Returns 0 or -errno, logged. */
 static int write_stats(struct server *srv)
 {
-  const char *path = srv->cfg->stats_path;
-  char tmp[4096];
-  struct json j;
-  FILE *f;
-  int r = 0;
-
-  if (!path)
-    return 0;
-  snprintf(tmp, sizeof tmp, "%s.tmp", path);
-  if (!(f = fopen(tmp, "w"))) {
-    r = -errno;
-    log_msg(LOG_ERROR, NULL, NULL, "--stats %s: %s", tmp, strerror(errno));
-    return r;
-  }
-  json_init_file(&j, f);
-  metrics_json(srv, &j);
-  r = json_finish(&j);
-  if (ferror(f) && r == 0)
-    r = -EIO;
-  if (fclose(f) != 0 && r == 0)
-    r = -errno;
-  if (r == 0 && rename(tmp, path) < 0)
-    r = -errno;
-  if (r < 0) {
-    log_msg(LOG_ERROR, NULL, NULL, "--stats %s: %s", path, strerror(-r));
-    unlink(tmp);
-  }
-  return r;
-}
-
-/* At start: can the statistics file be written at all?  A missing directory
- * or a read-only one should stop the start, not only show at exit. */
-static int check_stats_path(const char *path)
-{
-  char tmp[4096];
-  struct stat st;
-  int fd;
-
-  if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
-    log_msg(LOG_ERROR, NULL, NULL, "--stats %s: is a directory", path);
-    return -EISDIR;
-  }
-  if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp) {
-    log_msg(LOG_ERROR, NULL, NULL, "--stats %s: path too long", path);
-    return -ENAMETOOLONG;
-  }
-  /* Create it and remove it again; one that is already there (left by a
-   * killed server) is only opened, and left. */
-  bool created = true;
-  fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  if (fd < 0 && errno == EEXIST) {
-    created = false;
-    fd = open(tmp, O_WRONLY | O_CLOEXEC);
-  }
-  if (fd < 0) {
-    int r = -errno;
-    log_msg(LOG_ERROR, NULL, NULL, "--stats %s: cannot create %s: %s", path, tmp, strerror(errno));
-    return r;
-  }
-  close(fd);
-  if (created)
-    unlink(tmp);
-  return 0;
+  return srv->cfg->stats_path ? statsfile_write(srv->cfg->stats_path, stats_fill, srv) : 0;
 }
 
 /* SIGUSR1 writes the statistics; SIGHUP and SIGUSR2 are logged and ignored
@@ -235,7 +175,7 @@ int server_run(struct server_config *cfg)
   dp_qos.key = (enum dp_qos_key)cfg->qos_key;
   dp_qos.dev.device_iops = cfg->device_iops;
   dp_qos.dev.device_bw = cfg->device_bw;
-  if (cfg->stats_path && check_stats_path(cfg->stats_path) < 0)
+  if (cfg->stats_path && statsfile_check(cfg->stats_path) < 0)
     return 1;
   nworkers = cfg->stdio ? 1 : cfg->threads;
   if (nworkers == 0) {

@@ -15,6 +15,7 @@
 
 #include "common/json.h"
 #include "common/log.h"
+#include "common/statsfile.h"
 #include "common/text.h"
 #include "datapath/datapath.h"
 #include "datapath/dpworker.h"
@@ -64,39 +65,25 @@ static void *worker_thread(void *arg)
 
 /* ---- statistics file (--stats): SIGUSR1 and exit ---- */
 
-/* Write the statistics file through FILE.tmp and a rename (a reader never
- * sees half of it): per device its data path and the datapath counters
- * (requests, bytes, bytes copied), in serve's format with "devices" for
- * "exports".  Returns 0 or -errno, with an error line logged. */
-static int write_stats(struct vhost *vh)
+/* The statistics (statsfile.h): per device its data path and the
+ * datapath counters (requests, bytes, bytes copied), in serve's format with
+ * "devices" for "exports". */
+static void stats_fill(struct json *j, void *arg)
 {
-  const char *path = vh->cfg->stats_path;
-  char tmp[4096];
-  struct json j;
-  FILE *f;
-  int r = 0;
+  struct vhost *vh = arg;
 
-  if (!path)
-    return 0;
-  snprintf(tmp, sizeof tmp, "%s.tmp", path);
-  if (!(f = fopen(tmp, "w"))) {
-    r = -errno;
-    log_msg(LOG_ERROR, NULL, NULL, "--stats %s: %s", tmp, strerror(errno));
-    return r;
-  }
-  json_init_file(&j, f);
-  json_object(&j, NULL, JSON_BLOCK);
-  json_int(&j, "pid", (int64_t)getpid());
-  json_uint(&j, "guest_pages_lost", guardmem_repaired());
-  json_array(&j, "devices", JSON_BLOCK);
+  json_object(j, NULL, JSON_BLOCK);
+  json_int(j, "pid", (int64_t)getpid());
+  json_uint(j, "guest_pages_lost", guardmem_repaired());
+  json_array(j, "devices", JSON_BLOCK);
   for (size_t i = 0; i < vh->ndevs; i++) {
     struct vdev *d = &vh->devs[i];
     struct dp_stats sum;
     dp_export_stats_sum(&d->dx, &sum);
-    json_object(&j, NULL, JSON_BLOCK);
-    json_string(&j, "socket", d->cfg->socket);
-    json_string(&j, "source", d->cfg->source);
-    json_string(&j, "datapath", d->remote ? "nbd" : d->dx.datapath ? d->dx.datapath->name : "none");
+    json_object(j, NULL, JSON_BLOCK);
+    json_string(j, "socket", d->cfg->socket);
+    json_string(j, "source", d->cfg->source);
+    json_string(j, "datapath", d->remote ? "nbd" : d->dx.datapath ? d->dx.datapath->name : "none");
     if (d->remote) {
       /* libshunt's own copies (TLS) count as the device's copies, and
        * are shown apart too. */
@@ -104,63 +91,25 @@ static int write_stats(struct vhost *vh)
       for (unsigned q = 0; q < d->nqueues; q++)
         copied += shunt_payload_bytes_copied(d->remote[q].h);
       stat_add(&sum.copied_read, copied);
-      json_uint(&j, "remote_copied_bytes", copied);
+      json_uint(j, "remote_copied_bytes", copied);
     }
-    json_uint(&j, "queues", d->nqueues);
-    json_uint(&j, "connections", (uint64_t)atomic_load(&d->connections));
-    json_uint(&j, "broken_queues", (uint64_t)atomic_load(&d->broken_queues));
-    json_uint(&j, "bad_requests", (uint64_t)atomic_load(&d->bad_requests));
-    json_uint(&j, "arena_per_worker", dp_arena_size);
-    dp_stats_json(&j, &sum);
-    json_end(&j);
+    json_uint(j, "queues", d->nqueues);
+    json_uint(j, "connections", (uint64_t)atomic_load(&d->connections));
+    json_uint(j, "broken_queues", (uint64_t)atomic_load(&d->broken_queues));
+    json_uint(j, "bad_requests", (uint64_t)atomic_load(&d->bad_requests));
+    json_uint(j, "arena_per_worker", dp_arena_size);
+    dp_stats_json(j, &sum);
+    json_end(j);
   }
-  json_end(&j);
-  json_end(&j);
-  r = json_finish(&j);
-  if (ferror(f) && r == 0)
-    r = -EIO;
-  if (fclose(f) != 0 && r == 0)
-    r = -errno;
-  if (r == 0 && rename(tmp, path) < 0)
-    r = -errno;
-  if (r < 0) {
-    log_msg(LOG_ERROR, NULL, NULL, "--stats %s: %s", path, strerror(-r));
-    unlink(tmp);
-  }
-  return r;
+  json_end(j);
+  json_end(j);
 }
 
-/* At start: can the statistics file be written at all? */
-static int check_stats_path(const char *path)
+static int write_stats(struct vhost *vh)
 {
-  char tmp[4096];
-  struct stat st;
-  bool created = true;
-  int fd;
-
-  if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
-    log_msg(LOG_ERROR, NULL, NULL, "--stats %s: is a directory", path);
-    return -EISDIR;
-  }
-  if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp) {
-    log_msg(LOG_ERROR, NULL, NULL, "--stats %s: path too long", path);
-    return -ENAMETOOLONG;
-  }
-  fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  if (fd < 0 && errno == EEXIST) {
-    created = false;
-    fd = open(tmp, O_WRONLY | O_CLOEXEC);
-  }
-  if (fd < 0) {
-    int r = -errno;
-    log_msg(LOG_ERROR, NULL, NULL, "--stats %s: cannot create %s: %s", path, tmp, strerror(errno));
-    return r;
-  }
-  close(fd);
-  if (created)
-    unlink(tmp);
-  return 0;
+  return vh->cfg->stats_path ? statsfile_write(vh->cfg->stats_path, stats_fill, vh) : 0;
 }
+
 
 static atomic_bool sigthread_quit;
 
@@ -227,7 +176,7 @@ int vhost_run(struct vhost_config *cfg)
   log_threshold = cfg->log_level;
   if (cfg->arena)
     dp_arena_size = cfg->arena;
-  if (cfg->stats_path && check_stats_path(cfg->stats_path) < 0)
+  if (cfg->stats_path && statsfile_check(cfg->stats_path) < 0)
     return 1;
   vh.nworkers = cfg->threads;
   if (vh.nworkers == 0) {
