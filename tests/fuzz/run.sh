@@ -26,9 +26,9 @@ declare -A srcs=(
 )
 srcs[reply]="src/proto/reply_decode.c src/proto/option.c src/proto/request.c"
 srcs[client_handshake]="src/client/handshake.c src/proto/option.c src/common/text.c"
-srcs[vring]="src/virtio/vring.c src/virtio/memtable.c src/virtio/virtio_blk.c src/virtio/inflight.c"
-srcs[vhost_msg]="src/virtio/vhost_user.c src/virtio/memtable.c"
-srcs[vu_handler]="src/vhost/vu_handler.c src/virtio/vhost_user.c src/virtio/memtable.c"
+srcs[vring]="src/virtio/vring.c src/virtio/memtable.c src/virtio/virtio_blk.c src/virtio/inflight.c src/common/text.c"
+srcs[vhost_msg]="src/virtio/vhost_user.c src/virtio/memtable.c src/common/text.c"
+srcs[vu_handler]="src/vhost/vu_handler.c src/virtio/vhost_user.c src/virtio/memtable.c src/common/text.c"
 declare -A dicts=([vring]="" [vhost_msg]="" [vu_handler]="")
 names=("$@")
 [ ${#names[@]} -gt 0 ] || names=($(printf '%s\n' "${!srcs[@]}" | sort))
