@@ -19,6 +19,7 @@
 #include "backend/backend.h"
 #include "common/json.h"
 #include "common/log.h"
+#include "common/sigthread.h"
 #include "common/statsfile.h"
 #include "common/sysmem.h"
 #include "datapath/datapath.h"
@@ -75,31 +76,7 @@ static int write_stats(struct server *srv)
   return srv->cfg->stats_path ? statsfile_write(srv->cfg->stats_path, stats_fill, srv) : 0;
 }
 
-/* SIGUSR1 writes the statistics; SIGHUP and SIGUSR2 are logged and ignored
- * (their default action would kill the server without the clean shutdown:
- * a terminal hanging up, or a stray kill -HUP meant as "reload"). */
-static atomic_bool sigthread_quit;
-
-static void *signal_thread(void *arg)
-{
-  struct server *srv = arg;
-  sigset_t set;
-  int sig;
-
-  sigemptyset(&set);
-  sigaddset(&set, SIGUSR1);
-  sigaddset(&set, SIGUSR2);
-  sigaddset(&set, SIGHUP);
-  while (sigwait(&set, &sig) == 0 && !atomic_load(&sigthread_quit)) {
-    if (sig == SIGUSR1)
-      write_stats(srv);
-    else if (sig == SIGHUP)
-      log_msg(LOG_WARN, NULL, NULL, "SIGHUP: configuration reload is not supported yet; ignored");
-    else
-      log_msg(LOG_WARN, NULL, NULL, "SIGUSR2: no meaning; ignored");
-  }
-  return NULL;
-}
+static void usr1_write_stats(void *arg) { write_stats(arg); }
 
 static int open_listeners(struct server *srv, struct listen_set *set)
 {
@@ -151,8 +128,7 @@ int server_run(struct server_config *cfg)
   char err[512];
   int status = 1, r;
   unsigned started = 0, nworkers;
-  pthread_t sig_tid;
-  bool sig_started = false;
+  struct sigthread sig = { 0 };
   struct ops *ops = NULL;
 
   memset(&srv, 0, sizeof srv);
@@ -224,8 +200,7 @@ int server_run(struct server_config *cfg)
   sigdelset(&mask, SIGUSR2);
   sigdelset(&mask, SIGHUP);
   srv.sig_fd = signalfd(-1, &mask, SFD_CLOEXEC);
-  if (pthread_create(&sig_tid, NULL, signal_thread, &srv) == 0)
-    sig_started = true;
+  sigthread_start(&sig, usr1_write_stats, &srv, "configuration reload is not supported yet; ignored");
   if (srv.sig_fd < 0) {
     log_msg(LOG_ERROR, NULL, NULL, "signalfd: %s", strerror(errno));
     goto out;
@@ -282,11 +257,7 @@ int server_run(struct server_config *cfg)
   log_msg(LOG_INFO, NULL, NULL, "all connections closed; flushing exports");
 
 out:
-  if (sig_started) {
-    atomic_store(&sigthread_quit, true);
-    pthread_kill(sig_tid, SIGUSR1);
-    pthread_join(sig_tid, NULL);
-  }
+  sigthread_stop(&sig);
   ops_stop(ops);
   /* The final statistics are part of a clean exit: failing to write them
    * makes the exit status 1. */

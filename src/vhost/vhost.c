@@ -15,6 +15,7 @@
 
 #include "common/json.h"
 #include "common/log.h"
+#include "common/sigthread.h"
 #include "common/statsfile.h"
 #include "common/text.h"
 #include "datapath/datapath.h"
@@ -110,27 +111,7 @@ static int write_stats(struct vhost *vh)
   return vh->cfg->stats_path ? statsfile_write(vh->cfg->stats_path, stats_fill, vh) : 0;
 }
 
-
-static atomic_bool sigthread_quit;
-
-static void *signal_thread(void *arg)
-{
-  struct vhost *vh = arg;
-  sigset_t set;
-  int sig;
-
-  sigemptyset(&set);
-  sigaddset(&set, SIGUSR1);
-  sigaddset(&set, SIGUSR2);
-  sigaddset(&set, SIGHUP);
-  while (sigwait(&set, &sig) == 0 && !atomic_load(&sigthread_quit)) {
-    if (sig == SIGUSR1)
-      write_stats(vh);
-    else
-      log_msg(LOG_WARN, NULL, NULL, "%s: no meaning; ignored", sig == SIGHUP ? "SIGHUP" : "SIGUSR2");
-  }
-  return NULL;
-}
+static void usr1_write_stats(void *arg) { write_stats(arg); }
 
 /* Open every device's source and socket (before any worker runs). */
 static int open_devices(struct vhost *vh, struct listen_set *set)
@@ -165,8 +146,7 @@ int vhost_run(struct vhost_config *cfg)
   sigset_t mask;
   int status = 1, r = 0;
   unsigned started = 0;
-  pthread_t sig_tid;
-  bool sig_started = false;
+  struct sigthread sig = { 0 };
 
   memset(&vh, 0, sizeof vh);
   vh.cfg = cfg;
@@ -221,8 +201,7 @@ int vhost_run(struct vhost_config *cfg)
     goto out;
   atomic_store(&vh.busy_devices, (unsigned)vh.ndevs);
   /* The signal thread reads the devices (SIGUSR1): started once they exist. */
-  if (pthread_create(&sig_tid, NULL, signal_thread, &vh) == 0)
-    sig_started = true;
+  sigthread_start(&sig, usr1_write_stats, &vh, "no meaning; ignored");
 
   /* Worker 0 runs on this thread; the others get their own. */
   for (started = 1; started < vh.nworkers; started++)
@@ -243,11 +222,7 @@ int vhost_run(struct vhost_config *cfg)
   log_msg(LOG_INFO, NULL, NULL, "all devices stopped; flushing");
 
 out:
-  if (sig_started) {
-    atomic_store(&sigthread_quit, true);
-    pthread_kill(sig_tid, SIGUSR1);
-    pthread_join(sig_tid, NULL);
-  }
+  sigthread_stop(&sig);
   if (write_stats(&vh) < 0)
     status = 1;
   for (unsigned i = 0; i < vh.nworkers; i++)

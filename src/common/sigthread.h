@@ -1,0 +1,28 @@
+/* sigthread.h: the thread of `shunt serve` and `shunt vhost` that takes
+ * SIGUSR1 (write the statistics), SIGHUP and SIGUSR2 (logged and ignored:
+ * their default action would kill the process without its clean shutdown)
+ * with sigwait().  The caller blocks those signals in every thread first. */
+#ifndef SHUNT_COMMON_SIGTHREAD_H
+#define SHUNT_COMMON_SIGTHREAD_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+struct sigthread {
+  void (*on_usr1)(void *arg);
+  void *arg;
+  const char *hup_msg;      /* logged on SIGHUP ("SIGHUP: <hup_msg>") */
+  pthread_t tid;
+  atomic_bool quit;
+  bool started;
+};
+
+/* Start it: on_usr1(arg) runs on SIGUSR1.  False (logged) when the thread
+ * cannot be made; sigthread_stop() is then a no-op. */
+bool sigthread_start(struct sigthread *t, void (*on_usr1)(void *arg), void *arg, const char *hup_msg);
+
+/* Stop and join it (when started). */
+void sigthread_stop(struct sigthread *t);
+
+#endif
