@@ -351,6 +351,30 @@ def judge(case, rec, off):
     raise ValueError(case)
 
 
+def _local_victim(ctx):
+    """Case a without a server: fio's io_uring O_DIRECT jobs on the loop device inside the
+    cgroup, the victim alone and beside the 128 KiB QD 32 reader. What the throttled device
+    itself does to the victim's p99 bounds what any server can show on it."""
+    out = {}
+    victim = ["--name=victim", "--rw=randread", "--bs=4k", "--iodepth=1"]
+    noisy = ["--name=noisy", "--rw=randread", "--bs=128k", "--iodepth=32"]
+    for tag, jobs in (("alone", victim), ("with_neighbour", victim + noisy)):
+        argv = ctx.disk.wrap() + [
+            "fio", f"--filename={ctx.disk.loop}", "--ioengine=io_uring", "--direct=1",
+            "--time_based", f"--runtime={ctx.cap_runtime}s", "--randrepeat=0",
+            "--norandommap", "--output-format=json"] + jobs
+        r = procs.run(argv, ctx.cap_runtime + 60)
+        if not r.ok:
+            raise RuntimeError(f"fio on {ctx.disk.loop} failed: {r.err.strip()[-300:]}")
+        job = json.loads(r.out[r.out.index("{"):])["jobs"][0]["read"]
+        out[f"local_victim_p99_{tag}_us"] = round(
+            job["clat_ns"]["percentile"]["99.000000"] / 1000, 1)
+    a = out["local_victim_p99_alone_us"]
+    out["local_victim_ratio"] = round(out["local_victim_p99_with_neighbour_us"] / a, 2) \
+        if a else None
+    return out
+
+
 def capacity(ctx):
     """The device's capacity as the benchmark sees it: fio io_uring O_DIRECT random 4 KiB
     reads at QD 32 and 128 KiB reads at QD 32 on the loop device from inside the cgroup, and
@@ -368,6 +392,7 @@ def capacity(ctx):
             raise RuntimeError(f"fio on {ctx.disk.loop} failed: {r.err.strip()[-300:]}")
         job = json.loads(r.out[r.out.index("{"):])["jobs"][0]["read"]
         out[name] = round(job["iops"])
+    out.update(_local_victim(ctx))
     out["mbps_128k"] = round(out["iops_128k"] * 128 * KiB / 1e6, 1)
     out["throttled_share_of_unthrottled"] = round(out["iops_4k"] / out["unthrottled_iops_4k"],
                                                   3) if out["unthrottled_iops_4k"] else None
