@@ -234,7 +234,7 @@ def _inner(windows):
 
 def reserve(ctx, key):
     r = max(1, round(ctx.cap / 2))
-    flows = [Flow("reserved", "randread", 4 * KiB, 16, f"reserve-iops={r}")] + \
+    flows = [Flow("reserved", "randread", 4 * KiB, 32, f"reserve-iops={r}")] + \
         [Flow(f"noisy{i}", "randread", 4 * KiB, 32) for i in (1, 2, 3)]
 
     def body(s):
