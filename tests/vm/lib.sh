@@ -7,6 +7,7 @@
 #   vm_wait_mark NAME MARK [SECS]    wait until the guest ran `g_mark MARK`
 #   vm_send NAME WORD                the guest's `g_wait_host WORD` returns
 #   vm_report NAME                   turn the guest's results into TAP lines here
+#                                    (VM_REPORT_KILLED=1: the host killed it on purpose)
 #   vm_vhost_require                 fail the test (TAP) when the vhost-user backend is missing
 #   vm_vhost_start SPEC...           start the vhost-user-blk backend for SOCK=IMG[,OPT]...
 #   vm_vhost_kill                    SIGKILL that backend (and reap it)
@@ -391,7 +392,14 @@ vm_report() {
       "VMNOTE "*) echo "# $name: ${line#VMNOTE }" ;;
     esac
   done <"$T/$name.results"
-  if tr -d '\r' <"$T/$name.results" | grep -q '^VMTAP end rc=0$'; then
+  if [ -n "${VM_REPORT_KILLED:-}" ]; then
+    # The host killed it on purpose: its results up to then count, no end is expected.
+    if tr -d '\r' <"$T/$name.results" | grep -q '^VMTAP end '; then
+      tap_fail "$name: killed by the host before its script ended (it ended first)"; failed=1
+    else
+      tap_ok "$name: killed by the host before its script ended (${total}s)"
+    fi
+  elif tr -d '\r' <"$T/$name.results" | grep -q '^VMTAP end rc=0$'; then
     tap_ok "$name: guest ran its script to the end and powered off (${total}s)"
   else
     tap_fail "$name: guest ran its script to the end and powered off (qemu rc $rc after ${total}s; timeout ${VM_TIMEOUT}s)"

@@ -70,6 +70,13 @@ for me in 0 1; do
     SHUNT_BIN="$SHUNT" URI="$URI" ME=$me CLUSTER=$CLUSTER NFILES=$NFILES
 done
 
+# kill_guest NAME: SIGKILL the guest's qemu (a node that dies: no unmount, no flush).
+kill_guest() {
+  local pid q
+  eval "pid=\${_vm_pid_$1}"
+  q=$(ps -o pid= --ppid "$pid" | tr -d ' ')
+  [ -n "$q" ] && kill -KILL $q && echo "# host: killed $1 (qemu pid $q) while it has the filesystem mounted"
+}
 # marked MARK NODE...: wait until every NODE reached MARK.
 marked() {
   local mark=$1 n; shift
@@ -79,18 +86,23 @@ marked() {
 }
 # Node 0 mounts first (a failure is then clearly its own), then node 1, which joins node
 # 0's heartbeat and DLM domain; they unmount in the reverse order (o2dlm logs lock
-# migration errors when both leave the domain at the same instant).
+# migration errors when both leave the domain at the same instant). Then both mount
+# again and node 1 dies: killed after it synced more files; node 0 recovers it.
 marked ready node0 node1 && vm_send node0 mount &&
   marked mounted node0 && vm_send node1 mount &&
   marked mounted node1 && vm_send node0 write && vm_send node1 write &&
   marked written node0 node1 && vm_send node0 verify && vm_send node1 verify &&
   marked verified node0 node1 && vm_send node1 umount &&
   marked unmounted node1 && vm_send node0 umount &&
-  marked unmounted node0 && vm_send node0 fsck
+  marked unmounted node0 && vm_send node0 fsck &&
+  marked checked node0 && vm_send node0 remount &&
+  marked remounted node0 && vm_send node1 remount &&
+  marked remounted node1 && vm_send node1 late-write &&
+  marked synced node1 && kill_guest node1 && vm_send node0 killed
 vm_wait node0
 vm_wait node1
 vm_report node0
-vm_report node1
+VM_REPORT_KILLED=1 vm_report node1
 
 kill -TERM "$SERVER_PID" 2>/dev/null
 wait "$SERVER_PID" 2>/dev/null
@@ -105,6 +117,9 @@ for me in 0 1; do
   tap_check "host: node$me's $NFILES files have its checksums (debugfs.ocfs2 rdump)" sh -c \
     "test \$(wc -l <'$T/out$me/node$me/SUMS') = $NFILES && cd '$T/out$me/node$me' && md5sum -c --quiet SUMS"
 done
+/sbin/debugfs.ocfs2 -R "rdump /late1 $T/out1" "$T/disk.img" >"$T/rdump-late.log" 2>&1
+tap_check "host: the files node1 synced before it died have its checksums" sh -c \
+  "test \$(wc -l <'$T/out1/late1/SUMS') = 4 && cd '$T/out1/late1' && md5sum -c --quiet SUMS"
 /sbin/debugfs.ocfs2 -R "cat /both" "$T/disk.img" >"$T/both" 2>/dev/null
 tap_check "host: the file both nodes appended to holds both lines" sh -c \
   "sort '$T/both' | tr '\n' ' ' | grep -qx 'node0 was here node1 was here '"

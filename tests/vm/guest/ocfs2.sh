@@ -4,7 +4,8 @@
 # the o2cb tool from /etc/ocfs2/cluster.conf, and then follows the host step by step:
 # mount, write $NFILES files under /mnt/o2/node$ME, read the other node's files back by
 # their checksums (while both are mounted: through the DLM, nothing synced), unmount
-# (node 1 first), and (node 0) fsck.ocfs2 -fn of the device.
+# (node 1 first), and (node 0) fsck.ocfs2 -fn of the device; then node 1 dies while
+# mounted and node 0 recovers it (below).
 S=$SHUNT_BIN
 OTHER=$((1 - ME))
 MY_IP=10.77.0.$((ME + 1))
@@ -77,8 +78,38 @@ g_check "umount /mnt/o2" umount /mnt/o2
 g_check "no ERROR from ocfs2, o2dlm, o2net or o2hb in the kernel log" sh -c "! dmesg | grep -w ERROR"
 g_mark unmounted
 
+# Then a node dies while mounted: both mount again, node 1 writes and syncs more files,
+# the host kills node 1's qemu; node 0, the lower node number, survives (o2quo), sees
+# node 1 dead after the heartbeat's dead threshold, replays its journal and goes on.
 if [ "$ME" = 0 ]; then
   g_wait_host fsck 240 || exit 1
   g_check "fsck.ocfs2 -fn $DEV is clean (both nodes unmounted)" /sbin/fsck.ocfs2 -fn "$DEV"
+  g_mark checked
 fi
+g_wait_host remount 240 || exit 1
+g_must "mount.ocfs2 $DEV again" /sbin/mount.ocfs2 "$DEV" /mnt/o2
+g_mark remounted
+if [ "$ME" = 1 ]; then
+  g_wait_host late-write 240 || exit 1
+  mkdir -p /mnt/o2/late1
+  for i in 0 1 2 3; do
+    /usr/bin/dd if=/dev/urandom of=/mnt/o2/late1/f$i bs=64k count=$((i + 1)) status=none
+  done
+  (cd /mnt/o2/late1 && md5sum f*) >/tmp/LATE
+  cp /tmp/LATE /mnt/o2/late1/SUMS
+  g_check "4 more files written under /mnt/o2/late1 and synced" sync
+  g_mark synced
+  # The host kills this guest here.
+  g_wait_host never 300
+  exit 1
+fi
+g_wait_host killed 240 || exit 1
+g_check "a write after node1's death completes (its locks recovered; within 240 s)" \
+  timeout 240 sh -c "echo after >/mnt/o2/after-death && sync"
+g_check "node1's journal was replayed here (kernel log)" sh -c \
+  "dmesg | grep -q 'replay journal (node 1, slot 1)'"
+g_check "node1's synced files read back with its checksums" sh -c \
+  "test \$(wc -l </mnt/o2/late1/SUMS) = 4 && cd /mnt/o2/late1 && md5sum -c -s SUMS"
+g_check "umount /mnt/o2 (the survivor)" umount /mnt/o2
+g_check "fsck.ocfs2 -fn $DEV is clean after the recovery" /sbin/fsck.ocfs2 -fn "$DEV"
 g_check "detach $DEV" $S detach "$DEV"
