@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <sys/uio.h>
 
 #include "client/cover.h"
@@ -18,6 +19,35 @@
 #include "shunt/shunt.h"
 
 #define SH_IOV_INLINE 4
+#define SH_MAX_CONNECTIONS 64
+
+/* What the setters configure (shunt.h documents each). */
+struct sh_options {
+  unsigned connections;
+  bool no_structured, no_extended;
+  unsigned reconnect, reconnect_delay_ms, timeout_ms;
+  bool copy_reads;
+  char *export_name;         /* for socket/command connections */
+  char *tls_psk_file, *tls_certificates;
+  int tls_verify_peer;       /* -1: unset */
+};
+
+/* What negotiation produced (the getters read it). */
+struct sh_info {
+  uint64_t size;
+  uint16_t eflags;
+  bool read_only, can_flush, can_fua, can_trim, can_zero, can_fast_zero, can_df,
+       can_multi_conn, can_cache, rotational;
+  bool structured, extended, block_status, used_export_name;
+  uint32_t min_block, pref_block, max_block;
+  const char *export_name, *description, *server;
+};
+
+/* The counters, in enum shunt_stat's order. */
+struct sh_stats {
+  uint64_t requests, errors, bytes_read, bytes_written, payload_bytes_copied, hole_bytes,
+           chunks, reconnects, retried, receive_calls, failovers;
+};
 
 /* One request, from submit to completion. */
 struct sh_req {
@@ -81,7 +111,10 @@ struct sh_conn {
   unsigned char mbuf[PROTO_MAX_ERROR_CHUNK + 16];
   size_t mgot, mneed;
   bool bs_ext, bs_mine;
-  uint32_t meta_id;          /* base:allocation context id on this connection */
+  unsigned bs_ctx;           /* index in the handle's meta list of the current chunk */
+  /* Context ids the server gave on this connection, per requested name. */
+  uint32_t meta_ids[SH_MAX_META];
+  bool meta_ok[SH_MAX_META];
   /* Lost with opt.reconnect: its requests (and new ones if no connection is
    * up) wait, not on the send queue's wire, for the next attempt at due_ms. */
   bool reconnecting;
@@ -94,12 +127,17 @@ struct sh_conn {
 };
 
 struct shunt_handle {
-  struct nbd_uri uri;
-  char *uri_text;
-  struct shunt_options opt;
+  bool connected;
+  struct nbd_uri uri;        /* the URI connected to (zeroed for fd/command) */
+  char *uri_text;            /* the server named in messages */
+  int given_fd;              /* shunt_connect_socket/command: the socket until negotiated */
+  pid_t child;               /* shunt_connect_command: the server process (0: none) */
+  struct sh_options opt;
+  char *metas[SH_MAX_META];  /* meta contexts to request */
+  unsigned nmetas;
   struct sh_want want;
   struct sh_negotiated neg;
-  struct shunt_info info;
+  struct sh_info info;
   struct sh_conn *conns;
   unsigned nconns;
   int wakefd;                /* eventfd for shunt_wake */
@@ -110,7 +148,7 @@ struct shunt_handle {
   uint32_t gen;
   unsigned in_flight;
   int completed;             /* completions in the current poll */
-  struct shunt_stats stats;
+  struct sh_stats stats;
   char last_error[1024];
   char msg[1024];            /* message of the completion being reported */
   char lost[512];            /* why the last connection was lost, for later submits */
@@ -123,6 +161,17 @@ struct shunt_handle {
   pthread_t poller;
   uint64_t rounds;           /* poll rounds finished, for followers */
 };
+
+/* options.c: the defaults (0 or -ENOMEM), and freeing what the setters kept. */
+int sh_options_init(struct shunt_handle *h);
+void sh_options_free(struct shunt_handle *h);
+
+/* handle.c: negotiate on fd (taken over), a socket to the server `what`
+ * (named in messages); one connection, no reconnect.  0 or -errno. */
+int sh_connect_fd(struct shunt_handle *h, int fd, const char *what);
+
+/* command.c: wait for the server process of shunt_connect_command (if any). */
+void sh_wait_child(struct shunt_handle *h);
 
 void sh_lock(struct shunt_handle *h);
 void sh_unlock(struct shunt_handle *h);

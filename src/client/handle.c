@@ -1,6 +1,6 @@
-/* handle.c: a libshunt handle: connecting by URI, opening the multi-conn
- * connections, the poll loop that drives sends and receives, losing and
- * re-establishing connections, and the getters. */
+/* handle.c: a libshunt handle: creating and closing it, connecting (by URI or
+ * on a given socket), opening the multi-conn connections, the poll loop that
+ * drives sends and receives, losing and re-establishing connections. */
 #include <errno.h>
 #include <pthread.h>
 #include <fcntl.h>
@@ -15,8 +15,6 @@
 
 #include "client/client.h"
 #include "proto/nbd-protocol.h"
-
-#define MAX_CONNECTIONS 64
 
 void sh_lock(struct shunt_handle *h)
 {
@@ -50,11 +48,33 @@ static void init_locks(struct shunt_handle *h)
   pthread_cond_init(&h->progress, NULL);
 }
 
+struct shunt_handle *shunt_create(void)
+{
+  struct shunt_handle *h = calloc(1, sizeof *h);
+  if (!h)
+    return NULL;
+  h->wakefd = h->timerfd = h->given_fd = -1;
+  init_locks(h);
+  if (sh_options_init(h) < 0) {
+    shunt_close(h);
+    return NULL;
+  }
+  return h;
+}
+
+/* Dial (or take the socket given to shunt_connect_socket/command), then
+ * negotiate.  On failure err names the server and t is closed. */
 static int open_conn(struct shunt_handle *h, struct sh_transport *t, struct sh_negotiated *n,
                      char *err, size_t errlen)
 {
   char e[512];
-  int r = sh_transport_dial(&h->uri, h->opt.timeout_ms, t, e, sizeof e);
+  int r = 0;
+  if (h->given_fd >= 0) {
+    *t = (struct sh_transport){ .fd = h->given_fd };
+    h->given_fd = -1;
+  } else {
+    r = sh_transport_dial(&h->uri, h->opt.timeout_ms, t, e, sizeof e);
+  }
   if (r == 0)
     r = sh_transport_set_timeout(t, h->opt.timeout_ms);
   if (r == 0)
@@ -68,19 +88,29 @@ static int open_conn(struct shunt_handle *h, struct sh_transport *t, struct sh_n
   return r;
 }
 
-static void init_conn(struct sh_conn *c, struct sh_transport *t, bool extended, uint32_t meta_id)
+static void init_conn(struct sh_conn *c, struct sh_transport *t, bool extended,
+                      const struct sh_negotiated *n)
 {
   memset(c, 0, sizeof *c);
   c->t = *t;
   c->live = true;
   c->rs = RS_HDR;
   c->hneed = proto_reply_min_header(extended);
-  c->meta_id = meta_id;
+  memcpy(c->meta_ids, n->meta_ids, sizeof c->meta_ids);
+  memcpy(c->meta_ok, n->meta_ok, sizeof c->meta_ok);
+}
+
+/* A later connection (multi-conn, or a reconnect) must see the export the
+ * first one negotiated, with the same contexts. */
+static bool same_export(const struct sh_negotiated *a, const struct sh_negotiated *b)
+{
+  return a->size == b->size && a->extended == b->extended && a->structured == b->structured &&
+         a->have_meta == b->have_meta && !memcmp(a->meta_ok, b->meta_ok, sizeof a->meta_ok);
 }
 
 static void fill_info(struct shunt_handle *h)
 {
-  struct shunt_info *i = &h->info;
+  struct sh_info *i = &h->info;
   const struct sh_negotiated *n = &h->neg;
   uint16_t f = n->eflags;
   i->size = n->size;
@@ -102,107 +132,155 @@ static void fill_info(struct shunt_handle *h)
   i->min_block = n->min_block;
   i->pref_block = n->pref_block;
   i->max_block = n->max_block;
-  i->export_name = n->name ? n->name : h->uri.export_name;
+  i->export_name = n->name ? n->name : h->want.export_name;
   i->description = n->description;
   i->server = h->uri_text;
-  i->connections = h->nconns;
 }
 
-static int parse_uri(struct shunt_handle *h, const char *uri, const struct shunt_options *opt,
-                     char *err, size_t errlen)
+/* Apply the options to what the handshake asks for. */
+static void fill_want(struct shunt_handle *h, const char *export_name)
 {
-  char e[256];
-  int r = nbd_uri_parse(uri, &h->uri, e, sizeof e);
-  if (r < 0) {
-    snprintf(err, errlen, "%s", r == -EINVAL ? e : strerror(-r));
-    return r;
-  }
-  if (!(h->uri_text = strdup(uri)))
-    return -ENOMEM;
-  if (opt)
-    h->opt = *opt;
-  if (!h->opt.timeout_ms)
-    h->opt.timeout_ms = 30000;
-  if (!h->opt.reconnect_delay_ms)
-    h->opt.reconnect_delay_ms = 100;
-  if (h->opt.connections == 0)
-    h->opt.connections = 1;
-  if (h->opt.connections > MAX_CONNECTIONS)
-    h->opt.connections = MAX_CONNECTIONS;
-  h->want.export_name = h->uri.export_name;
+  h->want.export_name = export_name;
   h->want.structured = !h->opt.no_structured;
   h->want.extended = !h->opt.no_structured && !h->opt.no_extended;
-  h->want.block_status = !h->opt.no_structured && !h->opt.no_block_status;
-  return 0;
+  h->want.metas = h->metas;
+  h->want.nmetas = h->opt.no_structured ? 0 : h->nmetas;
 }
 
-int shunt_connect(struct shunt_handle **hp, const char *uri, const struct shunt_options *opt,
-                  char *err, size_t errlen)
+/* Undo a connect: back to a configured, unconnected handle.  Requests still
+ * in flight fail with -ECANCELED. */
+static void disconnect(struct shunt_handle *h);
+
+/* Open the first connection, then the multi-conn ones; h->uri (or given_fd)
+ * and uri_text are set.  On failure the handle is left unconnected. */
+static int connect_all(struct shunt_handle *h, unsigned want_conns)
 {
-  char dummy[1];
-  if (!err || !errlen) {
-    err = dummy;
-    errlen = sizeof dummy;
-  }
-  err[0] = '\0';
-  *hp = NULL;
-  struct shunt_handle *h = calloc(1, sizeof *h);
-  if (!h)
-    return -ENOMEM;
-  h->wakefd = -1;
-  h->timerfd = -1;
-  init_locks(h);
-  int r = parse_uri(h, uri, opt, err, errlen);
-  if (r < 0)
-    goto fail;
+  char err[1024];
+  int r;
   if ((h->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
     r = -errno;
+    snprintf(err, sizeof err, "%s: eventfd: %s", h->uri_text, strerror(-r));
     goto fail;
   }
   if (h->opt.reconnect &&
       (h->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK)) < 0) {
     r = -errno;
+    snprintf(err, sizeof err, "%s: timerfd: %s", h->uri_text, strerror(-r));
     goto fail;
   }
-  if (!(h->conns = calloc(h->opt.connections, sizeof *h->conns))) {
+  if (!(h->conns = calloc(want_conns, sizeof *h->conns))) {
     r = -ENOMEM;
+    snprintf(err, sizeof err, "%s: out of memory", h->uri_text);
     goto fail;
   }
   struct sh_transport t;
-  if ((r = open_conn(h, &t, &h->neg, err, errlen)) < 0)
+  if ((r = open_conn(h, &t, &h->neg, err, sizeof err)) < 0)
     goto fail;
-  init_conn(&h->conns[0], &t, h->neg.extended, h->neg.meta_id);
+  init_conn(&h->conns[0], &t, h->neg.extended, &h->neg);
   h->nconns = 1;
   /* Spec (NBD_FLAG_CAN_MULTI_CONN): only then may several connections share
    * the export with consistent flush semantics. */
-  unsigned want = (h->neg.eflags & NBD_FLAG_CAN_MULTI_CONN) ? h->opt.connections : 1;
+  unsigned want = (h->neg.eflags & NBD_FLAG_CAN_MULTI_CONN) ? want_conns : 1;
   while (h->nconns < want) {
     struct sh_negotiated n;
-    if ((r = open_conn(h, &t, &n, err, errlen)) < 0)
+    if ((r = open_conn(h, &t, &n, err, sizeof err)) < 0)
       goto fail;
-    bool same = n.size == h->neg.size && n.eflags == h->neg.eflags &&
-                n.extended == h->neg.extended && n.structured == h->neg.structured &&
-                n.have_meta == h->neg.have_meta && n.meta_id == h->neg.meta_id;
+    bool same = same_export(&n, &h->neg) && n.eflags == h->neg.eflags;
+    for (unsigned i = 0; same && i < SH_MAX_META; i++)
+      same = !n.meta_ok[i] || n.meta_ids[i] == h->neg.meta_ids[i];
     sh_negotiated_free(&n);
     if (!same) {
       sh_transport_close(&t);
-      snprintf(err, errlen, "%s: connection %u negotiated different parameters", uri, h->nconns);
+      snprintf(err, sizeof err, "%s: connection %u negotiated different parameters",
+               h->uri_text, h->nconns);
       r = -EPROTO;
       goto fail;
     }
-    init_conn(&h->conns[h->nconns++], &t, h->neg.extended, h->neg.meta_id);
+    init_conn(&h->conns[h->nconns++], &t, h->neg.extended, &h->neg);
   }
   fill_info(h);
-  *hp = h;
+  h->connected = true;
   return 0;
 fail:
-  shunt_close(h);
+  sh_set_error(h, err);
+  disconnect(h);
   return r;
 }
 
-const struct shunt_info *shunt_get_info(const struct shunt_handle *h)
+/* Fill in the TLS credentials the setters gave where the URI has none. */
+static int apply_tls_settings(struct shunt_handle *h)
 {
-  return &h->info;
+  struct nbd_uri *u = &h->uri;
+  if (!u->tls_psk_file && h->opt.tls_psk_file &&
+      !(u->tls_psk_file = strdup(h->opt.tls_psk_file)))
+    return -ENOMEM;
+  if (!u->tls_certificates && h->opt.tls_certificates &&
+      !(u->tls_certificates = strdup(h->opt.tls_certificates)))
+    return -ENOMEM;
+  if (u->tls_verify_peer < 0)
+    u->tls_verify_peer = h->opt.tls_verify_peer;
+  return 0;
+}
+
+static int check_connectable(struct shunt_handle *h)
+{
+  if (h->connected) {
+    sh_set_error(h, "the handle is already connected");
+    return -EISCONN;
+  }
+  return 0;
+}
+
+int shunt_connect_uri(struct shunt_handle *h, const char *uri)
+{
+  char e[256], msg[512];
+  int r = check_connectable(h);
+  if (r < 0)
+    return r;
+  if ((r = nbd_uri_parse(uri, &h->uri, e, sizeof e)) < 0) {
+    snprintf(msg, sizeof msg, "%s: %s", uri, r == -EINVAL ? e : strerror(-r));
+    sh_set_error(h, msg);
+    return r;
+  }
+  if (!(h->uri_text = strdup(uri)) || apply_tls_settings(h) < 0) {
+    sh_set_error(h, "out of memory");
+    disconnect(h);
+    return -ENOMEM;
+  }
+  fill_want(h, h->uri.export_name);
+  return connect_all(h, h->opt.connections);
+}
+
+int sh_connect_fd(struct shunt_handle *h, int fd, const char *what)
+{
+  int r = check_connectable(h);
+  if (r < 0) {
+    close(fd);
+    return r;
+  }
+  if (!(h->uri_text = strdup(what))) {
+    close(fd);
+    sh_set_error(h, "out of memory");
+    return -ENOMEM;
+  }
+  h->given_fd = fd;
+  unsigned reconnect = h->opt.reconnect;
+  h->opt.reconnect = 0; /* nothing to dial again */
+  fill_want(h, h->opt.export_name ? h->opt.export_name : "");
+  r = connect_all(h, 1);
+  h->opt.reconnect = reconnect;
+  return r;
+}
+
+int shunt_connect_socket(struct shunt_handle *h, int fd)
+{
+  char what[64];
+  if (fd < 0) {
+    sh_set_error(h, "shunt_connect_socket: a negative fd");
+    return -EINVAL;
+  }
+  snprintf(what, sizeof what, "fd %d", fd);
+  return sh_connect_fd(h, fd, what);
 }
 
 int shunt_connection_fd(const struct shunt_handle *h, unsigned i)
@@ -259,10 +337,8 @@ static void fail_all(struct shunt_handle *h, int ci, int err, const char *msg)
   }
 }
 
-void shunt_close(struct shunt_handle *h)
+static void disconnect(struct shunt_handle *h)
 {
-  if (!h)
-    return;
   for (unsigned i = 0; i < h->nconns; i++) {
     struct sh_conn *c = &h->conns[i];
     if (c->live && !c->sq_head && c->rs == RS_HDR && c->hgot == 0) {
@@ -277,16 +353,36 @@ void shunt_close(struct shunt_handle *h)
   fail_all(h, -1, -ECANCELED, "handle closed");
   for (unsigned i = 0; i < h->nconns; i++)
     sh_transport_close(&h->conns[i].t);
+  if (h->given_fd >= 0)
+    close(h->given_fd);
+  h->given_fd = -1;
   if (h->wakefd >= 0)
     close(h->wakefd);
   if (h->timerfd >= 0)
     close(h->timerfd);
+  h->wakefd = h->timerfd = -1;
+  sh_wait_child(h);
   sh_negotiated_free(&h->neg);
+  memset(&h->neg, 0, sizeof h->neg);
+  memset(&h->info, 0, sizeof h->info);
   nbd_uri_free(&h->uri);
+  memset(&h->uri, 0, sizeof h->uri);
   free(h->uri_text);
+  h->uri_text = NULL;
   free(h->conns);
+  h->conns = NULL;
+  h->nconns = 0;
+  h->connected = false;
+}
+
+void shunt_close(struct shunt_handle *h)
+{
+  if (!h)
+    return;
+  disconnect(h);
   free(h->slots);
   free(h->free_slots);
+  sh_options_free(h);
   if (tls_err_handle == h)
     tls_err_handle = NULL;
   pthread_cond_destroy(&h->progress);
@@ -353,7 +449,8 @@ static void lead_end(struct shunt_handle *h)
  * been sent on the lost one are retried (every NBD command is idempotent: a
  * retried write writes the same bytes again); ones submitted meanwhile were
  * only queued. */
-static int reconnected(struct shunt_handle *h, unsigned ci, struct sh_transport *t, uint32_t meta)
+static int reconnected(struct shunt_handle *h, unsigned ci, struct sh_transport *t,
+                       const struct sh_negotiated *n)
 {
   int before;
   bool lead = false;
@@ -366,7 +463,7 @@ static int reconnected(struct shunt_handle *h, unsigned ci, struct sh_transport 
     lead_begin(h);
   }
   before = h->completed;
-  init_conn(&h->conns[ci], t, h->neg.extended, meta);
+  init_conn(&h->conns[ci], t, h->neg.extended, n);
   h->stats.reconnects++;
   for (uint32_t s = 0; s < h->nslots; s++) {
     struct sh_req *r = h->slots[s];
@@ -441,12 +538,13 @@ static int reconnect_attempt(struct shunt_handle *h, unsigned ci)
   sh_lock(h);
   c->dialing = false;
   if (r == 0) {
-    bool same = n.size == h->neg.size && n.extended == h->neg.extended &&
-                n.structured == h->neg.structured && n.have_meta == h->neg.have_meta;
-    uint32_t meta = n.meta_id;
+    bool same = same_export(&n, &h->neg);
+    if (same) {
+      int done = reconnected(h, ci, &t, &n);
+      sh_negotiated_free(&n);
+      return done;
+    }
     sh_negotiated_free(&n);
-    if (same)
-      return reconnected(h, ci, &t, meta);
     sh_transport_close(&t);
     snprintf(err, sizeof err, "%s: reconnected, but the export changed", h->uri_text);
     return give_up(h, ci, err);
@@ -643,10 +741,10 @@ int sh_poll_round(struct shunt_handle *h, int timeout_ms)
     }
     return 0;
   }
-  struct pollfd pfd[MAX_CONNECTIONS + 1];
+  struct pollfd pfd[SH_MAX_CONNECTIONS + 1];
   h->polling = true;
   h->poller = pthread_self();
-  unsigned n = pollfds_locked(h, pfd, MAX_CONNECTIONS + 1);
+  unsigned n = pollfds_locked(h, pfd, SH_MAX_CONNECTIONS + 1);
   sh_unlock(h);
   int r;
   do
@@ -675,71 +773,3 @@ const char *shunt_last_error(const struct shunt_handle *h)
   return tls_err_handle == h ? tls_err : h->last_error;
 }
 
-void shunt_get_stats(const struct shunt_handle *h, struct shunt_stats *out)
-{
-  struct shunt_handle *m = (struct shunt_handle *)h;
-  sh_lock(m);
-  *out = h->stats;
-  sh_unlock(m);
-}
-
-uint64_t shunt_payload_bytes_copied(const struct shunt_handle *h)
-{
-  struct shunt_stats st;
-  shunt_get_stats(h, &st);
-  return st.payload_bytes_copied;
-}
-
-int shunt_list_exports(const char *uri, const struct shunt_options *opt,
-                       struct shunt_export **list, size_t *count, char *err, size_t errlen)
-{
-  struct shunt_handle h = { .wakefd = -1 };
-  char dummy[1];
-  if (!err || !errlen) {
-    err = dummy;
-    errlen = sizeof dummy;
-  }
-  *list = NULL;
-  *count = 0;
-  int r = parse_uri(&h, uri, opt, err, errlen);
-  struct sh_transport t = { .fd = -1 };
-  char **names = NULL, **descs = NULL;
-  size_t n = 0;
-  char e[512];
-  if (r == 0 && (r = sh_transport_dial(&h.uri, h.opt.timeout_ms, &t, e, sizeof e)) < 0)
-    snprintf(err, errlen, "%s: %s", uri, e);
-  if (r == 0 && (r = sh_transport_set_timeout(&t, h.opt.timeout_ms)) < 0)
-    snprintf(err, errlen, "%s: %s", uri, strerror(-r));
-  if (r == 0 && (r = sh_list(&t, &names, &descs, &n, e, sizeof e)) < 0)
-    snprintf(err, errlen, "%s: %s", uri, e);
-  sh_transport_close(&t);
-  nbd_uri_free(&h.uri);
-  free(h.uri_text);
-  if (r < 0)
-    return r;
-  *list = calloc(n ? n : 1, sizeof **list);
-  if (!*list) {
-    for (size_t i = 0; i < n; i++) {
-      free(names[i]);
-      free(descs[i]);
-    }
-    free(names);
-    free(descs);
-    return -ENOMEM;
-  }
-  for (size_t i = 0; i < n; i++)
-    (*list)[i] = (struct shunt_export){ .name = names[i], .description = descs[i] };
-  free(names);
-  free(descs);
-  *count = n;
-  return 0;
-}
-
-void shunt_free_exports(struct shunt_export *list, size_t count)
-{
-  for (size_t i = 0; list && i < count; i++) {
-    free(list[i].name);
-    free(list[i].description);
-  }
-  free(list);
-}

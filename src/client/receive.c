@@ -190,7 +190,15 @@ static int meta_done(struct shunt_handle *h, struct sh_conn *c, const char **why
       *why = "malformed block status chunk";
       return -EPROTO;
     }
-    c->bs_mine = ctx == c->meta_id; /* context ids are per connection */
+    /* Context ids are per connection.  Spec: one chunk per context, each
+     * starting at the request's offset. */
+    c->bs_mine = false;
+    for (unsigned i = 0; i < h->nmetas && !c->bs_mine; i++)
+      if (c->meta_ok[i] && c->meta_ids[i] == ctx) {
+        c->bs_mine = true;
+        c->bs_ctx = i;
+      }
+    r->bs_pos = r->offset;
     c->rs = RS_BS_DESC;
     c->left = ndesc * proto_bs_desc_size(c->bs_ext);
     c->mgot = 0;
@@ -225,7 +233,6 @@ static int bs_batch(struct shunt_handle *h, struct sh_conn *c, size_t bytes, con
 {
   struct sh_req *r = c->cur;
   size_t ds = proto_bs_desc_size(c->bs_ext);
-  (void)h;
   for (size_t i = 0; i + ds <= bytes; i += ds) {
     uint64_t len;
     uint32_t flags;
@@ -241,7 +248,7 @@ static int bs_batch(struct shunt_handle *h, struct sh_conn *c, size_t bytes, con
       return -EPROTO;
     }
     if (r->extent)
-      r->extent(r->user, r->bs_pos, len, flags);
+      r->extent(r->user, h->metas[c->bs_ctx], r->bs_pos, len, flags);
     r->bs_pos = len > UINT64_MAX - r->bs_pos ? UINT64_MAX : r->bs_pos + len;
   }
   return 0;

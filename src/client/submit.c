@@ -17,7 +17,7 @@
 static const uint16_t cmd_of[] = {
   [SHUNT_READ] = NBD_CMD_READ, [SHUNT_WRITE] = NBD_CMD_WRITE, [SHUNT_FLUSH] = NBD_CMD_FLUSH,
   [SHUNT_TRIM] = NBD_CMD_TRIM, [SHUNT_ZERO] = NBD_CMD_WRITE_ZEROES,
-  [SHUNT_BLOCK_STATUS] = NBD_CMD_BLOCK_STATUS,
+  [SHUNT_BLOCK_STATUS] = NBD_CMD_BLOCK_STATUS, [SHUNT_CACHE] = NBD_CMD_CACHE,
 };
 
 static enum shunt_cmd shunt_cmd_of(uint16_t cmd)
@@ -314,9 +314,11 @@ static int64_t submit_locked(struct shunt_handle *h, uint16_t cmd, const struct 
                       uint64_t offset, uint64_t length, unsigned flags, shunt_extent_fn extent,
                       shunt_done_fn done, void *user, const struct kpay *kp)
 {
-  const struct shunt_info *in = &h->info;
+  const struct sh_info *in = &h->info;
   const char *name = proto_command_spec_name(cmd);
   uint16_t wf = 0;
+  if (!h->connected)
+    return fail(h, -ENOTCONN, name, offset, length, "the handle is not connected");
   if (flags & ~(SHUNT_CMD_FUA | SHUNT_CMD_NO_HOLE | SHUNT_CMD_DF | SHUNT_CMD_REQ_ONE |
                 SHUNT_CMD_FAST_ZERO))
     return fail(h, -EINVAL, name, offset, length, "unknown flags");
@@ -352,7 +354,8 @@ static int64_t submit_locked(struct shunt_handle *h, uint16_t cmd, const struct 
     return fail(h, -EROFS, name, offset, length, "export is read-only");
   if ((cmd == NBD_CMD_FLUSH && !in->can_flush) || (cmd == NBD_CMD_TRIM && !in->can_trim) ||
       (cmd == NBD_CMD_WRITE_ZEROES && !in->can_zero) ||
-      (cmd == NBD_CMD_BLOCK_STATUS && !in->block_status))
+      (cmd == NBD_CMD_BLOCK_STATUS && !in->block_status) ||
+      (cmd == NBD_CMD_CACHE && !in->can_cache))
     return fail(h, -ENOTSUP, name, offset, length, "server does not support this command");
   int ci = pick_conn(h);
   if (ci < 0) {
@@ -496,6 +499,12 @@ int64_t shunt_aio_zero(struct shunt_handle *h, uint64_t offset, uint64_t length,
   if (flags & ~(SHUNT_CMD_FUA | SHUNT_CMD_NO_HOLE | SHUNT_CMD_FAST_ZERO))
     return fail(h, -EINVAL, "WRITE_ZEROES", offset, length, "flag not valid for a zero");
   return submit(h, NBD_CMD_WRITE_ZEROES, NULL, 0, offset, length, flags, NULL, done, user);
+}
+
+int64_t shunt_aio_cache(struct shunt_handle *h, uint64_t offset, uint64_t length,
+                        shunt_done_fn done, void *user)
+{
+  return submit(h, NBD_CMD_CACHE, NULL, 0, offset, length, 0, NULL, done, user);
 }
 
 int64_t shunt_aio_block_status(struct shunt_handle *h, uint64_t offset, uint64_t length,

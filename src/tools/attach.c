@@ -39,22 +39,22 @@ struct attach_session {
 static int attach_negotiate(const char *uri, unsigned conns, struct attach_session *s,
                             char *err, size_t errlen)
 {
-  struct shunt_options o = { .connections = conns, .no_structured = true,
-                             .no_extended = true, .no_block_status = true };
+  struct tools_conn_opts o = { .connections = conns, .no_structured = true,
+                               .no_extended = true, .no_block_status = true };
   struct shunt_handle *h;
   int e = tools_connect(&h, uri, &o, err, errlen);
   if (e)
     return e;
-  const struct shunt_info *i = shunt_get_info(h);
-  if (i->structured || i->extended) {
+  if (shunt_get_flag(h, SHUNT_HAS_STRUCTURED_REPLIES) == 1 ||
+      shunt_get_flag(h, SHUNT_HAS_EXTENDED_HEADERS) == 1) {
     snprintf(err, errlen, "%s: negotiated structured replies, which the kernel cannot parse", uri);
     shunt_close(h);
     return -EPROTO;
   }
-  s->size = i->size;
-  s->eflags = i->eflags;
-  s->min_block = i->min_block;
-  s->pref_block = i->pref_block;
+  s->size = (uint64_t)shunt_get_size(h);
+  s->eflags = (uint16_t)shunt_get_transmission_flags(h);
+  s->min_block = (uint32_t)shunt_get_block_size(h, SHUNT_BLOCK_MIN);
+  s->pref_block = (uint32_t)shunt_get_block_size(h, SHUNT_BLOCK_PREFERRED);
   e = shunt_release_fds(h, s->fds, NBD_NL_MAX_SOCKETS);
   shunt_close(h);
   if (e < 0) {
