@@ -9,6 +9,12 @@ tap_check "a malformed URI is refused naming the problem" \
   bash -c "! '$SHUNT' info 'nbd+unix:///x' 2>'$T/uri.err' && grep -q 'socket=' '$T/uri.err'"
 tap_check "a refused connection names host and port" \
   bash -c "! '$SHUNT' info 'nbd://127.0.0.1:$(free_port)/' 2>'$T/c.err' && grep -q 'connect to 127.0.0.1:.*refused' '$T/c.err'"
+
+# A server started as a command speaking NBD on stdin/stdout
+# (shunt_connect_command): nbdkit -s, its cache filter offering CACHE.
+run_check "nbdkit -s command" --expect-cache --command nbdkit -s --filter=cache memory 16M
+tap_check "a command that cannot run fails naming it" \
+  bash -c "! '$CLIENT_CHECK' --command '$T/no-such-server' >'$T/cmd.out' 2>&1 && grep -q 'no-such-server: cannot run it' '$T/cmd.out'"
 tap_done; exit; }
 
 start_nbdkit memory 64M
@@ -47,6 +53,8 @@ nbdkit -f -U "$SOCK" memory 16M >>"$T/nbdkit.log" 2>&1 &
 _cleanup_pids+=($!)
 wait_unix "$SOCK" 10
 run_check "nbdkit unix" "nbd+unix:///?socket=$SOCK"
+# The same server through a socket the caller connected (shunt_connect_socket).
+run_check "nbdkit socket fd" --socket "$SOCK"
 tap_check "shunt info over a unix socket" \
   bash -c "'$SHUNT' info 'nbd+unix:///?socket=$SOCK' | grep -q 'size: *16777216'"
 tap_check "nbds:// to a server without TLS fails: STARTTLS refused" \
@@ -55,4 +63,10 @@ tap_check "a malformed URI is refused naming the problem" \
   bash -c "! '$SHUNT' info 'nbd+unix:///x' 2>'$T/uri.err' && grep -q 'socket=' '$T/uri.err'"
 tap_check "a refused connection names host and port" \
   bash -c "! '$SHUNT' info 'nbd://127.0.0.1:$(free_port)/' 2>'$T/c.err' && grep -q 'connect to 127.0.0.1:.*refused' '$T/c.err'"
+
+# A server started as a command speaking NBD on stdin/stdout
+# (shunt_connect_command): nbdkit -s, its cache filter offering CACHE.
+run_check "nbdkit -s command" --expect-cache --command nbdkit -s --filter=cache memory 16M
+tap_check "a command that cannot run fails naming it" \
+  bash -c "! '$CLIENT_CHECK' --command '$T/no-such-server' >'$T/cmd.out' 2>&1 && grep -q 'no-such-server: cannot run it' '$T/cmd.out'"
 tap_done
