@@ -128,8 +128,28 @@ int shunt_clear_meta_contexts(struct shunt_handle *h);
  * attempt they fail with the error the connection was lost with ("... gave up
  * after N reconnect attempts"); later submits fail with -ENOTCONN once no
  * connection is left.  A protocol violation (-EPROTO) is never reconnected.
- * URI connections only. */
+ * URI connections only; with failover URIs (shunt_add_uri) each attempt goes
+ * to the next URI, and the delay applies after each full round of the list. */
 int shunt_set_reconnect(struct shunt_handle *h, unsigned attempts, unsigned delay_ms);
+
+/* Give up reconnecting a lost connection once it has been down deadline_ms
+ * (0, the default: no deadline; the attempts of shunt_set_reconnect() still
+ * bound it).  The last attempt is made at the deadline at the latest. */
+int shunt_set_reconnect_deadline(struct shunt_handle *h, unsigned deadline_ms);
+
+/* Failover: another URI of the same export (another gateway of a shared
+ * disk), tried after the URI given to shunt_connect_uri() and those added
+ * before it, in order (at most 15).  Connecting tries them in that order
+ * until one answers.  With shunt_set_reconnect(), a lost connection is
+ * re-established on the next URI of the list, round robin; it must show the
+ * same export (the same size, read-only status, at least the write commands
+ * the first server offered, compatible block sizes; extended headers may
+ * differ): a server that does not is refused, its reason kept for the
+ * message if the handle gives up.  The requests in flight are then resent
+ * (reads, writes, flushes: a write acknowledged by the lost server is on the
+ * shared storage; one it had not acknowledged is written again with the same
+ * bytes).  All URIs use TLS or none does.  URI connections only. */
+int shunt_add_uri(struct shunt_handle *h, const char *uri);
 
 /* Connect + handshake timeout in ms (default 30000); the server's greeting
  * must arrive within 10 s, or within this when shorter. */

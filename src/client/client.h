@@ -20,12 +20,22 @@
 
 #define SH_IOV_INLINE 4
 #define SH_MAX_CONNECTIONS 64
+#define SH_MAX_URIS 16       /* the URI connected to plus its failover URIs */
+
+/* A server the handle may connect to: shunt_connect_uri's, then shunt_add_uri's. */
+struct sh_target {
+  char *text;
+  struct nbd_uri uri;
+};
 
 /* What the setters configure (shunt.h documents each). */
 struct sh_options {
   unsigned connections;
   bool no_structured, no_extended;
   unsigned reconnect, reconnect_delay_ms, timeout_ms;
+  unsigned reconnect_deadline_ms; /* 0: none */
+  char *alt_uris[SH_MAX_URIS - 1]; /* shunt_add_uri: failover URIs, in order */
+  unsigned nalt;
   bool copy_reads;
   char *export_name;         /* for socket/command connections */
   char *tls_psk_file, *tls_certificates;
@@ -98,6 +108,9 @@ enum sh_rstate {
 struct sh_conn {
   struct sh_transport t;
   bool live;
+  bool extended;             /* extended headers on this connection (may differ
+                                between failover servers) */
+  unsigned target;           /* index in the handle's targets it is connected to */
   struct sh_req *sq_head, *sq_tail;
   unsigned inflight;         /* requests assigned to this connection */
   enum sh_rstate rs;
@@ -122,14 +135,21 @@ struct sh_conn {
   unsigned attempts;         /* attempts made since it was lost */
   unsigned delay_ms;         /* backoff after the next failed attempt */
   uint64_t due_ms;           /* CLOCK_MONOTONIC milliseconds of the next attempt */
+  uint64_t lost_ms;          /* when it was lost (the reconnect deadline counts from it) */
+  unsigned next_target;      /* the target of the next attempt (round robin) */
+  unsigned first_target;     /* the first target tried since it was lost */
   int lost_err;              /* why it was lost: its requests' error if it gives up */
   char lost_msg[512];
 };
 
 struct shunt_handle {
   bool connected;
-  struct nbd_uri uri;        /* the URI connected to (zeroed for fd/command) */
-  char *uri_text;            /* the server named in messages */
+  struct sh_target targets[SH_MAX_URIS]; /* URI connections: what it may dial */
+  unsigned ntargets;
+  bool tls;                  /* the targets use TLS */
+  char *fd_what;             /* socket/command connections: the server's name */
+  const char *uri_text;      /* the server named in messages: the target the
+                                latest connection was made to, or fd_what */
   int given_fd;              /* shunt_connect_socket/command: the socket until negotiated */
   pid_t child;               /* shunt_connect_command: the server process (0: none) */
   struct sh_options opt;
@@ -185,7 +205,8 @@ int sh_poll_round(struct shunt_handle *h, int timeout_ms);
 int sh_conn_flush_sends(struct shunt_handle *h, struct sh_conn *c);
 /* False for a write whose pipe bytes were partly sent: it cannot be resent. */
 bool sh_req_replayable(const struct sh_req *r);
-void sh_req_encode(struct shunt_handle *h, struct sh_req *r);
+/* Encode r's header for a connection with (or without) extended headers. */
+void sh_req_encode(struct sh_req *r, bool extended);
 void sh_queue_req(struct shunt_handle *h, unsigned ci, struct sh_req *r);
 struct sh_req *sh_lookup(struct shunt_handle *h, uint64_t cookie);
 /* Complete r: run its callback and free it. */

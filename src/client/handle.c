@@ -62,50 +62,80 @@ struct shunt_handle *shunt_create(void)
   return h;
 }
 
-/* Dial (or take the socket given to shunt_connect_socket/command), then
- * negotiate.  On failure err names the server and t is closed. */
-static int open_conn(struct shunt_handle *h, struct sh_transport *t, struct sh_negotiated *n,
-                     char *err, size_t errlen)
+/* Dial target k (or take the socket given to shunt_connect_socket/command),
+ * then negotiate.  On failure err names the server and t is closed.  Reads
+ * only what connecting fixed: called without the lock when reconnecting. */
+static int open_conn(struct shunt_handle *h, unsigned k, struct sh_transport *t,
+                     struct sh_negotiated *n, char *err, size_t errlen)
 {
   char e[512];
   int r = 0;
+  struct sh_want w = h->want;
+  const char *name = h->uri_text;
   if (h->given_fd >= 0) {
     *t = (struct sh_transport){ .fd = h->given_fd };
     h->given_fd = -1;
   } else {
-    r = sh_transport_dial(&h->uri, h->opt.timeout_ms, t, e, sizeof e);
+    name = h->targets[k].text;
+    w.export_name = h->targets[k].uri.export_name;
+    r = sh_transport_dial(&h->targets[k].uri, h->opt.timeout_ms, t, e, sizeof e);
   }
   if (r == 0)
     r = sh_transport_set_timeout(t, h->opt.timeout_ms);
   if (r == 0)
-    r = sh_handshake(t, &h->want, n, e, sizeof e);
+    r = sh_handshake(t, &w, n, e, sizeof e);
   if (r == 0)
     r = sh_transport_set_nonblock(t);
   if (r < 0) {
-    snprintf(err, errlen, "%s: %s", h->uri_text, e);
+    snprintf(err, errlen, "%s: %s", name, e);
     sh_transport_close(t);
   }
   return r;
 }
 
-static void init_conn(struct sh_conn *c, struct sh_transport *t, bool extended,
+static void init_conn(struct sh_conn *c, struct sh_transport *t, unsigned target,
                       const struct sh_negotiated *n)
 {
   memset(c, 0, sizeof *c);
   c->t = *t;
   c->live = true;
+  c->extended = n->extended;
+  c->target = target;
   c->rs = RS_HDR;
-  c->hneed = proto_reply_min_header(extended);
+  c->hneed = proto_reply_min_header(n->extended);
   memcpy(c->meta_ids, n->meta_ids, sizeof c->meta_ids);
   memcpy(c->meta_ok, n->meta_ok, sizeof c->meta_ok);
 }
 
-/* A later connection (multi-conn, or a reconnect) must see the export the
- * first one negotiated, with the same contexts. */
-static bool same_export(const struct sh_negotiated *a, const struct sh_negotiated *b)
+/* A later connection (multi-conn, or a reconnect, maybe to another server of
+ * a failover list) must see the export the first one negotiated: the same
+ * size, reply format and contexts, the same read-only status, at least the
+ * write commands and flags that were advertised, and block sizes that the
+ * requests already sized for the first one fit.  Extended headers may differ
+ * between servers (each connection encodes and parses its own).  False with
+ * a message in why when not. */
+static bool same_export(const struct sh_negotiated *a, const struct sh_negotiated *n,
+                        char *why, size_t len)
 {
-  return a->size == b->size && a->extended == b->extended && a->structured == b->structured &&
-         a->have_meta == b->have_meta && !memcmp(a->meta_ok, b->meta_ok, sizeof a->meta_ok);
+  const uint16_t need = NBD_FLAG_SEND_FLUSH | NBD_FLAG_SEND_FUA | NBD_FLAG_SEND_TRIM |
+                        NBD_FLAG_SEND_WRITE_ZEROES;
+  if (n->size != a->size)
+    snprintf(why, len, "export size %llu differs from %llu: not the same export",
+             (unsigned long long)n->size, (unsigned long long)a->size);
+  else if ((n->eflags & NBD_FLAG_READ_ONLY) != (a->eflags & NBD_FLAG_READ_ONLY))
+    snprintf(why, len, "the export is %s now", n->eflags & NBD_FLAG_READ_ONLY ? "read-only" : "writable");
+  else if ((a->eflags & need) & ~n->eflags)
+    snprintf(why, len, "the server lacks commands the first one offered (flags 0x%04x, were 0x%04x)",
+             n->eflags, a->eflags);
+  else if (n->structured != a->structured || n->have_meta != a->have_meta ||
+           memcmp(n->meta_ok, a->meta_ok, sizeof a->meta_ok))
+    snprintf(why, len, "structured replies or meta contexts differ from the first connection's");
+  else if (n->min_block > a->min_block || a->min_block % n->min_block || n->max_block < a->max_block)
+    snprintf(why, len, "block sizes %u..%u do not fit %u..%u", n->min_block, n->max_block,
+             a->min_block, a->max_block);
+  else
+    return true;
+  return false;
 }
 
 static void fill_info(struct shunt_handle *h)
@@ -151,11 +181,29 @@ static void fill_want(struct shunt_handle *h, const char *export_name)
  * in flight fail with -ECANCELED. */
 static void disconnect(struct shunt_handle *h);
 
-/* Open the first connection, then the multi-conn ones; h->uri (or given_fd)
- * and uri_text are set.  On failure the handle is left unconnected. */
+/* The first connection: the targets in order until one answers (one socket
+ * for socket/command connections).  Returns the target or -errno, with the
+ * failures in err. */
+static int open_first(struct shunt_handle *h, struct sh_transport *t, char *err, size_t errlen)
+{
+  size_t len = 0;
+  int r = -ENOTCONN;
+  unsigned n = h->given_fd >= 0 ? 1 : h->ntargets;
+  for (unsigned k = 0; k < n; k++) {
+    char e[768];
+    if ((r = open_conn(h, k, t, &h->neg, e, sizeof e)) == 0)
+      return (int)k;
+    if (len < errlen)
+      len += (size_t)snprintf(err + len, errlen - len, "%s%s", k ? "; " : "", e);
+  }
+  return r;
+}
+
+/* Open the first connection, then the multi-conn ones to the same target.
+ * On failure the handle is left unconnected. */
 static int connect_all(struct shunt_handle *h, unsigned want_conns)
 {
-  char err[1024];
+  char err[1536];
   int r;
   if ((h->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
     r = -errno;
@@ -174,18 +222,23 @@ static int connect_all(struct shunt_handle *h, unsigned want_conns)
     goto fail;
   }
   struct sh_transport t;
-  if ((r = open_conn(h, &t, &h->neg, err, sizeof err)) < 0)
+  int k = open_first(h, &t, err, sizeof err);
+  if ((r = k) < 0)
     goto fail;
-  init_conn(&h->conns[0], &t, h->neg.extended, &h->neg);
+  if (h->ntargets)
+    h->uri_text = h->targets[k].text;
+  init_conn(&h->conns[0], &t, (unsigned)k, &h->neg);
   h->nconns = 1;
   /* Spec (NBD_FLAG_CAN_MULTI_CONN): only then may several connections share
    * the export with consistent flush semantics. */
   unsigned want = (h->neg.eflags & NBD_FLAG_CAN_MULTI_CONN) ? want_conns : 1;
   while (h->nconns < want) {
     struct sh_negotiated n;
-    if ((r = open_conn(h, &t, &n, err, sizeof err)) < 0)
+    char why[256];
+    if ((r = open_conn(h, (unsigned)k, &t, &n, err, sizeof err)) < 0)
       goto fail;
-    bool same = same_export(&n, &h->neg) && n.eflags == h->neg.eflags;
+    bool same = same_export(&h->neg, &n, why, sizeof why) && n.eflags == h->neg.eflags &&
+                n.extended == h->neg.extended;
     for (unsigned i = 0; same && i < SH_MAX_META; i++)
       same = !n.meta_ok[i] || n.meta_ids[i] == h->neg.meta_ids[i];
     sh_negotiated_free(&n);
@@ -196,7 +249,7 @@ static int connect_all(struct shunt_handle *h, unsigned want_conns)
       r = -EPROTO;
       goto fail;
     }
-    init_conn(&h->conns[h->nconns++], &t, h->neg.extended, &h->neg);
+    init_conn(&h->conns[h->nconns++], &t, (unsigned)k, &h->neg);
   }
   fill_info(h);
   h->connected = true;
@@ -207,18 +260,35 @@ fail:
   return r;
 }
 
-/* Fill in the TLS credentials the setters gave where the URI has none. */
-static int apply_tls_settings(struct shunt_handle *h)
+/* Parse text into target k, with the TLS credentials the setters gave where
+ * the URI has none.  0 or -errno with a message set. */
+static int add_target(struct shunt_handle *h, const char *text)
 {
-  struct nbd_uri *u = &h->uri;
-  if (!u->tls_psk_file && h->opt.tls_psk_file &&
-      !(u->tls_psk_file = strdup(h->opt.tls_psk_file)))
+  char e[256], msg[768];
+  struct sh_target *tg = &h->targets[h->ntargets];
+  int r = nbd_uri_parse(text, &tg->uri, e, sizeof e);
+  if (r < 0) {
+    snprintf(msg, sizeof msg, "%s: %s", text, r == -EINVAL ? e : strerror(-r));
+    sh_set_error(h, msg);
+    return r;
+  }
+  h->ntargets++;
+  struct nbd_uri *u = &tg->uri;
+  if (!(tg->text = strdup(text)) ||
+      (!u->tls_psk_file && h->opt.tls_psk_file && !(u->tls_psk_file = strdup(h->opt.tls_psk_file))) ||
+      (!u->tls_certificates && h->opt.tls_certificates &&
+       !(u->tls_certificates = strdup(h->opt.tls_certificates)))) {
+    sh_set_error(h, "out of memory");
     return -ENOMEM;
-  if (!u->tls_certificates && h->opt.tls_certificates &&
-      !(u->tls_certificates = strdup(h->opt.tls_certificates)))
-    return -ENOMEM;
+  }
   if (u->tls_verify_peer < 0)
     u->tls_verify_peer = h->opt.tls_verify_peer;
+  if (h->ntargets > 1 && u->tls != h->tls) {
+    snprintf(msg, sizeof msg, "%s: failover URIs must all use TLS (nbds) or none (nbd)", text);
+    sh_set_error(h, msg);
+    return -EINVAL;
+  }
+  h->tls = u->tls;
   return 0;
 }
 
@@ -233,21 +303,22 @@ static int check_connectable(struct shunt_handle *h)
 
 int shunt_connect_uri(struct shunt_handle *h, const char *uri)
 {
-  char e[256], msg[512];
   int r = check_connectable(h);
   if (r < 0)
     return r;
-  if ((r = nbd_uri_parse(uri, &h->uri, e, sizeof e)) < 0) {
-    snprintf(msg, sizeof msg, "%s: %s", uri, r == -EINVAL ? e : strerror(-r));
-    sh_set_error(h, msg);
+  if (!uri) {
+    sh_set_error(h, "shunt_connect_uri: no URI");
+    return -EINVAL;
+  }
+  r = add_target(h, uri);
+  for (unsigned i = 0; r == 0 && i < h->opt.nalt; i++)
+    r = add_target(h, h->opt.alt_uris[i]);
+  if (r < 0) {
+    disconnect(h);
     return r;
   }
-  if (!(h->uri_text = strdup(uri)) || apply_tls_settings(h) < 0) {
-    sh_set_error(h, "out of memory");
-    disconnect(h);
-    return -ENOMEM;
-  }
-  fill_want(h, h->uri.export_name);
+  h->uri_text = h->targets[0].text;
+  fill_want(h, h->targets[0].uri.export_name);
   return connect_all(h, h->opt.connections);
 }
 
@@ -258,11 +329,12 @@ int sh_connect_fd(struct shunt_handle *h, int fd, const char *what)
     close(fd);
     return r;
   }
-  if (!(h->uri_text = strdup(what))) {
+  if (!(h->fd_what = strdup(what))) {
     close(fd);
     sh_set_error(h, "out of memory");
     return -ENOMEM;
   }
+  h->uri_text = h->fd_what;
   h->given_fd = fd;
   unsigned reconnect = h->opt.reconnect;
   h->opt.reconnect = 0; /* nothing to dial again */
@@ -294,7 +366,7 @@ int shunt_connection_fd(const struct shunt_handle *h, unsigned i)
 
 int shunt_release_fds(struct shunt_handle *h, int *fds, unsigned n)
 {
-  if (h->uri.tls)
+  if (h->tls)
     return -EPROTONOSUPPORT;   /* a TLS session cannot be handed to the kernel */
   sh_lock(h);
   bool reconnecting = false;
@@ -344,7 +416,7 @@ static void disconnect(struct shunt_handle *h)
     if (c->live && !c->sq_head && c->rs == RS_HDR && c->hgot == 0) {
       /* Spec: NBD_CMD_DISC before closing; best effort, never blocks long. */
       unsigned char hdr[32];
-      size_t len = proto_request_encode(hdr, h->neg.extended, 0, NBD_CMD_DISC, 0, 0, 0);
+      size_t len = proto_request_encode(hdr, c->extended, 0, NBD_CMD_DISC, 0, 0, 0);
       struct iovec v = { hdr, len };
       (void)sh_transport_writev(&c->t, &v, 1);
     }
@@ -365,9 +437,15 @@ static void disconnect(struct shunt_handle *h)
   sh_negotiated_free(&h->neg);
   memset(&h->neg, 0, sizeof h->neg);
   memset(&h->info, 0, sizeof h->info);
-  nbd_uri_free(&h->uri);
-  memset(&h->uri, 0, sizeof h->uri);
-  free(h->uri_text);
+  for (unsigned k = 0; k < h->ntargets; k++) {
+    nbd_uri_free(&h->targets[k].uri);
+    free(h->targets[k].text);
+  }
+  memset(h->targets, 0, sizeof h->targets);
+  h->ntargets = 0;
+  h->tls = false;
+  free(h->fd_what);
+  h->fd_what = NULL;
   h->uri_text = NULL;
   free(h->conns);
   h->conns = NULL;
@@ -449,13 +527,15 @@ static void lead_end(struct shunt_handle *h)
  * been sent on the lost one are retried (every NBD command is idempotent: a
  * retried write writes the same bytes again); ones submitted meanwhile were
  * only queued. */
-static int reconnected(struct shunt_handle *h, unsigned ci, struct sh_transport *t,
-                       const struct sh_negotiated *n)
+static int reconnected(struct shunt_handle *h, unsigned ci, unsigned target,
+                       struct sh_transport *t, const struct sh_negotiated *n)
 {
   int before;
+  unsigned old_target = h->conns[ci].target;
   bool lead = false;
   for (uint32_t s = 0; s < h->nslots && !lead; s++)
-    lead = h->slots[s] && h->slots[s]->conn == (int)ci && !sh_req_replayable(h->slots[s]);
+    lead = h->slots[s] && h->slots[s]->conn == (int)ci &&
+           (!sh_req_replayable(h->slots[s]) || (!n->extended && h->slots[s]->length > UINT32_MAX));
   if (lead) {
     /* Some fail here: complete them as leader, as give_up() does (dialing
      * keeps other threads from dialing ci while we wait to lead). */
@@ -463,17 +543,28 @@ static int reconnected(struct shunt_handle *h, unsigned ci, struct sh_transport 
     lead_begin(h);
   }
   before = h->completed;
-  init_conn(&h->conns[ci], t, h->neg.extended, n);
+  init_conn(&h->conns[ci], t, target, n);
   h->stats.reconnects++;
+  if (target != old_target) {
+    h->stats.failovers++;
+    h->uri_text = h->info.server = h->targets[target].text;
+  }
+  if (!n->extended)
+    h->info.extended = false; /* later requests must fit compact headers */
   for (uint32_t s = 0; s < h->nslots; s++) {
     struct sh_req *r = h->slots[s];
     if (!r || r->conn != (int)ci)
       continue;
-    if (!sh_req_replayable(r)) {
-      /* Its pipe bytes went to the dead socket: nothing left to resend. */
+    const char *lost = !sh_req_replayable(r)
+                       ? "connection lost after part of the payload left its pipe"
+                       : !n->extended && r->length > UINT32_MAX
+                       ? "the new connection's compact headers cannot say its length"
+                       : NULL;
+    if (lost) {
+      /* Its pipe bytes went to the dead socket, or it cannot be said again. */
       r->error = -ECONNRESET;
       free(r->errmsg);
-      r->errmsg = strdup("connection lost after part of the payload left its pipe");
+      r->errmsg = strdup(lost);
       r->errmsg_server = false;
       r->queued = false;
       sh_complete(h, r);
@@ -490,7 +581,7 @@ static int reconnected(struct shunt_handle *h, unsigned ci, struct sh_transport 
     free(r->errmsg);
     r->errmsg = NULL;
     r->errmsg_server = false;
-    sh_req_encode(h, r);
+    sh_req_encode(r, n->extended);
     sh_queue_req(h, ci, r);
   }
   if (lead)
@@ -498,19 +589,25 @@ static int reconnected(struct shunt_handle *h, unsigned ci, struct sh_transport 
   return h->completed - before;
 }
 
+/* The server of connection c, for messages. */
+static const char *conn_server(const struct shunt_handle *h, const struct sh_conn *c)
+{
+  return h->ntargets ? h->targets[c->target].text : h->uri_text;
+}
+
 /* The last attempt failed: fail ci's requests with the error it was lost
  * with.  Returns the requests completed. */
 static int give_up(struct shunt_handle *h, unsigned ci, const char *last)
 {
   struct sh_conn *c = &h->conns[ci];
-  char msg[768], full[1024];
+  char msg[1536], full[2048];
   c->reconnecting = false;
   c->sq_head = c->sq_tail = NULL; /* requests submitted meanwhile fail too */
   c->inflight = 0;
   snprintf(msg, sizeof msg, "%s; gave up after %u reconnect attempt%s (last: %s)", c->lost_msg,
            c->attempts, c->attempts == 1 ? "" : "s", last);
   snprintf(h->lost, sizeof h->lost, "%.*s", (int)sizeof h->lost - 1, msg);
-  snprintf(full, sizeof full, "%s: %s", h->uri_text, msg);
+  snprintf(full, sizeof full, "%s: %s", conn_server(h, c), msg);
   sh_set_error(h, full);
   lead_begin(h);
   int before = h->completed;
@@ -520,39 +617,50 @@ static int give_up(struct shunt_handle *h, unsigned ci, const char *last)
   return n;
 }
 
-/* One attempt to reconnect ci: connect and negotiate with the lock released
- * (ci is marked dialing, so nothing else touches it; other threads lead and
- * submit meanwhile), then install the connection, or schedule the next
- * attempt, or give up.  Called with the lock held once, not as leader.
- * Returns the requests completed. */
+/* One attempt to reconnect ci, to the next target of the list (round robin
+ * from the one after the server that was lost): connect and negotiate with
+ * the lock released (ci is marked dialing, so nothing else touches it; other
+ * threads lead and submit meanwhile), then install the connection, or
+ * schedule the next attempt, or give up.  The next target is tried at once;
+ * the backoff delay comes after each full round of the list.  A server whose
+ * export differs (size, ...) counts as a failed attempt, its reason kept for
+ * the message.  Called with the lock held once, not as leader.  Returns the
+ * requests completed. */
 static int reconnect_attempt(struct shunt_handle *h, unsigned ci)
 {
   struct sh_conn *c = &h->conns[ci];
   struct sh_transport t;
   struct sh_negotiated n;
-  char err[512];
+  char err[768], why[256];
+  unsigned target = c->next_target;
   c->dialing = true;
   c->attempts++;
   sh_unlock(h);
-  int r = open_conn(h, &t, &n, err, sizeof err); /* reads only what connect fixed */
+  int r = open_conn(h, target, &t, &n, err, sizeof err); /* reads only what connect fixed */
   sh_lock(h);
   c->dialing = false;
   if (r == 0) {
-    bool same = same_export(&n, &h->neg);
-    if (same) {
-      int done = reconnected(h, ci, &t, &n);
+    if (same_export(&h->neg, &n, why, sizeof why)) {
+      int done = reconnected(h, ci, target, &t, &n);
       sh_negotiated_free(&n);
       return done;
     }
     sh_negotiated_free(&n);
     sh_transport_close(&t);
-    snprintf(err, sizeof err, "%s: reconnected, but the export changed", h->uri_text);
-    return give_up(h, ci, err);
+    snprintf(err, sizeof err, "%s: refused: %s", h->targets[target].text, why);
   }
-  if (c->attempts >= h->opt.reconnect)
+  uint64_t now = now_ms(), end = c->lost_ms + h->opt.reconnect_deadline_ms;
+  if (c->attempts >= h->opt.reconnect || (h->opt.reconnect_deadline_ms && now >= end))
     return give_up(h, ci, err);
-  c->due_ms = now_ms() + c->delay_ms;
-  c->delay_ms = c->delay_ms < 5000 ? c->delay_ms * 2 : 10000;
+  c->next_target = (target + 1) % h->ntargets;
+  c->due_ms = now;
+  if (c->next_target == c->first_target) {
+    /* A whole round failed: back off. */
+    c->due_ms = now + c->delay_ms;
+    c->delay_ms = c->delay_ms < 5000 ? c->delay_ms * 2 : 10000;
+  }
+  if (h->opt.reconnect_deadline_ms && c->due_ms > end)
+    c->due_ms = end;
   return 0;
 }
 
@@ -587,13 +695,13 @@ void sh_conn_lost(struct shunt_handle *h, unsigned ci, int err, const char *why)
   snprintf(msg, sizeof msg, "connection %u lost: %s (%s)", ci, why, strerror(-err));
   snprintf(h->lost, sizeof h->lost, "%s", msg);
   char full[1024];
-  snprintf(full, sizeof full, "%s: %s", h->uri_text, msg);
+  snprintf(full, sizeof full, "%s: %s", conn_server(h, c), msg);
   sh_set_error(h, full);
   sh_transport_close(&c->t);
   c->live = false;
   c->sq_head = c->sq_tail = NULL;
   c->inflight = 0;
-  if (h->opt.reconnect && err != -EPROTO) {
+  if (h->opt.reconnect && h->ntargets && h->timerfd >= 0 && err != -EPROTO) {
     /* Requests whose reply was partly received restart from scratch once the
      * connection is back.  Nothing waits here: the attempt is made by a
      * polling thread when due (reconnect_due), without the lock. */
@@ -602,7 +710,9 @@ void sh_conn_lost(struct shunt_handle *h, unsigned ci, int err, const char *why)
         h->slots[s]->queued = false;
     c->reconnecting = true;
     c->attempts = 0;
-    c->due_ms = now_ms() + h->opt.reconnect_delay_ms;
+    c->lost_ms = now_ms();
+    c->first_target = c->next_target = (c->target + 1) % h->ntargets;
+    c->due_ms = c->lost_ms + h->opt.reconnect_delay_ms;
     c->delay_ms = h->opt.reconnect_delay_ms < 5000 ? h->opt.reconnect_delay_ms * 2 : 10000;
     c->lost_err = err;
     snprintf(c->lost_msg, sizeof c->lost_msg, "%s", msg);

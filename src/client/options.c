@@ -27,6 +27,9 @@ void sh_options_free(struct shunt_handle *h)
   for (unsigned i = 0; i < h->nmetas; i++)
     free(h->metas[i]);
   h->nmetas = 0;
+  for (unsigned i = 0; i < h->opt.nalt; i++)
+    free(h->opt.alt_uris[i]);
+  h->opt.nalt = 0;
   free(h->opt.export_name);
   free(h->opt.tls_psk_file);
   free(h->opt.tls_certificates);
@@ -113,6 +116,28 @@ int shunt_set_reconnect(struct shunt_handle *h, unsigned attempts, unsigned dela
     return r;
   h->opt.reconnect = attempts;
   h->opt.reconnect_delay_ms = delay_ms ? delay_ms : 100;
+  return set_end(h, 0);
+}
+
+int shunt_set_reconnect_deadline(struct shunt_handle *h, unsigned deadline_ms)
+{
+  int r = set_begin(h);
+  if (r < 0)
+    return r;
+  h->opt.reconnect_deadline_ms = deadline_ms;
+  return set_end(h, 0);
+}
+
+int shunt_add_uri(struct shunt_handle *h, const char *uri)
+{
+  int r = set_begin(h);
+  if (r < 0)
+    return r;
+  if (!uri || h->opt.nalt == SH_MAX_URIS - 1)
+    return set_end(h, -EINVAL);
+  if (!(h->opt.alt_uris[h->opt.nalt] = strdup(uri)))
+    return set_end(h, -ENOMEM);
+  h->opt.nalt++;
   return set_end(h, 0);
 }
 

@@ -86,12 +86,12 @@ struct sh_req *sh_lookup(struct shunt_handle *h, uint64_t cookie)
   return h->slots[slot];
 }
 
-void sh_req_encode(struct shunt_handle *h, struct sh_req *r)
+void sh_req_encode(struct sh_req *r, bool extended)
 {
   uint16_t fl = r->wflags;
-  if (h->neg.extended && r->cmd == NBD_CMD_WRITE)
+  if (extended && r->cmd == NBD_CMD_WRITE)
     fl |= NBD_CMD_FLAG_PAYLOAD_LEN; /* spec: MUST be set for WRITE with extended headers */
-  r->hdrlen = proto_request_encode(r->hdr, h->neg.extended, fl, r->cmd, r->cookie, r->offset,
+  r->hdrlen = proto_request_encode(r->hdr, extended, fl, r->cmd, r->cookie, r->offset,
                                  r->length);
   r->sent = 0;
 }
@@ -398,7 +398,7 @@ static int64_t submit_locked(struct shunt_handle *h, uint16_t cmd, const struct 
     free(r);
     return -ENOMEM;
   }
-  sh_req_encode(h, r);
+  sh_req_encode(r, h->conns[ci].extended);
   sh_queue_req(h, (unsigned)ci, r);
   h->in_flight++;
   if (h->polling && !pthread_equal(h->poller, pthread_self())) {
@@ -524,7 +524,7 @@ int64_t shunt_aio_pread_pipe(struct shunt_handle *h, const struct iovec *iov, in
   int r = payload_check(h, NBD_CMD_READ, iov, iovcnt, offset, flags, &len);
   if (r < 0)
     return r;
-  if (h->uri.tls)
+  if (h->tls)
     return fail(h, -EOPNOTSUPP, "READ", offset, len, "no splice over TLS");
   if (pipe_wfd < 0 || pipe_from > len)
     return fail(h, -EINVAL, "READ", offset, len, "bad pipe or pipe offset");
@@ -540,7 +540,7 @@ int64_t shunt_aio_pwrite_pipe(struct shunt_handle *h, const struct iovec *iov, i
   int r = payload_check(h, NBD_CMD_WRITE, iov, iovcnt, offset, flags, &len);
   if (r < 0)
     return r;
-  if (h->uri.tls)
+  if (h->tls)
     return fail(h, -EOPNOTSUPP, "WRITE", offset, len, "no splice over TLS");
   if (pipe_rfd < 0 || pipe_from > len || piped > len - pipe_from)
     return fail(h, -EINVAL, "WRITE", offset, len, "bad pipe or pipe range");
@@ -555,7 +555,7 @@ int64_t shunt_aio_pwrite_file(struct shunt_handle *h, int fd, uint64_t fd_offset
 {
   if (flags & ~(SHUNT_CMD_FUA))
     return fail(h, -EINVAL, "WRITE", offset, length, "flag not valid for a write");
-  if (h->uri.tls)
+  if (h->tls)
     return fail(h, -EOPNOTSUPP, "WRITE", offset, length, "no sendfile over TLS");
   if (fd < 0 || fd_offset > (uint64_t)INT64_MAX - length)
     return fail(h, -EINVAL, "WRITE", offset, length, "bad file or file offset");

@@ -95,6 +95,7 @@ struct fake {
   int stall_ms;              /* ... wait this long before the greeting, */
   _Atomic int stalling;      /* ... counted here while they wait */
   int hangup_from;           /* nonzero: connections from this index on are closed at once */
+  uint64_t size;             /* the size announced (0: DISK) */
   bool simple_only;          /* refuse structured replies (and extended headers) */
 };
 
@@ -378,7 +379,7 @@ static void serve_one(struct fake *f, int fd)
       opt_reply(fd, opt, NBD_REP_META_CONTEXT, m, sizeof m);
       opt_reply(fd, opt, NBD_REP_ACK, NULL, 0);
     } else if (opt == NBD_OPT_GO) {
-      struct nbd_info_export ie = { htobe16(NBD_INFO_EXPORT), htobe64(DISK),
+      struct nbd_info_export ie = { htobe16(NBD_INFO_EXPORT), htobe64(f->size ? f->size : DISK),
                                     htobe16(NBD_FLAG_HAS_FLAGS | NBD_FLAG_SEND_FLUSH |
                                             NBD_FLAG_SEND_TRIM | NBD_FLAG_SEND_WRITE_ZEROES |
                                             NBD_FLAG_CAN_MULTI_CONN | NBD_FLAG_SEND_FUA) };
@@ -545,6 +546,98 @@ static int connect_to(struct fake *f, struct shunt_handle **h, const struct test
   if (r < 0)
     printf("# connect: %s\n", err);
   return r;
+}
+
+static void fake_uri(const struct fake *f, char *uri, size_t len)
+{
+  snprintf(uri, len, "nbd+unix:///?socket=%s", f->path);
+}
+
+/* A handle with reconnect, the failover URIs alt[0..nalt), connected to first. */
+static struct shunt_handle *failover_handle(const char *first, char alt[][256], int nalt,
+                                            unsigned attempts, unsigned deadline_ms)
+{
+  struct shunt_handle *h = shunt_create();
+  int r = shunt_set_reconnect(h, attempts, 10);
+  if (r == 0 && deadline_ms)
+    r = shunt_set_reconnect_deadline(h, deadline_ms);
+  for (int i = 0; r == 0 && i < nalt; i++)
+    r = shunt_add_uri(h, alt[i]);
+  if (r == 0)
+    r = shunt_connect_uri(h, first);
+  if (r < 0) {
+    printf("# failover connect: %s\n", shunt_last_error(h));
+    shunt_close(h);
+    return NULL;
+  }
+  return h;
+}
+
+/* Failover across servers of one disk: the first hangs up for good (its later
+ * connections are closed at once) and the next one takes over, though it
+ * does not offer extended headers; one announcing another size is refused;
+ * an unreachable first URI is skipped at connect; a deadline ends retries. */
+static void test_failover(void)
+{
+  char u[3][256], x[4096];
+  struct fake *a = start(true, 1), *b = start(false, 0), *c = start(false, 0);
+  a->hangup_from = 1;
+  c->size = DISK / 2;
+  fake_uri(a, u[0], sizeof u[0]);
+  fake_uri(b, u[1], sizeof u[1]);
+  fake_uri(c, u[2], sizeof u[2]);
+
+  struct shunt_handle *h = failover_handle(u[0], &u[1], 1, 4, 0);
+  ok(h && test_get_info(h).extended && !strcmp(shunt_get_uri(h), u[0]),
+     "failover: connected to the first URI, extended headers");
+  int r = h ? shunt_pread(h, x, sizeof x, DROP_OFFSET, 0) : -1;
+  ok(r == 0 && !memcmp(x, b->disk + DROP_OFFSET, sizeof x) &&
+     shunt_get_stat(h, SHUNT_STAT_FAILOVERS) == 1 && !strcmp(shunt_get_uri(h), u[1]) &&
+     shunt_get_flag(h, SHUNT_HAS_EXTENDED_HEADERS) == 0,
+     "failover: the read lost with the first server was answered by the second (%d, %s)", r,
+     h ? shunt_last_error(h) : "");
+  memset(x, 0x5a, sizeof x);
+  r = h ? shunt_pwrite(h, x, sizeof x, 8192, SHUNT_CMD_FUA) : -1;
+  ok(r == 0 && !memcmp(b->disk + 8192, x, sizeof x), "failover: writes go to the second server");
+  shunt_close(h);
+
+  /* The only other server has another size: refused, and the handle gives up. */
+  struct fake *a2 = start(false, 1);
+  a2->hangup_from = 1;
+  fake_uri(a2, u[0], sizeof u[0]);
+  h = failover_handle(u[0], &u[2], 1, 3, 0);
+  r = h ? shunt_pread(h, x, sizeof x, DROP_OFFSET, 0) : 0;
+  ok(r < 0 && strstr(shunt_last_error(h), "export size 524288 differs from 1048576") &&
+     shunt_get_stat(h, SHUNT_STAT_FAILOVERS) == 0,
+     "failover: a server with another size is refused (%d: %s)", r, h ? shunt_last_error(h) : "");
+  shunt_close(h);
+
+  /* The first URI does not answer at connect: the second one is used. */
+  char dead[1][256];
+  snprintf(dead[0], sizeof dead[0], "nbd+unix:///?socket=%s.none", b->path);
+  h = failover_handle(dead[0], &u[1], 1, 1, 0);
+  ok(h && !strcmp(shunt_get_uri(h), u[1]), "failover: connect skips a URI that does not answer");
+  shunt_close(h);
+
+  /* A deadline ends the attempts long before their count. */
+  struct fake *a3 = start(false, 1);
+  a3->hangup_from = 1;
+  fake_uri(a3, u[0], sizeof u[0]);
+  h = failover_handle(u[0], dead, 1, 1000000, 300);
+  r = h ? shunt_pread(h, x, sizeof x, DROP_OFFSET, 0) : 0;
+  unsigned attempts = 0;
+  const char *m = h ? strstr(shunt_last_error(h), "gave up after ") : NULL;
+  if (m)
+    attempts = (unsigned)strtoul(m + strlen("gave up after "), NULL, 10);
+  ok(r < 0 && attempts > 0 && attempts < 1000000,
+     "failover: the deadline ended the retries after %u attempts (%s)", attempts,
+     h ? shunt_last_error(h) : "");
+  shunt_close(h);
+  stop(a);
+  stop(b);
+  stop(c);
+  stop(a2);
+  stop(a3);
 }
 
 /* Read [off, off+len) into `pieces` scattered iovecs of odd sizes that point
@@ -1142,6 +1235,8 @@ int main(void)
        "chaos: 100 handshakes with random GO replies ended cleanly: %d refused with a message, "
        "%d happened to be valid", refused, accepted);
   }
+
+  test_failover();
 
   /* With reconnect, the request is retried on a new connection. */
   f = start(false, 2);
