@@ -69,6 +69,10 @@ static void usage(FILE *f)
     "                           block written in this run is checked\n"
     "      --reconnect N        after a dropped connection, reconnect up to N times\n"
     "                           (with backoff) and retry the requests in flight\n"
+    "      --failover URI       another URI of the same export (another gateway of\n"
+    "                           a shared disk; repeat for more): a lost connection\n"
+    "                           is re-established on the next URI, round robin, and\n"
+    "                           its requests resent (implies --reconnect 10)\n"
     "      --staged             receive reads through a library buffer and copy\n"
     "                           them (to compare with the direct path)\n"
     "      --no-extended        do not ask for extended headers (structured replies\n"
@@ -274,6 +278,7 @@ static void report(struct bench *b, const char *uri, double secs, unsigned conns
     json_uint(&j, "unverified_reads", b->unverified);
     json_uint(&j, "reconnects", reconnects);
     json_uint(&j, "retried", retried);
+    json_uint(&j, "failovers", shunt_get_stat(b->h, SHUNT_STAT_FAILOVERS));
     json_uint(&j, "payload_bytes_copied", copied);
     json_uint(&j, "receive_calls", shunt_get_stat(b->h, SHUNT_STAT_RECEIVE_CALLS));
     json_double(&j, "cpu_seconds", cpu, 3);
@@ -306,7 +311,9 @@ static void report(struct bench *b, const char *uri, double secs, unsigned conns
       printf(", %llu verify errors (%llu reads of unwritten blocks not checked)",
              (unsigned long long)b->verify_errors, (unsigned long long)b->unverified);
     if (reconnects)
-      printf(", %llu reconnects (%llu requests retried)", (unsigned long long)reconnects,
+      printf(", %llu reconnects (%llu to another URI, %llu requests retried)",
+             (unsigned long long)reconnects,
+             (unsigned long long)shunt_get_stat(b->h, SHUNT_STAT_FAILOVERS),
              (unsigned long long)retried);
     printf("\n  %.0f IOPS, %.2f MiB/s, client CPU %.2f s (%.3f s/GiB), %llu payload bytes copied\n",
            iops, mibs, cpu, gib > 0 ? cpu / gib : 0, (unsigned long long)copied);
@@ -320,7 +327,7 @@ static void report(struct bench *b, const char *uri, double secs, unsigned conns
 
 int cmd_bench(int argc, char **argv)
 {
-  enum { O_VERIFY = 256, O_SEED, O_JSON, O_RECONNECT, O_STAGED, O_NO_EXTENDED };
+  enum { O_VERIFY = 256, O_SEED, O_JSON, O_RECONNECT, O_STAGED, O_NO_EXTENDED, O_FAILOVER };
   static const struct option lo[] = {
     { "pattern", required_argument, NULL, 'p' }, { "block-size", required_argument, NULL, 'b' },
     { "queue-depth", required_argument, NULL, 'q' }, { "connections", required_argument, NULL, 'C' },
@@ -330,11 +337,13 @@ int cmd_bench(int argc, char **argv)
     { "reconnect", required_argument, NULL, O_RECONNECT },
     { "staged", no_argument, NULL, O_STAGED },
     { "no-extended", no_argument, NULL, O_NO_EXTENDED },
+    { "failover", required_argument, NULL, O_FAILOVER },
     { "version", no_argument, NULL, 'V' },
     { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
   };
   struct bench b = { .bs = 4096, .qd = 32, .read_pct = 100, .random = true };
   bool staged = false, no_extended = false;
+  struct tools_failover failover = { .n = 0 };
   uint64_t conns = 1, dur_ms = 10000, qd = 32, rp = 100, limit = 0, seed = 0, reconnect = 0;
   int c;
   /* --pattern, --queue-depth, --duration, --read-percent and --size have
@@ -360,6 +369,10 @@ int cmd_bench(int argc, char **argv)
     case O_JSON: b.json = true; break;
     case O_STAGED: staged = true; break;
     case O_NO_EXTENDED: no_extended = true; break;
+    case O_FAILOVER:
+      if (tools_failover_add(&failover, "bench", "--failover", optarg))
+        return 2;
+      break;
     case 'V': return cli_version();
     case 'h': usage(stdout); return 0;
     default: return 2;
@@ -376,7 +389,8 @@ int cmd_bench(int argc, char **argv)
   if (!b.rng)
     b.rng = 1;
   struct tools_conn_opts o = { .connections = (unsigned)conns, .reconnect = (unsigned)reconnect,
-                               .copy_reads = staged, .no_extended = no_extended };
+                               .copy_reads = staged, .no_extended = no_extended,
+                               .failover = &failover };
   char err[512];
   if (tools_connect(&b.h, uri, &o, err, sizeof err) < 0) {
     log_msg(LOG_ERROR, NULL, NULL, "%s", err);

@@ -3,10 +3,23 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/uri.h"
+#include "tools/cli.h"
 #include "tools/connect.h"
 
 /* Names shown at most: a server with hundreds of exports gets a count. */
 #define HINT_MAX_NAMES 8
+
+int tools_failover_add(struct tools_failover *f, const char *cmd, const char *option,
+                       const char *uri)
+{
+  if (!nbd_uri_is_nbd(uri))
+    return cli_usage_error(cmd, "%s '%s': not an NBD URI", option, uri);
+  if (f->n == TOOLS_MAX_FAILOVER)
+    return cli_usage_error(cmd, "%s: at most %d failover URIs", option, TOOLS_MAX_FAILOVER);
+  f->uris[f->n++] = uri;
+  return 0;
+}
 
 struct shunt_handle *tools_handle(const struct tools_conn_opts *o)
 {
@@ -14,10 +27,14 @@ struct shunt_handle *tools_handle(const struct tools_conn_opts *o)
   if (!h || !o)
     return h;
   int r = 0;
+  unsigned nfail = o->failover ? o->failover->n : 0;
+  unsigned attempts = o->reconnect ? o->reconnect : nfail ? TOOLS_FAILOVER_ATTEMPTS : 0;
   if (o->connections)
     r = shunt_set_connections(h, o->connections);
-  if (r == 0 && o->reconnect)
-    r = shunt_set_reconnect(h, o->reconnect, o->reconnect_delay_ms);
+  if (r == 0 && attempts)
+    r = shunt_set_reconnect(h, attempts, o->reconnect_delay_ms);
+  for (unsigned i = 0; r == 0 && i < nfail; i++)
+    r = shunt_add_uri(h, o->failover->uris[i]);
   if (r == 0 && o->no_structured)
     r = shunt_set_request_structured_replies(h, false);
   if (r == 0 && o->no_extended)

@@ -44,7 +44,8 @@ static int open_side(struct side *s, const char *name, bool write, const struct 
     return 0;
   }
   if (nbd_uri_is_nbd(name)) {
-    struct tools_conn_opts o = { .reconnect = p->reconnect };
+    struct tools_conn_opts o = { .reconnect = p->reconnect,
+                                 .failover = write ? p->dst_failover : p->src_failover };
     if (tools_connect(&s->h, name, &o, err, sizeof err) < 0) {
       log_msg(LOG_ERROR, NULL, NULL, "%s", err);
       return 1;

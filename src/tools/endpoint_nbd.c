@@ -185,7 +185,8 @@ int endpoint_open_nbd(struct endpoint **ep, const char *name, const struct endpo
   n->e.ops = &nbd_ops;
   n->e.name = name;
   n->e.fd = -1;
-  struct tools_conn_opts o = { .connections = p->connections, .reconnect = p->reconnect };
+  struct tools_conn_opts o = { .connections = p->connections, .reconnect = p->reconnect,
+                               .failover = p->failover };
   if (tools_connect(&n->h, name, &o, err, errlen) < 0) {
     free(n);
     return -1;
@@ -200,7 +201,7 @@ int endpoint_open_nbd(struct endpoint **ep, const char *name, const struct endpo
   /* splice and sendfile need plain sockets (not TLS: nbds://). */
   if (strncmp(name, "nbds", 4) != 0) {
     n->e.caps = EP_WRITE_FROM_FD;
-    if (p->reconnect == 0)
+    if (p->reconnect == 0 && !(p->failover && p->failover->n)) /* see tools_handle() */
       n->e.caps |= EP_READ_PIPE | EP_WRITE_PIPE;
   }
   *ep = &n->e;

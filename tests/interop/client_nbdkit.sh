@@ -13,6 +13,9 @@ tap_check "a refused connection names host and port" \
 # A server started as a command speaking NBD on stdin/stdout
 # (shunt_connect_command): nbdkit -s, its cache filter offering CACHE.
 run_check "nbdkit -s command" --expect-cache --command nbdkit -s --filter=cache memory 16M
+# ... and shunt's own: shunt serve --stdio, asking for its export by name.
+truncate -s 16M "$T/stdio.img"
+run_check "shunt serve --stdio command" --export disk --command "$SHUNT" serve --stdio "disk=$T/stdio.img"
 tap_check "a command that cannot run fails naming it" \
   bash -c "! '$CLIENT_CHECK' --command '$T/no-such-server' >'$T/cmd.out' 2>&1 && grep -q 'no-such-server: cannot run it' '$T/cmd.out'"
 tap_done; exit; }
@@ -67,6 +70,9 @@ tap_check "a refused connection names host and port" \
 # A server started as a command speaking NBD on stdin/stdout
 # (shunt_connect_command): nbdkit -s, its cache filter offering CACHE.
 run_check "nbdkit -s command" --expect-cache --command nbdkit -s --filter=cache memory 16M
+# ... and shunt's own: shunt serve --stdio, asking for its export by name.
+truncate -s 16M "$T/stdio.img"
+run_check "shunt serve --stdio command" --export disk --command "$SHUNT" serve --stdio "disk=$T/stdio.img"
 tap_check "a command that cannot run fails naming it" \
   bash -c "! '$CLIENT_CHECK' --command '$T/no-such-server' >'$T/cmd.out' 2>&1 && grep -q 'no-such-server: cannot run it' '$T/cmd.out'"
 tap_done
