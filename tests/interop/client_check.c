@@ -10,6 +10,8 @@
  * --export NAME: the export to ask for with --socket and --command.
  * --context NAME (repeatable): request that meta context too and check that
  *   block status reports extents of it covering the range asked for.
+ * --absent-context NAME: request a context the server does not know: it is
+ *   not agreed, and block status reports base:allocation alone.
  * --expect-cache: the server must offer NBD_CMD_CACHE. */
 #include <errno.h>
 #include <getopt.h>
@@ -181,10 +183,11 @@ int main(int argc, char **argv)
     { "socket", required_argument, NULL, 's' }, { "command", no_argument, NULL, 'C' },
     { "export", required_argument, NULL, 'n' }, { "context", required_argument, NULL, 'm' },
     { "expect-cache", no_argument, NULL, 'k' },
+    { "absent-context", required_argument, NULL, 'a' },
     { NULL, 0, NULL, 0 },
   };
   bool errors = false, command = false, expect_cache = false;
-  const char *sock = NULL, *export = NULL;
+  const char *sock = NULL, *export = NULL, *absent = NULL;
   char *ctx[8];
   int delay_ms = 0, expect_conns = 0, nctx = 0, ch, r;
   unsigned conns = 1;
@@ -199,6 +202,7 @@ int main(int argc, char **argv)
     case 'n': export = optarg; break;
     case 'm': if (nctx < 8) ctx[nctx++] = optarg; break;
     case 'k': expect_cache = true; break;
+    case 'a': absent = optarg; break;
     default: return 2;
     }
   }
@@ -213,6 +217,8 @@ int main(int argc, char **argv)
     r = shunt_add_meta_context(h, ctx[i]);
   if (r == 0 && export)
     r = shunt_set_export_name(h, export);
+  if (r == 0 && absent)
+    r = shunt_add_meta_context(h, absent);
   ok(r == 0, "configure the handle (%d connections, %d extra contexts)", conns, nctx);
   ok(shunt_get_size(h) == -ENOTCONN && shunt_get_uri(h) == NULL,
      "getters report -ENOTCONN before connecting");
@@ -396,6 +402,14 @@ int main(int argc, char **argv)
     skip("server did not negotiate base:allocation", "block status");
   }
   check_contexts(h, ctx, nctx, 8 << 20);
+  if (absent) {
+    struct extents e = { .context = "base:allocation", .contiguous = true };
+    int can = shunt_can_meta_context(h, absent);
+    r = shunt_block_status(h, 0, 1 << 20, 0, on_extent, &e);
+    ok(can == 0 && r == 0 && e.n >= 1 && e.others == 0,
+       "%s, unknown to the server, is not agreed (%d); block status reports only "
+       "base:allocation (%d extents, %d of other contexts)", absent, can, e.n, e.others);
+  }
   check_cache(h, expect_cache);
 
   /* Errors that never reach the server. */
