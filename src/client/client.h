@@ -186,9 +186,26 @@ struct shunt_handle {
 int sh_options_init(struct shunt_handle *h);
 void sh_options_free(struct shunt_handle *h);
 
-/* handle.c: negotiate on fd (taken over), a socket to the server `what`
+/* connect.c: negotiate on fd (taken over), a socket to the server `what`
  * (named in messages); one connection, no reconnect.  0 or -errno. */
 int sh_connect_fd(struct shunt_handle *h, int fd, const char *what);
+/* Dial target k (or take the socket given to shunt_connect_socket/command),
+ * then negotiate into *n.  On failure err names the server and t is closed.
+ * Reads only what connecting fixed: called without the lock when
+ * reconnecting. */
+int sh_open_conn(struct shunt_handle *h, unsigned k, struct sh_transport *t,
+                 struct sh_negotiated *n, char *err, size_t errlen);
+/* Set up c for the transport t, negotiated as n, connected to target. */
+void sh_init_conn(struct sh_conn *c, struct sh_transport *t, unsigned target,
+                  const struct sh_negotiated *n);
+/* Whether a later connection (multi-conn, reconnect, failover), negotiated
+ * as n, shows the export the first one (a) did; false with why otherwise. */
+bool sh_same_export(const struct sh_negotiated *a, const struct sh_negotiated *n,
+                    char *why, size_t len);
+
+/* handle.c: undo a connect: back to a configured, unconnected handle.
+ * Requests still in flight fail with -ECANCELED. */
+void sh_disconnect(struct shunt_handle *h);
 
 /* command.c: wait for the server process of shunt_connect_command (if any). */
 void sh_wait_child(struct shunt_handle *h);
