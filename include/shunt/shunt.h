@@ -1,8 +1,10 @@
 /* shunt.h: libshunt, the shunt NBD client library (public API).
  *
- * libshunt connects to an NBD server by URI, negotiates (fixed newstyle, GO with
- * fallback to EXPORT_NAME, structured replies, base:allocation, extended headers),
- * and runs many requests in flight over one or more connections.  The payload of
+ * libshunt connects to an NBD server (by URI, with failover URIs of the same
+ * export; on a socket the caller connected; or to a server command it starts),
+ * negotiates (fixed newstyle, GO with fallback to EXPORT_NAME, structured
+ * replies, meta contexts by name, extended headers), and runs many requests in
+ * flight over one or more connections.  The payload of
  * a read is received straight into the caller's iovecs: no bounce buffer, no
  * copy, even when structured chunks arrive out of order.
  *
@@ -28,9 +30,9 @@
  *     waits out its backoff, its requests wait, other connections keep
  *     serving, and every call returns as usual.  When the attempt is due, the
  *     thread whose shunt_poll(), synchronous call or shunt_pollfds_process()
- *     finds it makes it (connect + handshake, at most timeout_ms) without the
- *     lock and without leading: that one call returns after the attempt, the
- *     other threads carry on meanwhile.
+ *     finds it makes it (connect + handshake, bounded by shunt_set_timeout())
+ *     without the lock and without leading: that one call returns after the
+ *     attempt, the other threads carry on meanwhile.
  *
  * ERRORS
  *   Functions return 0 (or a non-negative value) on success and a negative errno
