@@ -59,7 +59,6 @@ static int open_source(struct vdev *d, const char *datapath, char *err, size_t e
 static int open_remote(struct vdev *d, char *err, size_t errlen)
 {
   const struct vhost_dev_config *cfg = d->cfg;
-  const struct shunt_info *info;
   char cerr[512];
   int r;
 
@@ -72,9 +71,8 @@ static int open_remote(struct vdev *d, char *err, size_t errlen)
       snprintf(err, errlen, "'%s': %s", cfg->socket, cerr);
       return r;
     }
-  info = shunt_get_info(d->remote[0].h);
-  d->size = info->size;
-  if (info->read_only && !cfg->read_only) {
+  d->size = (uint64_t)shunt_get_size(d->remote[0].h);
+  if (shunt_get_flag(d->remote[0].h, SHUNT_IS_READ_ONLY) == 1 && !cfg->read_only) {
     snprintf(err, errlen, "'%s': %s is read-only: add ',ro'", cfg->socket, cfg->source);
     return -EROFS;
   }
