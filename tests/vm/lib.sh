@@ -205,7 +205,7 @@ vm_start() {
     -machine pc,accel=tcg -m "$VM_MEM" -smp "$VM_SMP" \
     -nodefaults -no-user-config -display none -no-reboot \
     -kernel "$VM_KERNEL" -initrd "$T/$name.initrd" \
-    -append "console=ttyS0 panic=-1 loglevel=5 mitigations=off i8042.noaux i8042.nokbd tsc=reliable" \
+    -append "console=ttyS0 panic=-1 loglevel=5 mitigations=off i8042.noaux i8042.nokbd tsc=reliable no_timer_check" \
     -serial "file:$T/$name.console" -serial "file:$T/$name.results" \
     -chardev "pipe,id=ctl,path=$T/$name.ctl" -serial chardev:ctl \
     -netdev user,id=n0 -device virtio-net-pci,netdev=n0 "${vhost[@]}" $VM_QEMU_ARGS \
