@@ -1,7 +1,9 @@
 /* tls.c: GnuTLS sessions driven by buffers instead of sockets (see tls.h).
- * The push function appends ciphertext to a growable output buffer and the
- * pull function reads from a fixed input buffer, answering EAGAIN when it is
- * empty; GnuTLS never touches the socket, so the ring does all the I/O. */
+ * The pull function reads from a fixed input buffer, answering EAGAIN when
+ * it is empty.  The push function hands each batch of records straight to
+ * the socket with one non-blocking sendmsg() when nothing is waiting before
+ * it, and appends only what the socket did not take to a growable output
+ * buffer, which the ring sends; without a socket, everything is appended. */
 #include <errno.h>
 #include <fnmatch.h>
 #include <gnutls/gnutls.h>
@@ -10,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "server/tls.h"
@@ -35,6 +38,9 @@ struct tls_conn {
   uint8_t *out;
   size_t out_start, out_end, out_cap;
   bool out_failed;
+  int fd;                       /* direct pushes to this socket, or -1 */
+  bool more;                    /* more records follow at once: MSG_MORE */
+  uint64_t pushed_direct, pushed_buffered;
   char *dn;
   char err[256];
 };
@@ -196,32 +202,65 @@ fail:
 
 /* ---- buffers as the transport ---- */
 
-static ssize_t push_fn(gnutls_transport_ptr_t p, const void *data, size_t len)
+/* Append len bytes to the output buffer.  Returns 0 or -ENOMEM. */
+static int out_append(struct tls_conn *t, const void *data, size_t len)
 {
-  struct tls_conn *t = p;
-
   if (t->out_start > 0 && t->out_start == t->out_end)
     t->out_start = t->out_end = 0;
   if (len > t->out_cap - t->out_end) {
     size_t cap = t->out_cap ? t->out_cap : 32768;
     while (cap - t->out_end < len) {
       if (cap > SIZE_MAX / 2)
-        goto nomem;
+        return -ENOMEM;
       cap *= 2;
     }
     uint8_t *o = realloc(t->out, cap);
     if (!o)
-      goto nomem;
+      return -ENOMEM;
     t->out = o;
     t->out_cap = cap;
   }
   memcpy(t->out + t->out_end, data, len);
   t->out_end += len;
-  return (ssize_t)len;
-nomem:
-  t->out_failed = true;
-  gnutls_transport_set_errno(t->s, ENOMEM);
-  return -1;
+  t->pushed_buffered += len;
+  return 0;
+}
+
+/* Records go to the socket at once while nothing waits in the output
+ * buffer (which keeps their order); what the socket does not take waits
+ * there for the ring's send, and so does everything after it, which is the
+ * backpressure: the connection encrypts more only once that is sent.  A
+ * send error stops the direct pushes: the ring's send of the rest reports
+ * it the usual way. */
+static ssize_t push_fn(gnutls_transport_ptr_t p, const giovec_t *iov, int iovcnt)
+{
+  struct tls_conn *t = p;
+  size_t total = 0, skip = 0;
+
+  for (int i = 0; i < iovcnt; i++)
+    total += iov[i].iov_len;
+  if (t->fd >= 0 && t->out_start == t->out_end) {
+    struct msghdr m = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt };
+    ssize_t n = sendmsg(t->fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL | (t->more ? MSG_MORE : 0));
+    if (n >= 0)
+      skip = (size_t)n;
+    else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+      t->fd = -1;
+    t->pushed_direct += skip;
+  }
+  for (int i = 0; i < iovcnt; i++) {
+    if (skip >= iov[i].iov_len) {
+      skip -= iov[i].iov_len;
+      continue;
+    }
+    if (out_append(t, (const uint8_t *)iov[i].iov_base + skip, iov[i].iov_len - skip) < 0) {
+      t->out_failed = true;
+      gnutls_transport_set_errno(t->s, ENOMEM);
+      return -1;
+    }
+    skip = 0;
+  }
+  return (ssize_t)total;
 }
 
 static ssize_t pull_fn(gnutls_transport_ptr_t p, void *data, size_t len)
@@ -253,6 +292,7 @@ int tls_conn_new(struct tls_conn **out, const struct tls_creds *creds)
   if (!t)
     return -ENOMEM;
   t->creds = creds;
+  t->fd = -1;
   if ((r = gnutls_init(&t->s, GNUTLS_SERVER | GNUTLS_NONBLOCK)) < 0) {
     free(t);
     return -ENOMEM;
@@ -268,7 +308,7 @@ int tls_conn_new(struct tls_conn **out, const struct tls_creds *creds)
   /* No timer inside GnuTLS: slow clients are the server's handshake timeout's business. */
   gnutls_handshake_set_timeout(t->s, 0);
   gnutls_transport_set_ptr(t->s, t);
-  gnutls_transport_set_push_function(t->s, push_fn);
+  gnutls_transport_set_vec_push_function(t->s, push_fn);
   gnutls_transport_set_pull_function(t->s, pull_fn);
   *out = t;
   return 0;
@@ -286,6 +326,17 @@ void tls_conn_free(struct tls_conn *t)
   free(t->out);
   free(t->dn);
   free(t);
+}
+
+void tls_conn_set_socket(struct tls_conn *t, int fd)
+{
+  t->fd = fd;
+}
+
+void tls_conn_push_counts(const struct tls_conn *t, uint64_t *direct, uint64_t *buffered)
+{
+  *direct = t->pushed_direct;
+  *buffered = t->pushed_buffered;
 }
 
 void *tls_in_space(struct tls_conn *t, size_t *len)
@@ -402,11 +453,14 @@ ssize_t tls_conn_read(struct tls_conn *t, void *buf, size_t len)
   return -EPROTO;
 }
 
-int tls_conn_write(struct tls_conn *t, const void *buf, size_t len)
+int tls_conn_write(struct tls_conn *t, const void *buf, size_t len, bool more)
 {
   const char *p = buf;
+  size_t rec = gnutls_record_get_max_size(t->s);
 
   while (len) {
+    /* One record per call: MSG_MORE unless it is the last one of the batch. */
+    t->more = more || len > rec;
     ssize_t r = gnutls_record_send(t->s, p, len);
     if (r == GNUTLS_E_INTERRUPTED || r == GNUTLS_E_AGAIN) {
       if (t->out_failed)
@@ -418,10 +472,17 @@ int tls_conn_write(struct tls_conn *t, const void *buf, size_t len)
     p += r;
     len -= (size_t)r;
   }
+  t->more = false;
   return 0;
 fail:
+  t->more = false;
   snprintf(t->err, sizeof t->err, "TLS send failed");
   return -EPROTO;
+}
+
+size_t tls_conn_record_size(struct tls_conn *t)
+{
+  return gnutls_record_get_max_size(t->s);
 }
 
 void tls_conn_bye(struct tls_conn *t)
