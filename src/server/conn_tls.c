@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "common/faultguard.h"
 #include "common/log.h"
 #include "common/macros.h"
 #include "server/conn_tls.h"
@@ -179,6 +180,8 @@ int conn_tls_decrypt(struct conn_tls *t, struct rxbufs *rx, size_t *got)
   void *buf;
   size_t len;
 
+  if (t->faulted)
+    return -EPROTO;
   while (st == 0 && rxbuf_recv_space(rx, false, &buf, &len) == 0) {
     ssize_t n = tls_conn_read(t->sess, buf, len);
     if (n > 0) {
@@ -212,49 +215,96 @@ static int stage_flush(struct conn_tls *t, size_t *staged, bool more)
   return r;
 }
 
-int conn_tls_submit(struct conn_tls *t, const struct iovec *iov, int niov)
+/* How many bytes of each piece conn_tls_submit takes: whole pieces up to
+ * TLS_SEND_CHUNK in all; a piece that does not fit is cut at a multiple of
+ * the record size (so its records stay full), or left for the next submit.
+ * Returns the number of pieces n (iov[0..n), the last one cut to *last_len). */
+static int batch_pieces(const struct iovec *iov, int niov, size_t rec, size_t *last_len)
 {
-  size_t total = 0, staged = 0, rec;
+  size_t total = 0;
   int n = 0;
 
-  if (t->send_error)
-    return t->send_error;
-  if (!t->stage && !(t->stage = malloc(TLS_STAGE_CAP)))
-    return -ENOMEM;
-  rec = MIN(tls_conn_record_size(t->sess), (size_t)TLS_STAGE_CAP);
-  while (n < niov && total < TLS_SEND_CHUNK)   /* the pieces taken this time: iov[0..n) */
-    total += iov[n++].iov_len;
-  total = 0;
+  while (n < niov && total < TLS_SEND_CHUNK) {
+    size_t room = TLS_SEND_CHUNK - total, k = iov[n].iov_len;
+    if (k > room) {
+      k = room - room % rec;
+      if (k == 0)
+        break;
+      *last_len = k;
+      return n + 1;
+    }
+    total += k;
+    *last_len = k;
+    n++;
+  }
+  return n;
+}
+
+/* Encrypt the pieces conn_tls_submit takes: returns the plaintext bytes
+ * taken, or -EPROTO (logged). */
+static ssize_t encrypt_batch(struct conn_tls *t, const struct iovec *iov, int niov)
+{
+  size_t total = 0, staged = 0, last_len = 0, rec = MIN(tls_conn_record_size(t->sess), (size_t)TLS_STAGE_CAP);
+  int n = batch_pieces(iov, niov, rec, &last_len);
+
   for (int i = 0; i < n; i++) {
-    size_t k = MIN(iov[i].iov_len, TLS_SEND_CHUNK - total);
     bool last = i + 1 == n;
-    /* A small piece joins the stage unless it would stand alone before a
-     * large one (a reply header before its data: a record of its own costs
-     * no more records in all than copying part of the data to it). */
-    bool small = k < rec && (staged || (!last && iov[i + 1].iov_len < rec) || last);
+    size_t k = last ? last_len : iov[i].iov_len;
+    /* A small piece is staged when it shares a record with another: not
+     * alone, nor before a large one (a reply header before its data: a
+     * record of its own costs no more records in all than copying part of
+     * the data to it). */
+    bool small = k < rec && (staged || (!last && iov[i + 1].iov_len < rec));
     int r = 0;
     if (small && staged + k > rec)
       r = stage_flush(t, &staged, true);
     if (r == 0 && small) {
       memcpy(t->stage + staged, iov[i].iov_base, k);
       staged += k;
-    } else if (r == 0) {
-      if ((r = stage_flush(t, &staged, true)) == 0)
-        r = tls_conn_write(t->sess, iov[i].iov_base, k, !last);
+    } else if (r == 0 && (r = stage_flush(t, &staged, true)) == 0) {
+      r = tls_conn_write(t->sess, iov[i].iov_base, k, !last);
     }
-    if (r < 0) {
-      log_msg(LOG_ERROR, t->peer, t->export, "%s", tls_conn_error(t->sess));
-      return -EPROTO;
-    }
+    if (r < 0)
+      goto fail;
     total += k;
   }
-  if (stage_flush(t, &staged, false) < 0) {
-    log_msg(LOG_ERROR, t->peer, t->export, "%s", tls_conn_error(t->sess));
-    return -EPROTO;
+  if (stage_flush(t, &staged, false) < 0)
+    goto fail;
+  return (ssize_t)total;
+fail:
+  log_msg(LOG_ERROR, t->peer, t->export, "%s", tls_conn_error(t->sess));
+  return -EPROTO;
+}
+
+int conn_tls_submit(struct conn_tls *t, const struct iovec *iov, int niov)
+{
+  struct faultguard g;
+  ssize_t total;
+
+  if (t->send_error)
+    return t->send_error;
+  if (!t->stage && !(t->stage = malloc(TLS_STAGE_CAP)))
+    return -ENOMEM;
+  /* The pieces may lie in the export's mapping (page-cached READs): a file
+   * shrunk under it faults, and the session, abandoned in the middle of a
+   * record (which never went out), is never used again. */
+  if (sigsetjmp(g.env, 0)) {
+    faultguard_leave(&g);
+    log_msg(LOG_WARN, t->peer, t->export, "reply data unreadable at %p (the file shrank under the export?): "
+            "disconnecting", g.addr);
+    t->faulted = true;
+    t->bye_due = false;
+    t->send_error = -EFAULT;
+    return -EFAULT;
   }
+  faultguard_enter(&g);
+  total = encrypt_batch(t, iov, niov);
+  faultguard_leave(&g);
+  if (total < 0)
+    return (int)total;
   if (t->stats)
-    stat_add(&t->stats->tls_encrypted, total);
-  t->plain = total;
+    stat_add(&t->stats->tls_encrypted, (uint64_t)total);
+  t->plain = (size_t)total;
   conn_tls_flush(t, true);
   return 0;
 }
@@ -263,6 +313,7 @@ bool conn_tls_close(struct conn_tls *t, bool failed)
 {
   if (!t->sess)
     return false;
+  failed = failed || t->send_error;
   if (t->bye_due && !failed) {
     t->bye_due = false;   /* close_notify, so the client sees a clean end */
     tls_conn_bye(t->sess);

@@ -42,6 +42,7 @@ struct conn_tls {
   int send_error;               /* the first send failure: everything after fails */
   bool send_busy;               /* a ciphertext send is in flight */
   bool done_pending;            /* done_op is deferred */
+  bool faulted;                 /* encryption read memory that vanished: the session is dead */
   bool want_input;              /* the session waits for more ciphertext */
   bool bye_due;                 /* the session is established; close_notify not yet queued */
 };
@@ -87,7 +88,9 @@ int conn_tls_decrypt(struct conn_tls *t, struct rxbufs *rx, size_t *got);
  * record; a larger piece is encrypted where it lies.  Counted in stats:
  * the plaintext encrypted (tls_encrypted_bytes), the ciphertext the socket
  * took at once, and the ciphertext and gathered plaintext copied
- * (memcpy_bytes). */
+ * (memcpy_bytes).  A SIGBUS while reading the pieces from a registered
+ * mapping (common/faultguard.h: the file shrank) fails the transport
+ * (-EFAULT, logged): nothing of the record being made goes out. */
 int conn_tls_submit(struct conn_tls *t, const struct iovec *iov, int niov);
 
 /* Closing: queue close_notify if the session is established and it was not
