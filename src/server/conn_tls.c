@@ -240,6 +240,20 @@ static int batch_pieces(const struct iovec *iov, int niov, size_t rec, size_t *l
   return n;
 }
 
+/* Read one byte of every page of [p, p + len) before GnuTLS does: a page
+ * that vanished (a file shrunk under its mapping) faults here, where the
+ * guard's jump abandons nothing but this loop, rather than in the middle
+ * of a record (GnuTLS's buffer for it would be lost). */
+static void touch_pages(const void *p, size_t len)
+{
+  const volatile char *c = p;
+
+  for (size_t off = 0; off < len; off += 4096)
+    (void)c[off];
+  if (len)
+    (void)c[len - 1];
+}
+
 /* Encrypt the pieces conn_tls_submit takes: returns the plaintext bytes
  * taken, or -EPROTO (logged). */
 static ssize_t encrypt_batch(struct conn_tls *t, const struct iovec *iov, int niov)
@@ -262,6 +276,7 @@ static ssize_t encrypt_batch(struct conn_tls *t, const struct iovec *iov, int ni
       memcpy(t->stage + staged, iov[i].iov_base, k);
       staged += k;
     } else if (r == 0 && (r = stage_flush(t, &staged, true)) == 0) {
+      touch_pages(iov[i].iov_base, k);
       r = tls_conn_write(t->sess, iov[i].iov_base, k, !last);
     }
     if (r < 0)
@@ -286,8 +301,10 @@ int conn_tls_submit(struct conn_tls *t, const struct iovec *iov, int niov)
   if (!t->stage && !(t->stage = malloc(TLS_STAGE_CAP)))
     return -ENOMEM;
   /* The pieces may lie in the export's mapping (page-cached READs): a file
-   * shrunk under it faults, and the session, abandoned in the middle of a
-   * record (which never went out), is never used again. */
+   * shrunk under it faults, normally in touch_pages(); should it shrink
+   * between that and the encryption, the session is abandoned in the middle
+   * of a record (which never goes out; GnuTLS's buffer for it is lost).
+   * Either way the session is never used again. */
   if (sigsetjmp(g.env, 0)) {
     faultguard_leave(&g);
     log_msg(LOG_WARN, t->peer, t->export, "reply data unreadable at %p (the file shrank under the export?): "
