@@ -1,6 +1,6 @@
 #!/bin/bash
 # tls_datapath.sh: how READ data moves under TLS (PSK, libnbd's python
-# bindings), on an export of a file (auto, the default).  Page-cached reads
+# bindings), on exports of a file (auto, the default; and mmap).  Page-cached reads
 # are encrypted straight from the export's mapping: counted as mmap bytes,
 # one copy per byte (the kernel's, of the ciphertext), the plaintext
 # encrypted once, and no memcpy but the ciphertext the socket did not take
@@ -17,9 +17,10 @@ need_tls_tools python3
 PY=/usr/bin/python3
 "$PY" -c "import nbd" 2>/dev/null || { tap_skip "TLS data path" "python3-libnbd not installed"; tap_done; exit 0; }
 
+# delta BEFORE AFTER KEY...: differences of numbers of export $EXPORT (disk).
 delta() {
-  "$PY" -c 'import json,sys
-a,b=(json.load(open(f))["exports"][0] for f in sys.argv[1:3])
+  EXPORT=${EXPORT:-disk} "$PY" -c 'import json,os,sys
+a,b=(next(e for e in json.load(open(f))["exports"] if e["name"] == os.environ["EXPORT"]) for f in sys.argv[1:3])
 g=lambda e,k: e["bytes_by_path"][k] if k in e["bytes_by_path"] else e[k]
 print(*(g(b,k)-g(a,k) for k in sys.argv[3:]))' "$@"
 }
@@ -37,9 +38,11 @@ make_psk "$T/keys.psk" alice
 img=$T/disk.img shr=$T/shrink.img
 head -c 64M /dev/urandom >"$img"
 head -c 64M /dev/urandom >"$shr"
+head -c 16M /dev/urandom >"$T/mm.img"
 start_shunt -v --tls=require --tls-psk "$T/keys.psk" --stats "$T/st.json" disk="$img" shrink="$shr" \
+  mm="$T/mm.img",datapath=mmap \
   || { tap_fail "server starts with --tls=require --tls-psk"; tap_done; exit 1; }
-tap_ok "server starts with --tls=require --tls-psk and two file exports"
+tap_ok "server starts with --tls=require --tls-psk and three file exports"
 U="nbds://alice@127.0.0.1:$PORT/disk?tls-psk-file=$T/keys.psk"
 US="nbds://alice@127.0.0.1:$PORT/shrink?tls-psk-file=$T/keys.psk"
 
@@ -115,6 +118,17 @@ echo "# hot: mmap $mm copy $cp copied $cr encrypted $enc memcpy $mc buffered $bu
   || tap_fail "... memcpy $mc, buffered ciphertext $buf (want equal)"
 [ $((dir + buf)) -gt "$enc" ] && tap_ok "... all of the ciphertext pushed (direct $dir, buffered $buf)" \
   || tap_fail "... ciphertext pushed: direct $dir, buffered $buf (want more than $enc)"
+
+# The same on an export whose path is mmap (no O_DIRECT writes).
+cat "$T/mm.img" >/dev/null
+dump_stats "$T/a.json"
+tap_check "hot reads of a datapath=mmap export over TLS equal the file" \
+  reads "nbds://alice@127.0.0.1:$PORT/mm?tls-psk-file=$T/keys.psk" "$T/mm.img" seq
+dump_stats "$T/b.json"
+read -r mm cr mc buf <<<"$(EXPORT=mm delta "$T/a.json" "$T/b.json" mmap server_copied_read_bytes memcpy_bytes tls_buffered_bytes)"
+[ "$mm" -eq $((16 << 20)) ] && [ "$cr" -eq $((16 << 20)) ] && [ "$mc" -eq "$buf" ] \
+  && tap_ok "... encrypted from the mapping, one copy per byte, no memcpy but buffered ciphertext" \
+  || tap_fail "... mmap bytes $mm, copied $cr (want 16 MiB each), memcpy $mc, buffered $buf (want equal)"
 
 # Small hot reads: each reply (header and 4 KiB) is one record.
 dump_stats "$T/a.json"
