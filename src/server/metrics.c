@@ -167,7 +167,7 @@ static const struct counter counters[] = {
     tls_encrypted),
   C("tls_pushed_direct_bytes_total", "TLS ciphertext bytes the socket took at once, straight from GnuTLS.",
     tls_pushed_direct),
-  C("tls_buffered_bytes_total", "TLS ciphertext bytes copied to a buffer because the socket did not take them at once.",
+  C("tls_buffered_bytes_total", "TLS ciphertext bytes copied: the socket did not take them at once, or a tiny record held for the next send.",
     tls_buffered),
 };
 #undef C

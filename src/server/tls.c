@@ -19,6 +19,10 @@
 
 /* Room for a few full TLS records (16 KiB plus overhead each). */
 #define TLS_IN_CAP (80u * 1024)
+/* Tiny records held for the next push, at most this many bytes. */
+#define TLS_HOLD_CAP 256u
+/* The iovecs GnuTLS hands the push function at once, at most (its queue). */
+#define TLS_PUSH_IOV 64
 
 struct tls_creds {
   gnutls_certificate_credentials_t x509;
@@ -40,6 +44,11 @@ struct tls_conn {
   bool out_failed;
   int fd;                       /* direct pushes to this socket, or -1 */
   bool more;                    /* more records follow at once: MSG_MORE */
+  /* A tiny record (a reply header's) with more to follow at once: sent
+   * with the next push instead of a send of its own.  Only while the
+   * output buffer is empty. */
+  uint8_t hold[TLS_HOLD_CAP];
+  size_t hold_len;
   uint64_t pushed_direct, pushed_buffered;
   char *dn;
   char err[256];
@@ -222,16 +231,27 @@ static int out_append(struct tls_conn *t, const void *data, size_t len)
   }
   memcpy(t->out + t->out_end, data, len);
   t->out_end += len;
-  t->pushed_buffered += len;
   return 0;
+}
+
+/* Move the held records to the output buffer (counted when held). */
+static int unhold(struct tls_conn *t, size_t from)
+{
+  int r = 0;
+
+  if (from < t->hold_len)
+    r = out_append(t, t->hold + from, t->hold_len - from);
+  t->hold_len = 0;
+  return r;
 }
 
 /* Records go to the socket at once while nothing waits in the output
  * buffer (which keeps their order); what the socket does not take waits
  * there for the ring's send, and so does everything after it, which is the
  * backpressure: the connection encrypts more only once that is sent.  A
- * send error stops the direct pushes: the ring's send of the rest reports
- * it the usual way. */
+ * tiny record with more to follow (a reply header before its payload) is
+ * held and goes out with the next push, saving a send.  A send error stops
+ * the direct pushes: the ring's send of the rest reports it the usual way. */
 static ssize_t push_fn(gnutls_transport_ptr_t p, const giovec_t *iov, int iovcnt)
 {
   struct tls_conn *t = p;
@@ -239,13 +259,38 @@ static ssize_t push_fn(gnutls_transport_ptr_t p, const giovec_t *iov, int iovcnt
 
   for (int i = 0; i < iovcnt; i++)
     total += iov[i].iov_len;
+  if (t->hold_len && (t->fd < 0 || t->out_start != t->out_end || iovcnt >= TLS_PUSH_IOV))
+    if (unhold(t, 0) < 0)
+      goto nomem;
+  if (t->fd >= 0 && t->out_start == t->out_end && t->more && t->hold_len + total <= TLS_HOLD_CAP) {
+    for (int i = 0; i < iovcnt; i++) {
+      memcpy(t->hold + t->hold_len, iov[i].iov_base, iov[i].iov_len);
+      t->hold_len += iov[i].iov_len;
+    }
+    t->pushed_buffered += total;
+    return (ssize_t)total;
+  }
   if (t->fd >= 0 && t->out_start == t->out_end) {
+    struct iovec v[TLS_PUSH_IOV];   /* the held records, then iov (fewer than TLS_PUSH_IOV then) */
     struct msghdr m = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt };
-    ssize_t n = sendmsg(t->fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL | (t->more ? MSG_MORE : 0));
-    if (n >= 0)
-      skip = (size_t)n;
-    else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+    if (t->hold_len) {
+      v[0] = (struct iovec){ .iov_base = t->hold, .iov_len = t->hold_len };
+      memcpy(&v[1], iov, (size_t)iovcnt * sizeof *iov);
+      m.msg_iov = v;
+      m.msg_iovlen = (size_t)iovcnt + 1;
+    }
+    ssize_t sent = sendmsg(t->fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL | (t->more ? MSG_MORE : 0));
+    if (sent < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
       t->fd = -1;
+    skip = sent > 0 ? (size_t)sent : 0;
+    if (skip >= t->hold_len) {
+      skip -= t->hold_len;
+      t->hold_len = 0;
+    } else {
+      if (unhold(t, skip) < 0)
+        goto nomem;
+      skip = 0;
+    }
     t->pushed_direct += skip;
   }
   for (int i = 0; i < iovcnt; i++) {
@@ -253,14 +298,16 @@ static ssize_t push_fn(gnutls_transport_ptr_t p, const giovec_t *iov, int iovcnt
       skip -= iov[i].iov_len;
       continue;
     }
-    if (out_append(t, (const uint8_t *)iov[i].iov_base + skip, iov[i].iov_len - skip) < 0) {
-      t->out_failed = true;
-      gnutls_transport_set_errno(t->s, ENOMEM);
-      return -1;
-    }
+    if (out_append(t, (const uint8_t *)iov[i].iov_base + skip, iov[i].iov_len - skip) < 0)
+      goto nomem;
+    t->pushed_buffered += iov[i].iov_len - skip;
     skip = 0;
   }
   return (ssize_t)total;
+nomem:
+  t->out_failed = true;
+  gnutls_transport_set_errno(t->s, ENOMEM);
+  return -1;
 }
 
 static ssize_t pull_fn(gnutls_transport_ptr_t p, void *data, size_t len)
@@ -458,6 +505,8 @@ int tls_conn_write(struct tls_conn *t, const void *buf, size_t len, bool more)
   const char *p = buf;
   size_t rec = gnutls_record_get_max_size(t->s);
 
+  if (t->out_failed)
+    goto fail;
   while (len) {
     /* One record per call: MSG_MORE unless it is the last one of the batch. */
     t->more = more || len > rec;
@@ -492,6 +541,8 @@ void tls_conn_bye(struct tls_conn *t)
 
 size_t tls_out_pending(struct tls_conn *t, const void **p)
 {
+  if (t->hold_len && unhold(t, 0) < 0)
+    t->out_failed = true;   /* the held records are lost: the next write fails */
   *p = t->out + t->out_start;
   return t->out_end - t->out_start;
 }

@@ -49,8 +49,9 @@ void tls_conn_free(struct tls_conn *t);
  * ciphertext is pending (order is kept: once some is, records are appended
  * behind it).  fd -1: everything goes to the output buffer. */
 void tls_conn_set_socket(struct tls_conn *t, int fd);
-/* Ciphertext bytes pushed so far: straight to the socket, and copied into
- * the output buffer. */
+/* Ciphertext bytes pushed so far: straight to the socket, and copied (into
+ * the output buffer, or held: a tiny record with more to follow, sent with
+ * the next push). */
 void tls_conn_push_counts(const struct tls_conn *t, uint64_t *direct, uint64_t *buffered);
 
 /* Where the next received ciphertext may be written, and how much fits

@@ -3,8 +3,9 @@
 # bindings), on exports of a file (auto, the default; and mmap).  Page-cached reads
 # are encrypted straight from the export's mapping: counted as mmap bytes,
 # one copy per byte (the kernel's, of the ciphertext), the plaintext
-# encrypted once, and no memcpy but the ciphertext the socket did not take
-# at once (tls_buffered_bytes); small replies are gathered with their
+# encrypted once, and no memcpy but ciphertext copied by the session
+# (tls_buffered_bytes: what the socket did not take at once, and each
+# header's tiny record, held to go out with the next push); small replies are gathered with their
 # headers into one record (their bytes counted as memcpy).  Uncached reads
 # at odd offsets and lengths go as copy reads (2 copies per byte).  All
 # read back equal to the file.  A file that shrinks under a large reply
