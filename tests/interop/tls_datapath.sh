@@ -107,11 +107,13 @@ dump_stats "$T/b.json"
 read -r mm cp cr enc mc buf dir <<<"$(delta "$T/a.json" "$T/b.json" mmap copy server_copied_read_bytes \
   tls_encrypted_bytes memcpy_bytes tls_buffered_bytes tls_pushed_direct_bytes)"
 echo "# hot: mmap $mm copy $cp copied $cr encrypted $enc memcpy $mc buffered $buf direct $dir"
-[ "$mm" -eq $((64 << 20)) ] && [ "$cp" -eq 0 ] \
-  && tap_ok "hot reads were encrypted from the mapping (mmap bytes $mm)" \
-  || tap_fail "hot reads: mmap bytes $mm, copy bytes $cp (want 64 MiB, 0)"
-[ "$cr" -eq $((64 << 20)) ] && tap_ok "... one copy per byte counted (the kernel's, of the ciphertext)" \
-  || tap_fail "... copies counted $cr (want $((64 << 20)))"
+# (Another process may drop the page cache meanwhile: a read it made
+# uncached goes as a copy read, counted as such.)
+[ "$mm" -gt 0 ] && [ $((mm + cp)) -eq $((64 << 20)) ] \
+  && tap_ok "hot reads were encrypted from the mapping (mmap bytes $mm, copy $cp)" \
+  || tap_fail "hot reads: mmap bytes $mm, copy bytes $cp (want 64 MiB in all, from the mapping)"
+[ "$cr" -eq $((mm + 2 * cp)) ] && tap_ok "... one copy per byte counted (the kernel's, of the ciphertext)" \
+  || tap_fail "... copies counted $cr (want $mm + 2 x $cp)"
 [ "$enc" -ge $((64 << 20)) ] && [ "$enc" -lt $((65 << 20)) ] \
   && tap_ok "... the plaintext encrypted once ($enc bytes with the reply headers)" \
   || tap_fail "... encrypted $enc bytes"
@@ -126,18 +128,19 @@ dump_stats "$T/a.json"
 tap_check "hot reads of a datapath=mmap export over TLS equal the file" \
   reads "nbds://alice@127.0.0.1:$PORT/mm?tls-psk-file=$T/keys.psk" "$T/mm.img" seq
 dump_stats "$T/b.json"
-read -r mm cr mc buf <<<"$(EXPORT=mm delta "$T/a.json" "$T/b.json" mmap server_copied_read_bytes memcpy_bytes tls_buffered_bytes)"
-[ "$mm" -eq $((16 << 20)) ] && [ "$cr" -eq $((16 << 20)) ] && [ "$mc" -eq "$buf" ] \
-  && tap_ok "... encrypted from the mapping, one copy per byte, no memcpy but buffered ciphertext" \
-  || tap_fail "... mmap bytes $mm, copied $cr (want 16 MiB each), memcpy $mc, buffered $buf (want equal)"
+read -r mm sp cr mc buf <<<"$(EXPORT=mm delta "$T/a.json" "$T/b.json" mmap copy server_copied_read_bytes \
+  memcpy_bytes tls_buffered_bytes)"
+[ "$mm" -gt 0 ] && [ $((mm + sp)) -eq $((16 << 20)) ] && [ "$cr" -eq $((mm + 2 * sp)) ] && [ "$mc" -eq "$buf" ] \
+  && tap_ok "... encrypted from the mapping, one copy per byte, no memcpy but buffered ciphertext ($mm bytes)" \
+  || tap_fail "... mmap bytes $mm, uncached $sp, copied $cr, memcpy $mc, buffered $buf"
 
 # Small hot reads: each reply (header and 4 KiB) is one record.
 dump_stats "$T/a.json"
 tap_check "hot 4 KiB reads over TLS equal the file" reads "$U" "$img" small
 dump_stats "$T/b.json"
-read -r mm mc buf <<<"$(delta "$T/a.json" "$T/b.json" mmap memcpy_bytes tls_buffered_bytes)"
+read -r mm cp mc buf <<<"$(delta "$T/a.json" "$T/b.json" mmap copy memcpy_bytes tls_buffered_bytes)"
 g=$((mc - buf))
-[ "$mm" -eq $((64 * 4096)) ] && [ "$g" -ge $((64 * 4096)) ] && [ "$g" -le $((64 * (4096 + 64))) ] \
+[ $((mm + cp)) -eq $((64 * 4096)) ] && [ "$g" -ge $((64 * 4096)) ] && [ "$g" -le $((64 * (4096 + 64))) ] \
   && tap_ok "small replies gathered into records with their headers (gathered $g bytes)" \
   || tap_fail "small replies: mmap $mm, gathered $g bytes (want $((64 * 4096)) and 64 x 4 KiB plus headers)"
 
