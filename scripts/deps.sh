@@ -18,7 +18,8 @@ test_pkgs+=(curl python3-prometheus-client)  # metrics.sh: GET /metrics, parsed 
 test_pkgs+=(qemu-system-x86)     # tests/interop/vhost_qemu_boot.sh boots a TCG machine
 bench_pkgs=(iperf3 fio python3 gcc)
 format_pkgs=(clang-format)   # make format
-vm_pkgs=(qemu-system-x86 busybox-static linux-image-amd64 cpio kmod nbd-client nbdkit e2fsprogs)
+vm_pkgs=(qemu-system-x86 busybox-static linux-image-amd64 cpio kmod nbd-client nbdkit e2fsprogs
+         ocfs2-tools)   # tests/vm/ocfs2_two.sh
 
 # SHUNT_DEPS_LOG=FILE: append the set asked for to FILE (a test checks that
 # `make run` asks for the build set only).
