@@ -108,6 +108,11 @@ rados osd op timeout = $timeout_s
 rados mon op timeout = $timeout_s
 client mount timeout = $timeout_s
 rbd cache = false
+
+[client]
+# Clients (shunt, rbd, qemu, fio) are many processes: no shared admin socket or log.
+admin socket =
+log file =
 EOF
 }
 
