@@ -6,6 +6,7 @@
  * handle serve every connection to the export. */
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -83,9 +84,30 @@ static void set_default_timeouts(rados_t cl)
       rados_conf_set(cl, keys[i], RBD_DEFAULT_OP_TIMEOUT);
 }
 
-/* Connect and open the image.  Returns 0 or -errno with a message in err. */
+static int handle_connect(const struct rbd_priv *p, bool read_only, struct rbd_handle **out,
+                          char *err, size_t errlen);
+
+/* Connect and open the image.  Returns 0 or -errno with a message in err.
+ * The threads librados and librbd start take no signals: the process's
+ * SIGTERM or SIGHUP must reach the thread that waits for it, not kill the
+ * process from a thread that has them unblocked. */
 static int handle_open(const struct rbd_priv *p, bool read_only, struct rbd_handle **out,
                        char *err, size_t errlen)
+{
+  sigset_t all, old;
+  int r;
+
+  sigfillset(&all);
+  sigdelset(&all, SIGSEGV); sigdelset(&all, SIGBUS); sigdelset(&all, SIGFPE);
+  sigdelset(&all, SIGILL); sigdelset(&all, SIGABRT);
+  pthread_sigmask(SIG_BLOCK, &all, &old);
+  r = handle_connect(p, read_only, out, err, errlen);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  return r;
+}
+
+static int handle_connect(const struct rbd_priv *p, bool read_only, struct rbd_handle **out,
+                          char *err, size_t errlen)
 {
   struct rbd_handle *h = calloc(1, sizeof *h);
   char name[256];
