@@ -44,15 +44,6 @@ int backend_open_opts(const char *kind, const char *path, bool read_only,
   return -EINVAL;
 }
 
-bool backend_have_rbd(void)
-{
-#ifdef SHUNT_HAVE_RBD
-  return true;
-#else
-  return false;
-#endif
-}
-
 static int rbd_set_str(char **dst, const char *v, const char *key, const char *who, char *err, size_t errlen)
 {
   char *s;
@@ -73,12 +64,14 @@ static int rbd_set_str(char **dst, const char *v, const char *key, const char *w
 int backend_rbd_set_option(struct backend_rbd_options *o, const char *key, const char *value,
                            const char *who, char *err, size_t errlen)
 {
-  if (!strcmp(key, "ceph-conf") || !strcmp(key, "ceph-id") || !strcmp(key, "ceph-cluster")) {
+  char **dst = !strcmp(key, "ceph-conf") ? &o->conf : !strcmp(key, "ceph-id") ? &o->id
+              : !strcmp(key, "ceph-cluster") ? &o->cluster : NULL;
+
+  if (dst) {
     if (!value) {
       snprintf(err, errlen, "%s: option '%s' needs a value", who, key);
       return -EINVAL;
     }
-    char **dst = key[5] == 'c' && key[6] == 'o' ? &o->conf : key[5] == 'i' ? &o->id : &o->cluster;
     return rbd_set_str(dst, value, key, who, err, errlen);
   }
   if (!strcmp(key, "lock")) {

@@ -106,11 +106,10 @@ bool backend_rbd_options_set(const struct backend_rbd_options *o);
 /* Free the strings of o and zero it. */
 void backend_rbd_options_free(struct backend_rbd_options *o);
 
-/* true when this build has the rbd backend (librbd was found). */
-bool backend_have_rbd(void);
-
 /* Open a backend of the given kind ("file", "memory" or "rbd") on path (for
- * memory: a size such as 64M; for rbd: POOL/IMAGE[@SNAP]).  On failure returns -errno and writes a message to err. */
+ * memory: a size such as 64M; for rbd: POOL/IMAGE[@SNAP]).  On failure
+ * returns -errno and writes a message to err (-ENOTSUP for rbd in a build
+ * without librbd). */
 int backend_open(const char *kind, const char *path, bool read_only,
                  struct backend **out, char *err, size_t errlen);
 
