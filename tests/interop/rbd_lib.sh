@@ -2,6 +2,7 @@
 # executable), after ../lib.sh.  The tests share one Ceph cluster
 # (tests/ceph/cluster.sh): the first one starts it, tests/run.sh stops it.
 #   rbd_require            start (or join) the cluster; on failure one failed test and exit
+#                          (a build without librbd, -Drbd=disabled: one SKIP and exit)
 #   rbd_image NAME SIZE    create a fresh image POOL/NAME-$$; prints POOL/NAME-$$
 #   rbd_same SPEC FILE     the image's bytes (rbd export) equal FILE's
 #   rbd_alloc SPEC         the image's allocated runs, one "OFFSET LENGTH" a line
@@ -11,6 +12,12 @@
 _rbd_images=()
 
 rbd_require() {
+  local b=${SHUNT_BUILD:-$SHUNT_TOP/build}
+  if [ -f "$b/build.ninja" ] && ! grep -q SHUNT_HAVE_RBD "$b/build.ninja"; then
+    tap_skip "backend=rbd ($(basename "$0"))" "$(basename "$b") was built without librbd (meson -Drbd)"
+    tap_done
+    exit 0
+  fi
   "$SHUNT_TOP/scripts/deps.sh" ceph >/dev/null 2>&1
   local out
   if ! out=$("$SHUNT_TOP/tests/ceph/cluster.sh" start 2>&1); then
