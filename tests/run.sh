@@ -165,6 +165,12 @@ for r in "$state"/results.*; do
   done <"$r"
 done
 
+# The one-node Ceph cluster the rbd tests share (the first one starts it):
+# stopped once, after every test of the run.
+if "$top/tests/ceph/cluster.sh" status 2>/dev/null; then
+  "$top/tests/ceph/cluster.sh" stop || echo "run.sh: stopping the Ceph cluster failed" >&2
+fi
+
 if [ ${#failures[@]} -gt 0 ]; then
   echo
   echo "Failures (last 40 lines of each log):"

@@ -47,6 +47,11 @@ int export_set_option(struct export_config *cfg, const char *key, const char *va
     cfg->allow_overcommit = b;
     return 0;
   }
+  char who[64];
+  snprintf(who, sizeof who, "export '%s'", cfg->name ? cfg->name : "");
+  int rr = backend_rbd_set_option(&cfg->rbd, key, value, who, err, errlen);
+  if (rr <= 0)
+    return rr;
   if (!value)
     goto unknown;
   if (!strcmp(key, "desc") || !strcmp(key, "description")) {
@@ -57,7 +62,7 @@ int export_set_option(struct export_config *cfg, const char *key, const char *va
     return set_str(&cfg->description, value, err, errlen);
   }
   if (!strcmp(key, "backend")) {
-    if (strcmp(value, "file") && strcmp(value, "memory")) goto bad;
+    if (strcmp(value, "file") && strcmp(value, "memory") && strcmp(value, "rbd")) goto bad;
     return set_str(&cfg->backend, value, err, errlen);
   }
   if (!strcmp(key, "datapath")) {
@@ -180,6 +185,7 @@ void export_config_free(struct export_config *cfg)
   free(cfg->description);
   free(cfg->backend);
   free(cfg->datapath);
+  backend_rbd_options_free(&cfg->rbd);
   access_list_free(&cfg->access);
   memset(cfg, 0, sizeof *cfg);
 }
@@ -235,7 +241,7 @@ int export_table_open(struct export_table *t, struct export_config *cfgs, size_t
       return r;
     }
     struct backend_options bo = { .allow_overcommit = cfgs[i].allow_overcommit,
-                                  .max_memory = cfgs[i].max_memory };
+                                  .max_memory = cfgs[i].max_memory, .rbd = &cfgs[i].rbd };
     r = backend_open_opts(cfgs[i].backend, cfgs[i].path, cfgs[i].read_only, &bo, &b, berr, sizeof berr);
     if (r < 0 && !cfgs[i].read_only && (r == -EACCES || r == -EROFS || r == -EPERM)) {
       /* Readable but not writable: serving it read-only is the likely fix. */
@@ -270,7 +276,8 @@ int export_table_open(struct export_table *t, struct export_config *cfgs, size_t
     pe->name = ex->cfg.name;
     pe->description = ex->cfg.description;
     pe->size = b->size;
-    pe->read_only = ex->cfg.read_only;
+    pe->read_only = ex->cfg.read_only || b->read_only;   /* b: e.g. an rbd snapshot */
+    ex->cfg.read_only = pe->read_only;
     pe->can_trim = b->can_trim;
     pe->can_zero = b->can_zero;
     pe->can_fast_zero = b->can_fast_zero;
@@ -288,6 +295,15 @@ int export_table_open(struct export_table *t, struct export_config *cfgs, size_t
     pe->max_payload = NBD_DEFAULT_MAX_PAYLOAD;
   }
   return 0;
+}
+
+void export_table_refresh(struct export_table *t)
+{
+  for (size_t i = 0; i < t->n; i++) {
+    struct backend *b = t->exports[i].dp.backend;
+    if (b && b->ops->refresh && b->ops->refresh(b) == 0)
+      __atomic_store_n(&t->proto[i].size, __atomic_load_n(&b->size, __ATOMIC_RELAXED), __ATOMIC_RELAXED);
+  }
 }
 
 void export_table_close(struct export_table *t)

@@ -41,11 +41,18 @@ static int open_source(struct vdev *d, const char *datapath, char *err, size_t e
   const struct vhost_dev_config *cfg = d->cfg;
   struct backend *b;
   char berr[256];
-  int r = backend_open_opts("file", cfg->source, cfg->read_only, NULL, &b, berr, sizeof berr);
+  struct backend_options bo = { .rbd = &cfg->rbd };
+  int r = backend_open_opts(cfg->backend ? cfg->backend : "file", cfg->source, cfg->read_only, &bo, &b,
+                            berr, sizeof berr);
 
   if (r < 0) {
     snprintf(err, errlen, "'%s': %s", cfg->socket, berr);
     return r;
+  }
+  if (b->read_only && !cfg->read_only) {
+    snprintf(err, errlen, "'%s': %s can only be read (a snapshot): add ,ro", cfg->socket, cfg->source);
+    backend_close(b);
+    return -EROFS;
   }
   struct dp_export_setup ds = { .name = cfg->socket, .path = cfg->source, .datapath = datapath,
                                 .read_only = cfg->read_only };
@@ -101,10 +108,12 @@ int vdev_open(struct vdev *d, struct vhost *vh, const struct vhost_dev_config *c
             (unsigned long long)d->size, cfg->read_only ? ", read-only" : "", d->nqueues, d->nqueues == 1 ? "" : "s");
     return 0;
   }
-  if ((r = check_source(cfg, err, errlen)) < 0)
+  bool rbd = cfg->backend && !strcmp(cfg->backend, "rbd");
+  if (!rbd && (r = check_source(cfg, err, errlen)) < 0)
     return r;
-  r = open_source(d, cfg->datapath ? cfg->datapath : "direct", err, errlen);
-  if (r < 0 && !cfg->datapath) {
+  /* An rbd image has no file descriptor: its bytes go through buffers (copy). */
+  r = open_source(d, cfg->datapath ? cfg->datapath : rbd ? "copy" : "direct", err, errlen);
+  if (r < 0 && !cfg->datapath && !rbd) {
     /* direct is the default, not a demand: a file system without O_DIRECT
      * (tmpfs) is served through the page cache instead. */
     log_msg(LOG_WARN, NULL, cfg->socket, "%s; using datapath=copy", err);

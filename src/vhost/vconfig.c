@@ -25,6 +25,8 @@ static void dev_free(struct vhost_dev_config *d)
   free(d->source);
   free(d->datapath);
   free(d->serial);
+  free(d->backend);
+  backend_rbd_options_free(&d->rbd);
   memset(d, 0, sizeof *d);
 }
 
@@ -107,8 +109,17 @@ int vhost_dev_set_option(struct vhost_dev_config *d, const char *key, const char
     d->discard = b;
     return 0;
   }
+  char whobuf[160];
+  snprintf(whobuf, sizeof whobuf, "'%s'", who);
+  int rr = backend_rbd_set_option(&d->rbd, key, val, whobuf, err, errlen);
+  if (rr <= 0)
+    return rr;
   if (!val)
     goto unknown;
+  if (!strcmp(key, "backend")) {
+    if (strcmp(val, "file") && strcmp(val, "rbd")) goto bad;
+    return set_str(&d->backend, val, err, errlen);
+  }
   if (!strcmp(key, "queues")) {
     if (parse_uint(val, 1, VHOST_MAX_QUEUES, &v) < 0) {
       snprintf(err, errlen, "'%s': queues must be from 1 to %d", who, VHOST_MAX_QUEUES);
@@ -280,6 +291,15 @@ int vhost_config_check(const struct vhost_config *cfg, char *err, size_t errlen)
     const struct vhost_dev_config *d = &cfg->devs[i];
     if (!d->source || !*d->source) {
       snprintf(err, errlen, "'%s': no source (SOCKET=SOURCE, or source = in its section)", d->socket);
+      return -EINVAL;
+    }
+    bool rbd = d->backend && !strcmp(d->backend, "rbd");
+    if (!rbd && backend_rbd_options_set(&d->rbd)) {
+      snprintf(err, errlen, "'%s': ceph-conf, ceph-id, ceph-cluster and lock are options of backend=rbd", d->socket);
+      return -EINVAL;
+    }
+    if (rbd && vhost_source_is_uri(d->source)) {
+      snprintf(err, errlen, "'%s': backend=rbd takes POOL/IMAGE[@SNAP], not a URI", d->socket);
       return -EINVAL;
     }
     for (size_t j = 0; j < i; j++)

@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "backend/backend.h"
+
 /* The most queues one device offers (VIRTIO_BLK_F_MQ num_queues). */
 #define VHOST_MAX_QUEUES 64
 /* virtio-blk's GET_ID answer is at most this many bytes. */
@@ -17,7 +19,9 @@
 /* One device: SOCKET=SOURCE[,OPTION]... */
 struct vhost_dev_config {
   char *socket;        /* the unix socket the frontend (qemu) connects to */
-  char *source;        /* a file or block device, or an NBD URI */
+  char *source;        /* a file or block device, an NBD URI, or POOL/IMAGE[@SNAP] for rbd */
+  char *backend;       /* NULL or "file": a file; "rbd": a Ceph RBD image */
+  struct backend_rbd_options rbd;   /* backend=rbd: ceph-conf, ceph-id, ceph-cluster, lock */
   char *datapath;      /* copy, splice, direct, mmap, auto; NULL: direct */
   char *serial;        /* GET_ID's answer; NULL: none */
   unsigned queues;     /* queues offered; 0: one per worker */
@@ -43,7 +47,8 @@ void vhost_config_free(struct vhost_config *cfg);
 int vhost_config_add_spec(struct vhost_config *cfg, const char *spec, char *err, size_t errlen);
 
 /* Set one device option (ro, rw, queues=N, datapath=PATH, serial=TEXT,
- * discard=on|off, source=SOURCE; val NULL for a bare flag).  Shared by the
+ * discard=on|off, source=SOURCE, backend=file|rbd, ceph-conf=FILE, ceph-id=USER,
+ * ceph-cluster=NAME, lock=exclusive; val NULL for a bare flag).  Shared by the
  * command line and the config file.  Returns 0 or -EINVAL with a message. */
 int vhost_dev_set_option(struct vhost_dev_config *d, const char *key, const char *val,
                          char *err, size_t errlen);

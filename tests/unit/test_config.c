@@ -49,6 +49,17 @@ int main(void)
   ok(export_parse_spec("m=64M,backend=memory", &e, err, sizeof err) == 0 && !strcmp(e.backend, "memory"),
      "memory backend spec");
   export_config_free(&e);
+  ok(export_parse_spec("v=rbd/vm1@snap,backend=rbd,ceph-conf=/etc/c.conf,ceph-id=gw,ceph-cluster=east,lock=exclusive",
+                       &e, err, sizeof err) == 0 && !strcmp(e.backend, "rbd") && !strcmp(e.path, "rbd/vm1@snap")
+     && !strcmp(e.rbd.conf, "/etc/c.conf") && !strcmp(e.rbd.id, "gw") && !strcmp(e.rbd.cluster, "east")
+     && e.rbd.lock_exclusive, "rbd backend spec with its options");
+  export_config_free(&e);
+  ok(export_parse_spec("v=rbd/vm1,backend=rbd,lock=shared", &e, err, sizeof err) == -EINVAL && strstr(err, "lock"),
+     "lock= other than exclusive or auto refused: %s", err);
+  ok(export_parse_spec("v=rbd/vm1,backend=rbd,ceph-id", &e, err, sizeof err) == -EINVAL && strstr(err, "needs a value"),
+     "ceph-id without a value refused: %s", err);
+  ok(export_parse_spec("v=rbd/vm1,backend=rbd,ceph-conf=", &e, err, sizeof err) == -EINVAL && strstr(err, "empty"),
+     "an empty ceph-conf refused: %s", err);
   ok(export_parse_spec("x=/a,bogus", &e, err, sizeof err) == -EINVAL && strstr(err, "bogus"), "unknown option refused: %s", err);
   ok(export_parse_spec("x=/a,datapath=warp", &e, err, sizeof err) == -EINVAL, "unknown data path refused");
   ok(export_parse_spec("x=/a,backend=tape", &e, err, sizeof err) == -EINVAL, "unknown backend refused");

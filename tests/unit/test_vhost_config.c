@@ -99,6 +99,20 @@ int main(void)
   ok(vhost_config_add_spec(&cfg, "/b.sock=/x.img", err, sizeof err) == 0 &&
      vhost_config_check(&cfg, err, sizeof err) == -EINVAL && strstr(err, "twice"), "a socket twice: %s", err);
   vhost_config_free(&cfg);
+  ok(spec("/r.sock=rbd/vm1,backend=rbd,ceph-id=gw,lock=exclusive", &cfg, err, sizeof err) == 0 &&
+     !strcmp(cfg.devs[0].backend, "rbd") && !strcmp(cfg.devs[0].rbd.id, "gw") && cfg.devs[0].rbd.lock_exclusive &&
+     vhost_config_check(&cfg, err, sizeof err) == 0, "an rbd source with its options");
+  vhost_config_free(&cfg);
+  ok(spec("/r.sock=/x.img,ceph-id=gw", &cfg, err, sizeof err) == 0 &&
+     vhost_config_check(&cfg, err, sizeof err) == -EINVAL && strstr(err, "options of backend=rbd"),
+     "rbd options on a file source refused: %s", err);
+  vhost_config_free(&cfg);
+  ok(spec("/r.sock=nbd://h/e,backend=rbd", &cfg, err, sizeof err) == 0 &&
+     vhost_config_check(&cfg, err, sizeof err) == -EINVAL && strstr(err, "not a URI"),
+     "backend=rbd with a URI refused: %s", err);
+  vhost_config_free(&cfg);
+  ok(spec("/r.sock=rbd/vm1,backend=tape", &cfg, err, sizeof err) == -EINVAL, "an unknown backend refused");
+  vhost_config_free(&cfg);
   ok(load("[vhost /d.sock]\nqueues = 2\n", &cfg, err, sizeof err) == 0 &&
      vhost_config_check(&cfg, err, sizeof err) == -EINVAL && strstr(err, "no source"), "no source: %s", err);
   vhost_config_free(&cfg);
