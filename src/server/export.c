@@ -11,6 +11,7 @@
 #include "common/text.h"
 #include "common/units.h"
 #include "datapath/datapath.h"
+#include "datapath/qosopt.h"
 #include "proto/nbd-protocol.h"
 #include "server/export.h"
 
@@ -47,6 +48,11 @@ int export_set_option(struct export_config *cfg, const char *key, const char *va
     cfg->allow_overcommit = b;
     return 0;
   }
+  switch (qos_set_flow_option(&cfg->qos, key, value)) {
+  case 0: return 0;
+  case -EINVAL: goto bad;
+  default: break;   /* not a scheduler option */
+  }
   if (!value)
     goto unknown;
   if (!strcmp(key, "desc") || !strcmp(key, "description")) {
@@ -73,24 +79,6 @@ int export_set_option(struct export_config *cfg, const char *key, const char *va
     cfg->chunk = v;
     return 0;
   }
-  if (!strcmp(key, "weight")) {
-    uint64_t v;
-    if (parse_uint(value, 1, 10000, &v) < 0) goto bad;
-    cfg->qos.weight = (uint32_t)v;
-    return 0;
-  }
-  if (!strcmp(key, "reserve-iops") || !strcmp(key, "limit-iops")) {
-    uint64_t v;
-    if (parse_uint(value, 0, 100000000, &v) < 0) goto bad;
-    *(key[0] == 'r' ? &cfg->qos.reserve_iops : &cfg->qos.limit_iops) = v;
-    return 0;
-  }
-  if (!strcmp(key, "limit-bw")) {
-    uint64_t v;
-    if (parse_size(value, &v) < 0) goto bad;
-    cfg->qos.limit_bw = v;
-    return 0;
-  }
   if (!strcmp(key, "max-memory")) {
     uint64_t v;
     if (parse_size(value, &v) < 0 || v == 0) goto bad;
@@ -110,7 +98,7 @@ unknown:
   snprintf(err, errlen, "export '%s': unknown option '%s'", cfg->name ? cfg->name : "", key);
   return -EINVAL;
 bad:
-  snprintf(err, errlen, "export '%s': bad value '%s' for option '%s'", cfg->name ? cfg->name : "", value, key);
+  snprintf(err, errlen, "export '%s': bad value '%s' for option '%s'", cfg->name ? cfg->name : "", value ? value : "", key);
   return -EINVAL;
 }
 

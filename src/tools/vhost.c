@@ -31,6 +31,11 @@ static void vhost_usage(FILE *f)
 "      --arena SIZE         registered buffer arena per worker (default 64M)\n"
 "      --stats FILE         write per-device statistics as JSON to FILE on\n"
 "                           SIGUSR1 and at exit\n"
+"      --qos=on|off         a scheduler in front of each storage device, shared\n"
+"                           by every device on it (each is one flow): shares by\n"
+"                           weight=, floors by reserve-iops=, ceilings by\n"
+"                           limit-iops=/limit-bw= (default on; docs/qos.md)\n"
+"      --device-iops N, --device-bw SIZE  the storage devices' capacity when known\n"
 "  -v, --verbose            more logging (debug: every refused request)\n"
 "  -q, --quiet              errors only\n"
 "  -h, --help               this text\n"
@@ -48,6 +53,11 @@ static void vhost_usage(FILE *f)
 "                       copy, splice, mmap or auto, as for shunt serve (files)\n"
 "    serial=TEXT        the disk's serial number (GET_ID; 20 bytes at most)\n"
 "    discard=on|off     offer DISCARD and WRITE_ZEROES (default on)\n"
+"    weight=N           the device's share of its storage device while busy\n"
+"                       (1..10000, default 100)\n"
+"    reserve-iops=N     requests per second it gets first (a floor)\n"
+"    limit-iops=N, limit-bw=SIZE  its ceiling, per second\n"
+"                       (these four: local sources only; refused for NBD URIs)\n"
 "\n"
 "SIGINT/SIGTERM: stop serving, finish in-flight requests, exit 0.\n"
 "SIGUSR1: write --stats.\n"
@@ -59,7 +69,7 @@ static void vhost_usage(FILE *f)
 "      -device vhost-user-blk-pci,chardev=vu,num-queues=2 ...\n");
 }
 
-enum { OPT_ARENA = 1000, OPT_STATS };
+enum { OPT_ARENA = 1000, OPT_STATS, OPT_QOS, OPT_DEVICE_IOPS, OPT_DEVICE_BW };
 
 int cmd_vhost(int argc, char **argv)
 {
@@ -68,6 +78,9 @@ int cmd_vhost(int argc, char **argv)
     { "threads", required_argument, NULL, 't' },
     { "arena", required_argument, NULL, OPT_ARENA },
     { "stats", required_argument, NULL, OPT_STATS },
+    { "qos", required_argument, NULL, OPT_QOS },
+    { "device-iops", required_argument, NULL, OPT_DEVICE_IOPS },
+    { "device-bw", required_argument, NULL, OPT_DEVICE_BW },
     { "verbose", no_argument, NULL, 'v' },
     { "quiet", no_argument, NULL, 'q' },
     { "help", no_argument, NULL, 'h' },
@@ -98,7 +111,7 @@ int cmd_vhost(int argc, char **argv)
     switch (c) {
     case 'c':
       break;   /* read above */
-    case 't': case OPT_ARENA: case OPT_STATS: {
+    case 't': case OPT_ARENA: case OPT_STATS: case OPT_QOS: case OPT_DEVICE_IOPS: case OPT_DEVICE_BW: {
       const char *key = cli_option_name(opts, c);
       if (vhost_config_set_key(&cfg, key, optarg, err, sizeof err) < 0) {
         vhost_config_free(&cfg);

@@ -11,6 +11,7 @@
 #include "common/parse.h"
 #include "common/text.h"
 #include "datapath/datapath.h"
+#include "datapath/qosopt.h"
 #include "vhost/vconfig.h"
 
 void vhost_config_init(struct vhost_config *cfg)
@@ -107,6 +108,11 @@ int vhost_dev_set_option(struct vhost_dev_config *d, const char *key, const char
     d->discard = b;
     return 0;
   }
+  switch (qos_set_flow_option(&d->qos, key, val)) {
+  case 0: return 0;
+  case -EINVAL: goto bad;
+  default: break;   /* not a scheduler option */
+  }
   if (!val)
     goto unknown;
   if (!strcmp(key, "queues")) {
@@ -131,7 +137,7 @@ unknown:
   snprintf(err, errlen, "'%s': unknown option '%s'", who, key);
   return -EINVAL;
 bad:
-  snprintf(err, errlen, "'%s': bad value '%s' for option '%s'", who, val, key);
+  snprintf(err, errlen, "'%s': bad value '%s' for option '%s'", who, val ? val : "", key);
   return -EINVAL;
 }
 
@@ -206,6 +212,11 @@ int vhost_config_set_key(struct vhost_config *cfg, const char *key, const char *
   }
   if (!strcmp(key, "stats"))
     return set_str(&cfg->stats_path, val, err, errlen);
+  if (strcmp(key, "qos-key")) {   /* a device is one flow: there is no key to choose */
+    int r = qos_set_server_key(&cfg->qos, key, val);
+    if (r == -EINVAL) goto bad;
+    if (r == 0) return 0;
+  }
   if (!strcmp(key, "log")) {
     static const char *const names[] = { "error", "warning", "info", "debug" };
     for (int i = 0; i < 4; i++)
@@ -280,6 +291,11 @@ int vhost_config_check(const struct vhost_config *cfg, char *err, size_t errlen)
     const struct vhost_dev_config *d = &cfg->devs[i];
     if (!d->source || !*d->source) {
       snprintf(err, errlen, "'%s': no source (SOCKET=SOURCE, or source = in its section)", d->socket);
+      return -EINVAL;
+    }
+    if (vhost_source_is_uri(d->source) && qos_flow_options_set(&d->qos)) {
+      snprintf(err, errlen, "'%s': weight=, reserve-iops=, limit-iops= and limit-bw= schedule a local "
+               "device; %s is remote", d->socket, d->source);
       return -EINVAL;
     }
     for (size_t j = 0; j < i; j++)

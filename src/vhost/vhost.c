@@ -20,6 +20,7 @@
 #include "common/text.h"
 #include "datapath/datapath.h"
 #include "datapath/dpworker.h"
+#include "datapath/qos.h"
 #include "datapath/stats.h"
 #include "server/listener.h"
 #include "shunt/shunt.h"
@@ -100,6 +101,7 @@ static void stats_fill(struct json *j, void *arg)
     json_uint(j, "bad_requests", (uint64_t)atomic_load(&d->bad_requests));
     json_uint(j, "arena_per_worker", dp_arena_size);
     dp_stats_json(j, &sum);
+    dp_qos_json(j, &d->dx);
     json_end(j);
   }
   json_end(j);
@@ -156,6 +158,7 @@ int vhost_run(struct vhost_config *cfg)
   log_threshold = cfg->log_level;
   if (cfg->arena)
     dp_arena_size = cfg->arena;
+  dp_qos = cfg->qos;
   if (cfg->stats_path && statsfile_check(cfg->stats_path) < 0)
     return 1;
   vh.nworkers = cfg->threads;
