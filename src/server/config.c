@@ -173,10 +173,7 @@ int config_set_server_key(struct server_config *cfg, const char *key, const char
     return 0;
   }
   if (!strcmp(key, "control-mode")) {
-    char *end;
-    unsigned long m = strtoul(val, &end, 8);
-    if (!val[0] || *end || m > 0777) goto bad;
-    cfg->control_mode = (unsigned)m;
+    if (parse_mode(val, &cfg->control_mode) < 0) goto bad;
     return 0;
   }
   if (!strncmp(key, "tls", 3))

@@ -31,6 +31,9 @@ static void vhost_usage(FILE *f)
 "      --arena SIZE         registered buffer arena per worker (default 64M)\n"
 "      --stats FILE         write per-device statistics as JSON to FILE on\n"
 "                           SIGUSR1 and at exit\n"
+"      --socket-mode OCTAL  the sockets' file mode (default 0600: the user\n"
+"                           shunt vhost runs as; 0660 lets the socket's group,\n"
+"                           e.g. the VMM's, connect)\n"
 "      --qos=on|off         a scheduler in front of each storage device, shared\n"
 "                           by every device on it (each is one flow): shares by\n"
 "                           weight=, floors by reserve-iops=, ceilings by\n"
@@ -69,7 +72,7 @@ static void vhost_usage(FILE *f)
 "      -device vhost-user-blk-pci,chardev=vu,num-queues=2 ...\n");
 }
 
-enum { OPT_ARENA = 1000, OPT_STATS, OPT_QOS, OPT_DEVICE_IOPS, OPT_DEVICE_BW };
+enum { OPT_ARENA = 1000, OPT_STATS, OPT_SOCKET_MODE, OPT_QOS, OPT_DEVICE_IOPS, OPT_DEVICE_BW };
 
 int cmd_vhost(int argc, char **argv)
 {
@@ -78,6 +81,7 @@ int cmd_vhost(int argc, char **argv)
     { "threads", required_argument, NULL, 't' },
     { "arena", required_argument, NULL, OPT_ARENA },
     { "stats", required_argument, NULL, OPT_STATS },
+    { "socket-mode", required_argument, NULL, OPT_SOCKET_MODE },
     { "qos", required_argument, NULL, OPT_QOS },
     { "device-iops", required_argument, NULL, OPT_DEVICE_IOPS },
     { "device-bw", required_argument, NULL, OPT_DEVICE_BW },
@@ -111,7 +115,7 @@ int cmd_vhost(int argc, char **argv)
     switch (c) {
     case 'c':
       break;   /* read above */
-    case 't': case OPT_ARENA: case OPT_STATS: case OPT_QOS: case OPT_DEVICE_IOPS: case OPT_DEVICE_BW: {
+    case 't': case OPT_ARENA: case OPT_STATS: case OPT_SOCKET_MODE: case OPT_QOS: case OPT_DEVICE_IOPS: case OPT_DEVICE_BW: {
       const char *key = cli_option_name(opts, c);
       if (vhost_config_set_key(&cfg, key, optarg, err, sizeof err) < 0) {
         vhost_config_free(&cfg);

@@ -18,6 +18,7 @@ void vhost_config_init(struct vhost_config *cfg)
 {
   memset(cfg, 0, sizeof *cfg);
   cfg->log_level = LOG_INFO;
+  cfg->socket_mode = 0600;
 }
 
 static void dev_free(struct vhost_dev_config *d)
@@ -212,6 +213,10 @@ int vhost_config_set_key(struct vhost_config *cfg, const char *key, const char *
   }
   if (!strcmp(key, "stats"))
     return set_str(&cfg->stats_path, val, err, errlen);
+  if (!strcmp(key, "socket-mode")) {
+    if (parse_mode(val, &cfg->socket_mode) < 0 || cfg->socket_mode == 0) goto bad;
+    return 0;
+  }
   if (strcmp(key, "qos-key")) {   /* a device is one flow: there is no key to choose */
     int r = qos_set_server_key(&cfg->qos, key, val);
     if (r == -EINVAL) goto bad;

@@ -36,10 +36,11 @@ struct vhost_config {
   int log_level;       /* LOG_ERROR..LOG_DEBUG */
   uint64_t arena;      /* direct path's arena per worker; 0: the default */
   char *stats_path;    /* --stats FILE: JSON written on SIGUSR1 and at exit */
+  unsigned socket_mode;      /* the devices' socket files' mode (default 0600) */
   struct dp_qos_config qos;  /* --qos, --device-iops, --device-bw */
 };
 
-/* Defaults: no devices, info logging. */
+/* Defaults: no devices, info logging, sockets for their owner only. */
 void vhost_config_init(struct vhost_config *cfg);
 void vhost_config_free(struct vhost_config *cfg);
 
@@ -55,8 +56,8 @@ int vhost_config_add_spec(struct vhost_config *cfg, const char *spec, char *err,
 int vhost_dev_set_option(struct vhost_dev_config *d, const char *key, const char *val,
                          char *err, size_t errlen);
 
-/* Set one process-wide key (threads, arena, stats, log, device, qos,
- * device-iops, device-bw); the command
+/* Set one process-wide key (threads, arena, stats, log, device,
+ * socket-mode, qos, device-iops, device-bw); the command
  * line's long options go through here too.  Returns 0 or -EINVAL with a
  * message. */
 int vhost_config_set_key(struct vhost_config *cfg, const char *key, const char *val,

@@ -131,7 +131,7 @@ static int open_devices(struct vhost *vh, struct listen_set *set)
       return r;
     }
     vh->ndevs = i + 1;
-    if ((r = listener_open_unix(set, d->cfg->socket, err, sizeof err)) < 0) {
+    if ((r = listener_open_unix_as(set, d->cfg->socket, "socket", vh->cfg->socket_mode, err, sizeof err)) < 0) {
       log_msg(LOG_ERROR, NULL, NULL, "%s", err);
       return r;
     }

@@ -3,7 +3,7 @@
 # usage errors (no device, a spec without SOURCE, bad options), what it refuses
 # to start on (a missing source, an NBD server that is not there, a socket path that is a
 # regular file or a live socket, a socket in a missing directory, an unwritable
-# --stats), a stale socket replaced, the config file ([vhost SOCKET] sections,
+# --stats), the socket's mode (0600, --socket-mode), a stale socket replaced, the config file ([vhost SOCKET] sections,
 # errors with FILE:LINE), and SIGTERM: exit 0 with the socket removed.
 . "$(dirname "$0")/../lib.sh"
 need_deps
@@ -81,6 +81,40 @@ if wait_unix "$sock" 10; then
 else
   tap_fail "shunt vhost started on $sock"; cat "$T/shunt.log"
 fi
+
+# The socket's mode: 0600 whatever the umask, or --socket-mode / socket-mode =.
+sock_mode() { stat -c %a "$1"; }
+(umask 000; exec "$SHUNT" vhost -t 1 "$sock=$img") >>"$T/shunt.log" 2>&1 &
+SHUNT_PID=$!
+_cleanup_pids+=("$SHUNT_PID")
+if wait_unix "$sock" 10; then
+  tap_check "the socket is created 0600 under umask 000 (got $(sock_mode "$sock"))" test "$(sock_mode "$sock")" = 600
+  tap_check "... and SIGTERM exits 0" stop_shunt_within 20
+else
+  tap_fail "shunt vhost started on $sock"; cat "$T/shunt.log"
+fi
+(umask 077; exec "$SHUNT" vhost -t 1 --socket-mode=0660 "$sock=$img") >>"$T/shunt.log" 2>&1 &
+SHUNT_PID=$!
+_cleanup_pids+=("$SHUNT_PID")
+if wait_unix "$sock" 10; then
+  tap_check "--socket-mode=0660: the socket is 0660 (got $(sock_mode "$sock"))" test "$(sock_mode "$sock")" = 660
+  tap_check "... and SIGTERM exits 0" stop_shunt_within 20
+else
+  tap_fail "shunt vhost --socket-mode=0660 started"; cat "$T/shunt.log"
+fi
+printf '[server]\nsocket-mode = 666\n[vhost %s]\nsource = %s\n' "$sock" "$img" >"$T/mode.conf"
+"$SHUNT" vhost -t 1 --config "$T/mode.conf" >>"$T/shunt.log" 2>&1 &
+SHUNT_PID=$!
+_cleanup_pids+=("$SHUNT_PID")
+if wait_unix "$sock" 10; then
+  tap_check "socket-mode = 666 in the config file: the socket is 0666 (got $(sock_mode "$sock"))" test "$(sock_mode "$sock")" = 666
+  tap_check "... and SIGTERM exits 0" stop_shunt_within 20
+else
+  tap_fail "shunt vhost with socket-mode in its config started"; cat "$T/shunt.log"
+fi
+vhost_fails "--socket-mode=999 is refused" 2 --socket-mode=999 "$T/a.sock=$img"
+err_says "... naming the value" "bad value '999' for 'socket-mode'"
+vhost_fails "--socket-mode=0 is refused" 2 --socket-mode=0 "$T/a.sock=$img"
 
 # A stale socket (nobody listening) is replaced.
 python3 -c "import socket,sys; s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1])" "$sock"
