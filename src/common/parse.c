@@ -81,3 +81,12 @@ int parse_mode(const char *s, unsigned *out)
   *out = (unsigned)m;
   return 0;
 }
+
+int parse_flag(const char *s, bool *out)
+{
+  if (!s) {
+    *out = true;
+    return 0;
+  }
+  return parse_bool(s, out);
+}

@@ -199,18 +199,13 @@ int config_set_server_key(struct server_config *cfg, const char *key, const char
     return 0;
   }
   if (!strcmp(key, "log")) {
-    static const char *const names[] = { "error", "warning", "info", "debug" };
     enum log_target target;
     if (log_parse_target(val, &target) == 0) {
       cfg->log_target = target;
       return 0;
     }
-    for (int i = 0; i < 4; i++)
-      if (!strcmp(val, names[i])) {
-        cfg->log_level = i;
-        return 0;
-      }
-    goto bad;
+    if (log_parse_level(val, &cfg->log_level) < 0) goto bad;
+    return 0;
   }
   snprintf(err, errlen, "unknown server key '%s'", key);
   return -EINVAL;

@@ -30,12 +30,8 @@ static int set_str(char **dst, const char *v, char *err, size_t errlen)
 int export_set_option(struct export_config *cfg, const char *key, const char *value,
                       char *err, size_t errlen)
 {
-  bool b;
-
   if (!strcmp(key, "ro") || !strcmp(key, "readonly") || !strcmp(key, "read-only")) {
-    if (!value) { cfg->read_only = true; return 0; }
-    if (parse_bool(value, &b) < 0) goto bad;
-    cfg->read_only = b;
+    if (parse_flag(value, &cfg->read_only) < 0) goto bad;
     return 0;
   }
   if (!strcmp(key, "rw") && !value) {
@@ -43,9 +39,7 @@ int export_set_option(struct export_config *cfg, const char *key, const char *va
     return 0;
   }
   if (!strcmp(key, "allow-overcommit")) {
-    if (!value) { cfg->allow_overcommit = true; return 0; }
-    if (parse_bool(value, &b) < 0) goto bad;
-    cfg->allow_overcommit = b;
+    if (parse_flag(value, &cfg->allow_overcommit) < 0) goto bad;
     return 0;
   }
   switch (qos_set_flow_option(&cfg->qos, key, value)) {

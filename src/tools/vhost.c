@@ -94,24 +94,18 @@ int cmd_vhost(int argc, char **argv)
   struct vhost_config cfg;
   char err[512];
   int c, verbose = 0, quiet = 0, status;
-  const char *config_file = NULL;
+  static const char shortopts[] = "c:t:vqhV";
+  const char *config_file;
 
   vhost_config_init(&cfg);
   /* The config file is read first so that the command line adds to it. */
-  for (int i = 1; i < argc; i++) {
-    if (!strcmp(argv[i], "--"))
-      break;
-    if ((!strcmp(argv[i], "--config") || !strcmp(argv[i], "-c")) && i + 1 < argc)
-      config_file = argv[i + 1];
-    else if (!strncmp(argv[i], "--config=", 9))
-      config_file = argv[i] + 9;
-  }
+  config_file = cli_config_option(argc, argv, shortopts, opts);
   if (config_file && vhost_config_load_file(&cfg, config_file, err, sizeof err) < 0) {
     vhost_config_free(&cfg);
     return cli_usage_error("vhost", "%s", err);
   }
-  optind = 1;
-  while ((c = cli_getopt(argc, argv, "c:t:vqhV", opts)) != -1) {
+  optind = 0;   /* glibc: start over after cli_config_option's pass */
+  while ((c = cli_getopt(argc, argv, shortopts, opts)) != -1) {
     switch (c) {
     case 'c':
       break;   /* read above */
@@ -141,12 +135,7 @@ int cmd_vhost(int argc, char **argv)
       return 2;
     }
   }
-  if (quiet)
-    cfg.log_level = LOG_ERROR;
-  else if (cfg.log_level + verbose > LOG_DEBUG)
-    cfg.log_level = LOG_DEBUG;
-  else
-    cfg.log_level += verbose;
+  cfg.log_level = cli_log_level(cfg.log_level, verbose, quiet);
   for (int i = optind; i < argc; i++)
     if (vhost_config_add_spec(&cfg, argv[i], err, sizeof err) < 0) {
       vhost_config_free(&cfg);

@@ -90,13 +90,10 @@ int vhost_dev_set_option(struct vhost_dev_config *d, const char *key, const char
                          char *err, size_t errlen)
 {
   const char *who = d->socket ? d->socket : "";
-  bool b;
   uint64_t v;
 
   if (!strcmp(key, "ro") || !strcmp(key, "readonly") || !strcmp(key, "read-only")) {
-    if (!val) { d->read_only = true; return 0; }
-    if (parse_bool(val, &b) < 0) goto bad;
-    d->read_only = b;
+    if (parse_flag(val, &d->read_only) < 0) goto bad;
     return 0;
   }
   if (!strcmp(key, "rw") && !val) {
@@ -104,9 +101,7 @@ int vhost_dev_set_option(struct vhost_dev_config *d, const char *key, const char
     return 0;
   }
   if (!strcmp(key, "discard")) {
-    if (!val) { d->discard = true; return 0; }
-    if (parse_bool(val, &b) < 0) goto bad;
-    d->discard = b;
+    if (parse_flag(val, &d->discard) < 0) goto bad;
     return 0;
   }
   switch (qos_set_flow_option(&d->qos, key, val)) {
@@ -223,13 +218,8 @@ int vhost_config_set_key(struct vhost_config *cfg, const char *key, const char *
     if (r == 0) return 0;
   }
   if (!strcmp(key, "log")) {
-    static const char *const names[] = { "error", "warning", "info", "debug" };
-    for (int i = 0; i < 4; i++)
-      if (!strcmp(val, names[i])) {
-        cfg->log_level = i;
-        return 0;
-      }
-    goto bad;
+    if (log_parse_level(val, &cfg->log_level) < 0) goto bad;
+    return 0;
   }
   snprintf(err, errlen, "unknown server key '%s'", key);
   return -EINVAL;
