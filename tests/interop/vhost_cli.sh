@@ -83,35 +83,25 @@ else
 fi
 
 # The socket's mode: 0600 whatever the umask, or --socket-mode / socket-mode =.
-sock_mode() { stat -c %a "$1"; }
-(umask 000; exec "$SHUNT" vhost -t 1 "$sock=$img") >>"$T/shunt.log" 2>&1 &
-SHUNT_PID=$!
-_cleanup_pids+=("$SHUNT_PID")
-if wait_unix "$sock" 10; then
-  tap_check "the socket is created 0600 under umask 000 (got $(sock_mode "$sock"))" test "$(sock_mode "$sock")" = 600
-  tap_check "... and SIGTERM exits 0" stop_shunt_within 20
-else
-  tap_fail "shunt vhost started on $sock"; cat "$T/shunt.log"
-fi
-(umask 077; exec "$SHUNT" vhost -t 1 --socket-mode=0660 "$sock=$img") >>"$T/shunt.log" 2>&1 &
-SHUNT_PID=$!
-_cleanup_pids+=("$SHUNT_PID")
-if wait_unix "$sock" 10; then
-  tap_check "--socket-mode=0660: the socket is 0660 (got $(sock_mode "$sock"))" test "$(sock_mode "$sock")" = 660
-  tap_check "... and SIGTERM exits 0" stop_shunt_within 20
-else
-  tap_fail "shunt vhost --socket-mode=0660 started"; cat "$T/shunt.log"
-fi
+# socket_mode_is WHAT MODE UMASK ARGS...: shunt vhost ARGS (one device, on $sock)
+# started under UMASK makes its socket MODE, and exits 0 on SIGTERM.
+socket_mode_is() {
+  local what=$1 want=$2 mask=$3 got; shift 3
+  (umask "$mask"; exec "$SHUNT" vhost -t 1 "$@") >>"$T/shunt.log" 2>&1 &
+  SHUNT_PID=$!
+  _cleanup_pids+=("$SHUNT_PID")
+  if wait_unix "$sock" 10; then
+    got=$(stat -c %a "$sock")
+    tap_check "$what: the socket is $want under umask $mask (got $got)" test "$got" = "$want"
+    tap_check "... and SIGTERM exits 0" stop_shunt_within 20
+  else
+    tap_fail "$what: shunt vhost started"; cat "$T/shunt.log"
+  fi
+}
+socket_mode_is "by default" 600 000 "$sock=$img"
+socket_mode_is "--socket-mode=0660" 660 077 --socket-mode=0660 "$sock=$img"
 printf '[server]\nsocket-mode = 666\n[vhost %s]\nsource = %s\n' "$sock" "$img" >"$T/mode.conf"
-"$SHUNT" vhost -t 1 --config "$T/mode.conf" >>"$T/shunt.log" 2>&1 &
-SHUNT_PID=$!
-_cleanup_pids+=("$SHUNT_PID")
-if wait_unix "$sock" 10; then
-  tap_check "socket-mode = 666 in the config file: the socket is 0666 (got $(sock_mode "$sock"))" test "$(sock_mode "$sock")" = 666
-  tap_check "... and SIGTERM exits 0" stop_shunt_within 20
-else
-  tap_fail "shunt vhost with socket-mode in its config started"; cat "$T/shunt.log"
-fi
+socket_mode_is "socket-mode = 666 in the config file" 666 022 --config "$T/mode.conf"
 vhost_fails "--socket-mode=999 is refused" 2 --socket-mode=999 "$T/a.sock=$img"
 err_says "... naming the value" "bad value '999' for 'socket-mode'"
 vhost_fails "--socket-mode=0 is refused" 2 --socket-mode=0 "$T/a.sock=$img"
