@@ -31,6 +31,9 @@ static void vhost_usage(FILE *f)
 "      --arena SIZE         registered buffer arena per worker (default 64M)\n"
 "      --stats FILE         write per-device statistics as JSON to FILE on\n"
 "                           SIGUSR1 and at exit\n"
+"  -u, --user USER          once the sockets and sources are open, run as USER\n"
+"                           (name or number), who then owns the sockets\n"
+"  -g, --group GROUP        ... and as GROUP (default: USER's), the sockets' group\n"
 "      --socket-mode OCTAL  the sockets' file mode (default 0600: the user\n"
 "                           shunt vhost runs as; 0660 lets the socket's group,\n"
 "                           e.g. the VMM's, connect)\n"
@@ -82,6 +85,8 @@ int cmd_vhost(int argc, char **argv)
     { "arena", required_argument, NULL, OPT_ARENA },
     { "stats", required_argument, NULL, OPT_STATS },
     { "socket-mode", required_argument, NULL, OPT_SOCKET_MODE },
+    { "user", required_argument, NULL, 'u' },
+    { "group", required_argument, NULL, 'g' },
     { "qos", required_argument, NULL, OPT_QOS },
     { "device-iops", required_argument, NULL, OPT_DEVICE_IOPS },
     { "device-bw", required_argument, NULL, OPT_DEVICE_BW },
@@ -94,7 +99,7 @@ int cmd_vhost(int argc, char **argv)
   struct vhost_config cfg;
   char err[512];
   int c, verbose = 0, quiet = 0, status;
-  static const char shortopts[] = "c:t:vqhV";
+  static const char shortopts[] = "c:t:u:g:vqhV";
   const char *config_file;
 
   vhost_config_init(&cfg);
@@ -117,6 +122,12 @@ int cmd_vhost(int argc, char **argv)
       }
       break;
     }
+    case 'u':
+      cfg.privs.user = optarg;
+      break;
+    case 'g':
+      cfg.privs.group = optarg;
+      break;
     case 'v':
       verbose++;
       break;
@@ -145,7 +156,7 @@ int cmd_vhost(int argc, char **argv)
     vhost_config_free(&cfg);
     return cli_usage_error("vhost", "no devices given: name one as SOCKET=SOURCE, or in --config FILE");
   }
-  if (vhost_config_check(&cfg, err, sizeof err) < 0) {
+  if (vhost_config_check(&cfg, err, sizeof err) < 0 || privs_resolve(&cfg.privs, err, sizeof err) < 0) {
     vhost_config_free(&cfg);
     return cli_usage_error("vhost", "%s", err);
   }

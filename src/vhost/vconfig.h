@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/privs.h"
 #include "datapath/qos.h"
 
 /* The most queues one device offers (VIRTIO_BLK_F_MQ num_queues). */
@@ -37,6 +38,8 @@ struct vhost_config {
   uint64_t arena;      /* direct path's arena per worker; 0: the default */
   char *stats_path;    /* --stats FILE: JSON written on SIGUSR1 and at exit */
   unsigned socket_mode;      /* the devices' socket files' mode (default 0600) */
+  struct privs privs;        /* -u/-g: run as this user and group once the sockets and
+                              * sources are open (the sockets then belong to them) */
   struct dp_qos_config qos;  /* --qos, --device-iops, --device-bw */
 };
 

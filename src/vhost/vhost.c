@@ -15,6 +15,7 @@
 
 #include "common/json.h"
 #include "common/log.h"
+#include "common/privs.h"
 #include "common/sigthread.h"
 #include "common/statsfile.h"
 #include "common/text.h"
@@ -141,6 +142,22 @@ static int open_devices(struct vhost *vh, struct listen_set *set)
   return 0;
 }
 
+/* -u/-g: the sockets are given to the user and group the process becomes,
+ * so that with the default mode 0600 that user (the VMM's) may connect. */
+static int become_user(struct vhost *vh)
+{
+  const struct privs *p = &vh->cfg->privs;
+
+  if (!p->user && !p->group)
+    return 0;
+  for (size_t i = 0; i < vh->ndevs; i++)
+    if (chown(vh->devs[i].cfg->socket, p->user ? p->uid : (uid_t)-1, p->gid) < 0) {
+      log_msg(LOG_ERROR, NULL, vh->devs[i].cfg->socket, "-u/-g: cannot give the socket away: %s", strerror(errno));
+      return -1;
+    }
+  return privs_drop(p);
+}
+
 int vhost_run(struct vhost_config *cfg)
 {
   struct vhost vh;
@@ -200,7 +217,7 @@ int vhost_run(struct vhost_config *cfg)
     log_msg(LOG_ERROR, NULL, NULL, "cannot install the SIGBUS handler: %s", strerror(-r));
     goto out;
   }
-  if (open_devices(&vh, &set) < 0)
+  if (open_devices(&vh, &set) < 0 || become_user(&vh) < 0)
     goto out;
   atomic_store(&vh.busy_devices, (unsigned)vh.ndevs);
   /* The signal thread reads the devices (SIGUSR1): started once they exist. */

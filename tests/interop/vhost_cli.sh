@@ -3,10 +3,12 @@
 # usage errors (no device, a spec without SOURCE, bad options), what it refuses
 # to start on (a missing source, an NBD server that is not there, a socket path that is a
 # regular file or a live socket, a socket in a missing directory, an unwritable
-# --stats), the socket's mode (0600, --socket-mode), a stale socket replaced, the config file ([vhost SOCKET] sections,
+# --stats), the socket's mode (0600, --socket-mode), -u (the socket and the
+# process become the user's), a stale socket replaced, the config file ([vhost SOCKET] sections,
 # errors with FILE:LINE), and SIGTERM: exit 0 with the socket removed.
 . "$(dirname "$0")/../lib.sh"
 need_deps
+. "$(dirname "$0")/vhost_lib.sh"
 
 img=$T/disk.img
 truncate -s 4M "$img"
@@ -105,6 +107,30 @@ socket_mode_is "socket-mode = 666 in the config file" 666 022 --config "$T/mode.
 vhost_fails "--socket-mode=999 is refused" 2 --socket-mode=999 "$T/a.sock=$img"
 err_says "... naming the value" "bad value '999' for 'socket-mode'"
 vhost_fails "--socket-mode=0 is refused" 2 --socket-mode=0 "$T/a.sock=$img"
+
+# -u/-g: the process becomes the user once its sockets and sources are open, and the
+# sockets are theirs (a VMM running as that user may connect to a 0600 socket).
+vhost_fails "-u with an unknown user is refused" 2 -u no-such-user-here "$T/a.sock=$img"
+err_says "... naming it" "no such user"
+if [ "$(id -u)" = 0 ] && id nobody >/dev/null 2>&1; then
+  "$SHUNT" vhost -t 1 -u nobody "$sock=$img" >>"$T/shunt.log" 2>&1 &
+  SHUNT_PID=$!
+  _cleanup_pids+=("$SHUNT_PID")
+  if wait_unix "$sock" 10 && sleep 0.3; then
+    tap_check "-u nobody: the socket belongs to nobody, mode 0600" \
+      test "$(stat -c '%U %a' "$sock")" = "nobody 600"
+    tap_check "... the process runs as nobody" \
+      bash -c "awk '/^Uid:/ { print \$2 }' /proc/$SHUNT_PID/status | grep -qx '$(id -u nobody)'"
+    tap_check "... a frontend does verified I/O on the source opened before" \
+      fe asnobody --verify --requests 300 --seed 61 "$sock"
+    tap_check "... and SIGTERM exits 0" stop_shunt_within 20
+  else
+    tap_fail "shunt vhost -u nobody started"; cat "$T/shunt.log"
+  fi
+  rm -f "$sock"
+else
+  tap_skip "-u nobody" "needs root and a user nobody"
+fi
 
 # A stale socket (nobody listening) is replaced.
 python3 -c "import socket,sys; s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1])" "$sock"
