@@ -7,6 +7,8 @@
 # inline, holding the worker thread in the kernel until the daemon answers; shunt
 # marks writes to such file systems IOSQE_ASYNC.  Then the daemon resumes, device 1's
 # frontend finishes verified, and SIGTERM exits 0.
+# It mounts fusectl when it is not mounted (and unmounts it after): by itself.
+# shunt-test: alone
 . "$(dirname "$0")/../lib.sh"
 need_deps
 . "$(dirname "$0")/vhost_lib.sh"
