@@ -72,6 +72,14 @@ struct backend {
   bool can_trim, can_zero, can_fast_zero, can_cache, can_flush, rotational;
   int fd;           /* the open file for file backends, -1 otherwise (for data paths) */
   bool is_blockdev;
+  /* fd lies on a file system whose I/O may wait for someone else (FUSE, NFS,
+   * CIFS/SMB, Ceph, 9p...): its reads and writes are submitted IOSQE_ASYNC,
+   * here and by the data paths, so that io_uring hands them to a kernel
+   * worker at once instead of trying them inline, where a stalled server
+   * would hold the submitting thread and every other export or device it
+   * serves (io_uring's own check whether a FUSE file can do non-blocking I/O
+   * already waits for the daemon). */
+  bool io_async;
   void *priv;
 };
 

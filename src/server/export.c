@@ -11,6 +11,7 @@
 #include "common/text.h"
 #include "common/units.h"
 #include "datapath/datapath.h"
+#include "datapath/qosopt.h"
 #include "proto/nbd-protocol.h"
 #include "server/export.h"
 
@@ -29,12 +30,8 @@ static int set_str(char **dst, const char *v, char *err, size_t errlen)
 int export_set_option(struct export_config *cfg, const char *key, const char *value,
                       char *err, size_t errlen)
 {
-  bool b;
-
   if (!strcmp(key, "ro") || !strcmp(key, "readonly") || !strcmp(key, "read-only")) {
-    if (!value) { cfg->read_only = true; return 0; }
-    if (parse_bool(value, &b) < 0) goto bad;
-    cfg->read_only = b;
+    if (parse_flag(value, &cfg->read_only) < 0) goto bad;
     return 0;
   }
   if (!strcmp(key, "rw") && !value) {
@@ -42,9 +39,7 @@ int export_set_option(struct export_config *cfg, const char *key, const char *va
     return 0;
   }
   if (!strcmp(key, "allow-overcommit")) {
-    if (!value) { cfg->allow_overcommit = true; return 0; }
-    if (parse_bool(value, &b) < 0) goto bad;
-    cfg->allow_overcommit = b;
+    if (parse_flag(value, &cfg->allow_overcommit) < 0) goto bad;
     return 0;
   }
   char who[64];
@@ -52,6 +47,11 @@ int export_set_option(struct export_config *cfg, const char *key, const char *va
   int rr = backend_rbd_set_option(&cfg->rbd, key, value, who, err, errlen);
   if (rr <= 0)
     return rr;
+  switch (qos_set_flow_option(&cfg->qos, key, value)) {
+  case 0: return 0;
+  case -EINVAL: goto bad;
+  default: break;   /* not a scheduler option */
+  }
   if (!value)
     goto unknown;
   if (!strcmp(key, "desc") || !strcmp(key, "description")) {
@@ -78,24 +78,6 @@ int export_set_option(struct export_config *cfg, const char *key, const char *va
     cfg->chunk = v;
     return 0;
   }
-  if (!strcmp(key, "weight")) {
-    uint64_t v;
-    if (parse_uint(value, 1, 10000, &v) < 0) goto bad;
-    cfg->qos.weight = (uint32_t)v;
-    return 0;
-  }
-  if (!strcmp(key, "reserve-iops") || !strcmp(key, "limit-iops")) {
-    uint64_t v;
-    if (parse_uint(value, 0, 100000000, &v) < 0) goto bad;
-    *(key[0] == 'r' ? &cfg->qos.reserve_iops : &cfg->qos.limit_iops) = v;
-    return 0;
-  }
-  if (!strcmp(key, "limit-bw")) {
-    uint64_t v;
-    if (parse_size(value, &v) < 0) goto bad;
-    cfg->qos.limit_bw = v;
-    return 0;
-  }
   if (!strcmp(key, "max-memory")) {
     uint64_t v;
     if (parse_size(value, &v) < 0 || v == 0) goto bad;
@@ -115,7 +97,7 @@ unknown:
   snprintf(err, errlen, "export '%s': unknown option '%s'", cfg->name ? cfg->name : "", key);
   return -EINVAL;
 bad:
-  snprintf(err, errlen, "export '%s': bad value '%s' for option '%s'", cfg->name ? cfg->name : "", value, key);
+  snprintf(err, errlen, "export '%s': bad value '%s' for option '%s'", cfg->name ? cfg->name : "", value ? value : "", key);
   return -EINVAL;
 }
 

@@ -177,14 +177,8 @@ enum {   /* long options without a letter */
  * the second one reports mistakes. */
 static const char *config_path(int argc, char **argv, const char *shortopts, const struct option *opts)
 {
-  const char *file = NULL, *dflt;
-  int c;
+  const char *file = cli_config_option(argc, argv, shortopts, opts), *dflt;
 
-  opterr = 0;
-  optind = 0;
-  while ((c = getopt_long(argc, argv, shortopts, opts, NULL)) != -1)
-    if (c == 'c')
-      file = optarg;
   if (file || optind < argc)
     return file;
   dflt = getenv("SHUNT_CONFIG");
@@ -348,12 +342,7 @@ int cmd_serve(int argc, char **argv)
       return 2;
     }
   }
-  if (quiet)
-    cfg.log_level = LOG_ERROR;
-  else if (cfg.log_level + verbose > LOG_DEBUG)
-    cfg.log_level = LOG_DEBUG;
-  else
-    cfg.log_level += verbose;
+  cfg.log_level = cli_log_level(cfg.log_level, verbose, quiet);
   if ((status = add_exports(&cfg, argc, argv, optind)) != 0) {
     config_free(&cfg);
     return status;

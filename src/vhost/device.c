@@ -11,6 +11,7 @@
 #include "common/log.h"
 #include "common/macros.h"
 #include "datapath/datapath.h"
+#include "datapath/qos.h"
 #include "shunt/shunt.h"
 #include "vhost/blkconfig.h"
 #include "vhost/device.h"
@@ -55,7 +56,7 @@ static int open_source(struct vdev *d, const char *datapath, char *err, size_t e
     return -EROFS;
   }
   struct dp_export_setup ds = { .name = cfg->socket, .path = cfg->source, .datapath = datapath,
-                                .read_only = cfg->read_only };
+                                .read_only = cfg->read_only, .qos = cfg->qos };
   d->dx_open = true;
   if ((r = datapath_setup(&d->dx, b, &ds, berr, sizeof berr)) < 0)
     snprintf(err, errlen, "'%s': %s", cfg->socket, berr);
@@ -124,6 +125,7 @@ int vdev_open(struct vdev *d, struct vhost *vh, const struct vhost_dev_config *c
   if (r < 0)
     return r;
   d->size = d->dx.backend->size;
+  d->flow = dp_flow_get(&d->dx, NULL);   /* NULL with --qos=off: unscheduled */
   if (d->dx.backend->size % 512)
     log_msg(LOG_WARN, NULL, cfg->socket, "%s: size %llu is not a multiple of 512: the last %llu bytes are "
             "not reachable by the guest", cfg->source, (unsigned long long)d->dx.backend->size,
@@ -209,6 +211,8 @@ void vdev_conn_closed(struct vdev *d)
 
 void vdev_close(struct vdev *d)
 {
+  dp_flow_put(d->flow);
+  d->flow = NULL;
   if (d->dx_open || d->dx.stats)
     dp_export_close(&d->dx);   /* also a remote device's stats slots */
   d->dx_open = false;

@@ -129,5 +129,25 @@ int main(void)
   vhost_config_free(&cfg);
   ok(load("[vhost]\n", &cfg, err, sizeof err) == -EINVAL, "[vhost] without a socket refused");
   vhost_config_free(&cfg);
+  ok(spec("/s=/i,weight=300,reserve-iops=50,limit-iops=200,limit-bw=8M", &cfg, err, sizeof err) == 0 &&
+     cfg.devs[0].qos.weight == 300 && cfg.devs[0].qos.reserve_iops == 50 && cfg.devs[0].qos.limit_iops == 200 &&
+     cfg.devs[0].qos.limit_bw == 8u << 20 && vhost_config_check(&cfg, err, sizeof err) == 0,
+     "the scheduler's options on a file");
+  vhost_config_free(&cfg);
+  ok(spec("/s=/i,weight=0", &cfg, err, sizeof err) == -EINVAL && strstr(err, "weight"), "weight=0: %s", err);
+  vhost_config_free(&cfg);
+  ok(spec("/s=nbd://h/e,limit-iops=10", &cfg, err, sizeof err) == 0 &&
+     vhost_config_check(&cfg, err, sizeof err) == -EINVAL && strstr(err, "remote"), "... refused for an NBD source: %s",
+     err);
+  vhost_config_free(&cfg);
+  ok(load("[server]\nsocket-mode = 660\nqos = off\ndevice-bw = 100M\n[vhost /q.sock]\nsource = /q\nweight = 5\n",
+          &cfg, err, sizeof err) == 0 && cfg.socket_mode == 0660 && cfg.qos.off &&
+     cfg.qos.dev.device_bw == 100u << 20 && cfg.devs[0].qos.weight == 5, "socket-mode and scheduler keys in a file");
+  vhost_config_free(&cfg);
+  vhost_config_init(&cfg);
+  ok(cfg.socket_mode == 0600 && vhost_config_set_key(&cfg, "socket-mode", "0", err, sizeof err) == -EINVAL &&
+     vhost_config_set_key(&cfg, "qos-key", "addr", err, sizeof err) == -EINVAL, "sockets 0600 by default; "
+     "socket-mode 0 and qos-key refused");
+  vhost_config_free(&cfg);
   return tap_done();
 }
