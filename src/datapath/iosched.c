@@ -84,6 +84,8 @@ void sched_submit(struct sched *s, struct sched_flow *f, struct sched_req *r, ui
   r->cost = cost_of(s, bytes, write);
   if (!f->head)
     f->head_since = now;
+  if (!f->head && !f->inflight)
+    f->busy_since = now;
   *f->tail = r;
   f->tail = &r->next;
   f->queued++;
@@ -91,8 +93,13 @@ void sched_submit(struct sched *s, struct sched_flow *f, struct sched_req *r, ui
 }
 
 /* The head's tags: reservation and limit in real time, from the flow's
- * budgets and the head's arrival (an idle flow banks nothing). */
-static uint64_t r_tag(const struct sched_flow *f) { return MAX(f->r_tag, f->head->arrive_ns); }
+ * budgets.  The reservation's from the start of the flow's busy period: an
+ * idle flow banks nothing, but a flow that kept requests queued or in
+ * flight is owed what it was not given, even when each of its requests is
+ * young (a closed-loop client resubmits as its requests complete, and a
+ * device that serves in bursts completes many at once).  The limit's from
+ * the head's arrival. */
+static uint64_t r_tag(const struct sched_flow *f) { return MAX(f->r_tag, f->busy_since); }
 static uint64_t l_tag(const struct sched_flow *f)
 {
   uint64_t t = f->head->arrive_ns;

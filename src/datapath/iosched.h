@@ -83,6 +83,7 @@ struct sched_flow {
    * finish in virtual time (cost x SCHED_WSCALE / weight). */
   uint64_t r_tag, l_iops_tag, l_bw_tag, finish;
   uint64_t head_since;            /* when the head request became head */
+  uint64_t busy_since;            /* when its busy period began: a request arrived with none queued or in flight */
   struct sched_flow_stats st;
 };
 
