@@ -144,6 +144,33 @@ void dp_flow_put(struct dp_flow *f)
   pthread_mutex_unlock(&d->lock);
 }
 
+static bool of_sink(const struct sched_req *sr, void *arg)
+{
+  return container_of(sr, struct request, qos_req)->sink == arg;
+}
+
+unsigned dp_flow_cancel(struct dp_flow *f, const struct request_sink *sink)
+{
+  struct sched_req *sr, *next;
+  unsigned n = 0;
+
+  if (!f)
+    return 0;
+  pthread_mutex_lock(&f->dev->lock);
+  sr = f->sf.queued ? sched_flow_cancel(&f->dev->s, &f->sf, of_sink, (void *)sink, dp_now()) : NULL;
+  pthread_mutex_unlock(&f->dev->lock);
+  for (; sr; sr = next, n++) {
+    struct request *r = container_of(sr, struct request, qos_req);
+    next = sr->next;
+    r->qos_state = DP_QOS_DONE;   /* never counted against the device */
+    if (r->qos_abort)
+      request_finish(r);
+    else
+      request_reply_status(r, NBD_ESHUTDOWN, "the connection is closing");
+  }
+  return n;
+}
+
 /* The commands that use the device. */
 static bool scheduled(const struct request *r)
 {

@@ -361,6 +361,13 @@ static void conn_wind_down(struct conn *c)
     return;
   if (c->rx_req)
     conn_payload_cut(c);
+  /* Failed, or the input ended without NBD_CMD_DISC (a hard disconnect in
+   * the NBD spec's terms, "Terminating the transmission phase"): requests
+   * still waiting in the scheduler would only hold the close back (for
+   * queued/limit seconds behind a limit); they get NBD_ESHUTDOWN without
+   * entering the device.  After NBD_CMD_DISC every request is served. */
+  if (c->inflight_reqs && (c->state == CONN_FAILED || (c->eof && conn_live(c))))
+    dp_flow_cancel(c->sink.flow, &c->sink);
   if (c->inflight_reqs || !sendq_idle(&c->sq))
     return;   /* the last request freed, or the queue gone idle, pumps again */
   conn_set_state(c, CONN_CLOSING, "input ended, all answered");   /* (when still live) */
