@@ -94,6 +94,22 @@ void dp_qos_leave(struct dp_export *dx)
   pthread_mutex_unlock(&devices_mu);
 }
 
+void dp_qos_set(struct dp_export *dx, const struct sched_params *p)
+{
+  struct dp_device *d = dx->qdev;
+
+  if (!d) {
+    dx->qos = *p;
+    return;
+  }
+  pthread_mutex_lock(&d->lock);   /* dp_flow_get reads dx->qos under it */
+  dx->qos = *p;
+  for (struct dp_flow *f = d->flows; f; f = f->next)
+    if (f->export == dx)
+      sched_flow_set(&f->sf, p);
+  pthread_mutex_unlock(&d->lock);
+}
+
 struct dp_flow *dp_flow_get(struct dp_export *dx, const char *key)
 {
   struct dp_device *d = dx->qdev;

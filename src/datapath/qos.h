@@ -58,6 +58,11 @@ int dp_qos_join(struct dp_export *dx);
 /* Leave it (export close: no request in flight). */
 void dp_qos_leave(struct dp_export *dx);
 
+/* New parameters for dx's flows (a configuration reload): its flows now
+ * open take them at once (queued requests keep their place; a raised limit
+ * lets them in at the latest at the next timer tick), new flows too. */
+void dp_qos_set(struct dp_export *dx, const struct sched_params *p);
+
 /* A flow of export dx for a new source of requests: key NULL for one of
  * its own, else the flow of that key (shared, counted).  NULL when dx is
  * not scheduled (dp_qos.off) or on ENOMEM (then its requests go
