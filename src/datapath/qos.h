@@ -77,8 +77,10 @@ void dp_flow_put(struct dp_flow *f);
  * without NBD_CMD_DISC): its requests still queued in flow f never enter
  * the device.  Each is answered NBD_ESHUTDOWN at once (a request whose
  * payload never came is just finished), on the caller's loop, which must
- * be the sink's.  Requests already let in run to their end.  Returns how
- * many were cancelled.  With f NULL (unscheduled), nothing. */
+ * be the sink's.  Requests already let in run to their end, and so does a
+ * WRITE on a path that writes its payload as it arrives (its early writes
+ * may be running).  Returns how many were cancelled.  With f NULL
+ * (unscheduled), nothing. */
 unsigned dp_flow_cancel(struct dp_flow *f, const struct request_sink *sink);
 
 /* Run r (validated; a WRITE's payload complete in r->buf) once its

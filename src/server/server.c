@@ -297,6 +297,14 @@ out:
     worker_fini(&srv.workers[i]);
   free(srv.workers);
   listener_close_all(&set);   /* also removes the unix socket files it created */
+  /* Connections a worker gave up on (zero-copy sends the kernel kept) still
+   * hold their exports, which then stay open: flush them here all the same,
+   * as a clean exit promises. */
+  for (size_t i = 0; srv.exports && i < srv.exports->n; i++) {
+    struct export *ex = srv.exports->exports[i];
+    if (atomic_load(&ex->refs) > 1 && ex->dp.backend && ex->dp.backend->ops->flush_sync(ex->dp.backend) < 0)
+      log_msg(LOG_ERROR, NULL, ex->cfg.name, "flush at exit failed");
+  }
   export_table_put(srv.exports);
   tls_creds_free(srv.tls);
   if (srv.sig_fd >= 0)
