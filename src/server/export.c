@@ -127,7 +127,7 @@ int export_set_option(struct export_config *cfg, const char *key, const char *va
   int r = set_option(cfg, key, value, err, errlen);
   char *s;
 
-  if (r < 0 || is_qos_key(key))
+  if (r < 0 || is_qos_key(key) || !strcmp(key, "path"))   /* (the path is compared apart) */
     return r;
   if (asprintf(&s, "%s%s%s%s\n", cfg->settings ? cfg->settings : "", key, value ? "=" : "", value ? value : "") < 0) {
     snprintf(err, errlen, "out of memory");

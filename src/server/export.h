@@ -25,9 +25,10 @@ struct export_config {
   uint64_t max_memory;         /* memory: cap on allocated bytes; 0 = default */
   struct access_list access;   /* allow/allow-ro/deny rules, in order */
   struct sched_params qos;     /* weight, reserve-iops, limit-iops, limit-bw of each flow */
-  /* The options other than the scheduler's, as given ("key=value" lines,
-   * in order; NULL: none): what export_config_same compares, so that an
-   * option added later takes part without a change here. */
+  /* The options other than the path and the scheduler's, as given
+   * ("key=value" lines, in order; NULL: none): what export_config_same
+   * compares, so that an option added later takes part without a change
+   * here. */
   char *settings;
 };
 

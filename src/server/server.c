@@ -2,8 +2,8 @@
  * for them, and shut down cleanly: after SIGINT/SIGTERM every worker stops
  * accepting, finishes its in-flight requests and closes; then every export is
  * flushed and the process exits 0.  SIGUSR1 writes --stats; SIGHUP reloads
- * the configuration file (reload.c); SIGUSR2 is logged and ignored.  The control socket and /metrics run on a thread of
- * their own (ops.h). */
+ * the configuration file (reload.c); SIGUSR2 is logged and ignored.  The
+ * control socket and /metrics run on a thread of their own (ops.h). */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
