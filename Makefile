@@ -5,6 +5,8 @@ ASAN_BUILD ?= build-asan
 EXPORT     ?= var/default.img
 LISTEN     ?= 127.0.0.1:10809
 FUZZ_SECONDS ?= 60
+# Test lanes run at once by `make check` (tests/run.sh --jobs).
+TEST_JOBS  ?= 2
 CLANG_FORMAT ?= clang-format
 # The project's version (meson.build), which names libshunt.so.VERSION.
 VERSION    := $(shell sed -n "s/^ *version: *'\(.*\)',/\1/p" meson.build | head -n 1)
@@ -49,7 +51,7 @@ run: deps-build build-run
 # interop tests again against the ASan+UBSan build; one summary line at the end.
 check: deps build asan
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-	  tests/run.sh --datapaths splice,direct,mmap,auto $(BUILD):all $(ASAN_BUILD):fast
+	  tests/run.sh --jobs $(TEST_JOBS) --datapaths splice,direct,mmap,auto $(BUILD):all $(ASAN_BUILD):fast
 
 check-fast: deps build
 	tests/run.sh $(BUILD)

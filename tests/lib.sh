@@ -31,10 +31,14 @@ need_deps() { "$SHUNT_TOP/scripts/deps.sh" test >/dev/null || { echo "deps.sh fa
 
 # free_port: print a TCP port on 127.0.0.1 that no socket uses. The range stays below
 # the kernel's ephemeral ports (32768+), which busy clients would otherwise collide with.
+# When tests/run.sh runs tests in lanes, each lane picks from its own slice of the
+# range (SHUNT_PORT_LANE of SHUNT_PORT_LANES), so that two tests starting at once
+# never pick the same port.
 free_port() {
-  local p
+  local p lanes=${SHUNT_PORT_LANES:-1} lane=${SHUNT_PORT_LANE:-0} span
+  span=$((12000 / lanes))
   while :; do
-    p=$((20000 + RANDOM % 12000))
+    p=$((20000 + lane * span + RANDOM % span))
     ss -Htan "sport = :$p" | grep -q . || { echo "$p"; return; }
   done
 }

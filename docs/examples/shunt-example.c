@@ -15,32 +15,33 @@ static void on_read(const struct shunt_result *r)
     fprintf(stderr, "%s\n", r->message);
 }
 
-static void on_extent(void *user, uint64_t offset, uint64_t length, uint32_t flags)
+static void on_extent(void *user, const char *context, uint64_t offset, uint64_t length,
+                      uint32_t flags)
 {
   (void)user;
-  printf("extent %llu+%llu %s%s\n", (unsigned long long)offset, (unsigned long long)length,
-         flags & SHUNT_EXTENT_HOLE ? "hole" : "data", flags & SHUNT_EXTENT_ZERO ? ",zero" : "");
+  printf("%s: extent %llu+%llu %s%s\n", context, (unsigned long long)offset,
+         (unsigned long long)length, flags & SHUNT_EXTENT_HOLE ? "hole" : "data",
+         flags & SHUNT_EXTENT_ZERO ? ",zero" : "");
 }
 
 int main(int argc, char **argv)
 {
-  struct shunt_handle *h;
-  struct shunt_options opt = { .connections = 4 };
-  char err[512];
   if (argc != 2) {
     fprintf(stderr, "usage: %s NBD-URI\n", argv[0]);
     return 2;
   }
-  if (shunt_connect(&h, argv[1], &opt, err, sizeof err) < 0) {
-    fprintf(stderr, "%s\n", err);
+  struct shunt_handle *h = shunt_create();
+  if (!h || shunt_set_connections(h, 4) < 0 || shunt_connect_uri(h, argv[1]) < 0) {
+    fprintf(stderr, "%s\n", h ? shunt_last_error(h) : "out of memory");
+    shunt_close(h);
     return 1;
   }
-  const struct shunt_info *in = shunt_get_info(h);
-  printf("size %llu, %u connection(s)\n", (unsigned long long)in->size, in->connections);
+  uint64_t size = (uint64_t)shunt_get_size(h);
+  printf("size %llu, %u connection(s)\n", (unsigned long long)size, shunt_get_connections(h));
 
   char block[4096];
   memset(block, 'x', sizeof block);
-  if (!in->read_only && shunt_pwrite(h, block, sizeof block, 0, 0) < 0) {
+  if (shunt_get_flag(h, SHUNT_IS_READ_ONLY) == 0 && shunt_pwrite(h, block, sizeof block, 0, 0) < 0) {
     fprintf(stderr, "%s\n", shunt_last_error(h));
     shunt_close(h);
     return 1;
@@ -61,8 +62,8 @@ int main(int argc, char **argv)
   printf("read: %s, %llu payload bytes copied by the library\n",
          done == 1 ? "ok" : "failed", (unsigned long long)shunt_payload_bytes_copied(h));
 
-  if (in->block_status)
-    shunt_block_status(h, 0, in->size < 1048576 ? in->size : 1048576, 0, on_extent, NULL);
+  if (shunt_get_flag(h, SHUNT_HAS_META_CONTEXT) == 1)
+    shunt_block_status(h, 0, size < 1048576 ? size : 1048576, 0, on_extent, NULL);
   shunt_close(h);
   return done == 1 ? 0 : 1;
 }

@@ -1,8 +1,10 @@
 /* shunt.h: libshunt, the shunt NBD client library (public API).
  *
- * libshunt connects to an NBD server by URI, negotiates (fixed newstyle, GO with
- * fallback to EXPORT_NAME, structured replies, base:allocation, extended headers),
- * and runs many requests in flight over one or more connections.  The payload of
+ * libshunt connects to an NBD server (by URI, with failover URIs of the same
+ * export; on a socket the caller connected; or to a server command it starts),
+ * negotiates (fixed newstyle, GO with fallback to EXPORT_NAME, structured
+ * replies, meta contexts by name, extended headers), and runs many requests in
+ * flight over one or more connections.  The payload of
  * a read is received straight into the caller's iovecs: no bounce buffer, no
  * copy, even when structured chunks arrive out of order.
  *
@@ -24,13 +26,13 @@
  *   - shunt_last_error() returns the last failure seen by the calling thread on
  *     that handle (each thread keeps its own).
  *   - shunt_wake() may be called from any thread or a signal handler.
- *   - Reconnecting (opt.reconnect) holds nobody up: while a lost connection
+ *   - Reconnecting (shunt_set_reconnect) holds nobody up: while a lost connection
  *     waits out its backoff, its requests wait, other connections keep
  *     serving, and every call returns as usual.  When the attempt is due, the
  *     thread whose shunt_poll(), synchronous call or shunt_pollfds_process()
- *     finds it makes it (connect + handshake, at most timeout_ms) without the
- *     lock and without leading: that one call returns after the attempt, the
- *     other threads carry on meanwhile.
+ *     finds it makes it (connect + handshake, bounded by shunt_set_timeout())
+ *     without the lock and without leading: that one call returns after the
+ *     attempt, the other threads carry on meanwhile.
  *
  * ERRORS
  *   Functions return 0 (or a non-negative value) on success and a negative errno
@@ -53,6 +55,17 @@
  *   and at most length / 8 bytes for a read split into hundreds of disjoint
  *   pieces in random order.
  *
+ * ABI
+ *   The handle is opaque: the caller never allocates a library structure, so
+ *   the library can grow without breaking programs built against an older
+ *   header.  Options are set through setters, what negotiation produced and
+ *   the counters are read through getters (one per value, or one taking an
+ *   enum: new values get new enumerators).  The only structure whose layout is
+ *   public, struct shunt_result, is allocated by the library and passed to
+ *   the caller's callback read-only: members are only ever added at its end.
+ *   The shared library exports the shunt_* symbols only, each with the
+ *   version node LIBSHUNT_1.0.  pkg-config module: libshunt.
+ *
  * MEMORY
  *   The iovec array passed to a submit call is copied; the buffers it points to
  *   must stay valid (and, for writes, unchanged) until the completion callback.
@@ -72,53 +85,164 @@ extern "C" {
 
 struct shunt_handle;
 
-/* Connection options; zero-initialize and set what you need. */
-struct shunt_options {
-  unsigned connections;      /* wanted connections (0 = 1); more than one is used
-                                only when the server advertises CAN_MULTI_CONN */
-  bool no_structured;        /* simple replies only, no meta context (for handing
-                                the sockets to the kernel nbd driver) */
-  bool no_extended;          /* do not request extended headers */
-  bool no_block_status;      /* do not request the base:allocation context */
-  unsigned reconnect;        /* after a dropped connection, try this many times to
-                                reconnect (same export, same parameters) and resend
-                                the requests in flight (every NBD command is
-                                idempotent).  Meanwhile its requests, and new ones
-                                while no other connection is up, wait; nothing
-                                blocks (see THREADING RULES).  After the last failed
-                                attempt they fail with the error the connection was
-                                lost with ("... gave up after N reconnect
-                                attempts").  0 = fail in-flight requests at once.
-                                Either way later submits fail with -ENOTCONN once no
-                                connection is left.  A protocol violation (-EPROTO)
-                                is never reconnected. */
-  unsigned reconnect_delay_ms; /* wait before the first attempt (default 100),
-                                doubled after each failed one (10 s at most) */
-  unsigned timeout_ms;       /* connect + handshake timeout (default 30000); the
-                                server's greeting must arrive within 10 s, or
-                                timeout_ms when shorter */
-  bool copy_reads;           /* for comparison only: receive read payload into a
-                                library buffer and copy it out (the classic staged
-                                path; counted in payload_bytes_copied) */
-};
+/* ---- The handle ----
+ * A handle is created empty, configured with the shunt_set_* and shunt_add_*
+ * calls, then connected once with one of the shunt_connect_* calls.  Setters
+ * return 0, -EINVAL for a bad value, -EISCONN once connected (configuration is
+ * fixed then), or -ENOMEM.  Getters of what negotiation produced return
+ * -ENOTCONN (or NULL) before a successful connect. */
 
-/* What negotiation produced.  Valid until shunt_close(). */
-struct shunt_info {
-  uint64_t size;             /* export size in bytes */
-  uint16_t eflags;           /* raw NBD transmission flags (NBD_FLAG_* of the spec) */
-  bool read_only, can_flush, can_fua, can_trim, can_zero, can_fast_zero, can_df,
-       can_multi_conn, can_cache, rotational;
-  bool structured;           /* structured (or extended) replies are in use */
-  bool extended;             /* extended headers are in use */
-  bool block_status;         /* base:allocation was negotiated */
-  bool used_export_name;     /* the server did not know NBD_OPT_GO */
-  uint32_t min_block, pref_block, max_block; /* block size constraints (defaults
-                                1, 4096, 32 MiB when the server sent none) */
-  const char *export_name;   /* as the server named it (or as requested) */
-  const char *description;   /* NBD_INFO_DESCRIPTION, or NULL */
-  const char *server;        /* the URI we connected to, for messages */
-  unsigned connections;      /* connections actually open */
+/* A new, unconnected handle with the defaults below, or NULL (out of memory).
+ * Free it with shunt_close(), connected or not. */
+struct shunt_handle *shunt_create(void);
+
+/* Close every connection (sending NBD_CMD_DISC), fail requests still in flight
+ * (their callbacks run with -ECANCELED), wait for a server started by
+ * shunt_connect_command(), and free the handle.  NULL is fine. */
+void shunt_close(struct shunt_handle *h);
+
+/* ---- Configuration (before connecting) ---- */
+
+/* Wanted connections (default 1, at most 64); more than one is used only when
+ * the server advertises CAN_MULTI_CONN and the handle connects by URI. */
+int shunt_set_connections(struct shunt_handle *h, unsigned n);
+
+/* Ask for structured replies (default true).  false: simple replies only and
+ * no meta context, e.g. for handing the sockets to the kernel nbd driver. */
+int shunt_set_request_structured_replies(struct shunt_handle *h, bool on);
+
+/* Ask for extended headers (default true; needs structured replies). */
+int shunt_set_request_extended_headers(struct shunt_handle *h, bool on);
+
+/* Meta contexts to request with NBD_OPT_SET_META_CONTEXT.  The list starts as
+ * { "base:allocation" }; shunt_add_meta_context() appends one (any name, e.g.
+ * "qemu:dirty-bitmap:b0" or "qemu:allocation-depth"; at most 16, each at most
+ * 4096 bytes), shunt_clear_meta_contexts() empties it (no block status). */
+int shunt_add_meta_context(struct shunt_handle *h, const char *name);
+int shunt_clear_meta_contexts(struct shunt_handle *h);
+
+/* Reconnect after a dropped connection: up to attempts attempts (0, the
+ * default: fail the in-flight requests at once), the first after delay_ms
+ * (0: 100 ms), the delay doubled after each failed one (10 s at most).  The
+ * requests in flight are resent once the connection is back (every NBD command
+ * is idempotent); meanwhile they, and new ones while no other connection is
+ * up, wait; nothing blocks (see THREADING RULES).  After the last failed
+ * attempt they fail with the error the connection was lost with ("... gave up
+ * after N reconnect attempts"); later submits fail with -ENOTCONN once no
+ * connection is left.  A protocol violation (-EPROTO) is never reconnected.
+ * URI connections only; with failover URIs (shunt_add_uri) each attempt goes
+ * to the next URI, and the delay applies after each full round of the list. */
+int shunt_set_reconnect(struct shunt_handle *h, unsigned attempts, unsigned delay_ms);
+
+/* Give up reconnecting a lost connection once it has been down deadline_ms
+ * (0, the default: no deadline; the attempts of shunt_set_reconnect() still
+ * bound it).  The last attempt is made at the deadline at the latest. */
+int shunt_set_reconnect_deadline(struct shunt_handle *h, unsigned deadline_ms);
+
+/* Failover: another URI of the same export (another gateway of a shared
+ * disk), tried after the URI given to shunt_connect_uri() and those added
+ * before it, in order (at most 15).  Connecting tries them in that order
+ * until one answers.  With shunt_set_reconnect(), a lost connection is
+ * re-established on the next URI of the list, round robin; it must show the
+ * same export (the same size, read-only status, at least the write commands
+ * the first server offered, compatible block sizes; extended headers may
+ * differ): a server that does not is refused, its reason kept for the
+ * message if the handle gives up.  The requests in flight are then resent
+ * (reads, writes, flushes: a write acknowledged by the lost server is on the
+ * shared storage; one it had not acknowledged is written again with the same
+ * bytes).  All URIs use TLS or none does.  URI connections only. */
+int shunt_add_uri(struct shunt_handle *h, const char *uri);
+
+/* Connect + handshake timeout in ms (default 30000); the server's greeting
+ * must arrive within 10 s, or within this when shorter. */
+int shunt_set_timeout(struct shunt_handle *h, unsigned timeout_ms);
+
+/* For comparison only: receive read payload into a library buffer and copy it
+ * out (the classic staged path; counted in SHUNT_STAT_PAYLOAD_BYTES_COPIED). */
+int shunt_set_copy_reads(struct shunt_handle *h, bool on);
+
+/* The export to ask for on shunt_connect_socket()/shunt_connect_command()
+ * (default ""); a URI names its own export. */
+int shunt_set_export_name(struct shunt_handle *h, const char *name);
+
+/* TLS credentials for nbds:// and nbds+unix:// URIs, used where the URI does
+ * not give its own tls-psk-file, tls-certificates or tls-verify-peer
+ * parameter (see docs/libshunt.md).  NULL unsets. */
+int shunt_set_tls_psk_file(struct shunt_handle *h, const char *path);
+int shunt_set_tls_certificates(struct shunt_handle *h, const char *dir);
+int shunt_set_tls_verify_peer(struct shunt_handle *h, bool verify);
+
+/* ---- Connecting (once per handle) ----
+ * Each returns 0 or a negative errno; shunt_last_error() has a message naming
+ * the server and what failed.  A failed connect leaves the handle unconnected
+ * and configurable: it may be tried again. */
+
+/* Connect to uri: nbd://host[:port]/export, nbd+unix:///export?socket=PATH,
+ * or with TLS nbds://... and nbds+unix://... (STARTTLS before any other
+ * option, the TLS handshake with GnuTLS; credentials from the URI's tls-*
+ * parameters or the setters above, else X.509 against the system's trusted
+ * CAs).  Opens the extra connections of shunt_set_connections() when the
+ * server allows multi-conn. */
+int shunt_connect_uri(struct shunt_handle *h, const char *uri);
+
+/* Negotiate on fd, a socket already connected to an NBD server (the handle
+ * takes it over and closes it).  One connection; no reconnect, no TLS. */
+int shunt_connect_socket(struct shunt_handle *h, int fd);
+
+/* Start argv[0] (searched in PATH) with argv, its stdin and stdout one end of a
+ * socketpair, and negotiate with it on the other end: a server that speaks NBD
+ * on stdin/stdout, e.g. { "nbdkit", "-s", "memory", "1M", NULL }.  Its stderr
+ * is the caller's.  One connection; no reconnect.  shunt_close() closes the
+ * socket and waits for the process. */
+int shunt_connect_command(struct shunt_handle *h, char *const argv[]);
+
+/* Called by shunt_list_exports() for each export: name and description (NULL
+ * when the server gave none); both valid during the call only. */
+typedef void (*shunt_export_fn)(void *user, const char *name, const char *description);
+
+/* List the server's exports (NBD_OPT_LIST, then NBD_OPT_INFO for each one's
+ * description), calling fn for each; the export name in uri is ignored.  Uses
+ * h's timeout and TLS settings; h stays unconnected. */
+int shunt_list_exports(struct shunt_handle *h, const char *uri, shunt_export_fn fn, void *user);
+
+/* ---- What negotiation produced ---- */
+
+/* Export size in bytes, or -ENOTCONN. */
+int64_t shunt_get_size(const struct shunt_handle *h);
+
+/* Raw NBD transmission flags (NBD_FLAG_* of the spec), or -ENOTCONN. */
+int shunt_get_transmission_flags(const struct shunt_handle *h);
+
+/* Boolean properties of the connection: 1 or 0, -ENOTCONN, -EINVAL. */
+enum shunt_flag {
+  SHUNT_IS_READ_ONLY, SHUNT_CAN_FLUSH, SHUNT_CAN_FUA, SHUNT_CAN_TRIM, SHUNT_CAN_ZERO,
+  SHUNT_CAN_FAST_ZERO, SHUNT_CAN_DF, SHUNT_CAN_MULTI_CONN, SHUNT_CAN_CACHE,
+  SHUNT_IS_ROTATIONAL,
+  SHUNT_HAS_STRUCTURED_REPLIES, /* structured (or extended) replies are in use */
+  SHUNT_HAS_EXTENDED_HEADERS,   /* extended headers are in use */
+  SHUNT_HAS_META_CONTEXT,       /* at least one meta context was negotiated */
+  SHUNT_USED_EXPORT_NAME,    /* the server did not know NBD_OPT_GO */
 };
+int shunt_get_flag(const struct shunt_handle *h, enum shunt_flag f);
+
+/* Block size constraints (defaults 1, 4096, 32 MiB when the server sent
+ * none), or -ENOTCONN, -EINVAL. */
+enum shunt_block_size { SHUNT_BLOCK_MIN, SHUNT_BLOCK_PREFERRED, SHUNT_BLOCK_MAX };
+int64_t shunt_get_block_size(const struct shunt_handle *h, enum shunt_block_size which);
+
+/* 1 when the server agreed to meta context name (one of those requested), 0
+ * when it did not, -ENOTCONN. */
+int shunt_can_meta_context(const struct shunt_handle *h, const char *name);
+
+/* The export name as the server gave it (or as requested); its
+ * NBD_INFO_DESCRIPTION or NULL; the server (URI, or "fd N", or the command)
+ * for messages.  Valid until shunt_close(); NULL before connecting. */
+const char *shunt_get_export_name(const struct shunt_handle *h);
+const char *shunt_get_description(const struct shunt_handle *h);
+const char *shunt_get_uri(const struct shunt_handle *h);
+
+/* Connections open (0 before connecting). */
+unsigned shunt_get_connections(const struct shunt_handle *h);
 
 /* Command flags for the submit calls (translated to the NBD wire flags). */
 #define SHUNT_CMD_FUA        (1u << 0) /* write/trim/zero: durable before reply */
@@ -130,9 +254,10 @@ struct shunt_info {
 /* Request kinds reported in a result. */
 enum shunt_cmd {
   SHUNT_READ, SHUNT_WRITE, SHUNT_FLUSH, SHUNT_TRIM, SHUNT_ZERO, SHUNT_BLOCK_STATUS,
+  SHUNT_CACHE,
 };
 
-/* base:allocation extent flags. */
+/* base:allocation extent flags (other contexts define their own). */
 #define SHUNT_EXTENT_HOLE (1u << 0)
 #define SHUNT_EXTENT_ZERO (1u << 1)
 
@@ -148,53 +273,26 @@ struct shunt_result {
 };
 
 typedef void (*shunt_done_fn)(const struct shunt_result *r);
-/* One extent of a block status reply: [offset, offset+length) has flags
- * SHUNT_EXTENT_*.  Extents arrive in order; the last may extend past the
- * requested range. */
-typedef void (*shunt_extent_fn)(void *user, uint64_t offset, uint64_t length, uint32_t flags);
+/* One extent of a block status reply for meta context `context` (one of the
+ * negotiated names; valid during the call): [offset, offset+length) has
+ * flags, for base:allocation SHUNT_EXTENT_*.  A context's extents arrive in
+ * order, the contexts one after the other; the last extent of a context may
+ * extend past the requested range. */
+typedef void (*shunt_extent_fn)(void *user, const char *context, uint64_t offset,
+                                uint64_t length, uint32_t flags);
 
-/* ---- Connecting ---- */
-
-/* Connect to uri (nbd://host[:port]/export, nbd+unix:///export?socket=PATH, or
- * nbds:// and nbds+unix:// for TLS: STARTTLS first, credentials from the URI's
- * tls-* parameters, docs/libshunt.md), negotiate, and open extra connections if
- * opt->connections > 1 and the server allows multi-conn.  opt may be NULL.  On
- * failure returns -errno and writes a message into err (if errlen > 0). */
-int shunt_connect(struct shunt_handle **hp, const char *uri, const struct shunt_options *opt,
-                  char *err, size_t errlen);
-
-/* Close every connection (sending NBD_CMD_DISC), fail requests still in flight
- * (their callbacks run with -ECANCELED), and free the handle.  NULL is fine. */
-void shunt_close(struct shunt_handle *h);
-
-/* The negotiated parameters. */
-const struct shunt_info *shunt_get_info(const struct shunt_handle *h);
-
-/* The socket of connection i (0 <= i < info->connections), or -EINVAL (also
+/* The socket of connection i (0 <= i < shunt_get_connections()), or -EINVAL (also
  * while connection i is down, e.g. waiting to reconnect).  Meant for
  * `shunt attach`, which hands the negotiated sockets to the kernel: call it
  * before any request is submitted, then shunt_release_fds(). */
 int shunt_connection_fd(const struct shunt_handle *h, unsigned i);
 
 /* Give up ownership of every connection's socket: fds[0..n) receive them (n must
- * be >= info->connections), switched back to blocking mode, and the handle will
+ * be >= shunt_get_connections()), switched back to blocking mode, and the handle will
  * neither use nor close them (shunt_close() then only frees it).  Fails with
  * -EBUSY if requests are in flight or a connection waits to reconnect.
  * Returns the number of fds. */
 int shunt_release_fds(struct shunt_handle *h, int *fds, unsigned n);
-
-/* An export of NBD_OPT_LIST. */
-struct shunt_export {
-  char *name;
-  char *description;         /* from NBD_OPT_INFO, or NULL */
-};
-
-/* List the server's exports (NBD_OPT_LIST, then NBD_OPT_INFO for each one's
- * description).  The export name in uri is ignored.  Free with
- * shunt_free_exports(). */
-int shunt_list_exports(const char *uri, const struct shunt_options *opt,
-                       struct shunt_export **list, size_t *count, char *err, size_t errlen);
-void shunt_free_exports(struct shunt_export *list, size_t count);
 
 /* ---- Asynchronous requests ----
  * Each returns a cookie (> 0) identifying the request, or a negative errno
@@ -212,7 +310,12 @@ int64_t shunt_aio_trim(struct shunt_handle *h, uint64_t offset, uint64_t length,
                        unsigned flags, shunt_done_fn done, void *user);
 int64_t shunt_aio_zero(struct shunt_handle *h, uint64_t offset, uint64_t length,
                        unsigned flags, shunt_done_fn done, void *user);
-/* Block status of base:allocation; extent is called for each extent before done. */
+/* Block status of every negotiated meta context; extent is called for each
+ * extent before done. */
+/* Ask the server to bring [offset, offset+length) into its cache
+ * (NBD_CMD_CACHE; -ENOTSUP unless SHUNT_CAN_CACHE). */
+int64_t shunt_aio_cache(struct shunt_handle *h, uint64_t offset, uint64_t length,
+                        shunt_done_fn done, void *user);
 int64_t shunt_aio_block_status(struct shunt_handle *h, uint64_t offset, uint64_t length,
                                unsigned flags, shunt_extent_fn extent, shunt_done_fn done,
                                void *user);
@@ -272,7 +375,7 @@ void shunt_wake(struct shunt_handle *h);
 
 /* Event-loop integration: fill pfd[0..max) with the descriptors and events the
  * handle waits for; returns how many (at most max; the handle needs
- * info->connections + 1: while a lost connection waits to reconnect, a timer
+ * shunt_get_connections() + 1: while a lost connection waits to reconnect, a timer
  * takes its place).  After poll(), pass them back to
  * shunt_pollfds_process(), which returns completions like shunt_poll() (and
  * makes a reconnect attempt that is due; see THREADING RULES). */
@@ -292,6 +395,7 @@ int shunt_pwritev(struct shunt_handle *h, const struct iovec *iov, int iovcnt,
 int shunt_flush(struct shunt_handle *h);
 int shunt_trim(struct shunt_handle *h, uint64_t offset, uint64_t length, unsigned flags);
 int shunt_zero(struct shunt_handle *h, uint64_t offset, uint64_t length, unsigned flags);
+int shunt_cache(struct shunt_handle *h, uint64_t offset, uint64_t length);
 int shunt_block_status(struct shunt_handle *h, uint64_t offset, uint64_t length,
                        unsigned flags, shunt_extent_fn extent, void *user);
 
@@ -300,27 +404,30 @@ int shunt_block_status(struct shunt_handle *h, uint64_t offset, uint64_t length,
 const char *shunt_last_error(const struct shunt_handle *h);
 
 /* ---- Counters ---- */
-struct shunt_stats {
-  uint64_t requests;          /* requests completed */
-  uint64_t errors;            /* requests completed with an error */
-  uint64_t bytes_read;        /* read payload received into caller buffers */
-  uint64_t bytes_written;     /* write payload sent from caller buffers */
-  uint64_t payload_bytes_copied; /* payload bytes the library copied through a
+enum shunt_stat {
+  SHUNT_STAT_REQUESTS,        /* requests completed */
+  SHUNT_STAT_ERRORS,          /* requests completed with an error */
+  SHUNT_STAT_BYTES_READ,      /* read payload received into caller buffers */
+  SHUNT_STAT_BYTES_WRITTEN,   /* write payload sent from caller buffers */
+  SHUNT_STAT_PAYLOAD_BYTES_COPIED, /* payload bytes the library copied through a
                                  buffer of its own: 0 on the direct path, TLS
                                  included (records are decrypted into the
-                                 caller's buffers); only opt.copy_reads copies */
-  uint64_t hole_bytes;        /* read bytes that arrived as OFFSET_HOLE (zero-filled) */
-  uint64_t chunks;            /* structured reply chunks received */
-  uint64_t reconnects;        /* successful reconnects */
-  uint64_t retried;           /* requests resent after a reconnect */
-  uint64_t receive_calls;     /* system calls that read replies (readv, splice),
+                                 caller's buffers); only shunt_set_copy_reads()
+                                 copies */
+  SHUNT_STAT_HOLE_BYTES,      /* read bytes that arrived as OFFSET_HOLE (zero-filled) */
+  SHUNT_STAT_CHUNKS,          /* structured reply chunks received */
+  SHUNT_STAT_RECONNECTS,      /* successful reconnects */
+  SHUNT_STAT_RETRIED,         /* requests resent after a reconnect */
+  SHUNT_STAT_RECEIVE_CALLS,   /* system calls that read replies (readv, splice),
                                  including ones that found nothing: a simple
                                  read reply costs about one, its payload and
                                  the next reply's header arriving together, and
                                  a short read ends a round without another */
+  SHUNT_STAT_FAILOVERS,       /* reconnects that went to another URI */
 };
-void shunt_get_stats(const struct shunt_handle *h, struct shunt_stats *out);
-/* Shorthand for shunt_get_stats().payload_bytes_copied. */
+/* The counter's value (0 for a counter this library does not know). */
+uint64_t shunt_get_stat(const struct shunt_handle *h, enum shunt_stat which);
+/* Shorthand for shunt_get_stat(h, SHUNT_STAT_PAYLOAD_BYTES_COPIED). */
 uint64_t shunt_payload_bytes_copied(const struct shunt_handle *h);
 
 /* A readable name for a command ("READ", "WRITE", ...). */

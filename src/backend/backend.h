@@ -58,6 +58,10 @@ struct backend_ops {
                  struct backend_extent *ext, size_t max, size_t *n);
   /* Make everything durable, synchronously (used at shutdown). */
   int (*flush_sync)(struct backend *b);
+  /* Re-read the size of storage that may change under the export (b->size;
+   * cheap: no round trip), before a new connection is told the size.
+   * Returns 0 or -errno.  NULL when the size is fixed. */
+  int (*refresh)(struct backend *b);
   void (*close)(struct backend *b);
 };
 
@@ -68,7 +72,23 @@ struct backend {
   bool can_trim, can_zero, can_fast_zero, can_cache, can_flush, rotational;
   int fd;           /* the open file for file backends, -1 otherwise (for data paths) */
   bool is_blockdev;
+  /* fd lies on a file system whose I/O may wait for someone else (FUSE, NFS,
+   * CIFS/SMB, Ceph, 9p...): its reads and writes are submitted IOSQE_ASYNC,
+   * here and by the data paths, so that io_uring hands them to a kernel
+   * worker at once instead of trying them inline, where a stalled server
+   * would hold the submitting thread and every other export or device it
+   * serves (io_uring's own check whether a FUSE file can do non-blocking I/O
+   * already waits for the daemon). */
+  bool io_async;
   void *priv;
+};
+
+/* The options of backend=rbd (docs/rbd.md), owned strings or NULL. */
+struct backend_rbd_options {
+  char *conf;           /* ceph-conf: the ceph.conf to read; NULL: librados's search path */
+  char *id;             /* ceph-id: the client's name without "client."; NULL: admin */
+  char *cluster;        /* ceph-cluster: the cluster's name; NULL: ceph */
+  bool lock_exclusive;  /* lock=exclusive: take the image's lock and keep it */
 };
 
 /* Options of one backend kind (the export options that name them). */
@@ -78,10 +98,26 @@ struct backend_options {
   /* memory: the most bytes of pages it may allocate, 0 for the default: the
    * size, but half of sys_memory_limit() (common/sysmem.h) with allow_overcommit ("max-memory") */
   uint64_t max_memory;
+  /* rbd: NULL for the defaults */
+  const struct backend_rbd_options *rbd;
 };
 
-/* Open a backend of the given kind ("file" or "memory") on path (for memory:
- * a size such as 64M).  On failure returns -errno and writes a message to err. */
+/* Set key=value when key is an option of backend=rbd (ceph-conf, ceph-id,
+ * ceph-cluster, lock): returns 0 when set, -EINVAL or -ENOMEM with a message
+ * in err (prefixed by who) when the value is bad, 1 when key is none of them. */
+int backend_rbd_set_option(struct backend_rbd_options *o, const char *key, const char *value,
+                           const char *who, char *err, size_t errlen);
+
+/* true when any rbd option is set. */
+bool backend_rbd_options_set(const struct backend_rbd_options *o);
+
+/* Free the strings of o and zero it. */
+void backend_rbd_options_free(struct backend_rbd_options *o);
+
+/* Open a backend of the given kind ("file", "memory" or "rbd") on path (for
+ * memory: a size such as 64M; for rbd: POOL/IMAGE[@SNAP]).  On failure
+ * returns -errno and writes a message to err (-ENOTSUP for rbd in a build
+ * without librbd). */
 int backend_open(const char *kind, const char *path, bool read_only,
                  struct backend **out, char *err, size_t errlen);
 
@@ -104,6 +140,9 @@ void backend_complete_later(struct bio *io, int res);
 int backend_file_open(const char *path, bool read_only, struct backend **out, char *err, size_t errlen);
 int backend_memory_open(const char *size, bool read_only, const struct backend_options *o,
                         struct backend **out, char *err, size_t errlen);
+/* spec is POOL/IMAGE[@SNAP]; o may be NULL.  A snapshot is opened read-only. */
+int backend_rbd_open(const char *spec, bool read_only, const struct backend_rbd_options *o,
+                     struct backend **out, char *err, size_t errlen);
 
 
 /* What a memory backend holds. */

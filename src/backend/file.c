@@ -14,6 +14,7 @@
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "backend/backend.h"
@@ -182,6 +183,8 @@ static void file_step(struct bio *io)
     sqe = engine_sqe(io->eng, &io->op);
     io_uring_prep_read(sqe, b->fd, (char *)io->buf + io->progress,
                        left > (1u << 30) ? (1u << 30) : (unsigned)left, io->offset + io->progress);
+    if (b->io_async)
+      sqe->flags |= IOSQE_ASYNC;
     return;
   case BIO_WRITE:
     if (io->stage == ST_SYNC)
@@ -191,6 +194,8 @@ static void file_step(struct bio *io)
                         left > (1u << 30) ? (1u << 30) : (unsigned)left, io->offset + io->progress);
     if (io->flags & BIO_FUA)
       sqe->rw_flags = RWF_DSYNC;
+    if (b->io_async)
+      sqe->flags |= IOSQE_ASYNC;
     return;
   case BIO_FLUSH:
     break;
@@ -360,6 +365,31 @@ static const struct backend_ops file_ops = {
   .close = file_close,
 };
 
+/* File systems whose I/O may block on a server or a user-space daemon
+ * (backend.io_async). */
+static bool io_may_block(int fd)
+{
+  static const unsigned long magic[] = {
+    0x65735546,    /* FUSE */
+    0x6969,        /* NFS */
+    0xff534d42,    /* CIFS */
+    0xfe534d42,    /* SMB2 */
+    0x00c36400,    /* Ceph */
+    0x01021997,    /* 9p */
+    0x5346414f,    /* AFS */
+    0x47504653,    /* GPFS */
+    0x0bd00bd0,    /* Lustre */
+  };
+  struct statfs fs;
+
+  if (fd < 0 || fstatfs(fd, &fs) < 0)
+    return false;
+  for (size_t i = 0; i < sizeof magic / sizeof magic[0]; i++)
+    if ((unsigned long)(unsigned)fs.f_type == magic[i])
+      return true;
+  return false;
+}
+
 int backend_file_open(const char *path, bool read_only, struct backend **out, char *err, size_t errlen)
 {
   struct backend *b;
@@ -389,6 +419,7 @@ int backend_file_open(const char *path, bool read_only, struct backend **out, ch
   pthread_mutex_init(&p->ext_lock, NULL);
   b->ops = &file_ops;
   b->fd = fd;
+  b->io_async = io_may_block(fd);
   b->priv = p;
   b->read_only = read_only;
   if (S_ISREG(st.st_mode)) {

@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <sys/uio.h>
 
 #include "client/cover.h"
@@ -18,6 +19,45 @@
 #include "shunt/shunt.h"
 
 #define SH_IOV_INLINE 4
+#define SH_MAX_CONNECTIONS 64
+#define SH_MAX_URIS 16       /* the URI connected to plus its failover URIs */
+
+/* A server the handle may connect to: shunt_connect_uri's, then shunt_add_uri's. */
+struct sh_target {
+  char *text;
+  struct nbd_uri uri;
+};
+
+/* What the setters configure (shunt.h documents each). */
+struct sh_options {
+  unsigned connections;
+  bool no_structured, no_extended;
+  unsigned reconnect, reconnect_delay_ms, timeout_ms;
+  unsigned reconnect_deadline_ms; /* 0: none */
+  char *alt_uris[SH_MAX_URIS - 1]; /* shunt_add_uri: failover URIs, in order */
+  unsigned nalt;
+  bool copy_reads;
+  char *export_name;         /* for socket/command connections */
+  char *tls_psk_file, *tls_certificates;
+  int tls_verify_peer;       /* -1: unset */
+};
+
+/* What negotiation produced (the getters read it). */
+struct sh_info {
+  uint64_t size;
+  uint16_t eflags;
+  bool read_only, can_flush, can_fua, can_trim, can_zero, can_fast_zero, can_df,
+       can_multi_conn, can_cache, rotational;
+  bool structured, extended, block_status, used_export_name;
+  uint32_t min_block, pref_block, max_block;
+  const char *export_name, *description, *server;
+};
+
+/* The counters, in enum shunt_stat's order. */
+struct sh_stats {
+  uint64_t requests, errors, bytes_read, bytes_written, payload_bytes_copied, hole_bytes,
+           chunks, reconnects, retried, receive_calls, failovers;
+};
 
 /* One request, from submit to completion. */
 struct sh_req {
@@ -68,6 +108,9 @@ enum sh_rstate {
 struct sh_conn {
   struct sh_transport t;
   bool live;
+  bool extended;             /* extended headers on this connection (may differ
+                                between failover servers) */
+  unsigned target;           /* index in the handle's targets it is connected to */
   struct sh_req *sq_head, *sq_tail;
   unsigned inflight;         /* requests assigned to this connection */
   enum sh_rstate rs;
@@ -81,7 +124,10 @@ struct sh_conn {
   unsigned char mbuf[PROTO_MAX_ERROR_CHUNK + 16];
   size_t mgot, mneed;
   bool bs_ext, bs_mine;
-  uint32_t meta_id;          /* base:allocation context id on this connection */
+  unsigned bs_ctx;           /* index in the handle's meta list of the current chunk */
+  /* Context ids the server gave on this connection, per requested name. */
+  uint32_t meta_ids[SH_MAX_META];
+  bool meta_ok[SH_MAX_META];
   /* Lost with opt.reconnect: its requests (and new ones if no connection is
    * up) wait, not on the send queue's wire, for the next attempt at due_ms. */
   bool reconnecting;
@@ -89,17 +135,29 @@ struct sh_conn {
   unsigned attempts;         /* attempts made since it was lost */
   unsigned delay_ms;         /* backoff after the next failed attempt */
   uint64_t due_ms;           /* CLOCK_MONOTONIC milliseconds of the next attempt */
+  uint64_t lost_ms;          /* when it was lost (the reconnect deadline counts from it) */
+  unsigned next_target;      /* the target of the next attempt (round robin) */
+  unsigned first_target;     /* the first target tried since it was lost */
   int lost_err;              /* why it was lost: its requests' error if it gives up */
   char lost_msg[512];
 };
 
 struct shunt_handle {
-  struct nbd_uri uri;
-  char *uri_text;
-  struct shunt_options opt;
+  bool connected;
+  struct sh_target targets[SH_MAX_URIS]; /* URI connections: what it may dial */
+  unsigned ntargets;
+  bool tls;                  /* the targets use TLS */
+  char *fd_what;             /* socket/command connections: the server's name */
+  const char *uri_text;      /* the server named in messages: the target the
+                                latest connection was made to, or fd_what */
+  int given_fd;              /* shunt_connect_socket/command: the socket until negotiated */
+  pid_t child;               /* shunt_connect_command: the server process (0: none) */
+  struct sh_options opt;
+  char *metas[SH_MAX_META];  /* meta contexts to request */
+  unsigned nmetas;
   struct sh_want want;
   struct sh_negotiated neg;
-  struct shunt_info info;
+  struct sh_info info;
   struct sh_conn *conns;
   unsigned nconns;
   int wakefd;                /* eventfd for shunt_wake */
@@ -110,7 +168,7 @@ struct shunt_handle {
   uint32_t gen;
   unsigned in_flight;
   int completed;             /* completions in the current poll */
-  struct shunt_stats stats;
+  struct sh_stats stats;
   char last_error[1024];
   char msg[1024];            /* message of the completion being reported */
   char lost[512];            /* why the last connection was lost, for later submits */
@@ -124,6 +182,34 @@ struct shunt_handle {
   uint64_t rounds;           /* poll rounds finished, for followers */
 };
 
+/* options.c: the defaults (0 or -ENOMEM), and freeing what the setters kept. */
+int sh_options_init(struct shunt_handle *h);
+void sh_options_free(struct shunt_handle *h);
+
+/* connect.c: negotiate on fd (taken over), a socket to the server `what`
+ * (named in messages); one connection, no reconnect.  0 or -errno. */
+int sh_connect_fd(struct shunt_handle *h, int fd, const char *what);
+/* Dial target k (or take the socket given to shunt_connect_socket/command),
+ * then negotiate into *n.  On failure err names the server and t is closed.
+ * Reads only what connecting fixed: called without the lock when
+ * reconnecting. */
+int sh_open_conn(struct shunt_handle *h, unsigned k, struct sh_transport *t,
+                 struct sh_negotiated *n, char *err, size_t errlen);
+/* Set up c for the transport t, negotiated as n, connected to target. */
+void sh_init_conn(struct sh_conn *c, struct sh_transport *t, unsigned target,
+                  const struct sh_negotiated *n);
+/* Whether a later connection (multi-conn, reconnect, failover), negotiated
+ * as n, shows the export the first one (a) did; false with why otherwise. */
+bool sh_same_export(const struct sh_negotiated *a, const struct sh_negotiated *n,
+                    char *why, size_t len);
+
+/* handle.c: undo a connect: back to a configured, unconnected handle.
+ * Requests still in flight fail with -ECANCELED. */
+void sh_disconnect(struct shunt_handle *h);
+
+/* command.c: wait for the server process of shunt_connect_command (if any). */
+void sh_wait_child(struct shunt_handle *h);
+
 void sh_lock(struct shunt_handle *h);
 void sh_unlock(struct shunt_handle *h);
 /* Record a failure message: the handle's last error and the calling thread's. */
@@ -136,7 +222,8 @@ int sh_poll_round(struct shunt_handle *h, int timeout_ms);
 int sh_conn_flush_sends(struct shunt_handle *h, struct sh_conn *c);
 /* False for a write whose pipe bytes were partly sent: it cannot be resent. */
 bool sh_req_replayable(const struct sh_req *r);
-void sh_req_encode(struct shunt_handle *h, struct sh_req *r);
+/* Encode r's header for a connection with (or without) extended headers. */
+void sh_req_encode(struct sh_req *r, bool extended);
 void sh_queue_req(struct shunt_handle *h, unsigned ci, struct sh_req *r);
 struct sh_req *sh_lookup(struct shunt_handle *h, uint64_t cookie);
 /* Complete r: run its callback and free it. */

@@ -1,6 +1,6 @@
-/* handle.c: a libshunt handle: connecting by URI, opening the multi-conn
- * connections, the poll loop that drives sends and receives, losing and
- * re-establishing connections, and the getters. */
+/* handle.c: a libshunt handle: creating and closing it, the poll loop that
+ * drives sends and receives, losing and re-establishing connections (the
+ * first connect is connect.c's). */
 #include <errno.h>
 #include <pthread.h>
 #include <fcntl.h>
@@ -8,15 +8,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "client/client.h"
 #include "proto/nbd-protocol.h"
-
-#define MAX_CONNECTIONS 64
 
 void sh_lock(struct shunt_handle *h)
 {
@@ -50,159 +47,18 @@ static void init_locks(struct shunt_handle *h)
   pthread_cond_init(&h->progress, NULL);
 }
 
-static int open_conn(struct shunt_handle *h, struct sh_transport *t, struct sh_negotiated *n,
-                     char *err, size_t errlen)
+struct shunt_handle *shunt_create(void)
 {
-  char e[512];
-  int r = sh_transport_dial(&h->uri, h->opt.timeout_ms, t, e, sizeof e);
-  if (r == 0)
-    r = sh_transport_set_timeout(t, h->opt.timeout_ms);
-  if (r == 0)
-    r = sh_handshake(t, &h->want, n, e, sizeof e);
-  if (r == 0)
-    r = sh_transport_set_nonblock(t);
-  if (r < 0) {
-    snprintf(err, errlen, "%s: %s", h->uri_text, e);
-    sh_transport_close(t);
-  }
-  return r;
-}
-
-static void init_conn(struct sh_conn *c, struct sh_transport *t, bool extended, uint32_t meta_id)
-{
-  memset(c, 0, sizeof *c);
-  c->t = *t;
-  c->live = true;
-  c->rs = RS_HDR;
-  c->hneed = proto_reply_min_header(extended);
-  c->meta_id = meta_id;
-}
-
-static void fill_info(struct shunt_handle *h)
-{
-  struct shunt_info *i = &h->info;
-  const struct sh_negotiated *n = &h->neg;
-  uint16_t f = n->eflags;
-  i->size = n->size;
-  i->eflags = f;
-  i->read_only = f & NBD_FLAG_READ_ONLY;
-  i->can_flush = f & NBD_FLAG_SEND_FLUSH;
-  i->can_fua = f & NBD_FLAG_SEND_FUA;
-  i->can_trim = f & NBD_FLAG_SEND_TRIM;
-  i->can_zero = f & NBD_FLAG_SEND_WRITE_ZEROES;
-  i->can_fast_zero = f & NBD_FLAG_SEND_FAST_ZERO;
-  i->can_df = (f & NBD_FLAG_SEND_DF) && n->structured;
-  i->can_multi_conn = f & NBD_FLAG_CAN_MULTI_CONN;
-  i->can_cache = f & NBD_FLAG_SEND_CACHE;
-  i->rotational = f & NBD_FLAG_ROTATIONAL;
-  i->structured = n->structured;
-  i->extended = n->extended;
-  i->block_status = n->have_meta;
-  i->used_export_name = n->used_export_name;
-  i->min_block = n->min_block;
-  i->pref_block = n->pref_block;
-  i->max_block = n->max_block;
-  i->export_name = n->name ? n->name : h->uri.export_name;
-  i->description = n->description;
-  i->server = h->uri_text;
-  i->connections = h->nconns;
-}
-
-static int parse_uri(struct shunt_handle *h, const char *uri, const struct shunt_options *opt,
-                     char *err, size_t errlen)
-{
-  char e[256];
-  int r = nbd_uri_parse(uri, &h->uri, e, sizeof e);
-  if (r < 0) {
-    snprintf(err, errlen, "%s", r == -EINVAL ? e : strerror(-r));
-    return r;
-  }
-  if (!(h->uri_text = strdup(uri)))
-    return -ENOMEM;
-  if (opt)
-    h->opt = *opt;
-  if (!h->opt.timeout_ms)
-    h->opt.timeout_ms = 30000;
-  if (!h->opt.reconnect_delay_ms)
-    h->opt.reconnect_delay_ms = 100;
-  if (h->opt.connections == 0)
-    h->opt.connections = 1;
-  if (h->opt.connections > MAX_CONNECTIONS)
-    h->opt.connections = MAX_CONNECTIONS;
-  h->want.export_name = h->uri.export_name;
-  h->want.structured = !h->opt.no_structured;
-  h->want.extended = !h->opt.no_structured && !h->opt.no_extended;
-  h->want.block_status = !h->opt.no_structured && !h->opt.no_block_status;
-  return 0;
-}
-
-int shunt_connect(struct shunt_handle **hp, const char *uri, const struct shunt_options *opt,
-                  char *err, size_t errlen)
-{
-  char dummy[1];
-  if (!err || !errlen) {
-    err = dummy;
-    errlen = sizeof dummy;
-  }
-  err[0] = '\0';
-  *hp = NULL;
   struct shunt_handle *h = calloc(1, sizeof *h);
   if (!h)
-    return -ENOMEM;
-  h->wakefd = -1;
-  h->timerfd = -1;
+    return NULL;
+  h->wakefd = h->timerfd = h->given_fd = -1;
   init_locks(h);
-  int r = parse_uri(h, uri, opt, err, errlen);
-  if (r < 0)
-    goto fail;
-  if ((h->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
-    r = -errno;
-    goto fail;
+  if (sh_options_init(h) < 0) {
+    shunt_close(h);
+    return NULL;
   }
-  if (h->opt.reconnect &&
-      (h->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK)) < 0) {
-    r = -errno;
-    goto fail;
-  }
-  if (!(h->conns = calloc(h->opt.connections, sizeof *h->conns))) {
-    r = -ENOMEM;
-    goto fail;
-  }
-  struct sh_transport t;
-  if ((r = open_conn(h, &t, &h->neg, err, errlen)) < 0)
-    goto fail;
-  init_conn(&h->conns[0], &t, h->neg.extended, h->neg.meta_id);
-  h->nconns = 1;
-  /* Spec (NBD_FLAG_CAN_MULTI_CONN): only then may several connections share
-   * the export with consistent flush semantics. */
-  unsigned want = (h->neg.eflags & NBD_FLAG_CAN_MULTI_CONN) ? h->opt.connections : 1;
-  while (h->nconns < want) {
-    struct sh_negotiated n;
-    if ((r = open_conn(h, &t, &n, err, errlen)) < 0)
-      goto fail;
-    bool same = n.size == h->neg.size && n.eflags == h->neg.eflags &&
-                n.extended == h->neg.extended && n.structured == h->neg.structured &&
-                n.have_meta == h->neg.have_meta && n.meta_id == h->neg.meta_id;
-    sh_negotiated_free(&n);
-    if (!same) {
-      sh_transport_close(&t);
-      snprintf(err, errlen, "%s: connection %u negotiated different parameters", uri, h->nconns);
-      r = -EPROTO;
-      goto fail;
-    }
-    init_conn(&h->conns[h->nconns++], &t, h->neg.extended, h->neg.meta_id);
-  }
-  fill_info(h);
-  *hp = h;
-  return 0;
-fail:
-  shunt_close(h);
-  return r;
-}
-
-const struct shunt_info *shunt_get_info(const struct shunt_handle *h)
-{
-  return &h->info;
+  return h;
 }
 
 int shunt_connection_fd(const struct shunt_handle *h, unsigned i)
@@ -216,7 +72,7 @@ int shunt_connection_fd(const struct shunt_handle *h, unsigned i)
 
 int shunt_release_fds(struct shunt_handle *h, int *fds, unsigned n)
 {
-  if (h->uri.tls)
+  if (h->tls)
     return -EPROTONOSUPPORT;   /* a TLS session cannot be handed to the kernel */
   sh_lock(h);
   bool reconnecting = false;
@@ -259,16 +115,14 @@ static void fail_all(struct shunt_handle *h, int ci, int err, const char *msg)
   }
 }
 
-void shunt_close(struct shunt_handle *h)
+void sh_disconnect(struct shunt_handle *h)
 {
-  if (!h)
-    return;
   for (unsigned i = 0; i < h->nconns; i++) {
     struct sh_conn *c = &h->conns[i];
     if (c->live && !c->sq_head && c->rs == RS_HDR && c->hgot == 0) {
       /* Spec: NBD_CMD_DISC before closing; best effort, never blocks long. */
       unsigned char hdr[32];
-      size_t len = proto_request_encode(hdr, h->neg.extended, 0, NBD_CMD_DISC, 0, 0, 0);
+      size_t len = proto_request_encode(hdr, c->extended, 0, NBD_CMD_DISC, 0, 0, 0);
       struct iovec v = { hdr, len };
       (void)sh_transport_writev(&c->t, &v, 1);
     }
@@ -277,16 +131,42 @@ void shunt_close(struct shunt_handle *h)
   fail_all(h, -1, -ECANCELED, "handle closed");
   for (unsigned i = 0; i < h->nconns; i++)
     sh_transport_close(&h->conns[i].t);
+  if (h->given_fd >= 0)
+    close(h->given_fd);
+  h->given_fd = -1;
   if (h->wakefd >= 0)
     close(h->wakefd);
   if (h->timerfd >= 0)
     close(h->timerfd);
+  h->wakefd = h->timerfd = -1;
+  sh_wait_child(h);
   sh_negotiated_free(&h->neg);
-  nbd_uri_free(&h->uri);
-  free(h->uri_text);
+  memset(&h->neg, 0, sizeof h->neg);
+  memset(&h->info, 0, sizeof h->info);
+  for (unsigned k = 0; k < h->ntargets; k++) {
+    nbd_uri_free(&h->targets[k].uri);
+    free(h->targets[k].text);
+  }
+  memset(h->targets, 0, sizeof h->targets);
+  h->ntargets = 0;
+  h->tls = false;
+  free(h->fd_what);
+  h->fd_what = NULL;
+  h->uri_text = NULL;
   free(h->conns);
+  h->conns = NULL;
+  h->nconns = 0;
+  h->connected = false;
+}
+
+void shunt_close(struct shunt_handle *h)
+{
+  if (!h)
+    return;
+  sh_disconnect(h);
   free(h->slots);
   free(h->free_slots);
+  sh_options_free(h);
   if (tls_err_handle == h)
     tls_err_handle = NULL;
   pthread_cond_destroy(&h->progress);
@@ -353,12 +233,15 @@ static void lead_end(struct shunt_handle *h)
  * been sent on the lost one are retried (every NBD command is idempotent: a
  * retried write writes the same bytes again); ones submitted meanwhile were
  * only queued. */
-static int reconnected(struct shunt_handle *h, unsigned ci, struct sh_transport *t, uint32_t meta)
+static int reconnected(struct shunt_handle *h, unsigned ci, unsigned target,
+                       struct sh_transport *t, const struct sh_negotiated *n)
 {
   int before;
+  unsigned old_target = h->conns[ci].target;
   bool lead = false;
   for (uint32_t s = 0; s < h->nslots && !lead; s++)
-    lead = h->slots[s] && h->slots[s]->conn == (int)ci && !sh_req_replayable(h->slots[s]);
+    lead = h->slots[s] && h->slots[s]->conn == (int)ci &&
+           (!sh_req_replayable(h->slots[s]) || (!n->extended && h->slots[s]->length > UINT32_MAX));
   if (lead) {
     /* Some fail here: complete them as leader, as give_up() does (dialing
      * keeps other threads from dialing ci while we wait to lead). */
@@ -366,17 +249,28 @@ static int reconnected(struct shunt_handle *h, unsigned ci, struct sh_transport 
     lead_begin(h);
   }
   before = h->completed;
-  init_conn(&h->conns[ci], t, h->neg.extended, meta);
+  sh_init_conn(&h->conns[ci], t, target, n);
   h->stats.reconnects++;
+  if (target != old_target) {
+    h->stats.failovers++;
+    h->uri_text = h->info.server = h->targets[target].text;
+  }
+  if (!n->extended)
+    h->info.extended = false; /* later requests must fit compact headers */
   for (uint32_t s = 0; s < h->nslots; s++) {
     struct sh_req *r = h->slots[s];
     if (!r || r->conn != (int)ci)
       continue;
-    if (!sh_req_replayable(r)) {
-      /* Its pipe bytes went to the dead socket: nothing left to resend. */
+    const char *lost = !sh_req_replayable(r)
+                       ? "connection lost after part of the payload left its pipe"
+                       : !n->extended && r->length > UINT32_MAX
+                       ? "the new connection's compact headers cannot say its length"
+                       : NULL;
+    if (lost) {
+      /* Its pipe bytes went to the dead socket, or it cannot be said again. */
       r->error = -ECONNRESET;
       free(r->errmsg);
-      r->errmsg = strdup("connection lost after part of the payload left its pipe");
+      r->errmsg = strdup(lost);
       r->errmsg_server = false;
       r->queued = false;
       sh_complete(h, r);
@@ -393,7 +287,7 @@ static int reconnected(struct shunt_handle *h, unsigned ci, struct sh_transport 
     free(r->errmsg);
     r->errmsg = NULL;
     r->errmsg_server = false;
-    sh_req_encode(h, r);
+    sh_req_encode(r, n->extended);
     sh_queue_req(h, ci, r);
   }
   if (lead)
@@ -401,19 +295,25 @@ static int reconnected(struct shunt_handle *h, unsigned ci, struct sh_transport 
   return h->completed - before;
 }
 
+/* The server of connection c, for messages. */
+static const char *conn_server(const struct shunt_handle *h, const struct sh_conn *c)
+{
+  return h->ntargets ? h->targets[c->target].text : h->uri_text;
+}
+
 /* The last attempt failed: fail ci's requests with the error it was lost
  * with.  Returns the requests completed. */
 static int give_up(struct shunt_handle *h, unsigned ci, const char *last)
 {
   struct sh_conn *c = &h->conns[ci];
-  char msg[768], full[1024];
+  char msg[1536], full[2048];
   c->reconnecting = false;
   c->sq_head = c->sq_tail = NULL; /* requests submitted meanwhile fail too */
   c->inflight = 0;
   snprintf(msg, sizeof msg, "%s; gave up after %u reconnect attempt%s (last: %s)", c->lost_msg,
            c->attempts, c->attempts == 1 ? "" : "s", last);
   snprintf(h->lost, sizeof h->lost, "%.*s", (int)sizeof h->lost - 1, msg);
-  snprintf(full, sizeof full, "%s: %s", h->uri_text, msg);
+  snprintf(full, sizeof full, "%s: %s", conn_server(h, c), msg);
   sh_set_error(h, full);
   lead_begin(h);
   int before = h->completed;
@@ -423,38 +323,50 @@ static int give_up(struct shunt_handle *h, unsigned ci, const char *last)
   return n;
 }
 
-/* One attempt to reconnect ci: connect and negotiate with the lock released
- * (ci is marked dialing, so nothing else touches it; other threads lead and
- * submit meanwhile), then install the connection, or schedule the next
- * attempt, or give up.  Called with the lock held once, not as leader.
- * Returns the requests completed. */
+/* One attempt to reconnect ci, to the next target of the list (round robin
+ * from the one after the server that was lost): connect and negotiate with
+ * the lock released (ci is marked dialing, so nothing else touches it; other
+ * threads lead and submit meanwhile), then install the connection, or
+ * schedule the next attempt, or give up.  The next target is tried at once;
+ * the backoff delay comes after each full round of the list.  A server whose
+ * export differs (size, ...) counts as a failed attempt, its reason kept for
+ * the message.  Called with the lock held once, not as leader.  Returns the
+ * requests completed. */
 static int reconnect_attempt(struct shunt_handle *h, unsigned ci)
 {
   struct sh_conn *c = &h->conns[ci];
   struct sh_transport t;
   struct sh_negotiated n;
-  char err[512];
+  char err[768], why[256];
+  unsigned target = c->next_target;
   c->dialing = true;
   c->attempts++;
   sh_unlock(h);
-  int r = open_conn(h, &t, &n, err, sizeof err); /* reads only what connect fixed */
+  int r = sh_open_conn(h, target, &t, &n, err, sizeof err); /* reads only what connect fixed */
   sh_lock(h);
   c->dialing = false;
   if (r == 0) {
-    bool same = n.size == h->neg.size && n.extended == h->neg.extended &&
-                n.structured == h->neg.structured && n.have_meta == h->neg.have_meta;
-    uint32_t meta = n.meta_id;
+    if (sh_same_export(&h->neg, &n, why, sizeof why)) {
+      int done = reconnected(h, ci, target, &t, &n);
+      sh_negotiated_free(&n);
+      return done;
+    }
     sh_negotiated_free(&n);
-    if (same)
-      return reconnected(h, ci, &t, meta);
     sh_transport_close(&t);
-    snprintf(err, sizeof err, "%s: reconnected, but the export changed", h->uri_text);
-    return give_up(h, ci, err);
+    snprintf(err, sizeof err, "%s: refused: %s", h->targets[target].text, why);
   }
-  if (c->attempts >= h->opt.reconnect)
+  uint64_t now = now_ms(), end = c->lost_ms + h->opt.reconnect_deadline_ms;
+  if (c->attempts >= h->opt.reconnect || (h->opt.reconnect_deadline_ms && now >= end))
     return give_up(h, ci, err);
-  c->due_ms = now_ms() + c->delay_ms;
-  c->delay_ms = c->delay_ms < 5000 ? c->delay_ms * 2 : 10000;
+  c->next_target = (target + 1) % h->ntargets;
+  c->due_ms = now;
+  if (c->next_target == c->first_target) {
+    /* A whole round failed: back off. */
+    c->due_ms = now + c->delay_ms;
+    c->delay_ms = c->delay_ms < 5000 ? c->delay_ms * 2 : 10000;
+  }
+  if (h->opt.reconnect_deadline_ms && c->due_ms > end)
+    c->due_ms = end;
   return 0;
 }
 
@@ -489,13 +401,13 @@ void sh_conn_lost(struct shunt_handle *h, unsigned ci, int err, const char *why)
   snprintf(msg, sizeof msg, "connection %u lost: %s (%s)", ci, why, strerror(-err));
   snprintf(h->lost, sizeof h->lost, "%s", msg);
   char full[1024];
-  snprintf(full, sizeof full, "%s: %s", h->uri_text, msg);
+  snprintf(full, sizeof full, "%s: %s", conn_server(h, c), msg);
   sh_set_error(h, full);
   sh_transport_close(&c->t);
   c->live = false;
   c->sq_head = c->sq_tail = NULL;
   c->inflight = 0;
-  if (h->opt.reconnect && err != -EPROTO) {
+  if (h->opt.reconnect && h->ntargets && h->timerfd >= 0 && err != -EPROTO) {
     /* Requests whose reply was partly received restart from scratch once the
      * connection is back.  Nothing waits here: the attempt is made by a
      * polling thread when due (reconnect_due), without the lock. */
@@ -504,7 +416,9 @@ void sh_conn_lost(struct shunt_handle *h, unsigned ci, int err, const char *why)
         h->slots[s]->queued = false;
     c->reconnecting = true;
     c->attempts = 0;
-    c->due_ms = now_ms() + h->opt.reconnect_delay_ms;
+    c->lost_ms = now_ms();
+    c->first_target = c->next_target = (c->target + 1) % h->ntargets;
+    c->due_ms = c->lost_ms + h->opt.reconnect_delay_ms;
     c->delay_ms = h->opt.reconnect_delay_ms < 5000 ? h->opt.reconnect_delay_ms * 2 : 10000;
     c->lost_err = err;
     snprintf(c->lost_msg, sizeof c->lost_msg, "%s", msg);
@@ -643,10 +557,10 @@ int sh_poll_round(struct shunt_handle *h, int timeout_ms)
     }
     return 0;
   }
-  struct pollfd pfd[MAX_CONNECTIONS + 1];
+  struct pollfd pfd[SH_MAX_CONNECTIONS + 1];
   h->polling = true;
   h->poller = pthread_self();
-  unsigned n = pollfds_locked(h, pfd, MAX_CONNECTIONS + 1);
+  unsigned n = pollfds_locked(h, pfd, SH_MAX_CONNECTIONS + 1);
   sh_unlock(h);
   int r;
   do
@@ -675,71 +589,3 @@ const char *shunt_last_error(const struct shunt_handle *h)
   return tls_err_handle == h ? tls_err : h->last_error;
 }
 
-void shunt_get_stats(const struct shunt_handle *h, struct shunt_stats *out)
-{
-  struct shunt_handle *m = (struct shunt_handle *)h;
-  sh_lock(m);
-  *out = h->stats;
-  sh_unlock(m);
-}
-
-uint64_t shunt_payload_bytes_copied(const struct shunt_handle *h)
-{
-  struct shunt_stats st;
-  shunt_get_stats(h, &st);
-  return st.payload_bytes_copied;
-}
-
-int shunt_list_exports(const char *uri, const struct shunt_options *opt,
-                       struct shunt_export **list, size_t *count, char *err, size_t errlen)
-{
-  struct shunt_handle h = { .wakefd = -1 };
-  char dummy[1];
-  if (!err || !errlen) {
-    err = dummy;
-    errlen = sizeof dummy;
-  }
-  *list = NULL;
-  *count = 0;
-  int r = parse_uri(&h, uri, opt, err, errlen);
-  struct sh_transport t = { .fd = -1 };
-  char **names = NULL, **descs = NULL;
-  size_t n = 0;
-  char e[512];
-  if (r == 0 && (r = sh_transport_dial(&h.uri, h.opt.timeout_ms, &t, e, sizeof e)) < 0)
-    snprintf(err, errlen, "%s: %s", uri, e);
-  if (r == 0 && (r = sh_transport_set_timeout(&t, h.opt.timeout_ms)) < 0)
-    snprintf(err, errlen, "%s: %s", uri, strerror(-r));
-  if (r == 0 && (r = sh_list(&t, &names, &descs, &n, e, sizeof e)) < 0)
-    snprintf(err, errlen, "%s: %s", uri, e);
-  sh_transport_close(&t);
-  nbd_uri_free(&h.uri);
-  free(h.uri_text);
-  if (r < 0)
-    return r;
-  *list = calloc(n ? n : 1, sizeof **list);
-  if (!*list) {
-    for (size_t i = 0; i < n; i++) {
-      free(names[i]);
-      free(descs[i]);
-    }
-    free(names);
-    free(descs);
-    return -ENOMEM;
-  }
-  for (size_t i = 0; i < n; i++)
-    (*list)[i] = (struct shunt_export){ .name = names[i], .description = descs[i] };
-  free(names);
-  free(descs);
-  *count = n;
-  return 0;
-}
-
-void shunt_free_exports(struct shunt_export *list, size_t count)
-{
-  for (size_t i = 0; list && i < count; i++) {
-    free(list[i].name);
-    free(list[i].description);
-  }
-  free(list);
-}

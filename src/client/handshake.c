@@ -178,22 +178,29 @@ static int greet(struct sh_transport *t, char *err, size_t errlen)
   return gflags & NBD_FLAG_NO_ZEROES ? 1 : 0;
 }
 
-static int set_meta(struct sh_transport *t, const char *name, struct sh_negotiated *n,
+/* NBD_OPT_SET_META_CONTEXT with every wanted context: the server replies with
+ * an id for each one it takes (spec: "Metadata querying"), then ACK. */
+static int set_meta(struct sh_transport *t, const struct sh_want *w, struct sh_negotiated *n,
                     char *err, size_t errlen)
 {
-  static const char ctx[] = "base:allocation";
-  size_t nl = strlen(name), cl = sizeof ctx - 1;
-  size_t len = 4 + nl + 4 + 4 + cl;
+  size_t nl = strlen(w->export_name), len = 4 + nl + 4;
+  for (unsigned i = 0; i < w->nmetas; i++)
+    len += 4 + strlen(w->metas[i]);
   unsigned char *buf = malloc(len);
   struct opt_reply *o = malloc(sizeof *o);
   int r = -ENOMEM;
   if (!buf || !o)
     goto out;
   put_be32(buf, (uint32_t)nl);
-  memcpy(buf + 4, name, nl);
-  put_be32(buf + 4 + nl, 1);
-  put_be32(buf + 8 + nl, (uint32_t)cl);
-  memcpy(buf + 12 + nl, ctx, cl);
+  memcpy(buf + 4, w->export_name, nl);
+  put_be32(buf + 4 + nl, w->nmetas);
+  size_t at = 8 + nl;
+  for (unsigned i = 0; i < w->nmetas; i++) {
+    size_t cl = strlen(w->metas[i]);
+    put_be32(buf + at, (uint32_t)cl);
+    memcpy(buf + at + 4, w->metas[i], cl);
+    at += 4 + cl;
+  }
   if ((r = send_option(t, NBD_OPT_SET_META_CONTEXT, buf, (uint32_t)len)) < 0) {
     failf(err, errlen, r, "sending SET_META_CONTEXT: %s", strerror(-r));
     goto out;
@@ -203,9 +210,13 @@ static int set_meta(struct sh_transport *t, const char *name, struct sh_negotiat
       goto out;
     if (o->reply == NBD_REP_ACK || (o->reply & NBD_REP_FLAG_ERROR))
       break;
-    if (o->reply == NBD_REP_META_CONTEXT && o->len >= 4) {
-      if (o->len - 4 == cl && !memcmp(o->data + 4, ctx, cl)) {
-        n->meta_id = get_be32(o->data);
+    if (o->reply != NBD_REP_META_CONTEXT || o->len < 4)
+      continue;
+    for (unsigned i = 0; i < w->nmetas; i++) {
+      size_t cl = strlen(w->metas[i]);
+      if (o->len - 4 == cl && !memcmp(o->data + 4, w->metas[i], cl)) {
+        n->meta_ids[i] = get_be32(o->data);
+        n->meta_ok[i] = true;
         n->have_meta = true;
       }
     }
@@ -349,7 +360,7 @@ int sh_handshake(struct sh_transport *t, const struct sh_want *w, struct sh_nego
       return r;
     n->structured = r == 1;
   }
-  if (w->block_status && n->structured && (r = set_meta(t, w->export_name, n, err, errlen)) < 0)
+  if (w->nmetas && n->structured && (r = set_meta(t, w, n, err, errlen)) < 0)
     return r;
   r = go_or_info(t, NBD_OPT_GO, w->export_name, n, err, errlen);
   if (r == 1) {
@@ -358,6 +369,7 @@ int sh_handshake(struct sh_transport *t, const struct sh_want *w, struct sh_nego
       return failf(err, errlen, -EPROTO, "server negotiated extended headers but not GO");
     }
     n->have_meta = false; /* meta contexts need GO */
+    memset(n->meta_ok, 0, sizeof n->meta_ok);
     r = export_name(t, w->export_name, no_zeroes, n, err, errlen);
   }
   if (r < 0) {

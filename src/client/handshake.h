@@ -9,11 +9,14 @@
 
 #include "client/transport.h"
 
+#define SH_MAX_META 16
+
 struct sh_negotiated {
   uint64_t size;
   uint16_t eflags;
   bool structured, extended, used_export_name, have_meta;
-  uint32_t meta_id;              /* base:allocation context id */
+  uint32_t meta_ids[SH_MAX_META]; /* the id of each wanted context the server took */
+  bool meta_ok[SH_MAX_META];
   uint32_t min_block, pref_block, max_block;
   bool have_block_size;
   char *name;                    /* NBD_INFO_NAME, or NULL */
@@ -22,7 +25,9 @@ struct sh_negotiated {
 
 struct sh_want {
   const char *export_name;
-  bool structured, extended, block_status;
+  bool structured, extended;
+  char *const *metas;            /* meta contexts to request (none: no SET_META_CONTEXT) */
+  unsigned nmetas;
 };
 
 /* Negotiate on t (blocking, timeouts already set).  Returns 0 and fills *n (free

@@ -36,11 +36,11 @@ static void set_local_error(struct sh_req *r, int err, const char *msg)
   r->errmsg = strdup(msg);
 }
 
-static void start_header(struct shunt_handle *h, struct sh_conn *c)
+static void start_header(struct sh_conn *c)
 {
   c->rs = RS_HDR;
   c->hgot = 0;
-  c->hneed = proto_reply_min_header(h->neg.extended);
+  c->hneed = proto_reply_min_header(c->extended);
   c->cur = NULL;
 }
 
@@ -59,7 +59,7 @@ static int chunk_done(struct shunt_handle *h, struct sh_conn *c, const char **wh
 {
   struct sh_req *r = c->cur;
   bool last = !c->rep.chunk || (c->rep.flags & NBD_REPLY_FLAG_DONE);
-  start_header(h, c);
+  start_header(c);
   if (!last)
     return 0;
   if (!r->error && r->cmd == NBD_CMD_READ && c->rep.chunk && r->covered != r->length) {
@@ -116,7 +116,7 @@ static int header_done(struct shunt_handle *h, struct sh_conn *c, const char **w
     return 0;
   }
   h->stats.chunks++;
-  if (proto_chunk_check(&c->rep, r->cmd, h->neg.extended, r->offset, r->length, why) < 0)
+  if (proto_chunk_check(&c->rep, r->cmd, c->extended, r->offset, r->length, why) < 0)
     return -EPROTO;
   switch (c->rep.type) {
   case NBD_REPLY_TYPE_NONE:
@@ -190,7 +190,15 @@ static int meta_done(struct shunt_handle *h, struct sh_conn *c, const char **why
       *why = "malformed block status chunk";
       return -EPROTO;
     }
-    c->bs_mine = ctx == c->meta_id; /* context ids are per connection */
+    /* Context ids are per connection.  Spec: one chunk per context, each
+     * starting at the request's offset. */
+    c->bs_mine = false;
+    for (unsigned i = 0; i < h->nmetas && !c->bs_mine; i++)
+      if (c->meta_ok[i] && c->meta_ids[i] == ctx) {
+        c->bs_mine = true;
+        c->bs_ctx = i;
+      }
+    r->bs_pos = r->offset;
     c->rs = RS_BS_DESC;
     c->left = ndesc * proto_bs_desc_size(c->bs_ext);
     c->mgot = 0;
@@ -225,7 +233,6 @@ static int bs_batch(struct shunt_handle *h, struct sh_conn *c, size_t bytes, con
 {
   struct sh_req *r = c->cur;
   size_t ds = proto_bs_desc_size(c->bs_ext);
-  (void)h;
   for (size_t i = 0; i + ds <= bytes; i += ds) {
     uint64_t len;
     uint32_t flags;
@@ -241,7 +248,7 @@ static int bs_batch(struct shunt_handle *h, struct sh_conn *c, size_t bytes, con
       return -EPROTO;
     }
     if (r->extent)
-      r->extent(r->user, r->bs_pos, len, flags);
+      r->extent(r->user, h->metas[c->bs_ctx], r->bs_pos, len, flags);
     r->bs_pos = len > UINT64_MAX - r->bs_pos ? UINT64_MAX : r->bs_pos + len;
   }
   return 0;
@@ -323,7 +330,7 @@ static int consume(struct shunt_handle *h, struct sh_conn *c, size_t n, const ch
     if (c->hgot < c->hneed)
       return 0;
     size_t need;
-    int d = proto_reply_decode(c->hbuf, c->hgot, h->neg.extended, h->neg.structured, &c->rep, &need);
+    int d = proto_reply_decode(c->hbuf, c->hgot, c->extended, h->neg.structured, &c->rep, &need);
     if (d < 0) {
       *why = "bad reply magic";
       return -EPROTO;
@@ -359,10 +366,10 @@ static int consume(struct shunt_handle *h, struct sh_conn *c, size_t n, const ch
 
 /* The first 16 bytes of a structured (not extended) header are in: what the
  * readv of its last bytes may also take. */
-static struct lookahead header_lookahead(const struct shunt_handle *h, const struct sh_conn *c)
+static struct lookahead header_lookahead(const struct sh_conn *c)
 {
   struct lookahead la = { 0, false };
-  if (h->neg.extended || c->hgot < 8 || c->hneed != sizeof(struct nbd_structured_reply))
+  if (c->extended || c->hgot < 8 || c->hneed != sizeof(struct nbd_structured_reply))
     return la;
   if (get_be32(c->hbuf) != NBD_STRUCTURED_REPLY_MAGIC)
     return la;
@@ -414,11 +421,11 @@ int sh_conn_receive(struct shunt_handle *h, struct sh_conn *c, const char **why)
     int k = 0;
     size_t main_len = 0, asked = 0;
     struct lookahead la = { 0, false };
-    size_t hmin = proto_reply_min_header(h->neg.extended);
+    size_t hmin = proto_reply_min_header(c->extended);
     if (c->rs == RS_HDR) {
       v[k++] = (struct iovec){ c->hbuf + c->hgot, c->hneed - c->hgot };
       main_len = c->hneed - c->hgot;
-      la = header_lookahead(h, c);
+      la = header_lookahead(c);
       if (la.meta)
         v[k++] = (struct iovec){ c->mbuf, la.meta };
       if (la.hdr)

@@ -17,7 +17,7 @@
 static const uint16_t cmd_of[] = {
   [SHUNT_READ] = NBD_CMD_READ, [SHUNT_WRITE] = NBD_CMD_WRITE, [SHUNT_FLUSH] = NBD_CMD_FLUSH,
   [SHUNT_TRIM] = NBD_CMD_TRIM, [SHUNT_ZERO] = NBD_CMD_WRITE_ZEROES,
-  [SHUNT_BLOCK_STATUS] = NBD_CMD_BLOCK_STATUS,
+  [SHUNT_BLOCK_STATUS] = NBD_CMD_BLOCK_STATUS, [SHUNT_CACHE] = NBD_CMD_CACHE,
 };
 
 static enum shunt_cmd shunt_cmd_of(uint16_t cmd)
@@ -86,12 +86,12 @@ struct sh_req *sh_lookup(struct shunt_handle *h, uint64_t cookie)
   return h->slots[slot];
 }
 
-void sh_req_encode(struct shunt_handle *h, struct sh_req *r)
+void sh_req_encode(struct sh_req *r, bool extended)
 {
   uint16_t fl = r->wflags;
-  if (h->neg.extended && r->cmd == NBD_CMD_WRITE)
+  if (extended && r->cmd == NBD_CMD_WRITE)
     fl |= NBD_CMD_FLAG_PAYLOAD_LEN; /* spec: MUST be set for WRITE with extended headers */
-  r->hdrlen = proto_request_encode(r->hdr, h->neg.extended, fl, r->cmd, r->cookie, r->offset,
+  r->hdrlen = proto_request_encode(r->hdr, extended, fl, r->cmd, r->cookie, r->offset,
                                  r->length);
   r->sent = 0;
 }
@@ -314,9 +314,11 @@ static int64_t submit_locked(struct shunt_handle *h, uint16_t cmd, const struct 
                       uint64_t offset, uint64_t length, unsigned flags, shunt_extent_fn extent,
                       shunt_done_fn done, void *user, const struct kpay *kp)
 {
-  const struct shunt_info *in = &h->info;
+  const struct sh_info *in = &h->info;
   const char *name = proto_command_spec_name(cmd);
   uint16_t wf = 0;
+  if (!h->connected)
+    return fail(h, -ENOTCONN, name, offset, length, "the handle is not connected");
   if (flags & ~(SHUNT_CMD_FUA | SHUNT_CMD_NO_HOLE | SHUNT_CMD_DF | SHUNT_CMD_REQ_ONE |
                 SHUNT_CMD_FAST_ZERO))
     return fail(h, -EINVAL, name, offset, length, "unknown flags");
@@ -352,7 +354,8 @@ static int64_t submit_locked(struct shunt_handle *h, uint16_t cmd, const struct 
     return fail(h, -EROFS, name, offset, length, "export is read-only");
   if ((cmd == NBD_CMD_FLUSH && !in->can_flush) || (cmd == NBD_CMD_TRIM && !in->can_trim) ||
       (cmd == NBD_CMD_WRITE_ZEROES && !in->can_zero) ||
-      (cmd == NBD_CMD_BLOCK_STATUS && !in->block_status))
+      (cmd == NBD_CMD_BLOCK_STATUS && !in->block_status) ||
+      (cmd == NBD_CMD_CACHE && !in->can_cache))
     return fail(h, -ENOTSUP, name, offset, length, "server does not support this command");
   int ci = pick_conn(h);
   if (ci < 0) {
@@ -395,7 +398,7 @@ static int64_t submit_locked(struct shunt_handle *h, uint16_t cmd, const struct 
     free(r);
     return -ENOMEM;
   }
-  sh_req_encode(h, r);
+  sh_req_encode(r, h->conns[ci].extended);
   sh_queue_req(h, (unsigned)ci, r);
   h->in_flight++;
   if (h->polling && !pthread_equal(h->poller, pthread_self())) {
@@ -498,6 +501,12 @@ int64_t shunt_aio_zero(struct shunt_handle *h, uint64_t offset, uint64_t length,
   return submit(h, NBD_CMD_WRITE_ZEROES, NULL, 0, offset, length, flags, NULL, done, user);
 }
 
+int64_t shunt_aio_cache(struct shunt_handle *h, uint64_t offset, uint64_t length,
+                        shunt_done_fn done, void *user)
+{
+  return submit(h, NBD_CMD_CACHE, NULL, 0, offset, length, 0, NULL, done, user);
+}
+
 int64_t shunt_aio_block_status(struct shunt_handle *h, uint64_t offset, uint64_t length,
                                unsigned flags, shunt_extent_fn extent, shunt_done_fn done,
                                void *user)
@@ -515,7 +524,7 @@ int64_t shunt_aio_pread_pipe(struct shunt_handle *h, const struct iovec *iov, in
   int r = payload_check(h, NBD_CMD_READ, iov, iovcnt, offset, flags, &len);
   if (r < 0)
     return r;
-  if (h->uri.tls)
+  if (h->tls)
     return fail(h, -EOPNOTSUPP, "READ", offset, len, "no splice over TLS");
   if (pipe_wfd < 0 || pipe_from > len)
     return fail(h, -EINVAL, "READ", offset, len, "bad pipe or pipe offset");
@@ -531,7 +540,7 @@ int64_t shunt_aio_pwrite_pipe(struct shunt_handle *h, const struct iovec *iov, i
   int r = payload_check(h, NBD_CMD_WRITE, iov, iovcnt, offset, flags, &len);
   if (r < 0)
     return r;
-  if (h->uri.tls)
+  if (h->tls)
     return fail(h, -EOPNOTSUPP, "WRITE", offset, len, "no splice over TLS");
   if (pipe_rfd < 0 || pipe_from > len || piped > len - pipe_from)
     return fail(h, -EINVAL, "WRITE", offset, len, "bad pipe or pipe range");
@@ -546,7 +555,7 @@ int64_t shunt_aio_pwrite_file(struct shunt_handle *h, int fd, uint64_t fd_offset
 {
   if (flags & ~(SHUNT_CMD_FUA))
     return fail(h, -EINVAL, "WRITE", offset, length, "flag not valid for a write");
-  if (h->uri.tls)
+  if (h->tls)
     return fail(h, -EOPNOTSUPP, "WRITE", offset, length, "no sendfile over TLS");
   if (fd < 0 || fd_offset > (uint64_t)INT64_MAX - length)
     return fail(h, -EINVAL, "WRITE", offset, length, "bad file or file offset");

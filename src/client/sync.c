@@ -61,6 +61,11 @@ static int enter(struct shunt_handle *h)
     sh_unlock(h);
     return -EDEADLK;
   }
+  if (!h->connected) {
+    sh_set_error(h, "the handle is not connected");
+    sh_unlock(h);
+    return -ENOTCONN;
+  }
   return 0;
 }
 
@@ -154,7 +159,7 @@ int shunt_flush(struct shunt_handle *h)
   return finish(h, &w, 0);
 }
 
-/* Trim and zero ranges beyond what one request can say are split. */
+/* Trim, zero and cache ranges beyond what one request can say are split. */
 static uint64_t effect_max(const struct shunt_handle *h)
 {
   if (h->info.extended)
@@ -163,7 +168,9 @@ static uint64_t effect_max(const struct shunt_handle *h)
   return m / h->info.min_block * h->info.min_block;
 }
 
-static int ranged(struct shunt_handle *h, bool zero, uint64_t offset, uint64_t length,
+enum ranged_cmd { RANGED_TRIM, RANGED_ZERO, RANGED_CACHE };
+
+static int ranged(struct shunt_handle *h, enum ranged_cmd cmd, uint64_t offset, uint64_t length,
                   unsigned flags)
 {
   struct waiter w = { 0 };
@@ -173,8 +180,9 @@ static int ranged(struct shunt_handle *h, bool zero, uint64_t offset, uint64_t l
   uint64_t m = effect_max(h);
   while (length && !w.error) {
     uint64_t len = length < m ? length : m;
-    int64_t c = zero ? shunt_aio_zero(h, offset, len, flags, on_done, &w)
-                     : shunt_aio_trim(h, offset, len, flags, on_done, &w);
+    int64_t c = cmd == RANGED_ZERO ? shunt_aio_zero(h, offset, len, flags, on_done, &w)
+              : cmd == RANGED_TRIM ? shunt_aio_trim(h, offset, len, flags, on_done, &w)
+                                   : shunt_aio_cache(h, offset, len, on_done, &w);
     if (c < 0) {
       submit_failed(h, &w, c);
       break;
@@ -188,12 +196,17 @@ static int ranged(struct shunt_handle *h, bool zero, uint64_t offset, uint64_t l
 
 int shunt_trim(struct shunt_handle *h, uint64_t offset, uint64_t length, unsigned flags)
 {
-  return ranged(h, false, offset, length, flags);
+  return ranged(h, RANGED_TRIM, offset, length, flags);
 }
 
 int shunt_zero(struct shunt_handle *h, uint64_t offset, uint64_t length, unsigned flags)
 {
-  return ranged(h, true, offset, length, flags);
+  return ranged(h, RANGED_ZERO, offset, length, flags);
+}
+
+int shunt_cache(struct shunt_handle *h, uint64_t offset, uint64_t length)
+{
+  return ranged(h, RANGED_CACHE, offset, length, 0);
 }
 
 struct bs_ctx {
@@ -202,11 +215,12 @@ struct bs_ctx {
   void *user;
 };
 
-static void bs_extent(void *user, uint64_t offset, uint64_t length, uint32_t flags)
+static void bs_extent(void *user, const char *context, uint64_t offset, uint64_t length,
+                      uint32_t flags)
 {
   struct bs_ctx *c = user;
   if (c->fn)
-    c->fn(c->user, offset, length, flags);
+    c->fn(c->user, context, offset, length, flags);
 }
 
 int shunt_block_status(struct shunt_handle *h, uint64_t offset, uint64_t length, unsigned flags,

@@ -61,6 +61,16 @@ int log_parse_target(const char *name, enum log_target *target)
 
 static const char *const level_names[] = { "error", "warning", "info", "debug" };
 
+int log_parse_level(const char *name, int *level)
+{
+  for (int i = LOG_ERROR; i <= LOG_DEBUG; i++)
+    if (!strcmp(name, level_names[i])) {
+      *level = i;
+      return 0;
+    }
+  return -EINVAL;
+}
+
 void log_msg(int level, const char *client, const char *export, const char *fmt, ...)
 {
   /* journald's priorities for LOG_NOTICE..LOG_DEBUG (sd-daemon.h's SD_*). */

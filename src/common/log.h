@@ -27,6 +27,10 @@ void log_set_target(enum log_target target);
 /* Parse a target name ("stderr", "syslog"); returns 0 or -EINVAL. */
 int log_parse_target(const char *name, enum log_target *target);
 
+/* Parse a level name (error, warning, info, debug) as the --log option and
+ * the config files' log key take it.  Returns 0 or -EINVAL. */
+int log_parse_level(const char *name, int *level);
+
 #define log_enabled(level) ((level) <= log_threshold)
 
 #endif

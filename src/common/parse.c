@@ -66,3 +66,27 @@ int parse_bool(const char *s, bool *out)
     if (!strcasecmp(s, no[i])) { *out = false; return 0; }
   return -EINVAL;
 }
+
+int parse_mode(const char *s, unsigned *out)
+{
+  char *end;
+  unsigned long m;
+
+  if (!*s || *s == '-' || *s == '+')
+    return -EINVAL;
+  errno = 0;
+  m = strtoul(s, &end, 8);
+  if (*end || errno || m > 0777)
+    return -EINVAL;
+  *out = (unsigned)m;
+  return 0;
+}
+
+int parse_flag(const char *s, bool *out)
+{
+  if (!s) {
+    *out = true;
+    return 0;
+  }
+  return parse_bool(s, out);
+}

@@ -16,4 +16,11 @@ int parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 /* Parse yes/no, true/false, on/off, 1/0. */
 int parse_bool(const char *s, bool *out);
 
+/* An option that is a flag or a boolean: a bare "ro" (s NULL) is true,
+ * "ro=off" whatever parse_bool says. */
+int parse_flag(const char *s, bool *out);
+
+/* Parse a file mode in octal ("600", "0660"), at most 0777. */
+int parse_mode(const char *s, unsigned *out);
+
 #endif

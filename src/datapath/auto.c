@@ -1,6 +1,5 @@
 /* auto.c: the `auto` data path (the default), which picks one of the other
- * paths for every READ and WRITE, and the path of TLS connections to
- * exports that write O_DIRECT.  Each choice is counted in the export's
+ * paths for every READ and WRITE, and the paths of TLS connections.  Each choice is counted in the export's
  * stats (auto_choice: READs and WRITEs, and their bytes, per path).
  *
  * READ, by whether its pages are in the page cache (cachestat(2)):
@@ -191,8 +190,36 @@ const struct datapath datapath_auto = {
   /* TRIM and WRITE_ZEROES lock per export: dp_export_writes_direct(). */
 };
 
-/* ---- TLS connections to an export that writes O_DIRECT ---- */
+/* ---- TLS connections ---- */
 
+/* The session encrypts from user memory, so nothing is spliced or sent
+ * zero-copy: a READ whose pages are all cached is encrypted straight from
+ * the export's mapping (when it is registered with the fault guard, which
+ * turns a SIGBUS from a file shrunk under it into a failed connection),
+ * any other one is read into a buffer as copy reads. */
+static void tls_read(const struct datapath *self, struct request *r)
+{
+  struct dp_export *ex = r->export;
+  uint64_t off = r->hdr.offset, len = r->hdr.length;
+
+  if (ex->map_guarded && len > 0 && off <= ex->map_len && len <= ex->map_len - off
+      && dp_range_cached(ex->backend->fd, off, len) == 1) {
+    dp_mmap_send(r);
+    return;
+  }
+  dp_fallback_read(self, r);
+}
+
+const struct datapath datapath_tls = {
+  .name = "copy",
+  .read = tls_read,
+  .fallback = &datapath_copy,
+  .kind = DP_COPY,
+  .own_read_buffers = true,
+};
+
+/* An export that writes O_DIRECT: WRITEs as the direct path's, into its
+ * buffers. */
 static void *tls_alloc_buffer(struct request *r, size_t len)
 {
   if (r->hdr.type == NBD_CMD_WRITE)
@@ -216,10 +243,9 @@ static bool tls_abort(struct request *r)
   return datapath_direct.payload_abort(r);
 }
 
-/* READs as copy (no .read: its fallback), into a heap buffer; WRITEs as
- * the direct path's, from its buffers. */
 const struct datapath datapath_tls_direct = {
   .name = "copy",
+  .read = tls_read,
   .write = tls_write,
   .fallback = &datapath_copy,
   .alloc_buffer = tls_alloc_buffer,
@@ -227,5 +253,6 @@ const struct datapath datapath_tls_direct = {
   .payload_progress = tls_progress,
   .payload_abort = tls_abort,
   .kind = DP_DIRECT,
+  .own_read_buffers = true,
   .range_locked = true,
 };

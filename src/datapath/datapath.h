@@ -95,9 +95,11 @@ extern const struct datapath datapath_splice, datapath_direct;
 extern const struct datapath datapath_mmap;
 /* Chooses one of the above per request (src/datapath/auto.c): the default. */
 extern const struct datapath datapath_auto;
-/* TLS connections to an export that writes O_DIRECT: READs as copy, WRITEs
- * as direct (dp_export_tls_path(), src/datapath/auto.c). */
-extern const struct datapath datapath_tls_direct;
+/* TLS connections (dp_export_tls_path(), src/datapath/auto.c): READs of
+ * cached pages from the export's mapping (dp_mmap_send(): the session
+ * encrypts from it), others as copy; WRITEs as copy (datapath_tls) or, to
+ * an export that writes O_DIRECT, as direct (datapath_tls_direct). */
+extern const struct datapath datapath_tls, datapath_tls_direct;
 
 /* Send r's READ, validated, non-empty, within r->export's mapping and all
  * in the page cache, from the mapping (src/datapath/mmap.c). */

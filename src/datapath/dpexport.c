@@ -142,7 +142,7 @@ bool dp_export_writes_direct(const struct dp_export *dx)
 
 const struct datapath *dp_export_tls_path(const struct dp_export *dx)
 {
-  return dp_export_writes_direct(dx) ? &datapath_tls_direct : &datapath_copy;
+  return dp_export_writes_direct(dx) ? &datapath_tls_direct : &datapath_tls;
 }
 
 /* FUSE's statfs f_type. */

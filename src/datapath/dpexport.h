@@ -38,6 +38,8 @@ struct dp_export {
   int direct_fd;               /* O_DIRECT fd beside backend->fd (direct path), else -1 */
   void *map;                   /* mmap path: the whole file, PROT_READ, MAP_SHARED; else NULL */
   uint64_t map_len;
+  bool map_guarded;            /* map is registered with common/faultguard.h: user-space
+                                * code may read it (TLS encryption) */
   uint32_t chunk;              /* effective chunk size */
   bool read_only;
   /* A FUA write through direct_fd is made durable by an fdatasync after it:
@@ -102,8 +104,9 @@ void dp_export_close(struct dp_export *dx);
 bool dp_export_writes_direct(const struct dp_export *dx);
 
 /* The data path of a TLS connection to dx (which needs the bytes in user
- * memory): copy, whose reads and writes go through the page cache, unless
- * dx writes O_DIRECT: then reads as copy and writes as the direct path's, so
+ * memory): READs whose pages are cached are encrypted straight from dx's
+ * mapping when it has one (mmap, auto), the rest read as copy reads;
+ * WRITEs as copy, unless dx writes O_DIRECT: then as the direct path's, so
  * that a TLS client never writes the page cache under an O_DIRECT writer. */
 const struct datapath *dp_export_tls_path(const struct dp_export *dx);
 

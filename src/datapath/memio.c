@@ -317,6 +317,8 @@ static void op_submit(struct mio_op *o)
   }
   if (m->write && (r->hdr.flags & NBD_CMD_FLAG_FUA))
     sqe->rw_flags = RWF_DSYNC;
+  if (r->export->backend->io_async)
+    sqe->flags |= IOSQE_ASYNC;
 }
 
 /* ---- a backend without a file: one bio per segment, one after another ---- */

@@ -9,13 +9,16 @@
  * file under us, a send from the mapping beyond the new end fails with
  * EFAULT (the kernel's copy from user memory fails; no SIGBUS in kernel
  * mode: tests/unit/test_mmap_truncate.c): the connection fails, the server
- * lives on. */
+ * lives on.  Under TLS the session encrypts from the mapping in user space:
+ * the mapping is registered with common/faultguard.h, whose guard around
+ * the encryption turns that SIGBUS into a failed connection too. */
 #include <errno.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 
 #include "backend/backend.h"
+#include "common/faultguard.h"
 #include "common/log.h"
 #include "datapath/datapath.h"
 #include "datapath/dpexport.h"
@@ -42,15 +45,19 @@ int datapath_mmap_setup(struct dp_export *ex)
     return -errno;
   ex->map = m;
   ex->map_len = b->size;
+  ex->map_guarded = faultguard_add(m, (size_t)b->size) == 0;
   return 0;
 }
 
 void datapath_mmap_close(struct dp_export *ex)
 {
+  if (ex->map_guarded)
+    faultguard_remove(ex->map);
   if (ex->map)
     munmap(ex->map, (size_t)ex->map_len);
   ex->map = NULL;
   ex->map_len = 0;
+  ex->map_guarded = false;
 }
 
 /* Queue one data item (header + data from the mapping) and count it. */
@@ -59,7 +66,8 @@ static void send_data(struct request *r, struct reply_item *it, size_t hdr_len, 
   struct dp_stats *s = r->stats;
 
   it->payload = true;
-  /* One copy per byte: the kernel's, from the mapping into the socket. */
+  /* One copy per byte: the kernel's, from the mapping into the socket (under
+   * TLS: of the ciphertext, which the session encrypted from the mapping). */
   stat_add(&s->bytes_read, len);
   stat_add(&s->bytes_path[DP_MMAP], len);
   stat_add(&s->copied_read, len);

@@ -228,6 +228,9 @@ void dp_stats_json(struct json *j, const struct dp_stats *st)
   json_uint(j, "server_copied_write_bytes", stat_get(&st->copied_write));
   json_uint(j, "memcpy_bytes", stat_get(&st->memcpy_bytes));
   json_uint(j, "bounce_bytes", stat_get(&st->bounce_bytes));
+  json_uint(j, "tls_encrypted_bytes", stat_get(&st->tls_encrypted));
+  json_uint(j, "tls_pushed_direct_bytes", stat_get(&st->tls_pushed_direct));
+  json_uint(j, "tls_buffered_bytes", stat_get(&st->tls_buffered));
   json_uint(j, "zc_sends", stat_get(&st->zc_sends));
   json_uint(j, "zc_copied_sends", stat_get(&st->zc_copied_sends));
   json_uint(j, "zc_copied_bytes", stat_get(&st->zc_copied_bytes));

@@ -68,6 +68,11 @@ struct dp_stats {
   stat_t budget_waits;                   /* times a connection paused for --memory-budget */
   stat_t pool_hits, pool_allocs;         /* payload buffers reused from a worker's pool / newly mapped */
   stat_t mem_fixed_ios;                  /* caller-memory direct I/Os on registered memory (fixed buffers) */
+  /* TLS: plaintext encrypted (replies, headers included), and its
+   * ciphertext pushed straight to the socket / copied by the session (the
+   * socket did not take it at once, or a tiny record held for the next
+   * send). */
+  stat_t tls_encrypted, tls_pushed_direct, tls_buffered;
   struct dp_phase_stats read_phase, write_phase;
   struct dp_cmd_stats cmd[DP_NCMDS];
 };

@@ -176,6 +176,8 @@ static void chunk_submit(struct chunk *c)
     io_uring_prep_splice(sqe, c->st->rfd, (int64_t)(start + c->done), c->pipe->wfd, -1,
                          (unsigned)(c->len - c->done), SPLICE_F_MOVE);
   }
+  if (ex->backend->io_async)
+    sqe->flags |= IOSQE_ASYNC;
 }
 
 /* Issue reads in offset order while fewer than st->window are in flight; a
@@ -679,6 +681,8 @@ static void wop_submit(struct wop *w)
     io_uring_prep_write(sqe, w->fd, w->buf + w->done, len, w->off + w->done);
   if (r->hdr.flags & NBD_CMD_FLAG_FUA)
     sqe->rw_flags = RWF_DSYNC;
+  if (r->export->backend->io_async)
+    sqe->flags |= IOSQE_ASYNC;
 }
 
 /* Write payload bytes [a, b) (request-relative) through fd, as part of
@@ -869,6 +873,8 @@ static void rmw_submit(struct rmw *m)
     if (m->fua)
       sqe->rw_flags = RWF_DSYNC;
   }
+  if (r->export->backend->io_async)
+    sqe->flags |= IOSQE_ASYNC;
 }
 
 /* Merge payload bytes [a, b) into the block at file offset pos. */

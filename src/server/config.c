@@ -10,7 +10,7 @@
 #include "common/inifile.h"
 #include "common/log.h"
 #include "common/parse.h"
-#include "datapath/qos.h"
+#include "datapath/qosopt.h"
 #include "server/config.h"
 
 void config_init(struct server_config *cfg)
@@ -158,28 +158,10 @@ int config_set_server_key(struct server_config *cfg, const char *key, const char
     cfg->arena = v;
     return 0;
   }
-  if (!strcmp(key, "qos")) {
-    bool b;
-    if (parse_bool(val, &b) < 0) goto bad;
-    cfg->qos_off = !b;
-    return 0;
-  }
-  if (!strcmp(key, "qos-key")) {
-    if (!strcmp(val, "conn")) cfg->qos_key = DP_QOS_KEY_CONN;
-    else if (!strcmp(val, "addr")) cfg->qos_key = DP_QOS_KEY_ADDR;
-    else if (!strcmp(val, "tls")) cfg->qos_key = DP_QOS_KEY_TLS;
-    else goto bad;
-    return 0;
-  }
-  if (!strcmp(key, "device-iops")) {
-    if (parse_uint(val, 0, UINT64_C(1000000000), &v) < 0) goto bad;
-    cfg->device_iops = v;
-    return 0;
-  }
-  if (!strcmp(key, "device-bw")) {
-    if (parse_size(val, &v) < 0) goto bad;
-    cfg->device_bw = v;
-    return 0;
+  switch (qos_set_server_key(&cfg->qos, key, val)) {
+  case 0: return 0;
+  case -EINVAL: goto bad;
+  default: break;   /* not a scheduler key */
   }
   if (!strcmp(key, "stats") || !strcmp(key, "control") || !strcmp(key, "metrics")) {
     char **dst = key[0] == 's' ? &cfg->stats_path : key[0] == 'c' ? &cfg->control_path : &cfg->metrics_listen;
@@ -191,10 +173,7 @@ int config_set_server_key(struct server_config *cfg, const char *key, const char
     return 0;
   }
   if (!strcmp(key, "control-mode")) {
-    char *end;
-    unsigned long m = strtoul(val, &end, 8);
-    if (!val[0] || *end || m > 0777) goto bad;
-    cfg->control_mode = (unsigned)m;
+    if (parse_mode(val, &cfg->control_mode) < 0) goto bad;
     return 0;
   }
   if (!strncmp(key, "tls", 3))
@@ -220,18 +199,13 @@ int config_set_server_key(struct server_config *cfg, const char *key, const char
     return 0;
   }
   if (!strcmp(key, "log")) {
-    static const char *const names[] = { "error", "warning", "info", "debug" };
     enum log_target target;
     if (log_parse_target(val, &target) == 0) {
       cfg->log_target = target;
       return 0;
     }
-    for (int i = 0; i < 4; i++)
-      if (!strcmp(val, names[i])) {
-        cfg->log_level = i;
-        return 0;
-      }
-    goto bad;
+    if (log_parse_level(val, &cfg->log_level) < 0) goto bad;
+    return 0;
   }
   snprintf(err, errlen, "unknown server key '%s'", key);
   return -EINVAL;
@@ -272,10 +246,10 @@ size_t config_server_diff(const struct server_config *a, const struct server_con
     { "chunk", a->chunk == b->chunk },
     { "arena", a->arena == b->arena },
     { "stats", same_str(a->stats_path, b->stats_path) },
-    { "qos", a->qos_off == b->qos_off },
-    { "qos-key", a->qos_key == b->qos_key },
-    { "device-iops", a->device_iops == b->device_iops },
-    { "device-bw", a->device_bw == b->device_bw },
+    { "qos", a->qos.off == b->qos.off },
+    { "qos-key", a->qos.key == b->qos.key },
+    { "device-iops", a->qos.dev.device_iops == b->qos.dev.device_iops },
+    { "device-bw", a->qos.dev.device_bw == b->qos.dev.device_bw },
     { "control", same_str(a->control_path, b->control_path) },
     { "control-mode", a->control_mode == b->control_mode },
     { "metrics", same_str(a->metrics_listen, b->metrics_listen) },

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "datapath/qos.h"
 #include "server/export.h"
 #include "server/tls.h"
 
@@ -53,9 +54,7 @@ struct server_config {
   uint64_t chunk;          /* default chunk size of split reads/writes (0: 256 KiB) */
   uint64_t arena;          /* direct path buffer arena per worker (0: 64 MiB) */
   char *stats_path;        /* --stats FILE: JSON written on SIGUSR1 and at exit */
-  bool qos_off;            /* --qos=off: no scheduler in front of the devices */
-  int qos_key;             /* --qos-key: DP_QOS_KEY_CONN (default), _ADDR, _TLS */
-  uint64_t device_iops, device_bw;   /* --device-iops, --device-bw (0: estimated) */
+  struct dp_qos_config qos;    /* --qos, --qos-key, --device-iops, --device-bw */
   char *control_path;      /* --control PATH: the control socket (`shunt stats`); NULL: none */
   unsigned control_mode;   /* its file mode (default 0600: its owner only) */
   char *metrics_listen;    /* --metrics HOST:PORT: GET /metrics over HTTP; NULL: none */

@@ -473,6 +473,8 @@ int conn_start(struct worker *w, int rfd, int wfd, const char *peer)
   c->pump_op.cb = pump_cb;
   c->sink = (struct request_sink){ .ops = &conn_sink_ops, .eng = c->eng, .session = &c->session,
                                   .share = &c->share, .peer = c->peer };
+  /* A new connection is told the current size of storage that can grow (rbd). */
+  export_table_refresh(c->table);
   proto_hs_init(c->hs, c->table->proto, c->table->n);
   c->hs->out_max = HS_OUT_MAX;
   sendq_init(&c->sq, c->eng, wfd, c->wsock, sendq_idle_cb);

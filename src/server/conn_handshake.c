@@ -142,6 +142,7 @@ void conn_handshake_input(struct conn *c)
      * replies go through the send queue (no splice or zero-copy send); its
      * writes go O_DIRECT when the export's do (dp_export_tls_path). */
     c->tls.export = export_name(c);
+    c->tls.stats = conn_stats(c);
     c->dp = conn_tls_on(&c->tls) ? dp_export_tls_path(&c->export->dp) : c->export->dp.datapath;
     c->sink.export = &c->export->dp;
     c->sink.dp = c->dp;

@@ -1,10 +1,13 @@
 /* conn_tls.c: a connection's TLS transport (see conn_tls.h): the session's
- * ciphertext comes in through the connection's recv and goes out through
- * sends of its own on the connection's ring, one at a time. */
+ * ciphertext comes in through the connection's recv and goes out straight
+ * to the socket, or, for what it does not take at once, through sends of
+ * its own on the connection's ring, one at a time. */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
+#include "common/faultguard.h"
 #include "common/log.h"
 #include "common/macros.h"
 #include "server/conn_tls.h"
@@ -12,19 +15,57 @@
 #define TLS_SEND_CHUNK (256u * 1024)   /* plaintext encrypted per submit */
 #define TLS_SEND_MAX   (1u << 30)      /* ciphertext bytes per send */
 
+#define TLS_STAGE_CAP  (16u << 10)     /* the largest record's plaintext */
+
+/* Count the ciphertext pushed since the last call. */
+static void count_pushes(struct conn_tls *t)
+{
+  uint64_t direct, buffered;
+
+  tls_conn_push_counts(t->sess, &direct, &buffered);
+  if (t->stats) {
+    stat_add(&t->stats->tls_pushed_direct, direct - t->direct_seen);
+    stat_add(&t->stats->tls_buffered, buffered - t->buffered_seen);
+    stat_add(&t->stats->memcpy_bytes, buffered - t->buffered_seen);
+  }
+  t->direct_seen = direct;
+  t->buffered_seen = buffered;
+}
+
+/* The plaintext of the last submit went out while it ran: tell the send
+ * queue now (never inside conn_tls_submit, which the send queue called). */
+static void conn_tls_done_cb(struct engine_op *op, int res, uint32_t flags)
+{
+  struct conn_tls *t = container_of(op, struct conn_tls, done_op);
+  (void)res; (void)flags;
+
+  t->done_pending = false;
+  if (t->plain && !t->send_busy && !t->send_error) {
+    size_t n = t->plain;
+    t->plain = 0;
+    sendq_sent(t->sq, (int)n);
+  }
+}
+
 /* Send pending ciphertext; once all is out, tell the send queue that the
  * plaintext it handed over is gone. */
-static void conn_tls_flush(struct conn_tls *t)
+static void conn_tls_flush(struct conn_tls *t, bool in_submit)
 {
   struct io_uring_sqe *sqe;
   const void *p;
   size_t len;
 
+  count_pushes(t);
   if (t->send_busy || t->send_error)
     return;
   len = tls_out_pending(t->sess, &p);
   if (len == 0) {
-    if (t->plain) {
+    if (t->plain && in_submit) {
+      if (!t->done_pending) {
+        t->done_pending = true;
+        engine_defer(t->eng, &t->done_op, 0);
+      }
+    } else if (t->plain && !t->done_pending) {
       size_t n = t->plain;
       t->plain = 0;
       sendq_sent(t->sq, (int)n);
@@ -57,7 +98,7 @@ static void conn_tls_send_cb(struct engine_op *op, int res, uint32_t flags)
     }
     return;
   }
-  conn_tls_flush(t);
+  conn_tls_flush(t, false);
   t->sent(t, 0);   /* maybe close, now that the output drained */
 }
 
@@ -66,6 +107,7 @@ void conn_tls_init(struct conn_tls *t, struct engine *eng, struct sendq *sq, int
 {
   *t = (struct conn_tls){ .eng = eng, .sq = sq, .wfd = wfd, .wsock = wsock, .peer = peer, .sent = sent };
   t->send_op.cb = conn_tls_send_cb;
+  t->done_op.cb = conn_tls_done_cb;
 }
 
 int conn_tls_start(struct conn_tls *t, const struct tls_creds *creds, const void *early, size_t n,
@@ -86,6 +128,8 @@ int conn_tls_start(struct conn_tls *t, const struct tls_creds *creds, const void
   }
   if (eof)
     tls_in_eof(t->sess);
+  if (t->wsock)
+    tls_conn_set_socket(t->sess, t->wfd);
   return 0;
 }
 
@@ -94,7 +138,7 @@ int conn_tls_handshake(struct conn_tls *t)
   char desc[128];
   int r = tls_conn_handshake(t->sess);
 
-  conn_tls_flush(t);
+  conn_tls_flush(t, false);
   if (r == -EAGAIN) {
     t->want_input = true;
     return r;
@@ -136,6 +180,8 @@ int conn_tls_decrypt(struct conn_tls *t, struct rxbufs *rx, size_t *got)
   void *buf;
   size_t len;
 
+  if (t->faulted)
+    return -EPROTO;
   while (st == 0 && rxbuf_recv_space(rx, false, &buf, &len) == 0) {
     ssize_t n = tls_conn_read(t->sess, buf, len);
     if (n > 0) {
@@ -151,26 +197,132 @@ int conn_tls_decrypt(struct conn_tls *t, struct rxbufs *rx, size_t *got)
       st = -EPROTO;
     }
   }
-  conn_tls_flush(t);   /* a post-handshake message may have produced output */
+  conn_tls_flush(t, false);   /* a post-handshake message may have produced output */
   return st;
+}
+
+/* Encrypt the staged plaintext as one record. */
+static int stage_flush(struct conn_tls *t, size_t *staged, bool more)
+{
+  int r = 0;
+
+  if (*staged) {
+    r = tls_conn_write(t->sess, t->stage, *staged, more);
+    if (t->stats)
+      stat_add(&t->stats->memcpy_bytes, *staged);
+    *staged = 0;
+  }
+  return r;
+}
+
+/* How many bytes of each piece conn_tls_submit takes: whole pieces up to
+ * TLS_SEND_CHUNK in all; a piece that does not fit is cut at a multiple of
+ * the record size (so its records stay full), or left for the next submit.
+ * Returns the number of pieces n (iov[0..n), the last one cut to *last_len). */
+static int batch_pieces(const struct iovec *iov, int niov, size_t rec, size_t *last_len)
+{
+  size_t total = 0;
+  int n = 0;
+
+  while (n < niov && total < TLS_SEND_CHUNK) {
+    size_t room = TLS_SEND_CHUNK - total, k = iov[n].iov_len;
+    if (k > room) {
+      k = room - room % rec;
+      if (k == 0)
+        break;
+      *last_len = k;
+      return n + 1;
+    }
+    total += k;
+    *last_len = k;
+    n++;
+  }
+  return n;
+}
+
+/* Read one byte of every page of [p, p + len) before GnuTLS does: a page
+ * that vanished (a file shrunk under its mapping) faults here, where the
+ * guard's jump abandons nothing but this loop, rather than in the middle
+ * of a record (GnuTLS's buffer for it would be lost). */
+static void touch_pages(const void *p, size_t len)
+{
+  const volatile char *c = p;
+
+  for (size_t off = 0; off < len; off += 4096)
+    (void)c[off];
+  if (len)
+    (void)c[len - 1];
+}
+
+/* Encrypt the pieces conn_tls_submit takes: returns the plaintext bytes
+ * taken, or -EPROTO (logged). */
+static ssize_t encrypt_batch(struct conn_tls *t, const struct iovec *iov, int niov)
+{
+  size_t total = 0, staged = 0, last_len = 0, rec = MIN(tls_conn_record_size(t->sess), (size_t)TLS_STAGE_CAP);
+  int n = batch_pieces(iov, niov, rec, &last_len);
+
+  for (int i = 0; i < n; i++) {
+    bool last = i + 1 == n;
+    size_t k = last ? last_len : iov[i].iov_len;
+    /* A small piece is staged when it shares a record with another: not
+     * alone, nor before a large one (a reply header before its data: a
+     * record of its own costs no more records in all than copying part of
+     * the data to it). */
+    bool small = k < rec && (staged || (!last && iov[i + 1].iov_len < rec));
+    int r = 0;
+    if (small && staged + k > rec)
+      r = stage_flush(t, &staged, true);
+    if (r == 0 && small) {
+      memcpy(t->stage + staged, iov[i].iov_base, k);
+      staged += k;
+    } else if (r == 0 && (r = stage_flush(t, &staged, true)) == 0) {
+      touch_pages(iov[i].iov_base, k);
+      r = tls_conn_write(t->sess, iov[i].iov_base, k, !last);
+    }
+    if (r < 0)
+      goto fail;
+    total += k;
+  }
+  if (stage_flush(t, &staged, false) < 0)
+    goto fail;
+  return (ssize_t)total;
+fail:
+  log_msg(LOG_ERROR, t->peer, t->export, "%s", tls_conn_error(t->sess));
+  return -EPROTO;
 }
 
 int conn_tls_submit(struct conn_tls *t, const struct iovec *iov, int niov)
 {
-  size_t total = 0;
+  struct faultguard g;
+  ssize_t total;
 
   if (t->send_error)
     return t->send_error;
-  for (int i = 0; i < niov && total < TLS_SEND_CHUNK; i++) {
-    size_t k = MIN(iov[i].iov_len, TLS_SEND_CHUNK - total);
-    if (tls_conn_write(t->sess, iov[i].iov_base, k) < 0) {
-      log_msg(LOG_ERROR, t->peer, t->export, "%s", tls_conn_error(t->sess));
-      return -EPROTO;
-    }
-    total += k;
+  if (!t->stage && !(t->stage = malloc(TLS_STAGE_CAP)))
+    return -ENOMEM;
+  /* The pieces may lie in the export's mapping (page-cached READs): a file
+   * shrunk under it faults, normally in touch_pages(); should it shrink
+   * between that and the encryption, the session is abandoned in the middle
+   * of a record (which never goes out; GnuTLS's buffer for it is lost).
+   * Either way the session is never used again. */
+  if (sigsetjmp(g.env, 0)) {
+    faultguard_leave(&g);
+    log_msg(LOG_WARN, t->peer, t->export, "reply data unreadable at %p (the file shrank under the export?): "
+            "disconnecting", g.addr);
+    t->faulted = true;
+    t->bye_due = false;
+    t->send_error = -EFAULT;
+    return -EFAULT;
   }
-  t->plain = total;
-  conn_tls_flush(t);
+  faultguard_enter(&g);
+  total = encrypt_batch(t, iov, niov);
+  faultguard_leave(&g);
+  if (total < 0)
+    return (int)total;
+  if (t->stats)
+    stat_add(&t->stats->tls_encrypted, (uint64_t)total);
+  t->plain = (size_t)total;
+  conn_tls_flush(t, true);
   return 0;
 }
 
@@ -178,10 +330,11 @@ bool conn_tls_close(struct conn_tls *t, bool failed)
 {
   if (!t->sess)
     return false;
+  failed = failed || t->send_error;
   if (t->bye_due && !failed) {
     t->bye_due = false;   /* close_notify, so the client sees a clean end */
     tls_conn_bye(t->sess);
-    conn_tls_flush(t);
+    conn_tls_flush(t, false);
   }
   return t->send_busy || (!failed && tls_out_pending(t->sess, &(const void *){ NULL }));
 }
@@ -190,4 +343,6 @@ void conn_tls_fini(struct conn_tls *t)
 {
   tls_conn_free(t->sess);
   t->sess = NULL;
+  free(t->stage);
+  t->stage = NULL;
 }

@@ -2,9 +2,12 @@
  * Ciphertext is received by the connection's own io_uring recv into the
  * session's input buffer (conn_tls_recv_space, conn_tls_received) and
  * decrypted into the receive buffers (conn_tls_decrypt); the send queue
- * hands plaintext to conn_tls_submit(), which encrypts it into the session's
- * output buffer and sends that on the same ring.  GnuTLS never touches the
- * socket (tls.c).  Everything runs on the connection's worker thread. */
+ * hands plaintext to conn_tls_submit(), which encrypts it record by record
+ * straight from the reply's memory (small pieces gathered into one record)
+ * and pushes each batch of records to the socket with a non-blocking send;
+ * what the socket does not take waits in the session's output buffer and
+ * goes out on the same ring (tls.c).  Everything runs on the connection's
+ * worker thread. */
 #ifndef SHUNT_SERVER_CONN_TLS_H
 #define SHUNT_SERVER_CONN_TLS_H
 
@@ -13,6 +16,7 @@
 #include <sys/uio.h>
 
 #include "engine/engine.h"
+#include "datapath/stats.h"
 #include "engine/sendq.h"
 #include "server/rxbuf.h"
 #include "server/tls.h"
@@ -29,10 +33,16 @@ struct conn_tls {
    * again) or -errno, the first send failure (the connection is lost; the
    * send queue is failed right after this call). */
   void (*sent)(struct conn_tls *t, int err);
+  struct dp_stats *stats;       /* where its copies are counted, once an export is chosen */
   struct engine_op send_op;
+  struct engine_op done_op;     /* tells the send queue, on the next turn, that all went out */
+  uint8_t *stage;               /* one record's plaintext gathered from small pieces */
+  uint64_t direct_seen, buffered_seen;   /* the session's push counts already counted */
   size_t plain;                 /* plaintext bytes the send queue waits to hear about */
   int send_error;               /* the first send failure: everything after fails */
   bool send_busy;               /* a ciphertext send is in flight */
+  bool done_pending;            /* done_op is deferred */
+  bool faulted;                 /* encryption read memory that vanished: the session is dead */
   bool want_input;              /* the session waits for more ciphertext */
   bool bye_due;                 /* the session is established; close_notify not yet queued */
 };
@@ -73,7 +83,14 @@ void conn_tls_eof(struct conn_tls *t);
 int conn_tls_decrypt(struct conn_tls *t, struct rxbufs *rx, size_t *got);
 
 /* The send queue's transport (struct sendq's submit): encrypt up to a
- * bounded chunk of the gathered plaintext and send it. */
+ * bounded chunk of the gathered plaintext and send it.  Runs of pieces
+ * smaller than a record (reply headers, small reads) are gathered into one
+ * record; a larger piece is encrypted where it lies.  Counted in stats:
+ * the plaintext encrypted (tls_encrypted_bytes), the ciphertext the socket
+ * took at once, and the ciphertext and gathered plaintext copied
+ * (memcpy_bytes).  A SIGBUS while reading the pieces from a registered
+ * mapping (common/faultguard.h: the file shrank) fails the transport
+ * (-EFAULT, logged): nothing of the record being made goes out. */
 int conn_tls_submit(struct conn_tls *t, const struct iovec *iov, int niov);
 
 /* Closing: queue close_notify if the session is established and it was not

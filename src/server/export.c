@@ -11,6 +11,7 @@
 #include "common/text.h"
 #include "common/units.h"
 #include "datapath/datapath.h"
+#include "datapath/qosopt.h"
 #include "proto/nbd-protocol.h"
 #include "server/export.h"
 
@@ -29,12 +30,8 @@ static int set_str(char **dst, const char *v, char *err, size_t errlen)
 static int set_option(struct export_config *cfg, const char *key, const char *value,
                       char *err, size_t errlen)
 {
-  bool b;
-
   if (!strcmp(key, "ro") || !strcmp(key, "readonly") || !strcmp(key, "read-only")) {
-    if (!value) { cfg->read_only = true; return 0; }
-    if (parse_bool(value, &b) < 0) goto bad;
-    cfg->read_only = b;
+    if (parse_flag(value, &cfg->read_only) < 0) goto bad;
     return 0;
   }
   if (!strcmp(key, "rw") && !value) {
@@ -42,10 +39,18 @@ static int set_option(struct export_config *cfg, const char *key, const char *va
     return 0;
   }
   if (!strcmp(key, "allow-overcommit")) {
-    if (!value) { cfg->allow_overcommit = true; return 0; }
-    if (parse_bool(value, &b) < 0) goto bad;
-    cfg->allow_overcommit = b;
+    if (parse_flag(value, &cfg->allow_overcommit) < 0) goto bad;
     return 0;
+  }
+  char who[64];
+  snprintf(who, sizeof who, "export '%s'", cfg->name ? cfg->name : "");
+  int rr = backend_rbd_set_option(&cfg->rbd, key, value, who, err, errlen);
+  if (rr <= 0)
+    return rr;
+  switch (qos_set_flow_option(&cfg->qos, key, value)) {
+  case 0: return 0;
+  case -EINVAL: goto bad;
+  default: break;   /* not a scheduler option */
   }
   if (!value)
     goto unknown;
@@ -57,7 +62,7 @@ static int set_option(struct export_config *cfg, const char *key, const char *va
     return set_str(&cfg->description, value, err, errlen);
   }
   if (!strcmp(key, "backend")) {
-    if (strcmp(value, "file") && strcmp(value, "memory")) goto bad;
+    if (strcmp(value, "file") && strcmp(value, "memory") && strcmp(value, "rbd")) goto bad;
     return set_str(&cfg->backend, value, err, errlen);
   }
   if (!strcmp(key, "datapath")) {
@@ -71,24 +76,6 @@ static int set_option(struct export_config *cfg, const char *key, const char *va
       return -EINVAL;
     }
     cfg->chunk = v;
-    return 0;
-  }
-  if (!strcmp(key, "weight")) {
-    uint64_t v;
-    if (parse_uint(value, 1, 10000, &v) < 0) goto bad;
-    cfg->qos.weight = (uint32_t)v;
-    return 0;
-  }
-  if (!strcmp(key, "reserve-iops") || !strcmp(key, "limit-iops")) {
-    uint64_t v;
-    if (parse_uint(value, 0, 100000000, &v) < 0) goto bad;
-    *(key[0] == 'r' ? &cfg->qos.reserve_iops : &cfg->qos.limit_iops) = v;
-    return 0;
-  }
-  if (!strcmp(key, "limit-bw")) {
-    uint64_t v;
-    if (parse_size(value, &v) < 0) goto bad;
-    cfg->qos.limit_bw = v;
     return 0;
   }
   if (!strcmp(key, "max-memory")) {
@@ -110,7 +97,7 @@ unknown:
   snprintf(err, errlen, "export '%s': unknown option '%s'", cfg->name ? cfg->name : "", key);
   return -EINVAL;
 bad:
-  snprintf(err, errlen, "export '%s': bad value '%s' for option '%s'", cfg->name ? cfg->name : "", value, key);
+  snprintf(err, errlen, "export '%s': bad value '%s' for option '%s'", cfg->name ? cfg->name : "", value ? value : "", key);
   return -EINVAL;
 }
 
@@ -216,6 +203,7 @@ void export_config_free(struct export_config *cfg)
   free(cfg->backend);
   free(cfg->datapath);
   free(cfg->settings);
+  backend_rbd_options_free(&cfg->rbd);
   access_list_free(&cfg->access);
   memset(cfg, 0, sizeof *cfg);
 }
@@ -246,13 +234,15 @@ static void fill_proto(struct export *ex)
   pe->name = ex->cfg.name;
   pe->description = ex->cfg.description;
   pe->size = b->size;
-  pe->read_only = ex->cfg.read_only;
+  /* b too: e.g. an rbd snapshot (ex->cfg keeps what was configured, which
+   * a reload compares) */
+  pe->read_only = ex->cfg.read_only || b->read_only;
   pe->can_trim = b->can_trim;
   pe->can_zero = b->can_zero;
   pe->can_fast_zero = b->can_fast_zero;
   pe->can_cache = b->can_cache;
   pe->can_flush = b->can_flush;
-  pe->can_fua = b->can_flush && !ex->cfg.read_only;
+  pe->can_fua = b->can_flush && !pe->read_only;
   /* One backend instance behind all connections: a FLUSH on any of them
    * (fdatasync of the shared file) covers the writes of all. */
   pe->can_multi_conn = true;
@@ -290,7 +280,8 @@ int export_open(struct export_config *cfg, struct export **out, char *err, size_
   memset(cfg, 0, sizeof *cfg);
   cfg = &ex->cfg;
   atomic_init(&ex->refs, 1);
-  struct backend_options bo = { .allow_overcommit = cfg->allow_overcommit, .max_memory = cfg->max_memory };
+  struct backend_options bo = { .allow_overcommit = cfg->allow_overcommit, .max_memory = cfg->max_memory,
+                                .rbd = &cfg->rbd };
   r = backend_open_opts(cfg->backend, cfg->path, cfg->read_only, &bo, &b, berr, sizeof berr);
   if (r < 0 && !cfg->read_only && (r == -EACCES || r == -EROFS || r == -EPERM)) {
     /* Readable but not writable: serving it read-only is the likely fix. */
@@ -321,6 +312,20 @@ int export_open(struct export_config *cfg, struct export **out, char *err, size_
   fill_proto(ex);
   *out = ex;
   return 0;
+}
+
+void export_table_refresh(struct export_table *t)
+{
+  for (size_t i = 0; i < t->n; i++) {
+    struct export *ex = t->exports[i];
+    struct backend *b = ex->dp.backend;
+    if (b && b->ops->refresh && b->ops->refresh(b) == 0) {
+      uint64_t size = __atomic_load_n(&b->size, __ATOMIC_RELAXED);
+      /* the table's copy for handshakes, the export's for its connections */
+      __atomic_store_n(&t->proto[i].size, size, __ATOMIC_RELAXED);
+      __atomic_store_n(&ex->proto.size, size, __ATOMIC_RELAXED);
+    }
+  }
 }
 
 struct export *export_get(struct export *ex)

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "backend/backend.h"
 #include "datapath/dpexport.h"
 #include "proto/session.h"
 #include "server/access.h"
@@ -15,14 +16,15 @@
 /* What the command line or config file says about one export. */
 struct export_config {
   char *name;
-  char *path;          /* file path, or a size for backend=memory */
+  char *path;          /* file path, a size for backend=memory, POOL/IMAGE[@SNAP] for rbd */
   char *description;   /* NULL when none */
-  char *backend;       /* "file" (default) or "memory" */
+  char *backend;       /* "file" (default), "memory" or "rbd" */
   char *datapath;      /* copy (default), splice, direct, mmap, auto */
   uint64_t chunk;      /* chunk size of split reads/writes; 0 = the server's default */
   bool read_only;
   bool allow_overcommit;       /* memory: a size beyond the machine's memory */
   uint64_t max_memory;         /* memory: cap on allocated bytes; 0 = default */
+  struct backend_rbd_options rbd;  /* rbd: ceph-conf, ceph-id, ceph-cluster, lock */
   struct access_list access;   /* allow/allow-ro/deny rules, in order */
   struct sched_params qos;     /* weight, reserve-iops, limit-iops, limit-bw of each flow */
   /* The options other than the path and the scheduler's, as given
@@ -56,7 +58,8 @@ struct export_table {
 
 /* Parse "NAME=PATH[,OPTION]..." (options: ro, rw, desc=TEXT, backend=KIND,
  * datapath=PATH, chunk=SIZE, allow=RULE, allow-ro=RULE, deny=RULE,
- * allow-overcommit, max-memory=SIZE).  Returns 0 or -EINVAL with a message in err. */
+ * allow-overcommit, max-memory=SIZE, ceph-conf=FILE, ceph-id=USER, ceph-cluster=NAME,
+ * lock=exclusive).  Returns 0 or -EINVAL with a message in err. */
 int export_parse_spec(const char *spec, struct export_config *cfg, char *err, size_t errlen);
 
 /* 0 if name may be an export name (valid UTF-8, no control characters: a
@@ -110,5 +113,9 @@ struct export_table *export_table_get(struct export_table *t);
 /* Drop a reference to t (NULL: nothing); the last one drops t's
  * references to its exports. */
 void export_table_put(struct export_table *t);
+
+/* Re-read the size of every export of t whose storage may change size
+ * (rbd), so that a new connection is told the current one. */
+void export_table_refresh(struct export_table *t);
 
 #endif

@@ -163,6 +163,12 @@ static const struct counter counters[] = {
   C("pool_hits_total", "Payload buffers reused from a worker's pool.", pool_hits),
   C("pool_allocs_total", "Payload buffers newly mapped for a worker's pool.", pool_allocs),
   C("mem_fixed_ios_total", "Caller-memory direct I/Os on registered memory (fixed buffers).", mem_fixed_ios),
+  C("tls_encrypted_bytes_total", "Plaintext bytes of replies encrypted for TLS connections (headers included).",
+    tls_encrypted),
+  C("tls_pushed_direct_bytes_total", "TLS ciphertext bytes the socket took at once, straight from GnuTLS.",
+    tls_pushed_direct),
+  C("tls_buffered_bytes_total", "TLS ciphertext bytes copied: the socket did not take them at once, or a tiny record held for the next send.",
+    tls_buffered),
 };
 #undef C
 

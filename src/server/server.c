@@ -175,10 +175,7 @@ int server_run(struct server_config *cfg)
     dp_default_chunk = (uint32_t)cfg->chunk;
   if (cfg->arena)
     dp_arena_size = cfg->arena;
-  dp_qos.off = cfg->qos_off;
-  dp_qos.key = (enum dp_qos_key)cfg->qos_key;
-  dp_qos.dev.device_iops = cfg->device_iops;
-  dp_qos.dev.device_bw = cfg->device_bw;
+  dp_qos = cfg->qos;
   if (cfg->stats_path && statsfile_check(cfg->stats_path) < 0)
     return 1;
   nworkers = cfg->stdio ? 1 : cfg->threads;

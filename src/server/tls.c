@@ -1,7 +1,9 @@
 /* tls.c: GnuTLS sessions driven by buffers instead of sockets (see tls.h).
- * The push function appends ciphertext to a growable output buffer and the
- * pull function reads from a fixed input buffer, answering EAGAIN when it is
- * empty; GnuTLS never touches the socket, so the ring does all the I/O. */
+ * The pull function reads from a fixed input buffer, answering EAGAIN when
+ * it is empty.  The push function hands each batch of records straight to
+ * the socket with one non-blocking sendmsg() when nothing is waiting before
+ * it, and appends only what the socket did not take to a growable output
+ * buffer, which the ring sends; without a socket, everything is appended. */
 #include <errno.h>
 #include <fnmatch.h>
 #include <gnutls/gnutls.h>
@@ -10,12 +12,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "server/tls.h"
 
 /* Room for a few full TLS records (16 KiB plus overhead each). */
 #define TLS_IN_CAP (80u * 1024)
+/* Tiny records held for the next push, at most this many bytes. */
+#define TLS_HOLD_CAP 256u
+/* The iovecs GnuTLS hands the push function at once, at most (its queue). */
+#define TLS_PUSH_IOV 64
 
 struct tls_creds {
   gnutls_certificate_credentials_t x509;
@@ -35,6 +42,14 @@ struct tls_conn {
   uint8_t *out;
   size_t out_start, out_end, out_cap;
   bool out_failed;
+  int fd;                       /* direct pushes to this socket, or -1 */
+  bool more;                    /* more records follow at once: MSG_MORE */
+  /* A tiny record (a reply header's) with more to follow at once: sent
+   * with the next push instead of a send of its own.  Only while the
+   * output buffer is empty. */
+  uint8_t hold[TLS_HOLD_CAP];
+  size_t hold_len;
+  uint64_t pushed_direct, pushed_buffered;
   char *dn;
   char err[256];
 };
@@ -196,28 +211,99 @@ fail:
 
 /* ---- buffers as the transport ---- */
 
-static ssize_t push_fn(gnutls_transport_ptr_t p, const void *data, size_t len)
+/* Append len bytes to the output buffer.  Returns 0 or -ENOMEM. */
+static int out_append(struct tls_conn *t, const void *data, size_t len)
 {
-  struct tls_conn *t = p;
-
   if (t->out_start > 0 && t->out_start == t->out_end)
     t->out_start = t->out_end = 0;
   if (len > t->out_cap - t->out_end) {
     size_t cap = t->out_cap ? t->out_cap : 32768;
     while (cap - t->out_end < len) {
       if (cap > SIZE_MAX / 2)
-        goto nomem;
+        return -ENOMEM;
       cap *= 2;
     }
     uint8_t *o = realloc(t->out, cap);
     if (!o)
-      goto nomem;
+      return -ENOMEM;
     t->out = o;
     t->out_cap = cap;
   }
   memcpy(t->out + t->out_end, data, len);
   t->out_end += len;
-  return (ssize_t)len;
+  return 0;
+}
+
+/* Move the held records to the output buffer (counted when held). */
+static int unhold(struct tls_conn *t, size_t from)
+{
+  int r = 0;
+
+  if (from < t->hold_len)
+    r = out_append(t, t->hold + from, t->hold_len - from);
+  t->hold_len = 0;
+  return r;
+}
+
+/* Records go to the socket at once while nothing waits in the output
+ * buffer (which keeps their order); what the socket does not take waits
+ * there for the ring's send, and so does everything after it, which is the
+ * backpressure: the connection encrypts more only once that is sent.  A
+ * tiny record with more to follow (a reply header before its payload) is
+ * held and goes out with the next push, saving a send.  A send error stops
+ * the direct pushes: the ring's send of the rest reports it the usual way. */
+static ssize_t push_fn(gnutls_transport_ptr_t p, const giovec_t *iov, int iovcnt)
+{
+  struct tls_conn *t = p;
+  size_t total = 0, skip = 0;
+
+  for (int i = 0; i < iovcnt; i++)
+    total += iov[i].iov_len;
+  if (t->hold_len && (t->fd < 0 || t->out_start != t->out_end || iovcnt >= TLS_PUSH_IOV))
+    if (unhold(t, 0) < 0)
+      goto nomem;
+  if (t->fd >= 0 && t->out_start == t->out_end && t->more && t->hold_len + total <= TLS_HOLD_CAP) {
+    for (int i = 0; i < iovcnt; i++) {
+      memcpy(t->hold + t->hold_len, iov[i].iov_base, iov[i].iov_len);
+      t->hold_len += iov[i].iov_len;
+    }
+    t->pushed_buffered += total;
+    return (ssize_t)total;
+  }
+  if (t->fd >= 0 && t->out_start == t->out_end) {
+    struct iovec v[TLS_PUSH_IOV];   /* the held records, then iov (fewer than TLS_PUSH_IOV then) */
+    struct msghdr m = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt };
+    if (t->hold_len) {
+      v[0] = (struct iovec){ .iov_base = t->hold, .iov_len = t->hold_len };
+      memcpy(&v[1], iov, (size_t)iovcnt * sizeof *iov);
+      m.msg_iov = v;
+      m.msg_iovlen = (size_t)iovcnt + 1;
+    }
+    ssize_t sent = sendmsg(t->fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL | (t->more ? MSG_MORE : 0));
+    if (sent < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+      t->fd = -1;
+    skip = sent > 0 ? (size_t)sent : 0;
+    if (skip >= t->hold_len) {
+      skip -= t->hold_len;
+      t->hold_len = 0;
+    } else {
+      if (unhold(t, skip) < 0)
+        goto nomem;
+      skip = 0;
+    }
+    t->pushed_direct += skip;
+  }
+  for (int i = 0; i < iovcnt; i++) {
+    if (skip >= iov[i].iov_len) {
+      skip -= iov[i].iov_len;
+      continue;
+    }
+    if (out_append(t, (const uint8_t *)iov[i].iov_base + skip, iov[i].iov_len - skip) < 0)
+      goto nomem;
+    t->pushed_buffered += iov[i].iov_len - skip;
+    skip = 0;
+  }
+  return (ssize_t)total;
 nomem:
   t->out_failed = true;
   gnutls_transport_set_errno(t->s, ENOMEM);
@@ -253,6 +339,7 @@ int tls_conn_new(struct tls_conn **out, const struct tls_creds *creds)
   if (!t)
     return -ENOMEM;
   t->creds = creds;
+  t->fd = -1;
   if ((r = gnutls_init(&t->s, GNUTLS_SERVER | GNUTLS_NONBLOCK)) < 0) {
     free(t);
     return -ENOMEM;
@@ -268,7 +355,7 @@ int tls_conn_new(struct tls_conn **out, const struct tls_creds *creds)
   /* No timer inside GnuTLS: slow clients are the server's handshake timeout's business. */
   gnutls_handshake_set_timeout(t->s, 0);
   gnutls_transport_set_ptr(t->s, t);
-  gnutls_transport_set_push_function(t->s, push_fn);
+  gnutls_transport_set_vec_push_function(t->s, push_fn);
   gnutls_transport_set_pull_function(t->s, pull_fn);
   *out = t;
   return 0;
@@ -286,6 +373,17 @@ void tls_conn_free(struct tls_conn *t)
   free(t->out);
   free(t->dn);
   free(t);
+}
+
+void tls_conn_set_socket(struct tls_conn *t, int fd)
+{
+  t->fd = fd;
+}
+
+void tls_conn_push_counts(const struct tls_conn *t, uint64_t *direct, uint64_t *buffered)
+{
+  *direct = t->pushed_direct;
+  *buffered = t->pushed_buffered;
 }
 
 void *tls_in_space(struct tls_conn *t, size_t *len)
@@ -402,11 +500,16 @@ ssize_t tls_conn_read(struct tls_conn *t, void *buf, size_t len)
   return -EPROTO;
 }
 
-int tls_conn_write(struct tls_conn *t, const void *buf, size_t len)
+int tls_conn_write(struct tls_conn *t, const void *buf, size_t len, bool more)
 {
   const char *p = buf;
+  size_t rec = gnutls_record_get_max_size(t->s);
 
+  if (t->out_failed)
+    goto fail;
   while (len) {
+    /* One record per call: MSG_MORE unless it is the last one of the batch. */
+    t->more = more || len > rec;
     ssize_t r = gnutls_record_send(t->s, p, len);
     if (r == GNUTLS_E_INTERRUPTED || r == GNUTLS_E_AGAIN) {
       if (t->out_failed)
@@ -418,10 +521,17 @@ int tls_conn_write(struct tls_conn *t, const void *buf, size_t len)
     p += r;
     len -= (size_t)r;
   }
+  t->more = false;
   return 0;
 fail:
+  t->more = false;
   snprintf(t->err, sizeof t->err, "TLS send failed");
   return -EPROTO;
+}
+
+size_t tls_conn_record_size(struct tls_conn *t)
+{
+  return gnutls_record_get_max_size(t->s);
 }
 
 void tls_conn_bye(struct tls_conn *t)
@@ -431,6 +541,8 @@ void tls_conn_bye(struct tls_conn *t)
 
 size_t tls_out_pending(struct tls_conn *t, const void **p)
 {
+  if (t->hold_len && unhold(t, 0) < 0)
+    t->out_failed = true;   /* the held records are lost: the next write fails */
   *p = t->out + t->out_start;
   return t->out_end - t->out_start;
 }

@@ -2,13 +2,16 @@
  * directory, PSK from a keys file) are loaded once and shared by all workers;
  * each connection's session does no I/O itself: ciphertext comes in through
  * tls_in_space()/tls_in_commit() (filled by the connection's io_uring recv)
- * and goes out through tls_out_pending()/tls_out_consumed() (sent by the
- * ring), so a TLS connection lives on the same event loop as a plaintext one. */
+ * and goes out to the socket (tls_conn_set_socket(): a non-blocking send
+ * of each batch of records, no copy) or, for what the socket does not take
+ * at once, through tls_out_pending()/tls_out_consumed() (sent by the ring),
+ * so a TLS connection lives on the same event loop as a plaintext one. */
 #ifndef SHUNT_SERVER_TLS_H
 #define SHUNT_SERVER_TLS_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 enum tls_mode { TLS_MODE_OFF, TLS_MODE_ON, TLS_MODE_REQUIRE };
@@ -42,6 +45,15 @@ void tls_creds_free(struct tls_creds *creds);
 int tls_conn_new(struct tls_conn **out, const struct tls_creds *creds);
 void tls_conn_free(struct tls_conn *t);
 
+/* Push records straight to socket fd with a non-blocking sendmsg() while no
+ * ciphertext is pending (order is kept: once some is, records are appended
+ * behind it).  fd -1: everything goes to the output buffer. */
+void tls_conn_set_socket(struct tls_conn *t, int fd);
+/* Ciphertext bytes pushed so far: straight to the socket, and copied (into
+ * the output buffer, or held: a tiny record with more to follow, sent with
+ * the next push). */
+void tls_conn_push_counts(const struct tls_conn *t, uint64_t *direct, uint64_t *buffered);
+
 /* Where the next received ciphertext may be written, and how much fits
  * (0 when the input buffer is full). */
 void *tls_in_space(struct tls_conn *t, size_t *len);
@@ -60,8 +72,12 @@ int tls_conn_handshake(struct tls_conn *t);
 /* Decrypt into buf: bytes (> 0), 0 at the end of the stream, -EAGAIN when
  * more input is needed, -EPROTO on a TLS failure. */
 ssize_t tls_conn_read(struct tls_conn *t, void *buf, size_t len);
-/* Encrypt len bytes into the output buffer; all are taken.  Returns 0 or -EPROTO. */
-int tls_conn_write(struct tls_conn *t, const void *buf, size_t len);
+/* Encrypt len bytes (records of at most tls_conn_record_size() bytes) and
+ * push them; all are taken.  more: further bytes follow at once (the last
+ * record goes with MSG_MORE too).  Returns 0 or -EPROTO. */
+int tls_conn_write(struct tls_conn *t, const void *buf, size_t len, bool more);
+/* The largest plaintext of one record (16 KiB unless the peer asked less). */
+size_t tls_conn_record_size(struct tls_conn *t);
 /* Queue a close_notify alert. */
 void tls_conn_bye(struct tls_conn *t);
 /* Ciphertext waiting to be sent: its length, and *p at its start. */

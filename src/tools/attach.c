@@ -33,28 +33,60 @@ struct attach_session {
 
 #include "shunt/shunt.h"
 
-/* Connect to uri with up to conns connections and take their sockets. The kernel driver
- * parses simple replies only, so structured replies, extended headers and meta contexts
- * are not negotiated. */
-static int attach_negotiate(const char *uri, unsigned conns, struct attach_session *s,
-                            char *err, size_t errlen)
+struct attach_opts {
+  const char *uri;
+  struct tools_failover failover;  /* --failover: other URIs of the export */
+  unsigned cur;                    /* the URI in use: 0 for uri, k for failover.uris[k-1] */
+  int32_t index;
+  unsigned conns;
+  uint64_t timeout_s, dead_timeout_s, block_size;
+  bool persist, quiet;
+};
+
+static unsigned attach_nuris(const struct attach_opts *o)
 {
-  struct shunt_options o = { .connections = conns, .no_structured = true,
-                             .no_extended = true, .no_block_status = true };
+  return 1 + o->failover.n;
+}
+
+static const char *attach_uri(const struct attach_opts *o, unsigned k)
+{
+  return k == 0 ? o->uri : o->failover.uris[k - 1];
+}
+
+/* Connect with up to conns connections and take their sockets: to URI first
+ * of o's list, else the others in round-robin order from there (libshunt's
+ * failover list); o->cur becomes the one that answered.  The kernel driver
+ * parses simple replies only, so structured replies, extended headers and
+ * meta contexts are not negotiated. */
+static int attach_negotiate(struct attach_opts *o, unsigned first, unsigned conns,
+                            struct attach_session *s, char *err, size_t errlen)
+{
+  struct tools_failover rest = { .n = 0 };
+  unsigned n = attach_nuris(o);
+  for (unsigned i = 1; i < n; i++)
+    rest.uris[rest.n++] = attach_uri(o, (first + i) % n);
+  const char *uri = attach_uri(o, first);
+  struct tools_conn_opts co = { .connections = conns, .no_structured = true,
+                                .no_extended = true, .no_block_status = true,
+                                .failover = &rest };
   struct shunt_handle *h;
-  int e = tools_connect(&h, uri, &o, err, errlen);
+  int e = tools_connect(&h, uri, &co, err, errlen);
   if (e)
     return e;
-  const struct shunt_info *i = shunt_get_info(h);
-  if (i->structured || i->extended) {
+  for (unsigned k = 0; k < n; k++)
+    if (!strcmp(attach_uri(o, k), shunt_get_uri(h)))
+      o->cur = k;
+  uri = attach_uri(o, o->cur);
+  if (shunt_get_flag(h, SHUNT_HAS_STRUCTURED_REPLIES) == 1 ||
+      shunt_get_flag(h, SHUNT_HAS_EXTENDED_HEADERS) == 1) {
     snprintf(err, errlen, "%s: negotiated structured replies, which the kernel cannot parse", uri);
     shunt_close(h);
     return -EPROTO;
   }
-  s->size = i->size;
-  s->eflags = i->eflags;
-  s->min_block = i->min_block;
-  s->pref_block = i->pref_block;
+  s->size = (uint64_t)shunt_get_size(h);
+  s->eflags = (uint16_t)shunt_get_transmission_flags(h);
+  s->min_block = (uint32_t)shunt_get_block_size(h, SHUNT_BLOCK_MIN);
+  s->pref_block = (uint32_t)shunt_get_block_size(h, SHUNT_BLOCK_PREFERRED);
   e = shunt_release_fds(h, s->fds, NBD_NL_MAX_SOCKETS);
   shunt_close(h);
   if (e < 0) {
@@ -161,20 +193,13 @@ static void sleep_ms(unsigned ms)
 
 /* ---- shunt attach ---- */
 
-struct attach_opts {
-  const char *uri;
-  int32_t index;
-  unsigned conns;
-  uint64_t timeout_s, dead_timeout_s, block_size;
-  bool persist, quiet;
-};
 
 static volatile sig_atomic_t monitor_stop;
 static void on_stop(int sig) { (void)sig; monitor_stop = 1; }
 
 /* After LINK_DEAD: negotiate as many connections as died and give them to the kernel,
  * retrying with backoff (100 ms doubling to 5 s) until it works or the device is gone. */
-static int reconnect(const struct attach_opts *o, struct nbd_nl *nl, uint32_t index,
+static int reconnect(struct attach_opts *o, struct nbd_nl *nl, uint32_t index,
                      uint64_t size, unsigned ndead)
 {
   unsigned delay = 100;
@@ -187,10 +212,11 @@ static int reconnect(const struct attach_opts *o, struct nbd_nl *nl, uint32_t in
       return -ENODEV;
     struct attach_session s = { 0 };
     char err[512] = "";
-    e = attach_negotiate(o->uri, ndead, &s, err, sizeof err);
+    /* The next URI first: the one in use just failed. */
+    e = attach_negotiate(o, (o->cur + 1) % attach_nuris(o), ndead, &s, err, sizeof err);
     if (!e && s.size != size) {
-      snprintf(err, sizeof err, "%s: export size changed from %" PRIu64 " to %" PRIu64, o->uri,
-               size, s.size);
+      snprintf(err, sizeof err, "%s: export size changed from %" PRIu64 " to %" PRIu64
+               ": not the same export", attach_uri(o, o->cur), size, s.size);
       close_fds(&s);
       e = -EIO;
     }
@@ -202,7 +228,7 @@ static int reconnect(const struct attach_opts *o, struct nbd_nl *nl, uint32_t in
       close_fds(&s);
       if (!e) {
         log_msg(LOG_INFO, NULL, NULL, "/dev/nbd%u: reconnected to %s (attempt %u)", index,
-                o->uri, attempt);
+                attach_uri(o, o->cur), attempt);
         return 0;
       }
       snprintf(err, sizeof err, "/dev/nbd%u: NBD_CMD_RECONFIGURE: %s", index, nl_error(e));
@@ -216,7 +242,7 @@ static int reconnect(const struct attach_opts *o, struct nbd_nl *nl, uint32_t in
 }
 
 /* --persist: wait for LINK_DEAD on our device and repair it; end when it is detached. */
-static int monitor(const struct attach_opts *o, struct nbd_nl *nl, struct nbd_nl *ev,
+static int monitor(struct attach_opts *o, struct nbd_nl *nl, struct nbd_nl *ev,
                    uint32_t index, uint64_t size)
 {
   signal(SIGTERM, on_stop);
@@ -248,7 +274,7 @@ static int monitor(const struct attach_opts *o, struct nbd_nl *nl, struct nbd_nl
     while (ndead < o->conns && nbd_nl_next_event(ev, 200, &dead) == 0)
       ndead += dead == index;
     log_msg(LOG_WARN, NULL, NULL, "/dev/nbd%u: %u connection(s) to %s died; reconnecting",
-            index, ndead, o->uri);
+            index, ndead, attach_uri(o, o->cur));
     e = reconnect(o, nl, index, size, ndead);
     if (e == -ENODEV)
       return 0;
@@ -273,6 +299,10 @@ static void attach_usage(FILE *f)
     "                        reconnect with backoff and give the kernel the new sockets\n"
     "                        (NBD_CMD_RECONFIGURE); ends when the device is detached\n"
     "                        (SIGTERM ends the monitor and leaves the device attached)\n"
+    "      --failover URI    another URI of the same export (another gateway of a\n"
+    "                        shared disk; repeat for more): tried when URI does not\n"
+    "                        answer, and with --persist, reconnects go to the next\n"
+    "                        URI, round robin (the export's size must not change)\n"
     "  -q, --quiet           print only the device\n"
     "  -V, --version         print the version\n"
     "  -h, --help            this text\n"
@@ -286,6 +316,7 @@ int cmd_attach(int argc, char **argv)
     { "connections", required_argument, NULL, 'C' }, { "timeout", required_argument, NULL, 't' },
     { "dead-timeout", required_argument, NULL, 'd' }, { "block-size", required_argument, NULL, 'b' },
     { "persist", no_argument, NULL, 'p' }, { "quiet", no_argument, NULL, 'q' },
+    { "failover", required_argument, NULL, 'F' },
     { "version", no_argument, NULL, 'V' },
     { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
   };
@@ -321,6 +352,10 @@ int cmd_attach(int argc, char **argv)
       o.block_size = v;
       break;
     case 'p': o.persist = true; break;
+    case 'F':
+      if (tools_failover_add(&o.failover, "attach", "--failover", optarg))
+        return 2;
+      break;
     case 'q': o.quiet = true; break;
     case 'V': return cli_version();
     case 'h': attach_usage(stdout); return 0;
@@ -359,7 +394,7 @@ int cmd_attach(int argc, char **argv)
 
   struct attach_session s = { 0 };
   char err[512] = "";
-  e = attach_negotiate(o.uri, o.conns, &s, err, sizeof err);
+  e = attach_negotiate(&o, 0, o.conns, &s, err, sizeof err);
   if (e) {
     log_msg(LOG_ERROR, NULL, NULL, "%s", err[0] ? err : strerror(-e));
     goto fail;
@@ -367,13 +402,13 @@ int cmd_attach(int argc, char **argv)
   uint64_t bs = o.block_size;
   if (!bs && pick_block_size(&s, &bs)) {
     log_msg(LOG_ERROR, NULL, NULL, "%s: the server's minimum block size %" PRIu32
-            " exceeds what the kernel supports (4096)", o.uri, s.min_block);
+            " exceeds what the kernel supports (4096)", attach_uri(&o, o.cur), s.min_block);
     e = -EINVAL;
     goto fail;
   }
   if (s.nfds < o.conns && !o.quiet)
     log_msg(LOG_ERROR, NULL, NULL, "%s: %u of %u connections (the server does not allow "
-            "multi-conn)", o.uri, s.nfds, o.conns);
+            "multi-conn)", attach_uri(&o, o.cur), s.nfds, o.conns);
   make_blocking(&s);
   struct nbd_nl_config c = {
     .index = o.index, .size_bytes = s.size, .block_size = bs, .server_flags = s.eflags,
@@ -394,7 +429,7 @@ int cmd_attach(int argc, char **argv)
   fflush(stdout);
   if (!o.quiet)
     log_msg(LOG_INFO, NULL, NULL, "/dev/nbd%u: %s, %" PRIu64 " bytes, %u connection(s), "
-            "block size %" PRIu64 "%s", index, o.uri, s.size, (unsigned)c.nfds, bs,
+            "block size %" PRIu64 "%s", index, attach_uri(&o, o.cur), s.size, (unsigned)c.nfds, bs,
             (s.eflags & NBD_FLAG_READ_ONLY) ? ", read-only" : "");
   if (o.persist) {
     e = monitor(&o, &nl, &ev, index, s.size);

@@ -69,6 +69,10 @@ static void usage(FILE *f)
     "                           block written in this run is checked\n"
     "      --reconnect N        after a dropped connection, reconnect up to N times\n"
     "                           (with backoff) and retry the requests in flight\n"
+    "      --failover URI       another URI of the same export (another gateway of\n"
+    "                           a shared disk; repeat for more): a lost connection\n"
+    "                           is re-established on the next URI, round robin, and\n"
+    "                           its requests resent (implies --reconnect 10)\n"
     "      --staged             receive reads through a library buffer and copy\n"
     "                           them (to compare with the direct path)\n"
     "      --no-extended        do not ask for extended headers (structured replies\n"
@@ -223,9 +227,9 @@ static void start_op(struct bench *b, struct op *o)
 
 static void report(struct bench *b, const char *uri, double secs, unsigned conns)
 {
-  struct shunt_stats st;
-  shunt_get_stats(b->h, &st);
-  const struct shunt_info *in = shunt_get_info(b->h);
+  uint64_t reconnects = shunt_get_stat(b->h, SHUNT_STAT_RECONNECTS);
+  uint64_t retried = shunt_get_stat(b->h, SHUNT_STAT_RETRIED);
+  uint64_t copied = shunt_get_stat(b->h, SHUNT_STAT_PAYLOAD_BYTES_COPIED);
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
   double cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
@@ -260,7 +264,9 @@ static void report(struct bench *b, const char *uri, double secs, unsigned conns
     json_uint(&j, "block_size", b->bs);
     json_uint(&j, "queue_depth", b->qd);
     json_uint(&j, "connections", conns);
-    json_string(&j, "replies", in->extended ? "extended" : in->structured ? "structured" : "simple");
+    json_string(&j, "replies", shunt_get_flag(b->h, SHUNT_HAS_EXTENDED_HEADERS) == 1 ? "extended"
+                               : shunt_get_flag(b->h, SHUNT_HAS_STRUCTURED_REPLIES) == 1 ? "structured"
+                               : "simple");
     json_uint(&j, "read_percent", b->read_pct);
     json_bool(&j, "verify", b->verify);
     json_double(&j, "seconds", secs, 3);
@@ -270,10 +276,11 @@ static void report(struct bench *b, const char *uri, double secs, unsigned conns
     json_uint(&j, "errors", b->errors);
     json_uint(&j, "verify_errors", b->verify_errors);
     json_uint(&j, "unverified_reads", b->unverified);
-    json_uint(&j, "reconnects", st.reconnects);
-    json_uint(&j, "retried", st.retried);
-    json_uint(&j, "payload_bytes_copied", st.payload_bytes_copied);
-    json_uint(&j, "receive_calls", st.receive_calls);
+    json_uint(&j, "reconnects", reconnects);
+    json_uint(&j, "retried", retried);
+    json_uint(&j, "failovers", shunt_get_stat(b->h, SHUNT_STAT_FAILOVERS));
+    json_uint(&j, "payload_bytes_copied", copied);
+    json_uint(&j, "receive_calls", shunt_get_stat(b->h, SHUNT_STAT_RECEIVE_CALLS));
     json_double(&j, "cpu_seconds", cpu, 3);
     json_double(&j, "cpu_seconds_per_gib", gib > 0 ? cpu / gib : 0, 3);
     json_double(&j, "iops", iops, 1);
@@ -303,11 +310,13 @@ static void report(struct bench *b, const char *uri, double secs, unsigned conns
     if (b->verify)
       printf(", %llu verify errors (%llu reads of unwritten blocks not checked)",
              (unsigned long long)b->verify_errors, (unsigned long long)b->unverified);
-    if (st.reconnects)
-      printf(", %llu reconnects (%llu requests retried)", (unsigned long long)st.reconnects,
-             (unsigned long long)st.retried);
+    if (reconnects)
+      printf(", %llu reconnects (%llu to another URI, %llu requests retried)",
+             (unsigned long long)reconnects,
+             (unsigned long long)shunt_get_stat(b->h, SHUNT_STAT_FAILOVERS),
+             (unsigned long long)retried);
     printf("\n  %.0f IOPS, %.2f MiB/s, client CPU %.2f s (%.3f s/GiB), %llu payload bytes copied\n",
-           iops, mibs, cpu, gib > 0 ? cpu / gib : 0, (unsigned long long)st.payload_bytes_copied);
+           iops, mibs, cpu, gib > 0 ? cpu / gib : 0, (unsigned long long)copied);
     printf("  latency us: p50 %u, p99 %u, p99.9 %u, max %u\n", pct(&all, 50), pct(&all, 99),
            pct(&all, 99.9), pct(&all, 100));
     if (b->first_error[0])
@@ -318,7 +327,7 @@ static void report(struct bench *b, const char *uri, double secs, unsigned conns
 
 int cmd_bench(int argc, char **argv)
 {
-  enum { O_VERIFY = 256, O_SEED, O_JSON, O_RECONNECT, O_STAGED, O_NO_EXTENDED };
+  enum { O_VERIFY = 256, O_SEED, O_JSON, O_RECONNECT, O_STAGED, O_NO_EXTENDED, O_FAILOVER };
   static const struct option lo[] = {
     { "pattern", required_argument, NULL, 'p' }, { "block-size", required_argument, NULL, 'b' },
     { "queue-depth", required_argument, NULL, 'q' }, { "connections", required_argument, NULL, 'C' },
@@ -328,11 +337,13 @@ int cmd_bench(int argc, char **argv)
     { "reconnect", required_argument, NULL, O_RECONNECT },
     { "staged", no_argument, NULL, O_STAGED },
     { "no-extended", no_argument, NULL, O_NO_EXTENDED },
+    { "failover", required_argument, NULL, O_FAILOVER },
     { "version", no_argument, NULL, 'V' },
     { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
   };
   struct bench b = { .bs = 4096, .qd = 32, .read_pct = 100, .random = true };
   bool staged = false, no_extended = false;
+  struct tools_failover failover = { .n = 0 };
   uint64_t conns = 1, dur_ms = 10000, qd = 32, rp = 100, limit = 0, seed = 0, reconnect = 0;
   int c;
   /* --pattern, --queue-depth, --duration, --read-percent and --size have
@@ -358,6 +369,10 @@ int cmd_bench(int argc, char **argv)
     case O_JSON: b.json = true; break;
     case O_STAGED: staged = true; break;
     case O_NO_EXTENDED: no_extended = true; break;
+    case O_FAILOVER:
+      if (tools_failover_add(&failover, "bench", "--failover", optarg))
+        return 2;
+      break;
     case 'V': return cli_version();
     case 'h': usage(stdout); return 0;
     default: return 2;
@@ -373,23 +388,26 @@ int cmd_bench(int argc, char **argv)
   b.rng = seed ? seed : (uint64_t)time(NULL) ^ (uint64_t)now_ns();
   if (!b.rng)
     b.rng = 1;
-  struct shunt_options o = { .connections = (unsigned)conns, .reconnect = (unsigned)reconnect,
-                             .copy_reads = staged, .no_extended = no_extended };
+  struct tools_conn_opts o = { .connections = (unsigned)conns, .reconnect = (unsigned)reconnect,
+                               .copy_reads = staged, .no_extended = no_extended,
+                               .failover = &failover };
   char err[512];
   if (tools_connect(&b.h, uri, &o, err, sizeof err) < 0) {
     log_msg(LOG_ERROR, NULL, NULL, "%s", err);
     return 1;
   }
-  const struct shunt_info *in = shunt_get_info(b.h);
-  uint64_t region = limit && limit < in->size ? limit : in->size;
+  uint64_t esize = (uint64_t)shunt_get_size(b.h);
+  uint64_t min_block = (uint64_t)shunt_get_block_size(b.h, SHUNT_BLOCK_MIN);
+  uint64_t max_block = (uint64_t)shunt_get_block_size(b.h, SHUNT_BLOCK_MAX);
+  uint64_t region = limit && limit < esize ? limit : esize;
   int rc = 1;
-  if (b.read_pct < 100 && in->read_only) {
+  if (b.read_pct < 100 && shunt_get_flag(b.h, SHUNT_IS_READ_ONLY) == 1) {
     log_msg(LOG_ERROR, NULL, NULL, "%s is read-only; use --read-percent 100", uri);
     goto out;
   }
-  if (b.bs > in->max_block || b.bs % in->min_block) {
-    log_msg(LOG_ERROR, NULL, NULL, "block size %llu does not suit the server (min %u, max %u)",
-            (unsigned long long)b.bs, in->min_block, in->max_block);
+  if (b.bs > max_block || b.bs % min_block) {
+    log_msg(LOG_ERROR, NULL, NULL, "block size %llu does not suit the server (min %llu, max %llu)",
+            (unsigned long long)b.bs, (unsigned long long)min_block, (unsigned long long)max_block);
     goto out;
   }
   b.nblocks = region / b.bs;
@@ -424,7 +442,7 @@ int cmd_bench(int argc, char **argv)
   while (shunt_in_flight(b.h) && shunt_poll(b.h, 1000) >= 0)
     ;
   double secs = (double)(now_ns() - t0) / 1e9;
-  report(&b, uri, secs, in->connections);
+  report(&b, uri, secs, shunt_get_connections(b.h));
   rc = b.errors || b.verify_errors ? 1 : 0;
   goto out;
 oom:

@@ -1,6 +1,7 @@
 /* cli.c: the command-line conventions every subcommand shares (see cli.h). */
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/log.h"
@@ -47,6 +48,34 @@ int cli_getopt(int argc, char **argv, const char *shortopts, const struct option
     return '?';
   }
   return c;
+}
+
+const char *cli_config_option(int argc, char **argv, const char *shortopts, const struct option *longopts)
+{
+  const char *file = NULL;
+  char **copy = malloc(((size_t)argc + 1) * sizeof *copy);
+  int c;
+
+  /* On a copy: getopt_long moves the operands of the array it scans behind
+   * the options, which would let the real pass take an operand as the value
+   * of an option given last without one. */
+  if (!copy)
+    return NULL;
+  memcpy(copy, argv, ((size_t)argc + 1) * sizeof *copy);
+  opterr = 0;
+  optind = 0;
+  while ((c = getopt_long(argc, copy, shortopts, longopts, NULL)) != -1)
+    if (c == 'c')
+      file = optarg;
+  free(copy);
+  return file;
+}
+
+int cli_log_level(int base, int verbose, bool quiet)
+{
+  if (quiet)
+    return LOG_ERROR;
+  return base + verbose > LOG_DEBUG ? LOG_DEBUG : base + verbose;
 }
 
 const char *cli_option_name(const struct option *longopts, int val)

@@ -20,11 +20,13 @@
 #include <unistd.h>
 
 #include "common/json.h"
+#include "common/uri.h"
 #include "common/macros.h"
 #include "common/units.h"
 #include "common/log.h"
 #include "tools/cli.h"
 #include "tools/commands.h"
+#include "tools/connect.h"
 #include "tools/copy_progress.h"
 #include "tools/copy_stream.h"
 #include "tools/endpoint.h"
@@ -97,6 +99,11 @@ static void usage(FILE *f)
     "      --reconnect N     after a dropped NBD connection, reconnect up to N times\n"
     "                        (with backoff) and retry the requests in flight (NBD to\n"
     "                        NBD then moves the payload through user memory)\n"
+    "      --src-failover URI, --dst-failover URI\n"
+    "                        another URI of SRC's or DST's export (another gateway\n"
+    "                        of a shared disk; repeat for more): a lost connection\n"
+    "                        is re-established on the next URI, round robin, and\n"
+    "                        its requests resent (implies --reconnect 10)\n"
     "      --json            print a JSON summary on stdout\n"
     "      --progress        force the progress bar (default: when stderr is a tty)\n"
     "      --progress=FD     write the progress to descriptor FD as lines\n"
@@ -478,7 +485,7 @@ static int run(struct copy *cp)
 int cmd_copy(int argc, char **argv)
 {
   enum { O_NOSPARSE = 256, O_TZ, O_FLUSH, O_JSON, O_PROGRESS, O_NOPROGRESS, O_RECONNECT,
-         O_NOSPLICE, O_NODIRECT };
+         O_NOSPLICE, O_NODIRECT, O_SRC_FAILOVER, O_DST_FAILOVER };
   static const struct option lo[] = {
     { "connections", required_argument, NULL, 'C' }, { "requests", required_argument, NULL, 'R' },
     { "request-size", required_argument, NULL, 'S' }, { "no-sparse", no_argument, NULL, O_NOSPARSE },
@@ -488,6 +495,8 @@ int cmd_copy(int argc, char **argv)
     { "reconnect", required_argument, NULL, O_RECONNECT },
     { "no-splice", no_argument, NULL, O_NOSPLICE },
     { "no-direct", no_argument, NULL, O_NODIRECT },
+    { "src-failover", required_argument, NULL, O_SRC_FAILOVER },
+    { "dst-failover", required_argument, NULL, O_DST_FAILOVER },
     { "version", no_argument, NULL, 'V' },
     { NULL, 0, NULL, 0 },
   };
@@ -495,6 +504,7 @@ int cmd_copy(int argc, char **argv)
   uint64_t conns = 4, reqs = 64;
   int progress_opt = -1, progress_fd = -1, c;
   bool splice = true;
+  struct tools_failover src_fail = { .n = 0 }, dst_fail = { .n = 0 };
   while ((c = cli_getopt(argc, argv, "C:R:S:Vh", lo)) != -1) {
     switch (c) {
     case 'C':
@@ -521,6 +531,11 @@ int cmd_copy(int argc, char **argv)
       reconnect_tries = (unsigned)v;
       break;
     }
+    case O_SRC_FAILOVER: case O_DST_FAILOVER:
+      if (tools_failover_add(c == O_SRC_FAILOVER ? &src_fail : &dst_fail, "copy",
+                             c == O_SRC_FAILOVER ? "--src-failover" : "--dst-failover", optarg))
+        return 2;
+      break;
     case O_NOSPARSE: cp.sparse = false; break;
     case O_NOSPLICE: splice = false; break;
     case O_NODIRECT: cp.direct = false; break;
@@ -547,11 +562,16 @@ int cmd_copy(int argc, char **argv)
   if (optind != argc - 2)
     return cli_usage_error("copy", "expected SRC and DST, not %d argument%s", argc - optind,
                            argc - optind == 1 ? "" : "s");
+  if (src_fail.n && !nbd_uri_is_nbd(argv[optind]))
+    return cli_usage_error("copy", "--src-failover: SRC '%s' is not an NBD URI", argv[optind]);
+  if (dst_fail.n && !nbd_uri_is_nbd(argv[optind + 1]))
+    return cli_usage_error("copy", "--dst-failover: DST '%s' is not an NBD URI", argv[optind + 1]);
   bool bar = progress_opt >= 0 ? progress_opt : (isatty(2) && !cp.json);
   if (!strcmp(argv[optind], "-") || !strcmp(argv[optind + 1], "-")) {
     struct copy_stream_params csp = { .request_size = cp.req_size, .flush = cp.flush,
                                       .bar = bar, .progress_fd = progress_fd,
-                                      .reconnect = reconnect_tries };
+                                      .reconnect = reconnect_tries,
+                                      .src_failover = &src_fail, .dst_failover = &dst_fail };
     if (cp.json)
       return cli_usage_error("copy", "--json is not available with '-'");
     return copy_stream(argv[optind], argv[optind + 1], &csp);
@@ -563,13 +583,14 @@ int cmd_copy(int argc, char **argv)
   uint64_t direct_bytes = 0;
   cp.nslots = (unsigned)reqs;
   struct endpoint_params sp = { .connections = (unsigned)conns, .reconnect = reconnect_tries,
-                                .depth = cp.nslots * 2 };
+                                .depth = cp.nslots * 2, .failover = &src_fail };
   if (endpoint_open(&cp.src, argv[optind], &sp, err, sizeof err) < 0) {
     log_msg(LOG_ERROR, NULL, NULL, "%s", err);
     goto out;
   }
   struct endpoint_params dp = sp;
   dp.write = true;
+  dp.failover = &dst_fail;
   dp.size = cp.src->size;
   dp.direct = cp.direct;
   /* O_DIRECT for up to half the requests in flight: while the disk keeps up,

@@ -44,18 +44,18 @@ static int open_side(struct side *s, const char *name, bool write, const struct 
     return 0;
   }
   if (nbd_uri_is_nbd(name)) {
-    struct shunt_options o = { .reconnect = p->reconnect };
+    struct tools_conn_opts o = { .reconnect = p->reconnect,
+                                 .failover = write ? p->dst_failover : p->src_failover };
     if (tools_connect(&s->h, name, &o, err, sizeof err) < 0) {
       log_msg(LOG_ERROR, NULL, NULL, "%s", err);
       return 1;
     }
-    const struct shunt_info *in = shunt_get_info(s->h);
-    if (write && in->read_only) {
+    if (write && shunt_get_flag(s->h, SHUNT_IS_READ_ONLY) == 1) {
       log_msg(LOG_ERROR, NULL, NULL, "%s: the export is read-only", name);
       return 1;
     }
-    s->size = in->size;
-    s->can_zero = in->can_zero;
+    s->size = (uint64_t)shunt_get_size(s->h);
+    s->can_zero = shunt_get_flag(s->h, SHUNT_CAN_ZERO) == 1;
     return 0;
   }
   s->fd = open(name, write ? O_WRONLY | O_CREAT | O_CLOEXEC : O_RDONLY | O_CLOEXEC, 0644);
@@ -178,10 +178,9 @@ int copy_stream(const char *src_name, const char *dst_name, const struct copy_st
   if ((rc = open_side(&dst, dst_name, true, p)) != 0)
     goto out;
   rc = 1;
-  if (src.h)
-    req = req < shunt_get_info(src.h)->max_block ? req : shunt_get_info(src.h)->max_block;
-  if (dst.h)
-    req = req < shunt_get_info(dst.h)->max_block ? req : shunt_get_info(dst.h)->max_block;
+  for (const struct side *s = &src; s; s = s == &src ? &dst : NULL)
+    if (s->h && (uint64_t)shunt_get_block_size(s->h, SHUNT_BLOCK_MAX) < req)
+      req = (uint64_t)shunt_get_block_size(s->h, SHUNT_BLOCK_MAX);
   if (!dst.stream && !src.stream && src.size > dst.size) {
     log_msg(LOG_ERROR, NULL, NULL, "%s (%llu bytes) is smaller than %s (%llu bytes)", dst_name,
             (unsigned long long)dst.size, src_name, (unsigned long long)src.size);

@@ -7,12 +7,15 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+struct tools_failover;
+
 struct copy_stream_params {
   uint64_t request_size;   /* bytes per read and write */
   bool flush;              /* flush the destination at the end */
   bool bar;                /* progress bar on stderr */
   int progress_fd;         /* --progress=FD, or -1 */
   unsigned reconnect;      /* NBD: reconnect attempts after a drop */
+  const struct tools_failover *src_failover, *dst_failover; /* NBD: other URIs, or NULL */
 };
 
 /* Copy src to dst, one of them "-" (stdin as the source, stdout as the

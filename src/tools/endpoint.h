@@ -20,6 +20,8 @@
 #include <stdint.h>
 #include <sys/stat.h>
 
+struct tools_failover;
+
 /* What an endpoint can do beyond plain reads and writes (e->caps). */
 enum {
   EP_READ_PIPE = 1u << 0,       /* read may splice payload into io->pipe_wfd */
@@ -109,6 +111,7 @@ struct endpoint_params {
   uint64_t size;             /* destination file: the size it is given */
   unsigned connections;      /* NBD: connections when the server allows */
   unsigned reconnect;        /* NBD: reconnect attempts after a drop */
+  const struct tools_failover *failover; /* NBD: other URIs of the export, or NULL */
   bool direct;               /* destination file: O_DIRECT for aligned writes */
   unsigned depth;            /* operations in flight at most */
   unsigned direct_max;       /* of which O_DIRECT writes at most */

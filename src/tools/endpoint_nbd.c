@@ -74,7 +74,7 @@ static int nbd_write_from_fd(struct endpoint *e, struct ep_io *io)
 static int nbd_zero(struct endpoint *e, struct ep_io *io)
 {
   struct nbd_ep *n = nbd_ep(e);
-  if (shunt_get_info(n->h)->can_zero)
+  if (shunt_get_flag(n->h, SHUNT_CAN_ZERO) == 1)
     return submitted(n, shunt_aio_zero(n->h, io->off, io->len, 0, on_done, io));
   /* The server cannot zero: write zeroes. */
   if (!n->zeros && !(n->zeros = calloc(1, ZERO_CHUNK))) {
@@ -99,10 +99,12 @@ struct extents_ctx {
   void *user;
 };
 
-static void on_extent(void *user, uint64_t off, uint64_t len, uint32_t flags)
+static void on_extent(void *user, const char *context, uint64_t off, uint64_t len,
+                      uint32_t flags)
 {
   struct extents_ctx *c = user;
-  c->fn(c->user, off, len, flags & SHUNT_EXTENT_ZERO);
+  if (!strcmp(context, "base:allocation"))
+    c->fn(c->user, off, len, flags & SHUNT_EXTENT_ZERO);
 }
 
 static int nbd_extents(struct endpoint *e, uint64_t off, uint64_t len, ep_extent_fn fn,
@@ -110,7 +112,7 @@ static int nbd_extents(struct endpoint *e, uint64_t off, uint64_t len, ep_extent
 {
   struct nbd_ep *n = nbd_ep(e);
   struct extents_ctx c = { fn, user };
-  if (!shunt_get_info(n->h)->block_status)
+  if (shunt_can_meta_context(n->h, "base:allocation") != 1)
     return -ENOTSUP;
   int r = shunt_block_status(n->h, off, len, 0, on_extent, &c);
   if (r < 0)
@@ -183,15 +185,15 @@ int endpoint_open_nbd(struct endpoint **ep, const char *name, const struct endpo
   n->e.ops = &nbd_ops;
   n->e.name = name;
   n->e.fd = -1;
-  struct shunt_options o = { .connections = p->connections, .reconnect = p->reconnect };
+  struct tools_conn_opts o = { .connections = p->connections, .reconnect = p->reconnect,
+                               .failover = p->failover };
   if (tools_connect(&n->h, name, &o, err, errlen) < 0) {
     free(n);
     return -1;
   }
-  const struct shunt_info *in = shunt_get_info(n->h);
-  n->e.size = in->size;
-  n->e.max_req = in->max_block;
-  if (p->write && in->read_only) {
+  n->e.size = (uint64_t)shunt_get_size(n->h);
+  n->e.max_req = (uint64_t)shunt_get_block_size(n->h, SHUNT_BLOCK_MAX);
+  if (p->write && shunt_get_flag(n->h, SHUNT_IS_READ_ONLY) == 1) {
     snprintf(err, errlen, "%s: export is read-only", name);
     nbd_close(&n->e, NULL, 0);
     return -1;
@@ -199,7 +201,7 @@ int endpoint_open_nbd(struct endpoint **ep, const char *name, const struct endpo
   /* splice and sendfile need plain sockets (not TLS: nbds://). */
   if (strncmp(name, "nbds", 4) != 0) {
     n->e.caps = EP_WRITE_FROM_FD;
-    if (p->reconnect == 0)
+    if (p->reconnect == 0 && !(p->failover && p->failover->n)) /* see tools_handle() */
       n->e.caps |= EP_READ_PIPE | EP_WRITE_PIPE;
   }
   *ep = &n->e;

@@ -194,7 +194,8 @@ static int fuse_serve(const struct fuse_cli *c, struct fuse_disk *d)
   if (!c->quiet)
     log_msg(LOG_INFO, NULL, NULL, "%s%s%s: %" PRIu64 " bytes from %s over %u connection%s%s",
             c->mountpoint, d->file_root ? "" : "/", d->file_root ? "" : d->name, d->size,
-            d->info->server, d->info->connections, d->info->connections == 1 ? "" : "s",
+            shunt_get_uri(d->h), shunt_get_connections(d->h),
+            shunt_get_connections(d->h) == 1 ? "" : "s",
             d->read_only ? ", read-only" : "");
   fuse_daemonize(c->foreground); /* after the mount, so its errors reach the terminal */
   struct fuse_loop_config *cfg = fuse_loop_cfg_create();
@@ -234,7 +235,7 @@ int cmd_fuse(int argc, char **argv)
     return 1;
   }
 
-  struct shunt_options o = { .connections = c.connections, .reconnect = c.reconnect };
+  struct tools_conn_opts o = { .connections = c.connections, .reconnect = c.reconnect };
   char err[512];
   struct fuse_disk d = { .name = c.name, .discard = c.discard, .max_io = (unsigned)c.max_io,
                          .file_root = S_ISREG(st.st_mode) };
@@ -243,10 +244,14 @@ int cmd_fuse(int argc, char **argv)
     log_msg(LOG_ERROR, NULL, NULL, "%s", err);
     return 1;
   }
-  d.info = shunt_get_info(d.h);
-  d.size = d.info->size;
-  d.align = d.info->min_block;
-  d.read_only = c.read_only || d.info->read_only;
+  d.size = (uint64_t)shunt_get_size(d.h);
+  d.align = (uint32_t)shunt_get_block_size(d.h, SHUNT_BLOCK_MIN);
+  d.pref_block = (uint32_t)shunt_get_block_size(d.h, SHUNT_BLOCK_PREFERRED);
+  d.read_only = c.read_only || shunt_get_flag(d.h, SHUNT_IS_READ_ONLY) == 1;
+  d.can_flush = shunt_get_flag(d.h, SHUNT_CAN_FLUSH) == 1;
+  d.can_trim = shunt_get_flag(d.h, SHUNT_CAN_TRIM) == 1;
+  d.can_zero = shunt_get_flag(d.h, SHUNT_CAN_ZERO) == 1;
+  d.block_status = shunt_can_meta_context(d.h, "base:allocation") == 1;
   clock_gettime(CLOCK_REALTIME, &d.mtime);
   r = fuse_disk_init(&d);
   if (r) {

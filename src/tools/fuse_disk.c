@@ -61,7 +61,7 @@ static void disk_attr(const struct fuse_disk *d, fuse_ino_t ino, struct stat *st
   st->st_nlink = 1;
   st->st_size = (off_t)d->size;
   st->st_blocks = (blkcnt_t)((d->size + 511) / 512);
-  st->st_blksize = d->info->pref_block ? d->info->pref_block : 4096;
+  st->st_blksize = d->pref_block ? d->pref_block : 4096;
 }
 
 static bool disk_valid_ino(const struct fuse_disk *d, fuse_ino_t ino)
@@ -342,12 +342,12 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 {
   (void)ino; (void)datasync; (void)fi;
   struct fuse_disk *d = disk_of(req);
-  int r = d->info->can_flush ? shunt_flush(d->h) : 0;
+  int r = d->can_flush ? shunt_flush(d->h) : 0;
   if (r) {
     fuse_reply_err(req, disk_errno(d, r));
     return;
   }
-  if (d->info->can_flush)
+  if (d->can_flush)
     atomic_fetch_add(&d->st.flushes, 1);
   fuse_reply_err(req, 0);
 }
@@ -415,7 +415,7 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
     n = o >= d->size ? 0 : d->size - o;
   }
   bool trim = what == FALLOC_FL_PUNCH_HOLE && d->discard == FUSE_DISCARD_TRIM;
-  if (trim ? !d->info->can_trim : !d->info->can_zero) {
+  if (trim ? !d->can_trim : !d->can_zero) {
     fuse_reply_err(req, EOPNOTSUPP);
     return;
   }
@@ -437,9 +437,12 @@ struct seek_ctx {
   uint64_t at, end;
 };
 
-static void seek_extent(void *user, uint64_t off, uint64_t len, uint32_t flags)
+static void seek_extent(void *user, const char *context, uint64_t off, uint64_t len,
+                        uint32_t flags)
 {
   struct seek_ctx *c = user;
+  if (strcmp(context, "base:allocation"))
+    return;
   if (!c->found && !!(flags & SHUNT_EXTENT_HOLE) == c->want_hole) {
     c->found = true;
     c->at = off;
@@ -462,7 +465,7 @@ static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
     return;
   }
   uint64_t o = (uint64_t)off;
-  if (!d->info->block_status) {
+  if (!d->block_status) {
     fuse_reply_lseek(req, whence == SEEK_DATA ? off : (off_t)d->size);
     return;
   }

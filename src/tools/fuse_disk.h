@@ -30,7 +30,9 @@ enum fuse_discard {
 
 struct fuse_disk {
   struct shunt_handle *h;          /* thread-safe: every worker thread calls it */
-  const struct shunt_info *info;
+  bool can_flush, can_trim, can_zero; /* what the server offers */
+  bool block_status;               /* base:allocation was negotiated */
+  uint32_t pref_block;             /* server's preferred block size */
   uint64_t size;                   /* export size, the file's size */
   uint32_t align;                  /* server's minimum block size (1: any offset) */
   bool read_only;                  /* export read-only or --read-only */

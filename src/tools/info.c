@@ -78,10 +78,11 @@ static void emit(struct map_state *m)
   m->have = false;
 }
 
-static void on_extent(void *user, uint64_t off, uint64_t len, uint32_t flags)
+static void on_extent(void *user, const char *context, uint64_t off, uint64_t len,
+                      uint32_t flags)
 {
   struct map_state *m = user;
-  if (off >= m->end)
+  if (strcmp(context, "base:allocation") || off >= m->end)
     return;
   if (len > m->end - off)
     len = m->end - off;
@@ -100,25 +101,27 @@ static void on_extent(void *user, uint64_t off, uint64_t len, uint32_t flags)
 /* The extent map of the whole export: text lines, or a "map" array in json. */
 static int print_map(struct shunt_handle *h, struct json *json)
 {
-  const struct shunt_info *in = shunt_get_info(h);
-  struct map_state m = { .json = json, .end = in->size };
-  if (!in->block_status) {
-    log_msg(LOG_ERROR, NULL, NULL, "%s: the server offers no base:allocation context", in->server);
+  uint64_t size = (uint64_t)shunt_get_size(h);
+  struct map_state m = { .json = json, .end = size };
+  if (shunt_can_meta_context(h, "base:allocation") != 1) {
+    log_msg(LOG_ERROR, NULL, NULL, "%s: the server offers no base:allocation context",
+            shunt_get_uri(h));
     return 1;
   }
   /* Ask in pieces a compact header can express, aligned to the minimum block. */
-  uint64_t piece = in->extended ? UINT64_C(1) << 40 : (UINT64_C(1) << 31);
+  uint64_t piece = shunt_get_flag(h, SHUNT_HAS_EXTENDED_HEADERS) == 1 ? UINT64_C(1) << 40
+                                                                       : (UINT64_C(1) << 31);
   if (json)
     json_array(json, "map", JSON_BLOCK);
-  while (m.next < in->size) {
+  while (m.next < size) {
     uint64_t before = m.next;
-    uint64_t len = in->size - m.next < piece ? in->size - m.next : piece;
+    uint64_t len = size - m.next < piece ? size - m.next : piece;
     if (shunt_block_status(h, m.next, len, 0, on_extent, &m) < 0) {
       log_msg(LOG_ERROR, NULL, NULL, "%s", shunt_last_error(h));
       return 1;
     }
     if (m.next == before) {
-      log_msg(LOG_ERROR, NULL, NULL, "%s: block status made no progress at %llu", in->server,
+      log_msg(LOG_ERROR, NULL, NULL, "%s: block status made no progress at %llu", shunt_get_uri(h),
               (unsigned long long)before);
       return 1;
     }
@@ -129,54 +132,81 @@ static int print_map(struct shunt_handle *h, struct json *json)
   return 0;
 }
 
-static int do_list(const char *uri, const struct shunt_options *o, bool json)
-{
-  struct shunt_export *list;
+/* The exports, kept until the listing succeeded: a failure prints none. */
+struct list_state {
+  char **names, **descs;
   size_t n;
-  char err[512];
-  if (shunt_list_exports(uri, o, &list, &n, err, sizeof err) < 0) {
-    log_msg(LOG_ERROR, NULL, NULL, "%s", err);
-    return 1;
+  bool oom;
+};
+
+static void on_export(void *user, const char *name, const char *description)
+{
+  struct list_state *l = user;
+  char **nn = realloc(l->names, (l->n + 1) * sizeof *nn);
+  if (nn)
+    l->names = nn;
+  char **dd = nn ? realloc(l->descs, (l->n + 1) * sizeof *dd) : NULL;
+  if (dd)
+    l->descs = dd;
+  if (!nn || !dd || !(l->names[l->n] = strdup(name))) {
+    l->oom = true;
+    return;
   }
+  l->descs[l->n++] = description ? strdup(description) : NULL;
+}
+
+static int do_list(const char *uri, const struct tools_conn_opts *o, bool json)
+{
+  struct shunt_handle *h = tools_handle(o);
+  struct list_state l = { 0 };
   int rc = 0;
-  if (json) {
+  if (!h || shunt_list_exports(h, uri, on_export, &l) < 0 || l.oom) {
+    log_msg(LOG_ERROR, NULL, NULL, "%s", !h || l.oom ? "out of memory" : shunt_last_error(h));
+    rc = 1;
+  } else if (json) {
     struct json j;
     json_init_file(&j, stdout);
     json_object(&j, NULL, JSON_BLOCK);
     json_array(&j, "exports", JSON_BLOCK);
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < l.n; i++) {
       json_object(&j, NULL, JSON_LINE);
-      json_string(&j, "name", list[i].name);
-      if (list[i].description)
-        json_string(&j, "description", list[i].description);
+      json_string(&j, "name", l.names[i]);
+      if (l.descs[i])
+        json_string(&j, "description", l.descs[i]);
       json_end(&j);
     }
     json_end(&j);
     json_end(&j);
     rc = json_finish(&j) < 0;
   } else {
-    for (size_t i = 0; i < n; i++)
-      printf("%s%s%s\n", list[i].name, list[i].description ? "\t" : "",
-             list[i].description ? list[i].description : "");
+    for (size_t i = 0; i < l.n; i++)
+      printf("%s%s%s\n", l.names[i], l.descs[i] ? "\t" : "", l.descs[i] ? l.descs[i] : "");
   }
-  shunt_free_exports(list, n);
+  for (size_t i = 0; i < l.n; i++) {
+    free(l.names[i]);
+    free(l.descs[i]);
+  }
+  free(l.names);
+  free(l.descs);
+  shunt_close(h);
   return rc;
 }
 
-/* --can WHAT and --is WHAT: whether it holds for the connected export. */
-static int predicate(const struct shunt_info *in, const char *uri, const char *kind, const char *what)
+/* --can WHAT and --is WHAT: whether it holds for the connected export (h
+ * NULL: only whether WHAT is known). */
+static int predicate(const struct shunt_handle *h, const char *uri, const char *kind,
+                     const char *what)
 {
-  static const struct { const char *kind, *what; size_t off; bool negate; } preds[] = {
-#define P(k, w, f, n) { k, w, offsetof(struct shunt_info, f), n }
-    P("can", "write", read_only, true),
-    P("can", "flush", can_flush, false), P("can", "fua", can_fua, false),
-    P("can", "trim", can_trim, false), P("can", "zero", can_zero, false),
-    P("can", "fast-zero", can_fast_zero, false), P("can", "cache", can_cache, false),
-    P("can", "df", can_df, false), P("can", "multi-conn", can_multi_conn, false),
-    P("can", "block-status", block_status, false), P("can", "structured-reply", structured, false),
-    P("can", "extended-headers", extended, false),
-    P("is", "read-only", read_only, false), P("is", "rotational", rotational, false),
-#undef P
+  static const struct { const char *kind, *what; enum shunt_flag f; bool negate; } preds[] = {
+    { "can", "write", SHUNT_IS_READ_ONLY, true },
+    { "can", "flush", SHUNT_CAN_FLUSH, false }, { "can", "fua", SHUNT_CAN_FUA, false },
+    { "can", "trim", SHUNT_CAN_TRIM, false }, { "can", "zero", SHUNT_CAN_ZERO, false },
+    { "can", "fast-zero", SHUNT_CAN_FAST_ZERO, false }, { "can", "cache", SHUNT_CAN_CACHE, false },
+    { "can", "df", SHUNT_CAN_DF, false }, { "can", "multi-conn", SHUNT_CAN_MULTI_CONN, false },
+    { "can", "block-status", SHUNT_HAS_META_CONTEXT, false },
+    { "can", "structured-reply", SHUNT_HAS_STRUCTURED_REPLIES, false },
+    { "can", "extended-headers", SHUNT_HAS_EXTENDED_HEADERS, false },
+    { "is", "read-only", SHUNT_IS_READ_ONLY, false }, { "is", "rotational", SHUNT_IS_ROTATIONAL, false },
   };
   if (!strcmp(kind, "can") && !strcmp(what, "connect"))
     return 1;   /* connected */
@@ -186,23 +216,21 @@ static int predicate(const struct shunt_info *in, const char *uri, const char *k
     return !strncmp(uri, "nbds", 4);   /* libshunt requires TLS for nbds:// and nbds+unix:// */
   for (size_t i = 0; i < sizeof preds / sizeof preds[0]; i++)
     if (!strcmp(kind, preds[i].kind) && !strcmp(what, preds[i].what))
-      return *(const bool *)((const char *)in + preds[i].off) != preds[i].negate;
+      return !h ? 0 : (shunt_get_flag(h, preds[i].f) == 1) != preds[i].negate;
   return -1;
 }
 
 static bool predicate_known(const char *kind, const char *what)
 {
-  static const struct shunt_info none;
-  return predicate(&none, "", kind, what) >= 0;
+  return predicate(NULL, "", kind, what) >= 0;
 }
 
-static const struct { const char *name; size_t off; } flag_names[] = {
-#define F(n, f) { n, offsetof(struct shunt_info, f) }
-  F("read_only", read_only), F("can_flush", can_flush), F("can_fua", can_fua),
-  F("can_trim", can_trim), F("can_zero", can_zero), F("can_fast_zero", can_fast_zero),
-  F("can_df", can_df), F("can_multi_conn", can_multi_conn), F("can_cache", can_cache),
-  F("rotational", rotational),
-#undef F
+static const struct { const char *name; enum shunt_flag f; } flag_names[] = {
+  { "read_only", SHUNT_IS_READ_ONLY }, { "can_flush", SHUNT_CAN_FLUSH },
+  { "can_fua", SHUNT_CAN_FUA }, { "can_trim", SHUNT_CAN_TRIM }, { "can_zero", SHUNT_CAN_ZERO },
+  { "can_fast_zero", SHUNT_CAN_FAST_ZERO }, { "can_df", SHUNT_CAN_DF },
+  { "can_multi_conn", SHUNT_CAN_MULTI_CONN }, { "can_cache", SHUNT_CAN_CACHE },
+  { "rotational", SHUNT_IS_ROTATIONAL },
 };
 
 int cmd_info(int argc, char **argv)
@@ -217,7 +245,7 @@ int cmd_info(int argc, char **argv)
   };
   bool list = false, map = false, json = false, size = false;
   const char *pred_kind = NULL, *pred_what = NULL;
-  struct shunt_options o = { 0 };
+  struct tools_conn_opts o = { 0 };
   int c;
   while ((c = cli_getopt(argc, argv, "Vh", lo)) != -1) {
     switch (c) {
@@ -254,14 +282,15 @@ int cmd_info(int argc, char **argv)
     log_msg(LOG_ERROR, NULL, NULL, "%s", err);
     return 1;
   }
-  const struct shunt_info *in = shunt_get_info(h);
+  uint64_t esize = (uint64_t)shunt_get_size(h);
+  const char *desc = shunt_get_description(h);
   char sz[32];
   int rc = 0;
   if (size || pred_kind) {
     if (size)
-      printf("%llu\n", (unsigned long long)in->size);
+      printf("%llu\n", (unsigned long long)esize);
     else
-      rc = predicate(in, uri, pred_kind, pred_what) ? 0 : 2;
+      rc = predicate(h, uri, pred_kind, pred_what) ? 0 : 2;
     shunt_close(h);
     return rc;
   }
@@ -270,20 +299,21 @@ int cmd_info(int argc, char **argv)
     json_init_file(&j, stdout);
     json_object(&j, NULL, JSON_BLOCK);
     json_string(&j, "uri", uri);
-    json_string(&j, "export", in->export_name);
-    if (in->description)
-      json_string(&j, "description", in->description);
-    json_uint(&j, "size", in->size);
-    json_uint(&j, "eflags", in->eflags);
+    json_string(&j, "export", shunt_get_export_name(h));
+    if (desc)
+      json_string(&j, "description", desc);
+    json_uint(&j, "size", esize);
+    json_uint(&j, "eflags", (uint64_t)shunt_get_transmission_flags(h));
     for (size_t i = 0; i < sizeof flag_names / sizeof flag_names[0]; i++)
-      json_bool(&j, flag_names[i].name, *(const bool *)((const char *)in + flag_names[i].off));
-    json_uint(&j, "block_size_minimum", in->min_block);
-    json_uint(&j, "block_size_preferred", in->pref_block);
-    json_uint(&j, "block_size_maximum", in->max_block);
-    json_bool(&j, "structured_replies", in->structured);
-    json_bool(&j, "extended_headers", in->extended);
-    json_bool(&j, "base_allocation", in->block_status);
-    json_string(&j, "negotiation", in->used_export_name ? "EXPORT_NAME" : "GO");
+      json_bool(&j, flag_names[i].name, shunt_get_flag(h, flag_names[i].f) == 1);
+    json_uint(&j, "block_size_minimum", (uint64_t)shunt_get_block_size(h, SHUNT_BLOCK_MIN));
+    json_uint(&j, "block_size_preferred", (uint64_t)shunt_get_block_size(h, SHUNT_BLOCK_PREFERRED));
+    json_uint(&j, "block_size_maximum", (uint64_t)shunt_get_block_size(h, SHUNT_BLOCK_MAX));
+    json_bool(&j, "structured_replies", shunt_get_flag(h, SHUNT_HAS_STRUCTURED_REPLIES) == 1);
+    json_bool(&j, "extended_headers", shunt_get_flag(h, SHUNT_HAS_EXTENDED_HEADERS) == 1);
+    json_bool(&j, "base_allocation", shunt_can_meta_context(h, "base:allocation") == 1);
+    json_string(&j, "negotiation",
+                shunt_get_flag(h, SHUNT_USED_EXPORT_NAME) == 1 ? "EXPORT_NAME" : "GO");
     if (map) {
       rc = print_map(h, &j);
       /* A failed map leaves its array open: close what is open. */
@@ -298,20 +328,24 @@ int cmd_info(int argc, char **argv)
     rc = print_map(h, NULL);   /* only the map, as nbdinfo --map */
   } else {
     printf("uri:          %s\n", uri);
-    printf("export:       %s\n", in->export_name);
-    if (in->description)
-      printf("description:  %s\n", in->description);
-    printf("size:         %llu (%s)\n", (unsigned long long)in->size,
-           units_format_bytes(in->size, sz, sizeof sz));
-    printf("flags:        0x%04x", in->eflags);
+    printf("export:       %s\n", shunt_get_export_name(h));
+    if (desc)
+      printf("description:  %s\n", desc);
+    printf("size:         %llu (%s)\n", (unsigned long long)esize,
+           units_format_bytes(esize, sz, sizeof sz));
+    printf("flags:        0x%04x", (unsigned)shunt_get_transmission_flags(h));
     for (size_t i = 0; i < sizeof flag_names / sizeof flag_names[0]; i++)
-      if (*(const bool *)((const char *)in + flag_names[i].off))
+      if (shunt_get_flag(h, flag_names[i].f) == 1)
         printf(" %s", flag_names[i].name);
-    printf("\nblock size:   minimum %u, preferred %u, maximum %u\n", in->min_block,
-           in->pref_block, in->max_block);
-    printf("negotiated:   %s, %s replies%s%s\n", in->used_export_name ? "EXPORT_NAME" : "GO",
-           in->extended ? "extended" : in->structured ? "structured" : "simple",
-           in->block_status ? ", base:allocation" : "", "");
+    printf("\nblock size:   minimum %lld, preferred %lld, maximum %lld\n",
+           (long long)shunt_get_block_size(h, SHUNT_BLOCK_MIN),
+           (long long)shunt_get_block_size(h, SHUNT_BLOCK_PREFERRED),
+           (long long)shunt_get_block_size(h, SHUNT_BLOCK_MAX));
+    printf("negotiated:   %s, %s replies%s\n",
+           shunt_get_flag(h, SHUNT_USED_EXPORT_NAME) == 1 ? "EXPORT_NAME" : "GO",
+           shunt_get_flag(h, SHUNT_HAS_EXTENDED_HEADERS) == 1 ? "extended"
+           : shunt_get_flag(h, SHUNT_HAS_STRUCTURED_REPLIES) == 1 ? "structured" : "simple",
+           shunt_can_meta_context(h, "base:allocation") == 1 ? ", base:allocation" : "");
   }
   shunt_close(h);
   return rc;

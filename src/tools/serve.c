@@ -108,11 +108,12 @@ static void serve_usage(FILE *f)
 "\n"
 "Exports: NAME=PATH[,OPTION]...\n"
 "  PATH is a regular file or block device; with backend=memory it is a size\n"
-"  (e.g. 64M) of a sparse RAM disk.  An empty export name selects the first\n"
+"  (e.g. 64M) of a sparse RAM disk; with backend=rbd POOL/IMAGE[@SNAP], a Ceph\n"
+"  RBD image (a snapshot read-only).  An empty export name selects the first\n"
 "  export.  Options after the path, separated by commas:\n"
 "    ro                 read-only: writes, trims and zeroes get EPERM\n"
 "    desc=TEXT          description sent with NBD_INFO_DESCRIPTION (no commas)\n"
-"    backend=file|memory  storage behind the export (default file)\n"
+"    backend=file|memory|rbd  storage behind the export (default file)\n"
 "    datapath=PATH      how bytes move between storage and socket:\n"
 "                         auto    the default: chosen per request; a read whose\n"
 "                                 pages are cached as mmap, an uncached one as\n"
@@ -138,6 +139,12 @@ static void serve_usage(FILE *f)
 "                       the process may use with allow-overcommit)\n"
 "    allow-overcommit   backend=memory: allow a size larger than the memory\n"
 "                       the process may use (RAM, ulimit, cgroup)\n"
+"    ceph-conf=FILE     backend=rbd: the ceph.conf (default: $CEPH_CONF,\n"
+"                       /etc/ceph/CLUSTER.conf, ...)\n"
+"    ceph-id=USER       backend=rbd: the client name without client. (admin)\n"
+"    ceph-cluster=NAME  backend=rbd: the cluster's name (default ceph)\n"
+"    lock=exclusive     backend=rbd: take the image's exclusive lock and keep\n"
+"                       it; writes fail (EPERM) while another client holds it\n"
 "    allow=WHO, allow-ro=WHO, deny=WHO   access rules, first match wins; with\n"
 "                       rules, unmatched clients are refused.  WHO: all, unix,\n"
 "                       tls, ADDR[/BITS] (IPv4/IPv6), dn:GLOB, psk:GLOB\n"
@@ -173,14 +180,8 @@ enum {   /* long options without a letter */
  * the second one reports mistakes. */
 static const char *config_path(int argc, char **argv, const char *shortopts, const struct option *opts)
 {
-  const char *file = NULL, *dflt;
-  int c;
+  const char *file = cli_config_option(argc, argv, shortopts, opts), *dflt;
 
-  opterr = 0;
-  optind = 0;
-  while ((c = getopt_long(argc, argv, shortopts, opts, NULL)) != -1)
-    if (c == 'c')
-      file = optarg;
   if (file || optind < argc)
     return file;
   dflt = getenv("SHUNT_CONFIG");
@@ -331,12 +332,7 @@ static int parse_options(struct server_config *cfg, struct serve_process *proc, 
       return 2;
     }
   }
-  if (quiet)
-    cfg->log_level = LOG_ERROR;
-  else if (cfg->log_level + verbose > LOG_DEBUG)
-    cfg->log_level = LOG_DEBUG;
-  else
-    cfg->log_level += verbose;
+  cfg->log_level = cli_log_level(cfg->log_level, verbose, quiet);
   return -1;
 }
 

@@ -3,9 +3,7 @@
  * except the thread that waits for --run's command. */
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <netdb.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,43 +15,12 @@
 #include <unistd.h>
 
 #include "common/log.h"
-#include "common/parse.h"
+#include "common/privs.h"
 #include "server/server.h"
 #include "tools/cli.h"
 #include "tools/serve_process.h"
 
 extern char **environ;
-
-/* A user or group given by name or number. */
-static int resolve_ids(struct serve_process *p)
-{
-  uint64_t v;
-
-  if (p->group) {
-    struct group *gr = getgrnam(p->group);
-    if (gr)
-      p->gid = gr->gr_gid;
-    else if (parse_uint(p->group, 0, (gid_t)-2, &v) == 0)
-      p->gid = (gid_t)v;
-    else
-      return cli_usage_error("serve", "-g %s: no such group", p->group);
-  }
-  if (p->user) {
-    struct passwd *pw = getpwnam(p->user);
-    if (pw) {
-      p->uid = pw->pw_uid;
-      if (!p->group)
-        p->gid = pw->pw_gid;
-    } else if (parse_uint(p->user, 0, (uid_t)-2, &v) == 0) {
-      p->uid = (uid_t)v;
-      if (!p->group)
-        p->gid = (gid_t)v;
-    } else {
-      return cli_usage_error("serve", "-u %s: no such user", p->user);
-    }
-  }
-  return 0;
-}
 
 int serve_process_check(struct serve_process *p, bool stdio)
 {
@@ -66,7 +33,11 @@ int serve_process_check(struct serve_process *p, bool stdio)
     return cli_usage_error("serve", "--fork and --exit-with-parent cannot be combined");
   if (stdio && (p->fork || p->run))
     return cli_usage_error("serve", "--stdio serves the caller's stdin and stdout: no --fork or --run");
-  return resolve_ids(p);
+  char err[256];
+  p->privs = (struct privs){ .user = p->user, .group = p->group };
+  if (privs_resolve(&p->privs, err, sizeof err) < 0)
+    return cli_usage_error("serve", "%s", err);
+  return 0;
 }
 
 int serve_process_start(struct serve_process *p)
@@ -139,25 +110,6 @@ static int write_pidfile(struct serve_process *p)
     return -1;
   }
   p->pidfile_written = true;
-  return 0;
-}
-
-static int drop_privileges(struct serve_process *p)
-{
-  if (p->user ? initgroups(p->user, p->gid) < 0 && setgroups(1, &p->gid) < 0
-              : setgroups(1, &p->gid) < 0) {
-    log_msg(LOG_ERROR, NULL, NULL, "-u/-g: setgroups: %s", strerror(errno));
-    return -1;
-  }
-  if (setgid(p->gid) < 0) {
-    log_msg(LOG_ERROR, NULL, NULL, "-g %s: setgid: %s", p->group ? p->group : p->user, strerror(errno));
-    return -1;
-  }
-  if (p->user && setuid(p->uid) < 0) {
-    log_msg(LOG_ERROR, NULL, NULL, "-u %s: setuid: %s", p->user, strerror(errno));
-    return -1;
-  }
-  log_msg(LOG_INFO, NULL, NULL, "running as uid %d, gid %d", (int)getuid(), (int)getgid());
   return 0;
 }
 
@@ -300,7 +252,7 @@ int serve_process_ready(struct server *srv, void *arg)
 
   if (p->pidfile && write_pidfile(p) < 0)
     return -1;
-  if ((p->user || p->group) && drop_privileges(p) < 0)
+  if (privs_drop(&p->privs) < 0)
     return -1;
   if (p->ready_fd >= 0) {
     if (write(p->ready_fd, "R", 1) != 1)

@@ -9,6 +9,8 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+#include "common/privs.h"
+
 struct server;
 
 struct serve_process {
@@ -20,8 +22,7 @@ struct serve_process {
   const char *user;        /* -u USER (name or number), or NULL */
   const char *group;       /* -g GROUP (name or number), or NULL */
   /* Kept by serve_process.c. */
-  uid_t uid;
-  gid_t gid;
+  struct privs privs;      /* -u/-g resolved */
   int ready_fd;            /* --fork: the pipe the waiting parent reads; -1 */
   bool pidfile_written;
   pid_t run_pid;           /* --run: the command, 0 before it starts */

@@ -13,10 +13,10 @@ void vhost_blk_params(const struct vdev *d, struct vblk_params *p)
   bool rw = !d->cfg->read_only, can_trim, can_zero, can_flush = true;
 
   if (d->remote) {
-    const struct shunt_info *info = shunt_get_info(d->remote[0].h);
-    can_trim = info->can_trim;
-    can_zero = info->can_zero;
-    can_flush = info->can_flush;
+    const struct shunt_handle *h = d->remote[0].h;
+    can_trim = shunt_get_flag(h, SHUNT_CAN_TRIM) == 1;
+    can_zero = shunt_get_flag(h, SHUNT_CAN_ZERO) == 1;
+    can_flush = shunt_get_flag(h, SHUNT_CAN_FLUSH) == 1;
   } else {
     can_trim = d->dx.backend->can_trim;
     can_zero = d->dx.backend->can_zero;

@@ -11,6 +11,7 @@
 #include "common/log.h"
 #include "common/macros.h"
 #include "datapath/datapath.h"
+#include "datapath/qos.h"
 #include "shunt/shunt.h"
 #include "vhost/blkconfig.h"
 #include "vhost/device.h"
@@ -41,14 +42,21 @@ static int open_source(struct vdev *d, const char *datapath, char *err, size_t e
   const struct vhost_dev_config *cfg = d->cfg;
   struct backend *b;
   char berr[256];
-  int r = backend_open_opts("file", cfg->source, cfg->read_only, NULL, &b, berr, sizeof berr);
+  struct backend_options bo = { .rbd = &cfg->rbd };
+  int r = backend_open_opts(cfg->backend ? cfg->backend : "file", cfg->source, cfg->read_only, &bo, &b,
+                            berr, sizeof berr);
 
   if (r < 0) {
     snprintf(err, errlen, "'%s': %s", cfg->socket, berr);
     return r;
   }
+  if (b->read_only && !cfg->read_only) {
+    snprintf(err, errlen, "'%s': %s can only be read (a snapshot): add ,ro", cfg->socket, cfg->source);
+    backend_close(b);
+    return -EROFS;
+  }
   struct dp_export_setup ds = { .name = cfg->socket, .path = cfg->source, .datapath = datapath,
-                                .read_only = cfg->read_only };
+                                .read_only = cfg->read_only, .qos = cfg->qos };
   d->dx_open = true;
   if ((r = datapath_setup(&d->dx, b, &ds, berr, sizeof berr)) < 0)
     snprintf(err, errlen, "'%s': %s", cfg->socket, berr);
@@ -59,7 +67,6 @@ static int open_source(struct vdev *d, const char *datapath, char *err, size_t e
 static int open_remote(struct vdev *d, char *err, size_t errlen)
 {
   const struct vhost_dev_config *cfg = d->cfg;
-  const struct shunt_info *info;
   char cerr[512];
   int r;
 
@@ -72,9 +79,8 @@ static int open_remote(struct vdev *d, char *err, size_t errlen)
       snprintf(err, errlen, "'%s': %s", cfg->socket, cerr);
       return r;
     }
-  info = shunt_get_info(d->remote[0].h);
-  d->size = info->size;
-  if (info->read_only && !cfg->read_only) {
+  d->size = (uint64_t)shunt_get_size(d->remote[0].h);
+  if (shunt_get_flag(d->remote[0].h, SHUNT_IS_READ_ONLY) == 1 && !cfg->read_only) {
     snprintf(err, errlen, "'%s': %s is read-only: add ',ro'", cfg->socket, cfg->source);
     return -EROFS;
   }
@@ -103,10 +109,12 @@ int vdev_open(struct vdev *d, struct vhost *vh, const struct vhost_dev_config *c
             (unsigned long long)d->size, cfg->read_only ? ", read-only" : "", d->nqueues, d->nqueues == 1 ? "" : "s");
     return 0;
   }
-  if ((r = check_source(cfg, err, errlen)) < 0)
+  bool rbd = cfg->backend && !strcmp(cfg->backend, "rbd");
+  if (!rbd && (r = check_source(cfg, err, errlen)) < 0)
     return r;
-  r = open_source(d, cfg->datapath ? cfg->datapath : "direct", err, errlen);
-  if (r < 0 && !cfg->datapath) {
+  /* An rbd image has no file descriptor: its bytes go through buffers (copy). */
+  r = open_source(d, cfg->datapath ? cfg->datapath : rbd ? "copy" : "direct", err, errlen);
+  if (r < 0 && !cfg->datapath && !rbd) {
     /* direct is the default, not a demand: a file system without O_DIRECT
      * (tmpfs) is served through the page cache instead. */
     log_msg(LOG_WARN, NULL, cfg->socket, "%s; using datapath=copy", err);
@@ -117,6 +125,7 @@ int vdev_open(struct vdev *d, struct vhost *vh, const struct vhost_dev_config *c
   if (r < 0)
     return r;
   d->size = d->dx.backend->size;
+  d->flow = dp_flow_get(&d->dx, NULL);   /* NULL with --qos=off: unscheduled */
   if (d->dx.backend->size % 512)
     log_msg(LOG_WARN, NULL, cfg->socket, "%s: size %llu is not a multiple of 512: the last %llu bytes are "
             "not reachable by the guest", cfg->source, (unsigned long long)d->dx.backend->size,
@@ -202,6 +211,8 @@ void vdev_conn_closed(struct vdev *d)
 
 void vdev_close(struct vdev *d)
 {
+  dp_flow_put(d->flow);
+  d->flow = NULL;
   if (d->dx_open || d->dx.stats)
     dp_export_close(&d->dx);   /* also a remote device's stats slots */
   d->dx_open = false;

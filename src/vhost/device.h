@@ -26,6 +26,8 @@ struct vdev {
   const struct vhost_dev_config *cfg;
   struct dp_export dx;                /* the source: a file or block device */
   bool dx_open;
+  struct dp_flow *flow;               /* its flow in the storage device's scheduler (all its
+                                       * queues', every frontend's); NULL: not scheduled */
   struct vremote *remote;             /* or an NBD export: one connection per queue (remote.h) */
   uint64_t size;                      /* the source's size in bytes */
   unsigned nqueues;                   /* queues offered (num_queues) */

@@ -19,6 +19,7 @@
 #include "datapath/datapath.h"
 #include "datapath/dpexport.h"
 #include "datapath/dpworker.h"
+#include "datapath/qos.h"
 #include "datapath/request.h"
 #include "proto/nbd-protocol.h"
 #include "shunt/shunt.h"
@@ -350,7 +351,7 @@ static void chain_run(struct vqueue *q, const struct vring_chain *c)
   r->mem_iov = v->iov;
   r->mem_niov = v->niov;
   q->inflight++;
-  dp_execute(r);
+  dp_submit(r);   /* when the device's scheduler lets it in */
 }
 
 /* ---- running ---- */
@@ -594,7 +595,7 @@ int vqueue_start(struct vconn *c, unsigned index, const struct vu_vring_conf *vc
   q->max_inflight = MIN((unsigned)vc->num, (unsigned)VQ_MAX_INFLIGHT);
   q->sink = (struct request_sink){ .ops = &queue_sink_ops, .eng = q_eng(q), .session = NULL,
                                   .export = &d->dx, .dp = d->dx.datapath, .share = &q->share,
-                                  .peer = c->peer };
+                                  .peer = c->peer, .flow = d->flow };
   if (c->inflight) {
     r = inflight_attach(&q->infl, c->inflight, c->inflight_len, c->inflight_nq, c->inflight_qsize, index, vc->num);
     if (r < 0)

@@ -1,7 +1,8 @@
 /* queue.h: one virtqueue of a frontend connection, served on the device's
  * worker: the kick eventfd's read armed on the worker's ring, chains popped
  * (virtio/vring.h) and parsed as virtio-blk requests, each turned into a
- * struct request on the queue's request sink and run by dp_execute() on
+ * struct request on the queue's request sink and run by dp_submit() (the
+ * storage device's scheduler, the device being one flow) on
  * the device's dp_export with the chain's data segments as its memory
  * (r->mem_iov); its completion writes the status byte, pushes the used
  * element and notifies the driver (call eventfd) as RING_EVENT_IDX says.

@@ -16,10 +16,21 @@ int vremote_open(struct vremote *r, const char *uri, char *err, size_t errlen)
 {
   /* One connection per queue; a dropped one is reconnected and its
    * requests resent (NBD commands are idempotent). */
-  struct shunt_options opt = { .connections = 1, .reconnect = 30, .reconnect_delay_ms = 100 };
+  int e;
 
   memset(r, 0, sizeof *r);
-  return shunt_connect(&r->h, uri, &opt, err, errlen);
+  if (!(r->h = shunt_create())) {
+    snprintf(err, errlen, "out of memory");
+    return -ENOMEM;
+  }
+  if ((e = shunt_set_reconnect(r->h, 30, 100)) == 0)
+    e = shunt_connect_uri(r->h, uri);
+  if (e < 0) {
+    snprintf(err, errlen, "%s", shunt_last_error(r->h));
+    shunt_close(r->h);
+    r->h = NULL;
+  }
+  return e;
 }
 
 void vremote_close(struct vremote *r)

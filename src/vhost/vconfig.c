@@ -11,12 +11,14 @@
 #include "common/parse.h"
 #include "common/text.h"
 #include "datapath/datapath.h"
+#include "datapath/qosopt.h"
 #include "vhost/vconfig.h"
 
 void vhost_config_init(struct vhost_config *cfg)
 {
   memset(cfg, 0, sizeof *cfg);
   cfg->log_level = LOG_INFO;
+  cfg->socket_mode = 0600;
 }
 
 static void dev_free(struct vhost_dev_config *d)
@@ -25,6 +27,8 @@ static void dev_free(struct vhost_dev_config *d)
   free(d->source);
   free(d->datapath);
   free(d->serial);
+  free(d->backend);
+  backend_rbd_options_free(&d->rbd);
   memset(d, 0, sizeof *d);
 }
 
@@ -88,13 +92,10 @@ int vhost_dev_set_option(struct vhost_dev_config *d, const char *key, const char
                          char *err, size_t errlen)
 {
   const char *who = d->socket ? d->socket : "";
-  bool b;
   uint64_t v;
 
   if (!strcmp(key, "ro") || !strcmp(key, "readonly") || !strcmp(key, "read-only")) {
-    if (!val) { d->read_only = true; return 0; }
-    if (parse_bool(val, &b) < 0) goto bad;
-    d->read_only = b;
+    if (parse_flag(val, &d->read_only) < 0) goto bad;
     return 0;
   }
   if (!strcmp(key, "rw") && !val) {
@@ -102,13 +103,25 @@ int vhost_dev_set_option(struct vhost_dev_config *d, const char *key, const char
     return 0;
   }
   if (!strcmp(key, "discard")) {
-    if (!val) { d->discard = true; return 0; }
-    if (parse_bool(val, &b) < 0) goto bad;
-    d->discard = b;
+    if (parse_flag(val, &d->discard) < 0) goto bad;
     return 0;
+  }
+  char whobuf[160];
+  snprintf(whobuf, sizeof whobuf, "'%s'", who);
+  int rr = backend_rbd_set_option(&d->rbd, key, val, whobuf, err, errlen);
+  if (rr <= 0)
+    return rr;
+  switch (qos_set_flow_option(&d->qos, key, val)) {
+  case 0: return 0;
+  case -EINVAL: goto bad;
+  default: break;   /* not a scheduler option */
   }
   if (!val)
     goto unknown;
+  if (!strcmp(key, "backend")) {
+    if (strcmp(val, "file") && strcmp(val, "rbd")) goto bad;
+    return set_str(&d->backend, val, err, errlen);
+  }
   if (!strcmp(key, "queues")) {
     if (parse_uint(val, 1, VHOST_MAX_QUEUES, &v) < 0) {
       snprintf(err, errlen, "'%s': queues must be from 1 to %d", who, VHOST_MAX_QUEUES);
@@ -131,7 +144,7 @@ unknown:
   snprintf(err, errlen, "'%s': unknown option '%s'", who, key);
   return -EINVAL;
 bad:
-  snprintf(err, errlen, "'%s': bad value '%s' for option '%s'", who, val, key);
+  snprintf(err, errlen, "'%s': bad value '%s' for option '%s'", who, val ? val : "", key);
   return -EINVAL;
 }
 
@@ -206,14 +219,18 @@ int vhost_config_set_key(struct vhost_config *cfg, const char *key, const char *
   }
   if (!strcmp(key, "stats"))
     return set_str(&cfg->stats_path, val, err, errlen);
+  if (!strcmp(key, "socket-mode")) {
+    if (parse_mode(val, &cfg->socket_mode) < 0 || cfg->socket_mode == 0) goto bad;
+    return 0;
+  }
+  if (strcmp(key, "qos-key")) {   /* a device is one flow: there is no key to choose */
+    int r = qos_set_server_key(&cfg->qos, key, val);
+    if (r == -EINVAL) goto bad;
+    if (r == 0) return 0;
+  }
   if (!strcmp(key, "log")) {
-    static const char *const names[] = { "error", "warning", "info", "debug" };
-    for (int i = 0; i < 4; i++)
-      if (!strcmp(val, names[i])) {
-        cfg->log_level = i;
-        return 0;
-      }
-    goto bad;
+    if (log_parse_level(val, &cfg->log_level) < 0) goto bad;
+    return 0;
   }
   snprintf(err, errlen, "unknown server key '%s'", key);
   return -EINVAL;
@@ -280,6 +297,20 @@ int vhost_config_check(const struct vhost_config *cfg, char *err, size_t errlen)
     const struct vhost_dev_config *d = &cfg->devs[i];
     if (!d->source || !*d->source) {
       snprintf(err, errlen, "'%s': no source (SOCKET=SOURCE, or source = in its section)", d->socket);
+      return -EINVAL;
+    }
+    bool rbd = d->backend && !strcmp(d->backend, "rbd");
+    if (!rbd && backend_rbd_options_set(&d->rbd)) {
+      snprintf(err, errlen, "'%s': ceph-conf, ceph-id, ceph-cluster and lock are options of backend=rbd", d->socket);
+      return -EINVAL;
+    }
+    if (rbd && vhost_source_is_uri(d->source)) {
+      snprintf(err, errlen, "'%s': backend=rbd takes POOL/IMAGE[@SNAP], not a URI", d->socket);
+      return -EINVAL;
+    }
+    if (vhost_source_is_uri(d->source) && qos_flow_options_set(&d->qos)) {
+      snprintf(err, errlen, "'%s': weight=, reserve-iops=, limit-iops= and limit-bw= schedule a local "
+               "device; %s is remote", d->socket, d->source);
       return -EINVAL;
     }
     for (size_t j = 0; j < i; j++)

@@ -573,7 +573,9 @@ static void conn_close(struct vconn *c)
     struct io_uring_sqe *sqe = engine_sqe(&c->d->w->eng, &vworker_ignore_op);
     io_uring_prep_cancel(sqe, &c->poll_op, 0);
   }
-  shutdown(c->fd, SHUT_RDWR);
+  /* The socket stays open until the queues drained (conn_maybe_free): the
+   * frontend sees every request the back end took answered before it sees
+   * the connection end, on SIGTERM as on any other close. */
   conn_maybe_free(c);
 }
 

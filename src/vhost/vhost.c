@@ -15,11 +15,13 @@
 
 #include "common/json.h"
 #include "common/log.h"
+#include "common/privs.h"
 #include "common/sigthread.h"
 #include "common/statsfile.h"
 #include "common/text.h"
 #include "datapath/datapath.h"
 #include "datapath/dpworker.h"
+#include "datapath/qos.h"
 #include "datapath/stats.h"
 #include "server/listener.h"
 #include "shunt/shunt.h"
@@ -100,6 +102,7 @@ static void stats_fill(struct json *j, void *arg)
     json_uint(j, "bad_requests", (uint64_t)atomic_load(&d->bad_requests));
     json_uint(j, "arena_per_worker", dp_arena_size);
     dp_stats_json(j, &sum);
+    dp_qos_json(j, &d->dx);
     json_end(j);
   }
   json_end(j);
@@ -129,7 +132,7 @@ static int open_devices(struct vhost *vh, struct listen_set *set)
       return r;
     }
     vh->ndevs = i + 1;
-    if ((r = listener_open_unix(set, d->cfg->socket, err, sizeof err)) < 0) {
+    if ((r = listener_open_unix_as(set, d->cfg->socket, "socket", vh->cfg->socket_mode, err, sizeof err)) < 0) {
       log_msg(LOG_ERROR, NULL, NULL, "%s", err);
       return r;
     }
@@ -137,6 +140,22 @@ static int open_devices(struct vhost *vh, struct listen_set *set)
     d->w = &vh->workers[i % vh->nworkers];
   }
   return 0;
+}
+
+/* -u/-g: the sockets are given to the user and group the process becomes,
+ * so that with the default mode 0600 that user (the VMM's) may connect. */
+static int become_user(struct vhost *vh)
+{
+  const struct privs *p = &vh->cfg->privs;
+
+  if (!p->user && !p->group)
+    return 0;
+  for (size_t i = 0; i < vh->ndevs; i++)
+    if (chown(vh->devs[i].cfg->socket, p->user ? p->uid : (uid_t)-1, p->gid) < 0) {
+      log_msg(LOG_ERROR, NULL, vh->devs[i].cfg->socket, "-u/-g: cannot give the socket away: %s", strerror(errno));
+      return -1;
+    }
+  return privs_drop(p);
 }
 
 int vhost_run(struct vhost_config *cfg)
@@ -156,6 +175,7 @@ int vhost_run(struct vhost_config *cfg)
   log_threshold = cfg->log_level;
   if (cfg->arena)
     dp_arena_size = cfg->arena;
+  dp_qos = cfg->qos;
   if (cfg->stats_path && statsfile_check(cfg->stats_path) < 0)
     return 1;
   vh.nworkers = cfg->threads;
@@ -197,7 +217,7 @@ int vhost_run(struct vhost_config *cfg)
     log_msg(LOG_ERROR, NULL, NULL, "cannot install the SIGBUS handler: %s", strerror(-r));
     goto out;
   }
-  if (open_devices(&vh, &set) < 0)
+  if (open_devices(&vh, &set) < 0 || become_user(&vh) < 0)
     goto out;
   atomic_store(&vh.busy_devices, (unsigned)vh.ndevs);
   /* The signal thread reads the devices (SIGUSR1): started once they exist. */

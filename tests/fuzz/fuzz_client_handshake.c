@@ -92,9 +92,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     return 0;
   }
+  static char *const metas[] = { "base:allocation", "qemu:allocation-depth" };
   struct sh_want w = {
     .export_name = (data[0] & 16) ? "" : "disk",
-    .structured = data[0] & 1, .extended = data[0] & 2, .block_status = data[0] & 4,
+    .structured = data[0] & 1, .extended = data[0] & 2,
+    .metas = metas, .nmetas = (data[0] & 4) ? 1 + !!(data[0] & 32) : 0,
   };
   struct sh_negotiated neg;
   r = sh_handshake(&t, &w, &neg, err, sizeof err);

@@ -1,15 +1,27 @@
 /* client_check.c: drives libshunt against a real NBD server and prints TAP
  * lines; the tests/interop/client_*.sh scripts start nbdkit, qemu-nbd or
  * nbd-server and run it.  Usage:
- *   client_check [--connections N] [--errors] [--delay-ms N] [--expect-conns N] URI
+ *   client_check [OPTIONS] URI
+ *   client_check [OPTIONS] --socket PATH        (shunt_connect_socket on a unix socket)
+ *   client_check [OPTIONS] --command CMD ARG... (shunt_connect_command)
+ * --connections N, --expect-conns N: connections wanted, and expected open.
  * --errors: the server fails every read with EIO and every write with ENOSPC.
- * --delay-ms: the server delays each read by N ms (checks requests overlap). */
+ * --delay-ms: the server delays each read by N ms (checks requests overlap).
+ * --export NAME: the export to ask for with --socket and --command.
+ * --context NAME (repeatable): request that meta context too and check that
+ *   block status reports extents of it covering the range asked for.
+ * --absent-context NAME: request a context the server does not know: it is
+ *   not agreed, and block status reports base:allocation alone.
+ * --expect-cache: the server must offer NBD_CMD_CACHE. */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <shunt/shunt.h>
 
@@ -60,14 +72,20 @@ static void on_done(const struct shunt_result *r)
 }
 
 struct extents {
-  int n;
+  const char *context;       /* the context counted; others are ignored */
+  int n, others;
   uint64_t next, data, zero;
   bool contiguous;
 };
 
-static void on_extent(void *user, uint64_t off, uint64_t len, uint32_t flags)
+static void on_extent(void *user, const char *context, uint64_t off, uint64_t len,
+                      uint32_t flags)
 {
   struct extents *e = user;
+  if (strcmp(context, e->context)) {
+    e->others++;
+    return;
+  }
   if (e->n && off != e->next)
     e->contiguous = false;
   if (!e->n && off != 0)
@@ -101,9 +119,60 @@ static void check_errors(struct shunt_handle *h, const char *uri)
   ok(c.done == 16 && c.errors == 16 && c.last_error == -EIO,
      "16 async reads all fail with EIO (%d/%d)", c.errors, c.done);
   ok(shunt_flush(h) == 0, "connection still usable after errors (flush ok)");
-  struct shunt_stats st;
-  shunt_get_stats(h, &st);
-  ok(st.errors == 18, "error counter: %llu", (unsigned long long)st.errors);
+  uint64_t errs = shunt_get_stat(h, SHUNT_STAT_ERRORS);
+  ok(errs == 18, "error counter: %llu", (unsigned long long)errs);
+}
+
+/* A socket connected to the unix socket path, or -1. */
+static int unix_connect(const char *path)
+{
+  struct sockaddr_un a = { .sun_family = AF_UNIX };
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0 || strlen(path) >= sizeof a.sun_path)
+    return -1;
+  memcpy(a.sun_path, path, strlen(path) + 1);
+  if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+/* Block status of every extra context: extents of it cover [0, len). */
+static void check_contexts(struct shunt_handle *h, char **ctx, int nctx, uint64_t len)
+{
+  for (int i = 0; i < nctx; i++) {
+    int can = shunt_can_meta_context(h, ctx[i]);
+    ok(can == 1, "the server agreed to meta context %s (%d)", ctx[i], can);
+    if (can != 1)
+      continue;
+    struct extents e = { .context = ctx[i], .contiguous = true };
+    int r = shunt_block_status(h, 0, len, 0, on_extent, &e);
+    ok(r == 0 && e.n >= 1 && e.contiguous && e.next >= len,
+       "block status of %s: %d contiguous extents up to %llu (%d of other contexts)%s%s",
+       ctx[i], e.n, (unsigned long long)e.next, e.others, r ? ": " : "",
+       r ? shunt_last_error(h) : "");
+  }
+  ok(shunt_can_meta_context(h, "no:such-context") == 0, "an unrequested context is not agreed");
+}
+
+/* NBD_CMD_CACHE when offered, -ENOTSUP when not. */
+static void check_cache(struct shunt_handle *h, bool expect)
+{
+  int can = shunt_get_flag(h, SHUNT_CAN_CACHE);
+  if (expect)
+    ok(can == 1, "the server offers CACHE");
+  int r = shunt_cache(h, 0, 1 << 20);
+  if (can == 1)
+    ok(r == 0, "CACHE 1 MiB%s%s", r ? ": " : "", r ? shunt_last_error(h) : "");
+  else
+    ok(r == -ENOTSUP, "CACHE refused locally when not offered (%d)", r);
+  struct count c = { 0 };
+  int64_t k = shunt_aio_cache(h, 4096, 8192, on_done, &c);
+  while (k > 0 && c.done == 0 && shunt_poll(h, 1000) >= 0)
+    ;
+  if (can == 1)
+    ok(k > 0 && c.done == 1 && c.errors == 0, "asynchronous CACHE completes");
 }
 
 int main(int argc, char **argv)
@@ -111,40 +180,76 @@ int main(int argc, char **argv)
   static const struct option lo[] = {
     { "connections", required_argument, NULL, 'c' }, { "errors", no_argument, NULL, 'e' },
     { "delay-ms", required_argument, NULL, 'd' }, { "expect-conns", required_argument, NULL, 'x' },
+    { "socket", required_argument, NULL, 's' }, { "command", no_argument, NULL, 'C' },
+    { "export", required_argument, NULL, 'n' }, { "context", required_argument, NULL, 'm' },
+    { "expect-cache", no_argument, NULL, 'k' },
+    { "absent-context", required_argument, NULL, 'a' },
     { NULL, 0, NULL, 0 },
   };
-  struct shunt_options o = { 0 };
-  bool errors = false;
-  int delay_ms = 0, expect_conns = 0, ch;
-  while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+  bool errors = false, command = false, expect_cache = false;
+  const char *sock = NULL, *export = NULL, *absent = NULL;
+  char *ctx[8];
+  int delay_ms = 0, expect_conns = 0, nctx = 0, ch, r;
+  unsigned conns = 1;
+  while ((ch = getopt_long(argc, argv, "+", lo, NULL)) != -1) {
     switch (ch) {
-    case 'c': o.connections = (unsigned)atoi(optarg); break;
+    case 'c': conns = (unsigned)atoi(optarg); break;
     case 'e': errors = true; break;
     case 'd': delay_ms = atoi(optarg); break;
     case 'x': expect_conns = atoi(optarg); break;
+    case 's': sock = optarg; break;
+    case 'C': command = true; break;
+    case 'n': export = optarg; break;
+    case 'm': if (nctx < 8) ctx[nctx++] = optarg; break;
+    case 'k': expect_cache = true; break;
+    case 'a': absent = optarg; break;
     default: return 2;
     }
   }
-  if (optind != argc - 1)
+  if (command ? optind >= argc : sock ? optind != argc : optind != argc - 1)
     return 2;
-  const char *uri = argv[optind];
-  struct shunt_handle *h;
-  char err[512];
-  int r = shunt_connect(&h, uri, &o, err, sizeof err);
-  ok(r == 0, "connect %s%s%s", uri, r ? ": " : "", r ? err : "");
+  const char *uri = command ? argv[optind] : sock ? sock : argv[optind];
+  struct shunt_handle *h = shunt_create();
+  if (!h)
+    return 1;
+  r = shunt_set_connections(h, conns);
+  for (int i = 0; r == 0 && i < nctx; i++)
+    r = shunt_add_meta_context(h, ctx[i]);
+  if (r == 0 && export)
+    r = shunt_set_export_name(h, export);
+  if (r == 0 && absent)
+    r = shunt_add_meta_context(h, absent);
+  ok(r == 0, "configure the handle (%d connections, %d extra contexts)", conns, nctx);
+  ok(shunt_get_size(h) == -ENOTCONN && shunt_get_uri(h) == NULL,
+     "getters report -ENOTCONN before connecting");
+  if (r == 0 && command) {
+    r = shunt_connect_command(h, argv + optind);
+  } else if (r == 0 && sock) {
+    int fd = unix_connect(sock);
+    r = fd < 0 ? -errno : shunt_connect_socket(h, fd);
+  } else if (r == 0) {
+    r = shunt_connect_uri(h, uri);
+  }
+  ok(r == 0, "connect %s%s%s", uri, r ? ": " : "", r ? shunt_last_error(h) : "");
   if (r) {
+    shunt_close(h);
     printf("1..%d\n", n_tests);
     return 1;
   }
-  const struct shunt_info *in = shunt_get_info(h);
+  ok(shunt_set_connections(h, 2) == -EISCONN, "setters refuse once connected");
+  uint64_t size = (uint64_t)shunt_get_size(h);
+  unsigned nconns = shunt_get_connections(h);
   printf("# size %llu flags 0x%x structured %d extended %d block_status %d conns %u "
-         "blocks %u/%u/%u export_name_fallback %d\n", (unsigned long long)in->size, in->eflags,
-         in->structured, in->extended, in->block_status, in->connections, in->min_block,
-         in->pref_block, in->max_block, in->used_export_name);
-  ok(in->size >= 8 << 20, "export is at least 8 MiB");
+         "blocks %lld/%lld/%lld export_name_fallback %d server %s\n", (unsigned long long)size,
+         shunt_get_transmission_flags(h), shunt_get_flag(h, SHUNT_HAS_STRUCTURED_REPLIES),
+         shunt_get_flag(h, SHUNT_HAS_EXTENDED_HEADERS), shunt_get_flag(h, SHUNT_HAS_META_CONTEXT),
+         nconns, (long long)shunt_get_block_size(h, SHUNT_BLOCK_MIN),
+         (long long)shunt_get_block_size(h, SHUNT_BLOCK_PREFERRED),
+         (long long)shunt_get_block_size(h, SHUNT_BLOCK_MAX),
+         shunt_get_flag(h, SHUNT_USED_EXPORT_NAME), shunt_get_uri(h));
+  ok(size >= 8 << 20, "export is at least 8 MiB");
   if (expect_conns)
-    ok((int)in->connections == expect_conns, "%u connections open (expected %d)",
-       in->connections, expect_conns);
+    ok((int)nconns == expect_conns, "%u connections open (expected %d)", nconns, expect_conns);
   if (errors) {
     check_errors(h, uri);
     shunt_close(h);
@@ -163,20 +268,25 @@ int main(int argc, char **argv)
   r = shunt_pread(h, rbuf, big, 0, 0);
   ok(r == 0 && !memcmp(w, rbuf, big), "read back 2 MiB");
 
-  /* Scattered read: 333 small iovecs in reverse memory order. */
-  size_t len = 333 * 97;
-  struct iovec iov[333];
+  /* Scattered read: 333 small iovecs in reverse memory order, of odd sizes at an
+   * odd offset; a server with a minimum block size gets 384 of 96 bytes at an
+   * offset and of a length it accepts (multiples of 4096). */
+  bool aligned = shunt_get_block_size(h, SHUNT_BLOCK_MIN) > 1;
+  int niov = aligned ? 384 : 333;
+  size_t step = aligned ? 96 : 97, len = (size_t)niov * step;
+  uint64_t from = aligned ? 12288 : 12345;
+  struct iovec iov[384];
   memset(rbuf, 0xee, len);
-  for (int i = 0; i < 333; i++) {
-    iov[i].iov_base = rbuf + (size_t)(332 - i) * 97;
-    iov[i].iov_len = 97;
+  for (int i = 0; i < niov; i++) {
+    iov[i].iov_base = rbuf + (size_t)(niov - 1 - i) * step;
+    iov[i].iov_len = step;
   }
-  r = shunt_preadv(h, iov, 333, 12345, 0);
+  r = shunt_preadv(h, iov, niov, from, 0);
   bool same = r == 0;
-  for (int i = 0; same && i < 333; i++)
-    same = !memcmp(iov[i].iov_base, w + 12345 + (size_t)i * 97, 97);
+  for (int i = 0; same && i < niov; i++)
+    same = !memcmp(iov[i].iov_base, w + from + (size_t)i * step, step);
   ok(same && shunt_payload_bytes_copied(h) == 0,
-     "read into 333 scattered iovecs is correct; payload bytes copied: %llu",
+     "read into %d scattered iovecs is correct; payload bytes copied: %llu", niov,
      (unsigned long long)shunt_payload_bytes_copied(h));
 
   /* 128 reads in flight at once. */
@@ -217,16 +327,15 @@ int main(int argc, char **argv)
   bool zero = r == 0;
   for (size_t i = 0; zero && i < 65536; i++)
     zero = rbuf[i] == 0;
-  struct shunt_stats st;
-  shunt_get_stats(h, &st);
   ok(zero, "sparse region reads as zeroes (%llu bytes came as holes, %llu chunks so far)",
-     (unsigned long long)st.hole_bytes, (unsigned long long)st.chunks);
+     (unsigned long long)shunt_get_stat(h, SHUNT_STAT_HOLE_BYTES),
+     (unsigned long long)shunt_get_stat(h, SHUNT_STAT_CHUNKS));
 
   /* A read across the end of the written data into never-written space: servers
    * that split sparse reads send a data chunk and a hole chunk for it. */
   {
-    struct shunt_stats before;
-    shunt_get_stats(h, &before);
+    uint64_t chunks0 = shunt_get_stat(h, SHUNT_STAT_CHUNKS);
+    uint64_t holes0 = shunt_get_stat(h, SHUNT_STAT_HOLE_BYTES);
     size_t span = 1 << 20, n = 250, piece = span / n;
     struct iovec *v = calloc(n + 1, sizeof *v);
     memset(rbuf, 0xee, span);
@@ -246,15 +355,15 @@ int main(int argc, char **argv)
         good = ((unsigned char *)v[i].iov_base)[k] == want;
       }
     }
-    shunt_get_stats(h, &st);
-    ok(good && st.payload_bytes_copied == 0,
+    ok(good && shunt_payload_bytes_copied(h) == 0,
        "read across data and hole into %zu scattered iovecs: %llu chunks, %llu hole bytes, "
-       "0 bytes copied", n + 1, (unsigned long long)(st.chunks - before.chunks),
-       (unsigned long long)(st.hole_bytes - before.hole_bytes));
+       "0 bytes copied", n + 1,
+       (unsigned long long)(shunt_get_stat(h, SHUNT_STAT_CHUNKS) - chunks0),
+       (unsigned long long)(shunt_get_stat(h, SHUNT_STAT_HOLE_BYTES) - holes0));
     free(v);
   }
 
-  if (in->can_zero) {
+  if (shunt_get_flag(h, SHUNT_CAN_ZERO) == 1) {
     r = shunt_zero(h, 131072, 65536, 0);
     memset(rbuf, 0xee, 65536 * 3);
     int r2 = shunt_pread(h, rbuf, 65536 * 3, 65536, 0);
@@ -267,7 +376,7 @@ int main(int argc, char **argv)
   } else {
     skip("server does not offer WRITE_ZEROES", "WRITE_ZEROES");
   }
-  if (in->can_trim) {
+  if (shunt_get_flag(h, SHUNT_CAN_TRIM) == 1) {
     r = shunt_trim(h, 1 << 20, 65536, 0);
     ok(r == 0, "TRIM succeeds%s%s", r ? ": " : "", r ? shunt_last_error(h) : "");
     r = shunt_pread(h, rbuf, 4096, (1 << 20) + 65536, 0);
@@ -275,15 +384,15 @@ int main(int argc, char **argv)
   } else {
     skip("server does not offer TRIM", "TRIM");
   }
-  if (in->can_fua)
+  if (shunt_get_flag(h, SHUNT_CAN_FUA) == 1)
     ok(shunt_pwrite(h, w, 4096, 0, SHUNT_CMD_FUA) == 0, "FUA write");
-  if (in->can_flush)
+  if (shunt_get_flag(h, SHUNT_CAN_FLUSH) == 1)
     ok(shunt_flush(h) == 0, "FLUSH");
   else
     skip("server does not offer FLUSH", "FLUSH");
 
-  if (in->block_status) {
-    struct extents e = { .contiguous = true };
+  if (shunt_can_meta_context(h, "base:allocation") == 1) {
+    struct extents e = { .context = "base:allocation", .contiguous = true };
     r = shunt_block_status(h, 0, 8 << 20, 0, on_extent, &e);
     ok(r == 0 && e.contiguous && e.n >= 1, "block status: %d contiguous extents up to %llu",
        e.n, (unsigned long long)e.next);
@@ -292,14 +401,23 @@ int main(int argc, char **argv)
   } else {
     skip("server did not negotiate base:allocation", "block status");
   }
+  check_contexts(h, ctx, nctx, 8 << 20);
+  if (absent) {
+    struct extents e = { .context = "base:allocation", .contiguous = true };
+    int can = shunt_can_meta_context(h, absent);
+    r = shunt_block_status(h, 0, 1 << 20, 0, on_extent, &e);
+    ok(can == 0 && r == 0 && e.n >= 1 && e.others == 0,
+       "%s, unknown to the server, is not agreed (%d); block status reports only "
+       "base:allocation (%d extents, %d of other contexts)", absent, can, e.n, e.others);
+  }
+  check_cache(h, expect_cache);
 
   /* Errors that never reach the server. */
-  r = shunt_pread(h, rbuf, 4096, in->size - 100, 0);
+  r = shunt_pread(h, rbuf, 4096, size - 100, 0);
   ok(r == -EINVAL && strstr(shunt_last_error(h), "beyond the end"), "read past the end: %s",
      shunt_last_error(h));
-  shunt_get_stats(h, &st);
-  ok(st.payload_bytes_copied == 0 && st.errors == 0, "no request failed; bytes copied %llu",
-     (unsigned long long)st.payload_bytes_copied);
+  ok(shunt_payload_bytes_copied(h) == 0 && shunt_get_stat(h, SHUNT_STAT_ERRORS) == 0,
+     "no request failed; bytes copied %llu", (unsigned long long)shunt_payload_bytes_copied(h));
   shunt_close(h);
   free(w);
   free(rbuf);

@@ -16,6 +16,15 @@ if command -v qemu-nbd >/dev/null; then
     tap_check "qemu-nbd: unknown export fails with a message naming it" grep -q "export 'nope'" "$T/err"
   fi
   stop_pid "$QEMU_PID"
+
+  # Meta contexts other than base:allocation, by name: qemu's allocation
+  # depth and a persistent dirty bitmap of a qcow2 image; and NBD_CMD_CACHE,
+  # which qemu-nbd offers.
+  qemu-img create -q -f qcow2 "$T/b.qcow2" 32M && qemu-img bitmap --add "$T/b.qcow2" b0
+  start_qemu_nbd "$T/b.qcow2" -f qcow2 -A -B b0
+  run_check "qemu-nbd contexts" --context qemu:allocation-depth --context qemu:dirty-bitmap:b0 \
+    --expect-cache "nbd://127.0.0.1:$PORT/disk"
+  stop_pid "$QEMU_PID"
 else
   tap_skip "qemu-nbd" "qemu-nbd not installed"
 fi

@@ -1,16 +1,21 @@
 #!/usr/bin/python3
-# copy_faults.py URI PID LABEL: after a warm-up, N READs and WRITEs of 1 MiB and
+# copy_faults.py URI PID LABEL [split]: after a warm-up, N READs and WRITEs of 1 MiB and
 # 4 KiB (a quarter each, 1 to 16 in flight, data checked) must cost the server (PID)
 # far fewer than one minor page fault per request: its payload buffers are
 # reused, not mapped, faulted and zeroed per request.  Counts from
 # /proc/PID/stat (field 10, minflt: all threads).  Prints "ok - x" lines;
 # with SANITIZED set (an ASan build) the count is shown, not asserted.
+# split: READs in the first half of the image, WRITEs in the second (for a
+# server that sends cached pages from a mapping of the file and writes
+# O_DIRECT, which drops the cached pages it overwrites: mapping them in again
+# at the next read would count faults that are not its buffers').
 import os
 import sys
 
 import nbd
 
 uri, pid, label = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+split = len(sys.argv) > 4 and sys.argv[4] == "split"
 N = 4000
 QDS = (1, 4, 8, 16)   # in turn, 100 requests each
 BIG = 1 << 20
@@ -28,6 +33,9 @@ h.set_uri_allow_local_file(True)   # tls-psk-file
 h.connect_uri(uri)
 size = h.get_size()
 pattern = os.urandom(BIG)
+# Where READs and WRITEs go: [base, base + span).
+span = size // 2 if split else size
+read_base, write_base = 0, (size // 2 if split else 0)
 
 
 def run(n, start, qds=QDS):
@@ -38,12 +46,14 @@ def run(n, start, qds=QDS):
     inflight = []
     for i in range(n):
         length = SIZES[i % 2]
-        off = ((start + i) * BIG) % (size - BIG)
+        off = ((start + i) * BIG) % (span - BIG)
         if (i // 2) % 2 == 0:
+            off += read_base
             buf = nbd.Buffer(length)
             c = h.aio_pread(buf, off)
             inflight.append((c, buf, off, length))
         else:
+            off += write_base
             buf = nbd.Buffer.from_bytearray(bytearray(pattern[:length]))
             c = h.aio_pwrite(buf, off)
             inflight.append((c, None, off, length))
@@ -72,7 +82,7 @@ def burst(length, n):
     ever has in flight (a buffer is returned once its reply is sent: the
     server may hold a few more than the client has requests in flight)."""
     bufs = [nbd.Buffer(length) for _ in range(n)]
-    pending = [h.aio_pread(b, (i * BIG) % (size - BIG)) for i, b in enumerate(bufs)]
+    pending = [h.aio_pread(b, read_base + (i * BIG) % (span - BIG)) for i, b in enumerate(bufs)]
     while pending:
         h.poll(-1)
         pending = [c for c in pending if not h.aio_command_completed(c)]

@@ -4,7 +4,7 @@
 # every man page (one per docs/man/*.pod) where the build's prefix, bindir,
 # libdir, includedir and mandir say, plus everything else meson's install plan
 # names; the installed binary runs, and a program builds against the installed
-# header and library through the installed shunt.pc and talks to a server.
+# header and library through the installed libshunt.pc and talks to a server.
 . "$(dirname "$0")/../lib.sh"
 need_deps
 
@@ -42,7 +42,11 @@ expect "libshunt, shared (with its soname link) and static" \
 tap_check "libshunt.so.N links to the versioned library" \
   bash -c "[ -n '$so' ] && ls '$P/$libdir'/libshunt.so.[0-9] && [ -L '$P/$libdir/libshunt.so' ]"
 expect "the public header" "$P/$includedir/shunt/shunt.h"
-expect "the pkg-config file" "$P/$libdir/pkgconfig/shunt.pc"
+expect "the pkg-config file" "$P/$libdir/pkgconfig/libshunt.pc"
+tap_check "the pkg-config module is named libshunt (no shunt.pc beside it)" \
+  bash -c "[ ! -e '$P/$libdir/pkgconfig/shunt.pc' ] && grep -q '^Name: libshunt' '$P/$libdir/pkgconfig/libshunt.pc'"
+tap_check "the installed libshunt.so exports only shunt_* symbols, each versioned LIBSHUNT_1.0" \
+  bash -c "nm -D --defined-only '$P/$libdir/libshunt.so' | awk '\$3 != \"LIBSHUNT_1.0\" {print \$3}' >'$T/syms' && [ -s '$T/syms' ] && ! grep -v '^shunt_[a-z0-9_]*@@LIBSHUNT_1.0\$' '$T/syms'"
 
 if [ "$docs" = disabled ]; then
   tap_skip "man pages installed" "$(basename "$SHUNT_BUILD") is configured with -Ddocs=disabled"
@@ -69,7 +73,7 @@ echo "# installed:"
 (cd "$D" && find . -type f -o -type l | sort | sed 's/^\./#   /')
 
 # A program built against the installed files only: header and flags through
-# the installed shunt.pc, found first (PKG_CONFIG_SYSROOT_DIR prefixes the
+# the installed libshunt.pc, found first (PKG_CONFIG_SYSROOT_DIR prefixes the
 # paths it gives with $D; gnutls, which it requires, comes from the system),
 # linked with the installed shared library, run against a server.
 export PKG_CONFIG_PATH=$P/$libdir/pkgconfig PKG_CONFIG_SYSROOT_DIR=$D
@@ -77,13 +81,15 @@ export PKG_CONFIG_PATH=$P/$libdir/pkgconfig PKG_CONFIG_SYSROOT_DIR=$D
 # A sanitized build's library needs its runtime in the program too.
 san=
 [ "$b_sanitize" != none ] && san=-fsanitize=$b_sanitize
-if flags=$(pkg-config --cflags --libs shunt 2>"$T/pc.err") &&
+if flags=$(pkg-config --cflags --libs libshunt 2>"$T/pc.err") &&
    cc -o "$T/example" "$SHUNT_TOP/docs/examples/shunt-example.c" $flags $san 2>"$T/cc.err"; then
-  tap_ok "docs/examples/shunt-example.c builds with the installed shunt.pc ($flags)"
+  tap_ok "docs/examples/shunt-example.c builds with the installed libshunt.pc ($flags)"
 else
-  tap_fail "docs/examples/shunt-example.c builds with the installed shunt.pc"
+  tap_fail "docs/examples/shunt-example.c builds with the installed libshunt.pc"
   cat "$T/pc.err" "$T/cc.err" | head -n 20 | sed 's/^/#   /'
 fi
+tap_check "pkg-config --modversion libshunt gives the library's version" \
+  bash -c "pkg-config --modversion libshunt | grep -qE '^[0-9]+\.[0-9]+'"
 unset PKG_CONFIG_PATH PKG_CONFIG_SYSROOT_DIR
 if [ -x "$T/example" ]; then
   tap_check "the example links the installed libshunt.so" \

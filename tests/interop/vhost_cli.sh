@@ -3,10 +3,12 @@
 # usage errors (no device, a spec without SOURCE, bad options), what it refuses
 # to start on (a missing source, an NBD server that is not there, a socket path that is a
 # regular file or a live socket, a socket in a missing directory, an unwritable
-# --stats), a stale socket replaced, the config file ([vhost SOCKET] sections,
+# --stats), the socket's mode (0600, --socket-mode), -u (the socket and the
+# process become the user's), a stale socket replaced, the config file ([vhost SOCKET] sections,
 # errors with FILE:LINE), and SIGTERM: exit 0 with the socket removed.
 . "$(dirname "$0")/../lib.sh"
 need_deps
+. "$(dirname "$0")/vhost_lib.sh"
 
 img=$T/disk.img
 truncate -s 4M "$img"
@@ -80,6 +82,54 @@ if wait_unix "$sock" 10; then
   tap_check "its socket is removed at exit" test ! -e "$sock"
 else
   tap_fail "shunt vhost started on $sock"; cat "$T/shunt.log"
+fi
+
+# The socket's mode: 0600 whatever the umask, or --socket-mode / socket-mode =.
+# socket_mode_is WHAT MODE UMASK ARGS...: shunt vhost ARGS (one device, on $sock)
+# started under UMASK makes its socket MODE, and exits 0 on SIGTERM.
+socket_mode_is() {
+  local what=$1 want=$2 mask=$3 got; shift 3
+  (umask "$mask"; exec "$SHUNT" vhost -t 1 "$@") >>"$T/shunt.log" 2>&1 &
+  SHUNT_PID=$!
+  _cleanup_pids+=("$SHUNT_PID")
+  if wait_unix "$sock" 10; then
+    got=$(stat -c %a "$sock")
+    tap_check "$what: the socket is $want under umask $mask (got $got)" test "$got" = "$want"
+    tap_check "... and SIGTERM exits 0" stop_shunt_within 20
+  else
+    tap_fail "$what: shunt vhost started"; cat "$T/shunt.log"
+  fi
+}
+socket_mode_is "by default" 600 000 "$sock=$img"
+socket_mode_is "--socket-mode=0660" 660 077 --socket-mode=0660 "$sock=$img"
+printf '[server]\nsocket-mode = 666\n[vhost %s]\nsource = %s\n' "$sock" "$img" >"$T/mode.conf"
+socket_mode_is "socket-mode = 666 in the config file" 666 022 --config "$T/mode.conf"
+vhost_fails "--socket-mode=999 is refused" 2 --socket-mode=999 "$T/a.sock=$img"
+err_says "... naming the value" "bad value '999' for 'socket-mode'"
+vhost_fails "--socket-mode=0 is refused" 2 --socket-mode=0 "$T/a.sock=$img"
+
+# -u/-g: the process becomes the user once its sockets and sources are open, and the
+# sockets are theirs (a VMM running as that user may connect to a 0600 socket).
+vhost_fails "-u with an unknown user is refused" 2 -u no-such-user-here "$T/a.sock=$img"
+err_says "... naming it" "no such user"
+if [ "$(id -u)" = 0 ] && id nobody >/dev/null 2>&1; then
+  "$SHUNT" vhost -t 1 -u nobody "$sock=$img" >>"$T/shunt.log" 2>&1 &
+  SHUNT_PID=$!
+  _cleanup_pids+=("$SHUNT_PID")
+  if wait_unix "$sock" 10 && sleep 0.3; then
+    tap_check "-u nobody: the socket belongs to nobody, mode 0600" \
+      test "$(stat -c '%U %a' "$sock")" = "nobody 600"
+    tap_check "... the process runs as nobody" \
+      bash -c "awk '/^Uid:/ { print \$2 }' /proc/$SHUNT_PID/status | grep -qx '$(id -u nobody)'"
+    tap_check "... a frontend does verified I/O on the source opened before" \
+      fe asnobody --verify --requests 300 --seed 61 "$sock"
+    tap_check "... and SIGTERM exits 0" stop_shunt_within 20
+  else
+    tap_fail "shunt vhost -u nobody started"; cat "$T/shunt.log"
+  fi
+  rm -f "$sock"
+else
+  tap_skip "-u nobody" "needs root and a user nobody"
 fi
 
 # A stale socket (nobody listening) is replaced.

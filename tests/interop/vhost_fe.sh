@@ -12,39 +12,17 @@
 # SIGTERM exits 0.  Bounded by request counts, never by time.
 . "$(dirname "$0")/../lib.sh"
 need_deps
-: "${SHUNT_BUILD:=$SHUNT_TOP/build}"
-FE=$SHUNT_BUILD/tests/tools/vhostfe
-
-[ -x "$FE" ] || { tap_fail "vhostfe is built ($FE)"; tap_done; exit; }
-
-# fe NAME ARGS...: run vhostfe; its JSON summary goes to $T/NAME.json, stderr to $T/NAME.err.
-fe() {
-  local name=$1; shift
-  timeout 120 "$FE" --timeout 30 "$@" >"$T/$name.json" 2>"$T/$name.err"
-  local rc=$?
-  cat "$T/$name.json" "$T/$name.err"
-  return $rc
-}
-json_num() { sed -n "s/.*\"$2\":\([0-9.]*\).*/\1/p" "$T/$1.json"; }
-verified() {
-  grep -q '"result":"ok"' "$T/$1.json" && [ "$(json_num "$1" reads)" -gt 0 ] &&
-    { [ "$(json_num "$1" writes)" -gt 0 ] || [ "$(json_num "$1" refused_writes)" -gt 0 ]; }
-}
+. "$(dirname "$0")/vhost_lib.sh"
 
 img=$T/disk.img copyimg=$T/copy.img roimg=$T/ro.img evil=$T/evil.img
 truncate -s 64M "$img" "$copyimg" "$evil"
 truncate -s 16M "$roimg"
 stats=$T/stats.json
-"$SHUNT" vhost --threads 2 --stats "$stats" \
+start_vhost --threads 2 --stats "$stats" \
   "$T/d.sock=$img,queues=2,serial=shunt-disk-1" \
   "$T/c.sock=$copyimg,datapath=copy,queues=2" \
   "$T/ro.sock=$roimg,ro" \
-  "$T/evil.sock=$evil" >>"$T/shunt.log" 2>&1 &
-SHUNT_PID=$!
-_cleanup_pids+=("$SHUNT_PID")
-for s in d c ro evil; do
-  wait_unix "$T/$s.sock" 10 || { tap_fail "shunt vhost started ($s.sock)"; cat "$T/shunt.log"; tap_done; exit; }
-done
+  "$T/evil.sock=$evil" || { tap_fail "shunt vhost started (4 sockets)"; tap_done; exit; }
 tap_check "the log names the data paths (direct by default, copy as asked)" \
   bash -c "grep -q 'd.sock.*data path direct' '$T/shunt.log' || grep -q 'd.sock.*using datapath=copy' '$T/shunt.log'"
 

@@ -9,18 +9,7 @@
 # frontend verified.
 . "$(dirname "$0")/../lib.sh"
 need_deps
-: "${SHUNT_BUILD:=$SHUNT_TOP/build}"
-FE=$SHUNT_BUILD/tests/tools/vhostfe
-[ -x "$FE" ] || { tap_fail "vhostfe is built ($FE)"; tap_done; exit; }
-
-fe() {
-  local name=$1; shift
-  timeout 120 "$FE" --timeout 30 "$@" >"$T/$name.json" 2>"$T/$name.err"
-  local rc=$?
-  cat "$T/$name.json" "$T/$name.err"
-  return $rc
-}
-json_num() { sed -n "s/.*\"$2\":\([0-9.]*\).*/\1/p" "$T/$1.json"; }
+. "$(dirname "$0")/vhost_lib.sh"
 
 img=$T/disk.img roimg=$T/ro.img nsock=$T/nbd.sock
 truncate -s 64M "$img" "$roimg"

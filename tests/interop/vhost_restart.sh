@@ -7,19 +7,11 @@
 # Without an in-flight region a restart would lose the requests in flight.
 . "$(dirname "$0")/../lib.sh"
 need_deps
-: "${SHUNT_BUILD:=$SHUNT_TOP/build}"
-FE=$SHUNT_BUILD/tests/tools/vhostfe
-[ -x "$FE" ] || { tap_fail "vhostfe is built ($FE)"; tap_done; exit; }
+. "$(dirname "$0")/vhost_lib.sh"
 
 img=$T/disk.img sock=$T/r.sock
 truncate -s 64M "$img"
-start_vhost() {
-  "$SHUNT" vhost --threads 2 "$sock=$img,queues=2" >>"$T/shunt.log" 2>&1 &
-  SHUNT_PID=$!
-  _cleanup_pids+=("$SHUNT_PID")
-}
-start_vhost
-wait_unix "$sock" 10 || { tap_fail "shunt vhost started"; cat "$T/shunt.log"; tap_done; exit; }
+start_vhost --threads 2 "$sock=$img,queues=2" || { tap_fail "shunt vhost started"; tap_done; exit; }
 timeout 180 "$FE" --verify --inflight --reconnect --min-reconnects 3 --queues 2 --qd 32 \
   --requests 20000 --assume-zero --timeout 30 --ready-file "$T/ready" "$sock" >"$T/fe.json" 2>"$T/fe.err" &
 fe_pid=$!
@@ -30,7 +22,7 @@ for round in 1 2 3; do
   sleep 0.3
   kill -KILL "$SHUNT_PID"; wait "$SHUNT_PID" 2>/dev/null
   tap_check "restart $round: the stale socket of the killed process is still there" test -S "$sock"
-  start_vhost
+  start_vhost --threads 2 "$sock=$img,queues=2"
   sleep 0.2
   tap_check "restart $round: a new shunt vhost runs on the same socket" shunt_alive
 done

@@ -8,10 +8,7 @@
 # Bounded by request counts, never by time.
 . "$(dirname "$0")/../lib.sh"
 need_deps
-: "${SHUNT_BUILD:=$SHUNT_TOP/build}"
-FE=$SHUNT_BUILD/tests/tools/vhostfe
-
-[ -x "$FE" ] || { tap_fail "vhostfe is built ($FE)"; tap_done; exit; }
+. "$(dirname "$0")/vhost_lib.sh"
 command -v qemu-storage-daemon >/dev/null ||
   { tap_fail "qemu-storage-daemon is installed"; tap_done; exit; }
 
@@ -31,21 +28,6 @@ start_qsd() {
 }
 stop_qsd() { kill -TERM "$QSD_PID" 2>/dev/null; wait "$QSD_PID" 2>/dev/null; return 0; }
 
-# fe NAME ARGS...: run vhostfe; its JSON summary goes to $T/NAME.json, stderr to $T/NAME.err.
-fe() {
-  local name=$1; shift
-  timeout 120 "$FE" --timeout 30 "$@" >"$T/$name.json" 2>"$T/$name.err"
-  local rc=$?
-  cat "$T/$name.json" "$T/$name.err"
-  return $rc
-}
-# json_num NAME FIELD: a number from $T/NAME.json.
-json_num() { sed -n "s/.*\"$2\":\([0-9.]*\).*/\1/p" "$T/$1.json"; }
-# verified NAME: the run succeeded, read and wrote, and its summary says ok.
-verified() {
-  grep -q '"result":"ok"' "$T/$1.json" && [ "$(json_num "$1" reads)" -gt 0 ] &&
-    { [ "$(json_num "$1" writes)" -gt 0 ] || [ "$(json_num "$1" refused_writes)" -gt 0 ]; }
-}
 
 img=$T/disk.img
 sock=$T/vu.sock

@@ -49,6 +49,8 @@ static void usage(FILE *f)
       "  --reconnect         when the backend closes the connection, connect again (same\n"
       "                      memory, inflight area; rings restart at their used index)\n"
       "  --min-reconnects N  go on until N reconnects, then 100 requests more\n"
+"  --check-close       when the backend closes the connection, every request it took\n"
+"                      (its inflight region: needs --inflight) must have been answered\n"
       "  --ready-file PATH   created once the first request completed\n"
       "  --serial TEXT       GET_ID must answer TEXT\n"
       "--bench: --rw randread|randwrite|read, --bs BYTES (4096), --seconds S (5) or\n"
@@ -88,7 +90,7 @@ int main(int argc, char **argv)
     { "bench", 0, 0, 'B' },        { "rw", 1, 0, 'w' },
     { "bs", 1, 0, 'b' },           { "seconds", 1, 0, 'T' },
     { "backend-pid", 1, 0, 'p' },  { "hostile", 1, 0, 'H' },
-    { "reconnect", 0, 0, 'C' },    { "min-reconnects", 1, 0, 'K' },
+    { "reconnect", 0, 0, 'C' },    { "check-close", 0, 0, 'X' },    { "min-reconnects", 1, 0, 'K' },
     { "ready-file", 1, 0, 'Y' },   { "serial", 1, 0, 'D' },
     { "help", 0, 0, 'h' },         { 0, 0, 0, 0 }
   };
@@ -124,6 +126,7 @@ int main(int argc, char **argv)
       hostile = optarg;
       break;
     case 'C': o.reconnect = true; break;
+    case 'X': o.check_close = true; break;
     case 'K':
       v.min_reconnects = (unsigned)atoi(optarg);
       o.reconnect = true;
@@ -154,6 +157,10 @@ int main(int argc, char **argv)
     /* Without an inflight area the backend restarts each ring at its used index: only
      * in-order completion (one request in flight per queue) makes that the right place. */
     FE_ERR("--reconnect needs --inflight, or --qd 1");
+    return 2;
+  }
+  if (o.check_close && !o.inflight) {
+    FE_ERR("--check-close needs --inflight (the backend marks what it took there)");
     return 2;
   }
   if (mode == HOSTILE)

@@ -100,6 +100,8 @@ struct fe_opts {
   bool indirect, event_idx, inflight, mem_slots;
   bool assume_zero;         /* the disk starts zeroed: reads of unwritten sectors are verified */
   bool reconnect;           /* a closed connection is reconnected (fe_reconnect) */
+  bool check_close;         /* a backend that closes the connection must have answered every
+                             * chain it took (the inflight region says) */
   uint64_t mem_claim_extra; /* hostile: the last region is announced this much larger than
                              * the memfd holds */
   bool inflight_lie;        /* hostile: SET_INFLIGHT_FD announces 1 MiB of a 4 KiB memfd */
@@ -125,7 +127,11 @@ struct fe_dev {
   uint64_t inflight_size;
   struct vu_inflight inflight_desc; /* as GET_INFLIGHT_FD answered: sent again on reconnect */
   unsigned reconnects;
+  unsigned closes_checked;  /* --check-close: closes with nothing taken left unanswered */
 };
+
+/* The chains the backend marked in flight in the inflight region (taken, not answered). */
+unsigned fe_inflight_marked(const struct fe_dev *d);
 
 static inline bool fe_has(const struct fe_dev *d, unsigned bit) { return d->features >> bit & 1; }
 static inline bool fe_has_pf(const struct fe_dev *d, unsigned bit)

@@ -3,6 +3,7 @@
  * inflight region, rings) and its orderly end (GET_VRING_BASE on every ring). */
 #include "vhostfe.h"
 #include "virtio/vhost_user.h"
+#include "virtio/inflight.h"
 
 #include <errno.h>
 #include <linux/virtio_config.h>
@@ -455,6 +456,21 @@ int fe_setup(struct fe_dev *d)
             (unsigned long long)d->features, (unsigned long long)d->proto_features,
             (unsigned long long)d->capacity, d->blk_size, d->seg_max, d->nqueues, d->o->queue_size);
   return 0;
+}
+
+unsigned fe_inflight_marked(const struct fe_dev *d)
+{
+  unsigned n = 0;
+  if (!d->inflight)
+    return 0;
+  for (unsigned q = 0; q < d->nqueues; q++) {
+    const struct inflight_region *r =
+        (const void *)((const char *)d->inflight +
+                       q * INFLIGHT_QUEUE_STRIDE(d->inflight_desc.queue_size));
+    for (unsigned i = 0; i < d->inflight_desc.queue_size; i++)
+      n += __atomic_load_n(&r->desc[i].inflight, __ATOMIC_ACQUIRE) == 1;
+  }
+  return n;
 }
 
 /* One attempt at fe_reconnect(): connect, negotiate, share, restart the rings. */

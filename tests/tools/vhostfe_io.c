@@ -173,6 +173,15 @@ static int io_reap(struct fe_io *io, fe_complete_fn done, void *arg)
     }
     /* Closed: what it completed before closing still counts (fe_vq_arm said none). */
     if (p[d->nqueues].revents && fe_wait_closed(d, 0) && !any_used(d)) {
+      if (d->o->check_close) {
+        unsigned taken = fe_inflight_marked(d);
+        if (taken) {
+          FE_ERR("the backend closed the connection with %u of the requests it took unanswered",
+                 taken);
+          return -1;
+        }
+        d->closes_checked++;
+      }
       if (d->o->reconnect) {
         if (fe_reconnect(d) < 0)
           return -1;
@@ -498,7 +507,7 @@ static void print_verify_summary(struct fe_dev *d, const struct fe_verify *f, in
          ",\"writes\":%" PRIu64 ",\"flushes\":%" PRIu64 ",\"discards\":%" PRIu64
          ",\"write_zeroes\":%" PRIu64 ",\"get_id\":%" PRIu64 ",\"get_id_unsupported\":%" PRIu64
          ",\"refused_writes\":%" PRIu64 ",\"bytes_read\":%" PRIu64 ",\"bytes_written\":%" PRIu64
-         ",\"unverified_sectors_read\":%" PRIu64 ",\"reconnects\":%u,\"capacity_sectors\":%" PRIu64
+         ",\"unverified_sectors_read\":%" PRIu64 ",\"reconnects\":%u,\"closes_checked\":%u,\"capacity_sectors\":%" PRIu64
          ",\"blk_size\":%u,\"seg_max\":%u,\"num_queues\":%u,\"seconds\":%.3f}\n",
          rc ? "fail" : "ok", d->nqueues, qd,
          fe_has(d, VIRTIO_RING_F_INDIRECT_DESC) ? "true" : "false",
@@ -506,7 +515,7 @@ static void print_verify_summary(struct fe_dev *d, const struct fe_verify *f, in
          f->ro ? "true" : "false", completed, f->n[VIRTIO_BLK_T_IN], f->n[VIRTIO_BLK_T_OUT],
          f->n[VIRTIO_BLK_T_FLUSH], f->n[VIRTIO_BLK_T_DISCARD], f->n[VIRTIO_BLK_T_WRITE_ZEROES],
          f->n[VIRTIO_BLK_T_GET_ID], f->get_id_unsupported, f->refused, f->bytes_read,
-         f->bytes_written, f->unknown_sectors, d->reconnects, d->capacity, d->blk_size, d->seg_max,
+         f->bytes_written, f->unknown_sectors, d->reconnects, d->closes_checked, d->capacity, d->blk_size, d->seg_max,
          fe_has(d, VIRTIO_BLK_F_MQ) ? d->cfg.num_queues : 1, seconds);
   fflush(stdout);
 }

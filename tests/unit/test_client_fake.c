@@ -25,6 +25,7 @@
 
 #include "proto/nbd-protocol.h"
 #include "shunt/shunt.h"
+#include "shunt_test.h"
 #include "tap.h"
 
 #define DISK (1u << 20)
@@ -94,6 +95,7 @@ struct fake {
   int stall_ms;              /* ... wait this long before the greeting, */
   _Atomic int stalling;      /* ... counted here while they wait */
   int hangup_from;           /* nonzero: connections from this index on are closed at once */
+  uint64_t size;             /* the size announced (0: DISK) */
   bool simple_only;          /* refuse structured replies (and extended headers) */
 };
 
@@ -377,7 +379,7 @@ static void serve_one(struct fake *f, int fd)
       opt_reply(fd, opt, NBD_REP_META_CONTEXT, m, sizeof m);
       opt_reply(fd, opt, NBD_REP_ACK, NULL, 0);
     } else if (opt == NBD_OPT_GO) {
-      struct nbd_info_export ie = { htobe16(NBD_INFO_EXPORT), htobe64(DISK),
+      struct nbd_info_export ie = { htobe16(NBD_INFO_EXPORT), htobe64(f->size ? f->size : DISK),
                                     htobe16(NBD_FLAG_HAS_FLAGS | NBD_FLAG_SEND_FLUSH |
                                             NBD_FLAG_SEND_TRIM | NBD_FLAG_SEND_WRITE_ZEROES |
                                             NBD_FLAG_CAN_MULTI_CONN | NBD_FLAG_SEND_FUA) };
@@ -536,14 +538,106 @@ static void stop(struct fake *f)
   free(f);
 }
 
-static int connect_to(struct fake *f, struct shunt_handle **h, const struct shunt_options *o)
+static int connect_to(struct fake *f, struct shunt_handle **h, const struct test_opts *o)
 {
   char uri[256], err[512];
   snprintf(uri, sizeof uri, "nbd+unix:///?socket=%s", f->path);
-  int r = shunt_connect(h, uri, o, err, sizeof err);
+  int r = test_connect(h, uri, o, err, sizeof err);
   if (r < 0)
     printf("# connect: %s\n", err);
   return r;
+}
+
+static void fake_uri(const struct fake *f, char *uri, size_t len)
+{
+  snprintf(uri, len, "nbd+unix:///?socket=%s", f->path);
+}
+
+/* A handle with reconnect, the failover URIs alt[0..nalt), connected to first. */
+static struct shunt_handle *failover_handle(const char *first, char alt[][256], int nalt,
+                                            unsigned attempts, unsigned deadline_ms)
+{
+  struct shunt_handle *h = shunt_create();
+  int r = shunt_set_reconnect(h, attempts, 10);
+  if (r == 0 && deadline_ms)
+    r = shunt_set_reconnect_deadline(h, deadline_ms);
+  for (int i = 0; r == 0 && i < nalt; i++)
+    r = shunt_add_uri(h, alt[i]);
+  if (r == 0)
+    r = shunt_connect_uri(h, first);
+  if (r < 0) {
+    printf("# failover connect: %s\n", shunt_last_error(h));
+    shunt_close(h);
+    return NULL;
+  }
+  return h;
+}
+
+/* Failover across servers of one disk: the first hangs up for good (its later
+ * connections are closed at once) and the next one takes over, though it
+ * does not offer extended headers; one announcing another size is refused;
+ * an unreachable first URI is skipped at connect; a deadline ends retries. */
+static void test_failover(void)
+{
+  char u[3][256], x[4096];
+  struct fake *a = start(true, 1), *b = start(false, 0), *c = start(false, 0);
+  a->hangup_from = 1;
+  c->size = DISK / 2;
+  fake_uri(a, u[0], sizeof u[0]);
+  fake_uri(b, u[1], sizeof u[1]);
+  fake_uri(c, u[2], sizeof u[2]);
+
+  struct shunt_handle *h = failover_handle(u[0], &u[1], 1, 4, 0);
+  ok(h && test_get_info(h).extended && !strcmp(shunt_get_uri(h), u[0]),
+     "failover: connected to the first URI, extended headers");
+  int r = h ? shunt_pread(h, x, sizeof x, DROP_OFFSET, 0) : -1;
+  ok(r == 0 && !memcmp(x, b->disk + DROP_OFFSET, sizeof x) &&
+     shunt_get_stat(h, SHUNT_STAT_FAILOVERS) == 1 && !strcmp(shunt_get_uri(h), u[1]) &&
+     shunt_get_flag(h, SHUNT_HAS_EXTENDED_HEADERS) == 0,
+     "failover: the read lost with the first server was answered by the second (%d, %s)", r,
+     h ? shunt_last_error(h) : "");
+  memset(x, 0x5a, sizeof x);
+  r = h ? shunt_pwrite(h, x, sizeof x, 8192, SHUNT_CMD_FUA) : -1;
+  ok(r == 0 && !memcmp(b->disk + 8192, x, sizeof x), "failover: writes go to the second server");
+  shunt_close(h);
+
+  /* The only other server has another size: refused, and the handle gives up. */
+  struct fake *a2 = start(false, 1);
+  a2->hangup_from = 1;
+  fake_uri(a2, u[0], sizeof u[0]);
+  h = failover_handle(u[0], &u[2], 1, 3, 0);
+  r = h ? shunt_pread(h, x, sizeof x, DROP_OFFSET, 0) : 0;
+  ok(r < 0 && strstr(shunt_last_error(h), "export size 524288 differs from 1048576") &&
+     shunt_get_stat(h, SHUNT_STAT_FAILOVERS) == 0,
+     "failover: a server with another size is refused (%d: %s)", r, h ? shunt_last_error(h) : "");
+  shunt_close(h);
+
+  /* The first URI does not answer at connect: the second one is used. */
+  char dead[1][256];
+  snprintf(dead[0], sizeof dead[0], "nbd+unix:///?socket=%s.none", b->path);
+  h = failover_handle(dead[0], &u[1], 1, 1, 0);
+  ok(h && !strcmp(shunt_get_uri(h), u[1]), "failover: connect skips a URI that does not answer");
+  shunt_close(h);
+
+  /* A deadline ends the attempts long before their count. */
+  struct fake *a3 = start(false, 1);
+  a3->hangup_from = 1;
+  fake_uri(a3, u[0], sizeof u[0]);
+  h = failover_handle(u[0], dead, 1, 1000000, 300);
+  r = h ? shunt_pread(h, x, sizeof x, DROP_OFFSET, 0) : 0;
+  unsigned attempts = 0;
+  const char *m = h ? strstr(shunt_last_error(h), "gave up after ") : NULL;
+  if (m)
+    attempts = (unsigned)strtoul(m + strlen("gave up after "), NULL, 10);
+  ok(r < 0 && attempts > 0 && attempts < 1000000,
+     "failover: the deadline ended the retries after %u attempts (%s)", attempts,
+     h ? shunt_last_error(h) : "");
+  shunt_close(h);
+  stop(a);
+  stop(b);
+  stop(c);
+  stop(a2);
+  stop(a3);
 }
 
 /* Read [off, off+len) into `pieces` scattered iovecs of odd sizes that point
@@ -593,11 +687,15 @@ struct ext_ctx {
   int n, holes;
   uint64_t next;
   bool contiguous;
+  bool foreign;              /* an extent of another context than base:allocation */
 };
 
-static void on_extent(void *user, uint64_t off, uint64_t len, uint32_t flags)
+static void on_extent(void *user, const char *context, uint64_t off, uint64_t len,
+                      uint32_t flags)
 {
   struct ext_ctx *e = user;
+  if (strcmp(context, "base:allocation"))
+    e->foreign = true;
   if (e->n && off != e->next)
     e->contiguous = false;
   e->next = off + len;
@@ -611,14 +709,14 @@ static void run_suite(bool extended)
   const char *m = extended ? "extended" : "compact";
   struct fake *f = start(extended, 0);
   struct shunt_handle *h;
-  struct shunt_options o = { .connections = 2 };
+  struct test_opts o = { .connections = 2 };
   int cr = connect_to(f, &h, &o);
   ok(cr == 0, "%s: connect", m);
   if (cr < 0) {
     stop(f);
     return;
   }
-  const struct shunt_info *in = shunt_get_info(h);
+  const struct test_info in_ = test_get_info(h), *in = &in_;
   ok(in->size == DISK && in->structured && in->extended == extended && in->block_status &&
      in->connections == 2 && in->can_multi_conn, "%s: negotiated structured=%d extended=%d bs=%d conns=%u",
      m, in->structured, in->extended, in->block_status, in->connections);
@@ -627,8 +725,8 @@ static void run_suite(bool extended)
   ok(scattered_read(h, f, 100 * 1024, 64 * 1024, 257), "%s: 257-iovec read across data and hole", m);
   ok(scattered_read(h, f, 3, 200000, 1001), "%s: 1001-iovec unaligned read", m);
   ok(scattered_read(h, f, 690 * 1024, 20 * 1024, 64), "%s: read around a 4 KiB hole", m);
-  struct shunt_stats st;
-  shunt_get_stats(h, &st);
+  struct test_stats st;
+  test_get_stats(h, &st);
   ok(st.chunks >= 25 && st.hole_bytes > 0, "%s: replies came as %llu chunks, %llu hole bytes", m,
      (unsigned long long)st.chunks, (unsigned long long)st.hole_bytes);
   ok(shunt_payload_bytes_copied(h) == 0 && st.bytes_read == 64 * 1024 + 200000 + 20 * 1024,
@@ -667,7 +765,7 @@ static void run_suite(bool extended)
 
   struct ext_ctx e = { .contiguous = true };
   ok(shunt_block_status(h, 0, 512 * 1024, 0, on_extent, &e) == 0 && e.n == 8 && e.holes == 2 &&
-     e.contiguous && e.next == 512 * 1024, "%s: block status: %d extents, %d holes", m, e.n, e.holes);
+     e.contiguous && !e.foreign && e.next == 512 * 1024, "%s: block status: %d extents, %d holes", m, e.n, e.holes);
 
   unsigned char x[4096];
   int r = shunt_pread(h, x, sizeof x, ERROR_OFFSET, 0);
@@ -732,8 +830,8 @@ static void overlap_suite(void)
     ok(connect_to(f, &h, NULL) == 0, "shuffled %s: connect", m);
     ok(scattered_read(h, f, 3, 200000, 1001), "shuffled %s: 200000-byte read, chunks in random order", m);
     ok(scattered_read(h, f, 100 * 1024, 64 * 1024, 257), "shuffled %s: data and holes", m);
-    struct shunt_stats st;
-    shunt_get_stats(h, &st);
+    struct test_stats st;
+    test_get_stats(h, &st);
     ok(st.chunks > 800 && st.hole_bytes > 0 && st.payload_bytes_copied == 0 && st.errors == 0,
        "shuffled %s: %llu chunks, %llu hole bytes, %llu bytes copied", m,
        (unsigned long long)st.chunks, (unsigned long long)st.hole_bytes,
@@ -774,7 +872,7 @@ static double now_s(void)
  * is down, or the read is over; true if the loss was seen. */
 static bool saw_loss(struct shunt_handle *h, struct bg_read *b)
 {
-  unsigned n = shunt_get_info(h)->connections;
+  unsigned n = test_get_info(h).connections;
   for (double end = now_s() + 20; now_s() < end && !b->done; usleep(1000))
     for (unsigned i = 0; i < n; i++)
       if (shunt_connection_fd(h, i) == -EINVAL)
@@ -787,13 +885,13 @@ static bool saw_loss(struct shunt_handle *h, struct bg_read *b)
  * must serve a read. */
 static bool calls_during_reconnect(struct shunt_handle *h, struct fake *f, const char *what)
 {
-  struct shunt_stats st;
+  struct test_stats st;
   unsigned n = shunt_in_flight(h);
-  shunt_get_stats(h, &st);
+  test_get_stats(h, &st);
   bool pending = st.reconnects == 0;
   unsigned char x[4096];
   int r = shunt_pread(h, x, sizeof x, 8192, 0);
-  shunt_get_stats(h, &st);
+  test_get_stats(h, &st);
   bool still = st.reconnects == 0;
   ok(n == 1 && pending, "%s: shunt_in_flight() from another thread returned %u while the "
      "reconnect was pending", what, n);
@@ -808,8 +906,8 @@ static void reconnect_threads(void)
   /* 1: a long backoff. */
   struct fake *f = start(false, 1);
   struct shunt_handle *h;
-  struct shunt_options o = { .connections = 2, .reconnect = 3, .reconnect_delay_ms = 3000 };
-  ok(connect_to(f, &h, &o) == 0 && shunt_get_info(h)->connections == 2, "backoff: connect, 2 connections");
+  struct test_opts o = { .connections = 2, .reconnect = 3, .reconnect_delay_ms = 3000 };
+  ok(connect_to(f, &h, &o) == 0 && test_get_info(h).connections == 2, "backoff: connect, 2 connections");
   struct bg_read *b = calloc(1, sizeof *b);
   b->h = h;
   pthread_t th;
@@ -819,8 +917,8 @@ static void reconnect_threads(void)
   if (seen)
     calls_during_reconnect(h, f, "backoff");
   pthread_join(th, NULL);
-  struct shunt_stats st;
-  shunt_get_stats(h, &st);
+  struct test_stats st;
+  test_get_stats(h, &st);
   ok(b->r == 0 && !memcmp(b->buf, f->disk + DROP_OFFSET, 4096) && st.reconnects == 1 &&
      st.retried == 1, "backoff: the read was retried after the reconnect (%d, %llu reconnects) %s",
      b->r, (unsigned long long)st.reconnects, b->msg);
@@ -832,7 +930,7 @@ static void reconnect_threads(void)
   f = start(false, 1);
   f->stall_from = 2;
   f->stall_ms = 3000;
-  struct shunt_options o2 = { .connections = 2, .reconnect = 3, .reconnect_delay_ms = 10 };
+  struct test_opts o2 = { .connections = 2, .reconnect = 3, .reconnect_delay_ms = 10 };
   ok(connect_to(f, &h, &o2) == 0, "slow handshake: connect");
   b = calloc(1, sizeof *b);
   b->h = h;
@@ -845,7 +943,7 @@ static void reconnect_threads(void)
     ok(f->stalling == 1, "slow handshake: ... and it still was when they returned");
   }
   pthread_join(th, NULL);
-  shunt_get_stats(h, &st);
+  test_get_stats(h, &st);
   ok(b->r == 0 && !memcmp(b->buf, f->disk + DROP_OFFSET, 4096) && st.reconnects == 1,
      "slow handshake: the read completed after the reconnect (%d) %s", b->r, b->msg);
   shunt_close(h);
@@ -856,7 +954,7 @@ static void reconnect_threads(void)
    * attempt; the other connection still works; then the last one is lost too. */
   f = start(false, 1);
   f->hangup_from = 2;
-  struct shunt_options o3 = { .connections = 2, .reconnect = 2, .reconnect_delay_ms = 10 };
+  struct test_opts o3 = { .connections = 2, .reconnect = 2, .reconnect_delay_ms = 10 };
   ok(connect_to(f, &h, &o3) == 0, "give up: connect");
   unsigned char x[4096];
   int r = shunt_pread(h, x, sizeof x, DROP_OFFSET, 0);
@@ -873,7 +971,7 @@ static void reconnect_threads(void)
   /* 3b: one connection, lost: a read submitted while it waits to reconnect is
    * queued for it (not refused with ENOTCONN) and sent once it is back. */
   f = start(false, 1);
-  struct shunt_options o3b = { .reconnect = 3, .reconnect_delay_ms = 300 };
+  struct test_opts o3b = { .reconnect = 3, .reconnect_delay_ms = 300 };
   ok(connect_to(f, &h, &o3b) == 0, "submit while down: connect");
   b = calloc(1, sizeof *b);
   b->h = h;
@@ -881,7 +979,7 @@ static void reconnect_threads(void)
   seen = saw_loss(h, b);
   r = shunt_pread(h, x, sizeof x, 8192, 0);
   pthread_join(th, NULL);
-  shunt_get_stats(h, &st);
+  test_get_stats(h, &st);
   ok(seen && r == 0 && !memcmp(x, f->disk + 8192, 4096) && b->r == 0 && st.reconnects == 1 &&
      st.retried == 1, "submit while down: the new read waited for the reconnect (%d, lost seen %d, "
      "%llu retried)", r, seen, (unsigned long long)st.retried);
@@ -892,7 +990,7 @@ static void reconnect_threads(void)
   /* 4: an event loop of its own (shunt_pollfds): the timer of the pending
    * reconnect is among the descriptors, so poll() without a timeout wakes for it. */
   f = start(false, 1);
-  struct shunt_options o4 = { .reconnect = 3, .reconnect_delay_ms = 50 };
+  struct test_opts o4 = { .reconnect = 3, .reconnect_delay_ms = 50 };
   ok(connect_to(f, &h, &o4) == 0, "pollfds: connect");
   struct async_ctx a = { 0 };
   struct iovec v = { x, sizeof x };
@@ -906,7 +1004,7 @@ static void reconnect_threads(void)
     if (shunt_pollfds_process(h, pfd, n) < 0)
       break;
   }
-  shunt_get_stats(h, &st);
+  test_get_stats(h, &st);
   ok(a.done == 1 && a.errors == 0 && !memcmp(x, f->disk + DROP_OFFSET, 4096) &&
      st.reconnects == 1 && timeouts == 0,
      "pollfds: read retried after the reconnect (%d done, %d errors, %d poll timeouts)", a.done,
@@ -923,9 +1021,9 @@ static long burst_reads(struct shunt_handle *h, struct fake *f, uint64_t *chunks
   enum { N = 16, BS = 4096 };
   static unsigned char buf[N][BS];
   struct async_ctx a = { 0 };
-  struct shunt_stats st0, st1;
+  struct test_stats st0, st1;
   memset(buf, 0xee, sizeof buf);
-  shunt_get_stats(h, &st0);
+  test_get_stats(h, &st0);
   for (int i = 0; i < N; i++) {
     struct iovec v = { buf[i], BS };
     if (shunt_aio_pread(h, &v, 1, (uint64_t)(i * 3 + 1) * BS + 17, 0, on_done, &a) < 0)
@@ -948,7 +1046,7 @@ static long burst_reads(struct shunt_handle *h, struct fake *f, uint64_t *chunks
   while (a.done < N)
     if (shunt_poll(h, 5000) < 0)
       return -1;
-  shunt_get_stats(h, &st1);
+  test_get_stats(h, &st1);
   for (int i = 0; i < N; i++)
     if (memcmp(buf[i], f->disk + (uint64_t)(i * 3 + 1) * BS + 17, BS))
       return -1;
@@ -966,7 +1064,7 @@ static void receive_calls_suite(void)
     struct fake *f = start(false, 0);
     f->simple_only = simple;
     struct shunt_handle *h;
-    ok(connect_to(f, &h, NULL) == 0 && shunt_get_info(h)->structured == !simple,
+    ok(connect_to(f, &h, NULL) == 0 && test_get_info(h).structured == !simple,
        "receive calls: %s: connect", m);
     uint64_t chunks = 0;
     long calls = burst_reads(h, f, &chunks);
@@ -1002,11 +1100,11 @@ int main(void)
   {
     struct fake *g = start(false, 0);
     struct shunt_handle *hc;
-    struct shunt_options co = { .copy_reads = true };
+    struct test_opts co = { .copy_reads = true };
     ok(connect_to(g, &hc, &co) == 0, "staged: connect");
     ok(scattered_read(hc, g, 100 * 1024, 64 * 1024, 257), "staged: scattered read still correct");
-    struct shunt_stats cs;
-    shunt_get_stats(hc, &cs);
+    struct test_stats cs;
+    test_get_stats(hc, &cs);
     ok(cs.payload_bytes_copied == 64 * 1024 - cs.hole_bytes && cs.payload_bytes_copied > 0,
        "staged: payload bytes copied %llu = data bytes (64 KiB - %llu hole bytes)",
        (unsigned long long)cs.payload_bytes_copied, (unsigned long long)cs.hole_bytes);
@@ -1041,9 +1139,9 @@ int main(void)
    * take the sockets, and speak NBD on them directly. */
   f = start(false, 0);
   {
-    struct shunt_options ao = { .connections = 2, .no_structured = true };
+    struct test_opts ao = { .connections = 2, .no_structured = true };
     ok(connect_to(f, &h, &ao) == 0, "release: connect");
-    const struct shunt_info *ai = shunt_get_info(h);
+    const struct test_info ai_ = test_get_info(h), *ai = &ai_;
     ok(!ai->structured && !ai->block_status && ai->connections == 2 &&
        shunt_connection_fd(h, 1) >= 0 && shunt_connection_fd(h, 2) == -EINVAL,
        "release: simple replies, 2 connections, fds visible");
@@ -1084,7 +1182,7 @@ int main(void)
   f = start(false, 0);
   f->old_server = true;
   ok(connect_to(f, &h, NULL) == 0, "old server: connect");
-  const struct shunt_info *in = shunt_get_info(h);
+  const struct test_info in_ = test_get_info(h), *in = &in_;
   ok(in->used_export_name && !in->structured && !in->block_status && in->size == DISK &&
      in->can_flush && !in->can_trim, "old server: EXPORT_NAME fallback, simple replies, flags");
   ok(scattered_read(h, f, 1000, 100000, 99) && shunt_payload_bytes_copied(h) == 0,
@@ -1123,8 +1221,8 @@ int main(void)
       f->chaos_handshake = true;
       char uri[256], err[512];
       snprintf(uri, sizeof uri, "nbd+unix:///?socket=%s", f->path);
-      struct shunt_options co = { .timeout_ms = 2000 };
-      int cr = shunt_connect(&h, uri, &co, err, sizeof err);
+      struct test_opts co = { .timeout_ms = 2000 };
+      int cr = test_connect(&h, uri, &co, err, sizeof err);
       if (cr < 0 && err[0])
         refused++;
       else if (cr == 0) {
@@ -1138,13 +1236,15 @@ int main(void)
        "%d happened to be valid", refused, accepted);
   }
 
+  test_failover();
+
   /* With reconnect, the request is retried on a new connection. */
   f = start(false, 2);
-  struct shunt_options o = { .reconnect = 3, .reconnect_delay_ms = 10 };
+  struct test_opts o = { .reconnect = 3, .reconnect_delay_ms = 10 };
   ok(connect_to(f, &h, &o) == 0, "reconnect: connect");
   r = shunt_pread(h, x, sizeof x, DROP_OFFSET, 0);
-  struct shunt_stats st;
-  shunt_get_stats(h, &st);
+  struct test_stats st;
+  test_get_stats(h, &st);
   ok(r == 0 && !memcmp(x, f->disk + DROP_OFFSET, 4096) && st.reconnects == 2 && st.retried == 2,
      "reconnect: read succeeded after %llu reconnects, %llu retries (r=%d)",
      (unsigned long long)st.reconnects, (unsigned long long)st.retried, r);

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "shunt/shunt.h"
+#include "shunt_test.h"
 #include "tap.h"
 
 #define THREADS 8
@@ -102,8 +103,8 @@ int main(void)
     usleep(25000);
   snprintf(uri, sizeof uri, "nbd+unix:///?socket=%s", sock);
   char err[512];
-  struct shunt_options o = { .connections = 2 };
-  int r = shunt_connect(&h, uri, &o, err, sizeof err);
+  struct test_opts o = { .connections = 2 };
+  int r = test_connect(&h, uri, &o, err, sizeof err);
   ok(r == 0, "connect to nbdkit (%s)", r ? err : "ok");
   if (r == 0) {
     pthread_t th[THREADS], at;

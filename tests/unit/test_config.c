@@ -8,6 +8,7 @@
 
 #include "common/log.h"
 #include "common/parse.h"
+#include "datapath/qosopt.h"
 #include "server/config.h"
 #include "server/export.h"
 #include "server/listener.h"
@@ -49,6 +50,17 @@ int main(void)
   ok(export_parse_spec("m=64M,backend=memory", &e, err, sizeof err) == 0 && !strcmp(e.backend, "memory"),
      "memory backend spec");
   export_config_free(&e);
+  ok(export_parse_spec("v=rbd/vm1@snap,backend=rbd,ceph-conf=/etc/c.conf,ceph-id=gw,ceph-cluster=east,lock=exclusive",
+                       &e, err, sizeof err) == 0 && !strcmp(e.backend, "rbd") && !strcmp(e.path, "rbd/vm1@snap")
+     && !strcmp(e.rbd.conf, "/etc/c.conf") && !strcmp(e.rbd.id, "gw") && !strcmp(e.rbd.cluster, "east")
+     && e.rbd.lock_exclusive, "rbd backend spec with its options");
+  export_config_free(&e);
+  ok(export_parse_spec("v=rbd/vm1,backend=rbd,lock=shared", &e, err, sizeof err) == -EINVAL && strstr(err, "lock"),
+     "lock= other than exclusive or auto refused: %s", err);
+  ok(export_parse_spec("v=rbd/vm1,backend=rbd,ceph-id", &e, err, sizeof err) == -EINVAL && strstr(err, "needs a value"),
+     "ceph-id without a value refused: %s", err);
+  ok(export_parse_spec("v=rbd/vm1,backend=rbd,ceph-conf=", &e, err, sizeof err) == -EINVAL && strstr(err, "empty"),
+     "an empty ceph-conf refused: %s", err);
   ok(export_parse_spec("x=/a,bogus", &e, err, sizeof err) == -EINVAL && strstr(err, "bogus"), "unknown option refused: %s", err);
   ok(export_parse_spec("x=/a,datapath=warp", &e, err, sizeof err) == -EINVAL, "unknown data path refused");
   ok(export_parse_spec("x=/a,backend=tape", &e, err, sizeof err) == -EINVAL, "unknown backend refused");
@@ -140,6 +152,29 @@ int main(void)
   ok(parse_size("16E", &v) == -ERANGE, "16E overflows");
   ok(parse_size("1.5G", &v) < 0 && parse_size("", &v) < 0 && parse_size("-1", &v) < 0, "junk refused");
   ok(parse_bool("yes", &b) == 0 && b && parse_bool("off", &b) == 0 && !b && parse_bool("maybe", &b) < 0, "booleans");
+  ok(parse_flag(NULL, &b) == 0 && b && parse_flag("off", &b) == 0 && !b && parse_flag("maybe", &b) < 0,
+     "flags: bare is true, else a boolean");
+  {
+    unsigned m;
+    int lvl;
+    ok(parse_mode("600", &m) == 0 && m == 0600 && parse_mode("0660", &m) == 0 && m == 0660, "modes in octal");
+    ok(parse_mode("", &m) < 0 && parse_mode("8", &m) < 0 && parse_mode("1000", &m) < 0 && parse_mode("-1", &m) < 0,
+       "bad modes refused");
+    ok(log_parse_level("debug", &lvl) == 0 && lvl == LOG_DEBUG && log_parse_level("error", &lvl) == 0
+       && lvl == LOG_ERROR && log_parse_level("loud", &lvl) < 0, "log levels by name");
+  }
+  {
+    struct sched_params p = { 0 };
+    struct dp_qos_config q = { 0 };
+    ok(qos_set_flow_option(&p, "weight", "7") == 0 && p.weight == 7 && qos_set_flow_option(&p, "limit-bw", "4M") == 0
+       && p.limit_bw == 4u << 20 && qos_set_flow_option(&p, "reserve-iops", "10") == 0 && p.reserve_iops == 10,
+       "scheduler flow options");
+    ok(qos_set_flow_option(&p, "weight", "0") == -EINVAL && qos_set_flow_option(&p, "weight", NULL) == -EINVAL
+       && qos_set_flow_option(&p, "queues", "2") == -ENOENT, "... bad values, and other keys left to the caller");
+    ok(qos_set_server_key(&q, "qos", "off") == 0 && q.off && qos_set_server_key(&q, "device-iops", "5000") == 0
+       && q.dev.device_iops == 5000 && qos_set_server_key(&q, "qos-key", "addr") == 0 && q.key == DP_QOS_KEY_ADDR
+       && qos_set_server_key(&q, "threads", "2") == -ENOENT, "scheduler server keys");
+  }
 
   ok(listener_split("127.0.0.1:10809", host, sizeof host, port, sizeof port) == 0 && !strcmp(host, "127.0.0.1")
      && !strcmp(port, "10809"), "v4 host:port");

@@ -67,14 +67,14 @@ int main(void)
   /* The default: auto on a file, copy on a memory backend. */
   ok(setup(&a, img1, NULL, false) == 0 && a.datapath == &datapath_auto, "no datapath=: auto");
   ok(setup(&m, "1M", NULL, false) == 0 && m.datapath == &datapath_copy && !dp_export_writes_direct(&m)
-     && dp_export_tls_path(&m) == &datapath_copy, "memory backend: copy, TLS copy");
+     && dp_export_tls_path(&m) == &datapath_tls, "memory backend: copy, TLS path (reads as copy: no mapping)");
   ok(a.map != NULL, "auto maps the file");
 
   /* Two exports of one file share it; another file has its own. */
   ok(setup(&b, img1, "mmap", false) == 0 && b.file == a.file && b.wlock == a.wlock, "same file: one dp_file, one range lock");
   ok(setup(&c, img2, NULL, false) == 0 && c.file != a.file && c.wlock != a.wlock, "another file: its own");
-  ok(!dp_export_writes_direct(&a) && dp_export_tls_path(&a) == &datapath_copy,
-     "auto beside mmap (a page-cache writer): buffered writes, TLS copy");
+  ok(!dp_export_writes_direct(&a) && dp_export_tls_path(&a) == &datapath_tls,
+     "auto beside mmap (a page-cache writer): buffered writes, TLS path (writes as copy)");
   if (direct)
     ok(dp_export_writes_direct(&c) && dp_export_tls_path(&c) == &datapath_tls_direct,
        "auto alone: O_DIRECT writes, TLS writes as direct");

@@ -99,6 +99,20 @@ int main(void)
   ok(vhost_config_add_spec(&cfg, "/b.sock=/x.img", err, sizeof err) == 0 &&
      vhost_config_check(&cfg, err, sizeof err) == -EINVAL && strstr(err, "twice"), "a socket twice: %s", err);
   vhost_config_free(&cfg);
+  ok(spec("/r.sock=rbd/vm1,backend=rbd,ceph-id=gw,lock=exclusive", &cfg, err, sizeof err) == 0 &&
+     !strcmp(cfg.devs[0].backend, "rbd") && !strcmp(cfg.devs[0].rbd.id, "gw") && cfg.devs[0].rbd.lock_exclusive &&
+     vhost_config_check(&cfg, err, sizeof err) == 0, "an rbd source with its options");
+  vhost_config_free(&cfg);
+  ok(spec("/r.sock=/x.img,ceph-id=gw", &cfg, err, sizeof err) == 0 &&
+     vhost_config_check(&cfg, err, sizeof err) == -EINVAL && strstr(err, "options of backend=rbd"),
+     "rbd options on a file source refused: %s", err);
+  vhost_config_free(&cfg);
+  ok(spec("/r.sock=nbd://h/e,backend=rbd", &cfg, err, sizeof err) == 0 &&
+     vhost_config_check(&cfg, err, sizeof err) == -EINVAL && strstr(err, "not a URI"),
+     "backend=rbd with a URI refused: %s", err);
+  vhost_config_free(&cfg);
+  ok(spec("/r.sock=rbd/vm1,backend=tape", &cfg, err, sizeof err) == -EINVAL, "an unknown backend refused");
+  vhost_config_free(&cfg);
   ok(load("[vhost /d.sock]\nqueues = 2\n", &cfg, err, sizeof err) == 0 &&
      vhost_config_check(&cfg, err, sizeof err) == -EINVAL && strstr(err, "no source"), "no source: %s", err);
   vhost_config_free(&cfg);
@@ -114,6 +128,26 @@ int main(void)
      "an unknown device key names its line: %s", err);
   vhost_config_free(&cfg);
   ok(load("[vhost]\n", &cfg, err, sizeof err) == -EINVAL, "[vhost] without a socket refused");
+  vhost_config_free(&cfg);
+  ok(spec("/s=/i,weight=300,reserve-iops=50,limit-iops=200,limit-bw=8M", &cfg, err, sizeof err) == 0 &&
+     cfg.devs[0].qos.weight == 300 && cfg.devs[0].qos.reserve_iops == 50 && cfg.devs[0].qos.limit_iops == 200 &&
+     cfg.devs[0].qos.limit_bw == 8u << 20 && vhost_config_check(&cfg, err, sizeof err) == 0,
+     "the scheduler's options on a file");
+  vhost_config_free(&cfg);
+  ok(spec("/s=/i,weight=0", &cfg, err, sizeof err) == -EINVAL && strstr(err, "weight"), "weight=0: %s", err);
+  vhost_config_free(&cfg);
+  ok(spec("/s=nbd://h/e,limit-iops=10", &cfg, err, sizeof err) == 0 &&
+     vhost_config_check(&cfg, err, sizeof err) == -EINVAL && strstr(err, "remote"), "... refused for an NBD source: %s",
+     err);
+  vhost_config_free(&cfg);
+  ok(load("[server]\nsocket-mode = 660\nqos = off\ndevice-bw = 100M\n[vhost /q.sock]\nsource = /q\nweight = 5\n",
+          &cfg, err, sizeof err) == 0 && cfg.socket_mode == 0660 && cfg.qos.off &&
+     cfg.qos.dev.device_bw == 100u << 20 && cfg.devs[0].qos.weight == 5, "socket-mode and scheduler keys in a file");
+  vhost_config_free(&cfg);
+  vhost_config_init(&cfg);
+  ok(cfg.socket_mode == 0600 && vhost_config_set_key(&cfg, "socket-mode", "0", err, sizeof err) == -EINVAL &&
+     vhost_config_set_key(&cfg, "qos-key", "addr", err, sizeof err) == -EINVAL, "sockets 0600 by default; "
+     "socket-mode 0 and qos-key refused");
   vhost_config_free(&cfg);
   return tap_done();
 }

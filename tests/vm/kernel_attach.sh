@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # tests/vm/kernel_attach.sh: `shunt attach` in guests against a server on the host.
 #  1. one guest: attach, ext4, detach, re-attach with 2 connections, verify; then
-#     --persist while the host kills and restarts the server under I/O; without
+#     --persist while the host kills and restarts the server under I/O; --persist
+#     with a --failover gateway while the host kills the first one for good; without
 #     --persist, a server that stops answering ends in an error within --timeout, not a hang;
 #  2. two guests attach one export at once, each writes its own region with FUA,
 #     flushes, and verifies the other's data.
@@ -29,12 +30,20 @@ start_server() {
 
 export VM_EXTRA_BINS=$SHUNT
 SIZE=$((64 * 1024 * 1024))
+# Two gateways of one image, for --persist --failover.
+truncate -s $SIZE "$T/fo.img"
+PA=$(free_port)
+start_server "$T/fo.img" "$PA" || { tap_fail "gateway A starts"; tap_done; exit 1; }
+GA=$SERVER_PID
+PB=$(free_port)
+start_server "$T/fo.img" "$PB" || { tap_fail "gateway B starts"; tap_done; exit 1; }
 truncate -s $SIZE "$T/disk.img"
 PORT=$(free_port)
 start_server "$T/disk.img" "$PORT" || { tap_fail "server starts"; tap_done; exit 1; }
 URI=nbd://10.0.2.2:$PORT/disk
 
-vm_start attach "$VM_DIR/guest/kernel_attach.sh" SHUNT_BIN="$SHUNT" URI="$URI" SIZE=$SIZE
+vm_start attach "$VM_DIR/guest/kernel_attach.sh" SHUNT_BIN="$SHUNT" URI="$URI" SIZE=$SIZE \
+  URIA="nbd://10.0.2.2:$PA/disk" URIB="nbd://10.0.2.2:$PB/disk"
 if vm_wait_mark attach io-running "$VM_TIMEOUT"; then
   kill -KILL "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null
   sleep 2
@@ -46,6 +55,15 @@ fi
 if vm_wait_mark attach fs-done "$VM_TIMEOUT"; then
   tap_check "host: e2fsck of the served image is clean" e2fsck -fn "$T/disk.img"
   vm_send attach fs-checked
+fi
+# --persist --failover: gateway A dies for good under I/O; B serves the same image.
+if vm_wait_mark attach io-running2 "$VM_TIMEOUT"; then
+  kill -KILL "$GA"; wait "$GA" 2>/dev/null
+  tap_ok "host: gateway A killed under I/O (not restarted)"
+  vm_send attach gateway-killed
+fi
+if vm_wait_mark attach failover-done "$VM_TIMEOUT"; then
+  tap_check "host: e2fsck of the image behind both gateways is clean" e2fsck -fn "$T/fo.img"
 fi
 # A server that stops answering but keeps its connections open (a hung or partitioned
 # host): only the request timeout can end the guest's wait.

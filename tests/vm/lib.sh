@@ -7,6 +7,7 @@
 #   vm_wait_mark NAME MARK [SECS]    wait until the guest ran `g_mark MARK`
 #   vm_send NAME WORD                the guest's `g_wait_host WORD` returns
 #   vm_report NAME                   turn the guest's results into TAP lines here
+#                                    (VM_REPORT_KILLED=1: the host killed it on purpose)
 #   vm_vhost_require                 fail the test (TAP) when the vhost-user backend is missing
 #   vm_vhost_start SPEC...           start the vhost-user-blk backend for SOCK=IMG[,OPT]...
 #   vm_vhost_kill                    SIGKILL that backend (and reap it)
@@ -26,7 +27,9 @@
 # dependencies), e2fsprogs, GNU dd, nbd-client and their libraries; it is cached under
 # tests/vm/cache/. Per boot, a second small cpio with the script, its variables and the
 # binaries of VM_EXTRA_BINS (e.g. "$SHUNT") and the files of VM_EXTRA_FILES (as
-# /data/BASENAME) is appended. Guests report on ttyS1
+# /data/BASENAME) and the kernel modules of VM_EXTRA_MODULES (with the dependencies the
+# base lacks; guest/init loads them too) is appended. VM_QEMU_ARGS is appended to qemu's
+# command line (words split on blanks: e.g. a second NIC). Guests report on ttyS1
 # (results) and ttyS0 (console log, kept in $T/NAME.console).
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
@@ -45,6 +48,8 @@ VM_BASE_BINS=${VM_BASE_BINS:-"/usr/sbin/mke2fs /usr/sbin/mkfs.ext4 /usr/sbin/e2f
   /usr/sbin/nbd-client /usr/bin/cmp /usr/sbin/blkdiscard"}
 VM_EXTRA_BINS=${VM_EXTRA_BINS:-}
 VM_EXTRA_FILES=${VM_EXTRA_FILES:-}
+VM_EXTRA_MODULES=${VM_EXTRA_MODULES:-}
+VM_QEMU_ARGS=${VM_QEMU_ARGS:-}
 VM_SMP=${VM_SMP:-1}
 VM_VHOST_SOCKS=${VM_VHOST_SOCKS:-}
 VM_VHOST_QUEUES=${VM_VHOST_QUEUES:-1}
@@ -116,6 +121,11 @@ _vm_base() {
   out=$VM_CACHE/base-$key.cpio
   [ -s "$out" ] && { echo "$out"; return 0; }
   mkdir -p "$VM_CACHE"
+  # Two tests (parallel lanes) may both find it missing: one builds, the other waits for it.
+  local lock
+  exec {lock}>"$VM_CACHE/.build.lock"
+  flock "$lock"
+  if [ -s "$out" ]; then exec {lock}>&-; echo "$out"; return 0; fi
   stage=$(mktemp -d "$VM_CACHE/.stage.XXXXXX")
   mkdir -p "$stage"/{bin,sbin,usr/bin,usr/sbin,lib/modules,etc,proc,sys,dev,tmp,mnt,root}
   cp /bin/busybox "$stage/bin/busybox"
@@ -123,7 +133,7 @@ _vm_base() {
     [ -e "$stage/$f" ] || ln -s /bin/busybox "$stage/$f"
   done
   for f in $VM_BASE_BINS; do
-    [ -e "$f" ] || { echo "vm: $f missing on the host" >&2; rm -rf "$stage"; return 1; }
+    [ -e "$f" ] || { echo "vm: $f missing on the host" >&2; rm -rf "$stage"; exec {lock}>&-; return 1; }
     rm -f "$stage$f"
     _vm_copy_bin "$stage" "$f"
   done
@@ -139,11 +149,34 @@ _vm_base() {
   done
   cp "$VM_DIR/guest/init" "$stage/init" && chmod 755 "$stage/init"
   cp "$VM_DIR/guest/vmtest.sh" "$stage/lib/vmtest.sh"
-  _vm_cpio "$stage" "$stage.cpio" || { rm -rf "$stage" "$stage.cpio"; return 1; }
+  _vm_cpio "$stage" "$stage.cpio" || { rm -rf "$stage" "$stage.cpio"; exec {lock}>&-; return 1; }
   rm -rf "$stage"
   rm -f "$VM_CACHE"/base-*.cpio
   mv "$stage.cpio" "$out"   # atomic: a concurrent run sees all or nothing
+  exec {lock}>&-
   echo "$out"
+}
+
+# _vm_extra_modules ROOT: stage the modules of VM_EXTRA_MODULES, with their dependencies
+# that the base initramfs lacks, under ROOT/lib/modules and list them in load order in
+# ROOT/etc/vm-modules.extra (guest/init loads them after the base ones).
+_vm_extra_modules() {
+  local root=$1 base mods m
+  [ -n "$VM_EXTRA_MODULES" ] || return 0
+  base=$(_vm_mod_paths $VM_MODULES) || return 1
+  mods=$(_vm_mod_paths $VM_EXTRA_MODULES) || return 1
+  mkdir -p "$root/etc"
+  : >"$root/etc/vm-modules.extra"
+  for m in $mods; do
+    grep -qxF "$m" <<<"$base" && continue
+    mkdir -p "$root/lib/modules/$(dirname "$m")"
+    case $m in
+      *.xz) xz -dc "$VM_MODDIR/$m" >"$root/lib/modules/${m%.xz}"; m=${m%.xz} ;;
+      *.zst) zstd -qdc "$VM_MODDIR/$m" >"$root/lib/modules/${m%.zst}"; m=${m%.zst} ;;
+      *) cp "$VM_MODDIR/$m" "$root/lib/modules/$m" ;;
+    esac
+    echo "$m" >>"$root/etc/vm-modules.extra"
+  done
 }
 
 # vm_start NAME SCRIPT [VAR=VALUE...]: boot a guest in the background that runs SCRIPT
@@ -157,6 +190,7 @@ vm_start() {
   : >"$extra/test.env"
   for kv in "$@"; do printf 'export %s=%q\n' "${kv%%=*}" "${kv#*=}" >>"$extra/test.env"; done
   for kv in $VM_EXTRA_BINS; do _vm_copy_bin "$extra" "$kv"; done
+  _vm_extra_modules "$extra" || { tap_fail "$name: stage VM_EXTRA_MODULES ($VM_EXTRA_MODULES)"; return 1; }
   mkdir -p "$extra/data"
   for kv in $VM_EXTRA_FILES; do cp "$kv" "$extra/data/"; done
   _vm_cpio "$extra" "$T/$name.extra.cpio"
@@ -171,10 +205,10 @@ vm_start() {
     -machine pc,accel=tcg -m "$VM_MEM" -smp "$VM_SMP" \
     -nodefaults -no-user-config -display none -no-reboot \
     -kernel "$VM_KERNEL" -initrd "$T/$name.initrd" \
-    -append "console=ttyS0 panic=-1 loglevel=5 mitigations=off i8042.noaux i8042.nokbd tsc=reliable" \
+    -append "console=ttyS0 panic=-1 loglevel=5 mitigations=off i8042.noaux i8042.nokbd tsc=reliable no_timer_check" \
     -serial "file:$T/$name.console" -serial "file:$T/$name.results" \
     -chardev "pipe,id=ctl,path=$T/$name.ctl" -serial chardev:ctl \
-    -netdev user,id=n0 -device virtio-net-pci,netdev=n0 "${vhost[@]}" \
+    -netdev user,id=n0 -device virtio-net-pci,netdev=n0 "${vhost[@]}" $VM_QEMU_ARGS \
     >"$T/$name.qemu.log" 2>&1 &
   eval "_vm_pid_$name=$!"
   _cleanup_pids+=("$!")
@@ -358,7 +392,14 @@ vm_report() {
       "VMNOTE "*) echo "# $name: ${line#VMNOTE }" ;;
     esac
   done <"$T/$name.results"
-  if tr -d '\r' <"$T/$name.results" | grep -q '^VMTAP end rc=0$'; then
+  if [ -n "${VM_REPORT_KILLED:-}" ]; then
+    # The host killed it on purpose: its results up to then count, no end is expected.
+    if tr -d '\r' <"$T/$name.results" | grep -q '^VMTAP end '; then
+      tap_fail "$name: killed by the host before its script ended (it ended first)"; failed=1
+    else
+      tap_ok "$name: killed by the host before its script ended (${total}s)"
+    fi
+  elif tr -d '\r' <"$T/$name.results" | grep -q '^VMTAP end rc=0$'; then
     tap_ok "$name: guest ran its script to the end and powered off (${total}s)"
   else
     tap_fail "$name: guest ran its script to the end and powered off (qemu rc $rc after ${total}s; timeout ${VM_TIMEOUT}s)"

@@ -1,6 +1,7 @@
 # tests/vm/guest/kernel_attach.sh: runs inside the guest (see kernel_attach.sh).
 # `shunt attach` against the host's server at $URI: ext4, detach, re-attach with two
-# connections, then --persist across a server kill and restart under I/O.
+# connections, then --persist across a server kill and restart under I/O, then
+# --persist with a --failover gateway ($URIB) when the first one ($URIA) dies.
 S=$SHUNT_BIN
 show() { sed 's/^/guest:   /' "$@"; }
 
@@ -81,6 +82,52 @@ wait $MON
 g_check "the --persist monitor ended after detach, status 0" test $? = 0
 g_mark fs-done
 g_wait_host fs-checked 120
+
+# --persist --failover: two gateways of one image; the host kills A for good under
+# I/O and the monitor gives the kernel sockets to B: no error reaches the filesystem.
+$S attach --persist -C 2 --failover "$URIB" "$URIA" /dev/nbd3 >/tmp/fo.out 2>/tmp/fo.err &
+MON=$!
+i=0
+while ! grep -q /dev/nbd3 /tmp/fo.out && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+g_must "shunt attach --persist --failover on /dev/nbd3" grep -qx /dev/nbd3 /tmp/fo.out
+g_must "mkfs.ext4 on /dev/nbd3" /usr/sbin/mkfs.ext4 -q -F /dev/nbd3
+g_must "mount /dev/nbd3" mount -t ext4 /dev/nbd3 /mnt
+mkdir -p /mnt/q
+: >/tmp/qsums
+rm -f /tmp/count /tmp/stop
+( i=0
+  while [ ! -e /tmp/stop ]; do
+    { echo "chunk $i"; cat /tmp/rnd; } >/tmp/chunk
+    md5sum </tmp/chunk | sed "s|-\$|/mnt/q/c$i|" >>/tmp/qsums
+    /usr/bin/dd if=/tmp/chunk of=/mnt/q/c$i bs=64k conv=fsync status=none || exit 1
+    i=$((i + 1))
+    echo $i >/tmp/count
+  done ) &
+W=$!
+i=0
+while [ "$(count)" -lt 2 ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+g_mark io-running2
+g_wait_host gateway-killed 120
+n=$(count)
+i=0
+while [ "$(count)" -lt $((n + 3)) ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
+touch /tmp/stop
+wait $W
+g_check "writes with fsync went on after gateway A died ($(count) chunks)" test $? = 0
+g_check "the monitor reconnected to gateway B" grep -q "reconnected to $URIB" /tmp/fo.err
+while read -r l; do g_note "monitor: $l"; done </tmp/fo.err
+sync
+echo 3 >/proc/sys/vm/drop_caches
+g_check "every chunk reads back intact through gateway B" md5sum -c /tmp/qsums
+g_check "umount" umount /mnt
+g_check "e2fsck clean after the failover" /usr/sbin/e2fsck -fn /dev/nbd3
+g_check "no I/O error reached the block layer" sh -c "! dmesg | grep -iE 'I/O error|blk_update_request'"
+g_check "shunt detach /dev/nbd3" $S detach /dev/nbd3
+i=0
+while kill -0 $MON 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+wait $MON
+g_check "the --persist --failover monitor ended after detach, status 0" test $? = 0
+g_mark failover-done
 
 # Without --persist, a server that stops answering (its connections stay open) must end in
 # an error, not in processes stuck in D state (NetworkBlockDevice/nbd #92, #93): --timeout

@@ -1,0 +1,540 @@
+/* rbd.c: the `rbd` backend: an image (or one of its snapshots) in a Ceph
+ * cluster, through librbd's asynchronous API.  librbd finishes requests on its
+ * own threads; each completion is posted to the engine of the worker that
+ * submitted it (engine_post: a short list and an eventfd the ring reads), so
+ * a bio completes on its own worker.  One cluster connection and one image
+ * handle serve every connection to the export. */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <rados/librados.h>
+#include <rbd/librbd.h>
+
+#include "backend/backend.h"
+
+/* A client without op timeouts in its ceph.conf gets these (seconds): an OSD
+ * or monitor that stops answering fails requests instead of hanging them. */
+#define RBD_DEFAULT_OP_TIMEOUT "30"
+/* Without fast-diff, allocation is read object by object: at most this many
+ * bytes per extents() call. */
+#define RBD_SLOW_DIFF_MAX (UINT64_C(256) << 20)
+/* lock=exclusive: a write without the lock retries taking it at most this often. */
+#define RBD_LOCK_RETRY_NS 1000000000LL
+/* A blocklisted client reopens at most this often. */
+#define RBD_REOPEN_MIN_NS 1000000000LL
+
+/* One connection to the cluster and the image opened through it.  A
+ * blocklisted connection is replaced; the old one is kept (bios may still
+ * hold it) and closed with the backend. */
+struct rbd_handle {
+  rados_t cluster;
+  rados_ioctx_t ioctx;
+  rbd_image_t image;
+  struct rbd_handle *retired_next;
+};
+
+struct rbd_priv {
+  char *pool, *image, *snap;
+  struct backend_rbd_options opt;
+  bool fast_diff;
+  _Atomic(struct rbd_handle *) cur;
+  pthread_mutex_t reopen_lock;    /* reopening; the retired list */
+  struct rbd_handle *retired;
+  int64_t reopened_ns;
+  atomic_bool lock_held;          /* lock=exclusive: this gateway owns the lock */
+  _Atomic int64_t lock_tried_ns;
+};
+
+static int64_t now_ns(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static void handle_close(struct rbd_handle *h, bool release_lock)
+{
+  if (h->image) {
+    if (release_lock)
+      rbd_lock_release(h->image);
+    rbd_close(h->image);
+  }
+  if (h->ioctx)
+    rados_ioctx_destroy(h->ioctx);
+  if (h->cluster)
+    rados_shutdown(h->cluster);
+  free(h);
+}
+
+/* Give the client op timeouts unless its configuration has them. */
+static void set_default_timeouts(rados_t cl)
+{
+  static const char *const keys[] = { "rados_osd_op_timeout", "rados_mon_op_timeout" };
+  char v[64];
+
+  for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+    if (rados_conf_get(cl, keys[i], v, sizeof v) == 0 && strtod(v, NULL) == 0)
+      rados_conf_set(cl, keys[i], RBD_DEFAULT_OP_TIMEOUT);
+}
+
+static int handle_connect(const struct rbd_priv *p, bool read_only, struct rbd_handle **out,
+                          char *err, size_t errlen);
+
+/* Connect and open the image.  Returns 0 or -errno with a message in err.
+ * The threads librados and librbd start take no signals: the process's
+ * SIGTERM or SIGHUP must reach the thread that waits for it, not kill the
+ * process from a thread that has them unblocked. */
+static int handle_open(const struct rbd_priv *p, bool read_only, struct rbd_handle **out,
+                       char *err, size_t errlen)
+{
+  sigset_t all, old;
+  int r;
+
+  sigfillset(&all);
+  sigdelset(&all, SIGSEGV); sigdelset(&all, SIGBUS); sigdelset(&all, SIGFPE);
+  sigdelset(&all, SIGILL); sigdelset(&all, SIGABRT);
+  pthread_sigmask(SIG_BLOCK, &all, &old);
+  r = handle_connect(p, read_only, out, err, errlen);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  return r;
+}
+
+static int handle_connect(const struct rbd_priv *p, bool read_only, struct rbd_handle **out,
+                          char *err, size_t errlen)
+{
+  struct rbd_handle *h = calloc(1, sizeof *h);
+  char name[256];
+  int r;
+
+  if (!h) {
+    snprintf(err, errlen, "out of memory");
+    return -ENOMEM;
+  }
+  snprintf(name, sizeof name, "client.%s", p->opt.id ? p->opt.id : "admin");
+  if ((r = rados_create2(&h->cluster, p->opt.cluster ? p->opt.cluster : "ceph", name, 0)) < 0) {
+    h->cluster = NULL;
+    snprintf(err, errlen, "rbd: cannot create a Ceph client %s: %s", name, strerror(-r));
+    goto fail;
+  }
+  if ((r = rados_conf_read_file(h->cluster, p->opt.conf)) < 0) {
+    snprintf(err, errlen, "rbd: cannot read %s: %s", p->opt.conf ? p->opt.conf : "a ceph.conf "
+             "($CEPH_CONF, /etc/ceph/$cluster.conf, ~/.ceph/$cluster.conf)", strerror(-r));
+    goto fail;
+  }
+  rados_conf_parse_env(h->cluster, NULL);   /* CEPH_ARGS */
+  set_default_timeouts(h->cluster);
+  if ((r = rados_connect(h->cluster)) < 0) {
+    char to[64] = "?";
+    rados_conf_get(h->cluster, "client_mount_timeout", to, sizeof to);
+    snprintf(err, errlen, "rbd: cannot connect to the Ceph cluster as %s (client_mount_timeout %.0f s): %s",
+             name, strtod(to, NULL), strerror(-r));
+    rados_shutdown(h->cluster);
+    h->cluster = NULL;
+    goto fail;
+  }
+  if ((r = rados_ioctx_create(h->cluster, p->pool, &h->ioctx)) < 0) {
+    h->ioctx = NULL;
+    snprintf(err, errlen, r == -ENOENT ? "rbd: no pool '%s' in the cluster" : "rbd: pool '%s': %s",
+             p->pool, strerror(-r));
+    goto fail;
+  }
+  r = read_only ? rbd_open_read_only(h->ioctx, p->image, &h->image, p->snap)
+                : rbd_open(h->ioctx, p->image, &h->image, NULL);
+  if (r < 0) {
+    h->image = NULL;
+    if (r == -ENOENT)
+      snprintf(err, errlen, p->snap ? "rbd: no image '%s/%s' with a snapshot '%s'" : "rbd: no image '%s/%s'",
+               p->pool, p->image, p->snap);
+    else
+      snprintf(err, errlen, "rbd: cannot open image '%s/%s': %s", p->pool, p->image, strerror(-r));
+    goto fail;
+  }
+  *out = h;
+  return 0;
+fail:
+  handle_close(h, false);
+  return r;
+}
+
+/* lock=exclusive: take the image's lock; librbd then refuses to hand it over. */
+static int take_lock(struct rbd_priv *p, struct rbd_handle *h)
+{
+  int r = rbd_lock_acquire(h->image, RBD_LOCK_MODE_EXCLUSIVE);
+  atomic_store(&p->lock_tried_ns, now_ns());
+  atomic_store(&p->lock_held, r == 0);
+  return r;
+}
+
+/* A blocklisted client's requests all fail: connect again (once for every
+ * bio that saw it on handle h). */
+static void reopen(struct backend *b, struct rbd_handle *h)
+{
+  struct rbd_priv *p = b->priv;
+  struct rbd_handle *nh;
+  char err[256];
+
+  pthread_mutex_lock(&p->reopen_lock);
+  if (atomic_load(&p->cur) == h && now_ns() - p->reopened_ns >= RBD_REOPEN_MIN_NS) {
+    p->reopened_ns = now_ns();
+    if (handle_open(p, b->read_only, &nh, err, sizeof err) == 0) {
+      if (p->opt.lock_exclusive)
+        take_lock(p, nh);
+      h->retired_next = p->retired;
+      p->retired = h;
+      atomic_store(&p->cur, nh);
+      fprintf(stderr, "shunt: rbd %s/%s: the client was blocklisted; reopened the image\n", p->pool, p->image);
+    } else {
+      fprintf(stderr, "shunt: rbd %s/%s: the client was blocklisted; reopening failed: %s\n",
+              p->pool, p->image, err);
+    }
+  }
+  pthread_mutex_unlock(&p->reopen_lock);
+}
+
+static void rbd_start(struct bio *io, enum bio_type op);
+
+/* On the worker (posted by aio_done): finish the bio or start its next step. */
+static void rbd_finish(struct engine_op *op, int res, uint32_t flags)
+{
+  struct bio *io = (struct bio *)((char *)op - offsetof(struct bio, op));
+  (void)flags;
+
+  io->eng->pending--;
+  if (res == -ESHUTDOWN) {   /* librados's EBLOCKLISTED */
+    reopen(io->be, (struct rbd_handle *)(uintptr_t)io->progress);
+    res = -EIO;
+  }
+  if (res == -ETIMEDOUT)
+    res = -EIO;
+  /* FUA: the write is acknowledged once a flush after it completed. */
+  if (res == 0 && io->stage == 0 && (io->flags & BIO_FUA) && io->type != BIO_READ && io->type != BIO_FLUSH) {
+    io->stage = 1;
+    rbd_start(io, BIO_FLUSH);
+    return;
+  }
+  io->complete(io, res);
+}
+
+/* On one of librbd's threads: hand the result to the bio's worker. */
+static void aio_done(rbd_completion_t c, void *arg)
+{
+  struct bio *io = arg;
+  ssize_t r = rbd_aio_get_return_value(c);
+  int res = 0;
+
+  rbd_aio_release(c);
+  if (r < 0)
+    res = (int)r;
+  else if (io->type == BIO_READ && io->stage == 0 && (uint64_t)r != io->length)
+    res = -EIO;   /* past the end of an image that shrank */
+  io->op.cb = rbd_finish;
+  engine_post(io->eng, &io->op, res);
+}
+
+/* Hand one request to librbd (op: the bio's own type, or FLUSH for FUA). */
+static void rbd_start(struct bio *io, enum bio_type op)
+{
+  struct rbd_priv *p = io->be->priv;
+  struct rbd_handle *h = atomic_load(&p->cur);
+  rbd_completion_t c;
+  int r;
+
+  io->progress = (uintptr_t)h;
+  if ((r = rbd_aio_create_completion(io, aio_done, &c)) < 0) {
+    backend_complete_later(io, r);
+    return;
+  }
+  switch (op) {
+  case BIO_READ:
+    r = rbd_aio_read(h->image, io->offset, io->length, io->buf, c);
+    break;
+  case BIO_WRITE:
+    r = rbd_aio_write(h->image, io->offset, io->length, io->buf, c);
+    break;
+  case BIO_FLUSH:
+    r = rbd_aio_flush(h->image, c);
+    break;
+  case BIO_TRIM:
+    r = rbd_aio_discard(h->image, io->offset, io->length, c);
+    break;
+  case BIO_ZERO:
+    /* Reads back as zeroes either way; NO_HOLE keeps the range allocated. */
+    r = rbd_aio_write_zeroes(h->image, io->offset, io->length, c,
+                             (io->flags & BIO_NO_HOLE) ? RBD_WRITE_ZEROES_FLAG_THICK_PROVISION : 0, 0);
+    break;
+  default:
+    r = -EINVAL;
+    break;
+  }
+  if (r < 0) {
+    rbd_aio_release(c);
+    backend_complete_later(io, r);
+    return;
+  }
+  io->eng->pending++;   /* the worker waits for the post */
+}
+
+/* lock=exclusive: true when this gateway holds the lock (retrying at most once
+ * a second while another does). */
+static bool have_lock(struct rbd_priv *p)
+{
+  if (atomic_load(&p->lock_held))
+    return true;
+  if (now_ns() - atomic_load(&p->lock_tried_ns) < RBD_LOCK_RETRY_NS)
+    return false;
+  return take_lock(p, atomic_load(&p->cur)) == 0;
+}
+
+static void rbd_submit(struct backend *b, struct engine *e, struct bio *io)
+{
+  struct rbd_priv *p = b->priv;
+  (void)e;
+
+  switch (io->type) {
+  case BIO_CACHE:
+    backend_complete_later(io, 0);   /* librbd reads on demand; nothing to warm */
+    return;
+  case BIO_WRITE: case BIO_TRIM: case BIO_ZERO:
+    if (b->read_only) {
+      backend_complete_later(io, -EROFS);
+      return;
+    }
+    if (io->type == BIO_ZERO && (io->flags & BIO_FAST_ZERO)) {
+      backend_complete_later(io, -ENOTSUP);
+      return;
+    }
+    if (p->opt.lock_exclusive && !have_lock(p)) {
+      backend_complete_later(io, -EROFS);   /* another client holds the lock */
+      return;
+    }
+    break;
+  default:
+    break;
+  }
+  rbd_start(io, io->type);
+}
+
+/* Turning rbd_diff_iterate2's runs of data into extents. */
+struct diff_walk {
+  uint64_t pos, end;
+  struct backend_extent *ext;
+  size_t max, n;
+  bool full;
+};
+
+static void walk_add(struct diff_walk *w, uint64_t len, uint32_t flags)
+{
+  if (len == 0 || w->full)
+    return;
+  if (w->n && w->ext[w->n - 1].flags == flags) {
+    w->ext[w->n - 1].length += len;
+  } else if (w->n == w->max) {
+    w->full = true;
+    return;
+  } else {
+    w->ext[w->n].length = len;
+    w->ext[w->n].flags = flags;
+    w->n++;
+  }
+  w->pos += len;
+}
+
+static int diff_cb(uint64_t off, size_t len, int exists, void *arg)
+{
+  struct diff_walk *w = arg;
+  uint64_t end = off + len;
+
+  if (end > w->end)
+    end = w->end;
+  if (off < w->pos)
+    off = w->pos;
+  if (off >= end)
+    return 0;
+  walk_add(w, off - w->pos, BACKEND_EXTENT_HOLE | BACKEND_EXTENT_ZERO);
+  walk_add(w, end - off, exists ? 0 : BACKEND_EXTENT_HOLE | BACKEND_EXTENT_ZERO);
+  return w->full ? -ECANCELED : 0;
+}
+
+static int rbd_extents(struct backend *b, uint64_t offset, uint64_t length,
+                       struct backend_extent *ext, size_t max, size_t *n)
+{
+  struct rbd_priv *p = b->priv;
+  struct rbd_handle *h = atomic_load(&p->cur);
+  uint64_t size = __atomic_load_n(&b->size, __ATOMIC_RELAXED);
+  struct diff_walk w = { .pos = offset, .ext = ext, .max = max };
+  int r;
+
+  if (offset >= size || max == 0)
+    return -EIO;
+  if (length > size - offset)
+    length = size - offset;
+  if (!p->fast_diff && length > RBD_SLOW_DIFF_MAX)
+    length = RBD_SLOW_DIFF_MAX;
+  w.end = offset + length;
+  r = rbd_diff_iterate2(h->image, NULL, offset, length, 1, p->fast_diff, diff_cb, &w);
+  if (r < 0 && !(r == -ECANCELED && w.full))
+    return r == -ETIMEDOUT || r == -ESHUTDOWN ? -EIO : r;
+  if (!w.full)
+    walk_add(&w, w.end - w.pos, BACKEND_EXTENT_HOLE | BACKEND_EXTENT_ZERO);
+  *n = w.n;
+  return w.n ? 0 : -EIO;
+}
+
+static int rbd_flush_sync(struct backend *b)
+{
+  struct rbd_priv *p = b->priv;
+  return b->read_only ? 0 : rbd_flush(atomic_load(&p->cur)->image);
+}
+
+static int rbd_refresh(struct backend *b)
+{
+  struct rbd_priv *p = b->priv;
+  uint64_t size;
+  int r = rbd_get_size(atomic_load(&p->cur)->image, &size);
+
+  if (r == 0)
+    __atomic_store_n(&b->size, size, __ATOMIC_RELAXED);
+  return r;
+}
+
+static void priv_free(struct rbd_priv *p)
+{
+  free(p->pool);
+  backend_rbd_options_free(&p->opt);
+  pthread_mutex_destroy(&p->reopen_lock);
+  free(p);
+}
+
+static void rbd_backend_close(struct backend *b)
+{
+  struct rbd_priv *p = b->priv;
+  struct rbd_handle *h = atomic_load(&p->cur);
+
+  handle_close(h, atomic_load(&p->lock_held));
+  while ((h = p->retired)) {
+    p->retired = h->retired_next;
+    handle_close(h, false);
+  }
+  priv_free(p);
+  free(b);
+}
+
+static const struct backend_ops rbd_ops = {
+  .name = "rbd",
+  .submit = rbd_submit,
+  .extents = rbd_extents,
+  .flush_sync = rbd_flush_sync,
+  .refresh = rbd_refresh,
+  .close = rbd_backend_close,
+};
+
+/* Split POOL/IMAGE[@SNAP] into p's pool, image and snap (one allocation). */
+static int parse_spec(struct rbd_priv *p, const char *spec, char *err, size_t errlen)
+{
+  char *slash, *at;
+
+  if (!(p->pool = strdup(spec))) {
+    snprintf(err, errlen, "out of memory");
+    return -ENOMEM;
+  }
+  slash = strchr(p->pool, '/');
+  if (!slash || slash == p->pool || !slash[1] || strchr(slash + 1, '/')) {
+    snprintf(err, errlen, "rbd: '%s' is not POOL/IMAGE[@SNAP]", spec);
+    return -EINVAL;
+  }
+  *slash = '\0';
+  p->image = slash + 1;
+  if ((at = strchr(p->image, '@'))) {
+    *at = '\0';
+    p->snap = at + 1;
+    if (!*p->snap || at == p->image) {
+      snprintf(err, errlen, "rbd: '%s' is not POOL/IMAGE[@SNAP]", spec);
+      return -EINVAL;
+    }
+  }
+  return 0;
+}
+
+static int copy_opts(struct backend_rbd_options *dst, const struct backend_rbd_options *o)
+{
+  if (!o)
+    return 0;
+  dst->lock_exclusive = o->lock_exclusive;
+  if ((o->conf && !(dst->conf = strdup(o->conf))) || (o->id && !(dst->id = strdup(o->id))) ||
+      (o->cluster && !(dst->cluster = strdup(o->cluster))))
+    return -ENOMEM;
+  return 0;
+}
+
+int backend_rbd_open(const char *spec, bool read_only, const struct backend_rbd_options *o,
+                     struct backend **out, char *err, size_t errlen)
+{
+  struct backend *b = calloc(1, sizeof *b);
+  struct rbd_priv *p = calloc(1, sizeof *p);
+  struct rbd_handle *h;
+  uint64_t features = 0, size = 0;
+  int r;
+
+  if (!b || !p) {
+    free(b); free(p);
+    snprintf(err, errlen, "out of memory");
+    return -ENOMEM;
+  }
+  pthread_mutex_init(&p->reopen_lock, NULL);
+  if ((r = parse_spec(p, spec, err, errlen)) < 0)
+    goto fail;
+  if ((r = copy_opts(&p->opt, o)) < 0) {
+    snprintf(err, errlen, "out of memory");
+    goto fail;
+  }
+  if (p->snap)
+    read_only = true;   /* a snapshot cannot be written */
+  if (p->opt.lock_exclusive && read_only) {
+    snprintf(err, errlen, "rbd: lock=exclusive is for a writable image, not a snapshot or a read-only export");
+    r = -EINVAL;
+    goto fail;
+  }
+  if ((r = handle_open(p, read_only, &h, err, errlen)) < 0)
+    goto fail;
+  atomic_store(&p->cur, h);
+  if ((r = rbd_get_size(h->image, &size)) < 0 || (r = rbd_get_features(h->image, &features)) < 0) {
+    snprintf(err, errlen, "rbd: image '%s/%s': %s", p->pool, p->image, strerror(-r));
+    handle_close(h, false);
+    goto fail;
+  }
+  p->fast_diff = (features & RBD_FEATURE_FAST_DIFF) != 0;
+  if (p->opt.lock_exclusive) {
+    if (!(features & RBD_FEATURE_EXCLUSIVE_LOCK)) {
+      snprintf(err, errlen, "rbd: lock=exclusive: image '%s/%s' lacks the exclusive-lock feature "
+               "(rbd feature enable %s/%s exclusive-lock)", p->pool, p->image, p->pool, p->image);
+      handle_close(h, false);
+      r = -EINVAL;
+      goto fail;
+    }
+    if ((r = take_lock(p, h)) < 0)
+      fprintf(stderr, "shunt: rbd %s/%s: lock=exclusive: another client holds the lock (%s); "
+              "writes fail with EROFS until this gateway takes it\n", p->pool, p->image, strerror(-r));
+  }
+  b->ops = &rbd_ops;
+  b->priv = p;
+  b->fd = -1;
+  b->size = size;
+  b->read_only = read_only;
+  b->can_flush = b->can_cache = true;
+  b->can_trim = b->can_zero = !read_only;
+  b->can_fast_zero = false;
+  b->rotational = false;
+  *out = b;
+  return 0;
+fail:
+  priv_free(p);
+  free(b);
+  return r;
+}

@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# rbd_faults.sh: backend=rbd when Ceph misbehaves, and two gateways on one image.
+# The OSD stopped (SIGSTOP) under a connection: its requests fail (rados op
+# timeout) instead of hanging, the connection stays up, and after SIGCONT the same
+# connection writes and reads again.  A blocklisted gateway reopens the image and
+# serves again.  Two gateways on one exclusive-lock image write in turn (librbd
+# passes the lock), each write seen by the other and by Ceph; a lock=exclusive
+# gateway keeps the lock: the other gateways' writes are refused (EPERM) until it
+# stops.
+. "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/rbd_lib.sh"
+need_deps
+rbd_require
+
+img=$(rbd_image faults 32M) && two=$(rbd_image two 32M) || { tap_fail "rbd create"; tap_done; exit 1; }
+
+# serve NAME SPEC...: a gateway of its own; sets NAME_PORT and NAME_PID.
+serve() {
+  local name=$1 port; shift
+  port=$(free_port)
+  "$SHUNT" serve --listen "127.0.0.1:$port" "$@" >>"$T/$name.log" 2>&1 &
+  _cleanup_pids+=($!)
+  eval "${name}_PORT=$port ${name}_PID=$!"
+  wait_port "$port" 30 || { echo "gateway $name did not start:"; cat "$T/$name.log"; return 1; }
+}
+
+# --- the OSD stops answering
+serve g "d=$img,backend=rbd" || { tap_fail "gateway started"; tap_done; exit 1; }
+osd=$(rbd_osd_pid)
+cat >"$T/stall.py" <<'PY'
+import nbd, os, signal, subprocess, sys, time
+uri, osd = sys.argv[1], int(sys.argv[2])
+h = nbd.NBD()
+h.connect_uri(uri)
+buf = b"\x5a" * 65536
+h.pwrite(buf, 0)
+print("ok - a write before the stall")
+# Requests in flight when the OSD stops, and one sent after.
+cookies = [h.aio_pwrite(nbd.Buffer.from_bytearray(bytearray(buf)), 65536 * (i + 1)) for i in range(4)]
+os.kill(osd, signal.SIGSTOP)
+try:
+    failed = 0
+    try:
+        h.pwrite(b"\x11" * 4096, 1 << 20)
+    except nbd.Error as e:
+        failed += 1
+        print("# the write during the stall:", e)
+    while h.aio_in_flight() > 0:
+        h.poll(-1)
+    for c in cookies:
+        try:
+            h.aio_command_completed(c)
+        except nbd.Error as e:
+            failed += 1
+    print(("ok" if failed else "not ok") + " - requests during the stall fail with an error (%d failed)" % failed)
+finally:
+    os.kill(osd, signal.SIGCONT)
+print(("ok" if h.aio_is_ready() else "not ok") + " - the connection is still up after the errors")
+# The OSD may need a moment to answer again: retry for a while (bounded).
+for i in range(60):
+    try:
+        h.pwrite(b"\x77" * 65536, 2 << 20)
+        break
+    except nbd.Error:
+        time.sleep(1)
+back = h.pread(65536, 2 << 20)
+print(("ok" if back == b"\x77" * 65536 else "not ok") + " - after SIGCONT the same connection writes and reads back")
+h.flush()
+h.shutdown()
+PY
+tap_relay timeout 300 /usr/bin/python3 "$T/stall.py" "nbd://127.0.0.1:$g_PORT/d" "$osd"
+tap_check "the gateway lived through the stall" kill -0 "$g_PID"
+
+# --- blocklisted: the gateway reopens the image
+addr=$(timeout 30 rbd status "$img" --format json 2>/dev/null | /usr/bin/python3 -c \
+  'import json,sys; w=json.load(sys.stdin)["watchers"]; print(w[0]["address"] if w else "")')
+if [ -n "$addr" ] && timeout 30 ceph osd blocklist add "$addr" >/dev/null 2>&1; then
+  blocklisted() {
+    local i
+    for i in $(seq 60); do
+      timeout 60 qemu-io -f raw -c 'write -P 0x3e 0 64k' -c 'read -P 0x3e 0 64k' "nbd://127.0.0.1:$g_PORT/d" \
+        >/dev/null 2>&1 && return 0
+      sleep 1
+    done
+    return 1
+  }
+  tap_check "blocklisted: after the failures, writes and reads work again (the image reopened)" blocklisted
+  tap_check "blocklisted: the gateway logged the reopen" grep -q 'blocklisted; reopened the image' "$T/g.log"
+  timeout 30 ceph osd blocklist rm "$addr" >/dev/null 2>&1
+else
+  tap_fail "found the gateway's address in rbd status and blocklisted it ($addr)"
+fi
+kill -TERM "$g_PID"; wait "$g_PID" 2>/dev/null
+
+# --- two gateways on one image, writing in turn
+serve a "d=$two,backend=rbd" && serve b "d=$two,backend=rbd" || { tap_fail "two gateways started"; tap_done; exit 1; }
+truncate -s 32M "$T/expect"
+turns() {
+  local i g p
+  for i in 1 2 3 4; do
+    for g in a b; do
+      p=$(eval echo "\$${g}_PORT")
+      timeout 60 qemu-io -f raw -c "write -P $i$((i % 2)) $((i * 64))k 64k" "nbd://127.0.0.1:$p/d" >/dev/null || return 1
+      # the other gateway reads what this one wrote
+      [ $g = a ] && p=$b_PORT || p=$a_PORT
+      timeout 60 qemu-io -f raw -c "read -P $i$((i % 2)) $((i * 64))k 64k" "nbd://127.0.0.1:$p/d" >/dev/null || return 1
+    done
+    /usr/bin/python3 -c 'import sys; f=open(sys.argv[1],"r+b"); f.seek(int(sys.argv[2])*65536); f.write(bytes([int(sys.argv[3])])*65536)' \
+      "$T/expect" "$i" "$i$((i % 2))"
+  done
+}
+tap_check "two gateways write in turn, each reads the other's writes" turns
+tap_check "rbd export: the image holds every write" rbd_same "$two" "$T/expect"
+
+# --- lock=exclusive
+kill -TERM "$b_PID"; wait "$b_PID" 2>/dev/null
+serve x "d=$two,backend=rbd,lock=exclusive" || tap_fail "gateway with lock=exclusive started"
+tap_check "lock=exclusive: its writes go through" \
+  timeout 60 qemu-io -f raw -c 'write -P 0x61 0 64k' "nbd://127.0.0.1:$x_PORT/d"
+refused() {  # PORT: a write there fails with EPERM
+  timeout 60 qemu-io -f raw -c 'write -P 0x62 0 64k' "nbd://127.0.0.1:$1/d" 2>&1 | tee "$T/refused.out"
+  grep -q 'Operation not permitted' "$T/refused.out"
+}
+tap_check "lock=exclusive: the other gateway's writes are refused (EPERM)" refused "$a_PORT"
+tap_check "lock=exclusive: the other gateway still reads" \
+  timeout 60 qemu-io -f raw -c 'read -P 0x61 0 64k' "nbd://127.0.0.1:$a_PORT/d"
+serve y "d=$two,backend=rbd,lock=exclusive" || tap_fail "second gateway with lock=exclusive started"
+tap_check "lock=exclusive twice: the second one refuses writes while the first holds the lock" refused "$y_PORT"
+tap_check "the second lock=exclusive gateway logged that another client holds the lock" \
+  grep -q 'another client holds the lock' "$T/y.log"
+kill -TERM "$x_PID"; wait "$x_PID" 2>/dev/null
+takes_over() {
+  local i
+  for i in $(seq 30); do
+    timeout 60 qemu-io -f raw -c 'write -P 0x63 0 64k' "nbd://127.0.0.1:$y_PORT/d" >/dev/null 2>&1 && return 0
+    sleep 1
+  done
+  return 1
+}
+tap_check "once the first stopped, the second takes the lock and writes" takes_over
+tap_check "rbd export: the last write is in the image" \
+  bash -c "timeout 60 rbd export --no-progress '$two' - 2>/dev/null | head -c 65536 | cmp - <(head -c 65536 /dev/zero | tr '\\0' '\\143')"
+tap_done

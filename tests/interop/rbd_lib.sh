@@ -1,0 +1,73 @@
+# tests/interop/rbd_lib.sh: sourced by the rbd_*.sh tests (not a test: not
+# executable), after ../lib.sh.  The tests share one Ceph cluster
+# (tests/ceph/cluster.sh): the first one starts it, tests/run.sh stops it.
+#   rbd_require            start (or join) the cluster; on failure one failed test and exit
+#                          (a build without librbd, -Drbd=disabled: one SKIP and exit)
+#   rbd_image NAME SIZE    create a fresh image POOL/NAME-$$; prints POOL/NAME-$$
+#   rbd_same SPEC FILE     the image's bytes (rbd export) equal FILE's
+#   rbd_alloc SPEC         the image's allocated runs, one "OFFSET LENGTH" a line
+#                          (rbd diff --whole-object, adjacent runs merged)
+#   rbd_osd_pid            the OSD's PID (for SIGSTOP/SIGCONT)
+# Images are removed at exit.
+_rbd_images=()
+
+rbd_require() {
+  local b=${SHUNT_BUILD:-$SHUNT_TOP/build}
+  if [ -f "$b/build.ninja" ] && ! grep -q SHUNT_HAVE_RBD "$b/build.ninja"; then
+    tap_skip "backend=rbd ($(basename "$0"))" "$(basename "$b") was built without librbd (meson -Drbd)"
+    tap_done
+    exit 0
+  fi
+  "$SHUNT_TOP/scripts/deps.sh" ceph >/dev/null 2>&1
+  local out
+  if ! out=$("$SHUNT_TOP/tests/ceph/cluster.sh" start 2>&1); then
+    tap_fail "the Ceph test cluster started (tests/ceph/cluster.sh start)"
+    echo "$out" | sed 's/^/# /'
+    tap_done
+    exit 1
+  fi
+  eval "$(echo "$out" | grep '^export ')"
+  POOL=$SHUNT_CEPH_POOL
+  trap '_rbd_cleanup; _cleanup' EXIT
+}
+
+_rbd_cleanup() {
+  local p i
+  for p in "${_cleanup_pids[@]}"; do kill -CONT "$p" 2>/dev/null; kill "$p" 2>/dev/null; done
+  for p in "${_cleanup_pids[@]}"; do wait "$p" 2>/dev/null; done
+  _cleanup_pids=()
+  for i in "${_rbd_images[@]}"; do
+    timeout 30 rbd snap purge "$i" >/dev/null 2>&1
+    timeout 30 rbd rm "$i" >/dev/null 2>&1
+  done
+}
+
+rbd_image() {
+  local spec=$POOL/$1-$$
+  timeout 30 rbd create --size "$2" "$spec" >/dev/null || return 1
+  _rbd_images+=("$spec")
+  echo "$spec"
+}
+
+rbd_same() {
+  rm -f "$T/.rbd_export"
+  timeout 60 rbd export --no-progress "$1" "$T/.rbd_export" >/dev/null 2>&1 || { echo "rbd export $1 failed"; return 1; }
+  cmp "$T/.rbd_export" "$2"
+}
+
+rbd_alloc() {
+  timeout 60 rbd diff --whole-object --format json "$1" | /usr/bin/python3 -c '
+import json, sys
+runs = []
+for e in json.load(sys.stdin):
+    if e["exists"] != "true" and e["exists"] is not True:
+        continue
+    if runs and runs[-1][0] + runs[-1][1] == e["offset"]:
+        runs[-1][1] += e["length"]
+    else:
+        runs.append([e["offset"], e["length"]])
+for o, l in runs:
+    print(o, l)'
+}
+
+rbd_osd_pid() { cat "${SHUNT_CEPH_DIR:-$SHUNT_TOP/build/ceph-state}/run/osd.0.pid"; }
