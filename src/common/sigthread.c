@@ -19,6 +19,8 @@ static void *run(void *arg)
   while (sigwait(&set, &sig) == 0 && !atomic_load(&t->quit)) {
     if (sig == SIGUSR1)
       t->on_usr1(t->arg);
+    else if (sig == SIGHUP && t->on_hup)
+      t->on_hup(t->arg);
     else if (sig == SIGHUP)
       log_msg(LOG_WARN, NULL, NULL, "SIGHUP: %s", t->hup_msg);
     else

@@ -1,7 +1,8 @@
 /* sigthread.h: the thread of `shunt serve` and `shunt vhost` that takes
- * SIGUSR1 (write the statistics), SIGHUP and SIGUSR2 (logged and ignored:
- * their default action would kill the process without its clean shutdown)
- * with sigwait().  The caller blocks those signals in every thread first. */
+ * SIGUSR1 (write the statistics), SIGHUP (reload, when the caller has a
+ * reload; else logged and ignored) and SIGUSR2 (logged and ignored: their
+ * default action would kill the process without its clean shutdown) with
+ * sigwait().  The caller blocks those signals in every thread first. */
 #ifndef SHUNT_COMMON_SIGTHREAD_H
 #define SHUNT_COMMON_SIGTHREAD_H
 
@@ -12,7 +13,10 @@
 struct sigthread {
   void (*on_usr1)(void *arg);
   void *arg;
-  const char *hup_msg;      /* logged on SIGHUP ("SIGHUP: <hup_msg>") */
+  const char *hup_msg;      /* logged on SIGHUP ("SIGHUP: <hup_msg>") without on_hup */
+  /* Set before sigthread_start (NULL: none): runs on SIGHUP, on this thread
+   * (SIGUSR1 waits for it), with the same arg as on_usr1. */
+  void (*on_hup)(void *arg);
   pthread_t tid;
   atomic_bool quit;
   bool started;

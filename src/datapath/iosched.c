@@ -65,6 +65,32 @@ void sched_flow_remove(struct sched *s, struct sched_flow *f)
   f->s = NULL;
 }
 
+struct sched_req *sched_flow_cancel(struct sched *s, struct sched_flow *f,
+                                    bool (*match)(const struct sched_req *r, void *arg), void *arg,
+                                    uint64_t now)
+{
+  struct sched_req *out = NULL, **out_tail = &out, *old_head = f->head;
+
+  f->tail = &f->head;
+  for (struct sched_req *r = f->head, *next; r; r = next) {
+    next = r->next;
+    r->next = NULL;
+    if (match && !match(r, arg)) {
+      *f->tail = r;
+      f->tail = &r->next;
+      continue;
+    }
+    *out_tail = r;
+    out_tail = &r->next;
+    f->queued--;
+    s->queued--;
+  }
+  *f->tail = NULL;
+  if (f->head != old_head)
+    f->head_since = now;   /* a new head starts its wait (for the throttled time) */
+  return out;
+}
+
 static uint64_t cost_of(const struct sched *s, uint64_t bytes, bool write)
 {
   uint64_t c = s->t_req + ((bytes * s->t_byte16) >> 16);

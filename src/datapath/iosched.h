@@ -118,6 +118,15 @@ void sched_flow_set(struct sched_flow *f, const struct sched_params *p);
  * complete: sched_complete does not touch their flow). */
 void sched_flow_remove(struct sched *s, struct sched_flow *f);
 
+/* Take out of f's queue, at time now, the queued requests for which
+ * match(r, arg) is true (every one when match is NULL): their source is
+ * gone, they will never be dispatched.  The others keep their order and
+ * their place.  Returns the requests taken, linked through next in queue
+ * order (NULL: none).  Requests already dispatched are not touched. */
+struct sched_req *sched_flow_cancel(struct sched *s, struct sched_flow *f,
+                                    bool (*match)(const struct sched_req *r, void *arg), void *arg,
+                                    uint64_t now);
+
 /* Queue r (bytes long, a write or not) for flow f at time now. */
 void sched_submit(struct sched *s, struct sched_flow *f, struct sched_req *r, uint64_t bytes, bool write,
                   uint64_t now);

@@ -36,6 +36,10 @@ struct dp_device {
   struct sched s;
   struct dp_flow *flows;
   bool timer_armed;
+  /* Timers armed and callbacks of them still running: while any, the
+   * device is not freed (a reload may close its last export while the
+   * workers run; sweep() frees it later). */
+  unsigned timer_users;
   struct engine *timer_eng;       /* the loop the timer is armed on */
   struct engine_op timer_op;
   struct __kernel_timespec timer_ts;
@@ -44,6 +48,27 @@ struct dp_device {
 
 static pthread_mutex_t devices_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct dp_device *devices;
+
+/* Free the devices no export uses and no timer callback will touch.
+ * Under devices_mu. */
+static void sweep(void)
+{
+  for (struct dp_device **p = &devices, *d; (d = *p);) {
+    unsigned users = 0;
+    if (!d->refs) {
+      pthread_mutex_lock(&d->lock);
+      users = d->timer_users;
+      pthread_mutex_unlock(&d->lock);
+    }
+    if (d->refs || users) {
+      p = &d->next;
+      continue;
+    }
+    *p = d->next;
+    pthread_mutex_destroy(&d->lock);
+    free(d);
+  }
+}
 
 int dp_qos_join(struct dp_export *dx)
 {
@@ -82,16 +107,25 @@ void dp_qos_leave(struct dp_export *dx)
     return;
   dx->qdev = NULL;
   pthread_mutex_lock(&devices_mu);
-  if (--d->refs == 0) {
-    for (struct dp_device **p = &devices; *p; p = &(*p)->next)
-      if (*p == d) {
-        *p = d->next;
-        break;
-      }
-    pthread_mutex_destroy(&d->lock);
-    free(d);
-  }
+  d->refs--;
+  sweep();
   pthread_mutex_unlock(&devices_mu);
+}
+
+void dp_qos_set(struct dp_export *dx, const struct sched_params *p)
+{
+  struct dp_device *d = dx->qdev;
+
+  if (!d) {
+    dx->qos = *p;
+    return;
+  }
+  pthread_mutex_lock(&d->lock);   /* dp_flow_get reads dx->qos under it */
+  dx->qos = *p;
+  for (struct dp_flow *f = d->flows; f; f = f->next)
+    if (f->export == dx)
+      sched_flow_set(&f->sf, p);
+  pthread_mutex_unlock(&d->lock);
 }
 
 struct dp_flow *dp_flow_get(struct dp_export *dx, const char *key)
@@ -142,6 +176,37 @@ void dp_flow_put(struct dp_flow *f)
     free(f);
   }
   pthread_mutex_unlock(&d->lock);
+}
+
+/* A queued request of sink arg that may be dropped: not a WRITE on a path
+ * that writes the payload as it arrives (payload_progress), whose early
+ * writes may still be running: that one enters the device as usual. */
+static bool cancellable(const struct sched_req *sr, void *arg)
+{
+  const struct request *r = container_of(sr, struct request, qos_req);
+  return r->sink == arg && !(r->hdr.type == NBD_CMD_WRITE && r->dp->payload_progress);
+}
+
+unsigned dp_flow_cancel(struct dp_flow *f, const struct request_sink *sink)
+{
+  struct sched_req *sr, *next;
+  unsigned n = 0;
+
+  if (!f)
+    return 0;
+  pthread_mutex_lock(&f->dev->lock);
+  sr = f->sf.queued ? sched_flow_cancel(&f->dev->s, &f->sf, cancellable, (void *)sink, dp_now()) : NULL;
+  pthread_mutex_unlock(&f->dev->lock);
+  for (; sr; sr = next, n++) {
+    struct request *r = container_of(sr, struct request, qos_req);
+    next = sr->next;
+    r->qos_state = DP_QOS_DONE;   /* never counted against the device */
+    if (r->qos_abort)
+      request_finish(r);
+    else
+      request_reply_status(r, NBD_ESHUTDOWN, "the connection is closing");
+  }
+  return n;
 }
 
 /* The commands that use the device. */
@@ -223,6 +288,9 @@ static void timer_cb(struct engine_op *op, int res, uint32_t flags)
   d->timer_armed = false;
   pthread_mutex_unlock(&d->lock);
   pump(d, d->timer_eng, NULL);   /* the loop running this callback */
+  pthread_mutex_lock(&d->lock);
+  d->timer_users--;              /* the last touch: sweep() may free d now */
+  pthread_mutex_unlock(&d->lock);
 }
 
 /* Under d->lock. */
@@ -234,6 +302,7 @@ static void arm_timer(struct dp_device *d, struct engine *e, uint64_t wake, uint
   if (!e)
     return;
   d->timer_armed = true;
+  d->timer_users++;
   d->timer_eng = e;
   d->timer_ts.tv_sec = (long long)(ns / 1000000000ull);
   d->timer_ts.tv_nsec = (long long)(ns % 1000000000ull);

@@ -21,6 +21,7 @@
 struct dp_export;
 struct json;
 struct request;
+struct request_sink;
 
 /* How flows are formed (--qos-key). */
 enum dp_qos_key { DP_QOS_KEY_CONN, DP_QOS_KEY_ADDR, DP_QOS_KEY_TLS };
@@ -57,6 +58,11 @@ int dp_qos_join(struct dp_export *dx);
 /* Leave it (export close: no request in flight). */
 void dp_qos_leave(struct dp_export *dx);
 
+/* New parameters for dx's flows (a configuration reload): its flows now
+ * open take them at once (queued requests keep their place; a raised limit
+ * lets them in at the latest at the next timer tick), new flows too. */
+void dp_qos_set(struct dp_export *dx, const struct sched_params *p);
+
 /* A flow of export dx for a new source of requests: key NULL for one of
  * its own, else the flow of that key (shared, counted).  NULL when dx is
  * not scheduled (dp_qos.off) or on ENOMEM (then its requests go
@@ -66,6 +72,16 @@ struct dp_flow *dp_flow_get(struct dp_export *dx, const char *key);
 /* Drop a flow got from dp_flow_get (the source is gone: none of its
  * requests waits in the queue any more). */
 void dp_flow_put(struct dp_flow *f);
+
+/* sink is going away (its connection failed, or its client hung up
+ * without NBD_CMD_DISC): its requests still queued in flow f never enter
+ * the device.  Each is answered NBD_ESHUTDOWN at once (a request whose
+ * payload never came is just finished), on the caller's loop, which must
+ * be the sink's.  Requests already let in run to their end, and so does a
+ * WRITE on a path that writes its payload as it arrives (its early writes
+ * may be running).  Returns how many were cancelled.  With f NULL
+ * (unscheduled), nothing. */
+unsigned dp_flow_cancel(struct dp_flow *f, const struct request_sink *sink);
 
 /* Run r (validated; a WRITE's payload complete in r->buf) once its
  * device lets it in: now when it may go at once, else later on r's loop.

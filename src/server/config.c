@@ -214,6 +214,62 @@ bad:
   return -EINVAL;
 }
 
+static bool same_str(const char *a, const char *b)
+{
+  return a == b || (a && b && !strcmp(a, b));
+}
+
+static bool same_strv(char *const *a, size_t na, char *const *b, size_t nb)
+{
+  if (na != nb)
+    return false;
+  for (size_t i = 0; i < na; i++)
+    if (strcmp(a[i], b[i]))
+      return false;
+  return true;
+}
+
+size_t config_server_diff(const struct server_config *a, const struct server_config *b,
+                          const char **keys, size_t max)
+{
+  const struct tls_config *ta = &a->tls, *tb = &b->tls;
+  struct { const char *key; bool same; } f[] = {
+    { "listen", same_strv(a->listen, a->nlisten, b->listen, b->nlisten) },
+    { "unix", same_strv(a->unix_paths, a->nunix, b->unix_paths, b->nunix) },
+    { "threads", a->threads == b->threads },
+    { "log", a->log_level == b->log_level && a->log_target == b->log_target },
+    { "max-inflight", a->max_inflight == b->max_inflight },
+    { "handshake-timeout", a->handshake_timeout == b->handshake_timeout },
+    { "max-connections", a->max_connections == b->max_connections },
+    { "send-timeout", a->send_timeout == b->send_timeout },
+    { "memory-budget", a->memory_budget == b->memory_budget },
+    { "chunk", a->chunk == b->chunk },
+    { "arena", a->arena == b->arena },
+    { "stats", same_str(a->stats_path, b->stats_path) },
+    { "qos", a->qos.off == b->qos.off },
+    { "qos-key", a->qos.key == b->qos.key },
+    { "device-iops", a->qos.dev.device_iops == b->qos.dev.device_iops },
+    { "device-bw", a->qos.dev.device_bw == b->qos.dev.device_bw },
+    { "control", same_str(a->control_path, b->control_path) },
+    { "control-mode", a->control_mode == b->control_mode },
+    { "metrics", same_str(a->metrics_listen, b->metrics_listen) },
+    { "tls", ta->mode == tb->mode },
+    { "tls-certificates", same_str(ta->certificates, tb->certificates) },
+    { "tls-psk", same_str(ta->psk_file, tb->psk_file) },
+    { "tls-verify-peer", ta->verify_peer == tb->verify_peer },
+    { "tls-allow-dn", same_strv(ta->allow_dn, ta->nallow_dn, tb->allow_dn, tb->nallow_dn) },
+  };
+  size_t n = 0;
+
+  for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
+    if (!f[i].same) {
+      if (n < max)
+        keys[n] = f[i].key;
+      n++;
+    }
+  return n;
+}
+
 /* The reader's state between lines: the [export NAME] section being read
  * (NULL: the [server] part). */
 struct config_reader {

@@ -63,6 +63,13 @@ struct server_config {
   struct tls_config tls;   /* STARTTLS (docs/config.md, "TLS") */
   server_ready_fn on_ready;    /* NULL: none */
   void *on_ready_arg;
+  /* SIGHUP (reload.h): the configuration file the exports came from (NULL:
+   * the command line only, nothing to reload), and how to read the whole
+   * configuration again as at start (the file, then the command line over
+   * it) into a config_init()ed cfg: 0, or -errno with the message. */
+  const char *config_file;
+  int (*reload)(struct server_config *out, void *arg, char *err, size_t errlen);
+  void *reload_arg;
 };
 
 /* Defaults: no listeners yet (server.c adds the default), info logging. */
@@ -90,6 +97,11 @@ int config_set_tls(struct server_config *cfg, const char *key, const char *val,
  * Returns 0, or -EINVAL with a message in err. */
 int config_set_server_key(struct server_config *cfg, const char *key, const char *val,
                           char *err, size_t errlen);
+
+/* The server-wide settings (all but the exports) in which a and b differ:
+ * up to max config-file key names into keys.  Returns how many differ. */
+size_t config_server_diff(const struct server_config *a, const struct server_config *b,
+                          const char **keys, size_t max);
 
 /* Read a config file (docs/config.md) into cfg.  Returns 0 or -errno with
  * "FILE:LINE: message" in err. */

@@ -323,6 +323,9 @@ static void conn_destroy(struct conn *c)
   rxbuf_fini(&c->rx);   /* no request holds it or a retired one: none is in flight */
   free(c->access);
   dp_flow_put(c->sink.flow);   /* none of its requests is left */
+  export_table_put(c->table);
+  if (c->export)
+    export_put(c->export);   /* the last connection of an export a reload removed closes it */
   conn_tls_fini(&c->tls);
   if (c->prev)
     c->prev->next = c->next;
@@ -361,6 +364,13 @@ static void conn_wind_down(struct conn *c)
     return;
   if (c->rx_req)
     conn_payload_cut(c);
+  /* Failed, or the input ended without NBD_CMD_DISC (a hard disconnect in
+   * the NBD spec's terms, "Terminating the transmission phase"): requests
+   * still waiting in the scheduler would only hold the close back (for
+   * queued/limit seconds behind a limit); they get NBD_ESHUTDOWN without
+   * entering the device.  After NBD_CMD_DISC every request is served. */
+  if (c->inflight_reqs && (c->state == CONN_FAILED || (c->eof && conn_live(c))))
+    dp_flow_cancel(c->sink.flow, &c->sink);
   if (c->inflight_reqs || !sendq_idle(&c->sq))
     return;   /* the last request freed, or the queue gone idle, pumps again */
   conn_set_state(c, CONN_CLOSING, "input ended, all answered");   /* (when still live) */
@@ -440,10 +450,11 @@ int conn_start(struct worker *w, int rfd, int wfd, const char *peer)
 
   if (c) {
     c->hs = malloc(sizeof *c->hs);
-    c->access = calloc(w->srv->exports.n ? w->srv->exports.n : 1, 1);
+    c->table = server_exports_get(w->srv);
+    c->access = calloc(c->table->n ? c->table->n : 1, 1);
   }
   if (!c || rxbuf_init(&c->rx) < 0 || !c->hs || !c->access || proto_hs_greeting(&greet) < 0) {
-    if (c) { rxbuf_fini(&c->rx); free(c->hs); free(c->access); }
+    if (c) { rxbuf_fini(&c->rx); free(c->hs); free(c->access); export_table_put(c->table); }
     free(c);
     proto_buf_free(&greet);
     close(rfd);
@@ -463,8 +474,8 @@ int conn_start(struct worker *w, int rfd, int wfd, const char *peer)
   c->sink = (struct request_sink){ .ops = &conn_sink_ops, .eng = c->eng, .session = &c->session,
                                   .share = &c->share, .peer = c->peer };
   /* A new connection is told the current size of storage that can grow (rbd). */
-  export_table_refresh(&w->srv->exports);
-  proto_hs_init(c->hs, w->srv->exports.proto, w->srv->exports.n);
+  export_table_refresh(c->table);
+  proto_hs_init(c->hs, c->table->proto, c->table->n);
   c->hs->out_max = HS_OUT_MAX;
   sendq_init(&c->sq, c->eng, wfd, c->wsock, sendq_idle_cb);
   conn_tls_init(&c->tls, c->eng, &c->sq, wfd, c->wsock, c->peer, tls_sent);

@@ -132,7 +132,12 @@ void conn_handshake_input(struct conn *c)
   } else if (st == PROTO_HS_DONE) {
     conn_hs_timer_stop(c);
     c->session = c->hs->session;
-    c->export = &c->w->srv->exports.exports[c->session.export_index];
+    /* The export outlives the table the handshake read (a reload may
+     * replace it): the connection holds the export itself from now on. */
+    c->export = export_get(c->table->exports[c->session.export_index]);
+    c->session.export = &c->export->proto;
+    export_table_put(c->table);
+    c->table = NULL;
     /* Under TLS the payload must pass through GnuTLS: the copy path, whose
      * replies go through the send queue (no splice or zero-copy send); its
      * writes go O_DIRECT when the export's do (dp_export_tls_path). */
@@ -164,10 +169,10 @@ static int tls_submit(struct sendq *q, const struct iovec *iov, int niov)
 /* Who the client is, for the access rules, and what it may see. */
 void conn_update_access(struct conn *c)
 {
-  const struct export_table *t = &c->w->srv->exports;
+  const struct export_table *t = c->table;
 
-  for (size_t i = 0; i < t->n; i++)
-    c->access[i] = (uint8_t)access_check(&t->exports[i].cfg.access, &c->who);
+  for (size_t i = 0; t && i < t->n; i++)
+    c->access[i] = (uint8_t)access_check(&t->exports[i]->cfg.access, &c->who);
   if (c->hs)
     c->hs->access = c->access;
 }

@@ -64,7 +64,10 @@ struct conn {
   enum conn_state state;
   struct proto_hs *hs;
   struct proto_session session;
-  struct export *export;
+  /* The exports as they were when it connected (held until it chose one:
+   * a reload does not change what its handshake offers). */
+  struct export_table *table;
+  struct export *export;        /* the chosen one (a reference), from transmission on */
   struct sendq sq;
   struct rxbufs rx;             /* receive buffers (rxbuf.h) */
   struct engine_op recv_op;

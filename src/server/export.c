@@ -27,7 +27,7 @@ static int set_str(char **dst, const char *v, char *err, size_t errlen)
   return 0;
 }
 
-int export_set_option(struct export_config *cfg, const char *key, const char *value,
+static int set_option(struct export_config *cfg, const char *key, const char *value,
                       char *err, size_t errlen)
 {
   if (!strcmp(key, "ro") || !strcmp(key, "readonly") || !strcmp(key, "read-only")) {
@@ -101,6 +101,41 @@ bad:
   return -EINVAL;
 }
 
+/* The scheduler's options: a running export takes new values at once. */
+static bool is_qos_key(const char *key)
+{
+  return !strcmp(key, "weight") || !strcmp(key, "reserve-iops") || !strcmp(key, "limit-iops")
+         || !strcmp(key, "limit-bw");
+}
+
+int export_set_option(struct export_config *cfg, const char *key, const char *value,
+                      char *err, size_t errlen)
+{
+  int r = set_option(cfg, key, value, err, errlen);
+  char *s;
+
+  if (r < 0 || is_qos_key(key) || !strcmp(key, "path"))   /* (the path is compared apart) */
+    return r;
+  if (asprintf(&s, "%s%s%s%s\n", cfg->settings ? cfg->settings : "", key, value ? "=" : "", value ? value : "") < 0) {
+    snprintf(err, errlen, "out of memory");
+    return -ENOMEM;
+  }
+  free(cfg->settings);
+  cfg->settings = s;
+  return 0;
+}
+
+static bool same_str(const char *a, const char *b)
+{
+  return a == b || (a && b && !strcmp(a, b));
+}
+
+bool export_config_same(const struct export_config *a, const struct export_config *b)
+{
+  return same_str(a->name, b->name) && same_str(a->path, b->path) && a->read_only == b->read_only
+         && same_str(a->settings, b->settings);
+}
+
 int export_check_name(const char *name, char *err, size_t errlen)
 {
   char shown[256];
@@ -167,6 +202,7 @@ void export_config_free(struct export_config *cfg)
   free(cfg->description);
   free(cfg->backend);
   free(cfg->datapath);
+  free(cfg->settings);
   backend_rbd_options_free(&cfg->rbd);
   access_list_free(&cfg->access);
   memset(cfg, 0, sizeof *cfg);
@@ -189,113 +225,204 @@ static int check_file_type(const struct export_config *cfg, char *err, size_t er
   return -EINVAL;
 }
 
-int export_table_open(struct export_table *t, struct export_config *cfgs, size_t n,
-                      char *err, size_t errlen)
+/* What the protocol sees of an open export. */
+static void fill_proto(struct export *ex)
 {
-  memset(t, 0, sizeof *t);
-  t->exports = calloc(n ? n : 1, sizeof *t->exports);
-  t->proto = calloc(n ? n : 1, sizeof *t->proto);
-  if (!t->exports || !t->proto) {
-    free(t->exports); free(t->proto);
+  struct proto_export *pe = &ex->proto;
+  struct backend *b = ex->dp.backend;
+
+  pe->name = ex->cfg.name;
+  pe->description = ex->cfg.description;
+  pe->size = b->size;
+  /* b too: e.g. an rbd snapshot (ex->cfg keeps what was configured, which
+   * a reload compares) */
+  pe->read_only = ex->cfg.read_only || b->read_only;
+  pe->can_trim = b->can_trim;
+  pe->can_zero = b->can_zero;
+  pe->can_fast_zero = b->can_fast_zero;
+  pe->can_cache = b->can_cache;
+  pe->can_flush = b->can_flush;
+  pe->can_fua = b->can_flush && !pe->read_only;
+  /* One backend instance behind all connections: a FLUSH on any of them
+   * (fdatasync of the shared file) covers the writes of all. */
+  pe->can_multi_conn = true;
+  pe->rotational = b->rotational;
+  pe->base_allocation = b->ops->extents != NULL;
+  /* Advertise 512-byte blocks only when the size allows reaching every byte. */
+  pe->min_block = (b->size % 512 == 0) ? 512 : 1;
+  pe->pref_block = 4096;
+  pe->max_payload = NBD_DEFAULT_MAX_PAYLOAD;
+}
+
+int export_open(struct export_config *cfg, struct export **out, char *err, size_t errlen)
+{
+  struct export *ex;
+  struct backend *b;
+  char berr[256];
+  int r;
+
+  *out = NULL;
+  if (!cfg->path) {
+    snprintf(err, errlen, "export '%s': no path", cfg->name);
+    export_config_free(cfg);
+    return -EINVAL;
+  }
+  if ((r = check_file_type(cfg, err, errlen)) < 0) {
+    export_config_free(cfg);
+    return r;
+  }
+  if (!(ex = calloc(1, sizeof *ex))) {
     snprintf(err, errlen, "out of memory");
+    export_config_free(cfg);
     return -ENOMEM;
   }
-  for (size_t i = 0; i < n; i++) {
-    struct export *ex = &t->exports[i];
-    struct proto_export *pe = &t->proto[i];
-    struct backend *b;
-    char berr[256];
-    int r;
-
-    for (size_t j = 0; j < i; j++)
-      if (!strcmp(t->exports[j].cfg.name, cfgs[i].name)) {
-        snprintf(err, errlen, "export '%s' defined twice", cfgs[i].name);
-        export_table_close(t);
-        return -EINVAL;
-      }
-    if (!cfgs[i].path) {
-      snprintf(err, errlen, "export '%s': no path", cfgs[i].name);
-      export_table_close(t);
-      return -EINVAL;
-    }
-    if ((r = check_file_type(&cfgs[i], err, errlen)) < 0) {
-      export_table_close(t);
-      return r;
-    }
-    struct backend_options bo = { .allow_overcommit = cfgs[i].allow_overcommit,
-                                  .max_memory = cfgs[i].max_memory, .rbd = &cfgs[i].rbd };
-    r = backend_open_opts(cfgs[i].backend, cfgs[i].path, cfgs[i].read_only, &bo, &b, berr, sizeof berr);
-    if (r < 0 && !cfgs[i].read_only && (r == -EACCES || r == -EROFS || r == -EPERM)) {
-      /* Readable but not writable: serving it read-only is the likely fix. */
-      snprintf(err, errlen, "export '%s': %s; to serve it read-only, add ',ro' (%s%s%s,ro) or -r",
-               cfgs[i].name, berr, cfgs[i].name, cfgs[i].name[0] ? "=" : "", cfgs[i].path);
-      export_table_close(t);
-      return r;
-    }
-    if (r < 0) {
-      snprintf(err, errlen, "export '%s': %s", cfgs[i].name, berr);
-      export_table_close(t);
-      return r;
-    }
-    struct backend_memory_stats ms;
-    if (backend_memory_stats(b, &ms) == 0 && !cfgs[i].read_only) {
-      char cap[32];
-      log_msg(LOG_INFO, NULL, cfgs[i].name, "memory backend: writes beyond %s of pages fail with ENOSPC (max-memory)",
-              units_format_bytes(ms.max_bytes, cap, sizeof cap));
-    }
-    ex->cfg = cfgs[i];
-    memset(&cfgs[i], 0, sizeof cfgs[i]);
-    t->n = i + 1;
-    struct dp_export_setup ds = { .name = ex->cfg.name, .path = ex->cfg.path, .datapath = ex->cfg.datapath,
-                                  .chunk = (uint32_t)ex->cfg.chunk, .read_only = ex->cfg.read_only,
-                                  .qos = ex->cfg.qos };
-    if ((r = datapath_setup(&ex->dp, b, &ds, berr, sizeof berr)) < 0) {
-      snprintf(err, errlen, "export '%s': %s", ex->cfg.name, berr);
-      export_table_close(t);
-      return r;
-    }
-
-    pe->name = ex->cfg.name;
-    pe->description = ex->cfg.description;
-    pe->size = b->size;
-    pe->read_only = ex->cfg.read_only || b->read_only;   /* b: e.g. an rbd snapshot */
-    ex->cfg.read_only = pe->read_only;
-    pe->can_trim = b->can_trim;
-    pe->can_zero = b->can_zero;
-    pe->can_fast_zero = b->can_fast_zero;
-    pe->can_cache = b->can_cache;
-    pe->can_flush = b->can_flush;
-    pe->can_fua = b->can_flush && !ex->cfg.read_only;
-    /* One backend instance behind all connections: a FLUSH on any of them
-     * (fdatasync of the shared file) covers the writes of all. */
-    pe->can_multi_conn = true;
-    pe->rotational = b->rotational;
-    pe->base_allocation = b->ops->extents != NULL;
-    /* Advertise 512-byte blocks only when the size allows reaching every byte. */
-    pe->min_block = (b->size % 512 == 0) ? 512 : 1;
-    pe->pref_block = 4096;
-    pe->max_payload = NBD_DEFAULT_MAX_PAYLOAD;
+  ex->cfg = *cfg;
+  memset(cfg, 0, sizeof *cfg);
+  cfg = &ex->cfg;
+  atomic_init(&ex->refs, 1);
+  struct backend_options bo = { .allow_overcommit = cfg->allow_overcommit, .max_memory = cfg->max_memory,
+                                .rbd = &cfg->rbd };
+  r = backend_open_opts(cfg->backend, cfg->path, cfg->read_only, &bo, &b, berr, sizeof berr);
+  if (r < 0 && !cfg->read_only && (r == -EACCES || r == -EROFS || r == -EPERM)) {
+    /* Readable but not writable: serving it read-only is the likely fix. */
+    snprintf(err, errlen, "export '%s': %s; to serve it read-only, add ',ro' (%s%s%s,ro) or -r",
+             cfg->name, berr, cfg->name, cfg->name[0] ? "=" : "", cfg->path);
+  } else if (r < 0) {
+    snprintf(err, errlen, "export '%s': %s", cfg->name, berr);
   }
+  if (r < 0) {
+    export_config_free(cfg);
+    free(ex);
+    return r;
+  }
+  struct backend_memory_stats ms;
+  if (backend_memory_stats(b, &ms) == 0 && !cfg->read_only) {
+    char cap[32];
+    log_msg(LOG_INFO, NULL, cfg->name, "memory backend: writes beyond %s of pages fail with ENOSPC (max-memory)",
+            units_format_bytes(ms.max_bytes, cap, sizeof cap));
+  }
+  struct dp_export_setup ds = { .name = cfg->name, .path = cfg->path, .datapath = cfg->datapath,
+                                .chunk = (uint32_t)cfg->chunk, .read_only = cfg->read_only,
+                                .qos = cfg->qos };
+  if ((r = datapath_setup(&ex->dp, b, &ds, berr, sizeof berr)) < 0) {
+    snprintf(err, errlen, "export '%s': %s", cfg->name, berr);
+    export_put(ex);
+    return r;
+  }
+  fill_proto(ex);
+  *out = ex;
   return 0;
 }
 
 void export_table_refresh(struct export_table *t)
 {
   for (size_t i = 0; i < t->n; i++) {
-    struct backend *b = t->exports[i].dp.backend;
-    if (b && b->ops->refresh && b->ops->refresh(b) == 0)
-      __atomic_store_n(&t->proto[i].size, __atomic_load_n(&b->size, __ATOMIC_RELAXED), __ATOMIC_RELAXED);
+    struct export *ex = t->exports[i];
+    struct backend *b = ex->dp.backend;
+    if (b && b->ops->refresh && b->ops->refresh(b) == 0) {
+      uint64_t size = __atomic_load_n(&b->size, __ATOMIC_RELAXED);
+      /* the table's copy for handshakes, the export's for its connections */
+      __atomic_store_n(&t->proto[i].size, size, __ATOMIC_RELAXED);
+      __atomic_store_n(&ex->proto.size, size, __ATOMIC_RELAXED);
+    }
   }
 }
 
-void export_table_close(struct export_table *t)
+struct export *export_get(struct export *ex)
 {
-  for (size_t i = 0; i < t->n; i++) {
-    struct export *ex = &t->exports[i];
-    dp_export_close(&ex->dp);
-    export_config_free(&ex->cfg);
+  atomic_fetch_add(&ex->refs, 1);
+  return ex;
+}
+
+void export_put(struct export *ex)
+{
+  if (!ex || atomic_fetch_sub(&ex->refs, 1) != 1)
+    return;
+  dp_export_close(&ex->dp);
+  export_config_free(&ex->cfg);
+  free(ex);
+}
+
+struct export_table *export_table_new(size_t n)
+{
+  struct export_table *t = calloc(1, sizeof *t);
+
+  if (t) {
+    t->exports = calloc(n ? n : 1, sizeof *t->exports);
+    t->proto = calloc(n ? n : 1, sizeof *t->proto);
+    atomic_init(&t->refs, 1);
   }
+  if (t && (!t->exports || !t->proto)) {
+    free(t->exports);
+    free(t->proto);
+    free(t);
+    t = NULL;
+  }
+  return t;
+}
+
+long export_table_find(const struct export_table *t, const char *name)
+{
+  for (size_t i = 0; i < t->n; i++)
+    if (!strcmp(t->exports[i]->cfg.name, name))
+      return (long)i;
+  return -1;
+}
+
+int export_table_add(struct export_table *t, struct export *ex, char *err, size_t errlen)
+{
+  if (export_table_find(t, ex->cfg.name) >= 0) {
+    snprintf(err, errlen, "export '%s' defined twice", ex->cfg.name);
+    export_put(ex);
+    return -EINVAL;
+  }
+  t->exports[t->n] = ex;
+  t->proto[t->n] = ex->proto;
+  t->n++;
+  return 0;
+}
+
+int export_table_open(struct export_table **out, struct export_config *cfgs, size_t n,
+                      char *err, size_t errlen)
+{
+  struct export_table *t = export_table_new(n);
+  int r = 0;
+
+  if (!t) {
+    snprintf(err, errlen, "out of memory");
+    r = -ENOMEM;
+  }
+  for (size_t i = 0; i < n; i++) {
+    struct export *ex;
+    if (r == 0 && export_table_find(t, cfgs[i].name) >= 0) {
+      snprintf(err, errlen, "export '%s' defined twice", cfgs[i].name);
+      r = -EINVAL;
+    }
+    if (r == 0 && (r = export_open(&cfgs[i], &ex, err, errlen)) == 0)
+      r = export_table_add(t, ex, err, errlen);
+    export_config_free(&cfgs[i]);   /* (taken, or not opened) */
+  }
+  if (r < 0) {
+    export_table_put(t);
+    t = NULL;
+  }
+  *out = t;
+  return r;
+}
+
+struct export_table *export_table_get(struct export_table *t)
+{
+  atomic_fetch_add(&t->refs, 1);
+  return t;
+}
+
+void export_table_put(struct export_table *t)
+{
+  if (!t || atomic_fetch_sub(&t->refs, 1) != 1)
+    return;
+  for (size_t i = 0; i < t->n; i++)
+    export_put(t->exports[i]);
   free(t->exports);
   free(t->proto);
-  memset(t, 0, sizeof *t);
+  free(t);
 }

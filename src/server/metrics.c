@@ -39,11 +39,11 @@ static void conn_totals(const struct server *srv, uint64_t *total, uint64_t *ref
  * out of memory or without exports. */
 static struct dp_stats *export_sums(const struct server *srv)
 {
-  size_t n = srv->exports.n;
+  size_t n = srv->exports->n;
   struct dp_stats *s = n ? calloc(n, sizeof *s) : NULL;
 
   for (size_t i = 0; s && i < n; i++)
-    dp_export_stats_sum(&srv->exports.exports[i].dp, &s[i]);
+    dp_export_stats_sum(&srv->exports->exports[i]->dp, &s[i]);
   return s;
 }
 
@@ -71,8 +71,8 @@ static void json_locked(struct server *srv, struct json *j)
   json_uint(j, "bytes_idle", pool_idle);
   json_end(j);
   json_array(j, "exports", JSON_BLOCK);
-  for (size_t i = 0; sums && i < srv->exports.n; i++) {
-    const struct export *ex = &srv->exports.exports[i];
+  for (size_t i = 0; sums && i < srv->exports->n; i++) {
+    const struct export *ex = srv->exports->exports[i];
     json_object(j, NULL, JSON_BLOCK);
     json_string(j, "name", ex->cfg.name);
     json_string(j, "datapath", ex->dp.datapath->name);
@@ -85,7 +85,7 @@ static void json_locked(struct server *srv, struct json *j)
   }
   json_end(j);
   json_end(j);
-  if (!sums && srv->exports.n)
+  if (!sums && srv->exports->n)
     j->error = j->error ? j->error : -ENOMEM;   /* json_finish reports it */
   free(sums);
 }
@@ -95,14 +95,14 @@ static int text_locked(struct server *srv, FILE *f)
   struct dp_stats *sums = export_sums(srv);
   uint64_t total, refused;
 
-  if (!sums && srv->exports.n)
+  if (!sums && srv->exports->n)
     return -ENOMEM;
   conn_totals(srv, &total, &refused);
   fprintf(f, "shunt %s, pid %d, up %.0f s\n", SHUNT_VERSION, (int)getpid(), metrics_uptime(srv));
   fprintf(f, "connections: %u open, %" PRIu64 " served, %" PRIu64 " refused\n",
           atomic_load_explicit(&srv->nconns, memory_order_relaxed), total, refused);
-  for (size_t i = 0; i < srv->exports.n; i++) {
-    const struct export *ex = &srv->exports.exports[i];
+  for (size_t i = 0; i < srv->exports->n; i++) {
+    const struct export *ex = srv->exports->exports[i];
     fputs("\nexport ", f);
     text_json_string(f, ex->cfg.name);
     fprintf(f, " (data path %s)\n", ex->dp.datapath->name);
@@ -187,13 +187,13 @@ struct prom_ctx {
 
 static const char *ex_name(const struct prom_ctx *x, size_t i)
 {
-  return x->srv->exports.exports[i].cfg.name;
+  return x->srv->exports->exports[i]->cfg.name;
 }
 
 static void per_command(const struct prom_ctx *x)
 {
   struct prom *p = x->p;
-  size_t n = x->srv->exports.n;
+  size_t n = x->srv->exports->n;
 
   prom_family(p, "shunt_requests_total", "counter", "Requests completed (reply sent), by export and command.");
   for (size_t i = 0; i < n; i++)
@@ -244,7 +244,7 @@ static void per_command(const struct prom_ctx *x)
 static void per_path(const struct prom_ctx *x)
 {
   struct prom *p = x->p;
-  size_t n = x->srv->exports.n;
+  size_t n = x->srv->exports->n;
 
   prom_family(p, "shunt_payload_bytes_total", "counter", "Payload bytes read from or written to the backend.");
   for (size_t i = 0; i < n; i++) {
@@ -304,7 +304,7 @@ static void phases(const struct prom_ctx *x)
     { "overlap", offsetof(struct dp_phase_stats, overlap) },
   };
   struct prom *p = x->p;
-  size_t n = x->srv->exports.n;
+  size_t n = x->srv->exports->n;
 
   prom_family(p, "shunt_phase_requests_total", "counter", "READs and WRITEs whose phase times were measured.");
   for (size_t i = 0; i < n; i++)
@@ -352,7 +352,7 @@ static void prometheus_locked(struct server *srv, struct prom *p)
   st.value = "idle";
   prom_uint(p, "shunt_buffer_pool_bytes", &st, 1, pool_idle);
   if (!sums) {
-    if (srv->exports.n && !p->error)
+    if (srv->exports->n && !p->error)
       p->error = -ENOMEM;
     return;
   }

@@ -1,9 +1,9 @@
 /* server.c: bring the server up (exports, listeners, signals, workers), wait
  * for them, and shut down cleanly: after SIGINT/SIGTERM every worker stops
  * accepting, finishes its in-flight requests and closes; then every export is
- * flushed and the process exits 0.  SIGUSR1 writes --stats; SIGHUP and SIGUSR2
- * are logged and ignored.  The control socket and /metrics run on a thread of
- * their own (ops.h). */
+ * flushed and the process exits 0.  SIGUSR1 writes --stats; SIGHUP reloads
+ * the configuration file (reload.c); SIGUSR2 is logged and ignored.  The
+ * control socket and /metrics run on a thread of their own (ops.h). */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -30,6 +30,7 @@
 #include "server/listener.h"
 #include "server/metrics.h"
 #include "server/ops.h"
+#include "server/reload.h"
 #include "server/sdnotify.h"
 #include "server/server.h"
 #include "server/tls.h"
@@ -42,8 +43,8 @@ static void notify(struct server *srv, const char *state)
   int r;
 
   if (!strcmp(state, "READY=1"))
-    srv->ready = true;
-  else if (!srv->ready)
+    atomic_store(&srv->ready, true);
+  else if (!atomic_load(&srv->ready))
     return;
   if ((r = sdnotify_send(state)) < 0)
     log_msg(LOG_WARN, NULL, NULL, "NOTIFY_SOCKET: cannot send %s: %s", state, strerror(-r));
@@ -77,6 +78,32 @@ static int write_stats(struct server *srv)
 }
 
 static void usr1_write_stats(void *arg) { write_stats(arg); }
+
+/* SIGHUP: RELOADING=1, the reload (reload.h), READY=1 again. */
+static void hup_reload(void *arg)
+{
+  struct server *srv = arg;
+  char state[64];
+
+  /* Not before the first READY=1 (a reload during start-up), nor once
+   * stopping: systemd would take READY=1 for the end of the stop. */
+  bool tell = atomic_load(&srv->ready) && !atomic_load(&srv->stopping);
+
+  snprintf(state, sizeof state, "RELOADING=1\nMONOTONIC_USEC=%llu", (unsigned long long)(dp_now() / 1000));
+  if (tell)
+    notify(srv, state);
+  server_reload(srv);
+  if (tell && !atomic_load(&srv->stopping))
+    notify(srv, "READY=1");
+}
+
+struct export_table *server_exports_get(struct server *srv)
+{
+  pthread_mutex_lock(&srv->exports_lock);
+  struct export_table *t = export_table_get(srv->exports);
+  pthread_mutex_unlock(&srv->exports_lock);
+  return t;
+}
 
 static int open_listeners(struct server *srv, struct listen_set *set)
 {
@@ -135,6 +162,7 @@ int server_run(struct server_config *cfg)
   srv.cfg = cfg;
   srv.start_ns = dp_now();
   pthread_mutex_init(&srv.stats_lock, NULL);
+  pthread_mutex_init(&srv.exports_lock, NULL);
   srv.sig_fd = -1;
   log_threshold = cfg->log_level;
   log_set_target(cfg->log_target);
@@ -161,12 +189,17 @@ int server_run(struct server_config *cfg)
           srv.memory_budget >> 20, cfg->memory_budget ? "" : " (half of the memory the process may use)");
   if (export_table_open(&srv.exports, cfg->exports, cfg->nexports, err, sizeof err) < 0) {
     log_msg(LOG_ERROR, NULL, NULL, "%s", err);
+    pthread_mutex_destroy(&srv.exports_lock);
+    pthread_mutex_destroy(&srv.stats_lock);
     return 1;
   }
+  cfg->nexports = 0;   /* taken by the table */
   if (cfg->tls.mode != TLS_MODE_OFF) {
     if (tls_creds_load(&srv.tls, &cfg->tls, err, sizeof err) < 0) {
       log_msg(LOG_ERROR, NULL, NULL, "TLS: %s", err);
-      export_table_close(&srv.exports);
+      export_table_put(srv.exports);
+      pthread_mutex_destroy(&srv.exports_lock);
+      pthread_mutex_destroy(&srv.stats_lock);
       return 1;
     }
     log_msg(LOG_INFO, NULL, NULL, "TLS %s:%s%s%s", cfg->tls.mode == TLS_MODE_REQUIRE ? "required" : "offered",
@@ -175,12 +208,8 @@ int server_run(struct server_config *cfg)
   } else if (cfg->tls.certificates || cfg->tls.psk_file) {
     log_msg(LOG_WARN, NULL, NULL, "TLS credentials given but --tls is off: serving plaintext only");
   }
-  for (size_t i = 0; i < srv.exports.n; i++)
-    log_msg(LOG_INFO, NULL, srv.exports.exports[i].cfg.name, "%s backend on %s, %llu bytes%s, data path %s, chunk %u",
-            srv.exports.exports[i].dp.backend->ops->name, srv.exports.exports[i].cfg.path,
-            (unsigned long long)srv.exports.proto[i].size,
-            srv.exports.proto[i].read_only ? ", read-only" : "", srv.exports.exports[i].dp.datapath->name,
-            srv.exports.exports[i].dp.chunk);
+  for (size_t i = 0; i < srv.exports->n; i++)
+    reload_log_export(srv.exports->exports[i]);
 
   /* SIGINT and SIGTERM arrive through a signalfd read by worker 0's ring;
    * SIGUSR1, SIGUSR2 and SIGHUP through the signal thread's sigwait.  Block
@@ -197,7 +226,8 @@ int server_run(struct server_config *cfg)
   sigdelset(&mask, SIGUSR2);
   sigdelset(&mask, SIGHUP);
   srv.sig_fd = signalfd(-1, &mask, SFD_CLOEXEC);
-  sigthread_start(&sig, usr1_write_stats, &srv, "configuration reload is not supported yet; ignored");
+  sig.on_hup = hup_reload;
+  sigthread_start(&sig, usr1_write_stats, &srv, NULL);
   if (srv.sig_fd < 0) {
     log_msg(LOG_ERROR, NULL, NULL, "signalfd: %s", strerror(errno));
     goto out;
@@ -264,10 +294,19 @@ out:
     worker_fini(&srv.workers[i]);
   free(srv.workers);
   listener_close_all(&set);   /* also removes the unix socket files it created */
-  export_table_close(&srv.exports);
+  /* Connections a worker gave up on (zero-copy sends the kernel kept) still
+   * hold their exports, which then stay open: flush them here all the same,
+   * as a clean exit promises. */
+  for (size_t i = 0; srv.exports && i < srv.exports->n; i++) {
+    struct export *ex = srv.exports->exports[i];
+    if (atomic_load(&ex->refs) > 1 && ex->dp.backend && ex->dp.backend->ops->flush_sync(ex->dp.backend) < 0)
+      log_msg(LOG_ERROR, NULL, ex->cfg.name, "flush at exit failed");
+  }
+  export_table_put(srv.exports);
   tls_creds_free(srv.tls);
   if (srv.sig_fd >= 0)
     close(srv.sig_fd);
+  pthread_mutex_destroy(&srv.exports_lock);
   pthread_mutex_destroy(&srv.stats_lock);
   return status;
 }

@@ -1,5 +1,6 @@
 /* serve.c: `shunt serve`, the NBD server's command line.  Parses options and
  * export specs into a server_config (src/server/config.h) and runs it. */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -155,7 +156,9 @@ static void serve_usage(FILE *f)
 "with NOTIFY_SOCKET set (Type=notify) READY=1 is sent once listening and\n"
 "STOPPING=1 when shutdown begins.\n"
 "SIGINT/SIGTERM: stop accepting, finish in-flight requests, flush, exit 0.\n"
-"SIGUSR1: write --stats.  SIGHUP, SIGUSR2: logged and ignored.\n"
+"SIGUSR1: write --stats.  SIGHUP: read the config file again (exports added,\n"
+"removed or changed; open connections keep theirs; server-wide settings are\n"
+"not reloaded).  SIGUSR2: logged and ignored.\n"
 "\n"
 "Example:\n"
 "  shunt serve --listen 127.0.0.1:10809 disk=/srv/disk.img logs=/srv/logs.img,ro\n"
@@ -219,97 +222,89 @@ static int add_exports(struct server_config *cfg, int argc, char **argv, int fir
   return 0;
 }
 
-int cmd_serve(int argc, char **argv)
-{
-  static const struct option opts[] = {
-    { "listen", required_argument, NULL, 'l' },
-    { "port", required_argument, NULL, 'p' },
-    { "unix", required_argument, NULL, 'U' },
-    { "stdio", no_argument, NULL, 's' },
-    { "config", required_argument, NULL, 'c' },
-    { "readonly", no_argument, NULL, 'r' },
-    { "read-only", no_argument, NULL, 'r' },
-    { "threads", required_argument, NULL, 't' },
-    { "max-inflight", required_argument, NULL, OPT_MAX_INFLIGHT },
-    { "handshake-timeout", required_argument, NULL, OPT_HANDSHAKE_TIMEOUT },
-    { "max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS },
-    { "send-timeout", required_argument, NULL, OPT_SEND_TIMEOUT },
-    { "memory-budget", required_argument, NULL, OPT_MEMORY_BUDGET },
-    { "chunk", required_argument, NULL, OPT_CHUNK },
-    { "arena", required_argument, NULL, OPT_ARENA },
-    { "stats", required_argument, NULL, OPT_STATS },
-    { "qos", required_argument, NULL, OPT_QOS },
-    { "qos-key", required_argument, NULL, OPT_QOS_KEY },
-    { "device-iops", required_argument, NULL, OPT_DEVICE_IOPS },
-    { "device-bw", required_argument, NULL, OPT_DEVICE_BW },
-    { "pidfile", required_argument, NULL, 'P' },
-    { "fork", no_argument, NULL, OPT_FORK },
-    { "run", required_argument, NULL, OPT_RUN },
-    { "exit-with-parent", no_argument, NULL, OPT_EXIT_WITH_PARENT },
-    { "user", required_argument, NULL, 'u' },
-    { "group", required_argument, NULL, 'g' },
-    { "log", required_argument, NULL, OPT_LOG },
-    { "control", required_argument, NULL, OPT_CONTROL },
-    { "control-mode", required_argument, NULL, OPT_CONTROL_MODE },
-    { "metrics", required_argument, NULL, OPT_METRICS },
-    { "verbose", no_argument, NULL, 'v' },
-    { "quiet", no_argument, NULL, 'q' },
-    { "version", no_argument, NULL, 'V' },
-    { "help", no_argument, NULL, 'h' },
-    { "tls", required_argument, NULL, OPT_TLS },
-    { "tls-certificates", required_argument, NULL, OPT_TLS_CERTIFICATES },
-    { "tls-psk", required_argument, NULL, OPT_TLS_PSK },
-    { "tls-verify-peer", no_argument, NULL, OPT_VERIFY_PEER },
-    { "tls-allow-dn", required_argument, NULL, OPT_TLS_ALLOW_DN },
-    { NULL, 0, NULL, 0 },
-  };
-  static const char shortopts[] = "l:p:U:sc:rt:P:u:g:vqVh";
-  struct server_config cfg;
-  struct serve_process proc = { 0 };
-  char err[512], listen[32];
-  int c, verbose = 0, quiet = 0, status;
-  bool read_only = false;
-  const char *config_file;
+static const struct option opts[] = {
+  { "listen", required_argument, NULL, 'l' },
+  { "port", required_argument, NULL, 'p' },
+  { "unix", required_argument, NULL, 'U' },
+  { "stdio", no_argument, NULL, 's' },
+  { "config", required_argument, NULL, 'c' },
+  { "readonly", no_argument, NULL, 'r' },
+  { "read-only", no_argument, NULL, 'r' },
+  { "threads", required_argument, NULL, 't' },
+  { "max-inflight", required_argument, NULL, OPT_MAX_INFLIGHT },
+  { "handshake-timeout", required_argument, NULL, OPT_HANDSHAKE_TIMEOUT },
+  { "max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS },
+  { "send-timeout", required_argument, NULL, OPT_SEND_TIMEOUT },
+  { "memory-budget", required_argument, NULL, OPT_MEMORY_BUDGET },
+  { "chunk", required_argument, NULL, OPT_CHUNK },
+  { "arena", required_argument, NULL, OPT_ARENA },
+  { "stats", required_argument, NULL, OPT_STATS },
+  { "qos", required_argument, NULL, OPT_QOS },
+  { "qos-key", required_argument, NULL, OPT_QOS_KEY },
+  { "device-iops", required_argument, NULL, OPT_DEVICE_IOPS },
+  { "device-bw", required_argument, NULL, OPT_DEVICE_BW },
+  { "pidfile", required_argument, NULL, 'P' },
+  { "fork", no_argument, NULL, OPT_FORK },
+  { "run", required_argument, NULL, OPT_RUN },
+  { "exit-with-parent", no_argument, NULL, OPT_EXIT_WITH_PARENT },
+  { "user", required_argument, NULL, 'u' },
+  { "group", required_argument, NULL, 'g' },
+  { "log", required_argument, NULL, OPT_LOG },
+  { "control", required_argument, NULL, OPT_CONTROL },
+  { "control-mode", required_argument, NULL, OPT_CONTROL_MODE },
+  { "metrics", required_argument, NULL, OPT_METRICS },
+  { "verbose", no_argument, NULL, 'v' },
+  { "quiet", no_argument, NULL, 'q' },
+  { "version", no_argument, NULL, 'V' },
+  { "help", no_argument, NULL, 'h' },
+  { "tls", required_argument, NULL, OPT_TLS },
+  { "tls-certificates", required_argument, NULL, OPT_TLS_CERTIFICATES },
+  { "tls-psk", required_argument, NULL, OPT_TLS_PSK },
+  { "tls-verify-peer", no_argument, NULL, OPT_VERIFY_PEER },
+  { "tls-allow-dn", required_argument, NULL, OPT_TLS_ALLOW_DN },
+  { NULL, 0, NULL, 0 },
+};
+static const char shortopts[] = "l:p:U:sc:rt:P:u:g:vqVh";
 
-  config_init(&cfg);
-  /* The config file is read first so that the command line adds to it. */
-  config_file = config_path(argc, argv, shortopts, opts);
-  if (config_file && config_load_file(&cfg, config_file, err, sizeof err) < 0) {
-    log_msg(LOG_ERROR, NULL, NULL, "%s", err);
-    config_free(&cfg);
-    return 2;
-  }
+/* The options (after the config file's settings, over them): into cfg,
+ * and the process's (pid file, --fork, ...) into proc; -r into *read_only.
+ * Returns -1 to go on (optind at the first export argument), else the exit
+ * status (reported, or -V/-h done). */
+static int parse_options(struct server_config *cfg, struct serve_process *proc, int argc, char **argv,
+                         bool *read_only)
+{
+  char err[512], listen[32];
+  int c, verbose = 0, quiet = 0;
+
   optind = 0;   /* glibc: start over after config_path's pass */
   while ((c = cli_getopt(argc, argv, shortopts, opts)) != -1) {
     switch (c) {
     case 'l':
-      config_add_listen(&cfg, optarg);
+      config_add_listen(cfg, optarg);
       break;
     case 'p':
-      if (!optarg[0] || strspn(optarg, "0123456789") != strlen(optarg) || strlen(optarg) > 5) {
-        config_free(&cfg);
+      if (!optarg[0] || strspn(optarg, "0123456789") != strlen(optarg) || strlen(optarg) > 5)
         return cli_usage_error("serve", "--port '%s': expected a port number", optarg);
-      }
       snprintf(listen, sizeof listen, ":%s", optarg);
-      config_add_listen(&cfg, listen);
+      config_add_listen(cfg, listen);
       break;
     case 'U':
-      config_add_unix(&cfg, optarg);
+      config_add_unix(cfg, optarg);
       break;
     case 's':
-      cfg.stdio = true;
+      cfg->stdio = true;
       break;
     case 'c':
       break;   /* read above */
     case 'r':
-      read_only = true;
+      *read_only = true;
       break;
-    case 'P': proc.pidfile = optarg; break;
-    case OPT_FORK: proc.fork = true; break;
-    case OPT_RUN: proc.run = optarg; break;
-    case OPT_EXIT_WITH_PARENT: proc.exit_with_parent = true; break;
-    case 'u': proc.user = optarg; break;
-    case 'g': proc.group = optarg; break;
+    case 'P': proc->pidfile = optarg; break;
+    case OPT_FORK: proc->fork = true; break;
+    case OPT_RUN: proc->run = optarg; break;
+    case OPT_EXIT_WITH_PARENT: proc->exit_with_parent = true; break;
+    case 'u': proc->user = optarg; break;
+    case 'g': proc->group = optarg; break;
     case 't': case OPT_MAX_INFLIGHT: case OPT_CHUNK: case OPT_ARENA: case OPT_STATS:
     case OPT_SEND_TIMEOUT: case OPT_MEMORY_BUDGET: case OPT_LOG:
     case OPT_QOS: case OPT_QOS_KEY: case OPT_DEVICE_IOPS: case OPT_DEVICE_BW:
@@ -318,10 +313,8 @@ int cmd_serve(int argc, char **argv)
     case OPT_CONTROL: case OPT_CONTROL_MODE: case OPT_METRICS: {
       /* Valued options are config-file keys: one parser validates both. */
       const char *key = cli_option_name(opts, c);
-      if (config_set_server_key(&cfg, key, c == OPT_VERIFY_PEER ? "yes" : optarg, err, sizeof err) < 0) {
-        config_free(&cfg);
+      if (config_set_server_key(cfg, key, c == OPT_VERIFY_PEER ? "yes" : optarg, err, sizeof err) < 0)
         return cli_usage_error("serve", "--%s: %s", key, err);
-      }
       break;
     }
     case 'v':
@@ -331,18 +324,69 @@ int cmd_serve(int argc, char **argv)
       quiet = 1;
       break;
     case 'V':
-      config_free(&cfg);
       return cli_version();
     case 'h':
       serve_usage(stdout);
-      config_free(&cfg);
       return 0;
     default:
-      config_free(&cfg);
       return 2;
     }
   }
-  cfg.log_level = cli_log_level(cfg.log_level, verbose, quiet);
+  cfg->log_level = cli_log_level(cfg->log_level, verbose, quiet);
+  return -1;
+}
+
+/* What SIGHUP reads again: the config file, then the same command line. */
+struct serve_reload {
+  int argc;
+  char **argv;
+  const char *file;
+};
+
+/* server_config.reload: the configuration as cmd_serve built it at start,
+ * from the file as it is now. */
+static int serve_reload(struct server_config *out, void *arg, char *err, size_t errlen)
+{
+  struct serve_reload *rl = arg;
+  struct serve_process proc = { 0 };
+  bool read_only = false;
+  int r = config_load_file(out, rl->file, err, errlen);
+
+  if (r < 0)
+    return r;
+  /* The command line was valid at start: it still is. */
+  if (parse_options(out, &proc, rl->argc, rl->argv, &read_only) >= 0
+      || add_exports(out, rl->argc, rl->argv, optind) != 0) {
+    snprintf(err, errlen, "the command line cannot be read again");
+    return -EINVAL;
+  }
+  if (read_only)
+    for (size_t i = 0; i < out->nexports; i++)
+      out->exports[i].read_only = true;
+  return 0;
+}
+
+int cmd_serve(int argc, char **argv)
+{
+  struct server_config cfg;
+  struct serve_process proc = { 0 };
+  struct serve_reload rl = { argc, argv, NULL };
+  char err[512];
+  int status;
+  bool read_only = false;
+
+  config_init(&cfg);
+  /* The config file is read first so that the command line adds to it. */
+  rl.file = config_path(argc, argv, shortopts, opts);
+  if (rl.file && config_load_file(&cfg, rl.file, err, sizeof err) < 0) {
+    log_msg(LOG_ERROR, NULL, NULL, "%s", err);
+    config_free(&cfg);
+    return 2;
+  }
+  if ((status = parse_options(&cfg, &proc, argc, argv, &read_only)) >= 0) {
+    config_free(&cfg);
+    return status;
+  }
   if ((status = add_exports(&cfg, argc, argv, optind)) != 0) {
     config_free(&cfg);
     return status;
@@ -366,6 +410,9 @@ int cmd_serve(int argc, char **argv)
   }
   cfg.on_ready = serve_process_ready;
   cfg.on_ready_arg = &proc;
+  cfg.config_file = rl.file;
+  cfg.reload = serve_reload;
+  cfg.reload_arg = &rl;
   status = server_run(&cfg);
   status = serve_process_finish(&proc, status);
   config_free(&cfg);

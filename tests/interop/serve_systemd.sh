@@ -75,6 +75,7 @@ if [ -n "${SHUNT_BUILD:-}" ] && command -v meson >/dev/null; then
   svc=$(find "$T/dest" -name shunt.service | head -n1)
   tap_check "shunt.service is Type=notify and runs the installed binary" \
     bash -c "grep -qx 'Type=notify' '$svc' && grep -q '^ExecStart=/.*/bin/shunt serve' '$svc' && ! grep -q @ '$svc'"
+  tap_check "shunt.service reloads with SIGHUP (systemctl reload)" grep -qx 'ExecReload=/bin/kill -HUP \$MAINPID' "$svc"
   if command -v systemd-analyze >/dev/null; then
     sock=$(find "$T/dest" -name shunt.socket | head -n1)
     systemd-analyze verify --man=no "$svc" "$sock" >"$T/verify" 2>&1

@@ -195,5 +195,37 @@ int main(void)
        "--listen '' refused (it would mean every address): %s", err);
     listener_close_all(&set);
   }
+  /* What a reload compares: everything but the scheduler's options. */
+  struct export_config e2;
+  ok(export_parse_spec("x=/a,ro,datapath=copy,weight=5,limit-iops=10", &e, err, sizeof err) == 0
+     && export_parse_spec("x=/a,ro,datapath=copy,weight=300,limit-bw=1M", &e2, err, sizeof err) == 0
+     && export_config_same(&e, &e2), "reload: only weight=/limit-*= differ: the same export");
+  export_config_free(&e2);
+  ok(export_parse_spec("x=/a,ro,datapath=splice,weight=5", &e2, err, sizeof err) == 0
+     && !export_config_same(&e, &e2), "reload: another data path: a changed export");
+  export_config_free(&e2);
+  ok(export_parse_spec("x=/b,ro,datapath=copy", &e2, err, sizeof err) == 0 && !export_config_same(&e, &e2),
+     "reload: another path: a changed export");
+  export_config_free(&e2);
+  ok(export_parse_spec("x=/a,datapath=copy", &e2, err, sizeof err) == 0 && !export_config_same(&e, &e2),
+     "reload: read-only dropped: a changed export");
+  export_config_free(&e2);
+  ok(export_parse_spec("x=/a,ro,datapath=copy,allow=127.0.0.1", &e2, err, sizeof err) == 0
+     && !export_config_same(&e, &e2), "reload: an access rule added: a changed export");
+  export_config_free(&e2);
+  export_config_free(&e);
+  ok(load("[export x]\npath = /a\nro\ndatapath = copy\nweight = 7\n", &cfg, err, sizeof err) == 0
+     && export_parse_spec("x=/a,ro,datapath=copy", &e, err, sizeof err) == 0
+     && export_config_same(&cfg.exports[0], &e), "an [export] section and a spec saying the same are the same export");
+  export_config_free(&e);
+  config_free(&cfg);
+  struct server_config c2;
+  const char *keys[4];
+  ok(load("threads = 2\nlisten = :1\n[export x]\npath = /a\n", &cfg, err, sizeof err) == 0
+     && load("threads = 3\nlisten = :1\n[export y]\npath = /b\n", &c2, err, sizeof err) == 0
+     && config_server_diff(&cfg, &c2, keys, 4) == 1 && !strcmp(keys[0], "threads"),
+     "server-wide differences: only threads (the exports are not server-wide)");
+  config_free(&c2);
+  config_free(&cfg);
   return tap_done();
 }

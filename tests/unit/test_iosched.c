@@ -453,6 +453,61 @@ static void test_depth(void)
   ok(sch.depth <= 6, "1 channel: the depth stays small (%u)", sch.depth);
 }
 
+static bool odd_req(const struct sched_req *r, void *arg)
+{
+  (void)arg;
+  return ((const struct sreq *)r - fl[0].reqs) % 2 == 1;
+}
+
+/* A flow's source goes away with requests queued behind its limit: they
+ * are taken out at once (none dispatched), the others keep their order,
+ * the flow can be removed, and another flow is not touched. */
+static void test_cancel(void)
+{
+  reset(4, 50000, 2000, NULL);
+  struct sflow *a = flow(100, 0, 4096), *b = flow(100, 0, 4096);
+  struct sched_params pa = { .limit_iops = 5 }, pb = { 0 };
+  sched_flow_add(&sch, &a->f, &pa);
+  sched_flow_add(&sch, &b->f, &pb);
+  for (unsigned i = 0; i < 40; i++)
+    sched_submit(&sch, &a->f, &a->reqs[i].sr, 4096, false, now);
+  for (unsigned i = 0; i < 4; i++)
+    sched_submit(&sch, &b->f, &b->reqs[i].sr, 4096, false, now);
+  unsigned got_a = 0, got_b = 0;
+  uint64_t wake = 0;
+  struct sched_req *sr;
+  while ((sr = sched_dispatch(&sch, now, &wake))) {
+    if (sr->flow == &a->f) got_a++; else got_b++;
+    sched_complete(&sch, sr, now);
+  }
+  ok(got_a == 1 && got_b == 4 && wake > now, "limit-iops 5: one request in, 39 held (wake in %llu ms)",
+     (unsigned long long)(wake - now) / MS);
+  /* cancel the odd ones: 20 of the 39 queued (1..39; request 0 went in) */
+  struct sched_req *out = sched_flow_cancel(&sch, &a->f, odd_req, NULL, now);
+  unsigned n = 0;
+  bool order = true;
+  for (struct sched_req *r = out, *prev = NULL; r; prev = r, r = r->next, n++)
+    order = order && odd_req(r, NULL) && (!prev || prev < r);
+  ok(n == 20 && order, "the matching requests come out in queue order (%u)", n);
+  ok(a->f.queued == 19 && sch.queued == 19, "the rest stay queued (%u, device %llu)", a->f.queued,
+     (unsigned long long)sch.queued);
+  now += 1 * S;
+  sr = sched_dispatch(&sch, now, &wake);
+  ok(sr == &a->reqs[2].sr, "the next one dispatched is the next even request");
+  sched_complete(&sch, sr, now);
+  /* the source goes away: everything left */
+  out = sched_flow_cancel(&sch, &a->f, NULL, NULL, now);
+  n = 0;
+  for (struct sched_req *r = out; r; r = r->next)
+    n++;
+  ok(n == 18 && a->f.queued == 0 && !a->f.head && sch.queued == 0, "a whole cancel empties the flow (%u taken)", n);
+  ok(!sched_dispatch(&sch, now + 10 * S, &wake) && wake == 0, "nothing is dispatched for it afterwards");
+  sched_flow_remove(&sch, &a->f);
+  sched_submit(&sch, &b->f, &b->reqs[0].sr, 4096, false, now);
+  ok(sched_dispatch(&sch, now, NULL) == &b->reqs[0].sr && sch.nflows == 1, "the other flow goes on");
+  ok(!sched_flow_cancel(&sch, &b->f, NULL, NULL, now), "cancelling an empty queue takes nothing");
+}
+
 static void test_quantile(void)
 {
   struct sched_flow f;
@@ -475,6 +530,7 @@ int main(void)
   test_join();
   test_victim();
   test_depth();
+  test_cancel();
   test_quantile();
   for (unsigned i = 0; i < nfl; i++)
     free(fl[i].lat);
