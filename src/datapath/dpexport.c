@@ -205,6 +205,7 @@ int datapath_setup(struct dp_export *dx, struct backend *b, const struct dp_expo
   dx->direct_fd = -1;
   dx->map = NULL;
   dx->map_len = 0;
+  dx->map_guarded = false;
   dx->read_only = setup->read_only;
   dx->counted = false;
   dx->file = file_get(b->fd);
