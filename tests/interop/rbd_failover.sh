@@ -177,4 +177,8 @@ if [ -s "$T/b2.json" ]; then
 else
   tap_fail "bench printed its report"; sed 's/^/#   /' "$T/b2.err"
 fi
+# The survivor stops cleanly (under ASan: no report, no leak).
+kill -TERM "$g4_PID"; wait "$g4_PID"; rc=$?
+tap_check "gateway 4 exits with status 0 on SIGTERM (status $rc)" test "$rc" = 0
+tap_check "gateway 4 logged no sanitizer report" bash -c "! grep -E 'Sanitizer|runtime error' '$T/g4.log'"
 tap_done
