@@ -7,6 +7,7 @@
 # passes the lock), each write seen by the other and by Ceph; a lock=exclusive
 # gateway keeps the lock: the other gateways' writes are refused (EPERM) until it
 # stops.
+# shunt-test: alone (it stops the shared cluster's OSD: no other rbd test may run meanwhile)
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/rbd_lib.sh"
 need_deps
