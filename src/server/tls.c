@@ -44,6 +44,7 @@ struct tls_conn {
   bool out_failed;
   int fd;                       /* direct pushes to this socket, or -1 */
   bool more;                    /* more records follow at once: MSG_MORE */
+  bool bulk;                    /* a write of several records: buffered for one send */
   /* A tiny record (a reply header's) with more to follow at once: sent
    * with the next push instead of a send of its own.  Only while the
    * output buffer is empty. */
@@ -245,24 +246,28 @@ static int unhold(struct tls_conn *t, size_t from)
   return r;
 }
 
-/* Records go to the socket at once while nothing waits in the output
- * buffer (which keeps their order); what the socket does not take waits
- * there for the ring's send, and so does everything after it, which is the
- * backpressure: the connection encrypts more only once that is sent.  A
- * tiny record with more to follow (a reply header before its payload) is
- * held and goes out with the next push, saving a send.  A send error stops
- * the direct pushes: the ring's send of the rest reports it the usual way. */
+/* Records of a write of one record go to the socket at once while nothing
+ * waits in the output buffer (which keeps their order); what the socket
+ * does not take waits there for the ring's send, and so does everything
+ * after it, which is the backpressure: the connection encrypts more only
+ * once that is sent.  A tiny record with more to follow (a reply header
+ * before its payload) is held and goes out with the next push, saving a
+ * send.  The records of a write of several (a large READ's payload) are
+ * buffered and go in one send of the ring: a send per 16 KiB record costs
+ * more than copying it.  A send error stops the direct pushes: the ring's
+ * send of the rest reports it the usual way. */
 static ssize_t push_fn(gnutls_transport_ptr_t p, const giovec_t *iov, int iovcnt)
 {
   struct tls_conn *t = p;
   size_t total = 0, skip = 0;
+  bool direct = t->fd >= 0 && !t->bulk;
 
   for (int i = 0; i < iovcnt; i++)
     total += iov[i].iov_len;
-  if (t->hold_len && (t->fd < 0 || t->out_start != t->out_end || iovcnt >= TLS_PUSH_IOV))
+  if (t->hold_len && (!direct || t->out_start != t->out_end || iovcnt >= TLS_PUSH_IOV))
     if (unhold(t, 0) < 0)
       goto nomem;
-  if (t->fd >= 0 && t->out_start == t->out_end && t->more && t->hold_len + total <= TLS_HOLD_CAP) {
+  if (direct && t->out_start == t->out_end && t->more && t->hold_len + total <= TLS_HOLD_CAP) {
     for (int i = 0; i < iovcnt; i++) {
       memcpy(t->hold + t->hold_len, iov[i].iov_base, iov[i].iov_len);
       t->hold_len += iov[i].iov_len;
@@ -270,7 +275,7 @@ static ssize_t push_fn(gnutls_transport_ptr_t p, const giovec_t *iov, int iovcnt
     t->pushed_buffered += total;
     return (ssize_t)total;
   }
-  if (t->fd >= 0 && t->out_start == t->out_end) {
+  if (direct && t->out_start == t->out_end) {
     struct iovec v[TLS_PUSH_IOV];   /* the held records, then iov (fewer than TLS_PUSH_IOV then) */
     struct msghdr m = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt };
     if (t->hold_len) {
@@ -507,6 +512,7 @@ int tls_conn_write(struct tls_conn *t, const void *buf, size_t len, bool more)
 
   if (t->out_failed)
     goto fail;
+  t->bulk = len > rec;
   while (len) {
     /* One record per call: MSG_MORE unless it is the last one of the batch. */
     t->more = more || len > rec;
@@ -521,10 +527,10 @@ int tls_conn_write(struct tls_conn *t, const void *buf, size_t len, bool more)
     p += r;
     len -= (size_t)r;
   }
-  t->more = false;
+  t->more = t->bulk = false;
   return 0;
 fail:
-  t->more = false;
+  t->more = t->bulk = false;
   snprintf(t->err, sizeof t->err, "TLS send failed");
   return -EPROTO;
 }
