@@ -175,6 +175,7 @@ static struct sched_req *take(struct sched *s, struct sched_flow *f, uint64_t no
   f->inflight++;
   s->queued--;
   s->inflight++;
+  s->inflight_dir[r->write]++;
   r->next = NULL;
   r->reserved = reserved;
   r->dispatch_ns = now;
@@ -195,7 +196,7 @@ struct sched_req *sched_dispatch(struct sched *s, uint64_t now, uint64_t *wake)
     *wake = 0;
   if (!s->queued)
     return NULL;
-  if (s->inflight >= s->depth) {
+  if (s->inflight_dir[0] >= s->depth && s->inflight_dir[1] >= s->depth) {
     s->win_full = true;
     return NULL;
   }
@@ -203,6 +204,10 @@ struct sched_req *sched_dispatch(struct sched *s, uint64_t now, uint64_t *wake)
   for (struct sched_flow *f = s->flows; f; f = f->next) {
     if (!f->head || !f->p.reserve_iops || l_tag(f) > now)
       continue;
+    if (s->inflight_dir[f->head->write] >= s->depth) {
+      s->win_full = true;
+      continue;
+    }
     uint64_t t = r_tag(f);
     if (t <= now && (!best || t < best_tag)) {
       best = f;
@@ -215,6 +220,10 @@ struct sched_req *sched_dispatch(struct sched *s, uint64_t now, uint64_t *wake)
   for (struct sched_flow *f = s->flows; f; f = f->next) {
     if (!f->head)
       continue;
+    if (s->inflight_dir[f->head->write] >= s->depth) {
+      s->win_full = true;
+      continue;
+    }
     uint64_t lt = l_tag(f);
     if (lt > now) {
       if (!next_wake || lt < next_wake)
@@ -301,6 +310,8 @@ void sched_complete(struct sched *s, struct sched_req *r, uint64_t now)
 {
   if (s->inflight)
     s->inflight--;
+  if (s->inflight_dir[r->write])
+    s->inflight_dir[r->write]--;
   if (r->flow && r->flow->s == s && r->flow->inflight)
     r->flow->inflight--;
   if (!s->win_n && !s->win_start)

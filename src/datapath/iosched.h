@@ -2,9 +2,11 @@
  * vhost device) whose data live on one device shares one struct sched;
  * each source of requests (a connection, a client address, a VM) is a
  * struct sched_flow.  Requests wait in per-flow queues and the scheduler
- * decides which one enters the device next, with at most `depth` of them
- * in flight, so that the order is the scheduler's and not the device
- * queue's.
+ * decides which one enters the device next, with at most `depth` reads
+ * and `depth` writes (and other commands) in flight, so that the order is
+ * the scheduler's and not the device queue's; a direction of its own for
+ * each, so that reads never wait for a slot held by writes that the device
+ * holds back (a write cache that is full, a throttle's write budget).
  *
  * The model is mClock's (Gulati et al., OSDI 2010) with start-time fair
  * queuing for the shares:
@@ -92,6 +94,7 @@ struct sched {
   struct sched_flow *flows;
   unsigned nflows;
   unsigned inflight, depth;
+  unsigned inflight_dir[2];       /* of inflight: reads [0], writes and the rest [1] */
   uint64_t queued;
   uint64_t vt;                    /* virtual time: the start tag last dispatched */
   /* Cost model (ns of device time): fixed per request, per byte in 1/65536 ns. */
