@@ -1,7 +1,7 @@
 /* faultguard.c: SIGBUS in registered mappings returns to the guard armed on
- * the faulting thread (see faultguard.h).  The list is a fixed array of
- * slots changed with atomics only, since the handler reads it at any
- * moment; the armed guard is thread-local. */
+ * the faulting thread (see faultguard.h).  The mappings are a
+ * common/rangeset.h table, which the handler may read at any moment; the
+ * armed guard is thread-local. */
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -10,31 +10,18 @@
 #include <string.h>
 
 #include "common/faultguard.h"
+#include "common/rangeset.h"
 
 #define FAULTGUARD_SLOTS 256
 
-enum { SLOT_FREE, SLOT_BUSY, SLOT_LIVE };
-
-static struct {
-  atomic_int state;
-  _Atomic uintptr_t start, end;
-} slots[FAULTGUARD_SLOTS];
+static struct rangeset_slot slots[FAULTGUARD_SLOTS];
+static struct rangeset guarded = { slots, FAULTGUARD_SLOTS };
 static _Thread_local struct faultguard *armed;
 static struct sigaction previous;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static int install_error;
 
-static int find(uintptr_t a, uintptr_t len)
-{
-  for (unsigned i = 0; i < FAULTGUARD_SLOTS; i++) {
-    if (atomic_load(&slots[i].state) != SLOT_LIVE)
-      continue;
-    uintptr_t s = atomic_load(&slots[i].start), e = atomic_load(&slots[i].end);
-    if (a >= s && a < e && len <= e - a)
-      return 1;
-  }
-  return 0;
-}
+static int find(uintptr_t a, uintptr_t len) { return rangeset_covers(&guarded, a, len); }
 
 static void on_sigbus(int sig, siginfo_t *si, void *uc)
 {
@@ -76,31 +63,12 @@ int faultguard_add(const void *start, size_t len)
   pthread_once(&once, install);
   if (install_error)
     return install_error;
-  for (unsigned i = 0; i < FAULTGUARD_SLOTS; i++) {
-    int want = SLOT_FREE;
-    if (!atomic_compare_exchange_strong(&slots[i].state, &want, SLOT_BUSY))
-      continue;
-    atomic_store(&slots[i].start, (uintptr_t)start);
-    atomic_store(&slots[i].end, (uintptr_t)start + len);
-    atomic_store(&slots[i].state, SLOT_LIVE);
-    return 0;
-  }
-  return -ENOSPC;
+  return rangeset_add(&guarded, start, len);
 }
 
 void faultguard_remove(const void *start)
 {
-  for (unsigned i = 0; i < FAULTGUARD_SLOTS; i++) {
-    int want = SLOT_LIVE;
-    if (atomic_load(&slots[i].start) != (uintptr_t)start)
-      continue;
-    if (!atomic_compare_exchange_strong(&slots[i].state, &want, SLOT_BUSY))
-      continue;
-    atomic_store(&slots[i].start, 0);
-    atomic_store(&slots[i].end, 0);
-    atomic_store(&slots[i].state, SLOT_FREE);
-    return;
-  }
+  rangeset_remove(&guarded, start);
 }
 
 int faultguard_covers(const void *p, size_t len)

@@ -1,6 +1,6 @@
 /* guardmem.c: repairing a SIGBUS in guest memory (see guardmem.h).  The
- * list is a fixed array of slots changed with atomics only, since the
- * signal handler reads it at any moment. */
+ * regions are a common/rangeset.h table, which the handler may read at
+ * any moment. */
 #include <errno.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -9,16 +9,13 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "common/rangeset.h"
 #include "vhost/guardmem.h"
 
 #define GUARD_SLOTS 1024
 
-enum { SLOT_FREE, SLOT_BUSY, SLOT_LIVE };
-
-static struct {
-  atomic_int state;
-  _Atomic uintptr_t start, end;
-} slots[GUARD_SLOTS];
+static struct rangeset_slot slots[GUARD_SLOTS];
+static struct rangeset guarded = { slots, GUARD_SLOTS };
 static atomic_uint_fast64_t repaired;
 static uintptr_t page_size;
 
@@ -27,17 +24,12 @@ static void on_sigbus(int sig, siginfo_t *si, void *uc)
   uintptr_t a = (uintptr_t)si->si_addr;
   (void)uc;
 
-  for (unsigned i = 0; i < GUARD_SLOTS; i++) {
-    if (atomic_load(&slots[i].state) != SLOT_LIVE)
-      continue;
-    if (a < atomic_load(&slots[i].start) || a >= atomic_load(&slots[i].end))
-      continue;
+  if (rangeset_covers(&guarded, a, 1)) {
     void *page = (void *)(a & ~(page_size - 1));
     if (mmap(page, page_size, PROT_READ | PROT_WRITE, MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) != MAP_FAILED) {
       atomic_fetch_add(&repaired, 1);
       return;   /* the access is retried on the zero page */
     }
-    break;
   }
   /* Not guest memory (or no repair possible): the default action. */
   signal(sig, SIG_DFL);
@@ -57,31 +49,12 @@ int guardmem_init(void)
 
 int guardmem_add(void *start, size_t len)
 {
-  for (unsigned i = 0; i < GUARD_SLOTS; i++) {
-    int want = SLOT_FREE;
-    if (!atomic_compare_exchange_strong(&slots[i].state, &want, SLOT_BUSY))
-      continue;
-    atomic_store(&slots[i].start, (uintptr_t)start);
-    atomic_store(&slots[i].end, (uintptr_t)start + len);
-    atomic_store(&slots[i].state, SLOT_LIVE);
-    return 0;
-  }
-  return -ENOSPC;
+  return rangeset_add(&guarded, start, len);
 }
 
 void guardmem_remove(void *start)
 {
-  for (unsigned i = 0; i < GUARD_SLOTS; i++) {
-    int want = SLOT_LIVE;
-    if (atomic_load(&slots[i].start) != (uintptr_t)start)
-      continue;
-    if (!atomic_compare_exchange_strong(&slots[i].state, &want, SLOT_BUSY))
-      continue;
-    atomic_store(&slots[i].start, 0);
-    atomic_store(&slots[i].end, 0);
-    atomic_store(&slots[i].state, SLOT_FREE);
-    return;
-  }
+  rangeset_remove(&guarded, start);
 }
 
 uint64_t guardmem_repaired(void)
