@@ -80,6 +80,10 @@ struct backend {
    * serves (io_uring's own check whether a FUSE file can do non-blocking I/O
    * already waits for the daemon). */
   bool io_async;
+  /* extents() asks another machine (a round trip, blocking the caller): the
+   * data paths then read in one piece instead of splitting reads along
+   * holes, and only BLOCK_STATUS asks. */
+  bool extents_remote;
   void *priv;
 };
 

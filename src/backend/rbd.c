@@ -525,6 +525,7 @@ int backend_rbd_open(const char *spec, bool read_only, const struct backend_rbd_
   b->ops = &rbd_ops;
   b->priv = p;
   b->fd = -1;
+  b->extents_remote = true;   /* rbd_diff_iterate2: a round trip to the cluster */
   b->size = size;
   b->read_only = read_only;
   b->can_flush = b->can_cache = true;

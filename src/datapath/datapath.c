@@ -73,7 +73,7 @@ bool dp_read_extents(const struct request *r, struct backend_extent *ext, size_t
   uint64_t sum = 0, len = r->hdr.length;
 
   *n = 0;
-  if (!b->ops->extents || len < 4096 || max < 2
+  if (!b->ops->extents || b->extents_remote || len < 4096 || max < 2
       || b->ops->extents(b, r->hdr.offset, len, ext, max - 1, n) < 0 || *n == 0) {
     *n = 0;
     return false;

@@ -72,7 +72,8 @@ extern uint32_t dp_default_chunk;
  * along (BACKEND_EXTENT_ZERO runs as OFFSET_HOLE): at most max extents in
  * ext[], *n of them, summing to r->hdr.length (what the backend did not
  * describe joins the last extent, or follows a last hole as data).  False
- * when the backend has no map, the request is under 4 KiB, or the map could
+ * when the backend has no map or must ask another machine for it
+ * (extents_remote), the request is under 4 KiB, or the map could
  * not be read. */
 bool dp_read_extents(const struct request *r, struct backend_extent *ext, size_t max, size_t *n);
 
