@@ -10,6 +10,9 @@ and the page cache.  The server (PID) writes its stats to STATS on SIGUSR1.
   finds its pages missing (auto_cache_misses 1) and completes through the
   page cache (the kernel started reading them in: copy); the next ones ask
   cachestat again and go O_DIRECT, leaving their pages out of the cache.
+- Half cached, after another hot run: a 12 KiB READ whose first page is
+  cached and the rest not reads the first page RWF_NOWAIT and the rest as
+  a plain read: one miss, counted as copy, the data whole.
 Every READ's data must match the image.  Prints "ok - " / "not ok - " lines."""
 import ctypes
 import json
@@ -82,13 +85,13 @@ def delta(a, b):
             "copied": b["server_copied_read_bytes"] - a["server_copied_read_bytes"]}
 
 
-def read_blocks(offsets, simple):
-    """READ a block at each offset, one at a time; True when all match."""
+def read_blocks(offsets, simple, size=BS):
+    """READ size bytes at each offset, one at a time; True when all match."""
     h = nbd.NBD()
     h.set_strict_mode(0)   # READs not aligned to 4 KiB (the minimum block size is 512)
     h.set_request_structured_replies(not simple)
     h.connect_uri(uri)
-    good = all(h.pread(BS, off) == img[off:off + BS] for off in offsets)
+    good = all(h.pread(size, off) == img[off:off + size] for off in offsets)
     h.shutdown()
     return good
 
@@ -112,8 +115,10 @@ report(d["direct"] == 64 and d["copy"] == 0 and d["misses"] == 0,
        "cold: all went O_DIRECT (auto_choice %s)" % d)
 report(left == 0, "cold: none of their pages is in the page cache after them (%d cached)" % left)
 
-# Hot: [4 MiB, 8 MiB) read into the page cache, then 200 blocks of it.
+# Hot: [4 MiB, 8 MiB) read into the page cache (no readahead past it),
+# then 200 blocks of it.
 fd = os.open(path, os.O_RDONLY)
+os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
 os.pread(fd, 4 * MiB, 4 * MiB)
 os.close(fd)
 hot = [4 * MiB + 512 * rnd.randrange(0, (4 * MiB - BS) // 512) for _ in range(200)]   # 512-byte aligned
@@ -128,6 +133,7 @@ report(d["copy_bytes"] == 200 * BS and d["copied"] == 2 * 200 * BS,
 
 # Cold again, right after the hot run: 16 blocks of [8 MiB, 12 MiB).
 cold2 = rnd.sample(range(8 * MiB, 12 * MiB, BS), 16)
+report(cached_pages(8 * MiB, 16 * MiB) == 0, "[8 MiB, 16 MiB) is not cached")
 s0 = stats()
 ok = read_blocks(cold2, False)
 d = delta(s0, stats())
@@ -142,3 +148,21 @@ stray = sum(cached_pages(o, o + BS) for o in others)
 report(cached_pages(cold2[0], cold2[0] + BS) == 1 and stray == 0,
        "cold after hot: only the missed READ's block was read into the page cache "
        "(%d of %d others cached)" % (stray, len(others)))
+
+# Half cached: another hot run, then a 12 KiB READ at a block of
+# [14 MiB, 15 MiB) (well past what the misses above read ahead) of which
+# only the first page was read into the cache (through a descriptor
+# without readahead).
+half = 14 * MiB + BS * rnd.randrange(0, MiB // BS)
+fd = os.open(path, os.O_RDONLY)
+os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
+os.pread(fd, BS, half)
+os.close(fd)
+report(cached_pages(half, half + 3 * BS) == 1, "half cached: 1 of the 3 pages cached")
+ok = read_blocks(hot[:40], False)
+s0 = stats()
+ok = read_blocks([half], False, 3 * BS) and read_blocks([half + 512], True, 2 * BS) and ok
+d = delta(s0, stats())
+report(ok, "half cached: the 12 KiB READ (and an 8 KiB one inside it, now cached) return the image's data")
+report(d["misses"] == 1 and d["copy"] == 2 and d["direct"] == 0,
+       "half cached: it missed once and was finished as a plain read (auto_choice %s)" % d)
