@@ -135,21 +135,23 @@ static void read_extent_done(struct bio *io, int res)
 }
 
 /* Split a structured read along the backend's allocation map.  Returns the
- * state, or NULL when the read is better done in one piece. */
+ * state, or NULL when the read is better done in one piece (the map is
+ * looked at on the stack first: most reads lie in one data extent, and the
+ * state, some 8 KiB, would be allocated and zeroed for nothing). */
 static struct read_state *read_split(struct request *r)
 {
+  struct backend_extent ext[READ_MAX_EXTENTS];
   struct read_state *st;
+  size_t n;
 
-  if (r->hdr.flags & NBD_CMD_FLAG_DF)
+  if ((r->hdr.flags & NBD_CMD_FLAG_DF) || !dp_read_extents(r, ext, READ_MAX_EXTENTS, &n)
+      || (n == 1 && !(ext[0].flags & BACKEND_EXTENT_ZERO)))
     return NULL;
   st = calloc(1, sizeof *st);
   if (!st)
     return NULL;
-  if (!dp_read_extents(r, st->ext, READ_MAX_EXTENTS, &st->n)
-      || (st->n == 1 && !(st->ext[0].flags & BACKEND_EXTENT_ZERO))) {
-    free(st);
-    return NULL;
-  }
+  memcpy(st->ext, ext, n * sizeof *ext);
+  st->n = n;
   return st;
 }
 
