@@ -83,12 +83,15 @@ static bool small_reads_hot(const struct dp_export *ex)
          && !__atomic_load_n(&ex->nowait_refused, __ATOMIC_RELAXED);
 }
 
-/* cachestat(2) found a small READ of ex cached (or not). */
+/* cachestat(2) found a small READ of ex cached (or not).  Written only when
+ * it changes: a cold export's workers do not pass the line back and forth. */
 static void small_read_asked(struct dp_export *ex, bool cached)
 {
-  if (!cached)
+  unsigned run = __atomic_load_n(&ex->small_cached_run, __ATOMIC_RELAXED);
+
+  if (!cached && run)
     __atomic_store_n(&ex->small_cached_run, 0, __ATOMIC_RELAXED);
-  else if (__atomic_load_n(&ex->small_cached_run, __ATOMIC_RELAXED) < HOT_RUN)
+  else if (cached && run < HOT_RUN)
     __atomic_fetch_add(&ex->small_cached_run, 1, __ATOMIC_RELAXED);
 }
 
