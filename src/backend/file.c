@@ -1,7 +1,8 @@
 /* file.c: the `file` backend: a regular file or a block device.  All data I/O
  * goes through the worker's io_uring (READ/WRITE with RWF_DSYNC for FUA,
- * READ with RWF_NOWAIT for BIO_NOWAIT, FSYNC for FLUSH, FALLOCATE for TRIM and WRITE_ZEROES, FADVISE for CACHE);
- * allocation extents come from lseek(SEEK_DATA/SEEK_HOLE). */
+ * READ with RWF_NOWAIT for BIO_NOWAIT, FSYNC for FLUSH, FALLOCATE for TRIM
+ * and WRITE_ZEROES, FADVISE for CACHE); allocation extents come from
+ * lseek(SEEK_DATA/SEEK_HOLE). */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/falloc.h>

