@@ -16,6 +16,13 @@ enum bio_type { BIO_READ, BIO_WRITE, BIO_FLUSH, BIO_TRIM, BIO_ZERO, BIO_CACHE };
 #define BIO_FUA       (1u << 0)  /* durable before completion */
 #define BIO_NO_HOLE   (1u << 1)  /* BIO_ZERO: keep the range allocated */
 #define BIO_FAST_ZERO (1u << 2)  /* BIO_ZERO: fail with -ENOTSUP unless it is cheap */
+/* BIO_READ on a file backend (backend.fd >= 0) only: read what the page
+ * cache holds, never waiting for the device (RWF_NOWAIT).  Completes with
+ * -EAGAIN when part of the range is not cached (io->progress bytes of it,
+ * from the start, were read; the kernel may have started reading the rest
+ * into the page cache, as readahead), -EOPNOTSUPP when the file refuses
+ * such reads (tmpfs, FUSE). */
+#define BIO_NOWAIT    (1u << 3)
 
 struct backend;
 
@@ -41,7 +48,7 @@ struct bio {
   struct engine_op op;
   struct engine *eng;
   struct backend *be;
-  uint64_t progress;
+  uint64_t progress;         /* the submitter may read it after a BIO_NOWAIT -EAGAIN */
   int stage;
 };
 

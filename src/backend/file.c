@@ -1,7 +1,8 @@
 /* file.c: the `file` backend: a regular file or a block device.  All data I/O
  * goes through the worker's io_uring (READ/WRITE with RWF_DSYNC for FUA,
- * FSYNC for FLUSH, FALLOCATE for TRIM and WRITE_ZEROES, FADVISE for CACHE);
- * allocation extents come from lseek(SEEK_DATA/SEEK_HOLE). */
+ * READ with RWF_NOWAIT for BIO_NOWAIT, FSYNC for FLUSH, FALLOCATE for TRIM
+ * and WRITE_ZEROES, FADVISE for CACHE); allocation extents come from
+ * lseek(SEEK_DATA/SEEK_HOLE). */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/falloc.h>
@@ -89,7 +90,8 @@ static void file_cb(struct engine_op *op, int res, uint32_t flags)
   struct file_priv *p = b->priv;
   (void)flags;
 
-  if (res == -EINTR || res == -EAGAIN) {
+  /* A BIO_NOWAIT read's -EAGAIN is its answer (not cached), not a retry. */
+  if (res == -EINTR || (res == -EAGAIN && !(io->type == BIO_READ && (io->flags & BIO_NOWAIT)))) {
     file_step(io);
     return;
   }
@@ -183,6 +185,8 @@ static void file_step(struct bio *io)
     sqe = engine_sqe(io->eng, &io->op);
     io_uring_prep_read(sqe, b->fd, (char *)io->buf + io->progress,
                        left > (1u << 30) ? (1u << 30) : (unsigned)left, io->offset + io->progress);
+    if (io->flags & BIO_NOWAIT)
+      sqe->rw_flags = RWF_NOWAIT;
     if (b->io_async)
       sqe->flags |= IOSQE_ASYNC;
     return;

@@ -1,7 +1,9 @@
 /* copy.c: the `copy` data path, which serves every READ and WRITE: read from
  * the backend into a buffer, then send it; a WRITE's payload was received
  * into a buffer by the front end, then it is written.  Sparse reads become
- * OFFSET_HOLE chunks when structured replies are on. */
+ * OFFSET_HOLE chunks when structured replies are on.  A READ with
+ * r->read_missed first asks the page cache alone (BIO_NOWAIT) and reads
+ * what it lacks as usual. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,9 +82,34 @@ static void read_reply(struct request *r, struct read_state *st)
   request_finish(r);
 }
 
+/* A BIO_NOWAIT read the page cache could not serve whole (-EAGAIN after
+ * io->progress bytes), or that the file refuses (-EOPNOTSUPP): tell
+ * r->read_missed (once per request) and read the rest as usual, waiting
+ * for the disk.  Returns true when it did. */
+static bool nowait_missed(struct bio *io, int res)
+{
+  struct request *r = io->owner;
+  void (*missed)(struct request *, int) = r->read_missed;
+  uint64_t done = io->progress;
+
+  if (!(io->flags & BIO_NOWAIT) || (res != -EAGAIN && res != -EOPNOTSUPP) || done >= io->length)
+    return false;
+  r->read_missed = NULL;
+  if (missed)
+    missed(r, res);
+  io->flags &= ~BIO_NOWAIT;
+  io->buf = (char *)io->buf + done;
+  io->offset += done;
+  io->length -= done;
+  backend_submit(r->export->backend, r->eng, io);
+  return true;
+}
+
 static void read_whole_done(struct bio *io, int res)
 {
   struct request *r = io->owner;
+  if (nowait_missed(io, res))
+    return;
   dp_times_disk(&r->times);
   if (res < 0)
     request_reply_status(r, proto_errno_to_nbd(res), dp_error_text(res));
@@ -95,6 +122,8 @@ static void read_extent_done(struct bio *io, int res)
   struct request *r = io->owner;
   struct read_state *st = r->dp_priv;
 
+  if (nowait_missed(io, res))
+    return;
   if (io != &st->bios[READ_MAX_EXTENTS]) {
     st->res[io - st->bios] = res;
     dp_times_disk(&r->times);
@@ -106,21 +135,23 @@ static void read_extent_done(struct bio *io, int res)
 }
 
 /* Split a structured read along the backend's allocation map.  Returns the
- * state, or NULL when the read is better done in one piece. */
+ * state, or NULL when the read is better done in one piece (the map is
+ * looked at on the stack first: most reads lie in one data extent, and the
+ * state, some 8 KiB, would be allocated and zeroed for nothing). */
 static struct read_state *read_split(struct request *r)
 {
+  struct backend_extent ext[READ_MAX_EXTENTS];
   struct read_state *st;
+  size_t n;
 
-  if (r->hdr.flags & NBD_CMD_FLAG_DF)
+  if ((r->hdr.flags & NBD_CMD_FLAG_DF) || !dp_read_extents(r, ext, READ_MAX_EXTENTS, &n)
+      || (n == 1 && !(ext[0].flags & BACKEND_EXTENT_ZERO)))
     return NULL;
   st = calloc(1, sizeof *st);
   if (!st)
     return NULL;
-  if (!dp_read_extents(r, st->ext, READ_MAX_EXTENTS, &st->n)
-      || (st->n == 1 && !(st->ext[0].flags & BACKEND_EXTENT_ZERO))) {
-    free(st);
-    return NULL;
-  }
+  memcpy(st->ext, ext, n * sizeof *ext);
+  st->n = n;
   return st;
 }
 
@@ -128,6 +159,7 @@ static void copy_read(const struct datapath *self, struct request *r)
 {
   struct read_state *st;
   uint64_t rel = 0;
+  unsigned flags = r->read_missed ? BIO_NOWAIT : 0;
 
   (void)self;
   if (r->hdr.length == 0) {
@@ -137,7 +169,7 @@ static void copy_read(const struct datapath *self, struct request *r)
   r->times.disk_begin = dp_now();
   st = proto_uses_chunks(r->session) ? read_split(r) : NULL;
   if (!st) {
-    r->bio = (struct bio){ .type = BIO_READ, .buf = r->buf, .offset = r->hdr.offset,
+    r->bio = (struct bio){ .type = BIO_READ, .flags = flags, .buf = r->buf, .offset = r->hdr.offset,
                            .length = r->hdr.length, .complete = read_whole_done, .owner = r };
     backend_submit(r->export->backend, r->eng, &r->bio);
     return;
@@ -146,7 +178,7 @@ static void copy_read(const struct datapath *self, struct request *r)
   st->pending = 1;   /* held until every read is submitted */
   for (size_t i = 0; i < st->n; i++) {
     if (!(st->ext[i].flags & BACKEND_EXTENT_ZERO)) {
-      st->bios[i] = (struct bio){ .type = BIO_READ, .buf = (char *)r->buf + rel,
+      st->bios[i] = (struct bio){ .type = BIO_READ, .flags = flags, .buf = (char *)r->buf + rel,
                                   .offset = r->hdr.offset + rel, .length = st->ext[i].length,
                                   .complete = read_extent_done, .owner = r };
       st->pending++;

@@ -206,6 +206,8 @@ int datapath_setup(struct dp_export *dx, struct backend *b, const struct dp_expo
   dx->map = NULL;
   dx->map_len = 0;
   dx->map_guarded = false;
+  dx->small_cached_run = 0;
+  dx->nowait_refused = false;
   dx->read_only = setup->read_only;
   dx->counted = false;
   dx->file = file_get(b->fd);

@@ -50,6 +50,10 @@ struct dp_export {
    * of file offsets and lengths (statx STATX_DIOALIGN; DP_DIRECT_ALIGN when
    * the kernel does not say).  0 without direct_fd. */
   uint32_t dio_mem_align, dio_off_align;
+  /* auto (auto.c): small READs in a row that cachestat(2) found cached
+   * (atomic; capped), and whether the file refused an RWF_NOWAIT read. */
+  unsigned small_cached_run;
+  bool nowait_refused;
   struct dp_file *file;        /* shared with the other exports of the same file */
   bool counted;                /* counted in file's direct_writers or buffered_writers */
   struct rangelock *wlock;     /* &file->wlock: orders O_DIRECT writes to the same blocks (rangelock.h) */

@@ -106,6 +106,11 @@ struct request {
   size_t cost;                         /* the front end's: bytes it counts for this request */
   struct dp_share *share;              /* the sink's part of its worker's pipes and arena */
   struct bio bio;                      /* the main backend operation */
+  /* A READ on the copy path: set (by auto) to read from the page cache
+   * only first (BIO_NOWAIT).  Called once, when the page cache did not hold
+   * all of it (res -EAGAIN) or the file refuses such reads (-EOPNOTSUPP);
+   * the rest is then read as usual (copy.c).  NULL: plain reads. */
+  void (*read_missed)(struct request *r, int res);
   struct reply_item status_item;       /* always available, for status and error replies */
   struct reply_item *items;            /* request_items() array */
   size_t nitems;

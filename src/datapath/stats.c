@@ -222,6 +222,7 @@ void dp_stats_json(struct json *j, const struct dp_stats *st)
     json_end(j);
   }
   json_end(j);
+  json_uint(j, "auto_cache_misses", stat_get(&st->auto_cache_misses));
   json_uint(j, "cpu_copied_bytes", stat_get(&st->copied_read) + stat_get(&st->copied_write)
             + stat_get(&st->zc_copied_bytes));
   json_uint(j, "server_copied_read_bytes", stat_get(&st->copied_read));

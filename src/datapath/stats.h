@@ -54,6 +54,8 @@ struct dp_stats {
   stat_t auto_read_bytes[DP_NPATHS];     /* their lengths, */
   stat_t auto_writes[DP_NPATHS];         /* WRITEs per path chosen, */
   stat_t auto_write_bytes[DP_NPATHS];    /* and theirs */
+  stat_t auto_cache_misses;              /* small READs auto read from the page cache only
+                                          * (RWF_NOWAIT) that found pages missing */
   stat_t copied_read, copied_write;      /* payload byte copies by the server's code/syscalls */
   stat_t memcpy_bytes;                   /* of which memcpy in user space (receive buffer, bounces) */
   stat_t bounce_bytes;                   /* unaligned edges of direct writes, merged into their blocks

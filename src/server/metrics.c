@@ -142,6 +142,8 @@ struct counter {
 #define C(n, h, f) { "shunt_" n, h, offsetof(struct dp_stats, f), 0 }
 static const struct counter counters[] = {
   C("requests_received_total", "Requests decoded (each counted again in shunt_requests_total once done).", requests),
+  C("auto_cache_misses_total", "datapath=auto: small READs read from the page cache only (RWF_NOWAIT) that found "
+    "pages missing.", auto_cache_misses),
   C("memcpy_bytes_total", "Payload bytes copied by memcpy in user space (receive buffer, bounce blocks).", memcpy_bytes),
   C("bounce_bytes_total", "Unaligned edges of direct writes merged through bounce blocks (read-modify-write).",
     bounce_bytes),

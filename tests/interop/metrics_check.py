@@ -143,7 +143,8 @@ def check(path, n, m):
     pb = value(fams, "shunt_payload_bytes", "shunt_payload_bytes_total", export="disk", direction="read")
     report(pb == n * m, f"data-path counter: payload bytes read {pb} == {n} x {m}")
     for fam in ("shunt_datapath_bytes", "shunt_server_copied_bytes", "shunt_chunks", "shunt_pool_hits",
-                "shunt_range_lock_waits", "shunt_phase_seconds", "shunt_auto_choice_requests"):
+                "shunt_range_lock_waits", "shunt_phase_seconds", "shunt_auto_choice_requests",
+                "shunt_auto_cache_misses"):
         if fam not in fams:
             report(False, f"data-path family {fam} present")
             break

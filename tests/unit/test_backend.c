@@ -1,7 +1,8 @@
 /* test_backend.c: both backends through a real io_uring engine: writes read
  * back, trim and zero leave zeroes and holes (extents), FUA and flush work,
  * fast zero answers at once, a file that shrinks under the backend gives EIO
- * past its new end, the memory backend's walks cost what is allocated (a
+ * past its new end, a BIO_NOWAIT read is served from the page cache or says
+ * -EAGAIN (how much it read) without waiting, the memory backend's walks cost what is allocated (a
  * 16 TiB export) and its cap gives ENOSPC, and the send queue delivers
  * everything in order across short sends. */
 #include <errno.h>
@@ -288,6 +289,47 @@ static void file_shrunk(const char *path)
   free(buf);
 }
 
+/* BIO_NOWAIT: a read of cached pages completes; one of pages not cached
+ * says -EAGAIN at once, after reading the cached ones before them
+ * (io.progress); without the flag the same read waits for the disk. */
+static void file_nowait(const char *path)
+{
+  struct backend *b;
+  char err[256];
+  uint8_t *w = malloc(64 << 10), *r = malloc(64 << 10);
+  int fd = open(path, O_RDONLY);
+
+  for (int i = 0; i < 64 << 10; i++)
+    w[i] = (uint8_t)(i * 7 + 1);
+  ok(fd >= 0 && backend_open("file", path, false, &b, err, sizeof err) == 0, "nowait: file opens");
+  ok(run_bio(b, BIO_WRITE, 0, w, 0, 64 << 10) == 0 && run_bio(b, BIO_FLUSH, 0, NULL, 0, 0) == 0,
+     "nowait: 64 KiB written and flushed");
+  /* Our own descriptor reads without readahead: only what it reads is cached. */
+  posix_fadvise(fd, 0, 0, POSIX_FADV_RANDOM);
+  ok(posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED) == 0 && pread(fd, r, 8192, 0) == 8192,
+     "nowait: the file dropped from the page cache, its first 8 KiB read back into it");
+  struct bio io = { .type = BIO_READ, .flags = BIO_NOWAIT, .buf = r, .offset = 0, .length = 16384,
+                    .complete = on_complete };
+  done_count = 0;
+  memset(r, 0, 64 << 10);
+  backend_submit(b, &eng, &io);
+  engine_run(&eng, one_done, NULL);
+  if (last_res == -EOPNOTSUPP) {
+    printf("ok %d - nowait # SKIP the file system of %s refuses RWF_NOWAIT reads\n", ++tap_n, path);
+  } else {
+    ok(last_res == -EAGAIN && io.progress == 8192 && !memcmp(r, w, 8192),
+       "nowait: 16 KiB, half cached: -EAGAIN after the 8192 cached bytes (%d, %llu)", last_res,
+       (unsigned long long)io.progress);
+    ok(run_bio(b, BIO_READ, 0, r, 0, 16384) == 0 && !memcmp(r, w, 16384), "nowait: without the flag it reads");
+    memset(r, 0, 16384);
+    ok(run_bio(b, BIO_READ, BIO_NOWAIT, r, 0, 16384) == 0 && !memcmp(r, w, 16384),
+       "nowait: read again (cached now), it completes");
+  }
+  backend_close(b);
+  close(fd);
+  free(w); free(r);
+}
+
 /* ---- send queue ---- */
 struct item { struct sendq_item sq; int *sent; };
 static void item_done(struct sendq_item *it, int err) { if (!err) ++*((struct item *)it)->sent; }
@@ -318,6 +360,7 @@ int main(void)
   backend_close(b);
   ok(backend_open("file", path, true, &b, err, sizeof err) == 0 && b->read_only && !b->can_trim, "read-only file backend");
   backend_close(b);
+  file_nowait(path);
   file_shrunk(path);
   unlink(path);
   ok(backend_open("file", "/nonexistent/x", false, &b, err, sizeof err) == -ENOENT && strstr(err, "/nonexistent/x"),
