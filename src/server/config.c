@@ -110,6 +110,14 @@ int config_set_tls(struct server_config *cfg, const char *key, const char *val,
   }
   if (!strcmp(key, "tls-allow-dn"))
     return tls_config_add_dn(&cfg->tls, val);
+  if (!strcmp(key, "tls-priority")) {
+    char why[256];
+    if (tls_priority_check(val, why, sizeof why) < 0) {
+      snprintf(err, errlen, "bad value for '%s': %s", key, why);
+      return -EINVAL;
+    }
+    dst = &cfg->tls.priority;
+  }
   if (!strcmp(key, "tls-certificates"))
     dst = &cfg->tls.certificates;
   else if (!strcmp(key, "tls-psk"))
@@ -256,6 +264,7 @@ size_t config_server_diff(const struct server_config *a, const struct server_con
     { "tls", ta->mode == tb->mode },
     { "tls-certificates", same_str(ta->certificates, tb->certificates) },
     { "tls-psk", same_str(ta->psk_file, tb->psk_file) },
+    { "tls-priority", same_str(ta->priority, tb->priority) },
     { "tls-verify-peer", ta->verify_peer == tb->verify_peer },
     { "tls-allow-dn", same_strv(ta->allow_dn, ta->nallow_dn, tb->allow_dn, tb->nallow_dn) },
   };

@@ -82,7 +82,7 @@ int config_add_unix(struct server_config *cfg, const char *path);
 int config_add_export_spec(struct server_config *cfg, const char *spec, char *err, size_t errlen);
 
 /* Set one TLS setting by its config-file key (tls, tls-certificates,
- * tls-psk, tls-verify-peer, tls-allow-dn); the command line uses it too.
+ * tls-psk, tls-priority, tls-verify-peer, tls-allow-dn); the command line uses it too.
  * Returns 0 or -errno with a message in err. */
 int config_set_tls(struct server_config *cfg, const char *key, const char *val,
                    char *err, size_t errlen);

@@ -14,6 +14,11 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#elif defined(__aarch64__)
+#include <sys/auxv.h>
+#endif
 
 #include "server/tls.h"
 
@@ -80,8 +85,56 @@ int tls_config_add_dn(struct tls_config *cfg, const char *pattern)
   return 0;
 }
 
+int tls_priority_check(const char *priority, char *err, size_t errlen)
+{
+  gnutls_priority_t p;
+  const char *pos = NULL;
+  int r = gnutls_priority_init(&p, priority, &pos);
+
+  if (r < 0) {
+    if (pos && r == GNUTLS_E_INVALID_REQUEST)
+      snprintf(err, errlen, "'%s': %s at '%s'", priority, gnutls_strerror(r), pos);
+    else
+      snprintf(err, errlen, "'%s': %s", priority, gnutls_strerror(r));
+    return -EINVAL;
+  }
+  gnutls_priority_deinit(p);
+  return 0;
+}
+
+/* Whether AES-GCM runs on the CPU's own instructions (AES rounds and the
+ * carry-less multiply of GHASH), as GnuTLS then uses them. */
+static bool cpu_has_aes_gcm(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+  unsigned a, b, c, d;
+  if (!__get_cpuid(1, &a, &b, &c, &d))
+    return false;
+  return (c & bit_AES) && (c & bit_PCLMUL);
+#elif defined(__aarch64__) && defined(HWCAP_AES) && defined(HWCAP_PMULL)
+  unsigned long hw = getauxval(AT_HWCAP);
+  return (hw & HWCAP_AES) && (hw & HWCAP_PMULL);
+#else
+  return false;
+#endif
+}
+
+/* NORMAL's ciphers, reordered.  The key exchanges, signatures and protocol
+ * versions stay the system's. */
+#define TLS_CIPHERS_AES "+AES-128-GCM:+AES-256-GCM:+CHACHA20-POLY1305"
+#define TLS_CIPHERS_CHACHA "+CHACHA20-POLY1305:+AES-128-GCM:+AES-256-GCM"
+#define TLS_CIPHERS_REST "+AES-128-CCM:+AES-256-CCM:+AES-128-CBC:+AES-256-CBC"
+
+const char *tls_default_priority(void)
+{
+  return cpu_has_aes_gcm()
+    ? "NORMAL:-CIPHER-ALL:" TLS_CIPHERS_AES ":" TLS_CIPHERS_REST ":%SERVER_PRECEDENCE"
+    : "NORMAL:-CIPHER-ALL:" TLS_CIPHERS_CHACHA ":" TLS_CIPHERS_REST ":%SERVER_PRECEDENCE";
+}
+
 void tls_config_free(struct tls_config *cfg)
 {
+  free(cfg->priority);
   free(cfg->certificates);
   free(cfg->psk_file);
   for (size_t i = 0; i < cfg->nallow_dn; i++)
@@ -145,7 +198,8 @@ gerr:
 int tls_creds_load(struct tls_creds **out, const struct tls_config *cfg, char *err, size_t errlen)
 {
   struct tls_creds *c = calloc(1, sizeof *c);
-  const char *prio;
+  const char *base, *pos = NULL;
+  char prio[1024];
   int r;
 
   *out = NULL;
@@ -179,15 +233,23 @@ int tls_creds_load(struct tls_creds **out, const struct tls_config *cfg, char *e
     }
     gnutls_psk_set_server_known_dh_params(c->psk, GNUTLS_SEC_PARAM_MEDIUM);
   }
-  /* The system's defaults, plus the PSK key exchanges when a keys file is
-   * given.  An external PSK is bound to SHA-256, which rules out AES-256-GCM
-   * in TLS 1.3; NORMAL would then pick ChaCha20 (about 7x slower than
-   * AES-128-GCM with AES-NI here), so AES-GCM goes first, by our preference. */
-  prio = c->psk ? "NORMAL:-CIPHER-ALL:+AES-256-GCM:+AES-128-GCM:+CHACHA20-POLY1305:+AES-256-CBC:+AES-128-CBC"
-                  ":+ECDHE-PSK:+DHE-PSK:+PSK:%SERVER_PRECEDENCE"
-                : "NORMAL";
-  if ((r = gnutls_priority_init(&c->prio, prio, NULL)) < 0) {
-    snprintf(err, errlen, "TLS priority %s: %s", prio, gnutls_strerror(r));
+  /* The server's cipher order (tls_default_priority) or the operator's,
+   * plus the PSK key exchanges when a keys file is given (as qemu adds
+   * them to its priority= for PSK credentials).  An external PSK is bound
+   * to SHA-256, which rules out AES-256-GCM in TLS 1.3. */
+  base = cfg->priority ? cfg->priority : tls_default_priority();
+  if (c->psk)
+    snprintf(prio, sizeof prio, "%s:+ECDHE-PSK:+DHE-PSK:+PSK", base);
+  else
+    snprintf(prio, sizeof prio, "%s", base);
+  if (strlen(base) + 32 > sizeof prio) {
+    snprintf(err, errlen, "--tls-priority: longer than %zu bytes", sizeof prio - 32);
+    r = -EINVAL;
+    goto fail;
+  }
+  if ((r = gnutls_priority_init(&c->prio, prio, &pos)) < 0) {
+    snprintf(err, errlen, "TLS priority '%s': %s%s%s", prio, gnutls_strerror(r), pos ? " at " : "",
+             pos ? pos : "");
     r = -EINVAL;
     goto fail;
   }

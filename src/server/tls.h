@@ -24,12 +24,22 @@ struct tls_config {
   bool verify_peer;     /* require and verify client certificates against the CA */
   char **allow_dn;      /* fnmatch patterns over the client certificate's DN */
   size_t nallow_dn;
+  char *priority;       /* GnuTLS priority string, or NULL: tls_default_priority() */
 };
 
 /* Parse "off", "on" or "require". Returns 0 or -EINVAL. */
 int tls_parse_mode(const char *s, enum tls_mode *mode);
 /* Append a DN pattern. Returns 0 or -ENOMEM. */
 int tls_config_add_dn(struct tls_config *cfg, const char *pattern);
+/* Check a GnuTLS priority string (--tls-priority).  Returns 0, or -EINVAL
+ * with a message saying where it is wrong in err. */
+int tls_priority_check(const char *priority, char *err, size_t errlen);
+/* The ciphers the server prefers when no priority string is given: the
+ * system's defaults (NORMAL) with AES-128-GCM first where the CPU has AES
+ * instructions (fewer rounds than AES-256, on both ends), ChaCha20-Poly1305
+ * first where it has not, and the server's order over the client's.  Static
+ * text, one of two strings. */
+const char *tls_default_priority(void);
 /* Free the strings of a tls_config. */
 void tls_config_free(struct tls_config *cfg);
 

@@ -101,6 +101,10 @@ static void serve_usage(FILE *f)
 "                           option but STARTTLS and ABORT is refused before TLS)\n"
 "      --tls-certificates DIR  X.509: DIR/ca-cert.pem, server-cert.pem, server-key.pem\n"
 "      --tls-psk FILE       PSK: FILE holds identity:hexkey lines\n"
+"      --tls-priority STRING  GnuTLS priority string (ciphers, versions; PSK\n"
+"                           key exchanges are added with --tls-psk); default:\n"
+"                           the system's NORMAL, the server's cipher order,\n"
+"                           AES-128-GCM first (ChaCha20 without AES instructions)\n"
 "      --tls-verify-peer    require client certificates signed by DIR/ca-cert.pem\n"
 "      --tls-allow-dn PATTERN  accept only client certificates whose DN matches\n"
 "                           the glob PATTERN (repeatable; implies --tls-verify-peer)\n"
@@ -170,6 +174,7 @@ enum {   /* long options without a letter */
   OPT_CHUNK = 1000, OPT_ARENA, OPT_STATS, OPT_SEND_TIMEOUT, OPT_MEMORY_BUDGET, OPT_VERIFY_PEER,
   OPT_FORK, OPT_RUN, OPT_EXIT_WITH_PARENT, OPT_LOG, OPT_MAX_INFLIGHT, OPT_HANDSHAKE_TIMEOUT,
   OPT_MAX_CONNECTIONS, OPT_TLS, OPT_TLS_CERTIFICATES, OPT_TLS_PSK, OPT_TLS_ALLOW_DN,
+  OPT_TLS_PRIORITY,
   OPT_QOS, OPT_QOS_KEY, OPT_DEVICE_IOPS, OPT_DEVICE_BW,
   OPT_CONTROL, OPT_CONTROL_MODE, OPT_METRICS,
 };
@@ -260,6 +265,7 @@ static const struct option opts[] = {
   { "tls", required_argument, NULL, OPT_TLS },
   { "tls-certificates", required_argument, NULL, OPT_TLS_CERTIFICATES },
   { "tls-psk", required_argument, NULL, OPT_TLS_PSK },
+  { "tls-priority", required_argument, NULL, OPT_TLS_PRIORITY },
   { "tls-verify-peer", no_argument, NULL, OPT_VERIFY_PEER },
   { "tls-allow-dn", required_argument, NULL, OPT_TLS_ALLOW_DN },
   { NULL, 0, NULL, 0 },
@@ -310,6 +316,7 @@ static int parse_options(struct server_config *cfg, struct serve_process *proc, 
     case OPT_QOS: case OPT_QOS_KEY: case OPT_DEVICE_IOPS: case OPT_DEVICE_BW:
     case OPT_HANDSHAKE_TIMEOUT: case OPT_MAX_CONNECTIONS: case OPT_TLS:
     case OPT_TLS_CERTIFICATES: case OPT_TLS_PSK: case OPT_VERIFY_PEER: case OPT_TLS_ALLOW_DN:
+    case OPT_TLS_PRIORITY:
     case OPT_CONTROL: case OPT_CONTROL_MODE: case OPT_METRICS: {
       /* Valued options are config-file keys: one parser validates both. */
       const char *key = cli_option_name(opts, c);

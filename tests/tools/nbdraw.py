@@ -622,6 +622,27 @@ def probe_starttls(port, cafile):
     print("abort=" + ",".join(p.option(NBD_OPT_ABORT)[0]))
 
 
+def probe_cipher(port, cafile, tls12_ciphers=None):
+    """STARTTLS with Python's (OpenSSL's) client, which lists AES-256-GCM
+    first for TLS 1.3; with tls12_ciphers (an OpenSSL cipher list), TLS 1.2
+    offering only those.  Prints the suite negotiated, or handshake=failed."""
+    p = Probe(port)
+    print("starttls=" + ",".join(p.option(NBD_OPT_STARTTLS)[0]))
+    ctx = ssl.create_default_context(cafile=cafile)
+    if tls12_ciphers:
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+        ctx.set_ciphers(tls12_ciphers)
+    try:
+        p.sock = ctx.wrap_socket(p.sock, server_hostname="localhost")
+    except (ssl.SSLError, ConnectionError) as e:
+        print("handshake=failed")
+        print("error=%s" % e)
+        return
+    print("handshake=done")
+    print("cipher=" + p.sock.cipher()[0])
+    print("abort=" + ",".join(p.option(NBD_OPT_ABORT)[0]))
+
+
 def probe_list(port):
     p = Probe(port)
     types, datas = p.option(NBD_OPT_LIST)
@@ -653,7 +674,7 @@ def probe_hangup(port):
 
 def probe_main(args):
     probes = {"require": probe_require, "exportname": probe_exportname,
-              "starttls": probe_starttls, "list": probe_list, "junk": probe_junk,
+              "starttls": probe_starttls, "cipher": probe_cipher, "list": probe_list, "junk": probe_junk,
               "hangup": probe_hangup}
     if not args or args[0] not in probes:
         sys.exit("usage: nbdraw.py {%s} PORT [ARG]" % "|".join(sorted(probes)))
