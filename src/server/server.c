@@ -22,6 +22,7 @@
 #include "common/sigthread.h"
 #include "common/statsfile.h"
 #include "common/sysmem.h"
+#include "common/workers.h"
 #include "datapath/datapath.h"
 #include "datapath/dpworker.h"
 #include "datapath/qos.h"
@@ -58,13 +59,16 @@ void server_request_stop(struct server *srv)
     worker_wake(&srv->workers[i]);
 }
 
-static void *worker_thread(void *arg)
+static int run_worker(void *arg, unsigned i)
 {
-  struct worker *w = arg;
-  int r = worker_run(w);
-  if (r < 0)
-    log_msg(LOG_ERROR, NULL, NULL, "worker %d: event loop failed: %s", w->id, strerror(-r));
-  return NULL;
+  struct server *srv = arg;
+  return worker_run(&srv->workers[i]);
+}
+
+static void stop_workers(void *arg, unsigned running)
+{
+  (void)running;
+  server_request_stop(arg);
 }
 
 /* ---- statistics file (--stats): SIGUSR1 and exit ---- */
@@ -154,7 +158,7 @@ int server_run(struct server_config *cfg)
   sigset_t mask;
   char err[512];
   int status = 1, r;
-  unsigned started = 0, nworkers;
+  unsigned nworkers;
   struct sigthread sig = { 0 };
   struct ops *ops = NULL;
 
@@ -178,11 +182,7 @@ int server_run(struct server_config *cfg)
   dp_qos = cfg->qos;
   if (cfg->stats_path && statsfile_check(cfg->stats_path) < 0)
     return 1;
-  nworkers = cfg->stdio ? 1 : cfg->threads;
-  if (nworkers == 0) {
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    nworkers = n > 0 ? (unsigned)n : 1;
-  }
+  nworkers = cfg->stdio ? 1 : workers_count(cfg->threads);
   dp_stats_slots = nworkers;   /* every export counts per worker */
   srv.memory_budget = memory_budget(cfg);
   log_msg(LOG_INFO, NULL, NULL, "memory budget %zu MiB for the request buffers of all connections%s",
@@ -266,20 +266,7 @@ int server_run(struct server_config *cfg)
     goto out;
   }
   notify(&srv, "READY=1");
-  /* Worker 0 runs on this thread; the others get their own. */
-  for (started = 1; started < srv.nworkers; started++)
-    if ((r = pthread_create(&srv.workers[started].thread, NULL, worker_thread, &srv.workers[started])) != 0) {
-      log_msg(LOG_ERROR, NULL, NULL, "cannot start worker thread: %s", strerror(r));
-      server_request_stop(&srv);
-      break;
-    }
-  r = worker_run(&srv.workers[0]);
-  if (r < 0) {
-    log_msg(LOG_ERROR, NULL, NULL, "worker 0: event loop failed: %s", strerror(-r));
-    server_request_stop(&srv);
-  }
-  for (unsigned i = 1; i < started; i++)
-    pthread_join(srv.workers[i].thread, NULL);
+  r = workers_run(&(struct workers){ .n = srv.nworkers, .run = run_worker, .stop = stop_workers, .ctx = &srv });
   status = r < 0 ? 1 : 0;
   log_msg(LOG_INFO, NULL, NULL, "all connections closed; flushing exports");
 

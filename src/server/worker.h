@@ -4,7 +4,6 @@
 #ifndef SHUNT_SERVER_WORKER_H
 #define SHUNT_SERVER_WORKER_H
 
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/signalfd.h>
@@ -28,7 +27,6 @@ struct worker {
   struct server *srv;
   struct engine eng;
   bool eng_ready;
-  pthread_t thread;
   int id;
   struct accept_op *accepts;     /* one per listening socket */
   size_t naccepts;

@@ -5,7 +5,6 @@
 #ifndef SHUNT_VHOST_VWORKER_H
 #define SHUNT_VHOST_VWORKER_H
 
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -19,7 +18,6 @@ struct vworker {
   struct vhost *vh;
   struct engine eng;
   bool eng_ready;
-  pthread_t thread;
   int id;
   int wake_fd;                   /* eventfd: another thread asks us to stop */
   struct engine_op wake_op;
