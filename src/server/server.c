@@ -8,11 +8,9 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -155,7 +153,6 @@ int server_run(struct server_config *cfg)
 {
   struct server srv;
   struct listen_set set = { 0 };
-  sigset_t mask;
   char err[512];
   int status = 1, r;
   unsigned nworkers;
@@ -214,22 +211,11 @@ int server_run(struct server_config *cfg)
   /* SIGINT and SIGTERM arrive through a signalfd read by worker 0's ring;
    * SIGUSR1, SIGUSR2 and SIGHUP through the signal thread's sigwait.  Block
    * them all in every thread (threads inherit the mask). */
-  signal(SIGPIPE, SIG_IGN);
-  sigemptyset(&mask);
-  sigaddset(&mask, SIGINT);
-  sigaddset(&mask, SIGTERM);
-  sigaddset(&mask, SIGUSR1);
-  sigaddset(&mask, SIGUSR2);
-  sigaddset(&mask, SIGHUP);
-  pthread_sigmask(SIG_BLOCK, &mask, NULL);
-  sigdelset(&mask, SIGUSR1);
-  sigdelset(&mask, SIGUSR2);
-  sigdelset(&mask, SIGHUP);
-  srv.sig_fd = signalfd(-1, &mask, SFD_CLOEXEC);
+  srv.sig_fd = sigthread_block();
   sig.on_hup = hup_reload;
   sigthread_start(&sig, usr1_write_stats, &srv, NULL);
   if (srv.sig_fd < 0) {
-    log_msg(LOG_ERROR, NULL, NULL, "signalfd: %s", strerror(errno));
+    log_msg(LOG_ERROR, NULL, NULL, "signalfd: %s", strerror(-srv.sig_fd));
     goto out;
   }
 

@@ -5,11 +5,9 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -170,7 +168,6 @@ int vhost_run(struct vhost_config *cfg)
 {
   struct vhost vh;
   struct listen_set set = { 0 };
-  sigset_t mask;
   int status = 1, r = 0;
   struct sigthread sig = { 0 };
 
@@ -200,20 +197,9 @@ int vhost_run(struct vhost_config *cfg)
 
   /* SIGINT and SIGTERM arrive through a signalfd read by worker 0's ring;
    * SIGUSR1, SIGUSR2 and SIGHUP through the signal thread's sigwait. */
-  signal(SIGPIPE, SIG_IGN);
-  sigemptyset(&mask);
-  sigaddset(&mask, SIGINT);
-  sigaddset(&mask, SIGTERM);
-  sigaddset(&mask, SIGUSR1);
-  sigaddset(&mask, SIGUSR2);
-  sigaddset(&mask, SIGHUP);
-  pthread_sigmask(SIG_BLOCK, &mask, NULL);
-  sigdelset(&mask, SIGUSR1);
-  sigdelset(&mask, SIGUSR2);
-  sigdelset(&mask, SIGHUP);
-  vh.sig_fd = signalfd(-1, &mask, SFD_CLOEXEC);
+  vh.sig_fd = sigthread_block();
   if (vh.sig_fd < 0) {
-    log_msg(LOG_ERROR, NULL, NULL, "signalfd: %s", strerror(errno));
+    log_msg(LOG_ERROR, NULL, NULL, "signalfd: %s", strerror(-vh.sig_fd));
     goto out;
   }
   if ((r = guardmem_init()) < 0) {
