@@ -202,28 +202,17 @@ bad:
   return -EINVAL;
 }
 
-/* The config file reader's state: the [vhost SOCKET] section being read. */
+/* The [vhost SOCKET] section being read. */
 struct vconfig_reader {
   struct vhost_config *cfg;
   struct vhost_dev_config *cur;
 };
 
-static int vconfig_section(void *arg, const char *s, char *msg, size_t msglen)
+static int vconfig_dev(void *arg, const char *sock, char *msg, size_t msglen)
 {
   struct vconfig_reader *rd = arg;
-  const char *sock;
   int r;
 
-  if (!strcmp(s, "server")) {
-    rd->cur = NULL;
-    return 0;
-  }
-  if (strncmp(s, "vhost", 5) || !isspace((unsigned char)s[5])) {
-    snprintf(msg, msglen, "unknown section [%s] (expected [server] or [vhost SOCKET])", s);
-    return -EINVAL;
-  }
-  for (sock = s + 6; isspace((unsigned char)*sock); sock++)
-    ;
   if ((r = check_socket(sock, msg, msglen)) < 0)
     return r;
   if (!(rd->cur = add_dev(rd->cfg)) || !(rd->cur->socket = strdup(sock))) {
@@ -233,25 +222,25 @@ static int vconfig_section(void *arg, const char *s, char *msg, size_t msglen)
   return 0;
 }
 
-static int vconfig_key(void *arg, const char *key, const char *val, char *msg, size_t msglen)
+static int vconfig_dev_key(void *arg, const char *key, const char *val, char *msg, size_t msglen)
 {
   struct vconfig_reader *rd = arg;
+  return vhost_dev_set_option(rd->cur, key, val, msg, msglen);
+}
 
-  if (rd->cur)
-    return vhost_dev_set_option(rd->cur, key, val, msg, msglen);
-  if (!val) {
-    snprintf(msg, msglen, "expected KEY = VALUE");
-    return -EINVAL;
-  }
+static int vconfig_server_key(void *arg, const char *key, const char *val, char *msg, size_t msglen)
+{
+  struct vconfig_reader *rd = arg;
   return vhost_config_set_key(rd->cfg, key, val, msg, msglen);
 }
 
 int vhost_config_load_file(struct vhost_config *cfg, const char *path, char *err, size_t errlen)
 {
-  static const struct ini_handler handler = { .section = vconfig_section, .key = vconfig_key };
+  static const struct ini_layout layout = { .kind = "vhost", .name_what = "SOCKET", .item = vconfig_dev,
+                                            .item_key = vconfig_dev_key, .server_key = vconfig_server_key };
   struct vconfig_reader rd = { .cfg = cfg };
 
-  return ini_load_file(path, &handler, &rd, err, errlen);
+  return ini_load_layout(path, &layout, &rd, err, errlen);
 }
 
 int vhost_config_check(const struct vhost_config *cfg, char *err, size_t errlen)

@@ -116,7 +116,8 @@ int main(void)
   ok(load("[vhost /d.sock]\nqueues = 2\n", &cfg, err, sizeof err) == 0 &&
      vhost_config_check(&cfg, err, sizeof err) == -EINVAL && strstr(err, "no source"), "no source: %s", err);
   vhost_config_free(&cfg);
-  ok(load("[export x]\npath = /x\n", &cfg, err, sizeof err) == -EINVAL && strstr(err, ":1: unknown section"),
+  ok(load("[export x]\npath = /x\n", &cfg, err, sizeof err) == -EINVAL
+     && strstr(err, ":1: unknown section [export x] (expected [server] or [vhost SOCKET])"),
      "serve's [export] section is not a device: %s", err);
   vhost_config_free(&cfg);
   ok(load("threads\n", &cfg, err, sizeof err) == -EINVAL && strstr(err, "KEY = VALUE"), "a bare server key: %s", err);
