@@ -113,10 +113,15 @@ int export_check_name(const char *name, char *err, size_t errlen)
   return -EINVAL;
 }
 
+static int set_spec_option(void *cfg, const char *key, const char *value, char *err, size_t errlen)
+{
+  return export_set_option(cfg, key, value, err, errlen);
+}
+
 int export_parse_spec(const char *spec, struct export_config *cfg, char *err, size_t errlen)
 {
   const char *eq = strchr(spec, '=');
-  char *rest, *opt, *save = NULL;
+  char *rest, *opts;
   int r = 0;
 
   memset(cfg, 0, sizeof *cfg);
@@ -140,20 +145,17 @@ int export_parse_spec(const char *spec, struct export_config *cfg, char *err, si
     free(rest);
     goto out;
   }
-  opt = strtok_r(rest, ",", &save);
-  if (!opt || !*opt || eq[1] == ',') {
+  if (!*rest || *rest == ',') {
     snprintf(err, errlen, "export '%s': missing PATH", cfg->name);
     free(rest);
     r = -EINVAL;
     goto out;
   }
-  cfg->path = strdup(opt);
-  while (r == 0 && (opt = strtok_r(NULL, ",", &save))) {
-    char *v = strchr(opt, '=');
-    if (v)
-      *v++ = '\0';
-    r = export_set_option(cfg, opt, v, err, errlen);
-  }
+  if ((opts = strchr(rest, ',')))
+    *opts++ = '\0';
+  cfg->path = strdup(rest);
+  if (opts)
+    r = parse_option_list(opts, set_spec_option, cfg, err, errlen);
   free(rest);
 out:
   if (r < 0)

@@ -132,10 +132,15 @@ static int check_socket(const char *path, char *err, size_t errlen)
   return 0;
 }
 
+static int set_spec_option(void *d, const char *key, const char *val, char *err, size_t errlen)
+{
+  return vhost_dev_set_option(d, key, val, err, errlen);
+}
+
 int vhost_config_add_spec(struct vhost_config *cfg, const char *spec, char *err, size_t errlen)
 {
   const char *eq = strchr(spec, '=');
-  char *rest, *opt, *save = NULL;
+  char *rest, *opts;
   struct vhost_dev_config *d;
   int r = 0;
 
@@ -151,14 +156,11 @@ int vhost_config_add_spec(struct vhost_config *cfg, const char *spec, char *err,
     free(rest);
     return r;
   }
-  opt = strtok_r(rest, ",", &save);
-  r = text_set(&d->source, opt, err, errlen);
-  while (r == 0 && (opt = strtok_r(NULL, ",", &save))) {
-    char *v = strchr(opt, '=');
-    if (v)
-      *v++ = '\0';
-    r = vhost_dev_set_option(d, opt, v, err, errlen);
-  }
+  if ((opts = strchr(rest, ',')))
+    *opts++ = '\0';
+  r = text_set(&d->source, rest, err, errlen);
+  if (r == 0 && opts)
+    r = parse_option_list(opts, set_spec_option, d, err, errlen);
   free(rest);
   return r;
 }
