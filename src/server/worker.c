@@ -30,14 +30,6 @@
  * for the memory budget tries again, and the send timeout's resolution. */
 #define TICK_MS 250
 
-
-static void ignore_cb(struct engine_op *op, int res, uint32_t flags)
-{
-  (void)op; (void)res; (void)flags;
-}
-
-struct engine_op worker_ignore_op = { .cb = ignore_cb };
-
 static void arm_tick(struct worker *w)
 {
   struct io_uring_sqe *sqe = engine_sqe(&w->eng, &w->tick_op);
@@ -139,8 +131,7 @@ void worker_conn_removed(struct worker *w, struct conn *c)
   if (w->srv->cfg->stdio)
     server_request_stop(w->srv);   /* --stdio serves exactly one client */
   if (w->stopping && w->nconns == 0 && w->grace_armed) {
-    struct io_uring_sqe *sqe = engine_sqe(&w->eng, &worker_ignore_op);
-    io_uring_prep_cancel(sqe, &w->grace_op, 0);
+    engine_cancel(&w->eng, &w->grace_op);
   }
 }
 
@@ -206,8 +197,7 @@ static void accept_cb(struct engine_op *op, int res, uint32_t flags)
       log_msg(LOG_WARN, NULL, NULL, "accept failed: %s; pausing accepts for 100 ms", strerror(-res));
       a->backoff = true;
       if (a->armed) {
-        struct io_uring_sqe *sqe = engine_sqe(&w->eng, &worker_ignore_op);
-        io_uring_prep_cancel(sqe, &a->op, 0);
+        engine_cancel(&w->eng, &a->op);
       }
     }
   }
@@ -305,12 +295,6 @@ static void grace_cb(struct engine_op *op, int res, uint32_t flags)
   }
 }
 
-static void cancel(struct worker *w, struct engine_op *op)
-{
-  struct io_uring_sqe *sqe = engine_sqe(&w->eng, &worker_ignore_op);
-  io_uring_prep_cancel(sqe, op, 0);
-}
-
 void worker_stop(struct worker *w)
 {
   if (w->stopping)
@@ -318,13 +302,13 @@ void worker_stop(struct worker *w)
   w->stopping = true;
   for (size_t i = 0; i < w->naccepts; i++)
     if (w->accepts[i].armed)
-      cancel(w, &w->accepts[i].op);
+      engine_cancel(&w->eng, &w->accepts[i].op);
     else if (w->accepts[i].retry_armed)
-      cancel(w, &w->accepts[i].retry_op);
+      engine_cancel(&w->eng, &w->accepts[i].retry_op);
   if (w->wake_armed)
-    cancel(w, &w->wake_op);
+    engine_cancel(&w->eng, &w->wake_op);
   if (w->tick_armed)
-    cancel(w, &w->tick_op);
+    engine_cancel(&w->eng, &w->tick_op);
   for (struct conn *c = w->conns, *next; c; c = next) {
     next = conn_next(c);
     conn_stop(c);

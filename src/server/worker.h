@@ -72,7 +72,4 @@ void worker_stop(struct worker *w);
 void worker_conn_added(struct worker *w, struct conn *c);
 void worker_conn_removed(struct worker *w, struct conn *c);
 
-/* An engine op whose completion is ignored (cancellations). */
-extern struct engine_op worker_ignore_op;
-
 #endif

@@ -12,19 +12,6 @@
 #include "vhost/vhost.h"
 #include "vhost/vworker.h"
 
-static void ignore_cb(struct engine_op *op, int res, uint32_t flags)
-{
-  (void)op; (void)res; (void)flags;
-}
-
-struct engine_op vworker_ignore_op = { .cb = ignore_cb };
-
-static void cancel(struct vworker *w, struct engine_op *op)
-{
-  struct io_uring_sqe *sqe = engine_sqe(&w->eng, &vworker_ignore_op);
-  io_uring_prep_cancel(sqe, op, 0);
-}
-
 /* Begin stopping (on the worker's own thread): every device of this worker
  * stops accepting and closes its connection once its queues drained. */
 static void vworker_stop(struct vworker *w)
@@ -33,7 +20,7 @@ static void vworker_stop(struct vworker *w)
     return;
   w->stopping = true;
   if (w->wake_armed)
-    cancel(w, &w->wake_op);
+    engine_cancel(&w->eng, &w->wake_op);
   for (size_t i = 0; i < w->vh->ndevs; i++)
     if (w->vh->devs[i].w == w)
       vdev_stop(&w->vh->devs[i]);
@@ -110,7 +97,7 @@ int vworker_init(struct vworker *w, struct vhost *vh, int id)
   w->id = id;
   w->wake_op.cb = wake_cb;
   w->sig_op.cb = signal_cb;
-  w->nudge_op.cb = ignore_cb;
+  w->nudge_op.cb = engine_ignore_op.cb;   /* it only wakes the loop */
   w->wake_fd = eventfd(0, EFD_CLOEXEC);
   return w->wake_fd < 0 ? -errno : 0;
 }

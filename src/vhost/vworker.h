@@ -47,7 +47,4 @@ void vworker_wake(struct vworker *w);
  * device of the process, every worker ends once it serves no queue. */
 void vworker_device_done(struct vworker *w);
 
-/* An engine op whose completion is ignored (cancellations). */
-extern struct engine_op vworker_ignore_op;
-
 #endif
