@@ -6,10 +6,10 @@
 
 #include <stdbool.h>
 #include <stdint.h>
-#include <sys/signalfd.h>
 
 #include "datapath/stats.h"
 #include "engine/engine.h"
+#include "engine/stopper.h"
 
 struct server;
 struct conn;
@@ -30,13 +30,7 @@ struct worker {
   int id;
   struct accept_op *accepts;     /* one per listening socket */
   size_t naccepts;
-  int wake_fd;                   /* eventfd: another thread asks us to stop */
-  struct engine_op wake_op;
-  uint64_t wake_val;
-  bool wake_armed;
-  struct engine_op sig_op;       /* worker 0: reads the signalfd */
-  struct signalfd_siginfo siginfo;
-  bool sig_armed;
+  struct engine_stopper stopper; /* woken by other threads; worker 0: the signalfd */
   struct engine_op grace_op;     /* shutdown grace period: then connections are cut */
   struct __kernel_timespec grace_ts;
   bool grace_armed;

@@ -8,9 +8,9 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
-#include <sys/signalfd.h>
 
 #include "engine/engine.h"
+#include "engine/stopper.h"
 
 struct vhost;
 
@@ -19,13 +19,7 @@ struct vworker {
   struct engine eng;
   bool eng_ready;
   int id;
-  int wake_fd;                   /* eventfd: another thread asks us to stop */
-  struct engine_op wake_op;
-  uint64_t wake_val;
-  bool wake_armed;
-  struct engine_op sig_op;       /* worker 0: reads the signalfd */
-  struct signalfd_siginfo siginfo;
-  bool sig_armed;
+  struct engine_stopper stopper; /* woken by other threads; worker 0: the signalfd */
   bool stopping;
   atomic_uint nhosted;           /* queues served here (of devices of any worker) */
   atomic_bool eng_live;          /* the engine takes posts (engine_post) */
