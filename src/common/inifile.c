@@ -125,7 +125,7 @@ int ini_load_file(const char *path, const struct ini_handler *h, void *arg, char
 struct layout_reader {
   const struct ini_layout *l;
   void *arg;
-  bool in_item;            /* in a [KIND NAME] section, not the [server] part */
+  void *item;              /* the [KIND NAME] section's item; NULL: the [server] part */
 };
 
 static int layout_section(void *arg, const char *s, char *msg, size_t msglen)
@@ -133,30 +133,25 @@ static int layout_section(void *arg, const char *s, char *msg, size_t msglen)
   struct layout_reader *rd = arg;
   size_t n = strlen(rd->l->kind);
   const char *name;
-  int r;
 
-  if (!strcmp(s, "server")) {
-    rd->in_item = false;
+  rd->item = NULL;
+  if (!strcmp(s, "server"))
     return 0;
-  }
   if (strncmp(s, rd->l->kind, n) || !isspace((unsigned char)s[n])) {
     snprintf(msg, msglen, "unknown section [%s] (expected [server] or [%s %s])", s, rd->l->kind, rd->l->name_what);
     return -EINVAL;
   }
   for (name = s + n + 1; isspace((unsigned char)*name); name++)
     ;
-  if ((r = rd->l->item(rd->arg, name, msg, msglen)) < 0)
-    return r;
-  rd->in_item = true;
-  return 0;
+  return rd->l->item(rd->arg, name, &rd->item, msg, msglen);
 }
 
 static int layout_key(void *arg, const char *key, const char *val, char *msg, size_t msglen)
 {
   struct layout_reader *rd = arg;
 
-  if (rd->in_item)
-    return rd->l->item_key(rd->arg, key, val, msg, msglen);
+  if (rd->item)
+    return rd->l->item_key(rd->item, key, val, msg, msglen);
   if (!val) {
     snprintf(msg, msglen, "expected KEY = VALUE");
     return -EINVAL;

@@ -31,11 +31,11 @@ int ini_load_file(const char *path, const struct ini_handler *h, void *arg, char
 struct ini_layout {
   const char *kind;        /* "export", "vhost" */
   const char *name_what;   /* what NAME is, in the message on an unknown section */
-  /* A [KIND NAME] header (NAME not empty): the lines that follow are the
-   * new item's. */
-  int (*item)(void *arg, const char *name, char *msg, size_t msglen);
+  /* A [KIND NAME] header (NAME not empty): make the item the lines that
+   * follow set (*item). */
+  int (*item)(void *arg, const char *name, void **item, char *msg, size_t msglen);
   /* A line of the current item's section (val NULL for a bare KEY). */
-  int (*item_key)(void *arg, const char *key, const char *val, char *msg, size_t msglen);
+  int (*item_key)(void *item, const char *key, const char *val, char *msg, size_t msglen);
   /* A line of the [server] part (never a bare KEY: that one is refused with
    * "expected KEY = VALUE"). */
   int (*server_key)(void *arg, const char *key, const char *val, char *msg, size_t msglen);

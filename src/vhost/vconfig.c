@@ -132,7 +132,8 @@ static int check_socket(const char *path, char *err, size_t errlen)
   return 0;
 }
 
-static int set_spec_option(void *d, const char *key, const char *val, char *err, size_t errlen)
+/* vhost_dev_set_option for the option lists of specs and config files. */
+static int set_dev_option(void *d, const char *key, const char *val, char *err, size_t errlen)
 {
   return vhost_dev_set_option(d, key, val, err, errlen);
 }
@@ -160,7 +161,7 @@ int vhost_config_add_spec(struct vhost_config *cfg, const char *spec, char *err,
     *opts++ = '\0';
   r = text_set(&d->source, rest, err, errlen);
   if (r == 0 && opts)
-    r = parse_option_list(opts, set_spec_option, d, err, errlen);
+    r = parse_option_list(opts, set_dev_option, d, err, errlen);
   free(rest);
   return r;
 }
@@ -204,45 +205,32 @@ bad:
   return -EINVAL;
 }
 
-/* The [vhost SOCKET] section being read. */
-struct vconfig_reader {
-  struct vhost_config *cfg;
-  struct vhost_dev_config *cur;
-};
-
-static int vconfig_dev(void *arg, const char *sock, char *msg, size_t msglen)
+static int vconfig_dev(void *cfg, const char *sock, void **item, char *msg, size_t msglen)
 {
-  struct vconfig_reader *rd = arg;
+  struct vhost_dev_config *d;
   int r;
 
   if ((r = check_socket(sock, msg, msglen)) < 0)
     return r;
-  if (!(rd->cur = add_dev(rd->cfg)) || !(rd->cur->socket = strdup(sock))) {
+  if (!(d = add_dev(cfg)) || !(d->socket = strdup(sock))) {
     snprintf(msg, msglen, "out of memory");
     return -ENOMEM;
   }
+  *item = d;
   return 0;
 }
 
-static int vconfig_dev_key(void *arg, const char *key, const char *val, char *msg, size_t msglen)
+static int vconfig_server_key(void *cfg, const char *key, const char *val, char *msg, size_t msglen)
 {
-  struct vconfig_reader *rd = arg;
-  return vhost_dev_set_option(rd->cur, key, val, msg, msglen);
-}
-
-static int vconfig_server_key(void *arg, const char *key, const char *val, char *msg, size_t msglen)
-{
-  struct vconfig_reader *rd = arg;
-  return vhost_config_set_key(rd->cfg, key, val, msg, msglen);
+  return vhost_config_set_key(cfg, key, val, msg, msglen);
 }
 
 int vhost_config_load_file(struct vhost_config *cfg, const char *path, char *err, size_t errlen)
 {
   static const struct ini_layout layout = { .kind = "vhost", .name_what = "SOCKET", .item = vconfig_dev,
-                                            .item_key = vconfig_dev_key, .server_key = vconfig_server_key };
-  struct vconfig_reader rd = { .cfg = cfg };
+                                            .item_key = set_dev_option, .server_key = vconfig_server_key };
 
-  return ini_load_layout(path, &layout, &rd, err, errlen);
+  return ini_load_layout(path, &layout, cfg, err, errlen);
 }
 
 int vhost_config_check(const struct vhost_config *cfg, char *err, size_t errlen)
