@@ -13,15 +13,16 @@
 #include "server/export.h"
 #include "server/listener.h"
 #include "tap.h"
+#include "tmptext.h"
 
 /* Load len bytes of text (which may hold NUL bytes) as a config file. */
 static int load_n(const char *text, size_t len, struct server_config *cfg, char *err, size_t errlen)
 {
-  char path[] = "/tmp/shunt-config-XXXXXX";
-  int fd = mkstemp(path), r;
-  if (fd < 0 || write(fd, text, len) != (ssize_t)len)
+  char path[TMPTEXT_PATH];
+  int r;
+
+  if (tmptext_file(text, len, path) < 0)
     return -EIO;
-  close(fd);
   config_init(cfg);
   r = config_load_file(cfg, path, err, errlen);
   unlink(path);

@@ -9,17 +9,16 @@
 
 #include "common/log.h"
 #include "tap.h"
+#include "tmptext.h"
 #include "vhost/vconfig.h"
 
 static int load(const char *text, struct vhost_config *cfg, char *err, size_t errlen)
 {
-  char path[] = "/tmp/shunt-vconfig-XXXXXX";
-  int fd = mkstemp(path), r;
-  size_t len = strlen(text);
+  char path[TMPTEXT_PATH];
+  int r;
 
-  if (fd < 0 || write(fd, text, len) != (ssize_t)len)
+  if (tmptext_file(text, strlen(text), path) < 0)
     return -EIO;
-  close(fd);
   vhost_config_init(cfg);
   r = vhost_config_load_file(cfg, path, err, errlen);
   unlink(path);
