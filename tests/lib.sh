@@ -130,19 +130,24 @@ tap_relay() {
   fi
 }
 
-# stop_shunt_within [SECONDS]: SIGTERM the server and wait at most SECONDS (default
-# 20) for it to exit; then SIGKILL it and fail. Returns the server's exit status.
-stop_shunt_within() {
+# stop_within PID SECONDS WHAT: SIGTERM PID (a child of this shell) and wait at most
+# SECONDS for it to exit; then SIGKILL it, say so ("WHAT (pid PID) did not exit within
+# SECONDS s of SIGTERM; killed") and return 124. Else returns PID's exit status.
+stop_within() {
   local i
-  kill -TERM "$SHUNT_PID" 2>/dev/null
-  for ((i = 0; i < ${1:-20} * 10; i++)); do
-    kill -0 "$SHUNT_PID" 2>/dev/null || { wait "$SHUNT_PID"; return; }
+  kill -TERM "$1" 2>/dev/null
+  for ((i = 0; i < $2 * 10; i++)); do
+    kill -0 "$1" 2>/dev/null || { wait "$1"; return; }
     sleep 0.1
   done
-  echo "shunt serve (pid $SHUNT_PID) did not exit within ${1:-20} s of SIGTERM; killed"
-  kill -KILL "$SHUNT_PID" 2>/dev/null; wait "$SHUNT_PID" 2>/dev/null
+  echo "$3 (pid $1) did not exit within $2 s of SIGTERM; killed"
+  kill -KILL "$1" 2>/dev/null; wait "$1" 2>/dev/null
   return 124
 }
+
+# stop_shunt_within [SECONDS]: SIGTERM the server and wait at most SECONDS (default
+# 20) for it to exit; then SIGKILL it and fail. Returns the server's exit status.
+stop_shunt_within() { stop_within "$SHUNT_PID" "${1:-20}" "shunt serve"; }
 
 # tap_finish: like tap_done, but after a failure print the tail of the server log
 # ($T/shunt.log) as TAP comments, so the failing run's log reaches the test log.
