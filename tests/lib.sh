@@ -130,19 +130,24 @@ tap_relay() {
   fi
 }
 
-# stop_shunt_within [SECONDS]: SIGTERM the server and wait at most SECONDS (default
-# 20) for it to exit; then SIGKILL it and fail. Returns the server's exit status.
-stop_shunt_within() {
+# stop_within PID SECONDS WHAT: SIGTERM PID (a child of this shell) and wait at most
+# SECONDS for it to exit; then SIGKILL it, say so ("WHAT (pid PID) did not exit within
+# SECONDS s of SIGTERM; killed") and return 124. Else returns PID's exit status.
+stop_within() {
   local i
-  kill -TERM "$SHUNT_PID" 2>/dev/null
-  for ((i = 0; i < ${1:-20} * 10; i++)); do
-    kill -0 "$SHUNT_PID" 2>/dev/null || { wait "$SHUNT_PID"; return; }
+  kill -TERM "$1" 2>/dev/null
+  for ((i = 0; i < $2 * 10; i++)); do
+    kill -0 "$1" 2>/dev/null || { wait "$1"; return; }
     sleep 0.1
   done
-  echo "shunt serve (pid $SHUNT_PID) did not exit within ${1:-20} s of SIGTERM; killed"
-  kill -KILL "$SHUNT_PID" 2>/dev/null; wait "$SHUNT_PID" 2>/dev/null
+  echo "$3 (pid $1) did not exit within $2 s of SIGTERM; killed"
+  kill -KILL "$1" 2>/dev/null; wait "$1" 2>/dev/null
   return 124
 }
+
+# stop_shunt_within [SECONDS]: SIGTERM the server and wait at most SECONDS (default
+# 20) for it to exit; then SIGKILL it and fail. Returns the server's exit status.
+stop_shunt_within() { stop_within "$SHUNT_PID" "${1:-20}" "shunt serve"; }
 
 # tap_finish: like tap_done, but after a failure print the tail of the server log
 # ($T/shunt.log) as TAP comments, so the failing run's log reaches the test log.
@@ -152,4 +157,47 @@ tap_finish() {
     tail -n 40 "$T/shunt.log" | sed 's/^/#   /'
   fi
   tap_done
+}
+
+# ---- A file whose storage can be stalled (tests/tools/lossyfs) ----
+# lossyfs_mount BACKING MNT: serve BACKING as MNT/disk.img through lossyfs (FUSE; its
+# log is $T/lossyfs.log), with fusectl mounted on /sys/fs/fuse/connections (mounted
+# here when it is not). Sets LOSSY_PID (SIGSTOP it and the file stalls; SIGCONT) and
+# LOSSY_CONN, the mount's fusectl directory, whose "waiting" counts the requests the
+# daemon has not answered. On failure it says why (tap_fail) and returns 1. Set
+# `trap 'lossyfs_cleanup PID; _cleanup' EXIT` before calling it.
+lossyfs_mount() {
+  local lossyfs=${SHUNT_BUILD:-$(dirname "$SHUNT")}/tests/tools/lossyfs dev i
+  if [ ! -x "$lossyfs" ] || [ ! -c /dev/fuse ]; then
+    tap_fail "a stalled file needs FUSE: /dev/fuse and $lossyfs (libfuse3-dev at build time)"
+    return 1
+  fi
+  if ! mountpoint -q /sys/fs/fuse/connections; then
+    mount -t fusectl fusectl /sys/fs/fuse/connections ||
+      { tap_fail "mount fusectl on /sys/fs/fuse/connections"; return 1; }
+    _lossy_fusectl_mounted=1
+  fi
+  mkdir -p "$2"
+  "$lossyfs" "$1" "$2" -f -s 2>>"$T/lossyfs.log" &
+  LOSSY_PID=$! _lossy_mnt=$2
+  for ((i = 0; i < 100; i++)); do [ -e "$2/disk.img" ] && break; sleep 0.05; done
+  [ -e "$2/disk.img" ] || { tap_fail "lossyfs mounts $2/disk.img"; cat "$T/lossyfs.log"; return 1; }
+  # fusectl names a connection after its mount's device number (the kernel's dev_t).
+  dev=$(stat -c %d "$2")
+  LOSSY_CONN=/sys/fs/fuse/connections/$(( (dev >> 8 & 0xfff) << 20 | (dev & 0xff) | (dev >> 12 & 0xfff00) ))
+  [ -r "$LOSSY_CONN/waiting" ] || { tap_fail "fusectl shows the connection of $2 ($LOSSY_CONN)"; return 1; }
+}
+
+# lossyfs_cleanup [PID]: let the daemon go on, SIGKILL PID (what uses the file: the
+# unmount does not wait for it), unmount and stop lossyfs, and unmount fusectl when
+# lossyfs_mount mounted it.
+lossyfs_cleanup() {
+  if [ -n "${LOSSY_PID:-}" ]; then
+    kill -CONT "$LOSSY_PID" 2>/dev/null
+    [ -n "${1:-}" ] && kill -KILL "$1" 2>/dev/null
+    umount -l "$_lossy_mnt" 2>/dev/null
+    kill "$LOSSY_PID" 2>/dev/null
+  fi
+  [ -n "${_lossy_fusectl_mounted:-}" ] && umount /sys/fs/fuse/connections 2>/dev/null
+  return 0
 }

@@ -27,7 +27,7 @@ def remove_stale(workdir_base):
         for name in os.listdir(BLKIO):
             m = re.fullmatch(rf"{PREFIX}(\d+)", name)
             if m and not _pid_alive(int(m.group(1))):
-                _rmdir_cgroup(os.path.join(BLKIO, name))
+                rmdir_cgroup(os.path.join(BLKIO, name))
     r = procs.run(["losetup", "-l", "-n", "-O", "NAME,BACK-FILE"], 10)
     for line in r.out.splitlines():
         parts = line.split(None, 1)
@@ -39,12 +39,14 @@ def remove_stale(workdir_base):
             shutil.rmtree(os.path.join(workdir_base, name), ignore_errors=True)
 
 
-def _rmdir_cgroup(path):
+def rmdir_cgroup(path, root=BLKIO):
+    """Remove the cgroup at path (gone already: nothing to do); a process still in it goes
+    back to root, the hierarchy's root group (cgroup v1's blkio, or v2's)."""
     try:
         with open(os.path.join(path, "cgroup.procs")) as f:
             pids = f.read().split()
-        for pid in pids:  # anything left goes back to the root group
-            with open(os.path.join(BLKIO, "cgroup.procs"), "w") as f:
+        for pid in pids:
+            with open(os.path.join(root, "cgroup.procs"), "w") as f:
                 f.write(pid)
         os.rmdir(path)
     except FileNotFoundError:
@@ -62,7 +64,7 @@ class Throttled:
             self.majmin = f.read().strip()
         self.cgroup = os.path.join(BLKIO, self.name)
         os.mkdir(self.cgroup)
-        procs.CLEANUP.push(f"remove cgroup {self.cgroup}", lambda: _rmdir_cgroup(self.cgroup))
+        procs.CLEANUP.push(f"remove cgroup {self.cgroup}", lambda: rmdir_cgroup(self.cgroup))
         with open(os.path.join(self.cgroup, "blkio.throttle.read_bps_device"), "w") as f:
             f.write(f"{self.majmin} {disk_bps}\n")
         self.netns = self.name

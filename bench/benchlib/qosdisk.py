@@ -43,19 +43,7 @@ def remove_stale_v2():
     for name in os.listdir(root):
         m = re.fullmatch(rf"{isolation.PREFIX}(\d+)", name)
         if m and not os.path.exists(f"/proc/{m.group(1)}"):
-            _rmdir(root, os.path.join(root, name))
-
-
-def _rmdir(root, path):
-    try:
-        with open(os.path.join(path, "cgroup.procs")) as f:
-            pids = f.read().split()
-        for pid in pids:  # anything left goes back to the root group
-            with open(os.path.join(root, "cgroup.procs"), "w") as f:
-                f.write(pid)
-        os.rmdir(path)
-    except FileNotFoundError:
-        pass
+            isolation.rmdir_cgroup(os.path.join(root, name), root)
 
 
 class Disk:
@@ -87,7 +75,7 @@ class Disk:
         self.cgroup = os.path.join(self.root, name)
         os.mkdir(self.cgroup)
         procs.CLEANUP.push(f"remove cgroup {self.cgroup}",
-                           lambda: _rmdir(self.root, self.cgroup))
+                           lambda: isolation.rmdir_cgroup(self.cgroup, self.root))
         if self.v2:
             sub = os.path.join(root, "cgroup.subtree_control")
             with open(sub, "w") as f:

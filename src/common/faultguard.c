@@ -11,13 +11,14 @@
 
 #include "common/faultguard.h"
 #include "common/rangeset.h"
+#include "common/sigchain.h"
 
 #define FAULTGUARD_SLOTS 256
 
 static struct rangeset_slot slots[FAULTGUARD_SLOTS];
 static struct rangeset guarded = { slots, FAULTGUARD_SLOTS };
 static _Thread_local struct faultguard *armed;
-static struct sigaction previous;
+static struct sigchain chain;   /* the SIGBUS handler before ours */
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static int install_error;
 
@@ -32,30 +33,12 @@ static void on_sigbus(int sig, siginfo_t *si, void *uc)
     g->addr = si->si_addr;
     siglongjmp(g->env, 1);
   }
-  if (previous.sa_flags & SA_SIGINFO) {
-    previous.sa_sigaction(sig, si, uc);
-    return;
-  }
-  if (previous.sa_handler != SIG_DFL && previous.sa_handler != SIG_IGN) {
-    previous.sa_handler(sig);
-    return;
-  }
-  /* The default action: the faulting access is retried and kills. */
-  signal(sig, SIG_DFL);
+  sigchain_forward(&chain, sig, si, uc);
 }
 
 static void install(void)
 {
-  struct sigaction sa;
-
-  memset(&sa, 0, sizeof sa);
-  sa.sa_sigaction = on_sigbus;
-  /* Not blocked inside the handler: the jump leaves it without restoring
-   * a signal mask (sigsetjmp(env, 0) saves none, and costs no syscall). */
-  sa.sa_flags = SA_SIGINFO | SA_NODEFER;
-  sigemptyset(&sa.sa_mask);
-  if (sigaction(SIGBUS, &sa, &previous) < 0)
-    install_error = -errno;
+  install_error = sigchain_install(&chain, SIGBUS, on_sigbus);
 }
 
 int faultguard_add(const void *start, size_t len)

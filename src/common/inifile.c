@@ -1,5 +1,6 @@
 /* inifile.c: reading the INI-style config files line by line (see inifile.h). */
 #include <ctype.h>
+#include <stdbool.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -118,4 +119,50 @@ int ini_load_file(const char *path, const struct ini_handler *h, void *arg, char
   if (r < 0)
     snprintf(err, errlen, "%s:%u: %s", path, lineno, msg);
   return r;
+}
+
+/* ini_load_layout's state between lines. */
+struct layout_reader {
+  const struct ini_layout *l;
+  void *arg;
+  void *item;              /* the [KIND NAME] section's item; NULL: the [server] part */
+};
+
+static int layout_section(void *arg, const char *s, char *msg, size_t msglen)
+{
+  struct layout_reader *rd = arg;
+  size_t n = strlen(rd->l->kind);
+  const char *name;
+
+  rd->item = NULL;
+  if (!strcmp(s, "server"))
+    return 0;
+  if (strncmp(s, rd->l->kind, n) || !isspace((unsigned char)s[n])) {
+    snprintf(msg, msglen, "unknown section [%s] (expected [server] or [%s %s])", s, rd->l->kind, rd->l->name_what);
+    return -EINVAL;
+  }
+  for (name = s + n + 1; isspace((unsigned char)*name); name++)
+    ;
+  return rd->l->item(rd->arg, name, &rd->item, msg, msglen);
+}
+
+static int layout_key(void *arg, const char *key, const char *val, char *msg, size_t msglen)
+{
+  struct layout_reader *rd = arg;
+
+  if (rd->item)
+    return rd->l->item_key(rd->item, key, val, msg, msglen);
+  if (!val) {
+    snprintf(msg, msglen, "expected KEY = VALUE");
+    return -EINVAL;
+  }
+  return rd->l->server_key(rd->arg, key, val, msg, msglen);
+}
+
+int ini_load_layout(const char *path, const struct ini_layout *l, void *arg, char *err, size_t errlen)
+{
+  static const struct ini_handler handler = { .section = layout_section, .key = layout_key };
+  struct layout_reader rd = { .l = l, .arg = arg };
+
+  return ini_load_file(path, &handler, &rd, err, errlen);
 }

@@ -23,4 +23,26 @@ struct ini_handler {
  * message" (or "FILE: message") in err; stops at the first error. */
 int ini_load_file(const char *path, const struct ini_handler *h, void *arg, char *err, size_t errlen);
 
+/* The layout both config files have: a [server] part (the lines before any
+ * section belong to it too) of "KEY = VALUE" lines, and "[KIND NAME]"
+ * sections (KIND, blanks, NAME), each one item (an export, a device) of
+ * "KEY = VALUE" or bare "KEY" lines.  The callbacks return 0, or -errno with
+ * a message. */
+struct ini_layout {
+  const char *kind;        /* "export", "vhost" */
+  const char *name_what;   /* what NAME is, in the message on an unknown section */
+  /* A [KIND NAME] header (NAME not empty): make the item the lines that
+   * follow set (*item). */
+  int (*item)(void *arg, const char *name, void **item, char *msg, size_t msglen);
+  /* A line of the current item's section (val NULL for a bare KEY). */
+  int (*item_key)(void *item, const char *key, const char *val, char *msg, size_t msglen);
+  /* A line of the [server] part (never a bare KEY: that one is refused with
+   * "expected KEY = VALUE"). */
+  int (*server_key)(void *arg, const char *key, const char *val, char *msg, size_t msglen);
+};
+
+/* Read path as ini_load_file does, in the layout l; any other section is
+ * refused ("unknown section [TEXT] (expected [server] or [KIND NAME_WHAT])"). */
+int ini_load_layout(const char *path, const struct ini_layout *l, void *arg, char *err, size_t errlen);
+
 #endif

@@ -90,3 +90,19 @@ int parse_flag(const char *s, bool *out)
   }
   return parse_bool(s, out);
 }
+
+int parse_option_list(char *list,
+                      int (*set)(void *arg, const char *key, const char *val, char *err, size_t errlen),
+                      void *arg, char *err, size_t errlen)
+{
+  char *opt, *save = NULL;
+  int r = 0;
+
+  for (opt = strtok_r(list, ",", &save); r == 0 && opt; opt = strtok_r(NULL, ",", &save)) {
+    char *v = strchr(opt, '=');
+    if (v)
+      *v++ = '\0';
+    r = set(arg, opt, v, err, errlen);
+  }
+  return r;
+}

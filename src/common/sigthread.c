@@ -1,7 +1,9 @@
 /* sigthread.c: SIGUSR1, SIGHUP and SIGUSR2 taken by a thread of their own
  * (sigthread.h). */
+#include <errno.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/signalfd.h>
 
 #include "common/log.h"
 #include "common/sigthread.h"
@@ -27,6 +29,26 @@ static void *run(void *arg)
       log_msg(LOG_WARN, NULL, NULL, "SIGUSR2: no meaning; ignored");
   }
   return NULL;
+}
+
+int sigthread_block(void)
+{
+  sigset_t mask;
+  int fd;
+
+  signal(SIGPIPE, SIG_IGN);
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGINT);
+  sigaddset(&mask, SIGTERM);
+  sigaddset(&mask, SIGUSR1);
+  sigaddset(&mask, SIGUSR2);
+  sigaddset(&mask, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &mask, NULL);
+  sigdelset(&mask, SIGUSR1);
+  sigdelset(&mask, SIGUSR2);
+  sigdelset(&mask, SIGHUP);
+  fd = signalfd(-1, &mask, SFD_CLOEXEC);
+  return fd < 0 ? -errno : fd;
 }
 
 bool sigthread_start(struct sigthread *t, void (*on_usr1)(void *arg), void *arg, const char *hup_msg)

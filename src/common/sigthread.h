@@ -2,7 +2,8 @@
  * SIGUSR1 (write the statistics), SIGHUP (reload, when the caller has a
  * reload; else logged and ignored) and SIGUSR2 (logged and ignored: their
  * default action would kill the process without its clean shutdown) with
- * sigwait().  The caller blocks those signals in every thread first. */
+ * sigwait().  The caller blocks those signals in every thread first
+ * (sigthread_block). */
 #ifndef SHUNT_COMMON_SIGTHREAD_H
 #define SHUNT_COMMON_SIGTHREAD_H
 
@@ -21,6 +22,12 @@ struct sigthread {
   atomic_bool quit;
   bool started;
 };
+
+/* Ignore SIGPIPE; block SIGINT, SIGTERM, SIGUSR1, SIGUSR2 and SIGHUP in
+ * the calling thread (threads it starts later inherit the mask: call it
+ * before any).  Returns a signalfd (close-on-exec) that reads SIGINT and
+ * SIGTERM, or -errno: the signals stay blocked either way. */
+int sigthread_block(void);
 
 /* Start it: on_usr1(arg) runs on SIGUSR1.  False (logged) when the thread
  * cannot be made; sigthread_stop() is then a no-op. */

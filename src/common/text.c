@@ -1,6 +1,9 @@
-/* text.c: UTF-8 checks and escaping for logs and JSON (see text.h). */
+/* text.c: UTF-8 checks and escaping for logs and JSON, and the strings option
+ * parsers keep (see text.h). */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/text.h"
@@ -142,4 +145,15 @@ int text_refuse(int rc, char *err, size_t errlen, const char *fmt, ...)
     va_end(ap);
   }
   return rc;
+}
+
+int text_set(char **dst, const char *src, char *err, size_t errlen)
+{
+  char *s = strdup(src);
+
+  if (!s)
+    return text_refuse(-ENOMEM, err, errlen, "out of memory");
+  free(*dst);
+  *dst = s;
+  return 0;
 }

@@ -37,4 +37,9 @@ void text_json_string_put(const char *s, void (*put)(void *ctx, const char *p, s
 __attribute__((format(printf, 4, 5)))
 int text_refuse(int rc, char *err, size_t errlen, const char *fmt, ...);
 
+/* Replace *dst (freed) with a copy of src.  Returns 0, or -ENOMEM with "out
+ * of memory" in err (*dst is then left as it was): how option parsers keep
+ * a string they were given. */
+int text_set(char **dst, const char *src, char *err, size_t errlen);
+
 #endif

@@ -117,6 +117,18 @@ struct io_uring_sqe *engine_sqe(struct engine *e, struct engine_op *op)
   return sqe;
 }
 
+static void ignore_cb(struct engine_op *op, int res, uint32_t flags)
+{
+  (void)op; (void)res; (void)flags;
+}
+
+struct engine_op engine_ignore_op = { .cb = ignore_cb };
+
+void engine_cancel(struct engine *e, struct engine_op *op)
+{
+  io_uring_prep_cancel(engine_sqe(e, &engine_ignore_op), op, 0);
+}
+
 void engine_defer(struct engine *e, struct engine_op *op, int res)
 {
   op->defer_next = NULL;

@@ -46,6 +46,14 @@ void engine_fini(struct engine *e);
  * queue is full it is submitted first.  The caller fills in the rest. */
 struct io_uring_sqe *engine_sqe(struct engine *e, struct engine_op *op);
 
+/* An op whose completion is ignored: for the SQEs that cancel or remove
+ * another op (the cancelled op's own completion still comes to it). */
+extern struct engine_op engine_ignore_op;
+
+/* Ask the kernel to cancel op, in flight on e (io_uring_prep_cancel); op's
+ * callback still runs, with -ECANCELED or with what completed first. */
+void engine_cancel(struct engine *e, struct engine_op *op);
+
 /* Run op->cb(op, res, 0) on the next loop turn, before waiting. */
 void engine_defer(struct engine *e, struct engine_op *op, int res);
 

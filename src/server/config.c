@@ -1,7 +1,6 @@
 /* config.c: the server configuration and its file format (docs/config.md):
  * INI-style, a [server] part (also the default before any section) and one
  * [export NAME] section per export; keys mirror the command line. */
-#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -279,30 +278,12 @@ size_t config_server_diff(const struct server_config *a, const struct server_con
   return n;
 }
 
-/* The reader's state between lines: the [export NAME] section being read
- * (NULL: the [server] part). */
-struct config_reader {
-  struct server_config *cfg;
-  struct export_config *cur;
-};
-
-static int config_section(void *arg, const char *s, char *msg, size_t msglen)
+static int config_export(void *arg, const char *name, void **item, char *msg, size_t msglen)
 {
-  struct config_reader *rd = arg;
-  struct server_config *cfg = rd->cfg;
+  struct server_config *cfg = arg;
+  struct export_config *e;
   int r;
 
-  if (!strcmp(s, "server")) {
-    rd->cur = NULL;
-    return 0;
-  }
-  if (strncmp(s, "export", 6) || !isspace((unsigned char)s[6])) {
-    snprintf(msg, msglen, "unknown section [%s] (expected [server] or [export NAME])", s);
-    return -EINVAL;
-  }
-  const char *name = s + 7;
-  while (isspace((unsigned char)*name))
-    name++;
   if ((r = export_check_name(name, msg, msglen)) < 0)
     return r;
   for (size_t i = 0; i < cfg->nexports; i++)
@@ -310,31 +291,29 @@ static int config_section(void *arg, const char *s, char *msg, size_t msglen)
       snprintf(msg, msglen, "export '%s' defined twice", name);
       return -EINVAL;
     }
-  if (!(rd->cur = add_export(cfg)) || !(rd->cur->name = strdup(name))) {
+  if (!(e = add_export(cfg)) || !(e->name = strdup(name))) {
     snprintf(msg, msglen, "out of memory");
     return -ENOMEM;
   }
+  *item = e;
   return 0;
 }
 
-static int config_key(void *arg, const char *key, const char *val, char *msg, size_t msglen)
+static int config_export_key(void *e, const char *key, const char *val, char *msg, size_t msglen)
 {
-  struct config_reader *rd = arg;
+  return export_set_option(e, key, val, msg, msglen);
+}
 
-  if (rd->cur)
-    return export_set_option(rd->cur, key, val, msg, msglen);
-  if (!val) {
-    snprintf(msg, msglen, "expected KEY = VALUE");
-    return -EINVAL;
-  }
-  return config_set_server_key(rd->cfg, key, val, msg, msglen);
+static int config_server_key(void *cfg, const char *key, const char *val, char *msg, size_t msglen)
+{
+  return config_set_server_key(cfg, key, val, msg, msglen);
 }
 
 int config_load_file(struct server_config *cfg, const char *path, char *err, size_t errlen)
 {
-  static const struct ini_handler handler = { .section = config_section, .key = config_key };
-  struct config_reader rd = { .cfg = cfg };
-  int r = ini_load_file(path, &handler, &rd, err, errlen);
+  static const struct ini_layout layout = { .kind = "export", .name_what = "NAME", .item = config_export,
+                                            .item_key = config_export_key, .server_key = config_server_key };
+  int r = ini_load_layout(path, &layout, cfg, err, errlen);
 
   if (r < 0)
     return r;

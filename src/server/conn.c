@@ -195,8 +195,7 @@ static void recv_cb(struct engine_op *op, int res, uint32_t flags)
 static bool recv_cancel(struct conn *c)
 {
   if (c->recv_state == OP_BUSY) {
-    struct io_uring_sqe *sqe = engine_sqe(c->eng, &worker_ignore_op);
-    io_uring_prep_cancel(sqe, &c->recv_op, 0);
+    engine_cancel(c->eng, &c->recv_op);
     c->recv_state = OP_CANCELLING;
   }
   return c->recv_state != OP_IDLE;
@@ -436,8 +435,7 @@ void conn_cut(struct conn *c)
       log_msg(LOG_DEBUG, c->peer, export_name(c), "disconnect: %s", strerror(errno));
   }
   if (c->sq.busy) {
-    struct io_uring_sqe *sqe = engine_sqe(c->eng, &worker_ignore_op);
-    io_uring_prep_cancel(sqe, &c->sq.op, 0);
+    engine_cancel(c->eng, &c->sq.op);
   }
   conn_schedule(c);
 }

@@ -71,7 +71,7 @@ void conn_hs_timer_start(struct conn *c, unsigned seconds)
 bool conn_hs_timer_stop(struct conn *c)
 {
   if (c->hs_timer == OP_BUSY) {
-    struct io_uring_sqe *sqe = engine_sqe(c->eng, &worker_ignore_op);
+    struct io_uring_sqe *sqe = engine_sqe(c->eng, &engine_ignore_op);
     io_uring_prep_timeout_remove(sqe, (uint64_t)(uintptr_t)&c->hs_timer_op, 0);
     c->hs_timer = OP_CANCELLING;
   }

@@ -11,63 +11,33 @@
 #include "common/text.h"
 #include "common/units.h"
 #include "datapath/datapath.h"
-#include "datapath/qosopt.h"
+#include "datapath/sourceopt.h"
 #include "proto/nbd-protocol.h"
 #include "server/export.h"
 
-static int set_str(char **dst, const char *v, char *err, size_t errlen)
-{
-  char *s = strdup(v);
-  if (!s) {
-    snprintf(err, errlen, "out of memory");
-    return -ENOMEM;
-  }
-  free(*dst);
-  *dst = s;
-  return 0;
-}
+static const char *const export_backends[] = { "file", "memory", "rbd", NULL };
 
 static int set_option(struct export_config *cfg, const char *key, const char *value,
                       char *err, size_t errlen)
 {
-  if (!strcmp(key, "ro") || !strcmp(key, "readonly") || !strcmp(key, "read-only")) {
-    if (parse_flag(value, &cfg->read_only) < 0) goto bad;
-    return 0;
-  }
-  if (!strcmp(key, "rw") && !value) {
-    cfg->read_only = false;
-    return 0;
-  }
-  if (!strcmp(key, "allow-overcommit")) {
-    if (parse_flag(value, &cfg->allow_overcommit) < 0) goto bad;
-    return 0;
-  }
-  char who[64];
-  snprintf(who, sizeof who, "export '%s'", cfg->name ? cfg->name : "");
-  int rr = backend_rbd_set_option(&cfg->rbd, key, value, who, err, errlen);
-  if (rr <= 0)
-    return rr;
-  switch (qos_set_flow_option(&cfg->qos, key, value)) {
-  case 0: return 0;
-  case -EINVAL: goto bad;
-  default: break;   /* not a scheduler option */
-  }
+  const struct source_options so = {
+    .kind = "export ", .name = cfg->name, .backends = export_backends, .read_only = &cfg->read_only,
+    .backend = &cfg->backend, .datapath = &cfg->datapath, .rbd = &cfg->rbd, .qos = &cfg->qos,
+  };
+  int r = source_set_option(&so, key, value, err, errlen);
+
+  if (r <= 0)
+    return r;
+  if (!strcmp(key, "allow-overcommit"))
+    return parse_flag(value, &cfg->allow_overcommit) < 0 ? source_bad_value(&so, key, value, err, errlen) : 0;
   if (!value)
-    goto unknown;
+    return source_unknown_option(&so, key, err, errlen);
   if (!strcmp(key, "desc") || !strcmp(key, "description")) {
     if (strlen(value) > NBD_MAX_STRING) {
       snprintf(err, errlen, "export '%s': description longer than 4096 bytes", cfg->name);
       return -EINVAL;
     }
-    return set_str(&cfg->description, value, err, errlen);
-  }
-  if (!strcmp(key, "backend")) {
-    if (strcmp(value, "file") && strcmp(value, "memory") && strcmp(value, "rbd")) goto bad;
-    return set_str(&cfg->backend, value, err, errlen);
-  }
-  if (!strcmp(key, "datapath")) {
-    if (!datapath_find(value) && strcmp(value, "auto")) goto bad;
-    return set_str(&cfg->datapath, value, err, errlen);
+    return text_set(&cfg->description, value, err, errlen);
   }
   if (!strcmp(key, "chunk")) {
     uint64_t v;
@@ -80,25 +50,21 @@ static int set_option(struct export_config *cfg, const char *key, const char *va
   }
   if (!strcmp(key, "max-memory")) {
     uint64_t v;
-    if (parse_size(value, &v) < 0 || v == 0) goto bad;
+    if (parse_size(value, &v) < 0 || v == 0)
+      return source_bad_value(&so, key, value, err, errlen);
     cfg->max_memory = v;
     return 0;
   }
   if (!strcmp(key, "path"))
-    return set_str(&cfg->path, value, err, errlen);
+    return text_set(&cfg->path, value, err, errlen);
   if (!strcmp(key, "allow") || !strcmp(key, "allow-ro") || !strcmp(key, "deny")) {
     char msg[256];
-    int r = access_add_rule(&cfg->access, key, value, msg, sizeof msg);
+    r = access_add_rule(&cfg->access, key, value, msg, sizeof msg);
     if (r < 0)
       snprintf(err, errlen, "export '%s': %s", cfg->name ? cfg->name : "", msg);
     return r;
   }
-unknown:
-  snprintf(err, errlen, "export '%s': unknown option '%s'", cfg->name ? cfg->name : "", key);
-  return -EINVAL;
-bad:
-  snprintf(err, errlen, "export '%s': bad value '%s' for option '%s'", cfg->name ? cfg->name : "", value ? value : "", key);
-  return -EINVAL;
+  return source_unknown_option(&so, key, err, errlen);
 }
 
 /* The scheduler's options: a running export takes new values at once. */
@@ -147,10 +113,15 @@ int export_check_name(const char *name, char *err, size_t errlen)
   return -EINVAL;
 }
 
+static int set_spec_option(void *cfg, const char *key, const char *value, char *err, size_t errlen)
+{
+  return export_set_option(cfg, key, value, err, errlen);
+}
+
 int export_parse_spec(const char *spec, struct export_config *cfg, char *err, size_t errlen)
 {
   const char *eq = strchr(spec, '=');
-  char *rest, *opt, *save = NULL;
+  char *rest, *opts;
   int r = 0;
 
   memset(cfg, 0, sizeof *cfg);
@@ -174,20 +145,17 @@ int export_parse_spec(const char *spec, struct export_config *cfg, char *err, si
     free(rest);
     goto out;
   }
-  opt = strtok_r(rest, ",", &save);
-  if (!opt || !*opt || eq[1] == ',') {
+  if (!*rest || *rest == ',') {
     snprintf(err, errlen, "export '%s': missing PATH", cfg->name);
     free(rest);
     r = -EINVAL;
     goto out;
   }
-  cfg->path = strdup(opt);
-  while (r == 0 && (opt = strtok_r(NULL, ",", &save))) {
-    char *v = strchr(opt, '=');
-    if (v)
-      *v++ = '\0';
-    r = export_set_option(cfg, opt, v, err, errlen);
-  }
+  if ((opts = strchr(rest, ',')))
+    *opts++ = '\0';
+  cfg->path = strdup(rest);
+  if (opts)
+    r = parse_option_list(opts, set_spec_option, cfg, err, errlen);
   free(rest);
 out:
   if (r < 0)

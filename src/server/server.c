@@ -8,11 +8,9 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -22,6 +20,7 @@
 #include "common/sigthread.h"
 #include "common/statsfile.h"
 #include "common/sysmem.h"
+#include "common/workers.h"
 #include "datapath/datapath.h"
 #include "datapath/dpworker.h"
 #include "datapath/qos.h"
@@ -58,13 +57,16 @@ void server_request_stop(struct server *srv)
     worker_wake(&srv->workers[i]);
 }
 
-static void *worker_thread(void *arg)
+static int run_worker(void *arg, unsigned i)
 {
-  struct worker *w = arg;
-  int r = worker_run(w);
-  if (r < 0)
-    log_msg(LOG_ERROR, NULL, NULL, "worker %d: event loop failed: %s", w->id, strerror(-r));
-  return NULL;
+  struct server *srv = arg;
+  return worker_run(&srv->workers[i]);
+}
+
+static void stop_workers(void *arg, unsigned running)
+{
+  (void)running;
+  server_request_stop(arg);
 }
 
 /* ---- statistics file (--stats): SIGUSR1 and exit ---- */
@@ -151,10 +153,9 @@ int server_run(struct server_config *cfg)
 {
   struct server srv;
   struct listen_set set = { 0 };
-  sigset_t mask;
   char err[512];
   int status = 1, r;
-  unsigned started = 0, nworkers;
+  unsigned nworkers;
   struct sigthread sig = { 0 };
   struct ops *ops = NULL;
 
@@ -178,11 +179,7 @@ int server_run(struct server_config *cfg)
   dp_qos = cfg->qos;
   if (cfg->stats_path && statsfile_check(cfg->stats_path) < 0)
     return 1;
-  nworkers = cfg->stdio ? 1 : cfg->threads;
-  if (nworkers == 0) {
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    nworkers = n > 0 ? (unsigned)n : 1;
-  }
+  nworkers = cfg->stdio ? 1 : workers_count(cfg->threads);
   dp_stats_slots = nworkers;   /* every export counts per worker */
   srv.memory_budget = memory_budget(cfg);
   log_msg(LOG_INFO, NULL, NULL, "memory budget %zu MiB for the request buffers of all connections%s",
@@ -214,22 +211,11 @@ int server_run(struct server_config *cfg)
   /* SIGINT and SIGTERM arrive through a signalfd read by worker 0's ring;
    * SIGUSR1, SIGUSR2 and SIGHUP through the signal thread's sigwait.  Block
    * them all in every thread (threads inherit the mask). */
-  signal(SIGPIPE, SIG_IGN);
-  sigemptyset(&mask);
-  sigaddset(&mask, SIGINT);
-  sigaddset(&mask, SIGTERM);
-  sigaddset(&mask, SIGUSR1);
-  sigaddset(&mask, SIGUSR2);
-  sigaddset(&mask, SIGHUP);
-  pthread_sigmask(SIG_BLOCK, &mask, NULL);
-  sigdelset(&mask, SIGUSR1);
-  sigdelset(&mask, SIGUSR2);
-  sigdelset(&mask, SIGHUP);
-  srv.sig_fd = signalfd(-1, &mask, SFD_CLOEXEC);
+  srv.sig_fd = sigthread_block();
   sig.on_hup = hup_reload;
   sigthread_start(&sig, usr1_write_stats, &srv, NULL);
   if (srv.sig_fd < 0) {
-    log_msg(LOG_ERROR, NULL, NULL, "signalfd: %s", strerror(errno));
+    log_msg(LOG_ERROR, NULL, NULL, "signalfd: %s", strerror(-srv.sig_fd));
     goto out;
   }
 
@@ -266,20 +252,7 @@ int server_run(struct server_config *cfg)
     goto out;
   }
   notify(&srv, "READY=1");
-  /* Worker 0 runs on this thread; the others get their own. */
-  for (started = 1; started < srv.nworkers; started++)
-    if ((r = pthread_create(&srv.workers[started].thread, NULL, worker_thread, &srv.workers[started])) != 0) {
-      log_msg(LOG_ERROR, NULL, NULL, "cannot start worker thread: %s", strerror(r));
-      server_request_stop(&srv);
-      break;
-    }
-  r = worker_run(&srv.workers[0]);
-  if (r < 0) {
-    log_msg(LOG_ERROR, NULL, NULL, "worker 0: event loop failed: %s", strerror(-r));
-    server_request_stop(&srv);
-  }
-  for (unsigned i = 1; i < started; i++)
-    pthread_join(srv.workers[i].thread, NULL);
+  r = workers_run(&(struct workers){ .n = srv.nworkers, .run = run_worker, .stop = stop_workers, .ctx = &srv });
   status = r < 0 ? 1 : 0;
   log_msg(LOG_INFO, NULL, NULL, "all connections closed; flushing exports");
 

@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
@@ -29,14 +28,6 @@
 /* The connections' periodic check (conn_tick): how soon a connection paused
  * for the memory budget tries again, and the send timeout's resolution. */
 #define TICK_MS 250
-
-
-static void ignore_cb(struct engine_op *op, int res, uint32_t flags)
-{
-  (void)op; (void)res; (void)flags;
-}
-
-struct engine_op worker_ignore_op = { .cb = ignore_cb };
 
 static void arm_tick(struct worker *w)
 {
@@ -139,8 +130,7 @@ void worker_conn_removed(struct worker *w, struct conn *c)
   if (w->srv->cfg->stdio)
     server_request_stop(w->srv);   /* --stdio serves exactly one client */
   if (w->stopping && w->nconns == 0 && w->grace_armed) {
-    struct io_uring_sqe *sqe = engine_sqe(&w->eng, &worker_ignore_op);
-    io_uring_prep_cancel(sqe, &w->grace_op, 0);
+    engine_cancel(&w->eng, &w->grace_op);
   }
 }
 
@@ -206,8 +196,7 @@ static void accept_cb(struct engine_op *op, int res, uint32_t flags)
       log_msg(LOG_WARN, NULL, NULL, "accept failed: %s; pausing accepts for 100 ms", strerror(-res));
       a->backoff = true;
       if (a->armed) {
-        struct io_uring_sqe *sqe = engine_sqe(&w->eng, &worker_ignore_op);
-        io_uring_prep_cancel(sqe, &a->op, 0);
+        engine_cancel(&w->eng, &a->op);
       }
     }
   }
@@ -233,48 +222,12 @@ static void accept_retry_cb(struct engine_op *op, int res, uint32_t flags)
     arm_accept(a);
 }
 
-static void arm_wake(struct worker *w)
-{
-  struct io_uring_sqe *sqe = engine_sqe(&w->eng, &w->wake_op);
-  io_uring_prep_read(sqe, w->wake_fd, &w->wake_val, sizeof w->wake_val, 0);
-  w->wake_armed = true;
-}
+static void stop_self(void *arg) { worker_stop(arg); }
 
-static void wake_cb(struct engine_op *op, int res, uint32_t flags)
+static void stop_server(void *arg)
 {
-  struct worker *w = container_of(op, struct worker, wake_op);
-  (void)res; (void)flags;
-  w->wake_armed = false;
-  if (atomic_load(&w->srv->stopping))
-    worker_stop(w);
-  else if (!w->stopping)
-    arm_wake(w);
-}
-
-static void arm_signal(struct worker *w)
-{
-  struct io_uring_sqe *sqe = engine_sqe(&w->eng, &w->sig_op);
-  io_uring_prep_read(sqe, w->srv->sig_fd, &w->siginfo, sizeof w->siginfo, 0);
-  w->sig_armed = true;
-}
-
-static void signal_cb(struct engine_op *op, int res, uint32_t flags)
-{
-  struct worker *w = container_of(op, struct worker, sig_op);
-  (void)flags;
-  w->sig_armed = false;
-  if (res == -ECANCELED)
-    return;
-  if (res == (int)sizeof w->siginfo) {
-    if (atomic_load(&w->srv->stopping)) {
-      log_msg(LOG_WARN, NULL, NULL, "second signal %u: exiting at once", w->siginfo.ssi_signo);
-      _exit(1);
-    }
-    log_msg(LOG_INFO, NULL, NULL, "signal %u: finishing in-flight requests, then exiting",
-            w->siginfo.ssi_signo);
-    server_request_stop(w->srv);
-  }
-  arm_signal(w);   /* a second signal forces exit */
+  struct worker *w = arg;
+  server_request_stop(w->srv);
 }
 
 static void grace_cb(struct engine_op *op, int res, uint32_t flags)
@@ -305,12 +258,6 @@ static void grace_cb(struct engine_op *op, int res, uint32_t flags)
   }
 }
 
-static void cancel(struct worker *w, struct engine_op *op)
-{
-  struct io_uring_sqe *sqe = engine_sqe(&w->eng, &worker_ignore_op);
-  io_uring_prep_cancel(sqe, op, 0);
-}
-
 void worker_stop(struct worker *w)
 {
   if (w->stopping)
@@ -318,13 +265,12 @@ void worker_stop(struct worker *w)
   w->stopping = true;
   for (size_t i = 0; i < w->naccepts; i++)
     if (w->accepts[i].armed)
-      cancel(w, &w->accepts[i].op);
+      engine_cancel(&w->eng, &w->accepts[i].op);
     else if (w->accepts[i].retry_armed)
-      cancel(w, &w->accepts[i].retry_op);
-  if (w->wake_armed)
-    cancel(w, &w->wake_op);
+      engine_cancel(&w->eng, &w->accepts[i].retry_op);
+  engine_stopper_quiet(&w->stopper);
   if (w->tick_armed)
-    cancel(w, &w->tick_op);
+    engine_cancel(&w->eng, &w->tick_op);
   for (struct conn *c = w->conns, *next; c; c = next) {
     next = conn_next(c);
     conn_stop(c);
@@ -341,35 +287,35 @@ void worker_stop(struct worker *w)
 
 void worker_wake(struct worker *w)
 {
-  uint64_t one = 1;
-  if (write(w->wake_fd, &one, sizeof one) < 0) {
-    /* the counter cannot overflow with our few writes */
-  }
+  engine_stopper_wake(&w->stopper);
 }
 
 static bool worker_done(void *arg)
 {
   struct worker *w = arg;
   /* The signal read (worker 0) stays armed to catch a second signal. */
-  return w->stopping && (w->abandoned || (w->nconns == 0 && w->eng.pending == (w->sig_armed ? 1u : 0u)));
+  return w->stopping && (w->abandoned || (w->nconns == 0 && w->eng.pending == (w->stopper.sig_armed ? 1u : 0u)));
 }
 
 int worker_init(struct worker *w, struct server *srv, int id)
 {
+  int r;
+
   memset(w, 0, sizeof *w);
   w->srv = srv;
   w->id = id;
-  w->wake_op.cb = wake_cb;
-  w->sig_op.cb = signal_cb;
   w->grace_op.cb = grace_cb;
   w->tick_op.cb = tick_cb;
-  w->wake_fd = eventfd(0, EFD_CLOEXEC);
-  if (w->wake_fd < 0)
-    return -errno;
+  w->stopper.stopping = &srv->stopping;
+  w->stopper.request_stop = stop_server;
+  w->stopper.stop = stop_self;
+  w->stopper.arg = w;
+  if ((r = engine_stopper_init(&w->stopper)) < 0)
+    return r;
   w->naccepts = srv->nlisten;
   w->accepts = calloc(w->naccepts ? w->naccepts : 1, sizeof *w->accepts);
   if (!w->accepts) {
-    close(w->wake_fd);
+    engine_stopper_fini(&w->stopper);
     return -ENOMEM;
   }
   for (size_t i = 0; i < w->naccepts; i++) {
@@ -397,9 +343,7 @@ int worker_run(struct worker *w)
   }
   for (size_t i = 0; i < w->naccepts; i++)
     arm_accept(&w->accepts[i]);
-  arm_wake(w);
-  if (w->id == 0 && w->srv->sig_fd >= 0)
-    arm_signal(w);
+  engine_stopper_start(&w->stopper, &w->eng, w->id == 0 ? w->srv->sig_fd : -1);
   if (atomic_load(&w->srv->stopping))
     worker_stop(w);
   return engine_run(&w->eng, worker_done, w);
@@ -408,7 +352,7 @@ int worker_run(struct worker *w)
 void worker_fini(struct worker *w)
 {
   free(w->accepts);
-  close(w->wake_fd);
+  engine_stopper_fini(&w->stopper);
   if (w->eng_ready)
     engine_fini(&w->eng);
 }

@@ -4,13 +4,12 @@
 #ifndef SHUNT_SERVER_WORKER_H
 #define SHUNT_SERVER_WORKER_H
 
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
-#include <sys/signalfd.h>
 
 #include "datapath/stats.h"
 #include "engine/engine.h"
+#include "engine/stopper.h"
 
 struct server;
 struct conn;
@@ -28,17 +27,10 @@ struct worker {
   struct server *srv;
   struct engine eng;
   bool eng_ready;
-  pthread_t thread;
   int id;
   struct accept_op *accepts;     /* one per listening socket */
   size_t naccepts;
-  int wake_fd;                   /* eventfd: another thread asks us to stop */
-  struct engine_op wake_op;
-  uint64_t wake_val;
-  bool wake_armed;
-  struct engine_op sig_op;       /* worker 0: reads the signalfd */
-  struct signalfd_siginfo siginfo;
-  bool sig_armed;
+  struct engine_stopper stopper; /* woken by other threads; worker 0: the signalfd */
   struct engine_op grace_op;     /* shutdown grace period: then connections are cut */
   struct __kernel_timespec grace_ts;
   bool grace_armed;
@@ -73,8 +65,5 @@ void worker_stop(struct worker *w);
  * into, or unlinking it from, w->conns). */
 void worker_conn_added(struct worker *w, struct conn *c);
 void worker_conn_removed(struct worker *w, struct conn *c);
-
-/* An engine op whose completion is ignored (cancellations). */
-extern struct engine_op worker_ignore_op;
 
 #endif

@@ -192,8 +192,7 @@ void vdev_stop(struct vdev *d)
     return;
   d->stopping = true;
   if (d->accept_armed) {
-    struct io_uring_sqe *sqe = engine_sqe(&d->w->eng, &vworker_ignore_op);
-    io_uring_prep_cancel(sqe, &d->accept_op, 0);
+    engine_cancel(&d->w->eng, &d->accept_op);
   }
   if (d->conn)
     vconn_stop(d->conn);

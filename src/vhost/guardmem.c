@@ -2,6 +2,7 @@
  * regions are a common/rangeset.h table, which the handler may read at
  * any moment. */
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -10,6 +11,7 @@
 #include <unistd.h>
 
 #include "common/rangeset.h"
+#include "common/sigchain.h"
 #include "vhost/guardmem.h"
 
 #define GUARD_SLOTS 1024
@@ -18,11 +20,13 @@ static struct rangeset_slot slots[GUARD_SLOTS];
 static struct rangeset guarded = { slots, GUARD_SLOTS };
 static atomic_uint_fast64_t repaired;
 static uintptr_t page_size;
+static struct sigchain chain;   /* the SIGBUS handler before ours */
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+static int install_error;
 
 static void on_sigbus(int sig, siginfo_t *si, void *uc)
 {
   uintptr_t a = (uintptr_t)si->si_addr;
-  (void)uc;
 
   if (rangeset_covers(&guarded, a, 1)) {
     void *page = (void *)(a & ~(page_size - 1));
@@ -31,20 +35,21 @@ static void on_sigbus(int sig, siginfo_t *si, void *uc)
       return;   /* the access is retried on the zero page */
     }
   }
-  /* Not guest memory (or no repair possible): the default action. */
-  signal(sig, SIG_DFL);
+  /* Not guest memory (or no repair possible): the handler before ours
+   * (a guard's, a sanitizer's), or the default action. */
+  sigchain_forward(&chain, sig, si, uc);
+}
+
+static void install(void)
+{
+  page_size = (uintptr_t)sysconf(_SC_PAGESIZE);
+  install_error = sigchain_install(&chain, SIGBUS, on_sigbus);
 }
 
 int guardmem_init(void)
 {
-  struct sigaction sa;
-
-  page_size = (uintptr_t)sysconf(_SC_PAGESIZE);
-  memset(&sa, 0, sizeof sa);
-  sa.sa_sigaction = on_sigbus;
-  sa.sa_flags = SA_SIGINFO | SA_NODEFER;
-  sigemptyset(&sa.sa_mask);
-  return sigaction(SIGBUS, &sa, NULL) < 0 ? -errno : 0;
+  pthread_once(&once, install);
+  return install_error;
 }
 
 int guardmem_add(void *start, size_t len)

@@ -4,16 +4,17 @@
  * SIGBUS that kills every VM of the process.  Mapped guest regions are
  * listed here, and a SIGBUS inside one of them replaces the faulting page
  * with a private zero page and is counted: that VM reads zeroes where its
- * memory went, the process lives.  A SIGBUS anywhere else keeps its default
- * action. */
+ * memory went, the process lives.  A SIGBUS anywhere else goes to the
+ * handler installed before this one (common/sigchain.h), or takes its
+ * default action. */
 #ifndef SHUNT_VHOST_GUARDMEM_H
 #define SHUNT_VHOST_GUARDMEM_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-/* Install the SIGBUS handler (once, before any region is mapped).
- * Returns 0 or -errno. */
+/* Install the SIGBUS handler (before any region is mapped; a second call
+ * does nothing and returns the first's result).  Returns 0 or -errno. */
 int guardmem_init(void);
 
 /* [start, start + len) is guest memory: a SIGBUS in it is repaired.

@@ -630,8 +630,7 @@ static void stop_cb(struct engine_op *op, int res, uint32_t flags)
     return;
   q->stopping = true;
   if (q->kick_armed) {
-    struct io_uring_sqe *sqe = engine_sqe(q_eng(q), &vworker_ignore_op);
-    io_uring_prep_cancel(sqe, &q->kick_op, 0);
+    engine_cancel(q_eng(q), &q->kick_op);
   }
   if (!q->run_armed) {
     q->run_armed = true;

@@ -57,7 +57,7 @@ static void poll_cb(struct engine_op *op, int res, uint32_t flags)
 
 static void cancel(struct vremote *r, struct vremote_poll *p)
 {
-  struct io_uring_sqe *sqe = engine_sqe(r->eng, &vworker_ignore_op);
+  struct io_uring_sqe *sqe = engine_sqe(r->eng, &engine_ignore_op);
 
   io_uring_prep_poll_remove(sqe, (__u64)(uintptr_t)&p->op);
   p->cancelled = true;

@@ -10,8 +10,8 @@
 #include "common/log.h"
 #include "common/parse.h"
 #include "common/text.h"
-#include "datapath/datapath.h"
 #include "datapath/qosopt.h"
+#include "datapath/sourceopt.h"
 #include "vhost/vconfig.h"
 
 void vhost_config_init(struct vhost_config *cfg)
@@ -53,18 +53,6 @@ static struct vhost_dev_config *add_dev(struct vhost_config *cfg)
   return d;
 }
 
-static int set_str(char **dst, const char *v, char *err, size_t errlen)
-{
-  char *s = strdup(v);
-  if (!s) {
-    snprintf(err, errlen, "out of memory");
-    return -ENOMEM;
-  }
-  free(*dst);
-  *dst = s;
-  return 0;
-}
-
 bool vhost_source_is_uri(const char *source)
 {
   return !strncmp(source, "nbd://", 6) || !strncmp(source, "nbds://", 7) ||
@@ -88,64 +76,39 @@ static int check_serial(const struct vhost_dev_config *d, const char *v, char *e
   return 0;
 }
 
+static const char *const dev_backends[] = { "file", "rbd", NULL };
+
 int vhost_dev_set_option(struct vhost_dev_config *d, const char *key, const char *val,
                          char *err, size_t errlen)
 {
-  const char *who = d->socket ? d->socket : "";
+  const struct source_options so = {
+    .kind = "", .name = d->socket, .backends = dev_backends, .read_only = &d->read_only,
+    .backend = &d->backend, .datapath = &d->datapath, .rbd = &d->rbd, .qos = &d->qos,
+  };
+  int r = source_set_option(&so, key, val, err, errlen);
   uint64_t v;
 
-  if (!strcmp(key, "ro") || !strcmp(key, "readonly") || !strcmp(key, "read-only")) {
-    if (parse_flag(val, &d->read_only) < 0) goto bad;
-    return 0;
-  }
-  if (!strcmp(key, "rw") && !val) {
-    d->read_only = false;
-    return 0;
-  }
-  if (!strcmp(key, "discard")) {
-    if (parse_flag(val, &d->discard) < 0) goto bad;
-    return 0;
-  }
-  char whobuf[160];
-  snprintf(whobuf, sizeof whobuf, "'%s'", who);
-  int rr = backend_rbd_set_option(&d->rbd, key, val, whobuf, err, errlen);
-  if (rr <= 0)
-    return rr;
-  switch (qos_set_flow_option(&d->qos, key, val)) {
-  case 0: return 0;
-  case -EINVAL: goto bad;
-  default: break;   /* not a scheduler option */
-  }
+  if (r <= 0)
+    return r;
+  if (!strcmp(key, "discard"))
+    return parse_flag(val, &d->discard) < 0 ? source_bad_value(&so, key, val, err, errlen) : 0;
   if (!val)
-    goto unknown;
-  if (!strcmp(key, "backend")) {
-    if (strcmp(val, "file") && strcmp(val, "rbd")) goto bad;
-    return set_str(&d->backend, val, err, errlen);
-  }
+    return source_unknown_option(&so, key, err, errlen);
   if (!strcmp(key, "queues")) {
     if (parse_uint(val, 1, VHOST_MAX_QUEUES, &v) < 0) {
-      snprintf(err, errlen, "'%s': queues must be from 1 to %d", who, VHOST_MAX_QUEUES);
+      snprintf(err, errlen, "'%s': queues must be from 1 to %d", d->socket ? d->socket : "", VHOST_MAX_QUEUES);
       return -EINVAL;
     }
     d->queues = (unsigned)v;
     return 0;
   }
-  if (!strcmp(key, "datapath")) {
-    if (!datapath_find(val) && strcmp(val, "auto")) goto bad;
-    return set_str(&d->datapath, val, err, errlen);
-  }
   if (!strcmp(key, "serial")) {
-    int r = check_serial(d, val, err, errlen);
-    return r < 0 ? r : set_str(&d->serial, val, err, errlen);
+    r = check_serial(d, val, err, errlen);
+    return r < 0 ? r : text_set(&d->serial, val, err, errlen);
   }
   if (!strcmp(key, "source") || !strcmp(key, "path"))
-    return set_str(&d->source, val, err, errlen);
-unknown:
-  snprintf(err, errlen, "'%s': unknown option '%s'", who, key);
-  return -EINVAL;
-bad:
-  snprintf(err, errlen, "'%s': bad value '%s' for option '%s'", who, val ? val : "", key);
-  return -EINVAL;
+    return text_set(&d->source, val, err, errlen);
+  return source_unknown_option(&so, key, err, errlen);
 }
 
 /* A socket path as given: not empty, clean text, short enough for sun_path. */
@@ -169,10 +132,16 @@ static int check_socket(const char *path, char *err, size_t errlen)
   return 0;
 }
 
+/* vhost_dev_set_option for the option lists of specs and config files. */
+static int set_dev_option(void *d, const char *key, const char *val, char *err, size_t errlen)
+{
+  return vhost_dev_set_option(d, key, val, err, errlen);
+}
+
 int vhost_config_add_spec(struct vhost_config *cfg, const char *spec, char *err, size_t errlen)
 {
   const char *eq = strchr(spec, '=');
-  char *rest, *opt, *save = NULL;
+  char *rest, *opts;
   struct vhost_dev_config *d;
   int r = 0;
 
@@ -188,14 +157,11 @@ int vhost_config_add_spec(struct vhost_config *cfg, const char *spec, char *err,
     free(rest);
     return r;
   }
-  opt = strtok_r(rest, ",", &save);
-  r = set_str(&d->source, opt, err, errlen);
-  while (r == 0 && (opt = strtok_r(NULL, ",", &save))) {
-    char *v = strchr(opt, '=');
-    if (v)
-      *v++ = '\0';
-    r = vhost_dev_set_option(d, opt, v, err, errlen);
-  }
+  if ((opts = strchr(rest, ',')))
+    *opts++ = '\0';
+  r = text_set(&d->source, rest, err, errlen);
+  if (r == 0 && opts)
+    r = parse_option_list(opts, set_dev_option, d, err, errlen);
   free(rest);
   return r;
 }
@@ -218,7 +184,7 @@ int vhost_config_set_key(struct vhost_config *cfg, const char *key, const char *
     return 0;
   }
   if (!strcmp(key, "stats"))
-    return set_str(&cfg->stats_path, val, err, errlen);
+    return text_set(&cfg->stats_path, val, err, errlen);
   if (!strcmp(key, "socket-mode")) {
     if (parse_mode(val, &cfg->socket_mode) < 0 || cfg->socket_mode == 0) goto bad;
     return 0;
@@ -239,56 +205,32 @@ bad:
   return -EINVAL;
 }
 
-/* The config file reader's state: the [vhost SOCKET] section being read. */
-struct vconfig_reader {
-  struct vhost_config *cfg;
-  struct vhost_dev_config *cur;
-};
-
-static int vconfig_section(void *arg, const char *s, char *msg, size_t msglen)
+static int vconfig_dev(void *cfg, const char *sock, void **item, char *msg, size_t msglen)
 {
-  struct vconfig_reader *rd = arg;
-  const char *sock;
+  struct vhost_dev_config *d;
   int r;
 
-  if (!strcmp(s, "server")) {
-    rd->cur = NULL;
-    return 0;
-  }
-  if (strncmp(s, "vhost", 5) || !isspace((unsigned char)s[5])) {
-    snprintf(msg, msglen, "unknown section [%s] (expected [server] or [vhost SOCKET])", s);
-    return -EINVAL;
-  }
-  for (sock = s + 6; isspace((unsigned char)*sock); sock++)
-    ;
   if ((r = check_socket(sock, msg, msglen)) < 0)
     return r;
-  if (!(rd->cur = add_dev(rd->cfg)) || !(rd->cur->socket = strdup(sock))) {
+  if (!(d = add_dev(cfg)) || !(d->socket = strdup(sock))) {
     snprintf(msg, msglen, "out of memory");
     return -ENOMEM;
   }
+  *item = d;
   return 0;
 }
 
-static int vconfig_key(void *arg, const char *key, const char *val, char *msg, size_t msglen)
+static int vconfig_server_key(void *cfg, const char *key, const char *val, char *msg, size_t msglen)
 {
-  struct vconfig_reader *rd = arg;
-
-  if (rd->cur)
-    return vhost_dev_set_option(rd->cur, key, val, msg, msglen);
-  if (!val) {
-    snprintf(msg, msglen, "expected KEY = VALUE");
-    return -EINVAL;
-  }
-  return vhost_config_set_key(rd->cfg, key, val, msg, msglen);
+  return vhost_config_set_key(cfg, key, val, msg, msglen);
 }
 
 int vhost_config_load_file(struct vhost_config *cfg, const char *path, char *err, size_t errlen)
 {
-  static const struct ini_handler handler = { .section = vconfig_section, .key = vconfig_key };
-  struct vconfig_reader rd = { .cfg = cfg };
+  static const struct ini_layout layout = { .kind = "vhost", .name_what = "SOCKET", .item = vconfig_dev,
+                                            .item_key = set_dev_option, .server_key = vconfig_server_key };
 
-  return ini_load_file(path, &handler, &rd, err, errlen);
+  return ini_load_layout(path, &layout, cfg, err, errlen);
 }
 
 int vhost_config_check(const struct vhost_config *cfg, char *err, size_t errlen)

@@ -570,8 +570,7 @@ static void conn_close(struct vconn *c)
   drop_fds(c);
   vu_handler_shutdown(&c->h);
   if (c->poll_armed) {
-    struct io_uring_sqe *sqe = engine_sqe(&c->d->w->eng, &vworker_ignore_op);
-    io_uring_prep_cancel(sqe, &c->poll_op, 0);
+    engine_cancel(&c->d->w->eng, &c->poll_op);
   }
   /* The socket stays open until the queues drained (conn_maybe_free): the
    * frontend sees every request the back end took answered before it sees

@@ -5,11 +5,9 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -19,6 +17,7 @@
 #include "common/sigthread.h"
 #include "common/statsfile.h"
 #include "common/text.h"
+#include "common/workers.h"
 #include "datapath/datapath.h"
 #include "datapath/dpworker.h"
 #include "datapath/qos.h"
@@ -57,13 +56,20 @@ void vhost_request_stop(struct vhost *vh)
     vworker_wake(&vh->workers[i]);
 }
 
-static void *worker_thread(void *arg)
+static int run_worker(void *arg, unsigned i)
 {
-  struct vworker *w = arg;
-  int r = vworker_run(w);
-  if (r < 0)
-    log_msg(LOG_ERROR, NULL, NULL, "worker %d: event loop failed: %s", w->id, strerror(-r));
-  return NULL;
+  struct vhost *vh = arg;
+  return vworker_run(&vh->workers[i]);
+}
+
+/* Workers that never started will not arrive at the gate. */
+static void stop_workers(void *arg, unsigned running)
+{
+  struct vhost *vh = arg;
+
+  vhost_request_stop(vh);
+  if (running < vh->nworkers)
+    gate_expect(vh, running);
 }
 
 /* ---- statistics file (--stats): SIGUSR1 and exit ---- */
@@ -162,9 +168,7 @@ int vhost_run(struct vhost_config *cfg)
 {
   struct vhost vh;
   struct listen_set set = { 0 };
-  sigset_t mask;
   int status = 1, r = 0;
-  unsigned started = 0;
   struct sigthread sig = { 0 };
 
   memset(&vh, 0, sizeof vh);
@@ -178,11 +182,7 @@ int vhost_run(struct vhost_config *cfg)
   dp_qos = cfg->qos;
   if (cfg->stats_path && statsfile_check(cfg->stats_path) < 0)
     return 1;
-  vh.nworkers = cfg->threads;
-  if (vh.nworkers == 0) {
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    vh.nworkers = n > 0 ? (unsigned)n : 1;
-  }
+  vh.nworkers = workers_count(cfg->threads);
   vh.gate_expected = vh.nworkers;
   dp_stats_slots = vh.nworkers;   /* every device counts per worker */
   vh.workers = calloc(vh.nworkers, sizeof *vh.workers);
@@ -197,20 +197,9 @@ int vhost_run(struct vhost_config *cfg)
 
   /* SIGINT and SIGTERM arrive through a signalfd read by worker 0's ring;
    * SIGUSR1, SIGUSR2 and SIGHUP through the signal thread's sigwait. */
-  signal(SIGPIPE, SIG_IGN);
-  sigemptyset(&mask);
-  sigaddset(&mask, SIGINT);
-  sigaddset(&mask, SIGTERM);
-  sigaddset(&mask, SIGUSR1);
-  sigaddset(&mask, SIGUSR2);
-  sigaddset(&mask, SIGHUP);
-  pthread_sigmask(SIG_BLOCK, &mask, NULL);
-  sigdelset(&mask, SIGUSR1);
-  sigdelset(&mask, SIGUSR2);
-  sigdelset(&mask, SIGHUP);
-  vh.sig_fd = signalfd(-1, &mask, SFD_CLOEXEC);
+  vh.sig_fd = sigthread_block();
   if (vh.sig_fd < 0) {
-    log_msg(LOG_ERROR, NULL, NULL, "signalfd: %s", strerror(errno));
+    log_msg(LOG_ERROR, NULL, NULL, "signalfd: %s", strerror(-vh.sig_fd));
     goto out;
   }
   if ((r = guardmem_init()) < 0) {
@@ -223,21 +212,7 @@ int vhost_run(struct vhost_config *cfg)
   /* The signal thread reads the devices (SIGUSR1): started once they exist. */
   sigthread_start(&sig, usr1_write_stats, &vh, "no meaning; ignored");
 
-  /* Worker 0 runs on this thread; the others get their own. */
-  for (started = 1; started < vh.nworkers; started++)
-    if ((r = pthread_create(&vh.workers[started].thread, NULL, worker_thread, &vh.workers[started])) != 0) {
-      log_msg(LOG_ERROR, NULL, NULL, "cannot start worker thread: %s", strerror(r));
-      vhost_request_stop(&vh);
-      gate_expect(&vh, started);
-      break;
-    }
-  r = vworker_run(&vh.workers[0]);
-  if (r < 0) {
-    log_msg(LOG_ERROR, NULL, NULL, "worker 0: event loop failed: %s", strerror(-r));
-    vhost_request_stop(&vh);
-  }
-  for (unsigned i = 1; i < started; i++)
-    pthread_join(vh.workers[i].thread, NULL);
+  r = workers_run(&(struct workers){ .n = vh.nworkers, .run = run_worker, .stop = stop_workers, .ctx = &vh });
   status = r < 0 ? 1 : 0;
   log_msg(LOG_INFO, NULL, NULL, "all devices stopped; flushing");
 

@@ -5,13 +5,12 @@
 #ifndef SHUNT_VHOST_VWORKER_H
 #define SHUNT_VHOST_VWORKER_H
 
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
-#include <sys/signalfd.h>
 
 #include "engine/engine.h"
+#include "engine/stopper.h"
 
 struct vhost;
 
@@ -19,15 +18,8 @@ struct vworker {
   struct vhost *vh;
   struct engine eng;
   bool eng_ready;
-  pthread_t thread;
   int id;
-  int wake_fd;                   /* eventfd: another thread asks us to stop */
-  struct engine_op wake_op;
-  uint64_t wake_val;
-  bool wake_armed;
-  struct engine_op sig_op;       /* worker 0: reads the signalfd */
-  struct signalfd_siginfo siginfo;
-  bool sig_armed;
+  struct engine_stopper stopper; /* woken by other threads; worker 0: the signalfd */
   bool stopping;
   atomic_uint nhosted;           /* queues served here (of devices of any worker) */
   atomic_bool eng_live;          /* the engine takes posts (engine_post) */
@@ -48,8 +40,5 @@ void vworker_wake(struct vworker *w);
 /* A device of w finished shutting down (on w's thread).  After the last
  * device of the process, every worker ends once it serves no queue. */
 void vworker_device_done(struct vworker *w);
-
-/* An engine op whose completion is ignored (cancellations). */
-extern struct engine_op vworker_ignore_op;
 
 #endif

@@ -242,6 +242,21 @@ static int walk_chain(struct vring_q *q, uint16_t head, struct iovec *iov, unsig
   }
 }
 
+/* The chain from head into iov and c (vring_pop, vring_chain_at): 1, or
+ * -errno with c holding no buffers. */
+static int take_chain(struct vring_q *q, uint16_t head, struct iovec *iov, unsigned max_iov,
+                      uint64_t max_bytes, struct vring_chain *c)
+{
+  int rc = walk_chain(q, head, iov, max_iov, max_bytes, c, NULL);
+
+  if (rc < 0) {
+    c->n_out = c->n_in = 0;
+    c->out_bytes = c->in_bytes = 0;
+    return rc;
+  }
+  return 1;
+}
+
 /* Available entries not yet popped; breaks the queue when the driver's index
  * jumped by more than the queue size. */
 static int avail_pending(struct vring_q *q)
@@ -259,7 +274,7 @@ int vring_pop(struct vring_q *q, struct iovec *iov, unsigned max_iov, uint64_t m
               struct vring_chain *c)
 {
   uint16_t head;
-  int n, rc;
+  int n;
 
   memset(c, 0, sizeof *c);
   if (q->broken)
@@ -272,33 +287,19 @@ int vring_pop(struct vring_q *q, struct iovec *iov, unsigned max_iov, uint64_t m
                        q->num);
   q->last_avail++;
   c->head = head;
-  rc = walk_chain(q, head, iov, max_iov, max_bytes, c, NULL);
-  if (rc < 0) {
-    c->n_out = c->n_in = 0;
-    c->out_bytes = c->in_bytes = 0;
-    return rc;
-  }
-  return 1;
+  return take_chain(q, head, iov, max_iov, max_bytes, c);
 }
 
 int vring_chain_at(struct vring_q *q, uint16_t head, struct iovec *iov, unsigned max_iov,
                    uint64_t max_bytes, struct vring_chain *c)
 {
-  int rc;
-
   memset(c, 0, sizeof *c);
   c->head = head;
   if (q->broken)
     return -EIO;
   if (head >= q->num)
     return vring_fail(q, -EINVAL, "resubmitted head %u past the queue (size %u)", head, q->num);
-  rc = walk_chain(q, head, iov, max_iov, max_bytes, c, NULL);
-  if (rc < 0) {
-    c->n_out = c->n_in = 0;
-    c->out_bytes = c->in_bytes = 0;
-    return rc;
-  }
-  return 1;
+  return take_chain(q, head, iov, max_iov, max_bytes, c);
 }
 
 uint8_t *vring_chain_last_writable(struct vring_q *q, uint16_t head)

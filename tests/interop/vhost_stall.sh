@@ -12,37 +12,11 @@
 . "$(dirname "$0")/../lib.sh"
 need_deps
 . "$(dirname "$0")/vhost_lib.sh"
-LOSSYFS=$SHUNT_BUILD/tests/tools/lossyfs
-if [ ! -x "$LOSSYFS" ] || [ ! -c /dev/fuse ]; then
-  tap_fail "a stalled file needs FUSE: /dev/fuse and $LOSSYFS (libfuse3-dev at build time)"
-  tap_finish; exit
-fi
-FUSECTL=/sys/fs/fuse/connections
-mounted_fusectl=
-if ! mountpoint -q "$FUSECTL"; then
-  mount -t fusectl fusectl "$FUSECTL" || { tap_fail "mount fusectl on $FUSECTL"; tap_finish; exit; }
-  mounted_fusectl=1
-fi
-
 backing=$T/backing.img mnt=$T/lossy normal=$T/normal.img
 truncate -s 32M "$backing" "$normal"
-mkdir -p "$mnt"
-"$LOSSYFS" "$backing" "$mnt" -f -s 2>>"$T/lossyfs.log" &
-lossy_pid=$!
-stall_cleanup() {
-  kill -CONT "$lossy_pid" 2>/dev/null
-  [ -n "${SHUNT_PID:-}" ] && kill -KILL "$SHUNT_PID" 2>/dev/null
-  umount -l "$mnt" 2>/dev/null
-  kill "$lossy_pid" 2>/dev/null
-  [ -n "$mounted_fusectl" ] && umount "$FUSECTL" 2>/dev/null
-  _cleanup
-}
-trap stall_cleanup EXIT
-for ((i = 0; i < 100; i++)); do [ -e "$mnt/disk.img" ] && break; sleep 0.05; done
-[ -e "$mnt/disk.img" ] || { tap_fail "lossyfs mounts $mnt/disk.img"; cat "$T/lossyfs.log"; tap_finish; exit; }
-dev=$(stat -c %d "$mnt")
-conn=$FUSECTL/$(( (dev >> 8 & 0xfff) << 20 | (dev & 0xff) | (dev >> 12 & 0xfff00) ))
-[ -r "$conn/waiting" ] || { tap_fail "fusectl shows the connection of $mnt ($conn)"; tap_finish; exit; }
+trap 'lossyfs_cleanup "${SHUNT_PID:-}"; _cleanup' EXIT
+lossyfs_mount "$backing" "$mnt" || { tap_finish; exit; }
+lossy_pid=$LOSSY_PID conn=$LOSSY_CONN
 
 start_vhost --threads 1 "$T/f.sock=$mnt/disk.img" "$T/n.sock=$normal" ||
   { tap_fail "shunt vhost starts"; tap_finish; exit; }

@@ -5,10 +5,8 @@
  *
  * Usage: eiofs BACKING BAD_OFFSET BAD_LENGTH MOUNTPOINT [FUSE OPTIONS, e.g. -f -s]
  */
-#define FUSE_USE_VERSION 31
 #include <errno.h>
 #include <fcntl.h>
-#include <fuse.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,7 +14,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static const char file_path[] = "/disk.img";
+#include "onefile.h"
+
 static int backing_fd = -1;
 static uint64_t bad_offset, bad_length;
 
@@ -30,41 +29,17 @@ static int touches_bad_range(off_t off, size_t len)
 
 static int eio_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
 {
-	(void)fi;
-	memset(st, 0, sizeof(*st));
-	if (strcmp(path, "/") == 0) {
-		st->st_mode = S_IFDIR | 0755;
-		st->st_nlink = 2;
-		return 0;
-	}
-	if (strcmp(path, file_path) != 0)
-		return -ENOENT;
-	struct stat b;
-	if (fstat(backing_fd, &b) < 0)
-		return -errno;
-	st->st_mode = S_IFREG | 0644;
-	st->st_nlink = 1;
-	st->st_size = b.st_size;
-	st->st_blocks = b.st_blocks;
-	st->st_blksize = 4096;
-	return 0;
-}
+	struct stat b = { 0 };
 
-static int eio_readdir(const char *path, void *buf, fuse_fill_dir_t fill, off_t off,
-		       struct fuse_file_info *fi, enum fuse_readdir_flags flags)
-{
-	(void)off, (void)fi, (void)flags;
-	if (strcmp(path, "/") != 0)
-		return -ENOENT;
-	fill(buf, ".", NULL, 0, 0);
-	fill(buf, "..", NULL, 0, 0);
-	fill(buf, file_path + 1, NULL, 0, 0);
-	return 0;
+	(void)fi;
+	if (strcmp(path, ONEFILE_PATH) == 0 && fstat(backing_fd, &b) < 0)
+		return -errno;
+	return onefile_getattr(path, st, b.st_size, b.st_blocks, 4096);
 }
 
 static int eio_open(const char *path, struct fuse_file_info *fi)
 {
-	if (strcmp(path, file_path) != 0)
+	if (strcmp(path, ONEFILE_PATH) != 0)
 		return -ENOENT;
 	/* Bypass the page cache, so every read of the bad range reaches us. */
 	fi->direct_io = 1;
@@ -105,21 +80,15 @@ static int eio_fsync(const char *path, int datasync, struct fuse_file_info *fi)
 	return (datasync ? fdatasync(backing_fd) : fsync(backing_fd)) < 0 ? -errno : 0;
 }
 
-static int eio_truncate(const char *path, off_t size, struct fuse_file_info *fi)
-{
-	(void)path, (void)size, (void)fi;
-	return -EPERM;
-}
-
 static const struct fuse_operations eio_ops = {
 	.getattr = eio_getattr,
-	.readdir = eio_readdir,
+	.readdir = onefile_readdir,
 	.open = eio_open,
 	.read = eio_read,
 	.write = eio_write,
 	.fallocate = eio_fallocate,
 	.fsync = eio_fsync,
-	.truncate = eio_truncate,
+	.truncate = onefile_truncate,
 };
 
 static int parse_u64(const char *s, uint64_t *out)
@@ -143,7 +112,5 @@ int main(int argc, char **argv)
 		fprintf(stderr, "eiofs: %s: %s\n", argv[1], strerror(errno));
 		return 1;
 	}
-	/* fuse_main sees: argv[0] MOUNTPOINT [options]. */
-	argv[3] = argv[0];
-	return fuse_main(argc - 3, argv + 3, &eio_ops, NULL);
+	return onefile_main(argc, argv, 3, &eio_ops);
 }

@@ -9,10 +9,8 @@
  * Usage: lossyfs BACKING MOUNTPOINT [FUSE OPTIONS, e.g. -f -s]
  * On stderr it counts the syncs it served ("lossyfs: sync N: M dirty blocks").
  */
-#define FUSE_USE_VERSION 31
 #include <errno.h>
 #include <fcntl.h>
-#include <fuse.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,10 +18,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "onefile.h"
+
 #define LOSSY_BLOCK 4096u
 #define LOSSY_MAX_SIZE (1ull << 30)
 
-static const char file_path[] = "/disk.img";
 static int backing_fd = -1;
 static uint64_t file_size;
 static uint8_t *overlay;    /* file_size bytes: the current content of dirty blocks */
@@ -50,38 +49,13 @@ static int load_block(uint64_t b)
 static int lossy_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
 {
 	(void)fi;
-	memset(st, 0, sizeof(*st));
-	if (strcmp(path, "/") == 0) {
-		st->st_mode = S_IFDIR | 0755;
-		st->st_nlink = 2;
-		return 0;
-	}
-	if (strcmp(path, file_path) != 0)
-		return -ENOENT;
-	st->st_mode = S_IFREG | 0644;
-	st->st_nlink = 1;
-	st->st_size = (off_t)file_size;
-	st->st_blocks = (blkcnt_t)(file_size / 512);
-	st->st_blksize = LOSSY_BLOCK;
-	return 0;
-}
-
-static int lossy_readdir(const char *path, void *buf, fuse_fill_dir_t fill, off_t off,
-			 struct fuse_file_info *fi, enum fuse_readdir_flags flags)
-{
-	(void)off, (void)fi, (void)flags;
-	if (strcmp(path, "/") != 0)
-		return -ENOENT;
-	fill(buf, ".", NULL, 0, 0);
-	fill(buf, "..", NULL, 0, 0);
-	fill(buf, file_path + 1, NULL, 0, 0);
-	return 0;
+	return onefile_getattr(path, st, (off_t)file_size, (blkcnt_t)(file_size / 512), LOSSY_BLOCK);
 }
 
 static int lossy_open(const char *path, struct fuse_file_info *fi)
 {
 	(void)fi;
-	return strcmp(path, file_path) == 0 ? 0 : -ENOENT;
+	return strcmp(path, ONEFILE_PATH) == 0 ? 0 : -ENOENT;
 }
 
 /* Clamp [off, off + *len) to the file; returns -EINVAL for a negative offset. */
@@ -170,21 +144,15 @@ static int lossy_fallocate(const char *path, int mode, off_t off, off_t len,
 	return -EOPNOTSUPP;
 }
 
-static int lossy_truncate(const char *path, off_t size, struct fuse_file_info *fi)
-{
-	(void)path, (void)size, (void)fi;
-	return -EPERM;
-}
-
 static const struct fuse_operations lossy_ops = {
 	.getattr = lossy_getattr,
-	.readdir = lossy_readdir,
+	.readdir = onefile_readdir,
 	.open = lossy_open,
 	.read = lossy_read,
 	.write = lossy_write,
 	.fsync = lossy_fsync,
 	.fallocate = lossy_fallocate,
-	.truncate = lossy_truncate,
+	.truncate = onefile_truncate,
 };
 
 int main(int argc, char **argv)
@@ -211,7 +179,5 @@ int main(int argc, char **argv)
 		fprintf(stderr, "lossyfs: out of memory\n");
 		return 1;
 	}
-	/* fuse_main sees: argv[0] MOUNTPOINT [options]. */
-	argv[1] = argv[0];
-	return fuse_main(argc - 1, argv + 1, &lossy_ops, NULL);
+	return onefile_main(argc, argv, 1, &lossy_ops);
 }

@@ -13,15 +13,16 @@
 #include "server/export.h"
 #include "server/listener.h"
 #include "tap.h"
+#include "tmptext.h"
 
 /* Load len bytes of text (which may hold NUL bytes) as a config file. */
 static int load_n(const char *text, size_t len, struct server_config *cfg, char *err, size_t errlen)
 {
-  char path[] = "/tmp/shunt-config-XXXXXX";
-  int fd = mkstemp(path), r;
-  if (fd < 0 || write(fd, text, len) != (ssize_t)len)
+  char path[TMPTEXT_PATH];
+  int r;
+
+  if (tmptext_file(text, len, path) < 0)
     return -EIO;
-  close(fd);
   config_init(cfg);
   r = config_load_file(cfg, path, err, errlen);
   unlink(path);
@@ -104,7 +105,18 @@ int main(void)
   config_free(&cfg);
   ok(load("threads = lots\n", &cfg, err, sizeof err) < 0 && strstr(err, ":1:"), "bad value names the line: %s", err);
   config_free(&cfg);
-  ok(load("[bogus]\n", &cfg, err, sizeof err) < 0, "unknown section refused");
+  ok(load("[bogus]\n", &cfg, err, sizeof err) < 0
+     && strstr(err, ":1: unknown section [bogus] (expected [server] or [export NAME])"), "unknown section refused: %s", err);
+  config_free(&cfg);
+  ok(load("[exportx]\n", &cfg, err, sizeof err) < 0 && strstr(err, "unknown section [exportx]"),
+     "a section kind without a blank before the name: %s", err);
+  config_free(&cfg);
+  ok(load("[export a]\npath = /a\n[server]\nro\n", &cfg, err, sizeof err) < 0 && strstr(err, ":4: expected KEY = VALUE"),
+     "[server] after an export: its lines are the server's again: %s", err);
+  config_free(&cfg);
+  ok(load("threads = 2\n[export  a]\npath = /a\nro\n", &cfg, err, sizeof err) == 0 && cfg.nexports == 1
+     && !strcmp(cfg.exports[0].name, "a") && cfg.exports[0].read_only && cfg.threads == 2,
+     "[export  a]: blanks before the name skipped, a bare key in an export: %s", err);
   config_free(&cfg);
   ok(load("[export a]\npath=/a\n[export a]\npath=/b\n", &cfg, err, sizeof err) < 0 && strstr(err, "twice"),
      "duplicate export refused");

@@ -13,14 +13,15 @@
 #include "proto/nbd-protocol.h"
 #include "server/config.h"
 #include "tap.h"
+#include "tmptext.h"
 
 static int load(const char *text, struct server_config *cfg, char *err, size_t errlen)
 {
-  char path[] = "/tmp/shunt-limits-XXXXXX";
-  int fd = mkstemp(path), r;
-  if (fd < 0 || write(fd, text, strlen(text)) != (ssize_t)strlen(text))
+  char path[TMPTEXT_PATH];
+  int r;
+
+  if (tmptext_file(text, strlen(text), path) < 0)
     return -EIO;
-  close(fd);
   config_init(cfg);
   r = config_load_file(cfg, path, err, errlen);
   unlink(path);

@@ -9,17 +9,16 @@
 
 #include "common/log.h"
 #include "tap.h"
+#include "tmptext.h"
 #include "vhost/vconfig.h"
 
 static int load(const char *text, struct vhost_config *cfg, char *err, size_t errlen)
 {
-  char path[] = "/tmp/shunt-vconfig-XXXXXX";
-  int fd = mkstemp(path), r;
-  size_t len = strlen(text);
+  char path[TMPTEXT_PATH];
+  int r;
 
-  if (fd < 0 || write(fd, text, len) != (ssize_t)len)
+  if (tmptext_file(text, strlen(text), path) < 0)
     return -EIO;
-  close(fd);
   vhost_config_init(cfg);
   r = vhost_config_load_file(cfg, path, err, errlen);
   unlink(path);
@@ -116,7 +115,8 @@ int main(void)
   ok(load("[vhost /d.sock]\nqueues = 2\n", &cfg, err, sizeof err) == 0 &&
      vhost_config_check(&cfg, err, sizeof err) == -EINVAL && strstr(err, "no source"), "no source: %s", err);
   vhost_config_free(&cfg);
-  ok(load("[export x]\npath = /x\n", &cfg, err, sizeof err) == -EINVAL && strstr(err, ":1: unknown section"),
+  ok(load("[export x]\npath = /x\n", &cfg, err, sizeof err) == -EINVAL
+     && strstr(err, ":1: unknown section [export x] (expected [server] or [vhost SOCKET])"),
      "serve's [export] section is not a device: %s", err);
   vhost_config_free(&cfg);
   ok(load("threads\n", &cfg, err, sizeof err) == -EINVAL && strstr(err, "KEY = VALUE"), "a bare server key: %s", err);

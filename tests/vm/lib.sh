@@ -331,17 +331,7 @@ vm_vhost_start() {
 
 # vm_vhost_stop [SECS]: SIGTERM the backend started last and wait at most SECS (default
 # 20) for it; returns its exit status, or 124 after a SIGKILL.
-vm_vhost_stop() {
-  local i
-  kill -TERM "$VHOST_PID" 2>/dev/null
-  for ((i = 0; i < ${1:-20} * 10; i++)); do
-    kill -0 "$VHOST_PID" 2>/dev/null || { wait "$VHOST_PID"; return; }
-    sleep 0.1
-  done
-  echo "# vhost backend (pid $VHOST_PID) ignored SIGTERM for ${1:-20} s; killed"
-  vm_vhost_kill
-  return 124
-}
+vm_vhost_stop() { stop_within "$VHOST_PID" "${1:-20}" "# vhost backend"; }
 
 # vm_vhost_stats: print, as TAP comments, what `shunt vhost --stats` counted per device
 # (written at exit): the data path's bytes and what the backend's CPU copied.

@@ -13,41 +13,14 @@
 . "$(dirname "$0")/lib.sh"
 vm_require
 vm_vhost_require
-LOSSYFS=${SHUNT_BUILD:-$(dirname "$SHUNT")}/tests/tools/lossyfs
-if [ ! -x "$LOSSYFS" ] || [ ! -c /dev/fuse ]; then
-  tap_fail "the stalled storage needs FUSE: /dev/fuse and $LOSSYFS (libfuse3-dev at build time)"
-  tap_done; exit 1
-fi
-FUSECTL=/sys/fs/fuse/connections
-mounted_fusectl=
-if ! mountpoint -q "$FUSECTL"; then
-  mount -t fusectl fusectl "$FUSECTL" || { tap_fail "mount fusectl on $FUSECTL"; tap_done; exit 1; }
-  mounted_fusectl=1
-fi
-
 FS_MB=40 PAT_MB=40 REGION_MB=8
 backing=$T/backing.img mnt=$T/lossy sock=$T/disk.sock
 img=$mnt/disk.img spec=$T/disk.sock=$T/lossy/disk.img,queues=2
 truncate -s $((48 << 20)) "$backing"
 head -c $((REGION_MB << 20)) /dev/urandom >"$T/pat"
-mkdir -p "$mnt"
-"$LOSSYFS" "$backing" "$mnt" -f -s 2>>"$T/lossyfs.log" &
-lossy_pid=$!
-restart_cleanup() {
-  kill -CONT "$lossy_pid" 2>/dev/null
-  [ -n "${VHOST_PID:-}" ] && kill -KILL "$VHOST_PID" 2>/dev/null
-  umount -l "$mnt" 2>/dev/null
-  kill "$lossy_pid" 2>/dev/null
-  [ -n "$mounted_fusectl" ] && umount "$FUSECTL" 2>/dev/null
-  _cleanup
-}
-trap restart_cleanup EXIT
-for ((i = 0; i < 100; i++)); do [ -e "$img" ] && break; sleep 0.05; done
-[ -e "$img" ] || { tap_fail "lossyfs mounts $img"; cat "$T/lossyfs.log"; tap_done; exit 1; }
-# fusectl names a connection after its mount's device number (the kernel's dev_t).
-dev=$(stat -c %d "$mnt")
-conn=$FUSECTL/$(( (dev >> 8 & 0xfff) << 20 | (dev & 0xff) | (dev >> 12 & 0xfff00) ))
-[ -r "$conn/waiting" ] || { tap_fail "fusectl shows the connection of $mnt ($conn)"; tap_done; exit 1; }
+trap 'lossyfs_cleanup "${VHOST_PID:-}"; _cleanup' EXIT
+lossyfs_mount "$backing" "$mnt" || { tap_done; exit 1; }
+lossy_pid=$LOSSY_PID conn=$LOSSY_CONN
 vm_vhost_start "$spec" || { tap_fail "backend serves $spec"; tap_done; exit 1; }
 # backend_blocked: the backend's threads in D state, as "NAME:WCHAN" words.
 backend_blocked() {
