@@ -110,6 +110,16 @@ void backend_submit(struct backend *b, struct engine *e, struct bio *io)
   io->eng = e;
   io->progress = 0;
   io->stage = 0;
+  if (io->type == BIO_EXTENTS && !b->extents_remote) {
+    /* Local and cheap (lseek, a page table): answered here, the same way
+     * for every such backend. */
+    size_t n = 0;
+    int r = b->ops->extents ? b->ops->extents(b, io->offset, io->length, io->buf, io->count, &n)
+                            : -ENOTSUP;
+    io->count = r < 0 ? 0 : n;
+    backend_complete_later(io, r);
+    return;
+  }
   b->ops->submit(b, e, io);
 }
 

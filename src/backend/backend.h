@@ -1,7 +1,8 @@
 /* backend.h: the storage behind an export.  One small interface: submit an
- * asynchronous bio (read, write, flush, trim, zero, cache) on the calling
- * worker's engine, and ask synchronously for allocation extents.  One backend
- * instance serves every connection to its export (multi-conn consistency). */
+ * asynchronous bio (read, write, flush, trim, zero, cache, extents) on the
+ * calling worker's engine, or ask synchronously for allocation extents where
+ * that is local and cheap.  One backend instance serves every connection to
+ * its export (multi-conn consistency). */
 #ifndef SHUNT_BACKEND_BACKEND_H
 #define SHUNT_BACKEND_BACKEND_H
 
@@ -11,7 +12,14 @@
 
 #include "engine/engine.h"
 
-enum bio_type { BIO_READ, BIO_WRITE, BIO_FLUSH, BIO_TRIM, BIO_ZERO, BIO_CACHE };
+/* BIO_EXTENTS: the allocation map from offset on, as extents() gives it,
+ * into buf (an array of count struct backend_extent), covering at most length
+ * bytes; on success count is set to the number filled (at least one).  For a
+ * backend without extents_remote, backend_submit() answers it with extents()
+ * on the next loop turn; a backend with extents_remote answers it in its
+ * submit() without blocking the loop (the rbd backend: on a thread of its
+ * own).  -ENOTSUP when the backend cannot tell. */
+enum bio_type { BIO_READ, BIO_WRITE, BIO_FLUSH, BIO_TRIM, BIO_ZERO, BIO_CACHE, BIO_EXTENTS };
 
 #define BIO_FUA       (1u << 0)  /* durable before completion */
 #define BIO_NO_HOLE   (1u << 1)  /* BIO_ZERO: keep the range allocated */
@@ -40,8 +48,9 @@ struct backend_extent {
 struct bio {
   enum bio_type type;
   unsigned flags;
-  void *buf;                 /* READ: destination; WRITE: source */
+  void *buf;                 /* READ: destination; WRITE: source; EXTENTS: the extents */
   uint64_t offset, length;
+  size_t count;              /* EXTENTS: capacity of buf in, extents filled out */
   void (*complete)(struct bio *io, int res);   /* res: 0 or -errno */
   void *owner;               /* for the submitter */
   /* backend-private */
@@ -50,17 +59,20 @@ struct bio {
   struct backend *be;
   uint64_t progress;         /* the submitter may read it after a BIO_NOWAIT -EAGAIN */
   int stage;
+  struct bio *next;          /* for a backend's own queue */
 };
 
 struct backend_ops {
   const char *name;
-  /* Start io on engine e. */
+  /* Start io on engine e (BIO_EXTENTS only when b->extents_remote). */
   void (*submit)(struct backend *b, struct engine *e, struct bio *io);
   /* Describe allocation from offset on: fills up to max extents (at least
    * one on success), covering at most length bytes; a range past the end
    * of a file that shrank under the export is not described (-EIO when
    * that leaves nothing), so that reads of it fail.  May block briefly
-   * (lseek); see docs/design.md.  NULL when the backend cannot tell. */
+   * (lseek); see docs/design.md.  With b->extents_remote it waits for
+   * another machine: never call it on a worker's loop then, submit a
+   * BIO_EXTENTS instead.  NULL when the backend cannot tell. */
   int (*extents)(struct backend *b, uint64_t offset, uint64_t length,
                  struct backend_extent *ext, size_t max, size_t *n);
   /* Make everything durable, synchronously (used at shutdown). */
@@ -89,7 +101,8 @@ struct backend {
   bool io_async;
   /* extents() asks another machine (a round trip, blocking the caller): the
    * data paths then read in one piece instead of splitting reads along
-   * holes, and only BLOCK_STATUS asks. */
+   * holes, and only BLOCK_STATUS asks, through a BIO_EXTENTS bio that the
+   * backend answers without blocking the loop. */
   bool extents_remote;
   void *priv;
 };
@@ -141,7 +154,8 @@ int backend_open_opts(const char *kind, const char *path, bool read_only,
 /* Close and free. */
 void backend_close(struct backend *b);
 
-/* Submit a bio (sets io->be and io->eng, then calls the backend). */
+/* Submit a bio (sets io->be and io->eng, then calls the backend; answers a
+ * BIO_EXTENTS itself with extents() unless b->extents_remote). */
 void backend_submit(struct backend *b, struct engine *e, struct bio *io);
 
 /* Finish io with res on the next loop turn (for synchronous backends). */

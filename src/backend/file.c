@@ -165,6 +165,7 @@ static void file_cb(struct engine_op *op, int res, uint32_t flags)
     res = 0;   /* a hint: failure changes nothing the client can see */
     break;
   case BIO_FLUSH:
+  case BIO_EXTENTS:   /* answered by backend_submit() */
     break;
   }
   if (io->type == BIO_TRIM || io->type == BIO_ZERO)
@@ -202,6 +203,7 @@ static void file_step(struct bio *io)
       sqe->flags |= IOSQE_ASYNC;
     return;
   case BIO_FLUSH:
+  case BIO_EXTENTS:   /* answered by backend_submit() */
     break;
   case BIO_TRIM:
     if (io->stage == ST_SYNC)

@@ -137,6 +137,7 @@ static void mem_submit(struct backend *b, struct engine *e, struct bio *io)
     break;
   case BIO_FLUSH:
   case BIO_CACHE:
+  case BIO_EXTENTS:   /* answered by backend_submit() */
     break;
   }
   backend_complete_later(io, r);

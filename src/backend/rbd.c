@@ -2,8 +2,11 @@
  * cluster, through librbd's asynchronous API.  librbd finishes requests on its
  * own threads; each completion is posted to the engine of the worker that
  * submitted it (engine_post: a short list and an eventfd the ring reads), so
- * a bio completes on its own worker.  One cluster connection and one image
- * handle serve every connection to the export. */
+ * a bio completes on its own worker.  librbd's calls that have no
+ * asynchronous form and wait for the cluster (diff iterate for BIO_EXTENTS,
+ * taking the lock for lock=exclusive, reopening after blocklisting) run on
+ * one helper thread of the backend's, never on a worker's loop.  One cluster
+ * connection and one image handle serve every connection to the export. */
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -50,6 +53,15 @@ struct rbd_priv {
   int64_t reopened_ns;
   atomic_bool lock_held;          /* lock=exclusive: this gateway owns the lock */
   _Atomic int64_t lock_tried_ns;
+  /* The helper thread (started by the first job, joined at close) and its
+   * work, under jobs_lock: bios (BIO_EXTENTS; a write that first takes the
+   * lock), and a handle to replace after blocklisting. */
+  pthread_mutex_t jobs_lock;
+  pthread_cond_t jobs_cond;
+  struct bio *jobs, **jobs_tail;
+  struct rbd_handle *reopen_h;
+  bool helper_started, helper_stop;
+  pthread_t helper;
 };
 
 static int64_t now_ns(void)
@@ -91,16 +103,23 @@ static int handle_connect(const struct rbd_priv *p, bool read_only, struct rbd_h
  * The threads librados and librbd start take no signals: the process's
  * SIGTERM or SIGHUP must reach the thread that waits for it, not kill the
  * process from a thread that has them unblocked. */
-static int handle_open(const struct rbd_priv *p, bool read_only, struct rbd_handle **out,
-                       char *err, size_t errlen)
+static void block_signals(sigset_t *old)
 {
-  sigset_t all, old;
-  int r;
+  sigset_t all;
 
   sigfillset(&all);
   sigdelset(&all, SIGSEGV); sigdelset(&all, SIGBUS); sigdelset(&all, SIGFPE);
   sigdelset(&all, SIGILL); sigdelset(&all, SIGABRT);
-  pthread_sigmask(SIG_BLOCK, &all, &old);
+  pthread_sigmask(SIG_BLOCK, &all, old);
+}
+
+static int handle_open(const struct rbd_priv *p, bool read_only, struct rbd_handle **out,
+                       char *err, size_t errlen)
+{
+  sigset_t old;
+  int r;
+
+  block_signals(&old);
   r = handle_connect(p, read_only, out, err, errlen);
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   return r;
@@ -173,7 +192,8 @@ static int take_lock(struct rbd_priv *p, struct rbd_handle *h)
 }
 
 /* A blocklisted client's requests all fail: connect again (once for every
- * bio that saw it on handle h). */
+ * bio that saw it on handle h).  On the helper thread: connecting waits for
+ * the cluster (up to client_mount_timeout). */
 static void reopen(struct backend *b, struct rbd_handle *h)
 {
   struct rbd_priv *p = b->priv;
@@ -199,6 +219,7 @@ static void reopen(struct backend *b, struct rbd_handle *h)
 }
 
 static void rbd_start(struct bio *io, enum bio_type op);
+static void ask_reopen(struct backend *b, struct rbd_handle *h);
 
 /* On the worker (posted by aio_done): finish the bio or start its next step. */
 static void rbd_finish(struct engine_op *op, int res, uint32_t flags)
@@ -208,7 +229,7 @@ static void rbd_finish(struct engine_op *op, int res, uint32_t flags)
 
   io->eng->pending--;
   if (res == -ESHUTDOWN) {   /* librados's EBLOCKLISTED */
-    reopen(io->be, (struct rbd_handle *)(uintptr_t)io->progress);
+    ask_reopen(io->be, (struct rbd_handle *)(uintptr_t)io->progress);
     res = -EIO;
   }
   if (res == -ETIMEDOUT)
@@ -281,46 +302,6 @@ static void rbd_start(struct bio *io, enum bio_type op)
   io->eng->pending++;   /* the worker waits for the post */
 }
 
-/* lock=exclusive: true when this gateway holds the lock (retrying at most once
- * a second while another does). */
-static bool have_lock(struct rbd_priv *p)
-{
-  if (atomic_load(&p->lock_held))
-    return true;
-  if (now_ns() - atomic_load(&p->lock_tried_ns) < RBD_LOCK_RETRY_NS)
-    return false;
-  return take_lock(p, atomic_load(&p->cur)) == 0;
-}
-
-static void rbd_submit(struct backend *b, struct engine *e, struct bio *io)
-{
-  struct rbd_priv *p = b->priv;
-  (void)e;
-
-  switch (io->type) {
-  case BIO_CACHE:
-    backend_complete_later(io, 0);   /* librbd reads on demand; nothing to warm */
-    return;
-  case BIO_WRITE: case BIO_TRIM: case BIO_ZERO:
-    if (b->read_only) {
-      backend_complete_later(io, -EROFS);
-      return;
-    }
-    if (io->type == BIO_ZERO && (io->flags & BIO_FAST_ZERO)) {
-      backend_complete_later(io, -ENOTSUP);
-      return;
-    }
-    if (p->opt.lock_exclusive && !have_lock(p)) {
-      backend_complete_later(io, -EROFS);   /* another client holds the lock */
-      return;
-    }
-    break;
-  default:
-    break;
-  }
-  rbd_start(io, io->type);
-}
-
 /* Turning rbd_diff_iterate2's runs of data into extents. */
 struct diff_walk {
   uint64_t pos, end;
@@ -362,11 +343,13 @@ static int diff_cb(uint64_t off, size_t len, int exists, void *arg)
   return w->full ? -ECANCELED : 0;
 }
 
-static int rbd_extents(struct backend *b, uint64_t offset, uint64_t length,
-                       struct backend_extent *ext, size_t max, size_t *n)
+/* The allocation map from offset on through handle h, as extents() gives
+ * it, but with librados's errors as they are (-ETIMEDOUT, -ESHUTDOWN).
+ * Waits for the cluster. */
+static int diff_extents(struct backend *b, struct rbd_handle *h, uint64_t offset, uint64_t length,
+                        struct backend_extent *ext, size_t max, size_t *n)
 {
   struct rbd_priv *p = b->priv;
-  struct rbd_handle *h = atomic_load(&p->cur);
   uint64_t size = __atomic_load_n(&b->size, __ATOMIC_RELAXED);
   struct diff_walk w = { .pos = offset, .ext = ext, .max = max };
   int r;
@@ -380,11 +363,206 @@ static int rbd_extents(struct backend *b, uint64_t offset, uint64_t length,
   w.end = offset + length;
   r = rbd_diff_iterate2(h->image, NULL, offset, length, 1, p->fast_diff, diff_cb, &w);
   if (r < 0 && !(r == -ECANCELED && w.full))
-    return r == -ETIMEDOUT || r == -ESHUTDOWN ? -EIO : r;
+    return r;
   if (!w.full)
     walk_add(&w, w.end - w.pos, BACKEND_EXTENT_HOLE | BACKEND_EXTENT_ZERO);
   *n = w.n;
   return w.n ? 0 : -EIO;
+}
+
+/* Synchronous, for callers off the loops (the data paths use BIO_EXTENTS:
+ * extents_remote). */
+static int rbd_extents(struct backend *b, uint64_t offset, uint64_t length,
+                       struct backend_extent *ext, size_t max, size_t *n)
+{
+  struct rbd_priv *p = b->priv;
+  int r = diff_extents(b, atomic_load(&p->cur), offset, length, ext, max, n);
+
+  return r == -ETIMEDOUT || r == -ESHUTDOWN ? -EIO : r;
+}
+
+/* ---- The helper thread: librbd's calls that wait for the cluster ---- */
+
+/* On the worker (posted by the helper): a write that waited for the lock
+ * starts now, or fails when another client still holds it. */
+static void rbd_locked(struct engine_op *op, int res, uint32_t flags)
+{
+  struct bio *io = (struct bio *)((char *)op - offsetof(struct bio, op));
+  (void)flags;
+
+  io->eng->pending--;
+  if (res < 0)
+    io->complete(io, res);
+  else
+    rbd_start(io, io->type);
+}
+
+/* On the helper thread: io's call to the cluster, then io back to its
+ * worker (BIO_EXTENTS through rbd_finish, as an aio would). */
+static void helper_run(struct backend *b, struct bio *io)
+{
+  struct rbd_priv *p = b->priv;
+  struct rbd_handle *h = atomic_load(&p->cur);
+  int res;
+
+  if (io->type == BIO_EXTENTS) {
+    size_t n = 0;
+    res = diff_extents(b, h, io->offset, io->length, io->buf, io->count, &n);
+    io->count = res < 0 ? 0 : n;
+    io->progress = (uintptr_t)h;
+    io->op.cb = rbd_finish;
+  } else {   /* lock=exclusive: a write, once this gateway holds the lock */
+    res = atomic_load(&p->lock_held) || take_lock(p, h) == 0 ? 0 : -EROFS;
+    io->op.cb = rbd_locked;
+  }
+  engine_post(io->eng, &io->op, res);
+}
+
+static void *helper_main(void *arg)
+{
+  struct backend *b = arg;
+  struct rbd_priv *p = b->priv;
+
+  pthread_mutex_lock(&p->jobs_lock);
+  for (;;) {
+    struct bio *io = p->jobs;
+    struct rbd_handle *h = p->reopen_h;
+
+    if (io) {
+      if (!(p->jobs = io->next))
+        p->jobs_tail = &p->jobs;
+      pthread_mutex_unlock(&p->jobs_lock);
+      helper_run(b, io);
+    } else if (p->helper_stop) {
+      break;
+    } else if (h) {
+      p->reopen_h = NULL;
+      pthread_mutex_unlock(&p->jobs_lock);
+      reopen(b, h);
+    } else {
+      pthread_cond_wait(&p->jobs_cond, &p->jobs_lock);
+      continue;
+    }
+    pthread_mutex_lock(&p->jobs_lock);
+  }
+  pthread_mutex_unlock(&p->jobs_lock);
+  return NULL;
+}
+
+/* Start the helper thread unless it runs (jobs_lock held).  Like librados's
+ * threads it takes no signals (see handle_open).  Returns 0 or -errno. */
+static int helper_start(struct backend *b)
+{
+  struct rbd_priv *p = b->priv;
+  sigset_t old;
+  int r;
+
+  if (p->helper_started)
+    return 0;
+  block_signals(&old);
+  r = pthread_create(&p->helper, NULL, helper_main, b);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  if (r)
+    return -r;
+  p->helper_started = true;
+  return 0;
+}
+
+/* Hand io to the helper thread; its worker waits for the post.  Returns 0
+ * or -errno (the thread could not start: io is not queued). */
+static int helper_queue(struct backend *b, struct bio *io)
+{
+  struct rbd_priv *p = b->priv;
+  int r;
+
+  pthread_mutex_lock(&p->jobs_lock);
+  if ((r = helper_start(b)) == 0) {
+    io->next = NULL;
+    *p->jobs_tail = io;
+    p->jobs_tail = &io->next;
+    pthread_cond_signal(&p->jobs_cond);
+  }
+  pthread_mutex_unlock(&p->jobs_lock);
+  if (r == 0)
+    io->eng->pending++;
+  return r;
+}
+
+/* A bio saw handle h blocklisted: the helper thread reopens the image. */
+static void ask_reopen(struct backend *b, struct rbd_handle *h)
+{
+  struct rbd_priv *p = b->priv;
+  int r;
+
+  if (atomic_load(&p->cur) != h)
+    return;   /* reopened already */
+  pthread_mutex_lock(&p->jobs_lock);
+  if ((r = helper_start(b)) == 0) {
+    p->reopen_h = h;
+    pthread_cond_signal(&p->jobs_cond);
+  }
+  pthread_mutex_unlock(&p->jobs_lock);
+  if (r < 0)
+    fprintf(stderr, "shunt: rbd %s/%s: the client was blocklisted; cannot start a thread to reopen "
+            "the image: %s\n", p->pool, p->image, strerror(-r));
+}
+
+/* Stop the helper thread (the backend is closing: no bio is queued). */
+static void helper_stop(struct rbd_priv *p)
+{
+  bool started;
+
+  pthread_mutex_lock(&p->jobs_lock);
+  p->helper_stop = true;
+  started = p->helper_started;
+  pthread_cond_signal(&p->jobs_cond);
+  pthread_mutex_unlock(&p->jobs_lock);
+  if (started)
+    pthread_join(p->helper, NULL);
+}
+
+/* lock=exclusive without the lock: true for the one bio that may try to
+ * take it again now (at most once a second; the others fail meanwhile). */
+static bool lock_retry_due(struct rbd_priv *p)
+{
+  int64_t t = atomic_load(&p->lock_tried_ns), now = now_ns();
+
+  return now - t >= RBD_LOCK_RETRY_NS && atomic_compare_exchange_strong(&p->lock_tried_ns, &t, now);
+}
+
+static void rbd_submit(struct backend *b, struct engine *e, struct bio *io)
+{
+  struct rbd_priv *p = b->priv;
+  (void)e;
+
+  switch (io->type) {
+  case BIO_CACHE:
+    backend_complete_later(io, 0);   /* librbd reads on demand; nothing to warm */
+    return;
+  case BIO_EXTENTS:   /* rbd_diff_iterate2 has no asynchronous form */
+    if (helper_queue(b, io) < 0)
+      backend_complete_later(io, -EAGAIN);
+    return;
+  case BIO_WRITE: case BIO_TRIM: case BIO_ZERO:
+    if (b->read_only) {
+      backend_complete_later(io, -EROFS);
+      return;
+    }
+    if (io->type == BIO_ZERO && (io->flags & BIO_FAST_ZERO)) {
+      backend_complete_later(io, -ENOTSUP);
+      return;
+    }
+    if (p->opt.lock_exclusive && !atomic_load(&p->lock_held)) {
+      /* Another client holds the lock: fail, or first try to take it. */
+      if (!lock_retry_due(p) || helper_queue(b, io) < 0)
+        backend_complete_later(io, -EROFS);
+      return;
+    }
+    break;
+  default:
+    break;
+  }
+  rbd_start(io, io->type);
 }
 
 static int rbd_flush_sync(struct backend *b)
@@ -409,14 +587,18 @@ static void priv_free(struct rbd_priv *p)
   free(p->pool);
   backend_rbd_options_free(&p->opt);
   pthread_mutex_destroy(&p->reopen_lock);
+  pthread_mutex_destroy(&p->jobs_lock);
+  pthread_cond_destroy(&p->jobs_cond);
   free(p);
 }
 
 static void rbd_backend_close(struct backend *b)
 {
   struct rbd_priv *p = b->priv;
-  struct rbd_handle *h = atomic_load(&p->cur);
+  struct rbd_handle *h;
 
+  helper_stop(p);
+  h = atomic_load(&p->cur);
   handle_close(h, atomic_load(&p->lock_held));
   while ((h = p->retired)) {
     p->retired = h->retired_next;
@@ -488,6 +670,9 @@ int backend_rbd_open(const char *spec, bool read_only, const struct backend_rbd_
     return -ENOMEM;
   }
   pthread_mutex_init(&p->reopen_lock, NULL);
+  pthread_mutex_init(&p->jobs_lock, NULL);
+  pthread_cond_init(&p->jobs_cond, NULL);
+  p->jobs_tail = &p->jobs;
   if ((r = parse_spec(p, spec, err, errlen)) < 0)
     goto fail;
   if ((r = copy_opts(&p->opt, o)) < 0) {

@@ -120,47 +120,91 @@ static void locked_modify(struct request *r)
     stat_add(&r->stats->range_lock_waits, 1);
 }
 
-/* ---- BLOCK_STATUS ---- */
+/* ---- BLOCK_STATUS ----
+ * One pooled buffer holds the reply, then the backend's extents and their
+ * descriptors (scratch while the reply is encoded).  A backend whose map
+ * is local (lseek, a page table) answers at once; one whose map is on
+ * another machine (b->extents_remote: rbd) answers a BIO_EXTENTS later,
+ * without holding the loop, and the request waits for it like any bio. */
 
-static void block_status(struct request *r)
+/* Extents per reply: one with REQ_ONE. */
+static size_t bs_max(const struct request *r)
 {
-  const struct proto_session *s = r->session;
-  struct backend *b = r->export->backend;
-  bool one = r->hdr.flags & NBD_CMD_FLAG_REQ_ONE;
-  size_t max = one ? 1 : BS_MAX_EXTENTS, n = 0;
-  uint64_t len = r->hdr.length;
-  struct backend_extent *ext;
-  struct proto_extent *desc;
-  int res = -ENOTSUP;
+  return (r->hdr.flags & NBD_CMD_FLAG_REQ_ONE) ? 1 : BS_MAX_EXTENTS;
+}
 
-  if (len == 0) {
-    request_reply_status(r, NBD_EINVAL, "zero-length block status");
-    return;
-  }
-  if (!s->extended && len > BS_COMPACT_LIMIT)
-    len = BS_COMPACT_LIMIT;
-  /* One pooled buffer: the reply, then the backend's extents and their
-   * descriptors (scratch while the reply is encoded). */
-  size_t reply_max = (proto_block_status_size(s, max) + 15) & ~(size_t)15;
-  if (!request_pool_buffer(r, reply_max + max * (sizeof *ext + sizeof *desc))) {
-    request_reply_status(r, NBD_ENOMEM, "out of memory");
-    return;
-  }
-  ext = (struct backend_extent *)((char *)r->buf + reply_max);
-  desc = (struct proto_extent *)(ext + max);
-  if (b->ops->extents)
-    res = b->ops->extents(b, r->hdr.offset, len, ext, max, &n);
-  if (res < 0) {
+/* Bytes of r's buffer reserved for the encoded reply. */
+static size_t bs_reply_max(const struct request *r)
+{
+  return (proto_block_status_size(r->session, bs_max(r)) + 15) & ~(size_t)15;
+}
+
+/* The length to describe: compact descriptors have 32-bit lengths. */
+static uint64_t bs_length(const struct request *r)
+{
+  return !r->session->extended && r->hdr.length > BS_COMPACT_LIMIT ? BS_COMPACT_LIMIT : r->hdr.length;
+}
+
+static struct backend_extent *bs_extents(const struct request *r)
+{
+  return (struct backend_extent *)((char *)r->buf + bs_reply_max(r));
+}
+
+/* Answer r from the n extents in its buffer (res: the backend's result). */
+static void bs_reply(struct request *r, int res, size_t n)
+{
+  struct backend_extent *ext = bs_extents(r);
+  struct proto_extent *desc = (struct proto_extent *)(ext + bs_max(r));
+
+  if (res < 0 || n == 0) {
     /* "a server MAY reply with a single block status descriptor with length
      * matching the requested length" (status 0 is always safe). */
-    ext[0] = (struct backend_extent){ len, 0 };
+    ext[0] = (struct backend_extent){ bs_length(r), 0 };
     n = 1;
   }
   for (size_t i = 0; i < n; i++)
     desc[i] = (struct proto_extent){ ext[i].length, dp_extent_state(ext[i].flags) };
-  r->buflen = proto_reply_block_status(r->buf, s, &r->hdr, PROTO_META_BASE_ALLOCATION_ID, desc, n);
+  r->buflen = proto_reply_block_status(r->buf, r->session, &r->hdr, PROTO_META_BASE_ALLOCATION_ID, desc, n);
   request_send(r, &r->status_item, 0, r->buf, r->buflen);
   request_finish(r);
+}
+
+static void bs_extents_done(struct bio *io, int res)
+{
+  bs_reply(io->owner, res, res < 0 ? 0 : io->count);
+}
+
+static void block_status(struct request *r)
+{
+  struct backend *b = r->export->backend;
+  size_t max = bs_max(r), n = 0;
+  struct backend_extent *ext;
+  int res = -ENOTSUP;
+
+  if (r->hdr.length == 0) {
+    request_reply_status(r, NBD_EINVAL, "zero-length block status");
+    return;
+  }
+  if (!request_pool_buffer(r, bs_reply_max(r) + max * (sizeof *ext + sizeof(struct proto_extent)))) {
+    request_reply_status(r, NBD_ENOMEM, "out of memory");
+    return;
+  }
+  ext = bs_extents(r);
+  if (b->ops->extents && b->extents_remote) {
+    r->bio.type = BIO_EXTENTS;
+    r->bio.flags = 0;
+    r->bio.buf = ext;
+    r->bio.count = max;
+    r->bio.offset = r->hdr.offset;
+    r->bio.length = bs_length(r);
+    r->bio.complete = bs_extents_done;
+    r->bio.owner = r;
+    backend_submit(b, r->eng, &r->bio);
+    return;
+  }
+  if (b->ops->extents)
+    res = b->ops->extents(b, r->hdr.offset, bs_length(r), ext, max, &n);
+  bs_reply(r, res, n);
 }
 
 void dp_command(struct request *r)

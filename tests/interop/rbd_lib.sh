@@ -3,10 +3,15 @@
 # (tests/ceph/cluster.sh): the first one starts it, tests/run.sh stops it.
 #   rbd_require            start (or join) the cluster; on failure one failed test and exit
 #                          (a build without librbd, -Drbd=disabled: one SKIP and exit)
-#   rbd_image NAME SIZE    create a fresh image POOL/NAME-$$; prints POOL/NAME-$$
+#   rbd_image NAME SIZE [OPTION...]
+#                          create a fresh image POOL/NAME-$$ (OPTIONs go to rbd create);
+#                          prints POOL/NAME-$$
 #   rbd_same SPEC FILE     the image's bytes (rbd export) equal FILE's
-#   rbd_alloc SPEC         the image's allocated runs, one "OFFSET LENGTH" a line
-#                          (rbd diff --whole-object, adjacent runs merged)
+#   rbd_alloc SPEC [--exact]
+#                          the image's allocated runs, one "OFFSET LENGTH" a line
+#                          (rbd diff --whole-object, adjacent runs merged; with --exact,
+#                          rbd diff's own runs: what librbd reports for an image
+#                          without fast-diff, whose allocation is not known by object)
 #   rbd_osd_pid            the OSD's PID (for SIGSTOP/SIGCONT)
 # Images are removed at exit.
 _rbd_images=()
@@ -44,7 +49,7 @@ _rbd_cleanup() {
 
 rbd_image() {
   local spec=$POOL/$1-$$
-  timeout 30 rbd create --size "$2" "$spec" >/dev/null || return 1
+  timeout 30 rbd create --size "$2" "${@:3}" "$spec" >/dev/null || return 1
   _rbd_images+=("$spec")
   echo "$spec"
 }
@@ -56,7 +61,9 @@ rbd_same() {
 }
 
 rbd_alloc() {
-  timeout 60 rbd diff --whole-object --format json "$1" | /usr/bin/python3 -c '
+  local whole=--whole-object
+  [ "${2:-}" = --exact ] && whole=
+  timeout 60 rbd diff $whole --format json "$1" | /usr/bin/python3 -c '
 import json, sys
 runs = []
 for e in json.load(sys.stdin):

@@ -1,5 +1,6 @@
 /* test_backend.c: both backends through a real io_uring engine: writes read
- * back, trim and zero leave zeroes and holes (extents), FUA and flush work,
+ * back, trim and zero leave zeroes and holes (extents, also as a BIO_EXTENTS
+ * bio), FUA and flush work,
  * fast zero answers at once, a file that shrinks under the backend gives EIO
  * past its new end, a BIO_NOWAIT read is served from the page cache or says
  * -EAGAIN (how much it read) without waiting, the memory backend's walks cost what is allocated (a
@@ -103,6 +104,25 @@ static void exercise(struct backend *b, const char *what)
      "%s: after the trim: data, hole, data (n=%zu)", what, n);
   ok(b->ops->extents(b, 4 << 20, 64 << 10, ext, 16, &n) == 0 && n == 1 && ext[0].flags == 0,
      "%s: the data before the hole is still data", what);
+  /* BIO_EXTENTS: the same map, answered on a later loop turn. */
+  struct backend_extent bext[16];
+  struct bio bio = { .type = BIO_EXTENTS, .buf = bext, .count = 16, .offset = 4 << 20, .length = 1 << 20,
+                     .complete = on_complete };
+  b->ops->extents(b, 4 << 20, 1 << 20, ext, 16, &n);
+  done_count = 0;
+  backend_submit(b, &eng, &bio);
+  ok(done_count == 0, "%s: BIO_EXTENTS does not complete inside submit", what);
+  engine_run(&eng, one_done, NULL);
+  bool same = last_res == 0 && bio.count == n;
+  for (size_t i = 0; same && i < n; i++)
+    same = bext[i].length == ext[i].length && bext[i].flags == ext[i].flags;
+  ok(same && n == 3,
+     "%s: BIO_EXTENTS gives extents()'s map (n=%zu)", what, bio.count);
+  bio.count = 1;
+  done_count = 0;
+  backend_submit(b, &eng, &bio);
+  engine_run(&eng, one_done, NULL);
+  ok(last_res == 0 && bio.count == 1 && bext[0].length == 256 << 10, "%s: BIO_EXTENTS with room for one", what);
   ok(run_bio(b, round_trip_type(1), 0, NULL, 4 << 20, 128 << 10) == 0, "%s: zero the start", what);
   ok(b->ops->extents(b, 4 << 20, 64 << 10, ext, 16, &n) == 0 && n == 1
      && ext[0].flags == (BACKEND_EXTENT_HOLE | BACKEND_EXTENT_ZERO), "%s: zeroed start is a hole now", what);

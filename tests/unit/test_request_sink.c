@@ -3,8 +3,11 @@
  * linked: a request_sink that collects reply bytes in memory.  WRITE, READ,
  * FLUSH, BLOCK_STATUS and an unknown command on a memory export through
  * dp_execute(): the reply bytes, base:allocation states made from the
- * backend's extent flags, a lent payload buffer left to its lender, and
- * every request freed once, through the sink. */
+ * backend's extent flags (also from a backend that answers them later, as
+ * a BIO_EXTENTS bio: the map, REQ_ONE, the fallback on an error), a lent
+ * payload buffer left to its lender, and every request freed once, through
+ * the sink. */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -100,6 +103,28 @@ static struct request *req(struct fake *f, uint16_t type, uint64_t off, uint64_t
   return request_new(&f->sink, &h);
 }
 
+/* A backend whose allocation map is "remote": the memory backend's, given
+ * as a BIO_EXTENTS bio completed on a later loop turn (or failing with
+ * remote_err). */
+static struct backend *inner;
+static int remote_err, remote_submits;
+
+static void remote_submit(struct backend *b, struct engine *e, struct bio *io)
+{
+  size_t n = 0;
+  int res;
+
+  (void)b;
+  if (io->type != BIO_EXTENTS) {
+    backend_submit(inner, e, io);
+    return;
+  }
+  remote_submits++;
+  res = remote_err ? remote_err : inner->ops->extents(inner, io->offset, io->length, io->buf, io->count, &n);
+  io->count = n;
+  backend_complete_later(io, res);
+}
+
 static bool simple_reply(const uint8_t *p, uint32_t error, uint64_t cookie)
 {
   return get_be32(p) == NBD_SIMPLE_REPLY_MAGIC && get_be32(p + 4) == error && get_be64(p + 8) == cookie;
@@ -162,7 +187,29 @@ int main(void)
      && get_be32(p + 40) == 65536 - 12288 && get_be32(p + 44) == (NBD_STATE_HOLE | NBD_STATE_ZERO),
      "descriptors: hole (trimmed), data, hole, as NBD states");
 
-  ok(f.freed == 7 && f.failed == 0 && f.send_failed == 0 && f.head == NULL,
+  /* The same map from a backend that answers BIO_EXTENTS later. */
+  struct backend_ops rops = *b->ops;
+  struct backend remote = *b;
+  inner = b;
+  rops.submit = remote_submit;
+  remote.ops = &rops;
+  remote.extents_remote = true;
+  dx.backend = &remote;
+  ok(run(&f, req(&f, NBD_CMD_BLOCK_STATUS, 0, 65536, 8)) && f.outlen == 20 + 4 + 3 * 8 && remote_submits == 1
+     && get_be64(p + 8) == 8 && get_be32(p + 24) == 4096 && get_be32(p + 28) == (NBD_STATE_HOLE | NBD_STATE_ZERO)
+     && get_be32(p + 32) == 8192 && get_be32(p + 36) == 0 && get_be32(p + 40) == 65536 - 12288,
+     "BLOCK_STATUS through BIO_EXTENTS: the same three descriptors");
+  struct request *one = req(&f, NBD_CMD_BLOCK_STATUS, 4096, 65536, 9);
+  one->hdr.flags = NBD_CMD_FLAG_REQ_ONE;
+  ok(run(&f, one) && f.outlen == 20 + 4 + 8 && get_be32(p + 24) == 8192 && get_be32(p + 28) == 0,
+     "BIO_EXTENTS with REQ_ONE: one descriptor");
+  remote_err = -EIO;
+  ok(run(&f, req(&f, NBD_CMD_BLOCK_STATUS, 0, 65536, 10)) && f.outlen == 20 + 4 + 8 && get_be64(p + 8) == 10
+     && get_be32(p + 24) == 65536 && get_be32(p + 28) == 0,
+     "BIO_EXTENTS failing: one descriptor over the whole range, status 0");
+  dx.backend = b;
+
+  ok(f.freed == 10 && f.failed == 0 && f.send_failed == 0 && f.head == NULL,
      "every request freed once through the sink; nothing failed or left queued");
   dp_export_close(&dx);
   engine_fini(&eng);
