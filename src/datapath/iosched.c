@@ -30,8 +30,14 @@ void sched_init(struct sched *s, const struct sched_config *cfg)
     s->cfg.max_depth = s->cfg.min_depth;
   s->t_req = cfg->device_iops ? per(cfg->device_iops) : DEFAULT_T_REQ;
   s->t_byte16 = cfg->device_bw ? (NS_PER_S << 16) / cfg->device_bw : DEFAULT_T_BYTE16;
+  s->share_t_req = s->t_req;
+  s->share_t_byte16 = s->t_byte16;
   s->depth = MAX(s->cfg.min_depth, MIN(8u, s->cfg.max_depth));
+  s->ceiling = s->cfg.max_depth;   /* until the device has been measured */
 }
+
+/* f has a request queued or in flight: it counts as busy. */
+static bool busy(const struct sched_flow *f) { return f->queued || f->inflight; }
 
 static void set_params(struct sched_flow *f, const struct sched_params *p)
 {
@@ -56,6 +62,8 @@ void sched_flow_set(struct sched_flow *f, const struct sched_params *p) { set_pa
 
 void sched_flow_remove(struct sched *s, struct sched_flow *f)
 {
+  if (busy(f))   /* its requests in flight no longer count for it */
+    s->nbusy--;
   for (struct sched_flow **pp = &s->flows; *pp; pp = &(*pp)->next)
     if (*pp == f) {
       *pp = f->next;
@@ -86,6 +94,8 @@ struct sched_req *sched_flow_cancel(struct sched *s, struct sched_flow *f,
     s->queued--;
   }
   *f->tail = NULL;
+  if (!busy(f) && (out || old_head))
+    s->nbusy--;
   if (f->head != old_head)
     f->head_since = now;   /* a new head starts its wait (for the throttled time) */
   return out;
@@ -93,7 +103,7 @@ struct sched_req *sched_flow_cancel(struct sched *s, struct sched_flow *f,
 
 static uint64_t cost_of(const struct sched *s, uint64_t bytes, bool write)
 {
-  uint64_t c = s->t_req + ((bytes * s->t_byte16) >> 16);
+  uint64_t c = s->share_t_req + ((bytes * s->share_t_byte16) >> 16);
   return write ? c * s->cfg.write_cost_pct / 100 : c;
 }
 
@@ -110,8 +120,10 @@ void sched_submit(struct sched *s, struct sched_flow *f, struct sched_req *r, ui
   r->cost = cost_of(s, bytes, write);
   if (!f->head)
     f->head_since = now;
-  if (!f->head && !f->inflight)
+  if (!busy(f)) {
     f->busy_since = now;
+    s->nbusy++;
+  }
   *f->tail = r;
   f->tail = &r->next;
   f->queued++;
@@ -156,7 +168,7 @@ static struct sched_req *take(struct sched *s, struct sched_flow *f, uint64_t no
 
   if (lt > f->head_since)
     f->st.throttled_ns += MIN(lt, now) - f->head_since;
-  if (f->p.reserve_iops)
+  if (reserved)   /* what the shares give does not count against the reservation */
     f->r_tag = rt + per(f->p.reserve_iops);
   if (f->p.limit_iops)
     f->l_iops_tag = lt + per(f->p.limit_iops);
@@ -187,27 +199,44 @@ static struct sched_req *take(struct sched *s, struct sched_flow *f, uint64_t no
   return r;
 }
 
+/* The bound on each direction's requests in flight now: the depth, or
+ * the ceiling below it while flows contend for the device. */
+static unsigned bound(struct sched *s, bool *capped)
+{
+  *capped = s->nbusy >= 2 && s->ceiling < s->depth;
+  return *capped ? s->ceiling : s->depth;
+}
+
+/* The direction of f's head is at its bound: note it for the window. */
+static bool dir_full(struct sched *s, const struct sched_flow *f, unsigned lim, bool capped)
+{
+  if (s->inflight_dir[f->head->write] < lim)
+    return false;
+  s->win_full = true;
+  s->win_capped |= capped;
+  return true;
+}
+
 struct sched_req *sched_dispatch(struct sched *s, uint64_t now, uint64_t *wake)
 {
   struct sched_flow *best = NULL;
   uint64_t best_tag = 0, next_wake = 0;
+  bool capped;
+  unsigned lim = bound(s, &capped);
 
   if (wake)
     *wake = 0;
   if (!s->queued)
     return NULL;
-  if (s->inflight_dir[0] >= s->depth && s->inflight_dir[1] >= s->depth) {
+  if (s->inflight_dir[0] >= lim && s->inflight_dir[1] >= lim) {
     s->win_full = true;
+    s->win_capped |= capped;
     return NULL;
   }
   /* Reservations first: the flow furthest behind its floor. */
   for (struct sched_flow *f = s->flows; f; f = f->next) {
-    if (!f->head || !f->p.reserve_iops || l_tag(f) > now)
+    if (!f->head || !f->p.reserve_iops || l_tag(f) > now || dir_full(s, f, lim, capped))
       continue;
-    if (s->inflight_dir[f->head->write] >= s->depth) {
-      s->win_full = true;
-      continue;
-    }
     uint64_t t = r_tag(f);
     if (t <= now && (!best || t < best_tag)) {
       best = f;
@@ -218,12 +247,8 @@ struct sched_req *sched_dispatch(struct sched *s, uint64_t now, uint64_t *wake)
     return take(s, best, now, true);
   /* Then the shares, among the flows within their limits. */
   for (struct sched_flow *f = s->flows; f; f = f->next) {
-    if (!f->head)
+    if (!f->head || dir_full(s, f, lim, capped))
       continue;
-    if (s->inflight_dir[f->head->write] >= s->depth) {
-      s->win_full = true;
-      continue;
-    }
     uint64_t lt = l_tag(f);
     if (lt > now) {
       if (!next_wake || lt < next_wake)
@@ -306,27 +331,55 @@ static void estimate(struct sched *s, uint64_t elapsed)
   s->t_byte16 = MAX(1u, (3 * s->t_byte16 + t_byte16) / 4);
 }
 
+/* The ceiling from a window of n completions over elapsed ns: twice the
+ * requests the device completes, at the rate of the recent past, in the
+ * time it serves one without a queue, and one more (at least the minimum
+ * depth).  The rate is that of the device busy when flows contend (their
+ * requests wait); with requests too few to keep it busy it is lower, but
+ * then the latency is near the lowest and the ceiling twice what was in
+ * flight, so it grows back within a few windows. */
+static void update_ceiling(struct sched *s, uint64_t n, uint64_t elapsed)
+{
+  s->lat_lo = s->lat_lo ? (3 * s->lat_lo + s->win_lat_min) / 4 : s->win_lat_min;
+  s->rate_n += n;
+  s->rate_ns += elapsed;
+  while (s->rate_ns > SCHED_RATE_NS) {
+    s->rate_n /= 2;
+    s->rate_ns /= 2;
+  }
+  if (s->rate_ns < SCHED_RATE_NS / 2 || !s->lat_lo)
+    return;   /* too short a past to say */
+  uint64_t need = 2 * s->rate_n * s->lat_lo / s->rate_ns + 1;
+  s->ceiling = (unsigned)MAX((uint64_t)s->cfg.min_depth, MIN(need, (uint64_t)s->cfg.max_depth));
+}
+
 void sched_complete(struct sched *s, struct sched_req *r, uint64_t now)
 {
   if (s->inflight)
     s->inflight--;
   if (s->inflight_dir[r->write])
     s->inflight_dir[r->write]--;
-  if (r->flow && r->flow->s == s && r->flow->inflight)
-    r->flow->inflight--;
+  if (r->flow && r->flow->s == s && r->flow->inflight && !--r->flow->inflight && !r->flow->queued)
+    s->nbusy--;
   if (!s->win_n && !s->win_start)
     s->win_start = r->dispatch_ns;
+  uint64_t lat = now > r->dispatch_ns ? now - r->dispatch_ns : 1;
+  if (!s->win_lat_min || lat < s->win_lat_min)
+    s->win_lat_min = lat;
   s->win_n++;
   s->win_bytes += r->bytes;
   if (s->win_n < MAX(WINDOW_MIN, 4 * s->depth))
     return;
-  if (s->win_full && now > s->win_start) {
+  if (now > s->win_start) {
     uint64_t elapsed = now - s->win_start;
-    estimate(s, elapsed);
-    adapt(s, window_thr(s, elapsed));
+    update_ceiling(s, s->win_n, elapsed);
+    if (s->win_full)
+      estimate(s, elapsed);
+    if (s->win_full && !s->win_capped)   /* the probe measures the depth, not the ceiling */
+      adapt(s, window_thr(s, elapsed));
   }
-  s->win_n = s->win_bytes = 0;
-  s->win_full = false;
+  s->win_n = s->win_bytes = s->win_lat_min = 0;
+  s->win_full = s->win_capped = false;
   s->win_start = now;
 }
 

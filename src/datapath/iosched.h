@@ -22,7 +22,15 @@
  *   per request and bytes/limit_bw per request); a flow over its limit
  *   waits even when the device is idle.
  * `depth` adapts to the device: it grows while more requests in flight
- * bring more throughput, and shrinks when they only add latency.
+ * bring more throughput, and shrinks when they only add latency.  While
+ * two flows or more have requests queued or in flight, the requests in
+ * flight are also bounded by `ceiling`: about twice what the device
+ * completes in the time it takes to serve one request when it has no queue
+ * (its completion rate over the last few hundred milliseconds times the
+ * lowest latency it shows), so that the device stays busy and the requests
+ * beyond that wait in the scheduler, where the order is the scheduler's,
+ * and not in the device's own queue, where it is first come, first served.
+ * A flow alone still gets the whole depth.
  *
  * Pure code: no clock, no locks, no allocation.  Callers pass the time
  * (nanoseconds, any monotonic origin) and serialise calls on one sched.
@@ -35,6 +43,7 @@
 
 #define SCHED_DEFAULT_WEIGHT 100u
 #define SCHED_HIST_BUCKETS   40   /* log2 buckets of nanoseconds: up to ~18 minutes */
+#define SCHED_RATE_NS  400000000ull   /* the completion rate is measured over 200 to 400 ms */
 
 /* What a flow is entitled to (0: no reservation, no limit). */
 struct sched_params {
@@ -67,7 +76,7 @@ struct sched_req {
   struct sched_req *next;         /* scheduler-internal: its flow's queue */
   struct sched_flow *flow;
   uint64_t bytes;
-  uint64_t cost;                  /* ns of device time, at submission */
+  uint64_t cost;                  /* for the shares: ns of device time in the configured (or default) model */
   uint64_t arrive_ns, dispatch_ns;
   bool write;
   bool reserved;                  /* dispatched in the reservation phase */
@@ -93,15 +102,29 @@ struct sched {
   struct sched_config cfg;
   struct sched_flow *flows;
   unsigned nflows;
+  unsigned nbusy;                 /* flows with requests queued or in flight */
   unsigned inflight, depth;
+  unsigned ceiling;               /* the bound on inflight per direction while nbusy >= 2 */
   unsigned inflight_dir[2];       /* of inflight: reads [0], writes and the rest [1] */
   uint64_t queued;
   uint64_t vt;                    /* virtual time: the start tag last dispatched */
-  /* Cost model (ns of device time): fixed per request, per byte in 1/65536 ns. */
+  /* Cost model (ns of device time): fixed per request, per byte in 1/65536 ns,
+   * as estimated from the completions; and as configured (or the default),
+   * the one the shares use: only the ratio of the two parts matters there,
+   * and a scale that does not move keeps requests costed at different
+   * times comparable (a device that serves in bursts swings the estimate). */
   uint64_t t_req, t_byte16;
+  uint64_t share_t_req, share_t_byte16;
   /* Depth adaptation: a window of completions. */
   uint64_t win_start, win_n, win_bytes;   /* win_start 0: at the window's first completion */
-  bool win_full;                  /* the depth was the limit during the window */
+  bool win_full;                  /* the depth (or the ceiling) was the limit during the window */
+  bool win_capped;                /* the ceiling, below the depth, was */
+  uint64_t win_lat_min;           /* the window's lowest latency, dispatch to completion (0: none) */
+  /* The ceiling's inputs: completions over the recent past (halved as
+   * the time passes SCHED_RATE_NS) and the device's latency without a
+   * queue (the windows' lowest, smoothed). */
+  uint64_t rate_n, rate_ns;
+  uint64_t lat_lo;
   uint64_t prev_thr;              /* the kept depth's throughput (reference cost per us) */
   unsigned prev_depth;            /* the kept depth (0: none yet) */
   bool probe_down;                /* the next probe lowers the depth */

@@ -1,10 +1,12 @@
 /* test_iosched.c: the per-device scheduler (src/datapath/iosched.c) on a
  * virtual clock, against a simulated device: K channels, each serving one
  * request at a time in fixed + per-byte time, behind a FIFO queue of the
- * device's own.  Flows are closed loops (each keeps its queue depth of
+ * device's own (and, for a throttled device, a budget of starts per time
+ * slice).  Flows are closed loops (each keeps its queue depth of
  * requests outstanding).  Asserts shares by weight, work conservation,
  * reservations, limits, many flows, flows coming and going, a small
- * victim's latency beside a greedy neighbour, and the adaptive depth. */
+ * victim's latency beside a greedy neighbour, the adaptive depth, its two
+ * directions and its ceiling while flows contend. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -50,6 +52,9 @@ struct dev {
   bool fifo_only;                 /* no scheduler: everything straight into the device queue */
   uint64_t slice_ns, slice_budget; /* a throttled device: at most slice_budget starts per slice */
   uint64_t slice_idx, slice_used;
+  uint64_t slice_mean, slice_spread;   /* with a spread: each slice's budget is uniform in mean +- spread/2 */
+  uint64_t jitter_ns;             /* each service takes up to this much more */
+  uint64_t seed;                  /* of the pseudo-random sequence (deterministic) */
 };
 
 static struct sched sch;
@@ -58,7 +63,15 @@ static unsigned nfl;
 static struct dev dv;
 static uint64_t now;
 
-static uint64_t service(const struct sreq *r) { return dv.t_fixed + r->sr.bytes * dv.t_byte_ps / 1000; }
+static uint64_t next_rand(void)
+{
+  dv.seed = dv.seed * 6364136223846793005ull + 1442695040888963407ull;
+  return dv.seed >> 33;
+}
+
+static uint64_t jitter(void) { return dv.jitter_ns ? next_rand() % dv.jitter_ns : 0; }
+
+static uint64_t service(const struct sreq *r) { return dv.t_fixed + r->sr.bytes * dv.t_byte_ps / 1000 + jitter(); }
 
 static void dev_push(struct sreq *r) { dv.fifo[dv.ftail++ % 4096] = r; }
 
@@ -67,6 +80,8 @@ static void dev_start(void)
   if (dv.slice_ns && now / dv.slice_ns != dv.slice_idx) {
     dv.slice_idx = now / dv.slice_ns;
     dv.slice_used = 0;
+    if (dv.slice_spread)     /* the budget varies around its mean, slice to slice */
+      dv.slice_budget = dv.slice_mean - dv.slice_spread / 2 + next_rand() % (dv.slice_spread + 1);
   }
   for (unsigned c = 0; c < dv.k && dv.fhead != dv.ftail; c++)
     if (!dv.chan[c]) {
@@ -338,6 +353,102 @@ static void test_reservation_bursty(void)
      "gets %llu per second (each noisy flow %llu)", (unsigned long long)got, (unsigned long long)noisy);
 }
 
+/* The device of the benchmark: a throttle that lets in 300 requests (200
+ * to 400) at the start of each 100 ms slice, 3000 per second, in front of
+ * a fast device (64 channels of 50 to 250 us), and holds the rest in its
+ * FIFO queue of unbounded depth.  Any depth of 2 or more keeps it busy; what the
+ * scheduler lets in beyond that waits in the device's queue, where the
+ * order is first come, first served. */
+static void throttled_device(void)
+{
+  reset(64, 50000, 0, NULL);
+  dv.slice_ns = 100 * MS;
+  dv.slice_budget = dv.slice_mean = 300;
+  dv.slice_spread = 200;
+  dv.jitter_ns = 200000;
+  dv.seed = 1;
+}
+
+static void weights_throttled(unsigned qd)
+{
+  throttled_device();
+  struct sflow *f[3] = { flow(100, qd, 4096), flow(200, qd, 4096), flow(400, qd, 4096) };
+  run(2 * S, 0, NULL);   /* warm up: the depth settles */
+  uint64_t d0[3], total = 0;
+  for (int i = 0; i < 3; i++)
+    d0[i] = f[i]->done;
+  run(32 * S, 0, NULL);
+  double norm[3];
+  for (int i = 0; i < 3; i++)
+    total += f[i]->done - d0[i];
+  bool within = total > 0;
+  for (int i = 0; i < 3; i++) {
+    double share = (double)(f[i]->done - d0[i]) / (double)total, want = (1 << i) / 7.0;
+    within = within && fabs(share - want) <= 0.05 * want;
+    norm[i] = (double)(f[i]->done - d0[i]) / (1 << i);
+    diag("throttled device, QD %u, weight %u: %.4f of the requests (its weight share %.4f)", qd, f[i]->f.p.weight,
+         share, want);
+  }
+  ok(within, "a throttled device with a deep queue of its own, weights 1:2:4 at QD %u: each share within 5%% "
+     "(depth %u)", qd, sch.depth);
+  ok(jain(norm, 3) >= 0.99, "... Jain's index on throughput/weight %.4f >= 0.99", jain(norm, 3));
+  ok((double)total >= 0.98 * 3000 * 30, "... and the device stays busy: %llu requests in 30 s (3000 per second)",
+     (unsigned long long)total);
+}
+
+static void test_weights_throttled(void)
+{
+  weights_throttled(16);
+  weights_throttled(32);
+}
+
+static void test_reservation_throttled(void)
+{
+  throttled_device();
+  res_flow = flow(100, 32, 4096);
+  res_flow->f.p.reserve_iops = 1500;
+  for (int i = 0; i < 3; i++)
+    flow(100, 32, 4096);
+  run(2 * S, 0, NULL);
+  res_last = res_flow->done;
+  res_windows = res_met = 0;
+  res_need = 150 - 1;   /* per 100 ms window, less one request for the window's edges */
+  run(32 * S, 100 * MS, res_tick);
+  ok(res_windows >= 300 && res_met * 100 >= res_windows * 99,
+     "a throttled device with a deep queue of its own, a flow reserved at half of it beside 3 noisy flows at QD 32: "
+     "met in %llu of %llu 100 ms windows", (unsigned long long)res_met, (unsigned long long)res_windows);
+}
+
+/* Reads and writes each have the depth: writes the device holds back
+ * (every slot of theirs taken and none completing) never keep reads out. */
+static void test_depth_directions(void)
+{
+  reset(4, 50000, 2000, NULL);
+  struct sflow *w = flow(100, 0, 4096), *r = flow(100, 0, 4096);
+  struct sched_params p = { 0 };
+  sched_flow_add(&sch, &w->f, &p);
+  sched_flow_add(&sch, &r->f, &p);
+  for (unsigned i = 0; i < MAXQD; i++)
+    sched_submit(&sch, &w->f, &w->reqs[i].sr, 4096, true, now);
+  unsigned nw = 0, nr = 0;
+  while (sched_dispatch(&sch, now, NULL))
+    nw++;
+  ok(nw == sch.depth && sch.inflight_dir[1] == sch.depth, "a write backlog takes the depth's write slots (%u of %u)",
+     nw, sch.depth);
+  for (unsigned i = 0; i < MAXQD; i++)
+    sched_submit(&sch, &r->f, &r->reqs[i].sr, 4096, false, now);
+  struct sched_req *sr;
+  bool reads_only = true;
+  while ((sr = sched_dispatch(&sch, now, NULL))) {
+    reads_only = reads_only && sr->flow == &r->f;
+    nr++;
+  }
+  ok(nr == sch.depth && reads_only, "reads still get %u slots of their own (%u), and no write more", sch.depth, nr);
+  sched_complete(&sch, &w->reqs[0].sr, now);
+  sr = sched_dispatch(&sch, now, NULL);
+  ok(sr && sr->flow == &w->f, "a write's completion lets in a write");
+}
+
 static void test_limits(void)
 {
   reset(4, 50000, 2000, NULL);
@@ -446,6 +557,15 @@ static void test_depth(void)
   run(1 * S, 0, NULL);
   ok(sch.t_req == 50000 && sch.t_byte16 == (1000000000ull << 16) / 100000000,
      "a configured capacity (--device-iops, --device-bw) is kept as given");
+  /* three flows on it: the ceiling while they contend still keeps the 8 channels busy */
+  reset(8, 50000, 2000, NULL);
+  struct sflow *c[3] = { flow(100, 64, 4096), flow(200, 64, 4096), flow(400, 64, 4096) };
+  run(1 * S, 0, NULL);
+  uint64_t c0 = c[0]->done + c[1]->done + c[2]->done;
+  run(2 * S, 0, NULL);
+  rate = (double)(c[0]->done + c[1]->done + c[2]->done - c0);
+  ok(rate >= 0.95 * max && sch.ceiling >= 8, "8 channels, 3 flows: throughput %.0f/s >= 95%% of the device's %.0f/s "
+     "(ceiling %u, depth %u)", rate, max, sch.ceiling, sch.depth);
   /* one channel: more depth only queues */
   reset(1, 50000, 2000, NULL);
   flow(100, 64, 4096);
@@ -525,6 +645,9 @@ int main(void)
   test_work_conserving();
   test_reservation();
   test_reservation_bursty();
+  test_weights_throttled();
+  test_reservation_throttled();
+  test_depth_directions();
   test_limits();
   test_many();
   test_join();
