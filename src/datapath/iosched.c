@@ -34,6 +34,41 @@ void sched_init(struct sched *s, const struct sched_config *cfg)
   s->share_t_byte16 = s->t_byte16;
   s->depth = MAX(s->cfg.min_depth, MIN(8u, s->cfg.max_depth));
   s->ceiling = s->cfg.max_depth;   /* until the device has been measured */
+  pheap_init(&s->share[0]);
+  pheap_init(&s->share[1]);
+}
+
+static bool limited(const struct sched_flow *f) { return f->p.limit_iops || f->p.limit_bw; }
+
+/* Put f where sched_dispatch looks for it now: in the heap of its head's
+ * direction, by its finish tag, while it has a head and no limit. */
+static void place(struct sched *s, struct sched_flow *f)
+{
+  if (f->hn.in)
+    pheap_remove(&s->share[f->hn_write], &f->hn);
+  if (f->head && !limited(f)) {
+    f->hn_write = f->head->write;
+    pheap_insert(&s->share[f->hn_write], &f->hn, f->finish);
+  }
+}
+
+/* Keep f on the list of flows with a reservation or a limit while it has one. */
+static void list_special(struct sched *s, struct sched_flow *f)
+{
+  bool want = f->s == s && (f->p.reserve_iops || limited(f));
+  if (want == f->special)
+    return;
+  if (want) {
+    f->snext = s->special;
+    s->special = f;
+  } else {
+    for (struct sched_flow **pp = &s->special; *pp; pp = &(*pp)->snext)
+      if (*pp == f) {
+        *pp = f->snext;
+        break;
+      }
+  }
+  f->special = want;
 }
 
 /* f has a request queued or in flight: it counts as busy. */
@@ -56,21 +91,32 @@ void sched_flow_add(struct sched *s, struct sched_flow *f, const struct sched_pa
   f->next = s->flows;
   s->flows = f;
   s->nflows++;
+  list_special(s, f);
 }
 
-void sched_flow_set(struct sched_flow *f, const struct sched_params *p) { set_params(f, p); }
+void sched_flow_set(struct sched_flow *f, const struct sched_params *p)
+{
+  set_params(f, p);
+  if (f->s) {   /* a limit set or lifted moves it between the heap and the list */
+    list_special(f->s, f);
+    place(f->s, f);
+  }
+}
 
 void sched_flow_remove(struct sched *s, struct sched_flow *f)
 {
   if (busy(f))   /* its requests in flight no longer count for it */
     s->nbusy--;
+  if (f->hn.in)
+    pheap_remove(&s->share[f->hn_write], &f->hn);
+  f->s = NULL;
+  list_special(s, f);
   for (struct sched_flow **pp = &s->flows; *pp; pp = &(*pp)->next)
     if (*pp == f) {
       *pp = f->next;
       s->nflows--;
       break;
     }
-  f->s = NULL;
 }
 
 struct sched_req *sched_flow_cancel(struct sched *s, struct sched_flow *f,
@@ -96,8 +142,10 @@ struct sched_req *sched_flow_cancel(struct sched *s, struct sched_flow *f,
   *f->tail = NULL;
   if (!busy(f) && (out || old_head))
     s->nbusy--;
-  if (f->head != old_head)
+  if (f->head != old_head) {
     f->head_since = now;   /* a new head starts its wait (for the throttled time) */
+    place(s, f);
+  }
   return out;
 }
 
@@ -128,6 +176,8 @@ void sched_submit(struct sched *s, struct sched_flow *f, struct sched_req *r, ui
   f->tail = &r->next;
   f->queued++;
   s->queued++;
+  if (f->head == r)
+    place(s, f);
 }
 
 /* The head's tags: reservation and limit in real time, from the flow's
@@ -182,6 +232,7 @@ static struct sched_req *take(struct sched *s, struct sched_flow *f, uint64_t no
   f->head = r->next;
   if (!f->head)
     f->tail = &f->head;
+  place(s, f);
   f->head_since = now;
   f->queued--;
   f->inflight++;
@@ -234,7 +285,7 @@ struct sched_req *sched_dispatch(struct sched *s, uint64_t now, uint64_t *wake)
     return NULL;
   }
   /* Reservations first: the flow furthest behind its floor. */
-  for (struct sched_flow *f = s->flows; f; f = f->next) {
+  for (struct sched_flow *f = s->special; f; f = f->snext) {
     if (!f->head || !f->p.reserve_iops || l_tag(f) > now || dir_full(s, f, lim, capped))
       continue;
     uint64_t t = r_tag(f);
@@ -245,9 +296,27 @@ struct sched_req *sched_dispatch(struct sched *s, uint64_t now, uint64_t *wake)
   }
   if (best)
     return take(s, best, now, true);
-  /* Then the shares, among the flows within their limits. */
-  for (struct sched_flow *f = s->flows; f; f = f->next) {
-    if (!f->head || dir_full(s, f, lim, capped))
+  /* Then the shares: the lowest start tag of each direction with room
+   * (start tags order as finish tags do, those below vt all at vt), and of
+   * the flows with a limit that are within it. */
+  for (unsigned d = 0; d < 2; d++) {
+    struct pheap_node *m = pheap_min(&s->share[d]);
+    if (!m)
+      continue;
+    if (s->inflight_dir[d] >= lim) {
+      s->win_full = true;
+      s->win_capped |= capped;
+      continue;
+    }
+    struct sched_flow *f = container_of(m, struct sched_flow, hn);
+    uint64_t t = start_tag(s, f);
+    if (!best || t < best_tag) {
+      best = f;
+      best_tag = t;
+    }
+  }
+  for (struct sched_flow *f = s->special; f; f = f->snext) {
+    if (!f->head || !limited(f) || dir_full(s, f, lim, capped))
       continue;
     uint64_t lt = l_tag(f);
     if (lt > now) {

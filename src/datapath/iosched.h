@@ -41,6 +41,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "datapath/pheap.h"
+
 #define SCHED_DEFAULT_WEIGHT 100u
 #define SCHED_HIST_BUCKETS   40   /* log2 buckets of nanoseconds: up to ~18 minutes */
 #define SCHED_RATE_NS  400000000ull   /* the completion rate is measured over 200 to 400 ms */
@@ -88,6 +90,14 @@ struct sched_flow {
   struct sched *s;
   struct sched_params p;
   struct sched_flow *next;        /* scheduler-internal: every flow of s */
+  /* Scheduler-internal: where sched_dispatch finds it.  A flow with a
+   * queued request and no limit is in the heap of its head's direction,
+   * keyed by its finish tag; a flow with a reservation or a limit is also
+   * on the list of flows looked at one by one (snext). */
+  struct pheap_node hn;
+  bool hn_write;                  /* the heap it is in: writes' (true) or reads' */
+  bool special;                   /* on the list */
+  struct sched_flow *snext;
   struct sched_req *head, **tail;
   unsigned queued, inflight;
   /* Tags (scheduler-internal): R and the limit tags in ns of real time,
@@ -102,6 +112,8 @@ struct sched {
   struct sched_config cfg;
   struct sched_flow *flows;
   unsigned nflows;
+  struct pheap share[2];          /* flows without a limit with a queued request: reads [0], writes and the rest [1] */
+  struct sched_flow *special;     /* flows with a reservation or a limit */
   unsigned nbusy;                 /* flows with requests queued or in flight */
   unsigned inflight, depth;
   unsigned ceiling;               /* the bound on inflight per direction while nbusy >= 2 */

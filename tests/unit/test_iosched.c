@@ -469,6 +469,34 @@ static void test_limits(void)
   ok(b->done_bytes > 10 * a->done_bytes, "the other flow gets the rest (%.0f MB/s)", (double)b->done_bytes / 10e6);
 }
 
+/* A limit set on a backlogged flow while it runs holds it at once (it
+ * leaves the shares' heap for the list of flows with a limit), and lifting
+ * it gives it its share back. */
+static void set_limit(struct sflow *f, uint64_t limit_iops)
+{
+  struct sched_params p = f->f.p;
+  p.limit_iops = limit_iops;
+  sched_flow_set(&f->f, &p);
+}
+
+static void test_set_limit(void)
+{
+  reset(4, 50000, 2000, NULL);
+  struct sflow *a = flow(100, 32, 4096), *b = flow(100, 32, 4096);
+  run(1 * S, 0, NULL);
+  uint64_t a0 = a->done, b0 = b->done;
+  set_limit(a, 1000);
+  run(2 * S, 0, NULL);
+  uint64_t a1 = a->done, b1 = b->done;
+  ok(a1 - a0 >= 980 && a1 - a0 <= 1040 + 32, "limit-iops 1000 set on a backlogged flow: %llu requests in the next second",
+     (unsigned long long)(a1 - a0));
+  ok(b1 - b0 > 20 * (a1 - a0), "... the other flow takes the rest (%llu)", (unsigned long long)(b1 - b0));
+  set_limit(a, 0);
+  run(3 * S, 0, NULL);
+  double share = (double)(a->done - a1) / (double)(a->done - a1 + b->done - b1);
+  ok(fabs(share - 0.5) < 0.03, "lifted: it has half the device again (%.3f)", share);
+}
+
 static void test_many(void)
 {
   reset(4, 50000, 2000, NULL);
@@ -649,6 +677,7 @@ int main(void)
   test_reservation_throttled();
   test_depth_directions();
   test_limits();
+  test_set_limit();
   test_many();
   test_join();
   test_victim();
