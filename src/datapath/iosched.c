@@ -34,8 +34,9 @@ void sched_init(struct sched *s, const struct sched_config *cfg)
   s->share_t_byte16 = s->t_byte16;
   s->depth = MAX(s->cfg.min_depth, MIN(8u, s->cfg.max_depth));
   s->ceiling = s->cfg.max_depth;   /* until the device has been measured */
-  pheap_init(&s->share[0]);
-  pheap_init(&s->share[1]);
+  for (unsigned d = 0; d < 2; d++)
+    for (unsigned h = 0; h < SCHED_HOMES; h++)
+      pheap_init(&s->share[d][h]);
 }
 
 static bool limited(const struct sched_flow *f) { return f->p.limit_iops || f->p.limit_bw; }
@@ -45,10 +46,11 @@ static bool limited(const struct sched_flow *f) { return f->p.limit_iops || f->p
 static void place(struct sched *s, struct sched_flow *f)
 {
   if (f->hn.in)
-    pheap_remove(&s->share[f->hn_write], &f->hn);
+    pheap_remove(&s->share[f->hn_write][f->hn_home], &f->hn);
   if (f->head && !limited(f)) {
     f->hn_write = f->head->write;
-    pheap_insert(&s->share[f->hn_write], &f->hn, f->finish);
+    f->hn_home = f->head->home % SCHED_HOMES;
+    pheap_insert(&s->share[f->hn_write][f->hn_home], &f->hn, f->finish);
   }
 }
 
@@ -108,7 +110,7 @@ void sched_flow_remove(struct sched *s, struct sched_flow *f)
   if (busy(f))   /* its requests in flight no longer count for it */
     s->nbusy--;
   if (f->hn.in)
-    pheap_remove(&s->share[f->hn_write], &f->hn);
+    pheap_remove(&s->share[f->hn_write][f->hn_home], &f->hn);
   f->s = NULL;
   list_special(s, f);
   for (struct sched_flow **pp = &s->flows; *pp; pp = &(*pp)->next)
@@ -211,7 +213,11 @@ static void hist_add(uint64_t *h, uint64_t ns)
   h[b]++;
 }
 
-static struct sched_req *take(struct sched *s, struct sched_flow *f, uint64_t now, bool reserved)
+/* Take f's head at time now: in the reservation phase, or in the shares'
+ * with `low` the lowest start tag of the flows that could have gone (f's
+ * own, unless f went first for its home): virtual time moves to it, so
+ * that the others keep their place. */
+static struct sched_req *take(struct sched *s, struct sched_flow *f, uint64_t now, bool reserved, uint64_t low)
 {
   struct sched_req *r = f->head;
   uint64_t lt = l_tag(f), rt = r_tag(f);
@@ -226,7 +232,7 @@ static struct sched_req *take(struct sched *s, struct sched_flow *f, uint64_t no
     f->l_bw_tag = lt + r->bytes * NS_PER_S / f->p.limit_bw;
   if (!reserved) {   /* a reservation's requests do not count against the share */
     uint64_t st = start_tag(s, f);
-    s->vt = st;
+    s->vt = MAX(s->vt, MIN(st, low));
     f->finish = st + r->cost * SCHED_DEFAULT_WEIGHT / f->p.weight;
   }
   f->head = r->next;
@@ -268,12 +274,32 @@ static bool dir_full(struct sched *s, const struct sched_flow *f, unsigned lim, 
   return true;
 }
 
-struct sched_req *sched_dispatch(struct sched *s, uint64_t now, uint64_t *wake)
+/* A candidate of the shares' phase: the lowest start tag, and the lowest
+ * of the caller's home. */
+struct pick {
+  struct sched_flow *best, *local;
+  uint64_t best_tag, local_tag;
+};
+
+static void consider(struct pick *p, struct sched_flow *f, uint64_t t, bool local)
+{
+  if (!p->best || t < p->best_tag) {
+    p->best = f;
+    p->best_tag = t;
+  }
+  if (local && (!p->local || t < p->local_tag)) {
+    p->local = f;
+    p->local_tag = t;
+  }
+}
+
+struct sched_req *sched_dispatch(struct sched *s, uint64_t now, uint64_t *wake, unsigned home)
 {
   struct sched_flow *best = NULL;
   uint64_t best_tag = 0, next_wake = 0;
   bool capped;
   unsigned lim = bound(s, &capped);
+  struct pick p = { 0 };
 
   if (wake)
     *wake = 0;
@@ -295,24 +321,23 @@ struct sched_req *sched_dispatch(struct sched *s, uint64_t now, uint64_t *wake)
     }
   }
   if (best)
-    return take(s, best, now, true);
-  /* Then the shares: the lowest start tag of each direction with room
-   * (start tags order as finish tags do, those below vt all at vt), and of
-   * the flows with a limit that are within it. */
+    return take(s, best, now, true, 0);
+  /* Then the shares: the lowest start tag of each direction with room and
+   * home (start tags order as finish tags do, those below vt all at vt),
+   * and of the flows with a limit that are within it. */
   for (unsigned d = 0; d < 2; d++) {
-    struct pheap_node *m = pheap_min(&s->share[d]);
-    if (!m)
-      continue;
-    if (s->inflight_dir[d] >= lim) {
-      s->win_full = true;
-      s->win_capped |= capped;
-      continue;
-    }
-    struct sched_flow *f = container_of(m, struct sched_flow, hn);
-    uint64_t t = start_tag(s, f);
-    if (!best || t < best_tag) {
-      best = f;
-      best_tag = t;
+    bool full = s->inflight_dir[d] >= lim;
+    for (unsigned h = 0; h < SCHED_HOMES; h++) {
+      struct pheap_node *m = pheap_min(&s->share[d][h]);
+      if (!m)
+        continue;
+      if (full) {
+        s->win_full = true;
+        s->win_capped |= capped;
+        break;
+      }
+      struct sched_flow *f = container_of(m, struct sched_flow, hn);
+      consider(&p, f, start_tag(s, f), home != SCHED_ANY_HOME && h == home % SCHED_HOMES);
     }
   }
   for (struct sched_flow *f = s->special; f; f = f->snext) {
@@ -324,14 +349,13 @@ struct sched_req *sched_dispatch(struct sched *s, uint64_t now, uint64_t *wake)
         next_wake = lt;
       continue;
     }
-    uint64_t t = start_tag(s, f);
-    if (!best || t < best_tag) {
-      best = f;
-      best_tag = t;
-    }
+    consider(&p, f, start_tag(s, f), home != SCHED_ANY_HOME && f->head->home % SCHED_HOMES == home % SCHED_HOMES);
   }
-  if (best)
-    return take(s, best, now, false);
+  if (p.local && p.local != p.best &&
+      p.local_tag <= p.best_tag + p.local->head->cost * SCHED_DEFAULT_WEIGHT / p.local->p.weight)
+    return take(s, p.local, now, false, p.best_tag);
+  if (p.best)
+    return take(s, p.best, now, false, p.best_tag);
   if (wake)
     *wake = next_wake;
   return NULL;

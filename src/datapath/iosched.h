@@ -46,6 +46,8 @@
 #define SCHED_DEFAULT_WEIGHT 100u
 #define SCHED_HIST_BUCKETS   40   /* log2 buckets of nanoseconds: up to ~18 minutes */
 #define SCHED_RATE_NS  400000000ull   /* the completion rate is measured over 200 to 400 ms */
+#define SCHED_HOMES    8           /* homes told apart (a request's home modulo this) */
+#define SCHED_ANY_HOME 0xffffffffu /* sched_dispatch: no preference */
 
 /* What a flow is entitled to (0: no reservation, no limit). */
 struct sched_params {
@@ -82,6 +84,7 @@ struct sched_req {
   uint64_t arrive_ns, dispatch_ns;
   bool write;
   bool reserved;                  /* dispatched in the reservation phase */
+  unsigned home;                  /* set by the caller before sched_submit: where it runs (a worker), 0 if unused */
 };
 
 struct sched;
@@ -91,11 +94,12 @@ struct sched_flow {
   struct sched_params p;
   struct sched_flow *next;        /* scheduler-internal: every flow of s */
   /* Scheduler-internal: where sched_dispatch finds it.  A flow with a
-   * queued request and no limit is in the heap of its head's direction,
-   * keyed by its finish tag; a flow with a reservation or a limit is also
-   * on the list of flows looked at one by one (snext). */
+   * queued request and no limit is in the heap of its head's direction
+   * and home, keyed by its finish tag; a flow with a reservation or a
+   * limit is also on the list of flows looked at one by one (snext). */
   struct pheap_node hn;
   bool hn_write;                  /* the heap it is in: writes' (true) or reads' */
+  unsigned hn_home;               /* ... of that home */
   bool special;                   /* on the list */
   struct sched_flow *snext;
   struct sched_req *head, **tail;
@@ -112,7 +116,8 @@ struct sched {
   struct sched_config cfg;
   struct sched_flow *flows;
   unsigned nflows;
-  struct pheap share[2];          /* flows without a limit with a queued request: reads [0], writes and the rest [1] */
+  struct pheap share[2][SCHED_HOMES];   /* flows without a limit with a queued request, by their head's
+                                         * direction (reads [0], writes and the rest [1]) and home */
   struct sched_flow *special;     /* flows with a reservation or a limit */
   unsigned nbusy;                 /* flows with requests queued or in flight */
   unsigned inflight, depth;
@@ -172,8 +177,14 @@ void sched_submit(struct sched *s, struct sched_flow *f, struct sched_req *r, ui
 /* The next request to send to the device at time now, out of its flow's
  * queue and counted in flight; NULL when the depth is reached or nothing
  * may go.  Then *wake (if wake is not NULL) is the earliest time at which a
- * request held back by a limit becomes eligible, or 0 when none is. */
-struct sched_req *sched_dispatch(struct sched *s, uint64_t now, uint64_t *wake);
+ * request held back by a limit becomes eligible, or 0 when none is.
+ * home is where the caller runs (SCHED_ANY_HOME: no preference): a flow
+ * whose head request has that home goes first when its start tag is
+ * within one of its own requests of the lowest, so that a request let in
+ * by a completion tends to run where that completion ran, without waking
+ * another worker.  The shares over time are the same (the flow served
+ * early waits that much longer later); reservations take no preference. */
+struct sched_req *sched_dispatch(struct sched *s, uint64_t now, uint64_t *wake, unsigned home);
 
 /* r, dispatched, has completed at time now (its flow may be gone). */
 void sched_complete(struct sched *s, struct sched_req *r, uint64_t now);

@@ -258,7 +258,7 @@ static void pump(struct dp_device *d, struct engine *here, struct request *self,
     uint64_t wake = 0;
     struct sched_req *sr;
     n = 0;
-    while (n < GO_MAX && (sr = sched_dispatch(&d->s, now, &wake))) {
+    while (n < GO_MAX && (sr = sched_dispatch(&d->s, now, &wake, here ? (unsigned)here->id : SCHED_ANY_HOME))) {
       struct request *r = container_of(sr, struct request, qos_req);
       r->qos_state = DP_QOS_STARTING;
       go[n++] = r;
@@ -327,6 +327,7 @@ void dp_submit(struct request *r)
   pthread_mutex_lock(&d->lock);
   uint64_t now = dp_now();
   r->qos_state = DP_QOS_QUEUED;
+  r->qos_req.home = (unsigned)r->eng->id;
   sched_submit(&d->s, &r->flow->sf, &r->qos_req, r->hdr.type == NBD_CMD_READ || r->hdr.type == NBD_CMD_WRITE
                ? r->hdr.length : 0, r->hdr.type != NBD_CMD_READ && r->hdr.type != NBD_CMD_CACHE, now);
   pump(d, r->eng, r, now);   /* unlocks */

@@ -174,7 +174,7 @@ static void run(uint64_t until, uint64_t tick, void (*on_tick)(uint64_t t))
     uint64_t wake = 0;
     if (!dv.fifo_only) {
       struct sched_req *sr;
-      while ((sr = sched_dispatch(&sch, now, &wake)))
+      while ((sr = sched_dispatch(&sch, now, &wake, SCHED_ANY_HOME)))
         dev_push((struct sreq *)sr);
     }
     dev_start();
@@ -431,7 +431,7 @@ static void test_depth_directions(void)
   for (unsigned i = 0; i < MAXQD; i++)
     sched_submit(&sch, &w->f, &w->reqs[i].sr, 4096, true, now);
   unsigned nw = 0, nr = 0;
-  while (sched_dispatch(&sch, now, NULL))
+  while (sched_dispatch(&sch, now, NULL, SCHED_ANY_HOME))
     nw++;
   ok(nw == sch.depth && sch.inflight_dir[1] == sch.depth, "a write backlog takes the depth's write slots (%u of %u)",
      nw, sch.depth);
@@ -439,13 +439,13 @@ static void test_depth_directions(void)
     sched_submit(&sch, &r->f, &r->reqs[i].sr, 4096, false, now);
   struct sched_req *sr;
   bool reads_only = true;
-  while ((sr = sched_dispatch(&sch, now, NULL))) {
+  while ((sr = sched_dispatch(&sch, now, NULL, SCHED_ANY_HOME))) {
     reads_only = reads_only && sr->flow == &r->f;
     nr++;
   }
   ok(nr == sch.depth && reads_only, "reads still get %u slots of their own (%u), and no write more", sch.depth, nr);
   sched_complete(&sch, &w->reqs[0].sr, now);
-  sr = sched_dispatch(&sch, now, NULL);
+  sr = sched_dispatch(&sch, now, NULL, SCHED_ANY_HOME);
   ok(sr && sr->flow == &w->f, "a write's completion lets in a write");
 }
 
@@ -495,6 +495,55 @@ static void test_set_limit(void)
   run(3 * S, 0, NULL);
   double share = (double)(a->done - a1) / (double)(a->done - a1 + b->done - b1);
   ok(fabs(share - 0.5) < 0.03, "lifted: it has half the device again (%.3f)", share);
+}
+
+/* Homes: a dispatch prefers a flow of the caller's home whose start tag is
+ * within one of its requests of the lowest, and the shares come out the
+ * same over time. */
+static void test_homes(void)
+{
+  reset(4, 50000, 2000, NULL);
+  struct sflow *a = flow(100, 0, 4096), *b = flow(100, 0, 4096);
+  struct sched_params p = { 0 };
+  sched_flow_add(&sch, &a->f, &p);
+  sched_flow_add(&sch, &b->f, &p);
+  for (unsigned i = 0; i < 4; i++) {
+    a->reqs[i].sr.home = 0;
+    b->reqs[i].sr.home = 1;
+    sched_submit(&sch, &a->f, &a->reqs[i].sr, 4096, false, now);
+    sched_submit(&sch, &b->f, &b->reqs[i].sr, 4096, false, now);
+  }
+  struct sched_req *first = sched_dispatch(&sch, now, NULL, 1);
+  struct sched_req *second = sched_dispatch(&sch, now, NULL, 1);
+  struct sched_req *third = sched_dispatch(&sch, now, NULL, 1);
+  ok(first && first->flow == &b->f && second && second->flow == &b->f && third && third->flow == &a->f,
+     "tied flows: home 1 takes its own flow's request, and one more, then the other flow's");
+  /* a long run in which every dispatch comes from home 0 */
+  reset(4, 50000, 2000, NULL);
+  a = flow(100, 32, 4096);
+  b = flow(200, 32, 4096);
+  for (unsigned i = 0; i < 32; i++)
+    b->reqs[i].sr.home = 1;
+  uint64_t got[2] = { 0, 0 };
+  struct sched_params pa = { .weight = 100 }, pb = { .weight = 200 };
+  sched_flow_add(&sch, &a->f, &pa);
+  sched_flow_add(&sch, &b->f, &pb);
+  for (unsigned i = 0; i < 32; i++) {
+    sched_submit(&sch, &a->f, &a->reqs[i].sr, 4096, false, now);
+    sched_submit(&sch, &b->f, &b->reqs[i].sr, 4096, false, now);
+  }
+  for (unsigned n = 0; n < 200000; n++) {
+    struct sched_req *sr = sched_dispatch(&sch, now, NULL, 0);
+    if (!sr)
+      break;
+    got[sr->flow == &b->f]++;
+    sched_complete(&sch, sr, now);
+    sched_submit(&sch, sr->flow, sr, 4096, false, now);   /* a closed loop */
+    now += 1000;
+  }
+  double share = (double)got[1] / (double)(got[0] + got[1]);
+  ok(fabs(share - 2.0 / 3) < 0.001, "every dispatch from the home of the weight-100 flow: the weight-200 flow "
+     "still gets %.4f of 200,000 (2/3)", share);
 }
 
 static void test_many(void)
@@ -624,7 +673,7 @@ static void test_cancel(void)
   unsigned got_a = 0, got_b = 0;
   uint64_t wake = 0;
   struct sched_req *sr;
-  while ((sr = sched_dispatch(&sch, now, &wake))) {
+  while ((sr = sched_dispatch(&sch, now, &wake, SCHED_ANY_HOME))) {
     if (sr->flow == &a->f) got_a++; else got_b++;
     sched_complete(&sch, sr, now);
   }
@@ -640,7 +689,7 @@ static void test_cancel(void)
   ok(a->f.queued == 19 && sch.queued == 19, "the rest stay queued (%u, device %llu)", a->f.queued,
      (unsigned long long)sch.queued);
   now += 1 * S;
-  sr = sched_dispatch(&sch, now, &wake);
+  sr = sched_dispatch(&sch, now, &wake, SCHED_ANY_HOME);
   ok(sr == &a->reqs[2].sr, "the next one dispatched is the next even request");
   sched_complete(&sch, sr, now);
   /* the source goes away: everything left */
@@ -649,10 +698,10 @@ static void test_cancel(void)
   for (struct sched_req *r = out; r; r = r->next)
     n++;
   ok(n == 18 && a->f.queued == 0 && !a->f.head && sch.queued == 0, "a whole cancel empties the flow (%u taken)", n);
-  ok(!sched_dispatch(&sch, now + 10 * S, &wake) && wake == 0, "nothing is dispatched for it afterwards");
+  ok(!sched_dispatch(&sch, now + 10 * S, &wake, SCHED_ANY_HOME) && wake == 0, "nothing is dispatched for it afterwards");
   sched_flow_remove(&sch, &a->f);
   sched_submit(&sch, &b->f, &b->reqs[0].sr, 4096, false, now);
-  ok(sched_dispatch(&sch, now, NULL) == &b->reqs[0].sr && sch.nflows == 1, "the other flow goes on");
+  ok(sched_dispatch(&sch, now, NULL, SCHED_ANY_HOME) == &b->reqs[0].sr && sch.nflows == 1, "the other flow goes on");
   ok(!sched_flow_cancel(&sch, &b->f, NULL, NULL, now), "cancelling an empty queue takes nothing");
 }
 
@@ -678,6 +727,7 @@ int main(void)
   test_depth_directions();
   test_limits();
   test_set_limit();
+  test_homes();
   test_many();
   test_join();
   test_victim();
