@@ -170,6 +170,11 @@ void sched_submit(struct sched *s, struct sched_flow *f, struct sched_req *r, ui
   r->cost = cost_of(s, bytes, write);
   if (!f->head)
     f->head_since = now;
+  if (!s->inflight && !s->queued) {   /* the device was idle: a window counts from now, without the idle time */
+    s->win_n = s->win_bytes = s->win_lat_min = 0;
+    s->win_full = s->win_capped = false;
+    s->win_start = now;
+  }
   if (!busy(f)) {
     f->busy_since = now;
     s->nbusy++;
@@ -427,13 +432,15 @@ static void estimate(struct sched *s, uint64_t elapsed)
 /* The ceiling from a window of n completions over elapsed ns: twice the
  * requests the device completes, at the rate of the recent past, in the
  * time it serves one without a queue, and one more (at least the minimum
- * depth).  The rate is that of the device busy when flows contend (their
- * requests wait); with requests too few to keep it busy it is lower, but
- * then the latency is near the lowest and the ceiling twice what was in
- * flight, so it grows back within a few windows. */
+ * depth).  The rate counts only the windows in which the bound held
+ * requests back (the device had all it could take).  A ceiling too low
+ * to keep the device busy shows it: the rate is then what was in flight
+ * over a latency near the lowest, and the ceiling twice that. */
 static void update_ceiling(struct sched *s, uint64_t n, uint64_t elapsed)
 {
   s->lat_lo = s->lat_lo ? (3 * s->lat_lo + s->win_lat_min) / 4 : s->win_lat_min;
+  if (!s->win_full)
+    return;   /* fewer requests than the bound: what they asked, not what the device can do */
   s->rate_n += n;
   s->rate_ns += elapsed;
   while (s->rate_ns > SCHED_RATE_NS) {

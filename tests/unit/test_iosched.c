@@ -643,6 +643,22 @@ static void test_depth(void)
   rate = (double)(c[0]->done + c[1]->done + c[2]->done - c0);
   ok(rate >= 0.95 * max && sch.ceiling >= 8, "8 channels, 3 flows: throughput %.0f/s >= 95%% of the device's %.0f/s "
      "(ceiling %u, depth %u)", rate, max, sch.ceiling, sch.depth);
+  /* a QD 1 flow alone for a second (it never fills the bound: its rate is
+   * not the device's), then three greedy flows join: within 100 ms the
+   * ceiling keeps the 8 channels busy */
+  reset(8, 50000, 2000, NULL);
+  struct sflow *lone = flow(100, 1, 4096);
+  for (int i = 0; i < 3; i++) {
+    c[i] = flow(100 << i, 64, 4096);
+    c[i]->start = 1 * S;
+  }
+  run(1 * S, 0, NULL);
+  run(1100 * MS, 0, NULL);
+  c0 = c[0]->done + c[1]->done + c[2]->done + lone->done;
+  run(1200 * MS, 0, NULL);
+  rate = 10.0 * (double)(c[0]->done + c[1]->done + c[2]->done + lone->done - c0);
+  ok(rate >= 0.95 * max, "8 channels, a QD 1 flow alone, then 3 greedy ones: %.0f/s in their second 100 ms, >= 95%% of "
+     "%.0f/s (ceiling %u)", rate, max, sch.ceiling);
   /* one channel: more depth only queues */
   reset(1, 50000, 2000, NULL);
   flow(100, 64, 4096);
