@@ -171,7 +171,7 @@ void sched_submit(struct sched *s, struct sched_flow *f, struct sched_req *r, ui
   if (!f->head)
     f->head_since = now;
   if (!s->inflight && !s->queued) {   /* the device was idle: a window counts from now, without the idle time */
-    s->win_n = s->win_bytes = s->win_lat_min = 0;
+    s->win_n = s->win_bytes = s->win_cost = s->win_lat_min = 0;
     s->win_full = s->win_capped = false;
     s->win_start = now;
   }
@@ -429,27 +429,33 @@ static void estimate(struct sched *s, uint64_t elapsed)
   s->t_byte16 = MAX(1u, (3 * s->t_byte16 + t_byte16) / 4);
 }
 
-/* The ceiling from a window of n completions over elapsed ns: twice the
- * requests the device completes, at the rate of the recent past, in the
- * time it serves one without a queue, and one more (at least the minimum
- * depth).  The rate counts only the windows in which the bound held
- * requests back (the device had all it could take).  A ceiling too low
- * to keep the device busy shows it: the rate is then what was in flight
- * over a latency near the lowest, and the ceiling twice that. */
-static void update_ceiling(struct sched *s, uint64_t n, uint64_t elapsed)
+/* The ceiling from a window of completions over elapsed ns: CEILING_MARGIN
+ * times the requests the device completes, at the rate of the recent
+ * past, in the time it serves one without a queue, and one more (at least
+ * the minimum depth); rate and latency are per unit of cost, so that the
+ * ceiling does not shrink when small requests (the lowest latency) mix
+ * with large ones (most of the rate).  The rate counts only the windows in
+ * which the bound held requests back (the device had all it could take).
+ * A ceiling too low to keep the device busy shows it: the rate is then
+ * what was in flight over a latency near the lowest, and the ceiling
+ * CEILING_MARGIN times that.  A device whose latency varies much more than
+ * that for the same cost (a disk's seeks) gets a ceiling lower than what
+ * its own reordering could use. */
+#define CEILING_MARGIN 4u
+static void update_ceiling(struct sched *s, uint64_t elapsed)
 {
   s->lat_lo = s->lat_lo ? (3 * s->lat_lo + s->win_lat_min) / 4 : s->win_lat_min;
   if (!s->win_full)
     return;   /* fewer requests than the bound: what they asked, not what the device can do */
-  s->rate_n += n;
+  s->rate_cost += s->win_cost;
   s->rate_ns += elapsed;
   while (s->rate_ns > SCHED_RATE_NS) {
-    s->rate_n /= 2;
+    s->rate_cost /= 2;
     s->rate_ns /= 2;
   }
   if (s->rate_ns < SCHED_RATE_NS / 2 || !s->lat_lo)
     return;   /* too short a past to say */
-  uint64_t need = 2 * s->rate_n * s->lat_lo / s->rate_ns + 1;
+  uint64_t need = CEILING_MARGIN * (s->rate_cost / 1024) * s->lat_lo / s->rate_ns + 1;
   s->ceiling = (unsigned)MAX((uint64_t)s->cfg.min_depth, MIN(need, (uint64_t)s->cfg.max_depth));
 }
 
@@ -463,22 +469,23 @@ void sched_complete(struct sched *s, struct sched_req *r, uint64_t now)
     s->nbusy--;
   if (!s->win_n && !s->win_start)
     s->win_start = r->dispatch_ns;
-  uint64_t lat = now > r->dispatch_ns ? now - r->dispatch_ns : 1;
+  uint64_t lat = (now > r->dispatch_ns ? now - r->dispatch_ns : 1) * 1024 / MAX(1u, r->cost);
   if (!s->win_lat_min || lat < s->win_lat_min)
-    s->win_lat_min = lat;
+    s->win_lat_min = MAX(1u, lat);
   s->win_n++;
   s->win_bytes += r->bytes;
+  s->win_cost += r->cost;
   if (s->win_n < MAX(WINDOW_MIN, 4 * s->depth))
     return;
   if (now > s->win_start) {
     uint64_t elapsed = now - s->win_start;
-    update_ceiling(s, s->win_n, elapsed);
+    update_ceiling(s, elapsed);
     if (s->win_full)
       estimate(s, elapsed);
     if (s->win_full && !s->win_capped)   /* the probe measures the depth, not the ceiling */
       adapt(s, window_thr(s, elapsed));
   }
-  s->win_n = s->win_bytes = s->win_lat_min = 0;
+  s->win_n = s->win_bytes = s->win_cost = s->win_lat_min = 0;
   s->win_full = s->win_capped = false;
   s->win_start = now;
 }

@@ -24,10 +24,11 @@
  * `depth` adapts to the device: it grows while more requests in flight
  * bring more throughput, and shrinks when they only add latency.  While
  * two flows or more have requests queued or in flight, the requests in
- * flight are also bounded by `ceiling`: about twice what the device
+ * flight are also bounded by `ceiling`: about four times what the device
  * completes in the time it takes to serve one request when it has no queue
  * (its completion rate over the last few hundred milliseconds times the
- * lowest latency it shows), so that the device stays busy and the requests
+ * lowest latency it shows, both per unit of cost, so that a mix of small
+ * and large requests counts right), so that the device stays busy and the requests
  * beyond that wait in the scheduler, where the order is the scheduler's,
  * and not in the device's own queue, where it is first come, first served.
  * A flow alone still gets the whole depth.
@@ -136,11 +137,13 @@ struct sched {
   uint64_t win_start, win_n, win_bytes;   /* win_start 0: at the window's first completion */
   bool win_full;                  /* the depth (or the ceiling) was the limit during the window */
   bool win_capped;                /* the ceiling, below the depth, was */
-  uint64_t win_lat_min;           /* the window's lowest latency, dispatch to completion (0: none) */
-  /* The ceiling's inputs: completions over the recent past (halved as
-   * the time passes SCHED_RATE_NS) and the device's latency without a
-   * queue (the windows' lowest, smoothed). */
-  uint64_t rate_n, rate_ns;
+  uint64_t win_cost;              /* the costs (the shares' model) of the window's completions */
+  uint64_t win_lat_min;           /* the window's lowest latency per cost, dispatch to completion (0: none) */
+  /* The ceiling's inputs: the cost completed over the recent past (halved
+   * as the time passes SCHED_RATE_NS) and the device's latency per cost
+   * without a queue (the windows' lowest, smoothed), in 1/1024 ns per ns
+   * of cost: the sizes of requests do not move it. */
+  uint64_t rate_cost, rate_ns;
   uint64_t lat_lo;
   uint64_t prev_thr;              /* the kept depth's throughput (reference cost per us) */
   unsigned prev_depth;            /* the kept depth (0: none yet) */

@@ -47,6 +47,7 @@ struct dev {
   uint64_t t_fixed, t_byte_ps;    /* per request ns, per byte ps */
   struct sreq *chan[64];
   uint64_t chan_end[64];
+  uint64_t busy_ns;               /* service time of the requests completed */
   struct sreq *fifo[4096];        /* the device's own queue */
   unsigned fhead, ftail;
   bool fifo_only;                 /* no scheduler: everything straight into the device queue */
@@ -89,6 +90,7 @@ static void dev_start(void)
         break;
       dv.chan[c] = dv.fifo[dv.fhead++ % 4096];
       dv.chan_end[c] = now + service(dv.chan[c]);
+      dv.busy_ns += dv.chan_end[c] - now;
     }
 }
 
@@ -390,7 +392,7 @@ static void weights_throttled(unsigned qd)
          share, want);
   }
   ok(within, "a throttled device with a deep queue of its own, weights 1:2:4 at QD %u: each share within 5%% "
-     "(depth %u)", qd, sch.depth);
+     "(depth %u, ceiling %u)", qd, sch.depth, sch.ceiling);
   ok(jain(norm, 3) >= 0.99, "... Jain's index on throughput/weight %.4f >= 0.99", jain(norm, 3));
   ok((double)total >= 0.98 * 3000 * 30, "... and the device stays busy: %llu requests in 30 s (3000 per second)",
      (unsigned long long)total);
@@ -659,6 +661,19 @@ static void test_depth(void)
   rate = 10.0 * (double)(c[0]->done + c[1]->done + c[2]->done + lone->done - c0);
   ok(rate >= 0.95 * max, "8 channels, a QD 1 flow alone, then 3 greedy ones: %.0f/s in their second 100 ms, >= 95%% of "
      "%.0f/s (ceiling %u)", rate, max, sch.ceiling);
+  /* small and large requests mixed: the ceiling, per unit of cost, still
+   * keeps the 8 channels busy (the lowest latency is a small request's,
+   * most of the time goes to the large ones) */
+  reset(8, 50000, 2000, NULL);
+  flow(100, 32, 4096);
+  for (int i = 0; i < 3; i++)
+    flow(100, 32, 128 << 10);
+  run(1 * S, 0, NULL);
+  uint64_t busy0 = dv.busy_ns;
+  run(2 * S, 0, NULL);
+  double util = (double)(dv.busy_ns - busy0) / (8.0 * S);
+  ok(util >= 0.95, "8 channels, 4 KiB and 128 KiB flows: the device busy %.3f of the time (ceiling %u)", util,
+     sch.ceiling);
   /* one channel: more depth only queues */
   reset(1, 50000, 2000, NULL);
   flow(100, 64, 4096);
