@@ -13,6 +13,14 @@
 #define DEFAULT_T_REQ   64000ull                       /* ns */
 #define DEFAULT_T_BYTE16 ((2ull << 16))                /* 2 ns per byte, in 1/65536 ns */
 #define WINDOW_MIN      32u                            /* completions per depth window */
+/* A flow held by its limit is looked at again (the caller's timer) this
+ * long after its head is due, when the requests due in the meantime go at
+ * once: a flow held by a limit on an idle device takes a timer wake-up per
+ * few requests rather than one per request (a limit of 1000 per second:
+ * about 170 wake-ups, not 1000).  Its limit tags advance from when each
+ * request was due, not from when it went, so it loses nothing over time,
+ * and it never goes ahead of its limit. */
+#define LIMIT_BATCH_NS  5000000ull
 
 static uint64_t per(uint64_t rate) { return rate ? NS_PER_S / rate : 0; }
 
@@ -227,8 +235,8 @@ static struct sched_req *take(struct sched *s, struct sched_flow *f, uint64_t no
   struct sched_req *r = f->head;
   uint64_t lt = l_tag(f), rt = r_tag(f);
 
-  if (lt > f->head_since)
-    f->st.throttled_ns += MIN(lt, now) - f->head_since;
+  if (lt > f->head_since)   /* held by its limit: until due, and the wake-up's wait after */
+    f->st.throttled_ns += MIN(lt + LIMIT_BATCH_NS, now) - f->head_since;
   if (reserved)   /* what the shares give does not count against the reservation */
     f->r_tag = rt + per(f->p.reserve_iops);
   if (f->p.limit_iops)
@@ -350,8 +358,8 @@ struct sched_req *sched_dispatch(struct sched *s, uint64_t now, uint64_t *wake, 
       continue;
     uint64_t lt = l_tag(f);
     if (lt > now) {
-      if (!next_wake || lt < next_wake)
-        next_wake = lt;
+      if (!next_wake || lt + LIMIT_BATCH_NS < next_wake)
+        next_wake = lt + LIMIT_BATCH_NS;
       continue;
     }
     consider(&p, f, start_tag(s, f), home != SCHED_ANY_HOME && f->head->home % SCHED_HOMES == home % SCHED_HOMES);

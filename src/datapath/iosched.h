@@ -179,8 +179,9 @@ void sched_submit(struct sched *s, struct sched_flow *f, struct sched_req *r, ui
 
 /* The next request to send to the device at time now, out of its flow's
  * queue and counted in flight; NULL when the depth is reached or nothing
- * may go.  Then *wake (if wake is not NULL) is the earliest time at which a
- * request held back by a limit becomes eligible, or 0 when none is.
+ * may go.  Then *wake (if wake is not NULL) is when to look again for the
+ * requests held back by a limit: 5 ms after the earliest becomes eligible,
+ * so that a few go at each look; 0 when none is held.
  * home is where the caller runs (SCHED_ANY_HOME: no preference): a flow
  * whose head request has that home goes first when its start tag is
  * within one of its own requests of the lowest, so that a request let in

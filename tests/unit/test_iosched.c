@@ -481,6 +481,35 @@ static void set_limit(struct sflow *f, uint64_t limit_iops)
   sched_flow_set(&f->f, &p);
 }
 
+/* A flow held by its limit on an idle device is let in several requests
+ * per wake-up, not one: a caller's timer fires a few hundred times per
+ * second, not once per request. */
+static void test_limit_wakeups(void)
+{
+  reset(4, 50000, 2000, NULL);
+  struct sflow *a = flow(100, 0, 4096);
+  struct sched_params p = { .limit_iops = 1000 };
+  sched_flow_add(&sch, &a->f, &p);
+  for (unsigned i = 0; i < MAXQD; i++)
+    sched_submit(&sch, &a->f, &a->reqs[i].sr, 4096, false, now);
+  unsigned wakeups = 0, sent = 0;
+  while (now < 1 * S) {
+    uint64_t wake = 0;
+    struct sched_req *sr;
+    while ((sr = sched_dispatch(&sch, now, &wake, SCHED_ANY_HOME))) {
+      sent++;
+      sched_complete(&sch, sr, now);
+      sched_submit(&sch, &a->f, sr, 4096, false, now);   /* always backlogged */
+    }
+    if (!wake)
+      break;
+    now = wake;
+    wakeups++;
+  }
+  ok(sent >= 990 && sent <= 1010, "limit-iops 1000 alone: %u requests in a second (1%%)", sent);
+  ok(wakeups <= 250, "... let in at %u wake-ups", wakeups);
+}
+
 static void test_set_limit(void)
 {
   reset(4, 50000, 2000, NULL);
@@ -757,6 +786,7 @@ int main(void)
   test_reservation_throttled();
   test_depth_directions();
   test_limits();
+  test_limit_wakeups();
   test_set_limit();
   test_homes();
   test_many();
