@@ -13,6 +13,14 @@
 #define DEFAULT_T_REQ   64000ull                       /* ns */
 #define DEFAULT_T_BYTE16 ((2ull << 16))                /* 2 ns per byte, in 1/65536 ns */
 #define WINDOW_MIN      32u                            /* completions per depth window */
+/* A flow held by its limit is looked at again (the caller's timer) this
+ * long after its head is due, when the requests due in the meantime go at
+ * once: a flow held by a limit on an idle device takes a timer wake-up per
+ * few requests rather than one per request (a limit of 1000 per second:
+ * about 170 wake-ups, not 1000).  Its limit tags advance from when each
+ * request was due, not from when it went, so it loses nothing over time,
+ * and it never goes ahead of its limit. */
+#define LIMIT_BATCH_NS  5000000ull
 
 static uint64_t per(uint64_t rate) { return rate ? NS_PER_S / rate : 0; }
 
@@ -30,8 +38,51 @@ void sched_init(struct sched *s, const struct sched_config *cfg)
     s->cfg.max_depth = s->cfg.min_depth;
   s->t_req = cfg->device_iops ? per(cfg->device_iops) : DEFAULT_T_REQ;
   s->t_byte16 = cfg->device_bw ? (NS_PER_S << 16) / cfg->device_bw : DEFAULT_T_BYTE16;
+  s->share_t_req = s->t_req;
+  s->share_t_byte16 = s->t_byte16;
   s->depth = MAX(s->cfg.min_depth, MIN(8u, s->cfg.max_depth));
+  s->ceiling = s->cfg.max_depth;   /* until the device has been measured */
+  for (unsigned d = 0; d < 2; d++)
+    for (unsigned h = 0; h < SCHED_HOMES; h++)
+      pheap_init(&s->share[d][h]);
 }
+
+static bool limited(const struct sched_flow *f) { return f->p.limit_iops || f->p.limit_bw; }
+
+/* Put f where sched_dispatch looks for it now: in the heap of its head's
+ * direction, by its finish tag, while it has a head and no limit. */
+static void place(struct sched *s, struct sched_flow *f)
+{
+  if (f->hn.in)
+    pheap_remove(&s->share[f->hn_write][f->hn_home], &f->hn);
+  if (f->head && !limited(f)) {
+    f->hn_write = f->head->write;
+    f->hn_home = f->head->home % SCHED_HOMES;
+    pheap_insert(&s->share[f->hn_write][f->hn_home], &f->hn, f->finish);
+  }
+}
+
+/* Keep f on the list of flows with a reservation or a limit while it has one. */
+static void list_special(struct sched *s, struct sched_flow *f)
+{
+  bool want = f->s == s && (f->p.reserve_iops || limited(f));
+  if (want == f->special)
+    return;
+  if (want) {
+    f->snext = s->special;
+    s->special = f;
+  } else {
+    for (struct sched_flow **pp = &s->special; *pp; pp = &(*pp)->snext)
+      if (*pp == f) {
+        *pp = f->snext;
+        break;
+      }
+  }
+  f->special = want;
+}
+
+/* f has a request queued or in flight: it counts as busy. */
+static bool busy(const struct sched_flow *f) { return f->queued || f->inflight; }
 
 static void set_params(struct sched_flow *f, const struct sched_params *p)
 {
@@ -50,19 +101,32 @@ void sched_flow_add(struct sched *s, struct sched_flow *f, const struct sched_pa
   f->next = s->flows;
   s->flows = f;
   s->nflows++;
+  list_special(s, f);
 }
 
-void sched_flow_set(struct sched_flow *f, const struct sched_params *p) { set_params(f, p); }
+void sched_flow_set(struct sched_flow *f, const struct sched_params *p)
+{
+  set_params(f, p);
+  if (f->s) {   /* a limit set or lifted moves it between the heap and the list */
+    list_special(f->s, f);
+    place(f->s, f);
+  }
+}
 
 void sched_flow_remove(struct sched *s, struct sched_flow *f)
 {
+  if (busy(f))   /* its requests in flight no longer count for it */
+    s->nbusy--;
+  if (f->hn.in)
+    pheap_remove(&s->share[f->hn_write][f->hn_home], &f->hn);
+  f->s = NULL;
+  list_special(s, f);
   for (struct sched_flow **pp = &s->flows; *pp; pp = &(*pp)->next)
     if (*pp == f) {
       *pp = f->next;
       s->nflows--;
       break;
     }
-  f->s = NULL;
 }
 
 struct sched_req *sched_flow_cancel(struct sched *s, struct sched_flow *f,
@@ -86,14 +150,18 @@ struct sched_req *sched_flow_cancel(struct sched *s, struct sched_flow *f,
     s->queued--;
   }
   *f->tail = NULL;
-  if (f->head != old_head)
+  if (!busy(f) && (out || old_head))
+    s->nbusy--;
+  if (f->head != old_head) {
     f->head_since = now;   /* a new head starts its wait (for the throttled time) */
+    place(s, f);
+  }
   return out;
 }
 
 static uint64_t cost_of(const struct sched *s, uint64_t bytes, bool write)
 {
-  uint64_t c = s->t_req + ((bytes * s->t_byte16) >> 16);
+  uint64_t c = s->share_t_req + ((bytes * s->share_t_byte16) >> 16);
   return write ? c * s->cfg.write_cost_pct / 100 : c;
 }
 
@@ -110,12 +178,21 @@ void sched_submit(struct sched *s, struct sched_flow *f, struct sched_req *r, ui
   r->cost = cost_of(s, bytes, write);
   if (!f->head)
     f->head_since = now;
-  if (!f->head && !f->inflight)
+  if (!s->inflight && !s->queued) {   /* the device was idle: a window counts from now, without the idle time */
+    s->win_n = s->win_bytes = s->win_cost = s->win_lat_min = 0;
+    s->win_full = s->win_capped = false;
+    s->win_start = now;
+  }
+  if (!busy(f)) {
     f->busy_since = now;
+    s->nbusy++;
+  }
   *f->tail = r;
   f->tail = &r->next;
   f->queued++;
   s->queued++;
+  if (f->head == r)
+    place(s, f);
 }
 
 /* The head's tags: reservation and limit in real time, from the flow's
@@ -149,14 +226,18 @@ static void hist_add(uint64_t *h, uint64_t ns)
   h[b]++;
 }
 
-static struct sched_req *take(struct sched *s, struct sched_flow *f, uint64_t now, bool reserved)
+/* Take f's head at time now: in the reservation phase, or in the shares'
+ * with `low` the lowest start tag of the flows that could have gone (f's
+ * own, unless f went first for its home): virtual time moves to it, so
+ * that the others keep their place. */
+static struct sched_req *take(struct sched *s, struct sched_flow *f, uint64_t now, bool reserved, uint64_t low)
 {
   struct sched_req *r = f->head;
   uint64_t lt = l_tag(f), rt = r_tag(f);
 
-  if (lt > f->head_since)
-    f->st.throttled_ns += MIN(lt, now) - f->head_since;
-  if (f->p.reserve_iops)
+  if (lt > f->head_since)   /* held by its limit: until due, and the wake-up's wait after */
+    f->st.throttled_ns += MIN(lt + LIMIT_BATCH_NS, now) - f->head_since;
+  if (reserved)   /* what the shares give does not count against the reservation */
     f->r_tag = rt + per(f->p.reserve_iops);
   if (f->p.limit_iops)
     f->l_iops_tag = lt + per(f->p.limit_iops);
@@ -164,12 +245,13 @@ static struct sched_req *take(struct sched *s, struct sched_flow *f, uint64_t no
     f->l_bw_tag = lt + r->bytes * NS_PER_S / f->p.limit_bw;
   if (!reserved) {   /* a reservation's requests do not count against the share */
     uint64_t st = start_tag(s, f);
-    s->vt = st;
+    s->vt = MAX(s->vt, MIN(st, low));
     f->finish = st + r->cost * SCHED_DEFAULT_WEIGHT / f->p.weight;
   }
   f->head = r->next;
   if (!f->head)
     f->tail = &f->head;
+  place(s, f);
   f->head_since = now;
   f->queued--;
   f->inflight++;
@@ -187,27 +269,64 @@ static struct sched_req *take(struct sched *s, struct sched_flow *f, uint64_t no
   return r;
 }
 
-struct sched_req *sched_dispatch(struct sched *s, uint64_t now, uint64_t *wake)
+/* The bound on each direction's requests in flight now: the depth, or
+ * the ceiling below it while flows contend for the device. */
+static unsigned bound(struct sched *s, bool *capped)
+{
+  *capped = s->nbusy >= 2 && s->ceiling < s->depth;
+  return *capped ? s->ceiling : s->depth;
+}
+
+/* The direction of f's head is at its bound: note it for the window. */
+static bool dir_full(struct sched *s, const struct sched_flow *f, unsigned lim, bool capped)
+{
+  if (s->inflight_dir[f->head->write] < lim)
+    return false;
+  s->win_full = true;
+  s->win_capped |= capped;
+  return true;
+}
+
+/* A candidate of the shares' phase: the lowest start tag, and the lowest
+ * of the caller's home. */
+struct pick {
+  struct sched_flow *best, *local;
+  uint64_t best_tag, local_tag;
+};
+
+static void consider(struct pick *p, struct sched_flow *f, uint64_t t, bool local)
+{
+  if (!p->best || t < p->best_tag) {
+    p->best = f;
+    p->best_tag = t;
+  }
+  if (local && (!p->local || t < p->local_tag)) {
+    p->local = f;
+    p->local_tag = t;
+  }
+}
+
+struct sched_req *sched_dispatch(struct sched *s, uint64_t now, uint64_t *wake, unsigned home)
 {
   struct sched_flow *best = NULL;
   uint64_t best_tag = 0, next_wake = 0;
+  bool capped;
+  unsigned lim = bound(s, &capped);
+  struct pick p = { 0 };
 
   if (wake)
     *wake = 0;
   if (!s->queued)
     return NULL;
-  if (s->inflight_dir[0] >= s->depth && s->inflight_dir[1] >= s->depth) {
+  if (s->inflight_dir[0] >= lim && s->inflight_dir[1] >= lim) {
     s->win_full = true;
+    s->win_capped |= capped;
     return NULL;
   }
   /* Reservations first: the flow furthest behind its floor. */
-  for (struct sched_flow *f = s->flows; f; f = f->next) {
-    if (!f->head || !f->p.reserve_iops || l_tag(f) > now)
+  for (struct sched_flow *f = s->special; f; f = f->snext) {
+    if (!f->head || !f->p.reserve_iops || l_tag(f) > now || dir_full(s, f, lim, capped))
       continue;
-    if (s->inflight_dir[f->head->write] >= s->depth) {
-      s->win_full = true;
-      continue;
-    }
     uint64_t t = r_tag(f);
     if (t <= now && (!best || t < best_tag)) {
       best = f;
@@ -215,29 +334,41 @@ struct sched_req *sched_dispatch(struct sched *s, uint64_t now, uint64_t *wake)
     }
   }
   if (best)
-    return take(s, best, now, true);
-  /* Then the shares, among the flows within their limits. */
-  for (struct sched_flow *f = s->flows; f; f = f->next) {
-    if (!f->head)
-      continue;
-    if (s->inflight_dir[f->head->write] >= s->depth) {
-      s->win_full = true;
-      continue;
-    }
-    uint64_t lt = l_tag(f);
-    if (lt > now) {
-      if (!next_wake || lt < next_wake)
-        next_wake = lt;
-      continue;
-    }
-    uint64_t t = start_tag(s, f);
-    if (!best || t < best_tag) {
-      best = f;
-      best_tag = t;
+    return take(s, best, now, true, 0);
+  /* Then the shares: the lowest start tag of each direction with room and
+   * home (start tags order as finish tags do, those below vt all at vt),
+   * and of the flows with a limit that are within it. */
+  for (unsigned d = 0; d < 2; d++) {
+    bool full = s->inflight_dir[d] >= lim;
+    for (unsigned h = 0; h < SCHED_HOMES; h++) {
+      struct pheap_node *m = pheap_min(&s->share[d][h]);
+      if (!m)
+        continue;
+      if (full) {
+        s->win_full = true;
+        s->win_capped |= capped;
+        break;
+      }
+      struct sched_flow *f = container_of(m, struct sched_flow, hn);
+      consider(&p, f, start_tag(s, f), home != SCHED_ANY_HOME && h == home % SCHED_HOMES);
     }
   }
-  if (best)
-    return take(s, best, now, false);
+  for (struct sched_flow *f = s->special; f; f = f->snext) {
+    if (!f->head || !limited(f) || dir_full(s, f, lim, capped))
+      continue;
+    uint64_t lt = l_tag(f);
+    if (lt > now) {
+      if (!next_wake || lt + LIMIT_BATCH_NS < next_wake)
+        next_wake = lt + LIMIT_BATCH_NS;
+      continue;
+    }
+    consider(&p, f, start_tag(s, f), home != SCHED_ANY_HOME && f->head->home % SCHED_HOMES == home % SCHED_HOMES);
+  }
+  if (p.local && p.local != p.best &&
+      p.local_tag <= p.best_tag + p.local->head->cost * SCHED_DEFAULT_WEIGHT / p.local->p.weight)
+    return take(s, p.local, now, false, p.best_tag);
+  if (p.best)
+    return take(s, p.best, now, false, p.best_tag);
   if (wake)
     *wake = next_wake;
   return NULL;
@@ -306,27 +437,64 @@ static void estimate(struct sched *s, uint64_t elapsed)
   s->t_byte16 = MAX(1u, (3 * s->t_byte16 + t_byte16) / 4);
 }
 
+/* The ceiling from a window of completions over elapsed ns: CEILING_MARGIN
+ * times the requests the device completes, at the rate of the recent
+ * past, in the time it serves one without a queue, and one more (at least
+ * the minimum depth); rate and latency are per unit of cost, so that the
+ * ceiling does not shrink when small requests (the lowest latency) mix
+ * with large ones (most of the rate).  The rate counts only the windows in
+ * which the bound held requests back (the device had all it could take).
+ * A ceiling too low to keep the device busy shows it: the rate is then
+ * what was in flight over a latency near the lowest, and the ceiling
+ * CEILING_MARGIN times that.  A device whose latency varies much more than
+ * that for the same cost (a disk's seeks) gets a ceiling lower than what
+ * its own reordering could use. */
+#define CEILING_MARGIN 4u
+static void update_ceiling(struct sched *s, uint64_t elapsed)
+{
+  s->lat_lo = s->lat_lo ? (3 * s->lat_lo + s->win_lat_min) / 4 : s->win_lat_min;
+  if (!s->win_full)
+    return;   /* fewer requests than the bound: what they asked, not what the device can do */
+  s->rate_cost += s->win_cost;
+  s->rate_ns += elapsed;
+  while (s->rate_ns > SCHED_RATE_NS) {
+    s->rate_cost /= 2;
+    s->rate_ns /= 2;
+  }
+  if (s->rate_ns < SCHED_RATE_NS / 2 || !s->lat_lo)
+    return;   /* too short a past to say */
+  uint64_t need = CEILING_MARGIN * (s->rate_cost / 1024) * s->lat_lo / s->rate_ns + 1;
+  s->ceiling = (unsigned)MAX((uint64_t)s->cfg.min_depth, MIN(need, (uint64_t)s->cfg.max_depth));
+}
+
 void sched_complete(struct sched *s, struct sched_req *r, uint64_t now)
 {
   if (s->inflight)
     s->inflight--;
   if (s->inflight_dir[r->write])
     s->inflight_dir[r->write]--;
-  if (r->flow && r->flow->s == s && r->flow->inflight)
-    r->flow->inflight--;
+  if (r->flow && r->flow->s == s && r->flow->inflight && !--r->flow->inflight && !r->flow->queued)
+    s->nbusy--;
   if (!s->win_n && !s->win_start)
     s->win_start = r->dispatch_ns;
+  uint64_t lat = (now > r->dispatch_ns ? now - r->dispatch_ns : 1) * 1024 / MAX(1u, r->cost);
+  if (!s->win_lat_min || lat < s->win_lat_min)
+    s->win_lat_min = MAX(1u, lat);
   s->win_n++;
   s->win_bytes += r->bytes;
+  s->win_cost += r->cost;
   if (s->win_n < MAX(WINDOW_MIN, 4 * s->depth))
     return;
-  if (s->win_full && now > s->win_start) {
+  if (now > s->win_start) {
     uint64_t elapsed = now - s->win_start;
-    estimate(s, elapsed);
-    adapt(s, window_thr(s, elapsed));
+    update_ceiling(s, elapsed);
+    if (s->win_full)
+      estimate(s, elapsed);
+    if (s->win_full && !s->win_capped)   /* the probe measures the depth, not the ceiling */
+      adapt(s, window_thr(s, elapsed));
   }
-  s->win_n = s->win_bytes = 0;
-  s->win_full = false;
+  s->win_n = s->win_bytes = s->win_cost = s->win_lat_min = 0;
+  s->win_full = s->win_capped = false;
   s->win_start = now;
 }
 

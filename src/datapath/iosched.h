@@ -22,7 +22,16 @@
  *   per request and bytes/limit_bw per request); a flow over its limit
  *   waits even when the device is idle.
  * `depth` adapts to the device: it grows while more requests in flight
- * bring more throughput, and shrinks when they only add latency.
+ * bring more throughput, and shrinks when they only add latency.  While
+ * two flows or more have requests queued or in flight, the requests in
+ * flight are also bounded by `ceiling`: about four times what the device
+ * completes in the time it takes to serve one request when it has no queue
+ * (its completion rate over the last few hundred milliseconds times the
+ * lowest latency it shows, both per unit of cost, so that a mix of small
+ * and large requests counts right), so that the device stays busy and the requests
+ * beyond that wait in the scheduler, where the order is the scheduler's,
+ * and not in the device's own queue, where it is first come, first served.
+ * A flow alone still gets the whole depth.
  *
  * Pure code: no clock, no locks, no allocation.  Callers pass the time
  * (nanoseconds, any monotonic origin) and serialise calls on one sched.
@@ -33,8 +42,13 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "datapath/pheap.h"
+
 #define SCHED_DEFAULT_WEIGHT 100u
 #define SCHED_HIST_BUCKETS   40   /* log2 buckets of nanoseconds: up to ~18 minutes */
+#define SCHED_RATE_NS  400000000ull   /* the completion rate is measured over 200 to 400 ms */
+#define SCHED_HOMES    8           /* homes told apart (a request's home modulo this) */
+#define SCHED_ANY_HOME 0xffffffffu /* sched_dispatch: no preference */
 
 /* What a flow is entitled to (0: no reservation, no limit). */
 struct sched_params {
@@ -67,10 +81,11 @@ struct sched_req {
   struct sched_req *next;         /* scheduler-internal: its flow's queue */
   struct sched_flow *flow;
   uint64_t bytes;
-  uint64_t cost;                  /* ns of device time, at submission */
+  uint64_t cost;                  /* for the shares: ns of device time in the configured (or default) model */
   uint64_t arrive_ns, dispatch_ns;
   bool write;
   bool reserved;                  /* dispatched in the reservation phase */
+  unsigned home;                  /* set by the caller before sched_submit: where it runs (a worker), 0 if unused */
 };
 
 struct sched;
@@ -79,6 +94,15 @@ struct sched_flow {
   struct sched *s;
   struct sched_params p;
   struct sched_flow *next;        /* scheduler-internal: every flow of s */
+  /* Scheduler-internal: where sched_dispatch finds it.  A flow with a
+   * queued request and no limit is in the heap of its head's direction
+   * and home, keyed by its finish tag; a flow with a reservation or a
+   * limit is also on the list of flows looked at one by one (snext). */
+  struct pheap_node hn;
+  bool hn_write;                  /* the heap it is in: writes' (true) or reads' */
+  unsigned hn_home;               /* ... of that home */
+  bool special;                   /* on the list */
+  struct sched_flow *snext;
   struct sched_req *head, **tail;
   unsigned queued, inflight;
   /* Tags (scheduler-internal): R and the limit tags in ns of real time,
@@ -93,15 +117,34 @@ struct sched {
   struct sched_config cfg;
   struct sched_flow *flows;
   unsigned nflows;
+  struct pheap share[2][SCHED_HOMES];   /* flows without a limit with a queued request, by their head's
+                                         * direction (reads [0], writes and the rest [1]) and home */
+  struct sched_flow *special;     /* flows with a reservation or a limit */
+  unsigned nbusy;                 /* flows with requests queued or in flight */
   unsigned inflight, depth;
+  unsigned ceiling;               /* the bound on inflight per direction while nbusy >= 2 */
   unsigned inflight_dir[2];       /* of inflight: reads [0], writes and the rest [1] */
   uint64_t queued;
   uint64_t vt;                    /* virtual time: the start tag last dispatched */
-  /* Cost model (ns of device time): fixed per request, per byte in 1/65536 ns. */
+  /* Cost model (ns of device time): fixed per request, per byte in 1/65536 ns,
+   * as estimated from the completions; and as configured (or the default),
+   * the one the shares use: only the ratio of the two parts matters there,
+   * and a scale that does not move keeps requests costed at different
+   * times comparable (a device that serves in bursts swings the estimate). */
   uint64_t t_req, t_byte16;
+  uint64_t share_t_req, share_t_byte16;
   /* Depth adaptation: a window of completions. */
   uint64_t win_start, win_n, win_bytes;   /* win_start 0: at the window's first completion */
-  bool win_full;                  /* the depth was the limit during the window */
+  bool win_full;                  /* the depth (or the ceiling) was the limit during the window */
+  bool win_capped;                /* the ceiling, below the depth, was */
+  uint64_t win_cost;              /* the costs (the shares' model) of the window's completions */
+  uint64_t win_lat_min;           /* the window's lowest latency per cost, dispatch to completion (0: none) */
+  /* The ceiling's inputs: the cost completed over the recent past (halved
+   * as the time passes SCHED_RATE_NS) and the device's latency per cost
+   * without a queue (the windows' lowest, smoothed), in 1/1024 ns per ns
+   * of cost: the sizes of requests do not move it. */
+  uint64_t rate_cost, rate_ns;
+  uint64_t lat_lo;
   uint64_t prev_thr;              /* the kept depth's throughput (reference cost per us) */
   unsigned prev_depth;            /* the kept depth (0: none yet) */
   bool probe_down;                /* the next probe lowers the depth */
@@ -136,9 +179,16 @@ void sched_submit(struct sched *s, struct sched_flow *f, struct sched_req *r, ui
 
 /* The next request to send to the device at time now, out of its flow's
  * queue and counted in flight; NULL when the depth is reached or nothing
- * may go.  Then *wake (if wake is not NULL) is the earliest time at which a
- * request held back by a limit becomes eligible, or 0 when none is. */
-struct sched_req *sched_dispatch(struct sched *s, uint64_t now, uint64_t *wake);
+ * may go.  Then *wake (if wake is not NULL) is when to look again for the
+ * requests held back by a limit: 5 ms after the earliest becomes eligible,
+ * so that a few go at each look; 0 when none is held.
+ * home is where the caller runs (SCHED_ANY_HOME: no preference): a flow
+ * whose head request has that home goes first when its start tag is
+ * within one of its own requests of the lowest, so that a request let in
+ * by a completion tends to run where that completion ran, without waking
+ * another worker.  The shares over time are the same (the flow served
+ * early waits that much longer later); reservations take no preference. */
+struct sched_req *sched_dispatch(struct sched *s, uint64_t now, uint64_t *wake, unsigned home);
 
 /* r, dispatched, has completed at time now (its flow may be gone). */
 void sched_complete(struct sched *s, struct sched_req *r, uint64_t now);

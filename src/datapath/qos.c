@@ -241,23 +241,24 @@ static void start_cb(struct engine_op *op, int res, uint32_t flags)
 
 static void arm_timer(struct dp_device *d, struct engine *e, uint64_t wake, uint64_t now);
 
-/* Let in what the device takes now, from the loop `here`.  When the one
- * request let in is `self` (the one just submitted), it runs at once;
- * everything else runs on a later turn of its own loop, never inside the
- * call that let it in. */
-static void pump(struct dp_device *d, struct engine *here, struct request *self)
+/* Let in what the device takes now, from the loop `here`; d->lock is held
+ * on entry (the caller has just submitted or completed a request under
+ * it, at time now: one hold and one clock read for both) and released on
+ * return.  When the one request let in is `self` (the one just
+ * submitted), it runs at once; everything else runs on a later turn of
+ * its own loop, never inside the call that let it in. */
+static void pump(struct dp_device *d, struct engine *here, struct request *self, uint64_t now)
 {
   enum { GO_MAX = 32 };
   struct request *go[GO_MAX];
-  unsigned n = 0;
+  unsigned n;
   bool more;
 
-  do {
-    uint64_t now = dp_now(), wake = 0;
+  for (;;) {
+    uint64_t wake = 0;
     struct sched_req *sr;
     n = 0;
-    pthread_mutex_lock(&d->lock);
-    while (n < GO_MAX && (sr = sched_dispatch(&d->s, now, &wake))) {
+    while (n < GO_MAX && (sr = sched_dispatch(&d->s, now, &wake, here ? (unsigned)here->id : SCHED_ANY_HOME))) {
       struct request *r = container_of(sr, struct request, qos_req);
       r->qos_state = DP_QOS_STARTING;
       go[n++] = r;
@@ -276,7 +277,11 @@ static void pump(struct dp_device *d, struct engine *here, struct request *self)
       else
         engine_defer(here, &r->qos_op, 0);
     }
-  } while (more);
+    if (!more)
+      return;
+    pthread_mutex_lock(&d->lock);
+    now = dp_now();
+  }
 }
 
 static void timer_cb(struct engine_op *op, int res, uint32_t flags)
@@ -286,8 +291,7 @@ static void timer_cb(struct engine_op *op, int res, uint32_t flags)
   (void)flags;
   pthread_mutex_lock(&d->lock);
   d->timer_armed = false;
-  pthread_mutex_unlock(&d->lock);
-  pump(d, d->timer_eng, NULL);   /* the loop running this callback */
+  pump(d, d->timer_eng, NULL, dp_now());   /* the loop running this callback; unlocks */
   pthread_mutex_lock(&d->lock);
   d->timer_users--;              /* the last touch: sweep() may free d now */
   pthread_mutex_unlock(&d->lock);
@@ -321,11 +325,12 @@ void dp_submit(struct request *r)
   }
   d = r->flow->dev;
   pthread_mutex_lock(&d->lock);
+  uint64_t now = dp_now();
   r->qos_state = DP_QOS_QUEUED;
+  r->qos_req.home = (unsigned)r->eng->id;
   sched_submit(&d->s, &r->flow->sf, &r->qos_req, r->hdr.type == NBD_CMD_READ || r->hdr.type == NBD_CMD_WRITE
-               ? r->hdr.length : 0, r->hdr.type != NBD_CMD_READ && r->hdr.type != NBD_CMD_CACHE, dp_now());
-  pthread_mutex_unlock(&d->lock);
-  pump(d, r->eng, r);
+               ? r->hdr.length : 0, r->hdr.type != NBD_CMD_READ && r->hdr.type != NBD_CMD_CACHE, now);
+  pump(d, r->eng, r, now);   /* unlocks */
 }
 
 void dp_submit_progress(struct request *r, uint64_t got)
@@ -357,9 +362,13 @@ void dp_qos_done(struct request *r)
   r->qos_state = DP_QOS_DONE;
   d = r->flow->dev;
   pthread_mutex_lock(&d->lock);
-  sched_complete(&d->s, &r->qos_req, dp_now());
-  pthread_mutex_unlock(&d->lock);
-  pump(d, r->eng, NULL);
+  uint64_t now = dp_now();
+  sched_complete(&d->s, &r->qos_req, now);
+  if (!d->s.queued) {   /* nothing waits: nothing to let in */
+    pthread_mutex_unlock(&d->lock);
+    return;
+  }
+  pump(d, r->eng, NULL, now);   /* unlocks */
 }
 
 void dp_qos_json(struct json *j, const struct dp_export *dx)

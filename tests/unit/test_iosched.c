@@ -1,10 +1,12 @@
 /* test_iosched.c: the per-device scheduler (src/datapath/iosched.c) on a
  * virtual clock, against a simulated device: K channels, each serving one
  * request at a time in fixed + per-byte time, behind a FIFO queue of the
- * device's own.  Flows are closed loops (each keeps its queue depth of
+ * device's own (and, for a throttled device, a budget of starts per time
+ * slice).  Flows are closed loops (each keeps its queue depth of
  * requests outstanding).  Asserts shares by weight, work conservation,
  * reservations, limits, many flows, flows coming and going, a small
- * victim's latency beside a greedy neighbour, and the adaptive depth. */
+ * victim's latency beside a greedy neighbour, the adaptive depth, its two
+ * directions and its ceiling while flows contend. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -45,11 +47,15 @@ struct dev {
   uint64_t t_fixed, t_byte_ps;    /* per request ns, per byte ps */
   struct sreq *chan[64];
   uint64_t chan_end[64];
+  uint64_t busy_ns;               /* service time of the requests completed */
   struct sreq *fifo[4096];        /* the device's own queue */
   unsigned fhead, ftail;
   bool fifo_only;                 /* no scheduler: everything straight into the device queue */
   uint64_t slice_ns, slice_budget; /* a throttled device: at most slice_budget starts per slice */
   uint64_t slice_idx, slice_used;
+  uint64_t slice_mean, slice_spread;   /* with a spread: each slice's budget is uniform in mean +- spread/2 */
+  uint64_t jitter_ns;             /* each service takes up to this much more */
+  uint64_t seed;                  /* of the pseudo-random sequence (deterministic) */
 };
 
 static struct sched sch;
@@ -58,7 +64,15 @@ static unsigned nfl;
 static struct dev dv;
 static uint64_t now;
 
-static uint64_t service(const struct sreq *r) { return dv.t_fixed + r->sr.bytes * dv.t_byte_ps / 1000; }
+static uint64_t next_rand(void)
+{
+  dv.seed = dv.seed * 6364136223846793005ull + 1442695040888963407ull;
+  return dv.seed >> 33;
+}
+
+static uint64_t jitter(void) { return dv.jitter_ns ? next_rand() % dv.jitter_ns : 0; }
+
+static uint64_t service(const struct sreq *r) { return dv.t_fixed + r->sr.bytes * dv.t_byte_ps / 1000 + jitter(); }
 
 static void dev_push(struct sreq *r) { dv.fifo[dv.ftail++ % 4096] = r; }
 
@@ -67,6 +81,8 @@ static void dev_start(void)
   if (dv.slice_ns && now / dv.slice_ns != dv.slice_idx) {
     dv.slice_idx = now / dv.slice_ns;
     dv.slice_used = 0;
+    if (dv.slice_spread)     /* the budget varies around its mean, slice to slice */
+      dv.slice_budget = dv.slice_mean - dv.slice_spread / 2 + next_rand() % (dv.slice_spread + 1);
   }
   for (unsigned c = 0; c < dv.k && dv.fhead != dv.ftail; c++)
     if (!dv.chan[c]) {
@@ -74,6 +90,7 @@ static void dev_start(void)
         break;
       dv.chan[c] = dv.fifo[dv.fhead++ % 4096];
       dv.chan_end[c] = now + service(dv.chan[c]);
+      dv.busy_ns += dv.chan_end[c] - now;
     }
 }
 
@@ -159,7 +176,7 @@ static void run(uint64_t until, uint64_t tick, void (*on_tick)(uint64_t t))
     uint64_t wake = 0;
     if (!dv.fifo_only) {
       struct sched_req *sr;
-      while ((sr = sched_dispatch(&sch, now, &wake)))
+      while ((sr = sched_dispatch(&sch, now, &wake, SCHED_ANY_HOME)))
         dev_push((struct sreq *)sr);
     }
     dev_start();
@@ -338,6 +355,102 @@ static void test_reservation_bursty(void)
      "gets %llu per second (each noisy flow %llu)", (unsigned long long)got, (unsigned long long)noisy);
 }
 
+/* The device of the benchmark: a throttle that lets in 300 requests (200
+ * to 400) at the start of each 100 ms slice, 3000 per second, in front of
+ * a fast device (64 channels of 50 to 250 us), and holds the rest in its
+ * FIFO queue of unbounded depth.  Any depth of 2 or more keeps it busy; what the
+ * scheduler lets in beyond that waits in the device's queue, where the
+ * order is first come, first served. */
+static void throttled_device(void)
+{
+  reset(64, 50000, 0, NULL);
+  dv.slice_ns = 100 * MS;
+  dv.slice_budget = dv.slice_mean = 300;
+  dv.slice_spread = 200;
+  dv.jitter_ns = 200000;
+  dv.seed = 1;
+}
+
+static void weights_throttled(unsigned qd)
+{
+  throttled_device();
+  struct sflow *f[3] = { flow(100, qd, 4096), flow(200, qd, 4096), flow(400, qd, 4096) };
+  run(2 * S, 0, NULL);   /* warm up: the depth settles */
+  uint64_t d0[3], total = 0;
+  for (int i = 0; i < 3; i++)
+    d0[i] = f[i]->done;
+  run(32 * S, 0, NULL);
+  double norm[3];
+  for (int i = 0; i < 3; i++)
+    total += f[i]->done - d0[i];
+  bool within = total > 0;
+  for (int i = 0; i < 3; i++) {
+    double share = (double)(f[i]->done - d0[i]) / (double)total, want = (1 << i) / 7.0;
+    within = within && fabs(share - want) <= 0.05 * want;
+    norm[i] = (double)(f[i]->done - d0[i]) / (1 << i);
+    diag("throttled device, QD %u, weight %u: %.4f of the requests (its weight share %.4f)", qd, f[i]->f.p.weight,
+         share, want);
+  }
+  ok(within, "a throttled device with a deep queue of its own, weights 1:2:4 at QD %u: each share within 5%% "
+     "(depth %u, ceiling %u)", qd, sch.depth, sch.ceiling);
+  ok(jain(norm, 3) >= 0.99, "... Jain's index on throughput/weight %.4f >= 0.99", jain(norm, 3));
+  ok((double)total >= 0.98 * 3000 * 30, "... and the device stays busy: %llu requests in 30 s (3000 per second)",
+     (unsigned long long)total);
+}
+
+static void test_weights_throttled(void)
+{
+  weights_throttled(16);
+  weights_throttled(32);
+}
+
+static void test_reservation_throttled(void)
+{
+  throttled_device();
+  res_flow = flow(100, 32, 4096);
+  res_flow->f.p.reserve_iops = 1500;
+  for (int i = 0; i < 3; i++)
+    flow(100, 32, 4096);
+  run(2 * S, 0, NULL);
+  res_last = res_flow->done;
+  res_windows = res_met = 0;
+  res_need = 150 - 1;   /* per 100 ms window, less one request for the window's edges */
+  run(32 * S, 100 * MS, res_tick);
+  ok(res_windows >= 300 && res_met * 100 >= res_windows * 99,
+     "a throttled device with a deep queue of its own, a flow reserved at half of it beside 3 noisy flows at QD 32: "
+     "met in %llu of %llu 100 ms windows", (unsigned long long)res_met, (unsigned long long)res_windows);
+}
+
+/* Reads and writes each have the depth: writes the device holds back
+ * (every slot of theirs taken and none completing) never keep reads out. */
+static void test_depth_directions(void)
+{
+  reset(4, 50000, 2000, NULL);
+  struct sflow *w = flow(100, 0, 4096), *r = flow(100, 0, 4096);
+  struct sched_params p = { 0 };
+  sched_flow_add(&sch, &w->f, &p);
+  sched_flow_add(&sch, &r->f, &p);
+  for (unsigned i = 0; i < MAXQD; i++)
+    sched_submit(&sch, &w->f, &w->reqs[i].sr, 4096, true, now);
+  unsigned nw = 0, nr = 0;
+  while (sched_dispatch(&sch, now, NULL, SCHED_ANY_HOME))
+    nw++;
+  ok(nw == sch.depth && sch.inflight_dir[1] == sch.depth, "a write backlog takes the depth's write slots (%u of %u)",
+     nw, sch.depth);
+  for (unsigned i = 0; i < MAXQD; i++)
+    sched_submit(&sch, &r->f, &r->reqs[i].sr, 4096, false, now);
+  struct sched_req *sr;
+  bool reads_only = true;
+  while ((sr = sched_dispatch(&sch, now, NULL, SCHED_ANY_HOME))) {
+    reads_only = reads_only && sr->flow == &r->f;
+    nr++;
+  }
+  ok(nr == sch.depth && reads_only, "reads still get %u slots of their own (%u), and no write more", sch.depth, nr);
+  sched_complete(&sch, &w->reqs[0].sr, now);
+  sr = sched_dispatch(&sch, now, NULL, SCHED_ANY_HOME);
+  ok(sr && sr->flow == &w->f, "a write's completion lets in a write");
+}
+
 static void test_limits(void)
 {
   reset(4, 50000, 2000, NULL);
@@ -356,6 +469,112 @@ static void test_limits(void)
   double bw = (double)a->done_bytes / 10.0;
   ok(bw >= 0.98 * 20e6 && bw <= 1.02 * 20e6, "limit-bw 20 MB/s beside a greedy flow: %.2f MB/s over 10 s", bw / 1e6);
   ok(b->done_bytes > 10 * a->done_bytes, "the other flow gets the rest (%.0f MB/s)", (double)b->done_bytes / 10e6);
+}
+
+/* A limit set on a backlogged flow while it runs holds it at once (it
+ * leaves the shares' heap for the list of flows with a limit), and lifting
+ * it gives it its share back. */
+static void set_limit(struct sflow *f, uint64_t limit_iops)
+{
+  struct sched_params p = f->f.p;
+  p.limit_iops = limit_iops;
+  sched_flow_set(&f->f, &p);
+}
+
+/* A flow held by its limit on an idle device is let in several requests
+ * per wake-up, not one: a caller's timer fires a few hundred times per
+ * second, not once per request. */
+static void test_limit_wakeups(void)
+{
+  reset(4, 50000, 2000, NULL);
+  struct sflow *a = flow(100, 0, 4096);
+  struct sched_params p = { .limit_iops = 1000 };
+  sched_flow_add(&sch, &a->f, &p);
+  for (unsigned i = 0; i < MAXQD; i++)
+    sched_submit(&sch, &a->f, &a->reqs[i].sr, 4096, false, now);
+  unsigned wakeups = 0, sent = 0;
+  while (now < 1 * S) {
+    uint64_t wake = 0;
+    struct sched_req *sr;
+    while ((sr = sched_dispatch(&sch, now, &wake, SCHED_ANY_HOME))) {
+      sent++;
+      sched_complete(&sch, sr, now);
+      sched_submit(&sch, &a->f, sr, 4096, false, now);   /* always backlogged */
+    }
+    if (!wake)
+      break;
+    now = wake;
+    wakeups++;
+  }
+  ok(sent >= 990 && sent <= 1010, "limit-iops 1000 alone: %u requests in a second (1%%)", sent);
+  ok(wakeups <= 250, "... let in at %u wake-ups", wakeups);
+}
+
+static void test_set_limit(void)
+{
+  reset(4, 50000, 2000, NULL);
+  struct sflow *a = flow(100, 32, 4096), *b = flow(100, 32, 4096);
+  run(1 * S, 0, NULL);
+  uint64_t a0 = a->done, b0 = b->done;
+  set_limit(a, 1000);
+  run(2 * S, 0, NULL);
+  uint64_t a1 = a->done, b1 = b->done;
+  ok(a1 - a0 >= 980 && a1 - a0 <= 1040 + 32, "limit-iops 1000 set on a backlogged flow: %llu requests in the next second",
+     (unsigned long long)(a1 - a0));
+  ok(b1 - b0 > 20 * (a1 - a0), "... the other flow takes the rest (%llu)", (unsigned long long)(b1 - b0));
+  set_limit(a, 0);
+  run(3 * S, 0, NULL);
+  double share = (double)(a->done - a1) / (double)(a->done - a1 + b->done - b1);
+  ok(fabs(share - 0.5) < 0.03, "lifted: it has half the device again (%.3f)", share);
+}
+
+/* Homes: a dispatch prefers a flow of the caller's home whose start tag is
+ * within one of its requests of the lowest, and the shares come out the
+ * same over time. */
+static void test_homes(void)
+{
+  reset(4, 50000, 2000, NULL);
+  struct sflow *a = flow(100, 0, 4096), *b = flow(100, 0, 4096);
+  struct sched_params p = { 0 };
+  sched_flow_add(&sch, &a->f, &p);
+  sched_flow_add(&sch, &b->f, &p);
+  for (unsigned i = 0; i < 4; i++) {
+    a->reqs[i].sr.home = 0;
+    b->reqs[i].sr.home = 1;
+    sched_submit(&sch, &a->f, &a->reqs[i].sr, 4096, false, now);
+    sched_submit(&sch, &b->f, &b->reqs[i].sr, 4096, false, now);
+  }
+  struct sched_req *first = sched_dispatch(&sch, now, NULL, 1);
+  struct sched_req *second = sched_dispatch(&sch, now, NULL, 1);
+  struct sched_req *third = sched_dispatch(&sch, now, NULL, 1);
+  ok(first && first->flow == &b->f && second && second->flow == &b->f && third && third->flow == &a->f,
+     "tied flows: home 1 takes its own flow's request, and one more, then the other flow's");
+  /* a long run in which every dispatch comes from home 0 */
+  reset(4, 50000, 2000, NULL);
+  a = flow(100, 32, 4096);
+  b = flow(200, 32, 4096);
+  for (unsigned i = 0; i < 32; i++)
+    b->reqs[i].sr.home = 1;
+  uint64_t got[2] = { 0, 0 };
+  struct sched_params pa = { .weight = 100 }, pb = { .weight = 200 };
+  sched_flow_add(&sch, &a->f, &pa);
+  sched_flow_add(&sch, &b->f, &pb);
+  for (unsigned i = 0; i < 32; i++) {
+    sched_submit(&sch, &a->f, &a->reqs[i].sr, 4096, false, now);
+    sched_submit(&sch, &b->f, &b->reqs[i].sr, 4096, false, now);
+  }
+  for (unsigned n = 0; n < 200000; n++) {
+    struct sched_req *sr = sched_dispatch(&sch, now, NULL, 0);
+    if (!sr)
+      break;
+    got[sr->flow == &b->f]++;
+    sched_complete(&sch, sr, now);
+    sched_submit(&sch, sr->flow, sr, 4096, false, now);   /* a closed loop */
+    now += 1000;
+  }
+  double share = (double)got[1] / (double)(got[0] + got[1]);
+  ok(fabs(share - 2.0 / 3) < 0.001, "every dispatch from the home of the weight-100 flow: the weight-200 flow "
+     "still gets %.4f of 200,000 (2/3)", share);
 }
 
 static void test_many(void)
@@ -446,6 +665,44 @@ static void test_depth(void)
   run(1 * S, 0, NULL);
   ok(sch.t_req == 50000 && sch.t_byte16 == (1000000000ull << 16) / 100000000,
      "a configured capacity (--device-iops, --device-bw) is kept as given");
+  /* three flows on it: the ceiling while they contend still keeps the 8 channels busy */
+  reset(8, 50000, 2000, NULL);
+  struct sflow *c[3] = { flow(100, 64, 4096), flow(200, 64, 4096), flow(400, 64, 4096) };
+  run(1 * S, 0, NULL);
+  uint64_t c0 = c[0]->done + c[1]->done + c[2]->done;
+  run(2 * S, 0, NULL);
+  rate = (double)(c[0]->done + c[1]->done + c[2]->done - c0);
+  ok(rate >= 0.95 * max && sch.ceiling >= 8, "8 channels, 3 flows: throughput %.0f/s >= 95%% of the device's %.0f/s "
+     "(ceiling %u, depth %u)", rate, max, sch.ceiling, sch.depth);
+  /* a QD 1 flow alone for a second (it never fills the bound: its rate is
+   * not the device's), then three greedy flows join: within 100 ms the
+   * ceiling keeps the 8 channels busy */
+  reset(8, 50000, 2000, NULL);
+  struct sflow *lone = flow(100, 1, 4096);
+  for (int i = 0; i < 3; i++) {
+    c[i] = flow(100 << i, 64, 4096);
+    c[i]->start = 1 * S;
+  }
+  run(1 * S, 0, NULL);
+  run(1100 * MS, 0, NULL);
+  c0 = c[0]->done + c[1]->done + c[2]->done + lone->done;
+  run(1200 * MS, 0, NULL);
+  rate = 10.0 * (double)(c[0]->done + c[1]->done + c[2]->done + lone->done - c0);
+  ok(rate >= 0.95 * max, "8 channels, a QD 1 flow alone, then 3 greedy ones: %.0f/s in their second 100 ms, >= 95%% of "
+     "%.0f/s (ceiling %u)", rate, max, sch.ceiling);
+  /* small and large requests mixed: the ceiling, per unit of cost, still
+   * keeps the 8 channels busy (the lowest latency is a small request's,
+   * most of the time goes to the large ones) */
+  reset(8, 50000, 2000, NULL);
+  flow(100, 32, 4096);
+  for (int i = 0; i < 3; i++)
+    flow(100, 32, 128 << 10);
+  run(1 * S, 0, NULL);
+  uint64_t busy0 = dv.busy_ns;
+  run(2 * S, 0, NULL);
+  double util = (double)(dv.busy_ns - busy0) / (8.0 * S);
+  ok(util >= 0.95, "8 channels, 4 KiB and 128 KiB flows: the device busy %.3f of the time (ceiling %u)", util,
+     sch.ceiling);
   /* one channel: more depth only queues */
   reset(1, 50000, 2000, NULL);
   flow(100, 64, 4096);
@@ -476,7 +733,7 @@ static void test_cancel(void)
   unsigned got_a = 0, got_b = 0;
   uint64_t wake = 0;
   struct sched_req *sr;
-  while ((sr = sched_dispatch(&sch, now, &wake))) {
+  while ((sr = sched_dispatch(&sch, now, &wake, SCHED_ANY_HOME))) {
     if (sr->flow == &a->f) got_a++; else got_b++;
     sched_complete(&sch, sr, now);
   }
@@ -492,7 +749,7 @@ static void test_cancel(void)
   ok(a->f.queued == 19 && sch.queued == 19, "the rest stay queued (%u, device %llu)", a->f.queued,
      (unsigned long long)sch.queued);
   now += 1 * S;
-  sr = sched_dispatch(&sch, now, &wake);
+  sr = sched_dispatch(&sch, now, &wake, SCHED_ANY_HOME);
   ok(sr == &a->reqs[2].sr, "the next one dispatched is the next even request");
   sched_complete(&sch, sr, now);
   /* the source goes away: everything left */
@@ -501,10 +758,10 @@ static void test_cancel(void)
   for (struct sched_req *r = out; r; r = r->next)
     n++;
   ok(n == 18 && a->f.queued == 0 && !a->f.head && sch.queued == 0, "a whole cancel empties the flow (%u taken)", n);
-  ok(!sched_dispatch(&sch, now + 10 * S, &wake) && wake == 0, "nothing is dispatched for it afterwards");
+  ok(!sched_dispatch(&sch, now + 10 * S, &wake, SCHED_ANY_HOME) && wake == 0, "nothing is dispatched for it afterwards");
   sched_flow_remove(&sch, &a->f);
   sched_submit(&sch, &b->f, &b->reqs[0].sr, 4096, false, now);
-  ok(sched_dispatch(&sch, now, NULL) == &b->reqs[0].sr && sch.nflows == 1, "the other flow goes on");
+  ok(sched_dispatch(&sch, now, NULL, SCHED_ANY_HOME) == &b->reqs[0].sr && sch.nflows == 1, "the other flow goes on");
   ok(!sched_flow_cancel(&sch, &b->f, NULL, NULL, now), "cancelling an empty queue takes nothing");
 }
 
@@ -525,7 +782,13 @@ int main(void)
   test_work_conserving();
   test_reservation();
   test_reservation_bursty();
+  test_weights_throttled();
+  test_reservation_throttled();
+  test_depth_directions();
   test_limits();
+  test_limit_wakeups();
+  test_set_limit();
+  test_homes();
   test_many();
   test_join();
   test_victim();
