@@ -258,6 +258,8 @@ static struct sched_req *take(struct sched *s, struct sched_flow *f, uint64_t no
   s->queued--;
   s->inflight++;
   s->inflight_dir[r->write]++;
+  if (s->alone && s->inflight_dir[r->write] >= s->depth)
+    s->win_full = true;   /* the depth would hold the flow back: the device has all it can take */
   r->next = NULL;
   r->reserved = reserved;
   r->dispatch_ns = now;
@@ -270,9 +272,23 @@ static struct sched_req *take(struct sched *s, struct sched_flow *f, uint64_t no
 }
 
 /* The bound on each direction's requests in flight now: the depth, or
- * the ceiling below it while flows contend for the device. */
-static unsigned bound(struct sched *s, bool *capped)
+ * the ceiling below it while flows contend for the device; the maximum
+ * depth while one flow has been alone for SCHED_ALONE_NS (there is no
+ * order to keep, and holding its requests back only moves their wait
+ * from the device's queue to the scheduler's, or leaves a device whose
+ * throughput grows with its queue, such as a remote store, underused). */
+static unsigned bound(struct sched *s, uint64_t now, bool *capped)
 {
+  if (s->nbusy >= 2) {
+    s->contended_ns = now;
+    s->contended = true;
+  }
+  s->alone = s->nbusy <= 1 && (!s->contended || (now > s->contended_ns && now - s->contended_ns >= SCHED_ALONE_NS));
+  s->win_alone |= s->alone;
+  if (s->alone) {
+    *capped = false;
+    return s->cfg.max_depth;
+  }
   *capped = s->nbusy >= 2 && s->ceiling < s->depth;
   return *capped ? s->ceiling : s->depth;
 }
@@ -311,7 +327,7 @@ struct sched_req *sched_dispatch(struct sched *s, uint64_t now, uint64_t *wake, 
   struct sched_flow *best = NULL;
   uint64_t best_tag = 0, next_wake = 0;
   bool capped;
-  unsigned lim = bound(s, &capped);
+  unsigned lim = bound(s, now, &capped);
   struct pick p = { 0 };
 
   if (wake)
@@ -490,11 +506,14 @@ void sched_complete(struct sched *s, struct sched_req *r, uint64_t now)
     update_ceiling(s, elapsed);
     if (s->win_full)
       estimate(s, elapsed);
-    if (s->win_full && !s->win_capped)   /* the probe measures the depth, not the ceiling */
+    /* the probe measures the depth: not the ceiling, nor a flow alone
+     * (its own queue depth is what is in flight then) */
+    if (s->win_full && !s->win_capped && !s->win_alone)
       adapt(s, window_thr(s, elapsed));
   }
   s->win_n = s->win_bytes = s->win_cost = s->win_lat_min = 0;
   s->win_full = s->win_capped = false;
+  s->win_alone = s->alone;
   s->win_start = now;
 }
 

@@ -31,7 +31,14 @@
  * and large requests counts right), so that the device stays busy and the requests
  * beyond that wait in the scheduler, where the order is the scheduler's,
  * and not in the device's own queue, where it is first come, first served.
- * A flow alone still gets the whole depth.
+ * A flow alone (no other flow busy for SCHED_ALONE_NS) is not held back,
+ * up to the maximum depth: there is no order to keep, its requests would
+ * only wait in the scheduler instead of the device, and a device whose
+ * throughput grows with its queue (a remote store's round trips) would be
+ * left underused.  The depth and the ceiling apply again as soon as a
+ * second flow has a request; they keep adapting meanwhile (the estimate
+ * of the device and the ceiling from windows in which the flow alone had
+ * the depth or more in flight).
  *
  * Pure code: no clock, no locks, no allocation.  Callers pass the time
  * (nanoseconds, any monotonic origin) and serialise calls on one sched.
@@ -47,6 +54,7 @@
 #define SCHED_DEFAULT_WEIGHT 100u
 #define SCHED_HIST_BUCKETS   40   /* log2 buckets of nanoseconds: up to ~18 minutes */
 #define SCHED_RATE_NS  400000000ull   /* the completion rate is measured over 200 to 400 ms */
+#define SCHED_ALONE_NS 100000000ull   /* a flow is alone 100 ms after another was last busy */
 #define SCHED_HOMES    8           /* homes told apart (a request's home modulo this) */
 #define SCHED_ANY_HOME 0xffffffffu /* sched_dispatch: no preference */
 
@@ -123,6 +131,8 @@ struct sched {
   unsigned nbusy;                 /* flows with requests queued or in flight */
   unsigned inflight, depth;
   unsigned ceiling;               /* the bound on inflight per direction while nbusy >= 2 */
+  bool contended, alone;          /* two flows were ever busy at once; one flow is alone now */
+  uint64_t contended_ns;          /* when two flows were last seen busy at once */
   unsigned inflight_dir[2];       /* of inflight: reads [0], writes and the rest [1] */
   uint64_t queued;
   uint64_t vt;                    /* virtual time: the start tag last dispatched */
@@ -137,6 +147,7 @@ struct sched {
   uint64_t win_start, win_n, win_bytes;   /* win_start 0: at the window's first completion */
   bool win_full;                  /* the depth (or the ceiling) was the limit during the window */
   bool win_capped;                /* the ceiling, below the depth, was */
+  bool win_alone;                 /* a flow was alone (not held back) during the window */
   uint64_t win_cost;              /* the costs (the shares' model) of the window's completions */
   uint64_t win_lat_min;           /* the window's lowest latency per cost, dispatch to completion (0: none) */
   /* The ceiling's inputs: the cost completed over the recent past (halved

@@ -430,22 +430,26 @@ static void test_depth_directions(void)
   struct sched_params p = { 0 };
   sched_flow_add(&sch, &w->f, &p);
   sched_flow_add(&sch, &r->f, &p);
+  /* both flows busy (one read queued), so that the depth holds */
+  sched_submit(&sch, &r->f, &r->reqs[0].sr, 4096, false, now);
   for (unsigned i = 0; i < MAXQD; i++)
     sched_submit(&sch, &w->f, &w->reqs[i].sr, 4096, true, now);
   unsigned nw = 0, nr = 0;
-  while (sched_dispatch(&sch, now, NULL, SCHED_ANY_HOME))
-    nw++;
+  struct sched_req *sr;
+  while ((sr = sched_dispatch(&sch, now, NULL, SCHED_ANY_HOME)))
+    nw += sr->flow == &w->f;
   ok(nw == sch.depth && sch.inflight_dir[1] == sch.depth, "a write backlog takes the depth's write slots (%u of %u)",
      nw, sch.depth);
-  for (unsigned i = 0; i < MAXQD; i++)
+  for (unsigned i = 1; i < MAXQD; i++)
     sched_submit(&sch, &r->f, &r->reqs[i].sr, 4096, false, now);
-  struct sched_req *sr;
   bool reads_only = true;
   while ((sr = sched_dispatch(&sch, now, NULL, SCHED_ANY_HOME))) {
     reads_only = reads_only && sr->flow == &r->f;
     nr++;
   }
-  ok(nr == sch.depth && reads_only, "reads still get %u slots of their own (%u), and no write more", sch.depth, nr);
+  nr += 1;   /* the first read */
+  ok(nr == sch.depth && sch.inflight_dir[0] == sch.depth && reads_only,
+     "reads still get %u slots of their own (%u), and no write more", sch.depth, nr);
   sched_complete(&sch, &w->reqs[0].sr, now);
   sr = sched_dispatch(&sch, now, NULL, SCHED_ANY_HOME);
   ok(sr && sr->flow == &w->f, "a write's completion lets in a write");
@@ -646,17 +650,25 @@ static void test_victim(void)
 
 static void test_depth(void)
 {
-  /* 8 channels: the depth must reach them */
+  /* 8 channels, two flows: the depth must reach them */
   reset(8, 50000, 2000, NULL);
-  struct sflow *a = flow(100, 64, 4096);
+  struct sflow *a = flow(100, 32, 4096), *a2 = flow(100, 32, 4096);
   run(1 * S, 0, NULL);
-  uint64_t d0 = a->done;
+  uint64_t d0 = a->done + a2->done;
   run(2 * S, 0, NULL);
-  double rate = (double)(a->done - d0), max = 8.0 * S / (50000 + 4096 * 2);
+  double rate = (double)(a->done + a2->done - d0), max = 8.0 * S / (50000 + 4096 * 2);
   ok(rate >= 0.95 * max, "8 channels: throughput %.0f/s >= 95%% of the device's %.0f/s (depth %u)", rate, max, sch.depth);
-  ok(sch.depth <= 32, "... with a depth of %u, not all 64 requests of the flow", sch.depth);
-  /* the cost model, estimated from completions: a 4 KiB request costs the
-   * device time it takes at saturation, 58 us over 8 channels */
+  ok(sch.depth <= 32 && sch.inflight <= 32, "... with a depth of %u (%u in flight), not all 64 requests of the flows",
+     sch.depth, sch.inflight);
+  /* one flow alone: nothing to order, nothing held back */
+  reset(8, 50000, 2000, NULL);
+  a = flow(100, 64, 4096);
+  run(1 * S, 0, NULL);
+  ok(sch.inflight + sch.queued == 64 && sch.inflight >= 63,
+     "a flow alone is not held back: %u of its 64 requests in flight (depth %u)", sch.inflight, sch.depth);
+  /* the cost model, estimated from completions while it was alone: a
+   * 4 KiB request costs the device time it takes at saturation, 58 us
+   * over 8 channels */
   double c4k = (double)(sch.t_req + ((4096 * sch.t_byte16) >> 16)), want = (50000.0 + 4096 * 2) / 8;
   ok(fabs(c4k - want) <= 0.1 * want, "the estimated cost of a 4 KiB request %.0f ns is the device's %.0f ns +-10%%", c4k, want);
   struct sched_config known = { .device_iops = 20000, .device_bw = 100000000 };
@@ -705,9 +717,18 @@ static void test_depth(void)
      sch.ceiling);
   /* one channel: more depth only queues */
   reset(1, 50000, 2000, NULL);
-  flow(100, 64, 4096);
+  flow(100, 32, 4096);
+  flow(100, 32, 4096);
   run(2 * S, 0, NULL);
-  ok(sch.depth <= 6, "1 channel: the depth stays small (%u)", sch.depth);
+  ok(sch.depth <= 6, "1 channel, two flows: the depth stays small (%u)", sch.depth);
+  /* a flow alone again, 100 ms after the other left: not held back */
+  reset(1, 50000, 2000, NULL);
+  flow(100, 32, 4096);
+  flow(100, 32, 4096)->stop = 1 * S;
+  run(1050 * MS, 0, NULL);
+  unsigned before = sch.inflight;
+  run(1200 * MS, 0, NULL);
+  ok(before <= 6 && sch.inflight >= 31, "the other flow gone for 100 ms: %u in flight, %u at 50 ms", sch.inflight, before);
 }
 
 static bool odd_req(const struct sched_req *r, void *arg)
