@@ -9,7 +9,8 @@
 #include "common/inifile.h"
 #include "common/log.h"
 #include "common/parse.h"
-#include "datapath/qosopt.h"
+#include "common/text.h"
+#include "datapath/procopt.h"
 #include "server/config.h"
 
 void config_init(struct server_config *cfg)
@@ -121,35 +122,34 @@ int config_set_tls(struct server_config *cfg, const char *key, const char *val,
     dst = &cfg->tls.certificates;
   else if (!strcmp(key, "tls-psk"))
     dst = &cfg->tls.psk_file;
-  if (!dst) {
-    snprintf(err, errlen, "unknown server key '%s'", key);
-    return -EINVAL;
-  }
+  if (!dst)
+    return proc_unknown_key(key, err, errlen);
   free(*dst);
   if (!(*dst = strdup(val)))
     return -ENOMEM;
   return 0;
 bad:
-  snprintf(err, errlen, "bad value '%s' for '%s'", val, key);
-  return -EINVAL;
+  return proc_bad_value(key, val, err, errlen);
 }
 
 int config_set_server_key(struct server_config *cfg, const char *key, const char *val,
                           char *err, size_t errlen)
 {
+  const struct proc_options po = {
+    .threads = &cfg->threads, .arena = &cfg->arena, .stats_path = &cfg->stats_path, .log_level = &cfg->log_level,
+    .log_target = &cfg->log_target, .qos = &cfg->qos, .qos_key = true,
+  };
+  int r = proc_set_key(&po, key, val, err, errlen);
   uint64_t v;
 
+  if (r <= 0)
+    return r;
   if (!strcmp(key, "listen"))
     return config_add_listen(cfg, val);
   if (!strcmp(key, "unix"))
     return config_add_unix(cfg, val);
   if (!strcmp(key, "export"))
     return config_add_export_spec(cfg, val, err, errlen);
-  if (!strcmp(key, "threads")) {
-    if (parse_uint(val, 1, 1024, &v) < 0) goto bad;
-    cfg->threads = (unsigned)v;
-    return 0;
-  }
   if (!strcmp(key, "max-inflight")) {
     if (parse_size(val, &v) < 0 || v < (33u << 20)) goto bad;
     cfg->max_inflight = v;
@@ -160,24 +160,9 @@ int config_set_server_key(struct server_config *cfg, const char *key, const char
     cfg->chunk = v;
     return 0;
   }
-  if (!strcmp(key, "arena")) {
-    if (parse_size(val, &v) < 0 || v < (1u << 20) || v > (UINT64_C(64) << 30)) goto bad;
-    cfg->arena = v;
-    return 0;
-  }
-  switch (qos_set_server_key(&cfg->qos, key, val)) {
-  case 0: return 0;
-  case -EINVAL: goto bad;
-  default: break;   /* not a scheduler key */
-  }
-  if (!strcmp(key, "stats") || !strcmp(key, "control") || !strcmp(key, "metrics")) {
-    char **dst = key[0] == 's' ? &cfg->stats_path : key[0] == 'c' ? &cfg->control_path : &cfg->metrics_listen;
-    char *p;
-    if (!val[0] && dst != &cfg->stats_path) goto bad;
-    if (!(p = strdup(val))) return -ENOMEM;
-    free(*dst);
-    *dst = p;
-    return 0;
+  if (!strcmp(key, "control") || !strcmp(key, "metrics")) {
+    if (!val[0]) goto bad;
+    return text_set(key[0] == 'c' ? &cfg->control_path : &cfg->metrics_listen, val, err, errlen);
   }
   if (!strcmp(key, "control-mode")) {
     if (parse_mode(val, &cfg->control_mode) < 0) goto bad;
@@ -205,20 +190,9 @@ int config_set_server_key(struct server_config *cfg, const char *key, const char
     cfg->memory_budget = v;
     return 0;
   }
-  if (!strcmp(key, "log")) {
-    enum log_target target;
-    if (log_parse_target(val, &target) == 0) {
-      cfg->log_target = target;
-      return 0;
-    }
-    if (log_parse_level(val, &cfg->log_level) < 0) goto bad;
-    return 0;
-  }
-  snprintf(err, errlen, "unknown server key '%s'", key);
-  return -EINVAL;
+  return proc_unknown_key(key, err, errlen);
 bad:
-  snprintf(err, errlen, "bad value '%s' for '%s'", val, key);
-  return -EINVAL;
+  return proc_bad_value(key, val, err, errlen);
 }
 
 static bool same_str(const char *a, const char *b)

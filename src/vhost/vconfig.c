@@ -10,6 +10,7 @@
 #include "common/log.h"
 #include "common/parse.h"
 #include "common/text.h"
+#include "datapath/procopt.h"
 #include "datapath/qosopt.h"
 #include "datapath/sourceopt.h"
 #include "vhost/vconfig.h"
@@ -169,40 +170,22 @@ int vhost_config_add_spec(struct vhost_config *cfg, const char *spec, char *err,
 int vhost_config_set_key(struct vhost_config *cfg, const char *key, const char *val,
                          char *err, size_t errlen)
 {
-  uint64_t v;
+  const struct proc_options po = {
+    .threads = &cfg->threads, .arena = &cfg->arena, .stats_path = &cfg->stats_path, .log_level = &cfg->log_level,
+    .qos = &cfg->qos,   /* no qos-key: a device is one flow, there is no key to choose */
+  };
+  int r = proc_set_key(&po, key, val, err, errlen);
 
+  if (r <= 0)
+    return r;
   if (!strcmp(key, "device") || !strcmp(key, "vhost"))
     return vhost_config_add_spec(cfg, val, err, errlen);
-  if (!strcmp(key, "threads")) {
-    if (parse_uint(val, 1, 1024, &v) < 0) goto bad;
-    cfg->threads = (unsigned)v;
-    return 0;
-  }
-  if (!strcmp(key, "arena")) {
-    if (parse_size(val, &v) < 0 || v < (1u << 20) || v > (UINT64_C(64) << 30)) goto bad;
-    cfg->arena = v;
-    return 0;
-  }
-  if (!strcmp(key, "stats"))
-    return text_set(&cfg->stats_path, val, err, errlen);
   if (!strcmp(key, "socket-mode")) {
-    if (parse_mode(val, &cfg->socket_mode) < 0 || cfg->socket_mode == 0) goto bad;
+    if (parse_mode(val, &cfg->socket_mode) < 0 || cfg->socket_mode == 0)
+      return proc_bad_value(key, val, err, errlen);
     return 0;
   }
-  if (strcmp(key, "qos-key")) {   /* a device is one flow: there is no key to choose */
-    int r = qos_set_server_key(&cfg->qos, key, val);
-    if (r == -EINVAL) goto bad;
-    if (r == 0) return 0;
-  }
-  if (!strcmp(key, "log")) {
-    if (log_parse_level(val, &cfg->log_level) < 0) goto bad;
-    return 0;
-  }
-  snprintf(err, errlen, "unknown server key '%s'", key);
-  return -EINVAL;
-bad:
-  snprintf(err, errlen, "bad value '%s' for '%s'", val, key);
-  return -EINVAL;
+  return proc_unknown_key(key, err, errlen);
 }
 
 static int vconfig_dev(void *cfg, const char *sock, void **item, char *msg, size_t msglen)

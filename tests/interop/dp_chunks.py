@@ -6,35 +6,14 @@ once, so cached): one chunk on splice (cachestat(2) says every page is
 cached), still 16 on direct (no page cache involved).  A hot 2 MiB READ is
 above the one-chunk limit (1 MiB) and is split.  Every read's data must
 match the image.  Prints TAP-style "ok - " / "not ok - " lines."""
-import ctypes
-import os
 import sys
 
 import nbd
 
+from pagecache import cached_pages, drop_cache
+
 uri, path, dp = sys.argv[1:4]
 img = open(path, "rb").read()
-
-
-def have_cachestat():
-    """cachestat(2) (Linux 6.5+, syscall 451) works on this file."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    rng = (ctypes.c_uint64 * 2)(0, 4096)
-    out = (ctypes.c_uint64 * 5)()
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        return libc.syscall(451, fd, rng, out, 0) == 0
-    finally:
-        os.close(fd)
-
-
-def drop_cache():
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-    finally:
-        os.close(fd)
 
 
 def chunks(h, n, off):
@@ -51,12 +30,12 @@ def check(cond, what):
 
 h = nbd.NBD()
 h.connect_uri(uri)
-drop_cache()
+drop_cache(path)
 n, same = chunks(h, 1 << 20, 1 << 20)
 check(n == 16 and same, f"{dp}: cold 1 MiB read in 16 chunks of 64K ({n}, data {'ok' if same else 'WRONG'})")
 n, same = chunks(h, 1 << 20, 1 << 20)
 if dp == "splice":
-    if have_cachestat():
+    if cached_pages(path, 0, 4096) is not None:
         check(n == 1 and same, f"splice: the same read, now page-cached, in one chunk ({n}, data {'ok' if same else 'WRONG'})")
     else:
         print("# cachestat(2) unavailable (Linux < 6.5): hot reads are split like cold ones")

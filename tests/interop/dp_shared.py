@@ -12,11 +12,12 @@ the other side (the first read may go to the disk, the second finds it in
 the page cache), both compared with a mirror.  Then FLUSH on both and the
 file itself equals the mirror.  Prints "ok - x" / "not ok - x" lines."""
 import argparse
-import os
 import random
 import sys
 
 import nbd
+
+from pagecache import drop_cache
 
 ap = argparse.ArgumentParser()
 ap.add_argument("uri_a")
@@ -35,15 +36,6 @@ def connect(uri):
     h.set_uri_allow_local_file(True)   # tls-psk-file=
     h.connect_uri(uri)
     return h
-
-
-def drop_cache(path):
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-    finally:
-        os.close(fd)
 
 
 a, b = connect(args.uri_a), connect(args.uri_b)

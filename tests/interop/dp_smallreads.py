@@ -14,7 +14,6 @@ and the page cache.  The server (PID) writes its stats to STATS on SIGUSR1.
   cached and the rest not reads the first page RWF_NOWAIT and the rest as
   a plain read: one miss, counted as copy, the data whole.
 Every READ's data must match the image.  Prints "ok - " / "not ok - " lines."""
-import ctypes
 import json
 import os
 import random
@@ -24,9 +23,10 @@ import time
 
 import nbd
 
+from pagecache import cached_pages, drop_cache
+
 uri, path, stats_path, pid = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 img = open(path, "rb").read()
-libc = ctypes.CDLL(None, use_errno=True)
 MiB = 1 << 20
 BS = 4096
 
@@ -34,29 +34,6 @@ BS = 4096
 def report(cond, what):
     print(("ok - " if cond else "not ok - ") + what, flush=True)
     return cond
-
-
-def cached_pages(lo, hi):
-    """Pages of [lo, hi) of the image in the page cache (cachestat(2)), or
-    None when the kernel has no cachestat."""
-    rng = (ctypes.c_uint64 * 2)(lo, hi - lo)
-    out = (ctypes.c_uint64 * 5)()
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        if libc.syscall(451, fd, rng, out, 0) != 0:
-            return None
-        return out[0]
-    finally:
-        os.close(fd)
-
-
-def drop_cache():
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-    finally:
-        os.close(fd)
 
 
 def stats():
@@ -97,11 +74,11 @@ def read_blocks(offsets, simple, size=BS):
 
 
 rnd = random.Random(int(os.environ.get("SEED", "1")))
-drop_cache()
-if cached_pages(0, len(img)) is None:
+drop_cache(path)
+if cached_pages(path, 0, len(img)) is None:
     print("ok - small reads and the page cache # SKIP no cachestat(2) on this kernel")
     sys.exit(0)
-if cached_pages(0, len(img)) != 0:
+if cached_pages(path, 0, len(img)) != 0:
     print("ok - small reads and the page cache # SKIP the page cache of %s cannot be dropped (tmpfs?)" % path)
     sys.exit(0)
 report(True, "the image is out of the page cache")
@@ -111,7 +88,7 @@ cold = rnd.sample(range(0, 4 * MiB, BS), 64)
 s0 = stats()
 ok = read_blocks(cold[:32], False) and read_blocks(cold[32:], True)
 d = delta(s0, stats())
-left = cached_pages(0, 4 * MiB)
+left = cached_pages(path, 0, 4 * MiB)
 report(ok, "cold: 64 small READs return the image's data")
 report(d["direct"] == 64 and d["copy"] == 0 and d["misses"] == 0,
        "cold: all went O_DIRECT (auto_choice %s)" % d)
@@ -135,7 +112,7 @@ report(d["copy_bytes"] == 200 * BS and d["copied"] == 2 * 200 * BS,
 
 # Cold again, right after the hot run: 16 blocks of [8 MiB, 12 MiB).
 cold2 = rnd.sample(range(8 * MiB, 12 * MiB, BS), 16)
-report(cached_pages(8 * MiB, 16 * MiB) == 0, "[8 MiB, 16 MiB) is not cached")
+report(cached_pages(path, 8 * MiB, 16 * MiB) == 0, "[8 MiB, 16 MiB) is not cached")
 s0 = stats()
 ok = read_blocks(cold2, False)
 d = delta(s0, stats())
@@ -146,8 +123,8 @@ report(d["misses"] == 1 and d["copy"] == 1 and d["direct"] == 15,
 # The missed READ's pages (and what the kernel read ahead of them) are
 # cached; the O_DIRECT ones' are not.
 others = [o for o in cold2[1:] if not (cold2[0] <= o < cold2[0] + 128 * 1024)]
-stray = sum(cached_pages(o, o + BS) for o in others)
-report(cached_pages(cold2[0], cold2[0] + BS) == 1 and stray == 0,
+stray = sum(cached_pages(path, o, o + BS) for o in others)
+report(cached_pages(path, cold2[0], cold2[0] + BS) == 1 and stray == 0,
        "cold after hot: only the missed READ's block was read into the page cache "
        "(%d of %d others cached)" % (stray, len(others)))
 
@@ -160,7 +137,7 @@ fd = os.open(path, os.O_RDONLY)
 os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
 os.pread(fd, BS, half)
 os.close(fd)
-report(cached_pages(half, half + 3 * BS) == 1, "half cached: 1 of the 3 pages cached")
+report(cached_pages(path, half, half + 3 * BS) == 1, "half cached: 1 of the 3 pages cached")
 ok = read_blocks(hot[:40], False)
 s0 = stats()
 ok = read_blocks([half], False, 3 * BS) and read_blocks([half + 512], True, 2 * BS) and ok

@@ -13,6 +13,27 @@
 need_deps
 rbd_require
 
+# A failed check (or one that timed out) prints what the OSD is doing
+# (rbd_osd_dump), so that a failure explains itself: the first three
+# failures do.  While the OSD is stopped its admin socket cannot answer: the
+# dump waits for the end of the stall (osd_dump_due after each one).
+eval "_lib_tap_fail() $(declare -f tap_fail | tail -n +2)"
+_osd_dumps=0 _osd_dump_wanted=0
+tap_fail() {
+  _lib_tap_fail "$@"
+  _osd_dump_wanted=1
+  osd_dump_due
+}
+osd_dump_due() {
+  [ "$_osd_dump_wanted" = 1 ] && [ "$_osd_dumps" -lt 3 ] || return 0
+  if rbd_osd_stopped; then
+    echo "# osd.0 is stopped: what it is doing is printed once the stall ends"
+    return 0
+  fi
+  _osd_dump_wanted=0 _osd_dumps=$((_osd_dumps + 1))
+  rbd_osd_dump
+}
+
 img=$(rbd_image faults 32M) && two=$(rbd_image two 32M) || { tap_fail "rbd create"; tap_done; exit 1; }
 
 # serve NAME SPEC...: a gateway of its own; sets NAME_PORT and NAME_PID.
@@ -70,6 +91,7 @@ h.flush()
 h.shutdown()
 PY
 tap_relay timeout 300 /usr/bin/python3 "$T/stall.py" "nbd://127.0.0.1:$g_PORT/d" "$osd"
+osd_dump_due
 tap_check "the gateway lived through the stall" kill -0 "$g_PID"
 
 # --- BLOCK_STATUS during the stall keeps the worker's other clients going.
@@ -188,6 +210,7 @@ bs_seed() {
 }
 tap_check "block status under a stall: data written to the rbd export" bs_seed
 tap_relay timeout 300 /usr/bin/python3 "$T/bs.py" "nbd://127.0.0.1:$w_PORT" "$osd" "$T/bs-want"
+osd_dump_due
 tap_check "the one-worker gateway lived through the stall" kill -0 "$w_PID"
 kill -TERM "$w_PID"; wait "$w_PID" 2>/dev/null
 

@@ -13,6 +13,12 @@
 #                          rbd diff's own runs: what librbd reports for an image
 #                          without fast-diff, whose allocation is not known by object)
 #   rbd_osd_pid            the OSD's PID (for SIGSTOP/SIGCONT)
+#   rbd_osd_stopped        true while the OSD is stopped (SIGSTOP): its admin socket
+#                          cannot answer then
+#   rbd_osd_dump           what the OSD is doing, as "# " lines: its ops in flight and its
+#                          recent slow ops (ceph daemon osd.0 dump_ops_in_flight,
+#                          dump_historic_slow_ops: the admin socket of CEPH_CONF) and
+#                          the last 50 lines of its log; each ceph call bounded (10 s)
 # Images are removed at exit.
 _rbd_images=()
 
@@ -78,3 +84,28 @@ for o, l in runs:
 }
 
 rbd_osd_pid() { cat "${SHUNT_CEPH_DIR:-$SHUNT_TOP/build/ceph-state}/run/osd.0.pid"; }
+
+rbd_osd_stopped() {
+  local pid
+  pid=$(rbd_osd_pid 2>/dev/null) && grep -q '^State:[[:space:]]*T' "/proc/$pid/status" 2>/dev/null
+}
+
+# stdin from /dev/null: called from tap_fail, which tap_relay calls while it
+# reads a helper's output from its stdin.
+rbd_osd_dump() {
+  local log=${SHUNT_CEPH_DIR:-$SHUNT_TOP/build/ceph-state}/log/ceph-osd.0.log pid c
+  pid=$(rbd_osd_pid 2>/dev/null)
+  {
+    echo "osd.0 (pid ${pid:-unknown}): $(sed -n 's/^State:[[:space:]]*//p' "/proc/$pid/status" 2>/dev/null || echo gone)"
+    for c in dump_ops_in_flight dump_historic_slow_ops; do
+      echo "ceph daemon osd.0 $c:"
+      if rbd_osd_stopped; then
+        echo "(not asked: the OSD is stopped)"
+      else
+        timeout 10 ceph daemon osd.0 "$c" 2>&1 || echo "(failed: exit status $?)"
+      fi
+    done
+    echo "the last 50 lines of $log:"
+    tail -n 50 "$log" 2>&1
+  } </dev/null | sed 's/^/# /'
+}

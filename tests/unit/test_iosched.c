@@ -243,28 +243,50 @@ static uint64_t p99(struct sflow *f)
   return f->lat[(size_t)(0.99 * (double)(f->nlat - 1))];
 }
 
+/* What flows f[0..n-1] get over the next `span` ns of the simulation: the
+ * requests they complete in it, whether each one's share of them is within
+ * 5% of its weight's share of the weights, and Jain's index on requests per
+ * weight (1 when every flow gets exactly its weight's share).  One diag line
+ * a flow, starting with `what`. */
+struct shares {
+  uint64_t total;
+  bool within;
+  double jain;
+};
+
+static struct shares weighted_shares(struct sflow *const *f, unsigned n, uint64_t span, const char *what)
+{
+  uint64_t d0[MAXF], weights = 0;
+  double norm[MAXF];
+  struct shares s = { 0 };
+  for (unsigned i = 0; i < n; i++) {
+    d0[i] = f[i]->done;
+    weights += f[i]->f.p.weight;
+  }
+  run(now + span, 0, NULL);
+  for (unsigned i = 0; i < n; i++)
+    s.total += f[i]->done - d0[i];
+  s.within = s.total > 0;
+  for (unsigned i = 0; i < n; i++) {
+    uint64_t got = f[i]->done - d0[i];
+    double share = s.total ? (double)got / (double)s.total : 0;
+    double want = (double)f[i]->f.p.weight / (double)weights;
+    s.within = s.within && fabs(share - want) <= 0.05 * want;
+    norm[i] = (double)got / f[i]->f.p.weight;
+    diag("%sweight %u: %.4f of the requests (its weight share %.4f)", what, f[i]->f.p.weight, share, want);
+  }
+  s.jain = jain(norm, n);
+  return s;
+}
+
 static void test_weights(void)
 {
   reset(4, 50000, 2000, NULL);
   struct sflow *f[3] = { flow(100, 32, 4096), flow(200, 32, 4096), flow(400, 32, 4096) };
   run(200 * MS, 0, NULL);   /* warm up: the depth settles */
-  uint64_t d0[3];
-  for (int i = 0; i < 3; i++)
-    d0[i] = f[i]->done;
-  run(2 * S, 0, NULL);
-  uint64_t total = 0;
-  double norm[3];
-  for (int i = 0; i < 3; i++)
-    total += f[i]->done - d0[i];
-  bool within = total > 0;
-  for (int i = 0; i < 3; i++) {
-    double share = (double)(f[i]->done - d0[i]) / (double)total, want = (1 << i) / 7.0;
-    within = within && fabs(share - want) <= 0.05 * want;
-    norm[i] = (double)(f[i]->done - d0[i]) / (1 << i);
-    diag("weight %u: %.4f of the requests (its weight share %.4f)", f[i]->f.p.weight, share, want);
-  }
-  ok(within, "weights 1:2:4, all backlogged: each gets its weight share within 5%%");
-  ok(jain(norm, 3) >= 0.99, "weights 1:2:4: Jain's index on throughput/weight %.4f >= 0.99", jain(norm, 3));
+  struct shares s = weighted_shares(f, 3, 1800 * MS, "");
+  ok(s.within, "weights 1:2:4, all backlogged: each gets its weight share within 5%%");
+  ok(s.jain >= 0.99, "weights 1:2:4: Jain's index on throughput/weight %.4f >= 0.99", s.jain);
 }
 
 static uint64_t solo_done;
@@ -376,26 +398,14 @@ static void weights_throttled(unsigned qd)
   throttled_device();
   struct sflow *f[3] = { flow(100, qd, 4096), flow(200, qd, 4096), flow(400, qd, 4096) };
   run(2 * S, 0, NULL);   /* warm up: the depth settles */
-  uint64_t d0[3], total = 0;
-  for (int i = 0; i < 3; i++)
-    d0[i] = f[i]->done;
-  run(32 * S, 0, NULL);
-  double norm[3];
-  for (int i = 0; i < 3; i++)
-    total += f[i]->done - d0[i];
-  bool within = total > 0;
-  for (int i = 0; i < 3; i++) {
-    double share = (double)(f[i]->done - d0[i]) / (double)total, want = (1 << i) / 7.0;
-    within = within && fabs(share - want) <= 0.05 * want;
-    norm[i] = (double)(f[i]->done - d0[i]) / (1 << i);
-    diag("throttled device, QD %u, weight %u: %.4f of the requests (its weight share %.4f)", qd, f[i]->f.p.weight,
-         share, want);
-  }
-  ok(within, "a throttled device with a deep queue of its own, weights 1:2:4 at QD %u: each share within 5%% "
+  char what[64];
+  snprintf(what, sizeof what, "throttled device, QD %u, ", qd);
+  struct shares s = weighted_shares(f, 3, 30 * S, what);
+  ok(s.within, "a throttled device with a deep queue of its own, weights 1:2:4 at QD %u: each share within 5%% "
      "(depth %u, ceiling %u)", qd, sch.depth, sch.ceiling);
-  ok(jain(norm, 3) >= 0.99, "... Jain's index on throughput/weight %.4f >= 0.99", jain(norm, 3));
-  ok((double)total >= 0.98 * 3000 * 30, "... and the device stays busy: %llu requests in 30 s (3000 per second)",
-     (unsigned long long)total);
+  ok(s.jain >= 0.99, "... Jain's index on throughput/weight %.4f >= 0.99", s.jain);
+  ok((double)s.total >= 0.98 * 3000 * 30, "... and the device stays busy: %llu requests in 30 s (3000 per second)",
+     (unsigned long long)s.total);
 }
 
 static void test_weights_throttled(void)

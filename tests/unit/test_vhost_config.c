@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "server/config.h"
 #include "tap.h"
 #include "tmptext.h"
 #include "vhost/vconfig.h"
@@ -30,6 +31,37 @@ static int spec(const char *s, struct vhost_config *cfg, char *err, size_t errle
 {
   vhost_config_init(cfg);
   return vhost_config_add_spec(cfg, s, err, errlen);
+}
+
+/* The keys both front ends take are refused by vhost in serve's words. */
+static void same_words_as_serve(void)
+{
+  static const char *const bad[][2] = {
+    { "threads", "0" }, { "threads", "lots" }, { "arena", "512K" }, { "log", "loud" },
+    { "qos", "maybe" }, { "device-iops", "-1" }, { "device-bw", "fast" }, { "colour", "blue" },
+  };
+  struct vhost_config v;
+  struct server_config s;
+  char ev[256], es[256];
+  bool same = true;
+
+  vhost_config_init(&v);
+  config_init(&s);
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    int rv = vhost_config_set_key(&v, bad[i][0], bad[i][1], ev, sizeof ev);
+    int rs = config_set_server_key(&s, bad[i][0], bad[i][1], es, sizeof es);
+    if (rv != -EINVAL || rs != -EINVAL || strcmp(ev, es)) {
+      printf("# %s = %s: vhost %d '%s', serve %d '%s'\n", bad[i][0], bad[i][1], rv, ev, rs, es);
+      same = false;
+    }
+  }
+  ok(same, "threads, arena, log, qos, device-iops, device-bw and an unknown key: refused in the same words by "
+     "vhost and serve (%s)", ev);
+  ok(vhost_config_set_key(&v, "log", "syslog", ev, sizeof ev) == -EINVAL
+     && config_set_server_key(&s, "log", "syslog", es, sizeof es) == 0 && s.log_target == LOG_TO_SYSLOG,
+     "log = syslog: serve's, not vhost's (%s)", ev);
+  vhost_config_free(&v);
+  config_free(&s);
 }
 
 int main(void)
@@ -149,5 +181,6 @@ int main(void)
      vhost_config_set_key(&cfg, "qos-key", "addr", err, sizeof err) == -EINVAL, "sockets 0600 by default; "
      "socket-mode 0 and qos-key refused");
   vhost_config_free(&cfg);
+  same_words_as_serve();
   return tap_done();
 }
