@@ -52,6 +52,26 @@ def tree_cpu_s(root_pids):
     return ticks / CLK_TCK
 
 
+def thread_cpu_s(pid):
+    """Thread name -> CPU seconds (utime + stime) of process pid's live threads, summed over
+    threads of one name; {} when the process is gone."""
+    out = {}
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                data = f.read()
+        except OSError:
+            continue
+        name = data[data.index("(") + 1:data.rindex(")")]
+        rest = data[data.rindex(")") + 2:].split()
+        out[name] = out.get(name, 0.0) + (int(rest[11]) + int(rest[12])) / CLK_TCK
+    return out
+
+
 def machine_cpu_s():
     """(busy, total) CPU seconds of the whole machine since boot; busy excludes idle and iowait."""
     with open("/proc/stat") as f:
