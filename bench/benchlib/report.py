@@ -63,11 +63,14 @@ def markdown(records):
           f"{meta.get('loadavg')}, at end {end.get('loadavg')}; took {end.get('elapsed_s')} s"
           f"{'; INTERRUPTED: ' + end['interrupted'] if end.get('interrupted') else ''}.\n"]
     if per_round:
-        md.append(f"--repeat {meta.get('repeat')}: every hot figure (and nbdkit null's) is the "
+        cold = any(r.get("cache") == "cold" for r in per_round)
+        md.append(f"--repeat {meta.get('repeat')}: every hot figure (and nbdkit null's) "
+                  f"{'and every cold one ' if cold else ''}is the "
                   f"median over {meta.get('repeat')} rounds, each figure its own median; the "
                   "per-round column lists each round's figure in round order. Each round "
                   "measured every server once, the order rotated by one server per round. "
-                  "Cold runs, interference, overlap and the other references ran once.\n")
+                  f"{'' if cold else 'Cold runs, '}Interference, overlap and the other "
+                  "references ran once.\n")
 
     refs = _by(records, kind="reference")
     if refs:
