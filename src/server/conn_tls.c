@@ -23,16 +23,18 @@
 /* Count the ciphertext pushed since the last call. */
 static void count_pushes(struct conn_tls *t)
 {
-  uint64_t direct, buffered;
+  uint64_t direct, buffered, sealed;
 
-  tls_conn_push_counts(t->sess, &direct, &buffered);
+  tls_conn_push_counts(t->sess, &direct, &buffered, &sealed);
   if (t->stats) {
     stat_add(&t->stats->tls_pushed_direct, direct - t->direct_seen);
     stat_add(&t->stats->tls_buffered, buffered - t->buffered_seen);
     stat_add(&t->stats->memcpy_bytes, buffered - t->buffered_seen);
+    stat_add(&t->stats->tls_sealed, sealed - t->sealed_seen);
   }
   t->direct_seen = direct;
   t->buffered_seen = buffered;
+  t->sealed_seen = sealed;
 }
 
 /* The plaintext of the last submit went out while it ran: tell the send

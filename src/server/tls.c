@@ -21,6 +21,7 @@
 #endif
 
 #include "server/tls.h"
+#include "server/tls_seal.h"
 
 /* Room for a few full TLS records (16 KiB plus overhead each). */
 #define TLS_IN_CAP (80u * 1024)
@@ -55,7 +56,8 @@ struct tls_conn {
    * output buffer is empty. */
   uint8_t hold[TLS_HOLD_CAP];
   size_t hold_len;
-  uint64_t pushed_direct, pushed_buffered;
+  uint64_t pushed_direct, pushed_buffered, pushed_sealed;
+  struct tls_seal seal;         /* the cipher of sealed records (tls_seal.h) */
   char *dn;
   char err[256];
 };
@@ -274,8 +276,10 @@ fail:
 
 /* ---- buffers as the transport ---- */
 
-/* Append len bytes to the output buffer.  Returns 0 or -ENOMEM. */
-static int out_append(struct tls_conn *t, const void *data, size_t len)
+/* Room for len more bytes at the end of the output buffer (kept, never
+ * shrunk: a connection's large replies reuse it).  Returns where they go,
+ * or NULL when out of memory. */
+static uint8_t *out_reserve(struct tls_conn *t, size_t len)
 {
   if (t->out_start > 0 && t->out_start == t->out_end)
     t->out_start = t->out_end = 0;
@@ -283,16 +287,26 @@ static int out_append(struct tls_conn *t, const void *data, size_t len)
     size_t cap = t->out_cap ? t->out_cap : 32768;
     while (cap - t->out_end < len) {
       if (cap > SIZE_MAX / 2)
-        return -ENOMEM;
+        return NULL;
       cap *= 2;
     }
     uint8_t *o = realloc(t->out, cap);
     if (!o)
-      return -ENOMEM;
+      return NULL;
     t->out = o;
     t->out_cap = cap;
   }
-  memcpy(t->out + t->out_end, data, len);
+  return t->out + t->out_end;
+}
+
+/* Append len bytes to the output buffer.  Returns 0 or -ENOMEM. */
+static int out_append(struct tls_conn *t, const void *data, size_t len)
+{
+  uint8_t *dst = out_reserve(t, len);
+
+  if (!dst)
+    return -ENOMEM;
+  memcpy(dst, data, len);
   t->out_end += len;
   return 0;
 }
@@ -436,6 +450,7 @@ void tls_conn_free(struct tls_conn *t)
 {
   if (!t)
     return;
+  tls_seal_fini(&t->seal);
   gnutls_deinit(t->s);
   free(t->out);
   free(t->dn);
@@ -447,10 +462,11 @@ void tls_conn_set_socket(struct tls_conn *t, int fd)
   t->fd = fd;
 }
 
-void tls_conn_push_counts(const struct tls_conn *t, uint64_t *direct, uint64_t *buffered)
+void tls_conn_push_counts(const struct tls_conn *t, uint64_t *direct, uint64_t *buffered, uint64_t *sealed)
 {
   *direct = t->pushed_direct;
   *buffered = t->pushed_buffered;
+  *sealed = t->pushed_sealed;
 }
 
 void *tls_in_space(struct tls_conn *t, size_t *len)
@@ -567,10 +583,32 @@ ssize_t tls_conn_read(struct tls_conn *t, void *buf, size_t len)
   return -EPROTO;
 }
 
+/* The rest of a write of several records, sealed into the output buffer
+ * behind what waits there, in records of rec bytes (the size GnuTLS gave
+ * the first one).  Only when GnuTLS holds nothing back: its first record
+ * went out through it (with whatever it owed before it, such as a
+ * KeyUpdate), and nothing is corked or held.  Returns the plaintext bytes
+ * sealed: len, or 0 (GnuTLS sends them). */
+static size_t seal_rest(struct tls_conn *t, const char *p, size_t len, size_t rec)
+{
+  uint8_t *dst;
+  size_t n, olen;
+
+  if (t->hold_len || t->out_failed || gnutls_record_check_corked(t->s))
+    return 0;
+  if (!(dst = out_reserve(t, tls_seal_room(len, rec))))
+    return 0;
+  n = tls_seal(&t->seal, t->s, p, len, rec, dst, &olen);
+  t->out_end += olen;
+  t->pushed_sealed += olen;
+  return n;
+}
+
 int tls_conn_write(struct tls_conn *t, const void *buf, size_t len, bool more)
 {
   const char *p = buf;
   size_t rec = gnutls_record_get_max_size(t->s);
+  bool tried = false;
 
   if (t->out_failed)
     goto fail;
@@ -588,6 +626,12 @@ int tls_conn_write(struct tls_conn *t, const void *buf, size_t len, bool more)
       goto fail;
     p += r;
     len -= (size_t)r;
+    if (t->bulk && !tried && len) {
+      size_t n = seal_rest(t, p, len, (size_t)r);
+      tried = true;
+      p += n;
+      len -= n;
+    }
   }
   t->more = t->bulk = false;
   return 0;
