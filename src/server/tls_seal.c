@@ -23,6 +23,11 @@
 #define REC_EXPLICIT 8     /* TLS 1.2 AES-GCM's explicit nonce */
 #define REC_MAX 16384      /* the largest plaintext of a record */
 #define CT_APPDATA 23
+/* GnuTLS hands each piece of a gathered plaintext to the cipher as it is;
+ * ChaCha20-Poly1305 takes a piece that is not whole 64-byte blocks only as
+ * the last (a record's data then its type byte would be wrong).  A record
+ * whose data is not whole blocks is copied and sealed in one piece. */
+#define REC_BLOCK 64
 
 enum seal_format { SEAL_NONE, SEAL_TLS13, SEAL_TLS12_GCM };
 
@@ -114,6 +119,15 @@ static size_t seal_one(const struct tls_seal *z, enum seal_format f, const uint8
       nonce[4 + i] ^= (uint8_t)(seq >> (56 - 8 * i));
     put_header(out, body);
     aad = (giovec_t){ out, REC_HDR };
+    if (k % REC_BLOCK) {
+      /* A short record: the plaintext and its type copied, sealed in place. */
+      giovec_t one = { out + REC_HDR, k + 1 };
+      memcpy(out + REC_HDR, p, k);
+      out[REC_HDR + k] = CT_APPDATA;
+      size_t tag = REC_TAG;
+      r = gnutls_aead_cipher_encryptv2(z->h, nonce, 12, &aad, 1, &one, 1, out + REC_HDR + k + 1, &tag);
+      return r == 0 && tag == REC_TAG ? REC_HDR + body : 0;
+    }
     clen = body;
     r = gnutls_aead_cipher_encryptv(z->h, nonce, 12, &aad, 1, REC_TAG, in, 2, out + REC_HDR, &clen);
     return r == 0 && clen == body ? REC_HDR + body : 0;
