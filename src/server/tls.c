@@ -45,6 +45,7 @@ struct tls_conn {
   uint8_t in[TLS_IN_CAP];
   size_t in_start, in_end;
   bool in_eof;
+  bool starved;                 /* the pull function ran out of input */
   uint8_t *out;
   size_t out_start, out_end, out_cap;
   bool out_failed;
@@ -399,6 +400,7 @@ static ssize_t pull_fn(gnutls_transport_ptr_t p, void *data, size_t len)
   if (avail == 0) {
     if (t->in_eof)
       return 0;
+    t->starved = true;
     gnutls_transport_set_errno(t->s, EAGAIN);
     return -1;
   }
@@ -569,10 +571,22 @@ int tls_conn_handshake(struct tls_conn *t)
   return check_peer(t);
 }
 
+/* GnuTLS answers "again" after a record that carried no application data
+ * (a KeyUpdate, a ticket, an empty record) even when the next record is
+ * already in its buffer or ours: only an answer given after the input ran
+ * out means that more input is needed.  Otherwise it is asked again (at
+ * most TLS_READ_TRIES times, each of which took a record). */
+#define TLS_READ_TRIES 64
+
 ssize_t tls_conn_read(struct tls_conn *t, void *buf, size_t len)
 {
-  ssize_t r = gnutls_record_recv(t->s, buf, len);
+  ssize_t r;
+  int tries = 0;
 
+  do {
+    t->starved = false;
+    r = gnutls_record_recv(t->s, buf, len);
+  } while ((r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED) && !t->starved && ++tries < TLS_READ_TRIES);
   if (r >= 0)
     return r;
   if (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED)

@@ -28,6 +28,13 @@
  * the last (a record's data then its type byte would be wrong).  A record
  * whose data is not whole blocks is copied and sealed in one piece. */
 #define REC_BLOCK 64
+/* GnuTLS updates its TLS 1.3 write key by itself after 2^24 records: it
+ * schedules the KeyUpdate when a record it sends leaves the sequence number
+ * at 0xfffffd modulo 2^24 (then sends it before its next record).  The last
+ * REKEY_WINDOW numbers of every 2^24 are left to GnuTLS so that it sees
+ * that number go by. */
+#define REKEY_PERIOD (UINT64_C(1) << 24)
+#define REKEY_WINDOW 256u
 
 enum seal_format { SEAL_NONE, SEAL_TLS13, SEAL_TLS12_GCM };
 
@@ -170,6 +177,10 @@ size_t tls_seal(struct tls_seal *z, gnutls_session_t s, const void *p, size_t le
   nrec = (len + rec - 1) / rec;
   if (seq >= UINT64_MAX - nrec)
     return 0;   /* the end of the sequence numbers is GnuTLS's to handle */
+  if (seq % REKEY_PERIOD >= REKEY_PERIOD - REKEY_WINDOW)
+    return 0;
+  if (nrec > REKEY_PERIOD - REKEY_WINDOW - seq % REKEY_PERIOD)
+    len = (REKEY_PERIOD - REKEY_WINDOW - seq % REKEY_PERIOD) * rec;
   while (done < len) {
     size_t k = len - done < rec ? len - done : rec;
     size_t n = seal_one(z, f, iv.data, seq, in + done, k, o);
