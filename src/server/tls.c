@@ -692,6 +692,11 @@ const char *tls_conn_psk_identity(const struct tls_conn *t)
   return gnutls_psk_server_get_username(t->s);
 }
 
+void *tls_conn_gnutls(struct tls_conn *t)
+{
+  return t->s;
+}
+
 const char *tls_conn_error(const struct tls_conn *t)
 {
   return t->err;

@@ -104,6 +104,8 @@ void tls_out_consumed(struct tls_conn *t, size_t n);
  * client certificate (RFC 4514 text), or the PSK identity. */
 const char *tls_conn_dn(const struct tls_conn *t);
 const char *tls_conn_psk_identity(const struct tls_conn *t);
+/* The session's gnutls_session_t, for tests that set its record state. */
+void *tls_conn_gnutls(struct tls_conn *t);
 /* Text of the last failure, for logs ("" when none). */
 const char *tls_conn_error(const struct tls_conn *t);
 /* Protocol and cipher, for logs. */

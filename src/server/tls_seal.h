@@ -42,7 +42,9 @@ size_t tls_seal_room(size_t len, size_t rec);
  * the plaintext bytes sealed (len, or 0 when the session's protocol or
  * cipher is not one sealed here, or its state cannot be read; fewer only if
  * the cipher fails midway: those records are whole and counted), with the
- * ciphertext's length in *olen. */
+ * ciphertext's length in *olen.  Records numbered in the last 256 of every
+ * 2^24 are not sealed (fewer bytes are, or none): GnuTLS must send them
+ * itself to see when its automatic TLS 1.3 key update is due. */
 size_t tls_seal(struct tls_seal *z, gnutls_session_t s, const void *p, size_t len, size_t rec, void *out,
                 size_t *olen);
 

@@ -5,7 +5,10 @@
  * buffers, then a one-record message, and the client compares every byte.
  * On TLS 1.3 the client asks for a KeyUpdate in between: the server's next
  * large write must come under its new key.  The suites sealed here must be
- * sealed (counted), the others left to GnuTLS, and both read back equal. */
+ * sealed (counted), the others left to GnuTLS, and both read back equal.
+ * Near the end of 2^24 records (sequence numbers set on both sides) the
+ * server leaves the records to GnuTLS, which then updates its key by
+ * itself, and sealing resumes under the new key. */
 #include <errno.h>
 #include <gnutls/gnutls.h>
 #include <poll.h>
@@ -25,11 +28,15 @@
 #define BIG (1u << 20)
 #define ODD (3 * 16384 + 123)
 #define SMALL 100
+#define REC_CT (16384 + 22)                        /* a full TLS 1.3 record */
+#define REKEY_SEQ ((UINT64_C(1) << 24) - 256 - 20)   /* 20 records before GnuTLS's window */
+#define REKEY_MIB 6
 
 struct client {
   int fd;
   const char *prio;
   bool key_update;
+  bool rekey;             /* the 2^24 case: sync, then REKEY_MIB MiB */
   /* results */
   int handshake;
   bool big_ok, odd_ok, small_ok, eof_ok, key_changed;
@@ -82,6 +89,29 @@ static bool read_key(gnutls_session_t s, uint8_t key[32])
   return true;
 }
 
+static void put_seq(uint8_t b[8], uint64_t v)
+{
+  for (int i = 0; i < 8; i++)
+    b[i] = (uint8_t)(v >> (56 - 8 * i));
+}
+
+/* The 2^24 case, after the handshake: a byte, then the sequence number set
+ * and REKEY_MIB MiB under a key that must change on the way. */
+static void client_rekey(struct client *c, gnutls_session_t s)
+{
+  uint8_t k0[32], k1[32], seq[8], byte;
+
+  while (gnutls_record_recv(s, &byte, 1) == GNUTLS_E_AGAIN)
+    ;
+  put_seq(seq, REKEY_SEQ);
+  gnutls_record_set_state(s, 1, seq);
+  read_key(s, k0);
+  c->big_ok = recv_check(s, (size_t)REKEY_MIB << 20, 5);
+  c->key_changed = read_key(s, k1) && memcmp(k0, k1, 32) != 0;
+  c->odd_ok = c->small_ok = true;
+  c->eof_ok = gnutls_record_recv(s, &byte, 1) == 0;
+}
+
 static void *client_main(void *arg)
 {
   struct client *c = arg;
@@ -105,6 +135,10 @@ static void *client_main(void *arg)
   d = gnutls_session_get_desc(s);
   snprintf(c->desc, sizeof c->desc, "%s", d);
   gnutls_free(d);
+  if (c->rekey) {
+    client_rekey(c, s);
+    goto out;
+  }
   c->big_ok = recv_check(s, BIG, 1);
   c->odd_ok = recv_check(s, ODD, 2);
   read_key(s, k0);
@@ -170,8 +204,45 @@ static int write_pattern(struct tls_conn *t, int fd, size_t n, unsigned seed)
   return r == 0 ? drain(t, fd) : -1;
 }
 
+static uint64_t sealed_bytes(const struct tls_conn *t)
+{
+  uint64_t direct, buffered, sealed;
+  tls_conn_push_counts(t, &direct, &buffered, &sealed);
+  return sealed;
+}
+
+/* The 2^24 case: a byte, the sequence number set, then 1 MiB writes. */
+static const char *serve_rekey(struct tls_conn *t, int fd, uint64_t *sealed_first)
+{
+  uint8_t seq[8], byte = 's';
+
+  if (tls_conn_write(t, &byte, 1, false) < 0 || drain(t, fd) < 0)
+    return "the first byte";
+  put_seq(seq, REKEY_SEQ);
+  if (gnutls_record_set_state(tls_conn_gnutls(t), 0, seq) < 0)
+    return "gnutls_record_set_state";
+  for (unsigned i = 0; i < REKEY_MIB; i++) {
+    uint8_t *b = malloc(BIG);
+    uint8_t *all = malloc((size_t)REKEY_MIB << 20);
+    int r = -1;
+    if (b && all) {
+      pattern(all, (size_t)REKEY_MIB << 20, 5);
+      memcpy(b, all + ((size_t)i << 20), BIG);
+      r = tls_conn_write(t, b, BIG, false);
+    }
+    free(b);
+    free(all);
+    if (r < 0 || drain(t, fd) < 0)
+      return "the writes";
+    if (i == 0)
+      *sealed_first = sealed_bytes(t);
+  }
+  tls_conn_bye(t);
+  return drain(t, fd) < 0 ? "close_notify" : NULL;
+}
+
 /* The server's side of one session; returns what failed, or NULL. */
-static const char *serve(struct tls_conn *t, int fd)
+static const char *serve(struct tls_conn *t, int fd, bool rekey, uint64_t *sealed_first)
 {
   uint8_t byte;
   int r;
@@ -182,6 +253,8 @@ static const char *serve(struct tls_conn *t, int fd)
       return "handshake I/O";
   if (r < 0 || drain(t, fd) < 0)
     return tls_conn_error(t);
+  if (rekey)
+    return serve_rekey(t, fd, sealed_first);
   if (write_pattern(t, fd, BIG, 1) < 0 || write_pattern(t, fd, ODD, 2) < 0)
     return "first writes";
   while ((r = (int)tls_conn_read(t, &byte, 1)) == -EAGAIN)
@@ -195,13 +268,25 @@ static const char *serve(struct tls_conn *t, int fd)
   return drain(t, fd) < 0 ? "close_notify" : NULL;
 }
 
-static void one_case(const char *psk_file, const char *prio, bool tls13, bool sealable)
+/* The checks of the 2^24 case. */
+static void rekey_checks(const struct client *c, uint64_t first, uint64_t sealed)
+{
+  ok(c->big_ok && c->eof_ok, "... %d MiB across the end of 2^24 records read back equal, then the end", REKEY_MIB);
+  ok(first == 19 * (uint64_t)REC_CT, "... the first 1 MiB: 19 records sealed, up to GnuTLS's window (%llu bytes)",
+     (unsigned long long)first);
+  ok(c->key_changed, "... GnuTLS updated its write key by itself past 2^24 records");
+  ok(sealed == (19 + 63) * (uint64_t)REC_CT, "... then sealing resumed under the new key: 63 records of the last MiB (%llu bytes in all)",
+     (unsigned long long)sealed);
+}
+
+static void one_case(const char *psk_file, const char *prio, bool tls13, bool sealable, bool rekey)
 {
   struct tls_config cfg = { .mode = TLS_MODE_REQUIRE, .psk_file = (char *)psk_file, .priority = (char *)prio };
   char err[256], cprio[512];
   struct tls_creds *creds = NULL;
   struct tls_conn *t = NULL;
-  struct client c = { .key_update = tls13 };
+  struct client c = { .key_update = tls13, .rekey = rekey };
+  uint64_t sealed_first = 0;
   pthread_t th;
   int sv[2];
   uint64_t direct, buffered, sealed;
@@ -217,12 +302,17 @@ static void one_case(const char *psk_file, const char *prio, bool tls13, bool se
   fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK);
   c.fd = sv[1];
   pthread_create(&th, NULL, client_main, &c);
-  fail = serve(t, sv[0]);
+  fail = serve(t, sv[0], rekey, &sealed_first);
   if (fail)
     shutdown(sv[0], SHUT_RDWR);   /* the client sees the end instead of waiting */
   pthread_join(th, NULL);
   tls_conn_push_counts(t, &direct, &buffered, &sealed);
-  ok(!fail && c.handshake == 0, "%s: session %s served (%s)", prio, c.desc, fail ? fail : "ok");
+  ok(!fail && c.handshake == 0, "%s: session %s served (%s)%s", prio, c.desc, fail ? fail : "ok",
+     rekey ? ", sequence numbers set near 2^24" : "");
+  if (rekey) {
+    rekey_checks(&c, sealed_first, sealed);
+    goto out;
+  }
   ok(c.big_ok && c.odd_ok && c.small_ok, "... 1 MiB, 3 records + 123 bytes and a small message read back equal");
   ok(c.eof_ok, "... then close_notify, read as the end");
   if (sealable)
@@ -233,6 +323,7 @@ static void one_case(const char *psk_file, const char *prio, bool tls13, bool se
     ok(sealed == 0, "... none sealed: GnuTLS made them all (copied %llu)", (unsigned long long)buffered);
   if (tls13)
     ok(c.key_changed, "... the client's KeyUpdate changed the server's write key, and the records after it decrypt");
+out:
   tls_conn_free(t);
   tls_creds_free(creds);
   close(sv[0]);
@@ -252,12 +343,13 @@ int main(void)
   f = fopen(path, "w");
   fprintf(f, "alice:%s\n", KEY_HEX);
   fclose(f);
-  one_case(path, "NORMAL:-VERS-ALL:+VERS-TLS1.3:-CIPHER-ALL:+AES-128-GCM", true, true);
-  one_case(path, "NORMAL:-VERS-ALL:+VERS-TLS1.3:-CIPHER-ALL:+CHACHA20-POLY1305", true, true);
-  one_case(path, "NORMAL:-VERS-ALL:+VERS-TLS1.2:-CIPHER-ALL:+AES-128-GCM", false, true);
-  one_case(path, "NORMAL:-VERS-ALL:+VERS-TLS1.2:-CIPHER-ALL:+AES-256-GCM", false, true);
-  one_case(path, "NORMAL:-VERS-ALL:+VERS-TLS1.2:-CIPHER-ALL:+CHACHA20-POLY1305", false, false);
-  one_case(path, "NORMAL:-VERS-ALL:+VERS-TLS1.2:-CIPHER-ALL:+AES-128-CBC", false, false);
+  one_case(path, "NORMAL:-VERS-ALL:+VERS-TLS1.3:-CIPHER-ALL:+AES-128-GCM", true, true, false);
+  one_case(path, "NORMAL:-VERS-ALL:+VERS-TLS1.3:-CIPHER-ALL:+CHACHA20-POLY1305", true, true, false);
+  one_case(path, "NORMAL:-VERS-ALL:+VERS-TLS1.2:-CIPHER-ALL:+AES-128-GCM", false, true, false);
+  one_case(path, "NORMAL:-VERS-ALL:+VERS-TLS1.2:-CIPHER-ALL:+AES-256-GCM", false, true, false);
+  one_case(path, "NORMAL:-VERS-ALL:+VERS-TLS1.2:-CIPHER-ALL:+CHACHA20-POLY1305", false, false, false);
+  one_case(path, "NORMAL:-VERS-ALL:+VERS-TLS1.2:-CIPHER-ALL:+AES-128-CBC", false, false, false);
+  one_case(path, "NORMAL:-VERS-ALL:+VERS-TLS1.3:-CIPHER-ALL:+AES-128-GCM", true, true, true);
   unlink(path);
   rmdir(dir);
   return tap_done();
