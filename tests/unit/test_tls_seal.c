@@ -221,22 +221,19 @@ static const char *serve_rekey(struct tls_conn *t, int fd, uint64_t *sealed_firs
   put_seq(seq, REKEY_SEQ);
   if (gnutls_record_set_state(tls_conn_gnutls(t), 0, seq) < 0)
     return "gnutls_record_set_state";
+  uint8_t *all = malloc((size_t)REKEY_MIB << 20);
+  if (!all)
+    return "memory";
+  pattern(all, (size_t)REKEY_MIB << 20, 5);
   for (unsigned i = 0; i < REKEY_MIB; i++) {
-    uint8_t *b = malloc(BIG);
-    uint8_t *all = malloc((size_t)REKEY_MIB << 20);
-    int r = -1;
-    if (b && all) {
-      pattern(all, (size_t)REKEY_MIB << 20, 5);
-      memcpy(b, all + ((size_t)i << 20), BIG);
-      r = tls_conn_write(t, b, BIG, false);
-    }
-    free(b);
-    free(all);
-    if (r < 0 || drain(t, fd) < 0)
+    if (tls_conn_write(t, all + ((size_t)i << 20), BIG, false) < 0 || drain(t, fd) < 0) {
+      free(all);
       return "the writes";
+    }
     if (i == 0)
       *sealed_first = sealed_bytes(t);
   }
+  free(all);
   tls_conn_bye(t);
   return drain(t, fd) < 0 ? "close_notify" : NULL;
 }
