@@ -232,6 +232,7 @@ void dp_stats_json(struct json *j, const struct dp_stats *st)
   json_uint(j, "tls_encrypted_bytes", stat_get(&st->tls_encrypted));
   json_uint(j, "tls_pushed_direct_bytes", stat_get(&st->tls_pushed_direct));
   json_uint(j, "tls_buffered_bytes", stat_get(&st->tls_buffered));
+  json_uint(j, "tls_sealed_bytes", stat_get(&st->tls_sealed));
   json_uint(j, "zc_sends", stat_get(&st->zc_sends));
   json_uint(j, "zc_copied_sends", stat_get(&st->zc_copied_sends));
   json_uint(j, "zc_copied_bytes", stat_get(&st->zc_copied_bytes));

@@ -73,8 +73,9 @@ struct dp_stats {
   /* TLS: plaintext encrypted (replies, headers included), and its
    * ciphertext pushed straight to the socket / copied by the session (the
    * socket did not take it at once, or a tiny record held for the next
-   * send). */
-  stat_t tls_encrypted, tls_pushed_direct, tls_buffered;
+   * send) / sealed by the server straight into its send buffer (not
+   * copied: server/tls_seal.h). */
+  stat_t tls_encrypted, tls_pushed_direct, tls_buffered, tls_sealed;
   struct dp_phase_stats read_phase, write_phase;
   struct dp_cmd_stats cmd[DP_NCMDS];
 };

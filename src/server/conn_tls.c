@@ -23,16 +23,18 @@
 /* Count the ciphertext pushed since the last call. */
 static void count_pushes(struct conn_tls *t)
 {
-  uint64_t direct, buffered;
+  uint64_t direct, buffered, sealed;
 
-  tls_conn_push_counts(t->sess, &direct, &buffered);
+  tls_conn_push_counts(t->sess, &direct, &buffered, &sealed);
   if (t->stats) {
     stat_add(&t->stats->tls_pushed_direct, direct - t->direct_seen);
     stat_add(&t->stats->tls_buffered, buffered - t->buffered_seen);
     stat_add(&t->stats->memcpy_bytes, buffered - t->buffered_seen);
+    stat_add(&t->stats->tls_sealed, sealed - t->sealed_seen);
   }
   t->direct_seen = direct;
   t->buffered_seen = buffered;
+  t->sealed_seen = sealed;
 }
 
 /* The plaintext of the last submit went out while it ran: tell the send
@@ -219,9 +221,12 @@ static int stage_flush(struct conn_tls *t, size_t *staged, bool more)
 }
 
 /* How many bytes of each piece conn_tls_submit takes: whole pieces up to
- * TLS_SEND_CHUNK in all; a piece that does not fit is cut at a multiple of
- * the record size (so its records stay full), or left for the next submit.
- * Returns the number of pieces n (iov[0..n), the last one cut to *last_len). */
+ * TLS_SEND_CHUNK in all; a piece that does not fit is cut at the first
+ * multiple of the record size at or past the room left (so its records stay
+ * full, and a reply header before it does not cost the payload a turn of
+ * its own: a 1 MiB reply is 4 turns, not 5), so a turn takes less than
+ * TLS_SEND_CHUNK + one record.  Returns the number of pieces n (iov[0..n),
+ * the last one cut to *last_len). */
 static int batch_pieces(const struct iovec *iov, int niov, size_t rec, size_t *last_len)
 {
   size_t total = 0;
@@ -230,9 +235,7 @@ static int batch_pieces(const struct iovec *iov, int niov, size_t rec, size_t *l
   while (n < niov && total < TLS_SEND_CHUNK) {
     size_t room = TLS_SEND_CHUNK - total, k = iov[n].iov_len;
     if (k > room) {
-      k = room - room % rec;
-      if (k == 0)
-        break;
+      k = MIN(k, (room + rec - 1) / rec * rec);
       *last_len = k;
       return n + 1;
     }

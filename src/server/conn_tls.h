@@ -37,7 +37,7 @@ struct conn_tls {
   struct engine_op send_op;
   struct engine_op done_op;     /* tells the send queue, on the next turn, that all went out */
   uint8_t *stage;               /* one record's plaintext gathered from small pieces */
-  uint64_t direct_seen, buffered_seen;   /* the session's push counts already counted */
+  uint64_t direct_seen, buffered_seen, sealed_seen;   /* the session's push counts already counted */
   size_t plain;                 /* plaintext bytes the send queue waits to hear about */
   int send_error;               /* the first send failure: everything after fails */
   bool send_busy;               /* a ciphertext send is in flight */

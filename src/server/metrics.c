@@ -171,6 +171,8 @@ static const struct counter counters[] = {
     tls_pushed_direct),
   C("tls_buffered_bytes_total", "TLS ciphertext bytes copied: the socket did not take them at once, or a tiny record held for the next send.",
     tls_buffered),
+  C("tls_sealed_bytes_total", "TLS ciphertext bytes of large replies encrypted by the server straight into its send buffer (not copied).",
+    tls_sealed),
 };
 #undef C
 

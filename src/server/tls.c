@@ -21,6 +21,7 @@
 #endif
 
 #include "server/tls.h"
+#include "server/tls_seal.h"
 
 /* Room for a few full TLS records (16 KiB plus overhead each). */
 #define TLS_IN_CAP (80u * 1024)
@@ -44,6 +45,7 @@ struct tls_conn {
   uint8_t in[TLS_IN_CAP];
   size_t in_start, in_end;
   bool in_eof;
+  bool starved;                 /* the pull function ran out of input */
   uint8_t *out;
   size_t out_start, out_end, out_cap;
   bool out_failed;
@@ -55,7 +57,8 @@ struct tls_conn {
    * output buffer is empty. */
   uint8_t hold[TLS_HOLD_CAP];
   size_t hold_len;
-  uint64_t pushed_direct, pushed_buffered;
+  uint64_t pushed_direct, pushed_buffered, pushed_sealed;
+  struct tls_seal seal;         /* the cipher of sealed records (tls_seal.h) */
   char *dn;
   char err[256];
 };
@@ -274,8 +277,10 @@ fail:
 
 /* ---- buffers as the transport ---- */
 
-/* Append len bytes to the output buffer.  Returns 0 or -ENOMEM. */
-static int out_append(struct tls_conn *t, const void *data, size_t len)
+/* Room for len more bytes at the end of the output buffer (kept, never
+ * shrunk: a connection's large replies reuse it).  Returns where they go,
+ * or NULL when out of memory. */
+static uint8_t *out_reserve(struct tls_conn *t, size_t len)
 {
   if (t->out_start > 0 && t->out_start == t->out_end)
     t->out_start = t->out_end = 0;
@@ -283,16 +288,26 @@ static int out_append(struct tls_conn *t, const void *data, size_t len)
     size_t cap = t->out_cap ? t->out_cap : 32768;
     while (cap - t->out_end < len) {
       if (cap > SIZE_MAX / 2)
-        return -ENOMEM;
+        return NULL;
       cap *= 2;
     }
     uint8_t *o = realloc(t->out, cap);
     if (!o)
-      return -ENOMEM;
+      return NULL;
     t->out = o;
     t->out_cap = cap;
   }
-  memcpy(t->out + t->out_end, data, len);
+  return t->out + t->out_end;
+}
+
+/* Append len bytes to the output buffer.  Returns 0 or -ENOMEM. */
+static int out_append(struct tls_conn *t, const void *data, size_t len)
+{
+  uint8_t *dst = out_reserve(t, len);
+
+  if (!dst)
+    return -ENOMEM;
+  memcpy(dst, data, len);
   t->out_end += len;
   return 0;
 }
@@ -385,6 +400,7 @@ static ssize_t pull_fn(gnutls_transport_ptr_t p, void *data, size_t len)
   if (avail == 0) {
     if (t->in_eof)
       return 0;
+    t->starved = true;
     gnutls_transport_set_errno(t->s, EAGAIN);
     return -1;
   }
@@ -436,6 +452,7 @@ void tls_conn_free(struct tls_conn *t)
 {
   if (!t)
     return;
+  tls_seal_fini(&t->seal);
   gnutls_deinit(t->s);
   free(t->out);
   free(t->dn);
@@ -447,10 +464,11 @@ void tls_conn_set_socket(struct tls_conn *t, int fd)
   t->fd = fd;
 }
 
-void tls_conn_push_counts(const struct tls_conn *t, uint64_t *direct, uint64_t *buffered)
+void tls_conn_push_counts(const struct tls_conn *t, uint64_t *direct, uint64_t *buffered, uint64_t *sealed)
 {
   *direct = t->pushed_direct;
   *buffered = t->pushed_buffered;
+  *sealed = t->pushed_sealed;
 }
 
 void *tls_in_space(struct tls_conn *t, size_t *len)
@@ -553,10 +571,22 @@ int tls_conn_handshake(struct tls_conn *t)
   return check_peer(t);
 }
 
+/* GnuTLS answers "again" after a record that carried no application data
+ * (a KeyUpdate, a ticket, an empty record) even when the next record is
+ * already in its buffer or ours: only an answer given after the input ran
+ * out means that more input is needed.  Otherwise it is asked again (at
+ * most TLS_READ_TRIES times, each of which took a record). */
+#define TLS_READ_TRIES 64
+
 ssize_t tls_conn_read(struct tls_conn *t, void *buf, size_t len)
 {
-  ssize_t r = gnutls_record_recv(t->s, buf, len);
+  ssize_t r;
+  int tries = 0;
 
+  do {
+    t->starved = false;
+    r = gnutls_record_recv(t->s, buf, len);
+  } while ((r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED) && !t->starved && ++tries < TLS_READ_TRIES);
   if (r >= 0)
     return r;
   if (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED)
@@ -567,10 +597,32 @@ ssize_t tls_conn_read(struct tls_conn *t, void *buf, size_t len)
   return -EPROTO;
 }
 
+/* The rest of a write of several records, sealed into the output buffer
+ * behind what waits there, in records of rec bytes (the size GnuTLS gave
+ * the first one).  Only when GnuTLS holds nothing back: its first record
+ * went out through it (with whatever it owed before it, such as a
+ * KeyUpdate), and nothing is corked or held.  Returns the plaintext bytes
+ * sealed: len, or 0 (GnuTLS sends them). */
+static size_t seal_rest(struct tls_conn *t, const char *p, size_t len, size_t rec)
+{
+  uint8_t *dst;
+  size_t n, olen;
+
+  if (t->hold_len || t->out_failed || gnutls_record_check_corked(t->s))
+    return 0;
+  if (!(dst = out_reserve(t, tls_seal_room(len, rec))))
+    return 0;
+  n = tls_seal(&t->seal, t->s, p, len, rec, dst, &olen);
+  t->out_end += olen;
+  t->pushed_sealed += olen;
+  return n;
+}
+
 int tls_conn_write(struct tls_conn *t, const void *buf, size_t len, bool more)
 {
   const char *p = buf;
   size_t rec = gnutls_record_get_max_size(t->s);
+  bool tried = false;
 
   if (t->out_failed)
     goto fail;
@@ -588,6 +640,12 @@ int tls_conn_write(struct tls_conn *t, const void *buf, size_t len, bool more)
       goto fail;
     p += r;
     len -= (size_t)r;
+    if (t->bulk && !tried && len) {
+      size_t n = seal_rest(t, p, len, (size_t)r);
+      tried = true;
+      p += n;
+      len -= n;
+    }
   }
   t->more = t->bulk = false;
   return 0;
@@ -632,6 +690,11 @@ const char *tls_conn_psk_identity(const struct tls_conn *t)
   if (gnutls_auth_get_type(t->s) != GNUTLS_CRD_PSK)
     return NULL;
   return gnutls_psk_server_get_username(t->s);
+}
+
+void *tls_conn_gnutls(struct tls_conn *t)
+{
+  return t->s;
 }
 
 const char *tls_conn_error(const struct tls_conn *t)

@@ -59,10 +59,11 @@ void tls_conn_free(struct tls_conn *t);
  * ciphertext is pending (order is kept: once some is, records are appended
  * behind it).  fd -1: everything goes to the output buffer. */
 void tls_conn_set_socket(struct tls_conn *t, int fd);
-/* Ciphertext bytes pushed so far: straight to the socket, and copied (into
- * the output buffer, or held: a tiny record with more to follow, sent with
- * the next push). */
-void tls_conn_push_counts(const struct tls_conn *t, uint64_t *direct, uint64_t *buffered);
+/* Ciphertext bytes pushed so far: straight to the socket, copied (into the
+ * output buffer, or held: a tiny record with more to follow, sent with the
+ * next push), and sealed (encrypted by the server into the output buffer,
+ * not copied: see tls_conn_write). */
+void tls_conn_push_counts(const struct tls_conn *t, uint64_t *direct, uint64_t *buffered, uint64_t *sealed);
 
 /* Where the next received ciphertext may be written, and how much fits
  * (0 when the input buffer is full). */
@@ -84,7 +85,11 @@ int tls_conn_handshake(struct tls_conn *t);
 ssize_t tls_conn_read(struct tls_conn *t, void *buf, size_t len);
 /* Encrypt len bytes (records of at most tls_conn_record_size() bytes) and
  * push them; all are taken.  more: further bytes follow at once (the last
- * record goes with MSG_MORE too).  Returns 0 or -EPROTO. */
+ * record goes with MSG_MORE too).  A write of several records sends the
+ * first through GnuTLS, then, on TLS 1.3 with an AEAD cipher or TLS 1.2
+ * with AES-GCM, seals the others itself (tls_seal.h) straight from buf into
+ * the output buffer; otherwise, or should that fail, GnuTLS makes them all.
+ * Returns 0 or -EPROTO. */
 int tls_conn_write(struct tls_conn *t, const void *buf, size_t len, bool more);
 /* The largest plaintext of one record (16 KiB unless the peer asked less). */
 size_t tls_conn_record_size(struct tls_conn *t);
@@ -99,6 +104,8 @@ void tls_out_consumed(struct tls_conn *t, size_t n);
  * client certificate (RFC 4514 text), or the PSK identity. */
 const char *tls_conn_dn(const struct tls_conn *t);
 const char *tls_conn_psk_identity(const struct tls_conn *t);
+/* The session's gnutls_session_t, for tests that set its record state. */
+void *tls_conn_gnutls(struct tls_conn *t);
 /* Text of the last failure, for logs ("" when none). */
 const char *tls_conn_error(const struct tls_conn *t);
 /* Protocol and cipher, for logs. */

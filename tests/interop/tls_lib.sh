@@ -64,3 +64,58 @@ need_tls_tools() {
 # The raw NBD client's handshake probes, for checks libnbd cannot make (see
 # probe_main in tests/tools/nbdraw.py).
 RAW_NBD="$(dirname "${BASH_SOURCE[0]}")/../tools/nbdraw.py"
+
+# ---- Stats and reads over TLS (need $PY with python3-libnbd, $T, $SHUNT_PID, --stats "$T/st.json") ----
+# delta BEFORE AFTER KEY...: differences of numbers of export $EXPORT (disk).
+delta() {
+  EXPORT=${EXPORT:-disk} "${PY:-python3}" -c 'import json,os,sys
+a,b=(next(e for e in json.load(open(f))["exports"] if e["name"] == os.environ["EXPORT"]) for f in sys.argv[1:3])
+g=lambda e,k: e["bytes_by_path"][k] if k in e["bytes_by_path"] else e[k]
+print(*(g(b,k)-g(a,k) for k in sys.argv[3:]))' "$@"
+}
+# dump_stats COPY: SIGUSR1, wait for the stats file to be rewritten, copy it to COPY.
+dump_stats() {
+  rm -f "$T/st.json"; kill -USR1 "$SHUNT_PID"
+  for _ in $(seq 50); do [ -s "$T/st.json" ] && cp "$T/st.json" "$1" && return 0; sleep 0.1; done
+  return 1
+}
+# reads URI IMG SPEC: read (offset, length) pairs over TLS, up to 8 in
+# flight, and compare each with the file; SPEC: "seq" (1 MiB reads of the
+# whole image), "odd" (odd offsets and lengths), "small" (64 x 4 KiB).
+reads() {
+  "${PY:-python3}" - "$@" <<'PY'
+import os, random, sys, nbd
+uri, img, spec = sys.argv[1:4]
+size = os.path.getsize(img)
+if spec == "seq":
+    rq = [(o, 1 << 20) for o in range(0, size, 1 << 20)]
+elif spec == "odd":
+    rq = [(0, 1), (12345, 4097), ((7 << 20) + 1, (1 << 20) + 3), ((33 << 20) - 5, 65535),
+          ((20 << 20) + 511, 3 << 20), (size - 77, 77), (4096 * 3 + 1, 16383), ((50 << 20) + 9, 16385)]
+else:
+    random.seed(7)
+    rq = [(random.randrange(size // 4096) * 4096, 4096) for _ in range(64)]
+h = nbd.NBD()
+h.set_uri_allow_local_file(True)
+h.set_request_block_size(False)   # unaligned requests allowed
+h.set_strict_mode(0)
+h.connect_uri(uri)
+bad = 0
+with open(img, "rb") as f:
+    for i in range(0, len(rq), 8):
+        batch = rq[i:i + 8]
+        bufs = [nbd.Buffer(n) for _, n in batch]
+        pending = {h.aio_pread(b, o) for b, (o, _) in zip(bufs, batch)}
+        while pending:
+            pending = {c for c in pending if not h.aio_command_completed(c)}
+            if pending:
+                h.poll(-1)
+        for b, (o, n) in zip(bufs, batch):
+            f.seek(o)
+            if b.to_bytearray() != f.read(n):
+                bad += 1
+h.shutdown()
+print("%d reads, %d bytes, %d differ" % (len(rq), sum(n for _, n in rq), bad))
+sys.exit(1 if bad else 0)
+PY
+}
