@@ -375,6 +375,17 @@ void dp_qos_json(struct json *j, const struct dp_export *dx)
 {
   struct dp_device *d = dx->qdev;
 
+  if (d) {   /* the device's scheduler, shared with the other exports on it */
+    pthread_mutex_lock(&d->lock);
+    json_object(j, "scheduler", JSON_LINE);
+    json_uint(j, "depth", d->s.depth);
+    json_uint(j, "ceiling", d->s.ceiling);
+    json_bool(j, "even", d->s.even);
+    json_uint(j, "inflight", d->s.inflight);
+    json_uint(j, "queued", d->s.queued);
+    json_end(j);
+    pthread_mutex_unlock(&d->lock);
+  }
   json_array(j, "flows", JSON_BLOCK);
   if (d) {
     pthread_mutex_lock(&d->lock);

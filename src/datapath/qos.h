@@ -110,9 +110,11 @@ void dp_qos_done(struct request *r);
  * keeps other flows out; its remaining chunks follow its client's pace. */
 void dp_qos_waiting(struct request *r);
 
-/* The flows of dx now open, as the array "flows" of the current JSON
- * object (key, weight, queued, in flight, requests, bytes, time throttled,
- * queue delay quantiles), for the stats. */
+/* For the stats, in the current JSON object: the object "scheduler" of
+ * dx's device (its depth, ceiling, whether its flows stand evenly, the
+ * requests in flight and queued; absent when dx is not scheduled), and
+ * the array "flows" of dx's flows now open (key, weight, queued, in
+ * flight, requests, bytes, time throttled, queue delay quantiles). */
 void dp_qos_json(struct json *j, const struct dp_export *dx);
 
 #endif
