@@ -191,6 +191,8 @@ void sched_submit(struct sched *s, struct sched_flow *f, struct sched_req *r, ui
   r->cost = cost_of(s, bytes, write);
   if (!f->head)
     f->head_since = now;
+  if (!s->even_since)   /* the first request: the flows' levels count from now */
+    s->even_since = now;
   if (!s->inflight && !s->queued) {   /* the device was idle: a window counts from now, without the idle time */
     s->win_n = s->win_bytes = s->win_cost = s->win_lat_min = 0;
     s->win_full = s->win_capped = s->win_even = false;
@@ -205,10 +207,11 @@ void sched_submit(struct sched *s, struct sched_flow *f, struct sched_req *r, ui
   f->queued++;
   s->queued++;
   outstanding(f, now, r->cost, 0);
-  /* A flow new to the measure, or that had left, or with a reservation or
-   * a limit, or with twice the outstanding of the others does not stand
-   * evenly; one that now asks less than they do shows at the next check. */
-  if (s->even && (!f->level || f->level < s->even_lo || f->special ||
+  /* A flow new to the measure, or that had left with a level out of the
+   * others' band, or with a reservation or a limit, or with twice the
+   * outstanding of the others does not stand evenly; one that now asks
+   * less than they do shows at the next check. */
+  if (s->even && (!f->level || (f->level < s->even_lo && s->even_hi - f->level > f->level / 8) || f->special ||
                   f->out_cost * SCHED_DEFAULT_WEIGHT / f->p.weight > 2 * s->even_hi))
     s->even = false;
   if (f->head == r)
