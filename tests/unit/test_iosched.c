@@ -6,7 +6,8 @@
  * requests outstanding).  Asserts shares by weight, work conservation,
  * reservations, limits, many flows, flows coming and going, a small
  * victim's latency beside a greedy neighbour, the adaptive depth, its two
- * directions and its ceiling while flows contend. */
+ * directions and its ceiling while flows contend, and flows that stand
+ * evenly going without a bound. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -853,6 +854,31 @@ static void test_even_victim(void)
   }
 }
 
+/* One of flows standing evenly stalls for a few milliseconds across a
+ * check (its client was not scheduled, say): left out of that check, it
+ * comes back with a level within the others' band, and they still stand
+ * evenly. */
+static void test_even_stall(void)
+{
+  reset(4, 50000, 2000, NULL);
+  for (int i = 0; i < 8; i++)
+    flow(100, 16, 4096);
+  run(1 * S, 0, NULL);
+  uint64_t last = sch.even_since;
+  while (sch.even_since == last)   /* the next check: the one after starts 100 ms later */
+    run(now + 1, 0, NULL);
+  uint64_t check = sch.even_since + 100 * MS;
+  run(check - 6 * MS, 0, NULL);
+  fl[0].qd = 0;   /* its requests complete, none follows */
+  while (sch.even_since < check)
+    run(now + 1, 0, NULL);
+  bool left_out = fl[0].f.out_cost == 0;
+  fl[0].qd = 16;
+  run(now + 1, 0, NULL);
+  ok(left_out && sch.even && fl[0].f.queued + fl[0].f.inflight == 16,
+     "a flow of 8 standing evenly stalls 6 ms across a check: back with 16 requests, they still stand evenly");
+}
+
 /* A flow of three backlogged ones stops: once its last requests are done,
  * the two others take the whole device within 100 ms (on the throttled
  * device: the next slice, all of it). */
@@ -903,6 +929,7 @@ int main(void)
   test_victim();
   test_even();
   test_even_victim();
+  test_even_stall();
   test_idle();
   test_depth();
   test_cancel();
