@@ -81,6 +81,17 @@ static void list_special(struct sched *s, struct sched_flow *f)
   f->special = want;
 }
 
+/* f's cost outstanding changes by add (+) or sub (-) at time now: its
+ * integral over time counts what it was until now. */
+static void outstanding(struct sched_flow *f, uint64_t now, uint64_t add, uint64_t sub)
+{
+  if (now > f->out_since)
+    f->out_area += f->out_cost * ((now - f->out_since) >> 10);
+  f->out_since = MAX(f->out_since, now);
+  f->out_cost += add;
+  f->out_cost -= MIN(sub, f->out_cost);
+}
+
 /* f has a request queued or in flight: it counts as busy. */
 static bool busy(const struct sched_flow *f) { return f->queued || f->inflight; }
 
@@ -108,6 +119,7 @@ void sched_flow_set(struct sched_flow *f, const struct sched_params *p)
 {
   set_params(f, p);
   if (f->s) {   /* a limit set or lifted moves it between the heap and the list */
+    f->s->even = false;   /* until the next window says otherwise */
     list_special(f->s, f);
     place(f->s, f);
   }
@@ -146,6 +158,7 @@ struct sched_req *sched_flow_cancel(struct sched *s, struct sched_flow *f,
     }
     *out_tail = r;
     out_tail = &r->next;
+    outstanding(f, now, 0, r->cost);
     f->queued--;
     s->queued--;
   }
@@ -178,9 +191,11 @@ void sched_submit(struct sched *s, struct sched_flow *f, struct sched_req *r, ui
   r->cost = cost_of(s, bytes, write);
   if (!f->head)
     f->head_since = now;
+  if (!s->even_since)   /* the first request: the flows' levels count from now */
+    s->even_since = now;
   if (!s->inflight && !s->queued) {   /* the device was idle: a window counts from now, without the idle time */
     s->win_n = s->win_bytes = s->win_cost = s->win_lat_min = 0;
-    s->win_full = s->win_capped = false;
+    s->win_full = s->win_capped = s->win_even = false;
     s->win_start = now;
   }
   if (!busy(f)) {
@@ -191,6 +206,14 @@ void sched_submit(struct sched *s, struct sched_flow *f, struct sched_req *r, ui
   f->tail = &r->next;
   f->queued++;
   s->queued++;
+  outstanding(f, now, r->cost, 0);
+  /* A flow new to the measure, or that had left with a level out of the
+   * others' band, or with a reservation or a limit, or with twice the
+   * outstanding of the others does not stand evenly; one that now asks
+   * less than they do shows at the next check. */
+  if (s->even && (!f->level || (f->level < s->even_lo && s->even_hi - f->level > f->level / 8) || f->special ||
+                  f->out_cost * SCHED_DEFAULT_WEIGHT / f->p.weight > 2 * s->even_hi))
+    s->even = false;
   if (f->head == r)
     place(s, f);
 }
@@ -273,10 +296,13 @@ static struct sched_req *take(struct sched *s, struct sched_flow *f, uint64_t no
 
 /* The bound on each direction's requests in flight now: the depth, or
  * the ceiling below it while flows contend for the device; the maximum
- * depth while one flow has been alone for SCHED_ALONE_NS (there is no
- * order to keep, and holding its requests back only moves their wait
- * from the device's queue to the scheduler's, or leaves a device whose
- * throughput grows with its queue, such as a remote store, underused). */
+ * depth (no bound) while one flow has been alone for SCHED_ALONE_NS
+ * (there is no order to keep, and holding its requests back only moves
+ * their wait from the device's queue to the scheduler's, or leaves a
+ * device whose throughput grows with its queue, such as a remote store,
+ * underused), or while flows contend standing evenly (the device's FIFO
+ * then orders them as the scheduler would, and takes its requests in
+ * batches, as they come). */
 static unsigned bound(struct sched *s, uint64_t now, bool *capped)
 {
   if (s->nbusy >= 2) {
@@ -285,7 +311,9 @@ static unsigned bound(struct sched *s, uint64_t now, bool *capped)
   }
   s->alone = s->nbusy <= 1 && (!s->contended || (now > s->contended_ns && now - s->contended_ns >= SCHED_ALONE_NS));
   s->win_alone |= s->alone;
-  if (s->alone) {
+  if (s->nbusy >= 2 && s->even)
+    s->win_even = true;
+  if (s->alone || (s->nbusy >= 2 && s->even)) {
     *capped = false;
     return s->cfg.max_depth;
   }
@@ -483,14 +511,47 @@ static void update_ceiling(struct sched *s, uint64_t elapsed)
   s->ceiling = (unsigned)MAX((uint64_t)s->cfg.min_depth, MIN(need, (uint64_t)s->cfg.max_depth));
 }
 
+#define EVEN_NS      100000000ull   /* levels are means over at least this long */
+#define EVEN_IDLE_NS   2000000ull   /* a flow with nothing outstanding for this long has left */
+
+/* At the end of a window of completions, EVEN_NS or more after the last
+ * check: each flow's level, its mean cost outstanding per unit of weight
+ * since then.  The flows still there (any outstanding now or within
+ * EVEN_IDLE_NS) stand evenly when none has a reservation or a limit and
+ * their levels are within an eighth of each other. */
+static void even_check(struct sched *s, uint64_t now)
+{
+  uint64_t lo = UINT64_MAX, hi = 0, len = (now - MIN(now, s->even_since)) >> 10;
+  bool special = false;
+
+  for (struct sched_flow *f = s->flows; f; f = f->next) {
+    bool gone = !f->out_cost && now - MIN(now, f->out_since) >= EVEN_IDLE_NS;
+    outstanding(f, now, 0, 0);
+    f->level = len ? f->out_area / len * SCHED_DEFAULT_WEIGHT / f->p.weight : 0;
+    f->out_area = 0;
+    if (!f->level || gone)
+      continue;
+    special |= f->special;
+    lo = MIN(lo, f->level);
+    hi = MAX(hi, f->level);
+  }
+  s->even = len && !special && hi && hi - lo <= lo / 8;
+  s->even_lo = lo;
+  s->even_hi = hi;
+  s->even_since = now;
+}
+
 void sched_complete(struct sched *s, struct sched_req *r, uint64_t now)
 {
   if (s->inflight)
     s->inflight--;
   if (s->inflight_dir[r->write])
     s->inflight_dir[r->write]--;
-  if (r->flow && r->flow->s == s && r->flow->inflight && !--r->flow->inflight && !r->flow->queued)
-    s->nbusy--;
+  if (r->flow && r->flow->s == s) {
+    outstanding(r->flow, now, 0, r->cost);
+    if (r->flow->inflight && !--r->flow->inflight && !r->flow->queued)
+      s->nbusy--;
+  }
   if (!s->win_n && !s->win_start)
     s->win_start = r->dispatch_ns;
   uint64_t lat = (now > r->dispatch_ns ? now - r->dispatch_ns : 1) * 1024 / MAX(1u, r->cost);
@@ -503,16 +564,19 @@ void sched_complete(struct sched *s, struct sched_req *r, uint64_t now)
     return;
   if (now > s->win_start) {
     uint64_t elapsed = now - s->win_start;
-    update_ceiling(s, elapsed);
+    if (!s->win_even)   /* a FIFO as deep as the flows' requests: latencies are its queue's */
+      update_ceiling(s, elapsed);
     if (s->win_full)
       estimate(s, elapsed);
-    /* the probe measures the depth: not the ceiling, nor a flow alone
-     * (its own queue depth is what is in flight then) */
-    if (s->win_full && !s->win_capped && !s->win_alone)
+    /* the probe measures the depth: not the ceiling, nor flows without a
+     * bound (what they keep outstanding is what is in flight then) */
+    if (s->win_full && !s->win_capped && !s->win_alone && !s->win_even)
       adapt(s, window_thr(s, elapsed));
   }
+  if (now - MIN(now, s->even_since) >= EVEN_NS)
+    even_check(s, now);
   s->win_n = s->win_bytes = s->win_cost = s->win_lat_min = 0;
-  s->win_full = s->win_capped = false;
+  s->win_full = s->win_capped = s->win_even = false;
   s->win_alone = s->alone;
   s->win_start = now;
 }

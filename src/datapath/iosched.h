@@ -38,7 +38,18 @@
  * left underused.  The depth and the ceiling apply again as soon as a
  * second flow has a request; they keep adapting meanwhile (the estimate
  * of the device and the ceiling from windows in which the flow alone had
- * the depth or more in flight).
+ * the depth or more in flight).  Flows that stand evenly get
+ * the maximum depth: none with a reservation or a limit, and each with as much cost
+ * outstanding (queued or in flight) per unit of weight, on average over
+ * the last window of completions, within an eighth (closed loops of equal
+ * weight, request size and queue depth, say).  The device's own FIFO then
+ * gives each its weight share already (closed loops share a FIFO in
+ * proportion to what each keeps outstanding), and holding requests back
+ * would only cost wake-ups: completions come one at a time instead of in
+ * batches.  A flow that does not stand as the others do (a new one, one
+ * with twice the outstanding of the others, a QD 1 victim beside greedy
+ * neighbours) brings the ceiling back at its submission or at the end of
+ * the window.
  *
  * Pure code: no clock, no locks, no allocation.  Callers pass the time
  * (nanoseconds, any monotonic origin) and serialise calls on one sched.
@@ -117,6 +128,11 @@ struct sched_flow {
    * finish in virtual time (cost x SCHED_WSCALE / weight). */
   uint64_t r_tag, l_iops_tag, l_bw_tag, finish;
   uint64_t head_since;            /* when the head request became head */
+  /* Evenness (scheduler-internal): the cost of its requests queued or in
+   * flight, since when, its integral over time (cost x 1024 ns) since the
+   * last window's end, and its mean over that window per unit of weight
+   * (0: none outstanding then). */
+  uint64_t out_cost, out_since, out_area, level;
   uint64_t busy_since;            /* when its busy period began: a request arrived with none queued or in flight */
   struct sched_flow_stats st;
 };
@@ -130,9 +146,12 @@ struct sched {
   struct sched_flow *special;     /* flows with a reservation or a limit */
   unsigned nbusy;                 /* flows with requests queued or in flight */
   unsigned inflight, depth;
-  unsigned ceiling;               /* the bound on inflight per direction while nbusy >= 2 */
+  unsigned ceiling;               /* the bound on inflight per direction while nbusy >= 2 and not even */
   bool contended, alone;          /* two flows were ever busy at once; one flow is alone now */
   uint64_t contended_ns;          /* when two flows were last seen busy at once */
+  bool even;                      /* the flows stand evenly: the ceiling would order nothing */
+  uint64_t even_lo, even_hi;      /* ... the lowest and highest of their levels */
+  uint64_t even_since;            /* the flows' levels are measured from then */
   unsigned inflight_dir[2];       /* of inflight: reads [0], writes and the rest [1] */
   uint64_t queued;
   uint64_t vt;                    /* virtual time: the start tag last dispatched */
@@ -148,6 +167,7 @@ struct sched {
   bool win_full;                  /* the depth (or the ceiling) was the limit during the window */
   bool win_capped;                /* the ceiling, below the depth, was */
   bool win_alone;                 /* a flow was alone (not held back) during the window */
+  bool win_even;                  /* flows standing evenly went without a bound in it */
   uint64_t win_cost;              /* the costs (the shares' model) of the window's completions */
   uint64_t win_lat_min;           /* the window's lowest latency per cost, dispatch to completion (0: none) */
   /* The ceiling's inputs: the cost completed over the recent past (halved

@@ -375,12 +375,13 @@ void dp_qos_json(struct json *j, const struct dp_export *dx)
 {
   struct dp_device *d = dx->qdev;
 
-  if (d) {   /* the device's scheduler: what bounds the requests in flight now */
+  if (d) {   /* the device's scheduler, shared with the other exports on it */
     pthread_mutex_lock(&d->lock);
     json_object(j, "scheduler", JSON_LINE);
     json_uint(j, "depth", d->s.depth);
     json_uint(j, "ceiling", d->s.ceiling);
     json_uint(j, "busy_flows", d->s.nbusy);
+    json_bool(j, "even", d->s.even);
     json_uint(j, "inflight", d->s.inflight);
     json_uint(j, "queued", d->s.queued);
     json_end(j);

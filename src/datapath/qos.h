@@ -111,10 +111,11 @@ void dp_qos_done(struct request *r);
 void dp_qos_waiting(struct request *r);
 
 /* For the stats, in the current JSON object: the object "scheduler" of
- * dx's device when it has one (its adaptive depth, the ceiling while flows
- * contend, busy flows, requests in flight and queued), and the array
- * "flows" of dx's flows now open (key, weight, queued, in flight,
- * requests, bytes, time throttled, queue delay quantiles). */
+ * dx's device (its adaptive depth, the ceiling while flows contend, busy
+ * flows, whether they stand evenly, the requests in flight and queued;
+ * absent when dx is not scheduled), and the array "flows" of dx's flows
+ * now open (key, weight, queued, in flight, requests, bytes, time
+ * throttled, queue delay quantiles). */
 void dp_qos_json(struct json *j, const struct dp_export *dx);
 
 #endif

@@ -4,7 +4,8 @@
 # - limit-iops=200: 401 pipelined 4 KiB reads cannot finish in less than
 #   2 s (the first is free, then one per 5 ms: a lower bound, which a busy
 #   machine only makes longer); the flow's time held by the limit shows in
-#   the stats;
+#   the stats, and the export's scheduler object (depth, ceiling, not even:
+#   a flow with a limit never stands evenly);
 # - limit-bw=4M: 20 MiB of 1 MiB reads take at least 4 s;
 # - flows: one per connection by default (two connections, two flows),
 #   one per client address with --qos-key=addr (two connections, one flow
@@ -69,6 +70,12 @@ if start_shunt --stats "$T/st.json" "d=$img,limit-iops=200"; then
     [ "$n" -ge 401 ] && "$PY" -c 'import sys; sys.exit(float(sys.argv[1]) < 1.0)' "$thr" \
       && tap_ok "limit-iops: the flow's stats count its requests ($n) and its time held by the limit ($thr s)" \
       || tap_fail "limit-iops: flow stats: key $key weight $w requests $n throttled $thr"
+    sch=$("$PY" -c 'import json,sys
+e=[x for x in json.load(open(sys.argv[1]))["exports"] if x["name"]=="d"][0]["scheduler"]
+print(e["even"], e["depth"] >= 2, e["ceiling"] >= 2, e["inflight"] + e["queued"] >= 0)' "$T/st.json" 2>&1)
+    [ "$sch" = "False True True True" ] \
+      && tap_ok "limit-iops: the export's scheduler shows its depth and ceiling, and a flow with a limit never stands evenly" \
+      || tap_fail "limit-iops: scheduler stats: $sch"
   else
     tap_fail "limit-iops: stats"
   fi

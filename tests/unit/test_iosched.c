@@ -6,7 +6,8 @@
  * requests outstanding).  Asserts shares by weight, work conservation,
  * reservations, limits, many flows, flows coming and going, a small
  * victim's latency beside a greedy neighbour, the adaptive depth, its two
- * directions and its ceiling while flows contend. */
+ * directions and its ceiling while flows contend, and flows that stand
+ * evenly going without a bound. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -660,9 +661,10 @@ static void test_victim(void)
 
 static void test_depth(void)
 {
-  /* 8 channels, two flows: the depth must reach them */
+  /* 8 channels, two flows of different weights (so that they do not
+   * stand evenly and the depth bounds them): the depth must reach them */
   reset(8, 50000, 2000, NULL);
-  struct sflow *a = flow(100, 32, 4096), *a2 = flow(100, 32, 4096);
+  struct sflow *a = flow(100, 32, 4096), *a2 = flow(200, 32, 4096);
   run(1 * S, 0, NULL);
   uint64_t d0 = a->done + a2->done;
   run(2 * S, 0, NULL);
@@ -728,13 +730,13 @@ static void test_depth(void)
   /* one channel: more depth only queues */
   reset(1, 50000, 2000, NULL);
   flow(100, 32, 4096);
-  flow(100, 32, 4096);
+  flow(200, 32, 4096);
   run(2 * S, 0, NULL);
-  ok(sch.depth <= 6, "1 channel, two flows: the depth stays small (%u)", sch.depth);
+  ok(sch.depth <= 6 && !sch.even, "1 channel, two flows: the depth stays small (%u)", sch.depth);
   /* a flow alone again, 100 ms after the other left: not held back */
   reset(1, 50000, 2000, NULL);
   flow(100, 32, 4096);
-  flow(100, 32, 4096)->stop = 1 * S;
+  flow(200, 32, 4096)->stop = 1 * S;
   run(1050 * MS, 0, NULL);
   unsigned before = sch.inflight;
   run(1200 * MS, 0, NULL);
@@ -807,6 +809,140 @@ static void test_quantile(void)
   ok(sched_flow_delay_quantile(&f, 0.999) == 2u << 20, "p99.9 reaches the last bucket");
 }
 
+/* Flows that stand evenly (no reservation or limit, the same cost
+ * outstanding per unit of weight) go to the device without a bound: its
+ * FIFO gives each its weight share already, and takes the requests in
+ * batches.  The benchmark's 64 connections at QD 2 on the throttled
+ * device: nothing waits in the scheduler, the shares stay even. */
+static void test_even(void)
+{
+  throttled_device();
+  for (int i = 0; i < 64; i++)
+    flow(100, 2, 4096);
+  run(1 * S, 0, NULL);
+  ok(sch.even && sch.inflight == 128 && sch.queued == 0,
+     "64 flows at QD 2 stand evenly: all 128 requests in the device, none held (even %d, in flight %u, queued %llu)",
+     sch.even, sch.inflight, (unsigned long long)sch.queued);
+  uint64_t d0[64];
+  for (int i = 0; i < 64; i++)
+    d0[i] = fl[i].done;
+  run(11 * S, 0, NULL);
+  double x[64];
+  for (int i = 0; i < 64; i++)
+    x[i] = (double)(fl[i].done - d0[i]);
+  ok(jain(x, 64) >= 0.99, "... Jain's index over 10 s %.4f >= 0.99", jain(x, 64));
+  /* weights in proportion to the queue depths: even too, and the FIFO
+   * gives the weights' shares */
+  reset(4, 50000, 2000, NULL);
+  struct sflow *f[3] = { flow(100, 4, 4096), flow(200, 8, 4096), flow(400, 16, 4096) };
+  run(1 * S, 0, NULL);
+  bool even = sch.even;
+  uint64_t w0[3], total = 0;
+  for (int i = 0; i < 3; i++)
+    w0[i] = f[i]->done;
+  run(3 * S, 0, NULL);
+  for (int i = 0; i < 3; i++)
+    total += f[i]->done - w0[i];
+  bool within = total > 0;
+  for (int i = 0; i < 3; i++) {
+    double share = (double)(f[i]->done - w0[i]) / (double)total, want = (1 << i) / 7.0;
+    within = within && fabs(share - want) <= 0.05 * want;
+  }
+  ok(even && within, "weights 1:2:4 at QD 4, 8, 16 stand evenly, and each gets its weight share within 5%%");
+  /* the same weights at one QD do not */
+  reset(4, 50000, 2000, NULL);
+  for (int i = 0; i < 3; i++)
+    flow(100 << i, 16, 4096);
+  run(1 * S, 0, NULL);
+  ok(!sch.even, "weights 1:2:4 at QD 16 each do not stand evenly");
+}
+
+/* A QD 1 victim joins flows that stand evenly: at its first request the
+ * ceiling is back; only the requests already in the device are ahead of
+ * it once. */
+static void test_even_victim(void)
+{
+  uint64_t alone = 0;
+  for (int mode = 0; mode < 2; mode++) {
+    reset(4, 50000, 2000, NULL);
+    struct sflow *v = flow(100, 1, 4096);
+    if (mode) {
+      v->start = 1 * S;
+      for (int i = 0; i < 8; i++)
+        flow(100, 16, 4096);
+      run(1 * S, 0, NULL);
+      ok(sch.even && sch.inflight == 128, "8 flows at QD 16 stand evenly: all 128 requests in the device");
+      run(1 * S + 1, 0, NULL);
+      ok(!sch.even, "a QD 1 flow joins: they no longer do, at its first request");
+    }
+    v->lat = malloc(1024 * sizeof *v->lat);
+    v->caplat = 1024;
+    run(3 * S, 0, NULL);
+    if (!mode)
+      alone = p99(v);
+    else
+      ok(p99(v) <= alone + 2 * (50000 + 4096 * 2), "... its p99 %llu us is at most its p99 alone %llu us plus two "
+         "of the others' requests", (unsigned long long)p99(v) / 1000, (unsigned long long)alone / 1000);
+  }
+}
+
+/* One of flows standing evenly stalls for a few milliseconds across a
+ * check (its client was not scheduled, say): left out of that check, it
+ * comes back with a level within the others' band, and they still stand
+ * evenly. */
+static void test_even_stall(void)
+{
+  reset(4, 50000, 2000, NULL);
+  for (int i = 0; i < 8; i++)
+    flow(100, 16, 4096);
+  run(1 * S, 0, NULL);
+  uint64_t last = sch.even_since;
+  while (sch.even_since == last)   /* the next check: the one after starts 100 ms later */
+    run(now + 1, 0, NULL);
+  uint64_t check = sch.even_since + 100 * MS;
+  run(check - 6 * MS, 0, NULL);
+  fl[0].qd = 0;   /* its requests complete, none follows */
+  while (sch.even_since < check)
+    run(now + 1, 0, NULL);
+  bool left_out = fl[0].f.out_cost == 0;
+  fl[0].qd = 16;
+  run(now + 1, 0, NULL);
+  ok(left_out && sch.even && fl[0].f.queued + fl[0].f.inflight == 16,
+     "a flow of 8 standing evenly stalls 6 ms across a check: back with 16 requests, they still stand evenly");
+}
+
+/* A flow of three backlogged ones stops: once its last requests are done,
+ * the two others take the whole device within 100 ms (on the throttled
+ * device: the next slice, all of it). */
+static void idle_case(bool throttled)
+{
+  if (throttled) {
+    throttled_device();
+    dv.slice_spread = 0;   /* 300 per 100 ms slice, every slice */
+  } else {
+    reset(4, 50000, 2000, NULL);
+  }
+  struct sflow *a = flow(100, 16, 4096), *b = flow(100, 16, 4096), *c = flow(100, 16, 4096);
+  c->stop = 2 * S;
+  run(2 * S, 0, NULL);
+  while (c->added)   /* its requests still queued or in flight */
+    run(now + 1, 0, NULL);
+  uint64_t from = throttled ? (now / dv.slice_ns + 1) * dv.slice_ns : now;
+  run(from, 0, NULL);
+  uint64_t d0 = a->done + b->done;
+  run(from + 100 * MS, 0, NULL);
+  double got = (double)(a->done + b->done - d0), rate = throttled ? 300 : 4.0 * 100 * MS / (50000 + 4096 * 2);
+  ok(got >= 0.95 * rate, "%s: a flow of three stops; from %.1f ms later (its last request done), the two others "
+     "do %.0f in 100 ms, >= 95%% of the device's %.0f", throttled ? "throttled device" : "4 channels",
+     (double)(from - 2 * S) / MS, got, rate);
+}
+
+static void test_idle(void)
+{
+  idle_case(false);
+  idle_case(true);
+}
+
 int main(void)
 {
   test_weights();
@@ -823,6 +959,10 @@ int main(void)
   test_many();
   test_join();
   test_victim();
+  test_even();
+  test_even_victim();
+  test_even_stall();
+  test_idle();
   test_depth();
   test_cancel();
   test_quantile();
