@@ -259,13 +259,19 @@ def _tls_section(records, per_round):
         each = _per_round(per_round, _speed_key(w), kind="tls", workload=w, server=r["server"],
                           variant=r["variant"]) if per_round and w in fio.WORKLOADS else ""
         if r.get("status") != "ok":
-            rows.append([r["server"], r["variant"], w, "error", "", "", "", each or "–"])
+            rows.append([r["server"], r["variant"], w, "error", "", "", "", "", "", each or "–"])
             continue
         rows.append([r["server"], r["variant"], fio.WORKLOADS[w][4], _f(r["mbps"], 0),
                      _f(r["iops"], 0), _f(r["server_cpu_s_per_gib"]),
-                     _f(r["server_cpu_us_per_req"], 1), each or "–"])
+                     _f(r["server_cpu_us_per_req"], 1),
+                     f"{_f(r.get('machine_own_cpu_s_per_gib'))} / "
+                     f"{_f(r.get('machine_cpu_s_per_gib'))}",
+                     f"{_f(_client_us_per_req(r), 1)} ({_f(_client_busy(r))})", each or "–"])
+    # The client (fio and libnbd, decrypting) shares the machine: a client CPU near 1.0 busy
+    # bounds the throughput whatever the server does; the server's CPU per GiB still shows.
     md.append(_table(["server", "variant", "workload", "MB/s", "IOPS", "server CPU s/GiB",
-                      "server CPU µs/req", "per round"], rows))
+                      "server CPU µs/req", "machine CPU s/GiB own / all",
+                      "client CPU µs/req (busy)", "per round"], rows))
     lines = []
     for w in sorted({r["workload"] for r in _ok(tls)}):
         sh = _ok(tls, server="shunt", workload=w)
