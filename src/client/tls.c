@@ -180,7 +180,7 @@ static int pull_timeout(gnutls_transport_ptr_t p, unsigned ms)
 }
 
 /* Reads go through pull() (its pointer is the session), sends straight to
- * the socket with GnuTLS's own sendmsg. */
+ * the socket with GnuTLS's own sendmsg (MSG_NOSIGNAL: GNUTLS_NO_SIGNAL). */
 static void set_transport(struct sh_tls *t, int fd)
 {
   t->fd = fd;
@@ -194,7 +194,7 @@ int sh_tls_handshake(struct sh_tls *t, int fd, char *err, size_t errlen)
   const char *prio = t->psk ? "NORMAL:+ECDHE-PSK:+DHE-PSK:+PSK" : "NORMAL";
   int r;
 
-  if ((r = gnutls_init(&t->s, GNUTLS_CLIENT)) < 0)
+  if ((r = gnutls_init(&t->s, GNUTLS_CLIENT | GNUTLS_NO_SIGNAL)) < 0)
     return -ENOMEM;
   if ((r = gnutls_priority_set_direct(t->s, prio, NULL)) < 0
       || (r = gnutls_credentials_set(t->s, t->psk ? GNUTLS_CRD_PSK : GNUTLS_CRD_CERTIFICATE,

@@ -9,7 +9,9 @@
  * record even when the reply follows it: the client must connect and read
  * every reply byte for byte, answer a requested KeyUpdate before its next
  * request, and never wait for input the server will not send (the whole
- * test runs under an alarm: a stall fails it instead of hanging). */
+ * test runs under an alarm: a stall fails it instead of hanging).  Last, the
+ * server hangs up between two requests: the next write fails at once, and
+ * its send to the closed socket raises no SIGPIPE. */
 #include <endian.h>
 #include <errno.h>
 #include <gnutls/gnutls.h>
@@ -21,6 +23,7 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "proto/nbd-protocol.h"
@@ -42,6 +45,9 @@ enum tickets { TK_NONE, TK_AUTO, TK_ON_DEMAND };
 struct srv {
   const char *name;
   enum tickets tickets;
+  bool hangup;               /* close the connection after the first reply,
+                                once told to (hang_now) */
+  _Atomic bool hang_now;
   enum ev first_ev, go_ev;   /* before the reply to the first option after
                                 STARTTLS (refused), and before GO's replies */
   enum ev req_ev[MAXEV];     /* before the reply to the i-th request */
@@ -51,6 +57,7 @@ struct srv {
   pthread_t th;
   unsigned char disk[DISK];
   /* what the server saw */
+  _Atomic bool closed;       /* the server closed the connection */
   bool tls13, served_all;
   unsigned tickets_sent, ku_sent, ku_got, requests;
   char why[160];
@@ -204,6 +211,11 @@ static void requests(struct srv *v, gnutls_session_t s)
     } else {
       tls_wr(s, &sp, sizeof sp);
     }
+    if (v->hangup) {
+      while (!v->hang_now)
+        usleep(1000);
+      return;
+    }
   }
 }
 
@@ -264,6 +276,7 @@ static void *serve(void *arg)
     return NULL;
   session(v, fd);
   close(fd);
+  v->closed = true;
   return NULL;
 }
 
@@ -368,6 +381,51 @@ static void run(struct srv *v, unsigned want_tickets, unsigned want_ku, unsigned
      v->ku_got);
 }
 
+/* The server hangs up after its first reply; the client's next request, a
+ * write, meets the closed socket on its first send: the write fails at once
+ * (no wait for a reply that cannot come) and the process lives on (no
+ * SIGPIPE).  In a child, so that a signal shows as this check failing. */
+static void hangup_then_write(void)
+{
+  static struct srv v = { .name = "hang-up", .hangup = true };
+  pid_t pid = fork();
+  int st = 0;
+
+  if (pid == 0) {
+    char uri[512], err[512];
+    struct shunt_handle *h;
+    struct test_opts o = { .connections = 1, .timeout_ms = 20000 };
+    unsigned char *w = calloc(1, DISK);
+    signal(SIGALRM, SIG_DFL);   /* a stall: killed by the signal, reported below */
+    alarm(ALARM_S / 2);
+    start(&v);
+    snprintf(uri, sizeof uri, "nbds+unix:///?socket=%s&tls-psk-file=%s&tls-username=alice",
+             v.sock, v.keys);
+    int r = test_connect(&h, uri, &o, err, sizeof err);
+    if (r == 0) {
+      /* The read is complete and the client reads no more before the
+       * write: its first send finds the socket closed. */
+      r = shunt_pread(h, w, 4096, 0, 0);
+      v.hang_now = true;
+      while (r == 0 && !v.closed)
+        usleep(1000);
+      if (r == 0)
+        r = shunt_pwrite(h, w, DISK, 0, 0) < 0 ? 0 : -1;
+      shunt_close(h);
+    }
+    v.hang_now = true;
+    stop(&v);
+    free(w);
+    _exit(r == 0 && v.requests == 1 ? 0 : 1);
+  }
+  alarm(ALARM_S);   /* the child's comes first */
+  while (pid > 0 && waitpid(pid, &st, 0) < 0 && errno == EINTR)
+    ;
+  ok(pid > 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+     "the server hangs up after a read: the next write fails, no stall, no signal (%s %d)",
+     WIFSIGNALED(st) ? "signal" : "exit", WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
+}
+
 static void on_alarm(int sig)
 {
   static const char m[] = "not ok - a read stalled: no progress within the alarm\n";
@@ -400,5 +458,6 @@ int main(void)
   run(&tickets, 5, 0, 0);
   run(&keyupdates, 0, 5, 2);
   run(&transmission, 2, 3, 1);
+  hangup_then_write();
   return tap_done();
 }
