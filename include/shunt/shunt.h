@@ -376,7 +376,9 @@ void shunt_wake(struct shunt_handle *h);
 /* Event-loop integration: fill pfd[0..max) with the descriptors and events the
  * handle waits for; returns how many (at most max; the handle needs
  * shunt_get_connections() + 1: while a lost connection waits to reconnect, a timer
- * takes its place).  After poll(), pass them back to
+ * takes its place).  It first sends what is queued; when that completes
+ * requests (failed: a connection was lost), their callbacks have run and the
+ * set is ready at once (through the wake descriptor).  After poll(), pass them back to
  * shunt_pollfds_process(), which returns completions like shunt_poll() (and
  * makes a reconnect attempt that is due; see THREADING RULES). */
 unsigned shunt_pollfds(struct shunt_handle *h, struct pollfd *pfd, unsigned max);

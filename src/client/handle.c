@@ -456,9 +456,12 @@ static void flush_all(struct shunt_handle *h)
   }
 }
 
+/* Send what is queued (h->completed counts the requests a lost connection
+ * failed meanwhile), then fill pfd. */
 static unsigned pollfds_locked(struct shunt_handle *h, struct pollfd *pfd, unsigned max)
 {
   unsigned n = 0;
+  h->completed = 0;
   flush_all(h);
   if (n < max)
     pfd[n++] = (struct pollfd){ .fd = h->wakefd, .events = POLLIN };
@@ -513,6 +516,8 @@ unsigned shunt_pollfds(struct shunt_handle *h, struct pollfd *pfd, unsigned max)
 {
   sh_lock(h);
   unsigned n = pollfds_locked(h, pfd, max);
+  if (h->completed)
+    shunt_wake(h);   /* requests failed on a send: the caller's poll returns at once */
   sh_unlock(h);
   return n;
 }
@@ -561,6 +566,13 @@ int sh_poll_round(struct shunt_handle *h, int timeout_ms)
   h->polling = true;
   h->poller = pthread_self();
   unsigned n = pollfds_locked(h, pfd, SH_MAX_CONNECTIONS + 1);
+  if (h->completed) {
+    /* A send failed and the connection's requests with it (no reconnect):
+     * that is this round's progress; a poll now might wait for nothing. */
+    int done = h->completed;
+    lead_end(h);
+    return done;
+  }
   sh_unlock(h);
   int r;
   do

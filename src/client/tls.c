@@ -1,5 +1,6 @@
 /* tls.c: GnuTLS client sessions for nbds:// (see tls.h).  GnuTLS reads and
- * writes the socket itself; writes are staged one record at a time so that a
+ * writes the socket itself (reads through pull(), which notes when the socket
+ * had nothing); writes are staged one record at a time so that a
  * non-blocking send that would block can be resumed with the same bytes. */
 #include <errno.h>
 #include <gnutls/gnutls.h>
@@ -9,11 +10,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "client/tls.h"
 
 #define SH_TLS_RECORD 16384
+/* Records without application data read in a row by one sh_tls_readv before
+ * it returns -EAGAIN with the socket not yet found empty (see tls.h). */
+#define SH_TLS_READ_TRIES 64
 
 struct sh_tls {
   gnutls_session_t s;
@@ -23,6 +28,8 @@ struct sh_tls {
   bool verify;
   bool active;
   bool send_pending;     /* a record is staged and partly sent */
+  int fd;                /* the socket, once the handshake starts */
+  bool starved;          /* the socket had nothing when GnuTLS last read it */
   size_t stage_len;
   unsigned char stage[SH_TLS_RECORD];
 };
@@ -154,12 +161,40 @@ void sh_tls_free(struct sh_tls *t)
   free(t);
 }
 
+/* GnuTLS's pull function: recv() on the socket, noting a socket found empty
+ * (EAGAIN: nothing yet on a non-blocking socket, or the receive timeout ran
+ * out on a blocking one).  errno is left for GnuTLS to read. */
+static ssize_t pull(gnutls_transport_ptr_t p, void *buf, size_t len)
+{
+  struct sh_tls *t = p;
+  ssize_t n = recv(t->fd, buf, len, 0);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+    t->starved = true;
+  return n;
+}
+
+static int pull_timeout(gnutls_transport_ptr_t p, unsigned ms)
+{
+  const struct sh_tls *t = p;
+  return gnutls_system_recv_timeout((gnutls_transport_ptr_t)(intptr_t)t->fd, ms);
+}
+
+/* Reads go through pull() (its pointer is the session), sends straight to
+ * the socket with GnuTLS's own sendmsg (MSG_NOSIGNAL: GNUTLS_NO_SIGNAL). */
+static void set_transport(struct sh_tls *t, int fd)
+{
+  t->fd = fd;
+  gnutls_transport_set_ptr2(t->s, t, (gnutls_transport_ptr_t)(intptr_t)fd);
+  gnutls_transport_set_pull_function(t->s, pull);
+  gnutls_transport_set_pull_timeout_function(t->s, pull_timeout);
+}
+
 int sh_tls_handshake(struct sh_tls *t, int fd, char *err, size_t errlen)
 {
   const char *prio = t->psk ? "NORMAL:+ECDHE-PSK:+DHE-PSK:+PSK" : "NORMAL";
   int r;
 
-  if ((r = gnutls_init(&t->s, GNUTLS_CLIENT)) < 0)
+  if ((r = gnutls_init(&t->s, GNUTLS_CLIENT | GNUTLS_NO_SIGNAL)) < 0)
     return -ENOMEM;
   if ((r = gnutls_priority_set_direct(t->s, prio, NULL)) < 0
       || (r = gnutls_credentials_set(t->s, t->psk ? GNUTLS_CRD_PSK : GNUTLS_CRD_CERTIFICATE,
@@ -169,7 +204,7 @@ int sh_tls_handshake(struct sh_tls *t, int fd, char *err, size_t errlen)
     gnutls_session_set_verify_cert(t->s, t->hostname, 0);
   if (t->hostname && !strchr(t->hostname, ':') && strspn(t->hostname, "0123456789.") != strlen(t->hostname))
     gnutls_server_name_set(t->s, GNUTLS_NAME_DNS, t->hostname, strlen(t->hostname));
-  gnutls_transport_set_int(t->s, fd);
+  set_transport(t, fd);
   do
     r = gnutls_handshake(t->s);
   while (r == GNUTLS_E_INTERRUPTED || (r < 0 && r != GNUTLS_E_AGAIN && !gnutls_error_is_fatal(r)));
@@ -206,6 +241,30 @@ static ssize_t map_error(ssize_t r)
   return -EPROTO;
 }
 
+/* One gnutls_record_recv.  GnuTLS answers "again" after a record that
+ * carried no application data (a TLS 1.3 KeyUpdate or NewSessionTicket) as
+ * well as when the socket has nothing: it is asked again unless pull() found
+ * the socket empty, so a reply that came behind such a record is read now
+ * and not left waiting for input that will not come (at most
+ * SH_TLS_READ_TRIES such records in a row). */
+static ssize_t recv_record(struct sh_tls *t, void *buf, size_t len)
+{
+  ssize_t n;
+  int tries = 0;
+
+  do {
+    t->starved = false;
+    n = gnutls_record_recv(t->s, buf, len);
+  } while (n == GNUTLS_E_INTERRUPTED
+           || (n == GNUTLS_E_AGAIN && !t->starved && ++tries < SH_TLS_READ_TRIES));
+  return n;
+}
+
+bool sh_tls_starved(const struct sh_tls *t)
+{
+  return t->starved;
+}
+
 ssize_t sh_tls_readv(struct sh_tls *t, const struct iovec *iov, int iovcnt)
 {
   ssize_t total = 0;
@@ -213,9 +272,7 @@ ssize_t sh_tls_readv(struct sh_tls *t, const struct iovec *iov, int iovcnt)
   for (int i = 0; i < iovcnt; i++) {
     size_t got = 0;
     while (got < iov[i].iov_len) {
-      ssize_t n = gnutls_record_recv(t->s, (char *)iov[i].iov_base + got, iov[i].iov_len - got);
-      if (n == GNUTLS_E_INTERRUPTED)
-        continue;
+      ssize_t n = recv_record(t, (char *)iov[i].iov_base + got, iov[i].iov_len - got);
       if (n <= 0) {
         if (total > 0 || got > 0)
           return total + (ssize_t)got;

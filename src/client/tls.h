@@ -29,9 +29,18 @@ int sh_tls_handshake(struct sh_tls *t, int fd, char *err, size_t errlen);
 bool sh_tls_active(const struct sh_tls *t);
 
 /* Decrypt into iov: bytes (> 0), 0 at the end of the stream, -EAGAIN when
- * nothing is available, -errno.  Drains what GnuTLS holds before returning
- * -EAGAIN, so poll() on the socket stays a correct readiness test. */
+ * nothing is available, -errno.  Records without application data (TLS 1.3
+ * KeyUpdates, NewSessionTickets) are read past: -EAGAIN comes when the socket
+ * had nothing (on a blocking socket: its receive timeout ran out), or after
+ * 64 such records in a row (sh_tls_starved() false, the socket may hold
+ * more).  Either way GnuTLS then holds no whole record nor decrypted bytes
+ * (it reads the socket one record at a time), so poll() on the socket stays
+ * a correct readiness test. */
 ssize_t sh_tls_readv(struct sh_tls *t, const struct iovec *iov, int iovcnt);
+/* After sh_tls_readv returned -EAGAIN: true when the socket had nothing (or
+ * its receive timeout ran out), false when it stopped after many records
+ * without application data (reading again makes progress). */
+bool sh_tls_starved(const struct sh_tls *t);
 
 /* Encrypt and send the first bytes of iov (at most one TLS record): bytes
  * taken, or -EAGAIN (call again with the same leading bytes), or -errno. */

@@ -155,6 +155,8 @@ int sh_transport_read_full(struct sh_transport *t, void *buf, size_t len)
       n = sh_tls_readv(t->tls, &(struct iovec){ p, len }, 1);
       if (n == 0)
         return -ECONNRESET;
+      if (n == -EAGAIN && !sh_tls_starved(t->tls))
+        continue;   /* a run of records without data: not a timeout */
       if (n < 0)
         return n == -EAGAIN ? -ETIMEDOUT : (int)n;
       p += n;

@@ -7,7 +7,8 @@
  * while reads land in hundreds of small, scattered iovecs.  Scripted replies
  * break the chunk rules (overlapping or duplicated chunks, ranges left out:
  * EPROTO, connection dropped); stalled handshakes and long backoffs show that
- * a pending reconnect blocks no other thread. */
+ * a pending reconnect blocks no other thread.  A server that hangs up between
+ * two requests fails the next one on its first send, within that poll. */
 #include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -97,6 +98,9 @@ struct fake {
   int hangup_from;           /* nonzero: connections from this index on are closed at once */
   uint64_t size;             /* the size announced (0: DISK) */
   bool simple_only;          /* refuse structured replies (and extended headers) */
+  bool hang_after_reply;     /* after the first batch of replies, hang up */
+  _Atomic bool hang_now;     /* ... once the test says so; */
+  _Atomic bool closed;       /* ... and say it is done */
 };
 
 /* Nonzero: every reply byte is sent in pieces of 1 to 23 bytes with pauses, so
@@ -477,6 +481,11 @@ static void serve_requests(struct fake *f, int fd, bool ext, bool sr, unsigned c
         chunk(fd, ext, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_NONE, q[i].cookie, q[i].off, NULL, 0,
               NULL, 0);
     }
+    if (f->hang_after_reply) {
+      while (!f->hang_now)
+        usleep(1000);
+      return;
+    }
   }
 }
 
@@ -486,6 +495,7 @@ static void *conn_thread(void *arg)
   conn_index = a->index;
   serve_one(a->f, a->fd);
   close(a->fd);
+  a->f->closed = true;
   free(a);
   return NULL;
 }
@@ -1088,6 +1098,11 @@ static void receive_calls_suite(void)
   }
 }
 
+static void on_error(const struct shunt_result *r)
+{
+  *(int *)r->user = r->error;
+}
+
 int main(void)
 {
   run_suite(false);
@@ -1123,6 +1138,29 @@ int main(void)
      "drop: in-flight read fails with %d: %s", r, shunt_last_error(h));
   r = shunt_pread(h, x, sizeof x, 0, 0);
   ok(r == -ENOTCONN, "drop: later requests fail with ENOTCONN (%d)", r);
+  shunt_close(h);
+  stop(f);
+
+  /* The server hangs up between two requests; the client has not read since
+   * the first reply, so the next request's first send finds the socket
+   * closed: it fails there, and the shunt_poll() that sent it returns it
+   * (not a poll of nothing but the wake descriptor, up to its timeout). */
+  f = start(false, 0);
+  f->hang_after_reply = true;
+  ok(connect_to(f, &h, NULL) == 0, "hang-up: connect");
+  {
+    int err = 1;
+    struct iovec wv = { x, sizeof x };
+    r = shunt_pread(h, x, sizeof x, 0, 0);
+    f->hang_now = true;
+    while (!f->closed)
+      usleep(1000);
+    int64_t ck = shunt_aio_pwrite(h, &wv, 1, 0, 0, on_error, &err);
+    int done = ck >= 0 ? shunt_poll(h, 10000) : -1;
+    ok(r == 0 && done == 1 && err < 0 && shunt_in_flight(h) == 0,
+       "hang-up: the next write fails on its send, returned by that shunt_poll (%d, error %d)",
+       done, err);
+  }
   shunt_close(h);
   stop(f);
 
