@@ -27,6 +27,7 @@
 #include "proto/nbd-protocol.h"
 #include "shunt/shunt.h"
 #include "shunt_test.h"
+#include "fd_exact.h"
 #include "tap.h"
 
 #define DISK (1u << 20)
@@ -115,18 +116,7 @@ struct conn_arg {
 
 static __thread int conn_index;  /* which accepted connection this thread serves */
 
-static int rd(int fd, void *b, size_t n)
-{
-  char *p = b;
-  while (n) {
-    ssize_t r = read(fd, p, n);
-    if (r <= 0)
-      return -1;
-    p += r;
-    n -= (size_t)r;
-  }
-  return 0;
-}
+static int rd(int fd, void *b, size_t n) { return fd_read_exact(fd, b, n); }
 
 static int wr(int fd, const void *b, size_t n)
 {

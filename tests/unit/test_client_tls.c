@@ -17,6 +17,7 @@
 #include <gnutls/gnutls.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,7 @@
 
 #include "proto/nbd-protocol.h"
 #include "shunt/shunt.h"
+#include "fd_exact.h"
 #include "shunt_test.h"
 #include "tap.h"
 
@@ -85,26 +87,12 @@ static int psk_key(gnutls_session_t s, const char *user, gnutls_datum_t *key)
   return gnutls_hex_decode2(&hex, key) < 0 ? -1 : 0;
 }
 
-static int plain_rd(int fd, void *b, size_t n)
-{
-  char *p = b;
-  while (n) {
-    ssize_t r = read(fd, p, n);
-    if (r <= 0)
-      return -1;
-    p += r;
-    n -= (size_t)r;
-  }
-  return 0;
-}
-
 /* Exact reads and writes over TLS (a blocking socket: "again" only follows a
  * record without application data, such as the client's KeyUpdate). */
-static int tls_rd(gnutls_session_t s, void *b, size_t n)
+static int tls_xfer(gnutls_session_t s, char *p, size_t n, bool send)
 {
-  char *p = b;
   while (n) {
-    ssize_t r = gnutls_record_recv(s, p, n);
+    ssize_t r = send ? gnutls_record_send(s, p, n) : gnutls_record_recv(s, p, n);
     if (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED)
       continue;
     if (r <= 0)
@@ -115,20 +103,9 @@ static int tls_rd(gnutls_session_t s, void *b, size_t n)
   return 0;
 }
 
-static int tls_wr(gnutls_session_t s, const void *b, size_t n)
-{
-  const char *p = b;
-  while (n) {
-    ssize_t r = gnutls_record_send(s, p, n);
-    if (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED)
-      continue;
-    if (r <= 0)
-      return -1;
-    p += r;
-    n -= (size_t)r;
-  }
-  return 0;
-}
+static int tls_rd(gnutls_session_t s, void *b, size_t n) { return tls_xfer(s, b, n, false); }
+
+static int tls_wr(gnutls_session_t s, const void *b, size_t n) { return tls_xfer(s, (char *)b, n, true); }
 
 static void event(struct srv *v, gnutls_session_t s, enum ev e)
 {
@@ -231,8 +208,8 @@ static void session(struct srv *v, int fd)
   gnutls_session_t s;
   int r;
 
-  if (write(fd, &hs, sizeof hs) != sizeof hs || plain_rd(fd, &cflags, 4) || plain_rd(fd, &o, sizeof o)
-      || be32toh(o.optlen) > sizeof od || plain_rd(fd, od, be32toh(o.optlen))
+  if (write(fd, &hs, sizeof hs) != sizeof hs || fd_read_exact(fd, &cflags, 4) || fd_read_exact(fd, &o, sizeof o)
+      || be32toh(o.optlen) > sizeof od || fd_read_exact(fd, od, be32toh(o.optlen))
       || be32toh(o.option) != NBD_OPT_STARTTLS) {
     snprintf(v->why, sizeof v->why, "no STARTTLS from the client");
     return;
