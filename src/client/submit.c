@@ -4,12 +4,16 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "client/client.h"
 #include "proto/nbd-protocol.h"
@@ -203,8 +207,42 @@ static void advance_sends(struct sh_conn *c, uint64_t done)
   }
 }
 
+/* sendfile() and splice() into a socket have no MSG_NOSIGNAL: a peer that
+ * hung up would raise SIGPIPE in the caller's process, whose disposition a
+ * library must not change.  So SIGPIPE is blocked in this thread around the
+ * call, and one it raised is taken back before the mask returns (unless
+ * one was already pending: that one is the caller's). */
+struct sigpipe_guard {
+  sigset_t old;
+  bool pending_before;
+};
+
+static void sigpipe_hold(struct sigpipe_guard *g)
+{
+  sigset_t set, pend;
+  sigemptyset(&set);
+  sigaddset(&set, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &set, &g->old);
+  sigpending(&pend);
+  g->pending_before = sigismember(&pend, SIGPIPE) == 1;
+}
+
+static void sigpipe_release(struct sigpipe_guard *g, bool raised)
+{
+  if (raised && !g->pending_before) {
+    sigset_t set;
+    struct timespec zero = { 0, 0 };
+    sigemptyset(&set);
+    sigaddset(&set, SIGPIPE);
+    while (sigtimedwait(&set, NULL, &zero) < 0 && errno == EINTR)
+      ;
+  }
+  pthread_sigmask(SIG_SETMASK, &g->old, NULL);
+}
+
 /* The head request's payload is at a pipe or file segment: let the kernel
- * move it.  Returns bytes sent, -EAGAIN, or -errno. */
+ * move it (SIGPIPE held back: see sigpipe_hold()).  Returns bytes sent,
+ * -EAGAIN, or -errno. */
 static ssize_t send_kernel_segment(struct sh_conn *c, struct sh_req *r)
 {
   uint64_t pos = r->sent - r->hdrlen, end;
@@ -212,6 +250,9 @@ static ssize_t send_kernel_segment(struct sh_conn *c, struct sh_req *r)
   size_t want = end - pos > (1u << 30) ? (size_t)1 << 30 : (size_t)(end - pos);
   ssize_t n;
   bool more = end < r->length || r->next;
+  struct sigpipe_guard g;
+  int err;
+  sigpipe_hold(&g);
   do {
     if (k == SEG_FILE) {
       off_t o = (off_t)(r->file_off + pos);
@@ -221,6 +262,9 @@ static ssize_t send_kernel_segment(struct sh_conn *c, struct sh_req *r)
                  SPLICE_F_NONBLOCK | (more ? SPLICE_F_MORE : 0));
     }
   } while (n < 0 && errno == EINTR);
+  err = errno;
+  sigpipe_release(&g, n < 0 && err == EPIPE);
+  errno = err;
   int avail;
   if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && k == SEG_PIPE &&
       ioctl(r->pipe_fd, FIONREAD, &avail) == 0 && avail == 0)

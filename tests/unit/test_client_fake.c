@@ -15,12 +15,14 @@
 #include <stddef.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1153,6 +1155,56 @@ int main(void)
   }
   shunt_close(h);
   stop(f);
+
+  /* A write whose payload goes by sendfile() or by splice() from a pipe (no
+   * MSG_NOSIGNAL for either) meets a socket that can no longer send in the
+   * middle of its payload: the server reads nothing more, the header and
+   * the payload's first part are in the socket's buffer, then the socket's
+   * sending side is shut down.  The library must not raise SIGPIPE in its
+   * caller (nor change the caller's disposition): the write fails.  In a
+   * child whose SIGPIPE is the default, so that one shows as this check
+   * failing; the fake server runs in the child too. */
+  for (int kind = 0; kind < 2; kind++) {
+    pid_t pid = fork();
+    if (pid == 0) {
+      signal(SIGPIPE, SIG_DFL);
+      alarm(60);   /* a stall: killed by the signal, reported below */
+      f = start(false, 0);
+      f->hang_after_reply = true;
+      char path[] = "/tmp/shunt-sigpipe-XXXXXX";
+      int fd = mkstemp(path), pfd[2] = { -1, -1 }, err = 1, code = 1;
+      static char big[4 << 20];
+      if (fd >= 0 && write(fd, big, sizeof big) == (ssize_t)sizeof big && pipe(pfd) == 0 &&
+          connect_to(f, &h, NULL) == 0 && shunt_pread(h, x, sizeof x, 0, 0) == 0) {
+        struct iovec wv = { big, 1 << 20 };   /* more than the socket's buffer takes */
+        int64_t ck = -1;
+        if (kind == 0)
+          ck = shunt_aio_pwrite_file(h, fd, 0, 1 << 20, 0, 0, on_error, &err);
+        else if (fcntl(pfd[1], F_SETPIPE_SZ, 1 << 20) >= 1 << 20 && write(pfd[1], big, 1 << 20) == 1 << 20)
+          ck = shunt_aio_pwrite_pipe(h, &wv, 1, 0, 0, pfd[0], 0, 1 << 20, on_error, &err);
+        for (int i = 0; ck >= 0 && i < 5; i++)   /* the header and what the socket takes */
+          shunt_poll(h, 20);
+        shutdown(shunt_connection_fd(h, 0), SHUT_WR);
+        for (int i = 0; ck >= 0 && err == 1 && i < 100; i++)
+          shunt_poll(h, 100);
+        sigset_t pend;
+        sigpending(&pend);
+        code = ck < 0 ? 3 : err < 0 && !sigismember(&pend, SIGPIPE) ? 0 : 2;
+        shunt_close(h);
+      }
+      unlink(path);
+      f->hang_now = true;
+      stop(f);
+      _exit(code);
+    }
+    int st = 0;
+    while (pid > 0 && waitpid(pid, &st, 0) < 0 && errno == EINTR)
+      ;
+    ok(pid > 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+       "a write by %s whose socket stops sending fails without SIGPIPE (%s %d)",
+       kind ? "splice from a pipe" : "sendfile", WIFSIGNALED(st) ? "signal" : "exit",
+       WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
+  }
 
   /* A protocol violation drops the connection with EPROTO and says why. */
   f = start(false, 0);
