@@ -243,11 +243,21 @@ def reserve(ctx, key):
         # met: at least the reservation less one request per window (fio's window edges)
         floor = r - 1000 / qosflows.WINDOW_MS
         met = sum(1 for _, v in win if v >= floor)
+        # Windows in which the device itself served less than 90% of its capacity (all
+        # four flows together): a floor cannot hold through them whatever the order.
+        total = {}
+        for fl in flows:
+            for t, v in res[fl.name].windows:
+                total[t] = total.get(t, 0) + v
+        full = [(t, v) for t, v in win if total.get(t, 0) >= 0.9 * ctx.cap]
+        met_full = sum(1 for _, v in full if v >= floor)
         rec = {"reserve_iops": r, "reserved_iops": round(res["reserved"].iops),
                "noisy_iops": round(sum(res[f"noisy{i}"].iops for i in (1, 2, 3))),
                "windows": len(win), "windows_met": met,
                "fraction_met": round(met / len(win), 4) if win else None,
-               "min_window_iops": min((v for _, v in win), default=None)}
+               "min_window_iops": min((v for _, v in win), default=None),
+               "device_short_windows": len(win) - len(full),
+               "fraction_met_device_full": round(met_full / len(full), 4) if full else None}
         rec.update(_plain(fig))
         return rec
     return _serve(ctx, key, flows, body)
