@@ -270,11 +270,9 @@ static void touch_pages(const void *p, size_t len)
  * touched, which faults it in, or faults. */
 static void check_pages(const void *p, size_t len)
 {
-  static size_t page;
+  const size_t page = (size_t)getpagesize();   /* no cache: workers run this at once */
   unsigned char vec[TLS_CHECK_PAGES];
 
-  if (!page)
-    page = (size_t)sysconf(_SC_PAGESIZE);
   uintptr_t a = (uintptr_t)p & ~(uintptr_t)(page - 1), end = (uintptr_t)p + len;
   while (a < end) {
     size_t span = MIN((size_t)(end - a), (size_t)TLS_CHECK_PAGES * page), n = (span + page - 1) / page;
